@@ -1,0 +1,125 @@
+using Dsl.Compiler;
+using Dsl.Compiler.Semantics;
+
+namespace Dsl.Cli;
+
+/// <summary>The <c>nnc</c> commands, written against TextWriters so tests can run them in process.</summary>
+public static class Cli
+{
+    public const string Usage = """
+        usage:
+          nnc check FILE...                      report errors and warnings (exit 1 on any error)
+          nnc summary FILE [--model NAME]        per-layer table: shapes, parameters, FLOPs, memory
+        """;
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool plain)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            stdout.WriteLine(Usage);
+            return args.Length == 0 ? 2 : 0;
+        }
+
+        try
+        {
+            return args[0] switch
+            {
+                "check" => Check(args.Skip(1).ToList(), stdout, stderr),
+                "summary" => Summary(args.Skip(1).ToList(), stdout, stderr, plain),
+                _ => UsageError(stderr, $"unknown command '{args[0]}'"),
+            };
+        }
+        catch (IOException exception)
+        {
+            stderr.WriteLine($"nnc: {exception.Message}");
+            return 1;
+        }
+        catch (UnauthorizedAccessException exception)
+        {
+            stderr.WriteLine($"nnc: {exception.Message}");
+            return 1;
+        }
+    }
+
+    internal static int UsageError(TextWriter stderr, string message)
+    {
+        stderr.WriteLine($"nnc: {message}");
+        stderr.WriteLine(Usage);
+        return 2;
+    }
+
+    private static int Check(List<string> files, TextWriter stdout, TextWriter stderr)
+    {
+        if (files.Count == 0) return UsageError(stderr, "check needs at least one .nn file");
+        int errors = 0, warnings = 0;
+        foreach (var file in files)
+        {
+            var result = NnCompiler.Compile(File.ReadAllText(file));
+            foreach (var diagnostic in result.Diagnostics)
+            {
+                stdout.WriteLine(diagnostic.Format(file));
+                if (diagnostic.IsError) errors++;
+                else warnings++;
+            }
+        }
+
+        stdout.WriteLine($"{files.Count} file(s): {errors} error(s), {warnings} warning(s)");
+        return errors > 0 ? 1 : 0;
+    }
+
+    private static int Summary(List<string> args, TextWriter stdout, TextWriter stderr, bool plain)
+    {
+        var options = Options.Parse(args, "--model");
+        if (options.Positional.Count != 1) return UsageError(stderr, "summary takes one .nn file");
+        string file = options.Positional[0];
+        var result = NnCompiler.Compile(File.ReadAllText(file));
+        foreach (var diagnostic in result.Diagnostics) stderr.WriteLine(diagnostic.Format(file));
+        if (result.HasErrors) return 1;
+
+        options.Named.TryGetValue("--model", out var wanted);
+        var models = result.Models.Where(m => wanted is null || m.Name == wanted).ToList();
+        if (models.Count == 0)
+        {
+            stderr.WriteLine($"nnc: no model '{wanted}' in {file}; it declares {string.Join(", ", result.Models.Select(m => m.Name))}");
+            return 1;
+        }
+
+        foreach (var model in models)
+        {
+            var table = ModelSummary.Build(model);
+            if (plain) ModelSummary.WritePlain(table, stdout);
+            else ModelSummary.WriteRich(table);
+        }
+
+        return 0;
+    }
+}
+
+/// <summary>Positional arguments and <c>--key value</c> options.</summary>
+internal sealed record Options(List<string> Positional, Dictionary<string, string> Named)
+{
+    public static Options Parse(IEnumerable<string> args, params string[] valued)
+    {
+        var positional = new List<string>();
+        var named = new Dictionary<string, string>(StringComparer.Ordinal);
+        using var e = args.GetEnumerator();
+        while (e.MoveNext())
+        {
+            if (valued.Contains(e.Current))
+            {
+                string key = e.Current;
+                named[key] = e.MoveNext() ? e.Current : throw new IOException($"{key} needs a value");
+            }
+            else if (e.Current.StartsWith("--", StringComparison.Ordinal))
+            {
+                named[e.Current] = "true";
+            }
+            else
+            {
+                positional.Add(e.Current);
+            }
+        }
+
+        return new Options(positional, named);
+    }
+}

@@ -1,0 +1,43 @@
+using System.Collections.Generic;
+using System.Text;
+
+namespace Dsl.Compiler.Semantics
+{
+    /// <summary>C# naming: keywords a model may not take, and PascalCase member names for layers.</summary>
+    public static class CSharpNames
+    {
+        private static readonly HashSet<string> Keywords = new()
+        {
+            "abstract", "as", "base", "bool", "break", "byte", "case", "catch", "char", "checked", "class", "const",
+            "continue", "decimal", "default", "delegate", "do", "double", "else", "enum", "event", "explicit", "extern",
+            "false", "finally", "fixed", "float", "for", "foreach", "goto", "if", "implicit", "in", "int", "interface",
+            "internal", "is", "lock", "long", "namespace", "new", "null", "object", "operator", "out", "override",
+            "params", "private", "protected", "public", "readonly", "ref", "return", "sbyte", "sealed", "short",
+            "sizeof", "stackalloc", "static", "string", "struct", "switch", "this", "throw", "true", "try", "typeof",
+            "uint", "ulong", "unchecked", "unsafe", "ushort", "using", "virtual", "void", "volatile", "while",
+        };
+
+        public static bool IsKeyword(string name) => Keywords.Contains(name);
+
+        /// <summary><c>conv1_bn</c> → <c>Conv1Bn</c>; a leading digit gets a <c>Layer</c> prefix (<c>0</c> → <c>Layer0</c>).</summary>
+        public static string Pascal(string name)
+        {
+            var builder = new StringBuilder();
+            bool upper = true;
+            foreach (char c in name)
+            {
+                if (c == '_' || c == '.')
+                {
+                    upper = true;
+                    continue;
+                }
+
+                builder.Append(upper ? char.ToUpperInvariant(c) : c);
+                upper = false;
+            }
+
+            if (builder.Length == 0 || char.IsDigit(builder[0])) builder.Insert(0, "Layer");
+            return builder.ToString();
+        }
+    }
+}

@@ -1,0 +1,117 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Dsl.Compiler.Diagnostics;
+using Dsl.Compiler.Text;
+using Sprache;
+
+namespace Dsl.Compiler.Syntax
+{
+    /// <summary>The result of parsing: a tree when the text is well formed, and the diagnostics.</summary>
+    public sealed record ParseResult(FileSyntax? File, IReadOnlyList<NnDiagnostic> Diagnostics);
+
+    /// <summary>Parses <c>.nn</c> text. Never throws: every failure is a diagnostic.</summary>
+    public static class NnParser
+    {
+        public static ParseResult Parse(string text)
+        {
+            var lines = new LineMap(text);
+            var lexical = ScanLexicalErrors(text, lines);
+            if (lexical is not null) return new ParseResult(null, new[] { lexical });
+
+            var result = Grammar.File.TryParse(text);
+            if (!result.WasSuccessful)
+                return new ParseResult(null, new[] { SyntaxError(text, lines, result) });
+
+            var file = result.Value;
+            if (file.Models.Count == 0)
+            {
+                var span = lines.Span(text.Length, 0);
+                return new ParseResult(file, new[]
+                {
+                    DiagnosticDescriptors.NoModel.At(span, "the file declares no model; write 'model Name(input: [...]) { layer -> layer }'"),
+                });
+            }
+
+            return new ParseResult(file, Array.Empty<NnDiagnostic>());
+        }
+
+        /// <summary>
+        /// Finds what the grammar would report badly: an unterminated block comment (which would
+        /// otherwise swallow the rest of the file) and characters that can never be part of a
+        /// <c>.nn</c> file outside a comment (a NUL byte, binary junk).
+        /// </summary>
+        private static NnDiagnostic? ScanLexicalErrors(string text, LineMap lines)
+        {
+            int i = 0;
+            while (i < text.Length)
+            {
+                char c = text[i];
+                if (c == '/' && i + 1 < text.Length && text[i + 1] == '/')
+                {
+                    while (i < text.Length && text[i] != '\n') i++;
+                    continue;
+                }
+
+                if (c == '/' && i + 1 < text.Length && text[i + 1] == '*')
+                {
+                    int close = text.IndexOf("*/", i + 2, StringComparison.Ordinal);
+                    if (close < 0)
+                    {
+                        return DiagnosticDescriptors.UnterminatedComment.At(
+                            lines.Span(i, 2), "unterminated block comment: this '/*' has no closing '*/'");
+                    }
+
+                    i = close + 2;
+                    continue;
+                }
+
+                if (!IsAllowed(c))
+                {
+                    return DiagnosticDescriptors.InvalidCharacter.At(
+                        lines.Span(i, 1), $"invalid character {Describe(c)}: a .nn file holds only layers, numbers and punctuation outside comments");
+                }
+
+                i++;
+            }
+
+            return null;
+        }
+
+        private static bool IsAllowed(char c) =>
+            char.IsLetterOrDigit(c) || char.IsWhiteSpace(c) || c == '_' || "()[]{},:;.->+/*".IndexOf(c) >= 0;
+
+        private static NnDiagnostic SyntaxError(string text, LineMap lines, IResult<FileSyntax> result)
+        {
+            int position = Math.Min(result.Remainder.Position, text.Length);
+            int length = position >= text.Length ? 0 : TokenLength(text, position);
+            string found = position >= text.Length ? "end of file" : length > 1 ? $"'{text.Substring(position, length)}'" : Describe(text[position]);
+            var expected = result.Expectations.Distinct().ToList();
+            string message = expected.Count == 0
+                ? $"unexpected {found}"
+                : $"unexpected {found}; expected {JoinOr(expected)}";
+
+            return DiagnosticDescriptors.SyntaxError.At(lines.Span(position, length), message);
+        }
+
+        /// <summary>The length of the offending token, so the squiggle covers a word, not one letter.</summary>
+        private static int TokenLength(string text, int position)
+        {
+            if (!(char.IsLetterOrDigit(text[position]) || text[position] == '_')) return 1;
+            int end = position;
+            while (end < text.Length && (char.IsLetterOrDigit(text[end]) || text[end] == '_' || text[end] == '.')) end++;
+            return end - position;
+        }
+
+        internal static string Describe(char c)
+        {
+            if (c == '\'') return "\"'\"";
+            if (char.IsControl(c) || char.IsWhiteSpace(c) || char.IsSurrogate(c) || c > '\u007e')
+                return $"U+{(int)c:X4}";
+            return $"'{c}'";
+        }
+
+        internal static string JoinOr(IReadOnlyList<string> items) =>
+            items.Count == 1 ? items[0] : string.Join(", ", items.Take(items.Count - 1)) + " or " + items[items.Count - 1];
+    }
+}

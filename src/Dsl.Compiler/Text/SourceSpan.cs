@@ -1,0 +1,40 @@
+namespace Dsl.Compiler.Text
+{
+    /// <summary>A range of a <c>.nn</c> file: 0-based character offset and length, 1-based line and column of its start.</summary>
+    public readonly record struct SourceSpan(int Start, int Length, int Line, int Column)
+    {
+        public int End => Start + Length;
+
+        public override string ToString() => $"({Line},{Column})+{Length}";
+    }
+
+    /// <summary>Maps character offsets to 1-based lines and columns.</summary>
+    public sealed class LineMap
+    {
+        private readonly int[] _lineStarts;
+
+        public LineMap(string text)
+        {
+            var starts = new System.Collections.Generic.List<int> { 0 };
+            for (int i = 0; i < text.Length; i++)
+            {
+                if (text[i] == '\n') starts.Add(i + 1);
+            }
+            _lineStarts = starts.ToArray();
+        }
+
+        /// <summary>1-based line and column of an offset.</summary>
+        public (int Line, int Column) Locate(int offset)
+        {
+            int index = System.Array.BinarySearch(_lineStarts, offset);
+            if (index < 0) index = ~index - 1;
+            return (index + 1, offset - _lineStarts[index] + 1);
+        }
+
+        public SourceSpan Span(int start, int length)
+        {
+            var (line, column) = Locate(start);
+            return new SourceSpan(start, length, line, column);
+        }
+    }
+}

@@ -1,0 +1,98 @@
+using Dsl.Cli;
+
+namespace Dsl.Compiler.Tests;
+
+/// <summary><c>nnc check</c> and <c>nnc summary</c> run in process.</summary>
+public sealed class CliTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("nnc-tests").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    private string Write(string name, string text)
+    {
+        string path = Path.Combine(_directory, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    private static (int Exit, string Out, string Err) Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int exit = Cli.Cli.Run(args, stdout, stderr, plain: true);
+        return (exit, stdout.ToString(), stderr.ToString());
+    }
+
+    private const string Tutorial30 = """
+        // The classic tutorial's network, with the input it assumed.
+        model LeNet(input: [1, 30, 30]) {
+            conv(1, 6, 5)       as conv1
+            -> maxpool(2)
+            -> bn2d             as bn1
+            -> flatten
+            -> linear(1350, 10) as fc1
+        }
+        """;
+
+    [Fact]
+    public void Check_points_at_1350_and_explains_the_1014()
+    {
+        string path = Write("lenet.nn", Tutorial30);
+        var (exit, output, _) = Run("check", path);
+        Assert.Equal(1, exit);
+        Assert.Contains($"{path}(7,15): error NN1011: 'flatten' yields 1014 features (6×13×13) but 'linear' expects 1350; write linear(1014, 10)", output);
+        Assert.EndsWith("1 file(s): 1 error(s), 0 warning(s)" + Environment.NewLine, output);
+    }
+
+    [Fact]
+    public void Check_exits_0_with_warnings_only()
+    {
+        string path = Write("warn.nn", "model X(input: [4]) { linear(4, 3) -> bn1d }");
+        var (exit, output, _) = Run("check", path);
+        Assert.Equal(0, exit);
+        Assert.Contains($"{path}(1,23): warning NN2001:", output);
+    }
+
+    [Fact]
+    public void Check_takes_several_files()
+    {
+        var (exit, output, _) = Run("check", Write("a.nn", "model A(input: [4]) { relu }"), Write("b.nn", "model B(input: [4]) { relux }"));
+        Assert.Equal(1, exit);
+        Assert.Contains("2 file(s): 1 error(s), 0 warning(s)", output);
+    }
+
+    [Fact]
+    public void Missing_file_and_bad_usage_are_reported()
+    {
+        Assert.Equal(1, Run("check", Path.Combine(_directory, "nope.nn")).Exit);
+        Assert.Equal(2, Run("frobnicate").Exit);
+        Assert.Equal(2, Run("check").Exit);
+    }
+
+    [Fact]
+    public void Summary_prints_the_per_layer_table_and_totals()
+    {
+        string path = Write("lenet.nn", Tutorial30.Replace("30, 30", "34, 34"));
+        var (exit, output, _) = Run("summary", path);
+        Assert.Equal(0, exit);
+        var lines = output.Split(Environment.NewLine);
+        Assert.Contains(lines, l => l.StartsWith("conv(1, 6, 5) (conv2d)", StringComparison.Ordinal) && l.Contains("conv1") && l.Contains("[B, 6, 30, 30]") && l.Contains("156") && l.Contains("275,400"));
+        Assert.Contains(lines, l => l.StartsWith("linear(1350, 10)", StringComparison.Ordinal) && l.Contains("fc1") && l.Contains("[B, 10]") && l.Contains("13,510"));
+        Assert.Contains("Total params: 13,678", output);
+        Assert.Contains("Non-trainable buffers: 13", output);
+    }
+
+    [Fact]
+    public void Summary_selects_a_model_and_rejects_unknown_ones()
+    {
+        string path = Write("two.nn", "model A(input: [4]) { relu }\nmodel B(input: [4]) { linear(4, 2) }");
+        var (exit, output, _) = Run("summary", path, "--model", "B");
+        Assert.Equal(0, exit);
+        Assert.Contains("Model B", output);
+        Assert.DoesNotContain("Model A", output);
+        var missing = Run("summary", path, "--model", "C");
+        Assert.Equal(1, missing.Exit);
+        Assert.Contains("no model 'C'", missing.Err);
+    }
+}

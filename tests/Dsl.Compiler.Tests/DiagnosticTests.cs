@@ -1,0 +1,116 @@
+using Dsl.Compiler.Diagnostics;
+
+namespace Dsl.Compiler.Tests;
+
+/// <summary>Every diagnostic code: its severity, exact span and the words of its message a user relies on.</summary>
+public sealed class DiagnosticTests
+{
+    [Theory]
+    // NN0xxx: syntax
+    [InlineData("NN0001", "model X(input: [1, 8]) { conv1d(1, 2, 3 [|}|] }", "unexpected '}'", "expected ',' or ')'")]
+    [InlineData("NN0001", "model X(input: [1, 8]) { relu -> [|}|]", "expected layer")]
+    [InlineData("NN0001", "model X(input: [8]) { relu } [|junk|]", "unexpected 'junk'", "expected 'model'")]
+    [InlineData("NN0001", "namespace A.B\n[|model|] X(input: [8]) { relu }", "expected '.' or ';'")]
+    [InlineData("NN0002", "model X(input: [8]) { relu } [|/*|] never closed", "unterminated block comment", "'*/'")]
+    [InlineData("NN0003", "model X(input: [8]) { linear(8, [|99999999999|]) }", "out of range", "99999999999")]
+    [InlineData("NN0003", "model X(input: [8]) { dropout([|1e999|]) }", "out of range")]
+    [InlineData("NN0004", "// only a comment\n[||]", "declares no model")]
+    [InlineData("NN0005", "model X(input: [8]) { relu [|#|] }", "invalid character '#'")]
+    // NN1xxx: semantics and shapes
+    [InlineData("NN1001", "model X(input: [6, 4, 4]) { [|batchnorm2d|] }", "unknown layer 'batchnorm2d'", "did you mean 'bn2d'?")]
+    [InlineData("NN1001", "model X(input: [6]) { [|relux|] }", "did you mean 'relu'?")]
+    [InlineData("NN1002", "model X(input: [1, 8, 8]) { conv(1, 2, 3, [|kernal|]: 2) }", "no argument 'kernal'", "did you mean 'kernel'?")]
+    [InlineData("NN1003", "model X(input: [1, 8, 8]) { conv(1, 2, 3, [|kernel_size: 2|]) }", "'kernel_size'", "more than once")]
+    [InlineData("NN1004", "model X(input: [1, 8, 8]) { [|conv|](1, 2) }", "needs 'kernel_size'", "conv(1, 6, 5)")]
+    [InlineData("NN1005", "model X(input: [1, 8, 8]) { conv(1, 2, 3, stride: [|1.5|]) }", "must be an integer or a pair", "the decimal 1.5")]
+    [InlineData("NN1005", "model X(input: [1, 8]) { conv1d(1, 2, [|(3, 3)|]) }", "single integer", "the pair (3, 3)")]
+    [InlineData("NN1006", "model X(input: [1, 8, 8]) { conv(1, 2, 3, padding: [|-1|]) }", "'padding' of 'conv' must be at least 0", "got -1")]
+    [InlineData("NN1006", "model X(input: [4]) { dropout([|1.0|]) }", "'p'", "less than 1")]
+    [InlineData("NN1006", "model X(input: [4]) { bn(eps: [|0|]) }", "'eps'", "greater than 0")]
+    [InlineData("NN1006", "model X(input: [4]) { bn(momentum: [|1.5|]) }", "between 0 and 1")]
+    [InlineData("NN1007", "model X(input: [4]) { relu([|1|]) }", "'relu' takes no arguments")]
+    [InlineData("NN1007", "model X(input: [4]) { linear(4, 2, true, [|5|]) }", "at most 3 positional arguments")]
+    [InlineData("NN1008", "model X(input: [4]) { linear(in: 4, [|2|]) }", "positional argument cannot follow named")]
+    [InlineData("NN1010", "model X(input: [1, 34, 34]) { conv([|3|], 6, 5) }", "expects 3 input channels but receives 1", "conv(1, 6, ...)")]
+    [InlineData("NN1011", "model LeNet(input: [1, 30, 30]) {\n    conv(1, 6, 5) as conv1\n    -> maxpool(2)\n    -> bn2d as bn1\n    -> flatten\n    -> linear([|1350|], 10) as fc1\n}",
+        "'flatten' yields 1014 features (6×13×13) but 'linear' expects 1350", "linear(1014, 10)")]
+    [InlineData("NN1011", "model X(input: [64]) { relu -> linear([|128|], 10) }", "expects 128 input features but receives 64", "'relu'")]
+    [InlineData("NN1012", "model X(input: [6, 4, 4]) { bn2d([|16|]) }", "num_features 16 but its input has 6 channels", "bn2d(6)")]
+    [InlineData("NN1013", "model X(input: [6, 4, 4]) { [|linear|](96, 10) }", "takes an input of shape [F] but receives [6, 4, 4]", "insert 'flatten'")]
+    [InlineData("NN1013", "model X(input: [64]) { [|conv2d|](64, 8, 3) }", "[C, H, W]", "receives [64]")]
+    [InlineData("NN1014", "model X(input: [1, 4, 4]) { conv(1, 6, [|5|]) }", "reduces the height to 0", "input height of 4")]
+    [InlineData("NN1014", "model X(input: [1, 8, 8]) { maxpool(2) -> maxpool(2) -> maxpool(2) -> maxpool([|2|]) }", "reduces the height to 0")]
+    [InlineData("NN1015", "model X(input: [2, 4, 4]) { conv(2, 4, 3, groups: [|3|]) }", "groups 3 must divide both in_channels 2 and out_channels 4")]
+    [InlineData("NN1016", "model A(input: [4]) { relu }\nmodel [|A|](input: [4]) { tanh }", "model 'A' is already declared at (1,7)")]
+    [InlineData("NN1017", "model X(input: [4]) { relu as a -> tanh as [|a|] }", "layer name 'a' is already used")]
+    [InlineData("NN1018", "model [|class|](input: [4]) { relu }", "C# keyword")]
+    [InlineData("NN1019", "model X(input: [[|0|], 4]) { relu }", "input dimension 0 must be at least 1")]
+    [InlineData("NN1019", "model X(input: [|[1, 2, 3, 4]|]) { relu }", "1 to 3 dimensions")]
+    [InlineData("NN1020", "model X(input: [1, 8, 8]) { maxpool(2, padding: [|2|]) }", "at most half", "got 2")]
+    [InlineData("NN1021", "model X(input: [4]) { bn(frozen: [|true|], track_running_stats: false) }", "needs running statistics", "keeps none")]
+    // NN2xxx: warnings
+    [InlineData("NN2001", "model X(input: [1, 8, 8]) { [|conv|](1, 6, 3) -> bn2d }", "cancelled by the following 'bn2d'", "bias: false")]
+    [InlineData("NN2001", "model X(input: [4]) { linear(4, 3, bias: [|true|]) -> bn1d }", "bias: false")]
+    [InlineData("NN2002", "model X(input: [4]) { [|dropout|](0.2) -> linear(4, 4, bias: false) -> bn1d }", "'dropout' before 'bn1d'", "variance")]
+    [InlineData("NN2003", "model X(input: [4]) { bn(momentum: [|0.99|]) }", "Keras", "momentum: 0.01")]
+    [InlineData("NN2004", "model X(input: [4]) { bn(momentum: [|0|]) }", "never updates the running statistics", "frozen: true")]
+    [InlineData("NN2005", "model X(input: [4]) { bn1d -> [|bn1d|] }", "directly follows another batch norm")]
+    [InlineData("NN2006", "model X(input: [4]) { [|softmax|] -> linear(4, 2) }", "'softmax' is followed by 'linear'")]
+    [InlineData("NN2007", "model X(input: [4]) { bn(track_running_stats: [|false|]) }", "depends on the rest of its batch", "batch of one sample fails")]
+    public void Reports_code_span_and_message(string id, string markup, string keyword1, string? keyword2 = null)
+    {
+        var diagnostic = Markup.Expect(markup, id);
+        var expectedSeverity = id.StartsWith("NN2", StringComparison.Ordinal) ? Severity.Warning : Severity.Error;
+        Assert.Equal(expectedSeverity, diagnostic.Severity);
+        Assert.Contains(keyword1, diagnostic.Message, StringComparison.Ordinal);
+        if (keyword2 is not null) Assert.Contains(keyword2, diagnostic.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Every_descriptor_has_a_test_above()
+    {
+        var tested = typeof(DiagnosticTests).GetMethod(nameof(Reports_code_span_and_message))!
+            .GetCustomAttributes(typeof(InlineDataAttribute), false).Cast<InlineDataAttribute>()
+            .Select(a => (string)a.GetData(null!).First()[0]).ToHashSet();
+        var untested = DiagnosticDescriptors.All.Select(d => d.Id).Where(id => id != "NN9001" && !tested.Contains(id)).ToList();
+        Assert.Empty(untested);
+    }
+
+    [Fact]
+    public void Descriptor_ids_are_unique_and_follow_the_numbering()
+    {
+        var ids = DiagnosticDescriptors.All.Select(d => d.Id).ToList();
+        Assert.Equal(ids.Count, ids.Distinct().Count());
+        Assert.All(DiagnosticDescriptors.All, d =>
+            Assert.Equal(d.Id.StartsWith("NN2", StringComparison.Ordinal) ? Severity.Warning : Severity.Error, d.Severity));
+    }
+
+    [Fact]
+    public void Every_bad_argument_of_a_layer_is_reported_not_just_the_first()
+    {
+        var result = NnCompiler.Compile("model X(input: [2, 4, 4]) { conv(2, 4, 3, dilation: 0, padding: -1, stride: 1.5) }");
+        Assert.Equal(new[] { "NN1006", "NN1006", "NN1005" }, result.Diagnostics.Select(d => d.Id));
+    }
+
+    [Fact]
+    public void A_model_with_errors_does_not_bind_but_its_neighbours_do()
+    {
+        var result = NnCompiler.Compile("model Good(input: [4]) { relu }\nmodel Bad(input: [4]) { linear(5, 2) }");
+        Assert.Equal(new[] { "Good" }, result.Models.Select(m => m.Name));
+        Assert.Single(result.Diagnostics, d => d.Id == "NN1011");
+    }
+
+    [Fact]
+    public void One_shape_error_does_not_cascade_through_the_rest_of_the_chain()
+    {
+        var result = NnCompiler.Compile("model X(input: [1, 8, 8]) { conv(3, 4, 3) -> bn2d(4) -> flatten -> linear(144, 2) }");
+        Assert.Equal(new[] { "NN1010" }, result.Diagnostics.Select(d => d.Id));
+    }
+
+    [Fact]
+    public void Diagnostics_format_in_msbuild_canonical_form()
+    {
+        var d = NnCompiler.Compile("model X(input: [64]) { relu -> linear(128, 10) }").Diagnostics.Single();
+        Assert.Equal("lenet.nn(1,39): error NN1011: 'linear' expects 128 input features but receives 64 (the output of 'relu', [64]); write linear(64, 10)", d.Format("lenet.nn"));
+    }
+}
