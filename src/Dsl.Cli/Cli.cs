@@ -10,6 +10,7 @@ public static class Cli
         usage:
           nnc check FILE...                      report errors and warnings (exit 1 on any error)
           nnc summary FILE [--model NAME]        per-layer table: shapes, parameters, FLOPs, memory
+          nnc emit FILE [--namespace NS]         print the C# the source generator produces
         """;
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool plain)
@@ -26,6 +27,7 @@ public static class Cli
             {
                 "check" => Check(args.Skip(1).ToList(), stdout, stderr),
                 "summary" => Summary(args.Skip(1).ToList(), stdout, stderr, plain),
+                "emit" => Emit(args.Skip(1).ToList(), stdout, stderr),
                 _ => UsageError(stderr, $"unknown command '{args[0]}'"),
             };
         }
@@ -65,6 +67,23 @@ public static class Cli
 
         stdout.WriteLine($"{files.Count} file(s): {errors} error(s), {warnings} warning(s)");
         return errors > 0 ? 1 : 0;
+    }
+
+    private static int Emit(List<string> args, TextWriter stdout, TextWriter stderr)
+    {
+        var options = Options.Parse(args, "--namespace");
+        if (options.Positional.Count != 1) return UsageError(stderr, "emit takes one .nn file");
+        string file = options.Positional[0];
+        options.Named.TryGetValue("--namespace", out var ns);
+        var result = Dsl.Compiler.Emit.CodeGeneration.Generate(File.ReadAllText(file), Path.GetFileName(file), ns);
+        foreach (var diagnostic in result.Diagnostics) stderr.WriteLine(diagnostic.Format(file));
+        foreach (var source in result.Sources)
+        {
+            stdout.WriteLine($"// ---- {source.HintName}");
+            stdout.Write(source.Text);
+        }
+
+        return result.Diagnostics.Any(d => d.IsError) ? 1 : 0;
     }
 
     private static int Summary(List<string> args, TextWriter stdout, TextWriter stderr, bool plain)

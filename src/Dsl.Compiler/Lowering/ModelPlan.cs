@@ -1,0 +1,245 @@
+using System.Collections.Generic;
+using System.Linq;
+using Dsl.Compiler.Semantics;
+
+namespace Dsl.Compiler.Lowering
+{
+    /// <summary>How a layer runs at inference.</summary>
+    public enum InferenceRole
+    {
+        /// <summary>Runs its own kernel.</summary>
+        Compute,
+
+        /// <summary>Shares its input's memory and does nothing (flatten, dropout).</summary>
+        Identity,
+
+        /// <summary>Batch norm folded into the weights of the conv or linear before it.</summary>
+        FoldedAway,
+
+        /// <summary>Batch norm after a layer it cannot fold into: a per-channel scale and shift in place.</summary>
+        ScaleShift,
+
+        /// <summary>Batch norm with track_running_stats: false: batch statistics, as in training.</summary>
+        BatchStatistics,
+    }
+
+    public enum StorageKind
+    {
+        Parameter,
+        Buffer,
+        Counter,
+    }
+
+    /// <summary>A tensor's place in one of the model's flat arrays.</summary>
+    public sealed record PlannedTensor(TensorSpec Spec, StorageKind Storage, int Offset);
+
+    /// <summary>Where one layer reads, writes and keeps things. Offsets of batch-scaled regions are per sample.</summary>
+    public sealed class LayerPlan
+    {
+        public LayerPlan(BoundLayer layer) => Layer = layer;
+
+        public BoundLayer Layer { get; }
+
+        /// <summary>Per-sample offset of the layer's input in the training arena.</summary>
+        public int Input { get; set; }
+
+        /// <summary>Per-sample offset of the layer's output in the training arena (= Input when it aliases).</summary>
+        public int Output { get; set; }
+
+        public bool AliasesInput { get; set; }
+        public int Weight { get; set; } = -1;
+        public int Bias { get; set; } = -1;
+        public int RunningMean { get; set; } = -1;
+        public int RunningVar { get; set; } = -1;
+        public int Counter { get; set; } = -1;
+
+        /// <summary>Batch norm's saved mean and inverse standard deviation, per channel, for backward.</summary>
+        public int SaveMean { get; set; } = -1;
+        public int SaveInvStd { get; set; } = -1;
+
+        /// <summary>Per-sample offset of max pooling's argmax indices.</summary>
+        public int Indices { get; set; } = -1;
+
+        /// <summary>Per-sample offset of dropout's mask in the training arena.</summary>
+        public int Mask { get; set; } = -1;
+
+        public InferenceRole Inference { get; set; } = InferenceRole.Compute;
+
+        /// <summary>For a conv or linear that absorbs the next batch norm: its folded weight and bias in the folded array.</summary>
+        public int FoldedWeight { get; set; } = -1;
+        public int FoldedBias { get; set; } = -1;
+
+        /// <summary>For batch norm: per-channel scale and shift in the folded array (also scratch while folding).</summary>
+        public int Scale { get; set; } = -1;
+        public int Shift { get; set; } = -1;
+
+        /// <summary>Channels and values per channel per sample, for batch norm and global pooling.</summary>
+        public int Channels => Layer.InputShape[0];
+        public int Spatial => Layer.InputShape.Skip(1).Aggregate(1, (a, b) => a * b);
+    }
+
+    /// <summary>
+    /// The memory plan of a model, fixed at compile time: one flat array each for parameters (and,
+    /// at the same offsets, gradients), running statistics, batch counters, the training activation
+    /// arena (every layer's output kept for backward, per sample × maxBatch), two gradient buffers,
+    /// two inference buffers, and the folded weights.
+    /// </summary>
+    public sealed class ModelPlan
+    {
+        private ModelPlan(BoundModel model) => Model = model;
+
+        public BoundModel Model { get; }
+        public List<LayerPlan> Layers { get; } = new();
+        public List<PlannedTensor> Tensors { get; } = new();
+        public int ParameterLength { get; private set; }
+        public int BufferLength { get; private set; }
+        public int CounterLength { get; private set; }
+
+        /// <summary>Floats per sample of the training arena: the input copy, outputs and dropout masks.</summary>
+        public int ArenaPerSample { get; private set; }
+
+        /// <summary>Floats per sample of each of the two gradient buffers: the largest activation.</summary>
+        public int GradientPerSample { get; private set; }
+
+        /// <summary>Ints per sample for max pooling's argmax.</summary>
+        public int IndicesPerSample { get; private set; }
+
+        /// <summary>Floats of batch norm's saved statistics (batch-independent), training and inference apart.</summary>
+        public int CacheLength { get; private set; }
+
+        /// <summary>Floats of folded weights, biases, scales and shifts.</summary>
+        public int FoldedLength { get; private set; }
+
+        /// <summary>Whether any layer needs <c>Infer</c> to refresh folded storage.</summary>
+        public bool HasFolding => FoldedLength > 0;
+
+        public static ModelPlan Create(BoundModel model)
+        {
+            var plan = new ModelPlan(model);
+            plan.Build();
+            return plan;
+        }
+
+        private void Build()
+        {
+            int arena = Model.InputLength; // slot 0: a copy of the input, which backward needs
+            int current = 0;
+            int cache = 0;
+            int folded = 0;
+            int indices = 0;
+            int largest = Model.InputLength;
+
+            foreach (var layer in Model.Layers)
+            {
+                var p = new LayerPlan(layer) { Input = current };
+                foreach (var tensor in layer.Tensors)
+                {
+                    switch (tensor.Role)
+                    {
+                        case TensorRole.Weight:
+                            p.Weight = ParameterLength;
+                            Add(tensor, StorageKind.Parameter, ParameterLength);
+                            ParameterLength += tensor.ElementCount;
+                            break;
+                        case TensorRole.Bias:
+                            p.Bias = ParameterLength;
+                            Add(tensor, StorageKind.Parameter, ParameterLength);
+                            ParameterLength += tensor.ElementCount;
+                            break;
+                        case TensorRole.RunningMean:
+                            p.RunningMean = BufferLength;
+                            Add(tensor, StorageKind.Buffer, BufferLength);
+                            BufferLength += tensor.ElementCount;
+                            break;
+                        case TensorRole.RunningVar:
+                            p.RunningVar = BufferLength;
+                            Add(tensor, StorageKind.Buffer, BufferLength);
+                            BufferLength += tensor.ElementCount;
+                            break;
+                        case TensorRole.NumBatchesTracked:
+                            p.Counter = CounterLength;
+                            Add(tensor, StorageKind.Counter, CounterLength);
+                            CounterLength += 1;
+                            break;
+                    }
+                }
+
+                bool alias = layer.Kind == LayerKind.Flatten || (layer.Kind == LayerKind.Dropout && layer.Attributes.P == 0);
+                if (alias)
+                {
+                    p.AliasesInput = true;
+                    p.Output = current;
+                }
+                else
+                {
+                    p.Output = arena;
+                    arena += layer.OutputLength;
+                }
+
+                if (layer.Kind == LayerKind.Dropout && !alias)
+                {
+                    p.Mask = arena;
+                    arena += layer.OutputLength;
+                }
+
+                if (layer.Kind is LayerKind.MaxPool1d or LayerKind.MaxPool2d)
+                {
+                    p.Indices = indices;
+                    indices += layer.OutputLength;
+                }
+
+                if (layer.IsBatchNorm)
+                {
+                    p.SaveMean = cache;
+                    p.SaveInvStd = cache + p.Channels;
+                    cache += 2 * p.Channels;
+                }
+
+                largest = System.Math.Max(largest, layer.OutputLength);
+                current = p.Output;
+                Layers.Add(p);
+            }
+
+            // Inference: fold each batch norm into an adjacent preceding conv or linear when it
+            // normalizes with running statistics; otherwise apply it as a per-channel scale and shift.
+            for (int i = 0; i < Layers.Count; i++)
+            {
+                var p = Layers[i];
+                if (p.AliasesInput) p.Inference = InferenceRole.Identity;
+                if (p.Layer.Kind == LayerKind.Dropout) p.Inference = InferenceRole.Identity;
+                if (!p.Layer.IsBatchNorm) continue;
+                if (!p.Layer.Attributes.TrackRunningStats)
+                {
+                    p.Inference = InferenceRole.BatchStatistics;
+                    continue;
+                }
+
+                p.Scale = folded;
+                p.Shift = folded + p.Channels;
+                folded += 2 * p.Channels;
+                var producer = i > 0 ? Layers[i - 1] : null;
+                if (producer is not null && producer.Layer.Kind is LayerKind.Conv1d or LayerKind.Conv2d or LayerKind.Linear
+                    && producer.Inference == InferenceRole.Compute)
+                {
+                    p.Inference = InferenceRole.FoldedAway;
+                    producer.FoldedWeight = folded;
+                    folded += producer.Layer.Tensors[0].ElementCount;
+                    producer.FoldedBias = folded;
+                    folded += p.Channels;
+                }
+                else
+                {
+                    p.Inference = InferenceRole.ScaleShift;
+                }
+            }
+
+            ArenaPerSample = arena;
+            GradientPerSample = largest;
+            IndicesPerSample = indices;
+            CacheLength = cache;
+            FoldedLength = folded;
+        }
+
+        private void Add(TensorSpec spec, StorageKind storage, int offset) => Tensors.Add(new PlannedTensor(spec, storage, offset));
+    }
+}

@@ -1,0 +1,190 @@
+// Element-wise activations and row-wise softmax / log-softmax, forward and backward.
+using System.Diagnostics;
+
+namespace Dsl.Runtime;
+
+/// <summary>
+/// Activation functions with PyTorch semantics. Forward outputs may alias their input (in-place),
+/// and backward input gradients may alias the output gradient.
+/// </summary>
+public static class Activations
+{
+    /// <summary><c>y = max(x, 0)</c>; NaN propagates as in PyTorch.</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="y">Output (may alias <paramref name="x"/>).</param>
+    public static void ReluForward(ReadOnlySpan<float> x, Span<float> y)
+    {
+        Debug.Assert(y.Length >= x.Length, "y too short");
+        for (int i = 0; i < x.Length; i++)
+        {
+            float v = x[i];
+            y[i] = v > 0f || float.IsNaN(v) ? v : 0f;
+        }
+    }
+
+    /// <summary><c>dx = y &gt; 0 ? dy : 0</c> (PyTorch's <c>threshold_backward</c> on the output).</summary>
+    /// <param name="y">Forward output.</param>
+    /// <param name="dy">Output gradient.</param>
+    /// <param name="dx">Input gradient (may alias <paramref name="dy"/>).</param>
+    public static void ReluBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx)
+    {
+        Debug.Assert(dy.Length == y.Length && dx.Length >= y.Length, "length mismatch");
+        for (int i = 0; i < y.Length; i++) dx[i] = y[i] > 0f ? dy[i] : 0f;
+    }
+
+    /// <summary><c>y = 1 / (1 + exp(-x))</c>.</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="y">Output (may alias <paramref name="x"/>).</param>
+    public static void SigmoidForward(ReadOnlySpan<float> x, Span<float> y)
+    {
+        Debug.Assert(y.Length >= x.Length, "y too short");
+        for (int i = 0; i < x.Length; i++) y[i] = 1f / (1f + MathF.Exp(-x[i]));
+    }
+
+    /// <summary><c>dx = dy * y * (1 - y)</c>.</summary>
+    /// <param name="y">Forward output.</param>
+    /// <param name="dy">Output gradient.</param>
+    /// <param name="dx">Input gradient (may alias <paramref name="dy"/>).</param>
+    public static void SigmoidBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx)
+    {
+        Debug.Assert(dy.Length == y.Length && dx.Length >= y.Length, "length mismatch");
+        for (int i = 0; i < y.Length; i++) dx[i] = dy[i] * (1f - y[i]) * y[i];
+    }
+
+    /// <summary><c>y = tanh(x)</c>.</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="y">Output (may alias <paramref name="x"/>).</param>
+    public static void TanhForward(ReadOnlySpan<float> x, Span<float> y)
+    {
+        Debug.Assert(y.Length >= x.Length, "y too short");
+        for (int i = 0; i < x.Length; i++) y[i] = MathF.Tanh(x[i]);
+    }
+
+    /// <summary><c>dx = dy * (1 - y²)</c>.</summary>
+    /// <param name="y">Forward output.</param>
+    /// <param name="dy">Output gradient.</param>
+    /// <param name="dx">Input gradient (may alias <paramref name="dy"/>).</param>
+    public static void TanhBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx)
+    {
+        Debug.Assert(dy.Length == y.Length && dx.Length >= y.Length, "length mismatch");
+        for (int i = 0; i < y.Length; i++) dx[i] = dy[i] * (1f - y[i] * y[i]);
+    }
+
+    /// <summary><c>y = x &gt; 0 ? x : x * negativeSlope</c>.</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="y">Output (may alias <paramref name="x"/>).</param>
+    /// <param name="negativeSlope">Slope for negative inputs (PyTorch default 0.01).</param>
+    public static void LeakyReluForward(ReadOnlySpan<float> x, Span<float> y, float negativeSlope)
+    {
+        Debug.Assert(y.Length >= x.Length, "y too short");
+        for (int i = 0; i < x.Length; i++)
+        {
+            float v = x[i];
+            y[i] = v > 0f ? v : v * negativeSlope;
+        }
+    }
+
+    /// <summary><c>dx = x &gt; 0 ? dy : dy * negativeSlope</c> (decided on the forward input, as PyTorch does).</summary>
+    /// <param name="x">Forward input.</param>
+    /// <param name="dy">Output gradient.</param>
+    /// <param name="dx">Input gradient (may alias <paramref name="dy"/>).</param>
+    /// <param name="negativeSlope">Slope for negative inputs.</param>
+    public static void LeakyReluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx, float negativeSlope)
+    {
+        Debug.Assert(dy.Length == x.Length && dx.Length >= x.Length, "length mismatch");
+        for (int i = 0; i < x.Length; i++) dx[i] = x[i] > 0f ? dy[i] : dy[i] * negativeSlope;
+    }
+
+    /// <summary>Softmax over the last axis of <c>[n, features]</c>, computed as <c>exp(x - max) / Σ exp(x - max)</c> for stability.</summary>
+    /// <param name="x">Input <c>[n, features]</c>.</param>
+    /// <param name="y">Output (may alias <paramref name="x"/>).</param>
+    /// <param name="n">Rows.</param>
+    /// <param name="features">Row length.</param>
+    public static void SoftmaxForward(ReadOnlySpan<float> x, Span<float> y, int n, int features)
+    {
+        Debug.Assert(x.Length >= n * features && y.Length >= n * features, "buffer too short");
+        for (int r = 0; r < n; r++)
+        {
+            ReadOnlySpan<float> xr = x.Slice(r * features, features);
+            Span<float> yr = y.Slice(r * features, features);
+            float max = RowMax(xr);
+            float sum = 0f;
+            for (int i = 0; i < features; i++)
+            {
+                float e = MathF.Exp(xr[i] - max);
+                yr[i] = e;
+                sum += e;
+            }
+            float inv = 1f / sum;
+            for (int i = 0; i < features; i++) yr[i] *= inv;
+        }
+    }
+
+    /// <summary>Softmax backward: <c>dx = y * (dy - Σ dy*y)</c> per row.</summary>
+    /// <param name="y">Forward output <c>[n, features]</c>.</param>
+    /// <param name="dy">Output gradient.</param>
+    /// <param name="dx">Input gradient (may alias <paramref name="dy"/>).</param>
+    /// <param name="n">Rows.</param>
+    /// <param name="features">Row length.</param>
+    public static void SoftmaxBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, int n, int features)
+    {
+        Debug.Assert(y.Length >= n * features && dy.Length >= n * features && dx.Length >= n * features, "buffer too short");
+        for (int r = 0; r < n; r++)
+        {
+            int start = r * features;
+            float dot = 0f;
+            for (int i = start; i < start + features; i++) dot += dy[i] * y[i];
+            for (int i = start; i < start + features; i++) dx[i] = y[i] * (dy[i] - dot);
+        }
+    }
+
+    /// <summary>Log-softmax over the last axis: <c>y = x - max - log Σ exp(x - max)</c>.</summary>
+    /// <param name="x">Input <c>[n, features]</c>.</param>
+    /// <param name="y">Output (may alias <paramref name="x"/>).</param>
+    /// <param name="n">Rows.</param>
+    /// <param name="features">Row length.</param>
+    public static void LogSoftmaxForward(ReadOnlySpan<float> x, Span<float> y, int n, int features)
+    {
+        Debug.Assert(x.Length >= n * features && y.Length >= n * features, "buffer too short");
+        for (int r = 0; r < n; r++)
+        {
+            ReadOnlySpan<float> xr = x.Slice(r * features, features);
+            Span<float> yr = y.Slice(r * features, features);
+            float max = RowMax(xr);
+            float sum = 0f;
+            for (int i = 0; i < features; i++) sum += MathF.Exp(xr[i] - max);
+            float logSum = MathF.Log(sum);
+            for (int i = 0; i < features; i++) yr[i] = xr[i] - max - logSum;
+        }
+    }
+
+    /// <summary>Log-softmax backward: <c>dx = dy - exp(y) * Σ dy</c> per row.</summary>
+    /// <param name="y">Forward output <c>[n, features]</c>.</param>
+    /// <param name="dy">Output gradient.</param>
+    /// <param name="dx">Input gradient (may alias <paramref name="dy"/>).</param>
+    /// <param name="n">Rows.</param>
+    /// <param name="features">Row length.</param>
+    public static void LogSoftmaxBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, int n, int features)
+    {
+        Debug.Assert(y.Length >= n * features && dy.Length >= n * features && dx.Length >= n * features, "buffer too short");
+        for (int r = 0; r < n; r++)
+        {
+            int start = r * features;
+            float sum = 0f;
+            for (int i = start; i < start + features; i++) sum += dy[i];
+            for (int i = start; i < start + features; i++) dx[i] = dy[i] - MathF.Exp(y[i]) * sum;
+        }
+    }
+
+    // Row maximum; a NaN anywhere makes the whole row NaN, as in PyTorch.
+    private static float RowMax(ReadOnlySpan<float> row)
+    {
+        float max = float.NegativeInfinity;
+        foreach (float v in row)
+        {
+            if (v > max || float.IsNaN(v)) max = v;
+            if (float.IsNaN(max)) return max;
+        }
+        return max;
+    }
+}

@@ -1,0 +1,310 @@
+// Batch normalization kernels (training with batch statistics, inference with given statistics, backward, folding).
+using System.Diagnostics;
+
+namespace Dsl.Runtime;
+
+/// <summary>
+/// Batch normalization with PyTorch's <c>nn.BatchNorm1d/2d</c> semantics on data laid out as <c>[n, channels, spatial]</c>
+/// (<c>spatial</c> = 1 for <c>[C]</c> inputs, <c>L</c> for <c>[C, L]</c>, <c>H*W</c> for <c>[C, H, W]</c>).
+/// </summary>
+/// <remarks>
+/// Per-channel reductions are accumulated in double, like PyTorch's CPU kernels (its accumulation type for float is double),
+/// so that statistics over large batches do not lose precision.
+/// </remarks>
+public static class BatchNorm
+{
+    /// <summary>
+    /// Normalizes with the batch statistics: per channel, mean and biased variance over the <c>n*spatial</c> values;
+    /// <c>y = (x - mean) * invstd * gamma + beta</c>. Optionally updates the running statistics.
+    /// </summary>
+    /// <param name="x">Input <c>[n, channels, spatial]</c>.</param>
+    /// <param name="gamma">Scale <c>[channels]</c>, or empty when not affine (scale 1).</param>
+    /// <param name="beta">Shift <c>[channels]</c>, or empty when not affine (shift 0).</param>
+    /// <param name="y">Output, same shape as <paramref name="x"/>; overwritten.</param>
+    /// <param name="saveMean">Receives the batch mean per channel (needed by <see cref="Backward"/>).</param>
+    /// <param name="saveInvStd">Receives <c>1/sqrt(var + eps)</c> per channel (needed by <see cref="Backward"/>).</param>
+    /// <param name="runningMean">Running mean, updated to <c>(1-m)*runningMean + m*mean</c>; empty when running statistics are not tracked.</param>
+    /// <param name="runningVar">Running variance, updated to <c>(1-m)*runningVar + m*var*M/(M-1)</c> (unbiased); empty when not tracked.</param>
+    /// <param name="momentum">Running-statistics momentum <c>m</c> (for PyTorch's <c>momentum=None</c>, pass <c>1/num_batches_tracked</c>).</param>
+    /// <param name="eps">Value added to the variance for numerical stability.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="channels">Number of channels.</param>
+    /// <param name="spatial">Values per channel per sample.</param>
+    /// <exception cref="ArgumentException"><c>n*spatial == 1</c> (PyTorch: "Expected more than 1 value per channel when training"); nothing is written.</exception>
+    public static void ForwardTraining(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
+        Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar,
+        float momentum, float eps, int n, int channels, int spatial)
+    {
+        long count = (long)n * spatial;
+        if (count <= 1) ThrowSingleValue(n, channels, spatial);
+        Debug.Assert(x.Length >= n * channels * spatial, "x too short");
+        Debug.Assert(y.Length >= n * channels * spatial, "y too short");
+        Debug.Assert(gamma.IsEmpty || gamma.Length >= channels, "gamma too short");
+        Debug.Assert(beta.IsEmpty || beta.Length >= channels, "beta too short");
+        Debug.Assert(saveMean.Length >= channels && saveInvStd.Length >= channels, "save buffers too short");
+        Debug.Assert(runningMean.IsEmpty == runningVar.IsEmpty, "runningMean and runningVar must both be given or both be empty");
+        Debug.Assert(runningMean.IsEmpty || (runningMean.Length >= channels && runningVar.Length >= channels), "running buffers too short");
+
+        int stride = channels * spatial;
+        for (int c = 0; c < channels; c++)
+        {
+            double sum = 0;
+            for (int s = 0; s < n; s++)
+            {
+                ReadOnlySpan<float> plane = x.Slice(s * stride + c * spatial, spatial);
+                for (int i = 0; i < plane.Length; i++) sum += plane[i];
+            }
+            double mean = sum / count;
+
+            // Two-pass variance: subtracting the mean first avoids the cancellation of E[x²] - E[x]².
+            double squares = 0;
+            for (int s = 0; s < n; s++)
+            {
+                ReadOnlySpan<float> plane = x.Slice(s * stride + c * spatial, spatial);
+                for (int i = 0; i < plane.Length; i++)
+                {
+                    double d = plane[i] - mean;
+                    squares += d * d;
+                }
+            }
+            double variance = squares / count;
+            float invStd = (float)(1.0 / Math.Sqrt(variance + eps));
+            float meanF = (float)mean;
+            saveMean[c] = meanF;
+            saveInvStd[c] = invStd;
+
+            if (!runningMean.IsEmpty)
+            {
+                double unbiased = squares / (count - 1);
+                runningMean[c] = (float)((1.0 - momentum) * runningMean[c] + momentum * mean);
+                runningVar[c] = (float)((1.0 - momentum) * runningVar[c] + momentum * unbiased);
+            }
+
+            Normalize(x, y, c, meanF, invStd, gamma.IsEmpty ? 1f : gamma[c], beta.IsEmpty ? 0f : beta[c], n, stride, spatial);
+        }
+    }
+
+    /// <summary>
+    /// Normalizes with given statistics (running statistics at inference, or a frozen batch norm in training):
+    /// <c>y = (x - mean) / sqrt(var + eps) * gamma + beta</c>.
+    /// </summary>
+    /// <param name="x">Input <c>[n, channels, spatial]</c>.</param>
+    /// <param name="gamma">Scale <c>[channels]</c>, or empty when not affine.</param>
+    /// <param name="beta">Shift <c>[channels]</c>, or empty when not affine.</param>
+    /// <param name="mean">Mean per channel.</param>
+    /// <param name="variance">Variance per channel.</param>
+    /// <param name="y">Output, same shape as <paramref name="x"/>; overwritten (may alias <paramref name="x"/>).</param>
+    /// <param name="saveMean">If non-empty, receives <paramref name="mean"/> (for <see cref="BackwardConstantStatistics"/>).</param>
+    /// <param name="saveInvStd">If non-empty, receives <c>1/sqrt(var + eps)</c>.</param>
+    /// <param name="eps">Value added to the variance for numerical stability.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="channels">Number of channels.</param>
+    /// <param name="spatial">Values per channel per sample.</param>
+    public static void ForwardWithStatistics(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        ReadOnlySpan<float> mean, ReadOnlySpan<float> variance, Span<float> y, Span<float> saveMean, Span<float> saveInvStd,
+        float eps, int n, int channels, int spatial)
+    {
+        Debug.Assert(x.Length >= n * channels * spatial && y.Length >= n * channels * spatial, "x or y too short");
+        Debug.Assert(mean.Length >= channels && variance.Length >= channels, "statistics too short");
+        Debug.Assert(saveMean.IsEmpty || saveMean.Length >= channels, "saveMean too short");
+        Debug.Assert(saveInvStd.IsEmpty || saveInvStd.Length >= channels, "saveInvStd too short");
+
+        int stride = channels * spatial;
+        for (int c = 0; c < channels; c++)
+        {
+            float invStd = InvStd(variance[c], eps);
+            if (!saveMean.IsEmpty) saveMean[c] = mean[c];
+            if (!saveInvStd.IsEmpty) saveInvStd[c] = invStd;
+            Normalize(x, y, c, mean[c], invStd, gamma.IsEmpty ? 1f : gamma[c], beta.IsEmpty ? 0f : beta[c], n, stride, spatial);
+        }
+    }
+
+    /// <summary>
+    /// Backward through batch statistics (training mode), PyTorch's formula
+    /// <c>dx = (dy - mean(dy) - xhat * mean(dy * xhat)) * invstd * gamma</c>.
+    /// </summary>
+    /// <param name="dy">Output gradient <c>[n, channels, spatial]</c>.</param>
+    /// <param name="x">Forward input.</param>
+    /// <param name="gamma">Scale, or empty when not affine.</param>
+    /// <param name="saveMean">Batch mean from <see cref="ForwardTraining"/>.</param>
+    /// <param name="saveInvStd">Batch inverse standard deviation from <see cref="ForwardTraining"/>.</param>
+    /// <param name="dx">Input gradient; overwritten (may alias <paramref name="dy"/>).</param>
+    /// <param name="dgamma">Scale gradient, accumulated into; empty when not affine.</param>
+    /// <param name="dbeta">Shift gradient, accumulated into; empty when not affine.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="channels">Number of channels.</param>
+    /// <param name="spatial">Values per channel per sample.</param>
+    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma,
+        ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta,
+        int n, int channels, int spatial)
+    {
+        Debug.Assert(dy.Length >= n * channels * spatial && x.Length >= n * channels * spatial && dx.Length >= n * channels * spatial, "buffer too short");
+        Debug.Assert(saveMean.Length >= channels && saveInvStd.Length >= channels, "saved statistics too short");
+
+        int stride = channels * spatial;
+        long count = (long)n * spatial;
+        for (int c = 0; c < channels; c++)
+        {
+            float mean = saveMean[c], invStd = saveInvStd[c];
+            double sumDy = 0, sumDyCentered = 0;
+            for (int s = 0; s < n; s++)
+            {
+                int start = s * stride + c * spatial;
+                for (int i = start; i < start + spatial; i++)
+                {
+                    sumDy += dy[i];
+                    sumDyCentered += dy[i] * (double)(x[i] - mean);
+                }
+            }
+
+            float g = gamma.IsEmpty ? 1f : gamma[c];
+            // dx = (dy - sumDy/M - (x-mean) * invstd² * sumDyCentered/M) * invstd * gamma
+            float meanDy = (float)(sumDy / count);
+            float k = (float)(sumDyCentered / count) * invStd * invStd;
+            float scale = invStd * g;
+            for (int s = 0; s < n; s++)
+            {
+                int start = s * stride + c * spatial;
+                for (int i = start; i < start + spatial; i++)
+                {
+                    dx[i] = (dy[i] - meanDy - (x[i] - mean) * k) * scale;
+                }
+            }
+
+            if (!dgamma.IsEmpty) dgamma[c] += (float)(sumDyCentered * invStd);
+            if (!dbeta.IsEmpty) dbeta[c] += (float)sumDy;
+        }
+    }
+
+    /// <summary>
+    /// Backward when the statistics were constants (frozen batch norm): <c>dx = dy * gamma * invstd</c>,
+    /// <c>dgamma += Σ dy * xhat</c>, <c>dbeta += Σ dy</c>.
+    /// </summary>
+    /// <param name="dy">Output gradient <c>[n, channels, spatial]</c>.</param>
+    /// <param name="x">Forward input.</param>
+    /// <param name="gamma">Scale, or empty when not affine.</param>
+    /// <param name="saveMean">Mean used in the forward pass.</param>
+    /// <param name="saveInvStd">Inverse standard deviation used in the forward pass.</param>
+    /// <param name="dx">Input gradient; overwritten (may alias <paramref name="dy"/>).</param>
+    /// <param name="dgamma">Scale gradient, accumulated into; empty when not affine.</param>
+    /// <param name="dbeta">Shift gradient, accumulated into; empty when not affine.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="channels">Number of channels.</param>
+    /// <param name="spatial">Values per channel per sample.</param>
+    public static void BackwardConstantStatistics(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma,
+        ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta,
+        int n, int channels, int spatial)
+    {
+        Debug.Assert(dy.Length >= n * channels * spatial && x.Length >= n * channels * spatial && dx.Length >= n * channels * spatial, "buffer too short");
+        Debug.Assert(saveMean.Length >= channels && saveInvStd.Length >= channels, "saved statistics too short");
+
+        int stride = channels * spatial;
+        for (int c = 0; c < channels; c++)
+        {
+            float mean = saveMean[c], invStd = saveInvStd[c];
+            float scale = invStd * (gamma.IsEmpty ? 1f : gamma[c]);
+            double sumDy = 0, sumDyXhat = 0;
+            for (int s = 0; s < n; s++)
+            {
+                int start = s * stride + c * spatial;
+                for (int i = start; i < start + spatial; i++)
+                {
+                    float d = dy[i];
+                    sumDy += d;
+                    sumDyXhat += d * (double)((x[i] - mean) * invStd);
+                    dx[i] = d * scale;
+                }
+            }
+            if (!dgamma.IsEmpty) dgamma[c] += (float)sumDyXhat;
+            if (!dbeta.IsEmpty) dbeta[c] += (float)sumDy;
+        }
+    }
+
+    /// <summary>Per-channel affine form of inference batch norm: <c>scale = gamma/sqrt(var + eps)</c>, <c>shift = beta - mean*scale</c>.</summary>
+    /// <param name="gamma">Scale, or empty (1).</param>
+    /// <param name="beta">Shift, or empty (0).</param>
+    /// <param name="mean">Mean per channel.</param>
+    /// <param name="variance">Variance per channel.</param>
+    /// <param name="eps">Value added to the variance.</param>
+    /// <param name="scale">Receives the per-channel scale.</param>
+    /// <param name="shift">Receives the per-channel shift.</param>
+    public static void ScaleShift(ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, ReadOnlySpan<float> mean, ReadOnlySpan<float> variance,
+        float eps, Span<float> scale, Span<float> shift)
+    {
+        int channels = mean.Length;
+        Debug.Assert(variance.Length == channels && scale.Length >= channels && shift.Length >= channels, "length mismatch");
+        for (int c = 0; c < channels; c++)
+        {
+            float sc = (gamma.IsEmpty ? 1f : gamma[c]) * InvStd(variance[c], eps);
+            scale[c] = sc;
+            shift[c] = (beta.IsEmpty ? 0f : beta[c]) - mean[c] * sc;
+        }
+    }
+
+    /// <summary>In place: <c>y[n, c, s] = y[n, c, s]*scale[c] + shift[c]</c>.</summary>
+    /// <param name="y">Data <c>[n, channels, spatial]</c>, transformed in place.</param>
+    /// <param name="scale">Per-channel scale.</param>
+    /// <param name="shift">Per-channel shift.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="channels">Number of channels.</param>
+    /// <param name="spatial">Values per channel per sample.</param>
+    public static void ApplyScaleShift(Span<float> y, ReadOnlySpan<float> scale, ReadOnlySpan<float> shift, int n, int channels, int spatial)
+    {
+        Debug.Assert(y.Length >= n * channels * spatial && scale.Length >= channels && shift.Length >= channels, "buffer too short");
+        int index = 0;
+        for (int s = 0; s < n; s++)
+        {
+            for (int c = 0; c < channels; c++)
+            {
+                float sc = scale[c], sh = shift[c];
+                for (int i = 0; i < spatial; i++, index++) y[index] = y[index] * sc + sh;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Folds an inference batch norm (given as <see cref="ScaleShift"/>'s scale and shift) into the preceding convolution or linear layer:
+    /// <c>W'[o, :] = W[o, :]*scale[o]</c>, <c>b'[o] = b[o]*scale[o] + shift[o]</c>.
+    /// </summary>
+    /// <param name="weight">Weight <c>[outChannels, perOutput]</c>.</param>
+    /// <param name="bias">Bias <c>[outChannels]</c>, or empty for a layer without bias (treated as zero).</param>
+    /// <param name="scale">Per-output-channel scale.</param>
+    /// <param name="shift">Per-output-channel shift.</param>
+    /// <param name="foldedWeight">Receives the folded weight <c>[outChannels, perOutput]</c>.</param>
+    /// <param name="foldedBias">Receives the folded bias <c>[outChannels]</c> (always written).</param>
+    /// <param name="outChannels">Output channels of the layer (= batch-norm channels).</param>
+    /// <param name="perOutput">Weight elements per output channel.</param>
+    public static void Fold(ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, ReadOnlySpan<float> scale, ReadOnlySpan<float> shift,
+        Span<float> foldedWeight, Span<float> foldedBias, int outChannels, int perOutput)
+    {
+        Debug.Assert(weight.Length >= outChannels * perOutput && foldedWeight.Length >= outChannels * perOutput, "weight too short");
+        Debug.Assert(bias.IsEmpty || bias.Length >= outChannels, "bias too short");
+        Debug.Assert(scale.Length >= outChannels && shift.Length >= outChannels && foldedBias.Length >= outChannels, "buffer too short");
+        for (int o = 0; o < outChannels; o++)
+        {
+            float sc = scale[o];
+            int start = o * perOutput;
+            for (int i = start; i < start + perOutput; i++) foldedWeight[i] = weight[i] * sc;
+            foldedBias[o] = (bias.IsEmpty ? 0f : bias[o]) * sc + shift[o];
+        }
+    }
+
+    private static float InvStd(float variance, float eps) => (float)(1.0 / Math.Sqrt((double)variance + eps));
+
+    // y = (x - mean) * invstd * gamma + beta for every value of channel c.
+    private static void Normalize(ReadOnlySpan<float> x, Span<float> y, int c, float mean, float invStd, float gamma, float beta, int n, int stride, int spatial)
+    {
+        float scale = invStd * gamma;
+        for (int s = 0; s < n; s++)
+        {
+            int start = s * stride + c * spatial;
+            for (int i = start; i < start + spatial; i++) y[i] = (x[i] - mean) * scale + beta;
+        }
+    }
+
+    private static void ThrowSingleValue(int n, int channels, int spatial)
+    {
+        string size = spatial == 1 ? $"[{n}, {channels}]" : $"[{n}, {channels}, {spatial}]";
+        throw new ArgumentException($"Expected more than 1 value per channel when training, got input size {size}");
+    }
+}

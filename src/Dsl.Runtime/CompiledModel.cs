@@ -1,0 +1,300 @@
+// The base of every generated model: flat buffers, named tensors, argument checks and safetensors I/O.
+using System.Globalization;
+
+namespace Dsl.Runtime;
+
+/// <summary>Where a named tensor lives.</summary>
+public enum TensorStorage
+{
+    /// <summary>A learnable parameter, in <see cref="CompiledModel.Parameters"/> (its gradient at the same offset of <see cref="CompiledModel.Gradients"/>).</summary>
+    Parameter,
+
+    /// <summary>A float buffer that is not learned: batch norm's running mean and variance.</summary>
+    Buffer,
+
+    /// <summary>An int64 counter: batch norm's <c>num_batches_tracked</c>.</summary>
+    Counter,
+}
+
+/// <summary>A parameter or buffer with its PyTorch <c>state_dict</c> name and shape.</summary>
+/// <param name="Name">The <c>state_dict</c> key, e.g. <c>conv1.weight</c>.</param>
+/// <param name="Shape">PyTorch's shape; empty for a scalar.</param>
+/// <param name="Storage">Which flat buffer holds it.</param>
+/// <param name="Offset">Its first element in that buffer.</param>
+/// <param name="Length">Its element count.</param>
+public sealed record TensorInfo(string Name, int[] Shape, TensorStorage Storage, int Offset, int Length)
+{
+    /// <summary>The shape as PyTorch prints it, e.g. <c>[6, 1, 5, 5]</c>.</summary>
+    public string ShapeText => "[" + string.Join(", ", Shape) + "]";
+}
+
+/// <summary>
+/// What generated models share. A derived class is generated from a <c>.nn</c> model; it allocates
+/// everything in its constructor and nothing afterwards.
+/// </summary>
+public abstract class CompiledModel
+{
+    private readonly float[] _parameters;
+    private readonly float[] _gradients;
+    private readonly float[] _buffers;
+    private readonly long[] _counters;
+    private readonly TensorInfo[] _tensors;
+    private readonly Dictionary<string, TensorInfo> _byName;
+    private int _version;
+    private int _lastTrainingBatch;
+
+    /// <summary>Allocates the parameter, gradient and buffer storage described by <paramref name="tensors"/>.</summary>
+    /// <param name="maxBatch">The largest batch the model will be called with.</param>
+    /// <param name="tensors">Every parameter and buffer in <c>state_dict</c> order.</param>
+    protected CompiledModel(int maxBatch, TensorInfo[] tensors)
+    {
+        if (maxBatch < 1) throw new ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, "maxBatch must be at least 1.");
+        MaxBatch = maxBatch;
+        _tensors = tensors;
+        _byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
+        _parameters = new float[Extent(TensorStorage.Parameter)];
+        _gradients = new float[_parameters.Length];
+        _buffers = new float[Extent(TensorStorage.Buffer)];
+        _counters = new long[Extent(TensorStorage.Counter)];
+    }
+
+    private int Extent(TensorStorage storage) =>
+        _tensors.Where(t => t.Storage == storage).Select(t => t.Offset + t.Length).DefaultIfEmpty(0).Max();
+
+    /// <summary>The model's name in its <c>.nn</c> file.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>Floats in one input sample.</summary>
+    public abstract int SampleInputLength { get; }
+
+    /// <summary>Floats in one output sample.</summary>
+    public abstract int SampleOutputLength { get; }
+
+    /// <summary>The shape of one input sample, batch excluded.</summary>
+    public abstract IReadOnlyList<int> SampleInputShape { get; }
+
+    /// <summary>The shape of one output sample, batch excluded.</summary>
+    public abstract IReadOnlyList<int> SampleOutputShape { get; }
+
+    /// <summary>The largest batch this instance accepts.</summary>
+    public int MaxBatch { get; }
+
+    /// <summary>Every parameter and buffer, in <c>state_dict</c> order.</summary>
+    public IReadOnlyList<TensorInfo> Tensors => _tensors;
+
+    /// <summary>
+    /// All learnable parameters, flat, in <c>state_dict</c> order. Taking this span marks the
+    /// parameters as changed, so inference refolds batch norm; if you keep the span and write
+    /// through it later, call <see cref="ParametersChanged"/>.
+    /// </summary>
+    public Span<float> Parameters
+    {
+        get
+        {
+            ParametersChanged();
+            return _parameters;
+        }
+    }
+
+    /// <summary>The gradients, at the same offsets as <see cref="Parameters"/>; accumulated by <see cref="Backward"/>.</summary>
+    public Span<float> Gradients => _gradients;
+
+    /// <summary>Tells the model its parameters or running statistics changed, so that inference refolds batch norm.</summary>
+    public void ParametersChanged() => _version++;
+
+    /// <summary>Zeroes every gradient.</summary>
+    public void ZeroGrad() => Array.Clear(_gradients);
+
+    /// <summary>The parameter or float buffer named <paramref name="name"/> (e.g. <c>bn1.running_mean</c>); marks parameters as changed.</summary>
+    public Span<float> Tensor(string name)
+    {
+        var info = Info(name);
+        if (info.Storage == TensorStorage.Counter)
+            throw new ArgumentException($"'{name}' is an int64 counter; read it with {nameof(Counter)}.", nameof(name));
+        ParametersChanged();
+        return info.Storage == TensorStorage.Parameter ? _parameters.AsSpan(info.Offset, info.Length) : _buffers.AsSpan(info.Offset, info.Length);
+    }
+
+    /// <summary>The gradient of the parameter named <paramref name="name"/>.</summary>
+    public Span<float> Gradient(string name)
+    {
+        var info = Info(name);
+        if (info.Storage != TensorStorage.Parameter) throw new ArgumentException($"'{name}' is a buffer, not a parameter; it has no gradient.", nameof(name));
+        return _gradients.AsSpan(info.Offset, info.Length);
+    }
+
+    /// <summary>The int64 counter named <paramref name="name"/> (<c>num_batches_tracked</c>).</summary>
+    public ref long Counter(string name)
+    {
+        var info = Info(name);
+        if (info.Storage != TensorStorage.Counter) throw new ArgumentException($"'{name}' is not a counter.", nameof(name));
+        return ref _counters[info.Offset];
+    }
+
+    /// <summary>The description of the tensor named <paramref name="name"/>.</summary>
+    public TensorInfo Info(string name) =>
+        _byName.TryGetValue(name, out var info)
+            ? info
+            : throw new KeyNotFoundException($"{Name} has no tensor '{name}'; it has {string.Join(", ", _tensors.Select(t => t.Name))}.");
+
+    /// <summary>Training-mode forward pass: batch statistics, running statistics updated, dropout active.</summary>
+    /// <param name="input">batch × <see cref="SampleInputLength"/> floats, row-major.</param>
+    /// <param name="output">batch × <see cref="SampleOutputLength"/> floats.</param>
+    /// <param name="batch">Samples in this call, 1 to <see cref="MaxBatch"/>.</param>
+    public void Forward(ReadOnlySpan<float> input, Span<float> output, int batch)
+    {
+        CheckCall(input.Length, output.Length, batch);
+        _lastTrainingBatch = 0;
+        ForwardCore(input, output, batch);
+        _lastTrainingBatch = batch;
+        ParametersChanged();
+    }
+
+    /// <summary>
+    /// Backward pass of the last <see cref="Forward"/>: accumulates every parameter's gradient into
+    /// <see cref="Gradients"/> and, when <paramref name="inputGrad"/> is not empty, writes dL/d(input).
+    /// </summary>
+    public void Backward(ReadOnlySpan<float> outputGrad, Span<float> inputGrad = default)
+    {
+        int batch = _lastTrainingBatch;
+        if (batch == 0) throw new InvalidOperationException("Backward needs a successful Forward (training mode) first.");
+        if (outputGrad.Length != batch * SampleOutputLength)
+            throw new ArgumentException(LengthMessage("outputGrad", outputGrad.Length, batch, SampleOutputShape), nameof(outputGrad));
+        if (!inputGrad.IsEmpty && inputGrad.Length != batch * SampleInputLength)
+            throw new ArgumentException(LengthMessage("inputGrad", inputGrad.Length, batch, SampleInputShape), nameof(inputGrad));
+        BackwardCore(outputGrad, inputGrad, batch);
+    }
+
+    /// <summary>Inference: running statistics (batch norm folded into the preceding conv or linear), dropout off.</summary>
+    public void Infer(ReadOnlySpan<float> input, Span<float> output, int batch)
+    {
+        CheckCall(input.Length, output.Length, batch);
+        InferCore(input, output, batch, _version);
+    }
+
+    /// <summary>The generated training forward pass; arguments are already checked.</summary>
+    protected abstract void ForwardCore(ReadOnlySpan<float> input, Span<float> output, int batch);
+
+    /// <summary>The generated backward pass; arguments are already checked.</summary>
+    protected abstract void BackwardCore(ReadOnlySpan<float> outputGrad, Span<float> inputGrad, int batch);
+
+    /// <summary>The generated inference pass; <paramref name="version"/> changes whenever folded weights must be recomputed.</summary>
+    protected abstract void InferCore(ReadOnlySpan<float> input, Span<float> output, int batch, int version);
+
+    /// <summary>Resets parameters and buffers to PyTorch's default initialization, drawn from <paramref name="seed"/>.</summary>
+    public abstract void ResetParameters(int seed);
+
+    /// <summary>The flat parameter storage, for generated code (does not mark a change).</summary>
+    protected float[] ParameterStorage => _parameters;
+
+    /// <summary>The flat gradient storage, for generated code.</summary>
+    protected float[] GradientStorage => _gradients;
+
+    /// <summary>The running statistics, for generated code.</summary>
+    protected float[] BufferStorage => _buffers;
+
+    /// <summary>The batch counters, for generated code.</summary>
+    protected long[] CounterStorage => _counters;
+
+    private void CheckCall(int inputLength, int outputLength, int batch)
+    {
+        if (batch < 1 || batch > MaxBatch)
+            throw new ArgumentOutOfRangeException(nameof(batch), batch, $"batch must be between 1 and maxBatch = {MaxBatch} (the constructor's argument), got {batch}.");
+        if (inputLength != batch * SampleInputLength)
+            throw new ArgumentException(LengthMessage("input", inputLength, batch, SampleInputShape), "input");
+        if (outputLength != batch * SampleOutputLength)
+            throw new ArgumentException(LengthMessage("output", outputLength, batch, SampleOutputShape), "output");
+    }
+
+    private static string LengthMessage(string what, int actual, int batch, IReadOnlyList<int> shape)
+    {
+        int expected = batch * shape.Aggregate(1, (a, b) => a * b);
+        return $"{what} has {actual} floats, but batch {batch} × [{string.Join(", ", shape)}] needs {expected}.";
+    }
+
+    /// <summary>
+    /// Throws like PyTorch when batch norm would train on one value per channel (its variance is undefined).
+    /// Generated code calls it before anything is written, so a rejected call changes no state.
+    /// </summary>
+    protected static void ThrowSingleValuePerChannel(string layer, int batch, int channels) =>
+        throw new ArgumentException(
+            $"Expected more than 1 value per channel when training, got input size [{batch}, {channels}] at '{layer}': batch norm over features needs a batch of at least 2.",
+            "batch");
+
+    /// <summary>Writes every parameter and buffer with its <c>state_dict</c> name (<c>num_batches_tracked</c> as I64).</summary>
+    public void SaveSafetensors(Stream stream)
+    {
+        var writer = new SafetensorsWriter();
+        foreach (var t in _tensors)
+        {
+            switch (t.Storage)
+            {
+                case TensorStorage.Parameter: writer.Add(t.Name, _parameters.AsSpan(t.Offset, t.Length), t.Shape); break;
+                case TensorStorage.Buffer: writer.Add(t.Name, _buffers.AsSpan(t.Offset, t.Length), t.Shape); break;
+                default: writer.Add(t.Name, _counters.AsSpan(t.Offset, t.Length), t.Shape); break;
+            }
+        }
+
+        writer.AddMetadata("format", "pt");
+        writer.AddMetadata("model", Name);
+        writer.WriteTo(stream);
+    }
+
+    /// <summary>Writes <see cref="SaveSafetensors(Stream)"/> to a file atomically (a crash leaves the old file intact).</summary>
+    public void SaveSafetensors(string path) => AtomicFile.Write(path, SaveSafetensors);
+
+    /// <summary>Loads a <c>state_dict</c> saved by PyTorch (safetensors) or by <see cref="SaveSafetensors(Stream)"/>.</summary>
+    /// <param name="stream">The safetensors bytes.</param>
+    /// <param name="allowExtra">Ignore tensors this model does not have (e.g. a bundle that also holds inputs); by default they are an error.</param>
+    /// <exception cref="InvalidDataException">A tensor is missing, extra, mis-shaped, of the wrong dtype, or the file is corrupt; nothing is loaded.</exception>
+    public void LoadSafetensors(Stream stream, bool allowExtra = false) => LoadState(SafetensorsFile.Read(stream), allowExtra);
+
+    /// <summary>Loads from a file; see <see cref="LoadSafetensors(Stream, bool)"/>.</summary>
+    public void LoadSafetensors(string path, bool allowExtra = false) => LoadState(SafetensorsFile.Read(path), allowExtra);
+
+    /// <summary>Loads every tensor of this model from <paramref name="file"/>, all or nothing.</summary>
+    public void LoadState(SafetensorsFile file, bool allowExtra = false)
+    {
+        // Validate everything first: a rejected file must leave the model exactly as it was.
+        var problems = new List<string>();
+        foreach (var t in _tensors)
+        {
+            if (!file.TryGet(t.Name, out var tensor))
+            {
+                problems.Add($"'{t.Name}' {t.ShapeText} is missing");
+                continue;
+            }
+
+            if (!tensor.Shape.SequenceEqual(t.Shape))
+                problems.Add($"'{t.Name}' has shape [{string.Join(", ", tensor.Shape)}] but {Name} expects {t.ShapeText}");
+            string dtype = t.Storage == TensorStorage.Counter ? "I64" : "F32";
+            if (tensor.DTypeName != dtype)
+                problems.Add($"'{t.Name}' is {tensor.DTypeName} but {Name} expects {dtype}");
+        }
+
+        if (!allowExtra)
+        {
+            foreach (var tensor in file.Tensors.Where(x => !_byName.ContainsKey(x.Name)))
+                problems.Add($"'{tensor.Name}' is not a tensor of {Name}");
+        }
+
+        if (problems.Count > 0)
+            throw new InvalidDataException($"cannot load {Name}: {string.Join("; ", problems)}. Nothing was loaded.");
+
+        foreach (var t in _tensors)
+        {
+            var tensor = file[t.Name];
+            switch (t.Storage)
+            {
+                case TensorStorage.Parameter: tensor.CopyTo(_parameters.AsSpan(t.Offset, t.Length)); break;
+                case TensorStorage.Buffer: tensor.CopyTo(_buffers.AsSpan(t.Offset, t.Length)); break;
+                default: tensor.ToInt64Array().CopyTo(_counters.AsSpan(t.Offset, t.Length)); break;
+            }
+        }
+
+        ParametersChanged();
+    }
+
+    /// <summary>Formats a float for messages, invariant culture.</summary>
+    protected static string Format(float value) => value.ToString("R", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,96 @@
+// Fully connected layer kernels: y = x·Wᵀ + b and its gradients.
+using System.Diagnostics;
+using System.Numerics.Tensors;
+
+namespace Dsl.Runtime;
+
+/// <summary>Fully connected layer with PyTorch's <c>nn.Linear</c> layout: weight <c>[outFeatures, inFeatures]</c>.</summary>
+public static class Linear
+{
+    /// <summary>Computes <c>y[i, o] = bias[o] + Σ_k x[i, k]·w[o, k]</c>.</summary>
+    /// <param name="x">Input <c>[n, inFeatures]</c>.</param>
+    /// <param name="w">Weight <c>[outFeatures, inFeatures]</c>.</param>
+    /// <param name="bias">Bias <c>[outFeatures]</c>, or empty for no bias.</param>
+    /// <param name="y">Output <c>[n, outFeatures]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="inFeatures">Input features.</param>
+    /// <param name="outFeatures">Output features.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, int inFeatures, int outFeatures)
+    {
+        Debug.Assert(x.Length >= n * inFeatures, "x too short");
+        Debug.Assert(w.Length >= outFeatures * inFeatures, "w too short");
+        Debug.Assert(bias.IsEmpty || bias.Length >= outFeatures, "bias too short");
+        Debug.Assert(y.Length >= n * outFeatures, "y too short");
+
+        for (int i = 0; i < n; i++)
+        {
+            ReadOnlySpan<float> row = x.Slice(i * inFeatures, inFeatures);
+            for (int o = 0; o < outFeatures; o++)
+            {
+                float dot = TensorPrimitives.Dot(row, w.Slice(o * inFeatures, inFeatures));
+                y[i * outFeatures + o] = bias.IsEmpty ? dot : dot + bias[o];
+            }
+        }
+    }
+
+    /// <summary>Gradient with respect to the input: <c>dx = dy·W</c>.</summary>
+    /// <param name="dy">Output gradient <c>[n, outFeatures]</c>.</param>
+    /// <param name="w">Weight <c>[outFeatures, inFeatures]</c>.</param>
+    /// <param name="dx">Input gradient <c>[n, inFeatures]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="inFeatures">Input features.</param>
+    /// <param name="outFeatures">Output features.</param>
+    public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, int inFeatures, int outFeatures)
+    {
+        Debug.Assert(dy.Length >= n * outFeatures, "dy too short");
+        Debug.Assert(w.Length >= outFeatures * inFeatures, "w too short");
+        Debug.Assert(dx.Length >= n * inFeatures, "dx too short");
+
+        for (int i = 0; i < n; i++)
+        {
+            Span<float> row = dx.Slice(i * inFeatures, inFeatures);
+            row.Clear();
+            for (int o = 0; o < outFeatures; o++)
+            {
+                // Row-wise axpy keeps the weight access contiguous instead of walking a column of W.
+                TensorPrimitives.MultiplyAdd(w.Slice(o * inFeatures, inFeatures), dy[i * outFeatures + o], row, row);
+            }
+        }
+    }
+
+    /// <summary>Gradients with respect to weight and bias, accumulated: <c>dw += dyᵀ·x</c>, <c>dbias += Σ_i dy[i]</c>.</summary>
+    /// <param name="dy">Output gradient <c>[n, outFeatures]</c>.</param>
+    /// <param name="x">Forward input <c>[n, inFeatures]</c>.</param>
+    /// <param name="dw">Weight gradient <c>[outFeatures, inFeatures]</c>; accumulated into.</param>
+    /// <param name="dbias">Bias gradient <c>[outFeatures]</c>, accumulated into; empty when the layer has no bias.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="inFeatures">Input features.</param>
+    /// <param name="outFeatures">Output features.</param>
+    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, int inFeatures, int outFeatures)
+    {
+        Debug.Assert(dy.Length >= n * outFeatures, "dy too short");
+        Debug.Assert(x.Length >= n * inFeatures, "x too short");
+        Debug.Assert(dw.Length >= outFeatures * inFeatures, "dw too short");
+        Debug.Assert(dbias.IsEmpty || dbias.Length >= outFeatures, "dbias too short");
+
+        for (int i = 0; i < n; i++)
+        {
+            ReadOnlySpan<float> row = x.Slice(i * inFeatures, inFeatures);
+            for (int o = 0; o < outFeatures; o++)
+            {
+                Span<float> dwRow = dw.Slice(o * inFeatures, inFeatures);
+                TensorPrimitives.MultiplyAdd(row, dy[i * outFeatures + o], dwRow, dwRow);
+            }
+        }
+
+        if (!dbias.IsEmpty)
+        {
+            for (int o = 0; o < outFeatures; o++)
+            {
+                float sum = 0f;
+                for (int i = 0; i < n; i++) sum += dy[i * outFeatures + o];
+                dbias[o] += sum;
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+// Max, average and global-average pooling kernels, forward and backward, with PyTorch's window and divisor rules.
+using System.Diagnostics;
+
+namespace Dsl.Runtime;
+
+/// <summary>Pooling over row-major <c>[n, channels, H, W]</c> float32 data with PyTorch semantics.</summary>
+public static class Pooling
+{
+    /// <summary>
+    /// Max pooling that also records, per output element, the flat index (within its <c>H*W</c> plane) of the maximum.
+    /// Padding counts as -inf; ties keep the first maximum in row-major window order; NaN propagates.
+    /// </summary>
+    /// <param name="x">Input <c>[n, Channels, InH, InW]</c>.</param>
+    /// <param name="y">Output <c>[n, Channels, OutH, OutW]</c>; overwritten.</param>
+    /// <param name="indices">Receives the arg-max index per output element (same shape as <paramref name="y"/>).</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Pooling geometry.</param>
+    public static void MaxForward(ReadOnlySpan<float> x, Span<float> y, Span<int> indices, int n, in PoolGeometry g)
+    {
+        Debug.Assert(indices.Length >= n * g.OutputLength, "indices too short");
+        MaxCore(x, y, indices, n, g);
+    }
+
+    /// <summary>Max pooling for inference (no indices recorded).</summary>
+    /// <param name="x">Input <c>[n, Channels, InH, InW]</c>.</param>
+    /// <param name="y">Output <c>[n, Channels, OutH, OutW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Pooling geometry.</param>
+    public static void MaxForward(ReadOnlySpan<float> x, Span<float> y, int n, in PoolGeometry g) => MaxCore(x, y, Span<int>.Empty, n, g);
+
+    /// <summary>Max pooling backward: routes each output gradient to its recorded arg-max (gradients add where windows overlap).</summary>
+    /// <param name="dy">Output gradient <c>[n, Channels, OutH, OutW]</c>.</param>
+    /// <param name="indices">Indices from <see cref="MaxForward(ReadOnlySpan{float}, Span{float}, Span{int}, int, in PoolGeometry)"/>.</param>
+    /// <param name="dx">Input gradient <c>[n, Channels, InH, InW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Pooling geometry.</param>
+    public static void MaxBackward(ReadOnlySpan<float> dy, ReadOnlySpan<int> indices, Span<float> dx, int n, in PoolGeometry g)
+    {
+        Debug.Assert(dy.Length >= n * g.OutputLength && indices.Length >= n * g.OutputLength, "dy or indices too short");
+        Debug.Assert(dx.Length >= n * g.InputLength, "dx too short");
+
+        int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW, planes = n * g.Channels;
+        dx.Slice(0, planes * inPlane).Clear();
+        for (int p = 0; p < planes; p++)
+        {
+            Span<float> dxPlane = dx.Slice(p * inPlane, inPlane);
+            int outStart = p * outPlane;
+            for (int i = outStart; i < outStart + outPlane; i++) dxPlane[indices[i]] += dy[i];
+        }
+    }
+
+    /// <summary>
+    /// Average pooling with PyTorch's divisor rules: with <paramref name="countIncludePad"/> the divisor is the window size
+    /// clipped to the padded input (a ceil-mode window that runs past the right/bottom padding is shortened);
+    /// without it, the number of real input elements in the window. Dilation must be 1.
+    /// </summary>
+    /// <param name="x">Input <c>[n, Channels, InH, InW]</c>.</param>
+    /// <param name="y">Output <c>[n, Channels, OutH, OutW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Pooling geometry (dilation 1).</param>
+    /// <param name="countIncludePad">Whether padded zeros count in the divisor (PyTorch default true).</param>
+    /// <exception cref="ArgumentException">The geometry has a dilation other than 1.</exception>
+    public static void AvgForward(ReadOnlySpan<float> x, Span<float> y, int n, in PoolGeometry g, bool countIncludePad)
+    {
+        RequireNoDilation(g);
+        Debug.Assert(x.Length >= n * g.InputLength && y.Length >= n * g.OutputLength, "buffer too short");
+
+        int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW, planes = n * g.Channels;
+        for (int p = 0; p < planes; p++)
+        {
+            ReadOnlySpan<float> xPlane = x.Slice(p * inPlane, inPlane);
+            Span<float> yPlane = y.Slice(p * outPlane, outPlane);
+            for (int oh = 0; oh < g.OutH; oh++)
+            {
+                for (int ow = 0; ow < g.OutW; ow++)
+                {
+                    var w = AvgWindow(g, oh, ow, countIncludePad);
+                    if (w.Divisor == 0)
+                    {
+                        yPlane[oh * g.OutW + ow] = 0f;
+                        continue;
+                    }
+                    float sum = 0f;
+                    for (int ih = w.H0; ih < w.H1; ih++)
+                    {
+                        for (int iw = w.W0; iw < w.W1; iw++) sum += xPlane[ih * g.InW + iw];
+                    }
+                    yPlane[oh * g.OutW + ow] = sum / w.Divisor;
+                }
+            }
+        }
+    }
+
+    /// <summary>Average pooling backward: spreads each output gradient divided by its window's divisor over the window.</summary>
+    /// <param name="dy">Output gradient <c>[n, Channels, OutH, OutW]</c>.</param>
+    /// <param name="dx">Input gradient <c>[n, Channels, InH, InW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Pooling geometry (dilation 1).</param>
+    /// <param name="countIncludePad">Must match the forward call.</param>
+    /// <exception cref="ArgumentException">The geometry has a dilation other than 1.</exception>
+    public static void AvgBackward(ReadOnlySpan<float> dy, Span<float> dx, int n, in PoolGeometry g, bool countIncludePad)
+    {
+        RequireNoDilation(g);
+        Debug.Assert(dy.Length >= n * g.OutputLength && dx.Length >= n * g.InputLength, "buffer too short");
+
+        int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW, planes = n * g.Channels;
+        dx.Slice(0, planes * inPlane).Clear();
+        for (int p = 0; p < planes; p++)
+        {
+            ReadOnlySpan<float> dyPlane = dy.Slice(p * outPlane, outPlane);
+            Span<float> dxPlane = dx.Slice(p * inPlane, inPlane);
+            for (int oh = 0; oh < g.OutH; oh++)
+            {
+                for (int ow = 0; ow < g.OutW; ow++)
+                {
+                    var w = AvgWindow(g, oh, ow, countIncludePad);
+                    if (w.Divisor == 0) continue;
+                    float share = dyPlane[oh * g.OutW + ow] / w.Divisor;
+                    for (int ih = w.H0; ih < w.H1; ih++)
+                    {
+                        for (int iw = w.W0; iw < w.W1; iw++) dxPlane[ih * g.InW + iw] += share;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Global average pooling <c>[n, channels, spatial] → [n, channels]</c> (PyTorch's <c>AdaptiveAvgPool2d(1)</c> + flatten).</summary>
+    /// <param name="x">Input <c>[n, channels, spatial]</c>.</param>
+    /// <param name="y">Output <c>[n, channels]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="channels">Channels.</param>
+    /// <param name="spatial">Values per channel.</param>
+    public static void GlobalAvgForward(ReadOnlySpan<float> x, Span<float> y, int n, int channels, int spatial)
+    {
+        Debug.Assert(x.Length >= n * channels * spatial && y.Length >= n * channels, "buffer too short");
+        for (int p = 0; p < n * channels; p++)
+        {
+            float sum = 0f;
+            int start = p * spatial;
+            for (int i = start; i < start + spatial; i++) sum += x[i];
+            y[p] = sum / spatial;
+        }
+    }
+
+    /// <summary>Global average pooling backward: <c>dx[n, c, s] = dy[n, c] / spatial</c>.</summary>
+    /// <param name="dy">Output gradient <c>[n, channels]</c>.</param>
+    /// <param name="dx">Input gradient <c>[n, channels, spatial]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="channels">Channels.</param>
+    /// <param name="spatial">Values per channel.</param>
+    public static void GlobalAvgBackward(ReadOnlySpan<float> dy, Span<float> dx, int n, int channels, int spatial)
+    {
+        Debug.Assert(dy.Length >= n * channels && dx.Length >= n * channels * spatial, "buffer too short");
+        for (int p = 0; p < n * channels; p++)
+        {
+            dx.Slice(p * spatial, spatial).Fill(dy[p] / spatial);
+        }
+    }
+
+    private static void MaxCore(ReadOnlySpan<float> x, Span<float> y, Span<int> indices, int n, in PoolGeometry g)
+    {
+        Debug.Assert(x.Length >= n * g.InputLength && y.Length >= n * g.OutputLength, "buffer too short");
+
+        int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW, planes = n * g.Channels;
+        bool record = !indices.IsEmpty;
+        for (int p = 0; p < planes; p++)
+        {
+            ReadOnlySpan<float> xPlane = x.Slice(p * inPlane, inPlane);
+            int outStart = p * outPlane;
+            for (int oh = 0; oh < g.OutH; oh++)
+            {
+                // Same window walk as PyTorch's CPU kernel: skip the taps that fall in the top/left padding,
+                // stop at the end of the input.
+                int h0 = oh * g.StrideH - g.PadH;
+                int h1 = Math.Min(h0 + (g.KernelH - 1) * g.DilationH + 1, g.InH);
+                while (h0 < 0) h0 += g.DilationH;
+                for (int ow = 0; ow < g.OutW; ow++)
+                {
+                    int w0 = ow * g.StrideW - g.PadW;
+                    int w1 = Math.Min(w0 + (g.KernelW - 1) * g.DilationW + 1, g.InW);
+                    while (w0 < 0) w0 += g.DilationW;
+
+                    float max = float.NegativeInfinity;
+                    int maxIndex = h0 * g.InW + w0;
+                    for (int ih = h0; ih < h1; ih += g.DilationH)
+                    {
+                        for (int iw = w0; iw < w1; iw += g.DilationW)
+                        {
+                            int index = ih * g.InW + iw;
+                            float v = xPlane[index];
+                            if (v > max || float.IsNaN(v))
+                            {
+                                max = v;
+                                maxIndex = index;
+                            }
+                        }
+                    }
+                    int o = outStart + oh * g.OutW + ow;
+                    y[o] = max;
+                    if (record) indices[o] = maxIndex;
+                }
+            }
+        }
+    }
+
+    private readonly record struct Window(int H0, int H1, int W0, int W1, int Divisor);
+
+    // PyTorch's avg_pool2d window: the divisor (count_include_pad) uses the window clipped to the padded input,
+    // the summation range is then clipped to the real input.
+    private static Window AvgWindow(in PoolGeometry g, int oh, int ow, bool countIncludePad)
+    {
+        int h0 = oh * g.StrideH - g.PadH, w0 = ow * g.StrideW - g.PadW;
+        int h1 = Math.Min(h0 + g.KernelH, g.InH + g.PadH), w1 = Math.Min(w0 + g.KernelW, g.InW + g.PadW);
+        int poolSize = (h1 - h0) * (w1 - w0);
+        h0 = Math.Max(h0, 0);
+        w0 = Math.Max(w0, 0);
+        h1 = Math.Min(h1, g.InH);
+        w1 = Math.Min(w1, g.InW);
+        if (h0 >= h1 || w0 >= w1) return new Window(h0, h0, w0, w0, 0);
+        int divisor = countIncludePad ? poolSize : (h1 - h0) * (w1 - w0);
+        return new Window(h0, h1, w0, w1, divisor);
+    }
+
+    private static void RequireNoDilation(in PoolGeometry g)
+    {
+        if (g.DilationH != 1 || g.DilationW != 1)
+        {
+            throw new ArgumentException($"average pooling does not support dilation (got {g.DilationH}x{g.DilationW}).", nameof(g));
+        }
+    }
+}

@@ -1,0 +1,115 @@
+// Kernels are called every training step from generated code, so after warm-up they must not allocate at all.
+namespace Dsl.Runtime.Tests;
+
+public class AllocationTests
+{
+    private delegate void Kernel();
+
+    private static void AssertNoAllocation(string name, Kernel kernel)
+    {
+        kernel(); // warm-up: JIT compilation and static initialization may allocate
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 3; i++) kernel();
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated == 0, $"{name} allocated {allocated} bytes");
+    }
+
+    [Fact]
+    public void ConvolutionKernelsDoNotAllocate()
+    {
+        foreach (var g in new[]
+        {
+            new ConvGeometry(4, 6, 9, 9, 3, 3, 1, 1, 1, 1, 1, 1, 2),
+            new ConvGeometry(3, 4, 9, 8, 3, 3, 2, 2, 1, 1, 2, 2, 1),
+        })
+        {
+            const int n = 2;
+            var x = TestUtil.Random(n * g.InputLength, 1);
+            var w = TestUtil.Random(g.WeightLength, 2);
+            var b = TestUtil.Random(g.OutChannels, 3);
+            var y = new float[n * g.OutputLength];
+            var dx = new float[x.Length];
+            var dw = new float[w.Length];
+            var db = new float[b.Length];
+            AssertNoAllocation("Conv2d.Forward", () => Conv2d.Forward(x, w, b, y, n, g));
+            AssertNoAllocation("Conv2d.BackwardInput", () => Conv2d.BackwardInput(y, w, dx, n, g));
+            AssertNoAllocation("Conv2d.BackwardWeight", () => Conv2d.BackwardWeight(y, x, dw, db, n, g));
+        }
+    }
+
+    [Fact]
+    public void LinearKernelsDoNotAllocate()
+    {
+        const int n = 4, inF = 17, outF = 5;
+        var x = TestUtil.Random(n * inF, 1);
+        var w = TestUtil.Random(outF * inF, 2);
+        var b = TestUtil.Random(outF, 3);
+        var y = new float[n * outF];
+        var dx = new float[x.Length];
+        var dw = new float[w.Length];
+        var db = new float[outF];
+        AssertNoAllocation("Linear.Forward", () => Linear.Forward(x, w, b, y, n, inF, outF));
+        AssertNoAllocation("Linear.BackwardInput", () => Linear.BackwardInput(y, w, dx, n, inF, outF));
+        AssertNoAllocation("Linear.BackwardWeight", () => Linear.BackwardWeight(y, x, dw, db, n, inF, outF));
+    }
+
+    [Fact]
+    public void BatchNormKernelsDoNotAllocate()
+    {
+        const int n = 4, c = 3, s = 10;
+        var x = TestUtil.Random(n * c * s, 1);
+        var gamma = TestUtil.Random(c, 2);
+        var beta = TestUtil.Random(c, 3);
+        var y = new float[x.Length];
+        var dx = new float[x.Length];
+        var mean = new float[c];
+        var invStd = new float[c];
+        var rm = new float[c];
+        var rv = Enumerable.Repeat(1f, c).ToArray();
+        var dg = new float[c];
+        var dbeta = new float[c];
+        var scale = new float[c];
+        var shift = new float[c];
+        AssertNoAllocation("BatchNorm.ForwardTraining", () => BatchNorm.ForwardTraining(x, gamma, beta, y, mean, invStd, rm, rv, 0.1f, 1e-5f, n, c, s));
+        AssertNoAllocation("BatchNorm.Backward", () => BatchNorm.Backward(y, x, gamma, mean, invStd, dx, dg, dbeta, n, c, s));
+        AssertNoAllocation("BatchNorm.ForwardWithStatistics", () => BatchNorm.ForwardWithStatistics(x, gamma, beta, rm, rv, y, mean, invStd, 1e-5f, n, c, s));
+        AssertNoAllocation("BatchNorm.BackwardConstantStatistics", () => BatchNorm.BackwardConstantStatistics(y, x, gamma, mean, invStd, dx, dg, dbeta, n, c, s));
+        AssertNoAllocation("BatchNorm.ScaleShift", () => BatchNorm.ScaleShift(gamma, beta, rm, rv, 1e-5f, scale, shift));
+        AssertNoAllocation("BatchNorm.ApplyScaleShift", () => BatchNorm.ApplyScaleShift(y, scale, shift, n, c, s));
+    }
+
+    [Fact]
+    public void PoolingKernelsDoNotAllocate()
+    {
+        const int n = 2;
+        var g = new PoolGeometry(3, 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, true);
+        var x = TestUtil.Random(n * g.InputLength, 1);
+        var y = new float[n * g.OutputLength];
+        var indices = new int[y.Length];
+        var dx = new float[x.Length];
+        AssertNoAllocation("Pooling.MaxForward", () => Pooling.MaxForward(x, y, indices, n, g));
+        AssertNoAllocation("Pooling.MaxForward (inference)", () => Pooling.MaxForward(x, y, n, g));
+        AssertNoAllocation("Pooling.MaxBackward", () => Pooling.MaxBackward(y, indices, dx, n, g));
+        AssertNoAllocation("Pooling.AvgForward", () => Pooling.AvgForward(x, y, n, g, true));
+        AssertNoAllocation("Pooling.AvgBackward", () => Pooling.AvgBackward(y, dx, n, g, false));
+        AssertNoAllocation("Pooling.GlobalAvgForward", () => Pooling.GlobalAvgForward(x, y, n, 3, 49));
+        AssertNoAllocation("Pooling.GlobalAvgBackward", () => Pooling.GlobalAvgBackward(y, dx, n, 3, 49));
+    }
+
+    [Fact]
+    public void ActivationAndDropoutKernelsDoNotAllocate()
+    {
+        var x = TestUtil.Random(60, 1);
+        var y = new float[60];
+        var dx = new float[60];
+        var mask = new float[60];
+        var rng = new SplitMix64(1);
+        AssertNoAllocation("Relu", () => { Activations.ReluForward(x, y); Activations.ReluBackward(y, x, dx); });
+        AssertNoAllocation("Sigmoid", () => { Activations.SigmoidForward(x, y); Activations.SigmoidBackward(y, x, dx); });
+        AssertNoAllocation("Tanh", () => { Activations.TanhForward(x, y); Activations.TanhBackward(y, x, dx); });
+        AssertNoAllocation("LeakyRelu", () => { Activations.LeakyReluForward(x, y, 0.1f); Activations.LeakyReluBackward(x, y, dx, 0.1f); });
+        AssertNoAllocation("Softmax", () => { Activations.SoftmaxForward(x, y, 6, 10); Activations.SoftmaxBackward(y, x, dx, 6, 10); });
+        AssertNoAllocation("LogSoftmax", () => { Activations.LogSoftmaxForward(x, y, 6, 10); Activations.LogSoftmaxBackward(y, x, dx, 6, 10); });
+        AssertNoAllocation("Dropout", () => { Dropout.Forward(x, y, mask, 0.5f, ref rng); Dropout.Backward(y, mask, dx); });
+    }
+}
