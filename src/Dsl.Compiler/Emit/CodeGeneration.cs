@@ -22,6 +22,9 @@ namespace Dsl.Compiler.Emit
     {
         private static readonly Regex ModelName = new(@"\bmodel\s+([A-Za-z_][A-Za-z0-9_]*)", RegexOptions.CultureInvariant);
 
+        // When the file does not parse, the namespace is recovered the same way as the model names.
+        private static readonly Regex NamespaceLine = new(@"^\s*namespace\s+([A-Za-z_][A-Za-z0-9_.]*)\s*;", RegexOptions.CultureInvariant | RegexOptions.Multiline);
+
         public static GenerationResult Generate(string text, string fileName, string? rootNamespace, string toolVersion = "0.1.0")
         {
             var result = NnCompiler.Compile(text, rootNamespace);
@@ -45,7 +48,9 @@ namespace Dsl.Compiler.Emit
 
             if (result.HasErrors)
             {
-                string? ns = result.Syntax?.Namespace is { } parts ? string.Join(".", parts.Select(p => p.Text)) : rootNamespace;
+                string? ns = result.Syntax is { } parsed
+                    ? parsed.Namespace is { } parts ? string.Join(".", parts.Select(p => p.Text)) : rootNamespace
+                    : NamespaceLine.Match(text) is { Success: true } match ? match.Groups[1].Value : rootNamespace;
                 if (ns is not null && (ns.Split('.').Any(CSharpNames.IsKeyword) || !Regex.IsMatch(ns, @"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"))) ns = null;
                 var names = result.Syntax is { } syntax
                     ? syntax.Models.Select(m => m.Name.Text)
