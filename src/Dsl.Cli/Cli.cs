@@ -11,6 +11,8 @@ public static class Cli
           nnc check FILE...                      report errors and warnings (exit 1 on any error)
           nnc summary FILE [--model NAME]        per-layer table: shapes, parameters, FLOPs, memory
           nnc emit FILE [--namespace NS]         print the C# the source generator produces
+          nnc compare MODEL.nn BUNDLE.safetensors [--model NAME] [--tolerance 1e-4]
+                                                 run the model on a PyTorch reference bundle, compare every tensor
         """;
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool plain)
@@ -28,6 +30,7 @@ public static class Cli
                 "check" => Check(args.Skip(1).ToList(), stdout, stderr),
                 "summary" => Summary(args.Skip(1).ToList(), stdout, stderr, plain),
                 "emit" => Emit(args.Skip(1).ToList(), stdout, stderr),
+                "compare" => Compare.Run(args.Skip(1).ToList(), stdout, stderr, plain),
                 _ => UsageError(stderr, $"unknown command '{args[0]}'"),
             };
         }
