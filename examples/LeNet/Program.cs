@@ -29,7 +29,8 @@ for (int step = 1; step <= 10; step++)
     Console.WriteLine($"step {step,2}: loss {loss.ToString("0.0000", CultureInfo.InvariantCulture)}");
 }
 
-// Inference: running statistics, batch norm folded into conv1... no: bn1 follows maxpool, so it is applied as a scale and shift.
+// Inference: running statistics instead of batch statistics. bn1 follows maxpool, not conv1, so it cannot be
+// folded into conv1's weights; the generated code applies it as a per-channel scale and shift instead.
 var predictions = new float[Batch * Classes];
 model.Infer(images, predictions, Batch);
 int correct = 0;

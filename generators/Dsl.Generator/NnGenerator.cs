@@ -77,7 +77,7 @@ namespace Dsl.Generator
         {
             var descriptor = Descriptors.GetOrAdd((info.Id, info.IsError, info.Title), key => new DiagnosticDescriptor(
                 key.Item1, key.Item3, "{0}", "Dsl.Nn", key.Item2 ? DiagnosticSeverity.Error : DiagnosticSeverity.Warning,
-                isEnabledByDefault: true, helpLinkUri: "docs/language.md#diagnostics"));
+                isEnabledByDefault: true));
             var location = Location.Create(info.Path, new TextSpan(info.Start, info.Length),
                 new LinePositionSpan(new LinePosition(info.StartLine, info.StartColumn), new LinePosition(info.EndLine, info.EndColumn)));
             return Diagnostic.Create(descriptor, location, info.Message);

@@ -18,14 +18,15 @@ public sealed class GeneratorDiagnosticTests
         """;
 
     private const string UserCode = """
+        using System;
         using Samples.Vision;
         public static class Use
         {
             public static float[] Run()
             {
                 var model = new LeNet(maxBatch: 4);
-                var output = new float[4 * LeNet.OutputLength];
-                model.Infer(new float[4 * LeNet.InputLength], output, 4);
+                var output = new float[4 * LeNet.OutputLength + LeNet.InputShape.Length + LeNet.OutputShape.Length + LeNet.ParameterCount];
+                model.Infer(new float[4 * LeNet.InputLength], output.AsSpan(0, 4 * LeNet.OutputLength), 4);
                 return output;
             }
         }
@@ -55,6 +56,28 @@ public sealed class GeneratorDiagnosticTests
         var placeholder = run.Results.Single().GeneratedSources.Single().SourceText.ToString();
         Assert.Contains("could not be compiled", placeholder);
         Assert.DoesNotContain("Conv2d.Forward", placeholder); // nothing is generated for the model itself
+    }
+
+    [Fact]
+    public void The_placeholder_has_every_public_member_of_a_generated_model()
+    {
+        static string[] PublicMembers(string source) => Microsoft.CodeAnalysis.CSharp.CSharpSyntaxTree.ParseText(source).GetRoot()
+            .DescendantNodes().OfType<Microsoft.CodeAnalysis.CSharp.Syntax.MemberDeclarationSyntax>()
+            .Where(m => m.Modifiers.Any(t => t.Text == "public") && m is not Microsoft.CodeAnalysis.CSharp.Syntax.TypeDeclarationSyntax)
+            .Select(m => m switch
+            {
+                Microsoft.CodeAnalysis.CSharp.Syntax.FieldDeclarationSyntax f => f.Declaration.Variables.Single().Identifier.Text,
+                Microsoft.CodeAnalysis.CSharp.Syntax.PropertyDeclarationSyntax p => p.Identifier.Text,
+                Microsoft.CodeAnalysis.CSharp.Syntax.MethodDeclarationSyntax x => x.Identifier.Text,
+                Microsoft.CodeAnalysis.CSharp.Syntax.ConstructorDeclarationSyntax c => ".ctor" + c.ParameterList,
+                _ => m.Kind().ToString(),
+            })
+            .OrderBy(n => n, StringComparer.Ordinal).ToArray();
+
+        string Generated(string nn) => GeneratorHarness.Run(null, new AdditionalText[] { new NnText("/src/lenet.nn", nn) }).Run.Results.Single().GeneratedSources.Single().SourceText.ToString();
+        var real = PublicMembers(Generated(Tutorial30.Replace("30, 30", "34, 34")));
+        var placeholder = PublicMembers(Generated(Tutorial30));
+        Assert.Equal(real, placeholder);
     }
 
     [Fact]

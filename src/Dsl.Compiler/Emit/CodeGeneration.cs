@@ -87,6 +87,10 @@ namespace Dsl.Compiler.Emit
                 w.Line("public const int OutputLength = 0;");
                 w.Line("/// <summary>Unknown until the model compiles.</summary>");
                 w.Line("public const int ParameterCount = 0;");
+                w.Line("/// <summary>Unknown until the model compiles.</summary>");
+                w.Line("public static global::System.ReadOnlySpan<int> InputShape => default;");
+                w.Line("/// <summary>Unknown until the model compiles.</summary>");
+                w.Line("public static global::System.ReadOnlySpan<int> OutputShape => default;");
                 w.Line("/// <summary>Fails: the model did not compile.</summary>");
                 w.Line($"public {name}(int maxBatch, int seed = 0) : base(maxBatch, global::System.Array.Empty<{CSharpEmitter.Runtime}.TensorInfo>()) => {fail};");
                 w.Line("/// <inheritdoc/>");

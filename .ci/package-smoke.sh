@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Packs Dsl.Runtime and Dsl.Generator and builds a fresh user project from those packages alone:
+# proves that the generator package carries its dependencies (Dsl.Compiler, Sprache) and its props,
+# and that a .nn error fails the user's build with the error located in the .nn file.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+dotnet pack "$repo/src/Dsl.Runtime" -c Release -o "$work/feed" --nologo -v q
+dotnet pack "$repo/generators/Dsl.Generator" -c Release -o "$work/feed" --nologo -v q
+
+mkdir -p "$work/app/Models"
+cat > "$work/app/nuget.config" <<XML
+<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <packageSources>
+    <clear />
+    <add key="local" value="$work/feed" />
+    <add key="nuget.org" value="https://api.nuget.org/v3/index.json" />
+  </packageSources>
+</configuration>
+XML
+cat > "$work/app/App.csproj" <<'XML'
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup>
+    <OutputType>Exe</OutputType>
+    <TargetFramework>net10.0</TargetFramework>
+    <Nullable>enable</Nullable>
+    <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
+    <RootNamespace>App</RootNamespace>
+  </PropertyGroup>
+  <ItemGroup>
+    <PackageReference Include="Dsl.Generator" Version="0.1.0" />
+    <PackageReference Include="Dsl.Runtime" Version="0.1.0" />
+  </ItemGroup>
+</Project>
+XML
+echo 'model Tiny(input: [3, 8, 8]) { conv(3, 4, 3, bias: false) -> bn2d -> relu -> global_avgpool -> linear(4, 2) }' > "$work/app/Models/tiny.nn"
+cat > "$work/app/Program.cs" <<'CS'
+var model = new App.Tiny(maxBatch: 2);
+var output = new float[2 * App.Tiny.OutputLength];
+model.Forward(new float[2 * App.Tiny.InputLength], output, 2);
+model.Infer(new float[2 * App.Tiny.InputLength], output, 2);
+System.Console.WriteLine($"package smoke test: Tiny has {App.Tiny.ParameterCount} parameters");
+CS
+
+cd "$work/app"
+# A private package folder, so a stale cached 0.1.0 from an earlier pack is never used.
+dotnet restore --packages "$work/packages" --nologo -v q
+dotnet run --no-restore
+sed -i 's/linear(4, 2)/linear(5, 2)/' Models/tiny.nn
+if dotnet build --no-restore --nologo -v q > "$work/build.log" 2>&1; then
+  echo "package smoke test: a wrong .nn file built without error" >&2
+  exit 1
+fi
+grep -q "tiny.nn(1,103): error NN1011: 'linear' expects 5 input features but receives 4" "$work/build.log" || { cat "$work/build.log" >&2; exit 1; }
+if grep -q "error CS" "$work/build.log"; then
+  echo "package smoke test: a .nn error cascaded into C# errors" >&2
+  grep "error CS" "$work/build.log" >&2
+  exit 1
+fi
+echo "package smoke test: passed (build error located in tiny.nn, no C# cascade)"
