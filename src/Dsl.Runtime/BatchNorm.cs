@@ -262,6 +262,28 @@ public static class BatchNorm
         }
     }
 
+    /// <summary>Out of place: <c>y[n, c, s] = x[n, c, s]*scale[c] + shift[c]</c>, when the producer's output must not be changed (the caller's input).</summary>
+    /// <param name="x">Data <c>[n, channels, spatial]</c>.</param>
+    /// <param name="y">Output, same shape; may alias <paramref name="x"/>.</param>
+    /// <param name="scale">Per-channel scale.</param>
+    /// <param name="shift">Per-channel shift.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="channels">Number of channels.</param>
+    /// <param name="spatial">Values per channel per sample.</param>
+    public static void ApplyScaleShift(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> scale, ReadOnlySpan<float> shift, int n, int channels, int spatial)
+    {
+        Debug.Assert(x.Length >= n * channels * spatial && y.Length >= n * channels * spatial, "buffer too short");
+        int index = 0;
+        for (int s = 0; s < n; s++)
+        {
+            for (int c = 0; c < channels; c++)
+            {
+                float sc = scale[c], sh = shift[c];
+                for (int i = 0; i < spatial; i++, index++) y[index] = x[index] * sc + sh;
+            }
+        }
+    }
+
     /// <summary>
     /// Folds an inference batch norm (given as <see cref="ScaleShift"/>'s scale and shift) into the preceding convolution or linear layer:
     /// <c>W'[o, :] = W[o, :]*scale[o]</c>, <c>b'[o] = b[o]*scale[o] + shift[o]</c>.

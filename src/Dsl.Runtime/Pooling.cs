@@ -18,7 +18,7 @@ public static class Pooling
     public static void MaxForward(ReadOnlySpan<float> x, Span<float> y, Span<int> indices, int n, in PoolGeometry g)
     {
         Debug.Assert(indices.Length >= n * g.OutputLength, "indices too short");
-        MaxCore(x, y, indices, n, g);
+        MaxCore(x, y, indices, n, g, default, default);
     }
 
     /// <summary>Max pooling for inference (no indices recorded).</summary>
@@ -26,7 +26,20 @@ public static class Pooling
     /// <param name="y">Output <c>[n, Channels, OutH, OutW]</c>; overwritten.</param>
     /// <param name="n">Batch size.</param>
     /// <param name="g">Pooling geometry.</param>
-    public static void MaxForward(ReadOnlySpan<float> x, Span<float> y, int n, in PoolGeometry g) => MaxCore(x, y, Span<int>.Empty, n, g);
+    public static void MaxForward(ReadOnlySpan<float> x, Span<float> y, int n, in PoolGeometry g) => MaxCore(x, y, Span<int>.Empty, n, g, default, default);
+
+    /// <summary>
+    /// Max pooling for inference with an inference batch norm fused into its output:
+    /// <c>y = max(window)·scale[c] + shift[c]</c>, written once.
+    /// </summary>
+    /// <param name="x">Input <c>[n, Channels, InH, InW]</c>.</param>
+    /// <param name="y">Output <c>[n, Channels, OutH, OutW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Pooling geometry.</param>
+    /// <param name="scale">Per-channel scale (see <see cref="BatchNorm.ScaleShift"/>).</param>
+    /// <param name="shift">Per-channel shift.</param>
+    public static void MaxForward(ReadOnlySpan<float> x, Span<float> y, int n, in PoolGeometry g, ReadOnlySpan<float> scale, ReadOnlySpan<float> shift) =>
+        MaxCore(x, y, Span<int>.Empty, n, g, scale, shift);
 
     /// <summary>Max pooling backward: routes each output gradient to its recorded arg-max (gradients add where windows overlap).</summary>
     /// <param name="dy">Output gradient <c>[n, Channels, OutH, OutW]</c>.</param>
@@ -60,16 +73,32 @@ public static class Pooling
     /// <param name="g">Pooling geometry (dilation 1).</param>
     /// <param name="countIncludePad">Whether padded zeros count in the divisor (PyTorch default true).</param>
     /// <exception cref="ArgumentException">The geometry has a dilation other than 1.</exception>
-    public static void AvgForward(ReadOnlySpan<float> x, Span<float> y, int n, in PoolGeometry g, bool countIncludePad)
+    public static void AvgForward(ReadOnlySpan<float> x, Span<float> y, int n, in PoolGeometry g, bool countIncludePad) =>
+        AvgCore(x, y, n, g, countIncludePad, default, default);
+
+    /// <summary>Average pooling for inference with an inference batch norm fused into its output: <c>y = mean(window)·scale[c] + shift[c]</c>.</summary>
+    /// <param name="x">Input <c>[n, Channels, InH, InW]</c>.</param>
+    /// <param name="y">Output <c>[n, Channels, OutH, OutW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Pooling geometry (dilation 1).</param>
+    /// <param name="countIncludePad">Whether padded zeros count in the divisor.</param>
+    /// <param name="scale">Per-channel scale.</param>
+    /// <param name="shift">Per-channel shift.</param>
+    public static void AvgForward(ReadOnlySpan<float> x, Span<float> y, int n, in PoolGeometry g, bool countIncludePad, ReadOnlySpan<float> scale, ReadOnlySpan<float> shift) =>
+        AvgCore(x, y, n, g, countIncludePad, scale, shift);
+
+    private static void AvgCore(ReadOnlySpan<float> x, Span<float> y, int n, in PoolGeometry g, bool countIncludePad, ReadOnlySpan<float> scale, ReadOnlySpan<float> shift)
     {
         RequireNoDilation(g);
         Debug.Assert(x.Length >= n * g.InputLength && y.Length >= n * g.OutputLength, "buffer too short");
 
         int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW, planes = n * g.Channels;
+        bool affine = !scale.IsEmpty;
         for (int p = 0; p < planes; p++)
         {
             ReadOnlySpan<float> xPlane = x.Slice(p * inPlane, inPlane);
             Span<float> yPlane = y.Slice(p * outPlane, outPlane);
+            float sc = affine ? scale[p % g.Channels] : 1f, sh = affine ? shift[p % g.Channels] : 0f;
             for (int oh = 0; oh < g.OutH; oh++)
             {
                 for (int ow = 0; ow < g.OutW; ow++)
@@ -77,7 +106,7 @@ public static class Pooling
                     var w = AvgWindow(g, oh, ow, countIncludePad);
                     if (w.Divisor == 0)
                     {
-                        yPlane[oh * g.OutW + ow] = 0f;
+                        yPlane[oh * g.OutW + ow] = affine ? sh : 0f;
                         continue;
                     }
                     float sum = 0f;
@@ -85,7 +114,8 @@ public static class Pooling
                     {
                         for (int iw = w.W0; iw < w.W1; iw++) sum += xPlane[ih * g.InW + iw];
                     }
-                    yPlane[oh * g.OutW + ow] = sum / w.Divisor;
+                    float mean = sum / w.Divisor;
+                    yPlane[oh * g.OutW + ow] = affine ? mean * sc + sh : mean;
                 }
             }
         }
@@ -131,15 +161,28 @@ public static class Pooling
     /// <param name="n">Batch size.</param>
     /// <param name="channels">Channels.</param>
     /// <param name="spatial">Values per channel.</param>
-    public static void GlobalAvgForward(ReadOnlySpan<float> x, Span<float> y, int n, int channels, int spatial)
+    public static void GlobalAvgForward(ReadOnlySpan<float> x, Span<float> y, int n, int channels, int spatial) =>
+        GlobalAvgForward(x, y, n, channels, spatial, default, default);
+
+    /// <summary>Global average pooling with an inference batch norm over its <c>[channels]</c> output fused in: <c>y = mean·scale[c] + shift[c]</c>.</summary>
+    /// <param name="x">Input <c>[n, channels, spatial]</c>.</param>
+    /// <param name="y">Output <c>[n, channels]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="channels">Channels.</param>
+    /// <param name="spatial">Values per channel.</param>
+    /// <param name="scale">Per-channel scale, or empty for none.</param>
+    /// <param name="shift">Per-channel shift, or empty for none.</param>
+    public static void GlobalAvgForward(ReadOnlySpan<float> x, Span<float> y, int n, int channels, int spatial, ReadOnlySpan<float> scale, ReadOnlySpan<float> shift)
     {
         Debug.Assert(x.Length >= n * channels * spatial && y.Length >= n * channels, "buffer too short");
+        bool affine = !scale.IsEmpty;
         for (int p = 0; p < n * channels; p++)
         {
             float sum = 0f;
             int start = p * spatial;
             for (int i = start; i < start + spatial; i++) sum += x[i];
-            y[p] = sum / spatial;
+            float mean = sum / spatial;
+            y[p] = affine ? mean * scale[p % channels] + shift[p % channels] : mean;
         }
     }
 
@@ -158,16 +201,19 @@ public static class Pooling
         }
     }
 
-    private static void MaxCore(ReadOnlySpan<float> x, Span<float> y, Span<int> indices, int n, in PoolGeometry g)
+    private static void MaxCore(ReadOnlySpan<float> x, Span<float> y, Span<int> indices, int n, in PoolGeometry g,
+        ReadOnlySpan<float> scale, ReadOnlySpan<float> shift)
     {
         Debug.Assert(x.Length >= n * g.InputLength && y.Length >= n * g.OutputLength, "buffer too short");
 
         int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW, planes = n * g.Channels;
         bool record = !indices.IsEmpty;
+        bool affine = !scale.IsEmpty;
         for (int p = 0; p < planes; p++)
         {
             ReadOnlySpan<float> xPlane = x.Slice(p * inPlane, inPlane);
             int outStart = p * outPlane;
+            float sc = affine ? scale[p % g.Channels] : 1f, sh = affine ? shift[p % g.Channels] : 0f;
             for (int oh = 0; oh < g.OutH; oh++)
             {
                 // Same window walk as PyTorch's CPU kernel: skip the taps that fall in the top/left padding,
@@ -197,7 +243,7 @@ public static class Pooling
                         }
                     }
                     int o = outStart + oh * g.OutW + ow;
-                    y[o] = max;
+                    y[o] = affine ? max * sc + sh : max;
                     if (record) indices[o] = maxIndex;
                 }
             }

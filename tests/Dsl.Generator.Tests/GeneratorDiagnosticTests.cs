@@ -122,6 +122,14 @@ public sealed class GeneratorDiagnosticTests
     }
 
     [Fact]
+    public void A_model_named_like_a_layer_constant_still_compiles()
+    {
+        var (run, output) = GeneratorHarness.Run("App", new AdditionalText[] { new NnText("/m.nn", "model Fc1Weight(input: [4]) { linear(4, 2) as fc1 -> bn1d as bn }") });
+        Assert.DoesNotContain(run.Diagnostics, d => d.Severity == DiagnosticSeverity.Error);
+        Assert.Empty(output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning));
+    }
+
+    [Fact]
     public void Junk_files_yield_diagnostics_not_a_crash()
     {
         var random = new Random(3);

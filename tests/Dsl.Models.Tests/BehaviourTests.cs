@@ -88,6 +88,35 @@ public sealed class BehaviourTests
         for (int i = 0; i < 12; i++) Assert.Equal(output[i], inferred[i], 5);
     }
 
+    [Theory]
+    [InlineData(nameof(FusedEpilogues))]
+    [InlineData(nameof(FlattenThenBn))]
+    public void Fused_and_folded_inference_equals_unfused_training_with_frozen_statistics(string name)
+    {
+        const int Batch = 3;
+        var model = (CompiledModel)Activator.CreateInstance(typeof(FusedEpilogues).Assembly.GetType($"Dsl.Models.Tests.{name}")!, Batch, 2)!;
+        var random = new Random(5);
+        foreach (var t in model.Tensors.Where(t => t.Storage != TensorStorage.Counter))
+        {
+            var values = model.Tensor(t.Name);
+            for (int i = 0; i < values.Length; i++)
+            {
+                values[i] = t.Name.EndsWith("running_var", StringComparison.Ordinal) ? 0.5f + 1.5f * random.NextSingle()
+                    : t.Name.EndsWith("running_mean", StringComparison.Ordinal) || t.Name.EndsWith(".bias", StringComparison.Ordinal) ? random.NextSingle() - 0.5f
+                    : t.Name.EndsWith(".weight", StringComparison.Ordinal) && t.Shape.Length == 1 ? 0.5f + random.NextSingle()
+                    : values[i];
+            }
+        }
+
+        var input = Enumerable.Range(0, Batch * model.SampleInputLength).Select(_ => 2 * random.NextSingle() - 1).ToArray();
+        var trained = new float[Batch * model.SampleOutputLength];
+        var inferred = new float[trained.Length];
+        model.Forward(input, trained, Batch);
+        model.Infer(input, inferred, Batch);
+        for (int i = 0; i < trained.Length; i++) Assert.Equal(trained[i], inferred[i], 5);
+        Assert.Contains(trained, v => Math.Abs(v) > 1e-3); // not vacuously zero
+    }
+
     [Fact]
     public void Inference_refolds_after_parameters_or_running_statistics_change()
     {

@@ -55,7 +55,9 @@ namespace Dsl.Compiler.Emit
                 foreach (var layer in plan.Layers)
                 {
                     string name = CSharpNames.Pascal(layer.Layer.Name);
-                    if (!used.Add(name))
+                    // A constant such as Fc1Weight must not take the class's own name (model Fc1Weight).
+                    bool clashes = MemberSuffixes.Any(suffix => name + suffix == _model.Name);
+                    if (clashes || !used.Add(name))
                     {
                         name += "At" + Int(layer.Layer.Index);
                         used.Add(name);
@@ -64,6 +66,12 @@ namespace Dsl.Compiler.Emit
                     _names[layer] = name;
                 }
             }
+
+            private static readonly string[] MemberSuffixes =
+            {
+                "Weight", "Bias", "RunningMean", "RunningVar", "NumBatchesTracked", "Out", "Mask", "Indices", "SaveMean", "SaveInvStd",
+                "Scale", "Shift", "FoldedWeight", "FoldedBias", "Geometry",
+            };
 
             private bool HasBatchNorm => _plan.Layers.Any(l => l.Layer.IsBatchNorm);
             private bool HasMaxPool => _plan.Layers.Any(l => l.Indices >= 0);
@@ -700,7 +708,16 @@ namespace Dsl.Compiler.Emit
                             case InferenceRole.FoldedAway:
                                 Header(p, $" — folded into {_plan.Layers[l.Index - 1].Layer.Name}");
                                 continue;
+                            case InferenceRole.FusedEpilogue:
+                                var carrier = _plan.Layers.First(x => x.Epilogue == p).Layer;
+                                Header(p, $" — applied by {carrier.Name} ({carrier.KindName}) as it wrote its output");
+                                continue;
                         }
+
+                        string scaleShift = p.Epilogue is { } bn
+                            ? $"folded.AsSpan({_names[bn]}Scale, {Int(bn.Channels)}), folded.AsSpan({_names[bn]}Shift, {Int(bn.Channels)})"
+                            : "";
+                        string fused = p.Epilogue is { } carried ? $" — with {carried.Layer.Name} (batch norm) applied as it writes" : "";
 
                         string v = $"h{counter++}";
                         switch (l.Kind)
@@ -725,17 +742,17 @@ namespace Dsl.Compiler.Emit
                                 if (p.Inference == InferenceRole.ScaleShift)
                                 {
                                     Header(p, " — running statistics as a per-channel scale and shift");
+                                    string args = $"folded.AsSpan({n}Scale, {Int(p.Channels)}), folded.AsSpan({n}Shift, {Int(p.Channels)}), batch, {Int(p.Channels)}, {Int(p.Spatial)}";
                                     if (writable)
                                     {
-                                        _w.Line($"var {v} = {Writable("h")};");
+                                        _w.Line($"var {v} = {Writable("h")}; // in place");
+                                        _w.Line($"{Runtime}.BatchNorm.ApplyScaleShift({v}, {args});");
                                     }
                                     else
                                     {
-                                        _w.Line($"var {v} = {Next(l)};");
-                                        _w.Line($"h.CopyTo({v});");
+                                        _w.Line($"var {v} = {Next(l)}; // the caller's input stays untouched");
+                                        _w.Line($"{Runtime}.BatchNorm.ApplyScaleShift(h, {v}, {args});");
                                     }
-
-                                    _w.Line($"{Runtime}.BatchNorm.ApplyScaleShift({v}, folded.AsSpan({n}Scale, {Int(p.Channels)}), folded.AsSpan({n}Shift, {Int(p.Channels)}), batch, {Int(p.Channels)}, {Int(p.Spatial)});");
                                 }
                                 else
                                 {
@@ -751,8 +768,16 @@ namespace Dsl.Compiler.Emit
                             case LayerKind.Tanh:
                             case LayerKind.LeakyRelu:
                             {
-                                Header(p);
+                                Header(p, fused);
                                 _w.Line(writable ? $"var {v} = {Writable("h")}; // in place" : $"var {v} = {Next(l)};");
+                                if (p.Epilogue is { } epilogue)
+                                {
+                                    string kind = l.Kind switch { LayerKind.Relu => "Relu", LayerKind.Sigmoid => "Sigmoid", LayerKind.Tanh => "Tanh", _ => "LeakyRelu" };
+                                    string slope = l.Kind == LayerKind.LeakyRelu ? ", " + Float(a.NegativeSlope) : "";
+                                    _w.Line($"{Runtime}.ActivationEpilogues.{kind}(h, {v}, {scaleShift}, batch, {Int(epilogue.Channels)}, {Int(epilogue.Spatial)}{slope});");
+                                    break;
+                                }
+
                                 string method = l.Kind switch
                                 {
                                     LayerKind.Relu => "ReluForward(h, " + v + ")",
@@ -766,20 +791,20 @@ namespace Dsl.Compiler.Emit
 
                             case LayerKind.MaxPool1d:
                             case LayerKind.MaxPool2d:
-                                Header(p);
+                                Header(p, fused);
                                 _w.Line($"var {v} = {Next(l)};");
-                                _w.Line($"{Runtime}.Pooling.MaxForward(h, {v}, batch, in {n}Geometry);");
+                                _w.Line($"{Runtime}.Pooling.MaxForward(h, {v}, batch, in {n}Geometry{(scaleShift.Length > 0 ? ", " + scaleShift : "")});");
                                 break;
                             case LayerKind.AvgPool1d:
                             case LayerKind.AvgPool2d:
-                                Header(p);
+                                Header(p, fused);
                                 _w.Line($"var {v} = {Next(l)};");
-                                _w.Line($"{Runtime}.Pooling.AvgForward(h, {v}, batch, in {n}Geometry, countIncludePad: {(a.CountIncludePad ? "true" : "false")});");
+                                _w.Line($"{Runtime}.Pooling.AvgForward(h, {v}, batch, in {n}Geometry, countIncludePad: {(a.CountIncludePad ? "true" : "false")}{(scaleShift.Length > 0 ? ", " + scaleShift : "")});");
                                 break;
                             case LayerKind.GlobalAvgPool:
-                                Header(p);
+                                Header(p, fused);
                                 _w.Line($"var {v} = {Next(l)};");
-                                _w.Line($"{Runtime}.Pooling.GlobalAvgForward(h, {v}, batch, {Int(p.Channels)}, {Int(p.Spatial)});");
+                                _w.Line($"{Runtime}.Pooling.GlobalAvgForward(h, {v}, batch, {Int(p.Channels)}, {Int(p.Spatial)}{(scaleShift.Length > 0 ? ", " + scaleShift : "")});");
                                 break;
                             case LayerKind.Softmax:
                             case LayerKind.LogSoftmax:

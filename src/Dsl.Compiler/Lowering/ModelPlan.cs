@@ -16,8 +16,11 @@ namespace Dsl.Compiler.Lowering
         /// <summary>Batch norm folded into the weights of the conv or linear before it.</summary>
         FoldedAway,
 
-        /// <summary>Batch norm after a layer it cannot fold into: a per-channel scale and shift in place.</summary>
+        /// <summary>Batch norm after a layer it cannot fold into: a per-channel scale and shift, in its own pass.</summary>
         ScaleShift,
+
+        /// <summary>Batch norm after pooling or an activation: its scale and shift are applied as the producer writes its output.</summary>
+        FusedEpilogue,
 
         /// <summary>Batch norm with track_running_stats: false: batch statistics, as in training.</summary>
         BatchStatistics,
@@ -68,6 +71,9 @@ namespace Dsl.Compiler.Lowering
         /// <summary>For a conv or linear that absorbs the next batch norm: its folded weight and bias in the folded array.</summary>
         public int FoldedWeight { get; set; } = -1;
         public int FoldedBias { get; set; } = -1;
+
+        /// <summary>For a pooling or activation layer: the batch norm whose scale and shift it applies as it writes.</summary>
+        public LayerPlan? Epilogue { get; set; }
 
         /// <summary>For batch norm: per-channel scale and shift in the folded array (also scratch while folding).</summary>
         public int Scale { get; set; } = -1;
@@ -230,6 +236,12 @@ namespace Dsl.Compiler.Lowering
                 else
                 {
                     p.Inference = InferenceRole.ScaleShift;
+                    var source = Producer(i);
+                    if (source is not null && CanCarryEpilogue(source, p))
+                    {
+                        p.Inference = InferenceRole.FusedEpilogue;
+                        source.Epilogue = p;
+                    }
                 }
             }
 
@@ -238,6 +250,29 @@ namespace Dsl.Compiler.Lowering
             IndicesPerSample = indices;
             CacheLength = cache;
             FoldedLength = folded;
+        }
+
+        /// <summary>The nearest earlier layer that computes at inference (flatten and dropout only pass data on).</summary>
+        private LayerPlan? Producer(int index)
+        {
+            for (int j = index - 1; j >= 0; j--)
+            {
+                if (Layers[j].Inference != InferenceRole.Identity) return Layers[j];
+            }
+
+            return null;
+        }
+
+        /// <summary>
+        /// Pooling and activations can apply a batch norm's per-channel scale and shift as they write, provided
+        /// the batch norm's channels are the producer's channels (no flatten regrouped them in between).
+        /// </summary>
+        private static bool CanCarryEpilogue(LayerPlan producer, LayerPlan batchNorm)
+        {
+            if (producer.Epilogue is not null || producer.Inference != InferenceRole.Compute) return false;
+            bool sameGrouping = producer.Layer.OutputShape.SequenceEqual(batchNorm.Layer.InputShape);
+            return sameGrouping && producer.Layer.Kind is LayerKind.MaxPool1d or LayerKind.MaxPool2d or LayerKind.AvgPool1d or LayerKind.AvgPool2d
+                or LayerKind.GlobalAvgPool or LayerKind.Relu or LayerKind.LeakyRelu or LayerKind.Sigmoid or LayerKind.Tanh;
         }
 
         private void Add(TensorSpec spec, StorageKind storage, int offset) => Tensors.Add(new PlannedTensor(spec, storage, offset));

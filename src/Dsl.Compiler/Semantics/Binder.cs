@@ -71,6 +71,11 @@ namespace Dsl.Compiler.Semantics
                 Report(DiagnosticDescriptors.InvalidName, model.Name.Span,
                     $"'{model.Name.Text}' is a C# keyword and cannot name a model (it becomes a class); choose another name");
             }
+            else if (CSharpNames.IsGeneratedMember(model.Name.Text))
+            {
+                Report(DiagnosticDescriptors.InvalidName, model.Name.Span,
+                    $"'{model.Name.Text}' is the name of a member of every generated model, and a C# class cannot contain a member named like itself; choose another name");
+            }
 
             IReadOnlyList<int>? shape = BindInputShape(model);
             var layers = new List<BoundLayer>();
@@ -468,6 +473,18 @@ namespace Dsl.Compiler.Semantics
                 new(index, name, kind, syntax, a, input, output, tensors, flops) { ArgumentValues = values };
 
             long inputLength = input.Aggregate(1L, (x, y) => x * y);
+            if (rank == 2 && signature.Rank is null && signature.Family is LayerFamily.Conv or LayerFamily.MaxPool or LayerFamily.AvgPool)
+            {
+                // conv, maxpool and avgpool become 1-d layers on [C, L]: a pair has no second dimension to apply to.
+                var pair = args.Values.FirstOrDefault(arg => arg.Syntax.Kind == ValueKind.Pair);
+                if (pair is not null)
+                {
+                    Report(DiagnosticDescriptors.WrongValueKind, pair.Syntax.Span,
+                        $"'{pair.Spec.Name}' of '{syntax.Name.Text}' must be a single integer on a [C, L] input (a 1-d layer has one spatial dimension), not the pair ({pair.Syntax.Text})");
+                    return null;
+                }
+            }
+
             switch (signature.Family)
             {
                 case LayerFamily.Conv:

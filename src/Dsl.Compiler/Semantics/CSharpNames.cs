@@ -17,7 +17,21 @@ namespace Dsl.Compiler.Semantics
             "uint", "ulong", "unchecked", "unsafe", "ushort", "using", "virtual", "void", "volatile", "while",
         };
 
+        // Members every generated model has (its own and CompiledModel's): a class cannot share a member's name.
+        private static readonly HashSet<string> GeneratedMembers = new()
+        {
+            "InputLength", "OutputLength", "ParameterCount", "InputShape", "OutputShape", "Name", "SampleInputLength", "SampleOutputLength",
+            "SampleInputShape", "SampleOutputShape", "MaxBatch", "Tensors", "Parameters", "Gradients", "ParametersChanged", "ZeroGrad",
+            "Tensor", "Gradient", "Counter", "Info", "Forward", "Backward", "Infer", "ForwardCore", "BackwardCore", "InferCore",
+            "ResetParameters", "ParameterStorage", "GradientStorage", "BufferStorage", "CounterStorage", "ThrowSingleValuePerChannel",
+            "SaveSafetensors", "LoadSafetensors", "LoadState", "Format", "RefreshFolded", "InputCopy", "ArenaPerSample", "WorkPerSample",
+            "IndicesPerSample", "CacheLength", "FoldedLength", "Equals", "GetHashCode", "GetType", "ToString", "MemberwiseClone",
+            "Finalize", "CompiledModel",
+        };
+
         public static bool IsKeyword(string name) => Keywords.Contains(name);
+
+        public static bool IsGeneratedMember(string name) => GeneratedMembers.Contains(name);
 
         /// <summary><c>conv1_bn</c> → <c>Conv1Bn</c>; a leading digit gets a <c>Layer</c> prefix (<c>0</c> → <c>Layer0</c>).</summary>
         public static string Pascal(string name)

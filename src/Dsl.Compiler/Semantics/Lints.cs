@@ -45,7 +45,7 @@ namespace Dsl.Compiler.Semantics
                     {
                         string pytorch = (1 - m).ToString("0.###", CultureInfo.InvariantCulture);
                         yield return DiagnosticDescriptors.KerasMomentum.At(momentum.Span,
-                            $"momentum {momentum.Text} lets each batch move the running statistics by only {(1 - m) * 100:0.#}%: PyTorch keeps (1 - momentum) of the old value, the opposite of Keras; if you meant Keras' {momentum.Text}, write momentum: {pytorch}");
+                            $"momentum {momentum.Text} makes each batch replace {m * 100:0.#}% of the running statistics: PyTorch keeps (1 - momentum) of the old value, the opposite of Keras; if you meant Keras' {momentum.Text}, write momentum: {pytorch}");
                     }
 
                     if (momentum is not null && a.Momentum is 0)

@@ -169,9 +169,8 @@ namespace Snapshots
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: bn1d(64) — bn1d_features.nn(1,27) — [N, 64] → [N, 64] — running statistics as a per-channel scale and shift
-            var h0 = _workA.AsSpan(0, batch * 64);
-            h.CopyTo(h0);
-            global::Dsl.Runtime.BatchNorm.ApplyScaleShift(h0, folded.AsSpan(Layer0Scale, 64), folded.AsSpan(Layer0Shift, 64), batch, 64, 1);
+            var h0 = _workA.AsSpan(0, batch * 64); // the caller's input stays untouched
+            global::Dsl.Runtime.BatchNorm.ApplyScaleShift(h, h0, folded.AsSpan(Layer0Scale, 64), folded.AsSpan(Layer0Shift, 64), batch, 64, 1);
             h = h0;
 
             h.CopyTo(output);

@@ -201,15 +201,12 @@ namespace Snapshots
             global::Dsl.Runtime.Conv2d.Forward(h, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), h0, batch, in Conv1Geometry);
             h = h0;
 
-            // 1: relu — conv1d_relu_bn.nn(1,63) — [N, 10, 28] → [N, 10, 28]
+            // 1: relu — conv1d_relu_bn.nn(1,63) — [N, 10, 28] → [N, 10, 28] — with conv1_bn (batch norm) applied as it writes
             var h1 = h0; // in place
-            global::Dsl.Runtime.Activations.ReluForward(h, h1);
+            global::Dsl.Runtime.ActivationEpilogues.Relu(h, h1, folded.AsSpan(Conv1BnScale, 10), folded.AsSpan(Conv1BnShift, 10), batch, 10, 28);
             h = h1;
 
-            // conv1_bn: bn1d(10) as conv1_bn — conv1d_relu_bn.nn(1,71) — [N, 10, 28] → [N, 10, 28] — running statistics as a per-channel scale and shift
-            var h2 = h1;
-            global::Dsl.Runtime.BatchNorm.ApplyScaleShift(h2, folded.AsSpan(Conv1BnScale, 10), folded.AsSpan(Conv1BnShift, 10), batch, 10, 28);
-            h = h2;
+            // conv1_bn: bn1d(10) as conv1_bn — conv1d_relu_bn.nn(1,71) — [N, 10, 28] → [N, 10, 28] — applied by 1 (relu) as it wrote its output
 
             h.CopyTo(output);
         }

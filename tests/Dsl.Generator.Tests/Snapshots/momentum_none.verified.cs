@@ -162,9 +162,8 @@ namespace Snapshots
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: bn2d(4, momentum: none, affine: false) — momentum_none.nn(1,38) — [N, 4, 5, 5] → [N, 4, 5, 5] — running statistics as a per-channel scale and shift
-            var h0 = _workA.AsSpan(0, batch * 100);
-            h.CopyTo(h0);
-            global::Dsl.Runtime.BatchNorm.ApplyScaleShift(h0, folded.AsSpan(Layer0Scale, 4), folded.AsSpan(Layer0Shift, 4), batch, 4, 25);
+            var h0 = _workA.AsSpan(0, batch * 100); // the caller's input stays untouched
+            global::Dsl.Runtime.BatchNorm.ApplyScaleShift(h, h0, folded.AsSpan(Layer0Scale, 4), folded.AsSpan(Layer0Shift, 4), batch, 4, 25);
             h = h0;
 
             h.CopyTo(output);

@@ -233,22 +233,19 @@ namespace Snapshots
             global::Dsl.Runtime.Conv2d.Forward(h, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), h0, batch, in Conv1Geometry);
             h = h0;
 
-            // 1: maxpool(2) — seed_lenet.nn(1,61) — [N, 6, 30, 30] → [N, 6, 15, 15]
+            // 1: maxpool(2) — seed_lenet.nn(1,61) — [N, 6, 30, 30] → [N, 6, 15, 15] — with bn1 (batch norm) applied as it writes
             var h1 = _workB.AsSpan(0, batch * 1350);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer1Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer1Geometry, folded.AsSpan(Bn1Scale, 6), folded.AsSpan(Bn1Shift, 6));
             h = h1;
 
-            // bn1: bn2d as bn1 — seed_lenet.nn(1,75) — [N, 6, 15, 15] → [N, 6, 15, 15] — running statistics as a per-channel scale and shift
-            var h2 = h1;
-            global::Dsl.Runtime.BatchNorm.ApplyScaleShift(h2, folded.AsSpan(Bn1Scale, 6), folded.AsSpan(Bn1Shift, 6), batch, 6, 225);
-            h = h2;
+            // bn1: bn2d as bn1 — seed_lenet.nn(1,75) — [N, 6, 15, 15] → [N, 6, 15, 15] — applied by 1 (maxpool2d) as it wrote its output
 
             // 3: flatten — seed_lenet.nn(1,90) — [N, 6, 15, 15] → [N, 1350] — identity at inference
 
             // fc1: linear(1350, 10) as fc1 — seed_lenet.nn(1,101) — [N, 1350] → [N, 10]
-            var h3 = _workA.AsSpan(0, batch * 10);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Fc1Weight, 13500), parameters.AsSpan(Fc1Bias, 10), h3, batch, 1350, 10);
-            h = h3;
+            var h2 = _workA.AsSpan(0, batch * 10);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Fc1Weight, 13500), parameters.AsSpan(Fc1Bias, 10), h2, batch, 1350, 10);
+            h = h2;
 
             h.CopyTo(output);
         }
