@@ -39,6 +39,36 @@ public sealed class GoldenNetworkTests
         Assert.Equal(new[] { batch }.Concat(model.OutputShape), tensors["eval.output"]);
     }
 
+    [Fact]
+    public void The_specs_whole_file_example_checks_clean()
+    {
+        // ../shared/spec/language.md, "A whole file", verbatim.
+        const string text = """
+            // lenet.nn — the network from the classic PyTorch BatchNorm tutorial
+            namespace Samples.Vision;           // optional; default: the project's RootNamespace
+
+            model LeNet(input: [1, 34, 34]) {
+                conv(1, 6, 5)       as conv1
+                -> maxpool(2)
+                -> bn2d             as bn1
+                -> flatten
+                -> linear(1350, 10) as fc1
+            }
+
+            model Chain(input: [1, 34, 34]) {
+                conv(1, 6, 5) -> bn2d -> maxpool(2) -> flatten -> linear(1350, 10)
+            }
+            """;
+        var result = NnCompiler.Compile(text);
+        Assert.DoesNotContain(result.Diagnostics, d => d.IsError);
+        Assert.Equal(new[] { "LeNet", "Chain" }, result.Models.Select(m => m.Name));
+        Assert.All(result.Models, m => Assert.Equal("Samples.Vision", m.Namespace));
+        Assert.Equal(13678, result.Models[0].ParameterCount); // PyTorch: sum(p.numel() for p in model.parameters())
+        Assert.Equal(13678, result.Models[1].ParameterCount);
+        // Chain has conv -> bn2d: the redundant-bias warning, and nothing else.
+        Assert.Equal(new[] { "NN2001" }, result.Diagnostics.Select(d => d.Id));
+    }
+
     internal static (Dictionary<string, string> Metadata, Dictionary<string, int[]> Shapes) ReadHeader(string path)
     {
         var bytes = File.ReadAllBytes(path);

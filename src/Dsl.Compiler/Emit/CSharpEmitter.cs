@@ -136,6 +136,7 @@ namespace Dsl.Compiler.Emit
                     EmitBackward();
                     EmitInfer();
                     EmitRefresh();
+                    EmitIndicesView();
                 }
             }
 
@@ -267,14 +268,15 @@ namespace Dsl.Compiler.Emit
 
             private void EmitFields()
             {
+                _w.Line("// One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.");
                 _w.Line("private readonly float[] _arena;");
-                _w.Line("private readonly float[] _workA; // gradients in Backward, activations in Infer; never live across calls");
-                _w.Line("private readonly float[] _workB;");
-                if (HasBatchNorm) _w.Line("private readonly float[] _cache;");
-                if (HasMaxPool) _w.Line("private readonly int[] _indices;");
+                _w.Line("private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls");
+                _w.Line("private readonly int _workB;");
+                if (HasMaxPool) _w.Line("private readonly int _indices; // max pooling's argmax, stored as ints");
+                if (HasBatchNorm) _w.Line("private readonly int _cache;");
                 if (_plan.HasFolding)
                 {
-                    _w.Line("private readonly float[] _folded;");
+                    _w.Line("private readonly int _folded;");
                     _w.Line("private int _foldedVersion = -1;");
                 }
 
@@ -304,12 +306,29 @@ namespace Dsl.Compiler.Emit
                 _w.Line("/// <param name=\"seed\">Seeds the parameter initialization and the dropout masks.</param>");
                 using (_w.Block($"public {_model.Name}(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)"))
                 {
-                    _w.Line("_arena = new float[maxBatch * ArenaPerSample];");
-                    _w.Line("_workA = new float[maxBatch * WorkPerSample];");
-                    _w.Line("_workB = new float[maxBatch * WorkPerSample];");
-                    if (HasBatchNorm) _w.Line("_cache = new float[2 * CacheLength];");
-                    if (HasMaxPool) _w.Line("_indices = new int[maxBatch * IndicesPerSample];");
-                    if (_plan.HasFolding) _w.Line("_folded = new float[FoldedLength];");
+                    _w.Line("// The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.");
+                    _w.Line("_workA = maxBatch * ArenaPerSample;");
+                    _w.Line("_workB = _workA + maxBatch * WorkPerSample;");
+                    string end = "_workB + maxBatch * WorkPerSample";
+                    if (HasMaxPool)
+                    {
+                        _w.Line($"_indices = {end};");
+                        end = "_indices + maxBatch * IndicesPerSample";
+                    }
+
+                    if (HasBatchNorm)
+                    {
+                        _w.Line($"_cache = {end};");
+                        end = "_cache + 2 * CacheLength";
+                    }
+
+                    if (_plan.HasFolding)
+                    {
+                        _w.Line($"_folded = {end};");
+                        end = "_folded + FoldedLength";
+                    }
+
+                    _w.Line($"_arena = new float[{end}];");
                     _w.Line("ResetParameters(seed);");
                 }
 
@@ -388,7 +407,7 @@ namespace Dsl.Compiler.Emit
             private static string InputOf(int i) => i == 0 ? "x" : $"y{i - 1}";
 
             private string Cache(LayerPlan p, string which, bool inference = false) =>
-                $"_cache.AsSpan({(inference ? "CacheLength + " : "")}{_names[p]}{which}, {Int(p.Channels)})";
+                $"_arena.AsSpan(_cache + {(inference ? "CacheLength + " : "")}{_names[p]}{which}, {Int(p.Channels)})";
 
             private string Gamma(LayerPlan p) => p.Layer.Attributes.Affine ? P(p, "Weight", p.Channels) : "default";
 
@@ -495,7 +514,7 @@ namespace Dsl.Compiler.Emit
                     case LayerKind.MaxPool1d:
                     case LayerKind.MaxPool2d:
                         Header(p);
-                        _w.Line($"{Runtime}.Pooling.MaxForward({x}, {y}, _indices.AsSpan({n}Indices * MaxBatch, batch * {Int(l.OutputLength)}), batch, in {n}Geometry);");
+                        _w.Line($"{Runtime}.Pooling.MaxForward({x}, {y}, Indices({n}Indices, batch * {Int(l.OutputLength)}), batch, in {n}Geometry);");
                         break;
                     case LayerKind.AvgPool1d:
                     case LayerKind.AvgPool2d:
@@ -545,7 +564,7 @@ namespace Dsl.Compiler.Emit
                     DeclareActivations();
                     _w.Line();
                     _w.Line("// g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.");
-                    _w.Line($"var g{last} = _workA.AsSpan(0, batch * OutputLength);");
+                    _w.Line($"var g{last} = _arena.AsSpan(_workA, batch * OutputLength);");
                     _w.Line($"outputGrad.CopyTo(g{last});");
                     bool inA = true;
                     for (int i = last; i >= 0; i--)
@@ -569,7 +588,7 @@ namespace Dsl.Compiler.Emit
                         else
                         {
                             inA = !inA;
-                            _w.Line($"var {dx} = {(inA ? "_workA" : "_workB")}.AsSpan(0, batch * {Int(p.Layer.InputLength)});");
+                            _w.Line($"var {dx} = _arena.AsSpan({(inA ? "_workA" : "_workB")}, batch * {Int(p.Layer.InputLength)});");
                         }
 
                         EmitLayerBackward(p, x, y, dy, dx, first: false);
@@ -605,7 +624,7 @@ namespace Dsl.Compiler.Emit
                         if (first)
                         {
                             // dγ and dβ come out of the same pass as dx, so dx needs somewhere to go.
-                            _w.Line($"var dx = inputGrad.IsEmpty ? _workB.AsSpan(0, batch * InputLength) : inputGrad;");
+                            _w.Line($"var dx = inputGrad.IsEmpty ? _arena.AsSpan(_workB, batch * InputLength) : inputGrad;");
                             target = "dx";
                         }
 
@@ -633,7 +652,7 @@ namespace Dsl.Compiler.Emit
                         break;
                     case LayerKind.MaxPool1d:
                     case LayerKind.MaxPool2d:
-                        _w.Line($"{guard}{Runtime}.Pooling.MaxBackward({dy}, _indices.AsSpan({n}Indices * MaxBatch, batch * {Int(l.OutputLength)}), {dx}, batch, in {n}Geometry);");
+                        _w.Line($"{guard}{Runtime}.Pooling.MaxBackward({dy}, Indices({n}Indices, batch * {Int(l.OutputLength)}), {dx}, batch, in {n}Geometry);");
                         break;
                     case LayerKind.AvgPool1d:
                     case LayerKind.AvgPool2d:
@@ -682,7 +701,7 @@ namespace Dsl.Compiler.Emit
                     }
 
                     _w.Line("var parameters = ParameterStorage;");
-                    if (_plan.HasFolding) _w.Line("var folded = _folded;");
+                    if (_plan.HasFolding) _w.Line("var folded = _arena.AsSpan(_folded, FoldedLength);");
                     _w.Line("global::System.ReadOnlySpan<float> h = input; // the current activation");
                     bool writable = false; // h is the caller's input until a layer writes a work buffer
                     bool nextIsA = true;
@@ -690,7 +709,7 @@ namespace Dsl.Compiler.Emit
                     {
                         string buffer = nextIsA ? "_workA" : "_workB";
                         nextIsA = !nextIsA;
-                        return $"{buffer}.AsSpan(0, batch * {Int(layer.OutputLength)})";
+                        return $"_arena.AsSpan({buffer}, batch * {Int(layer.OutputLength)})";
                     }
 
                     int counter = 0;
@@ -715,7 +734,7 @@ namespace Dsl.Compiler.Emit
                         }
 
                         string scaleShift = p.Epilogue is { } bn
-                            ? $"folded.AsSpan({_names[bn]}Scale, {Int(bn.Channels)}), folded.AsSpan({_names[bn]}Shift, {Int(bn.Channels)})"
+                            ? $"folded.Slice({_names[bn]}Scale, {Int(bn.Channels)}), folded.Slice({_names[bn]}Shift, {Int(bn.Channels)})"
                             : "";
                         string fused = p.Epilogue is { } carried ? $" — with {carried.Layer.Name} (batch norm) applied as it writes" : "";
 
@@ -729,8 +748,8 @@ namespace Dsl.Compiler.Emit
                                 bool fold = p.FoldedWeight >= 0;
                                 Header(p, fold ? $" — with {_plan.Layers[l.Index + 1].Layer.Name} folded in" : "");
                                 _w.Line($"var {v} = {Next(l)};");
-                                string w = fold ? $"folded.AsSpan({n}FoldedWeight, {Int(l.Tensors[0].ElementCount)})" : Weight(p);
-                                string b = fold ? $"folded.AsSpan({n}FoldedBias, {Int(l.OutputShape[0])})" : BiasOrDefault(p);
+                                string w = fold ? $"folded.Slice({n}FoldedWeight, {Int(l.Tensors[0].ElementCount)})" : Weight(p);
+                                string b = fold ? $"folded.Slice({n}FoldedBias, {Int(l.OutputShape[0])})" : BiasOrDefault(p);
                                 _w.Line(l.Kind == LayerKind.Linear
                                     ? $"{Runtime}.Linear.Forward(h, {w}, {b}, {v}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)});"
                                     : $"{Runtime}.Conv2d.Forward(h, {w}, {b}, {v}, batch, in {n}Geometry);");
@@ -742,7 +761,7 @@ namespace Dsl.Compiler.Emit
                                 if (p.Inference == InferenceRole.ScaleShift)
                                 {
                                     Header(p, " — running statistics as a per-channel scale and shift");
-                                    string args = $"folded.AsSpan({n}Scale, {Int(p.Channels)}), folded.AsSpan({n}Shift, {Int(p.Channels)}), batch, {Int(p.Channels)}, {Int(p.Spatial)}";
+                                    string args = $"folded.Slice({n}Scale, {Int(p.Channels)}), folded.Slice({n}Shift, {Int(p.Channels)}), batch, {Int(p.Channels)}, {Int(p.Spatial)}";
                                     if (writable)
                                     {
                                         _w.Line($"var {v} = {Writable("h")}; // in place");
@@ -831,6 +850,15 @@ namespace Dsl.Compiler.Emit
             /// <summary>The current work buffer as a writable span (h is declared read-only).</summary>
             private string Writable(string h) => _lastInferVariable ?? h;
 
+            private void EmitIndicesView()
+            {
+                if (!HasMaxPool) return;
+                _w.Line();
+                _w.Line("/// <summary>Max pooling's argmax for <paramref name=\"layer\"/>, an int view of its region of the arena.</summary>");
+                _w.Line("private global::System.Span<int> Indices(int layer, int length) =>");
+                _w.Line("    global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(_indices + layer * MaxBatch, length));");
+            }
+
             private void EmitRefresh()
             {
                 if (!_plan.HasFolding) return;
@@ -839,7 +867,7 @@ namespace Dsl.Compiler.Emit
                 {
                     _w.Line("var parameters = ParameterStorage;");
                     _w.Line("var buffers = BufferStorage;");
-                    _w.Line("var folded = _folded;");
+                    _w.Line("var folded = _arena.AsSpan(_folded, FoldedLength);");
                     foreach (var p in _plan.Layers.Where(p => p.Scale >= 0))
                     {
                         var l = p.Layer;
@@ -847,15 +875,15 @@ namespace Dsl.Compiler.Emit
                         _w.Line();
                         _w.Line($"// {l.Name}: scale = γ/√(running_var + ε), shift = β − running_mean·scale");
                         _w.Line($"{Runtime}.BatchNorm.ScaleShift({Gamma(p)}, {Beta(p)}, {P(p, "RunningMean", c, "buffers")}, {P(p, "RunningVar", c, "buffers")}, {Float(l.Attributes.Eps)},");
-                        _w.Line($"    folded.AsSpan({_names[p]}Scale, {Int(c)}), folded.AsSpan({_names[p]}Shift, {Int(c)}));");
+                        _w.Line($"    folded.Slice({_names[p]}Scale, {Int(c)}), folded.Slice({_names[p]}Shift, {Int(c)}));");
                         if (p.Inference == InferenceRole.FoldedAway)
                         {
                             var producer = _plan.Layers[l.Index - 1];
                             string pn = _names[producer];
                             int weights = producer.Layer.Tensors[0].ElementCount;
                             _w.Line($"// folded into {producer.Layer.Name}: W' = W·scale per output channel, b' = b·scale + shift");
-                            _w.Line($"{Runtime}.BatchNorm.Fold({Weight(producer)}, {BiasOrDefault(producer)}, folded.AsSpan({_names[p]}Scale, {Int(c)}), folded.AsSpan({_names[p]}Shift, {Int(c)}),");
-                            _w.Line($"    folded.AsSpan({pn}FoldedWeight, {Int(weights)}), folded.AsSpan({pn}FoldedBias, {Int(c)}), {Int(c)}, {Int(weights / c)});");
+                            _w.Line($"{Runtime}.BatchNorm.Fold({Weight(producer)}, {BiasOrDefault(producer)}, folded.Slice({_names[p]}Scale, {Int(c)}), folded.Slice({_names[p]}Shift, {Int(c)}),");
+                            _w.Line($"    folded.Slice({pn}FoldedWeight, {Int(weights)}), folded.Slice({pn}FoldedBias, {Int(c)}), {Int(c)}, {Int(weights / c)});");
                         }
                     }
                 }

@@ -74,11 +74,12 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 1, 5, 5 };
         private static readonly int[] s_outputShape = { 2, 3, 3 };
 
+        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
         private readonly float[] _arena;
-        private readonly float[] _workA; // gradients in Backward, activations in Infer; never live across calls
-        private readonly float[] _workB;
-        private readonly float[] _cache;
-        private readonly float[] _folded;
+        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
+        private readonly int _workB;
+        private readonly int _cache;
+        private readonly int _folded;
         private int _foldedVersion = -1;
 
         /// <inheritdoc/>
@@ -101,11 +102,12 @@ namespace Snapshots
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
         public One(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
         {
-            _arena = new float[maxBatch * ArenaPerSample];
-            _workA = new float[maxBatch * WorkPerSample];
-            _workB = new float[maxBatch * WorkPerSample];
-            _cache = new float[2 * CacheLength];
-            _folded = new float[FoldedLength];
+            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
+            _workA = maxBatch * ArenaPerSample;
+            _workB = _workA + maxBatch * WorkPerSample;
+            _cache = _workB + maxBatch * WorkPerSample;
+            _folded = _cache + 2 * CacheLength;
+            _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
         }
 
@@ -144,7 +146,7 @@ namespace Snapshots
 
             // 1: bn2d — batch_one_bn2d.nn(1,48) — [N, 2, 3, 3] → [N, 2, 3, 3] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 2), parameters.AsSpan(Layer1Bias, 2), y1, _cache.AsSpan(Layer1SaveMean, 2), _cache.AsSpan(Layer1SaveInvStd, 2),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 2), parameters.AsSpan(Layer1Bias, 2), y1, _arena.AsSpan(_cache + Layer1SaveMean, 2), _arena.AsSpan(_cache + Layer1SaveInvStd, 2),
                 buffers.AsSpan(Layer1RunningMean, 2), buffers.AsSpan(Layer1RunningVar, 2), 0.1f, 1E-05f, batch, 2, 9);
 
             y1.CopyTo(output);
@@ -160,13 +162,13 @@ namespace Snapshots
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 18);
 
             // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g1 = _workA.AsSpan(0, batch * OutputLength);
+            var g1 = _arena.AsSpan(_workA, batch * OutputLength);
             outputGrad.CopyTo(g1);
 
-            var g0 = _workB.AsSpan(0, batch * 18);
+            var g0 = _arena.AsSpan(_workB, batch * 18);
             // 1: bn2d — batch_one_bn2d.nn(1,48) — [N, 2, 3, 3] → [N, 2, 3, 3] — backward
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 2), _cache.AsSpan(Layer1SaveMean, 2), _cache.AsSpan(Layer1SaveInvStd, 2), g0,
+            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 2), _arena.AsSpan(_cache + Layer1SaveMean, 2), _arena.AsSpan(_cache + Layer1SaveInvStd, 2), g0,
                 gradients.AsSpan(Layer1Weight, 2), gradients.AsSpan(Layer1Bias, 2), batch, 2, 9);
 
             // 0: conv(1, 2, 3) — batch_one_bn2d.nn(1,31) — [N, 1, 5, 5] → [N, 2, 3, 3] — backward
@@ -185,12 +187,12 @@ namespace Snapshots
             }
 
             var parameters = ParameterStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv(1, 2, 3) — batch_one_bn2d.nn(1,31) — [N, 1, 5, 5] → [N, 2, 3, 3] — with 1 folded in
-            var h0 = _workA.AsSpan(0, batch * 18);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.AsSpan(Layer0FoldedWeight, 18), folded.AsSpan(Layer0FoldedBias, 2), h0, batch, in Layer0Geometry);
+            var h0 = _arena.AsSpan(_workA, batch * 18);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 18), folded.Slice(Layer0FoldedBias, 2), h0, batch, in Layer0Geometry);
             h = h0;
 
             // 1: bn2d — batch_one_bn2d.nn(1,48) — [N, 2, 3, 3] → [N, 2, 3, 3] — folded into 0
@@ -203,14 +205,14 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 2), parameters.AsSpan(Layer1Bias, 2), buffers.AsSpan(Layer1RunningMean, 2), buffers.AsSpan(Layer1RunningVar, 2), 1E-05f,
-                folded.AsSpan(Layer1Scale, 2), folded.AsSpan(Layer1Shift, 2));
+                folded.Slice(Layer1Scale, 2), folded.Slice(Layer1Shift, 2));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 18), parameters.AsSpan(Layer0Bias, 2), folded.AsSpan(Layer1Scale, 2), folded.AsSpan(Layer1Shift, 2),
-                folded.AsSpan(Layer0FoldedWeight, 18), folded.AsSpan(Layer0FoldedBias, 2), 2, 9);
+            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 18), parameters.AsSpan(Layer0Bias, 2), folded.Slice(Layer1Scale, 2), folded.Slice(Layer1Shift, 2),
+                folded.Slice(Layer0FoldedWeight, 18), folded.Slice(Layer0FoldedBias, 2), 2, 9);
         }
     }
 }

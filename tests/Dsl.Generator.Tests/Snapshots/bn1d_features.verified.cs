@@ -64,11 +64,12 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 64 };
         private static readonly int[] s_outputShape = { 64 };
 
+        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
         private readonly float[] _arena;
-        private readonly float[] _workA; // gradients in Backward, activations in Infer; never live across calls
-        private readonly float[] _workB;
-        private readonly float[] _cache;
-        private readonly float[] _folded;
+        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
+        private readonly int _workB;
+        private readonly int _cache;
+        private readonly int _folded;
         private int _foldedVersion = -1;
 
         /// <inheritdoc/>
@@ -91,11 +92,12 @@ namespace Snapshots
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
         public Bn1d(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
         {
-            _arena = new float[maxBatch * ArenaPerSample];
-            _workA = new float[maxBatch * WorkPerSample];
-            _workB = new float[maxBatch * WorkPerSample];
-            _cache = new float[2 * CacheLength];
-            _folded = new float[FoldedLength];
+            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
+            _workA = maxBatch * ArenaPerSample;
+            _workB = _workA + maxBatch * WorkPerSample;
+            _cache = _workB + maxBatch * WorkPerSample;
+            _folded = _cache + 2 * CacheLength;
+            _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
         }
 
@@ -129,7 +131,7 @@ namespace Snapshots
 
             // 0: bn1d(64) — bn1d_features.nn(1,27) — [N, 64] → [N, 64] — batch statistics; running statistics updated
             counters[Layer0NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(x, parameters.AsSpan(Layer0Weight, 64), parameters.AsSpan(Layer0Bias, 64), y0, _cache.AsSpan(Layer0SaveMean, 64), _cache.AsSpan(Layer0SaveInvStd, 64),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(x, parameters.AsSpan(Layer0Weight, 64), parameters.AsSpan(Layer0Bias, 64), y0, _arena.AsSpan(_cache + Layer0SaveMean, 64), _arena.AsSpan(_cache + Layer0SaveInvStd, 64),
                 buffers.AsSpan(Layer0RunningMean, 64), buffers.AsSpan(Layer0RunningVar, 64), 0.1f, 1E-05f, batch, 64, 1);
 
             y0.CopyTo(output);
@@ -144,13 +146,13 @@ namespace Snapshots
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 64);
 
             // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g0 = _workA.AsSpan(0, batch * OutputLength);
+            var g0 = _arena.AsSpan(_workA, batch * OutputLength);
             outputGrad.CopyTo(g0);
 
             // 0: bn1d(64) — bn1d_features.nn(1,27) — [N, 64] → [N, 64] — backward
-            var dx = inputGrad.IsEmpty ? _workB.AsSpan(0, batch * InputLength) : inputGrad;
+            var dx = inputGrad.IsEmpty ? _arena.AsSpan(_workB, batch * InputLength) : inputGrad;
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 64), _cache.AsSpan(Layer0SaveMean, 64), _cache.AsSpan(Layer0SaveInvStd, 64), dx,
+            global::Dsl.Runtime.BatchNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 64), _arena.AsSpan(_cache + Layer0SaveMean, 64), _arena.AsSpan(_cache + Layer0SaveInvStd, 64), dx,
                 gradients.AsSpan(Layer0Weight, 64), gradients.AsSpan(Layer0Bias, 64), batch, 64, 1);
         }
 
@@ -165,12 +167,12 @@ namespace Snapshots
             }
 
             var parameters = ParameterStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: bn1d(64) — bn1d_features.nn(1,27) — [N, 64] → [N, 64] — running statistics as a per-channel scale and shift
-            var h0 = _workA.AsSpan(0, batch * 64); // the caller's input stays untouched
-            global::Dsl.Runtime.BatchNorm.ApplyScaleShift(h, h0, folded.AsSpan(Layer0Scale, 64), folded.AsSpan(Layer0Shift, 64), batch, 64, 1);
+            var h0 = _arena.AsSpan(_workA, batch * 64); // the caller's input stays untouched
+            global::Dsl.Runtime.BatchNorm.ApplyScaleShift(h, h0, folded.Slice(Layer0Scale, 64), folded.Slice(Layer0Shift, 64), batch, 64, 1);
             h = h0;
 
             h.CopyTo(output);
@@ -181,11 +183,11 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 0: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer0Weight, 64), parameters.AsSpan(Layer0Bias, 64), buffers.AsSpan(Layer0RunningMean, 64), buffers.AsSpan(Layer0RunningVar, 64), 1E-05f,
-                folded.AsSpan(Layer0Scale, 64), folded.AsSpan(Layer0Shift, 64));
+                folded.Slice(Layer0Scale, 64), folded.Slice(Layer0Shift, 64));
         }
     }
 }

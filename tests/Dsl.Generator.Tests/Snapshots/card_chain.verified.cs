@@ -85,12 +85,13 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 1, 34, 34 };
         private static readonly int[] s_outputShape = { 10 };
 
+        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
         private readonly float[] _arena;
-        private readonly float[] _workA; // gradients in Backward, activations in Infer; never live across calls
-        private readonly float[] _workB;
-        private readonly float[] _cache;
-        private readonly int[] _indices;
-        private readonly float[] _folded;
+        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
+        private readonly int _workB;
+        private readonly int _indices; // max pooling's argmax, stored as ints
+        private readonly int _cache;
+        private readonly int _folded;
         private int _foldedVersion = -1;
 
         /// <inheritdoc/>
@@ -113,12 +114,13 @@ namespace Snapshots
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
         public Chain(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
         {
-            _arena = new float[maxBatch * ArenaPerSample];
-            _workA = new float[maxBatch * WorkPerSample];
-            _workB = new float[maxBatch * WorkPerSample];
-            _cache = new float[2 * CacheLength];
-            _indices = new int[maxBatch * IndicesPerSample];
-            _folded = new float[FoldedLength];
+            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
+            _workA = maxBatch * ArenaPerSample;
+            _workB = _workA + maxBatch * WorkPerSample;
+            _indices = _workB + maxBatch * WorkPerSample;
+            _cache = _indices + maxBatch * IndicesPerSample;
+            _folded = _cache + 2 * CacheLength;
+            _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
         }
 
@@ -163,11 +165,11 @@ namespace Snapshots
 
             // 1: bn2d — card_chain.nn(1,52) — [N, 6, 30, 30] → [N, 6, 30, 30] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 6), parameters.AsSpan(Layer1Bias, 6), y1, _cache.AsSpan(Layer1SaveMean, 6), _cache.AsSpan(Layer1SaveInvStd, 6),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 6), parameters.AsSpan(Layer1Bias, 6), y1, _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6),
                 buffers.AsSpan(Layer1RunningMean, 6), buffers.AsSpan(Layer1RunningVar, 6), 0.1f, 1E-05f, batch, 6, 900);
 
             // 2: maxpool(2) — card_chain.nn(1,60) — [N, 6, 30, 30] → [N, 6, 15, 15]
-            global::Dsl.Runtime.Pooling.MaxForward(y1, y2, _indices.AsSpan(Layer2Indices * MaxBatch, batch * 1350), batch, in Layer2Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y1, y2, Indices(Layer2Indices, batch * 1350), batch, in Layer2Geometry);
 
             // 3: flatten — card_chain.nn(1,74) — [N, 6, 15, 15] → [N, 1350] — a view, nothing to compute
 
@@ -190,10 +192,10 @@ namespace Snapshots
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 10);
 
             // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g4 = _workA.AsSpan(0, batch * OutputLength);
+            var g4 = _arena.AsSpan(_workA, batch * OutputLength);
             outputGrad.CopyTo(g4);
 
-            var g3 = _workB.AsSpan(0, batch * 1350);
+            var g3 = _arena.AsSpan(_workB, batch * 1350);
             // 4: linear(1350, 10) — card_chain.nn(1,85) — [N, 1350] → [N, 10] — backward
             global::Dsl.Runtime.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 13500), gradients.AsSpan(Layer4Bias, 10), batch, 1350, 10);
             global::Dsl.Runtime.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 13500), g3, batch, 1350, 10);
@@ -201,14 +203,14 @@ namespace Snapshots
             var g2 = g3;
             // 3: flatten — card_chain.nn(1,74) — [N, 6, 15, 15] → [N, 1350] — backward
 
-            var g1 = _workA.AsSpan(0, batch * 5400);
+            var g1 = _arena.AsSpan(_workA, batch * 5400);
             // 2: maxpool(2) — card_chain.nn(1,60) — [N, 6, 30, 30] → [N, 6, 15, 15] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g2, _indices.AsSpan(Layer2Indices * MaxBatch, batch * 1350), g1, batch, in Layer2Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g2, Indices(Layer2Indices, batch * 1350), g1, batch, in Layer2Geometry);
 
-            var g0 = _workB.AsSpan(0, batch * 5400);
+            var g0 = _arena.AsSpan(_workB, batch * 5400);
             // 1: bn2d — card_chain.nn(1,52) — [N, 6, 30, 30] → [N, 6, 30, 30] — backward
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 6), _cache.AsSpan(Layer1SaveMean, 6), _cache.AsSpan(Layer1SaveInvStd, 6), g0,
+            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 6), _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6), g0,
                 gradients.AsSpan(Layer1Weight, 6), gradients.AsSpan(Layer1Bias, 6), batch, 6, 900);
 
             // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — backward
@@ -227,25 +229,25 @@ namespace Snapshots
             }
 
             var parameters = ParameterStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — with 1 folded in
-            var h0 = _workA.AsSpan(0, batch * 5400);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.AsSpan(Layer0FoldedWeight, 150), folded.AsSpan(Layer0FoldedBias, 6), h0, batch, in Layer0Geometry);
+            var h0 = _arena.AsSpan(_workA, batch * 5400);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 150), folded.Slice(Layer0FoldedBias, 6), h0, batch, in Layer0Geometry);
             h = h0;
 
             // 1: bn2d — card_chain.nn(1,52) — [N, 6, 30, 30] → [N, 6, 30, 30] — folded into 0
 
             // 2: maxpool(2) — card_chain.nn(1,60) — [N, 6, 30, 30] → [N, 6, 15, 15]
-            var h1 = _workB.AsSpan(0, batch * 1350);
+            var h1 = _arena.AsSpan(_workB, batch * 1350);
             global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer2Geometry);
             h = h1;
 
             // 3: flatten — card_chain.nn(1,74) — [N, 6, 15, 15] → [N, 1350] — identity at inference
 
             // 4: linear(1350, 10) — card_chain.nn(1,85) — [N, 1350] → [N, 10]
-            var h2 = _workA.AsSpan(0, batch * 10);
+            var h2 = _arena.AsSpan(_workA, batch * 10);
             global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer4Weight, 13500), parameters.AsSpan(Layer4Bias, 10), h2, batch, 1350, 10);
             h = h2;
 
@@ -257,14 +259,18 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 6), parameters.AsSpan(Layer1Bias, 6), buffers.AsSpan(Layer1RunningMean, 6), buffers.AsSpan(Layer1RunningVar, 6), 1E-05f,
-                folded.AsSpan(Layer1Scale, 6), folded.AsSpan(Layer1Shift, 6));
+                folded.Slice(Layer1Scale, 6), folded.Slice(Layer1Shift, 6));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 150), parameters.AsSpan(Layer0Bias, 6), folded.AsSpan(Layer1Scale, 6), folded.AsSpan(Layer1Shift, 6),
-                folded.AsSpan(Layer0FoldedWeight, 150), folded.AsSpan(Layer0FoldedBias, 6), 6, 25);
+            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 150), parameters.AsSpan(Layer0Bias, 6), folded.Slice(Layer1Scale, 6), folded.Slice(Layer1Shift, 6),
+                folded.Slice(Layer0FoldedWeight, 150), folded.Slice(Layer0FoldedBias, 6), 6, 25);
         }
+
+        /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>
+        private global::System.Span<int> Indices(int layer, int length) =>
+            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(_indices + layer * MaxBatch, length));
     }
 }

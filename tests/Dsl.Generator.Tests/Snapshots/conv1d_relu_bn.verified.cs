@@ -73,11 +73,12 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 1, 32 };
         private static readonly int[] s_outputShape = { 10, 28 };
 
+        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
         private readonly float[] _arena;
-        private readonly float[] _workA; // gradients in Backward, activations in Infer; never live across calls
-        private readonly float[] _workB;
-        private readonly float[] _cache;
-        private readonly float[] _folded;
+        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
+        private readonly int _workB;
+        private readonly int _cache;
+        private readonly int _folded;
         private int _foldedVersion = -1;
 
         /// <inheritdoc/>
@@ -100,11 +101,12 @@ namespace Snapshots
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
         public Conv1dBn(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
         {
-            _arena = new float[maxBatch * ArenaPerSample];
-            _workA = new float[maxBatch * WorkPerSample];
-            _workB = new float[maxBatch * WorkPerSample];
-            _cache = new float[2 * CacheLength];
-            _folded = new float[FoldedLength];
+            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
+            _workA = maxBatch * ArenaPerSample;
+            _workB = _workA + maxBatch * WorkPerSample;
+            _cache = _workB + maxBatch * WorkPerSample;
+            _folded = _cache + 2 * CacheLength;
+            _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
         }
 
@@ -147,7 +149,7 @@ namespace Snapshots
 
             // conv1_bn: bn1d(10) as conv1_bn — conv1d_relu_bn.nn(1,71) — [N, 10, 28] → [N, 10, 28] — batch statistics; running statistics updated
             counters[Conv1BnNumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y1, parameters.AsSpan(Conv1BnWeight, 10), parameters.AsSpan(Conv1BnBias, 10), y2, _cache.AsSpan(Conv1BnSaveMean, 10), _cache.AsSpan(Conv1BnSaveInvStd, 10),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y1, parameters.AsSpan(Conv1BnWeight, 10), parameters.AsSpan(Conv1BnBias, 10), y2, _arena.AsSpan(_cache + Conv1BnSaveMean, 10), _arena.AsSpan(_cache + Conv1BnSaveInvStd, 10),
                 buffers.AsSpan(Conv1BnRunningMean, 10), buffers.AsSpan(Conv1BnRunningVar, 10), 0.1f, 1E-05f, batch, 10, 28);
 
             y2.CopyTo(output);
@@ -164,13 +166,13 @@ namespace Snapshots
             var y2 = _arena.AsSpan(Conv1BnOut * MaxBatch, batch * 280);
 
             // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g2 = _workA.AsSpan(0, batch * OutputLength);
+            var g2 = _arena.AsSpan(_workA, batch * OutputLength);
             outputGrad.CopyTo(g2);
 
-            var g1 = _workB.AsSpan(0, batch * 280);
+            var g1 = _arena.AsSpan(_workB, batch * 280);
             // conv1_bn: bn1d(10) as conv1_bn — conv1d_relu_bn.nn(1,71) — [N, 10, 28] → [N, 10, 28] — backward
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g2, y1, parameters.AsSpan(Conv1BnWeight, 10), _cache.AsSpan(Conv1BnSaveMean, 10), _cache.AsSpan(Conv1BnSaveInvStd, 10), g1,
+            global::Dsl.Runtime.BatchNorm.Backward(g2, y1, parameters.AsSpan(Conv1BnWeight, 10), _arena.AsSpan(_cache + Conv1BnSaveMean, 10), _arena.AsSpan(_cache + Conv1BnSaveInvStd, 10), g1,
                 gradients.AsSpan(Conv1BnWeight, 10), gradients.AsSpan(Conv1BnBias, 10), batch, 10, 28);
 
             var g0 = g1;
@@ -193,17 +195,17 @@ namespace Snapshots
             }
 
             var parameters = ParameterStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // conv1: conv1d(1, 10, 5) as conv1 — conv1d_relu_bn.nn(1,34) — [N, 1, 32] → [N, 10, 28]
-            var h0 = _workA.AsSpan(0, batch * 280);
+            var h0 = _arena.AsSpan(_workA, batch * 280);
             global::Dsl.Runtime.Conv2d.Forward(h, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), h0, batch, in Conv1Geometry);
             h = h0;
 
             // 1: relu — conv1d_relu_bn.nn(1,63) — [N, 10, 28] → [N, 10, 28] — with conv1_bn (batch norm) applied as it writes
             var h1 = h0; // in place
-            global::Dsl.Runtime.ActivationEpilogues.Relu(h, h1, folded.AsSpan(Conv1BnScale, 10), folded.AsSpan(Conv1BnShift, 10), batch, 10, 28);
+            global::Dsl.Runtime.ActivationEpilogues.Relu(h, h1, folded.Slice(Conv1BnScale, 10), folded.Slice(Conv1BnShift, 10), batch, 10, 28);
             h = h1;
 
             // conv1_bn: bn1d(10) as conv1_bn — conv1d_relu_bn.nn(1,71) — [N, 10, 28] → [N, 10, 28] — applied by 1 (relu) as it wrote its output
@@ -216,11 +218,11 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // conv1_bn: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Conv1BnWeight, 10), parameters.AsSpan(Conv1BnBias, 10), buffers.AsSpan(Conv1BnRunningMean, 10), buffers.AsSpan(Conv1BnRunningVar, 10), 1E-05f,
-                folded.AsSpan(Conv1BnScale, 10), folded.AsSpan(Conv1BnShift, 10));
+                folded.Slice(Conv1BnScale, 10), folded.Slice(Conv1BnShift, 10));
         }
     }
 }

@@ -80,11 +80,12 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 4, 10, 10 };
         private static readonly int[] s_outputShape = { 2 };
 
+        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
         private readonly float[] _arena;
-        private readonly float[] _workA; // gradients in Backward, activations in Infer; never live across calls
-        private readonly float[] _workB;
-        private readonly float[] _cache;
-        private readonly float[] _folded;
+        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
+        private readonly int _workB;
+        private readonly int _cache;
+        private readonly int _folded;
         private int _foldedVersion = -1;
 
         /// <inheritdoc/>
@@ -107,11 +108,12 @@ namespace Snapshots
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
         public Dilated(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
         {
-            _arena = new float[maxBatch * ArenaPerSample];
-            _workA = new float[maxBatch * WorkPerSample];
-            _workB = new float[maxBatch * WorkPerSample];
-            _cache = new float[2 * CacheLength];
-            _folded = new float[FoldedLength];
+            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
+            _workA = maxBatch * ArenaPerSample;
+            _workB = _workA + maxBatch * WorkPerSample;
+            _cache = _workB + maxBatch * WorkPerSample;
+            _folded = _cache + 2 * CacheLength;
+            _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
         }
 
@@ -156,7 +158,7 @@ namespace Snapshots
 
             // 1: bn2d — dilated_grouped.nn(1,80) — [N, 8, 6, 6] → [N, 8, 6, 6] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), y1, _cache.AsSpan(Layer1SaveMean, 8), _cache.AsSpan(Layer1SaveInvStd, 8),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), y1, _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8),
                 buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 0.1f, 1E-05f, batch, 8, 36);
 
             // 2: tanh — dilated_grouped.nn(1,88) — [N, 8, 6, 6] → [N, 8, 6, 6]
@@ -183,10 +185,10 @@ namespace Snapshots
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 2);
 
             // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g4 = _workA.AsSpan(0, batch * OutputLength);
+            var g4 = _arena.AsSpan(_workA, batch * OutputLength);
             outputGrad.CopyTo(g4);
 
-            var g3 = _workB.AsSpan(0, batch * 288);
+            var g3 = _arena.AsSpan(_workB, batch * 288);
             // 4: linear(288, 2) — dilated_grouped.nn(1,107) — [N, 288] → [N, 2] — backward
             global::Dsl.Runtime.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 576), gradients.AsSpan(Layer4Bias, 2), batch, 288, 2);
             global::Dsl.Runtime.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 576), g3, batch, 288, 2);
@@ -198,10 +200,10 @@ namespace Snapshots
             // 2: tanh — dilated_grouped.nn(1,88) — [N, 8, 6, 6] → [N, 8, 6, 6] — backward
             global::Dsl.Runtime.Activations.TanhBackward(y2, g2, g1);
 
-            var g0 = _workA.AsSpan(0, batch * 288);
+            var g0 = _arena.AsSpan(_workA, batch * 288);
             // 1: bn2d — dilated_grouped.nn(1,80) — [N, 8, 6, 6] → [N, 8, 6, 6] — backward
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 8), _cache.AsSpan(Layer1SaveMean, 8), _cache.AsSpan(Layer1SaveInvStd, 8), g0,
+            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 8), _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8), g0,
                 gradients.AsSpan(Layer1Weight, 8), gradients.AsSpan(Layer1Bias, 8), batch, 8, 36);
 
             // 0: conv2d(4, 8, 3, dilation: 2, groups: 2) — dilated_grouped.nn(1,37) — [N, 4, 10, 10] → [N, 8, 6, 6] — backward
@@ -220,12 +222,12 @@ namespace Snapshots
             }
 
             var parameters = ParameterStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv2d(4, 8, 3, dilation: 2, groups: 2) — dilated_grouped.nn(1,37) — [N, 4, 10, 10] → [N, 8, 6, 6] — with 1 folded in
-            var h0 = _workA.AsSpan(0, batch * 288);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.AsSpan(Layer0FoldedWeight, 144), folded.AsSpan(Layer0FoldedBias, 8), h0, batch, in Layer0Geometry);
+            var h0 = _arena.AsSpan(_workA, batch * 288);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 8), h0, batch, in Layer0Geometry);
             h = h0;
 
             // 1: bn2d — dilated_grouped.nn(1,80) — [N, 8, 6, 6] → [N, 8, 6, 6] — folded into 0
@@ -238,7 +240,7 @@ namespace Snapshots
             // 3: flatten — dilated_grouped.nn(1,96) — [N, 8, 6, 6] → [N, 288] — identity at inference
 
             // 4: linear(288, 2) — dilated_grouped.nn(1,107) — [N, 288] → [N, 2]
-            var h2 = _workB.AsSpan(0, batch * 2);
+            var h2 = _arena.AsSpan(_workB, batch * 2);
             global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer4Weight, 576), parameters.AsSpan(Layer4Bias, 2), h2, batch, 288, 2);
             h = h2;
 
@@ -250,14 +252,14 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 1E-05f,
-                folded.AsSpan(Layer1Scale, 8), folded.AsSpan(Layer1Shift, 8));
+                folded.Slice(Layer1Scale, 8), folded.Slice(Layer1Shift, 8));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 8), folded.AsSpan(Layer1Scale, 8), folded.AsSpan(Layer1Shift, 8),
-                folded.AsSpan(Layer0FoldedWeight, 144), folded.AsSpan(Layer0FoldedBias, 8), 8, 18);
+            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 8), folded.Slice(Layer1Scale, 8), folded.Slice(Layer1Shift, 8),
+                folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 8), 8, 18);
         }
     }
 }

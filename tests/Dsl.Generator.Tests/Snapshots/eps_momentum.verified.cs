@@ -87,12 +87,13 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 2, 9, 9 };
         private static readonly int[] s_outputShape = { 3 };
 
+        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
         private readonly float[] _arena;
-        private readonly float[] _workA; // gradients in Backward, activations in Infer; never live across calls
-        private readonly float[] _workB;
-        private readonly float[] _cache;
-        private readonly int[] _indices;
-        private readonly float[] _folded;
+        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
+        private readonly int _workB;
+        private readonly int _indices; // max pooling's argmax, stored as ints
+        private readonly int _cache;
+        private readonly int _folded;
         private int _foldedVersion = -1;
 
         /// <inheritdoc/>
@@ -115,12 +116,13 @@ namespace Snapshots
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
         public EpsMomentum(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
         {
-            _arena = new float[maxBatch * ArenaPerSample];
-            _workA = new float[maxBatch * WorkPerSample];
-            _workB = new float[maxBatch * WorkPerSample];
-            _cache = new float[2 * CacheLength];
-            _indices = new int[maxBatch * IndicesPerSample];
-            _folded = new float[FoldedLength];
+            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
+            _workA = maxBatch * ArenaPerSample;
+            _workB = _workA + maxBatch * WorkPerSample;
+            _indices = _workB + maxBatch * WorkPerSample;
+            _cache = _indices + maxBatch * IndicesPerSample;
+            _folded = _cache + 2 * CacheLength;
+            _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
         }
 
@@ -166,14 +168,14 @@ namespace Snapshots
 
             // 1: bn2d(eps: 1e-3, momentum: 0.3) — eps_momentum.nn(1,68) — [N, 4, 9, 9] → [N, 4, 9, 9] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 4), parameters.AsSpan(Layer1Bias, 4), y1, _cache.AsSpan(Layer1SaveMean, 4), _cache.AsSpan(Layer1SaveInvStd, 4),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 4), parameters.AsSpan(Layer1Bias, 4), y1, _arena.AsSpan(_cache + Layer1SaveMean, 4), _arena.AsSpan(_cache + Layer1SaveInvStd, 4),
                 buffers.AsSpan(Layer1RunningMean, 4), buffers.AsSpan(Layer1RunningVar, 4), 0.3f, 0.001f, batch, 4, 81);
 
             // 2: leaky_relu(0.1) — eps_momentum.nn(1,102) — [N, 4, 9, 9] → [N, 4, 9, 9]
             global::Dsl.Runtime.Activations.LeakyReluForward(y1, y2, 0.1f);
 
             // 3: maxpool(3, stride: 2) — eps_momentum.nn(1,121) — [N, 4, 9, 9] → [N, 4, 4, 4]
-            global::Dsl.Runtime.Pooling.MaxForward(y2, y3, _indices.AsSpan(Layer3Indices * MaxBatch, batch * 64), batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 64), batch, in Layer3Geometry);
 
             // 4: global_avgpool — eps_momentum.nn(1,146) — [N, 4, 4, 4] → [N, 4]
             global::Dsl.Runtime.Pooling.GlobalAvgForward(y3, y4, batch, 4, 16);
@@ -198,30 +200,30 @@ namespace Snapshots
             var y5 = _arena.AsSpan(Layer5Out * MaxBatch, batch * 3);
 
             // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g5 = _workA.AsSpan(0, batch * OutputLength);
+            var g5 = _arena.AsSpan(_workA, batch * OutputLength);
             outputGrad.CopyTo(g5);
 
-            var g4 = _workB.AsSpan(0, batch * 4);
+            var g4 = _arena.AsSpan(_workB, batch * 4);
             // 5: linear(4, 3) — eps_momentum.nn(1,164) — [N, 4] → [N, 3] — backward
             global::Dsl.Runtime.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 12), gradients.AsSpan(Layer5Bias, 3), batch, 4, 3);
             global::Dsl.Runtime.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 12), g4, batch, 4, 3);
 
-            var g3 = _workA.AsSpan(0, batch * 64);
+            var g3 = _arena.AsSpan(_workA, batch * 64);
             // 4: global_avgpool — eps_momentum.nn(1,146) — [N, 4, 4, 4] → [N, 4] — backward
             global::Dsl.Runtime.Pooling.GlobalAvgBackward(g4, g3, batch, 4, 16);
 
-            var g2 = _workB.AsSpan(0, batch * 324);
+            var g2 = _arena.AsSpan(_workB, batch * 324);
             // 3: maxpool(3, stride: 2) — eps_momentum.nn(1,121) — [N, 4, 9, 9] → [N, 4, 4, 4] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g3, _indices.AsSpan(Layer3Indices * MaxBatch, batch * 64), g2, batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 64), g2, batch, in Layer3Geometry);
 
             var g1 = g2;
             // 2: leaky_relu(0.1) — eps_momentum.nn(1,102) — [N, 4, 9, 9] → [N, 4, 9, 9] — backward
             global::Dsl.Runtime.Activations.LeakyReluBackward(y1, g2, g1, 0.1f);
 
-            var g0 = _workA.AsSpan(0, batch * 324);
+            var g0 = _arena.AsSpan(_workA, batch * 324);
             // 1: bn2d(eps: 1e-3, momentum: 0.3) — eps_momentum.nn(1,68) — [N, 4, 9, 9] → [N, 4, 9, 9] — backward
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 4), _cache.AsSpan(Layer1SaveMean, 4), _cache.AsSpan(Layer1SaveInvStd, 4), g0,
+            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 4), _arena.AsSpan(_cache + Layer1SaveMean, 4), _arena.AsSpan(_cache + Layer1SaveInvStd, 4), g0,
                 gradients.AsSpan(Layer1Weight, 4), gradients.AsSpan(Layer1Bias, 4), batch, 4, 81);
 
             // 0: conv(2, 4, 3, padding: 1) — eps_momentum.nn(1,39) — [N, 2, 9, 9] → [N, 4, 9, 9] — backward
@@ -240,12 +242,12 @@ namespace Snapshots
             }
 
             var parameters = ParameterStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv(2, 4, 3, padding: 1) — eps_momentum.nn(1,39) — [N, 2, 9, 9] → [N, 4, 9, 9] — with 1 folded in
-            var h0 = _workA.AsSpan(0, batch * 324);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.AsSpan(Layer0FoldedWeight, 72), folded.AsSpan(Layer0FoldedBias, 4), h0, batch, in Layer0Geometry);
+            var h0 = _arena.AsSpan(_workA, batch * 324);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 72), folded.Slice(Layer0FoldedBias, 4), h0, batch, in Layer0Geometry);
             h = h0;
 
             // 1: bn2d(eps: 1e-3, momentum: 0.3) — eps_momentum.nn(1,68) — [N, 4, 9, 9] → [N, 4, 9, 9] — folded into 0
@@ -256,17 +258,17 @@ namespace Snapshots
             h = h1;
 
             // 3: maxpool(3, stride: 2) — eps_momentum.nn(1,121) — [N, 4, 9, 9] → [N, 4, 4, 4]
-            var h2 = _workB.AsSpan(0, batch * 64);
+            var h2 = _arena.AsSpan(_workB, batch * 64);
             global::Dsl.Runtime.Pooling.MaxForward(h, h2, batch, in Layer3Geometry);
             h = h2;
 
             // 4: global_avgpool — eps_momentum.nn(1,146) — [N, 4, 4, 4] → [N, 4]
-            var h3 = _workA.AsSpan(0, batch * 4);
+            var h3 = _arena.AsSpan(_workA, batch * 4);
             global::Dsl.Runtime.Pooling.GlobalAvgForward(h, h3, batch, 4, 16);
             h = h3;
 
             // 5: linear(4, 3) — eps_momentum.nn(1,164) — [N, 4] → [N, 3]
-            var h4 = _workB.AsSpan(0, batch * 3);
+            var h4 = _arena.AsSpan(_workB, batch * 3);
             global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer5Weight, 12), parameters.AsSpan(Layer5Bias, 3), h4, batch, 4, 3);
             h = h4;
 
@@ -278,14 +280,18 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 4), parameters.AsSpan(Layer1Bias, 4), buffers.AsSpan(Layer1RunningMean, 4), buffers.AsSpan(Layer1RunningVar, 4), 0.001f,
-                folded.AsSpan(Layer1Scale, 4), folded.AsSpan(Layer1Shift, 4));
+                folded.Slice(Layer1Scale, 4), folded.Slice(Layer1Shift, 4));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 72), parameters.AsSpan(Layer0Bias, 4), folded.AsSpan(Layer1Scale, 4), folded.AsSpan(Layer1Shift, 4),
-                folded.AsSpan(Layer0FoldedWeight, 72), folded.AsSpan(Layer0FoldedBias, 4), 4, 18);
+            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 72), parameters.AsSpan(Layer0Bias, 4), folded.Slice(Layer1Scale, 4), folded.Slice(Layer1Shift, 4),
+                folded.Slice(Layer0FoldedWeight, 72), folded.Slice(Layer0FoldedBias, 4), 4, 18);
         }
+
+        /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>
+        private global::System.Span<int> Indices(int layer, int length) =>
+            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(_indices + layer * MaxBatch, length));
     }
 }

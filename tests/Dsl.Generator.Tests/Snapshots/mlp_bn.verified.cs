@@ -76,11 +76,12 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 10 };
         private static readonly int[] s_outputShape = { 1 };
 
+        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
         private readonly float[] _arena;
-        private readonly float[] _workA; // gradients in Backward, activations in Infer; never live across calls
-        private readonly float[] _workB;
-        private readonly float[] _cache;
-        private readonly float[] _folded;
+        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
+        private readonly int _workB;
+        private readonly int _cache;
+        private readonly int _folded;
         private int _foldedVersion = -1;
 
         /// <inheritdoc/>
@@ -103,11 +104,12 @@ namespace Snapshots
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
         public Mlp(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
         {
-            _arena = new float[maxBatch * ArenaPerSample];
-            _workA = new float[maxBatch * WorkPerSample];
-            _workB = new float[maxBatch * WorkPerSample];
-            _cache = new float[2 * CacheLength];
-            _folded = new float[FoldedLength];
+            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
+            _workA = maxBatch * ArenaPerSample;
+            _workB = _workA + maxBatch * WorkPerSample;
+            _cache = _workB + maxBatch * WorkPerSample;
+            _folded = _cache + 2 * CacheLength;
+            _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
         }
 
@@ -152,7 +154,7 @@ namespace Snapshots
 
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 5), parameters.AsSpan(Layer1Bias, 5), y1, _cache.AsSpan(Layer1SaveMean, 5), _cache.AsSpan(Layer1SaveInvStd, 5),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 5), parameters.AsSpan(Layer1Bias, 5), y1, _arena.AsSpan(_cache + Layer1SaveMean, 5), _arena.AsSpan(_cache + Layer1SaveInvStd, 5),
                 buffers.AsSpan(Layer1RunningMean, 5), buffers.AsSpan(Layer1RunningVar, 5), 0.1f, 1E-05f, batch, 5, 1);
 
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1]
@@ -172,18 +174,18 @@ namespace Snapshots
             var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 1);
 
             // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g2 = _workA.AsSpan(0, batch * OutputLength);
+            var g2 = _arena.AsSpan(_workA, batch * OutputLength);
             outputGrad.CopyTo(g2);
 
-            var g1 = _workB.AsSpan(0, batch * 5);
+            var g1 = _arena.AsSpan(_workB, batch * 5);
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1] — backward
             global::Dsl.Runtime.Linear.BackwardWeight(g2, y1, gradients.AsSpan(Layer2Weight, 5), gradients.AsSpan(Layer2Bias, 1), batch, 5, 1);
             global::Dsl.Runtime.Linear.BackwardInput(g2, parameters.AsSpan(Layer2Weight, 5), g1, batch, 5, 1);
 
-            var g0 = _workA.AsSpan(0, batch * 5);
+            var g0 = _arena.AsSpan(_workA, batch * 5);
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — backward
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 5), _cache.AsSpan(Layer1SaveMean, 5), _cache.AsSpan(Layer1SaveInvStd, 5), g0,
+            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 5), _arena.AsSpan(_cache + Layer1SaveMean, 5), _arena.AsSpan(_cache + Layer1SaveInvStd, 5), g0,
                 gradients.AsSpan(Layer1Weight, 5), gradients.AsSpan(Layer1Bias, 5), batch, 5, 1);
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5] — backward
@@ -202,18 +204,18 @@ namespace Snapshots
             }
 
             var parameters = ParameterStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5] — with 1 folded in
-            var h0 = _workA.AsSpan(0, batch * 5);
-            global::Dsl.Runtime.Linear.Forward(h, folded.AsSpan(Layer0FoldedWeight, 50), folded.AsSpan(Layer0FoldedBias, 5), h0, batch, 10, 5);
+            var h0 = _arena.AsSpan(_workA, batch * 5);
+            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer0FoldedWeight, 50), folded.Slice(Layer0FoldedBias, 5), h0, batch, 10, 5);
             h = h0;
 
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — folded into 0
 
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1]
-            var h1 = _workB.AsSpan(0, batch * 1);
+            var h1 = _arena.AsSpan(_workB, batch * 1);
             global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer2Weight, 5), parameters.AsSpan(Layer2Bias, 1), h1, batch, 5, 1);
             h = h1;
 
@@ -225,14 +227,14 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 5), parameters.AsSpan(Layer1Bias, 5), buffers.AsSpan(Layer1RunningMean, 5), buffers.AsSpan(Layer1RunningVar, 5), 1E-05f,
-                folded.AsSpan(Layer1Scale, 5), folded.AsSpan(Layer1Shift, 5));
+                folded.Slice(Layer1Scale, 5), folded.Slice(Layer1Shift, 5));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 50), parameters.AsSpan(Layer0Bias, 5), folded.AsSpan(Layer1Scale, 5), folded.AsSpan(Layer1Shift, 5),
-                folded.AsSpan(Layer0FoldedWeight, 50), folded.AsSpan(Layer0FoldedBias, 5), 5, 10);
+            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 50), parameters.AsSpan(Layer0Bias, 5), folded.Slice(Layer1Scale, 5), folded.Slice(Layer1Shift, 5),
+                folded.Slice(Layer0FoldedWeight, 50), folded.Slice(Layer0FoldedBias, 5), 5, 10);
         }
     }
 }

@@ -60,11 +60,12 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 4, 5, 5 };
         private static readonly int[] s_outputShape = { 4, 5, 5 };
 
+        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
         private readonly float[] _arena;
-        private readonly float[] _workA; // gradients in Backward, activations in Infer; never live across calls
-        private readonly float[] _workB;
-        private readonly float[] _cache;
-        private readonly float[] _folded;
+        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
+        private readonly int _workB;
+        private readonly int _cache;
+        private readonly int _folded;
         private int _foldedVersion = -1;
 
         /// <inheritdoc/>
@@ -87,11 +88,12 @@ namespace Snapshots
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
         public Cumulative(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
         {
-            _arena = new float[maxBatch * ArenaPerSample];
-            _workA = new float[maxBatch * WorkPerSample];
-            _workB = new float[maxBatch * WorkPerSample];
-            _cache = new float[2 * CacheLength];
-            _folded = new float[FoldedLength];
+            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
+            _workA = maxBatch * ArenaPerSample;
+            _workB = _workA + maxBatch * WorkPerSample;
+            _cache = _workB + maxBatch * WorkPerSample;
+            _folded = _cache + 2 * CacheLength;
+            _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
         }
 
@@ -122,7 +124,7 @@ namespace Snapshots
             // 0: bn2d(4, momentum: none, affine: false) — momentum_none.nn(1,38) — [N, 4, 5, 5] → [N, 4, 5, 5] — batch statistics; running statistics updated
             counters[Layer0NumBatchesTracked]++;
             // momentum: none — a cumulative average, factor 1 / num_batches_tracked
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(x, default, default, y0, _cache.AsSpan(Layer0SaveMean, 4), _cache.AsSpan(Layer0SaveInvStd, 4),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(x, default, default, y0, _arena.AsSpan(_cache + Layer0SaveMean, 4), _arena.AsSpan(_cache + Layer0SaveInvStd, 4),
                 buffers.AsSpan(Layer0RunningMean, 4), buffers.AsSpan(Layer0RunningVar, 4), 1f / counters[Layer0NumBatchesTracked], 1E-05f, batch, 4, 25);
 
             y0.CopyTo(output);
@@ -137,13 +139,13 @@ namespace Snapshots
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 100);
 
             // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g0 = _workA.AsSpan(0, batch * OutputLength);
+            var g0 = _arena.AsSpan(_workA, batch * OutputLength);
             outputGrad.CopyTo(g0);
 
             // 0: bn2d(4, momentum: none, affine: false) — momentum_none.nn(1,38) — [N, 4, 5, 5] → [N, 4, 5, 5] — backward
-            var dx = inputGrad.IsEmpty ? _workB.AsSpan(0, batch * InputLength) : inputGrad;
+            var dx = inputGrad.IsEmpty ? _arena.AsSpan(_workB, batch * InputLength) : inputGrad;
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g0, x, default, _cache.AsSpan(Layer0SaveMean, 4), _cache.AsSpan(Layer0SaveInvStd, 4), dx,
+            global::Dsl.Runtime.BatchNorm.Backward(g0, x, default, _arena.AsSpan(_cache + Layer0SaveMean, 4), _arena.AsSpan(_cache + Layer0SaveInvStd, 4), dx,
                 default, default, batch, 4, 25);
         }
 
@@ -158,12 +160,12 @@ namespace Snapshots
             }
 
             var parameters = ParameterStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: bn2d(4, momentum: none, affine: false) — momentum_none.nn(1,38) — [N, 4, 5, 5] → [N, 4, 5, 5] — running statistics as a per-channel scale and shift
-            var h0 = _workA.AsSpan(0, batch * 100); // the caller's input stays untouched
-            global::Dsl.Runtime.BatchNorm.ApplyScaleShift(h, h0, folded.AsSpan(Layer0Scale, 4), folded.AsSpan(Layer0Shift, 4), batch, 4, 25);
+            var h0 = _arena.AsSpan(_workA, batch * 100); // the caller's input stays untouched
+            global::Dsl.Runtime.BatchNorm.ApplyScaleShift(h, h0, folded.Slice(Layer0Scale, 4), folded.Slice(Layer0Shift, 4), batch, 4, 25);
             h = h0;
 
             h.CopyTo(output);
@@ -174,11 +176,11 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 0: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(default, default, buffers.AsSpan(Layer0RunningMean, 4), buffers.AsSpan(Layer0RunningVar, 4), 1E-05f,
-                folded.AsSpan(Layer0Scale, 4), folded.AsSpan(Layer0Shift, 4));
+                folded.Slice(Layer0Scale, 4), folded.Slice(Layer0Shift, 4));
         }
     }
 }

@@ -83,12 +83,13 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 1, 34, 34 };
         private static readonly int[] s_outputShape = { 10 };
 
+        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
         private readonly float[] _arena;
-        private readonly float[] _workA; // gradients in Backward, activations in Infer; never live across calls
-        private readonly float[] _workB;
-        private readonly float[] _cache;
-        private readonly int[] _indices;
-        private readonly float[] _folded;
+        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
+        private readonly int _workB;
+        private readonly int _indices; // max pooling's argmax, stored as ints
+        private readonly int _cache;
+        private readonly int _folded;
         private int _foldedVersion = -1;
 
         /// <inheritdoc/>
@@ -111,12 +112,13 @@ namespace Snapshots
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
         public LeNet(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
         {
-            _arena = new float[maxBatch * ArenaPerSample];
-            _workA = new float[maxBatch * WorkPerSample];
-            _workB = new float[maxBatch * WorkPerSample];
-            _cache = new float[2 * CacheLength];
-            _indices = new int[maxBatch * IndicesPerSample];
-            _folded = new float[FoldedLength];
+            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
+            _workA = maxBatch * ArenaPerSample;
+            _workB = _workA + maxBatch * WorkPerSample;
+            _indices = _workB + maxBatch * WorkPerSample;
+            _cache = _indices + maxBatch * IndicesPerSample;
+            _folded = _cache + 2 * CacheLength;
+            _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
         }
 
@@ -160,11 +162,11 @@ namespace Snapshots
             global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), y0, batch, in Conv1Geometry);
 
             // 1: maxpool(2) — seed_lenet.nn(1,61) — [N, 6, 30, 30] → [N, 6, 15, 15]
-            global::Dsl.Runtime.Pooling.MaxForward(y0, y1, _indices.AsSpan(Layer1Indices * MaxBatch, batch * 1350), batch, in Layer1Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y0, y1, Indices(Layer1Indices, batch * 1350), batch, in Layer1Geometry);
 
             // bn1: bn2d as bn1 — seed_lenet.nn(1,75) — [N, 6, 15, 15] → [N, 6, 15, 15] — batch statistics; running statistics updated
             counters[Bn1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y1, parameters.AsSpan(Bn1Weight, 6), parameters.AsSpan(Bn1Bias, 6), y2, _cache.AsSpan(Bn1SaveMean, 6), _cache.AsSpan(Bn1SaveInvStd, 6),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y1, parameters.AsSpan(Bn1Weight, 6), parameters.AsSpan(Bn1Bias, 6), y2, _arena.AsSpan(_cache + Bn1SaveMean, 6), _arena.AsSpan(_cache + Bn1SaveInvStd, 6),
                 buffers.AsSpan(Bn1RunningMean, 6), buffers.AsSpan(Bn1RunningVar, 6), 0.1f, 1E-05f, batch, 6, 225);
 
             // 3: flatten — seed_lenet.nn(1,90) — [N, 6, 15, 15] → [N, 1350] — a view, nothing to compute
@@ -188,10 +190,10 @@ namespace Snapshots
             var y4 = _arena.AsSpan(Fc1Out * MaxBatch, batch * 10);
 
             // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g4 = _workA.AsSpan(0, batch * OutputLength);
+            var g4 = _arena.AsSpan(_workA, batch * OutputLength);
             outputGrad.CopyTo(g4);
 
-            var g3 = _workB.AsSpan(0, batch * 1350);
+            var g3 = _arena.AsSpan(_workB, batch * 1350);
             // fc1: linear(1350, 10) as fc1 — seed_lenet.nn(1,101) — [N, 1350] → [N, 10] — backward
             global::Dsl.Runtime.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Fc1Weight, 13500), gradients.AsSpan(Fc1Bias, 10), batch, 1350, 10);
             global::Dsl.Runtime.Linear.BackwardInput(g4, parameters.AsSpan(Fc1Weight, 13500), g3, batch, 1350, 10);
@@ -199,15 +201,15 @@ namespace Snapshots
             var g2 = g3;
             // 3: flatten — seed_lenet.nn(1,90) — [N, 6, 15, 15] → [N, 1350] — backward
 
-            var g1 = _workA.AsSpan(0, batch * 1350);
+            var g1 = _arena.AsSpan(_workA, batch * 1350);
             // bn1: bn2d as bn1 — seed_lenet.nn(1,75) — [N, 6, 15, 15] → [N, 6, 15, 15] — backward
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g2, y1, parameters.AsSpan(Bn1Weight, 6), _cache.AsSpan(Bn1SaveMean, 6), _cache.AsSpan(Bn1SaveInvStd, 6), g1,
+            global::Dsl.Runtime.BatchNorm.Backward(g2, y1, parameters.AsSpan(Bn1Weight, 6), _arena.AsSpan(_cache + Bn1SaveMean, 6), _arena.AsSpan(_cache + Bn1SaveInvStd, 6), g1,
                 gradients.AsSpan(Bn1Weight, 6), gradients.AsSpan(Bn1Bias, 6), batch, 6, 225);
 
-            var g0 = _workB.AsSpan(0, batch * 5400);
+            var g0 = _arena.AsSpan(_workB, batch * 5400);
             // 1: maxpool(2) — seed_lenet.nn(1,61) — [N, 6, 30, 30] → [N, 6, 15, 15] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g1, _indices.AsSpan(Layer1Indices * MaxBatch, batch * 1350), g0, batch, in Layer1Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g1, Indices(Layer1Indices, batch * 1350), g0, batch, in Layer1Geometry);
 
             // conv1: conv(1, 6, 5) as conv1 — seed_lenet.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — backward
             global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 150), gradients.AsSpan(Conv1Bias, 6), batch, in Conv1Geometry);
@@ -225,17 +227,17 @@ namespace Snapshots
             }
 
             var parameters = ParameterStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // conv1: conv(1, 6, 5) as conv1 — seed_lenet.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30]
-            var h0 = _workA.AsSpan(0, batch * 5400);
+            var h0 = _arena.AsSpan(_workA, batch * 5400);
             global::Dsl.Runtime.Conv2d.Forward(h, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), h0, batch, in Conv1Geometry);
             h = h0;
 
             // 1: maxpool(2) — seed_lenet.nn(1,61) — [N, 6, 30, 30] → [N, 6, 15, 15] — with bn1 (batch norm) applied as it writes
-            var h1 = _workB.AsSpan(0, batch * 1350);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer1Geometry, folded.AsSpan(Bn1Scale, 6), folded.AsSpan(Bn1Shift, 6));
+            var h1 = _arena.AsSpan(_workB, batch * 1350);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer1Geometry, folded.Slice(Bn1Scale, 6), folded.Slice(Bn1Shift, 6));
             h = h1;
 
             // bn1: bn2d as bn1 — seed_lenet.nn(1,75) — [N, 6, 15, 15] → [N, 6, 15, 15] — applied by 1 (maxpool2d) as it wrote its output
@@ -243,7 +245,7 @@ namespace Snapshots
             // 3: flatten — seed_lenet.nn(1,90) — [N, 6, 15, 15] → [N, 1350] — identity at inference
 
             // fc1: linear(1350, 10) as fc1 — seed_lenet.nn(1,101) — [N, 1350] → [N, 10]
-            var h2 = _workA.AsSpan(0, batch * 10);
+            var h2 = _arena.AsSpan(_workA, batch * 10);
             global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Fc1Weight, 13500), parameters.AsSpan(Fc1Bias, 10), h2, batch, 1350, 10);
             h = h2;
 
@@ -255,11 +257,15 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // bn1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Bn1Weight, 6), parameters.AsSpan(Bn1Bias, 6), buffers.AsSpan(Bn1RunningMean, 6), buffers.AsSpan(Bn1RunningVar, 6), 1E-05f,
-                folded.AsSpan(Bn1Scale, 6), folded.AsSpan(Bn1Shift, 6));
+                folded.Slice(Bn1Scale, 6), folded.Slice(Bn1Shift, 6));
         }
+
+        /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>
+        private global::System.Span<int> Indices(int layer, int length) =>
+            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(_indices + layer * MaxBatch, length));
     }
 }

@@ -133,12 +133,13 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 3, 32, 32 };
         private static readonly int[] s_outputShape = { 10 };
 
+        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
         private readonly float[] _arena;
-        private readonly float[] _workA; // gradients in Backward, activations in Infer; never live across calls
-        private readonly float[] _workB;
-        private readonly float[] _cache;
-        private readonly int[] _indices;
-        private readonly float[] _folded;
+        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
+        private readonly int _workB;
+        private readonly int _indices; // max pooling's argmax, stored as ints
+        private readonly int _cache;
+        private readonly int _folded;
         private int _foldedVersion = -1;
 
         /// <inheritdoc/>
@@ -161,12 +162,13 @@ namespace Snapshots
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
         public SmallCnn(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
         {
-            _arena = new float[maxBatch * ArenaPerSample];
-            _workA = new float[maxBatch * WorkPerSample];
-            _workB = new float[maxBatch * WorkPerSample];
-            _cache = new float[2 * CacheLength];
-            _indices = new int[maxBatch * IndicesPerSample];
-            _folded = new float[FoldedLength];
+            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
+            _workA = maxBatch * ArenaPerSample;
+            _workB = _workA + maxBatch * WorkPerSample;
+            _indices = _workB + maxBatch * WorkPerSample;
+            _cache = _indices + maxBatch * IndicesPerSample;
+            _folded = _cache + 2 * CacheLength;
+            _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
         }
 
@@ -233,7 +235,7 @@ namespace Snapshots
 
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y1, _cache.AsSpan(Layer1SaveMean, 16), _cache.AsSpan(Layer1SaveInvStd, 16),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y1, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
                 buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024);
 
             // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32]
@@ -244,21 +246,21 @@ namespace Snapshots
 
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated
             counters[Layer4NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y3, parameters.AsSpan(Layer4Weight, 16), parameters.AsSpan(Layer4Bias, 16), y4, _cache.AsSpan(Layer4SaveMean, 16), _cache.AsSpan(Layer4SaveInvStd, 16),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y3, parameters.AsSpan(Layer4Weight, 16), parameters.AsSpan(Layer4Bias, 16), y4, _arena.AsSpan(_cache + Layer4SaveMean, 16), _arena.AsSpan(_cache + Layer4SaveInvStd, 16),
                 buffers.AsSpan(Layer4RunningMean, 16), buffers.AsSpan(Layer4RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024);
 
             // 5: relu — small_cnn.nn(1,149) — [N, 16, 32, 32] → [N, 16, 32, 32]
             global::Dsl.Runtime.Activations.ReluForward(y4, y5);
 
             // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16]
-            global::Dsl.Runtime.Pooling.MaxForward(y5, y6, _indices.AsSpan(Layer6Indices * MaxBatch, batch * 4096), batch, in Layer6Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y5, y6, Indices(Layer6Indices, batch * 4096), batch, in Layer6Geometry);
 
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16]
             global::Dsl.Runtime.Conv2d.Forward(y6, parameters.AsSpan(Layer7Weight, 4608), default, y7, batch, in Layer7Geometry);
 
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — batch statistics; running statistics updated
             counters[Layer8NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y7, parameters.AsSpan(Layer8Weight, 32), parameters.AsSpan(Layer8Bias, 32), y8, _cache.AsSpan(Layer8SaveMean, 32), _cache.AsSpan(Layer8SaveInvStd, 32),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y7, parameters.AsSpan(Layer8Weight, 32), parameters.AsSpan(Layer8Bias, 32), y8, _arena.AsSpan(_cache + Layer8SaveMean, 32), _arena.AsSpan(_cache + Layer8SaveInvStd, 32),
                 buffers.AsSpan(Layer8RunningMean, 32), buffers.AsSpan(Layer8RunningVar, 32), 0.1f, 1E-05f, batch, 32, 256);
 
             // 9: relu — small_cnn.nn(1,223) — [N, 32, 16, 16] → [N, 32, 16, 16]
@@ -293,15 +295,15 @@ namespace Snapshots
             var y11 = _arena.AsSpan(Layer11Out * MaxBatch, batch * 10);
 
             // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g11 = _workA.AsSpan(0, batch * OutputLength);
+            var g11 = _arena.AsSpan(_workA, batch * OutputLength);
             outputGrad.CopyTo(g11);
 
-            var g10 = _workB.AsSpan(0, batch * 32);
+            var g10 = _arena.AsSpan(_workB, batch * 32);
             // 11: linear(32, 10) — small_cnn.nn(1,249) — [N, 32] → [N, 10] — backward
             global::Dsl.Runtime.Linear.BackwardWeight(g11, y10, gradients.AsSpan(Layer11Weight, 320), gradients.AsSpan(Layer11Bias, 10), batch, 32, 10);
             global::Dsl.Runtime.Linear.BackwardInput(g11, parameters.AsSpan(Layer11Weight, 320), g10, batch, 32, 10);
 
-            var g9 = _workA.AsSpan(0, batch * 8192);
+            var g9 = _arena.AsSpan(_workA, batch * 8192);
             // 10: global_avgpool — small_cnn.nn(1,231) — [N, 32, 16, 16] → [N, 32] — backward
             global::Dsl.Runtime.Pooling.GlobalAvgBackward(g10, g9, batch, 32, 256);
 
@@ -309,32 +311,32 @@ namespace Snapshots
             // 9: relu — small_cnn.nn(1,223) — [N, 32, 16, 16] → [N, 32, 16, 16] — backward
             global::Dsl.Runtime.Activations.ReluBackward(y9, g9, g8);
 
-            var g7 = _workB.AsSpan(0, batch * 8192);
+            var g7 = _arena.AsSpan(_workB, batch * 8192);
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — backward
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g8, y7, parameters.AsSpan(Layer8Weight, 32), _cache.AsSpan(Layer8SaveMean, 32), _cache.AsSpan(Layer8SaveInvStd, 32), g7,
+            global::Dsl.Runtime.BatchNorm.Backward(g8, y7, parameters.AsSpan(Layer8Weight, 32), _arena.AsSpan(_cache + Layer8SaveMean, 32), _arena.AsSpan(_cache + Layer8SaveInvStd, 32), g7,
                 gradients.AsSpan(Layer8Weight, 32), gradients.AsSpan(Layer8Bias, 32), batch, 32, 256);
 
-            var g6 = _workA.AsSpan(0, batch * 4096);
+            var g6 = _arena.AsSpan(_workA, batch * 4096);
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — backward
             global::Dsl.Runtime.Conv2d.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 4608), default, batch, in Layer7Geometry);
             global::Dsl.Runtime.Conv2d.BackwardInput(g7, parameters.AsSpan(Layer7Weight, 4608), g6, batch, in Layer7Geometry);
 
-            var g5 = _workB.AsSpan(0, batch * 16384);
+            var g5 = _arena.AsSpan(_workB, batch * 16384);
             // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g6, _indices.AsSpan(Layer6Indices * MaxBatch, batch * 4096), g5, batch, in Layer6Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g6, Indices(Layer6Indices, batch * 4096), g5, batch, in Layer6Geometry);
 
             var g4 = g5;
             // 5: relu — small_cnn.nn(1,149) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
             global::Dsl.Runtime.Activations.ReluBackward(y5, g5, g4);
 
-            var g3 = _workA.AsSpan(0, batch * 16384);
+            var g3 = _arena.AsSpan(_workA, batch * 16384);
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g4, y3, parameters.AsSpan(Layer4Weight, 16), _cache.AsSpan(Layer4SaveMean, 16), _cache.AsSpan(Layer4SaveInvStd, 16), g3,
+            global::Dsl.Runtime.BatchNorm.Backward(g4, y3, parameters.AsSpan(Layer4Weight, 16), _arena.AsSpan(_cache + Layer4SaveMean, 16), _arena.AsSpan(_cache + Layer4SaveInvStd, 16), g3,
                 gradients.AsSpan(Layer4Weight, 16), gradients.AsSpan(Layer4Bias, 16), batch, 16, 1024);
 
-            var g2 = _workB.AsSpan(0, batch * 16384);
+            var g2 = _arena.AsSpan(_workB, batch * 16384);
             // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
             global::Dsl.Runtime.Conv2d.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 2304), default, batch, in Layer3Geometry);
             global::Dsl.Runtime.Conv2d.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 2304), g2, batch, in Layer3Geometry);
@@ -343,10 +345,10 @@ namespace Snapshots
             // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
             global::Dsl.Runtime.Activations.ReluBackward(y2, g2, g1);
 
-            var g0 = _workA.AsSpan(0, batch * 16384);
+            var g0 = _arena.AsSpan(_workA, batch * 16384);
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 16), _cache.AsSpan(Layer1SaveMean, 16), _cache.AsSpan(Layer1SaveInvStd, 16), g0,
+            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 16), _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16), g0,
                 gradients.AsSpan(Layer1Weight, 16), gradients.AsSpan(Layer1Bias, 16), batch, 16, 1024);
 
             // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — backward
@@ -365,12 +367,12 @@ namespace Snapshots
             }
 
             var parameters = ParameterStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — with 1 folded in
-            var h0 = _workA.AsSpan(0, batch * 16384);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.AsSpan(Layer0FoldedWeight, 432), folded.AsSpan(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry);
+            var h0 = _arena.AsSpan(_workA, batch * 16384);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 432), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry);
             h = h0;
 
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — folded into 0
@@ -381,8 +383,8 @@ namespace Snapshots
             h = h1;
 
             // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — with 4 folded in
-            var h2 = _workB.AsSpan(0, batch * 16384);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.AsSpan(Layer3FoldedWeight, 2304), folded.AsSpan(Layer3FoldedBias, 16), h2, batch, in Layer3Geometry);
+            var h2 = _arena.AsSpan(_workB, batch * 16384);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3FoldedBias, 16), h2, batch, in Layer3Geometry);
             h = h2;
 
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — folded into 3
@@ -393,13 +395,13 @@ namespace Snapshots
             h = h3;
 
             // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16]
-            var h4 = _workA.AsSpan(0, batch * 4096);
+            var h4 = _arena.AsSpan(_workA, batch * 4096);
             global::Dsl.Runtime.Pooling.MaxForward(h, h4, batch, in Layer6Geometry);
             h = h4;
 
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — with 8 folded in
-            var h5 = _workB.AsSpan(0, batch * 8192);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.AsSpan(Layer7FoldedWeight, 4608), folded.AsSpan(Layer7FoldedBias, 32), h5, batch, in Layer7Geometry);
+            var h5 = _arena.AsSpan(_workB, batch * 8192);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), h5, batch, in Layer7Geometry);
             h = h5;
 
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — folded into 7
@@ -410,12 +412,12 @@ namespace Snapshots
             h = h6;
 
             // 10: global_avgpool — small_cnn.nn(1,231) — [N, 32, 16, 16] → [N, 32]
-            var h7 = _workA.AsSpan(0, batch * 32);
+            var h7 = _arena.AsSpan(_workA, batch * 32);
             global::Dsl.Runtime.Pooling.GlobalAvgForward(h, h7, batch, 32, 256);
             h = h7;
 
             // 11: linear(32, 10) — small_cnn.nn(1,249) — [N, 32] → [N, 10]
-            var h8 = _workB.AsSpan(0, batch * 10);
+            var h8 = _arena.AsSpan(_workB, batch * 10);
             global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer11Weight, 320), parameters.AsSpan(Layer11Bias, 10), h8, batch, 32, 10);
             h = h8;
 
@@ -427,28 +429,32 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 1E-05f,
-                folded.AsSpan(Layer1Scale, 16), folded.AsSpan(Layer1Shift, 16));
+                folded.Slice(Layer1Scale, 16), folded.Slice(Layer1Shift, 16));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 432), default, folded.AsSpan(Layer1Scale, 16), folded.AsSpan(Layer1Shift, 16),
-                folded.AsSpan(Layer0FoldedWeight, 432), folded.AsSpan(Layer0FoldedBias, 16), 16, 27);
+            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 432), default, folded.Slice(Layer1Scale, 16), folded.Slice(Layer1Shift, 16),
+                folded.Slice(Layer0FoldedWeight, 432), folded.Slice(Layer0FoldedBias, 16), 16, 27);
 
             // 4: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer4Weight, 16), parameters.AsSpan(Layer4Bias, 16), buffers.AsSpan(Layer4RunningMean, 16), buffers.AsSpan(Layer4RunningVar, 16), 1E-05f,
-                folded.AsSpan(Layer4Scale, 16), folded.AsSpan(Layer4Shift, 16));
+                folded.Slice(Layer4Scale, 16), folded.Slice(Layer4Shift, 16));
             // folded into 3: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer3Weight, 2304), default, folded.AsSpan(Layer4Scale, 16), folded.AsSpan(Layer4Shift, 16),
-                folded.AsSpan(Layer3FoldedWeight, 2304), folded.AsSpan(Layer3FoldedBias, 16), 16, 144);
+            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer3Weight, 2304), default, folded.Slice(Layer4Scale, 16), folded.Slice(Layer4Shift, 16),
+                folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3FoldedBias, 16), 16, 144);
 
             // 8: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer8Weight, 32), parameters.AsSpan(Layer8Bias, 32), buffers.AsSpan(Layer8RunningMean, 32), buffers.AsSpan(Layer8RunningVar, 32), 1E-05f,
-                folded.AsSpan(Layer8Scale, 32), folded.AsSpan(Layer8Shift, 32));
+                folded.Slice(Layer8Scale, 32), folded.Slice(Layer8Shift, 32));
             // folded into 7: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer7Weight, 4608), default, folded.AsSpan(Layer8Scale, 32), folded.AsSpan(Layer8Shift, 32),
-                folded.AsSpan(Layer7FoldedWeight, 4608), folded.AsSpan(Layer7FoldedBias, 32), 32, 144);
+            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer7Weight, 4608), default, folded.Slice(Layer8Scale, 32), folded.Slice(Layer8Shift, 32),
+                folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), 32, 144);
         }
+
+        /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>
+        private global::System.Span<int> Indices(int layer, int length) =>
+            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(_indices + layer * MaxBatch, length));
     }
 }

@@ -78,11 +78,12 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 8 };
         private static readonly int[] s_outputShape = { 4 };
 
+        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
         private readonly float[] _arena;
-        private readonly float[] _workA; // gradients in Backward, activations in Infer; never live across calls
-        private readonly float[] _workB;
-        private readonly float[] _cache;
-        private readonly float[] _folded;
+        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
+        private readonly int _workB;
+        private readonly int _cache;
+        private readonly int _folded;
         private int _foldedVersion = -1;
 
         /// <inheritdoc/>
@@ -105,11 +106,12 @@ namespace Snapshots
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
         public Head(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
         {
-            _arena = new float[maxBatch * ArenaPerSample];
-            _workA = new float[maxBatch * WorkPerSample];
-            _workB = new float[maxBatch * WorkPerSample];
-            _cache = new float[2 * CacheLength];
-            _folded = new float[FoldedLength];
+            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
+            _workA = maxBatch * ArenaPerSample;
+            _workB = _workA + maxBatch * WorkPerSample;
+            _cache = _workB + maxBatch * WorkPerSample;
+            _folded = _cache + 2 * CacheLength;
+            _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
         }
 
@@ -156,7 +158,7 @@ namespace Snapshots
 
             // 1: bn1d — softmax_head.nn(1,42) — [N, 6] → [N, 6] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 6), parameters.AsSpan(Layer1Bias, 6), y1, _cache.AsSpan(Layer1SaveMean, 6), _cache.AsSpan(Layer1SaveInvStd, 6),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 6), parameters.AsSpan(Layer1Bias, 6), y1, _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6),
                 buffers.AsSpan(Layer1RunningMean, 6), buffers.AsSpan(Layer1RunningVar, 6), 0.1f, 1E-05f, batch, 6, 1);
 
             // 2: sigmoid — softmax_head.nn(1,50) — [N, 6] → [N, 6]
@@ -184,14 +186,14 @@ namespace Snapshots
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 4);
 
             // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g4 = _workA.AsSpan(0, batch * OutputLength);
+            var g4 = _arena.AsSpan(_workA, batch * OutputLength);
             outputGrad.CopyTo(g4);
 
-            var g3 = _workB.AsSpan(0, batch * 4);
+            var g3 = _arena.AsSpan(_workB, batch * 4);
             // 4: log_softmax — softmax_head.nn(1,77) — [N, 4] → [N, 4] — backward
             global::Dsl.Runtime.Activations.LogSoftmaxBackward(y4, g4, g3, batch, 4);
 
-            var g2 = _workA.AsSpan(0, batch * 6);
+            var g2 = _arena.AsSpan(_workA, batch * 6);
             // 3: linear(6, 4) — softmax_head.nn(1,61) — [N, 6] → [N, 4] — backward
             global::Dsl.Runtime.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 24), gradients.AsSpan(Layer3Bias, 4), batch, 6, 4);
             global::Dsl.Runtime.Linear.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 24), g2, batch, 6, 4);
@@ -200,10 +202,10 @@ namespace Snapshots
             // 2: sigmoid — softmax_head.nn(1,50) — [N, 6] → [N, 6] — backward
             global::Dsl.Runtime.Activations.SigmoidBackward(y2, g2, g1);
 
-            var g0 = _workB.AsSpan(0, batch * 6);
+            var g0 = _arena.AsSpan(_workB, batch * 6);
             // 1: bn1d — softmax_head.nn(1,42) — [N, 6] → [N, 6] — backward
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 6), _cache.AsSpan(Layer1SaveMean, 6), _cache.AsSpan(Layer1SaveInvStd, 6), g0,
+            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 6), _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6), g0,
                 gradients.AsSpan(Layer1Weight, 6), gradients.AsSpan(Layer1Bias, 6), batch, 6, 1);
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6] — backward
@@ -222,12 +224,12 @@ namespace Snapshots
             }
 
             var parameters = ParameterStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6] — with 1 folded in
-            var h0 = _workA.AsSpan(0, batch * 6);
-            global::Dsl.Runtime.Linear.Forward(h, folded.AsSpan(Layer0FoldedWeight, 48), folded.AsSpan(Layer0FoldedBias, 6), h0, batch, 8, 6);
+            var h0 = _arena.AsSpan(_workA, batch * 6);
+            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer0FoldedWeight, 48), folded.Slice(Layer0FoldedBias, 6), h0, batch, 8, 6);
             h = h0;
 
             // 1: bn1d — softmax_head.nn(1,42) — [N, 6] → [N, 6] — folded into 0
@@ -238,12 +240,12 @@ namespace Snapshots
             h = h1;
 
             // 3: linear(6, 4) — softmax_head.nn(1,61) — [N, 6] → [N, 4]
-            var h2 = _workB.AsSpan(0, batch * 4);
+            var h2 = _arena.AsSpan(_workB, batch * 4);
             global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer3Weight, 24), parameters.AsSpan(Layer3Bias, 4), h2, batch, 6, 4);
             h = h2;
 
             // 4: log_softmax — softmax_head.nn(1,77) — [N, 4] → [N, 4]
-            var h3 = _workA.AsSpan(0, batch * 4);
+            var h3 = _arena.AsSpan(_workA, batch * 4);
             global::Dsl.Runtime.Activations.LogSoftmaxForward(h, h3, batch, 4);
             h = h3;
 
@@ -255,14 +257,14 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 6), parameters.AsSpan(Layer1Bias, 6), buffers.AsSpan(Layer1RunningMean, 6), buffers.AsSpan(Layer1RunningVar, 6), 1E-05f,
-                folded.AsSpan(Layer1Scale, 6), folded.AsSpan(Layer1Shift, 6));
+                folded.Slice(Layer1Scale, 6), folded.Slice(Layer1Shift, 6));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 48), parameters.AsSpan(Layer0Bias, 6), folded.AsSpan(Layer1Scale, 6), folded.AsSpan(Layer1Shift, 6),
-                folded.AsSpan(Layer0FoldedWeight, 48), folded.AsSpan(Layer0FoldedBias, 6), 6, 8);
+            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 48), parameters.AsSpan(Layer0Bias, 6), folded.Slice(Layer1Scale, 6), folded.Slice(Layer1Shift, 6),
+                folded.Slice(Layer0FoldedWeight, 48), folded.Slice(Layer0FoldedBias, 6), 6, 8);
         }
     }
 }

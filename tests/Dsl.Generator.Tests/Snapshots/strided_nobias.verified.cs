@@ -82,11 +82,12 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 3, 16, 16 };
         private static readonly int[] s_outputShape = { 5 };
 
+        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
         private readonly float[] _arena;
-        private readonly float[] _workA; // gradients in Backward, activations in Infer; never live across calls
-        private readonly float[] _workB;
-        private readonly float[] _cache;
-        private readonly float[] _folded;
+        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
+        private readonly int _workB;
+        private readonly int _cache;
+        private readonly int _folded;
         private int _foldedVersion = -1;
 
         /// <inheritdoc/>
@@ -109,11 +110,12 @@ namespace Snapshots
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
         public Strided(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
         {
-            _arena = new float[maxBatch * ArenaPerSample];
-            _workA = new float[maxBatch * WorkPerSample];
-            _workB = new float[maxBatch * WorkPerSample];
-            _cache = new float[2 * CacheLength];
-            _folded = new float[FoldedLength];
+            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
+            _workA = maxBatch * ArenaPerSample;
+            _workB = _workA + maxBatch * WorkPerSample;
+            _cache = _workB + maxBatch * WorkPerSample;
+            _folded = _cache + 2 * CacheLength;
+            _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
         }
 
@@ -158,7 +160,7 @@ namespace Snapshots
 
             // 1: bn2d — strided_nobias.nn(1,92) — [N, 8, 8, 8] → [N, 8, 8, 8] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), y1, _cache.AsSpan(Layer1SaveMean, 8), _cache.AsSpan(Layer1SaveInvStd, 8),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), y1, _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8),
                 buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 0.1f, 1E-05f, batch, 8, 64);
 
             // 2: relu — strided_nobias.nn(1,100) — [N, 8, 8, 8] → [N, 8, 8, 8]
@@ -189,10 +191,10 @@ namespace Snapshots
             var y5 = _arena.AsSpan(Layer5Out * MaxBatch, batch * 5);
 
             // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g5 = _workA.AsSpan(0, batch * OutputLength);
+            var g5 = _arena.AsSpan(_workA, batch * OutputLength);
             outputGrad.CopyTo(g5);
 
-            var g4 = _workB.AsSpan(0, batch * 128);
+            var g4 = _arena.AsSpan(_workB, batch * 128);
             // 5: linear(128, 5) — strided_nobias.nn(1,133) — [N, 128] → [N, 5] — backward
             global::Dsl.Runtime.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 640), gradients.AsSpan(Layer5Bias, 5), batch, 128, 5);
             global::Dsl.Runtime.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 640), g4, batch, 128, 5);
@@ -200,7 +202,7 @@ namespace Snapshots
             var g3 = g4;
             // 4: flatten — strided_nobias.nn(1,122) — [N, 8, 4, 4] → [N, 128] — backward
 
-            var g2 = _workA.AsSpan(0, batch * 512);
+            var g2 = _arena.AsSpan(_workA, batch * 512);
             // 3: avgpool(2) — strided_nobias.nn(1,108) — [N, 8, 8, 8] → [N, 8, 4, 4] — backward
             global::Dsl.Runtime.Pooling.AvgBackward(g3, g2, batch, in Layer3Geometry, countIncludePad: true);
 
@@ -208,10 +210,10 @@ namespace Snapshots
             // 2: relu — strided_nobias.nn(1,100) — [N, 8, 8, 8] → [N, 8, 8, 8] — backward
             global::Dsl.Runtime.Activations.ReluBackward(y2, g2, g1);
 
-            var g0 = _workB.AsSpan(0, batch * 512);
+            var g0 = _arena.AsSpan(_workB, batch * 512);
             // 1: bn2d — strided_nobias.nn(1,92) — [N, 8, 8, 8] → [N, 8, 8, 8] — backward
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 8), _cache.AsSpan(Layer1SaveMean, 8), _cache.AsSpan(Layer1SaveInvStd, 8), g0,
+            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 8), _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8), g0,
                 gradients.AsSpan(Layer1Weight, 8), gradients.AsSpan(Layer1Bias, 8), batch, 8, 64);
 
             // 0: conv2d(3, 8, 3, stride: 2, padding: 1, bias: false) — strided_nobias.nn(1,37) — [N, 3, 16, 16] → [N, 8, 8, 8] — backward
@@ -230,12 +232,12 @@ namespace Snapshots
             }
 
             var parameters = ParameterStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv2d(3, 8, 3, stride: 2, padding: 1, bias: false) — strided_nobias.nn(1,37) — [N, 3, 16, 16] → [N, 8, 8, 8] — with 1 folded in
-            var h0 = _workA.AsSpan(0, batch * 512);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.AsSpan(Layer0FoldedWeight, 216), folded.AsSpan(Layer0FoldedBias, 8), h0, batch, in Layer0Geometry);
+            var h0 = _arena.AsSpan(_workA, batch * 512);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 216), folded.Slice(Layer0FoldedBias, 8), h0, batch, in Layer0Geometry);
             h = h0;
 
             // 1: bn2d — strided_nobias.nn(1,92) — [N, 8, 8, 8] → [N, 8, 8, 8] — folded into 0
@@ -246,14 +248,14 @@ namespace Snapshots
             h = h1;
 
             // 3: avgpool(2) — strided_nobias.nn(1,108) — [N, 8, 8, 8] → [N, 8, 4, 4]
-            var h2 = _workB.AsSpan(0, batch * 128);
+            var h2 = _arena.AsSpan(_workB, batch * 128);
             global::Dsl.Runtime.Pooling.AvgForward(h, h2, batch, in Layer3Geometry, countIncludePad: true);
             h = h2;
 
             // 4: flatten — strided_nobias.nn(1,122) — [N, 8, 4, 4] → [N, 128] — identity at inference
 
             // 5: linear(128, 5) — strided_nobias.nn(1,133) — [N, 128] → [N, 5]
-            var h3 = _workA.AsSpan(0, batch * 5);
+            var h3 = _arena.AsSpan(_workA, batch * 5);
             global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer5Weight, 640), parameters.AsSpan(Layer5Bias, 5), h3, batch, 128, 5);
             h = h3;
 
@@ -265,14 +267,14 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
-            var folded = _folded;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 1E-05f,
-                folded.AsSpan(Layer1Scale, 8), folded.AsSpan(Layer1Shift, 8));
+                folded.Slice(Layer1Scale, 8), folded.Slice(Layer1Shift, 8));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 216), default, folded.AsSpan(Layer1Scale, 8), folded.AsSpan(Layer1Shift, 8),
-                folded.AsSpan(Layer0FoldedWeight, 216), folded.AsSpan(Layer0FoldedBias, 8), 8, 27);
+            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 216), default, folded.Slice(Layer1Scale, 8), folded.Slice(Layer1Shift, 8),
+                folded.Slice(Layer0FoldedWeight, 216), folded.Slice(Layer0FoldedBias, 8), 8, 27);
         }
     }
 }

@@ -53,10 +53,11 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 3, 4, 4 };
         private static readonly int[] s_outputShape = { 3, 4, 4 };
 
+        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
         private readonly float[] _arena;
-        private readonly float[] _workA; // gradients in Backward, activations in Infer; never live across calls
-        private readonly float[] _workB;
-        private readonly float[] _cache;
+        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
+        private readonly int _workB;
+        private readonly int _cache;
 
         /// <inheritdoc/>
         public override string Name => "Untracked";
@@ -78,10 +79,11 @@ namespace Snapshots
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
         public Untracked(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
         {
-            _arena = new float[maxBatch * ArenaPerSample];
-            _workA = new float[maxBatch * WorkPerSample];
-            _workB = new float[maxBatch * WorkPerSample];
-            _cache = new float[2 * CacheLength];
+            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
+            _workA = maxBatch * ArenaPerSample;
+            _workB = _workA + maxBatch * WorkPerSample;
+            _cache = _workB + maxBatch * WorkPerSample;
+            _arena = new float[_cache + 2 * CacheLength];
             ResetParameters(seed);
         }
 
@@ -105,7 +107,7 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: bn2d(3, track_running_stats: false) — untracked.nn(1,37) — [N, 3, 4, 4] → [N, 3, 4, 4] — batch statistics, no running statistics
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(x, parameters.AsSpan(Layer0Weight, 3), parameters.AsSpan(Layer0Bias, 3), y0, _cache.AsSpan(Layer0SaveMean, 3), _cache.AsSpan(Layer0SaveInvStd, 3),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(x, parameters.AsSpan(Layer0Weight, 3), parameters.AsSpan(Layer0Bias, 3), y0, _arena.AsSpan(_cache + Layer0SaveMean, 3), _arena.AsSpan(_cache + Layer0SaveInvStd, 3),
                 default, default, 0f, 1E-05f, batch, 3, 16);
 
             y0.CopyTo(output);
@@ -120,13 +122,13 @@ namespace Snapshots
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 48);
 
             // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g0 = _workA.AsSpan(0, batch * OutputLength);
+            var g0 = _arena.AsSpan(_workA, batch * OutputLength);
             outputGrad.CopyTo(g0);
 
             // 0: bn2d(3, track_running_stats: false) — untracked.nn(1,37) — [N, 3, 4, 4] → [N, 3, 4, 4] — backward
-            var dx = inputGrad.IsEmpty ? _workB.AsSpan(0, batch * InputLength) : inputGrad;
+            var dx = inputGrad.IsEmpty ? _arena.AsSpan(_workB, batch * InputLength) : inputGrad;
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 3), _cache.AsSpan(Layer0SaveMean, 3), _cache.AsSpan(Layer0SaveInvStd, 3), dx,
+            global::Dsl.Runtime.BatchNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 3), _arena.AsSpan(_cache + Layer0SaveMean, 3), _arena.AsSpan(_cache + Layer0SaveInvStd, 3), dx,
                 gradients.AsSpan(Layer0Weight, 3), gradients.AsSpan(Layer0Bias, 3), batch, 3, 16);
         }
 
@@ -137,8 +139,8 @@ namespace Snapshots
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: bn2d(3, track_running_stats: false) — untracked.nn(1,37) — [N, 3, 4, 4] → [N, 3, 4, 4] — track_running_stats: false: batch statistics, as PyTorch does in eval mode
-            var h0 = _workA.AsSpan(0, batch * 48);
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(h, parameters.AsSpan(Layer0Weight, 3), parameters.AsSpan(Layer0Bias, 3), h0, _cache.AsSpan(CacheLength + Layer0SaveMean, 3), _cache.AsSpan(CacheLength + Layer0SaveInvStd, 3),
+            var h0 = _arena.AsSpan(_workA, batch * 48);
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(h, parameters.AsSpan(Layer0Weight, 3), parameters.AsSpan(Layer0Bias, 3), h0, _arena.AsSpan(_cache + CacheLength + Layer0SaveMean, 3), _arena.AsSpan(_cache + CacheLength + Layer0SaveInvStd, 3),
                 default, default, 0f, 1E-05f, batch, 3, 16);
             h = h0;
 
