@@ -1,19 +1,39 @@
-// Direct (im2col-free) 2-d convolution forward and backward kernels; 1-d convolutions are the H = 1 case.
+// 2-d convolution forward and backward as im2col + packed GEMM; 1-d convolutions are the H = 1 case.
 using System.Diagnostics;
 using System.Numerics.Tensors;
 
 namespace Dsl.Runtime;
 
 /// <summary>
-/// 2-d convolution with PyTorch semantics (cross-correlation, zero padding, stride, dilation, groups) on row-major NCHW float32 data.
+/// 2-d convolution with PyTorch semantics (cross-correlation, zero padding, stride, dilation, groups) on
+/// row-major NCHW float32 data. Per sample and group, the input is unfolded into a column matrix
+/// (im2col: one row per (input channel, kernel tap), one column per output pixel) and the three passes
+/// become matrix products through <see cref="Gemm"/>:
+/// forward <c>Y = W·col</c>; input gradient <c>dcol = Wᵀ·dY</c>, folded back with col2im;
+/// weight gradient <c>dW += dY·colᵀ</c>. A 1×1 kernel with stride 1 and no padding skips the unfolding.
 /// </summary>
-/// <remarks>
-/// The loops run over (output channel, input channel, kernel tap) and apply each weight to a whole output row at once.
-/// Per tap, the range of output columns whose input column falls inside the image is computed up front,
-/// so the innermost loop has no padding branches and, for stride 1, is a contiguous SIMD multiply-add.
-/// </remarks>
 public static class Conv2d
 {
+    /// <summary>Floats of scratch the overloads taking a scratch span need for geometry <paramref name="g"/>.</summary>
+    /// <param name="g">Convolution geometry.</param>
+    /// <returns>The scratch length.</returns>
+    public static int ScratchLength(in ConvGeometry g) => Gemm.ScratchLength + ColumnLength(g);
+
+    private static int ColumnLength(in ConvGeometry g) => IsPointwise(g) ? 0 : g.InPerGroup * g.KernelH * g.KernelW * g.OutH * g.OutW;
+
+    private static bool IsPointwise(in ConvGeometry g) =>
+        g.KernelH == 1 && g.KernelW == 1 && g.StrideH == 1 && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0;
+
+    /// <summary>Computes <c>y = conv(x, w) + bias</c>, with per-thread scratch.</summary>
+    /// <param name="x">Input <c>[n, InChannels, InH, InW]</c>.</param>
+    /// <param name="w">Weight <c>[OutChannels, InChannels/Groups, KernelH, KernelW]</c>.</param>
+    /// <param name="bias">Bias <c>[OutChannels]</c>, or empty for no bias.</param>
+    /// <param name="y">Output <c>[n, OutChannels, OutH, OutW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Convolution geometry.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g) =>
+        Forward(x, w, bias, y, n, g, Workspace.Get(ScratchLength(g)));
+
     /// <summary>Computes <c>y = conv(x, w) + bias</c>.</summary>
     /// <param name="x">Input <c>[n, InChannels, InH, InW]</c>.</param>
     /// <param name="w">Weight <c>[OutChannels, InChannels/Groups, KernelH, KernelW]</c>.</param>
@@ -21,210 +41,225 @@ public static class Conv2d
     /// <param name="y">Output <c>[n, OutChannels, OutH, OutW]</c>; overwritten.</param>
     /// <param name="n">Batch size.</param>
     /// <param name="g">Convolution geometry.</param>
-    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g)
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch)
     {
-        Debug.Assert(x.Length >= n * g.InputLength, "x too short");
-        Debug.Assert(w.Length >= g.WeightLength, "w too short");
+        Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && y.Length >= n * g.OutputLength, "buffer too short");
         Debug.Assert(bias.IsEmpty || bias.Length >= g.OutChannels, "bias too short");
-        Debug.Assert(y.Length >= n * g.OutputLength, "y too short");
+        Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
 
-        int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW;
-        int inPerGroup = g.InPerGroup, outPerGroup = g.OutPerGroup;
+        int outPlane = g.OutH * g.OutW, inPlane = g.InH * g.InW;
+        int rows = g.InPerGroup * g.KernelH * g.KernelW;
+        var gemmScratch = scratch.Slice(0, Gemm.ScratchLength);
+        var column = scratch.Slice(Gemm.ScratchLength, ColumnLength(g));
+        bool pointwise = IsPointwise(g);
         for (int s = 0; s < n; s++)
         {
-            ReadOnlySpan<float> xs = x.Slice(s * g.InputLength, g.InputLength);
-            Span<float> ys = y.Slice(s * g.OutputLength, g.OutputLength);
-            for (int o = 0; o < g.OutChannels; o++)
+            var xs = x.Slice(s * g.InputLength, g.InputLength);
+            var ys = y.Slice(s * g.OutputLength, g.OutputLength);
+            for (int group = 0; group < g.Groups; group++)
             {
-                int firstIn = o / outPerGroup * inPerGroup;
-                Span<float> yPlane = ys.Slice(o * outPlane, outPlane);
-                yPlane.Fill(bias.IsEmpty ? 0f : bias[o]);
-                for (int ci = 0; ci < inPerGroup; ci++)
+                var xg = xs.Slice(group * g.InPerGroup * inPlane, g.InPerGroup * inPlane);
+                ReadOnlySpan<float> b = pointwise ? xg : column;
+                if (!pointwise) Im2Col(xg, column, g);
+                var yg = ys.Slice(group * g.OutPerGroup * outPlane, g.OutPerGroup * outPlane);
+                if (!bias.IsEmpty)
                 {
-                    ReadOnlySpan<float> xPlane = xs.Slice((firstIn + ci) * inPlane, inPlane);
-                    int wBase = (o * inPerGroup + ci) * g.KernelH * g.KernelW;
-                    for (int kh = 0; kh < g.KernelH; kh++)
-                    {
-                        int offH = kh * g.DilationH - g.PadH;
-                        var (ohLo, ohHi) = ValidRange(g.OutH, g.InH, g.StrideH, offH);
-                        for (int kw = 0; kw < g.KernelW; kw++)
-                        {
-                            int offW = kw * g.DilationW - g.PadW;
-                            var (owLo, owHi) = ValidRange(g.OutW, g.InW, g.StrideW, offW);
-                            int count = owHi - owLo;
-                            if (count <= 0) continue;
-                            float wv = w[wBase + kh * g.KernelW + kw];
-                            for (int oh = ohLo; oh < ohHi; oh++)
-                            {
-                                int ih = oh * g.StrideH + offH;
-                                int iw = owLo * g.StrideW + offW;
-                                AddScaledGather(xPlane, ih * g.InW + iw, g.StrideW, wv, yPlane.Slice(oh * g.OutW + owLo, count));
-                            }
-                        }
-                    }
+                    for (int o = 0; o < g.OutPerGroup; o++) yg.Slice(o * outPlane, outPlane).Fill(bias[group * g.OutPerGroup + o]);
                 }
+
+                var wg = w.Slice(group * g.OutPerGroup * rows, g.OutPerGroup * rows);
+                Gemm.Multiply(g.OutPerGroup, outPlane, rows, wg, rows, 1, b, outPlane, 1, yg, outPlane, accumulate: !bias.IsEmpty, gemmScratch);
             }
         }
     }
 
-    /// <summary>Gradient with respect to the input: <c>dx = conv_transpose(dy, w)</c>.</summary>
+    /// <summary>Input gradient <c>dx = conv_transpose(dy, w)</c>, with per-thread scratch; <paramref name="dx"/> is overwritten.</summary>
     /// <param name="dy">Output gradient <c>[n, OutChannels, OutH, OutW]</c>.</param>
-    /// <param name="w">Weight <c>[OutChannels, InChannels/Groups, KernelH, KernelW]</c>.</param>
+    /// <param name="w">Weight.</param>
     /// <param name="dx">Input gradient <c>[n, InChannels, InH, InW]</c>; overwritten.</param>
     /// <param name="n">Batch size.</param>
     /// <param name="g">Convolution geometry.</param>
-    public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, in ConvGeometry g)
-    {
-        Debug.Assert(dy.Length >= n * g.OutputLength, "dy too short");
-        Debug.Assert(w.Length >= g.WeightLength, "w too short");
-        Debug.Assert(dx.Length >= n * g.InputLength, "dx too short");
+    public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, in ConvGeometry g) =>
+        BackwardInput(dy, w, dx, n, g, Workspace.Get(ScratchLength(g)));
 
-        int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW;
-        int inPerGroup = g.InPerGroup, outPerGroup = g.OutPerGroup;
-        dx.Slice(0, n * g.InputLength).Clear();
-        for (int s = 0; s < n; s++)
-        {
-            ReadOnlySpan<float> dys = dy.Slice(s * g.OutputLength, g.OutputLength);
-            Span<float> dxs = dx.Slice(s * g.InputLength, g.InputLength);
-            for (int o = 0; o < g.OutChannels; o++)
-            {
-                int firstIn = o / outPerGroup * inPerGroup;
-                ReadOnlySpan<float> dyPlane = dys.Slice(o * outPlane, outPlane);
-                for (int ci = 0; ci < inPerGroup; ci++)
-                {
-                    Span<float> dxPlane = dxs.Slice((firstIn + ci) * inPlane, inPlane);
-                    int wBase = (o * inPerGroup + ci) * g.KernelH * g.KernelW;
-                    for (int kh = 0; kh < g.KernelH; kh++)
-                    {
-                        int offH = kh * g.DilationH - g.PadH;
-                        var (ohLo, ohHi) = ValidRange(g.OutH, g.InH, g.StrideH, offH);
-                        for (int kw = 0; kw < g.KernelW; kw++)
-                        {
-                            int offW = kw * g.DilationW - g.PadW;
-                            var (owLo, owHi) = ValidRange(g.OutW, g.InW, g.StrideW, offW);
-                            int count = owHi - owLo;
-                            if (count <= 0) continue;
-                            float wv = w[wBase + kh * g.KernelW + kw];
-                            for (int oh = ohLo; oh < ohHi; oh++)
-                            {
-                                int ih = oh * g.StrideH + offH;
-                                int iw = owLo * g.StrideW + offW;
-                                AddScaledScatter(dyPlane.Slice(oh * g.OutW + owLo, count), wv, dxPlane, ih * g.InW + iw, g.StrideW);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// <summary>Gradients with respect to weight and bias, accumulated: <c>dw += corr(x, dy)</c>, <c>dbias += sum(dy)</c>.</summary>
+    /// <summary>Input gradient <c>dx = conv_transpose(dy, w)</c>; <paramref name="dx"/> is overwritten.</summary>
     /// <param name="dy">Output gradient <c>[n, OutChannels, OutH, OutW]</c>.</param>
-    /// <param name="x">Forward input <c>[n, InChannels, InH, InW]</c>.</param>
-    /// <param name="dw">Weight gradient <c>[OutChannels, InChannels/Groups, KernelH, KernelW]</c>; accumulated into.</param>
-    /// <param name="dbias">Bias gradient <c>[OutChannels]</c>, accumulated into; empty when the layer has no bias.</param>
+    /// <param name="w">Weight.</param>
+    /// <param name="dx">Input gradient <c>[n, InChannels, InH, InW]</c>; overwritten.</param>
     /// <param name="n">Batch size.</param>
     /// <param name="g">Convolution geometry.</param>
-    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g)
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
+    public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, in ConvGeometry g, Span<float> scratch)
     {
-        Debug.Assert(dy.Length >= n * g.OutputLength, "dy too short");
-        Debug.Assert(x.Length >= n * g.InputLength, "x too short");
-        Debug.Assert(dw.Length >= g.WeightLength, "dw too short");
-        Debug.Assert(dbias.IsEmpty || dbias.Length >= g.OutChannels, "dbias too short");
+        Debug.Assert(dy.Length >= n * g.OutputLength && w.Length >= g.WeightLength && dx.Length >= n * g.InputLength, "buffer too short");
+        Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
 
-        int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW;
-        int inPerGroup = g.InPerGroup, outPerGroup = g.OutPerGroup;
-        for (int o = 0; o < g.OutChannels; o++)
+        int outPlane = g.OutH * g.OutW, inPlane = g.InH * g.InW;
+        int rows = g.InPerGroup * g.KernelH * g.KernelW;
+        var gemmScratch = scratch.Slice(0, Gemm.ScratchLength);
+        var column = scratch.Slice(Gemm.ScratchLength, ColumnLength(g));
+        bool pointwise = IsPointwise(g);
+        for (int s = 0; s < n; s++)
         {
-            int firstIn = o / outPerGroup * inPerGroup;
-            if (!dbias.IsEmpty)
+            var dys = dy.Slice(s * g.OutputLength, g.OutputLength);
+            var dxs = dx.Slice(s * g.InputLength, g.InputLength);
+            for (int group = 0; group < g.Groups; group++)
             {
-                float sum = 0f;
-                for (int s = 0; s < n; s++)
+                var dyg = dys.Slice(group * g.OutPerGroup * outPlane, g.OutPerGroup * outPlane);
+                var dxg = dxs.Slice(group * g.InPerGroup * inPlane, g.InPerGroup * inPlane);
+                var wg = w.Slice(group * g.OutPerGroup * rows, g.OutPerGroup * rows);
+                // dcol[rows × pixels] = Wᵀ[rows × out] · dY[out × pixels]
+                var target = pointwise ? dxg : column;
+                Gemm.Multiply(rows, outPlane, g.OutPerGroup, wg, 1, rows, dyg, outPlane, 1, target, outPlane, accumulate: false, gemmScratch);
+                if (!pointwise)
                 {
-                    sum += TensorPrimitives.Sum(dy.Slice(s * g.OutputLength + o * outPlane, outPlane));
+                    dxg.Clear();
+                    Col2ImAdd(column, dxg, g);
                 }
-                dbias[o] += sum;
+            }
+        }
+    }
+
+    /// <summary>Weight and bias gradients, with per-thread scratch: <c>dw += dy·colᵀ</c>, <c>dbias += Σ dy</c> (accumulated).</summary>
+    /// <param name="dy">Output gradient.</param>
+    /// <param name="x">Forward input.</param>
+    /// <param name="dw">Weight gradient; accumulated.</param>
+    /// <param name="dbias">Bias gradient, or empty; accumulated.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Convolution geometry.</param>
+    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g) =>
+        BackwardWeight(dy, x, dw, dbias, n, g, Workspace.Get(ScratchLength(g)));
+
+    /// <summary>Weight and bias gradients: <c>dw += dy·colᵀ</c>, <c>dbias += Σ dy</c> (accumulated).</summary>
+    /// <param name="dy">Output gradient <c>[n, OutChannels, OutH, OutW]</c>.</param>
+    /// <param name="x">Forward input <c>[n, InChannels, InH, InW]</c>.</param>
+    /// <param name="dw">Weight gradient; accumulated.</param>
+    /// <param name="dbias">Bias gradient, or empty; accumulated.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Convolution geometry.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
+    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch)
+    {
+        Debug.Assert(dy.Length >= n * g.OutputLength && x.Length >= n * g.InputLength && dw.Length >= g.WeightLength, "buffer too short");
+        Debug.Assert(dbias.IsEmpty || dbias.Length >= g.OutChannels, "dbias too short");
+        Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
+
+        int outPlane = g.OutH * g.OutW, inPlane = g.InH * g.InW;
+        int rows = g.InPerGroup * g.KernelH * g.KernelW;
+        var gemmScratch = scratch.Slice(0, Gemm.ScratchLength);
+        var column = scratch.Slice(Gemm.ScratchLength, ColumnLength(g));
+        bool pointwise = IsPointwise(g);
+        for (int s = 0; s < n; s++)
+        {
+            var dys = dy.Slice(s * g.OutputLength, g.OutputLength);
+            var xs = x.Slice(s * g.InputLength, g.InputLength);
+            for (int group = 0; group < g.Groups; group++)
+            {
+                var dyg = dys.Slice(group * g.OutPerGroup * outPlane, g.OutPerGroup * outPlane);
+                var xg = xs.Slice(group * g.InPerGroup * inPlane, g.InPerGroup * inPlane);
+                ReadOnlySpan<float> col = pointwise ? xg : column;
+                if (!pointwise) Im2Col(xg, column, g);
+                // dW[out × rows] += dY[out × pixels] · colᵀ[pixels × rows]
+                var dwg = dw.Slice(group * g.OutPerGroup * rows, g.OutPerGroup * rows);
+                Gemm.Multiply(g.OutPerGroup, rows, outPlane, dyg, outPlane, 1, col, 1, outPlane, dwg, rows, accumulate: true, gemmScratch);
             }
 
-            for (int ci = 0; ci < inPerGroup; ci++)
+            if (!dbias.IsEmpty)
             {
-                int wBase = (o * inPerGroup + ci) * g.KernelH * g.KernelW;
-                for (int kh = 0; kh < g.KernelH; kh++)
+                for (int o = 0; o < g.OutChannels; o++) dbias[o] += TensorPrimitives.Sum(dys.Slice(o * outPlane, outPlane));
+            }
+        }
+    }
+
+    /// <summary>Unfolds one group of one sample: <c>col[(c·KH + kh)·KW + kw, oh·OutW + ow] = x[c, oh·sH + kh·dH − pH, ow·sW + kw·dW − pW]</c>, zero outside.</summary>
+    private static void Im2Col(ReadOnlySpan<float> x, Span<float> col, in ConvGeometry g)
+    {
+        int outPlane = g.OutH * g.OutW, inPlane = g.InH * g.InW;
+        int row = 0;
+        for (int c = 0; c < g.InPerGroup; c++)
+        {
+            var plane = x.Slice(c * inPlane, inPlane);
+            for (int kh = 0; kh < g.KernelH; kh++)
+            {
+                int offH = kh * g.DilationH - g.PadH;
+                for (int kw = 0; kw < g.KernelW; kw++, row++)
                 {
-                    int offH = kh * g.DilationH - g.PadH;
-                    var (ohLo, ohHi) = ValidRange(g.OutH, g.InH, g.StrideH, offH);
-                    for (int kw = 0; kw < g.KernelW; kw++)
+                    int offW = kw * g.DilationW - g.PadW;
+                    var (owLo, owHi) = ValidRange(g.OutW, g.InW, g.StrideW, offW);
+                    var dest = col.Slice(row * outPlane, outPlane);
+                    for (int oh = 0; oh < g.OutH; oh++)
                     {
-                        int offW = kw * g.DilationW - g.PadW;
-                        var (owLo, owHi) = ValidRange(g.OutW, g.InW, g.StrideW, offW);
-                        int count = owHi - owLo;
-                        if (count <= 0) continue;
-                        float sum = 0f;
-                        for (int s = 0; s < n; s++)
+                        var destRow = dest.Slice(oh * g.OutW, g.OutW);
+                        int ih = oh * g.StrideH + offH;
+                        if ((uint)ih >= (uint)g.InH || owLo >= owHi)
                         {
-                            ReadOnlySpan<float> dyPlane = dy.Slice(s * g.OutputLength + o * outPlane, outPlane);
-                            ReadOnlySpan<float> xPlane = x.Slice(s * g.InputLength + (firstIn + ci) * inPlane, inPlane);
-                            for (int oh = ohLo; oh < ohHi; oh++)
-                            {
-                                int ih = oh * g.StrideH + offH;
-                                int iw = owLo * g.StrideW + offW;
-                                sum += DotGather(xPlane, ih * g.InW + iw, g.StrideW, dyPlane.Slice(oh * g.OutW + owLo, count));
-                            }
+                            destRow.Clear();
+                            continue;
                         }
-                        dw[wBase + kh * g.KernelW + kw] += sum;
+
+                        destRow.Slice(0, owLo).Clear();
+                        destRow.Slice(owHi).Clear();
+                        var source = plane.Slice(ih * g.InW, g.InW);
+                        int iw = owLo * g.StrideW + offW;
+                        if (g.StrideW == 1)
+                        {
+                            source.Slice(iw, owHi - owLo).CopyTo(destRow.Slice(owLo, owHi - owLo));
+                        }
+                        else
+                        {
+                            for (int ow = owLo; ow < owHi; ow++, iw += g.StrideW) destRow[ow] = source[iw];
+                        }
                     }
                 }
             }
         }
     }
 
-    /// <summary>
-    /// Output positions [lo, hi) for which <c>o*stride + offset</c> lies in [0, inSize);
-    /// <paramref name="offset"/> is the tap position minus the padding.
-    /// </summary>
-    internal static (int Lo, int Hi) ValidRange(int outSize, int inSize, int stride, int offset)
+    /// <summary>The adjoint of <see cref="Im2Col"/>: adds every column entry back onto the input pixel it came from.</summary>
+    private static void Col2ImAdd(ReadOnlySpan<float> col, Span<float> x, in ConvGeometry g)
     {
-        // o >= ceil(-offset / stride) and o <= floor((inSize - 1 - offset) / stride).
-        int lo = Math.Max(0, CeilDiv(-offset, stride));
-        int hiInclusive = FloorDiv(inSize - 1 - offset, stride);
-        int hi = Math.Min(outSize, hiInclusive + 1);
-        return (lo, Math.Max(lo, hi));
-    }
-
-    private static int FloorDiv(int a, int b) => a >= 0 ? a / b : -((-a + b - 1) / b);
-
-    private static int CeilDiv(int a, int b) => a >= 0 ? (a + b - 1) / b : -(-a / b);
-
-    // dst[i] += a * src[start + i*stride]
-    private static void AddScaledGather(ReadOnlySpan<float> src, int start, int stride, float a, Span<float> dst)
-    {
-        if (stride == 1)
+        int outPlane = g.OutH * g.OutW, inPlane = g.InH * g.InW;
+        int row = 0;
+        for (int c = 0; c < g.InPerGroup; c++)
         {
-            TensorPrimitives.MultiplyAdd(src.Slice(start, dst.Length), a, dst, dst);
-            return;
+            var plane = x.Slice(c * inPlane, inPlane);
+            for (int kh = 0; kh < g.KernelH; kh++)
+            {
+                int offH = kh * g.DilationH - g.PadH;
+                for (int kw = 0; kw < g.KernelW; kw++, row++)
+                {
+                    int offW = kw * g.DilationW - g.PadW;
+                    var (owLo, owHi) = ValidRange(g.OutW, g.InW, g.StrideW, offW);
+                    if (owLo >= owHi) continue;
+                    var source = col.Slice(row * outPlane, outPlane);
+                    for (int oh = 0; oh < g.OutH; oh++)
+                    {
+                        int ih = oh * g.StrideH + offH;
+                        if ((uint)ih >= (uint)g.InH) continue;
+                        var target = plane.Slice(ih * g.InW, g.InW);
+                        var sourceRow = source.Slice(oh * g.OutW, g.OutW);
+                        int iw = owLo * g.StrideW + offW;
+                        if (g.StrideW == 1)
+                        {
+                            var t = target.Slice(iw, owHi - owLo);
+                            TensorPrimitives.Add(t, sourceRow.Slice(owLo, owHi - owLo), t);
+                        }
+                        else
+                        {
+                            for (int ow = owLo; ow < owHi; ow++, iw += g.StrideW) target[iw] += sourceRow[ow];
+                        }
+                    }
+                }
+            }
         }
-        for (int i = 0; i < dst.Length; i++) dst[i] += a * src[start + i * stride];
     }
 
-    // dst[start + i*stride] += a * src[i]
-    private static void AddScaledScatter(ReadOnlySpan<float> src, float a, Span<float> dst, int start, int stride)
+    /// <summary>Output positions <c>[lo, hi)</c> whose input coordinate <c>o·stride + offset</c> lies in <c>[0, size)</c>.</summary>
+    private static (int Lo, int Hi) ValidRange(int outSize, int inSize, int stride, int offset)
     {
-        if (stride == 1)
-        {
-            Span<float> d = dst.Slice(start, src.Length);
-            TensorPrimitives.MultiplyAdd(src, a, d, d);
-            return;
-        }
-        for (int i = 0; i < src.Length; i++) dst[start + i * stride] += a * src[i];
-    }
-
-    // sum_i a[start + i*stride] * b[i]
-    private static float DotGather(ReadOnlySpan<float> a, int start, int stride, ReadOnlySpan<float> b)
-    {
-        if (stride == 1) return TensorPrimitives.Dot(a.Slice(start, b.Length), b);
-        float sum = 0f;
-        for (int i = 0; i < b.Length; i++) sum += a[start + i * stride] * b[i];
-        return sum;
+        int lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+        int hi = inSize - offset <= 0 ? 0 : (inSize - offset - 1) / stride + 1;
+        return (Math.Min(lo, outSize), Math.Min(Math.Max(hi, 0), outSize));
     }
 }

@@ -22,6 +22,21 @@ public static class Linear
         Debug.Assert(bias.IsEmpty || bias.Length >= outFeatures, "bias too short");
         Debug.Assert(y.Length >= n * outFeatures, "y too short");
 
+        if (n >= SmallBatch)
+        {
+            // y[n × out] = x[n × in] · Wᵀ[in × out] (+ bias, preloaded into y)
+            for (int i = 0; i < n; i++)
+            {
+                var row = y.Slice(i * outFeatures, outFeatures);
+                if (bias.IsEmpty) row.Clear();
+                else bias.Slice(0, outFeatures).CopyTo(row);
+            }
+
+            Gemm.Multiply(n, outFeatures, inFeatures, x, inFeatures, 1, w, 1, inFeatures, y, outFeatures, accumulate: true, Workspace.Get(Gemm.ScratchLength));
+            return;
+        }
+
+        // A few samples: one dot product per output beats packing a 6-row panel that is mostly padding.
         for (int i = 0; i < n; i++)
         {
             ReadOnlySpan<float> row = x.Slice(i * inFeatures, inFeatures);
@@ -32,6 +47,9 @@ public static class Linear
             }
         }
     }
+
+    /// <summary>Batches below this use dot products and row updates rather than <see cref="Gemm"/>.</summary>
+    private const int SmallBatch = 4;
 
     /// <summary>Gradient with respect to the input: <c>dx = dy·W</c>.</summary>
     /// <param name="dy">Output gradient <c>[n, outFeatures]</c>.</param>
@@ -45,6 +63,13 @@ public static class Linear
         Debug.Assert(dy.Length >= n * outFeatures, "dy too short");
         Debug.Assert(w.Length >= outFeatures * inFeatures, "w too short");
         Debug.Assert(dx.Length >= n * inFeatures, "dx too short");
+
+        if (n >= SmallBatch)
+        {
+            // dx[n × in] = dy[n × out] · W[out × in]
+            Gemm.Multiply(n, inFeatures, outFeatures, dy, outFeatures, 1, w, inFeatures, 1, dx, inFeatures, accumulate: false, Workspace.Get(Gemm.ScratchLength));
+            return;
+        }
 
         for (int i = 0; i < n; i++)
         {
@@ -73,13 +98,21 @@ public static class Linear
         Debug.Assert(dw.Length >= outFeatures * inFeatures, "dw too short");
         Debug.Assert(dbias.IsEmpty || dbias.Length >= outFeatures, "dbias too short");
 
-        for (int i = 0; i < n; i++)
+        if (n >= SmallBatch)
         {
-            ReadOnlySpan<float> row = x.Slice(i * inFeatures, inFeatures);
-            for (int o = 0; o < outFeatures; o++)
+            // dW[out × in] += dyᵀ[out × n] · x[n × in]
+            Gemm.Multiply(outFeatures, inFeatures, n, dy, 1, outFeatures, x, inFeatures, 1, dw, inFeatures, accumulate: true, Workspace.Get(Gemm.ScratchLength));
+        }
+        else
+        {
+            for (int i = 0; i < n; i++)
             {
-                Span<float> dwRow = dw.Slice(o * inFeatures, inFeatures);
-                TensorPrimitives.MultiplyAdd(row, dy[i * outFeatures + o], dwRow, dwRow);
+                ReadOnlySpan<float> row = x.Slice(i * inFeatures, inFeatures);
+                for (int o = 0; o < outFeatures; o++)
+                {
+                    Span<float> dwRow = dw.Slice(o * inFeatures, inFeatures);
+                    TensorPrimitives.MultiplyAdd(row, dy[i * outFeatures + o], dwRow, dwRow);
+                }
             }
         }
 

@@ -1,0 +1,250 @@
+// Packed, cache-blocked single-precision matrix multiply with a 6×16 FMA register micro-kernel.
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Dsl.Runtime;
+
+/// <summary>
+/// <c>C = A·B</c> (or <c>C += A·B</c>) for float32, the engine under convolution and linear layers.
+/// A and B are read through strides, so transposed operands cost nothing extra: packing copies the
+/// blocks the micro-kernel needs into contiguous panels (6 rows of A, 16 columns of B), and the
+/// micro-kernel keeps a 6×16 block of C in twelve 256-bit registers while it runs down K.
+/// Blocking (KC × MC for A, KC × NC for B) keeps a B panel in L1 and the A block in L2, as in BLIS.
+/// </summary>
+public static class Gemm
+{
+    /// <summary>Rows of C per micro-kernel call.</summary>
+    public const int MR = 6;
+
+    /// <summary>Columns of C per micro-kernel call (two 8-float vectors).</summary>
+    public const int NR = 16;
+
+    private const int KC = 256;
+    private const int MC = 96; // multiple of MR
+    private const int NC = 1024; // multiple of NR
+
+    /// <summary>Floats of scratch <see cref="Multiply"/> needs for its packed panels, whatever the sizes.</summary>
+    public const int ScratchLength = MC * KC + KC * NC;
+
+    /// <summary>
+    /// <c>C[m×n] = A[m×k]·B[k×n]</c>, or <c>C += A·B</c> when <paramref name="accumulate"/>.
+    /// Element (i, p) of A is <c>a[i*aRowStride + p*aColStride]</c>; element (p, j) of B is
+    /// <c>b[p*bRowStride + j*bColStride]</c>; C is row-major with row stride <paramref name="ldc"/>.
+    /// </summary>
+    /// <param name="m">Rows of A and C.</param>
+    /// <param name="n">Columns of B and C.</param>
+    /// <param name="k">Columns of A, rows of B.</param>
+    /// <param name="a">A's storage.</param>
+    /// <param name="aRowStride">Distance between rows of A.</param>
+    /// <param name="aColStride">Distance between columns of A.</param>
+    /// <param name="b">B's storage.</param>
+    /// <param name="bRowStride">Distance between rows of B.</param>
+    /// <param name="bColStride">Distance between columns of B.</param>
+    /// <param name="c">C's storage.</param>
+    /// <param name="ldc">Row stride of C.</param>
+    /// <param name="accumulate">Add to C instead of overwriting it.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats for packed panels.</param>
+    public static unsafe void Multiply(int m, int n, int k,
+        ReadOnlySpan<float> a, int aRowStride, int aColStride,
+        ReadOnlySpan<float> b, int bRowStride, int bColStride,
+        Span<float> c, int ldc, bool accumulate, Span<float> scratch)
+    {
+        Debug.Assert(scratch.Length >= ScratchLength, "scratch too short");
+        if (m <= 0 || n <= 0) return;
+        if (k <= 0)
+        {
+            if (!accumulate)
+            {
+                for (int i = 0; i < m; i++) c.Slice(i * ldc, n).Clear();
+            }
+
+            return;
+        }
+
+        fixed (float* pa = a, pb = b, pc = c, ps = scratch)
+        {
+            float* packA = ps;
+            float* packB = ps + MC * KC;
+            float* edge = stackalloc float[MR * NR];
+            for (int jc = 0; jc < n; jc += NC)
+            {
+                int nc = Math.Min(NC, n - jc);
+                for (int pc0 = 0; pc0 < k; pc0 += KC)
+                {
+                    int kc = Math.Min(KC, k - pc0);
+                    bool add = accumulate || pc0 > 0;
+                    PackB(pb + pc0 * bRowStride + jc * bColStride, bRowStride, bColStride, kc, nc, packB);
+                    for (int ic = 0; ic < m; ic += MC)
+                    {
+                        int mc = Math.Min(MC, m - ic);
+                        PackA(pa + ic * aRowStride + pc0 * aColStride, aRowStride, aColStride, mc, kc, packA);
+                        for (int jr = 0; jr < nc; jr += NR)
+                        {
+                            int nr = Math.Min(NR, nc - jr);
+                            float* bPanel = packB + jr * kc;
+                            for (int ir = 0; ir < mc; ir += MR)
+                            {
+                                int mr = Math.Min(MR, mc - ir);
+                                float* aPanel = packA + ir * kc;
+                                float* cTile = pc + (ic + ir) * ldc + jc + jr;
+                                if (mr == MR && nr == NR)
+                                {
+                                    Kernel(kc, aPanel, bPanel, cTile, ldc, add);
+                                }
+                                else
+                                {
+                                    // A partial tile: compute the full 6×16 into a local tile, then add/copy the valid part.
+                                    Kernel(kc, aPanel, bPanel, edge, NR, accumulate: false);
+                                    for (int i = 0; i < mr; i++)
+                                    {
+                                        for (int j = 0; j < nr; j++)
+                                            cTile[i * ldc + j] = add ? cTile[i * ldc + j] + edge[i * NR + j] : edge[i * NR + j];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // A block (mc × kc) → panels of MR rows, each stored p-major: panel[p*MR + i]; rows past mc are zero.
+    private static unsafe void PackA(float* a, int rowStride, int colStride, int mc, int kc, float* dest)
+    {
+        for (int ir = 0; ir < mc; ir += MR)
+        {
+            int mr = Math.Min(MR, mc - ir);
+            float* panel = dest + ir * kc;
+            float* rows = a + ir * rowStride;
+            if (mr == MR && colStride == 1)
+            {
+                float* r0 = rows, r1 = rows + rowStride, r2 = rows + 2 * rowStride, r3 = rows + 3 * rowStride, r4 = rows + 4 * rowStride, r5 = rows + 5 * rowStride;
+                for (int p = 0; p < kc; p++, panel += MR)
+                {
+                    panel[0] = r0[p];
+                    panel[1] = r1[p];
+                    panel[2] = r2[p];
+                    panel[3] = r3[p];
+                    panel[4] = r4[p];
+                    panel[5] = r5[p];
+                }
+
+                continue;
+            }
+
+            for (int p = 0; p < kc; p++, panel += MR)
+            {
+                float* column = rows + p * colStride;
+                int i = 0;
+                for (; i < mr; i++) panel[i] = column[i * rowStride];
+                for (; i < MR; i++) panel[i] = 0f;
+            }
+        }
+    }
+
+    // B block (kc × nc) → panels of NR columns, each stored p-major: panel[p*NR + j]; columns past nc are zero.
+    private static unsafe void PackB(float* b, int rowStride, int colStride, int kc, int nc, float* dest)
+    {
+        for (int jr = 0; jr < nc; jr += NR)
+        {
+            int nr = Math.Min(NR, nc - jr);
+            float* panel = dest + jr * kc;
+            float* columns = b + jr * colStride;
+            if (nr == NR && colStride == 1)
+            {
+                for (int p = 0; p < kc; p++, panel += NR)
+                {
+                    float* row = columns + p * rowStride;
+                    Vector256.Store(Vector256.Load(row), panel);
+                    Vector256.Store(Vector256.Load(row + 8), panel + 8);
+                }
+
+                continue;
+            }
+
+            if (rowStride == 1)
+            {
+                // A transposed operand: each column is contiguous, so walk columns, not rows.
+                for (int j = 0; j < NR; j++)
+                {
+                    if (j < nr)
+                    {
+                        float* column = columns + j * colStride;
+                        for (int p = 0; p < kc; p++) panel[p * NR + j] = column[p];
+                    }
+                    else
+                    {
+                        for (int p = 0; p < kc; p++) panel[p * NR + j] = 0f;
+                    }
+                }
+
+                continue;
+            }
+
+            for (int p = 0; p < kc; p++, panel += NR)
+            {
+                float* row = columns + p * rowStride;
+                int j = 0;
+                for (; j < nr; j++) panel[j] = row[j * colStride];
+                for (; j < NR; j++) panel[j] = 0f;
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Fmadd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
+        Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : a * b + c;
+
+    /// <summary>The 6×16 register block: C[6×16] (+)= A panel (kc × 6) · B panel (kc × 16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Kernel(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var a0 = Vector256.Create(a[0]);
+            c00 = Fmadd(a0, b0, c00);
+            c01 = Fmadd(a0, b1, c01);
+            var a1 = Vector256.Create(a[1]);
+            c10 = Fmadd(a1, b0, c10);
+            c11 = Fmadd(a1, b1, c11);
+            var a2 = Vector256.Create(a[2]);
+            c20 = Fmadd(a2, b0, c20);
+            c21 = Fmadd(a2, b1, c21);
+            var a3 = Vector256.Create(a[3]);
+            c30 = Fmadd(a3, b0, c30);
+            c31 = Fmadd(a3, b1, c31);
+            var a4 = Vector256.Create(a[4]);
+            c40 = Fmadd(a4, b0, c40);
+            c41 = Fmadd(a4, b1, c41);
+            var a5 = Vector256.Create(a[5]);
+            c50 = Fmadd(a5, b0, c50);
+            c51 = Fmadd(a5, b1, c51);
+            a += MR;
+            b += NR;
+        }
+
+        if (accumulate)
+        {
+            c00 += Vector256.Load(c); c01 += Vector256.Load(c + 8);
+            c10 += Vector256.Load(c + ldc); c11 += Vector256.Load(c + ldc + 8);
+            c20 += Vector256.Load(c + 2 * ldc); c21 += Vector256.Load(c + 2 * ldc + 8);
+            c30 += Vector256.Load(c + 3 * ldc); c31 += Vector256.Load(c + 3 * ldc + 8);
+            c40 += Vector256.Load(c + 4 * ldc); c41 += Vector256.Load(c + 4 * ldc + 8);
+            c50 += Vector256.Load(c + 5 * ldc); c51 += Vector256.Load(c + 5 * ldc + 8);
+        }
+
+        Vector256.Store(c00, c); Vector256.Store(c01, c + 8);
+        Vector256.Store(c10, c + ldc); Vector256.Store(c11, c + ldc + 8);
+        Vector256.Store(c20, c + 2 * ldc); Vector256.Store(c21, c + 2 * ldc + 8);
+        Vector256.Store(c30, c + 3 * ldc); Vector256.Store(c31, c + 3 * ldc + 8);
+        Vector256.Store(c40, c + 4 * ldc); Vector256.Store(c41, c + 4 * ldc + 8);
+        Vector256.Store(c50, c + 5 * ldc); Vector256.Store(c51, c + 5 * ldc + 8);
+    }
+}
