@@ -15,7 +15,19 @@ public static class Linear
     /// <param name="n">Batch size.</param>
     /// <param name="inFeatures">Input features.</param>
     /// <param name="outFeatures">Output features.</param>
-    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, int inFeatures, int outFeatures)
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, int inFeatures, int outFeatures) =>
+        Forward(x, w, bias, y, n, inFeatures, outFeatures, Workspace.Get(Gemm.ScratchLength));
+
+    /// <summary>Computes <c>y = x·Wᵀ + bias</c> with caller-provided scratch.</summary>
+    /// <param name="x">Input <c>[n, inFeatures]</c>.</param>
+    /// <param name="w">Weight <c>[outFeatures, inFeatures]</c>.</param>
+    /// <param name="bias">Bias <c>[outFeatures]</c>, or empty.</param>
+    /// <param name="y">Output <c>[n, outFeatures]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="inFeatures">Input features.</param>
+    /// <param name="outFeatures">Output features.</param>
+    /// <param name="scratch">At least <see cref="Gemm.ScratchLength"/> floats.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, int inFeatures, int outFeatures, Span<float> scratch)
     {
         Debug.Assert(x.Length >= n * inFeatures, "x too short");
         Debug.Assert(w.Length >= outFeatures * inFeatures, "w too short");
@@ -32,7 +44,7 @@ public static class Linear
                 else bias.Slice(0, outFeatures).CopyTo(row);
             }
 
-            Gemm.Multiply(n, outFeatures, inFeatures, x, inFeatures, 1, w, 1, inFeatures, y, outFeatures, accumulate: true, Workspace.Get(Gemm.ScratchLength));
+            Gemm.Multiply(n, outFeatures, inFeatures, x, inFeatures, 1, w, 1, inFeatures, y, outFeatures, accumulate: true, scratch);
             return;
         }
 
@@ -58,7 +70,18 @@ public static class Linear
     /// <param name="n">Batch size.</param>
     /// <param name="inFeatures">Input features.</param>
     /// <param name="outFeatures">Output features.</param>
-    public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, int inFeatures, int outFeatures)
+    public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, int inFeatures, int outFeatures) =>
+        BackwardInput(dy, w, dx, n, inFeatures, outFeatures, Workspace.Get(Gemm.ScratchLength));
+
+    /// <summary>Input gradient <c>dx = dy·W</c> with caller-provided scratch; <paramref name="dx"/> is overwritten.</summary>
+    /// <param name="dy">Output gradient <c>[n, outFeatures]</c>.</param>
+    /// <param name="w">Weight <c>[outFeatures, inFeatures]</c>.</param>
+    /// <param name="dx">Input gradient <c>[n, inFeatures]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="inFeatures">Input features.</param>
+    /// <param name="outFeatures">Output features.</param>
+    /// <param name="scratch">At least <see cref="Gemm.ScratchLength"/> floats.</param>
+    public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, int inFeatures, int outFeatures, Span<float> scratch)
     {
         Debug.Assert(dy.Length >= n * outFeatures, "dy too short");
         Debug.Assert(w.Length >= outFeatures * inFeatures, "w too short");
@@ -67,7 +90,7 @@ public static class Linear
         if (n >= SmallBatch)
         {
             // dx[n × in] = dy[n × out] · W[out × in]
-            Gemm.Multiply(n, inFeatures, outFeatures, dy, outFeatures, 1, w, inFeatures, 1, dx, inFeatures, accumulate: false, Workspace.Get(Gemm.ScratchLength));
+            Gemm.Multiply(n, inFeatures, outFeatures, dy, outFeatures, 1, w, inFeatures, 1, dx, inFeatures, accumulate: false, scratch);
             return;
         }
 
@@ -91,7 +114,19 @@ public static class Linear
     /// <param name="n">Batch size.</param>
     /// <param name="inFeatures">Input features.</param>
     /// <param name="outFeatures">Output features.</param>
-    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, int inFeatures, int outFeatures)
+    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, int inFeatures, int outFeatures) =>
+        BackwardWeight(dy, x, dw, dbias, n, inFeatures, outFeatures, Workspace.Get(Gemm.ScratchLength));
+
+    /// <summary>Weight and bias gradients with caller-provided scratch: <c>dw += dyᵀ·x</c>, <c>dbias += Σ dy</c>.</summary>
+    /// <param name="dy">Output gradient <c>[n, outFeatures]</c>.</param>
+    /// <param name="x">Forward input <c>[n, inFeatures]</c>.</param>
+    /// <param name="dw">Weight gradient; accumulated.</param>
+    /// <param name="dbias">Bias gradient, or empty; accumulated.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="inFeatures">Input features.</param>
+    /// <param name="outFeatures">Output features.</param>
+    /// <param name="scratch">At least <see cref="Gemm.ScratchLength"/> floats.</param>
+    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, int inFeatures, int outFeatures, Span<float> scratch)
     {
         Debug.Assert(dy.Length >= n * outFeatures, "dy too short");
         Debug.Assert(x.Length >= n * inFeatures, "x too short");
@@ -101,7 +136,7 @@ public static class Linear
         if (n >= SmallBatch)
         {
             // dW[out × in] += dyᵀ[out × n] · x[n × in]
-            Gemm.Multiply(outFeatures, inFeatures, n, dy, 1, outFeatures, x, inFeatures, 1, dw, inFeatures, accumulate: true, Workspace.Get(Gemm.ScratchLength));
+            Gemm.Multiply(outFeatures, inFeatures, n, dy, 1, outFeatures, x, inFeatures, 1, dw, inFeatures, accumulate: true, scratch);
         }
         else
         {

@@ -1,6 +1,6 @@
 namespace Dsl.Models.Tests;
 
-/// <summary>After construction, Forward, Backward and Infer allocate nothing: 0 bytes, measured on this thread.</summary>
+/// <summary>After construction, Forward, Backward and Infer allocate nothing: 0 bytes, measured on this thread from the first call.</summary>
 public sealed class AllocationTests
 {
     public static TheoryData<string> Models() => new(Golden.CaseNames().Select(n => "golden:" + n)
@@ -8,12 +8,30 @@ public sealed class AllocationTests
 
     [Theory]
     [MemberData(nameof(Models))]
-    public void Steady_state_allocates_zero_bytes(string name)
+    public void A_new_instance_allocates_zero_bytes_from_its_first_call(string name)
     {
         const int Batch = 4;
-        var model = name.StartsWith("golden:", StringComparison.Ordinal)
+        CompiledModel Create() => name.StartsWith("golden:", StringComparison.Ordinal)
             ? Golden.CreateModel(Golden.Load(name.Substring(7)), Batch)
             : (CompiledModel)Activator.CreateInstance(typeof(GcMlp).Assembly.GetType($"Dsl.Models.Tests.{name}")!, Batch, 0)!;
+
+        // The process's one-time work (JIT, type loading, cached delegates) happens on a first instance.
+        Run(Create());
+
+        // A fresh instance then allocates nothing from its very first call: its scratch is part of its arena.
+        // The collection settles the runtime's per-thread accounting of the constructor's own (large)
+        // arrays, which otherwise can charge the rest of an 8 KB allocation quantum to the next call;
+        // an object allocated inside Forward/Backward/Infer would still be counted.
+        var model = Create();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        Assert.Equal(0, Run(model));
+    }
+
+    /// <summary>Three training steps and inferences; returns the bytes the model's calls allocated (the test's own arrays excluded).</summary>
+    private static long Run(CompiledModel model)
+    {
+        const int Batch = 4;
         var input = new float[Batch * model.SampleInputLength];
         for (int i = 0; i < input.Length; i++) input[i] = MathF.Sin(i);
         var result = new float[Batch * model.SampleOutputLength];
@@ -32,11 +50,8 @@ public sealed class AllocationTests
             model.Infer(input.AsSpan(0, 3 * model.SampleInputLength), result.AsSpan(0, 3 * model.SampleOutputLength), 3); // a smaller batch
         }
 
-        Step(); // JIT and first-call work
-        Step();
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 3; i++) Step();
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.Equal(0, allocated);
+        return GC.GetAllocatedBytesForCurrentThread() - before;
     }
 }

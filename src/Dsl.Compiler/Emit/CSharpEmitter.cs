@@ -76,6 +76,7 @@ namespace Dsl.Compiler.Emit
             private bool HasBatchNorm => _plan.Layers.Any(l => l.Layer.IsBatchNorm);
             private bool HasMaxPool => _plan.Layers.Any(l => l.Indices >= 0);
             private bool HasDropout => _plan.Layers.Any(l => l.Mask >= 0);
+            private bool HasGemm => _plan.Layers.Any(l => l.Layer.Kind is LayerKind.Conv1d or LayerKind.Conv2d or LayerKind.Linear);
 
             public string Emit()
             {
@@ -249,6 +250,17 @@ namespace Dsl.Compiler.Emit
                     }
                 }
 
+                if (HasGemm)
+                {
+                    var lengths = _plan.Layers.Where(p => p.Layer.Kind is LayerKind.Conv1d or LayerKind.Conv2d)
+                        .Select(p => $"{Runtime}.Conv2d.ScratchLength(in {_names[p]}Geometry)")
+                        .Prepend($"{Runtime}.Gemm.ScratchLength").ToList();
+                    string max = lengths[lengths.Count - 1];
+                    for (int i = lengths.Count - 2; i >= 0; i--) max = $"global::System.Math.Max({lengths[i]}, {max})";
+                    _w.Line("// Scratch for packed GEMM panels and im2col columns: the most any conv or linear layer needs.");
+                    _w.Line($"private static readonly int s_scratchLength = {max};");
+                }
+
                 _w.Line();
                 _w.Line($"private static readonly {Runtime}.TensorInfo[] s_tensors =");
                 using (_w.Block(null, "};"))
@@ -273,6 +285,7 @@ namespace Dsl.Compiler.Emit
                 _w.Line("private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls");
                 _w.Line("private readonly int _workB;");
                 if (HasMaxPool) _w.Line("private readonly int _indices; // max pooling's argmax, stored as ints");
+                if (HasGemm) _w.Line("private readonly int _scratch; // GEMM panels and im2col columns");
                 if (HasBatchNorm) _w.Line("private readonly int _cache;");
                 if (_plan.HasFolding)
                 {
@@ -314,6 +327,12 @@ namespace Dsl.Compiler.Emit
                     {
                         _w.Line($"_indices = {end};");
                         end = "_indices + maxBatch * IndicesPerSample";
+                    }
+
+                    if (HasGemm)
+                    {
+                        _w.Line($"_scratch = {end};");
+                        end = "_scratch + s_scratchLength";
                     }
 
                     if (HasBatchNorm)
@@ -434,6 +453,7 @@ namespace Dsl.Compiler.Emit
                     _w.Line("var parameters = ParameterStorage;");
                     if (_plan.BufferLength > 0) _w.Line("var buffers = BufferStorage;");
                     if (_plan.CounterLength > 0) _w.Line("var counters = CounterStorage;");
+                    if (HasGemm) _w.Line("var scratch = _arena.AsSpan(_scratch, s_scratchLength);");
                     DeclareActivations();
                     _w.Line("input.CopyTo(x); // backward needs the input of the first layer");
                     for (int i = 0; i < _plan.Layers.Count; i++)
@@ -459,11 +479,11 @@ namespace Dsl.Compiler.Emit
                     case LayerKind.Conv1d:
                     case LayerKind.Conv2d:
                         Header(p);
-                        _w.Line($"{Runtime}.Conv2d.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, in {n}Geometry);");
+                        _w.Line($"{Runtime}.Conv2d.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, in {n}Geometry, scratch);");
                         break;
                     case LayerKind.Linear:
                         Header(p);
-                        _w.Line($"{Runtime}.Linear.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)});");
+                        _w.Line($"{Runtime}.Linear.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch);");
                         break;
                     case LayerKind.BatchNorm1d:
                     case LayerKind.BatchNorm2d:
@@ -560,6 +580,7 @@ namespace Dsl.Compiler.Emit
                 {
                     _w.Line("var parameters = ParameterStorage;");
                     _w.Line("var gradients = GradientStorage;");
+                    if (HasGemm) _w.Line("var scratch = _arena.AsSpan(_scratch, s_scratchLength);");
                     if (_plan.BufferLength > 0 && _plan.Layers.Any(p => p.Layer.Attributes.Frozen)) _w.Line("var buffers = BufferStorage;");
                     DeclareActivations();
                     _w.Line();
@@ -610,12 +631,12 @@ namespace Dsl.Compiler.Emit
                 {
                     case LayerKind.Conv1d:
                     case LayerKind.Conv2d:
-                        _w.Line($"{Runtime}.Conv2d.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, in {n}Geometry);");
-                        _w.Line($"{guard}{Runtime}.Conv2d.BackwardInput({dy}, {Weight(p)}, {dx}, batch, in {n}Geometry);");
+                        _w.Line($"{Runtime}.Conv2d.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, in {n}Geometry, scratch);");
+                        _w.Line($"{guard}{Runtime}.Conv2d.BackwardInput({dy}, {Weight(p)}, {dx}, batch, in {n}Geometry, scratch);");
                         break;
                     case LayerKind.Linear:
-                        _w.Line($"{Runtime}.Linear.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)});");
-                        _w.Line($"{guard}{Runtime}.Linear.BackwardInput({dy}, {Weight(p)}, {dx}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)});");
+                        _w.Line($"{Runtime}.Linear.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch);");
+                        _w.Line($"{guard}{Runtime}.Linear.BackwardInput({dy}, {Weight(p)}, {dx}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch);");
                         break;
                     case LayerKind.BatchNorm1d:
                     case LayerKind.BatchNorm2d:
@@ -702,6 +723,7 @@ namespace Dsl.Compiler.Emit
 
                     _w.Line("var parameters = ParameterStorage;");
                     if (_plan.HasFolding) _w.Line("var folded = _arena.AsSpan(_folded, FoldedLength);");
+                    if (HasGemm) _w.Line("var scratch = _arena.AsSpan(_scratch, s_scratchLength);");
                     _w.Line("global::System.ReadOnlySpan<float> h = input; // the current activation");
                     bool writable = false; // h is the caller's input until a layer writes a work buffer
                     bool nextIsA = true;
@@ -751,8 +773,8 @@ namespace Dsl.Compiler.Emit
                                 string w = fold ? $"folded.Slice({n}FoldedWeight, {Int(l.Tensors[0].ElementCount)})" : Weight(p);
                                 string b = fold ? $"folded.Slice({n}FoldedBias, {Int(l.OutputShape[0])})" : BiasOrDefault(p);
                                 _w.Line(l.Kind == LayerKind.Linear
-                                    ? $"{Runtime}.Linear.Forward(h, {w}, {b}, {v}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)});"
-                                    : $"{Runtime}.Conv2d.Forward(h, {w}, {b}, {v}, batch, in {n}Geometry);");
+                                    ? $"{Runtime}.Linear.Forward(h, {w}, {b}, {v}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch);"
+                                    : $"{Runtime}.Conv2d.Forward(h, {w}, {b}, {v}, batch, in {n}Geometry, scratch);");
                                 break;
                             }
 

@@ -59,6 +59,8 @@ namespace Snapshots
         private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
             inChannels: 1, outChannels: 2, inH: 5, inW: 5, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 0, padW: 0, dilationH: 1, dilationW: 1, groups: 1);
+        // Scratch for packed GEMM panels and im2col columns: the most any conv or linear layer needs.
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.Conv2d.ScratchLength(in Layer0Geometry));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -78,6 +80,7 @@ namespace Snapshots
         private readonly float[] _arena;
         private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
         private readonly int _workB;
+        private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
         private int _foldedVersion = -1;
@@ -105,7 +108,8 @@ namespace Snapshots
             // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
             _workA = maxBatch * ArenaPerSample;
             _workB = _workA + maxBatch * WorkPerSample;
-            _cache = _workB + maxBatch * WorkPerSample;
+            _scratch = _workB + maxBatch * WorkPerSample;
+            _cache = _scratch + s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
@@ -136,13 +140,14 @@ namespace Snapshots
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 18);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 18);
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: conv(1, 2, 3) — batch_one_bn2d.nn(1,31) — [N, 1, 5, 5] → [N, 2, 3, 3]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 18), parameters.AsSpan(Layer0Bias, 2), y0, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 18), parameters.AsSpan(Layer0Bias, 2), y0, batch, in Layer0Geometry, scratch);
 
             // 1: bn2d — batch_one_bn2d.nn(1,48) — [N, 2, 3, 3] → [N, 2, 3, 3] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
@@ -157,6 +162,7 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 18);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 18);
@@ -172,8 +178,8 @@ namespace Snapshots
                 gradients.AsSpan(Layer1Weight, 2), gradients.AsSpan(Layer1Bias, 2), batch, 2, 9);
 
             // 0: conv(1, 2, 3) — batch_one_bn2d.nn(1,31) — [N, 1, 5, 5] → [N, 2, 3, 3] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 18), gradients.AsSpan(Layer0Bias, 2), batch, in Layer0Geometry);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 18), inputGrad, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 18), gradients.AsSpan(Layer0Bias, 2), batch, in Layer0Geometry, scratch);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 18), inputGrad, batch, in Layer0Geometry, scratch);
         }
 
         /// <inheritdoc/>
@@ -188,11 +194,12 @@ namespace Snapshots
 
             var parameters = ParameterStorage;
             var folded = _arena.AsSpan(_folded, FoldedLength);
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv(1, 2, 3) — batch_one_bn2d.nn(1,31) — [N, 1, 5, 5] → [N, 2, 3, 3] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 18);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 18), folded.Slice(Layer0FoldedBias, 2), h0, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 18), folded.Slice(Layer0FoldedBias, 2), h0, batch, in Layer0Geometry, scratch);
             h = h0;
 
             // 1: bn2d — batch_one_bn2d.nn(1,48) — [N, 2, 3, 3] → [N, 2, 3, 3] — folded into 0

@@ -68,6 +68,8 @@ namespace Snapshots
         private static readonly global::Dsl.Runtime.PoolGeometry Layer2Geometry = new(
             channels: 6, inH: 30, inW: 30, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
+        // Scratch for packed GEMM panels and im2col columns: the most any conv or linear layer needs.
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.Conv2d.ScratchLength(in Layer0Geometry));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -90,6 +92,7 @@ namespace Snapshots
         private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
         private readonly int _workB;
         private readonly int _indices; // max pooling's argmax, stored as ints
+        private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
         private int _foldedVersion = -1;
@@ -118,7 +121,8 @@ namespace Snapshots
             _workA = maxBatch * ArenaPerSample;
             _workB = _workA + maxBatch * WorkPerSample;
             _indices = _workB + maxBatch * WorkPerSample;
-            _cache = _indices + maxBatch * IndicesPerSample;
+            _scratch = _indices + maxBatch * IndicesPerSample;
+            _cache = _scratch + s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
@@ -152,6 +156,7 @@ namespace Snapshots
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 5400);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 5400);
@@ -161,7 +166,7 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 150), parameters.AsSpan(Layer0Bias, 6), y0, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 150), parameters.AsSpan(Layer0Bias, 6), y0, batch, in Layer0Geometry, scratch);
 
             // 1: bn2d — card_chain.nn(1,52) — [N, 6, 30, 30] → [N, 6, 30, 30] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
@@ -174,7 +179,7 @@ namespace Snapshots
             // 3: flatten — card_chain.nn(1,74) — [N, 6, 15, 15] → [N, 1350] — a view, nothing to compute
 
             // 4: linear(1350, 10) — card_chain.nn(1,85) — [N, 1350] → [N, 10]
-            global::Dsl.Runtime.Linear.Forward(y3, parameters.AsSpan(Layer4Weight, 13500), parameters.AsSpan(Layer4Bias, 10), y4, batch, 1350, 10);
+            global::Dsl.Runtime.Linear.Forward(y3, parameters.AsSpan(Layer4Weight, 13500), parameters.AsSpan(Layer4Bias, 10), y4, batch, 1350, 10, scratch);
 
             y4.CopyTo(output);
         }
@@ -184,6 +189,7 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 5400);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 5400);
@@ -197,8 +203,8 @@ namespace Snapshots
 
             var g3 = _arena.AsSpan(_workB, batch * 1350);
             // 4: linear(1350, 10) — card_chain.nn(1,85) — [N, 1350] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 13500), gradients.AsSpan(Layer4Bias, 10), batch, 1350, 10);
-            global::Dsl.Runtime.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 13500), g3, batch, 1350, 10);
+            global::Dsl.Runtime.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 13500), gradients.AsSpan(Layer4Bias, 10), batch, 1350, 10, scratch);
+            global::Dsl.Runtime.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 13500), g3, batch, 1350, 10, scratch);
 
             var g2 = g3;
             // 3: flatten — card_chain.nn(1,74) — [N, 6, 15, 15] → [N, 1350] — backward
@@ -214,8 +220,8 @@ namespace Snapshots
                 gradients.AsSpan(Layer1Weight, 6), gradients.AsSpan(Layer1Bias, 6), batch, 6, 900);
 
             // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 150), gradients.AsSpan(Layer0Bias, 6), batch, in Layer0Geometry);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 150), inputGrad, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 150), gradients.AsSpan(Layer0Bias, 6), batch, in Layer0Geometry, scratch);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 150), inputGrad, batch, in Layer0Geometry, scratch);
         }
 
         /// <inheritdoc/>
@@ -230,11 +236,12 @@ namespace Snapshots
 
             var parameters = ParameterStorage;
             var folded = _arena.AsSpan(_folded, FoldedLength);
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 5400);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 150), folded.Slice(Layer0FoldedBias, 6), h0, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 150), folded.Slice(Layer0FoldedBias, 6), h0, batch, in Layer0Geometry, scratch);
             h = h0;
 
             // 1: bn2d — card_chain.nn(1,52) — [N, 6, 30, 30] → [N, 6, 30, 30] — folded into 0
@@ -248,7 +255,7 @@ namespace Snapshots
 
             // 4: linear(1350, 10) — card_chain.nn(1,85) — [N, 1350] → [N, 10]
             var h2 = _arena.AsSpan(_workA, batch * 10);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer4Weight, 13500), parameters.AsSpan(Layer4Bias, 10), h2, batch, 1350, 10);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer4Weight, 13500), parameters.AsSpan(Layer4Bias, 10), h2, batch, 1350, 10, scratch);
             h = h2;
 
             h.CopyTo(output);

@@ -58,6 +58,8 @@ namespace Snapshots
         private static readonly global::Dsl.Runtime.ConvGeometry Conv1Geometry = new(
             inChannels: 1, outChannels: 10, inH: 1, inW: 32, kernelH: 1, kernelW: 5,
             strideH: 1, strideW: 1, padH: 0, padW: 0, dilationH: 1, dilationW: 1, groups: 1);
+        // Scratch for packed GEMM panels and im2col columns: the most any conv or linear layer needs.
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.Conv2d.ScratchLength(in Conv1Geometry));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -77,6 +79,7 @@ namespace Snapshots
         private readonly float[] _arena;
         private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
         private readonly int _workB;
+        private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
         private int _foldedVersion = -1;
@@ -104,7 +107,8 @@ namespace Snapshots
             // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
             _workA = maxBatch * ArenaPerSample;
             _workB = _workA + maxBatch * WorkPerSample;
-            _cache = _workB + maxBatch * WorkPerSample;
+            _scratch = _workB + maxBatch * WorkPerSample;
+            _cache = _scratch + s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
@@ -135,6 +139,7 @@ namespace Snapshots
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Conv1Out * MaxBatch, batch * 280);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 280);
@@ -142,7 +147,7 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // conv1: conv1d(1, 10, 5) as conv1 — conv1d_relu_bn.nn(1,34) — [N, 1, 32] → [N, 10, 28]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), y0, batch, in Conv1Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), y0, batch, in Conv1Geometry, scratch);
 
             // 1: relu — conv1d_relu_bn.nn(1,63) — [N, 10, 28] → [N, 10, 28]
             global::Dsl.Runtime.Activations.ReluForward(y0, y1);
@@ -160,6 +165,7 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Conv1Out * MaxBatch, batch * 280);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 280);
@@ -180,8 +186,8 @@ namespace Snapshots
             global::Dsl.Runtime.Activations.ReluBackward(y1, g1, g0);
 
             // conv1: conv1d(1, 10, 5) as conv1 — conv1d_relu_bn.nn(1,34) — [N, 1, 32] → [N, 10, 28] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 50), gradients.AsSpan(Conv1Bias, 10), batch, in Conv1Geometry);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 50), inputGrad, batch, in Conv1Geometry);
+            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 50), gradients.AsSpan(Conv1Bias, 10), batch, in Conv1Geometry, scratch);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 50), inputGrad, batch, in Conv1Geometry, scratch);
         }
 
         /// <inheritdoc/>
@@ -196,11 +202,12 @@ namespace Snapshots
 
             var parameters = ParameterStorage;
             var folded = _arena.AsSpan(_folded, FoldedLength);
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // conv1: conv1d(1, 10, 5) as conv1 — conv1d_relu_bn.nn(1,34) — [N, 1, 32] → [N, 10, 28]
             var h0 = _arena.AsSpan(_workA, batch * 280);
-            global::Dsl.Runtime.Conv2d.Forward(h, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), h0, batch, in Conv1Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(h, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), h0, batch, in Conv1Geometry, scratch);
             h = h0;
 
             // 1: relu — conv1d_relu_bn.nn(1,63) — [N, 10, 28] → [N, 10, 28] — with conv1_bn (batch norm) applied as it writes

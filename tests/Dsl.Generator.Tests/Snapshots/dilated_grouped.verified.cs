@@ -63,6 +63,8 @@ namespace Snapshots
         private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
             inChannels: 4, outChannels: 8, inH: 10, inW: 10, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 0, padW: 0, dilationH: 2, dilationW: 2, groups: 2);
+        // Scratch for packed GEMM panels and im2col columns: the most any conv or linear layer needs.
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.Conv2d.ScratchLength(in Layer0Geometry));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -84,6 +86,7 @@ namespace Snapshots
         private readonly float[] _arena;
         private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
         private readonly int _workB;
+        private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
         private int _foldedVersion = -1;
@@ -111,7 +114,8 @@ namespace Snapshots
             // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
             _workA = maxBatch * ArenaPerSample;
             _workB = _workA + maxBatch * WorkPerSample;
-            _cache = _workB + maxBatch * WorkPerSample;
+            _scratch = _workB + maxBatch * WorkPerSample;
+            _cache = _scratch + s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
@@ -145,6 +149,7 @@ namespace Snapshots
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 288);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 288);
@@ -154,7 +159,7 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: conv2d(4, 8, 3, dilation: 2, groups: 2) — dilated_grouped.nn(1,37) — [N, 4, 10, 10] → [N, 8, 6, 6]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 8), y0, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 8), y0, batch, in Layer0Geometry, scratch);
 
             // 1: bn2d — dilated_grouped.nn(1,80) — [N, 8, 6, 6] → [N, 8, 6, 6] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
@@ -167,7 +172,7 @@ namespace Snapshots
             // 3: flatten — dilated_grouped.nn(1,96) — [N, 8, 6, 6] → [N, 288] — a view, nothing to compute
 
             // 4: linear(288, 2) — dilated_grouped.nn(1,107) — [N, 288] → [N, 2]
-            global::Dsl.Runtime.Linear.Forward(y3, parameters.AsSpan(Layer4Weight, 576), parameters.AsSpan(Layer4Bias, 2), y4, batch, 288, 2);
+            global::Dsl.Runtime.Linear.Forward(y3, parameters.AsSpan(Layer4Weight, 576), parameters.AsSpan(Layer4Bias, 2), y4, batch, 288, 2, scratch);
 
             y4.CopyTo(output);
         }
@@ -177,6 +182,7 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 288);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 288);
@@ -190,8 +196,8 @@ namespace Snapshots
 
             var g3 = _arena.AsSpan(_workB, batch * 288);
             // 4: linear(288, 2) — dilated_grouped.nn(1,107) — [N, 288] → [N, 2] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 576), gradients.AsSpan(Layer4Bias, 2), batch, 288, 2);
-            global::Dsl.Runtime.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 576), g3, batch, 288, 2);
+            global::Dsl.Runtime.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 576), gradients.AsSpan(Layer4Bias, 2), batch, 288, 2, scratch);
+            global::Dsl.Runtime.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 576), g3, batch, 288, 2, scratch);
 
             var g2 = g3;
             // 3: flatten — dilated_grouped.nn(1,96) — [N, 8, 6, 6] → [N, 288] — backward
@@ -207,8 +213,8 @@ namespace Snapshots
                 gradients.AsSpan(Layer1Weight, 8), gradients.AsSpan(Layer1Bias, 8), batch, 8, 36);
 
             // 0: conv2d(4, 8, 3, dilation: 2, groups: 2) — dilated_grouped.nn(1,37) — [N, 4, 10, 10] → [N, 8, 6, 6] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), gradients.AsSpan(Layer0Bias, 8), batch, in Layer0Geometry);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), gradients.AsSpan(Layer0Bias, 8), batch, in Layer0Geometry, scratch);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch);
         }
 
         /// <inheritdoc/>
@@ -223,11 +229,12 @@ namespace Snapshots
 
             var parameters = ParameterStorage;
             var folded = _arena.AsSpan(_folded, FoldedLength);
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv2d(4, 8, 3, dilation: 2, groups: 2) — dilated_grouped.nn(1,37) — [N, 4, 10, 10] → [N, 8, 6, 6] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 288);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 8), h0, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 8), h0, batch, in Layer0Geometry, scratch);
             h = h0;
 
             // 1: bn2d — dilated_grouped.nn(1,80) — [N, 8, 6, 6] → [N, 8, 6, 6] — folded into 0
@@ -241,7 +248,7 @@ namespace Snapshots
 
             // 4: linear(288, 2) — dilated_grouped.nn(1,107) — [N, 288] → [N, 2]
             var h2 = _arena.AsSpan(_workB, batch * 2);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer4Weight, 576), parameters.AsSpan(Layer4Bias, 2), h2, batch, 288, 2);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer4Weight, 576), parameters.AsSpan(Layer4Bias, 2), h2, batch, 288, 2, scratch);
             h = h2;
 
             h.CopyTo(output);

@@ -70,6 +70,8 @@ namespace Snapshots
         private static readonly global::Dsl.Runtime.PoolGeometry Layer3Geometry = new(
             channels: 4, inH: 9, inW: 9, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
+        // Scratch for packed GEMM panels and im2col columns: the most any conv or linear layer needs.
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.Conv2d.ScratchLength(in Layer0Geometry));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -92,6 +94,7 @@ namespace Snapshots
         private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
         private readonly int _workB;
         private readonly int _indices; // max pooling's argmax, stored as ints
+        private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
         private int _foldedVersion = -1;
@@ -120,7 +123,8 @@ namespace Snapshots
             _workA = maxBatch * ArenaPerSample;
             _workB = _workA + maxBatch * WorkPerSample;
             _indices = _workB + maxBatch * WorkPerSample;
-            _cache = _indices + maxBatch * IndicesPerSample;
+            _scratch = _indices + maxBatch * IndicesPerSample;
+            _cache = _scratch + s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
@@ -154,6 +158,7 @@ namespace Snapshots
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 324);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 324);
@@ -164,7 +169,7 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: conv(2, 4, 3, padding: 1) — eps_momentum.nn(1,39) — [N, 2, 9, 9] → [N, 4, 9, 9]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 72), parameters.AsSpan(Layer0Bias, 4), y0, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 72), parameters.AsSpan(Layer0Bias, 4), y0, batch, in Layer0Geometry, scratch);
 
             // 1: bn2d(eps: 1e-3, momentum: 0.3) — eps_momentum.nn(1,68) — [N, 4, 9, 9] → [N, 4, 9, 9] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
@@ -181,7 +186,7 @@ namespace Snapshots
             global::Dsl.Runtime.Pooling.GlobalAvgForward(y3, y4, batch, 4, 16);
 
             // 5: linear(4, 3) — eps_momentum.nn(1,164) — [N, 4] → [N, 3]
-            global::Dsl.Runtime.Linear.Forward(y4, parameters.AsSpan(Layer5Weight, 12), parameters.AsSpan(Layer5Bias, 3), y5, batch, 4, 3);
+            global::Dsl.Runtime.Linear.Forward(y4, parameters.AsSpan(Layer5Weight, 12), parameters.AsSpan(Layer5Bias, 3), y5, batch, 4, 3, scratch);
 
             y5.CopyTo(output);
         }
@@ -191,6 +196,7 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 324);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 324);
@@ -205,8 +211,8 @@ namespace Snapshots
 
             var g4 = _arena.AsSpan(_workB, batch * 4);
             // 5: linear(4, 3) — eps_momentum.nn(1,164) — [N, 4] → [N, 3] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 12), gradients.AsSpan(Layer5Bias, 3), batch, 4, 3);
-            global::Dsl.Runtime.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 12), g4, batch, 4, 3);
+            global::Dsl.Runtime.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 12), gradients.AsSpan(Layer5Bias, 3), batch, 4, 3, scratch);
+            global::Dsl.Runtime.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 12), g4, batch, 4, 3, scratch);
 
             var g3 = _arena.AsSpan(_workA, batch * 64);
             // 4: global_avgpool — eps_momentum.nn(1,146) — [N, 4, 4, 4] → [N, 4] — backward
@@ -227,8 +233,8 @@ namespace Snapshots
                 gradients.AsSpan(Layer1Weight, 4), gradients.AsSpan(Layer1Bias, 4), batch, 4, 81);
 
             // 0: conv(2, 4, 3, padding: 1) — eps_momentum.nn(1,39) — [N, 2, 9, 9] → [N, 4, 9, 9] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 72), gradients.AsSpan(Layer0Bias, 4), batch, in Layer0Geometry);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 72), inputGrad, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 72), gradients.AsSpan(Layer0Bias, 4), batch, in Layer0Geometry, scratch);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 72), inputGrad, batch, in Layer0Geometry, scratch);
         }
 
         /// <inheritdoc/>
@@ -243,11 +249,12 @@ namespace Snapshots
 
             var parameters = ParameterStorage;
             var folded = _arena.AsSpan(_folded, FoldedLength);
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv(2, 4, 3, padding: 1) — eps_momentum.nn(1,39) — [N, 2, 9, 9] → [N, 4, 9, 9] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 324);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 72), folded.Slice(Layer0FoldedBias, 4), h0, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 72), folded.Slice(Layer0FoldedBias, 4), h0, batch, in Layer0Geometry, scratch);
             h = h0;
 
             // 1: bn2d(eps: 1e-3, momentum: 0.3) — eps_momentum.nn(1,68) — [N, 4, 9, 9] → [N, 4, 9, 9] — folded into 0
@@ -269,7 +276,7 @@ namespace Snapshots
 
             // 5: linear(4, 3) — eps_momentum.nn(1,164) — [N, 4] → [N, 3]
             var h4 = _arena.AsSpan(_workB, batch * 3);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer5Weight, 12), parameters.AsSpan(Layer5Bias, 3), h4, batch, 4, 3);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer5Weight, 12), parameters.AsSpan(Layer5Bias, 3), h4, batch, 4, 3, scratch);
             h = h4;
 
             h.CopyTo(output);

@@ -59,6 +59,8 @@ namespace Snapshots
         private const int Layer1Scale = 0;
         private const int Layer1Shift = 5;
 
+        // Scratch for packed GEMM panels and im2col columns: the most any conv or linear layer needs.
+        private static readonly int s_scratchLength = global::Dsl.Runtime.Gemm.ScratchLength;
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -80,6 +82,7 @@ namespace Snapshots
         private readonly float[] _arena;
         private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
         private readonly int _workB;
+        private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
         private int _foldedVersion = -1;
@@ -107,7 +110,8 @@ namespace Snapshots
             // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
             _workA = maxBatch * ArenaPerSample;
             _workB = _workA + maxBatch * WorkPerSample;
-            _cache = _workB + maxBatch * WorkPerSample;
+            _scratch = _workB + maxBatch * WorkPerSample;
+            _cache = _scratch + s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
@@ -143,6 +147,7 @@ namespace Snapshots
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 5);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 5);
@@ -150,7 +155,7 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5]
-            global::Dsl.Runtime.Linear.Forward(x, parameters.AsSpan(Layer0Weight, 50), parameters.AsSpan(Layer0Bias, 5), y0, batch, 10, 5);
+            global::Dsl.Runtime.Linear.Forward(x, parameters.AsSpan(Layer0Weight, 50), parameters.AsSpan(Layer0Bias, 5), y0, batch, 10, 5, scratch);
 
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
@@ -158,7 +163,7 @@ namespace Snapshots
                 buffers.AsSpan(Layer1RunningMean, 5), buffers.AsSpan(Layer1RunningVar, 5), 0.1f, 1E-05f, batch, 5, 1);
 
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1]
-            global::Dsl.Runtime.Linear.Forward(y1, parameters.AsSpan(Layer2Weight, 5), parameters.AsSpan(Layer2Bias, 1), y2, batch, 5, 1);
+            global::Dsl.Runtime.Linear.Forward(y1, parameters.AsSpan(Layer2Weight, 5), parameters.AsSpan(Layer2Bias, 1), y2, batch, 5, 1, scratch);
 
             y2.CopyTo(output);
         }
@@ -168,6 +173,7 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 5);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 5);
@@ -179,8 +185,8 @@ namespace Snapshots
 
             var g1 = _arena.AsSpan(_workB, batch * 5);
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g2, y1, gradients.AsSpan(Layer2Weight, 5), gradients.AsSpan(Layer2Bias, 1), batch, 5, 1);
-            global::Dsl.Runtime.Linear.BackwardInput(g2, parameters.AsSpan(Layer2Weight, 5), g1, batch, 5, 1);
+            global::Dsl.Runtime.Linear.BackwardWeight(g2, y1, gradients.AsSpan(Layer2Weight, 5), gradients.AsSpan(Layer2Bias, 1), batch, 5, 1, scratch);
+            global::Dsl.Runtime.Linear.BackwardInput(g2, parameters.AsSpan(Layer2Weight, 5), g1, batch, 5, 1, scratch);
 
             var g0 = _arena.AsSpan(_workA, batch * 5);
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — backward
@@ -189,8 +195,8 @@ namespace Snapshots
                 gradients.AsSpan(Layer1Weight, 5), gradients.AsSpan(Layer1Bias, 5), batch, 5, 1);
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 50), gradients.AsSpan(Layer0Bias, 5), batch, 10, 5);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 50), inputGrad, batch, 10, 5);
+            global::Dsl.Runtime.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 50), gradients.AsSpan(Layer0Bias, 5), batch, 10, 5, scratch);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 50), inputGrad, batch, 10, 5, scratch);
         }
 
         /// <inheritdoc/>
@@ -205,18 +211,19 @@ namespace Snapshots
 
             var parameters = ParameterStorage;
             var folded = _arena.AsSpan(_folded, FoldedLength);
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 5);
-            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer0FoldedWeight, 50), folded.Slice(Layer0FoldedBias, 5), h0, batch, 10, 5);
+            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer0FoldedWeight, 50), folded.Slice(Layer0FoldedBias, 5), h0, batch, 10, 5, scratch);
             h = h0;
 
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — folded into 0
 
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1]
             var h1 = _arena.AsSpan(_workB, batch * 1);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer2Weight, 5), parameters.AsSpan(Layer2Bias, 1), h1, batch, 5, 1);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer2Weight, 5), parameters.AsSpan(Layer2Bias, 1), h1, batch, 5, 1, scratch);
             h = h1;
 
             h.CopyTo(output);

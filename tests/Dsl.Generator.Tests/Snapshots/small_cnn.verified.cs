@@ -105,6 +105,8 @@ namespace Snapshots
         private static readonly global::Dsl.Runtime.ConvGeometry Layer7Geometry = new(
             inChannels: 16, outChannels: 32, inH: 16, inW: 16, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
+        // Scratch for packed GEMM panels and im2col columns: the most any conv or linear layer needs.
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.Conv2d.ScratchLength(in Layer0Geometry), global::System.Math.Max(global::Dsl.Runtime.Conv2d.ScratchLength(in Layer3Geometry), global::Dsl.Runtime.Conv2d.ScratchLength(in Layer7Geometry))));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -138,6 +140,7 @@ namespace Snapshots
         private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
         private readonly int _workB;
         private readonly int _indices; // max pooling's argmax, stored as ints
+        private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
         private int _foldedVersion = -1;
@@ -166,7 +169,8 @@ namespace Snapshots
             _workA = maxBatch * ArenaPerSample;
             _workB = _workA + maxBatch * WorkPerSample;
             _indices = _workB + maxBatch * WorkPerSample;
-            _cache = _indices + maxBatch * IndicesPerSample;
+            _scratch = _indices + maxBatch * IndicesPerSample;
+            _cache = _scratch + s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
@@ -215,6 +219,7 @@ namespace Snapshots
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 16384);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 16384);
@@ -231,7 +236,7 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 432), default, y0, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 432), default, y0, batch, in Layer0Geometry, scratch);
 
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
@@ -242,7 +247,7 @@ namespace Snapshots
             global::Dsl.Runtime.Activations.ReluForward(y1, y2);
 
             // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32]
-            global::Dsl.Runtime.Conv2d.Forward(y2, parameters.AsSpan(Layer3Weight, 2304), default, y3, batch, in Layer3Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(y2, parameters.AsSpan(Layer3Weight, 2304), default, y3, batch, in Layer3Geometry, scratch);
 
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated
             counters[Layer4NumBatchesTracked]++;
@@ -256,7 +261,7 @@ namespace Snapshots
             global::Dsl.Runtime.Pooling.MaxForward(y5, y6, Indices(Layer6Indices, batch * 4096), batch, in Layer6Geometry);
 
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16]
-            global::Dsl.Runtime.Conv2d.Forward(y6, parameters.AsSpan(Layer7Weight, 4608), default, y7, batch, in Layer7Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(y6, parameters.AsSpan(Layer7Weight, 4608), default, y7, batch, in Layer7Geometry, scratch);
 
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — batch statistics; running statistics updated
             counters[Layer8NumBatchesTracked]++;
@@ -270,7 +275,7 @@ namespace Snapshots
             global::Dsl.Runtime.Pooling.GlobalAvgForward(y9, y10, batch, 32, 256);
 
             // 11: linear(32, 10) — small_cnn.nn(1,249) — [N, 32] → [N, 10]
-            global::Dsl.Runtime.Linear.Forward(y10, parameters.AsSpan(Layer11Weight, 320), parameters.AsSpan(Layer11Bias, 10), y11, batch, 32, 10);
+            global::Dsl.Runtime.Linear.Forward(y10, parameters.AsSpan(Layer11Weight, 320), parameters.AsSpan(Layer11Bias, 10), y11, batch, 32, 10, scratch);
 
             y11.CopyTo(output);
         }
@@ -280,6 +285,7 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 16384);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 16384);
@@ -300,8 +306,8 @@ namespace Snapshots
 
             var g10 = _arena.AsSpan(_workB, batch * 32);
             // 11: linear(32, 10) — small_cnn.nn(1,249) — [N, 32] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g11, y10, gradients.AsSpan(Layer11Weight, 320), gradients.AsSpan(Layer11Bias, 10), batch, 32, 10);
-            global::Dsl.Runtime.Linear.BackwardInput(g11, parameters.AsSpan(Layer11Weight, 320), g10, batch, 32, 10);
+            global::Dsl.Runtime.Linear.BackwardWeight(g11, y10, gradients.AsSpan(Layer11Weight, 320), gradients.AsSpan(Layer11Bias, 10), batch, 32, 10, scratch);
+            global::Dsl.Runtime.Linear.BackwardInput(g11, parameters.AsSpan(Layer11Weight, 320), g10, batch, 32, 10, scratch);
 
             var g9 = _arena.AsSpan(_workA, batch * 8192);
             // 10: global_avgpool — small_cnn.nn(1,231) — [N, 32, 16, 16] → [N, 32] — backward
@@ -319,8 +325,8 @@ namespace Snapshots
 
             var g6 = _arena.AsSpan(_workA, batch * 4096);
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 4608), default, batch, in Layer7Geometry);
-            global::Dsl.Runtime.Conv2d.BackwardInput(g7, parameters.AsSpan(Layer7Weight, 4608), g6, batch, in Layer7Geometry);
+            global::Dsl.Runtime.Conv2d.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 4608), default, batch, in Layer7Geometry, scratch);
+            global::Dsl.Runtime.Conv2d.BackwardInput(g7, parameters.AsSpan(Layer7Weight, 4608), g6, batch, in Layer7Geometry, scratch);
 
             var g5 = _arena.AsSpan(_workB, batch * 16384);
             // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16] — backward
@@ -338,8 +344,8 @@ namespace Snapshots
 
             var g2 = _arena.AsSpan(_workB, batch * 16384);
             // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 2304), default, batch, in Layer3Geometry);
-            global::Dsl.Runtime.Conv2d.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 2304), g2, batch, in Layer3Geometry);
+            global::Dsl.Runtime.Conv2d.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 2304), default, batch, in Layer3Geometry, scratch);
+            global::Dsl.Runtime.Conv2d.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 2304), g2, batch, in Layer3Geometry, scratch);
 
             var g1 = g2;
             // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
@@ -352,8 +358,8 @@ namespace Snapshots
                 gradients.AsSpan(Layer1Weight, 16), gradients.AsSpan(Layer1Bias, 16), batch, 16, 1024);
 
             // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 432), default, batch, in Layer0Geometry);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 432), inputGrad, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 432), default, batch, in Layer0Geometry, scratch);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 432), inputGrad, batch, in Layer0Geometry, scratch);
         }
 
         /// <inheritdoc/>
@@ -368,11 +374,12 @@ namespace Snapshots
 
             var parameters = ParameterStorage;
             var folded = _arena.AsSpan(_folded, FoldedLength);
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 16384);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 432), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 432), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch);
             h = h0;
 
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — folded into 0
@@ -384,7 +391,7 @@ namespace Snapshots
 
             // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — with 4 folded in
             var h2 = _arena.AsSpan(_workB, batch * 16384);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3FoldedBias, 16), h2, batch, in Layer3Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3FoldedBias, 16), h2, batch, in Layer3Geometry, scratch);
             h = h2;
 
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — folded into 3
@@ -401,7 +408,7 @@ namespace Snapshots
 
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — with 8 folded in
             var h5 = _arena.AsSpan(_workB, batch * 8192);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), h5, batch, in Layer7Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), h5, batch, in Layer7Geometry, scratch);
             h = h5;
 
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — folded into 7
@@ -418,7 +425,7 @@ namespace Snapshots
 
             // 11: linear(32, 10) — small_cnn.nn(1,249) — [N, 32] → [N, 10]
             var h8 = _arena.AsSpan(_workB, batch * 10);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer11Weight, 320), parameters.AsSpan(Layer11Bias, 10), h8, batch, 32, 10);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer11Weight, 320), parameters.AsSpan(Layer11Bias, 10), h8, batch, 32, 10, scratch);
             h = h8;
 
             h.CopyTo(output);

@@ -61,6 +61,8 @@ namespace Snapshots
         private const int Layer1Scale = 0;
         private const int Layer1Shift = 6;
 
+        // Scratch for packed GEMM panels and im2col columns: the most any conv or linear layer needs.
+        private static readonly int s_scratchLength = global::Dsl.Runtime.Gemm.ScratchLength;
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -82,6 +84,7 @@ namespace Snapshots
         private readonly float[] _arena;
         private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
         private readonly int _workB;
+        private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
         private int _foldedVersion = -1;
@@ -109,7 +112,8 @@ namespace Snapshots
             // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
             _workA = maxBatch * ArenaPerSample;
             _workB = _workA + maxBatch * WorkPerSample;
-            _cache = _workB + maxBatch * WorkPerSample;
+            _scratch = _workB + maxBatch * WorkPerSample;
+            _cache = _scratch + s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
@@ -145,6 +149,7 @@ namespace Snapshots
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 6);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 6);
@@ -154,7 +159,7 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6]
-            global::Dsl.Runtime.Linear.Forward(x, parameters.AsSpan(Layer0Weight, 48), parameters.AsSpan(Layer0Bias, 6), y0, batch, 8, 6);
+            global::Dsl.Runtime.Linear.Forward(x, parameters.AsSpan(Layer0Weight, 48), parameters.AsSpan(Layer0Bias, 6), y0, batch, 8, 6, scratch);
 
             // 1: bn1d — softmax_head.nn(1,42) — [N, 6] → [N, 6] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
@@ -165,7 +170,7 @@ namespace Snapshots
             global::Dsl.Runtime.Activations.SigmoidForward(y1, y2);
 
             // 3: linear(6, 4) — softmax_head.nn(1,61) — [N, 6] → [N, 4]
-            global::Dsl.Runtime.Linear.Forward(y2, parameters.AsSpan(Layer3Weight, 24), parameters.AsSpan(Layer3Bias, 4), y3, batch, 6, 4);
+            global::Dsl.Runtime.Linear.Forward(y2, parameters.AsSpan(Layer3Weight, 24), parameters.AsSpan(Layer3Bias, 4), y3, batch, 6, 4, scratch);
 
             // 4: log_softmax — softmax_head.nn(1,77) — [N, 4] → [N, 4]
             global::Dsl.Runtime.Activations.LogSoftmaxForward(y3, y4, batch, 4);
@@ -178,6 +183,7 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 6);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 6);
@@ -195,8 +201,8 @@ namespace Snapshots
 
             var g2 = _arena.AsSpan(_workA, batch * 6);
             // 3: linear(6, 4) — softmax_head.nn(1,61) — [N, 6] → [N, 4] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 24), gradients.AsSpan(Layer3Bias, 4), batch, 6, 4);
-            global::Dsl.Runtime.Linear.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 24), g2, batch, 6, 4);
+            global::Dsl.Runtime.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 24), gradients.AsSpan(Layer3Bias, 4), batch, 6, 4, scratch);
+            global::Dsl.Runtime.Linear.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 24), g2, batch, 6, 4, scratch);
 
             var g1 = g2;
             // 2: sigmoid — softmax_head.nn(1,50) — [N, 6] → [N, 6] — backward
@@ -209,8 +215,8 @@ namespace Snapshots
                 gradients.AsSpan(Layer1Weight, 6), gradients.AsSpan(Layer1Bias, 6), batch, 6, 1);
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 48), gradients.AsSpan(Layer0Bias, 6), batch, 8, 6);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 48), inputGrad, batch, 8, 6);
+            global::Dsl.Runtime.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 48), gradients.AsSpan(Layer0Bias, 6), batch, 8, 6, scratch);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 48), inputGrad, batch, 8, 6, scratch);
         }
 
         /// <inheritdoc/>
@@ -225,11 +231,12 @@ namespace Snapshots
 
             var parameters = ParameterStorage;
             var folded = _arena.AsSpan(_folded, FoldedLength);
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 6);
-            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer0FoldedWeight, 48), folded.Slice(Layer0FoldedBias, 6), h0, batch, 8, 6);
+            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer0FoldedWeight, 48), folded.Slice(Layer0FoldedBias, 6), h0, batch, 8, 6, scratch);
             h = h0;
 
             // 1: bn1d — softmax_head.nn(1,42) — [N, 6] → [N, 6] — folded into 0
@@ -241,7 +248,7 @@ namespace Snapshots
 
             // 3: linear(6, 4) — softmax_head.nn(1,61) — [N, 6] → [N, 4]
             var h2 = _arena.AsSpan(_workB, batch * 4);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer3Weight, 24), parameters.AsSpan(Layer3Bias, 4), h2, batch, 6, 4);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer3Weight, 24), parameters.AsSpan(Layer3Bias, 4), h2, batch, 6, 4, scratch);
             h = h2;
 
             // 4: log_softmax — softmax_head.nn(1,77) — [N, 4] → [N, 4]

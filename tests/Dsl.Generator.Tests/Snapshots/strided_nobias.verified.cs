@@ -66,6 +66,8 @@ namespace Snapshots
         private static readonly global::Dsl.Runtime.PoolGeometry Layer3Geometry = new(
             channels: 8, inH: 8, inW: 8, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
+        // Scratch for packed GEMM panels and im2col columns: the most any conv or linear layer needs.
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.Conv2d.ScratchLength(in Layer0Geometry));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -86,6 +88,7 @@ namespace Snapshots
         private readonly float[] _arena;
         private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
         private readonly int _workB;
+        private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
         private int _foldedVersion = -1;
@@ -113,7 +116,8 @@ namespace Snapshots
             // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
             _workA = maxBatch * ArenaPerSample;
             _workB = _workA + maxBatch * WorkPerSample;
-            _cache = _workB + maxBatch * WorkPerSample;
+            _scratch = _workB + maxBatch * WorkPerSample;
+            _cache = _scratch + s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
@@ -146,6 +150,7 @@ namespace Snapshots
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 512);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 512);
@@ -156,7 +161,7 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: conv2d(3, 8, 3, stride: 2, padding: 1, bias: false) — strided_nobias.nn(1,37) — [N, 3, 16, 16] → [N, 8, 8, 8]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 216), default, y0, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 216), default, y0, batch, in Layer0Geometry, scratch);
 
             // 1: bn2d — strided_nobias.nn(1,92) — [N, 8, 8, 8] → [N, 8, 8, 8] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
@@ -172,7 +177,7 @@ namespace Snapshots
             // 4: flatten — strided_nobias.nn(1,122) — [N, 8, 4, 4] → [N, 128] — a view, nothing to compute
 
             // 5: linear(128, 5) — strided_nobias.nn(1,133) — [N, 128] → [N, 5]
-            global::Dsl.Runtime.Linear.Forward(y4, parameters.AsSpan(Layer5Weight, 640), parameters.AsSpan(Layer5Bias, 5), y5, batch, 128, 5);
+            global::Dsl.Runtime.Linear.Forward(y4, parameters.AsSpan(Layer5Weight, 640), parameters.AsSpan(Layer5Bias, 5), y5, batch, 128, 5, scratch);
 
             y5.CopyTo(output);
         }
@@ -182,6 +187,7 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 512);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 512);
@@ -196,8 +202,8 @@ namespace Snapshots
 
             var g4 = _arena.AsSpan(_workB, batch * 128);
             // 5: linear(128, 5) — strided_nobias.nn(1,133) — [N, 128] → [N, 5] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 640), gradients.AsSpan(Layer5Bias, 5), batch, 128, 5);
-            global::Dsl.Runtime.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 640), g4, batch, 128, 5);
+            global::Dsl.Runtime.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 640), gradients.AsSpan(Layer5Bias, 5), batch, 128, 5, scratch);
+            global::Dsl.Runtime.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 640), g4, batch, 128, 5, scratch);
 
             var g3 = g4;
             // 4: flatten — strided_nobias.nn(1,122) — [N, 8, 4, 4] → [N, 128] — backward
@@ -217,8 +223,8 @@ namespace Snapshots
                 gradients.AsSpan(Layer1Weight, 8), gradients.AsSpan(Layer1Bias, 8), batch, 8, 64);
 
             // 0: conv2d(3, 8, 3, stride: 2, padding: 1, bias: false) — strided_nobias.nn(1,37) — [N, 3, 16, 16] → [N, 8, 8, 8] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 216), default, batch, in Layer0Geometry);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 216), inputGrad, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 216), default, batch, in Layer0Geometry, scratch);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 216), inputGrad, batch, in Layer0Geometry, scratch);
         }
 
         /// <inheritdoc/>
@@ -233,11 +239,12 @@ namespace Snapshots
 
             var parameters = ParameterStorage;
             var folded = _arena.AsSpan(_folded, FoldedLength);
+            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv2d(3, 8, 3, stride: 2, padding: 1, bias: false) — strided_nobias.nn(1,37) — [N, 3, 16, 16] → [N, 8, 8, 8] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 512);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 216), folded.Slice(Layer0FoldedBias, 8), h0, batch, in Layer0Geometry);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 216), folded.Slice(Layer0FoldedBias, 8), h0, batch, in Layer0Geometry, scratch);
             h = h0;
 
             // 1: bn2d — strided_nobias.nn(1,92) — [N, 8, 8, 8] → [N, 8, 8, 8] — folded into 0
@@ -256,7 +263,7 @@ namespace Snapshots
 
             // 5: linear(128, 5) — strided_nobias.nn(1,133) — [N, 128] → [N, 5]
             var h3 = _arena.AsSpan(_workA, batch * 5);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer5Weight, 640), parameters.AsSpan(Layer5Bias, 5), h3, batch, 128, 5);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer5Weight, 640), parameters.AsSpan(Layer5Bias, 5), h3, batch, 128, 5, scratch);
             h = h3;
 
             h.CopyTo(output);

@@ -1,0 +1,185 @@
+// The benchmarked networks: each .nn model (Models/*.nn, compiled by the generator) paired with a
+// layer-by-layer description of the same chain. The description builds the TorchSharp module and the
+// ONNX graph; Verification proves, once per network, that all three compute the same function.
+using Dsl.Benchmarks.Models;
+using Dsl.Runtime;
+
+namespace Dsl.Benchmarks;
+
+/// <summary>One layer of a chain, named as its <c>state_dict</c> prefix (its <c>as</c> name or its 0-based position).</summary>
+public abstract record Layer(string Name)
+{
+    /// <summary>Multiply-add FLOPs (a multiply-add counts 2) of one sample's forward pass through this layer.</summary>
+    public virtual long ForwardFlops(int[] inputShape) => 0;
+
+    /// <summary>The per-sample output shape for a per-sample input shape.</summary>
+    public abstract int[] OutputShape(int[] inputShape);
+}
+
+/// <summary><c>conv(in, out, k, padding: p, bias: b)</c>, stride 1, dilation 1, groups 1.</summary>
+public sealed record Conv2dLayer(string Name, int In, int Out, int Kernel, int Padding = 0, bool Bias = true) : Layer(Name)
+{
+    public override int[] OutputShape(int[] s) => [Out, s[1] + 2 * Padding - Kernel + 1, s[2] + 2 * Padding - Kernel + 1];
+
+    public override long ForwardFlops(int[] s)
+    {
+        var o = OutputShape(s);
+        return 2L * Out * In * Kernel * Kernel * o[1] * o[2];
+    }
+}
+
+/// <summary><c>bn2d</c> (on [C, H, W]) or <c>bn1d</c> (on [F]) with PyTorch's defaults.</summary>
+public sealed record BatchNormLayer(string Name, int Channels) : Layer(Name)
+{
+    public const double Eps = 1e-5;
+    public const double Momentum = 0.1;
+
+    public override int[] OutputShape(int[] s) => s;
+}
+
+public sealed record ReluLayer(string Name) : Layer(Name)
+{
+    public override int[] OutputShape(int[] s) => s;
+}
+
+/// <summary><c>maxpool(k)</c>: stride k, no padding.</summary>
+public sealed record MaxPool2dLayer(string Name, int Kernel) : Layer(Name)
+{
+    public override int[] OutputShape(int[] s) => [s[0], s[1] / Kernel, s[2] / Kernel];
+}
+
+public sealed record FlattenLayer(string Name) : Layer(Name)
+{
+    public override int[] OutputShape(int[] s) => [s.Aggregate(1, (a, b) => a * b)];
+}
+
+public sealed record LinearLayer(string Name, int In, int Out, bool Bias = true) : Layer(Name)
+{
+    public override int[] OutputShape(int[] s) => [Out];
+
+    public override long ForwardFlops(int[] s) => 2L * In * Out;
+}
+
+/// <summary>A benchmarked network: the generated class, its layers, and the batches it runs at.</summary>
+public sealed class Network
+{
+    private Network(string name, int[] inputShape, Func<int, int, CompiledModel> create, Layer[] layers, int[] batches)
+    {
+        Name = name;
+        InputShape = inputShape;
+        Create = create;
+        Layers = layers;
+        Batches = batches;
+        var shape = inputShape;
+        foreach (var layer in layers)
+        {
+            ForwardFlopsPerSample += layer.ForwardFlops(shape);
+            shape = layer.OutputShape(shape);
+        }
+
+        OutputShape = shape;
+    }
+
+    public string Name { get; }
+
+    /// <summary>One sample's input shape (batch excluded).</summary>
+    public int[] InputShape { get; }
+
+    public int[] OutputShape { get; }
+
+    public int InputLength => InputShape.Aggregate(1, (a, b) => a * b);
+
+    public int OutputLength => OutputShape.Aggregate(1, (a, b) => a * b);
+
+    /// <summary>Creates the generated model: (maxBatch, seed) → instance. Use <see cref="OursFactory"/> to get one.</summary>
+    internal Func<int, int, CompiledModel> Create { get; }
+
+    public IReadOnlyList<Layer> Layers { get; }
+
+    public int[] Batches { get; }
+
+    /// <summary>Forward FLOPs of one sample (a multiply-add counts 2; batch norm, relu, pooling not counted).</summary>
+    public long ForwardFlopsPerSample { get; }
+
+    /// <summary>
+    /// A batch norm over features ([F], i.e. bn1d after a linear) sees one value per channel at batch 1, so
+    /// training at batch 1 throws (as in PyTorch). Inference at batch 1 is fine.
+    /// </summary>
+    public bool CanTrain(int batch) =>
+        batch > 1 || !Layers.OfType<BatchNormLayer>().Any(bn => ShapeBefore(bn).Length == 1);
+
+    /// <summary>The per-sample shape flowing into <paramref name="layer"/>.</summary>
+    public int[] ShapeBefore(Layer layer)
+    {
+        var shape = InputShape;
+        foreach (var l in Layers)
+        {
+            if (ReferenceEquals(l, layer)) return shape;
+            shape = l.OutputShape(shape);
+        }
+
+        throw new ArgumentException($"{layer} is not a layer of {Name}.", nameof(layer));
+    }
+
+    public static readonly Network SeedLenet = new(
+        nameof(SeedLenet), [1, 34, 34], (maxBatch, seed) => new SeedLenet(maxBatch, seed),
+        [
+            new Conv2dLayer("conv1", 1, 6, 5),
+            new MaxPool2dLayer("1", 2),
+            new BatchNormLayer("bn1", 6),
+            new FlattenLayer("3"),
+            new LinearLayer("fc1", 1350, 10),
+        ],
+        [1, 8, 32, 128]);
+
+    public static readonly Network FmnistBn = new(
+        nameof(FmnistBn), [1, 28, 28], (maxBatch, seed) => new FmnistBn(maxBatch, seed),
+        [
+            new Conv2dLayer("0", 1, 32, 3, Padding: 1),
+            new BatchNormLayer("1", 32),
+            new ReluLayer("2"),
+            new MaxPool2dLayer("3", 2),
+            new Conv2dLayer("4", 32, 64, 3, Padding: 1),
+            new BatchNormLayer("5", 64),
+            new ReluLayer("6"),
+            new MaxPool2dLayer("7", 2),
+            new FlattenLayer("8"),
+            new LinearLayer("9", 3136, 128),
+            new BatchNormLayer("10", 128),
+            new ReluLayer("11"),
+            new LinearLayer("12", 128, 10),
+        ],
+        [1, 8, 32, 128]);
+
+    public static readonly Network Resblock64 = new(
+        nameof(Resblock64), [64, 32, 32], (maxBatch, seed) => new Resblock64(maxBatch, seed),
+        [
+            new Conv2dLayer("0", 64, 64, 3, Padding: 1, Bias: false),
+            new BatchNormLayer("1", 64),
+            new ReluLayer("2"),
+            new Conv2dLayer("3", 64, 64, 3, Padding: 1, Bias: false),
+            new BatchNormLayer("4", 64),
+            new ReluLayer("5"),
+        ],
+        [1, 8, 32]);
+
+    public static readonly Network MlpBn = new(
+        nameof(MlpBn), [784], (maxBatch, seed) => new MlpBn(maxBatch, seed),
+        [
+            new LinearLayer("0", 784, 512),
+            new BatchNormLayer("1", 512),
+            new ReluLayer("2"),
+            new LinearLayer("3", 512, 512),
+            new BatchNormLayer("4", 512),
+            new ReluLayer("5"),
+            new LinearLayer("6", 512, 10),
+        ],
+        [1, 8, 32, 128]);
+
+    public static IReadOnlyList<Network> All { get; } = [SeedLenet, FmnistBn, Resblock64, MlpBn];
+
+    public static Network Get(string name) =>
+        All.FirstOrDefault(n => n.Name == name) ?? throw new ArgumentException($"unknown network '{name}'", nameof(name));
+
+    public override string ToString() => Name;
+}

@@ -1,0 +1,110 @@
+// After the run: reads BenchmarkDotNet's reports and writes BenchmarkDotNet.Artifacts/ratios.md, one row
+// per network × batch × workload × threads with PyTorch time / ours and ORT time / ours (> 1: we are
+// faster), our GFLOP/s and its share of the measured single-core FMA peak, and allocations.
+using System.Globalization;
+using System.Text;
+using BenchmarkDotNet.Reports;
+
+namespace Dsl.Benchmarks;
+
+public static class RatioReport
+{
+    public sealed record Measurement(string Network, int Batch, Side Side, int Threads, string Workload, double MeanNs, long? AllocatedBytes);
+
+    public static IReadOnlyList<Measurement> Read(Summary summary) =>
+        summary.Reports
+            .Where(r => r.Success && r.ResultStatistics is not null)
+            .Select(r =>
+            {
+                var c = r.BenchmarkCase;
+                return new Measurement(
+                    (string)c.Parameters[nameof(NetworkBenchmarks.Network)],
+                    (int)c.Parameters[nameof(NetworkBenchmarks.Batch)],
+                    (Side)c.Parameters[nameof(NetworkBenchmarks.Side)],
+                    (int)c.Parameters[nameof(NetworkBenchmarks.Threads)],
+                    c.Descriptor.WorkloadMethod.Name,
+                    r.ResultStatistics!.Mean,
+                    r.GcStats.GetBytesAllocatedPerOperation(c));
+            })
+            .ToList();
+
+    /// <summary>The markdown report; <paramref name="peakGFlops"/> is the single-core Vector256 FMA peak.</summary>
+    public static string Markdown(IReadOnlyList<Measurement> measurements, double peakGFlops, string title)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"# {title}");
+        sb.AppendLine();
+        sb.AppendLine($"Generated {DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture)} UTC on {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}.");
+        sb.AppendLine();
+        sb.AppendLine("- **torch / ours** and **ORT / ours**: their mean time divided by ours; above 1 means ours is faster.");
+        sb.AppendLine("- Where ours has no measurement at the row's thread count (the generated models are single-threaded for now), the ratio uses ours at 1 thread and is marked `¹`.");
+        sb.AppendLine($"- **ours GFLOP/s**: multiply-add FLOPs (×2) of conv and linear layers per second; training counts 3× the forward FLOPs (forward, input gradient, weight gradient). **% peak**: of the single-core Vector256 FMA peak, {F(peakGFlops, "0.0")} GFLOP/s (`--peak`), times the thread count.");
+        sb.AppendLine("- Alloc: managed bytes allocated per operation ([MemoryDiagnoser]); native allocations by libtorch / ORT are not counted.");
+        sb.AppendLine();
+        sb.AppendLine("| network | batch | workload | threads | ours | torch | torch / ours | ORT | ORT / ours | ours GFLOP/s | % peak | alloc ours / torch / ORT |");
+        sb.AppendLine("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+
+        var rows = measurements
+            .GroupBy(m => (m.Network, m.Batch, m.Workload, m.Threads))
+            .OrderBy(g => Network.All.ToList().FindIndex(n => n.Name == g.Key.Network))
+            .ThenBy(g => g.Key.Workload == nameof(NetworkBenchmarks.Train) ? 0 : 1)
+            .ThenBy(g => g.Key.Batch)
+            .ThenBy(g => g.Key.Threads);
+        foreach (var row in rows)
+        {
+            var (networkName, batch, workload, threads) = row.Key;
+            Measurement? Find(Side side, int t) => measurements.FirstOrDefault(m =>
+                m.Network == networkName && m.Batch == batch && m.Workload == workload && m.Side == side && m.Threads == t);
+            var ours = Find(Side.Ours, threads);
+            string mark = "";
+            if (ours is null && threads != 1)
+            {
+                ours = Find(Side.Ours, 1);
+                mark = ours is null ? "" : "¹";
+            }
+
+            var torch = row.FirstOrDefault(m => m.Side == Side.Torch);
+            var ort = row.FirstOrDefault(m => m.Side == Side.Ort);
+            var network = Network.Get(networkName);
+            double flops = network.ForwardFlopsPerSample * (double)batch * (workload == nameof(NetworkBenchmarks.Train) ? 3 : 1);
+            string gflops = "", share = "";
+            if (ours is not null)
+            {
+                double g = flops / ours.MeanNs; // FLOP per ns = GFLOP/s
+                gflops = F(g, "0.0");
+                share = F(100 * g / (peakGFlops * ours.Threads), "0.0") + "%";
+            }
+
+            sb.AppendLine(
+                $"| {networkName} | {batch} | {workload} | {threads} | {Time(ours)} | {Time(torch)} | {Ratio(torch, ours)}{(torch is null ? "" : mark)} | " +
+                $"{Time(ort)} | {Ratio(ort, ours)}{(ort is null ? "" : mark)} | {gflops} | {share} | {Alloc(ours)} / {Alloc(torch)} / {Alloc(ort)} |");
+        }
+
+        return sb.ToString();
+    }
+
+    private static string Ratio(Measurement? theirs, Measurement? ours) =>
+        theirs is null || ours is null ? "" : F(theirs.MeanNs / ours.MeanNs, "0.00") + "×";
+
+    private static string Time(Measurement? m)
+    {
+        if (m is null) return "";
+        double ns = m.MeanNs;
+        return ns switch
+        {
+            < 1e3 => F(ns, "0.0") + " ns",
+            < 1e6 => F(ns / 1e3, "0.0") + " µs",
+            < 1e9 => F(ns / 1e6, "0.00") + " ms",
+            _ => F(ns / 1e9, "0.00") + " s",
+        };
+    }
+
+    private static string Alloc(Measurement? m) => m?.AllocatedBytes switch
+    {
+        null => "–",
+        < 1024 => F(m.AllocatedBytes.Value, "0") + " B",
+        long b => F(b / 1024.0, "0.0") + " KB",
+    };
+
+    private static string F(double value, string format) => value.ToString(format, CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,111 @@
+// Proves, once per network and before anything is timed, that the three sides compute the same thing:
+// ORT inference == our Infer, torch eval forward == our Infer, and for training torch's output and
+// parameter gradients == ours, then parameters and running statistics after two SGD-momentum steps.
+using System.Globalization;
+using Dsl.Runtime;
+
+namespace Dsl.Benchmarks;
+
+public static class Verification
+{
+    public const float Tolerance = 1e-3f;
+    private const int Batch = 8;
+
+    /// <summary>Verifies every network; writes the ONNX files to <paramref name="onnxDirectory"/>. Returns false on any mismatch.</summary>
+    public static bool Run(IEnumerable<Network> networks, string onnxDirectory, TextWriter log)
+    {
+        Directory.CreateDirectory(onnxDirectory);
+        bool ok = true;
+        foreach (var network in networks)
+        {
+            try
+            {
+                ok &= Verify(network, onnxDirectory, log);
+            }
+            catch (Exception e)
+            {
+                log.WriteLine($"  {network.Name}: FAILED with {e.GetType().Name}: {e.Message}");
+                ok = false;
+            }
+        }
+
+        return ok;
+    }
+
+    private static bool Verify(Network network, string onnxDirectory, TextWriter log)
+    {
+        var checks = new List<(string What, float Diff, float Scale)>();
+
+        // Training equivalence, from identical parameters.
+        using (var ours = new OursRunner(network, Batch, threads: 1))
+        using (var torch = new TorchRunner(network, Batch, threads: 1, ours.Model))
+        {
+            var model = ours.Model;
+            model.ZeroGrad();
+            model.Forward(Workload.Input(network, Batch), ours.Output, Batch);
+            model.Backward(Workload.OutputGrad(network, Batch));
+            var torchOutput = torch.ForwardBackward();
+            checks.Add(Compare("train forward output", ours.Output, torchOutput));
+            var torchGradients = torch.Gradients();
+            foreach (var info in model.Tensors.Where(t => t.Storage == TensorStorage.Parameter))
+                checks.Add(Compare($"grad {info.Name}", model.Gradient(info.Name), torchGradients[info.Name]));
+
+            for (int step = 0; step < 2; step++)
+            {
+                ours.TrainStep();
+                torch.TrainStep();
+            }
+
+            var torchState = torch.State();
+            foreach (var info in model.Tensors.Where(t => t.Storage != TensorStorage.Counter))
+                checks.Add(Compare($"after 2 SGD steps {info.Name}", model.Tensor(info.Name), torchState[info.Name]));
+        }
+
+        // Inference equivalence: a model with non-trivial running statistics (three training steps).
+        using (var ours = new OursRunner(network, Batch, threads: 1))
+        {
+            for (int step = 0; step < 3; step++) ours.TrainStep();
+            var onnx = OnnxExporter.Export(network, ours.Model);
+            File.WriteAllBytes(Path.Combine(onnxDirectory, network.Name + ".onnx"), onnx);
+            using var torch = new TorchRunner(network, Batch, threads: 1, ours.Model);
+            using var ort = new OrtRunner(network, Batch, threads: 1, onnx);
+            ours.Infer();
+            ort.Infer();
+            checks.Add(Compare("ORT inference", ours.Output, ort.Output, absolute: true));
+            checks.Add(Compare("torch eval", ours.Output, torch.InferToArray(), absolute: true));
+        }
+
+        var worst = checks.OrderByDescending(c => c.Diff / c.Scale).First();
+        var failed = checks.Where(c => c.Diff > Tolerance * c.Scale).ToList();
+        foreach (var f in failed)
+            log.WriteLine($"  {network.Name}: MISMATCH {f.What}: max |diff| = {Text(f.Diff)} (tolerance {Text(Tolerance * f.Scale)})");
+        var ortCheck = checks.First(c => c.What == "ORT inference");
+        var torchCheck = checks.First(c => c.What == "torch eval");
+        log.WriteLine(
+            $"  {network.Name}: {(failed.Count == 0 ? "OK" : "FAILED")} ({checks.Count} checks; inference max |diff| vs ORT {Text(ortCheck.Diff)}, " +
+            $"vs torch {Text(torchCheck.Diff)}; worst relative: {worst.What} {Text(worst.Diff)} of scale {Text(worst.Scale)})");
+        return failed.Count == 0;
+    }
+
+    /// <summary>
+    /// Max absolute difference, and the scale the tolerance is multiplied by: 1 when <paramref name="absolute"/>
+    /// (inference outputs: max |diff| &lt; 1e-3 outright), else max(1, max |theirs|) (gradients and parameters,
+    /// whose magnitudes vary by layer).
+    /// </summary>
+    private static (string, float, float) Compare(string what, ReadOnlySpan<float> ours, ReadOnlySpan<float> theirs, bool absolute = false)
+    {
+        if (ours.Length != theirs.Length)
+            throw new InvalidOperationException($"{what}: {ours.Length} values in ours, {theirs.Length} in theirs");
+        float diff = 0, scale = 1;
+        for (int i = 0; i < ours.Length; i++)
+        {
+            float d = MathF.Abs(ours[i] - theirs[i]);
+            diff = float.IsNaN(d) ? float.PositiveInfinity : MathF.Max(diff, d);
+            scale = MathF.Max(scale, MathF.Abs(theirs[i]));
+        }
+
+        return (what, diff, absolute ? 1 : scale);
+    }
+
+    private static string Text(float value) => value.ToString("0.###e+0", CultureInfo.InvariantCulture);
+}
