@@ -48,25 +48,14 @@ public static class BatchNorm
         int stride = channels * spatial;
         for (int c = 0; c < channels; c++)
         {
+            // Each plane is reduced in float SIMD lanes; planes add up in double.
             double sum = 0;
-            for (int s = 0; s < n; s++)
-            {
-                ReadOnlySpan<float> plane = x.Slice(s * stride + c * spatial, spatial);
-                for (int i = 0; i < plane.Length; i++) sum += plane[i];
-            }
+            for (int s = 0; s < n; s++) sum += System.Numerics.Tensors.TensorPrimitives.Sum(x.Slice(s * stride + c * spatial, spatial));
             double mean = sum / count;
 
             // Two-pass variance: subtracting the mean first avoids the cancellation of E[x²] - E[x]².
             double squares = 0;
-            for (int s = 0; s < n; s++)
-            {
-                ReadOnlySpan<float> plane = x.Slice(s * stride + c * spatial, spatial);
-                for (int i = 0; i < plane.Length; i++)
-                {
-                    double d = plane[i] - mean;
-                    squares += d * d;
-                }
-            }
+            for (int s = 0; s < n; s++) squares += PlaneMath.SumSquaredDeviations(x.Slice(s * stride + c * spatial, spatial), (float)mean);
             double variance = squares / count;
             float invStd = (float)(1.0 / Math.Sqrt(variance + eps));
             float meanF = (float)mean;
@@ -150,25 +139,21 @@ public static class BatchNorm
             for (int s = 0; s < n; s++)
             {
                 int start = s * stride + c * spatial;
-                for (int i = start; i < start + spatial; i++)
-                {
-                    sumDy += dy[i];
-                    sumDyCentered += dy[i] * (double)(x[i] - mean);
-                }
+                var (planeDy, planeDyCentered) = PlaneMath.GradientSums(dy.Slice(start, spatial), x.Slice(start, spatial), mean);
+                sumDy += planeDy;
+                sumDyCentered += planeDyCentered;
             }
 
             float g = gamma.IsEmpty ? 1f : gamma[c];
-            // dx = (dy - sumDy/M - (x-mean) * invstd² * sumDyCentered/M) * invstd * gamma
+            // dx = (dy - sumDy/M - (x-mean) * invstd² * sumDyCentered/M) * invstd * gamma, as dy·scale + x·a + b
             float meanDy = (float)(sumDy / count);
             float k = (float)(sumDyCentered / count) * invStd * invStd;
             float scale = invStd * g;
+            float a = -k * scale, b = (mean * k - meanDy) * scale;
             for (int s = 0; s < n; s++)
             {
                 int start = s * stride + c * spatial;
-                for (int i = start; i < start + spatial; i++)
-                {
-                    dx[i] = (dy[i] - meanDy - (x[i] - mean) * k) * scale;
-                }
+                PlaneMath.Combine(dy.Slice(start, spatial), x.Slice(start, spatial), scale, a, b, dx.Slice(start, spatial));
             }
 
             if (!dgamma.IsEmpty) dgamma[c] += (float)(sumDyCentered * invStd);
@@ -320,7 +305,7 @@ public static class BatchNorm
         for (int s = 0; s < n; s++)
         {
             int start = s * stride + c * spatial;
-            for (int i = start; i < start + spatial; i++) y[i] = (x[i] - mean) * scale + beta;
+            PlaneMath.Normalize(x.Slice(start, spatial), mean, scale, beta, y.Slice(start, spatial));
         }
     }
 
