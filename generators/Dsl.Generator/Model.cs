@@ -3,13 +3,21 @@ namespace Dsl.Generator
     /// <summary>A .nn file as the pipeline sees it: path and text, nothing from Roslyn.</summary>
     internal sealed record NnFile(string Path, string Text);
 
-    /// <summary>A diagnostic as a plain value (no Location): turned into a Roslyn Diagnostic only when reported.</summary>
-    internal sealed record DiagnosticInfo(string Id, bool IsError, string Title, string Message, string Path,
-        int Start, int Length, int StartLine, int StartColumn, int EndLine, int EndColumn);
+    /// <summary>A place in a .nn file as plain values, turned into a Roslyn Location only when reported.</summary>
+    internal sealed record LocationInfo(string Path, int Start, int Length, int StartLine, int StartColumn, int EndLine, int EndColumn);
 
-    /// <summary>A generated file.</summary>
-    internal sealed record SourceInfo(string HintName, string Text);
+    /// <summary>A diagnostic as a plain value (no Location).</summary>
+    internal sealed record DiagnosticInfo(string Id, bool IsError, string Title, string Message, LocationInfo Location);
 
-    /// <summary>What one .nn file yields: sources and diagnostics, compared by value so unchanged output stays cached.</summary>
-    internal sealed record NnOutput(EquatableArray<SourceInfo> Sources, EquatableArray<DiagnosticInfo> Diagnostics);
+    /// <summary>A generated file and the class it declares (no positions: a comment edit must not change it).</summary>
+    internal sealed record SourceInfo(string HintName, string Text, string QualifiedName);
+
+    /// <summary>Everything one .nn file yields.</summary>
+    internal sealed record NnAnalysis(string Path, EquatableArray<SourceInfo> Sources, EquatableArray<DiagnosticInfo> Diagnostics, EquatableArray<DeclaredClass> Declarations);
+
+    /// <summary>The generated part of an analysis, compared by value so output that did not change stays cached.</summary>
+    internal sealed record NnGenerated(string Path, EquatableArray<SourceInfo> Sources);
+
+    /// <summary>A class some .nn file of the project declares.</summary>
+    internal sealed record DeclaredClass(string QualifiedName, LocationInfo Declaration);
 }

@@ -34,6 +34,10 @@ public static class Cli
                 _ => UsageError(stderr, $"unknown command '{args[0]}'"),
             };
         }
+        catch (UsageException exception)
+        {
+            return UsageError(stderr, exception.Message);
+        }
         catch (IOException exception)
         {
             stderr.WriteLine($"nnc: {exception.Message}");
@@ -117,6 +121,9 @@ public static class Cli
     }
 }
 
+/// <summary>A command line nnc cannot make sense of: exit code 2 and the usage.</summary>
+internal sealed class UsageException(string message) : Exception(message);
+
 /// <summary>Positional arguments and <c>--key value</c> options.</summary>
 internal sealed record Options(List<string> Positional, Dictionary<string, string> Named)
 {
@@ -130,11 +137,11 @@ internal sealed record Options(List<string> Positional, Dictionary<string, strin
             if (valued.Contains(e.Current))
             {
                 string key = e.Current;
-                named[key] = e.MoveNext() ? e.Current : throw new IOException($"{key} needs a value");
+                named[key] = e.MoveNext() && !e.Current.StartsWith("--", StringComparison.Ordinal) ? e.Current : throw new UsageException($"{key} needs a value");
             }
             else if (e.Current.StartsWith("--", StringComparison.Ordinal))
             {
-                named[e.Current] = "true";
+                throw new UsageException($"unknown option '{e.Current}'");
             }
             else
             {

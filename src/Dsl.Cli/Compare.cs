@@ -18,7 +18,12 @@ public static class Compare
         var options = Options.Parse(args, "--model", "--tolerance");
         if (options.Positional.Count != 2) return Cli.UsageError(stderr, "compare takes a .nn file and a .safetensors bundle");
         string nnPath = options.Positional[0], bundlePath = options.Positional[1];
-        double factor = options.Named.TryGetValue("--tolerance", out var t) ? double.Parse(t, CultureInfo.InvariantCulture) : 1e-4;
+        double factor = 1e-4;
+        if (options.Named.TryGetValue("--tolerance", out var t)
+            && !(double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out factor) && factor > 0 && double.IsFinite(factor)))
+        {
+            return Cli.UsageError(stderr, $"--tolerance takes a positive number such as 1e-4, not '{t}'");
+        }
 
         SafetensorsFile bundle;
         CompiledModel model;
@@ -27,9 +32,11 @@ public static class Compare
             bundle = SafetensorsFile.Read(bundlePath);
             options.Named.TryGetValue("--model", out var name);
             name ??= bundle.Metadata.TryGetValue("model", out var fromBundle) ? fromBundle : null;
-            int batch = bundle.Metadata.TryGetValue("batch", out var b) ? int.Parse(b, CultureInfo.InvariantCulture)
-                : bundle.TryGet("input", out var input) && input.Shape.Length > 0 ? input.Shape[0]
-                : throw new InvalidDataException("the bundle has no 'input' tensor");
+            if (!bundle.TryGet("input", out var input) || input.Shape.Length == 0)
+                throw new InvalidDataException("the bundle has no 'input' tensor with a batch dimension");
+            int batch = input.Shape[0];
+            if (bundle.Metadata.TryGetValue("batch", out var b) && b != batch.ToString(CultureInfo.InvariantCulture))
+                throw new InvalidDataException($"the bundle's metadata says batch '{b}' but its input has {batch} samples");
             model = InMemoryModel.Create(File.ReadAllText(nnPath), Path.GetFileName(nnPath), name, batch);
         }
         catch (InvalidDataException exception)
@@ -37,8 +44,23 @@ public static class Compare
             stderr.WriteLine($"nnc: {exception.Message}");
             return 1;
         }
+        catch (InvalidOperationException exception)
+        {
+            stderr.WriteLine($"nnc: {exception.Message}");
+            return 1;
+        }
 
-        var rows = Check(model, bundle, factor);
+        List<Row> rows;
+        try
+        {
+            rows = Check(model, bundle, factor);
+        }
+        catch (InvalidDataException exception)
+        {
+            stderr.WriteLine($"nnc: {exception.Message}");
+            return 1;
+        }
+
         if (plain) WritePlain(rows, model, bundlePath, stdout);
         else WriteRich(rows, model, bundlePath);
         return rows.Count > 0 && rows.All(r => r.Pass) ? 0 : 1;

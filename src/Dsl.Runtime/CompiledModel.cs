@@ -216,9 +216,11 @@ public abstract class CompiledModel
     /// Throws like PyTorch when batch norm would train on one value per channel (its variance is undefined).
     /// Generated code calls it before anything is written, so a rejected call changes no state.
     /// </summary>
-    protected static void ThrowSingleValuePerChannel(string layer, int batch, int channels) =>
+    /// <param name="layer">The batch norm's state_dict name.</param>
+    /// <param name="inputSize">Its input's size with the batch, as PyTorch prints it, e.g. <c>[1, 5]</c>.</param>
+    protected static void ThrowSingleValuePerChannel(string layer, string inputSize) =>
         throw new ArgumentException(
-            $"Expected more than 1 value per channel when training, got input size [{batch}, {channels}] at '{layer}': batch norm over features needs a batch of at least 2.",
+            $"Expected more than 1 value per channel when training, got input size {inputSize} at '{layer}': batch norm over features needs a batch of at least 2.",
             "batch");
 
     /// <summary>Writes every parameter and buffer with its <c>state_dict</c> name (<c>num_batches_tracked</c> as I64).</summary>

@@ -39,7 +39,10 @@ TorchSetup.EnsureLoaded();
 Console.WriteLine($"TorchSharp native library: {TorchSetup.LoadedLibraryPath() ?? "(unknown path)"}");
 
 Console.WriteLine("Verifying that ours, TorchSharp and ONNX Runtime compute the same functions:");
-if (!Verification.Run(Cells.Networks, Path.Combine(artifacts, "onnx"), Console.Out))
+var verificationLog = new StringWriter();
+bool verified = Verification.Run(Cells.Networks, Path.Combine(artifacts, "onnx"), verificationLog);
+Console.Write(verificationLog);
+if (!verified)
 {
     Console.Error.WriteLine("verification failed: the sides disagree, so timings would not be comparable.");
     return 1;
@@ -71,8 +74,10 @@ var config = ManualConfig.CreateEmpty()
     .WithSummaryStyle(SummaryStyle.Default.WithMaxParameterColumnWidth(20));
 
 var started = DateTime.UtcNow;
+var load = MachineLoad.Now();
 var summary = BenchmarkRunner.Run<NetworkBenchmarks>(config, options.BenchmarkDotNetArgs);
 var elapsed = DateTime.UtcNow - started;
+var loadText = MachineLoad.Describe(load);
 
 var measurements = RatioReport.Read(summary);
 if (measurements.Count == 0)
@@ -83,7 +88,7 @@ if (measurements.Count == 0)
 
 var peaks = Peak.Measure(Console.Out);
 var markdown = RatioReport.Markdown(measurements, Peak.Vector256GFlops(peaks),
-    options.Quick ? "Ratios (quick run: 1 warmup, 3 iterations; indicative only)" : "Ratios");
+    options.Quick ? "Ratios (quick run: 1 warmup, 3 iterations; indicative only)" : "Ratios", loadText, verificationLog.ToString());
 var ratiosPath = Path.Combine(artifacts, "ratios.md");
 File.WriteAllText(ratiosPath, markdown);
 Console.WriteLine();

@@ -29,17 +29,18 @@ public static class RatioReport
             .ToList();
 
     /// <summary>The markdown report; <paramref name="peakGFlops"/> is the single-core Vector256 FMA peak.</summary>
-    public static string Markdown(IReadOnlyList<Measurement> measurements, double peakGFlops, string title)
+    public static string Markdown(IReadOnlyList<Measurement> measurements, double peakGFlops, string title, string machineLoad, string verification)
     {
         var sb = new StringBuilder();
         sb.AppendLine($"# {title}");
         sb.AppendLine();
         sb.AppendLine($"Generated {DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture)} UTC on {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}.");
         sb.AppendLine();
+        sb.AppendLine($"- {machineLoad}");
         sb.AppendLine("- **torch / ours** and **ORT / ours**: their mean time divided by ours; above 1 means ours is faster.");
         sb.AppendLine("- Where ours has no measurement at the row's thread count (the generated models are single-threaded for now), the ratio uses ours at 1 thread and is marked `¹`.");
         sb.AppendLine($"- **ours GFLOP/s**: multiply-add FLOPs (×2) of conv and linear layers per second; training counts 3× the forward FLOPs (forward, input gradient, weight gradient). **% peak**: of the single-core Vector256 FMA peak, {F(peakGFlops, "0.0")} GFLOP/s (`--peak`), times the thread count.");
-        sb.AppendLine("- Alloc: managed bytes allocated per operation ([MemoryDiagnoser]); native allocations by libtorch / ORT are not counted.");
+        sb.AppendLine("- Alloc: managed bytes allocated per operation ([MemoryDiagnoser]); native allocations by libtorch / ORT are not counted. In-process, BenchmarkDotNet counts the whole process, so a few hundred bytes per op on slow cells (1 op per iteration) are harness noise; the verification below measures ours on its own thread.");
         sb.AppendLine();
         sb.AppendLine("| network | batch | workload | threads | ours | torch | torch / ours | ORT | ORT / ours | ours GFLOP/s | % peak | alloc ours / torch / ORT |");
         sb.AppendLine("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
@@ -80,6 +81,12 @@ public static class RatioReport
                 $"{Time(ort)} | {Ratio(ort, ours)}{(ort is null ? "" : mark)} | {gflops} | {share} | {Alloc(ours)} / {Alloc(torch)} / {Alloc(ort)} |");
         }
 
+        sb.AppendLine();
+        sb.AppendLine("## Verification (batch 8, before timing)");
+        sb.AppendLine();
+        sb.AppendLine("```");
+        sb.Append(verification);
+        sb.AppendLine("```");
         return sb.ToString();
     }
 

@@ -75,6 +75,25 @@ public static class Verification
             checks.Add(Compare("torch eval", ours.Output, torch.InferToArray(), absolute: true));
         }
 
+        // Ours should allocate nothing per call once warmed up; measured on this thread only, so unlike
+        // BenchmarkDotNet's process-wide in-process count it is not blurred by other threads.
+        string allocation;
+        using (var ours = new OursRunner(network, Batch, threads: 1))
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                ours.TrainStep();
+                ours.Infer();
+            }
+
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            ours.TrainStep();
+            long afterTrain = GC.GetAllocatedBytesForCurrentThread();
+            ours.Infer();
+            long afterInfer = GC.GetAllocatedBytesForCurrentThread();
+            allocation = $"ours allocates {afterTrain - before} B per training step, {afterInfer - afterTrain} B per inference";
+        }
+
         var worst = checks.OrderByDescending(c => c.Diff / c.Scale).First();
         var failed = checks.Where(c => c.Diff > Tolerance * c.Scale).ToList();
         foreach (var f in failed)
@@ -83,7 +102,7 @@ public static class Verification
         var torchCheck = checks.First(c => c.What == "torch eval");
         log.WriteLine(
             $"  {network.Name}: {(failed.Count == 0 ? "OK" : "FAILED")} ({checks.Count} checks; inference max |diff| vs ORT {Text(ortCheck.Diff)}, " +
-            $"vs torch {Text(torchCheck.Diff)}; worst relative: {worst.What} {Text(worst.Diff)} of scale {Text(worst.Scale)})");
+            $"vs torch {Text(torchCheck.Diff)}; worst relative: {worst.What} {Text(worst.Diff)} of scale {Text(worst.Scale)}; {allocation})");
         return failed.Count == 0;
     }
 

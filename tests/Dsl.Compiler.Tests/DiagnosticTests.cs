@@ -25,6 +25,10 @@ public sealed class DiagnosticTests
     [InlineData("NN1005", "model X(input: [1, 8, 8]) { conv(1, 2, 3, stride: [|1.5|]) }", "must be an integer or a pair", "the decimal 1.5")]
     [InlineData("NN1005", "model X(input: [1, 8]) { conv1d(1, 2, [|(3, 3)|]) }", "single integer", "the pair (3, 3)")]
     [InlineData("NN1005", "model X(input: [2, 8]) { conv(2, 4, [|(3, 5)|]) }", "single integer on a [C, L] input", "the pair (3, 5)")]
+    [InlineData("NN1005", "model X(input: [8]) { linear(8, 4, bias: [|True|]) }", "'True' is not a value", "write 'true'")]
+    [InlineData("NN1005", "model X(input: [1, 8, 8]) { conv(1, 4, 3, padding: [|same|]) }", "padding 'same' is not in v1", "padding: 1")]
+    [InlineData("NN1006", "model X(input: [4]) { leaky_relu([|1e300|]) }", "beyond the range of float32")]
+    [InlineData("NN1006", "model X(input: [4]) { bn(eps: [|1e-50|]) }", "greater than 0 in float32")]
     [InlineData("NN1006", "model X(input: [1, 8, 8]) { conv(1, 2, 3, padding: [|-1|]) }", "'padding' of 'conv' must be at least 0", "got -1")]
     [InlineData("NN1006", "model X(input: [4]) { dropout([|1.0|]) }", "'p'", "less than 1")]
     [InlineData("NN1006", "model X(input: [4]) { bn(eps: [|0|]) }", "'eps'", "greater than 0")]
@@ -46,10 +50,17 @@ public sealed class DiagnosticTests
     [InlineData("NN1017", "model X(input: [4]) { relu as a -> tanh as [|a|] }", "layer name 'a' is already used")]
     [InlineData("NN1018", "model [|class|](input: [4]) { relu }", "C# keyword")]
     [InlineData("NN1018", "model [|InputLength|](input: [4]) { relu }", "member of every generated model")]
+    [InlineData("NN1018", "model [|_arena|](input: [4]) { relu }", "reserved")]
+    [InlineData("NN1018", "model [|net|](input: [4]) { relu }", "all-lowercase type names", "write Net")]
+    [InlineData("NN1018", "model [|var|](input: [4]) { relu }", "'var' or 'record' would break other code")]
     [InlineData("NN1019", "model X(input: [[|0|], 4]) { relu }", "input dimension 0 must be at least 1")]
     [InlineData("NN1019", "model X(input: [|[1, 2, 3, 4]|]) { relu }", "1 to 3 dimensions")]
     [InlineData("NN1020", "model X(input: [1, 8, 8]) { maxpool(2, padding: [|2|]) }", "at most half", "got 2")]
+    [InlineData("NN1020", "model X(input: [1, 9, 9]) { maxpool(2, dilation: 3, padding: [|2|]) }", "at most 1 for kernel 2")] // PyTorch: pad ≤ kernel/2, dilation aside
     [InlineData("NN1021", "model X(input: [4]) { bn(frozen: [|true|], track_running_stats: false) }", "needs running statistics", "keeps none")]
+    [InlineData("NN1022", "model X(input: [|[46341, 46341]|]) { relu }", "2147488281 values per sample", "2 GiB")]
+    [InlineData("NN1022", "model X(input: [1000000]) { [|linear|](1000000, 1000000) }", "weight of 1000000000000 values")]
+    [InlineData("NN1022", "model X(input: [4]) { [|linear|](4, 2147483647) }", "produces 2147483647 values per sample")]
     // NN2xxx: warnings
     [InlineData("NN2001", "model X(input: [1, 8, 8]) { [|conv|](1, 6, 3) -> bn2d }", "cancelled by the following 'bn2d'", "bias: false")]
     [InlineData("NN2001", "model X(input: [4]) { linear(4, 3, bias: [|true|]) -> bn1d }", "bias: false")]
@@ -108,6 +119,52 @@ public sealed class DiagnosticTests
         var result = NnCompiler.Compile("model X(input: [1, 8, 8]) { conv(3, 4, 3) -> bn2d(4) -> flatten -> linear(144, 2) }");
         Assert.Equal(new[] { "NN1010" }, result.Diagnostics.Select(d => d.Id));
     }
+
+    [Theory]
+    [InlineData("// c\rmodel A(input: [8]) { relux }", 2, 23)]
+    [InlineData("// c\r\nmodel A(input: [8]) { relux }", 2, 23)]
+    [InlineData("// c\u2028model A(input: [8]) {\u0085relux }", 3, 1)]
+    public void Every_line_break_roslyn_knows_counts_as_one(string text, int line, int column)
+    {
+        var d = NnCompiler.Compile(text).Diagnostics.Single();
+        Assert.Equal("NN1001", d.Id);
+        Assert.Equal((line, column), (d.Span.Line, d.Span.Column));
+    }
+
+    [Fact]
+    public void Messages_do_not_depend_on_the_current_culture()
+    {
+        var saved = System.Globalization.CultureInfo.CurrentCulture;
+        try
+        {
+            System.Globalization.CultureInfo.CurrentCulture = new System.Globalization.CultureInfo("de-DE");
+            var d = NnCompiler.Compile("model X(input: [4]) { bn(momentum: 0.925) }").Diagnostics.Single();
+            Assert.Contains("replace 92.5%", d.Message);
+            Assert.Contains("momentum: 0.075", d.Message);
+        }
+        finally
+        {
+            System.Globalization.CultureInfo.CurrentCulture = saved;
+        }
+    }
+
+    [Theory]
+    [InlineData("model X(input: [4]) { bn1d(momentum: 0.95, frozen: true) }")]
+    [InlineData("model X(input: [4]) { bn1d(momentum: 0, track_running_stats: false) }")]
+    public void Momentum_lints_stay_quiet_where_momentum_is_never_used(string text) =>
+        Assert.DoesNotContain(NnCompiler.Compile(text).Diagnostics, d => d.Id is "NN2003" or "NN2004");
+
+    [Fact]
+    public void A_duplicate_model_is_reported_once_and_not_bound()
+    {
+        var result = NnCompiler.Compile("model A(input: [4]) { relu }\nmodel A(input: [4]) { linear(4, 3) -> bn1d }");
+        Assert.Equal(new[] { "NN1016" }, result.Diagnostics.Select(d => d.Id)); // no NN2001 from the duplicate
+        Assert.Single(result.Models);
+    }
+
+    [Fact]
+    public void Non_ascii_digits_are_not_numbers() =>
+        Assert.Equal("NN0001", NnCompiler.Compile("model X(input: [8]) { linear(\u0668, 4) }").Diagnostics.Single().Id);
 
     [Fact]
     public void Diagnostics_format_in_msbuild_canonical_form()

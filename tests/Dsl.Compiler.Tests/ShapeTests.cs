@@ -21,6 +21,8 @@ public sealed class ShapeTests
     // ceil_mode drops a last window that would start in the right padding: PyTorch gives 3, not 4, here.
     [InlineData("model X(input: [1, 5, 5]) { avgpool(2, stride: 2, padding: 1, ceil_mode: true) }", new[] { 1, 3, 3 })]
     [InlineData("model X(input: [1, 6, 6]) { maxpool(3, stride: 2, padding: 1, dilation: 2) }", new[] { 1, 2, 2 })]
+    // ceil_mode with a kernel larger than the input: div_rtn(2 − 2 − 1 + (2 − 1), 2) + 1 = 1, not an error.
+    [InlineData("model X(input: [1, 2, 2]) { maxpool(3, stride: 2, ceil_mode: true) }", new[] { 1, 1, 1 })]
     [InlineData("model X(input: [3, 8]) { avgpool(3, stride: 2, padding: 1) }", new[] { 3, 4 })]
     // Reshaping layers
     [InlineData("model X(input: [6, 13, 13]) { flatten }", new[] { 1014 })]

@@ -130,6 +130,63 @@ public sealed class GeneratorDiagnosticTests
     }
 
     [Fact]
+    public void Layer_names_whose_constants_would_collide_still_compile()
+    {
+        var (run, output) = GeneratorHarness.Run("App", new AdditionalText[] { new NnText("/m.nn", "model M(input: [1, 8, 8]) { conv(1, 2, 3) as a_folded -> conv(2, 2, 3) as a -> bn2d }") });
+        Assert.DoesNotContain(run.Diagnostics, d => d.Severity == DiagnosticSeverity.Error);
+        Assert.Empty(output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning));
+    }
+
+    [Fact]
+    public void An_invalid_model_name_gets_its_error_and_no_placeholder_that_would_not_compile()
+    {
+        var (run, output) = GeneratorHarness.Run("App", new AdditionalText[] { new NnText("/m.nn", "model Name(input: [8]) { relu }") });
+        Assert.Equal("NN1018", Assert.Single(run.Diagnostics).Id);
+        Assert.Empty(run.Results.Single().GeneratedSources);
+        Assert.Empty(output.GetDiagnostics());
+    }
+
+    [Theory]
+    [InlineData("/src/my net#1.nn")]
+    [InlineData("/src/net&3 (copy).nn")]
+    public void Any_file_name_works(string path)
+    {
+        var (run, output) = GeneratorHarness.Run("App", new AdditionalText[] { new NnText(path, "model M(input: [2]) { relu }") });
+        Assert.Null(run.Results.Single().Exception);
+        Assert.Single(run.Results.Single().GeneratedSources);
+        Assert.Empty(output.GetDiagnostics());
+    }
+
+    [Fact]
+    public void Files_of_the_same_name_in_two_folders_both_generate()
+    {
+        var (run, output) = GeneratorHarness.Run("App", new AdditionalText[]
+        {
+            new NnText("/src/b.nn", "model A(input: [2]) { relu }"),
+            new NnText("/src/sub/b.nn", "model B(input: [2]) { tanh }"),
+        });
+        Assert.Null(run.Results.Single().Exception);
+        Assert.Equal(2, run.Results.Single().GeneratedSources.Length);
+        Assert.Empty(output.GetDiagnostics());
+    }
+
+    [Fact]
+    public void The_same_model_in_two_files_is_an_error_at_the_second_without_a_csharp_cascade()
+    {
+        var (run, output) = GeneratorHarness.Run("App", new AdditionalText[]
+        {
+            new NnText("/src/b.nn", "model Dup(input: [2]) { tanh }"),
+            new NnText("/src/a.nn", "model Dup(input: [2]) { relu }"),
+        }, "public static class Use { public static int N = App.Dup.InputLength; }");
+        var diagnostic = Assert.Single(run.Diagnostics);
+        Assert.Equal("NN1016", diagnostic.Id);
+        Assert.Equal("/src/b.nn", diagnostic.Location.GetLineSpan().Path); // a.nn sorts first and keeps the class
+        Assert.Contains("also declared in a.nn(1,7)", diagnostic.GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Single(run.Results.Single().GeneratedSources);
+        Assert.Empty(output.GetDiagnostics());
+    }
+
+    [Fact]
     public void Junk_files_yield_diagnostics_not_a_crash()
     {
         var random = new Random(3);

@@ -33,6 +33,15 @@ public sealed class BehaviourTests
     }
 
     [Fact]
+    public void A_maxBatch_too_large_for_one_array_is_refused_with_the_limit()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new LeNet(maxBatch: 250_000));
+        Assert.Contains("LeNet with maxBatch 250000 needs", e.Message);
+        Assert.Contains("use a smaller maxBatch", e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new LeNet(maxBatch: 0));
+    }
+
+    [Fact]
     public void Backward_without_forward_is_refused()
     {
         var model = new LeNet(maxBatch: 2);

@@ -84,6 +84,9 @@ namespace Dsl.Compiler.Diagnostics
         /// <summary>NN1021: <c>frozen: true needs running statistics</c>.</summary>
         public static readonly DiagnosticDescriptor FrozenWithoutStatistics = new("NN1021", Severity.Error, "Frozen batch norm without running statistics");
 
+        /// <summary>NN1022: <c>'layer' produces N values per sample, more than the model limit</c>.</summary>
+        public static readonly DiagnosticDescriptor TooLarge = new("NN1022", Severity.Error, "Model too large");
+
         /// <summary>NN2001: <c>the bias of 'conv2d' is cancelled by the following batch norm; use bias: false</c>.</summary>
         public static readonly DiagnosticDescriptor RedundantBias = new("NN2001", Severity.Warning, "Bias cancelled by batch norm");
 
@@ -115,7 +118,7 @@ namespace Dsl.Compiler.Diagnostics
             UnknownLayer, UnknownArgument, RepeatedArgument, MissingArgument, WrongValueKind, ValueOutOfRange,
             TooManyPositional, PositionalAfterNamed, ChannelMismatch, FeatureMismatch, NumFeaturesMismatch, WrongRank,
             SpatialSizeNotPositive, GroupsDoNotDivide, DuplicateModel, DuplicateLayerName, InvalidName, InvalidInputShape,
-            PoolPaddingTooLarge, FrozenWithoutStatistics,
+            PoolPaddingTooLarge, FrozenWithoutStatistics, TooLarge,
             RedundantBias, DropoutBeforeBatchNorm, KerasMomentum, ZeroMomentum, ConsecutiveBatchNorm, LayerAfterSoftmax,
             BatchDependentInference, InternalError,
         };

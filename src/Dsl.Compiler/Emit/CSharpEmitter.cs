@@ -51,18 +51,14 @@ namespace Dsl.Compiler.Emit
                 _source = source;
                 _fileName = fileName;
                 _toolVersion = toolVersion;
-                var used = new HashSet<string>(StringComparer.Ordinal);
+                // Each layer's constants are <prefix><suffix>; no two may coincide (layers 'a_folded' and 'a' would
+                // both give AFoldedWeight), nor match the class's own name (model Fc1Weight).
+                var members = new HashSet<string>(StringComparer.Ordinal) { _model.Name };
                 foreach (var layer in plan.Layers)
                 {
                     string name = CSharpNames.Pascal(layer.Layer.Name);
-                    // A constant such as Fc1Weight must not take the class's own name (model Fc1Weight).
-                    bool clashes = MemberSuffixes.Any(suffix => name + suffix == _model.Name);
-                    if (clashes || !used.Add(name))
-                    {
-                        name += "At" + Int(layer.Layer.Index);
-                        used.Add(name);
-                    }
-
+                    if (MemberSuffixes.Any(suffix => members.Contains(name + suffix))) name += "At" + Int(layer.Layer.Index);
+                    foreach (var suffix in MemberSuffixes) members.Add(name + suffix);
                     _names[layer] = name;
                 }
             }
@@ -319,6 +315,20 @@ namespace Dsl.Compiler.Emit
                 _w.Line("/// <param name=\"seed\">Seeds the parameter initialization and the dropout masks.</param>");
                 using (_w.Block($"public {_model.Name}(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)"))
                 {
+                    var perSample = new List<string> { "ArenaPerSample", "2L * WorkPerSample" };
+                    if (HasMaxPool) perSample.Add("IndicesPerSample");
+                    var fixedParts = new List<string>();
+                    if (HasGemm) fixedParts.Add("s_scratchLength");
+                    if (HasBatchNorm) fixedParts.Add("2L * CacheLength");
+                    if (_plan.HasFolding) fixedParts.Add("FoldedLength");
+                    _w.Line($"long length = (long)maxBatch * ({string.Join(" + ", perSample)}){string.Concat(fixedParts.Select(p => " + " + p))};");
+                    using (_w.Block("if (length > global::System.Array.MaxLength)"))
+                    {
+                        _w.Line("throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,");
+                        _w.Line($"    $\"{_model.Name} with maxBatch {{maxBatch}} needs {{length}} floats of activations and scratch, more than one array holds ({{(global::System.Array.MaxLength)}}); use a smaller maxBatch.\");");
+                    }
+
+                    _w.Line();
                     _w.Line("// The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.");
                     _w.Line("_workA = maxBatch * ArenaPerSample;");
                     _w.Line("_workB = _workA + maxBatch * WorkPerSample;");
@@ -440,7 +450,7 @@ namespace Dsl.Compiler.Emit
                     bool usesBatchStatistics = inference ? !a.TrackRunningStats : !a.Frozen;
                     if (!usesBatchStatistics) continue;
                     _w.Line($"// {p.Layer.Name} computes batch statistics over the batch alone: one sample has no variance (PyTorch refuses it too).");
-                    _w.Line($"if (batch == 1) ThrowSingleValuePerChannel(\"{p.Layer.Name}\", batch, {Int(p.Channels)});");
+                    _w.Line($"if (batch == 1) ThrowSingleValuePerChannel(\"{p.Layer.Name}\", \"[1, {string.Join(", ", p.Layer.InputShape)}]\");");
                 }
             }
 

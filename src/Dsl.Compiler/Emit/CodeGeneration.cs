@@ -7,8 +7,8 @@ using Dsl.Compiler.Semantics;
 
 namespace Dsl.Compiler.Emit
 {
-    /// <summary>One generated C# file.</summary>
-    public sealed record GeneratedSource(string HintName, string Text);
+    /// <summary>One generated C# file: the class <paramref name="QualifiedName"/>, declared at <paramref name="NameSpan"/> of the .nn file.</summary>
+    public sealed record GeneratedSource(string HintName, string Text, string QualifiedName, Text.SourceSpan NameSpan);
 
     /// <summary>What the build gets from one <c>.nn</c> file: C# for every valid model, and the diagnostics.</summary>
     public sealed record GenerationResult(IReadOnlyList<GeneratedSource> Sources, IReadOnlyList<NnDiagnostic> Diagnostics, IReadOnlyList<BoundModel> Models);
@@ -20,13 +20,22 @@ namespace Dsl.Compiler.Emit
     /// </summary>
     public static class CodeGeneration
     {
-        private static readonly Regex ModelName = new(@"\bmodel\s+([A-Za-z_][A-Za-z0-9_]*)", RegexOptions.CultureInvariant);
+        private static readonly Regex ModelName = new(@"\bmodel\s+([\p{L}_][\p{L}\p{Nd}_]*)", RegexOptions.CultureInvariant);
 
         // When the file does not parse, the namespace is recovered the same way as the model names.
-        private static readonly Regex NamespaceLine = new(@"^\s*namespace\s+([A-Za-z_][A-Za-z0-9_.]*)\s*;", RegexOptions.CultureInvariant | RegexOptions.Multiline);
+        private static readonly Regex NamespaceLine = new(@"^\s*namespace\s+([\p{L}_][\p{L}\p{Nd}_.]*)\s*;", RegexOptions.CultureInvariant | RegexOptions.Multiline);
+
+        private static readonly Regex QualifiedName = new(@"^[\p{L}_][\p{L}\p{Nd}_]*(\.[\p{L}_][\p{L}\p{Nd}_]*)*$", RegexOptions.CultureInvariant);
+
+        /// <summary>The project's RootNamespace when it is a usable C# namespace (MSBuild does not check), else none.</summary>
+        public static string? UsableNamespace(string? rootNamespace) =>
+            rootNamespace is not null && QualifiedName.IsMatch(rootNamespace) && !rootNamespace.Split('.').Any(p => CSharpNames.IsKeyword(p) || p == "global")
+                ? rootNamespace
+                : null;
 
         public static GenerationResult Generate(string text, string fileName, string? rootNamespace, string toolVersion = "0.1.0")
         {
+            rootNamespace = UsableNamespace(rootNamespace);
             var result = NnCompiler.Compile(text, rootNamespace);
             var sources = new List<GeneratedSource>();
             var generated = new HashSet<string>(StringComparer.Ordinal);
@@ -35,7 +44,8 @@ namespace Dsl.Compiler.Emit
                 foreach (var model in result.Models)
                 {
                     if (!generated.Add(model.Name)) continue;
-                    sources.Add(new GeneratedSource(HintName(model.Namespace, model.Name), CSharpEmitter.Emit(model, text, fileName, toolVersion)));
+                    sources.Add(new GeneratedSource(HintName(model.Namespace, model.Name), CSharpEmitter.Emit(model, text, fileName, toolVersion),
+                        Qualified(model.Namespace, model.Name), model.Syntax.Name.Span));
                 }
             }
             catch (Exception exception) when (exception is not OutOfMemoryException)
@@ -51,21 +61,24 @@ namespace Dsl.Compiler.Emit
                 string? ns = result.Syntax is { } parsed
                     ? parsed.Namespace is { } parts ? string.Join(".", parts.Select(p => p.Text)) : rootNamespace
                     : NamespaceLine.Match(text) is { Success: true } match ? match.Groups[1].Value : rootNamespace;
-                if (ns is not null && (ns.Split('.').Any(CSharpNames.IsKeyword) || !Regex.IsMatch(ns, @"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"))) ns = null;
+                ns = UsableNamespace(ns);
+                var lines = new Text.LineMap(text);
                 var names = result.Syntax is { } syntax
-                    ? syntax.Models.Select(m => m.Name.Text)
-                    : ModelName.Matches(text).Cast<Match>().Select(m => m.Groups[1].Value);
-                foreach (var name in names)
+                    ? syntax.Models.Select(m => (m.Name.Text, m.Name.Span))
+                    : ModelName.Matches(text).Cast<Match>().Select(m => (m.Groups[1].Value, lines.Span(m.Groups[1].Index, m.Groups[1].Length)));
+                foreach (var (name, span) in names)
                 {
-                    if (CSharpNames.IsKeyword(name) || !generated.Add(name)) continue;
-                    sources.Add(new GeneratedSource(HintName(ns, name), Placeholder(name, ns, fileName, toolVersion)));
+                    if (CSharpNames.ModelNameProblem(name) is not null || !generated.Add(name)) continue;
+                    sources.Add(new GeneratedSource(HintName(ns, name), Placeholder(name, ns, fileName, toolVersion), Qualified(ns, name), span));
                 }
             }
 
             return new GenerationResult(sources, result.Diagnostics, result.Models);
         }
 
-        public static string HintName(string? ns, string model) => (ns is null ? "" : ns + ".") + model + ".g.cs";
+        public static string HintName(string? ns, string model) => Qualified(ns, model) + ".g.cs";
+
+        private static string Qualified(string? ns, string model) => (ns is null ? "" : ns + ".") + model;
 
         /// <summary>Same name, base class and constructor as the real model; every call throws. Never runs: the build fails on the .nn errors.</summary>
         private static string Placeholder(string name, string? ns, string fileName, string toolVersion)

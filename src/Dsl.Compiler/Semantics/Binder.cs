@@ -15,6 +15,12 @@ namespace Dsl.Compiler.Semantics
     /// </summary>
     public sealed class Binder
     {
+        /// <summary>
+        /// The most floats a model may hold per sample in activations, or in parameters: 2^29 (2 GiB of
+        /// float32). Generated code indexes with <c>int</c>, and its arena is one array.
+        /// </summary>
+        public const long MaxElements = 1L << 29;
+
         private readonly List<NnDiagnostic> _diagnostics = new();
 
         private Binder()
@@ -35,7 +41,7 @@ namespace Dsl.Compiler.Semantics
             {
                 foreach (var part in file.Namespace)
                 {
-                    if (CSharpNames.IsKeyword(part.Text))
+                    if (CSharpNames.IsKeyword(part.Text) || part.Text == "global")
                         Report(DiagnosticDescriptors.InvalidName, part.Span, $"'{part.Text}' is a C# keyword and cannot be part of a namespace");
                 }
 
@@ -50,6 +56,7 @@ namespace Dsl.Compiler.Semantics
                 {
                     Report(DiagnosticDescriptors.DuplicateModel, model.Name.Span,
                         $"model '{model.Name.Text}' is already declared at ({first.Span.Line},{first.Span.Column}); give each model its own name");
+                    continue;
                 }
                 else
                 {
@@ -71,10 +78,9 @@ namespace Dsl.Compiler.Semantics
                 Report(DiagnosticDescriptors.InvalidName, model.Name.Span,
                     $"'{model.Name.Text}' is a C# keyword and cannot name a model (it becomes a class); choose another name");
             }
-            else if (CSharpNames.IsGeneratedMember(model.Name.Text))
+            else if (CSharpNames.ModelNameProblem(model.Name.Text) is { } problem)
             {
-                Report(DiagnosticDescriptors.InvalidName, model.Name.Span,
-                    $"'{model.Name.Text}' is the name of a member of every generated model, and a C# class cannot contain a member named like itself; choose another name");
+                Report(DiagnosticDescriptors.InvalidName, model.Name.Span, problem);
             }
 
             IReadOnlyList<int>? shape = BindInputShape(model);
@@ -128,6 +134,16 @@ namespace Dsl.Compiler.Semantics
             }
 
             if (ErrorCount != errorsBefore || shape is null) return null;
+            long activations = layers.Sum(l => (long)l.OutputLength) + layers[0].InputLength;
+            long parameters = layers.Sum(l => l.ParameterCount);
+            if (activations > MaxElements || parameters > MaxElements)
+            {
+                Report(DiagnosticDescriptors.TooLarge, model.Name.Span, activations > MaxElements
+                    ? $"model '{model.Name.Text}' keeps {activations} activation values per sample for training, more than the {MaxElements} (2 GiB of float32) it can hold"
+                    : $"model '{model.Name.Text}' has {parameters} parameters, more than the {MaxElements} (2 GiB of float32) it can hold");
+                return null;
+            }
+
             var bound = new BoundModel(model.Name.Text, ns, layers[0].InputShape, layers, model);
             _diagnostics.AddRange(Lints.Check(bound));
             return bound;
@@ -153,6 +169,14 @@ namespace Dsl.Compiler.Semantics
                 }
 
                 dims.Add(value);
+            }
+
+            long elements = dims.Aggregate(1L, (a, b) => a * b);
+            if (elements > MaxElements)
+            {
+                Report(DiagnosticDescriptors.TooLarge, model.InputSpan,
+                    $"the input {LayerNames.Shape(dims)} has {elements} values per sample, more than the {MaxElements} (2 GiB of float32) a model can hold");
+                return null;
             }
 
             return dims;
@@ -251,6 +275,12 @@ namespace Dsl.Compiler.Semantics
         private bool TryConvert(LayerSignature signature, ParameterSpec spec, ValueSyntax value, out object? result)
         {
             result = null;
+            if (value.Kind == ValueKind.Word)
+            {
+                Report(DiagnosticDescriptors.WrongValueKind, value.Span, WordMessage(signature, spec, value.Text));
+                return false;
+            }
+
             string WrongKind() => $"'{spec.Name}' of '{signature.Name}' must be {spec.Describe()}, not {DescribeValue(value)}";
             switch (spec.Type)
             {
@@ -304,6 +334,17 @@ namespace Dsl.Compiler.Semantics
             return false;
         }
 
+        /// <summary>What to say about a bare word where a value belongs: most are Python spellings.</summary>
+        private static string WordMessage(LayerSignature signature, ParameterSpec spec, string word)
+        {
+            string lower = word.ToLowerInvariant();
+            if (lower is "true" or "false" or "none")
+                return $"'{word}' is not a value; write '{lower}' (values are lowercase)";
+            if (spec.Name == "padding" && lower is "same" or "valid")
+                return $"padding '{word}' is not in v1; write the padding in pixels, e.g. padding: 1 for a 3×3 kernel (or 0 for 'valid')";
+            return $"'{word}' is not a value: '{spec.Name}' of '{signature.Name}' must be {spec.Describe()}";
+        }
+
         private static string DescribeValue(ValueSyntax value) => value.Kind switch
         {
             ValueKind.Integer => $"the integer {value.Text}",
@@ -344,7 +385,7 @@ namespace Dsl.Compiler.Semantics
             {
                 if (!args.TryGetValue(name, out var arg)) return fallback;
                 int value = (int)arg.Value!;
-                if (value < min) Report(DiagnosticDescriptors.ValueOutOfRange, arg.Syntax.Span, $"'{name}' of '{layerName}' must be {rule}, got {value}");
+                if (value < min) Report(DiagnosticDescriptors.ValueOutOfRange, arg.Syntax.Span, $"'{name}' of '{layerName}' must be {rule}, got {arg.Syntax.Text}");
                 return value;
             }
 
@@ -374,6 +415,12 @@ namespace Dsl.Compiler.Semantics
             {
                 if (!args.TryGetValue(name, out var arg) || arg.Value is null) return fallback;
                 double value = (double)arg.Value;
+                if (float.IsInfinity((float)value))
+                {
+                    Report(DiagnosticDescriptors.ValueOutOfRange, arg.Syntax.Span, $"'{name}' of '{layerName}' is {arg.Syntax.Text}, beyond the range of float32 (±3.4e38)");
+                    return fallback;
+                }
+
                 if (!valid(value)) Report(DiagnosticDescriptors.ValueOutOfRange, arg.Syntax.Span, $"'{name}' of '{layerName}' must be {rule}, got {arg.Syntax.Text}");
                 return value;
             }
@@ -399,7 +446,7 @@ namespace Dsl.Compiler.Semantics
                     break;
                 case LayerFamily.BatchNorm:
                     a.NumFeatures = Int("num_features", 0, 1, "at least 1");
-                    a.Eps = Dec("eps", 1e-5, v => v > 0, "greater than 0");
+                    a.Eps = Dec("eps", 1e-5, v => (float)v > 0, "greater than 0 in float32 (at least 1.4e-45)");
                     a.Momentum = args.TryGetValue("momentum", out var momentum) && momentum.Value is null
                         ? null
                         : Dec("momentum", 0.1, v => v >= 0 && v <= 1, "between 0 and 1 (or none)");
@@ -431,13 +478,13 @@ namespace Dsl.Compiler.Semantics
                     a.CountIncludePad = Bool("count_include_pad", true);
                     if (ErrorCount == errorsBefore && args.TryGetValue("padding", out var padding))
                     {
-                        // PyTorch: "pad should be at most half of effective kernel size".
-                        int limitH = ((a.Kernel.H - 1) * a.Dilation.H + 1) / 2;
-                        int limitW = ((a.Kernel.W - 1) * a.Dilation.W + 1) / 2;
+                        // PyTorch's pool2d_shape_check: "pad should be smaller than or equal to half of kernel size".
+                        int limitH = a.Kernel.H / 2;
+                        int limitW = a.Kernel.W / 2;
                         if (a.Padding.H > limitH || a.Padding.W > limitW)
                         {
                             Report(DiagnosticDescriptors.PoolPaddingTooLarge, padding.Syntax.Span,
-                                $"padding of '{layerName}' must be at most half the (dilated) kernel: at most {Math.Min(limitH, limitW)} for kernel {Show(a.Kernel)}, got {Show(a.Padding)}");
+                                $"padding of '{layerName}' must be at most half the kernel: at most {Show((limitH, limitW))} for kernel {Show(a.Kernel)}, got {Show(a.Padding)}");
                         }
                     }
 
@@ -469,8 +516,23 @@ namespace Dsl.Compiler.Semantics
                 return false;
             }
 
-            BoundLayer Make(LayerKind kind, IReadOnlyList<int> output, IReadOnlyList<TensorSpec> tensors, long flops) =>
-                new(index, name, kind, syntax, a, input, output, tensors, flops) { ArgumentValues = values };
+            BoundLayer? Make(LayerKind kind, IReadOnlyList<int> output, IReadOnlyList<TensorSpec> tensors, long flops)
+            {
+                long outputElements = output.Aggregate(1L, (x, y) => x * y);
+                var largest = tensors.OrderByDescending(t => t.Shape.Aggregate(1L, (x, y) => x * y)).FirstOrDefault();
+                long tensorElements = largest?.Shape.Aggregate(1L, (x, y) => x * y) ?? 0;
+                if (outputElements > MaxElements || tensorElements > MaxElements)
+                {
+                    string what = outputElements > MaxElements
+                        ? $"produces {outputElements} values per sample ({LayerNames.Shape(output)})"
+                        : $"has a {largest!.LocalName} of {tensorElements} values ({LayerNames.Shape(largest.Shape)})";
+                    Report(DiagnosticDescriptors.TooLarge, syntax.Name.Span,
+                        $"'{LayerNames.Of(kind)}' {what}, more than the {MaxElements} (2 GiB of float32) a model can hold");
+                    return null;
+                }
+
+                return new BoundLayer(index, name, kind, syntax, a, input, output, tensors, flops) { ArgumentValues = values };
+            }
 
             long inputLength = input.Aggregate(1L, (x, y) => x * y);
             if (rank == 2 && signature.Rank is null && signature.Family is LayerFamily.Conv or LayerFamily.MaxPool or LayerFamily.AvgPool)
@@ -600,7 +662,7 @@ namespace Dsl.Compiler.Semantics
                     return Make(LayerKind.GlobalAvgPool, new[] { input[0] }, Array.Empty<TensorSpec>(), inputLength);
 
                 case LayerFamily.Flatten:
-                    return Make(LayerKind.Flatten, new[] { (int)inputLength }, Array.Empty<TensorSpec>(), 0);
+                    return Make(LayerKind.Flatten, new[] { (int)inputLength }, Array.Empty<TensorSpec>(), 0); // inputLength ≤ MaxElements
 
                 case LayerFamily.Dropout:
                     return Make(LayerKind.Dropout, input, Array.Empty<TensorSpec>(), 0);
@@ -637,6 +699,13 @@ namespace Dsl.Compiler.Semantics
                     return null;
                 }
 
+                if (size64 > MaxElements)
+                {
+                    Report(DiagnosticDescriptors.TooLarge, syntax.Name.Span,
+                        $"'{LayerNames.Of(kind)}' makes the {label} {size64}, more than the {MaxElements} a model can hold");
+                    return null;
+                }
+
                 output[i] = (int)size64;
             }
 
@@ -649,9 +718,9 @@ namespace Dsl.Compiler.Semantics
         /// </summary>
         internal static long OutputSize(long size, long k, long s, long p, long d, bool ceilMode)
         {
-            long numerator = size + 2 * p - d * (k - 1) - 1;
-            if (numerator < 0) return -((-numerator + s - 1) / s) + 1; // floor division, as in PyTorch
-            long output = (ceilMode ? (numerator + s - 1) / s : numerator / s) + 1;
+            // PyTorch: div_rtn(in + 2p − d(k−1) − 1 + (ceil_mode ? s − 1 : 0), s) + 1, rounding toward −∞.
+            long numerator = size + 2 * p - d * (k - 1) - 1 + (ceilMode ? s - 1 : 0);
+            long output = (numerator >= 0 ? numerator / s : -((-numerator + s - 1) / s)) + 1;
             if (ceilMode && (output - 1) * s >= size + p) output--;
             return output;
         }

@@ -19,7 +19,8 @@ namespace Dsl.Compiler.Semantics
     {
         public bool IsParameter => Role is TensorRole.Weight or TensorRole.Bias;
 
-        public int ElementCount => Shape.Aggregate(1, (a, b) => a * b);
+        /// <summary>Elements; the binder rejects models where this exceeds <see cref="Binder.MaxElements"/>, so it fits an int.</summary>
+        public int ElementCount => (int)Shape.Aggregate(1L, (a, b) => a * b);
     }
 
     /// <summary>The resolved arguments of a layer; only those of its family are meaningful.</summary>
@@ -112,7 +113,7 @@ namespace Dsl.Compiler.Semantics
         public int InputLength => InputShape.Aggregate(1, (a, b) => a * b);
         public int OutputLength => OutputShape.Aggregate(1, (a, b) => a * b);
         public long ParameterCount => Layers.Sum(l => l.ParameterCount);
-        public long Flops => Layers.Sum(l => l.Flops);
+        public long Flops => Layers.Aggregate(0L, (total, l) => total > long.MaxValue - l.Flops ? long.MaxValue : total + l.Flops);
         public IEnumerable<TensorSpec> Tensors => Layers.SelectMany(l => l.Tensors);
     }
 

@@ -26,12 +26,25 @@ namespace Dsl.Compiler.Semantics
             "ResetParameters", "ParameterStorage", "GradientStorage", "BufferStorage", "CounterStorage", "ThrowSingleValuePerChannel",
             "SaveSafetensors", "LoadSafetensors", "LoadState", "Format", "RefreshFolded", "InputCopy", "ArenaPerSample", "WorkPerSample",
             "IndicesPerSample", "CacheLength", "FoldedLength", "Equals", "GetHashCode", "GetType", "ToString", "MemberwiseClone",
-            "Finalize", "CompiledModel",
+            "Finalize", "CompiledModel", "Indices", "Dispose",
         };
 
         public static bool IsKeyword(string name) => Keywords.Contains(name);
 
         public static bool IsGeneratedMember(string name) => GeneratedMembers.Contains(name);
+
+        /// <summary>Why <paramref name="name"/> cannot name a model (a generated C# class), or null when it can.</summary>
+        public static string? ModelNameProblem(string name)
+        {
+            if (IsKeyword(name)) return $"'{name}' is a C# keyword and cannot name a model (it becomes a class); choose another name";
+            if (IsGeneratedMember(name) || name.StartsWith("_", System.StringComparison.Ordinal) || name.StartsWith("s_", System.StringComparison.Ordinal))
+                return $"'{name}' is the name of a member of every generated model (or reserved for one), and a C# class cannot contain a member named like itself; choose another name";
+            bool lowercase = true;
+            foreach (char c in name) lowercase &= c is >= 'a' and <= 'z'; // Roslyn's CS8981 rule
+            if (lowercase)
+                return $"'{name}' becomes a class, and C# reserves all-lowercase type names for keywords (CS8981; 'var' or 'record' would break other code); write {char.ToUpperInvariant(name[0])}{name.Substring(1)}";
+            return null;
+        }
 
         /// <summary><c>conv1_bn</c> → <c>Conv1Bn</c>; a leading digit gets a <c>Layer</c> prefix (<c>0</c> → <c>Layer0</c>).</summary>
         public static string Pascal(string name)

@@ -40,12 +40,14 @@ namespace Dsl.Compiler.Semantics
 
                 if (layer.IsBatchNorm)
                 {
-                    layer.ArgumentValues.TryGetValue("momentum", out var momentum);
+                    // Momentum only matters when the running statistics are updated: not frozen, and tracked.
+                    ValueSyntax? momentum = null;
+                    if (!a.Frozen && a.TrackRunningStats) layer.ArgumentValues.TryGetValue("momentum", out momentum);
                     if (momentum is not null && a.Momentum is { } m && m >= 0.9)
                     {
                         string pytorch = (1 - m).ToString("0.###", CultureInfo.InvariantCulture);
                         yield return DiagnosticDescriptors.KerasMomentum.At(momentum.Span,
-                            $"momentum {momentum.Text} makes each batch replace {m * 100:0.#}% of the running statistics: PyTorch keeps (1 - momentum) of the old value, the opposite of Keras; if you meant Keras' {momentum.Text}, write momentum: {pytorch}");
+                            $"momentum {momentum.Text} makes each batch replace {(m * 100).ToString("0.#", CultureInfo.InvariantCulture)}% of the running statistics: PyTorch keeps (1 - momentum) of the old value, the opposite of Keras; if you meant Keras' {momentum.Text}, write momentum: {pytorch}");
                     }
 
                     if (momentum is not null && a.Momentum is 0)

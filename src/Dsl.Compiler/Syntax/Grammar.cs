@@ -31,7 +31,7 @@ namespace Dsl.Compiler.Syntax
                     char next = source[i.Position + 1];
                     if (next == '/')
                     {
-                        while (!i.AtEnd && i.Current != '\n') i = i.Advance();
+                        while (!i.AtEnd && !LineMap.IsLineBreak(i.Current)) i = i.Advance();
                         continue;
                     }
 
@@ -86,13 +86,16 @@ namespace Dsl.Compiler.Syntax
 
         // digits ( '.' digits )? ( [eE] [+-]? digits )?, with an optional leading minus so that a
         // negative padding is reported as out of range rather than as a syntax error.
+        // ASCII digits only: char.IsDigit would accept '٨' and then fail to convert it.
+        private static readonly Parser<char> Digit = Parse.Chars("0123456789").Named("digit");
+
         private static readonly Parser<string> RawNumber =
             from minus in Parse.Char('-').Once().Text().Optional()
-            from integer in Parse.Digit.AtLeastOnce().Text()
-            from fraction in (from dot in Parse.Char('.') from digits in Parse.Digit.AtLeastOnce().Text() select "." + digits).Optional()
+            from integer in Digit.AtLeastOnce().Text()
+            from fraction in (from dot in Parse.Char('.') from digits in Digit.AtLeastOnce().Text() select "." + digits).Optional()
             from exponent in (from e in Parse.Chars('e', 'E')
                               from sign in Parse.Chars('+', '-').Once().Text().Optional()
-                              from digits in Parse.Digit.AtLeastOnce().Text()
+                              from digits in Digit.AtLeastOnce().Text()
                               select "e" + sign.GetOrElse("") + digits).Optional()
             select minus.GetOrElse("") + integer + fraction.GetOrElse("") + exponent.GetOrElse("");
 
@@ -102,18 +105,15 @@ namespace Dsl.Compiler.Syntax
                     x.Value.IndexOfAny(new[] { '.', 'e', 'E' }) >= 0 ? ValueKind.Decimal : ValueKind.Integer, x.Value, x.Span))
                 .Named("number");
 
+        // Any other word (True, None, same) parses too, so the binder can point at it and say what to write.
         private static readonly Parser<ValueSyntax> Word =
             from id in Identifier
-            from value in id.Text switch
+            select id.Text switch
             {
-                "true" or "false" => Parse.Return(new ValueSyntax(ValueKind.Boolean, id.Text, id.Span)),
-                "none" => Parse.Return(new ValueSyntax(ValueKind.None, id.Text, id.Span)),
-                _ => Fail<ValueSyntax>($"'{id.Text}' is not a value", "value"),
-            }
-            select value;
-
-        private static Parser<T> Fail<T>(string message, string expectation) =>
-            input => Result.Failure<T>(input, message, new[] { expectation });
+                "true" or "false" => new ValueSyntax(ValueKind.Boolean, id.Text, id.Span),
+                "none" => new ValueSyntax(ValueKind.None, id.Text, id.Span),
+                _ => new ValueSyntax(ValueKind.Word, id.Text, id.Span),
+            };
 
         private static readonly Parser<ValueSyntax> Pair =
             from open in Token(Spanned(Parse.Char('(')))

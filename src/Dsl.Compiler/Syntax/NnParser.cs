@@ -19,7 +19,9 @@ namespace Dsl.Compiler.Syntax
             var lexical = ScanLexicalErrors(text, lines);
             if (lexical is not null) return new ParseResult(null, new[] { lexical });
 
-            var result = Grammar.File.TryParse(text);
+            // Sprache counts lines at '\n' only; every other line break is one character too, so mapping
+            // them to '\n' keeps offsets and makes token lines agree with LineMap (and Roslyn).
+            var result = Grammar.File.TryParse(NormalizeLineBreaks(text));
             if (!result.WasSuccessful)
                 return new ParseResult(null, new[] { SyntaxError(text, lines, result) });
 
@@ -36,6 +38,21 @@ namespace Dsl.Compiler.Syntax
             return new ParseResult(file, Array.Empty<NnDiagnostic>());
         }
 
+        private static string NormalizeLineBreaks(string text)
+        {
+            char[]? copy = null;
+            for (int i = 0; i < text.Length; i++)
+            {
+                char c = text[i];
+                bool lone = c == '\r' ? i + 1 >= text.Length || text[i + 1] != '\n' : c is '\u0085' or '\u2028' or '\u2029';
+                if (!lone) continue;
+                copy ??= text.ToCharArray();
+                copy[i] = '\n';
+            }
+
+            return copy is null ? text : new string(copy);
+        }
+
         /// <summary>
         /// Finds what the grammar would report badly: an unterminated block comment (which would
         /// otherwise swallow the rest of the file) and characters that can never be part of a
@@ -49,7 +66,7 @@ namespace Dsl.Compiler.Syntax
                 char c = text[i];
                 if (c == '/' && i + 1 < text.Length && text[i + 1] == '/')
                 {
-                    while (i < text.Length && text[i] != '\n') i++;
+                    while (i < text.Length && !LineMap.IsLineBreak(text[i])) i++;
                     continue;
                 }
 

@@ -13,6 +13,9 @@ namespace Dsl.Compiler.Syntax
         Boolean,
         None,
         Pair,
+
+        /// <summary>A bare word that is not a value (<c>True</c>, <c>same</c>): the binder reports it.</summary>
+        Word,
     }
 
     /// <summary>

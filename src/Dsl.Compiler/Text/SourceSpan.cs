@@ -15,13 +15,19 @@ namespace Dsl.Compiler.Text
 
         public LineMap(string text)
         {
+            // Line breaks as Roslyn counts them, so our line numbers agree with the IDE's.
             var starts = new System.Collections.Generic.List<int> { 0 };
             for (int i = 0; i < text.Length; i++)
             {
-                if (text[i] == '\n') starts.Add(i + 1);
+                char c = text[i];
+                if (c == '\r' && i + 1 < text.Length && text[i + 1] == '\n') continue;
+                if (IsLineBreak(c)) starts.Add(i + 1);
             }
             _lineStarts = starts.ToArray();
         }
+
+        /// <summary>\n, \r (alone or before \n), U+0085, U+2028 and U+2029.</summary>
+        public static bool IsLineBreak(char c) => c is '\n' or '\r' or '\u0085' or '\u2028' or '\u2029';
 
         /// <summary>1-based line and column of an offset.</summary>
         public (int Line, int Column) Locate(int offset)

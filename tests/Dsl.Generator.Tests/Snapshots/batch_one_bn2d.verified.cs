@@ -105,6 +105,13 @@ namespace Snapshots
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
         public One(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
         {
+            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample) + s_scratchLength + 2L * CacheLength + FoldedLength;
+            if (length > global::System.Array.MaxLength)
+            {
+                throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
+                    $"One with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
+            }
+
             // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
             _workA = maxBatch * ArenaPerSample;
             _workB = _workA + maxBatch * WorkPerSample;

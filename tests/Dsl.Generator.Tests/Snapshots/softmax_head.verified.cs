@@ -109,6 +109,13 @@ namespace Snapshots
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
         public Head(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
         {
+            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample) + s_scratchLength + 2L * CacheLength + FoldedLength;
+            if (length > global::System.Array.MaxLength)
+            {
+                throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
+                    $"Head with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
+            }
+
             // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
             _workA = maxBatch * ArenaPerSample;
             _workB = _workA + maxBatch * WorkPerSample;
@@ -145,7 +152,7 @@ namespace Snapshots
         protected override void ForwardCore(global::System.ReadOnlySpan<float> input, global::System.Span<float> output, int batch)
         {
             // 1 computes batch statistics over the batch alone: one sample has no variance (PyTorch refuses it too).
-            if (batch == 1) ThrowSingleValuePerChannel("1", batch, 6);
+            if (batch == 1) ThrowSingleValuePerChannel("1", "[1, 6]");
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;

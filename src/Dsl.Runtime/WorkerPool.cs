@@ -1,0 +1,115 @@
+// A persistent pool of worker threads that runs one job at a time on every core, allocation-free.
+namespace Dsl.Runtime;
+
+/// <summary>
+/// Runs a job on <see cref="Threads"/> threads: the caller and <c>Threads − 1</c> workers that live as long
+/// as the pool. A job is a function pointer and a pointer to its state (a struct on the caller's stack,
+/// pinned by the caller), so dispatching allocates nothing. Workers spin briefly, then sleep on an event.
+/// One job at a time: a pool belongs to one model, which is not thread-safe anyway.
+/// </summary>
+public sealed unsafe class WorkerPool : IDisposable
+{
+    private readonly Thread[] _workers;
+    private readonly ManualResetEventSlim[] _start;
+    private readonly ManualResetEventSlim _done = new(false, spinCount: 2000);
+    private delegate*<void*, int, int, void> _body;
+    private void* _state;
+    private int _remaining;
+    private volatile bool _stopping;
+    private Exception? _failure;
+
+    /// <summary>Creates a pool of <paramref name="threads"/> threads in all, the caller's included.</summary>
+    /// <param name="threads">At least 1; 1 runs every job on the caller.</param>
+    public WorkerPool(int threads)
+    {
+        if (threads < 1) throw new ArgumentOutOfRangeException(nameof(threads), threads, "a pool needs at least 1 thread.");
+        Threads = threads;
+        _workers = new Thread[threads - 1];
+        _start = new ManualResetEventSlim[threads - 1];
+        for (int i = 0; i < _workers.Length; i++)
+        {
+            _start[i] = new ManualResetEventSlim(false, spinCount: 2000);
+            int index = i + 1;
+            _workers[i] = new Thread(() => Work(index)) { IsBackground = true, Name = $"Dsl.Runtime worker {index}" };
+            _workers[i].Start();
+        }
+    }
+
+    /// <summary>Threads that run each job, the caller's included.</summary>
+    public int Threads { get; }
+
+    /// <summary>The number of threads to use when the caller asks for "all cores": <see cref="Environment.ProcessorCount"/>.</summary>
+    public static int AllCores => Environment.ProcessorCount;
+
+    /// <summary>Runs <c>body(state, part, Threads)</c> for every part in <c>[0, Threads)</c>, part 0 on the caller; returns when all are done.</summary>
+    /// <param name="body">The job; it must split its work by <c>part</c> and touch only its share.</param>
+    /// <param name="state">The job's state, alive and pinned until this returns.</param>
+    public void Run(delegate*<void*, int, int, void> body, void* state)
+    {
+        if (_workers.Length == 0)
+        {
+            body(state, 0, 1);
+            return;
+        }
+
+        _body = body;
+        _state = state;
+        _failure = null;
+        _remaining = _workers.Length;
+        _done.Reset();
+        foreach (var start in _start) start.Set();
+        try
+        {
+            body(state, 0, Threads);
+        }
+        finally
+        {
+            _done.Wait();
+        }
+
+        if (_failure is { } failure) throw new AggregateException("a worker thread failed", failure);
+    }
+
+    private void Work(int index)
+    {
+        var start = _start[index - 1];
+        while (true)
+        {
+            start.Wait();
+            start.Reset();
+            if (_stopping) return;
+            try
+            {
+                _body(_state, index, Threads);
+            }
+            catch (Exception exception)
+            {
+                _failure = exception;
+            }
+
+            if (Interlocked.Decrement(ref _remaining) == 0) _done.Set();
+        }
+    }
+
+    /// <summary>The half-open range of <paramref name="count"/> items that <paramref name="part"/> of <paramref name="parts"/> handles.</summary>
+    /// <param name="count">Items to split.</param>
+    /// <param name="part">This part.</param>
+    /// <param name="parts">All parts.</param>
+    /// <returns>The first item and one past the last.</returns>
+    public static (int Start, int End) Share(int count, int part, int parts)
+    {
+        long start = (long)count * part / parts, end = (long)count * (part + 1) / parts;
+        return ((int)start, (int)end);
+    }
+
+    /// <summary>Stops the worker threads.</summary>
+    public void Dispose()
+    {
+        if (_stopping) return;
+        _stopping = true;
+        foreach (var start in _start) start.Set();
+        foreach (var worker in _workers) worker.Join();
+        foreach (var start in _start) start.Dispose();
+        _done.Dispose();
+    }
+}
