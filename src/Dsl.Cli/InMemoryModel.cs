@@ -46,7 +46,7 @@ public static class InMemoryModel
         var type = assembly.GetType($"{model.Namespace}.{model.Name}") ?? throw new InvalidOperationException($"no type {model.Name} in the compiled model");
         try
         {
-            return (CompiledModel)Activator.CreateInstance(type, maxBatch, 0)!;
+            return (CompiledModel)Activator.CreateInstance(type, maxBatch, 0, 0)!;
         }
         catch (TargetInvocationException exception) when (exception.InnerException is not null)
         {

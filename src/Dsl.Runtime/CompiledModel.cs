@@ -34,6 +34,12 @@ public sealed record TensorInfo(string Name, int[] Shape, TensorStorage Storage,
 /// </summary>
 public abstract class CompiledModel
 {
+    /// <summary>Threads the model computes with; <see cref="Pool"/> runs them.</summary>
+    public int Threads { get; }
+
+    /// <summary>The worker pool for large layers, or null when single-threaded.</summary>
+    protected WorkerPool? Pool { get; }
+
     private readonly float[] _parameters;
     private readonly float[] _gradients;
     private readonly float[] _buffers;
@@ -46,9 +52,13 @@ public abstract class CompiledModel
     /// <summary>Allocates the parameter, gradient and buffer storage described by <paramref name="tensors"/>.</summary>
     /// <param name="maxBatch">The largest batch the model will be called with.</param>
     /// <param name="tensors">Every parameter and buffer in <c>state_dict</c> order.</param>
-    protected CompiledModel(int maxBatch, TensorInfo[] tensors)
+    /// <param name="threads">Threads for large layers: 0 for every core, 1 to stay on the caller's thread.</param>
+    protected CompiledModel(int maxBatch, TensorInfo[] tensors, int threads = 1)
     {
         if (maxBatch < 1) throw new ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, "maxBatch must be at least 1.");
+        if (threads < 0) throw new ArgumentOutOfRangeException(nameof(threads), threads, "threads must be 0 (every core) or at least 1.");
+        Threads = threads == 0 ? WorkerPool.AllCores : threads;
+        Pool = Threads > 1 ? WorkerPool.Shared(Threads) : null;
         MaxBatch = maxBatch;
         _tensors = tensors;
         _byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);

@@ -12,7 +12,7 @@ namespace Dsl.Runtime;
 /// forward <c>Y = W·col</c>; input gradient <c>dcol = Wᵀ·dY</c>, folded back with col2im;
 /// weight gradient <c>dW += dY·colᵀ</c>. A 1×1 kernel with stride 1 and no padding skips the unfolding.
 /// </summary>
-public static class Conv2d
+public static unsafe class Conv2d
 {
     /// <summary>Floats of scratch the overloads taking a scratch span need for geometry <paramref name="g"/>.</summary>
     /// <param name="g">Convolution geometry.</param>
@@ -170,6 +170,134 @@ public static class Conv2d
                 for (int o = 0; o < g.OutChannels; o++) dbias[o] += TensorPrimitives.Sum(dys.Slice(o * outPlane, outPlane));
             }
         }
+    }
+
+    /// <summary>
+    /// Floats of scratch one thread needs for any pass of geometry <paramref name="g"/> on a <see cref="WorkerPool"/>:
+    /// GEMM panels and columns, plus a private weight and bias gradient for the weight pass.
+    /// </summary>
+    /// <param name="g">Convolution geometry.</param>
+    /// <returns>The per-thread scratch length.</returns>
+    public static int ParallelScratchLength(in ConvGeometry g) => ScratchLength(g) + g.WeightLength + g.OutChannels;
+
+    // Below this many multiply-adds a pass stays on the caller: waking workers costs microseconds.
+    private const long ParallelThreshold = 1L << 20;
+
+    private static bool Parallel(WorkerPool? pool, int n, in ConvGeometry g) =>
+        pool is { Threads: > 1 } && n > 1 && (long)n * g.OutChannels * g.OutH * g.OutW * g.InPerGroup * g.KernelH * g.KernelW >= ParallelThreshold;
+
+    private struct Job
+    {
+        public float* X, W, Bias, Y, Scratch;
+        public int BiasLength, N, ScratchStride;
+        public ConvGeometry G;
+    }
+
+    /// <summary><see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, in ConvGeometry, Span{float})"/> with the batch split across <paramref name="pool"/>.</summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool)
+    {
+        if (!Parallel(pool, n, g))
+        {
+            Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
+            return;
+        }
+
+        fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
+        {
+            var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g };
+            pool.Run(&ForwardPart, &job);
+        }
+    }
+
+    private static void ForwardPart(void* state, int part, int parts)
+    {
+        var job = (Job*)state;
+        var (lo, hi) = WorkerPool.Share(job->N, part, parts);
+        if (lo == hi) return;
+        var g = job->G;
+        Forward(new ReadOnlySpan<float>(job->X + (long)lo * g.InputLength, (hi - lo) * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
+            new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y + (long)lo * g.OutputLength, (hi - lo) * g.OutputLength),
+            hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)));
+    }
+
+    /// <summary>Input gradient with the batch split across <paramref name="pool"/>.</summary>
+    /// <param name="dy">Output gradient.</param><param name="w">Weight.</param><param name="dx">Input gradient; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions, one per pool thread.</param><param name="pool">The pool, or null.</param>
+    public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool)
+    {
+        if (!Parallel(pool, n, g))
+        {
+            BackwardInput(dy, w, dx, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
+            return;
+        }
+
+        fixed (float* pdy = dy, pw = w, pdx = dx, ps = scratch)
+        {
+            var job = new Job { X = pdy, W = pw, Y = pdx, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g };
+            pool.Run(&BackwardInputPart, &job);
+        }
+    }
+
+    private static void BackwardInputPart(void* state, int part, int parts)
+    {
+        var job = (Job*)state;
+        var (lo, hi) = WorkerPool.Share(job->N, part, parts);
+        if (lo == hi) return;
+        var g = job->G;
+        BackwardInput(new ReadOnlySpan<float>(job->X + (long)lo * g.OutputLength, (hi - lo) * g.OutputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
+            new Span<float>(job->Y + (long)lo * g.InputLength, (hi - lo) * g.InputLength), hi - lo, g,
+            new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)));
+    }
+
+    /// <summary>
+    /// Weight and bias gradients with the batch split across <paramref name="pool"/>: each part accumulates into a
+    /// private gradient, and the caller adds them up in part order, so results are the same on every run.
+    /// </summary>
+    /// <param name="dy">Output gradient.</param><param name="x">Forward input.</param><param name="dw">Weight gradient; accumulated.</param>
+    /// <param name="dbias">Bias gradient, or empty; accumulated.</param><param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param><param name="pool">The pool, or null.</param>
+    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool)
+    {
+        if (!Parallel(pool, n, g))
+        {
+            BackwardWeight(dy, x, dw, dbias, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
+            return;
+        }
+
+        int stride = scratch.Length / pool!.Threads;
+        fixed (float* pdy = dy, px = x, ps = scratch)
+        {
+            var job = new Job { X = px, Y = pdy, Scratch = ps, BiasLength = dbias.Length, N = n, ScratchStride = stride, G = g };
+            pool.Run(&BackwardWeightPart, &job);
+        }
+
+        int own = ScratchLength(g);
+        for (int part = 0; part < pool.Threads; part++)
+        {
+            var partial = scratch.Slice(part * stride + own, g.WeightLength + g.OutChannels);
+            TensorPrimitives.Add(dw.Slice(0, g.WeightLength), partial.Slice(0, g.WeightLength), dw.Slice(0, g.WeightLength));
+            if (!dbias.IsEmpty) TensorPrimitives.Add(dbias.Slice(0, g.OutChannels), partial.Slice(g.WeightLength, g.OutChannels), dbias.Slice(0, g.OutChannels));
+        }
+    }
+
+    private static void BackwardWeightPart(void* state, int part, int parts)
+    {
+        var job = (Job*)state;
+        var g = job->G;
+        float* region = job->Scratch + (long)part * job->ScratchStride;
+        var partial = new Span<float>(region + ScratchLength(g), g.WeightLength + g.OutChannels);
+        partial.Clear();
+        var (lo, hi) = WorkerPool.Share(job->N, part, parts);
+        if (lo == hi) return;
+        BackwardWeight(new ReadOnlySpan<float>(job->Y + (long)lo * g.OutputLength, (hi - lo) * g.OutputLength),
+            new ReadOnlySpan<float>(job->X + (long)lo * g.InputLength, (hi - lo) * g.InputLength),
+            partial.Slice(0, g.WeightLength), job->BiasLength == 0 ? Span<float>.Empty : partial.Slice(g.WeightLength, g.OutChannels),
+            hi - lo, g, new Span<float>(region, ScratchLength(g)));
     }
 
     /// <summary>Unfolds one group of one sample: <c>col[(c·KH + kh)·KW + kw, oh·OutW + ow] = x[c, oh·sH + kh·dH − pH, ow·sW + kw·dW − pW]</c>, zero outside.</summary>

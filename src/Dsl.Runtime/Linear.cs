@@ -5,7 +5,7 @@ using System.Numerics.Tensors;
 namespace Dsl.Runtime;
 
 /// <summary>Fully connected layer with PyTorch's <c>nn.Linear</c> layout: weight <c>[outFeatures, inFeatures]</c>.</summary>
-public static class Linear
+public static unsafe class Linear
 {
     /// <summary>Computes <c>y[i, o] = bias[o] + Σ_k x[i, k]·w[o, k]</c>.</summary>
     /// <param name="x">Input <c>[n, inFeatures]</c>.</param>
@@ -160,5 +160,135 @@ public static class Linear
                 dbias[o] += sum;
             }
         }
+    }
+
+    // Below this many multiply-adds a pass stays on the caller: waking workers costs microseconds.
+    private const long ParallelThreshold = 1L << 18;
+
+    private static bool Parallel(WorkerPool? pool, int n, int inFeatures, int outFeatures) =>
+        pool is { Threads: > 1 } && (long)n * inFeatures * outFeatures >= ParallelThreshold;
+
+    private struct Job
+    {
+        public float* A, W, Bias, C, Scratch;
+        public int BiasLength, N, In, Out, ScratchStride;
+    }
+
+    /// <summary>Forward with the output features split across <paramref name="pool"/> (no reduction needed).</summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="inFeatures">Input features.</param><param name="outFeatures">Output features.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="Gemm.ScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, int inFeatures, int outFeatures, Span<float> scratch, WorkerPool? pool)
+    {
+        if (!Parallel(pool, n, inFeatures, outFeatures))
+        {
+            Forward(x, w, bias, y, n, inFeatures, outFeatures, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
+            return;
+        }
+
+        fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
+        {
+            var job = new Job { A = px, W = pw, Bias = pb, BiasLength = bias.Length, C = py, Scratch = ps, N = n, In = inFeatures, Out = outFeatures, ScratchStride = scratch.Length / pool!.Threads };
+            pool.Run(&ForwardPart, &job);
+        }
+    }
+
+    private static void ForwardPart(void* state, int part, int parts)
+    {
+        var job = (Job*)state;
+        // Whole 16-column panels per part, so no two parts write the same GEMM tile.
+        var (lo, hi) = Columns(job->Out, part, parts);
+        if (lo == hi) return;
+        int n = job->N, inF = job->In, outF = job->Out, width = hi - lo;
+        var y = new Span<float>(job->C, n * outF);
+        for (int i = 0; i < n; i++)
+        {
+            var row = y.Slice(i * outF + lo, width);
+            if (job->BiasLength == 0) row.Clear();
+            else new ReadOnlySpan<float>(job->Bias + lo, width).CopyTo(row);
+        }
+
+        Gemm.Multiply(n, width, inF, new ReadOnlySpan<float>(job->A, n * inF), inF, 1, new ReadOnlySpan<float>(job->W + (long)lo * inF, width * inF), 1, inF,
+            y.Slice(lo), outF, accumulate: true, new Span<float>(job->Scratch + (long)part * job->ScratchStride, Gemm.ScratchLength));
+    }
+
+    /// <summary>Input gradient with the input features split across <paramref name="pool"/>.</summary>
+    /// <param name="dy">Output gradient.</param><param name="w">Weight.</param><param name="dx">Input gradient; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="inFeatures">Input features.</param><param name="outFeatures">Output features.</param>
+    /// <param name="scratch">Per-thread regions, one per pool thread.</param><param name="pool">The pool, or null.</param>
+    public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, int inFeatures, int outFeatures, Span<float> scratch, WorkerPool? pool)
+    {
+        if (!Parallel(pool, n, inFeatures, outFeatures))
+        {
+            BackwardInput(dy, w, dx, n, inFeatures, outFeatures, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
+            return;
+        }
+
+        fixed (float* pdy = dy, pw = w, pdx = dx, ps = scratch)
+        {
+            var job = new Job { A = pdy, W = pw, C = pdx, Scratch = ps, N = n, In = inFeatures, Out = outFeatures, ScratchStride = scratch.Length / pool!.Threads };
+            pool.Run(&BackwardInputPart, &job);
+        }
+    }
+
+    private static void BackwardInputPart(void* state, int part, int parts)
+    {
+        var job = (Job*)state;
+        var (lo, hi) = Columns(job->In, part, parts);
+        if (lo == hi) return;
+        int n = job->N, inF = job->In, outF = job->Out;
+        // dx[:, lo:hi] = dy · W[:, lo:hi]
+        Gemm.Multiply(n, hi - lo, outF, new ReadOnlySpan<float>(job->A, n * outF), outF, 1, new ReadOnlySpan<float>(job->W + lo, outF * inF - lo), inF, 1,
+            new Span<float>(job->C + lo, n * inF - lo), inF, accumulate: false, new Span<float>(job->Scratch + (long)part * job->ScratchStride, Gemm.ScratchLength));
+    }
+
+    /// <summary>Weight and bias gradients with the output features (rows of dW) split across <paramref name="pool"/>.</summary>
+    /// <param name="dy">Output gradient.</param><param name="x">Forward input.</param><param name="dw">Weight gradient; accumulated.</param>
+    /// <param name="dbias">Bias gradient, or empty; accumulated.</param><param name="n">Batch size.</param>
+    /// <param name="inFeatures">Input features.</param><param name="outFeatures">Output features.</param>
+    /// <param name="scratch">Per-thread regions, one per pool thread.</param><param name="pool">The pool, or null.</param>
+    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, int inFeatures, int outFeatures, Span<float> scratch, WorkerPool? pool)
+    {
+        if (!Parallel(pool, n, inFeatures, outFeatures) || n < SmallBatch)
+        {
+            BackwardWeight(dy, x, dw, dbias, n, inFeatures, outFeatures, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
+            return;
+        }
+
+        fixed (float* pdy = dy, px = x, pdw = dw, ps = scratch)
+        {
+            var job = new Job { A = pdy, W = px, C = pdw, Scratch = ps, N = n, In = inFeatures, Out = outFeatures, ScratchStride = scratch.Length / pool!.Threads };
+            pool.Run(&BackwardWeightPart, &job);
+        }
+
+        if (!dbias.IsEmpty)
+        {
+            for (int o = 0; o < outFeatures; o++)
+            {
+                float sum = 0f;
+                for (int i = 0; i < n; i++) sum += dy[i * outFeatures + o];
+                dbias[o] += sum;
+            }
+        }
+    }
+
+    private static void BackwardWeightPart(void* state, int part, int parts)
+    {
+        var job = (Job*)state;
+        int n = job->N, inF = job->In, outF = job->Out;
+        var (lo, hi) = WorkerPool.Share(outF, part, parts);
+        if (lo == hi) return;
+        // dW[lo:hi, :] += dy[:, lo:hi]ᵀ · x
+        Gemm.Multiply(hi - lo, inF, n, new ReadOnlySpan<float>(job->A + lo, n * outF - lo), 1, outF, new ReadOnlySpan<float>(job->W, n * inF), inF, 1,
+            new Span<float>(job->C + (long)lo * inF, (hi - lo) * inF), inF, accumulate: true, new Span<float>(job->Scratch + (long)part * job->ScratchStride, Gemm.ScratchLength));
+    }
+
+    /// <summary>A part's share of <paramref name="count"/> columns, in whole micro-kernel panels.</summary>
+    private static (int Lo, int Hi) Columns(int count, int part, int parts)
+    {
+        int panels = (count + Gemm.NR - 1) / Gemm.NR;
+        var (lo, hi) = WorkerPool.Share(panels, part, parts);
+        return (Math.Min(lo * Gemm.NR, count), Math.Min(hi * Gemm.NR, count));
     }
 }

@@ -5,10 +5,13 @@ namespace Dsl.Runtime;
 /// Runs a job on <see cref="Threads"/> threads: the caller and <c>Threads − 1</c> workers that live as long
 /// as the pool. A job is a function pointer and a pointer to its state (a struct on the caller's stack,
 /// pinned by the caller), so dispatching allocates nothing. Workers spin briefly, then sleep on an event.
-/// One job at a time: a pool belongs to one model, which is not thread-safe anyway.
+/// One job at a time: callers on other threads wait their turn. Models share one pool per thread count
+/// (<see cref="Shared"/>), so a process keeps a handful of idle threads however many models it builds.
 /// </summary>
 public sealed unsafe class WorkerPool : IDisposable
 {
+    private static readonly Dictionary<int, WorkerPool> s_shared = new();
+    private readonly object _gate = new();
     private readonly Thread[] _workers;
     private readonly ManualResetEventSlim[] _start;
     private readonly ManualResetEventSlim _done = new(false, spinCount: 2000);
@@ -41,6 +44,18 @@ public sealed unsafe class WorkerPool : IDisposable
     /// <summary>The number of threads to use when the caller asks for "all cores": <see cref="Environment.ProcessorCount"/>.</summary>
     public static int AllCores => Environment.ProcessorCount;
 
+    /// <summary>The process-wide pool of <paramref name="threads"/> threads, created on first use and never disposed.</summary>
+    /// <param name="threads">At least 2.</param>
+    /// <returns>The shared pool.</returns>
+    public static WorkerPool Shared(int threads)
+    {
+        lock (s_shared)
+        {
+            if (!s_shared.TryGetValue(threads, out var pool)) s_shared[threads] = pool = new WorkerPool(threads);
+            return pool;
+        }
+    }
+
     /// <summary>Runs <c>body(state, part, Threads)</c> for every part in <c>[0, Threads)</c>, part 0 on the caller; returns when all are done.</summary>
     /// <param name="body">The job; it must split its work by <c>part</c> and touch only its share.</param>
     /// <param name="state">The job's state, alive and pinned until this returns.</param>
@@ -52,6 +67,11 @@ public sealed unsafe class WorkerPool : IDisposable
             return;
         }
 
+        lock (_gate) RunLocked(body, state);
+    }
+
+    private void RunLocked(delegate*<void*, int, int, void> body, void* state)
+    {
         _body = body;
         _state = state;
         _failure = null;

@@ -3,17 +3,28 @@ namespace Dsl.Models.Tests;
 /// <summary>After construction, Forward, Backward and Infer allocate nothing: 0 bytes, measured on this thread from the first call.</summary>
 public sealed class AllocationTests
 {
-    public static TheoryData<string> Models() => new(Golden.CaseNames().Select(n => "golden:" + n)
-        .Concat(new[] { nameof(GcConv2d), nameof(GcConv1d), nameof(GcBnPlain), nameof(GcFrozen), nameof(GcMlp), nameof(GcPool), nameof(GcSequence), nameof(Drop) }));
+    public static TheoryData<string, int> Models()
+    {
+        var data = new TheoryData<string, int>();
+        var names = Golden.CaseNames().Select(n => "golden:" + n)
+            .Concat(new[] { nameof(GcConv2d), nameof(GcConv1d), nameof(GcBnPlain), nameof(GcFrozen), nameof(GcMlp), nameof(GcPool), nameof(GcSequence), nameof(Drop) });
+        foreach (var name in names)
+        {
+            data.Add(name, 1); // single-threaded
+            data.Add(name, 2); // both cores, through the worker pool
+        }
+
+        return data;
+    }
 
     [Theory]
     [MemberData(nameof(Models))]
-    public void A_new_instance_allocates_zero_bytes_from_its_first_call(string name)
+    public void A_new_instance_allocates_zero_bytes_from_its_first_call(string name, int threads)
     {
         const int Batch = 4;
         CompiledModel Create() => name.StartsWith("golden:", StringComparison.Ordinal)
-            ? Golden.CreateModel(Golden.Load(name.Substring(7)), Batch)
-            : (CompiledModel)Activator.CreateInstance(typeof(GcMlp).Assembly.GetType($"Dsl.Models.Tests.{name}")!, Batch, 0)!;
+            ? Golden.CreateModel(Golden.Load(name.Substring(7)), Batch, threads)
+            : (CompiledModel)Activator.CreateInstance(typeof(GcMlp).Assembly.GetType($"Dsl.Models.Tests.{name}")!, Batch, 0, threads)!;
 
         // The process's one-time work (JIT, type loading, cached delegates) happens on a first instance.
         Run(Create());

@@ -103,7 +103,7 @@ public sealed class BehaviourTests
     public void Fused_and_folded_inference_equals_unfused_training_with_frozen_statistics(string name)
     {
         const int Batch = 3;
-        var model = (CompiledModel)Activator.CreateInstance(typeof(FusedEpilogues).Assembly.GetType($"Dsl.Models.Tests.{name}")!, Batch, 2)!;
+        var model = (CompiledModel)Activator.CreateInstance(typeof(FusedEpilogues).Assembly.GetType($"Dsl.Models.Tests.{name}")!, Batch, 2, 0)!;
         var random = new Random(5);
         foreach (var t in model.Tensors.Where(t => t.Storage != TensorStorage.Counter))
         {

@@ -11,12 +11,12 @@ internal static class Golden
     public static SafetensorsFile Load(string name) => SafetensorsFile.Read(Path.Combine(Directory, name + ".safetensors"));
 
     /// <summary>The generated class named in the bundle's metadata, built for the bundle's batch.</summary>
-    public static CompiledModel CreateModel(SafetensorsFile bundle, int? maxBatch = null)
+    public static CompiledModel CreateModel(SafetensorsFile bundle, int? maxBatch = null, int threads = 0)
     {
         string name = bundle.Metadata["model"];
         var type = typeof(Golden).Assembly.GetType($"Dsl.Models.Tests.{name}")
             ?? throw new InvalidOperationException($"no generated class {name}");
-        return (CompiledModel)Activator.CreateInstance(type, maxBatch ?? int.Parse(bundle.Metadata["batch"]), 0)!;
+        return (CompiledModel)Activator.CreateInstance(type, maxBatch ?? int.Parse(bundle.Metadata["batch"]), 0, threads)!;
     }
 
     /// <summary>max |a − b| and the tolerance 1e-4 · max(1, max |b|) of the project's parity contract.</summary>

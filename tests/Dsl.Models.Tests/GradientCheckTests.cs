@@ -16,7 +16,7 @@ public sealed class GradientCheckTests(ITestOutputHelper output)
     };
 
     private static CompiledModel Create(string name, int batch) =>
-        (CompiledModel)Activator.CreateInstance(typeof(GcMlp).Assembly.GetType($"Dsl.Models.Tests.{name}")!, batch, 3)!;
+        (CompiledModel)Activator.CreateInstance(typeof(GcMlp).Assembly.GetType($"Dsl.Models.Tests.{name}")!, batch, 3, 1)!;
 
     [Theory]
     [MemberData(nameof(Models))]

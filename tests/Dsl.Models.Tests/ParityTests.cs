@@ -11,17 +11,31 @@ public sealed class ParityTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Cases() => new(Golden.CaseNames());
 
+    /// <summary>Every bundle, single-threaded and on two threads (the batch split across the worker pool).</summary>
+    public static TheoryData<string, int> CasesAndThreads()
+    {
+        var data = new TheoryData<string, int>();
+        foreach (var name in Golden.CaseNames())
+        {
+            data.Add(name, 1);
+            data.Add(name, 2);
+        }
+
+        return data;
+    }
+
     [Fact]
     public void All_thirteen_bundles_are_tested() => Assert.Equal(13, Cases().Count);
 
     [Theory]
-    [MemberData(nameof(Cases))]
-    public void Matches_pytorch(string name)
+    [MemberData(nameof(CasesAndThreads))]
+    public void Matches_pytorch(string name, int threads)
     {
         var bundle = Golden.Load(name);
         int batch = int.Parse(bundle.Metadata["batch"]);
         int steps = int.Parse(bundle.Metadata["train_steps"]);
-        var model = Golden.CreateModel(bundle);
+        var model = Golden.CreateModel(bundle, threads: threads);
+        Assert.Equal(threads, model.Threads);
         model.LoadState(bundle, allowExtra: true);
 
         var input = bundle["input"].ToFloatArray();

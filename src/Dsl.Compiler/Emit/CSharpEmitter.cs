@@ -249,11 +249,11 @@ namespace Dsl.Compiler.Emit
                 if (HasGemm)
                 {
                     var lengths = _plan.Layers.Where(p => p.Layer.Kind is LayerKind.Conv1d or LayerKind.Conv2d)
-                        .Select(p => $"{Runtime}.Conv2d.ScratchLength(in {_names[p]}Geometry)")
+                        .Select(p => $"{Runtime}.Conv2d.ParallelScratchLength(in {_names[p]}Geometry)")
                         .Prepend($"{Runtime}.Gemm.ScratchLength").ToList();
                     string max = lengths[lengths.Count - 1];
                     for (int i = lengths.Count - 2; i >= 0; i--) max = $"global::System.Math.Max({lengths[i]}, {max})";
-                    _w.Line("// Scratch for packed GEMM panels and im2col columns: the most any conv or linear layer needs.");
+                    _w.Line("// Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.");
                     _w.Line($"private static readonly int s_scratchLength = {max};");
                 }
 
@@ -313,12 +313,13 @@ namespace Dsl.Compiler.Emit
                 _w.Line("/// <summary>Allocates everything the model will ever use, then initializes it as PyTorch does by default.</summary>");
                 _w.Line("/// <param name=\"maxBatch\">The largest batch that Forward and Infer will be given.</param>");
                 _w.Line("/// <param name=\"seed\">Seeds the parameter initialization and the dropout masks.</param>");
-                using (_w.Block($"public {_model.Name}(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)"))
+                _w.Line("/// <param name=\"threads\">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>");
+                using (_w.Block($"public {_model.Name}(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)"))
                 {
                     var perSample = new List<string> { "ArenaPerSample", "2L * WorkPerSample" };
                     if (HasMaxPool) perSample.Add("IndicesPerSample");
                     var fixedParts = new List<string>();
-                    if (HasGemm) fixedParts.Add("s_scratchLength");
+                    if (HasGemm) fixedParts.Add("(long)Threads * s_scratchLength");
                     if (HasBatchNorm) fixedParts.Add("2L * CacheLength");
                     if (_plan.HasFolding) fixedParts.Add("FoldedLength");
                     _w.Line($"long length = (long)maxBatch * ({string.Join(" + ", perSample)}){string.Concat(fixedParts.Select(p => " + " + p))};");
@@ -342,7 +343,7 @@ namespace Dsl.Compiler.Emit
                     if (HasGemm)
                     {
                         _w.Line($"_scratch = {end};");
-                        end = "_scratch + s_scratchLength";
+                        end = "_scratch + Threads * s_scratchLength";
                     }
 
                     if (HasBatchNorm)
@@ -463,7 +464,7 @@ namespace Dsl.Compiler.Emit
                     _w.Line("var parameters = ParameterStorage;");
                     if (_plan.BufferLength > 0) _w.Line("var buffers = BufferStorage;");
                     if (_plan.CounterLength > 0) _w.Line("var counters = CounterStorage;");
-                    if (HasGemm) _w.Line("var scratch = _arena.AsSpan(_scratch, s_scratchLength);");
+                    if (HasGemm) _w.Line("var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);");
                     DeclareActivations();
                     _w.Line("input.CopyTo(x); // backward needs the input of the first layer");
                     for (int i = 0; i < _plan.Layers.Count; i++)
@@ -489,11 +490,11 @@ namespace Dsl.Compiler.Emit
                     case LayerKind.Conv1d:
                     case LayerKind.Conv2d:
                         Header(p);
-                        _w.Line($"{Runtime}.Conv2d.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, in {n}Geometry, scratch);");
+                        _w.Line($"{Runtime}.Conv2d.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, in {n}Geometry, scratch, Pool);");
                         break;
                     case LayerKind.Linear:
                         Header(p);
-                        _w.Line($"{Runtime}.Linear.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch);");
+                        _w.Line($"{Runtime}.Linear.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool);");
                         break;
                     case LayerKind.BatchNorm1d:
                     case LayerKind.BatchNorm2d:
@@ -590,7 +591,7 @@ namespace Dsl.Compiler.Emit
                 {
                     _w.Line("var parameters = ParameterStorage;");
                     _w.Line("var gradients = GradientStorage;");
-                    if (HasGemm) _w.Line("var scratch = _arena.AsSpan(_scratch, s_scratchLength);");
+                    if (HasGemm) _w.Line("var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);");
                     if (_plan.BufferLength > 0 && _plan.Layers.Any(p => p.Layer.Attributes.Frozen)) _w.Line("var buffers = BufferStorage;");
                     DeclareActivations();
                     _w.Line();
@@ -641,12 +642,12 @@ namespace Dsl.Compiler.Emit
                 {
                     case LayerKind.Conv1d:
                     case LayerKind.Conv2d:
-                        _w.Line($"{Runtime}.Conv2d.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, in {n}Geometry, scratch);");
-                        _w.Line($"{guard}{Runtime}.Conv2d.BackwardInput({dy}, {Weight(p)}, {dx}, batch, in {n}Geometry, scratch);");
+                        _w.Line($"{Runtime}.Conv2d.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, in {n}Geometry, scratch, Pool);");
+                        _w.Line($"{guard}{Runtime}.Conv2d.BackwardInput({dy}, {Weight(p)}, {dx}, batch, in {n}Geometry, scratch, Pool);");
                         break;
                     case LayerKind.Linear:
-                        _w.Line($"{Runtime}.Linear.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch);");
-                        _w.Line($"{guard}{Runtime}.Linear.BackwardInput({dy}, {Weight(p)}, {dx}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch);");
+                        _w.Line($"{Runtime}.Linear.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool);");
+                        _w.Line($"{guard}{Runtime}.Linear.BackwardInput({dy}, {Weight(p)}, {dx}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool);");
                         break;
                     case LayerKind.BatchNorm1d:
                     case LayerKind.BatchNorm2d:
@@ -733,7 +734,7 @@ namespace Dsl.Compiler.Emit
 
                     _w.Line("var parameters = ParameterStorage;");
                     if (_plan.HasFolding) _w.Line("var folded = _arena.AsSpan(_folded, FoldedLength);");
-                    if (HasGemm) _w.Line("var scratch = _arena.AsSpan(_scratch, s_scratchLength);");
+                    if (HasGemm) _w.Line("var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);");
                     _w.Line("global::System.ReadOnlySpan<float> h = input; // the current activation");
                     bool writable = false; // h is the caller's input until a layer writes a work buffer
                     bool nextIsA = true;
@@ -783,8 +784,8 @@ namespace Dsl.Compiler.Emit
                                 string w = fold ? $"folded.Slice({n}FoldedWeight, {Int(l.Tensors[0].ElementCount)})" : Weight(p);
                                 string b = fold ? $"folded.Slice({n}FoldedBias, {Int(l.OutputShape[0])})" : BiasOrDefault(p);
                                 _w.Line(l.Kind == LayerKind.Linear
-                                    ? $"{Runtime}.Linear.Forward(h, {w}, {b}, {v}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch);"
-                                    : $"{Runtime}.Conv2d.Forward(h, {w}, {b}, {v}, batch, in {n}Geometry, scratch);");
+                                    ? $"{Runtime}.Linear.Forward(h, {w}, {b}, {v}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool);"
+                                    : $"{Runtime}.Conv2d.Forward(h, {w}, {b}, {v}, batch, in {n}Geometry, scratch, Pool);");
                                 break;
                             }
 

@@ -105,7 +105,7 @@ namespace Dsl.Compiler.Emit
                 w.Line("/// <summary>Unknown until the model compiles.</summary>");
                 w.Line("public static global::System.ReadOnlySpan<int> OutputShape => default;");
                 w.Line("/// <summary>Fails: the model did not compile.</summary>");
-                w.Line($"public {name}(int maxBatch, int seed = 0) : base(maxBatch, global::System.Array.Empty<{CSharpEmitter.Runtime}.TensorInfo>()) => {fail};");
+                w.Line($"public {name}(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, global::System.Array.Empty<{CSharpEmitter.Runtime}.TensorInfo>(), threads) => {fail};");
                 w.Line("/// <inheritdoc/>");
                 w.Line($"public override string Name => \"{name}\";");
                 w.Line("/// <inheritdoc/>");

@@ -66,8 +66,8 @@ namespace Examples.LeNet
         private static readonly global::Dsl.Runtime.PoolGeometry Layer1Geometry = new(
             channels: 6, inH: 30, inW: 30, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
-        // Scratch for packed GEMM panels and im2col columns: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.Conv2d.ScratchLength(in Conv1Geometry));
+        // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Conv1Geometry));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -113,9 +113,10 @@ namespace Examples.LeNet
         /// <summary>Allocates everything the model will ever use, then initializes it as PyTorch does by default.</summary>
         /// <param name="maxBatch">The largest batch that Forward and Infer will be given.</param>
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
-        public LeNet(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
+        /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
+        public LeNet(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample + IndicesPerSample) + s_scratchLength + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample + IndicesPerSample) + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
@@ -127,7 +128,7 @@ namespace Examples.LeNet
             _workB = _workA + maxBatch * WorkPerSample;
             _indices = _workB + maxBatch * WorkPerSample;
             _scratch = _indices + maxBatch * IndicesPerSample;
-            _cache = _scratch + s_scratchLength;
+            _cache = _scratch + Threads * s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
@@ -161,7 +162,7 @@ namespace Examples.LeNet
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
-            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
+            var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Conv1Out * MaxBatch, batch * 5400);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 1350);
@@ -171,7 +172,7 @@ namespace Examples.LeNet
             input.CopyTo(x); // backward needs the input of the first layer
 
             // conv1: conv(1, 6, 5) as conv1 — lenet.nn(6,5) — [N, 1, 34, 34] → [N, 6, 30, 30]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), y0, batch, in Conv1Geometry, scratch);
+            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), y0, batch, in Conv1Geometry, scratch, Pool);
 
             // 1: maxpool(2) — lenet.nn(7,8) — [N, 6, 30, 30] → [N, 6, 15, 15]
             global::Dsl.Runtime.Pooling.MaxForward(y0, y1, Indices(Layer1Indices, batch * 1350), batch, in Layer1Geometry);
@@ -184,7 +185,7 @@ namespace Examples.LeNet
             // 3: flatten — lenet.nn(9,8) — [N, 6, 15, 15] → [N, 1350] — a view, nothing to compute
 
             // fc1: linear(1350, 10) as fc1 — lenet.nn(10,8) — [N, 1350] → [N, 10]
-            global::Dsl.Runtime.Linear.Forward(y3, parameters.AsSpan(Fc1Weight, 13500), parameters.AsSpan(Fc1Bias, 10), y4, batch, 1350, 10, scratch);
+            global::Dsl.Runtime.Linear.Forward(y3, parameters.AsSpan(Fc1Weight, 13500), parameters.AsSpan(Fc1Bias, 10), y4, batch, 1350, 10, scratch, Pool);
 
             y4.CopyTo(output);
         }
@@ -194,7 +195,7 @@ namespace Examples.LeNet
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
-            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
+            var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Conv1Out * MaxBatch, batch * 5400);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 1350);
@@ -208,8 +209,8 @@ namespace Examples.LeNet
 
             var g3 = _arena.AsSpan(_workB, batch * 1350);
             // fc1: linear(1350, 10) as fc1 — lenet.nn(10,8) — [N, 1350] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Fc1Weight, 13500), gradients.AsSpan(Fc1Bias, 10), batch, 1350, 10, scratch);
-            global::Dsl.Runtime.Linear.BackwardInput(g4, parameters.AsSpan(Fc1Weight, 13500), g3, batch, 1350, 10, scratch);
+            global::Dsl.Runtime.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Fc1Weight, 13500), gradients.AsSpan(Fc1Bias, 10), batch, 1350, 10, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardInput(g4, parameters.AsSpan(Fc1Weight, 13500), g3, batch, 1350, 10, scratch, Pool);
 
             var g2 = g3;
             // 3: flatten — lenet.nn(9,8) — [N, 6, 15, 15] → [N, 1350] — backward
@@ -225,8 +226,8 @@ namespace Examples.LeNet
             global::Dsl.Runtime.Pooling.MaxBackward(g1, Indices(Layer1Indices, batch * 1350), g0, batch, in Layer1Geometry);
 
             // conv1: conv(1, 6, 5) as conv1 — lenet.nn(6,5) — [N, 1, 34, 34] → [N, 6, 30, 30] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 150), gradients.AsSpan(Conv1Bias, 6), batch, in Conv1Geometry, scratch);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 150), inputGrad, batch, in Conv1Geometry, scratch);
+            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 150), gradients.AsSpan(Conv1Bias, 6), batch, in Conv1Geometry, scratch, Pool);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 150), inputGrad, batch, in Conv1Geometry, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -241,12 +242,12 @@ namespace Examples.LeNet
 
             var parameters = ParameterStorage;
             var folded = _arena.AsSpan(_folded, FoldedLength);
-            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
+            var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // conv1: conv(1, 6, 5) as conv1 — lenet.nn(6,5) — [N, 1, 34, 34] → [N, 6, 30, 30]
             var h0 = _arena.AsSpan(_workA, batch * 5400);
-            global::Dsl.Runtime.Conv2d.Forward(h, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), h0, batch, in Conv1Geometry, scratch);
+            global::Dsl.Runtime.Conv2d.Forward(h, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), h0, batch, in Conv1Geometry, scratch, Pool);
             h = h0;
 
             // 1: maxpool(2) — lenet.nn(7,8) — [N, 6, 30, 30] → [N, 6, 15, 15] — with bn1 (batch norm) applied as it writes
@@ -260,7 +261,7 @@ namespace Examples.LeNet
 
             // fc1: linear(1350, 10) as fc1 — lenet.nn(10,8) — [N, 1350] → [N, 10]
             var h2 = _arena.AsSpan(_workA, batch * 10);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Fc1Weight, 13500), parameters.AsSpan(Fc1Bias, 10), h2, batch, 1350, 10, scratch);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Fc1Weight, 13500), parameters.AsSpan(Fc1Bias, 10), h2, batch, 1350, 10, scratch, Pool);
             h = h2;
 
             h.CopyTo(output);

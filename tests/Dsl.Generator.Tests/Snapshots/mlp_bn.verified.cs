@@ -59,7 +59,7 @@ namespace Snapshots
         private const int Layer1Scale = 0;
         private const int Layer1Shift = 5;
 
-        // Scratch for packed GEMM panels and im2col columns: the most any conv or linear layer needs.
+        // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
         private static readonly int s_scratchLength = global::Dsl.Runtime.Gemm.ScratchLength;
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
@@ -105,9 +105,10 @@ namespace Snapshots
         /// <summary>Allocates everything the model will ever use, then initializes it as PyTorch does by default.</summary>
         /// <param name="maxBatch">The largest batch that Forward and Infer will be given.</param>
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
-        public Mlp(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
+        /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
+        public Mlp(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample) + s_scratchLength + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample) + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
@@ -118,7 +119,7 @@ namespace Snapshots
             _workA = maxBatch * ArenaPerSample;
             _workB = _workA + maxBatch * WorkPerSample;
             _scratch = _workB + maxBatch * WorkPerSample;
-            _cache = _scratch + s_scratchLength;
+            _cache = _scratch + Threads * s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
@@ -154,7 +155,7 @@ namespace Snapshots
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
-            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
+            var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 5);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 5);
@@ -162,7 +163,7 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5]
-            global::Dsl.Runtime.Linear.Forward(x, parameters.AsSpan(Layer0Weight, 50), parameters.AsSpan(Layer0Bias, 5), y0, batch, 10, 5, scratch);
+            global::Dsl.Runtime.Linear.Forward(x, parameters.AsSpan(Layer0Weight, 50), parameters.AsSpan(Layer0Bias, 5), y0, batch, 10, 5, scratch, Pool);
 
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
@@ -170,7 +171,7 @@ namespace Snapshots
                 buffers.AsSpan(Layer1RunningMean, 5), buffers.AsSpan(Layer1RunningVar, 5), 0.1f, 1E-05f, batch, 5, 1);
 
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1]
-            global::Dsl.Runtime.Linear.Forward(y1, parameters.AsSpan(Layer2Weight, 5), parameters.AsSpan(Layer2Bias, 1), y2, batch, 5, 1, scratch);
+            global::Dsl.Runtime.Linear.Forward(y1, parameters.AsSpan(Layer2Weight, 5), parameters.AsSpan(Layer2Bias, 1), y2, batch, 5, 1, scratch, Pool);
 
             y2.CopyTo(output);
         }
@@ -180,7 +181,7 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
-            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
+            var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 5);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 5);
@@ -192,8 +193,8 @@ namespace Snapshots
 
             var g1 = _arena.AsSpan(_workB, batch * 5);
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g2, y1, gradients.AsSpan(Layer2Weight, 5), gradients.AsSpan(Layer2Bias, 1), batch, 5, 1, scratch);
-            global::Dsl.Runtime.Linear.BackwardInput(g2, parameters.AsSpan(Layer2Weight, 5), g1, batch, 5, 1, scratch);
+            global::Dsl.Runtime.Linear.BackwardWeight(g2, y1, gradients.AsSpan(Layer2Weight, 5), gradients.AsSpan(Layer2Bias, 1), batch, 5, 1, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardInput(g2, parameters.AsSpan(Layer2Weight, 5), g1, batch, 5, 1, scratch, Pool);
 
             var g0 = _arena.AsSpan(_workA, batch * 5);
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — backward
@@ -202,8 +203,8 @@ namespace Snapshots
                 gradients.AsSpan(Layer1Weight, 5), gradients.AsSpan(Layer1Bias, 5), batch, 5, 1);
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 50), gradients.AsSpan(Layer0Bias, 5), batch, 10, 5, scratch);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 50), inputGrad, batch, 10, 5, scratch);
+            global::Dsl.Runtime.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 50), gradients.AsSpan(Layer0Bias, 5), batch, 10, 5, scratch, Pool);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 50), inputGrad, batch, 10, 5, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -218,19 +219,19 @@ namespace Snapshots
 
             var parameters = ParameterStorage;
             var folded = _arena.AsSpan(_folded, FoldedLength);
-            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
+            var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 5);
-            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer0FoldedWeight, 50), folded.Slice(Layer0FoldedBias, 5), h0, batch, 10, 5, scratch);
+            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer0FoldedWeight, 50), folded.Slice(Layer0FoldedBias, 5), h0, batch, 10, 5, scratch, Pool);
             h = h0;
 
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — folded into 0
 
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1]
             var h1 = _arena.AsSpan(_workB, batch * 1);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer2Weight, 5), parameters.AsSpan(Layer2Bias, 1), h1, batch, 5, 1, scratch);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer2Weight, 5), parameters.AsSpan(Layer2Bias, 1), h1, batch, 5, 1, scratch, Pool);
             h = h1;
 
             h.CopyTo(output);

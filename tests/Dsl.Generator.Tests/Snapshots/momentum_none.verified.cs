@@ -86,7 +86,8 @@ namespace Snapshots
         /// <summary>Allocates everything the model will ever use, then initializes it as PyTorch does by default.</summary>
         /// <param name="maxBatch">The largest batch that Forward and Infer will be given.</param>
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
-        public Cumulative(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
+        /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
+        public Cumulative(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
             long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample) + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)

@@ -61,7 +61,7 @@ namespace Snapshots
         private const int Layer1Scale = 0;
         private const int Layer1Shift = 6;
 
-        // Scratch for packed GEMM panels and im2col columns: the most any conv or linear layer needs.
+        // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
         private static readonly int s_scratchLength = global::Dsl.Runtime.Gemm.ScratchLength;
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
@@ -107,9 +107,10 @@ namespace Snapshots
         /// <summary>Allocates everything the model will ever use, then initializes it as PyTorch does by default.</summary>
         /// <param name="maxBatch">The largest batch that Forward and Infer will be given.</param>
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
-        public Head(int maxBatch, int seed = 0) : base(maxBatch, s_tensors)
+        /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
+        public Head(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample) + s_scratchLength + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample) + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
@@ -120,7 +121,7 @@ namespace Snapshots
             _workA = maxBatch * ArenaPerSample;
             _workB = _workA + maxBatch * WorkPerSample;
             _scratch = _workB + maxBatch * WorkPerSample;
-            _cache = _scratch + s_scratchLength;
+            _cache = _scratch + Threads * s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
@@ -156,7 +157,7 @@ namespace Snapshots
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
-            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
+            var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 6);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 6);
@@ -166,7 +167,7 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6]
-            global::Dsl.Runtime.Linear.Forward(x, parameters.AsSpan(Layer0Weight, 48), parameters.AsSpan(Layer0Bias, 6), y0, batch, 8, 6, scratch);
+            global::Dsl.Runtime.Linear.Forward(x, parameters.AsSpan(Layer0Weight, 48), parameters.AsSpan(Layer0Bias, 6), y0, batch, 8, 6, scratch, Pool);
 
             // 1: bn1d — softmax_head.nn(1,42) — [N, 6] → [N, 6] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
@@ -177,7 +178,7 @@ namespace Snapshots
             global::Dsl.Runtime.Activations.SigmoidForward(y1, y2);
 
             // 3: linear(6, 4) — softmax_head.nn(1,61) — [N, 6] → [N, 4]
-            global::Dsl.Runtime.Linear.Forward(y2, parameters.AsSpan(Layer3Weight, 24), parameters.AsSpan(Layer3Bias, 4), y3, batch, 6, 4, scratch);
+            global::Dsl.Runtime.Linear.Forward(y2, parameters.AsSpan(Layer3Weight, 24), parameters.AsSpan(Layer3Bias, 4), y3, batch, 6, 4, scratch, Pool);
 
             // 4: log_softmax — softmax_head.nn(1,77) — [N, 4] → [N, 4]
             global::Dsl.Runtime.Activations.LogSoftmaxForward(y3, y4, batch, 4);
@@ -190,7 +191,7 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
-            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
+            var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 6);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 6);
@@ -208,8 +209,8 @@ namespace Snapshots
 
             var g2 = _arena.AsSpan(_workA, batch * 6);
             // 3: linear(6, 4) — softmax_head.nn(1,61) — [N, 6] → [N, 4] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 24), gradients.AsSpan(Layer3Bias, 4), batch, 6, 4, scratch);
-            global::Dsl.Runtime.Linear.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 24), g2, batch, 6, 4, scratch);
+            global::Dsl.Runtime.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 24), gradients.AsSpan(Layer3Bias, 4), batch, 6, 4, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 24), g2, batch, 6, 4, scratch, Pool);
 
             var g1 = g2;
             // 2: sigmoid — softmax_head.nn(1,50) — [N, 6] → [N, 6] — backward
@@ -222,8 +223,8 @@ namespace Snapshots
                 gradients.AsSpan(Layer1Weight, 6), gradients.AsSpan(Layer1Bias, 6), batch, 6, 1);
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 48), gradients.AsSpan(Layer0Bias, 6), batch, 8, 6, scratch);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 48), inputGrad, batch, 8, 6, scratch);
+            global::Dsl.Runtime.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 48), gradients.AsSpan(Layer0Bias, 6), batch, 8, 6, scratch, Pool);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 48), inputGrad, batch, 8, 6, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -238,12 +239,12 @@ namespace Snapshots
 
             var parameters = ParameterStorage;
             var folded = _arena.AsSpan(_folded, FoldedLength);
-            var scratch = _arena.AsSpan(_scratch, s_scratchLength);
+            var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 6);
-            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer0FoldedWeight, 48), folded.Slice(Layer0FoldedBias, 6), h0, batch, 8, 6, scratch);
+            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer0FoldedWeight, 48), folded.Slice(Layer0FoldedBias, 6), h0, batch, 8, 6, scratch, Pool);
             h = h0;
 
             // 1: bn1d — softmax_head.nn(1,42) — [N, 6] → [N, 6] — folded into 0
@@ -255,7 +256,7 @@ namespace Snapshots
 
             // 3: linear(6, 4) — softmax_head.nn(1,61) — [N, 6] → [N, 4]
             var h2 = _arena.AsSpan(_workB, batch * 4);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer3Weight, 24), parameters.AsSpan(Layer3Bias, 4), h2, batch, 6, 4, scratch);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer3Weight, 24), parameters.AsSpan(Layer3Bias, 4), h2, batch, 6, 4, scratch, Pool);
             h = h2;
 
             // 4: log_softmax — softmax_head.nn(1,77) — [N, 4] → [N, 4]
