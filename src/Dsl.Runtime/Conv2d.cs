@@ -17,7 +17,12 @@ public static unsafe class Conv2d
     /// <summary>Floats of scratch the overloads taking a scratch span need for geometry <paramref name="g"/>.</summary>
     /// <param name="g">Convolution geometry.</param>
     /// <returns>The scratch length.</returns>
-    public static int ScratchLength(in ConvGeometry g) => Gemm.ScratchLength + ColumnLength(g);
+    public static int ScratchLength(in ConvGeometry g)
+    {
+        int length = Math.Max(Gemm.ScratchLength + ColumnLength(g), Math.Max(ConvGemm.ScratchLength(g), ConvGemm.WeightScratchLength));
+        if (ConvGemm.CanTransposeAsConvolution(g)) length = Math.Max(length, g.WeightLength + ConvGemm.ScratchLength(ConvGemm.Transposed(g)));
+        return length;
+    }
 
     private static int ColumnLength(in ConvGeometry g) => IsPointwise(g) ? 0 : g.InPerGroup * g.KernelH * g.KernelW * g.OutH * g.OutW;
 
@@ -47,31 +52,7 @@ public static unsafe class Conv2d
         Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && y.Length >= n * g.OutputLength, "buffer too short");
         Debug.Assert(bias.IsEmpty || bias.Length >= g.OutChannels, "bias too short");
         Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
-
-        int outPlane = g.OutH * g.OutW, inPlane = g.InH * g.InW;
-        int rows = g.InPerGroup * g.KernelH * g.KernelW;
-        var gemmScratch = scratch.Slice(0, Gemm.ScratchLength);
-        var column = scratch.Slice(Gemm.ScratchLength, ColumnLength(g));
-        bool pointwise = IsPointwise(g);
-        for (int s = 0; s < n; s++)
-        {
-            var xs = x.Slice(s * g.InputLength, g.InputLength);
-            var ys = y.Slice(s * g.OutputLength, g.OutputLength);
-            for (int group = 0; group < g.Groups; group++)
-            {
-                var xg = xs.Slice(group * g.InPerGroup * inPlane, g.InPerGroup * inPlane);
-                ReadOnlySpan<float> b = pointwise ? xg : column;
-                if (!pointwise) Im2Col(xg, column, g);
-                var yg = ys.Slice(group * g.OutPerGroup * outPlane, g.OutPerGroup * outPlane);
-                if (!bias.IsEmpty)
-                {
-                    for (int o = 0; o < g.OutPerGroup; o++) yg.Slice(o * outPlane, outPlane).Fill(bias[group * g.OutPerGroup + o]);
-                }
-
-                var wg = w.Slice(group * g.OutPerGroup * rows, g.OutPerGroup * rows);
-                Gemm.Multiply(g.OutPerGroup, outPlane, rows, wg, rows, 1, b, outPlane, 1, yg, outPlane, accumulate: !bias.IsEmpty, gemmScratch);
-            }
-        }
+        ConvGemm.Forward(x, w, bias, y, n, g, scratch);
     }
 
     /// <summary>Input gradient <c>dx = conv_transpose(dy, w)</c>, with per-thread scratch; <paramref name="dx"/> is overwritten.</summary>
@@ -94,6 +75,11 @@ public static unsafe class Conv2d
     {
         Debug.Assert(dy.Length >= n * g.OutputLength && w.Length >= g.WeightLength && dx.Length >= n * g.InputLength, "buffer too short");
         Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
+        if (ConvGemm.CanTransposeAsConvolution(g))
+        {
+            ConvGemm.BackwardInput(dy, w, dx, n, g, scratch);
+            return;
+        }
 
         int outPlane = g.OutH * g.OutW, inPlane = g.InH * g.InW;
         int rows = g.InPerGroup * g.KernelH * g.KernelW;
@@ -144,6 +130,11 @@ public static unsafe class Conv2d
         Debug.Assert(dy.Length >= n * g.OutputLength && x.Length >= n * g.InputLength && dw.Length >= g.WeightLength, "buffer too short");
         Debug.Assert(dbias.IsEmpty || dbias.Length >= g.OutChannels, "dbias too short");
         Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
+        if (!IsPointwise(g))
+        {
+            ConvGemm.BackwardWeight(dy, x, dw, dbias, n, g, scratch);
+            return;
+        }
 
         int outPlane = g.OutH * g.OutW, inPlane = g.InH * g.InW;
         int rows = g.InPerGroup * g.KernelH * g.KernelW;

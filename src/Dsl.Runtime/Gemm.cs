@@ -21,9 +21,9 @@ public static class Gemm
     /// <summary>Columns of C per micro-kernel call (two 8-float vectors).</summary>
     public const int NR = 16;
 
-    private const int KC = 256;
-    private const int MC = 96; // multiple of MR
-    private const int NC = 1024; // multiple of NR
+    internal const int KC = 256;
+    internal const int MC = 96; // multiple of MR
+    internal const int NC = 1024; // multiple of NR
 
     /// <summary>Floats of scratch <see cref="Multiply"/> needs for its packed panels, whatever the sizes.</summary>
     public const int ScratchLength = MC * KC + KC * NC;
@@ -112,7 +112,7 @@ public static class Gemm
     }
 
     // A block (mc × kc) → panels of MR rows, each stored p-major: panel[p*MR + i]; rows past mc are zero.
-    private static unsafe void PackA(float* a, int rowStride, int colStride, int mc, int kc, float* dest)
+    internal static unsafe void PackA(float* a, int rowStride, int colStride, int mc, int kc, float* dest)
     {
         for (int ir = 0; ir < mc; ir += MR)
         {
@@ -200,7 +200,7 @@ public static class Gemm
 
     /// <summary>The 6×16 register block: C[6×16] (+)= A panel (kc × 6) · B panel (kc × 16).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Kernel(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    internal static unsafe void Kernel(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;

@@ -1,5 +1,8 @@
 // Max, average and global-average pooling kernels, forward and backward, with PyTorch's window and divisor rules.
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Dsl.Runtime;
 
@@ -209,6 +212,13 @@ public static class Pooling
         int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW, planes = n * g.Channels;
         bool record = !indices.IsEmpty;
         bool affine = !scale.IsEmpty;
+        if (g.KernelH == 2 && g.KernelW == 2 && g.StrideH == 2 && g.StrideW == 2 && g.PadH == 0 && g.PadW == 0
+            && g.DilationH == 1 && g.DilationW == 1 && 2 * g.OutH <= g.InH && 2 * g.OutW <= g.InW)
+        {
+            MaxCore2x2(x, y, indices, n, g, scale, shift);
+            return;
+        }
+
         for (int p = 0; p < planes; p++)
         {
             ReadOnlySpan<float> xPlane = x.Slice(p * inPlane, inPlane);
@@ -248,6 +258,95 @@ public static class Pooling
                 }
             }
         }
+    }
+
+    // The common 2×2, stride-2 window with every tap inside the input: four compares per output, no bounds.
+    private static void MaxCore2x2(ReadOnlySpan<float> x, Span<float> y, Span<int> indices, int n, in PoolGeometry g,
+        ReadOnlySpan<float> scale, ReadOnlySpan<float> shift)
+    {
+        int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW, planes = n * g.Channels, w = g.InW;
+        bool record = !indices.IsEmpty, affine = !scale.IsEmpty;
+        for (int p = 0; p < planes; p++)
+        {
+            var xPlane = x.Slice(p * inPlane, inPlane);
+            int outStart = p * outPlane;
+            float sc = affine ? scale[p % g.Channels] : 1f, sh = affine ? shift[p % g.Channels] : 0f;
+            for (int oh = 0; oh < g.OutH; oh++)
+            {
+                int top = 2 * oh * w;
+                int ow = Max2x2Vector(xPlane, y.Slice(outStart + oh * g.OutW, g.OutW), record ? indices.Slice(outStart + oh * g.OutW, g.OutW) : Span<int>.Empty,
+                    top, w, affine, sc, sh);
+                for (; ow < g.OutW; ow++)
+                {
+                    int i0 = top + 2 * ow;
+                    // Row-major window order, first maximum wins, NaN propagates: as PyTorch's kernel.
+                    int best = i0;
+                    float max = xPlane[i0];
+                    float v = xPlane[i0 + 1];
+                    if (v > max || float.IsNaN(v)) { max = v; best = i0 + 1; }
+                    v = xPlane[i0 + w];
+                    if (v > max || float.IsNaN(v)) { max = v; best = i0 + w; }
+                    v = xPlane[i0 + w + 1];
+                    if (v > max || float.IsNaN(v)) { max = v; best = i0 + w + 1; }
+                    int o = outStart + oh * g.OutW + ow;
+                    y[o] = affine ? max * sc + sh : max;
+                    if (record) indices[o] = best;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Eight 2×2 windows at a time, branch-free: random data makes every comparison a coin flip, and
+    /// mispredicted branches cost more than the arithmetic. Same order and NaN rule as the scalar loop.
+    /// Returns the first output column it did not handle.
+    /// </summary>
+    private static int Max2x2Vector(ReadOnlySpan<float> plane, Span<float> yRow, Span<int> indexRow, int top, int w, bool affine, float sc, float sh)
+    {
+        int outW = yRow.Length;
+        if (outW < 8) return 0;
+        ref float r0 = ref Unsafe.Add(ref MemoryMarshal.GetReference(plane), top);
+        ref float r1 = ref Unsafe.Add(ref r0, w);
+        var even = Vector256.Create(0, 2, 4, 6, 0, 0, 0, 0);
+        var odd = Vector256.Create(1, 3, 5, 7, 0, 0, 0, 0);
+        var lanes = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14);
+        var scale = Vector256.Create(sc);
+        var shift = Vector256.Create(sh);
+        bool record = !indexRow.IsEmpty;
+        int ow = 0;
+        while (ow < outW)
+        {
+            // The tail is one more block ending at the last column; the outputs it repeats come out the same.
+            if (ow > outW - 8) ow = outW - 8;
+            var a0 = Vector256.LoadUnsafe(ref r0, (nuint)(2 * ow));
+            var a1 = Vector256.LoadUnsafe(ref r0, (nuint)(2 * ow + 8));
+            var b0 = Vector256.LoadUnsafe(ref r1, (nuint)(2 * ow));
+            var b1 = Vector256.LoadUnsafe(ref r1, (nuint)(2 * ow + 8));
+            var topLeft = Vector256.Create(Vector256.Shuffle(a0, even).GetLower(), Vector256.Shuffle(a1, even).GetLower());
+            var topRight = Vector256.Create(Vector256.Shuffle(a0, odd).GetLower(), Vector256.Shuffle(a1, odd).GetLower());
+            var bottomLeft = Vector256.Create(Vector256.Shuffle(b0, even).GetLower(), Vector256.Shuffle(b1, even).GetLower());
+            var bottomRight = Vector256.Create(Vector256.Shuffle(b0, odd).GetLower(), Vector256.Shuffle(b1, odd).GetLower());
+
+            var first = Vector256.Create(top + 2 * ow) + lanes;
+            var max = topLeft;
+            var best = first;
+            var take = Vector256.GreaterThan(topRight, max) | ~Vector256.Equals(topRight, topRight);
+            max = Vector256.ConditionalSelect(take, topRight, max);
+            best = Vector256.ConditionalSelect(take.AsInt32(), first + Vector256<int>.One, best);
+            take = Vector256.GreaterThan(bottomLeft, max) | ~Vector256.Equals(bottomLeft, bottomLeft);
+            max = Vector256.ConditionalSelect(take, bottomLeft, max);
+            best = Vector256.ConditionalSelect(take.AsInt32(), first + Vector256.Create(w), best);
+            take = Vector256.GreaterThan(bottomRight, max) | ~Vector256.Equals(bottomRight, bottomRight);
+            max = Vector256.ConditionalSelect(take, bottomRight, max);
+            best = Vector256.ConditionalSelect(take.AsInt32(), first + Vector256.Create(w + 1), best);
+
+            if (affine) max = max * scale + shift;
+            max.StoreUnsafe(ref MemoryMarshal.GetReference(yRow), (nuint)ow);
+            if (record) best.StoreUnsafe(ref MemoryMarshal.GetReference(indexRow), (nuint)ow);
+            ow += 8;
+        }
+
+        return outW;
     }
 
     private readonly record struct Window(int H0, int H1, int W0, int W1, int Divisor);

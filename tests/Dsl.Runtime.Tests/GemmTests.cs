@@ -118,3 +118,48 @@ public sealed class Conv2dGemmTests
         for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4f * (1 + Math.Abs(expected[i])), $"at {i}: {expected[i]} vs {actual[i]}");
     }
 }
+
+/// <summary>The branch-free 2×2 max pooling equals the window walk: first maximum wins on ties, the last NaN wins (as PyTorch), indices match.</summary>
+public sealed class MaxPool2x2Tests
+{
+    [Theory]
+    [InlineData(6, 6)]
+    [InlineData(28, 28)]
+    [InlineData(30, 31)]
+    [InlineData(17, 40)]
+    public void Vector_path_matches_a_naive_reference(int h, int w)
+    {
+        var r = new Random(h * 100 + w);
+        int n = 3, c = 2;
+        var g = new PoolGeometry(c, h, w, 2, 2, 2, 2, 0, 0, 1, 1, false);
+        // Small integers make ties common; a few NaNs check propagation.
+        var x = Enumerable.Range(0, n * c * h * w).Select(_ => r.Next(20) == 0 ? float.NaN : r.Next(4)).ToArray();
+        var y = new float[n * g.OutputLength];
+        var indices = new int[y.Length];
+        Pooling.MaxForward(x, y, indices, n, g);
+        for (int p = 0; p < n * c; p++)
+        {
+            for (int oh = 0; oh < g.OutH; oh++)
+            {
+                for (int ow = 0; ow < g.OutW; ow++)
+                {
+                    int best = 2 * oh * w + 2 * ow;
+                    float max = x[p * h * w + best];
+                    foreach (int candidate in new[] { best + 1, best + w, best + w + 1 })
+                    {
+                        float v = x[p * h * w + candidate];
+                        if (v > max || float.IsNaN(v)) // PyTorch: a later NaN replaces an earlier one
+                        {
+                            max = v;
+                            best = candidate;
+                        }
+                    }
+
+                    int o = p * g.OutH * g.OutW + oh * g.OutW + ow;
+                    Assert.Equal(max, y[o]);
+                    Assert.Equal(best, indices[o]);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,307 @@
+// Implicit-GEMM convolution: B panels packed straight from the image, weights packed once per call.
+using System.Runtime.Intrinsics;
+
+namespace Dsl.Runtime;
+
+/// <summary>
+/// Convolution forward as <c>Y[out × pixels] = W[out × (c·kh·kw)] · col</c> without materializing col:
+/// the packing step that feeds the micro-kernel reads the input image directly (one output-row segment at
+/// a time, a contiguous copy where the window lies inside the image), and the weights are packed once per
+/// call for every sample instead of once per sample.
+/// </summary>
+internal static unsafe class ConvGemm
+{
+    /// <summary>Floats of scratch: packed weights of one group (padded to whole panels) and one B block.</summary>
+    public static int ScratchLength(in ConvGeometry g)
+    {
+        int k = g.InPerGroup * g.KernelH * g.KernelW;
+        int m = (g.OutPerGroup + Gemm.MR - 1) / Gemm.MR * Gemm.MR;
+        return m * k + MaxKC * Gemm.NC;
+    }
+
+    // K up to this deep is one block: a second pass over C for a thin remainder (288 = 256 + 32) costs more than it saves.
+    private const int MaxKC = 512;
+
+    private static int BlockK(int k) => k <= MaxKC ? k : Gemm.KC;
+
+    /// <summary>y (overwritten) = conv(x, w) + bias for n samples.</summary>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch)
+    {
+        int m = g.OutPerGroup;
+        int k = g.InPerGroup * g.KernelH * g.KernelW;
+        int pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
+        int mPadded = (m + Gemm.MR - 1) / Gemm.MR * Gemm.MR;
+        fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
+        {
+            float* packedA = ps;
+            float* packB = ps + mPadded * k;
+            float* edge = stackalloc float[Gemm.MR * Gemm.NR];
+            for (int group = 0; group < g.Groups; group++)
+            {
+                // Weights of this group, packed per K block: [pc block][MR panels], reused by every sample.
+                float* wg = pw + (long)group * m * k;
+                int blockK = BlockK(k);
+                for (int pc = 0; pc < k; pc += blockK)
+                {
+                    int kc = Math.Min(blockK, k - pc);
+                    Gemm.PackA(wg + pc, k, 1, m, kc, packedA + (long)pc * mPadded);
+                }
+
+                for (int s = 0; s < n; s++)
+                {
+                    float* xs = px + (long)s * g.InputLength + (long)group * g.InPerGroup * inPlane;
+                    float* ys = py + (long)s * g.OutputLength + (long)group * m * pixels;
+                    if (pb != null)
+                    {
+                        for (int o = 0; o < m; o++) new Span<float>(ys + (long)o * pixels, pixels).Fill(pb[group * m + o]);
+                    }
+
+                    for (int jc = 0; jc < pixels; jc += Gemm.NC)
+                    {
+                        int nc = Math.Min(Gemm.NC, pixels - jc);
+                        for (int pc = 0; pc < k; pc += blockK)
+                        {
+                            int kc = Math.Min(blockK, k - pc);
+                            bool add = pb != null || pc > 0;
+                            PackImage(xs, g, pc, kc, jc, nc, packB);
+                            float* aBlock = packedA + (long)pc * mPadded;
+                            for (int jr = 0; jr < nc; jr += Gemm.NR)
+                            {
+                                int nr = Math.Min(Gemm.NR, nc - jr);
+                                float* bPanel = packB + (long)jr * kc;
+                                for (int ir = 0; ir < m; ir += Gemm.MR)
+                                {
+                                    int mr = Math.Min(Gemm.MR, m - ir);
+                                    float* cTile = ys + (long)ir * pixels + jc + jr;
+                                    if (mr == Gemm.MR && nr == Gemm.NR)
+                                    {
+                                        Gemm.Kernel(kc, aBlock + (long)ir * kc, bPanel, cTile, pixels, add);
+                                        continue;
+                                    }
+
+                                    Gemm.Kernel(kc, aBlock + (long)ir * kc, bPanel, edge, Gemm.NR, accumulate: false);
+                                    for (int i = 0; i < mr; i++)
+                                    {
+                                        for (int j = 0; j < nr; j++)
+                                            cTile[i * pixels + j] = add ? cTile[i * pixels + j] + edge[i * Gemm.NR + j] : edge[i * Gemm.NR + j];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs rows [p0, p0+kc) × output pixels [j0, j0+nc) of the (virtual) column matrix into NR-wide panels
+    /// (panel[p·NR + j]): row p is (channel, kh, kw), column j the output pixel; zero outside the image.
+    /// </summary>
+    private static void PackImage(float* x, in ConvGeometry g, int p0, int kc, int j0, int nc, float* dest)
+    {
+        int taps = g.KernelH * g.KernelW, inPlane = g.InH * g.InW;
+        for (int jr = 0; jr < nc; jr += Gemm.NR)
+        {
+            int nr = Math.Min(Gemm.NR, nc - jr);
+            float* panel = dest + (long)jr * kc;
+            int first = j0 + jr;
+            for (int p = 0; p < kc; p++)
+            {
+                int row = p0 + p;
+                int c = row / taps, tap = row - c * taps;
+                int kh = tap / g.KernelW, kw = tap - kh * g.KernelW;
+                float* plane = x + (long)c * inPlane;
+                float* target = panel + p * Gemm.NR;
+                int offH = kh * g.DilationH - g.PadH, offW = kw * g.DilationW - g.PadW;
+                // Walk the panel's pixels one output-row segment at a time.
+                int j = 0;
+                while (j < nr)
+                {
+                    int pixel = first + j;
+                    int oh = pixel / g.OutW, ow = pixel - oh * g.OutW;
+                    int length = Math.Min(nr - j, g.OutW - ow);
+                    int ih = oh * g.StrideH + offH;
+                    if ((uint)ih >= (uint)g.InH)
+                    {
+                        for (int t = 0; t < length; t++) target[j + t] = 0f;
+                    }
+                    else
+                    {
+                        float* source = plane + (long)ih * g.InW;
+                        int iw = ow * g.StrideW + offW;
+                        if (g.StrideW == 1 && iw >= 0 && iw + length <= g.InW)
+                        {
+                            float* from = source + iw, to = target + j;
+                            int t = 0;
+                            if (length >= 8)
+                            {
+                                Vector256.Store(Vector256.Load(from), to);
+                                t = 8;
+                            }
+
+                            for (; t < length; t++) to[t] = from[t];
+                        }
+                        else
+                        {
+                            for (int t = 0; t < length; t++, iw += g.StrideW) target[j + t] = (uint)iw < (uint)g.InW ? source[iw] : 0f;
+                        }
+                    }
+
+                    j += length;
+                }
+
+                for (; j < Gemm.NR; j++) target[j] = 0f;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Whether the input gradient is itself a stride-1 convolution of dY (flipped kernels, in/out channels
+    /// swapped, padding d·(k−1) − p), so it can reuse <see cref="Forward"/> instead of col2im.
+    /// </summary>
+    public static bool CanTransposeAsConvolution(in ConvGeometry g) =>
+        g.StrideH == 1 && g.StrideW == 1 && g.PadH <= g.DilationH * (g.KernelH - 1) && g.PadW <= g.DilationW * (g.KernelW - 1);
+
+    /// <summary>The geometry of that convolution: dY [OutChannels, OutH, OutW] in, dX [InChannels, InH, InW] out.</summary>
+    public static ConvGeometry Transposed(in ConvGeometry g) => new(
+        g.OutChannels, g.InChannels, g.OutH, g.OutW, g.KernelH, g.KernelW, 1, 1,
+        g.DilationH * (g.KernelH - 1) - g.PadH, g.DilationW * (g.KernelW - 1) - g.PadW, g.DilationH, g.DilationW, g.Groups);
+
+    /// <summary>dx (overwritten) for a stride-1 convolution: W′[c, o, kh, kw] = W[o, c, KH−1−kh, KW−1−kw], then <see cref="Forward"/>.</summary>
+    public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, in ConvGeometry g, Span<float> scratch)
+    {
+        int taps = g.KernelH * g.KernelW, inPer = g.InPerGroup, outPer = g.OutPerGroup;
+        var flipped = scratch.Slice(0, g.WeightLength);
+        for (int group = 0; group < g.Groups; group++)
+        {
+            for (int o = 0; o < outPer; o++)
+            {
+                for (int c = 0; c < inPer; c++)
+                {
+                    int source = ((group * outPer + o) * inPer + c) * taps;
+                    int target = ((group * inPer + c) * outPer + o) * taps;
+                    for (int t = 0; t < taps; t++) flipped[target + taps - 1 - t] = w[source + t];
+                }
+            }
+        }
+
+        Forward(dy, flipped, ReadOnlySpan<float>.Empty, dx, n, Transposed(g), scratch.Slice(g.WeightLength));
+    }
+
+    /// <summary>Floats of scratch <see cref="BackwardWeight"/> needs: one packed dY block and one packed colᵀ block.</summary>
+    public static int WeightScratchLength => Gemm.MC * Gemm.KC + Gemm.KC * Gemm.NC;
+
+    /// <summary>dw += dY·colᵀ and dbias += Σ dY, per sample and group, colᵀ packed straight from the image.</summary>
+    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch)
+    {
+        int m = g.OutPerGroup;
+        int k = g.InPerGroup * g.KernelH * g.KernelW;
+        int pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
+        fixed (float* pdy = dy, px = x, pdw = dw, ps = scratch)
+        {
+            float* packA = ps;
+            float* packB = ps + Gemm.MC * Gemm.KC;
+            float* edge = stackalloc float[Gemm.MR * Gemm.NR];
+            for (int s = 0; s < n; s++)
+            {
+                for (int group = 0; group < g.Groups; group++)
+                {
+                    float* dys = pdy + (long)s * g.OutputLength + (long)group * m * pixels;
+                    float* xs = px + (long)s * g.InputLength + (long)group * g.InPerGroup * inPlane;
+                    float* dwg = pdw + (long)group * m * k;
+                    for (int pc = 0; pc < pixels; pc += Gemm.KC)
+                    {
+                        int kc = Math.Min(Gemm.KC, pixels - pc);
+                        for (int jc = 0; jc < k; jc += Gemm.NC)
+                        {
+                            int nc = Math.Min(Gemm.NC, k - jc);
+                            PackImageTransposed(xs, g, pc, kc, jc, nc, packB);
+                            for (int ic = 0; ic < m; ic += Gemm.MC)
+                            {
+                                int mc = Math.Min(Gemm.MC, m - ic);
+                                Gemm.PackA(dys + (long)ic * pixels + pc, pixels, 1, mc, kc, packA);
+                                for (int jr = 0; jr < nc; jr += Gemm.NR)
+                                {
+                                    int nr = Math.Min(Gemm.NR, nc - jr);
+                                    float* bPanel = packB + (long)jr * kc;
+                                    for (int ir = 0; ir < mc; ir += Gemm.MR)
+                                    {
+                                        int mr = Math.Min(Gemm.MR, mc - ir);
+                                        float* cTile = dwg + (long)(ic + ir) * k + jc + jr;
+                                        if (mr == Gemm.MR && nr == Gemm.NR)
+                                        {
+                                            Gemm.Kernel(kc, packA + (long)ir * kc, bPanel, cTile, k, accumulate: true);
+                                            continue;
+                                        }
+
+                                        Gemm.Kernel(kc, packA + (long)ir * kc, bPanel, edge, Gemm.NR, accumulate: false);
+                                        for (int i = 0; i < mr; i++)
+                                        {
+                                            for (int j = 0; j < nr; j++) cTile[i * k + j] += edge[i * Gemm.NR + j];
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+
+                if (!dbias.IsEmpty)
+                {
+                    for (int o = 0; o < g.OutChannels; o++)
+                        dbias[o] += System.Numerics.Tensors.TensorPrimitives.Sum(new ReadOnlySpan<float>(pdy + (long)s * g.OutputLength + (long)o * pixels, pixels));
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs colᵀ: pixels [p0, p0+kc) × column-matrix rows [j0, j0+nc) into NR-wide panels (panel[p·NR + j]),
+    /// reading each row (channel, kh, kw) along consecutive pixels, contiguous in the image where it can.
+    /// </summary>
+    private static void PackImageTransposed(float* x, in ConvGeometry g, int p0, int kc, int j0, int nc, float* dest)
+    {
+        int taps = g.KernelH * g.KernelW, inPlane = g.InH * g.InW;
+        for (int jr = 0; jr < nc; jr += Gemm.NR)
+        {
+            int nr = Math.Min(Gemm.NR, nc - jr);
+            float* panel = dest + (long)jr * kc;
+            for (int j = 0; j < Gemm.NR; j++)
+            {
+                if (j >= nr)
+                {
+                    for (int q = 0; q < kc; q++) panel[q * Gemm.NR + j] = 0f;
+                    continue;
+                }
+
+                int row = j0 + jr + j;
+                int c = row / taps, tap = row - c * taps;
+                int kh = tap / g.KernelW, kw = tap - kh * g.KernelW;
+                float* plane = x + (long)c * inPlane;
+                int offH = kh * g.DilationH - g.PadH, offW = kw * g.DilationW - g.PadW;
+                int p = 0;
+                while (p < kc)
+                {
+                    int pixel = p0 + p;
+                    int oh = pixel / g.OutW, ow = pixel - oh * g.OutW;
+                    int length = Math.Min(kc - p, g.OutW - ow);
+                    int ih = oh * g.StrideH + offH;
+                    float* target = panel + p * Gemm.NR + j;
+                    if ((uint)ih >= (uint)g.InH)
+                    {
+                        for (int t = 0; t < length; t++) target[t * Gemm.NR] = 0f;
+                    }
+                    else
+                    {
+                        float* source = plane + (long)ih * g.InW;
+                        int iw = ow * g.StrideW + offW;
+                        for (int t = 0; t < length; t++, iw += g.StrideW) target[t * Gemm.NR] = (uint)iw < (uint)g.InW ? source[iw] : 0f;
+                    }
+
+                    p += length;
+                }
+            }
+        }
+    }
+}
