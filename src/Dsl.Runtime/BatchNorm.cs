@@ -1,5 +1,6 @@
 // Batch normalization kernels (training with batch statistics, inference with given statistics, backward, folding).
 using System.Diagnostics;
+using System.Numerics.Tensors;
 
 namespace Dsl.Runtime;
 
@@ -44,6 +45,12 @@ public static class BatchNorm
         Debug.Assert(saveMean.Length >= channels && saveInvStd.Length >= channels, "save buffers too short");
         Debug.Assert(runningMean.IsEmpty == runningVar.IsEmpty, "runningMean and runningVar must both be given or both be empty");
         Debug.Assert(runningMean.IsEmpty || (runningMean.Length >= channels && runningVar.Length >= channels), "running buffers too short");
+
+        if (spatial == 1 && channels <= FeatureStackLimit)
+        {
+            ForwardTrainingFeatures(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels);
+            return;
+        }
 
         int stride = channels * spatial;
         for (int c = 0; c < channels; c++)
@@ -129,6 +136,12 @@ public static class BatchNorm
     {
         Debug.Assert(dy.Length >= n * channels * spatial && x.Length >= n * channels * spatial && dx.Length >= n * channels * spatial, "buffer too short");
         Debug.Assert(saveMean.Length >= channels && saveInvStd.Length >= channels, "saved statistics too short");
+
+        if (spatial == 1 && channels <= FeatureStackLimit)
+        {
+            BackwardFeatures(dy, x, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, n, channels);
+            return;
+        }
 
         int stride = channels * spatial;
         long count = (long)n * spatial;
@@ -293,6 +306,91 @@ public static class BatchNorm
             int start = o * perOutput;
             for (int i = start; i < start + perOutput; i++) foldedWeight[i] = weight[i] * sc;
             foldedBias[o] = (bias.IsEmpty ? 0f : bias[o]) * sc + shift[o];
+        }
+    }
+
+    // Batch norm over features ([n, C], one value per channel per sample) runs across channels, a row at a time,
+    // with per-channel accumulators on the stack up to this many channels.
+    private const int FeatureStackLimit = 2048;
+
+    private static void ForwardTrainingFeatures(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
+        Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar, float momentum, float eps, int n, int channels)
+    {
+        Span<float> squares = stackalloc float[channels];
+        var mean = saveMean.Slice(0, channels);
+        mean.Clear();
+        for (int s = 0; s < n; s++) TensorPrimitives.Add(mean, x.Slice(s * channels, channels), mean);
+        TensorPrimitives.Divide(mean, n, mean);
+
+        // Two-pass variance, as in the per-plane path: Σ (x − mean)², with y rows as the scratch for x − mean.
+        squares.Clear();
+        for (int s = 0; s < n; s++)
+        {
+            var centered = y.Slice(s * channels, channels);
+            TensorPrimitives.Subtract(x.Slice(s * channels, channels), mean, centered);
+            TensorPrimitives.MultiplyAdd(centered, centered, squares, squares);
+        }
+
+        for (int c = 0; c < channels; c++)
+        {
+            double variance = squares[c] / (double)n;
+            saveInvStd[c] = (float)(1.0 / Math.Sqrt(variance + eps));
+            if (!runningMean.IsEmpty)
+            {
+                double unbiased = squares[c] / (double)(n - 1);
+                runningMean[c] = (float)((1.0 - momentum) * runningMean[c] + momentum * (double)mean[c]);
+                runningVar[c] = (float)((1.0 - momentum) * runningVar[c] + momentum * unbiased);
+            }
+
+            // Reuse the buffer for scale = γ·invStd.
+            squares[c] = saveInvStd[c] * (gamma.IsEmpty ? 1f : gamma[c]);
+        }
+
+        for (int s = 0; s < n; s++)
+        {
+            var row = y.Slice(s * channels, channels); // holds x − mean
+            TensorPrimitives.Multiply(row, squares, row);
+            if (!beta.IsEmpty) TensorPrimitives.Add(row, beta.Slice(0, channels), row);
+        }
+    }
+
+    private static void BackwardFeatures(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma,
+        ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta, int n, int channels)
+    {
+        Span<float> buffers = stackalloc float[3 * channels];
+        var sumDy = buffers.Slice(0, channels);
+        var sumDyCentered = buffers.Slice(channels, channels);
+        var scratch = buffers.Slice(2 * channels, channels);
+        var mean = saveMean.Slice(0, channels);
+        sumDy.Clear();
+        sumDyCentered.Clear();
+        for (int s = 0; s < n; s++)
+        {
+            var dyRow = dy.Slice(s * channels, channels);
+            TensorPrimitives.Add(sumDy, dyRow, sumDy);
+            TensorPrimitives.Subtract(x.Slice(s * channels, channels), mean, scratch);
+            TensorPrimitives.MultiplyAdd(dyRow, scratch, sumDyCentered, sumDyCentered);
+        }
+
+        // dx = dy·s + (x − mean)·a + b per channel, with s = γ·invStd, a = −s·invStd²·Σdy(x−mean)/n, b = −s·Σdy/n.
+        var a = sumDyCentered; // reused in place once dγ has been taken
+        for (int c = 0; c < channels; c++)
+        {
+            float invStd = saveInvStd[c];
+            float scale = invStd * (gamma.IsEmpty ? 1f : gamma[c]);
+            if (!dgamma.IsEmpty) dgamma[c] += sumDyCentered[c] * invStd;
+            if (!dbeta.IsEmpty) dbeta[c] += sumDy[c];
+            a[c] = -scale * invStd * invStd * sumDyCentered[c] / n;
+            sumDy[c] = -scale * sumDy[c] / n; // now b
+            scratch[c] = scale;
+        }
+
+        for (int s = 0; s < n; s++)
+        {
+            var row = dx.Slice(s * channels, channels);
+            TensorPrimitives.Subtract(x.Slice(s * channels, channels), mean, row);
+            TensorPrimitives.MultiplyAdd(row, a, sumDy, row);
+            TensorPrimitives.MultiplyAdd(dy.Slice(s * channels, channels), scratch, row, row);
         }
     }
 
