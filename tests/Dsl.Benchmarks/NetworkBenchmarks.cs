@@ -1,7 +1,7 @@
 // The BenchmarkDotNet class: one case per network × batch × side × threads × workload (Train / Infer).
 // BenchmarkDotNet builds the full cross product of the parameters; Cells.IsValid filters out the cells
-// that do not exist (ORT training, Resblock64 at batch 128, batch-1 training through bn1d, ours with
-// more than one thread until the generated models take a thread count).
+// that do not exist (ORT training, Resblock64 at batch 128, batch-1 training through bn1d, and ours with
+// more than one thread if OursFactory.SupportsThreads is switched off).
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Running;
 
@@ -30,7 +30,7 @@ public static class Cells
         bool train = workload == nameof(NetworkBenchmarks.Train);
         if (train && side == Side.Ort) return false; // ONNX Runtime: inference only
         if (train && !net.CanTrain(batch)) return false; // bn1d over [F] at batch 1 throws, as in PyTorch
-        if (side == Side.Ours && threads != 1 && !OursFactory.SupportsThreads) return false; // TODO(threads) hook
+        if (side == Side.Ours && threads != 1 && !OursFactory.SupportsThreads) return false; // ours single-threaded only
         return true;
     }
 

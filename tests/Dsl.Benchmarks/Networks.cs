@@ -63,7 +63,7 @@ public sealed record LinearLayer(string Name, int In, int Out, bool Bias = true)
 /// <summary>A benchmarked network: the generated class, its layers, and the batches it runs at.</summary>
 public sealed class Network
 {
-    private Network(string name, int[] inputShape, Func<int, int, CompiledModel> create, Layer[] layers, int[] batches)
+    private Network(string name, int[] inputShape, Func<int, int, int, CompiledModel> create, Layer[] layers, int[] batches)
     {
         Name = name;
         InputShape = inputShape;
@@ -91,8 +91,8 @@ public sealed class Network
 
     public int OutputLength => OutputShape.Aggregate(1, (a, b) => a * b);
 
-    /// <summary>Creates the generated model: (maxBatch, seed) → instance. Use <see cref="OursFactory"/> to get one.</summary>
-    internal Func<int, int, CompiledModel> Create { get; }
+    /// <summary>Creates the generated model: (maxBatch, seed, threads) → instance. Use <see cref="OursFactory"/> to get one.</summary>
+    internal Func<int, int, int, CompiledModel> Create { get; }
 
     public IReadOnlyList<Layer> Layers { get; }
 
@@ -122,7 +122,7 @@ public sealed class Network
     }
 
     public static readonly Network SeedLenet = new(
-        nameof(SeedLenet), [1, 34, 34], (maxBatch, seed) => new SeedLenet(maxBatch, seed),
+        nameof(SeedLenet), [1, 34, 34], (maxBatch, seed, threads) => new SeedLenet(maxBatch, seed, threads),
         [
             new Conv2dLayer("conv1", 1, 6, 5),
             new MaxPool2dLayer("1", 2),
@@ -133,7 +133,7 @@ public sealed class Network
         [1, 8, 32, 128]);
 
     public static readonly Network FmnistBn = new(
-        nameof(FmnistBn), [1, 28, 28], (maxBatch, seed) => new FmnistBn(maxBatch, seed),
+        nameof(FmnistBn), [1, 28, 28], (maxBatch, seed, threads) => new FmnistBn(maxBatch, seed, threads),
         [
             new Conv2dLayer("0", 1, 32, 3, Padding: 1),
             new BatchNormLayer("1", 32),
@@ -152,7 +152,7 @@ public sealed class Network
         [1, 8, 32, 128]);
 
     public static readonly Network Resblock64 = new(
-        nameof(Resblock64), [64, 32, 32], (maxBatch, seed) => new Resblock64(maxBatch, seed),
+        nameof(Resblock64), [64, 32, 32], (maxBatch, seed, threads) => new Resblock64(maxBatch, seed, threads),
         [
             new Conv2dLayer("0", 64, 64, 3, Padding: 1, Bias: false),
             new BatchNormLayer("1", 64),
@@ -164,7 +164,7 @@ public sealed class Network
         [1, 8, 32]);
 
     public static readonly Network MlpBn = new(
-        nameof(MlpBn), [784], (maxBatch, seed) => new MlpBn(maxBatch, seed),
+        nameof(MlpBn), [784], (maxBatch, seed, threads) => new MlpBn(maxBatch, seed, threads),
         [
             new LinearLayer("0", 784, 512),
             new BatchNormLayer("1", 512),

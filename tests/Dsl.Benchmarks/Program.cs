@@ -35,7 +35,16 @@ if (options.Peak)
 if (options.Networks is not null) Cells.Networks = options.Networks;
 if (options.Batches is not null) Cells.BatchFilter = options.Batches;
 
-TorchSetup.EnsureLoaded();
+try
+{
+    TorchSetup.EnsureLoaded();
+}
+catch (InvalidOperationException e)
+{
+    Console.Error.WriteLine(e.Message);
+    return 2;
+}
+
 Console.WriteLine($"TorchSharp native library: {TorchSetup.LoadedLibraryPath() ?? "(unknown path)"}");
 
 Console.WriteLine("Verifying that ours, TorchSharp and ONNX Runtime compute the same functions:");

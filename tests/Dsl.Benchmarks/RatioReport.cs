@@ -38,12 +38,14 @@ public static class RatioReport
         sb.AppendLine();
         sb.AppendLine($"- {machineLoad}");
         sb.AppendLine("- **torch / ours** and **ORT / ours**: their mean time divided by ours; above 1 means ours is faster.");
-        sb.AppendLine("- Where ours has no measurement at the row's thread count (the generated models are single-threaded for now), the ratio uses ours at 1 thread and is marked `¹`.");
+        int notePosition = sb.Length; // the ¹ note goes here if any row needs it
         sb.AppendLine($"- **ours GFLOP/s**: multiply-add FLOPs (×2) of conv and linear layers per second; training counts 3× the forward FLOPs (forward, input gradient, weight gradient). **% peak**: of the single-core Vector256 FMA peak, {F(peakGFlops, "0.0")} GFLOP/s (`--peak`), times the thread count.");
-        sb.AppendLine("- Alloc: managed bytes allocated per operation ([MemoryDiagnoser]); native allocations by libtorch / ORT are not counted. In-process, BenchmarkDotNet counts the whole process, so a few hundred bytes per op on slow cells (1 op per iteration) are harness noise; the verification below measures ours on its own thread.");
+        sb.AppendLine("- Alloc: managed bytes allocated per operation ([MemoryDiagnoser]); native allocations by libtorch / ORT are not counted. In-process, BenchmarkDotNet counts the whole process, so a few hundred bytes per op on slow cells (1 op per iteration) are harness noise; the verification below measures ours' allocations precisely.");
         sb.AppendLine();
-        sb.AppendLine("| network | batch | workload | threads | ours | torch | torch / ours | ORT | ORT / ours | ours GFLOP/s | % peak | alloc ours / torch / ORT |");
-        sb.AppendLine("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        var table = new StringBuilder();
+        bool anyMarked = false;
+        table.AppendLine("| network | batch | workload | threads | ours | torch | torch / ours | ORT | ORT / ours | ours GFLOP/s | % peak | alloc ours / torch / ORT |");
+        table.AppendLine("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
 
         var rows = measurements
             .GroupBy(m => (m.Network, m.Batch, m.Workload, m.Threads))
@@ -62,6 +64,7 @@ public static class RatioReport
             {
                 ours = Find(Side.Ours, 1);
                 mark = ours is null ? "" : "¹";
+                anyMarked |= ours is not null;
             }
 
             var torch = row.FirstOrDefault(m => m.Side == Side.Torch);
@@ -76,11 +79,14 @@ public static class RatioReport
                 share = F(100 * g / (peakGFlops * ours.Threads), "0.0") + "%";
             }
 
-            sb.AppendLine(
+            table.AppendLine(
                 $"| {networkName} | {batch} | {workload} | {threads} | {Time(ours)} | {Time(torch)} | {Ratio(torch, ours)}{(torch is null ? "" : mark)} | " +
                 $"{Time(ort)} | {Ratio(ort, ours)}{(ort is null ? "" : mark)} | {gflops} | {share} | {Alloc(ours)} / {Alloc(torch)} / {Alloc(ort)} |");
         }
 
+        if (anyMarked)
+            sb.Insert(notePosition, "- `¹`: ours was not run at the row's thread count (OursFactory.SupportsThreads is off); the ratio uses ours at 1 thread.\n");
+        sb.Append(table);
         sb.AppendLine();
         sb.AppendLine("## Verification (batch 8, before timing)");
         sb.AppendLine();

@@ -46,21 +46,23 @@ public static class Workload
 public static class OursFactory
 {
     /// <summary>
-    /// Whether the generated models take a thread count yet. While false, the ours side runs single-threaded
-    /// only and its cells with more threads are filtered out of the run (<see cref="Cells.IsValid"/>).
+    /// Whether ours runs multi-threaded cells. The generated constructor takes <c>threads</c> (0 = every core,
+    /// 1 = the caller's thread only); set this to false to time ours single-threaded only (its cells with more
+    /// threads are then filtered out, <see cref="Cells.IsValid"/>, and ratios.md compares with ours at 1 thread).
     /// </summary>
-    // TODO(threads): set to true once the generated constructor takes a threads option (see Create below).
-    public const bool SupportsThreads = false;
+    public const bool SupportsThreads = true;
 
     public static CompiledModel Create(Network network, int maxBatch, int threads, int seed = Workload.ModelSeed)
     {
+        if (threads < 1) throw new ArgumentOutOfRangeException(nameof(threads), threads, "pass an explicit thread count (the generated default, 0, means every core).");
         if (threads != 1 && !SupportsThreads)
-            throw new NotSupportedException($"the generated models are single-threaded for now (asked for {threads} threads).");
+            throw new NotSupportedException($"ours is benchmarked single-threaded (OursFactory.SupportsThreads = false), asked for {threads} threads.");
 
-        // TODO(threads): pass the thread count to the generated constructor once it has the option, e.g.
-        //     new SeedLenet(maxBatch, seed, threads: threads)
-        // Network.Create is the (maxBatch, seed) lambda in Networks.cs; give it a third argument there.
-        return network.Create(maxBatch, seed);
+        // Always explicit: the generated constructor's default (threads: 0) would use every core.
+        var model = network.Create(maxBatch, seed, threads);
+        if (model.Threads != threads)
+            throw new InvalidOperationException($"{network.Name} was asked for {threads} threads but runs {model.Threads}.");
+        return model;
     }
 }
 

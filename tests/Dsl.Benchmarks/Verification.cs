@@ -1,6 +1,7 @@
 // Proves, once per network and before anything is timed, that the three sides compute the same thing:
 // ORT inference == our Infer, torch eval forward == our Infer, and for training torch's output and
-// parameter gradients == ours, then parameters and running statistics after two SGD-momentum steps.
+// parameter gradients == ours, then parameters and running statistics after two SGD-momentum steps;
+// ours on every core == ours on one thread.
 using System.Globalization;
 using Dsl.Runtime;
 
@@ -61,6 +62,26 @@ public static class Verification
                 checks.Add(Compare($"after 2 SGD steps {info.Name}", model.Tensor(info.Name), torchState[info.Name]));
         }
 
+        // Ours on every core computes what ours on one thread does (training steps, then inference).
+        int threads = Cells.ThreadCounts.Max();
+        if (threads > 1 && OursFactory.SupportsThreads)
+        {
+            using var single = new OursRunner(network, Batch, threads: 1);
+            using var multi = new OursRunner(network, Batch, threads);
+            for (int step = 0; step < 2; step++)
+            {
+                single.TrainStep();
+                multi.TrainStep();
+            }
+
+            checks.Add(Compare($"ours {threads} threads: train output", multi.Output, single.Output));
+            foreach (var info in single.Model.Tensors.Where(t => t.Storage != TensorStorage.Counter))
+                checks.Add(Compare($"ours {threads} threads: after 2 steps {info.Name}", multi.Model.Tensor(info.Name), single.Model.Tensor(info.Name)));
+            single.Infer();
+            multi.Infer();
+            checks.Add(Compare($"ours {threads} threads: inference", multi.Output, single.Output, absolute: true));
+        }
+
         // Inference equivalence: a model with non-trivial running statistics (three training steps).
         using (var ours = new OursRunner(network, Batch, threads: 1))
         {
@@ -75,24 +96,28 @@ public static class Verification
             checks.Add(Compare("torch eval", ours.Output, torch.InferToArray(), absolute: true));
         }
 
-        // Ours should allocate nothing per call once warmed up; measured on this thread only, so unlike
-        // BenchmarkDotNet's process-wide in-process count it is not blurred by other threads.
-        string allocation;
-        using (var ours = new OursRunner(network, Batch, threads: 1))
+        // Ours should allocate nothing per call once warmed up. At 1 thread this counts this thread only, so
+        // unlike BenchmarkDotNet's process-wide in-process count it is not blurred by other threads; with
+        // workers it has to count the whole process (nothing else runs meanwhile).
+        var allocations = new List<string>();
+        foreach (int t in Cells.ThreadCounts.Where(t => t == 1 || OursFactory.SupportsThreads))
         {
+            using var ours = new OursRunner(network, Batch, t);
             for (int i = 0; i < 3; i++)
             {
                 ours.TrainStep();
                 ours.Infer();
             }
 
-            long before = GC.GetAllocatedBytesForCurrentThread();
+            long before = Allocated(t);
             ours.TrainStep();
-            long afterTrain = GC.GetAllocatedBytesForCurrentThread();
+            long afterTrain = Allocated(t);
             ours.Infer();
-            long afterInfer = GC.GetAllocatedBytesForCurrentThread();
-            allocation = $"ours allocates {afterTrain - before} B per training step, {afterInfer - afterTrain} B per inference";
+            long afterInfer = Allocated(t);
+            allocations.Add($"{t} thread{(t == 1 ? "" : "s")}: {afterTrain - before} B per training step, {afterInfer - afterTrain} B per inference");
         }
+
+        string allocation = "ours allocates " + string.Join("; ", allocations);
 
         var worst = checks.OrderByDescending(c => c.Diff / c.Scale).First();
         var failed = checks.Where(c => c.Diff > Tolerance * c.Scale).ToList();
@@ -105,6 +130,9 @@ public static class Verification
             $"vs torch {Text(torchCheck.Diff)}; worst relative: {worst.What} {Text(worst.Diff)} of scale {Text(worst.Scale)}; {allocation})");
         return failed.Count == 0;
     }
+
+    private static long Allocated(int threads) =>
+        threads == 1 ? GC.GetAllocatedBytesForCurrentThread() : GC.GetTotalAllocatedBytes(precise: true);
 
     /// <summary>
     /// Max absolute difference, and the scale the tolerance is multiplied by: 1 when <paramref name="absolute"/>

@@ -93,6 +93,13 @@ say "patchelf: cleared the symbol version of $symbol, added DT_NEEDED libiosshim
 command -v python3 >/dev/null || die "python3 is needed for scripts/weaken-verneed.py (apt-get install python3)"
 (cd "$work" && python3 "$script_dir/weaken-verneed.py" libLibTorchSharp.so "$version") | sed 's/^/[patch-torchsharp] /'
 
+# A run without the patch makes TorchSharp fall back to copying every native library into OUTPUT_DIR/cpu
+# (~0.5 GB, unpatched, and failing the same way); it is never needed once the patched copy loads.
+if [[ -d "$out/cpu" && -f "$out/cpu/libLibTorchSharp.so" ]]; then
+    rm -rf "$out/cpu"
+    say "removed $out/cpu (TorchSharp's fallback copy from an unpatched run)"
+fi
+
 # Install the patched copy next to libtorch (its RUNPATH starts with $ORIGIN/, so libiosshim.so,
 # libtorch.so, libc10.so, libtorch_cpu.so are found there).
 cp -f "$work/libLibTorchSharp.so" "$native/libLibTorchSharp.so.new"
