@@ -163,7 +163,7 @@ public static unsafe class Linear
     }
 
     // Below this many multiply-adds a pass stays on the caller: waking workers costs microseconds.
-    private const long ParallelThreshold = 1L << 18;
+    private const long ParallelThreshold = 1L << 20;
 
     private static bool Parallel(WorkerPool? pool, int n, int inFeatures, int outFeatures) =>
         pool is { Threads: > 1 } && (long)n * inFeatures * outFeatures >= ParallelThreshold;

@@ -18,6 +18,11 @@ public sealed unsafe class WorkerPool : IDisposable
     private delegate*<void*, int, int, void> _body;
     private void* _state;
     private int _remaining;
+    private int _generation; // one more per job: spinning workers watch it, sleeping ones get their event
+
+    // Workers spin this long after a job before they sleep: the layers of one training step come microseconds
+    // apart, and waking a sleeping thread costs tens of microseconds.
+    private static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 5000; // 200 µs
     private volatile bool _stopping;
     private Exception? _failure;
 
@@ -77,6 +82,7 @@ public sealed unsafe class WorkerPool : IDisposable
         _failure = null;
         _remaining = _workers.Length;
         _done.Reset();
+        Interlocked.Increment(ref _generation);
         foreach (var start in _start) start.Set();
         try
         {
@@ -93,10 +99,24 @@ public sealed unsafe class WorkerPool : IDisposable
     private void Work(int index)
     {
         var start = _start[index - 1];
+        int seen = 0;
         while (true)
         {
-            start.Wait();
-            start.Reset();
+            long until = System.Diagnostics.Stopwatch.GetTimestamp() + SpinTicks;
+            while (Volatile.Read(ref _generation) == seen && !_stopping)
+            {
+                if (System.Diagnostics.Stopwatch.GetTimestamp() < until)
+                {
+                    Thread.SpinWait(20);
+                    continue;
+                }
+
+                // Nothing for a while: sleep until the next job (its Set comes after the generation changes).
+                start.Wait();
+                start.Reset();
+            }
+
+            seen = Volatile.Read(ref _generation);
             if (_stopping) return;
             try
             {
