@@ -72,19 +72,7 @@ internal static unsafe class ConvGemm
                                 for (int ir = 0; ir < m; ir += Gemm.MR)
                                 {
                                     int mr = Math.Min(Gemm.MR, m - ir);
-                                    float* cTile = ys + (long)ir * pixels + jc + jr;
-                                    if (mr == Gemm.MR && nr == Gemm.NR)
-                                    {
-                                        Gemm.Kernel(kc, aBlock + (long)ir * kc, bPanel, cTile, pixels, add);
-                                        continue;
-                                    }
-
-                                    Gemm.Kernel(kc, aBlock + (long)ir * kc, bPanel, edge, Gemm.NR, accumulate: false);
-                                    for (int i = 0; i < mr; i++)
-                                    {
-                                        for (int j = 0; j < nr; j++)
-                                            cTile[i * pixels + j] = add ? cTile[i * pixels + j] + edge[i * Gemm.NR + j] : edge[i * Gemm.NR + j];
-                                    }
+                                    Gemm.Tile(kc, aBlock + (long)ir * kc, bPanel, ys + (long)ir * pixels + jc + jr, pixels, mr, nr, add, edge);
                                 }
                             }
                         }
@@ -228,18 +216,7 @@ internal static unsafe class ConvGemm
                                     for (int ir = 0; ir < mc; ir += Gemm.MR)
                                     {
                                         int mr = Math.Min(Gemm.MR, mc - ir);
-                                        float* cTile = dwg + (long)(ic + ir) * k + jc + jr;
-                                        if (mr == Gemm.MR && nr == Gemm.NR)
-                                        {
-                                            Gemm.Kernel(kc, packA + (long)ir * kc, bPanel, cTile, k, accumulate: true);
-                                            continue;
-                                        }
-
-                                        Gemm.Kernel(kc, packA + (long)ir * kc, bPanel, edge, Gemm.NR, accumulate: false);
-                                        for (int i = 0; i < mr; i++)
-                                        {
-                                            for (int j = 0; j < nr; j++) cTile[i * k + j] += edge[i * Gemm.NR + j];
-                                        }
+                                        Gemm.Tile(kc, packA + (long)ir * kc, bPanel, dwg + (long)(ic + ir) * k + jc + jr, k, mr, nr, accumulate: true, edge);
                                     }
                                 }
                             }

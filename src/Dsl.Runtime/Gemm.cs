@@ -88,21 +88,7 @@ public static class Gemm
                             {
                                 int mr = Math.Min(MR, mc - ir);
                                 float* aPanel = packA + ir * kc;
-                                float* cTile = pc + (ic + ir) * ldc + jc + jr;
-                                if (mr == MR && nr == NR)
-                                {
-                                    Kernel(kc, aPanel, bPanel, cTile, ldc, add);
-                                }
-                                else
-                                {
-                                    // A partial tile: compute the full 6×16 into a local tile, then add/copy the valid part.
-                                    Kernel(kc, aPanel, bPanel, edge, NR, accumulate: false);
-                                    for (int i = 0; i < mr; i++)
-                                    {
-                                        for (int j = 0; j < nr; j++)
-                                            cTile[i * ldc + j] = add ? cTile[i * ldc + j] + edge[i * NR + j] : edge[i * NR + j];
-                                    }
-                                }
+                                Tile(kc, aPanel, bPanel, pc + (ic + ir) * ldc + jc + jr, ldc, mr, nr, add, edge);
                             }
                         }
                     }
@@ -191,6 +177,25 @@ public static class Gemm
                 for (; j < nr; j++) panel[j] = row[j * colStride];
                 for (; j < NR; j++) panel[j] = 0f;
             }
+        }
+    }
+
+    /// <summary>
+    /// One mr × nr tile of C (at most MR × NR) from packed panels; a partial tile is computed whole into
+    /// <paramref name="edge"/> (MR·NR floats) and only its valid part is added or copied.
+    /// </summary>
+    internal static unsafe void Tile(int kc, float* aPanel, float* bPanel, float* c, int ldc, int mr, int nr, bool accumulate, float* edge)
+    {
+        if (mr == MR && nr == NR)
+        {
+            Kernel(kc, aPanel, bPanel, c, ldc, accumulate);
+            return;
+        }
+
+        Kernel(kc, aPanel, bPanel, edge, NR, accumulate: false);
+        for (int i = 0; i < mr; i++)
+        {
+            for (int j = 0; j < nr; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + edge[i * NR + j] : edge[i * NR + j];
         }
     }
 
