@@ -1,4 +1,4 @@
-// 2-d convolution forward and backward as im2col + packed GEMM; 1-d convolutions are the H = 1 case.
+// 2-d convolution forward and backward on the packed GEMM; 1-d convolutions are the H = 1 case.
 using System.Diagnostics;
 using System.Numerics.Tensors;
 
@@ -6,11 +6,11 @@ namespace Dsl.Runtime;
 
 /// <summary>
 /// 2-d convolution with PyTorch semantics (cross-correlation, zero padding, stride, dilation, groups) on
-/// row-major NCHW float32 data. Per sample and group, the input is unfolded into a column matrix
-/// (im2col: one row per (input channel, kernel tap), one column per output pixel) and the three passes
-/// become matrix products through <see cref="Gemm"/>:
-/// forward <c>Y = W·col</c>; input gradient <c>dcol = Wᵀ·dY</c>, folded back with col2im;
-/// weight gradient <c>dW += dY·colᵀ</c>. A 1×1 kernel with stride 1 and no padding skips the unfolding.
+/// row-major NCHW float32 data, as matrix products on <see cref="Gemm"/>'s micro-kernel with the column
+/// matrix (one row per input channel and kernel tap, one column per output pixel) never materialized:
+/// forward <c>Y = W·col</c> packs col straight from the image (<see cref="ConvGemm"/>); the input gradient
+/// of a stride-1 convolution is a convolution of dY with flipped kernels, and otherwise <c>Wᵀ·dY</c> folded
+/// back with col2im; the weight gradient is <c>dW += dY·colᵀ</c>, colᵀ again packed from the image.
 /// </summary>
 public static unsafe class Conv2d
 {
@@ -130,37 +130,7 @@ public static unsafe class Conv2d
         Debug.Assert(dy.Length >= n * g.OutputLength && x.Length >= n * g.InputLength && dw.Length >= g.WeightLength, "buffer too short");
         Debug.Assert(dbias.IsEmpty || dbias.Length >= g.OutChannels, "dbias too short");
         Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
-        if (!IsPointwise(g))
-        {
-            ConvGemm.BackwardWeight(dy, x, dw, dbias, n, g, scratch);
-            return;
-        }
-
-        int outPlane = g.OutH * g.OutW, inPlane = g.InH * g.InW;
-        int rows = g.InPerGroup * g.KernelH * g.KernelW;
-        var gemmScratch = scratch.Slice(0, Gemm.ScratchLength);
-        var column = scratch.Slice(Gemm.ScratchLength, ColumnLength(g));
-        bool pointwise = IsPointwise(g);
-        for (int s = 0; s < n; s++)
-        {
-            var dys = dy.Slice(s * g.OutputLength, g.OutputLength);
-            var xs = x.Slice(s * g.InputLength, g.InputLength);
-            for (int group = 0; group < g.Groups; group++)
-            {
-                var dyg = dys.Slice(group * g.OutPerGroup * outPlane, g.OutPerGroup * outPlane);
-                var xg = xs.Slice(group * g.InPerGroup * inPlane, g.InPerGroup * inPlane);
-                ReadOnlySpan<float> col = pointwise ? xg : column;
-                if (!pointwise) Im2Col(xg, column, g);
-                // dW[out × rows] += dY[out × pixels] · colᵀ[pixels × rows]
-                var dwg = dw.Slice(group * g.OutPerGroup * rows, g.OutPerGroup * rows);
-                Gemm.Multiply(g.OutPerGroup, rows, outPlane, dyg, outPlane, 1, col, 1, outPlane, dwg, rows, accumulate: true, gemmScratch);
-            }
-
-            if (!dbias.IsEmpty)
-            {
-                for (int o = 0; o < g.OutChannels; o++) dbias[o] += TensorPrimitives.Sum(dys.Slice(o * outPlane, outPlane));
-            }
-        }
+        ConvGemm.BackwardWeight(dy, x, dw, dbias, n, g, scratch);
     }
 
     /// <summary>
@@ -291,51 +261,7 @@ public static unsafe class Conv2d
             hi - lo, g, new Span<float>(region, ScratchLength(g)));
     }
 
-    /// <summary>Unfolds one group of one sample: <c>col[(c·KH + kh)·KW + kw, oh·OutW + ow] = x[c, oh·sH + kh·dH − pH, ow·sW + kw·dW − pW]</c>, zero outside.</summary>
-    private static void Im2Col(ReadOnlySpan<float> x, Span<float> col, in ConvGeometry g)
-    {
-        int outPlane = g.OutH * g.OutW, inPlane = g.InH * g.InW;
-        int row = 0;
-        for (int c = 0; c < g.InPerGroup; c++)
-        {
-            var plane = x.Slice(c * inPlane, inPlane);
-            for (int kh = 0; kh < g.KernelH; kh++)
-            {
-                int offH = kh * g.DilationH - g.PadH;
-                for (int kw = 0; kw < g.KernelW; kw++, row++)
-                {
-                    int offW = kw * g.DilationW - g.PadW;
-                    var (owLo, owHi) = ValidRange(g.OutW, g.InW, g.StrideW, offW);
-                    var dest = col.Slice(row * outPlane, outPlane);
-                    for (int oh = 0; oh < g.OutH; oh++)
-                    {
-                        var destRow = dest.Slice(oh * g.OutW, g.OutW);
-                        int ih = oh * g.StrideH + offH;
-                        if ((uint)ih >= (uint)g.InH || owLo >= owHi)
-                        {
-                            destRow.Clear();
-                            continue;
-                        }
-
-                        destRow.Slice(0, owLo).Clear();
-                        destRow.Slice(owHi).Clear();
-                        var source = plane.Slice(ih * g.InW, g.InW);
-                        int iw = owLo * g.StrideW + offW;
-                        if (g.StrideW == 1)
-                        {
-                            source.Slice(iw, owHi - owLo).CopyTo(destRow.Slice(owLo, owHi - owLo));
-                        }
-                        else
-                        {
-                            for (int ow = owLo; ow < owHi; ow++, iw += g.StrideW) destRow[ow] = source[iw];
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// <summary>The adjoint of <see cref="Im2Col"/>: adds every column entry back onto the input pixel it came from.</summary>
+    /// <summary>The adjoint of im2col: adds every column-matrix entry back onto the input pixel it came from.</summary>
     private static void Col2ImAdd(ReadOnlySpan<float> col, Span<float> x, in ConvGeometry g)
     {
         int outPlane = g.OutH * g.OutW, inPlane = g.InH * g.InW;
