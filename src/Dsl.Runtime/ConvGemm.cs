@@ -19,10 +19,15 @@ internal static unsafe class ConvGemm
         return m * k + MaxKC * Gemm.NC;
     }
 
-    // K up to this deep is one block: a second pass over C for a thin remainder (288 = 256 + 32) costs more than it saves.
-    private const int MaxKC = 512;
+    // K is cut into equal blocks of at most this depth: 288 stays whole and 576 becomes 2 × 288, where
+    // fixed 256-deep blocks would leave a thin remainder (256 + 32, 256 + 256 + 64) and an extra pass over C.
+    private const int MaxKC = 384;
 
-    private static int BlockK(int k) => k <= MaxKC ? k : Gemm.KC;
+    private static int BlockK(int k)
+    {
+        int blocks = (k + MaxKC - 1) / MaxKC;
+        return (k + blocks - 1) / blocks;
+    }
 
     /// <summary>y (overwritten) = conv(x, w) + bias for n samples.</summary>
     public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch)

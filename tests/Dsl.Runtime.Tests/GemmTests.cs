@@ -112,6 +112,34 @@ public sealed class Conv2dGemmTests
         AssertClose(db2, db1);
     }
 
+    [Theory]
+    [InlineData(64, 3, 1)] // K = 576: two 288-deep blocks
+    [InlineData(16, 7, 2)] // K = 784 over two groups of 8 channels: 392 per group, two blocks
+    public void Deep_kernels_split_into_blocks_match_the_direct_path(int inC, int k, int groups)
+    {
+        var r = new Random(inC + k);
+        var g = new ConvGeometry(inC, 16, 9, 11, k, k, 1, 1, k / 2, k / 2, 1, 1, groups);
+        float[] Rand(int len) => Enumerable.Range(0, len).Select(_ => (float)(r.NextDouble() * 2 - 1)).ToArray();
+        var x = Rand(2 * g.InputLength);
+        var w = Rand(g.WeightLength);
+        var dy = Rand(2 * g.OutputLength);
+        var y1 = new float[dy.Length];
+        var y2 = new float[dy.Length];
+        Conv2d.Forward(x, w, ReadOnlySpan<float>.Empty, y1, 2, g);
+        Conv2dDirect.Forward(x, w, ReadOnlySpan<float>.Empty, y2, 2, g);
+        AssertClose(y2, y1);
+        var dx1 = new float[x.Length];
+        var dx2 = new float[x.Length];
+        Conv2d.BackwardInput(dy, w, dx1, 2, g);
+        Conv2dDirect.BackwardInput(dy, w, dx2, 2, g);
+        AssertClose(dx2, dx1);
+        var dw1 = new float[w.Length];
+        var dw2 = new float[w.Length];
+        Conv2d.BackwardWeight(dy, x, dw1, Span<float>.Empty, 2, g);
+        Conv2dDirect.BackwardWeight(dy, x, dw2, Span<float>.Empty, 2, g);
+        AssertClose(dw2, dw1);
+    }
+
     private static void AssertClose(float[] expected, float[] actual)
     {
         Assert.Equal(expected.Length, actual.Length);
