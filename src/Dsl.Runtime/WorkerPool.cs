@@ -41,6 +41,11 @@ public sealed unsafe class WorkerPool : IDisposable
             _workers[i] = new Thread(() => Work(index)) { IsBackground = true, Name = $"Dsl.Runtime worker {index}" };
             _workers[i].Start();
         }
+
+        // ManualResetEventSlim creates its lock object the first time a thread really blocks on it. The caller
+        // blocks on _done only when a worker is slow (a busy machine); make that first time now, not in a
+        // model's call, whose zero-allocation promise it would break by 24 bytes.
+        _done.Wait(1);
     }
 
     /// <summary>Threads that run each job, the caller's included.</summary>
