@@ -32,7 +32,7 @@ internal static class Plots
         plot.Title(title);
         plot.XLabel(xLabel);
         plot.YLabel(yLabel);
-        plot.ShowLegend(Alignment.UpperRight);
+        plot.ShowLegend(Edge.Right); // outside the data area: no curve hidden under it
         if (xTicks is { } ticks) plot.Axes.Bottom.SetTicks(ticks.Positions, ticks.Labels);
         plot.Axes.AutoScale();
         if (yMin is not null || yMax is not null)
@@ -41,6 +41,6 @@ internal static class Plots
             plot.Axes.SetLimitsY(yMin ?? limits.Bottom, yMax ?? limits.Top);
         }
 
-        plot.SavePng(path, 900, 560);
+        plot.SavePng(path, 1100, 560);
     }
 }
