@@ -8,10 +8,20 @@ public class AllocationTests
     private static void AssertNoAllocation(string name, Kernel kernel)
     {
         kernel(); // warm-up: JIT compilation and static initialization may allocate
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 3; i++) kernel();
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        long allocated = TestUtil.BytesAllocatedBy(() =>
+        {
+            for (int i = 0; i < 3; i++) kernel();
+        });
         Assert.True(allocated == 0, $"{name} allocated {allocated} bytes");
+    }
+
+    [Fact]
+    public void TheMeasureCountsAnAllocation()
+    {
+        byte[]? kept = null;
+        long allocated = TestUtil.BytesAllocatedBy(() => kept = new byte[100]);
+        Assert.InRange(allocated, 100 + 16, 8 * 1024 + 1024); // the array, at most one fresh quantum beyond it
+        GC.KeepAlive(kept);
     }
 
     [Fact]

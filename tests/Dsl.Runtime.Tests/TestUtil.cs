@@ -3,6 +3,23 @@ namespace Dsl.Runtime.Tests;
 
 internal static class TestUtil
 {
+    /// <summary>
+    /// Bytes this thread allocates while running <paramref name="action"/> (already warmed up by the caller).
+    /// A full collection first empties this thread's allocation quantum: otherwise a collection started by
+    /// another test thread during the window can charge the unused rest of that quantum (up to 8 KB) to this
+    /// thread (dotnet/runtime#13502 and #74388 show the same flake). An object allocated by the action still
+    /// takes a new quantum and is counted.
+    /// </summary>
+    public static long BytesAllocatedBy(Action action)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        action();
+        return GC.GetAllocatedBytesForCurrentThread() - before;
+    }
+
     /// <summary>Uniform values in [low, high) from a fixed seed so failures are reproducible.</summary>
     public static float[] Random(int count, int seed, float low = -1f, float high = 1f)
     {

@@ -144,9 +144,10 @@ public sealed class CheckpointTests : IDisposable
         var trainer = NewTrainer(Synthetic(64, 5), "sgd");
         trainer.TrainBatch(out _, out _);
         trainer.TrainBatch(out _, out _);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 10; i++) trainer.TrainBatch(out _, out _); // crosses an epoch boundary (8 batches per epoch)
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(0, TestUtil.BytesAllocatedBy(() =>
+        {
+            for (int i = 0; i < 10; i++) trainer.TrainBatch(out _, out _); // crosses an epoch boundary (8 batches per epoch)
+        }));
     }
 
     [Fact]

@@ -284,16 +284,16 @@ public sealed class DataTests : IDisposable
         var labels = new int[32];
         loader.StartEpoch();
         loader.Next(inputs, labels);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int e = 0; e < 2; e++)
+        Assert.Equal(0, TestUtil.BytesAllocatedBy(() =>
         {
-            while (loader.Next(inputs, labels) > 0)
+            for (int e = 0; e < 2; e++)
             {
+                while (loader.Next(inputs, labels) > 0)
+                {
+                }
+
+                loader.StartEpoch();
             }
-
-            loader.StartEpoch();
-        }
-
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        }));
     }
 }

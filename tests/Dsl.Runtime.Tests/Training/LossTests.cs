@@ -111,14 +111,14 @@ public class LossTests
         Losses.CrossEntropy(logits, labels, grad, 0.1f);
         Losses.MeanSquaredError(logits, target, grad);
         Metrics.CountCorrect(logits, labels);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 3; i++)
+        Assert.Equal(0, TestUtil.BytesAllocatedBy(() =>
         {
-            Losses.CrossEntropy(logits, labels, grad, 0.1f);
-            Losses.MeanSquaredError(logits, target, grad);
-            Metrics.CountCorrect(logits, labels);
-        }
-
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            for (int i = 0; i < 3; i++)
+            {
+                Losses.CrossEntropy(logits, labels, grad, 0.1f);
+                Losses.MeanSquaredError(logits, target, grad);
+                Metrics.CountCorrect(logits, labels);
+            }
+        }));
     }
 }

@@ -196,16 +196,15 @@ public class OptimizerTests
                  })
         {
             optimizer.Step(p, g);
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            for (int i = 0; i < 3; i++) optimizer.Step(p, g);
-            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            Assert.Equal(0, TestUtil.BytesAllocatedBy(() =>
+            {
+                for (int i = 0; i < 3; i++) optimizer.Step(p, g);
+            }));
         }
 
         var model = new TinyCnn(maxBatch: 4, seed: 1, threads: 1);
         var sgd = new Sgd(model, 0.1f, momentum: 0.9f);
         sgd.Step(model);
-        long start = GC.GetAllocatedBytesForCurrentThread();
-        sgd.Step(model);
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - start);
+        Assert.Equal(0, TestUtil.BytesAllocatedBy(() => sgd.Step(model)));
     }
 }
