@@ -1,6 +1,5 @@
 // Fully connected layer kernels: y = x·Wᵀ + b and its gradients.
 using System.Diagnostics;
-using System.Numerics.Tensors;
 
 namespace Dsl.Runtime;
 
@@ -34,34 +33,23 @@ public static unsafe class Linear
         Debug.Assert(bias.IsEmpty || bias.Length >= outFeatures, "bias too short");
         Debug.Assert(y.Length >= n * outFeatures, "y too short");
 
-        if (n >= SmallBatch)
+        if (n < LinearSmall.ForwardBatchLimit)
         {
-            // y[n × out] = x[n × in] · Wᵀ[in × out] (+ bias, preloaded into y)
-            for (int i = 0; i < n; i++)
-            {
-                var row = y.Slice(i * outFeatures, outFeatures);
-                if (bias.IsEmpty) row.Clear();
-                else bias.Slice(0, outFeatures).CopyTo(row);
-            }
-
-            Gemm.Multiply(n, outFeatures, inFeatures, x, inFeatures, 1, w, 1, inFeatures, y, outFeatures, accumulate: true, scratch);
+            fixed (float* px = x, pw = w, pb = bias, py = y)
+                LinearSmall.Forward(px, pw, bias.IsEmpty ? null : pb, py, n, inFeatures, outFeatures, 0, outFeatures);
             return;
         }
 
-        // A few samples: one dot product per output beats packing a 6-row panel that is mostly padding.
+        // y[n × out] = x[n × in] · Wᵀ[in × out] (+ bias, preloaded into y)
         for (int i = 0; i < n; i++)
         {
-            ReadOnlySpan<float> row = x.Slice(i * inFeatures, inFeatures);
-            for (int o = 0; o < outFeatures; o++)
-            {
-                float dot = TensorPrimitives.Dot(row, w.Slice(o * inFeatures, inFeatures));
-                y[i * outFeatures + o] = bias.IsEmpty ? dot : dot + bias[o];
-            }
+            var row = y.Slice(i * outFeatures, outFeatures);
+            if (bias.IsEmpty) row.Clear();
+            else bias.Slice(0, outFeatures).CopyTo(row);
         }
-    }
 
-    /// <summary>Batches below this use dot products and row updates rather than <see cref="Gemm"/>.</summary>
-    private const int SmallBatch = 4;
+        Gemm.Multiply(n, outFeatures, inFeatures, x, inFeatures, 1, w, 1, inFeatures, y, outFeatures, accumulate: true, scratch);
+    }
 
     /// <summary>Gradient with respect to the input: <c>dx = dy·W</c>.</summary>
     /// <param name="dy">Output gradient <c>[n, outFeatures]</c>.</param>
@@ -87,23 +75,15 @@ public static unsafe class Linear
         Debug.Assert(w.Length >= outFeatures * inFeatures, "w too short");
         Debug.Assert(dx.Length >= n * inFeatures, "dx too short");
 
-        if (n >= SmallBatch)
+        if (n < LinearSmall.InputGradientBatchLimit)
         {
-            // dx[n × in] = dy[n × out] · W[out × in]
-            Gemm.Multiply(n, inFeatures, outFeatures, dy, outFeatures, 1, w, inFeatures, 1, dx, inFeatures, accumulate: false, scratch);
+            fixed (float* pdy = dy, pw = w, pdx = dx)
+                LinearSmall.BackwardInput(pdy, pw, pdx, n, inFeatures, outFeatures, 0, inFeatures);
             return;
         }
 
-        for (int i = 0; i < n; i++)
-        {
-            Span<float> row = dx.Slice(i * inFeatures, inFeatures);
-            row.Clear();
-            for (int o = 0; o < outFeatures; o++)
-            {
-                // Row-wise axpy keeps the weight access contiguous instead of walking a column of W.
-                TensorPrimitives.MultiplyAdd(w.Slice(o * inFeatures, inFeatures), dy[i * outFeatures + o], row, row);
-            }
-        }
+        // dx[n × in] = dy[n × out] · W[out × in]
+        Gemm.Multiply(n, inFeatures, outFeatures, dy, outFeatures, 1, w, inFeatures, 1, dx, inFeatures, accumulate: false, scratch);
     }
 
     /// <summary>Gradients with respect to weight and bias, accumulated: <c>dw += dyᵀ·x</c>, <c>dbias += Σ_i dy[i]</c>.</summary>
@@ -133,22 +113,15 @@ public static unsafe class Linear
         Debug.Assert(dw.Length >= outFeatures * inFeatures, "dw too short");
         Debug.Assert(dbias.IsEmpty || dbias.Length >= outFeatures, "dbias too short");
 
-        if (n >= SmallBatch)
+        if (n < LinearSmall.WeightGradientBatchLimit)
         {
-            // dW[out × in] += dyᵀ[out × n] · x[n × in]
-            Gemm.Multiply(outFeatures, inFeatures, n, dy, 1, outFeatures, x, inFeatures, 1, dw, inFeatures, accumulate: true, scratch);
+            fixed (float* pdy = dy, px = x, pdw = dw)
+                LinearSmall.BackwardWeight(pdy, px, pdw, n, inFeatures, outFeatures, 0, outFeatures);
         }
         else
         {
-            for (int i = 0; i < n; i++)
-            {
-                ReadOnlySpan<float> row = x.Slice(i * inFeatures, inFeatures);
-                for (int o = 0; o < outFeatures; o++)
-                {
-                    Span<float> dwRow = dw.Slice(o * inFeatures, inFeatures);
-                    TensorPrimitives.MultiplyAdd(row, dy[i * outFeatures + o], dwRow, dwRow);
-                }
-            }
+            // dW[out × in] += dyᵀ[out × n] · x[n × in]
+            Gemm.Multiply(outFeatures, inFeatures, n, dy, 1, outFeatures, x, inFeatures, 1, dw, inFeatures, accumulate: true, scratch);
         }
 
         if (!dbias.IsEmpty)
@@ -201,6 +174,12 @@ public static unsafe class Linear
         var (lo, hi) = Columns(job->Out, part, parts);
         if (lo == hi) return;
         int n = job->N, inF = job->In, outF = job->Out, width = hi - lo;
+        if (n < LinearSmall.ForwardBatchLimit)
+        {
+            LinearSmall.Forward(job->A, job->W, job->BiasLength == 0 ? null : job->Bias, job->C, n, inF, outF, lo, hi);
+            return;
+        }
+
         var y = new Span<float>(job->C, n * outF);
         for (int i = 0; i < n; i++)
         {
@@ -238,6 +217,12 @@ public static unsafe class Linear
         var (lo, hi) = Columns(job->In, part, parts);
         if (lo == hi) return;
         int n = job->N, inF = job->In, outF = job->Out;
+        if (n < LinearSmall.InputGradientBatchLimit)
+        {
+            LinearSmall.BackwardInput(job->A, job->W, job->C, n, inF, outF, lo, hi);
+            return;
+        }
+
         // dx[:, lo:hi] = dy · W[:, lo:hi]
         Gemm.Multiply(n, hi - lo, outF, new ReadOnlySpan<float>(job->A, n * outF), outF, 1, new ReadOnlySpan<float>(job->W + lo, outF * inF - lo), inF, 1,
             new Span<float>(job->C + lo, n * inF - lo), inF, accumulate: false, new Span<float>(job->Scratch + (long)part * job->ScratchStride, Gemm.ScratchLength));
@@ -250,7 +235,7 @@ public static unsafe class Linear
     /// <param name="scratch">Per-thread regions, one per pool thread.</param><param name="pool">The pool, or null.</param>
     public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, int inFeatures, int outFeatures, Span<float> scratch, WorkerPool? pool)
     {
-        if (!Parallel(pool, n, inFeatures, outFeatures) || n < SmallBatch)
+        if (!Parallel(pool, n, inFeatures, outFeatures))
         {
             BackwardWeight(dy, x, dw, dbias, n, inFeatures, outFeatures, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
             return;
@@ -279,6 +264,12 @@ public static unsafe class Linear
         int n = job->N, inF = job->In, outF = job->Out;
         var (lo, hi) = WorkerPool.Share(outF, part, parts);
         if (lo == hi) return;
+        if (n < LinearSmall.WeightGradientBatchLimit)
+        {
+            LinearSmall.BackwardWeight(job->A, job->W, job->C, n, inF, outF, lo, hi);
+            return;
+        }
+
         // dW[lo:hi, :] += dy[:, lo:hi]ᵀ · x
         Gemm.Multiply(hi - lo, inF, n, new ReadOnlySpan<float>(job->A + lo, n * outF - lo), 1, outF, new ReadOnlySpan<float>(job->W, n * inF), inF, 1,
             new Span<float>(job->C + (long)lo * inF, (hi - lo) * inF), inF, accumulate: true, new Span<float>(job->Scratch + (long)part * job->ScratchStride, Gemm.ScratchLength));

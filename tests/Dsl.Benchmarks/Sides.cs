@@ -66,14 +66,14 @@ public static class OursFactory
     }
 }
 
-/// <summary>Ours: the generated class, SGD with momentum as a plain loop over Parameters/Gradients.</summary>
+/// <summary>Ours: the generated class and the runtime's <see cref="Dsl.Runtime.Training.Sgd"/> optimizer (momentum 0.9, as torch.optim.SGD).</summary>
 public sealed class OursRunner : IDisposable
 {
     private readonly CompiledModel _model;
     private readonly float[] _input;
     private readonly float[] _output;
     private readonly float[] _outputGrad;
-    private readonly float[] _velocity;
+    private readonly Dsl.Runtime.Training.Sgd _sgd;
     private readonly int _batch;
 
     public OursRunner(Network network, int batch, int threads)
@@ -83,7 +83,7 @@ public sealed class OursRunner : IDisposable
         _input = Workload.Input(network, batch);
         _outputGrad = Workload.OutputGrad(network, batch);
         _output = new float[batch * network.OutputLength];
-        _velocity = new float[_model.Gradients.Length];
+        _sgd = new Dsl.Runtime.Training.Sgd(_model, Workload.LearningRate, Workload.Momentum);
     }
 
     public CompiledModel Model => _model;
@@ -96,18 +96,7 @@ public sealed class OursRunner : IDisposable
         _model.ZeroGrad();
         _model.Forward(_input, _output, _batch);
         _model.Backward(_outputGrad);
-        Sgd(_model.Parameters, _model.Gradients, _velocity);
-    }
-
-    /// <summary>PyTorch's SGD with momentum (dampening 0, no weight decay): v = μ·v + g; p -= lr·v.</summary>
-    public static void Sgd(Span<float> parameters, ReadOnlySpan<float> gradients, Span<float> velocity)
-    {
-        for (int i = 0; i < parameters.Length; i++)
-        {
-            float v = Workload.Momentum * velocity[i] + gradients[i];
-            velocity[i] = v;
-            parameters[i] -= Workload.LearningRate * v;
-        }
+        _sgd.Step(_model);
     }
 
     public void Infer() => _model.Infer(_input, _output, _batch);

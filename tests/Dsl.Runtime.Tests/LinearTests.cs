@@ -63,4 +63,92 @@ public class LinearTests
         GradCheck.Check(w, dw, Loss, 1e-3, "dw");
         GradCheck.Check(b, db, Loss, 1e-3, "db");
     }
+
+    // Every batch size on both sides of the small-batch kernels' limits, with feature counts that leave
+    // remainders for every register block (4 outputs, 8/16/32 features): against a double-precision
+    // reference, tolerance 1e-5 relative to the sum of |terms|.
+    [Theory]
+    [InlineData(37, 13)]
+    [InlineData(64, 19)]
+    [InlineData(300, 211)]
+    public void EveryBatchSizeMatchesADoubleReference(int inF, int outF)
+    {
+        foreach (int n in new[] { 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 127, 128, 130 })
+        {
+            var x = TestUtil.Random(n * inF, n);
+            var w = TestUtil.Random(outF * inF, 2);
+            var b = TestUtil.Random(outF, 3);
+            var dy = TestUtil.Random(n * outF, 4 + n);
+            var y = new float[n * outF];
+            Linear.Forward(x, w, b, y, n, inF, outF);
+            var dx = new float[n * inF];
+            dx.AsSpan().Fill(float.NaN);
+            Linear.BackwardInput(dy, w, dx, n, inF, outF);
+            var dw0 = TestUtil.Random(w.Length, 5);
+            var dw = (float[])dw0.Clone();
+            var db = new float[outF];
+            Linear.BackwardWeight(dy, x, dw, db, n, inF, outF);
+
+            for (int i = 0; i < n; i++)
+            {
+                for (int o = 0; o < outF; o++)
+                {
+                    double s = b[o], scale = Math.Abs(b[o]);
+                    for (int k = 0; k < inF; k++)
+                    {
+                        s += (double)x[i * inF + k] * w[o * inF + k];
+                        scale += Math.Abs((double)x[i * inF + k] * w[o * inF + k]);
+                    }
+
+                    Assert.True(Math.Abs(y[i * outF + o] - s) <= 1e-5 * scale, $"n={n}: y[{i},{o}] = {y[i * outF + o]}, expected {s}");
+                }
+
+                for (int k = 0; k < inF; k++)
+                {
+                    double s = 0, scale = 0;
+                    for (int o = 0; o < outF; o++)
+                    {
+                        s += (double)dy[i * outF + o] * w[o * inF + k];
+                        scale += Math.Abs((double)dy[i * outF + o] * w[o * inF + k]);
+                    }
+
+                    Assert.True(Math.Abs(dx[i * inF + k] - s) <= 1e-5 * scale, $"n={n}: dx[{i},{k}] = {dx[i * inF + k]}, expected {s}");
+                }
+            }
+
+            for (int o = 0; o < outF; o++)
+            {
+                for (int k = 0; k < inF; k++)
+                {
+                    double s = dw0[o * inF + k], scale = Math.Abs(s);
+                    for (int i = 0; i < n; i++)
+                    {
+                        s += (double)dy[i * outF + o] * x[i * inF + k];
+                        scale += Math.Abs((double)dy[i * outF + o] * x[i * inF + k]);
+                    }
+
+                    Assert.True(Math.Abs(dw[o * inF + k] - s) <= 1e-5 * scale, $"n={n}: dw[{o},{k}] = {dw[o * inF + k]}, expected {s} (accumulated)");
+                }
+            }
+        }
+    }
+
+    // Below the small-batch limit a sample's outputs do not depend on the batch it is in: inference of one
+    // image gives the same bits alone or among others.
+    [Fact]
+    public void SmallBatchOutputsDoNotDependOnTheBatch()
+    {
+        const int inF = 83, outF = 14, n = 11;
+        var x = TestUtil.Random(n * inF, 1);
+        var w = TestUtil.Random(outF * inF, 2);
+        var b = TestUtil.Random(outF, 3);
+        var all = new float[n * outF];
+        Linear.Forward(x, w, b, all, n, inF, outF);
+        var one = new float[outF];
+        for (int i = 0; i < n; i++)
+        {
+            Linear.Forward(x.AsSpan(i * inF, inF), w, b, one, 1, inF, outF);
+            Assert.Equal(all.AsSpan(i * outF, outF).ToArray(), one);
+        }
+    }
 }

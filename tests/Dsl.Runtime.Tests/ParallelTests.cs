@@ -90,12 +90,13 @@ public sealed unsafe class ParallelTests
     }
 
     [Theory]
-    [InlineData(2, 64)]
-    [InlineData(3, 64)]
-    [InlineData(2, 2)]
-    public void Parallel_linear_equals_serial(int threads, int n)
+    [InlineData(2, 64, 300, 211)]
+    [InlineData(3, 64, 300, 211)]
+    [InlineData(2, 2, 300, 211)]   // below the parallel threshold: serial in both
+    [InlineData(2, 5, 785, 301)]   // the small-batch kernels, split across threads
+    [InlineData(2, 24, 401, 203)]  // small-batch forward and weight gradient, GEMM input gradient
+    public void Parallel_linear_equals_serial(int threads, int n, int inF, int outF)
     {
-        int inF = 300, outF = 211;
         var x = Random(n * inF, 1);
         var w = Random(outF * inF, 2);
         var b = Random(outF, 3);

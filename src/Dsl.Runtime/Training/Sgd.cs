@@ -1,4 +1,7 @@
 // torch.optim.SGD on a flat buffer: weight decay, momentum, dampening, Nesterov.
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
 namespace Dsl.Runtime.Training;
 
 /// <summary>
@@ -74,10 +77,25 @@ public sealed class Sgd : Optimizer
     /// <inheritdoc/>
     protected override void Update(Span<float> parameters, ReadOnlySpan<float> gradients, int offset, float weightDecay)
     {
+        // Eight lanes at a time with the scalar formulas' exact roundings (multiply, then add: no FMA), so the
+        // result does not depend on the vector width; the scalar loop finishes the tail.
         float lr = LearningRate, momentum = Momentum, keep = 1 - Dampening;
+        int i = 0, n = parameters.Length;
+        ref float p = ref MemoryMarshal.GetReference(parameters);
+        ref float gr = ref MemoryMarshal.GetReference(gradients);
+        var vlr = Vector256.Create(lr);
+        var vwd = Vector256.Create(weightDecay);
         if (momentum == 0)
         {
-            for (int i = 0; i < parameters.Length; i++)
+            for (; i <= n - 8; i += 8)
+            {
+                var pv = Vector256.LoadUnsafe(ref p, (nuint)i);
+                var g = Vector256.LoadUnsafe(ref gr, (nuint)i);
+                if (weightDecay != 0) g += vwd * pv;
+                (pv - vlr * g).StoreUnsafe(ref p, (nuint)i);
+            }
+
+            for (; i < n; i++)
             {
                 float g = gradients[i];
                 if (weightDecay != 0) g += weightDecay * parameters[i];
@@ -88,9 +106,23 @@ public sealed class Sgd : Optimizer
         }
 
         var buffer = _momentumBuffer.AsSpan(offset, parameters.Length);
+        ref float bu = ref MemoryMarshal.GetReference(buffer);
         bool first = StepCount == 1;
         bool nesterov = Nesterov;
-        for (int i = 0; i < parameters.Length; i++)
+        var vm = Vector256.Create(momentum);
+        var vkeep = Vector256.Create(keep);
+        for (; i <= n - 8; i += 8)
+        {
+            var pv = Vector256.LoadUnsafe(ref p, (nuint)i);
+            var g = Vector256.LoadUnsafe(ref gr, (nuint)i);
+            if (weightDecay != 0) g += vwd * pv;
+            var b = first ? g : vm * Vector256.LoadUnsafe(ref bu, (nuint)i) + vkeep * g;
+            b.StoreUnsafe(ref bu, (nuint)i);
+            g = nesterov ? g + vm * b : b;
+            (pv - vlr * g).StoreUnsafe(ref p, (nuint)i);
+        }
+
+        for (; i < n; i++)
         {
             float g = gradients[i];
             if (weightDecay != 0) g += weightDecay * parameters[i];

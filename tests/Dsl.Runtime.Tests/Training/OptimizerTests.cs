@@ -56,13 +56,17 @@ public class OptimizerTests
         Close(0.8266, q[0]);
     }
 
-    [Fact]
-    public void SgdMatchesTheFormulasOnRandomData()
+    [Theory]
+    [InlineData(7, 0.8f, 0.25f, 0.01f, false)]   // the scalar tail only
+    [InlineData(37, 0.8f, 0.25f, 0.01f, false)]  // four vectors and a tail
+    [InlineData(37, 0.9f, 0f, 0.01f, true)]      // Nesterov
+    [InlineData(37, 0f, 0f, 0.01f, false)]       // no momentum
+    [InlineData(37, 0.9f, 0f, 0f, false)]        // no weight decay
+    public void SgdMatchesTheFormulasOnRandomData(int n, float momentum, float dampening, float wd, bool nesterov)
     {
-        const int n = 7;
         var p = TestUtil.Random(n, 1);
         var grads = Enumerable.Range(0, 4).Select(s => TestUtil.Random(n, 10 + s)).ToArray();
-        float lr = 0.03f, momentum = 0.8f, dampening = 0.25f, wd = 0.01f;
+        const float lr = 0.03f;
         var expected = p.Select(v => (double)v).ToArray();
         var buf = new double[n];
         for (int t = 0; t < grads.Length; t++)
@@ -70,12 +74,17 @@ public class OptimizerTests
             for (int i = 0; i < n; i++)
             {
                 double g = grads[t][i] + wd * expected[i];
-                buf[i] = t == 0 ? g : momentum * buf[i] + (1 - dampening) * g;
-                expected[i] -= lr * buf[i];
+                if (momentum != 0)
+                {
+                    buf[i] = t == 0 ? g : momentum * buf[i] + (1 - dampening) * g;
+                    g = nesterov ? g + momentum * buf[i] : buf[i];
+                }
+
+                expected[i] -= lr * g;
             }
         }
 
-        var actual = Run(new Sgd(n, ParameterSegments.Whole(n), lr, momentum, dampening, wd), p, grads);
+        var actual = Run(new Sgd(n, ParameterSegments.Whole(n), lr, momentum, dampening, wd, nesterov), p, grads);
         for (int i = 0; i < n; i++) Close(expected[i], actual[i], 1e-5);
     }
 
