@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Dsl.Runtime;
 
@@ -304,7 +305,7 @@ public static class Pooling
     private static int Max2x2Vector(ReadOnlySpan<float> plane, Span<float> yRow, Span<int> indexRow, int top, int w, bool affine, float sc, float sh)
     {
         int outW = yRow.Length;
-        if (outW < 8) return 0;
+        if (outW < 8) return outW >= 4 && Avx2.IsSupported ? Max2x2Vector4(plane, yRow, indexRow, top, w, affine, sc, sh) : 0;
         ref float r0 = ref Unsafe.Add(ref MemoryMarshal.GetReference(plane), top);
         ref float r1 = ref Unsafe.Add(ref r0, w);
         var even = Vector256.Create(0, 2, 4, 6, 0, 0, 0, 0);
@@ -322,10 +323,10 @@ public static class Pooling
             var a1 = Vector256.LoadUnsafe(ref r0, (nuint)(2 * ow + 8));
             var b0 = Vector256.LoadUnsafe(ref r1, (nuint)(2 * ow));
             var b1 = Vector256.LoadUnsafe(ref r1, (nuint)(2 * ow + 8));
-            var topLeft = Vector256.Create(Vector256.Shuffle(a0, even).GetLower(), Vector256.Shuffle(a1, even).GetLower());
-            var topRight = Vector256.Create(Vector256.Shuffle(a0, odd).GetLower(), Vector256.Shuffle(a1, odd).GetLower());
-            var bottomLeft = Vector256.Create(Vector256.Shuffle(b0, even).GetLower(), Vector256.Shuffle(b1, even).GetLower());
-            var bottomRight = Vector256.Create(Vector256.Shuffle(b0, odd).GetLower(), Vector256.Shuffle(b1, odd).GetLower());
+            var topLeft = Deinterleave(a0, a1, even);
+            var topRight = Deinterleave(a0, a1, odd);
+            var bottomLeft = Deinterleave(b0, b1, even);
+            var bottomRight = Deinterleave(b0, b1, odd);
 
             var first = Vector256.Create(top + 2 * ow) + lanes;
             var max = topLeft;
@@ -348,6 +349,60 @@ public static class Pooling
 
         return outW;
     }
+
+    /// <summary>
+    /// <see cref="Max2x2Vector"/> four windows at a time, for rows of 4 to 7 outputs (a 14×14 map pooled to 7×7).
+    /// The last block ends at the row's end; the outputs it repeats come out the same.
+    /// </summary>
+    private static int Max2x2Vector4(ReadOnlySpan<float> plane, Span<float> yRow, Span<int> indexRow, int top, int w, bool affine, float sc, float sh)
+    {
+        int outW = yRow.Length;
+        ref float r0 = ref Unsafe.Add(ref MemoryMarshal.GetReference(plane), top);
+        ref float r1 = ref Unsafe.Add(ref r0, w);
+        var even = Vector256.Create(0, 2, 4, 6, 0, 0, 0, 0);
+        var odd = Vector256.Create(1, 3, 5, 7, 0, 0, 0, 0);
+        var lanes = Vector128.Create(0, 2, 4, 6);
+        var scale = Vector128.Create(sc);
+        var shift = Vector128.Create(sh);
+        bool record = !indexRow.IsEmpty;
+        for (int ow = 0; ow < outW; ow += 4)
+        {
+            if (ow > outW - 4) ow = outW - 4;
+            var a = Vector256.LoadUnsafe(ref r0, (nuint)(2 * ow));
+            var b = Vector256.LoadUnsafe(ref r1, (nuint)(2 * ow));
+            var topLeft = Avx2.PermuteVar8x32(a, even).GetLower();
+            var topRight = Avx2.PermuteVar8x32(a, odd).GetLower();
+            var bottomLeft = Avx2.PermuteVar8x32(b, even).GetLower();
+            var bottomRight = Avx2.PermuteVar8x32(b, odd).GetLower();
+
+            var first = Vector128.Create(top + 2 * ow) + lanes;
+            var max = topLeft;
+            var best = first;
+            var take = Vector128.GreaterThan(topRight, max) | ~Vector128.Equals(topRight, topRight);
+            max = Vector128.ConditionalSelect(take, topRight, max);
+            best = Vector128.ConditionalSelect(take.AsInt32(), first + Vector128<int>.One, best);
+            take = Vector128.GreaterThan(bottomLeft, max) | ~Vector128.Equals(bottomLeft, bottomLeft);
+            max = Vector128.ConditionalSelect(take, bottomLeft, max);
+            best = Vector128.ConditionalSelect(take.AsInt32(), first + Vector128.Create(w), best);
+            take = Vector128.GreaterThan(bottomRight, max) | ~Vector128.Equals(bottomRight, bottomRight);
+            max = Vector128.ConditionalSelect(take, bottomRight, max);
+            best = Vector128.ConditionalSelect(take.AsInt32(), first + Vector128.Create(w + 1), best);
+
+            if (affine) max = max * scale + shift;
+            max.StoreUnsafe(ref MemoryMarshal.GetReference(yRow), (nuint)ow);
+            if (record) best.StoreUnsafe(ref MemoryMarshal.GetReference(indexRow), (nuint)ow);
+        }
+
+        return outW;
+    }
+
+    // The even (or odd) lanes of a, then those of b: one vpermps per half where AVX2 has it (a generic
+    // Vector256.Shuffle with indices held in a variable is not always compiled to it).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Deinterleave(Vector256<float> a, Vector256<float> b, Vector256<int> indices) =>
+        Avx2.IsSupported
+            ? Vector256.Create(Avx2.PermuteVar8x32(a, indices).GetLower(), Avx2.PermuteVar8x32(b, indices).GetLower())
+            : Vector256.Create(Vector256.Shuffle(a, indices).GetLower(), Vector256.Shuffle(b, indices).GetLower());
 
     private readonly record struct Window(int H0, int H1, int W0, int W1, int Divisor);
 

@@ -155,6 +155,9 @@ public sealed class MaxPool2x2Tests
     [InlineData(28, 28)]
     [InlineData(30, 31)]
     [InlineData(17, 40)]
+    [InlineData(14, 14)] // rows of 7 outputs: the 4-wide path
+    [InlineData(9, 8)]   // rows of 4
+    [InlineData(12, 11)] // rows of 5
     public void Vector_path_matches_a_naive_reference(int h, int w)
     {
         var r = new Random(h * 100 + w);
@@ -165,6 +168,15 @@ public sealed class MaxPool2x2Tests
         var y = new float[n * g.OutputLength];
         var indices = new int[y.Length];
         Pooling.MaxForward(x, y, indices, n, g);
+        float[] scale = [0.5f, -2f], shift = [1f, 0.25f];
+        var fused = new float[y.Length];
+        Pooling.MaxForward(x, fused, n, g, scale, shift); // inference, batch norm applied as it writes
+        for (int i = 0; i < y.Length; i++)
+        {
+            int channel = i / (g.OutH * g.OutW) % c;
+            Assert.Equal(y[i] * scale[channel] + shift[channel], fused[i]);
+        }
+
         for (int p = 0; p < n * c; p++)
         {
             for (int oh = 0; oh < g.OutH; oh++)

@@ -249,7 +249,7 @@ namespace Dsl.Compiler.Emit
                 if (HasGemm)
                 {
                     var lengths = _plan.Layers.Where(p => p.Layer.Kind is LayerKind.Conv1d or LayerKind.Conv2d)
-                        .Select(p => $"{Runtime}.Conv2d.ParallelScratchLength(in {_names[p]}Geometry)")
+                        .Select(p => $"{Runtime}.{ConvKernel(p)}.ParallelScratchLength(in {_names[p]}Geometry)")
                         .Prepend($"{Runtime}.Gemm.ScratchLength").ToList();
                     string max = lengths[lengths.Count - 1];
                     for (int i = lengths.Count - 2; i >= 0; i--) max = $"global::System.Math.Max({lengths[i]}, {max})";
@@ -480,6 +480,9 @@ namespace Dsl.Compiler.Emit
                 _w.Line();
             }
 
+            // Few input channels and a short kernel: the direct kernel (chosen here, from the constant shapes).
+            private static string ConvKernel(LayerPlan p) => p.DirectConvolution ? "ConvDirect" : "Conv2d";
+
             private void EmitLayerForward(LayerPlan p, string x, string y)
             {
                 var l = p.Layer;
@@ -489,8 +492,8 @@ namespace Dsl.Compiler.Emit
                 {
                     case LayerKind.Conv1d:
                     case LayerKind.Conv2d:
-                        Header(p);
-                        _w.Line($"{Runtime}.Conv2d.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, in {n}Geometry, scratch, Pool);");
+                        Header(p, p.DirectConvolution ? " — direct: a reduction of few taps, no GEMM" : "");
+                        _w.Line($"{Runtime}.{ConvKernel(p)}.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, in {n}Geometry, scratch, Pool);");
                         break;
                     case LayerKind.Linear:
                         Header(p);
@@ -642,7 +645,7 @@ namespace Dsl.Compiler.Emit
                 {
                     case LayerKind.Conv1d:
                     case LayerKind.Conv2d:
-                        _w.Line($"{Runtime}.Conv2d.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, in {n}Geometry, scratch, Pool);");
+                        _w.Line($"{Runtime}.{ConvKernel(p)}.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, in {n}Geometry, scratch, Pool);");
                         _w.Line($"{guard}{Runtime}.Conv2d.BackwardInput({dy}, {Weight(p)}, {dx}, batch, in {n}Geometry, scratch, Pool);");
                         break;
                     case LayerKind.Linear:
@@ -779,13 +782,13 @@ namespace Dsl.Compiler.Emit
                             case LayerKind.Linear:
                             {
                                 bool fold = p.FoldedWeight >= 0;
-                                Header(p, fold ? $" — with {_plan.Layers[l.Index + 1].Layer.Name} folded in" : "");
+                                Header(p, (fold ? $" — with {_plan.Layers[l.Index + 1].Layer.Name} folded in" : "") + (p.DirectConvolution ? " — direct: a reduction of few taps, no GEMM" : ""));
                                 _w.Line($"var {v} = {Next(l)};");
                                 string w = fold ? $"folded.Slice({n}FoldedWeight, {Int(l.Tensors[0].ElementCount)})" : Weight(p);
                                 string b = fold ? $"folded.Slice({n}FoldedBias, {Int(l.OutputShape[0])})" : BiasOrDefault(p);
                                 _w.Line(l.Kind == LayerKind.Linear
                                     ? $"{Runtime}.Linear.Forward(h, {w}, {b}, {v}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool);"
-                                    : $"{Runtime}.Conv2d.Forward(h, {w}, {b}, {v}, batch, in {n}Geometry, scratch, Pool);");
+                                    : $"{Runtime}.{ConvKernel(p)}.Forward(h, {w}, {b}, {v}, batch, in {n}Geometry, scratch, Pool);");
                                 break;
                             }
 

@@ -75,6 +75,21 @@ namespace Dsl.Compiler.Lowering
         /// <summary>For a pooling or activation layer: the batch norm whose scale and shift it applies as it writes.</summary>
         public LayerPlan? Epilogue { get; set; }
 
+        /// <summary>
+        /// For a convolution: whether forward and the weight gradient use the direct kernel (Dsl.Runtime's
+        /// ConvDirect) rather than the GEMM. Chosen from the constant shapes: no groups, stride and dilation 1,
+        /// a reduction (input channels × kernel taps) of at most 32, kernel rows of at most 5 and output rows of
+        /// at least 16 — the same rule as ConvDirect.Suits, which the tests hold this one to.
+        /// </summary>
+        public bool DirectConvolution =>
+            Layer.Kind is LayerKind.Conv1d or LayerKind.Conv2d
+            && Layer.Attributes.Groups == 1
+            && Layer.Attributes.Stride.W == 1 && (Layer.Kind == LayerKind.Conv1d || Layer.Attributes.Stride.H == 1)
+            && Layer.Attributes.Dilation.W == 1 && (Layer.Kind == LayerKind.Conv1d || Layer.Attributes.Dilation.H == 1)
+            && (long)Layer.Attributes.InChannels * (Layer.Kind == LayerKind.Conv1d ? 1 : Layer.Attributes.Kernel.H) * Layer.Attributes.Kernel.W <= 32
+            && Layer.Attributes.Kernel.W <= 5
+            && Layer.OutputShape[Layer.OutputShape.Count - 1] >= 16;
+
         /// <summary>For batch norm: per-channel scale and shift in the folded array (also scratch while folding).</summary>
         public int Scale { get; set; } = -1;
         public int Shift { get; set; } = -1;

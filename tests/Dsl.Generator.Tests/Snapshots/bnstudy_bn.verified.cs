@@ -107,7 +107,7 @@ namespace Examples.BatchNormStudy
             channels: 32, inH: 14, inW: 14, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer4Geometry)));
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer4Geometry)));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -247,8 +247,8 @@ namespace Examples.BatchNormStudy
             var y12 = _arena.AsSpan(Layer12Out * MaxBatch, batch * 10);
             input.CopyTo(x); // backward needs the input of the first layer
 
-            // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_bn.nn(7,5) — [N, 1, 28, 28] → [N, 16, 28, 28]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 144), default, y0, batch, in Layer0Geometry, scratch, Pool);
+            // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_bn.nn(7,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM
+            global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 144), default, y0, batch, in Layer0Geometry, scratch, Pool);
 
             // 1: bn2d — bnstudy_bn.nn(7,48) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
@@ -376,7 +376,7 @@ namespace Examples.BatchNormStudy
                 gradients.AsSpan(Layer1Weight, 16), gradients.AsSpan(Layer1Bias, 16), batch, 16, 784);
 
             // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_bn.nn(7,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), default, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), default, batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }
 
@@ -395,9 +395,9 @@ namespace Examples.BatchNormStudy
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_bn.nn(7,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — with 1 folded in
+            // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_bn.nn(7,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — with 1 folded in — direct: a reduction of few taps, no GEMM
             var h0 = _arena.AsSpan(_workA, batch * 12544);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch, Pool);
             h = h0;
 
             // 1: bn2d — bnstudy_bn.nn(7,48) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into 0

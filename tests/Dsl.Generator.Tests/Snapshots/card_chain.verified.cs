@@ -69,7 +69,7 @@ namespace Snapshots
             channels: 6, inH: 30, inW: 30, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer0Geometry));
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -173,8 +173,8 @@ namespace Snapshots
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 10);
             input.CopyTo(x); // backward needs the input of the first layer
 
-            // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 150), parameters.AsSpan(Layer0Bias, 6), y0, batch, in Layer0Geometry, scratch, Pool);
+            // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — direct: a reduction of few taps, no GEMM
+            global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 150), parameters.AsSpan(Layer0Bias, 6), y0, batch, in Layer0Geometry, scratch, Pool);
 
             // 1: bn2d — card_chain.nn(1,52) — [N, 6, 30, 30] → [N, 6, 30, 30] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
@@ -228,7 +228,7 @@ namespace Snapshots
                 gradients.AsSpan(Layer1Weight, 6), gradients.AsSpan(Layer1Bias, 6), batch, 6, 900);
 
             // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 150), gradients.AsSpan(Layer0Bias, 6), batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 150), gradients.AsSpan(Layer0Bias, 6), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 150), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }
 
@@ -247,9 +247,9 @@ namespace Snapshots
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — with 1 folded in
+            // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — with 1 folded in — direct: a reduction of few taps, no GEMM
             var h0 = _arena.AsSpan(_workA, batch * 5400);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 150), folded.Slice(Layer0FoldedBias, 6), h0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 150), folded.Slice(Layer0FoldedBias, 6), h0, batch, in Layer0Geometry, scratch, Pool);
             h = h0;
 
             // 1: bn2d — card_chain.nn(1,52) — [N, 6, 30, 30] → [N, 6, 30, 30] — folded into 0

@@ -59,7 +59,7 @@ namespace Snapshots
             inChannels: 1, outChannels: 10, inH: 1, inW: 32, kernelH: 1, kernelW: 5,
             strideH: 1, strideW: 1, padH: 0, padW: 0, dilationH: 1, dilationW: 1, groups: 1);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Conv1Geometry));
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Conv1Geometry));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -154,8 +154,8 @@ namespace Snapshots
             var y2 = _arena.AsSpan(Conv1BnOut * MaxBatch, batch * 280);
             input.CopyTo(x); // backward needs the input of the first layer
 
-            // conv1: conv1d(1, 10, 5) as conv1 — conv1d_relu_bn.nn(1,34) — [N, 1, 32] → [N, 10, 28]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), y0, batch, in Conv1Geometry, scratch, Pool);
+            // conv1: conv1d(1, 10, 5) as conv1 — conv1d_relu_bn.nn(1,34) — [N, 1, 32] → [N, 10, 28] — direct: a reduction of few taps, no GEMM
+            global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), y0, batch, in Conv1Geometry, scratch, Pool);
 
             // 1: relu — conv1d_relu_bn.nn(1,63) — [N, 10, 28] → [N, 10, 28]
             global::Dsl.Runtime.Activations.ReluForward(y0, y1);
@@ -194,7 +194,7 @@ namespace Snapshots
             global::Dsl.Runtime.Activations.ReluBackward(y1, g1, g0);
 
             // conv1: conv1d(1, 10, 5) as conv1 — conv1d_relu_bn.nn(1,34) — [N, 1, 32] → [N, 10, 28] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 50), gradients.AsSpan(Conv1Bias, 10), batch, in Conv1Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 50), gradients.AsSpan(Conv1Bias, 10), batch, in Conv1Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 50), inputGrad, batch, in Conv1Geometry, scratch, Pool);
         }
 
@@ -213,9 +213,9 @@ namespace Snapshots
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // conv1: conv1d(1, 10, 5) as conv1 — conv1d_relu_bn.nn(1,34) — [N, 1, 32] → [N, 10, 28]
+            // conv1: conv1d(1, 10, 5) as conv1 — conv1d_relu_bn.nn(1,34) — [N, 1, 32] → [N, 10, 28] — direct: a reduction of few taps, no GEMM
             var h0 = _arena.AsSpan(_workA, batch * 280);
-            global::Dsl.Runtime.Conv2d.Forward(h, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), h0, batch, in Conv1Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvDirect.Forward(h, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), h0, batch, in Conv1Geometry, scratch, Pool);
             h = h0;
 
             // 1: relu — conv1d_relu_bn.nn(1,63) — [N, 10, 28] → [N, 10, 28] — with conv1_bn (batch norm) applied as it writes

@@ -110,7 +110,7 @@ namespace Examples.FashionMnist
             channels: 64, inH: 14, inW: 14, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer4Geometry)));
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer4Geometry)));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -256,8 +256,8 @@ namespace Examples.FashionMnist
             var y12 = _arena.AsSpan(Layer12Out * MaxBatch, batch * 10);
             input.CopyTo(x); // backward needs the input of the first layer
 
-            // 0: conv(1, 32, 3, padding: 1) — fmnist.nn(7,5) — [N, 1, 28, 28] → [N, 32, 28, 28]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 288), parameters.AsSpan(Layer0Bias, 32), y0, batch, in Layer0Geometry, scratch, Pool);
+            // 0: conv(1, 32, 3, padding: 1) — fmnist.nn(7,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — direct: a reduction of few taps, no GEMM
+            global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 288), parameters.AsSpan(Layer0Bias, 32), y0, batch, in Layer0Geometry, scratch, Pool);
 
             // 1: bn2d — fmnist.nn(7,35) — [N, 32, 28, 28] → [N, 32, 28, 28] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
@@ -385,7 +385,7 @@ namespace Examples.FashionMnist
                 gradients.AsSpan(Layer1Weight, 32), gradients.AsSpan(Layer1Bias, 32), batch, 32, 784);
 
             // 0: conv(1, 32, 3, padding: 1) — fmnist.nn(7,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 288), gradients.AsSpan(Layer0Bias, 32), batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 288), gradients.AsSpan(Layer0Bias, 32), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 288), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }
 
@@ -404,9 +404,9 @@ namespace Examples.FashionMnist
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // 0: conv(1, 32, 3, padding: 1) — fmnist.nn(7,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — with 1 folded in
+            // 0: conv(1, 32, 3, padding: 1) — fmnist.nn(7,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — with 1 folded in — direct: a reduction of few taps, no GEMM
             var h0 = _arena.AsSpan(_workA, batch * 25088);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 288), folded.Slice(Layer0FoldedBias, 32), h0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 288), folded.Slice(Layer0FoldedBias, 32), h0, batch, in Layer0Geometry, scratch, Pool);
             h = h0;
 
             // 1: bn2d — fmnist.nn(7,35) — [N, 32, 28, 28] → [N, 32, 28, 28] — folded into 0

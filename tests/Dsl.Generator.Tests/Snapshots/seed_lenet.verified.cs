@@ -67,7 +67,7 @@ namespace Snapshots
             channels: 6, inH: 30, inW: 30, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Conv1Geometry));
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Conv1Geometry));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -171,8 +171,8 @@ namespace Snapshots
             var y4 = _arena.AsSpan(Fc1Out * MaxBatch, batch * 10);
             input.CopyTo(x); // backward needs the input of the first layer
 
-            // conv1: conv(1, 6, 5) as conv1 — seed_lenet.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), y0, batch, in Conv1Geometry, scratch, Pool);
+            // conv1: conv(1, 6, 5) as conv1 — seed_lenet.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — direct: a reduction of few taps, no GEMM
+            global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), y0, batch, in Conv1Geometry, scratch, Pool);
 
             // 1: maxpool(2) — seed_lenet.nn(1,61) — [N, 6, 30, 30] → [N, 6, 15, 15]
             global::Dsl.Runtime.Pooling.MaxForward(y0, y1, Indices(Layer1Indices, batch * 1350), batch, in Layer1Geometry);
@@ -226,7 +226,7 @@ namespace Snapshots
             global::Dsl.Runtime.Pooling.MaxBackward(g1, Indices(Layer1Indices, batch * 1350), g0, batch, in Layer1Geometry);
 
             // conv1: conv(1, 6, 5) as conv1 — seed_lenet.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 150), gradients.AsSpan(Conv1Bias, 6), batch, in Conv1Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 150), gradients.AsSpan(Conv1Bias, 6), batch, in Conv1Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 150), inputGrad, batch, in Conv1Geometry, scratch, Pool);
         }
 
@@ -245,9 +245,9 @@ namespace Snapshots
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // conv1: conv(1, 6, 5) as conv1 — seed_lenet.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30]
+            // conv1: conv(1, 6, 5) as conv1 — seed_lenet.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — direct: a reduction of few taps, no GEMM
             var h0 = _arena.AsSpan(_workA, batch * 5400);
-            global::Dsl.Runtime.Conv2d.Forward(h, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), h0, batch, in Conv1Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvDirect.Forward(h, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), h0, batch, in Conv1Geometry, scratch, Pool);
             h = h0;
 
             // 1: maxpool(2) — seed_lenet.nn(1,61) — [N, 6, 30, 30] → [N, 6, 15, 15] — with bn1 (batch norm) applied as it writes

@@ -106,7 +106,7 @@ namespace Snapshots
             inChannels: 16, outChannels: 32, inH: 16, inW: 16, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer0Geometry), global::System.Math.Max(global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer3Geometry), global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer7Geometry))));
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::System.Math.Max(global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer3Geometry), global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer7Geometry))));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -243,8 +243,8 @@ namespace Snapshots
             var y11 = _arena.AsSpan(Layer11Out * MaxBatch, batch * 10);
             input.CopyTo(x); // backward needs the input of the first layer
 
-            // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 432), default, y0, batch, in Layer0Geometry, scratch, Pool);
+            // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — direct: a reduction of few taps, no GEMM
+            global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 432), default, y0, batch, in Layer0Geometry, scratch, Pool);
 
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
@@ -366,7 +366,7 @@ namespace Snapshots
                 gradients.AsSpan(Layer1Weight, 16), gradients.AsSpan(Layer1Bias, 16), batch, 16, 1024);
 
             // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 432), default, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 432), default, batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 432), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }
 
@@ -385,9 +385,9 @@ namespace Snapshots
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — with 1 folded in
+            // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — with 1 folded in — direct: a reduction of few taps, no GEMM
             var h0 = _arena.AsSpan(_workA, batch * 16384);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 432), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 432), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch, Pool);
             h = h0;
 
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — folded into 0

@@ -1,0 +1,133 @@
+// The direct convolution for few input channels against the reference loops of Conv2dDirect.
+namespace Dsl.Runtime.Tests;
+
+public sealed class ConvDirectTests
+{
+    public static TheoryData<int, int, int, int, int, int, int, int> Geometries() => new()
+    {
+        // inC, outC, inH, inW, kH, kW, padH, padW
+        { 1, 6, 34, 34, 5, 5, 0, 0 },   // the tutorial's conv(1, 6, 5): 4 + 2 single channels
+        { 1, 32, 28, 28, 3, 3, 1, 1 },  // Fashion-MNIST's first layer
+        { 3, 5, 17, 19, 3, 3, 1, 1 },   // 27 taps, an odd channel count, rows of 19 (a tile moved back)
+        { 2, 7, 1, 40, 1, 5, 0, 2 },    // a 1-d convolution
+        { 4, 4, 9, 17, 2, 4, 0, 1 },    // 32 taps: kernel rows of 4, 2-row kernels, rows of exactly 16 outputs
+        { 1, 9, 6, 33, 1, 1, 0, 0 },    // pointwise
+        { 2, 3, 12, 34, 3, 2, 1, 0 },   // rows of 33: a masked weight-gradient tail of one column
+    };
+
+    [Theory]
+    [MemberData(nameof(Geometries))]
+    public void Forward_and_weight_gradient_match_the_reference(int inC, int outC, int inH, int inW, int kH, int kW, int padH, int padW)
+    {
+        var g = new ConvGeometry(inC, outC, inH, inW, kH, kW, 1, 1, padH, padW, 1, 1, 1);
+        Assert.True(ConvDirect.Suits(g));
+        const int n = 3;
+        var x = TestUtil.Random(n * g.InputLength, 1);
+        var w = TestUtil.Random(g.WeightLength, 2);
+        var b = TestUtil.Random(outC, 3);
+        var dy = TestUtil.Random(n * g.OutputLength, 4);
+        var scratch = new float[ConvDirect.ScratchLength(g)];
+
+        foreach (var bias in new[] { b, [] })
+        {
+            var expected = new float[n * g.OutputLength];
+            Conv2dDirect.Forward(x, w, bias, expected, n, g);
+            var actual = new float[expected.Length];
+            actual.AsSpan().Fill(float.NaN);
+            ConvDirect.Forward(x, w, bias, actual, n, g, scratch);
+            TestUtil.AssertClose(expected, actual, 1e-5, 1e-5, "y");
+        }
+
+        var dw0 = TestUtil.Random(w.Length, 5);
+        var db0 = TestUtil.Random(outC, 6);
+        var dwExpected = (float[])dw0.Clone();
+        var dbExpected = (float[])db0.Clone();
+        Conv2dDirect.BackwardWeight(dy, x, dwExpected, dbExpected, n, g);
+        var dw = (float[])dw0.Clone();
+        var db = (float[])db0.Clone();
+        ConvDirect.BackwardWeight(dy, x, dw, db, n, g, scratch);
+        double scale = n * g.OutH * g.OutW; // terms summed per weight
+        TestUtil.AssertClose(dwExpected, dw, 1e-6 * scale, 1e-5, "dw (accumulated)");
+        TestUtil.AssertClose(dbExpected, db, 1e-6 * scale, 1e-5, "db (accumulated)");
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Parallel_passes_equal_serial(int threads)
+    {
+        var g = new ConvGeometry(1, 32, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+        const int n = 7;
+        var x = TestUtil.Random(n * g.InputLength, 1);
+        var w = TestUtil.Random(g.WeightLength, 2);
+        var b = TestUtil.Random(g.OutChannels, 3);
+        var dy = TestUtil.Random(n * g.OutputLength, 4);
+        var pool = WorkerPool.Shared(threads);
+        var scratch = new float[threads * ConvDirect.ParallelScratchLength(g)];
+
+        var y1 = new float[n * g.OutputLength];
+        var y2 = new float[y1.Length];
+        ConvDirect.Forward(x, w, b, y1, n, g, scratch.AsSpan(0, ConvDirect.ScratchLength(g)));
+        ConvDirect.Forward(x, w, b, y2, n, g, scratch, pool);
+        Assert.Equal(y1, y2); // samples are independent: same bits
+
+        var dw1 = new float[w.Length];
+        var db1 = new float[b.Length];
+        var dw2 = new float[w.Length];
+        var db2 = new float[b.Length];
+        ConvDirect.BackwardWeight(dy, x, dw1, db1, n, g, scratch.AsSpan(0, ConvDirect.ScratchLength(g)));
+        ConvDirect.BackwardWeight(dy, x, dw2, db2, n, g, scratch, pool);
+        TestUtil.AssertClose(dw1, dw2, 1e-4, 1e-5, "dw"); // per-thread partial sums add in another order
+        TestUtil.AssertClose(db1, db2, 1e-4, 1e-5, "db");
+    }
+
+    [Fact]
+    public void Geometries_it_does_not_suit_go_to_the_gemm()
+    {
+        ConvGeometry[] others =
+        [
+            new(1, 6, 34, 34, 5, 5, 2, 2, 0, 0, 1, 1, 1),  // stride 2
+            new(2, 4, 20, 20, 3, 3, 1, 1, 0, 0, 2, 2, 1),  // dilation 2
+            new(4, 4, 20, 20, 3, 3, 1, 1, 1, 1, 1, 1, 2),  // groups
+            new(4, 8, 20, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1),  // 36 taps
+            new(1, 4, 20, 20, 1, 7, 1, 1, 0, 3, 1, 1, 1),  // kernel rows of 7
+            new(1, 4, 10, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1),  // rows of 10 outputs
+        ];
+        foreach (var g in others)
+        {
+            Assert.False(ConvDirect.Suits(g));
+            const int n = 2;
+            var x = TestUtil.Random(n * g.InputLength, 1);
+            var w = TestUtil.Random(g.WeightLength, 2);
+            var expected = new float[n * g.OutputLength];
+            Conv2dDirect.Forward(x, w, [], expected, n, g);
+            var actual = new float[expected.Length];
+            ConvDirect.Forward(x, w, [], actual, n, g, new float[ConvDirect.ScratchLength(g)]);
+            TestUtil.AssertClose(expected, actual, 1e-4, 1e-4, "y");
+            Assert.Equal(Conv2d.ScratchLength(g), ConvDirect.ScratchLength(g));
+        }
+    }
+
+    [Fact]
+    public void Passes_do_not_allocate()
+    {
+        var g = new ConvGeometry(1, 6, 34, 34, 5, 5, 1, 1, 1, 1, 1, 1, 1);
+        const int n = 4;
+        var x = TestUtil.Random(n * g.InputLength, 1);
+        var w = TestUtil.Random(g.WeightLength, 2);
+        var b = TestUtil.Random(g.OutChannels, 3);
+        var y = new float[n * g.OutputLength];
+        var dw = new float[w.Length];
+        var db = new float[b.Length];
+        var pool = WorkerPool.Shared(2);
+        var scratch = new float[2 * ConvDirect.ParallelScratchLength(g)];
+        void Both()
+        {
+            ConvDirect.Forward(x, w, b, y, n, g, scratch, pool);
+            ConvDirect.BackwardWeight(y, x, dw, db, n, g, scratch, pool);
+        }
+
+        Both();
+        Assert.Equal(0, TestUtil.BytesAllocatedBy(Both));
+    }
+}
