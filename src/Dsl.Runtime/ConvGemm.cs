@@ -11,13 +11,39 @@ namespace Dsl.Runtime;
 /// </summary>
 internal static unsafe class ConvGemm
 {
-    /// <summary>Floats of scratch: packed weights of one group (padded to whole panels) and one B block.</summary>
+    /// <summary>Floats of scratch: packed weights of one group (padded to whole panels) and one B block, or the padded grid's buffers.</summary>
     public static int ScratchLength(in ConvGeometry g)
     {
         int k = g.InPerGroup * g.KernelH * g.KernelW;
         int m = (g.OutPerGroup + Gemm.MR - 1) / Gemm.MR * Gemm.MR;
-        return m * k + MaxKC * Gemm.NC;
+        return m * k + Math.Max(MaxKC * Gemm.NC, OnPaddedGrid(g) ? GridLength(g) : 0);
     }
+
+    // The padded-grid path: a zero-padded copy of the image (with slack for the last tile's reads) and the
+    // output over the padded width, both per group.
+    private static int PaddedH(in ConvGeometry g) => g.InH + 2 * g.PadH;
+
+    private static int PaddedW(in ConvGeometry g) => g.InW + 2 * g.PadW;
+
+    private static long ImageLength(in ConvGeometry g) => (long)g.InPerGroup * PaddedH(g) * PaddedW(g) + (g.KernelW - 1) * g.DilationW + Gemm.NR;
+
+    private static long GridOutputLength(in ConvGeometry g) => (long)g.OutPerGroup * g.OutH * PaddedW(g);
+
+    private static int GridLength(in ConvGeometry g) => (int)(ImageLength(g) + GridOutputLength(g));
+
+    // Longest image copy plus grid output the padded-grid path takes (4 MB); larger layers pack as before.
+    private const long MaxGridLength = 1L << 20;
+
+    /// <summary>
+    /// Whether forward runs on the padded grid: stride 1, so each tap's row of the column matrix is the
+    /// padded image itself, shifted. The micro-kernel then reads B in place (no packing) and computes the
+    /// output over the padded width, whose extra columns are dropped.
+    /// </summary>
+    public static bool OnPaddedGrid(in ConvGeometry g) =>
+        g.StrideH == 1 && g.StrideW == 1 && g.InPerGroup * g.KernelH * g.KernelW <= MaxGridTaps && ImageLength(g) + GridOutputLength(g) <= MaxGridLength;
+
+    // The taps' offsets live on the stack.
+    private const int MaxGridTaps = 4096;
 
     // K is cut into equal blocks of at most this depth: 288 stays whole and 576 becomes 2 × 288, where
     // fixed 256-deep blocks would leave a thin remainder (256 + 32, 256 + 256 + 64) and an extra pass over C.
@@ -32,6 +58,12 @@ internal static unsafe class ConvGemm
     /// <summary>y (overwritten) = conv(x, w) + bias for n samples.</summary>
     public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch)
     {
+        if (OnPaddedGrid(g))
+        {
+            ForwardOnPaddedGrid(x, w, bias, y, n, g, scratch);
+            return;
+        }
+
         int m = g.OutPerGroup;
         int k = g.InPerGroup * g.KernelH * g.KernelW;
         int pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
@@ -80,6 +112,93 @@ internal static unsafe class ConvGemm
                                     Gemm.Tile(kc, aBlock + (long)ir * kc, bPanel, ys + (long)ir * pixels + jc + jr, pixels, mr, nr, add, edge);
                                 }
                             }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // K blocks of the padded-grid path: a 16-column B block of 144 taps (up to 18 KB of image rows,
+    // unaligned) and a 6-row A panel (3.5 KB) stay in L1 while the 6-row tiles of C pass over them.
+    private const int GridKC = 144;
+
+    /// <summary>
+    /// Forward on the padded grid (stride 1): per sample and group, copy the image into a zero border, then
+    /// for each block of K, each 16-column tile of the padded-width output and each 6-row tile of weights,
+    /// the micro-kernel reads tap p's image row at <c>offsets[p]</c> past the tile's start. The padded-width
+    /// output is then written to y without its extra columns, plus the bias.
+    /// </summary>
+    private static void ForwardOnPaddedGrid(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch)
+    {
+        int m = g.OutPerGroup, cg = g.InPerGroup;
+        int k = cg * g.KernelH * g.KernelW;
+        int hp = PaddedH(g), wp = PaddedW(g), pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
+        int gridPixels = g.OutH * wp;
+        int mPadded = (m + Gemm.MR - 1) / Gemm.MR * Gemm.MR;
+        int blocks = (k + GridKC - 1) / GridKC, blockK = (k + blocks - 1) / blocks;
+        fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
+        {
+            float* packedA = ps;
+            float* image = ps + (long)mPadded * k;
+            float* grid = image + ImageLength(g);
+            float* edge = stackalloc float[Gemm.MR * Gemm.NR];
+            int* offsets = stackalloc int[k];
+            for (int c = 0, t = 0; c < cg; c++)
+            {
+                for (int kh = 0; kh < g.KernelH; kh++)
+                {
+                    for (int kw = 0; kw < g.KernelW; kw++) offsets[t++] = (c * hp + kh * g.DilationH) * wp + kw * g.DilationW;
+                }
+            }
+
+            long imageLength = ImageLength(g);
+            for (int group = 0; group < g.Groups; group++)
+            {
+                float* wg = pw + (long)group * m * k;
+                for (int pc = 0; pc < k; pc += blockK) Gemm.PackA(wg + pc, k, 1, m, Math.Min(blockK, k - pc), packedA + (long)pc * mPadded);
+
+                for (int s = 0; s < n; s++)
+                {
+                    // The image with its zero border (and zero slack after it for the last tile's reads).
+                    float* xs = px + (long)s * g.InputLength + (long)group * cg * inPlane;
+                    new Span<float>(image, (int)imageLength).Clear();
+                    for (int c = 0; c < cg; c++)
+                    {
+                        for (int h = 0; h < g.InH; h++)
+                        {
+                            new ReadOnlySpan<float>(xs + (long)c * inPlane + (long)h * g.InW, g.InW)
+                                .CopyTo(new Span<float>(image + ((long)c * hp + h + g.PadH) * wp + g.PadW, g.InW));
+                        }
+                    }
+
+                    for (int pc = 0; pc < k; pc += blockK)
+                    {
+                        int kc = Math.Min(blockK, k - pc);
+                        bool add = pc > 0;
+                        float* aBlock = packedA + (long)pc * mPadded;
+                        for (int jr = 0; jr < gridPixels; jr += Gemm.NR)
+                        {
+                            int nr = Math.Min(Gemm.NR, gridPixels - jr);
+                            for (int ir = 0; ir < m; ir += Gemm.MR)
+                            {
+                                int mr = Math.Min(Gemm.MR, m - ir);
+                                Gemm.TileOffsets(kc, aBlock + (long)ir * kc, image + jr, offsets + pc, grid + (long)ir * gridPixels + jr, gridPixels, mr, nr, add, edge);
+                            }
+                        }
+                    }
+
+                    // Drop the padded columns; add the bias.
+                    float* ys = py + (long)s * g.OutputLength + (long)group * m * pixels;
+                    for (int o = 0; o < m; o++)
+                    {
+                        float b = pb != null ? pb[group * m + o] : 0f;
+                        for (int oh = 0; oh < g.OutH; oh++)
+                        {
+                            var from = new ReadOnlySpan<float>(grid + (long)o * gridPixels + (long)oh * wp, g.OutW);
+                            var to = new Span<float>(ys + (long)o * pixels + (long)oh * g.OutW, g.OutW);
+                            if (pb != null) System.Numerics.Tensors.TensorPrimitives.Add(from, b, to);
+                            else from.CopyTo(to);
                         }
                     }
                 }

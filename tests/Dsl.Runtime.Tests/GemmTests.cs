@@ -112,6 +112,24 @@ public sealed class Conv2dGemmTests
         AssertClose(db2, db1);
     }
 
+    [Fact]
+    public void Images_beyond_the_padded_grid_budget_pack_as_before()
+    {
+        // 8 × 402 × 402 padded floats plus the grid output exceed the 2^20-float budget of the stride-1
+        // padded-grid path, so this layer packs its B panels from the image.
+        var r = new Random(5);
+        var g = new ConvGeometry(8, 8, 400, 400, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+        float[] Rand(int len) => Enumerable.Range(0, len).Select(_ => (float)(r.NextDouble() * 2 - 1)).ToArray();
+        var x = Rand(g.InputLength);
+        var w = Rand(g.WeightLength);
+        var b = Rand(8);
+        var y1 = new float[g.OutputLength];
+        var y2 = new float[g.OutputLength];
+        Conv2d.Forward(x, w, b, y1, 1, g);
+        Conv2dDirect.Forward(x, w, b, y2, 1, g);
+        AssertClose(y2, y1);
+    }
+
     [Theory]
     [InlineData(64, 3, 1)] // K = 576: two 288-deep blocks
     [InlineData(16, 7, 2)] // K = 784 over two groups of 8 channels: 392 per group, two blocks
