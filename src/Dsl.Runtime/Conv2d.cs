@@ -19,7 +19,7 @@ public static unsafe class Conv2d
     /// <returns>The scratch length.</returns>
     public static int ScratchLength(in ConvGeometry g)
     {
-        int length = Math.Max(Gemm.ScratchLength + ColumnLength(g), Math.Max(ConvGemm.ScratchLength(g), ConvGemm.WeightScratchLength));
+        int length = Math.Max(Gemm.ScratchLength + ColumnLength(g), Math.Max(ConvGemm.ScratchLength(g), ConvGemm.WeightScratchLength(g)));
         if (ConvGemm.CanTransposeAsConvolution(g)) length = Math.Max(length, g.WeightLength + ConvGemm.ScratchLength(ConvGemm.Transposed(g)));
         return length;
     }

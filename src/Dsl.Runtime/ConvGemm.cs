@@ -301,12 +301,39 @@ internal static unsafe class ConvGemm
         Forward(dy, flipped, ReadOnlySpan<float>.Empty, dx, n, Transposed(g), scratch.Slice(g.WeightLength));
     }
 
-    /// <summary>Floats of scratch <see cref="BackwardWeight"/> needs: one packed dY block and one packed colᵀ block.</summary>
-    public static int WeightScratchLength => Gemm.MC * Gemm.KC + Gemm.KC * Gemm.NC;
+    /// <summary>Floats of scratch <see cref="BackwardWeight"/> needs: one packed dY block and one packed colᵀ block, or the padded grid's buffers.</summary>
+    public static int WeightScratchLength(in ConvGeometry g) => Math.Max(Gemm.MC * Gemm.KC + Gemm.KC * Gemm.NC, WeightOnPaddedGrid(g) ? (int)WeightGridLength(g) : 0);
+
+    // The weight gradient on the padded grid: the padded image, dY over the padded width packed in panels of
+    // 16 channels, and dWᵀ (taps × channels, rounded up to whole tiles) accumulated over the batch.
+    private static int ChannelsPadded(in ConvGeometry g) => (g.OutPerGroup + Gemm.NR - 1) / Gemm.NR * Gemm.NR;
+
+    private static int TapsPadded(in ConvGeometry g) => (g.InPerGroup * g.KernelH * g.KernelW + Gemm.MR - 1) / Gemm.MR * Gemm.MR;
+
+    private static long WeightGridLength(in ConvGeometry g) =>
+        ImageLength(g) + (long)ChannelsPadded(g) * g.OutH * PaddedW(g) + (long)TapsPadded(g) * ChannelsPadded(g);
+
+    /// <summary>
+    /// Whether the weight gradient runs on the padded grid (stride 1): <c>dWᵀ[tap, o] = Σ_j image[offset(tap) + j]·dY[o, j]</c>
+    /// over the padded-width grid, where dY is zero in the extra columns. The micro-kernel reads the six taps'
+    /// image rows in place and only dY (small) is packed.
+    /// </summary>
+    public static bool WeightOnPaddedGrid(in ConvGeometry g) =>
+        g.StrideH == 1 && g.StrideW == 1 && g.InPerGroup * g.KernelH * g.KernelW <= MaxGridTaps && WeightGridLength(g) <= MaxGridLength;
+
+    // Reduction blocks of the weight gradient on the grid: a 16-channel dY panel of this many grid pixels
+    // (16 KB) stays in L1 while the tap tiles pass over it.
+    private const int GridJC = 256;
 
     /// <summary>dw += dY·colᵀ and dbias += Σ dY, per sample and group, colᵀ packed straight from the image.</summary>
     public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch)
     {
+        if (WeightOnPaddedGrid(g))
+        {
+            BackwardWeightOnPaddedGrid(dy, x, dw, dbias, n, g, scratch);
+            return;
+        }
+
         int m = g.OutPerGroup;
         int k = g.InPerGroup * g.KernelH * g.KernelW;
         int pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
@@ -352,6 +379,90 @@ internal static unsafe class ConvGemm
                 {
                     for (int o = 0; o < g.OutChannels; o++)
                         dbias[o] += System.Numerics.Tensors.TensorPrimitives.Sum(new ReadOnlySpan<float>(pdy + (long)s * g.OutputLength + (long)o * pixels, pixels));
+                }
+            }
+        }
+    }
+
+    private static void BackwardWeightOnPaddedGrid(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch)
+    {
+        int m = g.OutPerGroup, cg = g.InPerGroup;
+        int k = cg * g.KernelH * g.KernelW, kPadded = TapsPadded(g), mPadded = ChannelsPadded(g);
+        int hp = PaddedH(g), wp = PaddedW(g), pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
+        int gridPixels = g.OutH * wp;
+        long imageLength = ImageLength(g);
+        fixed (float* pdy = dy, px = x, pdw = dw, ps = scratch)
+        {
+            float* image = ps;
+            float* panels = image + imageLength;
+            float* dwT = panels + (long)mPadded * gridPixels;
+            // Tap rows as offsets into the padded image; the rows that round K up to a whole tile repeat tap 0
+            // and are never added to dW.
+            int* offsets = stackalloc int[kPadded];
+            for (int c = 0, t = 0; c < cg; c++)
+            {
+                for (int kh = 0; kh < g.KernelH; kh++)
+                {
+                    for (int kw = 0; kw < g.KernelW; kw++) offsets[t++] = (c * hp + kh * g.DilationH) * wp + kw * g.DilationW;
+                }
+            }
+
+            for (int t = k; t < kPadded; t++) offsets[t] = 0;
+
+            for (int group = 0; group < g.Groups; group++)
+            {
+                new Span<float>(dwT, kPadded * mPadded).Clear();
+                for (int s = 0; s < n; s++)
+                {
+                    float* xs = px + (long)s * g.InputLength + (long)group * cg * inPlane;
+                    new Span<float>(image, (int)imageLength).Clear();
+                    for (int c = 0; c < cg; c++)
+                    {
+                        for (int h = 0; h < g.InH; h++)
+                        {
+                            new ReadOnlySpan<float>(xs + (long)c * inPlane + (long)h * g.InW, g.InW)
+                                .CopyTo(new Span<float>(image + ((long)c * hp + h + g.PadH) * wp + g.PadW, g.InW));
+                        }
+                    }
+
+                    // dY on the padded-width grid, 16 channels per panel, pixel-major: panel[j·16 + o]; zero in the
+                    // extra columns and the channels past m.
+                    float* dys = pdy + (long)s * g.OutputLength + (long)group * m * pixels;
+                    new Span<float>(panels, mPadded * gridPixels).Clear();
+                    for (int o = 0; o < m; o++)
+                    {
+                        float* panel = panels + (long)(o / Gemm.NR) * Gemm.NR * gridPixels + o % Gemm.NR;
+                        float* source = dys + (long)o * pixels;
+                        for (int oh = 0; oh < g.OutH; oh++)
+                        {
+                            float* row = panel + (long)oh * wp * Gemm.NR;
+                            for (int ow = 0; ow < g.OutW; ow++) row[ow * Gemm.NR] = source[oh * g.OutW + ow];
+                        }
+                    }
+
+                    for (int jc = 0; jc < gridPixels; jc += GridJC)
+                    {
+                        int kc = Math.Min(GridJC, gridPixels - jc);
+                        for (int q = 0; q < mPadded; q += Gemm.NR)
+                        {
+                            float* bPanel = panels + (long)q * gridPixels + (long)jc * Gemm.NR;
+                            for (int t = 0; t < kPadded; t += Gemm.MR)
+                                Gemm.KernelRows(kc, image + jc, offsets + t, bPanel, dwT + (long)t * mPadded + q, mPadded, accumulate: true);
+                        }
+                    }
+
+                    if (!dbias.IsEmpty)
+                    {
+                        for (int o = 0; o < m; o++)
+                            dbias[group * m + o] += System.Numerics.Tensors.TensorPrimitives.Sum(new ReadOnlySpan<float>(dys + (long)o * pixels, pixels));
+                    }
+                }
+
+                // dW[o, tap] += dWᵀ[tap, o]
+                float* dwg = pdw + (long)group * m * k;
+                for (int o = 0; o < m; o++)
+                {
+                    for (int t = 0; t < k; t++) dwg[(long)o * k + t] += dwT[(long)t * mPadded + o];
                 }
             }
         }

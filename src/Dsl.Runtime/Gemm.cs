@@ -268,6 +268,59 @@ public static class Gemm
         Vector256.Store(c50, c + 5 * ldc); Vector256.Store(c51, c + 5 * ldc + 8);
     }
 
+    /// <summary>
+    /// The 6×16 register block with A read in place: row i of A is the contiguous run at <c>a + rows[i]</c>
+    /// (a convolution's shifted image row), B a packed panel. C[6×16] (+)= A (6 × kc) · B (kc × 16).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void KernelRows(int kc, float* a, int* rows, float* b, float* c, int ldc, bool accumulate)
+    {
+        float* r0 = a + rows[0], r1 = a + rows[1], r2 = a + rows[2], r3 = a + rows[3], r4 = a + rows[4], r5 = a + rows[5];
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var a0 = Vector256.Create(r0[p]);
+            c00 = Fmadd(a0, b0, c00);
+            c01 = Fmadd(a0, b1, c01);
+            var a1 = Vector256.Create(r1[p]);
+            c10 = Fmadd(a1, b0, c10);
+            c11 = Fmadd(a1, b1, c11);
+            var a2 = Vector256.Create(r2[p]);
+            c20 = Fmadd(a2, b0, c20);
+            c21 = Fmadd(a2, b1, c21);
+            var a3 = Vector256.Create(r3[p]);
+            c30 = Fmadd(a3, b0, c30);
+            c31 = Fmadd(a3, b1, c31);
+            var a4 = Vector256.Create(r4[p]);
+            c40 = Fmadd(a4, b0, c40);
+            c41 = Fmadd(a4, b1, c41);
+            var a5 = Vector256.Create(r5[p]);
+            c50 = Fmadd(a5, b0, c50);
+            c51 = Fmadd(a5, b1, c51);
+            b += NR;
+        }
+
+        if (accumulate)
+        {
+            c00 += Vector256.Load(c); c01 += Vector256.Load(c + 8);
+            c10 += Vector256.Load(c + ldc); c11 += Vector256.Load(c + ldc + 8);
+            c20 += Vector256.Load(c + 2 * ldc); c21 += Vector256.Load(c + 2 * ldc + 8);
+            c30 += Vector256.Load(c + 3 * ldc); c31 += Vector256.Load(c + 3 * ldc + 8);
+            c40 += Vector256.Load(c + 4 * ldc); c41 += Vector256.Load(c + 4 * ldc + 8);
+            c50 += Vector256.Load(c + 5 * ldc); c51 += Vector256.Load(c + 5 * ldc + 8);
+        }
+
+        Vector256.Store(c00, c); Vector256.Store(c01, c + 8);
+        Vector256.Store(c10, c + ldc); Vector256.Store(c11, c + ldc + 8);
+        Vector256.Store(c20, c + 2 * ldc); Vector256.Store(c21, c + 2 * ldc + 8);
+        Vector256.Store(c30, c + 3 * ldc); Vector256.Store(c31, c + 3 * ldc + 8);
+        Vector256.Store(c40, c + 4 * ldc); Vector256.Store(c41, c + 4 * ldc + 8);
+        Vector256.Store(c50, c + 5 * ldc); Vector256.Store(c51, c + 5 * ldc + 8);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Fmadd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
         Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : a * b + c;
