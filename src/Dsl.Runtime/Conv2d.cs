@@ -145,7 +145,18 @@ public static unsafe class Conv2d
     private const long ParallelThreshold = 1L << 20;
 
     private static bool Parallel(WorkerPool? pool, int n, in ConvGeometry g) =>
-        pool is { Threads: > 1 } && n > 1 && (long)n * g.OutChannels * g.OutH * g.OutW * g.InPerGroup * g.KernelH * g.KernelW >= ParallelThreshold;
+        pool is { Threads: > 1 } && (long)n * g.OutChannels * g.OutH * g.OutW * g.InPerGroup * g.KernelH * g.KernelW >= ParallelThreshold;
+
+    // A batch of fewer samples than threads splits by channels where the layer allows it (then every part
+    // computes whole register tiles of the same single pass: the same bits as serial); otherwise by samples.
+    private static bool ByChannels(WorkerPool pool, int n, bool splittable) => n < pool.Threads && splittable;
+
+    // A part's share of count channels, in whole blocks of `block` (register tiles).
+    private static (int Lo, int Hi) Channels(int count, int block, int part, int parts)
+    {
+        var (lo, hi) = WorkerPool.Share((count + block - 1) / block, part, parts);
+        return (Math.Min(lo * block, count), Math.Min(hi * block, count));
+    }
 
     private struct Job
     {
@@ -161,7 +172,7 @@ public static unsafe class Conv2d
     /// <param name="pool">The pool, or null to run on the caller.</param>
     public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool)
     {
-        if (!Parallel(pool, n, g))
+        if (!Parallel(pool, n, g) || (n == 1 && !ConvGemm.CanSplitForward(g)))
         {
             Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
             return;
@@ -170,8 +181,19 @@ public static unsafe class Conv2d
         fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
         {
             var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g };
-            pool.Run(&ForwardPart, &job);
+            pool.Run(ByChannels(pool, n, ConvGemm.CanSplitForward(g)) ? &ForwardChannelsPart : &ForwardPart, &job);
         }
+    }
+
+    private static void ForwardChannelsPart(void* state, int part, int parts)
+    {
+        var job = (Job*)state;
+        var g = job->G;
+        var (lo, hi) = Channels(g.OutChannels, Gemm.MR, part, parts);
+        if (lo == hi) return;
+        ConvGemm.ForwardChannels(new ReadOnlySpan<float>(job->X, job->N * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
+            new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y, job->N * g.OutputLength), job->N, g,
+            new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi);
     }
 
     private static void ForwardPart(void* state, int part, int parts)
@@ -191,7 +213,7 @@ public static unsafe class Conv2d
     /// <param name="scratch">Per-thread regions, one per pool thread.</param><param name="pool">The pool, or null.</param>
     public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool)
     {
-        if (!Parallel(pool, n, g))
+        if (!Parallel(pool, n, g) || (n == 1 && !ConvGemm.CanSplitBackwardInput(g)))
         {
             BackwardInput(dy, w, dx, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
             return;
@@ -200,8 +222,18 @@ public static unsafe class Conv2d
         fixed (float* pdy = dy, pw = w, pdx = dx, ps = scratch)
         {
             var job = new Job { X = pdy, W = pw, Y = pdx, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g };
-            pool.Run(&BackwardInputPart, &job);
+            pool.Run(ByChannels(pool, n, ConvGemm.CanSplitBackwardInput(g)) ? &BackwardInputChannelsPart : &BackwardInputPart, &job);
         }
+    }
+
+    private static void BackwardInputChannelsPart(void* state, int part, int parts)
+    {
+        var job = (Job*)state;
+        var g = job->G;
+        var (lo, hi) = Channels(g.InChannels, Gemm.MR, part, parts);
+        if (lo == hi) return;
+        ConvGemm.BackwardInputChannels(new ReadOnlySpan<float>(job->X, job->N * g.OutputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
+            new Span<float>(job->Y, job->N * g.InputLength), job->N, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi);
     }
 
     private static void BackwardInputPart(void* state, int part, int parts)
@@ -224,9 +256,21 @@ public static unsafe class Conv2d
     /// <param name="scratch">Per-thread regions (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param><param name="pool">The pool, or null.</param>
     public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool)
     {
-        if (!Parallel(pool, n, g))
+        if (!Parallel(pool, n, g) || (n == 1 && !ConvGemm.CanSplitBackwardWeight(g)))
         {
             BackwardWeight(dy, x, dw, dbias, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
+            return;
+        }
+
+        if (ByChannels(pool!, n, ConvGemm.CanSplitBackwardWeight(g)))
+        {
+            // Disjoint rows of dW per part: no private sums to add.
+            fixed (float* pdy = dy, px = x, pdw = dw, pdb = dbias, ps = scratch)
+            {
+                var job = new Job { X = px, Y = pdy, W = pdw, Bias = pdb, BiasLength = dbias.Length, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g };
+                pool.Run(&BackwardWeightChannelsPart, &job);
+            }
+
             return;
         }
 
@@ -244,6 +288,17 @@ public static unsafe class Conv2d
             TensorPrimitives.Add(dw.Slice(0, g.WeightLength), partial.Slice(0, g.WeightLength), dw.Slice(0, g.WeightLength));
             if (!dbias.IsEmpty) TensorPrimitives.Add(dbias.Slice(0, g.OutChannels), partial.Slice(g.WeightLength, g.OutChannels), dbias.Slice(0, g.OutChannels));
         }
+    }
+
+    private static void BackwardWeightChannelsPart(void* state, int part, int parts)
+    {
+        var job = (Job*)state;
+        var g = job->G;
+        var (lo, hi) = Channels(g.OutChannels, Gemm.NR, part, parts);
+        if (lo == hi) return;
+        ConvGemm.BackwardWeightChannels(new ReadOnlySpan<float>(job->Y, job->N * g.OutputLength), new ReadOnlySpan<float>(job->X, job->N * g.InputLength),
+            new Span<float>(job->W, g.WeightLength), job->BiasLength == 0 ? Span<float>.Empty : new Span<float>(job->Bias, g.OutChannels), job->N, g,
+            new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi);
     }
 
     private static void BackwardWeightPart(void* state, int part, int parts)

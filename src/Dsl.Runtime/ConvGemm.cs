@@ -129,13 +129,45 @@ internal static unsafe class ConvGemm
     /// the micro-kernel reads tap p's image row at <c>offsets[p]</c> past the tile's start. The padded-width
     /// output is then written to y without its extra columns, plus the bias.
     /// </summary>
-    private static void ForwardOnPaddedGrid(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch)
+    /// <summary>
+    /// Whether a batch smaller than the thread count can split forward by output channels instead: one
+    /// group, on the padded grid.
+    /// </summary>
+    public static bool CanSplitForward(in ConvGeometry g) => g.Groups == 1 && OnPaddedGrid(g);
+
+    /// <summary>Whether the input gradient can split by input channels (a stride-1 convolution whose transposed convolution runs on the padded grid).</summary>
+    public static bool CanSplitBackwardInput(in ConvGeometry g) => g.Groups == 1 && CanTransposeAsConvolution(g) && OnPaddedGrid(Transposed(g));
+
+    /// <summary>Whether the weight gradient can split by output channels (one group, on the padded grid).</summary>
+    public static bool CanSplitBackwardWeight(in ConvGeometry g) => g.Groups == 1 && WeightOnPaddedGrid(g);
+
+    /// <summary>Forward on the padded grid for output channels [<paramref name="oLo"/>, <paramref name="oHi"/>) of one group (oLo a multiple of 6).</summary>
+    public static void ForwardChannels(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi) =>
+        ForwardOnPaddedGrid(x, w, bias, y, n, g, scratch, oLo, oHi);
+
+    /// <summary>Input gradient (stride 1) for input channels [<paramref name="cLo"/>, <paramref name="cHi"/>) of one group (cLo a multiple of 6).</summary>
+    public static void BackwardInputChannels(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, in ConvGeometry g, Span<float> scratch, int cLo, int cHi)
     {
-        int m = g.OutPerGroup, cg = g.InPerGroup;
+        var flipped = Flip(w, g, scratch);
+        ForwardOnPaddedGrid(dy, flipped, ReadOnlySpan<float>.Empty, dx, n, Transposed(g), scratch.Slice(g.WeightLength), cLo, cHi);
+    }
+
+    /// <summary>Weight and bias gradients on the padded grid for output channels [<paramref name="oLo"/>, <paramref name="oHi"/>) (oLo a multiple of 16): rows of dW no other part writes.</summary>
+    public static void BackwardWeightChannels(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi) =>
+        BackwardWeightOnPaddedGrid(dy, x, dw, dbias, n, g, scratch, oLo, oHi);
+
+    private static void ForwardOnPaddedGrid(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch) =>
+        ForwardOnPaddedGrid(x, w, bias, y, n, g, scratch, 0, g.OutPerGroup);
+
+    // Output channels [oLo, oHi) of each group; the tiles are those of the whole layer, so a split by channels
+    // computes the same bits as one pass.
+    private static void ForwardOnPaddedGrid(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi)
+    {
+        int m = g.OutPerGroup, cg = g.InPerGroup, mine = oHi - oLo;
         int k = cg * g.KernelH * g.KernelW;
         int hp = PaddedH(g), wp = PaddedW(g), pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
         int gridPixels = g.OutH * wp;
-        int mPadded = (m + Gemm.MR - 1) / Gemm.MR * Gemm.MR;
+        int mPadded = (mine + Gemm.MR - 1) / Gemm.MR * Gemm.MR;
         int blocks = (k + GridKC - 1) / GridKC, blockK = (k + blocks - 1) / blocks;
         fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
         {
@@ -152,26 +184,14 @@ internal static unsafe class ConvGemm
                 }
             }
 
-            long imageLength = ImageLength(g);
             for (int group = 0; group < g.Groups; group++)
             {
-                float* wg = pw + (long)group * m * k;
-                for (int pc = 0; pc < k; pc += blockK) Gemm.PackA(wg + pc, k, 1, m, Math.Min(blockK, k - pc), packedA + (long)pc * mPadded);
+                float* wg = pw + ((long)group * m + oLo) * k;
+                for (int pc = 0; pc < k; pc += blockK) Gemm.PackA(wg + pc, k, 1, mine, Math.Min(blockK, k - pc), packedA + (long)pc * mPadded);
 
                 for (int s = 0; s < n; s++)
                 {
-                    // The image with its zero border (and zero slack after it for the last tile's reads).
-                    float* xs = px + (long)s * g.InputLength + (long)group * cg * inPlane;
-                    new Span<float>(image, (int)imageLength).Clear();
-                    for (int c = 0; c < cg; c++)
-                    {
-                        for (int h = 0; h < g.InH; h++)
-                        {
-                            new ReadOnlySpan<float>(xs + (long)c * inPlane + (long)h * g.InW, g.InW)
-                                .CopyTo(new Span<float>(image + ((long)c * hp + h + g.PadH) * wp + g.PadW, g.InW));
-                        }
-                    }
-
+                    CopyPadded(px + (long)s * g.InputLength + (long)group * cg * inPlane, g, image);
                     for (int pc = 0; pc < k; pc += blockK)
                     {
                         int kc = Math.Min(blockK, k - pc);
@@ -180,19 +200,19 @@ internal static unsafe class ConvGemm
                         for (int jr = 0; jr < gridPixels; jr += Gemm.NR)
                         {
                             int nr = Math.Min(Gemm.NR, gridPixels - jr);
-                            for (int ir = 0; ir < m; ir += Gemm.MR)
+                            for (int ir = 0; ir < mine; ir += Gemm.MR)
                             {
-                                int mr = Math.Min(Gemm.MR, m - ir);
+                                int mr = Math.Min(Gemm.MR, mine - ir);
                                 Gemm.TileOffsets(kc, aBlock + (long)ir * kc, image + jr, offsets + pc, grid + (long)ir * gridPixels + jr, gridPixels, mr, nr, add, edge);
                             }
                         }
                     }
 
                     // Drop the padded columns; add the bias.
-                    float* ys = py + (long)s * g.OutputLength + (long)group * m * pixels;
-                    for (int o = 0; o < m; o++)
+                    float* ys = py + (long)s * g.OutputLength + ((long)group * m + oLo) * pixels;
+                    for (int o = 0; o < mine; o++)
                     {
-                        float b = pb != null ? pb[group * m + o] : 0f;
+                        float b = pb != null ? pb[group * m + oLo + o] : 0f;
                         for (int oh = 0; oh < g.OutH; oh++)
                         {
                             var from = new ReadOnlySpan<float>(grid + (long)o * gridPixels + (long)oh * wp, g.OutW);
@@ -202,6 +222,21 @@ internal static unsafe class ConvGemm
                         }
                     }
                 }
+            }
+        }
+    }
+
+    // One group's channels of a sample into the zero-bordered image (and the zero slack after it).
+    private static void CopyPadded(float* xs, in ConvGeometry g, float* image)
+    {
+        int hp = PaddedH(g), wp = PaddedW(g), inPlane = g.InH * g.InW;
+        new Span<float>(image, (int)ImageLength(g)).Clear();
+        for (int c = 0; c < g.InPerGroup; c++)
+        {
+            for (int h = 0; h < g.InH; h++)
+            {
+                new ReadOnlySpan<float>(xs + (long)c * inPlane + (long)h * g.InW, g.InW)
+                    .CopyTo(new Span<float>(image + ((long)c * hp + h + g.PadH) * wp + g.PadW, g.InW));
             }
         }
     }
@@ -283,6 +318,13 @@ internal static unsafe class ConvGemm
     /// <summary>dx (overwritten) for a stride-1 convolution: W′[c, o, kh, kw] = W[o, c, KH−1−kh, KW−1−kw], then <see cref="Forward"/>.</summary>
     public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, in ConvGeometry g, Span<float> scratch)
     {
+        var flipped = Flip(w, g, scratch);
+        Forward(dy, flipped, ReadOnlySpan<float>.Empty, dx, n, Transposed(g), scratch.Slice(g.WeightLength));
+    }
+
+    // W′[c, o, kh, kw] = W[o, c, KH−1−kh, KW−1−kw], into the start of scratch.
+    private static ReadOnlySpan<float> Flip(ReadOnlySpan<float> w, in ConvGeometry g, Span<float> scratch)
+    {
         int taps = g.KernelH * g.KernelW, inPer = g.InPerGroup, outPer = g.OutPerGroup;
         var flipped = scratch.Slice(0, g.WeightLength);
         for (int group = 0; group < g.Groups; group++)
@@ -298,7 +340,7 @@ internal static unsafe class ConvGemm
             }
         }
 
-        Forward(dy, flipped, ReadOnlySpan<float>.Empty, dx, n, Transposed(g), scratch.Slice(g.WeightLength));
+        return flipped;
     }
 
     /// <summary>Floats of scratch <see cref="BackwardWeight"/> needs: one packed dY block and one packed colᵀ block, or the padded grid's buffers.</summary>
@@ -330,7 +372,7 @@ internal static unsafe class ConvGemm
     {
         if (WeightOnPaddedGrid(g))
         {
-            BackwardWeightOnPaddedGrid(dy, x, dw, dbias, n, g, scratch);
+            BackwardWeightOnPaddedGrid(dy, x, dw, dbias, n, g, scratch, 0, g.OutPerGroup);
             return;
         }
 
@@ -384,10 +426,12 @@ internal static unsafe class ConvGemm
         }
     }
 
-    private static void BackwardWeightOnPaddedGrid(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch)
+    // Output channels [oLo, oHi) of each group (oLo a multiple of 16): the same tiles as one pass, so a split
+    // by channels computes the same bits.
+    private static void BackwardWeightOnPaddedGrid(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi)
     {
-        int m = g.OutPerGroup, cg = g.InPerGroup;
-        int k = cg * g.KernelH * g.KernelW, kPadded = TapsPadded(g), mPadded = ChannelsPadded(g);
+        int m = g.OutPerGroup, cg = g.InPerGroup, mine = oHi - oLo;
+        int k = cg * g.KernelH * g.KernelW, kPadded = TapsPadded(g), mPadded = (mine + Gemm.NR - 1) / Gemm.NR * Gemm.NR;
         int hp = PaddedH(g), wp = PaddedW(g), pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
         int gridPixels = g.OutH * wp;
         long imageLength = ImageLength(g);
@@ -414,22 +458,13 @@ internal static unsafe class ConvGemm
                 new Span<float>(dwT, kPadded * mPadded).Clear();
                 for (int s = 0; s < n; s++)
                 {
-                    float* xs = px + (long)s * g.InputLength + (long)group * cg * inPlane;
-                    new Span<float>(image, (int)imageLength).Clear();
-                    for (int c = 0; c < cg; c++)
-                    {
-                        for (int h = 0; h < g.InH; h++)
-                        {
-                            new ReadOnlySpan<float>(xs + (long)c * inPlane + (long)h * g.InW, g.InW)
-                                .CopyTo(new Span<float>(image + ((long)c * hp + h + g.PadH) * wp + g.PadW, g.InW));
-                        }
-                    }
+                    CopyPadded(px + (long)s * g.InputLength + (long)group * cg * inPlane, g, image);
 
                     // dY on the padded-width grid, 16 channels per panel, pixel-major: panel[j·16 + o]; zero in the
-                    // extra columns and the channels past m.
-                    float* dys = pdy + (long)s * g.OutputLength + (long)group * m * pixels;
+                    // extra columns and the channels past this part's.
+                    float* dys = pdy + (long)s * g.OutputLength + ((long)group * m + oLo) * pixels;
                     new Span<float>(panels, mPadded * gridPixels).Clear();
-                    for (int o = 0; o < m; o++)
+                    for (int o = 0; o < mine; o++)
                     {
                         float* panel = panels + (long)(o / Gemm.NR) * Gemm.NR * gridPixels + o % Gemm.NR;
                         float* source = dys + (long)o * pixels;
@@ -453,14 +488,14 @@ internal static unsafe class ConvGemm
 
                     if (!dbias.IsEmpty)
                     {
-                        for (int o = 0; o < m; o++)
-                            dbias[group * m + o] += System.Numerics.Tensors.TensorPrimitives.Sum(new ReadOnlySpan<float>(dys + (long)o * pixels, pixels));
+                        for (int o = 0; o < mine; o++)
+                            dbias[group * m + oLo + o] += System.Numerics.Tensors.TensorPrimitives.Sum(new ReadOnlySpan<float>(dys + (long)o * pixels, pixels));
                     }
                 }
 
                 // dW[o, tap] += dWᵀ[tap, o]
-                float* dwg = pdw + (long)group * m * k;
-                for (int o = 0; o < m; o++)
+                float* dwg = pdw + ((long)group * m + oLo) * k;
+                for (int o = 0; o < mine; o++)
                 {
                     for (int t = 0; t < k; t++) dwg[(long)o * k + t] += dwT[(long)t * mPadded + o];
                 }
