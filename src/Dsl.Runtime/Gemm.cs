@@ -151,6 +151,24 @@ public static class Gemm
                 continue;
             }
 
+            if (rowStride == 1 && nr == NR && Avx.IsSupported)
+            {
+                // A transposed operand (a linear layer's weight): 8 columns × 8 rows at a time, transposed in registers.
+                int p = 0;
+                for (; p + 8 <= kc; p += 8)
+                {
+                    Transpose8x8(columns + p, colStride, panel + p * NR, NR);
+                    Transpose8x8(columns + 8 * colStride + p, colStride, panel + p * NR + 8, NR);
+                }
+
+                for (; p < kc; p++)
+                {
+                    for (int j = 0; j < NR; j++) panel[p * NR + j] = columns[j * colStride + p];
+                }
+
+                continue;
+            }
+
             if (rowStride == 1)
             {
                 // A transposed operand: each column is contiguous, so walk columns, not rows.
@@ -178,6 +196,45 @@ public static class Gemm
                 for (; j < NR; j++) panel[j] = 0f;
             }
         }
+    }
+
+    // dest[r·destStride + c] = source[c·sourceStride + r] for an 8×8 block: eight loads, three rounds of
+    // shuffles, eight stores.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Transpose8x8(float* source, int sourceStride, float* dest, int destStride)
+    {
+        var r0 = Avx.LoadVector256(source);
+        var r1 = Avx.LoadVector256(source + sourceStride);
+        var r2 = Avx.LoadVector256(source + 2 * sourceStride);
+        var r3 = Avx.LoadVector256(source + 3 * sourceStride);
+        var r4 = Avx.LoadVector256(source + 4 * sourceStride);
+        var r5 = Avx.LoadVector256(source + 5 * sourceStride);
+        var r6 = Avx.LoadVector256(source + 6 * sourceStride);
+        var r7 = Avx.LoadVector256(source + 7 * sourceStride);
+        var t0 = Avx.UnpackLow(r0, r1);
+        var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3);
+        var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5);
+        var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7);
+        var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44);
+        var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44);
+        var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44);
+        var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44);
+        var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dest, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dest + destStride, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dest + 2 * destStride, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dest + 3 * destStride, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dest + 4 * destStride, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dest + 5 * destStride, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dest + 6 * destStride, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dest + 7 * destStride, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     /// <summary>
