@@ -12,6 +12,12 @@ namespace Dsl.Runtime;
 /// </summary>
 public static class Activations
 {
+    /// <summary>ReLU of eight lanes with PyTorch's rule: keep v where v &gt; 0 or v is NaN, else 0.</summary>
+    /// <param name="v">The values.</param>
+    /// <returns>max(v, 0), NaN kept.</returns>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Relu(Vector256<float> v) => v & (Vector256.GreaterThan(v, Vector256<float>.Zero) | ~Vector256.Equals(v, v));
+
     /// <summary><c>y = max(x, 0)</c>; NaN propagates as in PyTorch.</summary>
     /// <param name="x">Input.</param>
     /// <param name="y">Output (may alias <paramref name="x"/>).</param>

@@ -47,12 +47,24 @@ public static unsafe class Conv2d
     /// <param name="n">Batch size.</param>
     /// <param name="g">Convolution geometry.</param>
     /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
-    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch)
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch) =>
+        Forward(x, w, bias, y, n, g, scratch, relu: false);
+
+    /// <summary>Computes <c>y = conv(x, w) + bias</c>, or its ReLU when <paramref name="relu"/> (an inference ReLU fused into the layer).</summary>
+    /// <param name="x">Input <c>[n, InChannels, InH, InW]</c>.</param>
+    /// <param name="w">Weight <c>[OutChannels, InChannels/Groups, KernelH, KernelW]</c>.</param>
+    /// <param name="bias">Bias <c>[OutChannels]</c>, or empty for no bias.</param>
+    /// <param name="y">Output <c>[n, OutChannels, OutH, OutW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Convolution geometry.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
+    /// <param name="relu">Apply ReLU to the output as it is written.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, bool relu)
     {
         Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && y.Length >= n * g.OutputLength, "buffer too short");
         Debug.Assert(bias.IsEmpty || bias.Length >= g.OutChannels, "bias too short");
         Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
-        ConvGemm.Forward(x, w, bias, y, n, g, scratch);
+        ConvGemm.Forward(x, w, bias, y, n, g, scratch, relu);
     }
 
     /// <summary>Input gradient <c>dx = conv_transpose(dy, w)</c>, with per-thread scratch; <paramref name="dx"/> is overwritten.</summary>
@@ -163,6 +175,7 @@ public static unsafe class Conv2d
         public float* X, W, Bias, Y, Scratch;
         public int BiasLength, N, ScratchStride;
         public ConvGeometry G;
+        public bool Relu;
     }
 
     /// <summary><see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, in ConvGeometry, Span{float})"/> with the batch split across <paramref name="pool"/>.</summary>
@@ -170,17 +183,26 @@ public static unsafe class Conv2d
     /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
     /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
     /// <param name="pool">The pool, or null to run on the caller.</param>
-    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool)
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool) =>
+        Forward(x, w, bias, y, n, g, scratch, pool, relu: false);
+
+    /// <summary>Forward with the batch (or, for fewer samples than threads, the output channels) split across <paramref name="pool"/>, ReLU applied as it writes when <paramref name="relu"/>.</summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    /// <param name="relu">Apply ReLU to the output as it is written.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool, bool relu)
     {
         if (!Parallel(pool, n, g) || (n == 1 && !ConvGemm.CanSplitForward(g)))
         {
-            Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
+            Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)), relu);
             return;
         }
 
         fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
         {
-            var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g };
+            var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g, Relu = relu };
             pool.Run(ByChannels(pool, n, ConvGemm.CanSplitForward(g)) ? &ForwardChannelsPart : &ForwardPart, &job);
         }
     }
@@ -193,7 +215,7 @@ public static unsafe class Conv2d
         if (lo == hi) return;
         ConvGemm.ForwardChannels(new ReadOnlySpan<float>(job->X, job->N * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
             new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y, job->N * g.OutputLength), job->N, g,
-            new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi);
+            new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi, job->Relu);
     }
 
     private static void ForwardPart(void* state, int part, int parts)
@@ -204,7 +226,7 @@ public static unsafe class Conv2d
         var g = job->G;
         Forward(new ReadOnlySpan<float>(job->X + (long)lo * g.InputLength, (hi - lo) * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
             new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y + (long)lo * g.OutputLength, (hi - lo) * g.OutputLength),
-            hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)));
+            hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), job->Relu);
     }
 
     /// <summary>Input gradient with the batch split across <paramref name="pool"/>.</summary>

@@ -89,11 +89,23 @@ public static unsafe class ConvDirect
     /// <param name="n">Batch size.</param>
     /// <param name="g">Convolution geometry.</param>
     /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
-    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch)
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch) =>
+        Forward(x, w, bias, y, n, g, scratch, relu: false);
+
+    /// <summary>Computes <c>y = conv(x, w) + bias</c>, or its ReLU when <paramref name="relu"/> (an inference ReLU fused into the layer).</summary>
+    /// <param name="x">Input <c>[n, InChannels, InH, InW]</c>.</param>
+    /// <param name="w">Weight <c>[OutChannels, InChannels, KernelH, KernelW]</c>.</param>
+    /// <param name="bias">Bias <c>[OutChannels]</c>, or empty for no bias.</param>
+    /// <param name="y">Output <c>[n, OutChannels, OutH, OutW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Convolution geometry.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
+    /// <param name="relu">Apply ReLU to the output as it is written.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, bool relu)
     {
         if (!Suits(g))
         {
-            Conv2d.Forward(x, w, bias, y, n, g, scratch);
+            Conv2d.Forward(x, w, bias, y, n, g, scratch, relu);
             return;
         }
 
@@ -117,8 +129,8 @@ public static unsafe class ConvDirect
                 float* image = Padded(px + (long)s * g.InputLength, g, ps);
                 float* ys = py + (long)s * g.OutputLength;
                 int o = 0;
-                for (; o + 4 <= g.OutChannels; o += 4) ForwardChannels4(image, pw + (long)o * taps, bias.IsEmpty ? null : pb + o, ys + (long)o * g.OutH * g.OutW, offsets, taps, wp, g.OutH, g.OutW);
-                for (; o < g.OutChannels; o++) ForwardChannel(image, pw + (long)o * taps, bias.IsEmpty ? 0f : pb[o], ys + (long)o * g.OutH * g.OutW, offsets, taps, wp, g.OutH, g.OutW);
+                for (; o + 4 <= g.OutChannels; o += 4) ForwardChannels4(image, pw + (long)o * taps, bias.IsEmpty ? null : pb + o, ys + (long)o * g.OutH * g.OutW, offsets, taps, wp, g.OutH, g.OutW, relu);
+                for (; o < g.OutChannels; o++) ForwardChannel(image, pw + (long)o * taps, bias.IsEmpty ? 0f : pb[o], ys + (long)o * g.OutH * g.OutW, offsets, taps, wp, g.OutH, g.OutW, relu);
             }
         }
     }
@@ -126,7 +138,7 @@ public static unsafe class ConvDirect
     // Four output planes: 4 channels × 16 columns in eight registers per tile. The last tile of a row is
     // moved back to end at the row's end; the columns it recomputes get the same values.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ForwardChannels4(float* image, float* w, float* bias, float* y, int* offsets, int taps, int wp, int outH, int outW)
+    private static void ForwardChannels4(float* image, float* w, float* bias, float* y, int* offsets, int taps, int wp, int outH, int outW, bool relu)
     {
         int plane = outH * outW;
         float* w0 = w, w1 = w + taps, w2 = w + 2 * taps, w3 = w + 3 * taps;
@@ -159,6 +171,12 @@ public static unsafe class ConvDirect
                     c31 = Fmadd(s, v1, c31);
                 }
 
+                if (relu)
+                {
+                    c00 = Activations.Relu(c00); c01 = Activations.Relu(c01); c10 = Activations.Relu(c10); c11 = Activations.Relu(c11);
+                    c20 = Activations.Relu(c20); c21 = Activations.Relu(c21); c30 = Activations.Relu(c30); c31 = Activations.Relu(c31);
+                }
+
                 float* out0 = y + (long)oh * outW + ow;
                 Vector256.Store(c00, out0); Vector256.Store(c01, out0 + 8);
                 Vector256.Store(c10, out0 + plane); Vector256.Store(c11, out0 + plane + 8);
@@ -170,7 +188,7 @@ public static unsafe class ConvDirect
     }
 
     // One output plane (the channels left after the blocks of four), 16 columns per tile.
-    private static void ForwardChannel(float* image, float* w, float bias, float* y, int* offsets, int taps, int wp, int outH, int outW)
+    private static void ForwardChannel(float* image, float* w, float bias, float* y, int* offsets, int taps, int wp, int outH, int outW, bool relu)
     {
         var b = Vector256.Create(bias);
         for (int oh = 0; oh < outH; oh++)
@@ -187,6 +205,12 @@ public static unsafe class ConvDirect
                     var s = Vector256.Create(w[t]);
                     c0 = Fmadd(s, Vector256.Load(p), c0);
                     c1 = Fmadd(s, Vector256.Load(p + 8), c1);
+                }
+
+                if (relu)
+                {
+                    c0 = Activations.Relu(c0);
+                    c1 = Activations.Relu(c1);
                 }
 
                 Vector256.Store(c0, y + (long)oh * outW + ow);
@@ -338,6 +362,7 @@ public static unsafe class ConvDirect
         public float* X, W, Bias, Y, Scratch;
         public int BiasLength, N, ScratchStride;
         public ConvGeometry G;
+        public bool Relu;
     }
 
     /// <summary>Forward with the batch split across <paramref name="pool"/>.</summary>
@@ -345,23 +370,32 @@ public static unsafe class ConvDirect
     /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
     /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
     /// <param name="pool">The pool, or null to run on the caller.</param>
-    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool)
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool) =>
+        Forward(x, w, bias, y, n, g, scratch, pool, relu: false);
+
+    /// <summary>Forward with the batch split across <paramref name="pool"/>, ReLU applied as it writes when <paramref name="relu"/>.</summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    /// <param name="relu">Apply ReLU to the output as it is written.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool, bool relu)
     {
         if (!Suits(g))
         {
-            Conv2d.Forward(x, w, bias, y, n, g, scratch, pool);
+            Conv2d.Forward(x, w, bias, y, n, g, scratch, pool, relu);
             return;
         }
 
         if (!Parallel(pool, n, g))
         {
-            Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
+            Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)), relu);
             return;
         }
 
         fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
         {
-            var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g };
+            var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g, Relu = relu };
             pool.Run(&ForwardPart, &job);
         }
     }
@@ -374,7 +408,7 @@ public static unsafe class ConvDirect
         var g = job->G;
         Forward(new ReadOnlySpan<float>(job->X + (long)lo * g.InputLength, (hi - lo) * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
             new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y + (long)lo * g.OutputLength, (hi - lo) * g.OutputLength),
-            hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)));
+            hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), job->Relu);
     }
 
     /// <summary>

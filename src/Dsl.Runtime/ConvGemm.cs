@@ -55,14 +55,21 @@ internal static unsafe class ConvGemm
         return (k + blocks - 1) / blocks;
     }
 
-    /// <summary>y (overwritten) = conv(x, w) + bias for n samples.</summary>
-    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch)
+    /// <summary>y (overwritten) = conv(x, w) + bias for n samples, with ReLU applied as it writes when <paramref name="relu"/>.</summary>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, bool relu = false)
     {
         if (OnPaddedGrid(g))
         {
-            ForwardOnPaddedGrid(x, w, bias, y, n, g, scratch);
+            ForwardOnPaddedGrid(x, w, bias, y, n, g, scratch, 0, g.OutPerGroup, relu);
             return;
         }
+
+        ForwardPacked(x, w, bias, y, n, g, scratch);
+        if (relu) Activations.ReluForward(y.Slice(0, n * g.OutputLength), y);
+    }
+
+    private static void ForwardPacked(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch)
+    {
 
         int m = g.OutPerGroup;
         int k = g.InPerGroup * g.KernelH * g.KernelW;
@@ -142,26 +149,23 @@ internal static unsafe class ConvGemm
     public static bool CanSplitBackwardWeight(in ConvGeometry g) => g.Groups == 1 && WeightOnPaddedGrid(g);
 
     /// <summary>Forward on the padded grid for output channels [<paramref name="oLo"/>, <paramref name="oHi"/>) of one group (oLo a multiple of 6).</summary>
-    public static void ForwardChannels(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi) =>
-        ForwardOnPaddedGrid(x, w, bias, y, n, g, scratch, oLo, oHi);
+    public static void ForwardChannels(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi, bool relu) =>
+        ForwardOnPaddedGrid(x, w, bias, y, n, g, scratch, oLo, oHi, relu);
 
     /// <summary>Input gradient (stride 1) for input channels [<paramref name="cLo"/>, <paramref name="cHi"/>) of one group (cLo a multiple of 6).</summary>
     public static void BackwardInputChannels(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, in ConvGeometry g, Span<float> scratch, int cLo, int cHi)
     {
         var flipped = Flip(w, g, scratch);
-        ForwardOnPaddedGrid(dy, flipped, ReadOnlySpan<float>.Empty, dx, n, Transposed(g), scratch.Slice(g.WeightLength), cLo, cHi);
+        ForwardOnPaddedGrid(dy, flipped, ReadOnlySpan<float>.Empty, dx, n, Transposed(g), scratch.Slice(g.WeightLength), cLo, cHi, relu: false);
     }
 
     /// <summary>Weight and bias gradients on the padded grid for output channels [<paramref name="oLo"/>, <paramref name="oHi"/>) (oLo a multiple of 16): rows of dW no other part writes.</summary>
     public static void BackwardWeightChannels(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi) =>
         BackwardWeightOnPaddedGrid(dy, x, dw, dbias, n, g, scratch, oLo, oHi);
 
-    private static void ForwardOnPaddedGrid(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch) =>
-        ForwardOnPaddedGrid(x, w, bias, y, n, g, scratch, 0, g.OutPerGroup);
-
     // Output channels [oLo, oHi) of each group; the tiles are those of the whole layer, so a split by channels
     // computes the same bits as one pass.
-    private static void ForwardOnPaddedGrid(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi)
+    private static void ForwardOnPaddedGrid(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi, bool relu)
     {
         int m = g.OutPerGroup, cg = g.InPerGroup, mine = oHi - oLo;
         int k = cg * g.KernelH * g.KernelW;
@@ -208,21 +212,34 @@ internal static unsafe class ConvGemm
                         }
                     }
 
-                    // Drop the padded columns; add the bias.
+                    // Drop the padded columns; add the bias (and apply ReLU) as it writes.
                     float* ys = py + (long)s * g.OutputLength + ((long)group * m + oLo) * pixels;
                     for (int o = 0; o < mine; o++)
                     {
                         float b = pb != null ? pb[group * m + oLo + o] : 0f;
                         for (int oh = 0; oh < g.OutH; oh++)
-                        {
-                            var from = new ReadOnlySpan<float>(grid + (long)o * gridPixels + (long)oh * wp, g.OutW);
-                            var to = new Span<float>(ys + (long)o * pixels + (long)oh * g.OutW, g.OutW);
-                            if (pb != null) System.Numerics.Tensors.TensorPrimitives.Add(from, b, to);
-                            else from.CopyTo(to);
-                        }
+                            WriteRow(grid + (long)o * gridPixels + (long)oh * wp, ys + (long)o * pixels + (long)oh * g.OutW, g.OutW, b, relu);
                     }
                 }
             }
+        }
+    }
+
+    // to[i] = from[i] + bias, or ReLU of it.
+    private static void WriteRow(float* from, float* to, int length, float bias, bool relu)
+    {
+        var b = Vector256.Create(bias);
+        int i = 0;
+        for (; i + 8 <= length; i += 8)
+        {
+            var v = Vector256.Load(from + i) + b;
+            Vector256.Store(relu ? Activations.Relu(v) : v, to + i);
+        }
+
+        for (; i < length; i++)
+        {
+            float v = from[i] + bias;
+            to[i] = relu && !(v > 0f || float.IsNaN(v)) ? 0f : v;
         }
     }
 

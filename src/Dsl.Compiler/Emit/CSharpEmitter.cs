@@ -763,6 +763,10 @@ namespace Dsl.Compiler.Emit
                             case InferenceRole.FoldedAway:
                                 Header(p, $" — folded into {_plan.Layers[l.Index - 1].Layer.Name}");
                                 continue;
+                            case InferenceRole.AppliedByProducer:
+                                var producer = _plan.Layers.First(x => x.FusedRelu == p).Layer;
+                                Header(p, $" — applied by {producer.Name} ({producer.KindName}) as it wrote its output");
+                                continue;
                             case InferenceRole.FusedEpilogue:
                                 var carrier = _plan.Layers.First(x => x.Epilogue == p).Layer;
                                 Header(p, $" — applied by {carrier.Name} ({carrier.KindName}) as it wrote its output");
@@ -782,13 +786,15 @@ namespace Dsl.Compiler.Emit
                             case LayerKind.Linear:
                             {
                                 bool fold = p.FoldedWeight >= 0;
-                                Header(p, (fold ? $" — with {_plan.Layers[l.Index + 1].Layer.Name} folded in" : "") + (p.DirectConvolution ? " — direct: a reduction of few taps, no GEMM" : ""));
+                                Header(p, (fold ? $" — with {_plan.Layers[l.Index + 1].Layer.Name} folded in" : "") + (p.DirectConvolution ? " — direct: a reduction of few taps, no GEMM" : "")
+                                    + (p.FusedRelu is { } fusedRelu ? $" — {fusedRelu.Layer.Name} (relu) applied as it writes" : ""));
                                 _w.Line($"var {v} = {Next(l)};");
                                 string w = fold ? $"folded.Slice({n}FoldedWeight, {Int(l.Tensors[0].ElementCount)})" : Weight(p);
                                 string b = fold ? $"folded.Slice({n}FoldedBias, {Int(l.OutputShape[0])})" : BiasOrDefault(p);
+                                string relu = p.FusedRelu is null ? "" : ", relu: true";
                                 _w.Line(l.Kind == LayerKind.Linear
-                                    ? $"{Runtime}.Linear.Forward(h, {w}, {b}, {v}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool);"
-                                    : $"{Runtime}.{ConvKernel(p)}.Forward(h, {w}, {b}, {v}, batch, in {n}Geometry, scratch, Pool);");
+                                    ? $"{Runtime}.Linear.Forward(h, {w}, {b}, {v}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool{relu});"
+                                    : $"{Runtime}.{ConvKernel(p)}.Forward(h, {w}, {b}, {v}, batch, in {n}Geometry, scratch, Pool{relu});");
                                 break;
                             }
 

@@ -24,6 +24,9 @@ namespace Dsl.Compiler.Lowering
 
         /// <summary>Batch norm with track_running_stats: false: batch statistics, as in training.</summary>
         BatchStatistics,
+
+        /// <summary>ReLU right after a conv or linear (or after a batch norm folded into one): the producer applies it as it writes.</summary>
+        AppliedByProducer,
     }
 
     public enum StorageKind
@@ -74,6 +77,9 @@ namespace Dsl.Compiler.Lowering
 
         /// <summary>For a pooling or activation layer: the batch norm whose scale and shift it applies as it writes.</summary>
         public LayerPlan? Epilogue { get; set; }
+
+        /// <summary>For a conv or linear at inference: the ReLU it applies as it writes its output.</summary>
+        public LayerPlan? FusedRelu { get; set; }
 
         /// <summary>
         /// For a convolution: whether forward and the weight gradient use the direct kernel (Dsl.Runtime's
@@ -258,6 +264,18 @@ namespace Dsl.Compiler.Lowering
                         source.Epilogue = p;
                     }
                 }
+            }
+
+            // A ReLU that directly follows a conv or linear (possibly through a batch norm folded into it), and
+            // carries no batch norm of its own, is applied by that layer at inference: one pass less.
+            for (int i = 1; i < Layers.Count; i++)
+            {
+                var relu = Layers[i];
+                if (relu.Layer.Kind != LayerKind.Relu || relu.Inference != InferenceRole.Compute || relu.Epilogue is not null) continue;
+                var producer = Layers[i - 1].Inference == InferenceRole.FoldedAway && i >= 2 ? Layers[i - 2] : Layers[i - 1];
+                if (producer.Layer.Kind is not (LayerKind.Conv1d or LayerKind.Conv2d or LayerKind.Linear) || producer.Inference != InferenceRole.Compute) continue;
+                relu.Inference = InferenceRole.AppliedByProducer;
+                producer.FusedRelu = relu;
             }
 
             ArenaPerSample = arena;

@@ -391,58 +391,49 @@ namespace Examples.BatchNormStudy
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_bn_frozen.nn(7,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — with 1 folded in — direct: a reduction of few taps, no GEMM
+            // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_bn_frozen.nn(7,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — with 1 folded in — direct: a reduction of few taps, no GEMM — 2 (relu) applied as it writes
             var h0 = _arena.AsSpan(_workA, batch * 12544);
-            global::Dsl.Runtime.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
             h = h0;
 
             // 1: bn2d(frozen: true) — bnstudy_bn_frozen.nn(7,48) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into 0
 
-            // 2: relu — bnstudy_bn_frozen.nn(7,70) — [N, 16, 28, 28] → [N, 16, 28, 28]
-            var h1 = h0; // in place
-            global::Dsl.Runtime.Activations.ReluForward(h, h1);
-            h = h1;
+            // 2: relu — bnstudy_bn_frozen.nn(7,70) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by 0 (conv2d) as it wrote its output
 
             // 3: maxpool(2) — bnstudy_bn_frozen.nn(7,78) — [N, 16, 28, 28] → [N, 16, 14, 14]
-            var h2 = _arena.AsSpan(_workB, batch * 3136);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h2, batch, in Layer3Geometry);
-            h = h2;
+            var h1 = _arena.AsSpan(_workB, batch * 3136);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer3Geometry);
+            h = h1;
 
-            // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_bn_frozen.nn(8,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — with 5 folded in
-            var h3 = _arena.AsSpan(_workA, batch * 6272);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer4FoldedWeight, 4608), folded.Slice(Layer4FoldedBias, 32), h3, batch, in Layer4Geometry, scratch, Pool);
-            h = h3;
+            // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_bn_frozen.nn(8,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — with 5 folded in — 6 (relu) applied as it writes
+            var h2 = _arena.AsSpan(_workA, batch * 6272);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer4FoldedWeight, 4608), folded.Slice(Layer4FoldedBias, 32), h2, batch, in Layer4Geometry, scratch, Pool, relu: true);
+            h = h2;
 
             // 5: bn2d(frozen: true) — bnstudy_bn_frozen.nn(8,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into 4
 
-            // 6: relu — bnstudy_bn_frozen.nn(8,74) — [N, 32, 14, 14] → [N, 32, 14, 14]
-            var h4 = h3; // in place
-            global::Dsl.Runtime.Activations.ReluForward(h, h4);
-            h = h4;
+            // 6: relu — bnstudy_bn_frozen.nn(8,74) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by 4 (conv2d) as it wrote its output
 
             // 7: maxpool(2) — bnstudy_bn_frozen.nn(8,82) — [N, 32, 14, 14] → [N, 32, 7, 7]
-            var h5 = _arena.AsSpan(_workB, batch * 1568);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h5, batch, in Layer7Geometry);
-            h = h5;
+            var h3 = _arena.AsSpan(_workB, batch * 1568);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h3, batch, in Layer7Geometry);
+            h = h3;
 
             // 8: flatten — bnstudy_bn_frozen.nn(9,8) — [N, 32, 7, 7] → [N, 1568] — identity at inference
 
-            // 9: linear(1568, 64, bias: false) — bnstudy_bn_frozen.nn(9,19) — [N, 1568] → [N, 64] — with 10 folded in
-            var h6 = _arena.AsSpan(_workA, batch * 64);
-            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer9FoldedWeight, 100352), folded.Slice(Layer9FoldedBias, 64), h6, batch, 1568, 64, scratch, Pool);
-            h = h6;
+            // 9: linear(1568, 64, bias: false) — bnstudy_bn_frozen.nn(9,19) — [N, 1568] → [N, 64] — with 10 folded in — 11 (relu) applied as it writes
+            var h4 = _arena.AsSpan(_workA, batch * 64);
+            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer9FoldedWeight, 100352), folded.Slice(Layer9FoldedBias, 64), h4, batch, 1568, 64, scratch, Pool, relu: true);
+            h = h4;
 
             // 10: bn1d(frozen: true) — bnstudy_bn_frozen.nn(9,52) — [N, 64] → [N, 64] — folded into 9
 
-            // 11: relu — bnstudy_bn_frozen.nn(9,74) — [N, 64] → [N, 64]
-            var h7 = h6; // in place
-            global::Dsl.Runtime.Activations.ReluForward(h, h7);
-            h = h7;
+            // 11: relu — bnstudy_bn_frozen.nn(9,74) — [N, 64] → [N, 64] — applied by 9 (linear) as it wrote its output
 
             // 12: linear(64, 10) — bnstudy_bn_frozen.nn(9,82) — [N, 64] → [N, 10]
-            var h8 = _arena.AsSpan(_workB, batch * 10);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer12Weight, 640), parameters.AsSpan(Layer12Bias, 10), h8, batch, 64, 10, scratch, Pool);
-            h = h8;
+            var h5 = _arena.AsSpan(_workB, batch * 10);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer12Weight, 640), parameters.AsSpan(Layer12Bias, 10), h5, batch, 64, 10, scratch, Pool);
+            h = h5;
 
             h.CopyTo(output);
         }

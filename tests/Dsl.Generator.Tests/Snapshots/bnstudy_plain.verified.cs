@@ -271,52 +271,43 @@ namespace Examples.BatchNormStudy
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // 0: conv(1, 16, 3, padding: 1) — bnstudy_plain.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM
+            // 0: conv(1, 16, 3, padding: 1) — bnstudy_plain.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM — 1 (relu) applied as it writes
             var h0 = _arena.AsSpan(_workA, batch * 12544);
-            global::Dsl.Runtime.ConvDirect.Forward(h, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), h0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvDirect.Forward(h, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
             h = h0;
 
-            // 1: relu — bnstudy_plain.nn(6,35) — [N, 16, 28, 28] → [N, 16, 28, 28]
-            var h1 = h0; // in place
-            global::Dsl.Runtime.Activations.ReluForward(h, h1);
-            h = h1;
+            // 1: relu — bnstudy_plain.nn(6,35) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by 0 (conv2d) as it wrote its output
 
             // 2: maxpool(2) — bnstudy_plain.nn(6,43) — [N, 16, 28, 28] → [N, 16, 14, 14]
-            var h2 = _arena.AsSpan(_workB, batch * 3136);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h2, batch, in Layer2Geometry);
+            var h1 = _arena.AsSpan(_workB, batch * 3136);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer2Geometry);
+            h = h1;
+
+            // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — 4 (relu) applied as it writes
+            var h2 = _arena.AsSpan(_workA, batch * 6272);
+            global::Dsl.Runtime.Conv2d.Forward(h, parameters.AsSpan(Layer3Weight, 4608), parameters.AsSpan(Layer3Bias, 32), h2, batch, in Layer3Geometry, scratch, Pool, relu: true);
             h = h2;
 
-            // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14]
-            var h3 = _arena.AsSpan(_workA, batch * 6272);
-            global::Dsl.Runtime.Conv2d.Forward(h, parameters.AsSpan(Layer3Weight, 4608), parameters.AsSpan(Layer3Bias, 32), h3, batch, in Layer3Geometry, scratch, Pool);
-            h = h3;
-
-            // 4: relu — bnstudy_plain.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14]
-            var h4 = h3; // in place
-            global::Dsl.Runtime.Activations.ReluForward(h, h4);
-            h = h4;
+            // 4: relu — bnstudy_plain.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by 3 (conv2d) as it wrote its output
 
             // 5: maxpool(2) — bnstudy_plain.nn(7,47) — [N, 32, 14, 14] → [N, 32, 7, 7]
-            var h5 = _arena.AsSpan(_workB, batch * 1568);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h5, batch, in Layer5Geometry);
-            h = h5;
+            var h3 = _arena.AsSpan(_workB, batch * 1568);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h3, batch, in Layer5Geometry);
+            h = h3;
 
             // 6: flatten — bnstudy_plain.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — identity at inference
 
-            // 7: linear(1568, 64) — bnstudy_plain.nn(8,19) — [N, 1568] → [N, 64]
-            var h6 = _arena.AsSpan(_workA, batch * 64);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer7Weight, 100352), parameters.AsSpan(Layer7Bias, 64), h6, batch, 1568, 64, scratch, Pool);
-            h = h6;
+            // 7: linear(1568, 64) — bnstudy_plain.nn(8,19) — [N, 1568] → [N, 64] — 8 (relu) applied as it writes
+            var h4 = _arena.AsSpan(_workA, batch * 64);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer7Weight, 100352), parameters.AsSpan(Layer7Bias, 64), h4, batch, 1568, 64, scratch, Pool, relu: true);
+            h = h4;
 
-            // 8: relu — bnstudy_plain.nn(8,39) — [N, 64] → [N, 64]
-            var h7 = h6; // in place
-            global::Dsl.Runtime.Activations.ReluForward(h, h7);
-            h = h7;
+            // 8: relu — bnstudy_plain.nn(8,39) — [N, 64] → [N, 64] — applied by 7 (linear) as it wrote its output
 
             // 9: linear(64, 10) — bnstudy_plain.nn(8,47) — [N, 64] → [N, 10]
-            var h8 = _arena.AsSpan(_workB, batch * 10);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer9Weight, 640), parameters.AsSpan(Layer9Bias, 10), h8, batch, 64, 10, scratch, Pool);
-            h = h8;
+            var h5 = _arena.AsSpan(_workB, batch * 10);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer9Weight, 640), parameters.AsSpan(Layer9Bias, 10), h5, batch, 64, 10, scratch, Pool);
+            h = h5;
 
             h.CopyTo(output);
         }

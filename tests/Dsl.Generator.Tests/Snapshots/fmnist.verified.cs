@@ -404,58 +404,49 @@ namespace Examples.FashionMnist
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // 0: conv(1, 32, 3, padding: 1) — fmnist.nn(7,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — with 1 folded in — direct: a reduction of few taps, no GEMM
+            // 0: conv(1, 32, 3, padding: 1) — fmnist.nn(7,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — with 1 folded in — direct: a reduction of few taps, no GEMM — 2 (relu) applied as it writes
             var h0 = _arena.AsSpan(_workA, batch * 25088);
-            global::Dsl.Runtime.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 288), folded.Slice(Layer0FoldedBias, 32), h0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 288), folded.Slice(Layer0FoldedBias, 32), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
             h = h0;
 
             // 1: bn2d — fmnist.nn(7,35) — [N, 32, 28, 28] → [N, 32, 28, 28] — folded into 0
 
-            // 2: relu — fmnist.nn(7,43) — [N, 32, 28, 28] → [N, 32, 28, 28]
-            var h1 = h0; // in place
-            global::Dsl.Runtime.Activations.ReluForward(h, h1);
-            h = h1;
+            // 2: relu — fmnist.nn(7,43) — [N, 32, 28, 28] → [N, 32, 28, 28] — applied by 0 (conv2d) as it wrote its output
 
             // 3: maxpool(2) — fmnist.nn(7,51) — [N, 32, 28, 28] → [N, 32, 14, 14]
-            var h2 = _arena.AsSpan(_workB, batch * 6272);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h2, batch, in Layer3Geometry);
-            h = h2;
+            var h1 = _arena.AsSpan(_workB, batch * 6272);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer3Geometry);
+            h = h1;
 
-            // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — with 5 folded in
-            var h3 = _arena.AsSpan(_workA, batch * 12544);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer4FoldedWeight, 18432), folded.Slice(Layer4FoldedBias, 64), h3, batch, in Layer4Geometry, scratch, Pool);
-            h = h3;
+            // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — with 5 folded in — 6 (relu) applied as it writes
+            var h2 = _arena.AsSpan(_workA, batch * 12544);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer4FoldedWeight, 18432), folded.Slice(Layer4FoldedBias, 64), h2, batch, in Layer4Geometry, scratch, Pool, relu: true);
+            h = h2;
 
             // 5: bn2d — fmnist.nn(8,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — folded into 4
 
-            // 6: relu — fmnist.nn(8,47) — [N, 64, 14, 14] → [N, 64, 14, 14]
-            var h4 = h3; // in place
-            global::Dsl.Runtime.Activations.ReluForward(h, h4);
-            h = h4;
+            // 6: relu — fmnist.nn(8,47) — [N, 64, 14, 14] → [N, 64, 14, 14] — applied by 4 (conv2d) as it wrote its output
 
             // 7: maxpool(2) — fmnist.nn(8,55) — [N, 64, 14, 14] → [N, 64, 7, 7]
-            var h5 = _arena.AsSpan(_workB, batch * 3136);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h5, batch, in Layer7Geometry);
-            h = h5;
+            var h3 = _arena.AsSpan(_workB, batch * 3136);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h3, batch, in Layer7Geometry);
+            h = h3;
 
             // 8: flatten — fmnist.nn(9,8) — [N, 64, 7, 7] → [N, 3136] — identity at inference
 
-            // 9: linear(3136, 128) — fmnist.nn(10,8) — [N, 3136] → [N, 128] — with 10 folded in
-            var h6 = _arena.AsSpan(_workA, batch * 128);
-            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer9FoldedWeight, 401408), folded.Slice(Layer9FoldedBias, 128), h6, batch, 3136, 128, scratch, Pool);
-            h = h6;
+            // 9: linear(3136, 128) — fmnist.nn(10,8) — [N, 3136] → [N, 128] — with 10 folded in — 11 (relu) applied as it writes
+            var h4 = _arena.AsSpan(_workA, batch * 128);
+            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer9FoldedWeight, 401408), folded.Slice(Layer9FoldedBias, 128), h4, batch, 3136, 128, scratch, Pool, relu: true);
+            h = h4;
 
             // 10: bn1d — fmnist.nn(10,29) — [N, 128] → [N, 128] — folded into 9
 
-            // 11: relu — fmnist.nn(10,37) — [N, 128] → [N, 128]
-            var h7 = h6; // in place
-            global::Dsl.Runtime.Activations.ReluForward(h, h7);
-            h = h7;
+            // 11: relu — fmnist.nn(10,37) — [N, 128] → [N, 128] — applied by 9 (linear) as it wrote its output
 
             // 12: linear(128, 10) — fmnist.nn(11,8) — [N, 128] → [N, 10]
-            var h8 = _arena.AsSpan(_workB, batch * 10);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer12Weight, 1280), parameters.AsSpan(Layer12Bias, 10), h8, batch, 128, 10, scratch, Pool);
-            h = h8;
+            var h5 = _arena.AsSpan(_workB, batch * 10);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer12Weight, 1280), parameters.AsSpan(Layer12Bias, 10), h5, batch, 128, 10, scratch, Pool);
+            h = h5;
 
             h.CopyTo(output);
         }

@@ -385,56 +385,47 @@ namespace Snapshots
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — with 1 folded in — direct: a reduction of few taps, no GEMM
+            // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — with 1 folded in — direct: a reduction of few taps, no GEMM — 2 (relu) applied as it writes
             var h0 = _arena.AsSpan(_workA, batch * 16384);
-            global::Dsl.Runtime.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 432), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 432), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
             h = h0;
 
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — folded into 0
 
-            // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32]
-            var h1 = h0; // in place
-            global::Dsl.Runtime.Activations.ReluForward(h, h1);
-            h = h1;
+            // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 0 (conv2d) as it wrote its output
 
-            // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — with 4 folded in
-            var h2 = _arena.AsSpan(_workB, batch * 16384);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3FoldedBias, 16), h2, batch, in Layer3Geometry, scratch, Pool);
-            h = h2;
+            // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — with 4 folded in — 5 (relu) applied as it writes
+            var h1 = _arena.AsSpan(_workB, batch * 16384);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3FoldedBias, 16), h1, batch, in Layer3Geometry, scratch, Pool, relu: true);
+            h = h1;
 
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — folded into 3
 
-            // 5: relu — small_cnn.nn(1,149) — [N, 16, 32, 32] → [N, 16, 32, 32]
-            var h3 = h2; // in place
-            global::Dsl.Runtime.Activations.ReluForward(h, h3);
-            h = h3;
+            // 5: relu — small_cnn.nn(1,149) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 3 (conv2d) as it wrote its output
 
             // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16]
-            var h4 = _arena.AsSpan(_workA, batch * 4096);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h4, batch, in Layer6Geometry);
-            h = h4;
+            var h2 = _arena.AsSpan(_workA, batch * 4096);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h2, batch, in Layer6Geometry);
+            h = h2;
 
-            // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — with 8 folded in
-            var h5 = _arena.AsSpan(_workB, batch * 8192);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), h5, batch, in Layer7Geometry, scratch, Pool);
-            h = h5;
+            // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — with 8 folded in — 9 (relu) applied as it writes
+            var h3 = _arena.AsSpan(_workB, batch * 8192);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), h3, batch, in Layer7Geometry, scratch, Pool, relu: true);
+            h = h3;
 
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — folded into 7
 
-            // 9: relu — small_cnn.nn(1,223) — [N, 32, 16, 16] → [N, 32, 16, 16]
-            var h6 = h5; // in place
-            global::Dsl.Runtime.Activations.ReluForward(h, h6);
-            h = h6;
+            // 9: relu — small_cnn.nn(1,223) — [N, 32, 16, 16] → [N, 32, 16, 16] — applied by 7 (conv2d) as it wrote its output
 
             // 10: global_avgpool — small_cnn.nn(1,231) — [N, 32, 16, 16] → [N, 32]
-            var h7 = _arena.AsSpan(_workA, batch * 32);
-            global::Dsl.Runtime.Pooling.GlobalAvgForward(h, h7, batch, 32, 256);
-            h = h7;
+            var h4 = _arena.AsSpan(_workA, batch * 32);
+            global::Dsl.Runtime.Pooling.GlobalAvgForward(h, h4, batch, 32, 256);
+            h = h4;
 
             // 11: linear(32, 10) — small_cnn.nn(1,249) — [N, 32] → [N, 10]
-            var h8 = _arena.AsSpan(_workB, batch * 10);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer11Weight, 320), parameters.AsSpan(Layer11Bias, 10), h8, batch, 32, 10, scratch, Pool);
-            h = h8;
+            var h5 = _arena.AsSpan(_workB, batch * 10);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer11Weight, 320), parameters.AsSpan(Layer11Bias, 10), h5, batch, 32, 10, scratch, Pool);
+            h = h5;
 
             h.CopyTo(output);
         }

@@ -250,29 +250,26 @@ namespace Snapshots
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // 0: conv2d(3, 8, 3, stride: 2, padding: 1, bias: false) — strided_nobias.nn(1,37) — [N, 3, 16, 16] → [N, 8, 8, 8] — with 1 folded in
+            // 0: conv2d(3, 8, 3, stride: 2, padding: 1, bias: false) — strided_nobias.nn(1,37) — [N, 3, 16, 16] → [N, 8, 8, 8] — with 1 folded in — 2 (relu) applied as it writes
             var h0 = _arena.AsSpan(_workA, batch * 512);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 216), folded.Slice(Layer0FoldedBias, 8), h0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 216), folded.Slice(Layer0FoldedBias, 8), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
             h = h0;
 
             // 1: bn2d — strided_nobias.nn(1,92) — [N, 8, 8, 8] → [N, 8, 8, 8] — folded into 0
 
-            // 2: relu — strided_nobias.nn(1,100) — [N, 8, 8, 8] → [N, 8, 8, 8]
-            var h1 = h0; // in place
-            global::Dsl.Runtime.Activations.ReluForward(h, h1);
-            h = h1;
+            // 2: relu — strided_nobias.nn(1,100) — [N, 8, 8, 8] → [N, 8, 8, 8] — applied by 0 (conv2d) as it wrote its output
 
             // 3: avgpool(2) — strided_nobias.nn(1,108) — [N, 8, 8, 8] → [N, 8, 4, 4]
-            var h2 = _arena.AsSpan(_workB, batch * 128);
-            global::Dsl.Runtime.Pooling.AvgForward(h, h2, batch, in Layer3Geometry, countIncludePad: true);
-            h = h2;
+            var h1 = _arena.AsSpan(_workB, batch * 128);
+            global::Dsl.Runtime.Pooling.AvgForward(h, h1, batch, in Layer3Geometry, countIncludePad: true);
+            h = h1;
 
             // 4: flatten — strided_nobias.nn(1,122) — [N, 8, 4, 4] → [N, 128] — identity at inference
 
             // 5: linear(128, 5) — strided_nobias.nn(1,133) — [N, 128] → [N, 5]
-            var h3 = _arena.AsSpan(_workA, batch * 5);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer5Weight, 640), parameters.AsSpan(Layer5Bias, 5), h3, batch, 128, 5, scratch, Pool);
-            h = h3;
+            var h2 = _arena.AsSpan(_workA, batch * 5);
+            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer5Weight, 640), parameters.AsSpan(Layer5Bias, 5), h2, batch, 128, 5, scratch, Pool);
+            h = h2;
 
             h.CopyTo(output);
         }
