@@ -303,8 +303,13 @@ public static unsafe class Conv2d
             pool.Run(&BackwardWeightPart, &job);
         }
 
-        int own = ScratchLength(g);
-        for (int part = 0; part < pool.Threads; part++)
+        AddPartials(dw, dbias, scratch, stride, ScratchLength(g), pool.Threads, g);
+    }
+
+    /// <summary>Adds the per-thread weight and bias gradients (at <paramref name="own"/> in each thread's scratch region) to dw and dbias, in part order.</summary>
+    internal static void AddPartials(Span<float> dw, Span<float> dbias, Span<float> scratch, int stride, int own, int threads, in ConvGeometry g)
+    {
+        for (int part = 0; part < threads; part++)
         {
             var partial = scratch.Slice(part * stride + own, g.WeightLength + g.OutChannels);
             TensorPrimitives.Add(dw.Slice(0, g.WeightLength), partial.Slice(0, g.WeightLength), dw.Slice(0, g.WeightLength));

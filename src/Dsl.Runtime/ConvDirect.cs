@@ -439,13 +439,7 @@ public static unsafe class ConvDirect
             pool.Run(&BackwardWeightPart, &job);
         }
 
-        int own = ScratchLength(g);
-        for (int part = 0; part < pool.Threads; part++)
-        {
-            var partial = scratch.Slice(part * stride + own, g.WeightLength + g.OutChannels);
-            TensorPrimitives.Add(dw.Slice(0, g.WeightLength), partial.Slice(0, g.WeightLength), dw.Slice(0, g.WeightLength));
-            if (!dbias.IsEmpty) TensorPrimitives.Add(dbias.Slice(0, g.OutChannels), partial.Slice(g.WeightLength, g.OutChannels), dbias.Slice(0, g.OutChannels));
-        }
+        Conv2d.AddPartials(dw, dbias, scratch, stride, ScratchLength(g), pool.Threads, g);
     }
 
     private static void BackwardWeightPart(void* state, int part, int parts)

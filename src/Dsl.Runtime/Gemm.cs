@@ -250,10 +250,7 @@ public static class Gemm
         }
 
         Kernel(kc, aPanel, bPanel, edge, NR, accumulate: false);
-        for (int i = 0; i < mr; i++)
-        {
-            for (int j = 0; j < nr; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + edge[i * NR + j] : edge[i * NR + j];
-        }
+        CopyEdge(edge, c, ldc, mr, nr, accumulate);
     }
 
     /// <summary>
@@ -269,10 +266,7 @@ public static class Gemm
         }
 
         KernelOffsets(kc, aPanel, b, offsets, edge, NR, accumulate: false);
-        for (int i = 0; i < mr; i++)
-        {
-            for (int j = 0; j < nr; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + edge[i * NR + j] : edge[i * NR + j];
-        }
+        CopyEdge(edge, c, ldc, mr, nr, accumulate);
     }
 
     /// <summary>The 6×16 register block with B rows at <c>b + offsets[p]</c>: C[6×16] (+)= A panel (kc × 6) · B.</summary>
@@ -307,22 +301,7 @@ public static class Gemm
             a += MR;
         }
 
-        if (accumulate)
-        {
-            c00 += Vector256.Load(c); c01 += Vector256.Load(c + 8);
-            c10 += Vector256.Load(c + ldc); c11 += Vector256.Load(c + ldc + 8);
-            c20 += Vector256.Load(c + 2 * ldc); c21 += Vector256.Load(c + 2 * ldc + 8);
-            c30 += Vector256.Load(c + 3 * ldc); c31 += Vector256.Load(c + 3 * ldc + 8);
-            c40 += Vector256.Load(c + 4 * ldc); c41 += Vector256.Load(c + 4 * ldc + 8);
-            c50 += Vector256.Load(c + 5 * ldc); c51 += Vector256.Load(c + 5 * ldc + 8);
-        }
-
-        Vector256.Store(c00, c); Vector256.Store(c01, c + 8);
-        Vector256.Store(c10, c + ldc); Vector256.Store(c11, c + ldc + 8);
-        Vector256.Store(c20, c + 2 * ldc); Vector256.Store(c21, c + 2 * ldc + 8);
-        Vector256.Store(c30, c + 3 * ldc); Vector256.Store(c31, c + 3 * ldc + 8);
-        Vector256.Store(c40, c + 4 * ldc); Vector256.Store(c41, c + 4 * ldc + 8);
-        Vector256.Store(c50, c + 5 * ldc); Vector256.Store(c51, c + 5 * ldc + 8);
+        StoreBlock(c, ldc, accumulate, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
     }
 
     /// <summary>
@@ -360,6 +339,24 @@ public static class Gemm
             b += NR;
         }
 
+        StoreBlock(c, ldc, accumulate, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
+    }
+
+    // The valid mr × nr part of a tile computed whole into edge, added to or copied into C.
+    private static unsafe void CopyEdge(float* edge, float* c, int ldc, int mr, int nr, bool accumulate)
+    {
+        for (int i = 0; i < mr; i++)
+        {
+            for (int j = 0; j < nr; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + edge[i * NR + j] : edge[i * NR + j];
+        }
+    }
+
+    // A 6×16 register block into C: added to what is there when accumulating, else stored.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreBlock(float* c, int ldc, bool accumulate,
+        Vector256<float> c00, Vector256<float> c01, Vector256<float> c10, Vector256<float> c11, Vector256<float> c20, Vector256<float> c21,
+        Vector256<float> c30, Vector256<float> c31, Vector256<float> c40, Vector256<float> c41, Vector256<float> c50, Vector256<float> c51)
+    {
         if (accumulate)
         {
             c00 += Vector256.Load(c); c01 += Vector256.Load(c + 8);
@@ -414,21 +411,6 @@ public static class Gemm
             b += NR;
         }
 
-        if (accumulate)
-        {
-            c00 += Vector256.Load(c); c01 += Vector256.Load(c + 8);
-            c10 += Vector256.Load(c + ldc); c11 += Vector256.Load(c + ldc + 8);
-            c20 += Vector256.Load(c + 2 * ldc); c21 += Vector256.Load(c + 2 * ldc + 8);
-            c30 += Vector256.Load(c + 3 * ldc); c31 += Vector256.Load(c + 3 * ldc + 8);
-            c40 += Vector256.Load(c + 4 * ldc); c41 += Vector256.Load(c + 4 * ldc + 8);
-            c50 += Vector256.Load(c + 5 * ldc); c51 += Vector256.Load(c + 5 * ldc + 8);
-        }
-
-        Vector256.Store(c00, c); Vector256.Store(c01, c + 8);
-        Vector256.Store(c10, c + ldc); Vector256.Store(c11, c + ldc + 8);
-        Vector256.Store(c20, c + 2 * ldc); Vector256.Store(c21, c + 2 * ldc + 8);
-        Vector256.Store(c30, c + 3 * ldc); Vector256.Store(c31, c + 3 * ldc + 8);
-        Vector256.Store(c40, c + 4 * ldc); Vector256.Store(c41, c + 4 * ldc + 8);
-        Vector256.Store(c50, c + 5 * ldc); Vector256.Store(c51, c + 5 * ldc + 8);
+        StoreBlock(c, ldc, accumulate, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
     }
 }
