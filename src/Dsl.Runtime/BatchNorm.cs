@@ -34,7 +34,31 @@ public static class BatchNorm
     /// <exception cref="ArgumentException"><c>n*spatial == 1</c> (PyTorch: "Expected more than 1 value per channel when training"); nothing is written.</exception>
     public static void ForwardTraining(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
         Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar,
-        float momentum, float eps, int n, int channels, int spatial)
+        float momentum, float eps, int n, int channels, int spatial) =>
+        ForwardTraining(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, spatial, relu: false);
+
+    /// <summary>
+    /// <see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int)"/>
+    /// with a following ReLU applied as each plane is written (training's conv → bn → relu: one pass over the
+    /// activation less; the ReLU's backward needs only its output, and batch norm's only its input).
+    /// </summary>
+    /// <param name="x">Input <c>[n, channels, spatial]</c>.</param>
+    /// <param name="gamma">Scale, or empty.</param>
+    /// <param name="beta">Shift, or empty.</param>
+    /// <param name="y">Output: ReLU of the normalized input when <paramref name="relu"/>; overwritten.</param>
+    /// <param name="saveMean">Receives the batch mean per channel.</param>
+    /// <param name="saveInvStd">Receives <c>1/sqrt(var + eps)</c> per channel.</param>
+    /// <param name="runningMean">Running mean, updated; empty when not tracked.</param>
+    /// <param name="runningVar">Running variance, updated; empty when not tracked.</param>
+    /// <param name="momentum">Running-statistics momentum.</param>
+    /// <param name="eps">Value added to the variance.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="channels">Number of channels.</param>
+    /// <param name="spatial">Values per channel per sample.</param>
+    /// <param name="relu">Apply ReLU to the output as it is written.</param>
+    public static void ForwardTraining(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
+        Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar,
+        float momentum, float eps, int n, int channels, int spatial, bool relu)
     {
         long count = (long)n * spatial;
         if (count <= 1) ThrowSingleValue(n, channels, spatial);
@@ -48,7 +72,7 @@ public static class BatchNorm
 
         if (spatial == 1 && channels <= FeatureStackLimit)
         {
-            ForwardTrainingFeatures(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels);
+            ForwardTrainingFeatures(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, relu);
             return;
         }
 
@@ -76,7 +100,7 @@ public static class BatchNorm
                 runningVar[c] = (float)((1.0 - momentum) * runningVar[c] + momentum * unbiased);
             }
 
-            Normalize(x, y, c, meanF, invStd, gamma.IsEmpty ? 1f : gamma[c], beta.IsEmpty ? 0f : beta[c], n, stride, spatial);
+            Normalize(x, y, c, meanF, invStd, gamma.IsEmpty ? 1f : gamma[c], beta.IsEmpty ? 0f : beta[c], n, stride, spatial, relu);
         }
     }
 
@@ -122,8 +146,8 @@ public static class BatchNorm
     /// <param name="dy">Output gradient <c>[n, channels, spatial]</c>.</param>
     /// <param name="x">Forward input.</param>
     /// <param name="gamma">Scale, or empty when not affine.</param>
-    /// <param name="saveMean">Batch mean from <see cref="ForwardTraining"/>.</param>
-    /// <param name="saveInvStd">Batch inverse standard deviation from <see cref="ForwardTraining"/>.</param>
+    /// <param name="saveMean">Batch mean from <see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int, bool)"/>.</param>
+    /// <param name="saveInvStd">Batch inverse standard deviation from <see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int, bool)"/>.</param>
     /// <param name="dx">Input gradient; overwritten (may alias <paramref name="dy"/>).</param>
     /// <param name="dgamma">Scale gradient, accumulated into; empty when not affine.</param>
     /// <param name="dbeta">Shift gradient, accumulated into; empty when not affine.</param>
@@ -314,7 +338,7 @@ public static class BatchNorm
     private const int FeatureStackLimit = 2048;
 
     private static void ForwardTrainingFeatures(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
-        Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar, float momentum, float eps, int n, int channels)
+        Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar, float momentum, float eps, int n, int channels, bool relu)
     {
         Span<float> squares = stackalloc float[channels];
         var mean = saveMean.Slice(0, channels);
@@ -351,6 +375,7 @@ public static class BatchNorm
             var row = y.Slice(s * channels, channels); // holds x − mean
             TensorPrimitives.Multiply(row, squares, row);
             if (!beta.IsEmpty) TensorPrimitives.Add(row, beta.Slice(0, channels), row);
+            if (relu) Activations.ReluForward(row, row); // the row is still in L1
         }
     }
 
@@ -397,13 +422,15 @@ public static class BatchNorm
     private static float InvStd(float variance, float eps) => (float)(1.0 / Math.Sqrt((double)variance + eps));
 
     // y = (x - mean) * invstd * gamma + beta for every value of channel c.
-    private static void Normalize(ReadOnlySpan<float> x, Span<float> y, int c, float mean, float invStd, float gamma, float beta, int n, int stride, int spatial)
+    private static void Normalize(ReadOnlySpan<float> x, Span<float> y, int c, float mean, float invStd, float gamma, float beta, int n, int stride, int spatial, bool relu = false)
     {
         float scale = invStd * gamma;
         for (int s = 0; s < n; s++)
         {
             int start = s * stride + c * spatial;
-            PlaneMath.Normalize(x.Slice(start, spatial), mean, scale, beta, y.Slice(start, spatial));
+            var plane = y.Slice(start, spatial);
+            PlaneMath.Normalize(x.Slice(start, spatial), mean, scale, beta, plane);
+            if (relu) Activations.ReluForward(plane, plane); // the plane is still in L1
         }
     }
 

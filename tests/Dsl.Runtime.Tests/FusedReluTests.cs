@@ -64,3 +64,36 @@ public sealed class FusedReluTests
         Assert.Contains(actual, v => v == 0f);
     }
 }
+
+public sealed class FusedBatchNormReluTests
+{
+    [Theory]
+    [InlineData(4, 5, 9)]  // planes
+    [InlineData(6, 7, 1)]  // features ([N, C])
+    public void Training_batch_norm_with_relu_equals_batch_norm_then_relu(int n, int c, int s)
+    {
+        var x = TestUtil.Random(n * c * s, 1);
+        var gamma = TestUtil.Random(c, 2);
+        var beta = TestUtil.Random(c, 3);
+        float[] Run(bool relu, out float[] runningMean, out float[] runningVar, out float[] mean, out float[] invStd)
+        {
+            var y = new float[x.Length];
+            mean = new float[c];
+            invStd = new float[c];
+            runningMean = new float[c];
+            runningVar = Enumerable.Repeat(1f, c).ToArray();
+            BatchNorm.ForwardTraining(x, gamma, beta, y, mean, invStd, runningMean, runningVar, 0.1f, 1e-5f, n, c, s, relu);
+            return y;
+        }
+
+        var expected = Run(false, out var rm1, out var rv1, out var m1, out var i1);
+        Activations.ReluForward(expected, expected);
+        var actual = Run(true, out var rm2, out var rv2, out var m2, out var i2);
+        Assert.Equal(expected, actual);
+        Assert.Equal(rm1, rm2);
+        Assert.Equal(rv1, rv2);
+        Assert.Equal(m1, m2);
+        Assert.Equal(i1, i2);
+        Assert.Contains(actual, v => v == 0f);
+    }
+}

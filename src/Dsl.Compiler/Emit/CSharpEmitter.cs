@@ -470,7 +470,8 @@ namespace Dsl.Compiler.Emit
                     for (int i = 0; i < _plan.Layers.Count; i++)
                     {
                         _w.Line();
-                        EmitLayerForward(_plan.Layers[i], InputOf(i), $"y{i}");
+                        // A batch norm followed by ReLU writes the ReLU's output directly.
+                        EmitLayerForward(_plan.Layers[i], InputOf(i), _plan.Layers[i].TrainingRelu is null ? $"y{i}" : $"y{i + 1}");
                     }
 
                     _w.Line();
@@ -479,6 +480,10 @@ namespace Dsl.Compiler.Emit
 
                 _w.Line();
             }
+
+            private static string TrainingRelu(LayerPlan p) => p.TrainingRelu is null ? "" : ", relu: true";
+
+            private static string ReluNote(LayerPlan p) => p.TrainingRelu is { } relu ? $" — then {relu.Layer.Name} (relu) as it writes" : "";
 
             // Few input channels and a short kernel: the direct kernel (chosen here, from the constant shapes).
             private static string ConvKernel(LayerPlan p) => p.DirectConvolution ? "ConvDirect" : "Conv2d";
@@ -512,24 +517,30 @@ namespace Dsl.Compiler.Emit
                         }
                         else if (!a.TrackRunningStats)
                         {
-                            Header(p, " — batch statistics, no running statistics");
+                            Header(p, " — batch statistics, no running statistics" + ReluNote(p));
                             _w.Line($"{Runtime}.BatchNorm.ForwardTraining({x}, {Gamma(p)}, {Beta(p)}, {y}, {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")},");
-                            _w.Line($"    default, default, 0f, {eps}, {dims});");
+                            _w.Line($"    default, default, 0f, {eps}, {dims}{TrainingRelu(p)});");
                         }
                         else
                         {
-                            Header(p, " — batch statistics; running statistics updated");
+                            Header(p, " — batch statistics; running statistics updated" + ReluNote(p));
                             _w.Line($"counters[{n}NumBatchesTracked]++;");
                             string momentum = a.Momentum is { } value ? Float(value) : $"1f / counters[{n}NumBatchesTracked]";
                             if (a.Momentum is null) _w.Line("// momentum: none — a cumulative average, factor 1 / num_batches_tracked");
                             _w.Line($"{Runtime}.BatchNorm.ForwardTraining({x}, {Gamma(p)}, {Beta(p)}, {y}, {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")},");
-                            _w.Line($"    {P(p, "RunningMean", p.Channels, "buffers")}, {P(p, "RunningVar", p.Channels, "buffers")}, {momentum}, {eps}, {dims});");
+                            _w.Line($"    {P(p, "RunningMean", p.Channels, "buffers")}, {P(p, "RunningVar", p.Channels, "buffers")}, {momentum}, {eps}, {dims}{TrainingRelu(p)});");
                         }
 
                         break;
                     }
 
                     case LayerKind.Relu:
+                        if (p.TrainingProducer is { } bn)
+                        {
+                            Header(p, $" — applied by {bn.Layer.Name} (batch norm) as it wrote this output");
+                            break;
+                        }
+
                         Header(p);
                         _w.Line($"{Runtime}.Activations.ReluForward({x}, {y});");
                         break;

@@ -82,6 +82,16 @@ namespace Dsl.Compiler.Lowering
         public LayerPlan? FusedRelu { get; set; }
 
         /// <summary>
+        /// For a batch norm with batch statistics in training (not frozen) followed by a ReLU: it writes the
+        /// ReLU's output directly (its own output is needed by nothing: batch norm's backward reads its input,
+        /// the ReLU's backward its output).
+        /// </summary>
+        public LayerPlan? TrainingRelu { get; set; }
+
+        /// <summary>For a ReLU in training: the batch norm that writes its output.</summary>
+        public LayerPlan? TrainingProducer { get; set; }
+
+        /// <summary>
         /// For a convolution: whether forward and the weight gradient use the direct kernel (Dsl.Runtime's
         /// ConvDirect) rather than the GEMM. Chosen from the constant shapes: no groups, stride and dilation 1,
         /// a reduction (input channels × kernel taps) of at most 32, kernel rows of at most 5 and output rows of
@@ -276,6 +286,14 @@ namespace Dsl.Compiler.Lowering
                 if (producer.Layer.Kind is not (LayerKind.Conv1d or LayerKind.Conv2d or LayerKind.Linear) || producer.Inference != InferenceRole.Compute) continue;
                 relu.Inference = InferenceRole.AppliedByProducer;
                 producer.FusedRelu = relu;
+            }
+
+            for (int i = 1; i < Layers.Count; i++)
+            {
+                var bn = Layers[i - 1];
+                if (Layers[i].Layer.Kind != LayerKind.Relu || !bn.Layer.IsBatchNorm || bn.Layer.Attributes.Frozen) continue;
+                bn.TrainingRelu = Layers[i];
+                Layers[i].TrainingProducer = bn;
             }
 
             ArenaPerSample = arena;

@@ -255,13 +255,12 @@ namespace Examples.BatchNormStudy
             // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_dropout_after_bn.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM
             global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 144), default, y0, batch, in Layer0Geometry, scratch, Pool);
 
-            // 1: bn2d — bnstudy_dropout_after_bn.nn(6,48) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated
+            // 1: bn2d — bnstudy_dropout_after_bn.nn(6,48) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y1, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
-                buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784);
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y2, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
+                buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, relu: true);
 
-            // 2: relu — bnstudy_dropout_after_bn.nn(6,56) — [N, 16, 28, 28] → [N, 16, 28, 28]
-            global::Dsl.Runtime.Activations.ReluForward(y1, y2);
+            // 2: relu — bnstudy_dropout_after_bn.nn(6,56) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by 1 (batch norm) as it wrote this output
 
             // 3: maxpool(2) — bnstudy_dropout_after_bn.nn(6,64) — [N, 16, 28, 28] → [N, 16, 14, 14]
             global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 3136), batch, in Layer3Geometry);
@@ -269,13 +268,12 @@ namespace Examples.BatchNormStudy
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_dropout_after_bn.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14]
             global::Dsl.Runtime.Conv2d.Forward(y3, parameters.AsSpan(Layer4Weight, 4608), default, y4, batch, in Layer4Geometry, scratch, Pool);
 
-            // 5: bn2d — bnstudy_dropout_after_bn.nn(7,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated
+            // 5: bn2d — bnstudy_dropout_after_bn.nn(7,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated — then 6 (relu) as it writes
             counters[Layer5NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y4, parameters.AsSpan(Layer5Weight, 32), parameters.AsSpan(Layer5Bias, 32), y5, _arena.AsSpan(_cache + Layer5SaveMean, 32), _arena.AsSpan(_cache + Layer5SaveInvStd, 32),
-                buffers.AsSpan(Layer5RunningMean, 32), buffers.AsSpan(Layer5RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196);
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y4, parameters.AsSpan(Layer5Weight, 32), parameters.AsSpan(Layer5Bias, 32), y6, _arena.AsSpan(_cache + Layer5SaveMean, 32), _arena.AsSpan(_cache + Layer5SaveInvStd, 32),
+                buffers.AsSpan(Layer5RunningMean, 32), buffers.AsSpan(Layer5RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, relu: true);
 
-            // 6: relu — bnstudy_dropout_after_bn.nn(7,60) — [N, 32, 14, 14] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Activations.ReluForward(y5, y6);
+            // 6: relu — bnstudy_dropout_after_bn.nn(7,60) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by 5 (batch norm) as it wrote this output
 
             // 7: maxpool(2) — bnstudy_dropout_after_bn.nn(7,68) — [N, 32, 14, 14] → [N, 32, 7, 7]
             global::Dsl.Runtime.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 1568), batch, in Layer7Geometry);
@@ -285,13 +283,12 @@ namespace Examples.BatchNormStudy
             // 9: linear(1568, 64, bias: false) — bnstudy_dropout_after_bn.nn(8,19) — [N, 1568] → [N, 64]
             global::Dsl.Runtime.Linear.Forward(y8, parameters.AsSpan(Layer9Weight, 100352), default, y9, batch, 1568, 64, scratch, Pool);
 
-            // 10: bn1d — bnstudy_dropout_after_bn.nn(8,52) — [N, 64] → [N, 64] — batch statistics; running statistics updated
+            // 10: bn1d — bnstudy_dropout_after_bn.nn(8,52) — [N, 64] → [N, 64] — batch statistics; running statistics updated — then 11 (relu) as it writes
             counters[Layer10NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y9, parameters.AsSpan(Layer10Weight, 64), parameters.AsSpan(Layer10Bias, 64), y10, _arena.AsSpan(_cache + Layer10SaveMean, 64), _arena.AsSpan(_cache + Layer10SaveInvStd, 64),
-                buffers.AsSpan(Layer10RunningMean, 64), buffers.AsSpan(Layer10RunningVar, 64), 0.1f, 1E-05f, batch, 64, 1);
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y9, parameters.AsSpan(Layer10Weight, 64), parameters.AsSpan(Layer10Bias, 64), y11, _arena.AsSpan(_cache + Layer10SaveMean, 64), _arena.AsSpan(_cache + Layer10SaveInvStd, 64),
+                buffers.AsSpan(Layer10RunningMean, 64), buffers.AsSpan(Layer10RunningVar, 64), 0.1f, 1E-05f, batch, 64, 1, relu: true);
 
-            // 11: relu — bnstudy_dropout_after_bn.nn(8,60) — [N, 64] → [N, 64]
-            global::Dsl.Runtime.Activations.ReluForward(y10, y11);
+            // 11: relu — bnstudy_dropout_after_bn.nn(8,60) — [N, 64] → [N, 64] — applied by 10 (batch norm) as it wrote this output
 
             // 12: dropout(0.5) — bnstudy_dropout_after_bn.nn(8,68) — [N, 64] → [N, 64] — zero with probability 0.5, scale the rest by 1/(1 - p)
             global::Dsl.Runtime.Dropout.Forward(y11, y12, _arena.AsSpan(Layer12Mask * MaxBatch, batch * 64), 0.5f, ref _dropoutRng);

@@ -259,13 +259,12 @@ namespace Examples.FashionMnist
             // 0: conv(1, 32, 3, padding: 1) — fmnist.nn(7,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — direct: a reduction of few taps, no GEMM
             global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 288), parameters.AsSpan(Layer0Bias, 32), y0, batch, in Layer0Geometry, scratch, Pool);
 
-            // 1: bn2d — fmnist.nn(7,35) — [N, 32, 28, 28] → [N, 32, 28, 28] — batch statistics; running statistics updated
+            // 1: bn2d — fmnist.nn(7,35) — [N, 32, 28, 28] → [N, 32, 28, 28] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 32), parameters.AsSpan(Layer1Bias, 32), y1, _arena.AsSpan(_cache + Layer1SaveMean, 32), _arena.AsSpan(_cache + Layer1SaveInvStd, 32),
-                buffers.AsSpan(Layer1RunningMean, 32), buffers.AsSpan(Layer1RunningVar, 32), 0.1f, 1E-05f, batch, 32, 784);
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 32), parameters.AsSpan(Layer1Bias, 32), y2, _arena.AsSpan(_cache + Layer1SaveMean, 32), _arena.AsSpan(_cache + Layer1SaveInvStd, 32),
+                buffers.AsSpan(Layer1RunningMean, 32), buffers.AsSpan(Layer1RunningVar, 32), 0.1f, 1E-05f, batch, 32, 784, relu: true);
 
-            // 2: relu — fmnist.nn(7,43) — [N, 32, 28, 28] → [N, 32, 28, 28]
-            global::Dsl.Runtime.Activations.ReluForward(y1, y2);
+            // 2: relu — fmnist.nn(7,43) — [N, 32, 28, 28] → [N, 32, 28, 28] — applied by 1 (batch norm) as it wrote this output
 
             // 3: maxpool(2) — fmnist.nn(7,51) — [N, 32, 28, 28] → [N, 32, 14, 14]
             global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 6272), batch, in Layer3Geometry);
@@ -273,13 +272,12 @@ namespace Examples.FashionMnist
             // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14]
             global::Dsl.Runtime.Conv2d.Forward(y3, parameters.AsSpan(Layer4Weight, 18432), parameters.AsSpan(Layer4Bias, 64), y4, batch, in Layer4Geometry, scratch, Pool);
 
-            // 5: bn2d — fmnist.nn(8,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — batch statistics; running statistics updated
+            // 5: bn2d — fmnist.nn(8,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — batch statistics; running statistics updated — then 6 (relu) as it writes
             counters[Layer5NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y4, parameters.AsSpan(Layer5Weight, 64), parameters.AsSpan(Layer5Bias, 64), y5, _arena.AsSpan(_cache + Layer5SaveMean, 64), _arena.AsSpan(_cache + Layer5SaveInvStd, 64),
-                buffers.AsSpan(Layer5RunningMean, 64), buffers.AsSpan(Layer5RunningVar, 64), 0.1f, 1E-05f, batch, 64, 196);
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y4, parameters.AsSpan(Layer5Weight, 64), parameters.AsSpan(Layer5Bias, 64), y6, _arena.AsSpan(_cache + Layer5SaveMean, 64), _arena.AsSpan(_cache + Layer5SaveInvStd, 64),
+                buffers.AsSpan(Layer5RunningMean, 64), buffers.AsSpan(Layer5RunningVar, 64), 0.1f, 1E-05f, batch, 64, 196, relu: true);
 
-            // 6: relu — fmnist.nn(8,47) — [N, 64, 14, 14] → [N, 64, 14, 14]
-            global::Dsl.Runtime.Activations.ReluForward(y5, y6);
+            // 6: relu — fmnist.nn(8,47) — [N, 64, 14, 14] → [N, 64, 14, 14] — applied by 5 (batch norm) as it wrote this output
 
             // 7: maxpool(2) — fmnist.nn(8,55) — [N, 64, 14, 14] → [N, 64, 7, 7]
             global::Dsl.Runtime.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 3136), batch, in Layer7Geometry);
@@ -289,13 +287,12 @@ namespace Examples.FashionMnist
             // 9: linear(3136, 128) — fmnist.nn(10,8) — [N, 3136] → [N, 128]
             global::Dsl.Runtime.Linear.Forward(y8, parameters.AsSpan(Layer9Weight, 401408), parameters.AsSpan(Layer9Bias, 128), y9, batch, 3136, 128, scratch, Pool);
 
-            // 10: bn1d — fmnist.nn(10,29) — [N, 128] → [N, 128] — batch statistics; running statistics updated
+            // 10: bn1d — fmnist.nn(10,29) — [N, 128] → [N, 128] — batch statistics; running statistics updated — then 11 (relu) as it writes
             counters[Layer10NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y9, parameters.AsSpan(Layer10Weight, 128), parameters.AsSpan(Layer10Bias, 128), y10, _arena.AsSpan(_cache + Layer10SaveMean, 128), _arena.AsSpan(_cache + Layer10SaveInvStd, 128),
-                buffers.AsSpan(Layer10RunningMean, 128), buffers.AsSpan(Layer10RunningVar, 128), 0.1f, 1E-05f, batch, 128, 1);
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y9, parameters.AsSpan(Layer10Weight, 128), parameters.AsSpan(Layer10Bias, 128), y11, _arena.AsSpan(_cache + Layer10SaveMean, 128), _arena.AsSpan(_cache + Layer10SaveInvStd, 128),
+                buffers.AsSpan(Layer10RunningMean, 128), buffers.AsSpan(Layer10RunningVar, 128), 0.1f, 1E-05f, batch, 128, 1, relu: true);
 
-            // 11: relu — fmnist.nn(10,37) — [N, 128] → [N, 128]
-            global::Dsl.Runtime.Activations.ReluForward(y10, y11);
+            // 11: relu — fmnist.nn(10,37) — [N, 128] → [N, 128] — applied by 10 (batch norm) as it wrote this output
 
             // 12: linear(128, 10) — fmnist.nn(11,8) — [N, 128] → [N, 10]
             global::Dsl.Runtime.Linear.Forward(y11, parameters.AsSpan(Layer12Weight, 1280), parameters.AsSpan(Layer12Bias, 10), y12, batch, 128, 10, scratch, Pool);

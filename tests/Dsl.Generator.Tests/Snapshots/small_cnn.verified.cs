@@ -246,24 +246,22 @@ namespace Snapshots
             // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — direct: a reduction of few taps, no GEMM
             global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 432), default, y0, batch, in Layer0Geometry, scratch, Pool);
 
-            // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated
+            // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y1, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
-                buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024);
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y2, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
+                buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024, relu: true);
 
-            // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32]
-            global::Dsl.Runtime.Activations.ReluForward(y1, y2);
+            // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 1 (batch norm) as it wrote this output
 
             // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32]
             global::Dsl.Runtime.Conv2d.Forward(y2, parameters.AsSpan(Layer3Weight, 2304), default, y3, batch, in Layer3Geometry, scratch, Pool);
 
-            // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated
+            // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated — then 5 (relu) as it writes
             counters[Layer4NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y3, parameters.AsSpan(Layer4Weight, 16), parameters.AsSpan(Layer4Bias, 16), y4, _arena.AsSpan(_cache + Layer4SaveMean, 16), _arena.AsSpan(_cache + Layer4SaveInvStd, 16),
-                buffers.AsSpan(Layer4RunningMean, 16), buffers.AsSpan(Layer4RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024);
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y3, parameters.AsSpan(Layer4Weight, 16), parameters.AsSpan(Layer4Bias, 16), y5, _arena.AsSpan(_cache + Layer4SaveMean, 16), _arena.AsSpan(_cache + Layer4SaveInvStd, 16),
+                buffers.AsSpan(Layer4RunningMean, 16), buffers.AsSpan(Layer4RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024, relu: true);
 
-            // 5: relu — small_cnn.nn(1,149) — [N, 16, 32, 32] → [N, 16, 32, 32]
-            global::Dsl.Runtime.Activations.ReluForward(y4, y5);
+            // 5: relu — small_cnn.nn(1,149) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 4 (batch norm) as it wrote this output
 
             // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16]
             global::Dsl.Runtime.Pooling.MaxForward(y5, y6, Indices(Layer6Indices, batch * 4096), batch, in Layer6Geometry);
@@ -271,13 +269,12 @@ namespace Snapshots
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16]
             global::Dsl.Runtime.Conv2d.Forward(y6, parameters.AsSpan(Layer7Weight, 4608), default, y7, batch, in Layer7Geometry, scratch, Pool);
 
-            // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — batch statistics; running statistics updated
+            // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — batch statistics; running statistics updated — then 9 (relu) as it writes
             counters[Layer8NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y7, parameters.AsSpan(Layer8Weight, 32), parameters.AsSpan(Layer8Bias, 32), y8, _arena.AsSpan(_cache + Layer8SaveMean, 32), _arena.AsSpan(_cache + Layer8SaveInvStd, 32),
-                buffers.AsSpan(Layer8RunningMean, 32), buffers.AsSpan(Layer8RunningVar, 32), 0.1f, 1E-05f, batch, 32, 256);
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y7, parameters.AsSpan(Layer8Weight, 32), parameters.AsSpan(Layer8Bias, 32), y9, _arena.AsSpan(_cache + Layer8SaveMean, 32), _arena.AsSpan(_cache + Layer8SaveInvStd, 32),
+                buffers.AsSpan(Layer8RunningMean, 32), buffers.AsSpan(Layer8RunningVar, 32), 0.1f, 1E-05f, batch, 32, 256, relu: true);
 
-            // 9: relu — small_cnn.nn(1,223) — [N, 32, 16, 16] → [N, 32, 16, 16]
-            global::Dsl.Runtime.Activations.ReluForward(y8, y9);
+            // 9: relu — small_cnn.nn(1,223) — [N, 32, 16, 16] → [N, 32, 16, 16] — applied by 8 (batch norm) as it wrote this output
 
             // 10: global_avgpool — small_cnn.nn(1,231) — [N, 32, 16, 16] → [N, 32]
             global::Dsl.Runtime.Pooling.GlobalAvgForward(y9, y10, batch, 32, 256);

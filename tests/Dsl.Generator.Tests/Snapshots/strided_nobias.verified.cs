@@ -171,13 +171,12 @@ namespace Snapshots
             // 0: conv2d(3, 8, 3, stride: 2, padding: 1, bias: false) — strided_nobias.nn(1,37) — [N, 3, 16, 16] → [N, 8, 8, 8]
             global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 216), default, y0, batch, in Layer0Geometry, scratch, Pool);
 
-            // 1: bn2d — strided_nobias.nn(1,92) — [N, 8, 8, 8] → [N, 8, 8, 8] — batch statistics; running statistics updated
+            // 1: bn2d — strided_nobias.nn(1,92) — [N, 8, 8, 8] → [N, 8, 8, 8] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), y1, _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8),
-                buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 0.1f, 1E-05f, batch, 8, 64);
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), y2, _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8),
+                buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 0.1f, 1E-05f, batch, 8, 64, relu: true);
 
-            // 2: relu — strided_nobias.nn(1,100) — [N, 8, 8, 8] → [N, 8, 8, 8]
-            global::Dsl.Runtime.Activations.ReluForward(y1, y2);
+            // 2: relu — strided_nobias.nn(1,100) — [N, 8, 8, 8] → [N, 8, 8, 8] — applied by 1 (batch norm) as it wrote this output
 
             // 3: avgpool(2) — strided_nobias.nn(1,108) — [N, 8, 8, 8] → [N, 8, 4, 4]
             global::Dsl.Runtime.Pooling.AvgForward(y2, y3, batch, in Layer3Geometry, countIncludePad: true);
