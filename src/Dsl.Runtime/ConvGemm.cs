@@ -196,6 +196,35 @@ internal static unsafe class ConvGemm
                 for (int s = 0; s < n; s++)
                 {
                     CopyPadded(px + (long)s * g.InputLength + (long)group * cg * inPlane, g, image);
+                    if (g.OutW % Gemm.NR == 0)
+                    {
+                        // Rows of whole 16-column tiles: each tile reads its image row in place and is stored
+                        // straight into y, the bias as the accumulators' start and the ReLU in the last store.
+                        float* yg = py + (long)s * g.OutputLength + ((long)group * m + oLo) * pixels;
+                        float* bg = pb != null ? pb + group * m + oLo : null;
+                        for (int pc = 0; pc < k; pc += blockK)
+                        {
+                            int kc = Math.Min(blockK, k - pc);
+                            bool first = pc == 0, last = pc + kc == k;
+                            float* aBlock = packedA + (long)pc * mPadded;
+                            for (int oh = 0; oh < g.OutH; oh++)
+                            {
+                                for (int ow = 0; ow < g.OutW; ow += Gemm.NR)
+                                {
+                                    float* bRow = image + (long)oh * wp + ow;
+                                    for (int ir = 0; ir < mine; ir += Gemm.MR)
+                                    {
+                                        int mr = Math.Min(Gemm.MR, mine - ir);
+                                        Gemm.TileOffsets(kc, aBlock + (long)ir * kc, bRow, offsets + pc, yg + (long)ir * pixels + (long)oh * g.OutW + ow, pixels, mr, Gemm.NR,
+                                            accumulate: !first, edge, first && bg != null ? bg + ir : null, relu && last);
+                                    }
+                                }
+                            }
+                        }
+
+                        continue;
+                    }
+
                     for (int pc = 0; pc < k; pc += blockK)
                     {
                         int kc = Math.Min(blockK, k - pc);

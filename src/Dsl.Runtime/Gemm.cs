@@ -257,24 +257,47 @@ public static class Gemm
     /// <see cref="Tile"/> with B read in place: row p of the 16-column B block is the 16 floats at
     /// <c>b + offsets[p]</c> (a convolution's shifted image rows; no packed panel).
     /// </summary>
-    internal static unsafe void TileOffsets(int kc, float* aPanel, float* b, int* offsets, float* c, int ldc, int mr, int nr, bool accumulate, float* edge)
+    /// <remarks>
+    /// With <paramref name="rowBias"/> (first K block only, not accumulating) row i starts from rowBias[i]; with
+    /// <paramref name="relu"/> (last K block) the stored values are ReLU'd: a convolution's bias and fused ReLU
+    /// applied in the store, with no pass of their own.
+    /// </remarks>
+    internal static unsafe void TileOffsets(int kc, float* aPanel, float* b, int* offsets, float* c, int ldc, int mr, int nr, bool accumulate, float* edge,
+        float* rowBias = null, bool relu = false)
     {
         if (mr == MR && nr == NR)
         {
-            KernelOffsets(kc, aPanel, b, offsets, c, ldc, accumulate);
+            KernelOffsets(kc, aPanel, b, offsets, c, ldc, accumulate, rowBias, relu);
             return;
         }
 
-        KernelOffsets(kc, aPanel, b, offsets, edge, NR, accumulate: false);
-        CopyEdge(edge, c, ldc, mr, nr, accumulate);
+        KernelOffsets(kc, aPanel, b, offsets, edge, NR, accumulate: false, null, relu: false);
+        for (int i = 0; i < mr; i++)
+        {
+            for (int j = 0; j < nr; j++)
+            {
+                float v = accumulate ? c[i * ldc + j] + edge[i * NR + j] : rowBias != null ? edge[i * NR + j] + rowBias[i] : edge[i * NR + j];
+                c[i * ldc + j] = relu && !(v > 0f || float.IsNaN(v)) ? 0f : v;
+            }
+        }
     }
 
-    /// <summary>The 6×16 register block with B rows at <c>b + offsets[p]</c>: C[6×16] (+)= A panel (kc × 6) · B.</summary>
+    /// <summary>The 6×16 register block with B rows at <c>b + offsets[p]</c>: C[6×16] (+)= A panel (kc × 6) · B, rows started from rowBias when given, ReLU'd when asked.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static unsafe void KernelOffsets(int kc, float* a, float* b, int* offsets, float* c, int ldc, bool accumulate)
+    internal static unsafe void KernelOffsets(int kc, float* a, float* b, int* offsets, float* c, int ldc, bool accumulate, float* rowBias = null, bool relu = false)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        if (rowBias != null)
+        {
+            c00 = c01 = Vector256.Create(rowBias[0]);
+            c10 = c11 = Vector256.Create(rowBias[1]);
+            c20 = c21 = Vector256.Create(rowBias[2]);
+            c30 = c31 = Vector256.Create(rowBias[3]);
+            c40 = c41 = Vector256.Create(rowBias[4]);
+            c50 = c51 = Vector256.Create(rowBias[5]);
+        }
+
         for (int p = 0; p < kc; p++)
         {
             float* row = b + offsets[p];
@@ -301,7 +324,7 @@ public static class Gemm
             a += MR;
         }
 
-        StoreBlock(c, ldc, accumulate, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
+        StoreBlock(c, ldc, accumulate, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, relu);
     }
 
     /// <summary>
@@ -355,7 +378,7 @@ public static class Gemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void StoreBlock(float* c, int ldc, bool accumulate,
         Vector256<float> c00, Vector256<float> c01, Vector256<float> c10, Vector256<float> c11, Vector256<float> c20, Vector256<float> c21,
-        Vector256<float> c30, Vector256<float> c31, Vector256<float> c40, Vector256<float> c41, Vector256<float> c50, Vector256<float> c51)
+        Vector256<float> c30, Vector256<float> c31, Vector256<float> c40, Vector256<float> c41, Vector256<float> c50, Vector256<float> c51, bool relu = false)
     {
         if (accumulate)
         {
@@ -365,6 +388,13 @@ public static class Gemm
             c30 += Vector256.Load(c + 3 * ldc); c31 += Vector256.Load(c + 3 * ldc + 8);
             c40 += Vector256.Load(c + 4 * ldc); c41 += Vector256.Load(c + 4 * ldc + 8);
             c50 += Vector256.Load(c + 5 * ldc); c51 += Vector256.Load(c + 5 * ldc + 8);
+        }
+
+        if (relu)
+        {
+            c00 = Activations.Relu(c00); c01 = Activations.Relu(c01); c10 = Activations.Relu(c10); c11 = Activations.Relu(c11);
+            c20 = Activations.Relu(c20); c21 = Activations.Relu(c21); c30 = Activations.Relu(c30); c31 = Activations.Relu(c31);
+            c40 = Activations.Relu(c40); c41 = Activations.Relu(c41); c50 = Activations.Relu(c50); c51 = Activations.Relu(c51);
         }
 
         Vector256.Store(c00, c); Vector256.Store(c01, c + 8);

@@ -112,6 +112,43 @@ public sealed class Conv2dGemmTests
         AssertClose(db2, db1);
     }
 
+    [Theory]
+    [InlineData(3, 7, 5, 16, 3, 1, 1, 1)]   // one 16-column tile per row, an edge tile of 1 channel
+    [InlineData(64, 64, 6, 32, 3, 1, 1, 1)] // Resblock64's layer, K = 576 in four blocks
+    [InlineData(8, 10, 9, 32, 3, 2, 2, 1)]  // dilation 2 with padding 2: output rows of 32
+    [InlineData(8, 12, 7, 18, 3, 0, 1, 2)]  // two groups, no padding: rows of 16
+    public void Rows_of_whole_tiles_match_the_direct_path(int inC, int outC, int h, int w, int k, int pad, int dilation, int groups)
+    {
+        // Output rows a multiple of 16 wide: tiles stored straight into y, bias in the accumulators, ReLU in the last store.
+        var g = new ConvGeometry(inC, outC, h, w, k, k, 1, 1, pad, pad, dilation, dilation, groups);
+        Assert.Equal(0, g.OutW % 16);
+        var r = new Random(inC * 100 + w);
+        float[] Rand(int len) => Enumerable.Range(0, len).Select(_ => (float)(r.NextDouble() * 2 - 1)).ToArray();
+        const int n = 2;
+        var x = Rand(n * g.InputLength);
+        var wt = Rand(g.WeightLength);
+        var dy = Rand(n * g.OutputLength);
+        foreach (var bias in new[] { Rand(outC), [] })
+        {
+            foreach (bool relu in new[] { false, true })
+            {
+                var expected = new float[n * g.OutputLength];
+                Conv2dDirect.Forward(x, wt, bias, expected, n, g);
+                if (relu) Activations.ReluForward(expected, expected);
+                var actual = new float[expected.Length];
+                actual.AsSpan().Fill(float.NaN);
+                Conv2d.Forward(x, wt, bias, actual, n, g, new float[Conv2d.ScratchLength(g)], relu);
+                AssertClose(expected, actual);
+            }
+        }
+
+        var dx1 = new float[x.Length];
+        var dx2 = new float[x.Length];
+        Conv2d.BackwardInput(dy, wt, dx1, n, g);
+        Conv2dDirect.BackwardInput(dy, wt, dx2, n, g);
+        AssertClose(dx2, dx1);
+    }
+
     [Fact]
     public void Images_beyond_the_padded_grid_budget_pack_as_before()
     {

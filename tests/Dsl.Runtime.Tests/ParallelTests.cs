@@ -90,14 +90,15 @@ public sealed unsafe class ParallelTests
     }
 
     [Theory]
-    [InlineData(2, 1)]
-    [InlineData(3, 1)]
-    [InlineData(3, 2)]
-    public void A_batch_smaller_than_the_pool_splits_by_channels_with_the_same_bits(int threads, int n)
+    [InlineData(2, 1, 30)]
+    [InlineData(3, 1, 30)]
+    [InlineData(3, 2, 30)]
+    [InlineData(2, 1, 32)] // rows of whole tiles, stored straight into y
+    public void A_batch_smaller_than_the_pool_splits_by_channels_with_the_same_bits(int threads, int n, int width)
     {
         // Stride 1 on the padded grid: parts take whole register tiles of output channels (forward, weight
         // gradient) or input channels (input gradient), so the results equal the serial pass bit for bit.
-        var g = new ConvGeometry(16, 20, 30, 30, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+        var g = new ConvGeometry(16, 20, 30, width, 3, 3, 1, 1, 1, 1, 1, 1, 1);
         var x = Random(n * g.InputLength, 1);
         var w = Random(g.WeightLength, 2);
         var b = Random(g.OutChannels, 3);
