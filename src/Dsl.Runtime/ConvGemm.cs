@@ -272,19 +272,31 @@ internal static unsafe class ConvGemm
         }
     }
 
-    // One group's channels of a sample into the zero-bordered image (and the zero slack after it).
+    // One group's channels of a sample into the zero-bordered image (and the zero slack after it). Only the
+    // border and the slack are cleared: the copy overwrites the rest.
     private static void CopyPadded(float* xs, in ConvGeometry g, float* image)
     {
         int hp = PaddedH(g), wp = PaddedW(g), inPlane = g.InH * g.InW;
-        new Span<float>(image, (int)ImageLength(g)).Clear();
         for (int c = 0; c < g.InPerGroup; c++)
         {
+            float* plane = image + (long)c * hp * wp;
+            new Span<float>(plane, g.PadH * wp).Clear();
+            new Span<float>(plane + (long)(g.PadH + g.InH) * wp, g.PadH * wp).Clear();
             for (int h = 0; h < g.InH; h++)
             {
-                new ReadOnlySpan<float>(xs + (long)c * inPlane + (long)h * g.InW, g.InW)
-                    .CopyTo(new Span<float>(image + ((long)c * hp + h + g.PadH) * wp + g.PadW, g.InW));
+                float* row = plane + (long)(h + g.PadH) * wp;
+                if (g.PadW > 0)
+                {
+                    new Span<float>(row, g.PadW).Clear();
+                    new Span<float>(row + g.PadW + g.InW, g.PadW).Clear();
+                }
+
+                new ReadOnlySpan<float>(xs + (long)c * inPlane + (long)h * g.InW, g.InW).CopyTo(new Span<float>(row + g.PadW, g.InW));
             }
         }
+
+        long padded = (long)g.InPerGroup * hp * wp;
+        new Span<float>(image + padded, (int)(ImageLength(g) - padded)).Clear();
     }
 
     /// <summary>
