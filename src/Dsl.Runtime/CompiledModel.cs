@@ -194,6 +194,28 @@ public abstract class CompiledModel
     /// <summary>Resets parameters and buffers to PyTorch's default initialization, drawn from <paramref name="seed"/>.</summary>
     public abstract void ResetParameters(int seed);
 
+    /// <summary>
+    /// The state of the generator that draws the dropout masks in <see cref="Forward"/>, or null for a model without
+    /// dropout. Checkpoints save it, so that a resumed run draws the masks it would have drawn without stopping.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Set to a value on a model without dropout.</exception>
+    public ulong? DropoutRandomState
+    {
+        get => GetDropoutRandomState();
+        set => SetDropoutRandomState(value);
+    }
+
+    /// <summary>The dropout generator's state; generated models with dropout override it.</summary>
+    /// <returns>The state, or null without dropout.</returns>
+    protected virtual ulong? GetDropoutRandomState() => null;
+
+    /// <summary>Restores the dropout generator's state; generated models with dropout override it.</summary>
+    /// <param name="state">The state (null leaves the generator as it is).</param>
+    protected virtual void SetDropoutRandomState(ulong? state)
+    {
+        if (state is not null) throw new InvalidOperationException($"{Name} has no dropout, so it has no dropout generator to restore.");
+    }
+
     /// <summary>The flat parameter storage, for generated code (does not mark a change).</summary>
     protected float[] ParameterStorage => _parameters;
 

@@ -14,6 +14,9 @@ public struct SplitMix64
     /// <param name="seed">Any 64-bit value (0 is fine).</param>
     public SplitMix64(ulong seed) => _state = seed;
 
+    /// <summary>The generator's state: <c>new SplitMix64(State)</c> continues the same sequence (checkpoints save it).</summary>
+    public readonly ulong State => _state;
+
     /// <summary>Returns the next 64 uniformly distributed bits.</summary>
     /// <returns>A uniformly distributed 64-bit value.</returns>
     public ulong NextUInt64()

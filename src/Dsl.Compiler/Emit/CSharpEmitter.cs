@@ -289,7 +289,20 @@ namespace Dsl.Compiler.Emit
                     _w.Line("private int _foldedVersion = -1;");
                 }
 
-                if (HasDropout) _w.Line($"private {Runtime}.SplitMix64 _dropoutRng;");
+                if (HasDropout)
+                {
+                    _w.Line($"private {Runtime}.SplitMix64 _dropoutRng;");
+                    _w.Line();
+                    _w.Line("/// <inheritdoc/>");
+                    _w.Line("protected override ulong? GetDropoutRandomState() => _dropoutRng.State;");
+                    _w.Line();
+                    _w.Line("/// <inheritdoc/>");
+                    _w.Line("protected override void SetDropoutRandomState(ulong? state)");
+                    _w.Line("{");
+                    _w.Line($"    if (state is {{ }} value) _dropoutRng = new {Runtime}.SplitMix64(value);");
+                    _w.Line("}");
+                }
+
                 _w.Line();
                 _w.Line("/// <inheritdoc/>");
                 _w.Line($"public override string Name => \"{_model.Name}\";");

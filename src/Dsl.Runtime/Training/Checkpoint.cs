@@ -1,4 +1,5 @@
 // Model + optimizer + loader position in one safetensors file, written atomically.
+using System.Globalization;
 using System.Runtime.InteropServices;
 
 namespace Dsl.Runtime.Training;
@@ -45,6 +46,7 @@ public static class Checkpoint
 
         writer.AddMetadata("format", "pt");
         writer.AddMetadata("model", model.Name);
+        if (model.DropoutRandomState is { } dropout) writer.AddMetadata(DropoutStateKey, dropout.ToString(CultureInfo.InvariantCulture));
         optimizer?.SaveState(writer);
         if (loader is { } state)
         {
@@ -58,6 +60,9 @@ public static class Checkpoint
 
         return writer;
     }
+
+    /// <summary>Metadata key of the model's dropout generator state (decimal), present when the model has dropout.</summary>
+    public const string DropoutStateKey = "model.dropout_rng_state";
 
     /// <summary>
     /// Loads a checkpoint into <paramref name="model"/> and, when given, <paramref name="optimizer"/>, all or nothing:
@@ -106,10 +111,22 @@ public static class Checkpoint
         }
 
         _ = LoaderState.FromMetadata(file.Metadata); // malformed loader metadata fails here, before anything is loaded
+        ulong? dropout = null;
+        if (file.Metadata.TryGetValue(DropoutStateKey, out string? text))
+        {
+            if (!ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ulong value))
+                problems.Add($"'{DropoutStateKey}' is '{text}', not an unsigned 64-bit integer");
+            else if (model.DropoutRandomState is null)
+                problems.Add($"it holds a dropout generator state, but {model.Name} has no dropout");
+            else
+                dropout = value;
+        }
+
         if (problems.Count > 0) throw new InvalidDataException($"cannot load the checkpoint: {string.Join("; ", problems)}. Nothing was loaded.");
 
         model.LoadState(file, allowExtra: true); // validates the model's tensors itself, all or nothing
         optimizer?.LoadState(file);               // validated above, cannot fail
+        if (dropout is not null) model.DropoutRandomState = dropout; // a checkpoint without it (older) leaves the generator as it is
         return file.Metadata;
     }
 }

@@ -150,6 +150,15 @@ namespace Examples.BatchNormStudy
         private global::Dsl.Runtime.SplitMix64 _dropoutRng;
 
         /// <inheritdoc/>
+        protected override ulong? GetDropoutRandomState() => _dropoutRng.State;
+
+        /// <inheritdoc/>
+        protected override void SetDropoutRandomState(ulong? state)
+        {
+            if (state is { } value) _dropoutRng = new global::Dsl.Runtime.SplitMix64(value);
+        }
+
+        /// <inheritdoc/>
         public override string Name => "DropoutAfterBn";
 
         /// <inheritdoc/>

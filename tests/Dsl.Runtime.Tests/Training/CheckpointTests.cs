@@ -75,6 +75,66 @@ public sealed class CheckpointTests : IDisposable
         Assert.Empty(Directory.GetFiles(_dir, "*.tmp")); // written atomically: no temporary file left behind
     }
 
+    private static Trainer NewDropoutTrainer(LabeledDataset data)
+    {
+        var model = new TinyDropout(maxBatch: 8, seed: 5, threads: 1);
+        return new Trainer(model, new Sgd(model, 0.05f, momentum: 0.9f), new BatchLoader(data, 8, seed: 11));
+    }
+
+    [Fact]
+    public void ResumingAModelWithDropoutDrawsTheSameMasks()
+    {
+        var data = Synthetic(43, 1);
+        var straight = NewDropoutTrainer(data);
+        for (int i = 0; i < 12; i++) straight.TrainBatch(out _, out _);
+
+        var first = NewDropoutTrainer(data);
+        for (int i = 0; i < 7; i++) first.TrainBatch(out _, out _);
+        string path = Path.Combine(_dir, "dropout.safetensors");
+        first.SaveCheckpoint(path);
+        Assert.Equal(first.Model.DropoutRandomState.ToString(), SafetensorsFile.Read(path).Metadata[Checkpoint.DropoutStateKey]);
+
+        var resumed = NewDropoutTrainer(data);
+        Assert.NotEqual(first.Model.DropoutRandomState, resumed.Model.DropoutRandomState);
+        resumed.LoadCheckpoint(path);
+        Assert.Equal(first.Model.DropoutRandomState, resumed.Model.DropoutRandomState);
+        for (int i = 7; i < 12; i++) resumed.TrainBatch(out _, out _);
+        Assert.Equal(straight.Model.Parameters.ToArray(), resumed.Model.Parameters.ToArray());
+        Assert.Equal(straight.Model.DropoutRandomState, resumed.Model.DropoutRandomState);
+
+        // Without the generator state (as from an older checkpoint) the masks differ: the state is what makes resume exact.
+        var stale = NewDropoutTrainer(data);
+        ulong? fresh = stale.Model.DropoutRandomState;
+        stale.LoadCheckpoint(path);
+        stale.Model.DropoutRandomState = fresh;
+        for (int i = 7; i < 12; i++) stale.TrainBatch(out _, out _);
+        Assert.NotEqual(straight.Model.Parameters.ToArray(), stale.Model.Parameters.ToArray());
+
+        var model = new TinyDropout(maxBatch: 8, seed: 5, threads: 1);
+        Assert.Null(new TinyCnn(maxBatch: 8, seed: 1, threads: 1).DropoutRandomState);
+        Assert.Throws<InvalidOperationException>(() => new TinyCnn(maxBatch: 8, seed: 1, threads: 1).DropoutRandomState = 1UL);
+        model.DropoutRandomState = 42UL;
+        Assert.Equal(42UL, model.DropoutRandomState);
+    }
+
+    [Fact]
+    public void AMalformedDropoutStateLoadsNothing()
+    {
+        var data = Synthetic(16, 4);
+        var trainer = NewDropoutTrainer(data);
+        trainer.TrainBatch(out _, out _);
+        // Extra metadata is written after the model's own, so this replaces the generator state with junk.
+        string broken = Path.Combine(_dir, "broken.safetensors");
+        using (var stream = File.Create(broken)) Checkpoint.Save(stream, trainer.Model, metadata: [new(Checkpoint.DropoutStateKey, "-3")]);
+
+        var other = NewDropoutTrainer(data);
+        var before = other.Model.Parameters.ToArray();
+        var e = Assert.Throws<InvalidDataException>(() => Checkpoint.Load(broken, other.Model));
+        Assert.Contains("not an unsigned 64-bit integer", e.Message);
+        Assert.Contains("Nothing was loaded", e.Message);
+        Assert.Equal(before, other.Model.Parameters.ToArray());
+    }
+
     [Fact]
     public void TrainEpochAfterResumeFinishesThePartialEpoch()
     {
