@@ -135,11 +135,16 @@ public static unsafe class Linear
         }
     }
 
-    // Below this many multiply-adds a pass stays on the caller: waking workers costs microseconds.
-    private const long ParallelThreshold = 1L << 20;
+    // Below this many multiply-adds a pass stays on the caller: waking workers costs microseconds. A single
+    // sample's 784 → 512 layer (2^18.6) already halves on two cores: the weight streams from two caches.
+    private const long ParallelThreshold = 1L << 18;
 
-    private static bool Parallel(WorkerPool? pool, int n, int inFeatures, int outFeatures) =>
-        pool is { Threads: > 1 } && (long)n * inFeatures * outFeatures >= ParallelThreshold;
+    // Parallel when the pool has threads, the pass has the work, and the split dimension (columns of the output
+    // or of the input gradient, in whole 16-column panels; rows of the weight gradient) gives every part a share.
+    private static bool Parallel(WorkerPool? pool, int n, int inFeatures, int outFeatures, int splitPanels) =>
+        pool is { Threads: > 1 } && (long)n * inFeatures * outFeatures >= ParallelThreshold && splitPanels >= 2;
+
+    private static int Panels(int columns) => (columns + Gemm.NR - 1) / Gemm.NR;
 
     private struct Job
     {
@@ -175,7 +180,7 @@ public static unsafe class Linear
 
     private static void ForwardCore(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, int inFeatures, int outFeatures, Span<float> scratch, WorkerPool? pool)
     {
-        if (!Parallel(pool, n, inFeatures, outFeatures))
+        if (!Parallel(pool, n, inFeatures, outFeatures, Panels(outFeatures)))
         {
             Forward(x, w, bias, y, n, inFeatures, outFeatures, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
             return;
@@ -219,7 +224,7 @@ public static unsafe class Linear
     /// <param name="scratch">Per-thread regions, one per pool thread.</param><param name="pool">The pool, or null.</param>
     public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, int inFeatures, int outFeatures, Span<float> scratch, WorkerPool? pool)
     {
-        if (!Parallel(pool, n, inFeatures, outFeatures))
+        if (!Parallel(pool, n, inFeatures, outFeatures, Panels(inFeatures)))
         {
             BackwardInput(dy, w, dx, n, inFeatures, outFeatures, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
             return;
@@ -256,7 +261,7 @@ public static unsafe class Linear
     /// <param name="scratch">Per-thread regions, one per pool thread.</param><param name="pool">The pool, or null.</param>
     public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, int inFeatures, int outFeatures, Span<float> scratch, WorkerPool? pool)
     {
-        if (!Parallel(pool, n, inFeatures, outFeatures))
+        if (!Parallel(pool, n, inFeatures, outFeatures, outFeatures))
         {
             BackwardWeight(dy, x, dw, dbias, n, inFeatures, outFeatures, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
             return;
