@@ -67,17 +67,7 @@ public static unsafe class ConvDirect
     private static float* Padded(float* x, in ConvGeometry g, float* scratch)
     {
         if (g.PadH == 0 && g.PadW == 0) return x;
-        int hp = PaddedH(g), wp = PaddedW(g);
-        new Span<float>(scratch, g.InChannels * hp * wp).Clear();
-        for (int c = 0; c < g.InChannels; c++)
-        {
-            for (int h = 0; h < g.InH; h++)
-            {
-                new ReadOnlySpan<float>(x + ((long)c * g.InH + h) * g.InW, g.InW)
-                    .CopyTo(new Span<float>(scratch + ((long)c * hp + h + g.PadH) * wp + g.PadW, g.InW));
-            }
-        }
-
+        ConvGemm.CopyBordered(x, g, g.InChannels, scratch);
         return scratch;
     }
 
@@ -112,15 +102,9 @@ public static unsafe class ConvDirect
         Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && y.Length >= n * g.OutputLength, "buffer too short");
         Debug.Assert(bias.IsEmpty || bias.Length >= g.OutChannels, "bias too short");
         Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
-        int taps = g.InChannels * g.KernelH * g.KernelW, wp = PaddedW(g), hp = PaddedH(g);
+        int taps = g.InChannels * g.KernelH * g.KernelW, wp = PaddedW(g);
         int* offsets = stackalloc int[MaxTaps];
-        for (int c = 0, t = 0; c < g.InChannels; c++)
-        {
-            for (int kh = 0; kh < g.KernelH; kh++)
-            {
-                for (int kw = 0; kw < g.KernelW; kw++) offsets[t++] = (c * hp + kh) * wp + kw;
-            }
-        }
+        ConvGemm.TapOffsets(g, offsets); // no groups, dilation 1 (Suits)
 
         fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
         {

@@ -1,13 +1,14 @@
-// Implicit-GEMM convolution: B panels packed straight from the image, weights packed once per call.
+// Implicit-GEMM convolution: stride 1 on the padded grid (B read in place), otherwise B panels packed straight from the image.
 using System.Runtime.Intrinsics;
 
 namespace Dsl.Runtime;
 
 /// <summary>
-/// Convolution forward as <c>Y[out × pixels] = W[out × (c·kh·kw)] · col</c> without materializing col:
-/// the packing step that feeds the micro-kernel reads the input image directly (one output-row segment at
-/// a time, a contiguous copy where the window lies inside the image), and the weights are packed once per
-/// call for every sample instead of once per sample.
+/// Convolution as <c>Y[out × pixels] = W[out × (c·kh·kw)] · col</c> without materializing col. With stride 1
+/// the row of col for a tap is the zero-padded image shifted by a constant, so the micro-kernel reads it in
+/// place (the padded grid: forward, the weight gradient, and the input gradient as a flipped convolution).
+/// Otherwise the packing step that feeds the micro-kernel reads the image directly, one output-row segment
+/// at a time. The weights are packed once per call for every sample.
 /// </summary>
 internal static unsafe class ConvGemm
 {
@@ -70,7 +71,6 @@ internal static unsafe class ConvGemm
 
     private static void ForwardPacked(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch)
     {
-
         int m = g.OutPerGroup;
         int k = g.InPerGroup * g.KernelH * g.KernelW;
         int pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
@@ -131,12 +131,6 @@ internal static unsafe class ConvGemm
     private const int GridKC = 144;
 
     /// <summary>
-    /// Forward on the padded grid (stride 1): per sample and group, copy the image into a zero border, then
-    /// for each block of K, each 16-column tile of the padded-width output and each 6-row tile of weights,
-    /// the micro-kernel reads tap p's image row at <c>offsets[p]</c> past the tile's start. The padded-width
-    /// output is then written to y without its extra columns, plus the bias.
-    /// </summary>
-    /// <summary>
     /// Whether a batch smaller than the thread count can split forward by output channels instead: one
     /// group, on the padded grid.
     /// </summary>
@@ -163,13 +157,15 @@ internal static unsafe class ConvGemm
     public static void BackwardWeightChannels(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi) =>
         BackwardWeightOnPaddedGrid(dy, x, dw, dbias, n, g, scratch, oLo, oHi);
 
-    // Output channels [oLo, oHi) of each group; the tiles are those of the whole layer, so a split by channels
-    // computes the same bits as one pass.
+    // Forward on the padded grid (stride 1): per sample and group, copy the image into a zero border, then for
+    // each block of K, each 16-column tile of output and each 6-row tile of weights, the micro-kernel reads
+    // tap p's image row at offsets[p] past the tile's start. Output channels [oLo, oHi) of each group; the
+    // tiles are those of the whole layer, so a split by channels computes the same bits as one pass.
     private static void ForwardOnPaddedGrid(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi, bool relu)
     {
         int m = g.OutPerGroup, cg = g.InPerGroup, mine = oHi - oLo;
         int k = cg * g.KernelH * g.KernelW;
-        int hp = PaddedH(g), wp = PaddedW(g), pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
+        int wp = PaddedW(g), pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
         int gridPixels = g.OutH * wp;
         int mPadded = (mine + Gemm.MR - 1) / Gemm.MR * Gemm.MR;
         int blocks = (k + GridKC - 1) / GridKC, blockK = (k + blocks - 1) / blocks;
@@ -180,13 +176,7 @@ internal static unsafe class ConvGemm
             float* grid = image + ImageLength(g);
             float* edge = stackalloc float[Gemm.MR * Gemm.NR];
             int* offsets = stackalloc int[k];
-            for (int c = 0, t = 0; c < cg; c++)
-            {
-                for (int kh = 0; kh < g.KernelH; kh++)
-                {
-                    for (int kw = 0; kw < g.KernelW; kw++) offsets[t++] = (c * hp + kh * g.DilationH) * wp + kw * g.DilationW;
-                }
-            }
+            TapOffsets(g, offsets);
 
             for (int group = 0; group < g.Groups; group++)
             {
@@ -272,12 +262,22 @@ internal static unsafe class ConvGemm
         }
     }
 
-    // One group's channels of a sample into the zero-bordered image (and the zero slack after it). Only the
-    // border and the slack are cleared: the copy overwrites the rest.
+    // One group's channels of a sample into the zero-bordered image, and the zero slack after it.
     private static void CopyPadded(float* xs, in ConvGeometry g, float* image)
     {
+        CopyBordered(xs, g, g.InPerGroup, image);
+        long padded = (long)g.InPerGroup * PaddedH(g) * PaddedW(g);
+        new Span<float>(image + padded, (int)(ImageLength(g) - padded)).Clear();
+    }
+
+    /// <summary>
+    /// Copies <paramref name="channels"/> planes of an image into <paramref name="image"/> with a zero border of the
+    /// geometry's padding. Only the border is cleared: the copy overwrites the rest.
+    /// </summary>
+    internal static void CopyBordered(float* xs, in ConvGeometry g, int channels, float* image)
+    {
         int hp = PaddedH(g), wp = PaddedW(g), inPlane = g.InH * g.InW;
-        for (int c = 0; c < g.InPerGroup; c++)
+        for (int c = 0; c < channels; c++)
         {
             float* plane = image + (long)c * hp * wp;
             new Span<float>(plane, g.PadH * wp).Clear();
@@ -294,9 +294,22 @@ internal static unsafe class ConvGemm
                 new ReadOnlySpan<float>(xs + (long)c * inPlane + (long)h * g.InW, g.InW).CopyTo(new Span<float>(row + g.PadW, g.InW));
             }
         }
+    }
 
-        long padded = (long)g.InPerGroup * hp * wp;
-        new Span<float>(image + padded, (int)(ImageLength(g) - padded)).Clear();
+    /// <summary>
+    /// Where each tap (channel, kh, kw) of one group reads in the zero-bordered image: offsets[t] past an output
+    /// position's top-left corner. <paramref name="offsets"/> holds InPerGroup·KernelH·KernelW entries.
+    /// </summary>
+    internal static void TapOffsets(in ConvGeometry g, int* offsets)
+    {
+        int hp = PaddedH(g), wp = PaddedW(g);
+        for (int c = 0, t = 0; c < g.InPerGroup; c++)
+        {
+            for (int kh = 0; kh < g.KernelH; kh++)
+            {
+                for (int kw = 0; kw < g.KernelW; kw++) offsets[t++] = (c * hp + kh * g.DilationH) * wp + kw * g.DilationW;
+            }
+        }
     }
 
     /// <summary>
@@ -490,7 +503,7 @@ internal static unsafe class ConvGemm
     {
         int m = g.OutPerGroup, cg = g.InPerGroup, mine = oHi - oLo;
         int k = cg * g.KernelH * g.KernelW, kPadded = TapsPadded(g), mPadded = (mine + Gemm.NR - 1) / Gemm.NR * Gemm.NR;
-        int hp = PaddedH(g), wp = PaddedW(g), pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
+        int wp = PaddedW(g), pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
         int gridPixels = g.OutH * wp;
         long imageLength = ImageLength(g);
         fixed (float* pdy = dy, px = x, pdw = dw, ps = scratch)
@@ -501,13 +514,7 @@ internal static unsafe class ConvGemm
             // Tap rows as offsets into the padded image; the rows that round K up to a whole tile repeat tap 0
             // and are never added to dW.
             int* offsets = stackalloc int[kPadded];
-            for (int c = 0, t = 0; c < cg; c++)
-            {
-                for (int kh = 0; kh < g.KernelH; kh++)
-                {
-                    for (int kw = 0; kw < g.KernelW; kw++) offsets[t++] = (c * hp + kh * g.DilationH) * wp + kw * g.DilationW;
-                }
-            }
+            TapOffsets(g, offsets);
 
             for (int t = k; t < kPadded; t++) offsets[t] = 0;
 

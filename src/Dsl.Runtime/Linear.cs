@@ -157,10 +157,8 @@ public static unsafe class Linear
     /// <param name="n">Batch size.</param><param name="inFeatures">Input features.</param><param name="outFeatures">Output features.</param>
     /// <param name="scratch">Per-thread regions of equal length (at least <see cref="Gemm.ScratchLength"/> each), one per pool thread.</param>
     /// <param name="pool">The pool, or null.</param>
-    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, int inFeatures, int outFeatures, Span<float> scratch, WorkerPool? pool)
-    {
-        ForwardCore(x, w, bias, y, n, inFeatures, outFeatures, scratch, pool);
-    }
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, int inFeatures, int outFeatures, Span<float> scratch, WorkerPool? pool) =>
+        Forward(x, w, bias, y, n, inFeatures, outFeatures, scratch, pool, relu: false);
 
     /// <summary>Forward across <paramref name="pool"/>, then ReLU when <paramref name="relu"/> (an inference ReLU fused into the layer: no separate layer pass).</summary>
     /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
@@ -170,26 +168,23 @@ public static unsafe class Linear
     /// <param name="relu">Apply ReLU to the output.</param>
     public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, int inFeatures, int outFeatures, Span<float> scratch, WorkerPool? pool, bool relu)
     {
-        ForwardCore(x, w, bias, y, n, inFeatures, outFeatures, scratch, pool);
+        if (!Parallel(pool, n, inFeatures, outFeatures, Panels(outFeatures)))
+        {
+            Forward(x, w, bias, y, n, inFeatures, outFeatures, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
+        }
+        else
+        {
+            fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
+            {
+                var job = new Job { A = px, W = pw, Bias = pb, BiasLength = bias.Length, C = py, Scratch = ps, N = n, In = inFeatures, Out = outFeatures, ScratchStride = scratch.Length / pool!.Threads };
+                pool.Run(&ForwardPart, &job);
+            }
+        }
+
         if (relu)
         {
             var output = y.Slice(0, n * outFeatures);
             Activations.ReluForward(output, output);
-        }
-    }
-
-    private static void ForwardCore(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, int inFeatures, int outFeatures, Span<float> scratch, WorkerPool? pool)
-    {
-        if (!Parallel(pool, n, inFeatures, outFeatures, Panels(outFeatures)))
-        {
-            Forward(x, w, bias, y, n, inFeatures, outFeatures, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
-            return;
-        }
-
-        fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
-        {
-            var job = new Job { A = px, W = pw, Bias = pb, BiasLength = bias.Length, C = py, Scratch = ps, N = n, In = inFeatures, Out = outFeatures, ScratchStride = scratch.Length / pool!.Threads };
-            pool.Run(&ForwardPart, &job);
         }
     }
 
