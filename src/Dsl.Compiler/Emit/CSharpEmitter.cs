@@ -443,7 +443,9 @@ namespace Dsl.Compiler.Emit
                     var p = _plan.Layers[i];
                     _w.Line(p.AliasesInput
                         ? $"var y{i} = {InputOf(i)}; // {p.Layer.Name}: {p.Layer.KindName} shares its input's memory"
-                        : $"var y{i} = {Arena(p)};");
+                        : p.TrainingProducer is { } bn
+                            ? $"var y{i} = {InputOf(i)}; // {p.Layer.Name}: relu, written by {bn.Layer.Name} (batch norm) as it normalizes"
+                            : $"var y{i} = {Arena(p)};");
                 }
             }
 
@@ -483,8 +485,7 @@ namespace Dsl.Compiler.Emit
                     for (int i = 0; i < _plan.Layers.Count; i++)
                     {
                         _w.Line();
-                        // A batch norm followed by ReLU writes the ReLU's output directly.
-                        EmitLayerForward(_plan.Layers[i], InputOf(i), _plan.Layers[i].TrainingRelu is null ? $"y{i}" : $"y{i + 1}");
+                        EmitLayerForward(_plan.Layers[i], InputOf(i), $"y{i}");
                     }
 
                     _w.Line();

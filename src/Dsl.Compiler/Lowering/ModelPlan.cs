@@ -202,10 +202,19 @@ namespace Dsl.Compiler.Lowering
                 }
 
                 bool alias = layer.Kind == LayerKind.Flatten || (layer.Kind == LayerKind.Dropout && layer.Attributes.P == 0);
+                var previous = Layers.Count > 0 ? Layers[Layers.Count - 1] : null;
                 if (alias)
                 {
                     p.AliasesInput = true;
                     p.Output = current;
+                }
+                else if (layer.Kind == LayerKind.Relu && previous is { Layer.IsBatchNorm: true } && !previous.Layer.Attributes.Frozen)
+                {
+                    // Training: the batch norm writes this ReLU's output as it normalizes, in its own slot (nothing
+                    // reads the batch norm's output: its backward needs its input, the ReLU's backward its output).
+                    p.Output = current;
+                    previous.TrainingRelu = p;
+                    p.TrainingProducer = previous;
                 }
                 else
                 {
@@ -286,14 +295,6 @@ namespace Dsl.Compiler.Lowering
                 if (producer.Layer.Kind is not (LayerKind.Conv1d or LayerKind.Conv2d or LayerKind.Linear) || producer.Inference != InferenceRole.Compute) continue;
                 relu.Inference = InferenceRole.AppliedByProducer;
                 producer.FusedRelu = relu;
-            }
-
-            for (int i = 1; i < Layers.Count; i++)
-            {
-                var bn = Layers[i - 1];
-                if (Layers[i].Layer.Kind != LayerKind.Relu || !bn.Layer.IsBatchNorm || bn.Layer.Attributes.Frozen) continue;
-                bn.TrainingRelu = Layers[i];
-                Layers[i].TrainingProducer = bn;
             }
 
             ArenaPerSample = arena;

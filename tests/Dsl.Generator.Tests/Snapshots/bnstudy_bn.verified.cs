@@ -54,17 +54,17 @@ namespace Examples.BatchNormStudy
         private const int InputCopy = 0;
         private const int Layer0Out = 784; // 0 output [16, 28, 28]
         private const int Layer1Out = 13328; // 1 output [16, 28, 28]
-        private const int Layer2Out = 25872; // 2 output [16, 28, 28]
-        private const int Layer3Out = 38416; // 3 output [16, 14, 14]
-        private const int Layer4Out = 41552; // 4 output [32, 14, 14]
-        private const int Layer5Out = 47824; // 5 output [32, 14, 14]
-        private const int Layer6Out = 54096; // 6 output [32, 14, 14]
-        private const int Layer7Out = 60368; // 7 output [32, 7, 7]
-        private const int Layer9Out = 61936; // 9 output [64]
-        private const int Layer10Out = 62000; // 10 output [64]
-        private const int Layer11Out = 62064; // 11 output [64]
-        private const int Layer12Out = 62128; // 12 output [10]
-        private const int ArenaPerSample = 62138;
+        private const int Layer2Out = 13328; // 2 output [16, 28, 28]
+        private const int Layer3Out = 25872; // 3 output [16, 14, 14]
+        private const int Layer4Out = 29008; // 4 output [32, 14, 14]
+        private const int Layer5Out = 35280; // 5 output [32, 14, 14]
+        private const int Layer6Out = 35280; // 6 output [32, 14, 14]
+        private const int Layer7Out = 41552; // 7 output [32, 7, 7]
+        private const int Layer9Out = 43120; // 9 output [64]
+        private const int Layer10Out = 43184; // 10 output [64]
+        private const int Layer11Out = 43184; // 11 output [64]
+        private const int Layer12Out = 43248; // 12 output [10]
+        private const int ArenaPerSample = 43258;
         private const int WorkPerSample = 12544; // the largest activation
         private const int IndicesPerSample = 4704;
         private const int Layer3Indices = 0; // 3 argmax, per sample
@@ -234,16 +234,16 @@ namespace Examples.BatchNormStudy
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 12544);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 12544);
-            var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 12544);
+            var y2 = y1; // 2: relu, written by 1 (batch norm) as it normalizes
             var y3 = _arena.AsSpan(Layer3Out * MaxBatch, batch * 3136);
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 6272);
             var y5 = _arena.AsSpan(Layer5Out * MaxBatch, batch * 6272);
-            var y6 = _arena.AsSpan(Layer6Out * MaxBatch, batch * 6272);
+            var y6 = y5; // 6: relu, written by 5 (batch norm) as it normalizes
             var y7 = _arena.AsSpan(Layer7Out * MaxBatch, batch * 1568);
             var y8 = y7; // 8: flatten shares its input's memory
             var y9 = _arena.AsSpan(Layer9Out * MaxBatch, batch * 64);
             var y10 = _arena.AsSpan(Layer10Out * MaxBatch, batch * 64);
-            var y11 = _arena.AsSpan(Layer11Out * MaxBatch, batch * 64);
+            var y11 = y10; // 11: relu, written by 10 (batch norm) as it normalizes
             var y12 = _arena.AsSpan(Layer12Out * MaxBatch, batch * 10);
             input.CopyTo(x); // backward needs the input of the first layer
 
@@ -252,7 +252,7 @@ namespace Examples.BatchNormStudy
 
             // 1: bn2d — bnstudy_bn.nn(7,48) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y2, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y1, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
                 buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, relu: true);
 
             // 2: relu — bnstudy_bn.nn(7,56) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by 1 (batch norm) as it wrote this output
@@ -265,7 +265,7 @@ namespace Examples.BatchNormStudy
 
             // 5: bn2d — bnstudy_bn.nn(8,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated — then 6 (relu) as it writes
             counters[Layer5NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y4, parameters.AsSpan(Layer5Weight, 32), parameters.AsSpan(Layer5Bias, 32), y6, _arena.AsSpan(_cache + Layer5SaveMean, 32), _arena.AsSpan(_cache + Layer5SaveInvStd, 32),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y4, parameters.AsSpan(Layer5Weight, 32), parameters.AsSpan(Layer5Bias, 32), y5, _arena.AsSpan(_cache + Layer5SaveMean, 32), _arena.AsSpan(_cache + Layer5SaveInvStd, 32),
                 buffers.AsSpan(Layer5RunningMean, 32), buffers.AsSpan(Layer5RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, relu: true);
 
             // 6: relu — bnstudy_bn.nn(8,60) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by 5 (batch norm) as it wrote this output
@@ -280,7 +280,7 @@ namespace Examples.BatchNormStudy
 
             // 10: bn1d — bnstudy_bn.nn(9,52) — [N, 64] → [N, 64] — batch statistics; running statistics updated — then 11 (relu) as it writes
             counters[Layer10NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y9, parameters.AsSpan(Layer10Weight, 64), parameters.AsSpan(Layer10Bias, 64), y11, _arena.AsSpan(_cache + Layer10SaveMean, 64), _arena.AsSpan(_cache + Layer10SaveInvStd, 64),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y9, parameters.AsSpan(Layer10Weight, 64), parameters.AsSpan(Layer10Bias, 64), y10, _arena.AsSpan(_cache + Layer10SaveMean, 64), _arena.AsSpan(_cache + Layer10SaveInvStd, 64),
                 buffers.AsSpan(Layer10RunningMean, 64), buffers.AsSpan(Layer10RunningVar, 64), 0.1f, 1E-05f, batch, 64, 1, relu: true);
 
             // 11: relu — bnstudy_bn.nn(9,60) — [N, 64] → [N, 64] — applied by 10 (batch norm) as it wrote this output
@@ -300,16 +300,16 @@ namespace Examples.BatchNormStudy
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 12544);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 12544);
-            var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 12544);
+            var y2 = y1; // 2: relu, written by 1 (batch norm) as it normalizes
             var y3 = _arena.AsSpan(Layer3Out * MaxBatch, batch * 3136);
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 6272);
             var y5 = _arena.AsSpan(Layer5Out * MaxBatch, batch * 6272);
-            var y6 = _arena.AsSpan(Layer6Out * MaxBatch, batch * 6272);
+            var y6 = y5; // 6: relu, written by 5 (batch norm) as it normalizes
             var y7 = _arena.AsSpan(Layer7Out * MaxBatch, batch * 1568);
             var y8 = y7; // 8: flatten shares its input's memory
             var y9 = _arena.AsSpan(Layer9Out * MaxBatch, batch * 64);
             var y10 = _arena.AsSpan(Layer10Out * MaxBatch, batch * 64);
-            var y11 = _arena.AsSpan(Layer11Out * MaxBatch, batch * 64);
+            var y11 = y10; // 11: relu, written by 10 (batch norm) as it normalizes
             var y12 = _arena.AsSpan(Layer12Out * MaxBatch, batch * 10);
 
             // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.

@@ -57,17 +57,17 @@ namespace Examples.FashionMnist
         private const int InputCopy = 0;
         private const int Layer0Out = 784; // 0 output [32, 28, 28]
         private const int Layer1Out = 25872; // 1 output [32, 28, 28]
-        private const int Layer2Out = 50960; // 2 output [32, 28, 28]
-        private const int Layer3Out = 76048; // 3 output [32, 14, 14]
-        private const int Layer4Out = 82320; // 4 output [64, 14, 14]
-        private const int Layer5Out = 94864; // 5 output [64, 14, 14]
-        private const int Layer6Out = 107408; // 6 output [64, 14, 14]
-        private const int Layer7Out = 119952; // 7 output [64, 7, 7]
-        private const int Layer9Out = 123088; // 9 output [128]
-        private const int Layer10Out = 123216; // 10 output [128]
-        private const int Layer11Out = 123344; // 11 output [128]
-        private const int Layer12Out = 123472; // 12 output [10]
-        private const int ArenaPerSample = 123482;
+        private const int Layer2Out = 25872; // 2 output [32, 28, 28]
+        private const int Layer3Out = 50960; // 3 output [32, 14, 14]
+        private const int Layer4Out = 57232; // 4 output [64, 14, 14]
+        private const int Layer5Out = 69776; // 5 output [64, 14, 14]
+        private const int Layer6Out = 69776; // 6 output [64, 14, 14]
+        private const int Layer7Out = 82320; // 7 output [64, 7, 7]
+        private const int Layer9Out = 85456; // 9 output [128]
+        private const int Layer10Out = 85584; // 10 output [128]
+        private const int Layer11Out = 85584; // 11 output [128]
+        private const int Layer12Out = 85712; // 12 output [10]
+        private const int ArenaPerSample = 85722;
         private const int WorkPerSample = 25088; // the largest activation
         private const int IndicesPerSample = 9408;
         private const int Layer3Indices = 0; // 3 argmax, per sample
@@ -243,16 +243,16 @@ namespace Examples.FashionMnist
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 25088);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 25088);
-            var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 25088);
+            var y2 = y1; // 2: relu, written by 1 (batch norm) as it normalizes
             var y3 = _arena.AsSpan(Layer3Out * MaxBatch, batch * 6272);
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 12544);
             var y5 = _arena.AsSpan(Layer5Out * MaxBatch, batch * 12544);
-            var y6 = _arena.AsSpan(Layer6Out * MaxBatch, batch * 12544);
+            var y6 = y5; // 6: relu, written by 5 (batch norm) as it normalizes
             var y7 = _arena.AsSpan(Layer7Out * MaxBatch, batch * 3136);
             var y8 = y7; // 8: flatten shares its input's memory
             var y9 = _arena.AsSpan(Layer9Out * MaxBatch, batch * 128);
             var y10 = _arena.AsSpan(Layer10Out * MaxBatch, batch * 128);
-            var y11 = _arena.AsSpan(Layer11Out * MaxBatch, batch * 128);
+            var y11 = y10; // 11: relu, written by 10 (batch norm) as it normalizes
             var y12 = _arena.AsSpan(Layer12Out * MaxBatch, batch * 10);
             input.CopyTo(x); // backward needs the input of the first layer
 
@@ -261,7 +261,7 @@ namespace Examples.FashionMnist
 
             // 1: bn2d — fmnist.nn(7,35) — [N, 32, 28, 28] → [N, 32, 28, 28] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 32), parameters.AsSpan(Layer1Bias, 32), y2, _arena.AsSpan(_cache + Layer1SaveMean, 32), _arena.AsSpan(_cache + Layer1SaveInvStd, 32),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 32), parameters.AsSpan(Layer1Bias, 32), y1, _arena.AsSpan(_cache + Layer1SaveMean, 32), _arena.AsSpan(_cache + Layer1SaveInvStd, 32),
                 buffers.AsSpan(Layer1RunningMean, 32), buffers.AsSpan(Layer1RunningVar, 32), 0.1f, 1E-05f, batch, 32, 784, relu: true);
 
             // 2: relu — fmnist.nn(7,43) — [N, 32, 28, 28] → [N, 32, 28, 28] — applied by 1 (batch norm) as it wrote this output
@@ -274,7 +274,7 @@ namespace Examples.FashionMnist
 
             // 5: bn2d — fmnist.nn(8,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — batch statistics; running statistics updated — then 6 (relu) as it writes
             counters[Layer5NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y4, parameters.AsSpan(Layer5Weight, 64), parameters.AsSpan(Layer5Bias, 64), y6, _arena.AsSpan(_cache + Layer5SaveMean, 64), _arena.AsSpan(_cache + Layer5SaveInvStd, 64),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y4, parameters.AsSpan(Layer5Weight, 64), parameters.AsSpan(Layer5Bias, 64), y5, _arena.AsSpan(_cache + Layer5SaveMean, 64), _arena.AsSpan(_cache + Layer5SaveInvStd, 64),
                 buffers.AsSpan(Layer5RunningMean, 64), buffers.AsSpan(Layer5RunningVar, 64), 0.1f, 1E-05f, batch, 64, 196, relu: true);
 
             // 6: relu — fmnist.nn(8,47) — [N, 64, 14, 14] → [N, 64, 14, 14] — applied by 5 (batch norm) as it wrote this output
@@ -289,7 +289,7 @@ namespace Examples.FashionMnist
 
             // 10: bn1d — fmnist.nn(10,29) — [N, 128] → [N, 128] — batch statistics; running statistics updated — then 11 (relu) as it writes
             counters[Layer10NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y9, parameters.AsSpan(Layer10Weight, 128), parameters.AsSpan(Layer10Bias, 128), y11, _arena.AsSpan(_cache + Layer10SaveMean, 128), _arena.AsSpan(_cache + Layer10SaveInvStd, 128),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y9, parameters.AsSpan(Layer10Weight, 128), parameters.AsSpan(Layer10Bias, 128), y10, _arena.AsSpan(_cache + Layer10SaveMean, 128), _arena.AsSpan(_cache + Layer10SaveInvStd, 128),
                 buffers.AsSpan(Layer10RunningMean, 128), buffers.AsSpan(Layer10RunningVar, 128), 0.1f, 1E-05f, batch, 128, 1, relu: true);
 
             // 11: relu — fmnist.nn(10,37) — [N, 128] → [N, 128] — applied by 10 (batch norm) as it wrote this output
@@ -309,16 +309,16 @@ namespace Examples.FashionMnist
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 25088);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 25088);
-            var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 25088);
+            var y2 = y1; // 2: relu, written by 1 (batch norm) as it normalizes
             var y3 = _arena.AsSpan(Layer3Out * MaxBatch, batch * 6272);
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 12544);
             var y5 = _arena.AsSpan(Layer5Out * MaxBatch, batch * 12544);
-            var y6 = _arena.AsSpan(Layer6Out * MaxBatch, batch * 12544);
+            var y6 = y5; // 6: relu, written by 5 (batch norm) as it normalizes
             var y7 = _arena.AsSpan(Layer7Out * MaxBatch, batch * 3136);
             var y8 = y7; // 8: flatten shares its input's memory
             var y9 = _arena.AsSpan(Layer9Out * MaxBatch, batch * 128);
             var y10 = _arena.AsSpan(Layer10Out * MaxBatch, batch * 128);
-            var y11 = _arena.AsSpan(Layer11Out * MaxBatch, batch * 128);
+            var y11 = y10; // 11: relu, written by 10 (batch norm) as it normalizes
             var y12 = _arena.AsSpan(Layer12Out * MaxBatch, batch * 10);
 
             // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.

@@ -54,17 +54,17 @@ namespace Snapshots
         private const int InputCopy = 0;
         private const int Layer0Out = 3072; // 0 output [16, 32, 32]
         private const int Layer1Out = 19456; // 1 output [16, 32, 32]
-        private const int Layer2Out = 35840; // 2 output [16, 32, 32]
-        private const int Layer3Out = 52224; // 3 output [16, 32, 32]
-        private const int Layer4Out = 68608; // 4 output [16, 32, 32]
-        private const int Layer5Out = 84992; // 5 output [16, 32, 32]
-        private const int Layer6Out = 101376; // 6 output [16, 16, 16]
-        private const int Layer7Out = 105472; // 7 output [32, 16, 16]
-        private const int Layer8Out = 113664; // 8 output [32, 16, 16]
-        private const int Layer9Out = 121856; // 9 output [32, 16, 16]
-        private const int Layer10Out = 130048; // 10 output [32]
-        private const int Layer11Out = 130080; // 11 output [10]
-        private const int ArenaPerSample = 130090;
+        private const int Layer2Out = 19456; // 2 output [16, 32, 32]
+        private const int Layer3Out = 35840; // 3 output [16, 32, 32]
+        private const int Layer4Out = 52224; // 4 output [16, 32, 32]
+        private const int Layer5Out = 52224; // 5 output [16, 32, 32]
+        private const int Layer6Out = 68608; // 6 output [16, 16, 16]
+        private const int Layer7Out = 72704; // 7 output [32, 16, 16]
+        private const int Layer8Out = 80896; // 8 output [32, 16, 16]
+        private const int Layer9Out = 80896; // 9 output [32, 16, 16]
+        private const int Layer10Out = 89088; // 10 output [32]
+        private const int Layer11Out = 89120; // 11 output [10]
+        private const int ArenaPerSample = 89130;
         private const int WorkPerSample = 16384; // the largest activation
         private const int IndicesPerSample = 4096;
         private const int Layer6Indices = 0; // 6 argmax, per sample
@@ -231,14 +231,14 @@ namespace Snapshots
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 16384);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 16384);
-            var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 16384);
+            var y2 = y1; // 2: relu, written by 1 (batch norm) as it normalizes
             var y3 = _arena.AsSpan(Layer3Out * MaxBatch, batch * 16384);
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 16384);
-            var y5 = _arena.AsSpan(Layer5Out * MaxBatch, batch * 16384);
+            var y5 = y4; // 5: relu, written by 4 (batch norm) as it normalizes
             var y6 = _arena.AsSpan(Layer6Out * MaxBatch, batch * 4096);
             var y7 = _arena.AsSpan(Layer7Out * MaxBatch, batch * 8192);
             var y8 = _arena.AsSpan(Layer8Out * MaxBatch, batch * 8192);
-            var y9 = _arena.AsSpan(Layer9Out * MaxBatch, batch * 8192);
+            var y9 = y8; // 9: relu, written by 8 (batch norm) as it normalizes
             var y10 = _arena.AsSpan(Layer10Out * MaxBatch, batch * 32);
             var y11 = _arena.AsSpan(Layer11Out * MaxBatch, batch * 10);
             input.CopyTo(x); // backward needs the input of the first layer
@@ -248,7 +248,7 @@ namespace Snapshots
 
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y2, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y1, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
                 buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024, relu: true);
 
             // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 1 (batch norm) as it wrote this output
@@ -258,7 +258,7 @@ namespace Snapshots
 
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated — then 5 (relu) as it writes
             counters[Layer4NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y3, parameters.AsSpan(Layer4Weight, 16), parameters.AsSpan(Layer4Bias, 16), y5, _arena.AsSpan(_cache + Layer4SaveMean, 16), _arena.AsSpan(_cache + Layer4SaveInvStd, 16),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y3, parameters.AsSpan(Layer4Weight, 16), parameters.AsSpan(Layer4Bias, 16), y4, _arena.AsSpan(_cache + Layer4SaveMean, 16), _arena.AsSpan(_cache + Layer4SaveInvStd, 16),
                 buffers.AsSpan(Layer4RunningMean, 16), buffers.AsSpan(Layer4RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024, relu: true);
 
             // 5: relu — small_cnn.nn(1,149) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 4 (batch norm) as it wrote this output
@@ -271,7 +271,7 @@ namespace Snapshots
 
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — batch statistics; running statistics updated — then 9 (relu) as it writes
             counters[Layer8NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y7, parameters.AsSpan(Layer8Weight, 32), parameters.AsSpan(Layer8Bias, 32), y9, _arena.AsSpan(_cache + Layer8SaveMean, 32), _arena.AsSpan(_cache + Layer8SaveInvStd, 32),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y7, parameters.AsSpan(Layer8Weight, 32), parameters.AsSpan(Layer8Bias, 32), y8, _arena.AsSpan(_cache + Layer8SaveMean, 32), _arena.AsSpan(_cache + Layer8SaveInvStd, 32),
                 buffers.AsSpan(Layer8RunningMean, 32), buffers.AsSpan(Layer8RunningVar, 32), 0.1f, 1E-05f, batch, 32, 256, relu: true);
 
             // 9: relu — small_cnn.nn(1,223) — [N, 32, 16, 16] → [N, 32, 16, 16] — applied by 8 (batch norm) as it wrote this output
@@ -294,14 +294,14 @@ namespace Snapshots
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 16384);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 16384);
-            var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 16384);
+            var y2 = y1; // 2: relu, written by 1 (batch norm) as it normalizes
             var y3 = _arena.AsSpan(Layer3Out * MaxBatch, batch * 16384);
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 16384);
-            var y5 = _arena.AsSpan(Layer5Out * MaxBatch, batch * 16384);
+            var y5 = y4; // 5: relu, written by 4 (batch norm) as it normalizes
             var y6 = _arena.AsSpan(Layer6Out * MaxBatch, batch * 4096);
             var y7 = _arena.AsSpan(Layer7Out * MaxBatch, batch * 8192);
             var y8 = _arena.AsSpan(Layer8Out * MaxBatch, batch * 8192);
-            var y9 = _arena.AsSpan(Layer9Out * MaxBatch, batch * 8192);
+            var y9 = y8; // 9: relu, written by 8 (batch norm) as it normalizes
             var y10 = _arena.AsSpan(Layer10Out * MaxBatch, batch * 32);
             var y11 = _arena.AsSpan(Layer11Out * MaxBatch, batch * 10);
 

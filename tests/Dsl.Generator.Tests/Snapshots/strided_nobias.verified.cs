@@ -42,10 +42,10 @@ namespace Snapshots
         private const int InputCopy = 0;
         private const int Layer0Out = 768; // 0 output [8, 8, 8]
         private const int Layer1Out = 1280; // 1 output [8, 8, 8]
-        private const int Layer2Out = 1792; // 2 output [8, 8, 8]
-        private const int Layer3Out = 2304; // 3 output [8, 4, 4]
-        private const int Layer5Out = 2432; // 5 output [5]
-        private const int ArenaPerSample = 2437;
+        private const int Layer2Out = 1280; // 2 output [8, 8, 8]
+        private const int Layer3Out = 1792; // 3 output [8, 4, 4]
+        private const int Layer5Out = 1920; // 5 output [5]
+        private const int ArenaPerSample = 1925;
         private const int WorkPerSample = 768; // the largest activation
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
@@ -162,7 +162,7 @@ namespace Snapshots
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 512);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 512);
-            var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 512);
+            var y2 = y1; // 2: relu, written by 1 (batch norm) as it normalizes
             var y3 = _arena.AsSpan(Layer3Out * MaxBatch, batch * 128);
             var y4 = y3; // 4: flatten shares its input's memory
             var y5 = _arena.AsSpan(Layer5Out * MaxBatch, batch * 5);
@@ -173,7 +173,7 @@ namespace Snapshots
 
             // 1: bn2d — strided_nobias.nn(1,92) — [N, 8, 8, 8] → [N, 8, 8, 8] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), y2, _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8),
+            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), y1, _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8),
                 buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 0.1f, 1E-05f, batch, 8, 64, relu: true);
 
             // 2: relu — strided_nobias.nn(1,100) — [N, 8, 8, 8] → [N, 8, 8, 8] — applied by 1 (batch norm) as it wrote this output
@@ -198,7 +198,7 @@ namespace Snapshots
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 512);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 512);
-            var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 512);
+            var y2 = y1; // 2: relu, written by 1 (batch norm) as it normalizes
             var y3 = _arena.AsSpan(Layer3Out * MaxBatch, batch * 128);
             var y4 = y3; // 4: flatten shares its input's memory
             var y5 = _arena.AsSpan(Layer5Out * MaxBatch, batch * 5);
