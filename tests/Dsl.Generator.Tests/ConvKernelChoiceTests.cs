@@ -4,16 +4,16 @@ using Microsoft.CodeAnalysis;
 namespace Dsl.Generator.Tests;
 
 /// <summary>
-/// The compiler picks the direct convolution from the layer's constant shape; the runtime's
-/// <see cref="ConvDirect.Suits"/> states the same rule. Both must agree on every kind of layer, or the
-/// generated code would hand the direct kernel a geometry it sends back to the GEMM (correct, but not
-/// what the generated comment says).
+/// The compiler picks the direct convolution and Winograd's from the layer's constant shape; the runtime's
+/// <see cref="ConvDirect.Suits"/> and <see cref="ConvWinograd.Suits"/> state the same rules. Both must agree
+/// on every kind of layer, or the generated code would hand a kernel a geometry it sends back to the GEMM
+/// (correct, but not what the generated comment says).
 /// </summary>
 public sealed class ConvKernelChoiceTests
 {
     public static TheoryData<string, string, bool> Layers() => new()
     {
-        // input, layer, expected choice
+        // input, layer, expected choice (direct or not; the Winograd cases are below)
         { "[1, 34, 34]", "conv(1, 6, 5)", true },                       // the tutorial network
         { "[1, 28, 28]", "conv(1, 32, 3, padding: 1)", true },          // Fashion-MNIST
         { "[3, 17, 19]", "conv(3, 5, 3, padding: 1)", true },           // 27 taps
@@ -28,9 +28,50 @@ public sealed class ConvKernelChoiceTests
         { "[64, 32, 32]", "conv(64, 64, 3, padding: 1, bias: false)", false },
     };
 
+    public static TheoryData<string, string, bool> WinogradLayers() => new()
+    {
+        // input, layer, expected choice
+        { "[64, 32, 32]", "conv(64, 64, 3, padding: 1, bias: false)", true }, // resblock64
+        { "[32, 14, 14]", "conv(32, 64, 3, padding: 1)", true },              // Fashion-MNIST's second conv
+        { "[16, 9, 13]", "conv(16, 16, 3)", true },                           // the smallest channel counts, no padding
+        { "[20, 7, 5]", "conv(20, 24, 3, padding: 2)", true },
+        { "[16, 4, 4]", "conv(16, 16, 3)", true },                            // 2×2 output: one tile
+        { "[16, 3, 3]", "conv(16, 16, 3)", false },                           // 1×1 output
+        { "[15, 16, 16]", "conv(15, 32, 3, padding: 1)", false },             // too few input channels
+        { "[32, 16, 16]", "conv(32, 8, 3, padding: 1)", false },              // too few output channels
+        { "[32, 16, 16]", "conv(32, 32, 3, stride: 2, padding: 1)", false },
+        { "[32, 16, 16]", "conv(32, 32, 3, dilation: 2, padding: 2)", false },
+        { "[32, 16, 16]", "conv(32, 32, 3, padding: 1, groups: 2)", false },
+        { "[32, 16, 16]", "conv(32, 32, (3, 5), padding: 1)", false },
+        { "[32, 16, 16]", "conv(32, 32, 5, padding: 2)", false },
+        { "[32, 40]", "conv1d(32, 32, 3, padding: 1)", false },
+    };
+
     [Theory]
     [MemberData(nameof(Layers))]
     public void The_compiler_and_the_runtime_choose_alike(string input, string layer, bool direct)
+    {
+        var (code, g) = Generate(input, layer);
+        Assert.Equal(direct, ConvDirect.Suits(g));
+        Assert.Equal(direct, code.Contains("global::Dsl.Runtime.ConvDirect.Forward(", StringComparison.Ordinal));
+        Assert.Equal(direct, code.Contains("global::Dsl.Runtime.ConvDirect.BackwardWeight(", StringComparison.Ordinal));
+        Assert.Equal(!direct && !ConvWinograd.Suits(g), code.Contains("global::Dsl.Runtime.Conv2d.Forward(", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [MemberData(nameof(WinogradLayers))]
+    public void The_compiler_and_the_runtime_choose_Winograd_alike(string input, string layer, bool winograd)
+    {
+        var (code, g) = Generate(input, layer);
+        Assert.Equal(winograd, ConvWinograd.Suits(g));
+        Assert.False(ConvDirect.Suits(g) && winograd, "the two special kernels never claim the same layer");
+        Assert.Equal(winograd, code.Contains("global::Dsl.Runtime.ConvWinograd.Forward(", StringComparison.Ordinal));
+        Assert.Equal(winograd, code.Contains("global::Dsl.Runtime.ConvWinograd.BackwardInput(", StringComparison.Ordinal));
+        Assert.Equal(winograd, code.Contains("Winograd F(2×2, 3×3)", StringComparison.Ordinal));
+        Assert.Equal(!winograd, code.Contains("global::Dsl.Runtime.Conv2d.BackwardInput(", StringComparison.Ordinal));
+    }
+
+    private static (string Code, ConvGeometry Geometry) Generate(string input, string layer)
     {
         string source = $"model Net(input: {input}) {{\n    {layer} as c\n}}\n";
         var (run, _) = GeneratorHarness.Run("Choice", new AdditionalText[] { new NnText("net.nn", source) });
@@ -42,12 +83,6 @@ public sealed class ConvKernelChoiceTests
             @"ConvGeometry \w+Geometry = new\(\s*inChannels: (\d+), outChannels: (\d+), inH: (\d+), inW: (\d+), kernelH: (\d+), kernelW: (\d+),\s*strideH: (\d+), strideW: (\d+), padH: (\d+), padW: (\d+), dilationH: (\d+), dilationW: (\d+), groups: (\d+)\);");
         Assert.True(geometry.Success, code);
         int[] v = geometry.Groups.Cast<System.Text.RegularExpressions.Group>().Skip(1).Select(gr => int.Parse(gr.Value, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-        var g = new ConvGeometry(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]);
-
-        Assert.Equal(direct, ConvDirect.Suits(g));
-        Assert.Equal(direct, code.Contains("global::Dsl.Runtime.ConvDirect.Forward(", StringComparison.Ordinal));
-        Assert.Equal(direct, code.Contains("global::Dsl.Runtime.ConvDirect.BackwardWeight(", StringComparison.Ordinal));
-        Assert.Equal(!direct, code.Contains("global::Dsl.Runtime.Conv2d.Forward(", StringComparison.Ordinal));
-        Assert.Contains("global::Dsl.Runtime.Conv2d.BackwardInput(", code, StringComparison.Ordinal); // the input gradient stays on the GEMM
+        return (code, new ConvGeometry(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]));
     }
 }

@@ -499,8 +499,13 @@ namespace Dsl.Compiler.Emit
 
             private static string ReluNote(LayerPlan p) => p.TrainingRelu is { } relu ? $" — then {relu.Layer.Name} (relu) as it writes" : "";
 
-            // Few input channels and a short kernel: the direct kernel (chosen here, from the constant shapes).
-            private static string ConvKernel(LayerPlan p) => p.DirectConvolution ? "ConvDirect" : "Conv2d";
+            // The kernel class, chosen here from the constant shapes: Winograd for 3×3 stride-1 layers with many
+            // channels, the direct kernel for few input channels and a short kernel, else the GEMM.
+            private static string ConvKernel(LayerPlan p) => p.WinogradConvolution ? "ConvWinograd" : p.DirectConvolution ? "ConvDirect" : "Conv2d";
+
+            private static string ConvNote(LayerPlan p) =>
+                p.WinogradConvolution ? " — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36"
+                : p.DirectConvolution ? " — direct: a reduction of few taps, no GEMM" : "";
 
             private void EmitLayerForward(LayerPlan p, string x, string y)
             {
@@ -511,7 +516,7 @@ namespace Dsl.Compiler.Emit
                 {
                     case LayerKind.Conv1d:
                     case LayerKind.Conv2d:
-                        Header(p, p.DirectConvolution ? " — direct: a reduction of few taps, no GEMM" : "");
+                        Header(p, ConvNote(p));
                         _w.Line($"{Runtime}.{ConvKernel(p)}.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, in {n}Geometry, scratch, Pool);");
                         break;
                     case LayerKind.Linear:
@@ -671,7 +676,7 @@ namespace Dsl.Compiler.Emit
                     case LayerKind.Conv1d:
                     case LayerKind.Conv2d:
                         _w.Line($"{Runtime}.{ConvKernel(p)}.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, in {n}Geometry, scratch, Pool);");
-                        _w.Line($"{guard}{Runtime}.Conv2d.BackwardInput({dy}, {Weight(p)}, {dx}, batch, in {n}Geometry, scratch, Pool);");
+                        _w.Line($"{guard}{Runtime}.{(p.WinogradConvolution ? "ConvWinograd" : "Conv2d")}.BackwardInput({dy}, {Weight(p)}, {dx}, batch, in {n}Geometry, scratch, Pool);");
                         break;
                     case LayerKind.Linear:
                         _w.Line($"{Runtime}.Linear.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool);");
@@ -811,7 +816,7 @@ namespace Dsl.Compiler.Emit
                             case LayerKind.Linear:
                             {
                                 bool fold = p.FoldedWeight >= 0;
-                                Header(p, (fold ? $" — with {_plan.Layers[l.Index + 1].Layer.Name} folded in" : "") + (p.DirectConvolution ? " — direct: a reduction of few taps, no GEMM" : "")
+                                Header(p, (fold ? $" — with {_plan.Layers[l.Index + 1].Layer.Name} folded in" : "") + (l.Kind == LayerKind.Linear ? "" : ConvNote(p))
                                     + (p.FusedRelu is { } fusedRelu ? $" — {fusedRelu.Layer.Name} (relu) applied as it writes" : ""));
                                 _w.Line($"var {v} = {Next(l)};");
                                 string w = fold ? $"folded.Slice({n}FoldedWeight, {Int(l.Tensors[0].ElementCount)})" : Weight(p);

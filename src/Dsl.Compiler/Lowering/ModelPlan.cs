@@ -106,6 +106,21 @@ namespace Dsl.Compiler.Lowering
             && Layer.Attributes.Kernel.W <= 5
             && Layer.OutputShape[Layer.OutputShape.Count - 1] >= 16;
 
+        /// <summary>
+        /// For a convolution: whether forward and the input gradient use Winograd's F(2×2, 3×3) (Dsl.Runtime's
+        /// ConvWinograd) rather than the GEMM. Chosen from the constant shapes: a 2-d 3×3 kernel, stride and
+        /// dilation 1, no groups, at least 16 input and 16 output channels and an output of at least 2×2 — the
+        /// same rule as ConvWinograd.Suits, which the tests hold this one to.
+        /// </summary>
+        public bool WinogradConvolution =>
+            Layer.Kind == LayerKind.Conv2d
+            && Layer.Attributes.Kernel.H == 3 && Layer.Attributes.Kernel.W == 3
+            && Layer.Attributes.Stride.H == 1 && Layer.Attributes.Stride.W == 1
+            && Layer.Attributes.Dilation.H == 1 && Layer.Attributes.Dilation.W == 1
+            && Layer.Attributes.Groups == 1
+            && Layer.Attributes.InChannels >= 16 && Layer.Attributes.OutChannels >= 16
+            && Layer.OutputShape[Layer.OutputShape.Count - 2] >= 2 && Layer.OutputShape[Layer.OutputShape.Count - 1] >= 2;
+
         /// <summary>For batch norm: per-channel scale and shift in the folded array (also scratch while folding).</summary>
         public int Scale { get; set; } = -1;
         public int Shift { get; set; } = -1;

@@ -104,7 +104,7 @@ namespace Examples.BatchNormStudy
             channels: 32, inH: 14, inW: 14, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer4Geometry)));
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.ConvWinograd.ParallelScratchLength(in Layer4Geometry)));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -264,8 +264,8 @@ namespace Examples.BatchNormStudy
             // 3: maxpool(2) — bnstudy_bn_after_relu.nn(6,51) — [N, 16, 28, 28] → [N, 16, 14, 14]
             global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 3136), batch, in Layer3Geometry);
 
-            // 4: conv(16, 32, 3, padding: 1) — bnstudy_bn_after_relu.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Conv2d.Forward(y3, parameters.AsSpan(Layer4Weight, 4608), parameters.AsSpan(Layer4Bias, 32), y4, batch, in Layer4Geometry, scratch, Pool);
+            // 4: conv(16, 32, 3, padding: 1) — bnstudy_bn_after_relu.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            global::Dsl.Runtime.ConvWinograd.Forward(y3, parameters.AsSpan(Layer4Weight, 4608), parameters.AsSpan(Layer4Bias, 32), y4, batch, in Layer4Geometry, scratch, Pool);
 
             // 5: relu — bnstudy_bn_after_relu.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14]
             global::Dsl.Runtime.Activations.ReluForward(y4, y5);
@@ -361,8 +361,8 @@ namespace Examples.BatchNormStudy
 
             var g3 = _arena.AsSpan(_workA, batch * 3136);
             // 4: conv(16, 32, 3, padding: 1) — bnstudy_bn_after_relu.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 4608), gradients.AsSpan(Layer4Bias, 32), batch, in Layer4Geometry, scratch, Pool);
-            global::Dsl.Runtime.Conv2d.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 4608), g3, batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 4608), gradients.AsSpan(Layer4Bias, 32), batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 4608), g3, batch, in Layer4Geometry, scratch, Pool);
 
             var g2 = _arena.AsSpan(_workB, batch * 12544);
             // 3: maxpool(2) — bnstudy_bn_after_relu.nn(6,51) — [N, 16, 28, 28] → [N, 16, 14, 14] — backward
@@ -415,9 +415,9 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Pooling.MaxForward(h, h2, batch, in Layer3Geometry);
             h = h2;
 
-            // 4: conv(16, 32, 3, padding: 1) — bnstudy_bn_after_relu.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14]
+            // 4: conv(16, 32, 3, padding: 1) — bnstudy_bn_after_relu.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             var h3 = _arena.AsSpan(_workA, batch * 6272);
-            global::Dsl.Runtime.Conv2d.Forward(h, parameters.AsSpan(Layer4Weight, 4608), parameters.AsSpan(Layer4Bias, 32), h3, batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvWinograd.Forward(h, parameters.AsSpan(Layer4Weight, 4608), parameters.AsSpan(Layer4Bias, 32), h3, batch, in Layer4Geometry, scratch, Pool);
             h = h3;
 
             // 5: relu — bnstudy_bn_after_relu.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14] — with 6 (batch norm) applied as it writes

@@ -68,7 +68,7 @@ namespace Examples.BatchNormStudy
             channels: 32, inH: 14, inW: 14, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer3Geometry)));
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.ConvWinograd.ParallelScratchLength(in Layer3Geometry)));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -176,8 +176,8 @@ namespace Examples.BatchNormStudy
             // 2: maxpool(2) — bnstudy_plain.nn(6,43) — [N, 16, 28, 28] → [N, 16, 14, 14]
             global::Dsl.Runtime.Pooling.MaxForward(y1, y2, Indices(Layer2Indices, batch * 3136), batch, in Layer2Geometry);
 
-            // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Conv2d.Forward(y2, parameters.AsSpan(Layer3Weight, 4608), parameters.AsSpan(Layer3Bias, 32), y3, batch, in Layer3Geometry, scratch, Pool);
+            // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            global::Dsl.Runtime.ConvWinograd.Forward(y2, parameters.AsSpan(Layer3Weight, 4608), parameters.AsSpan(Layer3Bias, 32), y3, batch, in Layer3Geometry, scratch, Pool);
 
             // 4: relu — bnstudy_plain.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14]
             global::Dsl.Runtime.Activations.ReluForward(y3, y4);
@@ -248,8 +248,8 @@ namespace Examples.BatchNormStudy
 
             var g2 = _arena.AsSpan(_workA, batch * 3136);
             // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 4608), gradients.AsSpan(Layer3Bias, 32), batch, in Layer3Geometry, scratch, Pool);
-            global::Dsl.Runtime.Conv2d.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 4608), g2, batch, in Layer3Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 4608), gradients.AsSpan(Layer3Bias, 32), batch, in Layer3Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 4608), g2, batch, in Layer3Geometry, scratch, Pool);
 
             var g1 = _arena.AsSpan(_workB, batch * 12544);
             // 2: maxpool(2) — bnstudy_plain.nn(6,43) — [N, 16, 28, 28] → [N, 16, 14, 14] — backward
@@ -283,9 +283,9 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer2Geometry);
             h = h1;
 
-            // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — 4 (relu) applied as it writes
+            // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 4 (relu) applied as it writes
             var h2 = _arena.AsSpan(_workA, batch * 6272);
-            global::Dsl.Runtime.Conv2d.Forward(h, parameters.AsSpan(Layer3Weight, 4608), parameters.AsSpan(Layer3Bias, 32), h2, batch, in Layer3Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.ConvWinograd.Forward(h, parameters.AsSpan(Layer3Weight, 4608), parameters.AsSpan(Layer3Bias, 32), h2, batch, in Layer3Geometry, scratch, Pool, relu: true);
             h = h2;
 
             // 4: relu — bnstudy_plain.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by 3 (conv2d) as it wrote its output

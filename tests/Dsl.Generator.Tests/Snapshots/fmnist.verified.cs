@@ -110,7 +110,7 @@ namespace Examples.FashionMnist
             channels: 64, inH: 14, inW: 14, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer4Geometry)));
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.ConvWinograd.ParallelScratchLength(in Layer4Geometry)));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -269,8 +269,8 @@ namespace Examples.FashionMnist
             // 3: maxpool(2) — fmnist.nn(7,51) — [N, 32, 28, 28] → [N, 32, 14, 14]
             global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 6272), batch, in Layer3Geometry);
 
-            // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14]
-            global::Dsl.Runtime.Conv2d.Forward(y3, parameters.AsSpan(Layer4Weight, 18432), parameters.AsSpan(Layer4Bias, 64), y4, batch, in Layer4Geometry, scratch, Pool);
+            // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            global::Dsl.Runtime.ConvWinograd.Forward(y3, parameters.AsSpan(Layer4Weight, 18432), parameters.AsSpan(Layer4Bias, 64), y4, batch, in Layer4Geometry, scratch, Pool);
 
             // 5: bn2d — fmnist.nn(8,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — batch statistics; running statistics updated — then 6 (relu) as it writes
             counters[Layer5NumBatchesTracked]++;
@@ -364,8 +364,8 @@ namespace Examples.FashionMnist
 
             var g3 = _arena.AsSpan(_workA, batch * 6272);
             // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 18432), gradients.AsSpan(Layer4Bias, 64), batch, in Layer4Geometry, scratch, Pool);
-            global::Dsl.Runtime.Conv2d.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 18432), g3, batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 18432), gradients.AsSpan(Layer4Bias, 64), batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 18432), g3, batch, in Layer4Geometry, scratch, Pool);
 
             var g2 = _arena.AsSpan(_workB, batch * 25088);
             // 3: maxpool(2) — fmnist.nn(7,51) — [N, 32, 28, 28] → [N, 32, 14, 14] — backward
@@ -415,9 +415,9 @@ namespace Examples.FashionMnist
             global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer3Geometry);
             h = h1;
 
-            // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — with 5 folded in — 6 (relu) applied as it writes
+            // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — with 5 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes
             var h2 = _arena.AsSpan(_workA, batch * 12544);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer4FoldedWeight, 18432), folded.Slice(Layer4FoldedBias, 64), h2, batch, in Layer4Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.ConvWinograd.Forward(h, folded.Slice(Layer4FoldedWeight, 18432), folded.Slice(Layer4FoldedBias, 64), h2, batch, in Layer4Geometry, scratch, Pool, relu: true);
             h = h2;
 
             // 5: bn2d — fmnist.nn(8,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — folded into 4

@@ -106,7 +106,7 @@ namespace Snapshots
             inChannels: 16, outChannels: 32, inH: 16, inW: 16, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::System.Math.Max(global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer3Geometry), global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer7Geometry))));
+        private static readonly int s_scratchLength = global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::System.Math.Max(global::Dsl.Runtime.ConvWinograd.ParallelScratchLength(in Layer3Geometry), global::Dsl.Runtime.ConvWinograd.ParallelScratchLength(in Layer7Geometry))));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -253,8 +253,8 @@ namespace Snapshots
 
             // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 1 (batch norm) as it wrote this output
 
-            // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32]
-            global::Dsl.Runtime.Conv2d.Forward(y2, parameters.AsSpan(Layer3Weight, 2304), default, y3, batch, in Layer3Geometry, scratch, Pool);
+            // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            global::Dsl.Runtime.ConvWinograd.Forward(y2, parameters.AsSpan(Layer3Weight, 2304), default, y3, batch, in Layer3Geometry, scratch, Pool);
 
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated — then 5 (relu) as it writes
             counters[Layer4NumBatchesTracked]++;
@@ -266,8 +266,8 @@ namespace Snapshots
             // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16]
             global::Dsl.Runtime.Pooling.MaxForward(y5, y6, Indices(Layer6Indices, batch * 4096), batch, in Layer6Geometry);
 
-            // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16]
-            global::Dsl.Runtime.Conv2d.Forward(y6, parameters.AsSpan(Layer7Weight, 4608), default, y7, batch, in Layer7Geometry, scratch, Pool);
+            // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            global::Dsl.Runtime.ConvWinograd.Forward(y6, parameters.AsSpan(Layer7Weight, 4608), default, y7, batch, in Layer7Geometry, scratch, Pool);
 
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — batch statistics; running statistics updated — then 9 (relu) as it writes
             counters[Layer8NumBatchesTracked]++;
@@ -330,8 +330,8 @@ namespace Snapshots
 
             var g6 = _arena.AsSpan(_workA, batch * 4096);
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 4608), default, batch, in Layer7Geometry, scratch, Pool);
-            global::Dsl.Runtime.Conv2d.BackwardInput(g7, parameters.AsSpan(Layer7Weight, 4608), g6, batch, in Layer7Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvWinograd.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 4608), default, batch, in Layer7Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvWinograd.BackwardInput(g7, parameters.AsSpan(Layer7Weight, 4608), g6, batch, in Layer7Geometry, scratch, Pool);
 
             var g5 = _arena.AsSpan(_workB, batch * 16384);
             // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16] — backward
@@ -349,8 +349,8 @@ namespace Snapshots
 
             var g2 = _arena.AsSpan(_workB, batch * 16384);
             // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 2304), default, batch, in Layer3Geometry, scratch, Pool);
-            global::Dsl.Runtime.Conv2d.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 2304), g2, batch, in Layer3Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 2304), default, batch, in Layer3Geometry, scratch, Pool);
+            global::Dsl.Runtime.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 2304), g2, batch, in Layer3Geometry, scratch, Pool);
 
             var g1 = g2;
             // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
@@ -391,9 +391,9 @@ namespace Snapshots
 
             // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 0 (conv2d) as it wrote its output
 
-            // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — with 4 folded in — 5 (relu) applied as it writes
+            // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — with 4 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 5 (relu) applied as it writes
             var h1 = _arena.AsSpan(_workB, batch * 16384);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3FoldedBias, 16), h1, batch, in Layer3Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.ConvWinograd.Forward(h, folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3FoldedBias, 16), h1, batch, in Layer3Geometry, scratch, Pool, relu: true);
             h = h1;
 
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — folded into 3
@@ -405,9 +405,9 @@ namespace Snapshots
             global::Dsl.Runtime.Pooling.MaxForward(h, h2, batch, in Layer6Geometry);
             h = h2;
 
-            // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — with 8 folded in — 9 (relu) applied as it writes
+            // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — with 8 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 9 (relu) applied as it writes
             var h3 = _arena.AsSpan(_workB, batch * 8192);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), h3, batch, in Layer7Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.ConvWinograd.Forward(h, folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), h3, batch, in Layer7Geometry, scratch, Pool, relu: true);
             h = h3;
 
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — folded into 7

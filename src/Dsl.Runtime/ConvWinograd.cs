@@ -1,0 +1,613 @@
+// Winograd F(2×2, 3×3) convolution: 3×3, stride-1 layers with many channels in 16 small GEMMs.
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Dsl.Runtime;
+
+/// <summary>
+/// A 3×3, stride-1 convolution by Winograd's minimal filtering F(2×2, 3×3) (Lavin and Gray, 2016): each
+/// 2×2 block of output comes from a 4×4 patch of input, and in the transformed domain the 9·4 = 36
+/// multiplies of a block become 16, a 2.25-fold saving in the part that dominates.
+/// <list type="bullet">
+/// <item>weights: <c>U = G·g·Gᵀ</c> per (out, in) channel pair, sixteen <c>[out × in]</c> matrices;</item>
+/// <item>input: <c>V = Bᵀ·d·B</c> per input channel and 4×4 patch (patches overlap by 2), sixteen <c>[in × tiles]</c> matrices;</item>
+/// <item>sixteen products <c>M_ξ = U_ξ·V_ξ</c> on <see cref="Gemm"/>'s 6×16 micro-kernel;</item>
+/// <item>output: <c>Y = Aᵀ·M·A</c> per out channel and tile, plus the bias, ReLU'd when fused.</item>
+/// </list>
+/// The input is split into the even and odd columns of a zero-bordered copy, so a transform reads 8
+/// tiles' patches with contiguous loads; tiles are processed a few tile rows at a time so that V and M
+/// stay in L2. The transforms only add, subtract and halve, so results differ from the direct sum by
+/// rounding alone (about 1e-6 relative, well inside PyTorch parity; tested against <see cref="ConvGemm"/>).
+/// Every output element is computed the same way whichever thread or batch it is in.
+/// </summary>
+public static unsafe class ConvWinograd
+{
+    private const int Xi = 16; // 4×4 transformed positions
+
+    /// <summary>
+    /// Whether geometry <paramref name="g"/> takes this kernel: 3×3, stride 1, no dilation, one group, and at
+    /// least <see cref="MinChannels"/> input and output channels, an output of at least 2×2. The compiler applies the same
+    /// rule to the constant shapes (ModelPlan's WinogradConvolution), and a test holds the two equal.
+    /// </summary>
+    /// <param name="g">Convolution geometry.</param>
+    /// <returns>True when the layer is computed here.</returns>
+    public static bool Suits(in ConvGeometry g) =>
+        g.KernelH == 3 && g.KernelW == 3 && g.StrideH == 1 && g.StrideW == 1 && g.DilationH == 1 && g.DilationW == 1
+        && g.Groups == 1 && g.InChannels >= MinChannels && g.OutChannels >= MinChannels && g.OutH >= 2 && g.OutW >= 2;
+
+    /// <summary>Fewest input and output channels for which the transforms cost less than the multiplies they save.</summary>
+    public const int MinChannels = 16;
+
+    /// <summary>Whether the input gradient of <paramref name="g"/> (a stride-1 convolution of dY with flipped kernels) takes this kernel.</summary>
+    /// <param name="g">Convolution geometry of the forward layer.</param>
+    /// <returns>True when <see cref="BackwardInput(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, in ConvGeometry, Span{float})"/> runs here.</returns>
+    public static bool SuitsBackwardInput(in ConvGeometry g) => ConvGemm.CanTransposeAsConvolution(g) && Suits(ConvGemm.Transposed(g));
+
+    /// <summary>Floats of scratch one thread needs for the forward pass (and, when it suits, the input gradient) of <paramref name="g"/>.</summary>
+    /// <param name="g">Convolution geometry.</param>
+    /// <returns>The scratch length, 0 when neither pass runs here.</returns>
+    public static int ScratchLength(in ConvGeometry g) => Math.Max(
+        Suits(g) ? (int)Plan.Of(g).ScratchLength : 0,
+        SuitsBackwardInput(g) ? (int)Plan.Of(ConvGemm.Transposed(g)).ScratchLength : 0);
+
+    /// <summary>How a geometry is tiled, and where its buffers lie in a thread's scratch.</summary>
+    private readonly struct Plan
+    {
+        public readonly int Cin, Cout, CoutPad, InH, InW, OutH, OutW, PadH, PadW;
+        public readonly int TileCols;   // tiles per tile row, rounded up to 8 (one vector)
+        public readonly int BlockRows;  // tile rows per block
+        public readonly int BlockTiles; // BlockRows · TileCols, a multiple of 16 (one micro-kernel panel)
+        public readonly int Blocks;     // blocks per image
+        public readonly int RowLength;  // floats per even (or odd) row of the bordered copy
+        public readonly int Rows;       // rows of the bordered copy
+        public readonly long ULength, CopyLength, VLength, MLength;
+        public readonly long UStride;   // floats between U_ξ and U_ξ+1: 8 more than their size, room for a vector store's tail
+        public readonly long VStride;   // floats between V_ξ and V_ξ+1: a cache line more than their size, so the 16 stores of a transform do not share cache sets
+
+        private Plan(in ConvGeometry g)
+        {
+            Cin = g.InChannels; Cout = g.OutChannels; CoutPad = (Cout + Gemm.MR - 1) / Gemm.MR * Gemm.MR;
+            InH = g.InH; InW = g.InW; OutH = g.OutH; OutW = g.OutW; PadH = g.PadH; PadW = g.PadW;
+            int tileRows = (OutH + 1) / 2;
+            TileCols = ((OutW + 1) / 2 + 7) & ~7;
+            // About 32 tiles per block: V and M for all 16 positions then take 16·(Cin + Cout)·32 floats.
+            BlockRows = TileCols % Gemm.NR == 0 ? Math.Max(1, 32 / TileCols) : Math.Max(2, (32 / TileCols) & ~1);
+            BlockTiles = BlockRows * TileCols;
+            Blocks = (tileRows + BlockRows - 1) / BlockRows;
+            RowLength = TileCols + 1;
+            Rows = 2 * Blocks * BlockRows + 2;
+            UStride = (long)CoutPad * Cin + 8;
+            ULength = Xi * UStride;
+            CopyLength = (long)Cin * Rows * 2 * RowLength;
+            VStride = (long)Cin * BlockTiles + 16;
+            VLength = Xi * VStride;
+            MLength = (long)Xi * CoutPad * BlockTiles;
+        }
+
+        public static Plan Of(in ConvGeometry g) => new(g);
+
+        public long ScratchLength => ULength + CopyLength + VLength + MLength;
+    }
+
+    /// <summary>
+    /// Floats of scratch per pool thread for the layer: this kernel's buffers (thread 0's region also holds the
+    /// transformed weights), and enough for <see cref="Conv2d"/>'s weight gradient of the same layer, which shares it.
+    /// </summary>
+    /// <param name="g">Convolution geometry.</param>
+    /// <returns>The per-thread scratch length.</returns>
+    public static int ParallelScratchLength(in ConvGeometry g) => Math.Max(ScratchLength(g), Conv2d.ParallelScratchLength(g));
+
+    /// <summary>Computes <c>y = conv(x, w) + bias</c> on the caller's thread.</summary>
+    /// <param name="x">Input <c>[n, InChannels, InH, InW]</c>.</param>
+    /// <param name="w">Weight <c>[OutChannels, InChannels, 3, 3]</c>.</param>
+    /// <param name="bias">Bias <c>[OutChannels]</c>, or empty.</param>
+    /// <param name="y">Output <c>[n, OutChannels, OutH, OutW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Convolution geometry; <see cref="Suits"/> must hold.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch) =>
+        Forward(x, w, bias, y, n, g, scratch, relu: false);
+
+    /// <summary>Computes <c>y = conv(x, w) + bias</c>, ReLU'd when <paramref name="relu"/>, on the caller's thread.</summary>
+    /// <param name="x">Input <c>[n, InChannels, InH, InW]</c>.</param>
+    /// <param name="w">Weight <c>[OutChannels, InChannels, 3, 3]</c>.</param>
+    /// <param name="bias">Bias <c>[OutChannels]</c>, or empty.</param>
+    /// <param name="y">Output <c>[n, OutChannels, OutH, OutW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Convolution geometry; <see cref="Suits"/> must hold.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
+    /// <param name="relu">Apply ReLU to the output as it is written.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, bool relu)
+    {
+        if (!Suits(g))
+        {
+            Conv2d.Forward(x, w, bias, y, n, g, scratch, relu);
+            return;
+        }
+
+        Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && y.Length >= n * g.OutputLength, "buffer too short");
+        Debug.Assert(bias.IsEmpty || bias.Length >= g.OutChannels, "bias too short");
+        var plan = Plan.Of(g);
+        Debug.Assert(scratch.Length >= plan.ScratchLength, "scratch too short");
+        fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
+        {
+            TransformWeights(pw, ps, plan, flipped: false);
+            Run(px, ps, bias.IsEmpty ? null : pb, py, plan, ps + plan.ULength, 0, n * plan.Blocks, relu);
+        }
+    }
+
+    /// <summary>Input gradient <c>dx = conv_transpose(dy, w)</c>: for a stride-1 layer the Winograd convolution of dy with flipped kernels, else <see cref="Conv2d"/>'s; <paramref name="dx"/> is overwritten.</summary>
+    /// <param name="dy">Output gradient <c>[n, OutChannels, OutH, OutW]</c>.</param>
+    /// <param name="w">Weight.</param>
+    /// <param name="dx">Input gradient <c>[n, InChannels, InH, InW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Forward geometry.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> (and <see cref="Conv2d.ScratchLength"/>) floats.</param>
+    public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, in ConvGeometry g, Span<float> scratch)
+    {
+        if (!SuitsBackwardInput(g))
+        {
+            Conv2d.BackwardInput(dy, w, dx, n, g, scratch);
+            return;
+        }
+
+        Debug.Assert(dy.Length >= n * g.OutputLength && w.Length >= g.WeightLength && dx.Length >= n * g.InputLength, "buffer too short");
+        var plan = Plan.Of(ConvGemm.Transposed(g));
+        Debug.Assert(scratch.Length >= plan.ScratchLength, "scratch too short");
+        fixed (float* pdy = dy, pw = w, pdx = dx, ps = scratch)
+        {
+            TransformWeights(pw, ps, plan, flipped: true);
+            Run(pdy, ps, null, pdx, plan, ps + plan.ULength, 0, n * plan.Blocks, relu: false);
+        }
+    }
+
+    // Below this many multiply-adds (of the direct sum) a pass stays on the caller, as Conv2d's do.
+    private const long ParallelThreshold = 1L << 20;
+
+    private static bool Parallel(WorkerPool? pool, int n, in ConvGeometry g) =>
+        pool is { Threads: > 1 } && (long)n * g.OutChannels * g.OutH * g.OutW * g.InChannels * 9 >= ParallelThreshold;
+
+    /// <summary>Forward with (sample, block of tile rows) items split across <paramref name="pool"/>.</summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool) =>
+        Forward(x, w, bias, y, n, g, scratch, pool, relu: false);
+
+    /// <summary>
+    /// Forward with (sample, block of tile rows) items split across <paramref name="pool"/>, ReLU applied as it
+    /// writes when <paramref name="relu"/>. Blocks, not samples, are the unit, so one image keeps both cores busy;
+    /// each output element is computed the same way as on one thread.
+    /// </summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    /// <param name="relu">Apply ReLU to the output as it is written.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool, bool relu)
+    {
+        if (!Suits(g))
+        {
+            Conv2d.Forward(x, w, bias, y, n, g, scratch, pool, relu);
+            return;
+        }
+
+        if (!Parallel(pool, n, g))
+        {
+            Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)), relu);
+            return;
+        }
+
+        var plan = Plan.Of(g);
+        fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
+        {
+            TransformWeights(pw, ps, plan, flipped: false);
+            var job = new Job { X = px, U = ps, Bias = bias.IsEmpty ? null : pb, Y = py, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = n * plan.Blocks, Plan = plan, Relu = relu };
+            pool.Run(&Part, &job);
+        }
+    }
+
+    /// <summary>Input gradient with its items split across <paramref name="pool"/>; <paramref name="dx"/> is overwritten.</summary>
+    /// <param name="dy">Output gradient.</param><param name="w">Weight.</param><param name="dx">Input gradient; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="g">Forward geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool)
+    {
+        if (!SuitsBackwardInput(g))
+        {
+            Conv2d.BackwardInput(dy, w, dx, n, g, scratch, pool);
+            return;
+        }
+
+        if (!Parallel(pool, n, g))
+        {
+            BackwardInput(dy, w, dx, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
+            return;
+        }
+
+        var plan = Plan.Of(ConvGemm.Transposed(g));
+        fixed (float* pdy = dy, pw = w, pdx = dx, ps = scratch)
+        {
+            TransformWeights(pw, ps, plan, flipped: true);
+            var job = new Job { X = pdy, U = ps, Bias = null, Y = pdx, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = n * plan.Blocks, Plan = plan, Relu = false };
+            pool.Run(&Part, &job);
+        }
+    }
+
+    /// <summary>Weight and bias gradients (accumulated): <see cref="Conv2d"/>'s, on the padded grid.</summary>
+    /// <param name="dy">Output gradient.</param><param name="x">Forward input.</param><param name="dw">Weight gradient; accumulated.</param>
+    /// <param name="dbias">Bias gradient, or empty; accumulated.</param><param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param><param name="pool">The pool, or null.</param>
+    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool) =>
+        Conv2d.BackwardWeight(dy, x, dw, dbias, n, g, scratch, pool);
+
+    private struct Job
+    {
+        public float* X, U, Bias, Y, Scratch;
+        public long ScratchStride;
+        public int Items;
+        public Plan Plan;
+        public bool Relu;
+    }
+
+    // Thread `part`'s share of the items; the transformed weights lie at the start of part 0's region.
+    private static void Part(void* state, int part, int parts)
+    {
+        var job = (Job*)state;
+        var (lo, hi) = WorkerPool.Share(job->Items, part, parts);
+        if (lo == hi) return;
+        Run(job->X, job->U, job->Bias, job->Y, job->Plan, job->Scratch + part * job->ScratchStride + job->Plan.ULength, lo, hi, job->Relu);
+    }
+
+    // Items [lo, hi): item i is block i % Blocks of sample i / Blocks. work = this thread's copy, V and M.
+    private static void Run(float* x, float* u, float* bias, float* y, in Plan p, float* work, int lo, int hi, bool relu)
+    {
+        float* copy = work, v = copy + p.CopyLength, m = v + p.VLength;
+        long inLength = (long)p.Cin * p.InH * p.InW, outLength = (long)p.Cout * p.OutH * p.OutW;
+        for (int item = lo; item < hi;)
+        {
+            int sample = item / p.Blocks, first = item % p.Blocks;
+            int last = Math.Min(p.Blocks, first + (hi - item)); // blocks [first, last) of this sample
+            // Input rows 2·R·first … 2·R·last + 1 of the bordered image serve these blocks.
+            Border(x + sample * inLength, copy, p, 2 * p.BlockRows * first, 2 * p.BlockRows * last + 2);
+            for (int block = first; block < last; block++)
+            {
+                TransformInput(copy, v, p, block);
+                Multiply(u, v, m, p);
+                TransformOutput(m, bias, y + sample * outLength, p, block, relu);
+            }
+
+            item += last - first;
+        }
+    }
+
+    // U_ξ[o, c] = (G·g·Gᵀ)_ξ for g = w[o, c] (or, flipped, g = w[c, o] rotated by 180°: the input
+    // gradient's kernels), stored as Gemm's packed A panels: U + ξ·CoutPad·Cin + (o/6)·6·Cin + c·6 + o%6.
+    private static void TransformWeights(float* w, float* u, in Plan p, bool flipped)
+    {
+        if (Avx2.IsSupported)
+        {
+            TransformWeightsAvx2(w, u, p, flipped);
+            return;
+        }
+
+        int cin = p.Cin, cout = p.Cout;
+        long xiStride = p.UStride;
+        float* t = stackalloc float[Xi];
+        for (int o = 0; o < p.CoutPad; o++)
+        {
+            for (int c = 0; c < cin; c++)
+            {
+                float* panel = u + (long)(o / Gemm.MR) * Gemm.MR * cin + c * Gemm.MR + o % Gemm.MR;
+                if (o >= cout)
+                {
+                    for (int xi = 0; xi < Xi; xi++) panel[xi * xiStride] = 0f;
+                    continue;
+                }
+
+                // Forward: w[o, c]. Flipped: the forward layer had cin outputs and cout inputs, its kernel [c, o] rotated by 180°.
+                float* k = flipped ? w + ((long)c * cout + o) * 9 : w + ((long)o * cin + c) * 9;
+                if (!flipped) Filter(k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], t);
+                else Filter(k[8], k[7], k[6], k[5], k[4], k[3], k[2], k[1], k[0], t);
+                for (int xi = 0; xi < Xi; xi++) panel[xi * xiStride] = t[xi];
+            }
+        }
+    }
+
+    // The same, one panel row of 6 output channels per vector (lanes 6 and 7 spill into the next
+    // input channel's slot, rewritten next, or into the 8 floats of slack after U_ξ): 9 gathers, then
+    // the transform on whole vectors and 16 stores.
+    private static void TransformWeightsAvx2(float* w, float* u, in Plan p, bool flipped)
+    {
+        int cin = p.Cin, cout = p.Cout;
+        long xiStride = p.UStride;
+        // Lane l reads output channel o + l: 9·cin floats apart in w[o, c], 9 apart in w[c, o].
+        int laneStride = flipped ? 9 : 9 * cin;
+        var half = Vector256.Create(0.5f);
+        for (int o = 0; o < p.CoutPad; o += Gemm.MR)
+        {
+            int lanes = Math.Min(Gemm.MR, cout - o);
+            var index = Vector256.Create(0, laneStride, 2 * laneStride, 3 * laneStride, 4 * laneStride, 5 * laneStride, 0, 0);
+            var valid = Vector256.Create(0 < lanes ? -1 : 0, 1 < lanes ? -1 : 0, 2 < lanes ? -1 : 0, 3 < lanes ? -1 : 0, 4 < lanes ? -1 : 0, 5 < lanes ? -1 : 0, 0, 0).AsSingle();
+            index &= valid.AsInt32(); // lanes past cout read lane 0's kernel, then are zeroed
+            for (int c = 0; c < cin; c++)
+            {
+                float* k = flipped ? w + ((long)c * cout + o) * 9 : w + ((long)o * cin + c) * 9;
+                Vector256<float> g0, g1, g2, g3, g4, g5, g6, g7, g8;
+                if (!flipped)
+                {
+                    g0 = Avx2.GatherVector256(k, index, 4); g1 = Avx2.GatherVector256(k + 1, index, 4); g2 = Avx2.GatherVector256(k + 2, index, 4);
+                    g3 = Avx2.GatherVector256(k + 3, index, 4); g4 = Avx2.GatherVector256(k + 4, index, 4); g5 = Avx2.GatherVector256(k + 5, index, 4);
+                    g6 = Avx2.GatherVector256(k + 6, index, 4); g7 = Avx2.GatherVector256(k + 7, index, 4); g8 = Avx2.GatherVector256(k + 8, index, 4);
+                }
+                else
+                {
+                    g0 = Avx2.GatherVector256(k + 8, index, 4); g1 = Avx2.GatherVector256(k + 7, index, 4); g2 = Avx2.GatherVector256(k + 6, index, 4);
+                    g3 = Avx2.GatherVector256(k + 5, index, 4); g4 = Avx2.GatherVector256(k + 4, index, 4); g5 = Avx2.GatherVector256(k + 3, index, 4);
+                    g6 = Avx2.GatherVector256(k + 2, index, 4); g7 = Avx2.GatherVector256(k + 1, index, 4); g8 = Avx2.GatherVector256(k, index, 4);
+                }
+
+                // Rows (G·g), then each row's columns, exactly as Filter does per lane.
+                var r10 = half * (g0 + g3 + g6); var r11 = half * (g1 + g4 + g7); var r12 = half * (g2 + g5 + g8);
+                var r20 = half * (g0 - g3 + g6); var r21 = half * (g1 - g4 + g7); var r22 = half * (g2 - g5 + g8);
+                float* dest = u + (long)o * cin + c * Gemm.MR;
+                Row(g0, g1, g2, dest, xiStride, half, valid);
+                Row(r10, r11, r12, dest + 4 * xiStride, xiStride, half, valid);
+                Row(r20, r21, r22, dest + 8 * xiStride, xiStride, half, valid);
+                Row(g6, g7, g8, dest + 12 * xiStride, xiStride, half, valid);
+            }
+        }
+
+        static void Row(Vector256<float> a, Vector256<float> b, Vector256<float> c, float* dest, long stride, Vector256<float> half, Vector256<float> valid)
+        {
+            Vector256.Store(a & valid, dest);
+            Vector256.Store((half * (a + b + c)) & valid, dest + stride);
+            Vector256.Store((half * (a - b + c)) & valid, dest + 2 * stride);
+            Vector256.Store(c & valid, dest + 3 * stride);
+        }
+    }
+
+    // G·g·Gᵀ with G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]], into t[4·a + k].
+    private static void Filter(float g0, float g1, float g2, float g3, float g4, float g5, float g6, float g7, float g8, float* t)
+    {
+        // Rows: (G·g)[a, j].
+        float r00 = g0, r01 = g1, r02 = g2;
+        float r10 = 0.5f * (g0 + g3 + g6), r11 = 0.5f * (g1 + g4 + g7), r12 = 0.5f * (g2 + g5 + g8);
+        float r20 = 0.5f * (g0 - g3 + g6), r21 = 0.5f * (g1 - g4 + g7), r22 = 0.5f * (g2 - g5 + g8);
+        float r30 = g6, r31 = g7, r32 = g8;
+        Row(r00, r01, r02, t);
+        Row(r10, r11, r12, t + 4);
+        Row(r20, r21, r22, t + 8);
+        Row(r30, r31, r32, t + 12);
+
+        static void Row(float a, float b, float c, float* t)
+        {
+            t[0] = a;
+            t[1] = 0.5f * (a + b + c);
+            t[2] = 0.5f * (a - b + c);
+            t[3] = c;
+        }
+    }
+
+    // Rows [rowLo, rowHi) of the zero-bordered image, each split into its even and odd columns:
+    // row r of channel c is at copy + (c·Rows + r)·2·RowLength (even columns), then the odd ones.
+    private static void Border(float* x, float* copy, in Plan p, int rowLo, int rowHi)
+    {
+        int len = p.RowLength, inW = p.InW;
+        for (int c = 0; c < p.Cin; c++)
+        {
+            float* plane = x + (long)c * p.InH * inW;
+            for (int r = rowLo; r < rowHi; r++)
+            {
+                float* even = copy + ((long)c * p.Rows + r) * 2 * len, odd = even + len;
+                int source = r - p.PadH;
+                if ((uint)source >= (uint)p.InH)
+                {
+                    new Span<float>(even, 2 * len).Clear();
+                    continue;
+                }
+
+                Split(plane + (long)source * inW, inW, p.PadW, even, odd, len);
+            }
+        }
+    }
+
+    // even[t] = row[2t − pad], odd[t] = row[2t + 1 − pad], zero outside [0, width).
+    private static void Split(float* row, int width, int pad, float* even, float* odd, int len)
+    {
+        int t = 0;
+        // Columns below 0: scalar until both 2t − pad and 2t + 1 − pad are inside.
+        for (; t < len && 2 * t - pad < 0; t++)
+        {
+            int c0 = 2 * t - pad, c1 = c0 + 1;
+            even[t] = (uint)c0 < (uint)width ? row[c0] : 0f;
+            odd[t] = (uint)c1 < (uint)width ? row[c1] : 0f;
+        }
+
+        if (Avx2.IsSupported)
+        {
+            // 8 even and 8 odd columns from 16 consecutive ones.
+            for (; t + 8 <= len && 2 * t - pad + 16 <= width; t += 8)
+            {
+                float* s = row + 2 * t - pad;
+                var a = Avx.LoadVector256(s);
+                var b = Avx.LoadVector256(s + 8);
+                var e = Avx.Shuffle(a, b, 0b10_00_10_00); // a0 a2 b0 b2 | a4 a6 b4 b6
+                var o = Avx.Shuffle(a, b, 0b11_01_11_01);
+                Avx.Store(even + t, Avx2.Permute4x64(e.AsDouble(), 0b11_01_10_00).AsSingle());
+                Avx.Store(odd + t, Avx2.Permute4x64(o.AsDouble(), 0b11_01_10_00).AsSingle());
+            }
+        }
+
+        for (; t < len; t++)
+        {
+            int c0 = 2 * t - pad, c1 = c0 + 1;
+            even[t] = (uint)c0 < (uint)width ? row[c0] : 0f;
+            odd[t] = (uint)c1 < (uint)width ? row[c1] : 0f;
+        }
+    }
+
+    // V_ξ[c, tile] = (Bᵀ·d·B)_ξ for the block's tiles, 8 tiles at a time, stored as Gemm's packed B panels:
+    // V + ((ξ·Q + tile/16)·Cin + c)·16 + tile%16, with Q = BlockTiles/16.
+    // Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]].
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TransformInput(float* copy, float* v, in Plan p, int block)
+    {
+        int len = p.RowLength, cin = p.Cin;
+        long xiStride = p.VStride;
+        for (int c = 0; c < cin; c++)
+        {
+            for (int i = 0; i < p.BlockRows; i++)
+            {
+                int r = 2 * (block * p.BlockRows + i);
+                float* row0 = copy + ((long)c * p.Rows + r) * 2 * len;
+                float* row1 = row0 + 2 * len, row2 = row1 + 2 * len, row3 = row2 + 2 * len;
+                for (int t0 = 0; t0 < p.TileCols; t0 += 8)
+                {
+                    int local = i * p.TileCols + t0;
+                    float* dest = v + ((long)(local / Gemm.NR) * cin + c) * Gemm.NR + local % Gemm.NR;
+                    // Columns of each row (d·B): k0 = d0 − d2, k1 = d1 + d2, k2 = d2 − d1, k3 = d1 − d3.
+                    ColumnPass(row0 + t0, len, out var a0, out var a1, out var a2, out var a3);
+                    ColumnPass(row1 + t0, len, out var b0, out var b1, out var b2, out var b3);
+                    ColumnPass(row2 + t0, len, out var c0, out var c1, out var c2, out var c3);
+                    ColumnPass(row3 + t0, len, out var d0, out var d1, out var d2, out var d3);
+                    // Then the rows (Bᵀ·): a·0 = r0 − r2, a·1 = r1 + r2, a·2 = r2 − r1, a·3 = r1 − r3.
+                    Vector256.Store(a0 - c0, dest);
+                    Vector256.Store(a1 - c1, dest + xiStride);
+                    Vector256.Store(a2 - c2, dest + 2 * xiStride);
+                    Vector256.Store(a3 - c3, dest + 3 * xiStride);
+                    Vector256.Store(b0 + c0, dest + 4 * xiStride);
+                    Vector256.Store(b1 + c1, dest + 5 * xiStride);
+                    Vector256.Store(b2 + c2, dest + 6 * xiStride);
+                    Vector256.Store(b3 + c3, dest + 7 * xiStride);
+                    Vector256.Store(c0 - b0, dest + 8 * xiStride);
+                    Vector256.Store(c1 - b1, dest + 9 * xiStride);
+                    Vector256.Store(c2 - b2, dest + 10 * xiStride);
+                    Vector256.Store(c3 - b3, dest + 11 * xiStride);
+                    Vector256.Store(b0 - d0, dest + 12 * xiStride);
+                    Vector256.Store(b1 - d1, dest + 13 * xiStride);
+                    Vector256.Store(b2 - d2, dest + 14 * xiStride);
+                    Vector256.Store(b3 - d3, dest + 15 * xiStride);
+                }
+            }
+        }
+    }
+
+    // One bordered row's 4-column patches for 8 tiles: d0 = even[t], d1 = odd[t], d2 = even[t+1], d3 = odd[t+1].
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ColumnPass(float* even, int len, out Vector256<float> k0, out Vector256<float> k1, out Vector256<float> k2, out Vector256<float> k3)
+    {
+        var e0 = Vector256.Load(even);
+        var e1 = Vector256.Load(even + 1);
+        var o0 = Vector256.Load(even + len);
+        var o1 = Vector256.Load(even + len + 1);
+        k0 = e0 - e1;
+        k1 = o0 + e1;
+        k2 = e1 - o0;
+        k3 = o0 - o1;
+    }
+
+    // M_ξ[o, tile] = Σ_c U_ξ[o, c]·V_ξ[c, tile] for the block: 16 products of [CoutPad × Cin]·[Cin × BlockTiles].
+    private static void Multiply(float* u, float* v, float* m, in Plan p)
+    {
+        int cin = p.Cin, panels = p.BlockTiles / Gemm.NR;
+        for (int xi = 0; xi < Xi; xi++)
+        {
+            float* uXi = u + xi * p.UStride;
+            float* mXi = m + (long)xi * p.CoutPad * p.BlockTiles;
+            for (int q = 0; q < panels; q++)
+            {
+                float* bPanel = v + xi * p.VStride + (long)q * cin * Gemm.NR;
+                for (int ir = 0; ir < p.CoutPad; ir += Gemm.MR)
+                {
+                    Gemm.Kernel(cin, uXi + (long)ir * cin, bPanel, mXi + (long)ir * p.BlockTiles + q * Gemm.NR, p.BlockTiles, accumulate: false);
+                }
+            }
+        }
+    }
+
+    // y[o, 2i + r, 2t + s] = (Aᵀ·M·A)[r, s] + bias[o], Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]], 8 tiles at a time.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TransformOutput(float* m, float* bias, float* y, in Plan p, int block, bool relu)
+    {
+        long xiStride = (long)p.CoutPad * p.BlockTiles;
+        int outW = p.OutW, plane = p.OutH * outW;
+        float* edge = stackalloc float[16];
+        for (int o = 0; o < p.Cout; o++)
+        {
+            var b = Vector256.Create(bias == null ? 0f : bias[o]);
+            float* mo = m + (long)o * p.BlockTiles;
+            float* yo = y + (long)o * plane;
+            for (int i = 0; i < p.BlockRows; i++)
+            {
+                int row = 2 * (block * p.BlockRows + i);
+                if (row >= p.OutH) break;
+                for (int t0 = 0; t0 < p.TileCols && 2 * t0 < outW; t0 += 8)
+                {
+                    float* s = mo + i * p.TileCols + t0;
+                    // Over k within each row a of M: T[a, 0] = M[a,0] + M[a,1] + M[a,2], T[a, 1] = M[a,1] − M[a,2] − M[a,3].
+                    Reduce(s, xiStride, 0, out var t00, out var t01);
+                    Reduce(s, xiStride, 4, out var t10, out var t11);
+                    Reduce(s, xiStride, 8, out var t20, out var t21);
+                    Reduce(s, xiStride, 12, out var t30, out var t31);
+                    // Then over a: Y[0, s] = T[0,s] + T[1,s] + T[2,s], Y[1, s] = T[1,s] − T[2,s] − T[3,s].
+                    var y00 = t00 + t10 + t20 + b;
+                    var y01 = t01 + t11 + t21 + b;
+                    var y10 = t10 - t20 - t30 + b;
+                    var y11 = t11 - t21 - t31 + b;
+                    if (relu)
+                    {
+                        y00 = Activations.Relu(y00); y01 = Activations.Relu(y01);
+                        y10 = Activations.Relu(y10); y11 = Activations.Relu(y11);
+                    }
+
+                    int columns = Math.Min(16, outW - 2 * t0);
+                    Interleave(y00, y01, yo + (long)row * outW + 2 * t0, columns, edge);
+                    if (row + 1 < p.OutH) Interleave(y10, y11, yo + (long)(row + 1) * outW + 2 * t0, columns, edge);
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Reduce(float* s, long xiStride, int a, out Vector256<float> t0, out Vector256<float> t1)
+    {
+        var m0 = Vector256.Load(s + a * xiStride);
+        var m1 = Vector256.Load(s + (a + 1) * xiStride);
+        var m2 = Vector256.Load(s + (a + 2) * xiStride);
+        var m3 = Vector256.Load(s + (a + 3) * xiStride);
+        t0 = m0 + m1 + m2;
+        t1 = m1 - m2 - m3;
+    }
+
+    // Writes e0 o0 e1 o1 … e7 o7 (the first `columns` of them) to dest.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Interleave(Vector256<float> even, Vector256<float> odd, float* dest, int columns, float* edge)
+    {
+        float* target = columns == 16 ? dest : edge;
+        if (Avx.IsSupported)
+        {
+            var lo = Avx.UnpackLow(even, odd);  // e0 o0 e1 o1 | e4 o4 e5 o5
+            var hi = Avx.UnpackHigh(even, odd); // e2 o2 e3 o3 | e6 o6 e7 o7
+            Avx.Store(target, Avx.Permute2x128(lo, hi, 0x20));
+            Avx.Store(target + 8, Avx.Permute2x128(lo, hi, 0x31));
+        }
+        else
+        {
+            for (int j = 0; j < 8; j++)
+            {
+                target[2 * j] = even[j];
+                target[2 * j + 1] = odd[j];
+            }
+        }
+
+        if (columns < 16)
+        {
+            for (int j = 0; j < columns; j++) dest[j] = edge[j];
+        }
+    }
+}

@@ -1,0 +1,183 @@
+// Winograd's F(2×2, 3×3) convolution against the reference loops of Conv2dDirect.
+namespace Dsl.Runtime.Tests;
+
+public sealed class ConvWinogradTests
+{
+    public static TheoryData<int, int, int, int, int> Geometries() => new()
+    {
+        // inC, outC, inH, inW, pad (3×3 kernels)
+        { 64, 64, 32, 32, 1 },  // resblock64: rows of 16 tiles, 8 blocks of 2 tile rows
+        { 32, 64, 14, 14, 1 },  // Fashion-MNIST's second conv: 7 tiles per row padded to 8, a last block past the image
+        { 16, 16, 9, 13, 0 },   // odd output (7×11): the last tile row and column half outside
+        { 20, 24, 7, 5, 2 },    // padding 2 (the input gradient's own padding is then 0)
+        { 16, 16, 4, 4, 0 },    // a 2×2 output: one tile
+        { 17, 23, 11, 6, 1 },   // channel counts that are not multiples of 6 or 8
+        { 16, 40, 33, 50, 1 },  // 25 tiles per row: several vectors of tiles, a partial store at the row's end
+    };
+
+    [Theory]
+    [MemberData(nameof(Geometries))]
+    public void Forward_and_input_gradient_match_the_reference(int inC, int outC, int inH, int inW, int pad)
+    {
+        var g = new ConvGeometry(inC, outC, inH, inW, 3, 3, 1, 1, pad, pad, 1, 1, 1);
+        Assert.True(ConvWinograd.Suits(g));
+        Assert.True(ConvWinograd.SuitsBackwardInput(g));
+        const int n = 3;
+        var x = TestUtil.Random(n * g.InputLength, 1);
+        var w = TestUtil.Random(g.WeightLength, 2);
+        var b = TestUtil.Random(outC, 3);
+        var dy = TestUtil.Random(n * g.OutputLength, 4);
+        var scratch = new float[ConvWinograd.ScratchLength(g)];
+        // Values are sums of 9·C products of numbers in [-1, 1]; the transforms' roundings stay near 1e-6 of that.
+        double tolerance = 2e-6 * 9 * Math.Max(inC, outC);
+
+        foreach (var bias in new[] { b, [] })
+        {
+            var expected = new float[n * g.OutputLength];
+            Conv2dDirect.Forward(x, w, bias, expected, n, g);
+            var actual = new float[expected.Length];
+            actual.AsSpan().Fill(float.NaN);
+            ConvWinograd.Forward(x, w, bias, actual, n, g, scratch);
+            TestUtil.AssertClose(expected, actual, tolerance, 1e-5, "y");
+
+            actual.AsSpan().Fill(float.NaN);
+            ConvWinograd.Forward(x, w, bias, actual, n, g, scratch, relu: true);
+            for (int i = 0; i < expected.Length; i++) expected[i] = Math.Max(expected[i], 0f);
+            TestUtil.AssertClose(expected, actual, tolerance, 1e-5, "relu(y)");
+        }
+
+        var dxExpected = new float[x.Length];
+        Conv2dDirect.BackwardInput(dy, w, dxExpected, n, g);
+        var dx = new float[x.Length];
+        dx.AsSpan().Fill(float.NaN); // overwritten, not accumulated
+        ConvWinograd.BackwardInput(dy, w, dx, n, g, scratch);
+        TestUtil.AssertClose(dxExpected, dx, tolerance, 1e-5, "dx");
+    }
+
+    [Theory]
+    [InlineData(2, 1)]
+    [InlineData(2, 5)]
+    [InlineData(3, 2)]
+    public void Parallel_passes_equal_serial_bit_for_bit(int threads, int n)
+    {
+        var g = new ConvGeometry(32, 48, 20, 18, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+        var x = TestUtil.Random(n * g.InputLength, 1);
+        var w = TestUtil.Random(g.WeightLength, 2);
+        var b = TestUtil.Random(g.OutChannels, 3);
+        var dy = TestUtil.Random(n * g.OutputLength, 4);
+        var pool = WorkerPool.Shared(threads);
+        var scratch = new float[threads * ConvWinograd.ParallelScratchLength(g)];
+        var serial = scratch.AsSpan(0, ConvWinograd.ScratchLength(g));
+
+        var y1 = new float[n * g.OutputLength];
+        var y2 = new float[y1.Length];
+        ConvWinograd.Forward(x, w, b, y1, n, g, serial, relu: true);
+        ConvWinograd.Forward(x, w, b, y2, n, g, scratch, pool, relu: true);
+        Assert.Equal(y1, y2); // blocks of tiles are independent: one image split across threads computes the same bits
+
+        var dx1 = new float[x.Length];
+        var dx2 = new float[x.Length];
+        ConvWinograd.BackwardInput(dy, w, dx1, n, g, serial);
+        ConvWinograd.BackwardInput(dy, w, dx2, n, g, scratch, pool);
+        Assert.Equal(dx1, dx2);
+    }
+
+    [Fact]
+    public void A_sample_gives_the_same_bits_whatever_batch_it_is_in()
+    {
+        var g = new ConvGeometry(16, 16, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+        const int n = 4;
+        var x = TestUtil.Random(n * g.InputLength, 1);
+        var w = TestUtil.Random(g.WeightLength, 2);
+        var scratch = new float[ConvWinograd.ScratchLength(g)];
+        var batch = new float[n * g.OutputLength];
+        ConvWinograd.Forward(x, w, [], batch, n, g, scratch);
+        var single = new float[g.OutputLength];
+        ConvWinograd.Forward(x.AsSpan(2 * g.InputLength, g.InputLength), w, [], single, 1, g, scratch);
+        Assert.Equal(single, batch.AsSpan(2 * g.OutputLength, g.OutputLength).ToArray());
+    }
+
+    [Fact]
+    public void Geometries_it_does_not_suit_go_to_the_gemm()
+    {
+        ConvGeometry[] others =
+        [
+            new(32, 32, 16, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1),  // stride 2
+            new(32, 32, 16, 16, 3, 3, 1, 1, 2, 2, 2, 2, 1),  // dilation 2
+            new(32, 32, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 2),  // groups
+            new(15, 32, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1),  // 15 input channels
+            new(32, 8, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1),   // 8 output channels
+            new(32, 32, 16, 16, 5, 5, 1, 1, 2, 2, 1, 1, 1),  // 5×5
+            new(16, 16, 3, 3, 3, 3, 1, 1, 0, 0, 1, 1, 1),    // a 1×1 output
+        ];
+        foreach (var g in others)
+        {
+            Assert.False(ConvWinograd.Suits(g));
+            const int n = 2;
+            var x = TestUtil.Random(n * g.InputLength, 1);
+            var w = TestUtil.Random(g.WeightLength, 2);
+            var dy = TestUtil.Random(n * g.OutputLength, 3);
+            var scratch = new float[ConvWinograd.ParallelScratchLength(g)];
+            var expected = new float[n * g.OutputLength];
+            Conv2dDirect.Forward(x, w, [], expected, n, g);
+            var actual = new float[expected.Length];
+            ConvWinograd.Forward(x, w, [], actual, n, g, scratch, pool: null);
+            TestUtil.AssertClose(expected, actual, 1e-4, 1e-4, "y");
+            var dxExpected = new float[x.Length];
+            Conv2dDirect.BackwardInput(dy, w, dxExpected, n, g);
+            var dx = new float[x.Length];
+            ConvWinograd.BackwardInput(dy, w, dx, n, g, scratch, pool: null);
+            TestUtil.AssertClose(dxExpected, dx, 1e-4, 1e-4, "dx");
+        }
+    }
+
+    [Fact]
+    public void Padding_beyond_the_kernel_keeps_the_forward_pass_and_sends_the_input_gradient_to_the_gemm()
+    {
+        // Padding 3 > k − 1: the input gradient is no longer a padded convolution of dY.
+        var g = new ConvGeometry(16, 16, 6, 6, 3, 3, 1, 1, 3, 3, 1, 1, 1);
+        Assert.True(ConvWinograd.Suits(g));
+        Assert.False(ConvWinograd.SuitsBackwardInput(g));
+        const int n = 2;
+        var x = TestUtil.Random(n * g.InputLength, 1);
+        var w = TestUtil.Random(g.WeightLength, 2);
+        var dy = TestUtil.Random(n * g.OutputLength, 3);
+        var scratch = new float[ConvWinograd.ParallelScratchLength(g)];
+        var expected = new float[n * g.OutputLength];
+        Conv2dDirect.Forward(x, w, [], expected, n, g);
+        var actual = new float[expected.Length];
+        ConvWinograd.Forward(x, w, [], actual, n, g, scratch);
+        TestUtil.AssertClose(expected, actual, 1e-4, 1e-5, "y");
+        var dxExpected = new float[x.Length];
+        Conv2dDirect.BackwardInput(dy, w, dxExpected, n, g);
+        var dx = new float[x.Length];
+        ConvWinograd.BackwardInput(dy, w, dx, n, g, scratch);
+        TestUtil.AssertClose(dxExpected, dx, 1e-4, 1e-5, "dx");
+    }
+
+    [Fact]
+    public void Passes_do_not_allocate()
+    {
+        var g = new ConvGeometry(32, 32, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+        const int n = 3;
+        var x = TestUtil.Random(n * g.InputLength, 1);
+        var w = TestUtil.Random(g.WeightLength, 2);
+        var b = TestUtil.Random(g.OutChannels, 3);
+        var y = new float[n * g.OutputLength];
+        var dx = new float[x.Length];
+        var dw = new float[w.Length];
+        var db = new float[b.Length];
+        var pool = WorkerPool.Shared(2);
+        var scratch = new float[2 * ConvWinograd.ParallelScratchLength(g)];
+        void All()
+        {
+            ConvWinograd.Forward(x, w, b, y, n, g, scratch, pool, relu: true);
+            ConvWinograd.BackwardInput(y, w, dx, n, g, scratch, pool);
+            ConvWinograd.BackwardWeight(y, x, dw, db, n, g, scratch, pool);
+            ConvWinograd.Forward(x, w, b, y, 1, g, scratch, pool); // one image over both threads
+        }
+
+        All();
+        Assert.Equal(0, TestUtil.BytesAllocatedBy(All));
+    }
+}
