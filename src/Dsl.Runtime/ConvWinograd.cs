@@ -45,11 +45,11 @@ public static unsafe class ConvWinograd
     /// <returns>True when <see cref="BackwardInput(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, in ConvGeometry, Span{float})"/> runs here.</returns>
     public static bool SuitsBackwardInput(in ConvGeometry g) => ConvGemm.CanTransposeAsConvolution(g) && Suits(ConvGemm.Transposed(g));
 
-    /// <summary>Floats of scratch one thread needs for the forward pass (and, when it suits, the input gradient) of <paramref name="g"/>.</summary>
+    /// <summary>Floats of scratch one thread needs for the forward pass, the weight gradient and (when it suits) the input gradient of <paramref name="g"/>.</summary>
     /// <param name="g">Convolution geometry.</param>
     /// <returns>The scratch length, 0 when neither pass runs here.</returns>
     public static int ScratchLength(in ConvGeometry g) => Math.Max(
-        Suits(g) ? (int)Plan.Of(g).ScratchLength : 0,
+        Suits(g) ? (int)Math.Max(Plan.Of(g).ScratchLength, Plan.Of(g).WeightScratchLength) : 0,
         SuitsBackwardInput(g) ? (int)Plan.Of(ConvGemm.Transposed(g)).ScratchLength : 0);
 
     /// <summary>How a geometry is tiled, and where its buffers lie in a thread's scratch.</summary>
@@ -87,6 +87,18 @@ public static unsafe class ConvWinograd
         }
 
         public static Plan Of(in ConvGeometry g) => new(g);
+
+        // The weight gradient: dUᵀ_ξ [CinPad × Cout16] accumulated per thread, and dY's transform packed as
+        // 16-column panels of output channels, DM + ξ·DMStride + (o/16)·BlockTiles·16 + tile·16 + o%16.
+        public int CinPad => (Cin + Gemm.MR - 1) / Gemm.MR * Gemm.MR;
+
+        public int Cout16 => (Cout + Gemm.NR - 1) / Gemm.NR * Gemm.NR;
+
+        public long DULength => (long)Xi * CinPad * Cout16;
+
+        public long DMStride => (long)Cout16 * BlockTiles + 16;
+
+        public long WeightScratchLength => DULength + CopyLength + VLength + 2 * Xi * DMStride;
 
         public long ScratchLength => ULength + CopyLength + VLength + MLength;
     }
@@ -238,12 +250,274 @@ public static unsafe class ConvWinograd
         }
     }
 
-    /// <summary>Weight and bias gradients (accumulated): <see cref="Conv2d"/>'s, on the padded grid.</summary>
+    /// <summary>
+    /// Weight and bias gradients (accumulated) on the caller's thread, by the same transforms run backwards:
+    /// <c>dW[o, c] += Gᵀ·(Σ_tiles (A·dY·Aᵀ)[o] ⊙ (Bᵀ·d·B)[c])·G</c>, sixteen <c>[Cin × tiles]·[tiles × Cout]</c>
+    /// products accumulated over the batch, then one output transform.
+    /// </summary>
+    /// <param name="dy">Output gradient <c>[n, OutChannels, OutH, OutW]</c>.</param>
+    /// <param name="x">Forward input <c>[n, InChannels, InH, InW]</c>.</param>
+    /// <param name="dw">Weight gradient; accumulated.</param>
+    /// <param name="dbias">Bias gradient, or empty; accumulated.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Convolution geometry.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
+    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch)
+    {
+        if (!Suits(g))
+        {
+            Conv2d.BackwardWeight(dy, x, dw, dbias, n, g, scratch);
+            return;
+        }
+
+        Debug.Assert(dy.Length >= n * g.OutputLength && x.Length >= n * g.InputLength && dw.Length >= g.WeightLength, "buffer too short");
+        var plan = Plan.Of(g);
+        Debug.Assert(scratch.Length >= plan.WeightScratchLength, "scratch too short");
+        fixed (float* pdy = dy, px = x, pdw = dw, ps = scratch)
+        {
+            new Span<float>(ps, (int)plan.DULength).Clear();
+            RunWeight(px, pdy, plan, ps, ps + plan.DULength, 0, n * plan.Blocks);
+            FinishWeight(ps, pdw, plan);
+        }
+
+        BiasGradient(dy, dbias, n, g);
+    }
+
+    /// <summary>
+    /// Weight and bias gradients (accumulated) with (sample, block) items split across <paramref name="pool"/>: each
+    /// thread sums its items' products privately, and the caller adds the threads' sums in thread order, so results
+    /// are the same on every run.
+    /// </summary>
     /// <param name="dy">Output gradient.</param><param name="x">Forward input.</param><param name="dw">Weight gradient; accumulated.</param>
     /// <param name="dbias">Bias gradient, or empty; accumulated.</param><param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
     /// <param name="scratch">Per-thread regions (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param><param name="pool">The pool, or null.</param>
-    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool) =>
-        Conv2d.BackwardWeight(dy, x, dw, dbias, n, g, scratch, pool);
+    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool)
+    {
+        if (!Suits(g))
+        {
+            Conv2d.BackwardWeight(dy, x, dw, dbias, n, g, scratch, pool);
+            return;
+        }
+
+        if (!Parallel(pool, n, g))
+        {
+            BackwardWeight(dy, x, dw, dbias, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
+            return;
+        }
+
+        var plan = Plan.Of(g);
+        long stride = scratch.Length / pool!.Threads;
+        fixed (float* pdy = dy, px = x, pdw = dw, ps = scratch)
+        {
+            var job = new Job { X = px, Y = pdy, Scratch = ps, ScratchStride = stride, Items = n * plan.Blocks, Plan = plan };
+            pool.Run(&WeightPart, &job);
+            // Thread t's sum lies at the start of its region: add them into thread 0's, in order.
+            var total = new Span<float>(ps, (int)plan.DULength);
+            for (int part = 1; part < pool.Threads; part++)
+            {
+                System.Numerics.Tensors.TensorPrimitives.Add(total, new ReadOnlySpan<float>(ps + part * stride, (int)plan.DULength), total);
+            }
+
+            FinishWeight(ps, pdw, plan);
+        }
+
+        BiasGradient(dy, dbias, n, g);
+    }
+
+    private static void WeightPart(void* state, int part, int parts)
+    {
+        var job = (Job*)state;
+        float* region = job->Scratch + part * job->ScratchStride;
+        new Span<float>(region, (int)job->Plan.DULength).Clear();
+        var (lo, hi) = WorkerPool.Share(job->Items, part, parts);
+        if (lo == hi) return;
+        RunWeight(job->X, job->Y, job->Plan, region, region + job->Plan.DULength, lo, hi);
+    }
+
+    // dbias[o] += Σ dY[s, o, :, :], sample by sample.
+    private static void BiasGradient(ReadOnlySpan<float> dy, Span<float> dbias, int n, in ConvGeometry g)
+    {
+        if (dbias.IsEmpty) return;
+        int pixels = g.OutH * g.OutW;
+        for (int s = 0; s < n; s++)
+        {
+            for (int o = 0; o < g.OutChannels; o++)
+            {
+                dbias[o] += System.Numerics.Tensors.TensorPrimitives.Sum(dy.Slice(s * g.OutputLength + o * pixels, pixels));
+            }
+        }
+    }
+
+    // Items [lo, hi) into du (dUᵀ_ξ[c, o], accumulated). work = this thread's copy, V and DM.
+    private static void RunWeight(float* x, float* dy, in Plan p, float* du, float* work, int lo, int hi)
+    {
+        float* copy = work, v = copy + p.CopyLength, dm = v + p.VLength, rowsOfDm = dm + Xi * p.DMStride;
+        long inLength = (long)p.Cin * p.InH * p.InW, outLength = (long)p.Cout * p.OutH * p.OutW;
+        int* rows = stackalloc int[Gemm.MR];
+        for (int item = lo; item < hi;)
+        {
+            int sample = item / p.Blocks, first = item % p.Blocks;
+            int last = Math.Min(p.Blocks, first + (hi - item));
+            Border(x + sample * inLength, copy, p, 2 * p.BlockRows * first, 2 * p.BlockRows * last + 2);
+            for (int block = first; block < last; block++)
+            {
+                TransformInput(copy, v, p, block, rows: true);
+                TransformGradient(dy + sample * outLength, rowsOfDm, p, block);
+                PackGradient(rowsOfDm, dm, p);
+                // dUᵀ_ξ[c, o] += Σ_tile V_ξ[c, tile]·DM_ξ[tile, o]: A rows (input channels) read in place, B packed.
+                for (int xi = 0; xi < Xi; xi++)
+                {
+                    float* vXi = v + xi * p.VStride, dmXi = dm + xi * p.DMStride, duXi = du + (long)xi * p.CinPad * p.Cout16;
+                    for (int c0 = 0; c0 < p.CinPad; c0 += Gemm.MR)
+                    {
+                        // Rows past Cin repeat the last channel; their sums land in dU's padding rows, never read.
+                        for (int i = 0; i < Gemm.MR; i++) rows[i] = Math.Min(c0 + i, p.Cin - 1) * p.BlockTiles;
+                        for (int j = 0; j < p.Cout16; j += Gemm.NR)
+                        {
+                            Gemm.KernelRows(p.BlockTiles, vXi, rows, dmXi + (long)j * p.BlockTiles, duXi + (long)c0 * p.Cout16 + j, p.Cout16, accumulate: true);
+                        }
+                    }
+                }
+            }
+
+            item += last - first;
+        }
+    }
+
+    // (A·dY·Aᵀ)_ξ for the block's tiles, A = [[1, 0], [1, 1], [1, −1], [0, −1]], 8 tiles per vector, row-major:
+    // rows + ξ·DMStride + o·BlockTiles + tile. A tile's outputs past the image count as zero, as do tiles past
+    // it and output channels past Cout (up to Cout16).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TransformGradient(float* dy, float* rows, in Plan p, int block)
+    {
+        int outW = p.OutW, plane = p.OutH * outW;
+        long stride = p.DMStride;
+        float* edge = stackalloc float[32];
+        for (int o = 0; o < p.Cout16; o++)
+        {
+            float* plan = dy + (long)o * plane;
+            for (int i = 0; i < p.BlockRows; i++)
+            {
+                int row = 2 * (block * p.BlockRows + i);
+                for (int t0 = 0; t0 < p.TileCols; t0 += 8)
+                {
+                    float* dest = rows + (long)o * p.BlockTiles + i * p.TileCols + t0;
+                    int col = 2 * t0;
+                    if (o >= p.Cout || row >= p.OutH || col >= outW)
+                    {
+                        for (int xi = 0; xi < Xi; xi++) Vector256.Store(Vector256<float>.Zero, dest + xi * stride);
+                        continue;
+                    }
+
+                    // Rows `row` and `row + 1` from column `col`: 16 values each, zero past the image.
+                    float* top = plan + (long)row * outW + col, bottom = top + outW;
+                    int columns = Math.Min(16, outW - col);
+                    bool second = row + 1 < p.OutH;
+                    if (columns < 16 || !second)
+                    {
+                        new Span<float>(edge, 32).Clear();
+                        for (int j = 0; j < columns; j++) edge[j] = top[j];
+                        if (second)
+                        {
+                            for (int j = 0; j < columns; j++) edge[16 + j] = bottom[j];
+                        }
+
+                        top = edge;
+                        bottom = edge + 16;
+                    }
+
+                    Deinterleave(top, out var d00, out var d01);
+                    Deinterleave(bottom, out var d10, out var d11);
+                    // Rows (A·dY): P0 = d0, P1 = d0 + d1, P2 = d0 − d1, P3 = −d1; then columns the same way.
+                    Columns(d00, d01, dest, stride);
+                    Columns(d00 + d10, d01 + d11, dest + 4 * stride, stride);
+                    Columns(d00 - d10, d01 - d11, dest + 8 * stride, stride);
+                    Columns(-d10, -d11, dest + 12 * stride, stride);
+                }
+            }
+        }
+
+        static void Columns(Vector256<float> a, Vector256<float> b, float* dest, long stride)
+        {
+            Vector256.Store(a, dest);
+            Vector256.Store(a + b, dest + stride);
+            Vector256.Store(a - b, dest + 2 * stride);
+            Vector256.Store(-b, dest + 3 * stride);
+        }
+    }
+
+    // The 8 even and 8 odd values of 16 consecutive ones.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Deinterleave(float* s, out Vector256<float> even, out Vector256<float> odd)
+    {
+        if (Avx2.IsSupported)
+        {
+            var a = Avx.LoadVector256(s);
+            var b = Avx.LoadVector256(s + 8);
+            even = Avx2.Permute4x64(Avx.Shuffle(a, b, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
+            odd = Avx2.Permute4x64(Avx.Shuffle(a, b, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle();
+            return;
+        }
+
+        even = Vector256.Create(s[0], s[2], s[4], s[6], s[8], s[10], s[12], s[14]);
+        odd = Vector256.Create(s[1], s[3], s[5], s[7], s[9], s[11], s[13], s[15]);
+    }
+
+    // DM_ξ[tile, o] packed as the micro-kernel's B panels of 16 output channels, by 8×8 transposes of the row-major transform.
+    private static void PackGradient(float* rows, float* dm, in Plan p)
+    {
+        int tiles = p.BlockTiles;
+        for (int xi = 0; xi < Xi; xi++)
+        {
+            float* source = rows + xi * p.DMStride, dest = dm + xi * p.DMStride;
+            for (int o0 = 0; o0 < p.Cout16; o0 += 8)
+            {
+                float* panel = dest + (long)(o0 / Gemm.NR) * tiles * Gemm.NR + o0 % Gemm.NR;
+                for (int t0 = 0; t0 < tiles; t0 += 8)
+                {
+                    if (Avx.IsSupported)
+                    {
+                        Gemm.Transpose8x8(source + (long)o0 * tiles + t0, tiles, panel + t0 * Gemm.NR, Gemm.NR);
+                        continue;
+                    }
+
+                    for (int r = 0; r < 8; r++)
+                    {
+                        for (int c = 0; c < 8; c++) panel[(t0 + c) * Gemm.NR + r] = source[(long)(o0 + r) * tiles + t0 + c];
+                    }
+                }
+            }
+        }
+    }
+
+    // dW[o, c] += (Gᵀ·dU·G) with Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]], dU_ξ[o, c] = du[ξ][c, o].
+    private static void FinishWeight(float* du, float* dw, in Plan p)
+    {
+        long xiStride = (long)p.CinPad * p.Cout16;
+        float* m = stackalloc float[Xi];
+        for (int o = 0; o < p.Cout; o++)
+        {
+            for (int c = 0; c < p.Cin; c++)
+            {
+                for (int xi = 0; xi < Xi; xi++) m[xi] = du[xi * xiStride + (long)c * p.Cout16 + o];
+                float* k = dw + ((long)o * p.Cin + c) * 9;
+                // Rows: R[i, k] = Σ_a Gᵀ[i, a]·dU[a, k].
+                float r00 = m[0] + 0.5f * (m[4] + m[8]), r01 = m[1] + 0.5f * (m[5] + m[9]), r02 = m[2] + 0.5f * (m[6] + m[10]), r03 = m[3] + 0.5f * (m[7] + m[11]);
+                float r10 = 0.5f * (m[4] - m[8]), r11 = 0.5f * (m[5] - m[9]), r12 = 0.5f * (m[6] - m[10]), r13 = 0.5f * (m[7] - m[11]);
+                float r20 = 0.5f * (m[4] + m[8]) + m[12], r21 = 0.5f * (m[5] + m[9]) + m[13], r22 = 0.5f * (m[6] + m[10]) + m[14], r23 = 0.5f * (m[7] + m[11]) + m[15];
+                Row(r00, r01, r02, r03, k);
+                Row(r10, r11, r12, r13, k + 3);
+                Row(r20, r21, r22, r23, k + 6);
+            }
+        }
+
+        static void Row(float a, float b, float c, float d, float* k)
+        {
+            k[0] += a + 0.5f * (b + c);
+            k[1] += 0.5f * (b - c);
+            k[2] += 0.5f * (b + c) + d;
+        }
+    }
 
     private struct Job
     {
@@ -455,7 +729,8 @@ public static unsafe class ConvWinograd
     // V + ((ξ·Q + tile/16)·Cin + c)·16 + tile%16, with Q = BlockTiles/16.
     // Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]].
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TransformInput(float* copy, float* v, in Plan p, int block)
+    // With rows (the weight gradient's layout), V_ξ is row-major instead: V + ξ·VStride + c·BlockTiles + tile.
+    private static void TransformInput(float* copy, float* v, in Plan p, int block, bool rows = false)
     {
         int len = p.RowLength, cin = p.Cin;
         long xiStride = p.VStride;
@@ -469,7 +744,7 @@ public static unsafe class ConvWinograd
                 for (int t0 = 0; t0 < p.TileCols; t0 += 8)
                 {
                     int local = i * p.TileCols + t0;
-                    float* dest = v + ((long)(local / Gemm.NR) * cin + c) * Gemm.NR + local % Gemm.NR;
+                    float* dest = rows ? v + (long)c * p.BlockTiles + local : v + ((long)(local / Gemm.NR) * cin + c) * Gemm.NR + local % Gemm.NR;
                     // Columns of each row (d·B): k0 = d0 − d2, k1 = d1 + d2, k2 = d2 − d1, k3 = d1 − d3.
                     ColumnPass(row0 + t0, len, out var a0, out var a1, out var a2, out var a3);
                     ColumnPass(row1 + t0, len, out var b0, out var b1, out var b2, out var b3);

@@ -201,7 +201,7 @@ public static class Gemm
     // dest[r·destStride + c] = source[c·sourceStride + r] for an 8×8 block: eight loads, three rounds of
     // shuffles, eight stores.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Transpose8x8(float* source, int sourceStride, float* dest, int destStride)
+    internal static unsafe void Transpose8x8(float* source, int sourceStride, float* dest, int destStride)
     {
         var r0 = Avx.LoadVector256(source);
         var r1 = Avx.LoadVector256(source + sourceStride);

@@ -17,7 +17,7 @@ public sealed class ConvWinogradTests
 
     [Theory]
     [MemberData(nameof(Geometries))]
-    public void Forward_and_input_gradient_match_the_reference(int inC, int outC, int inH, int inW, int pad)
+    public void Forward_and_both_gradients_match_the_reference(int inC, int outC, int inH, int inW, int pad)
     {
         var g = new ConvGeometry(inC, outC, inH, inW, 3, 3, 1, 1, pad, pad, 1, 1, 1);
         Assert.True(ConvWinograd.Suits(g));
@@ -52,6 +52,18 @@ public sealed class ConvWinogradTests
         dx.AsSpan().Fill(float.NaN); // overwritten, not accumulated
         ConvWinograd.BackwardInput(dy, w, dx, n, g, scratch);
         TestUtil.AssertClose(dxExpected, dx, tolerance, 1e-5, "dx");
+
+        var dw0 = TestUtil.Random(w.Length, 5);
+        var db0 = TestUtil.Random(outC, 6);
+        var dwExpected = (float[])dw0.Clone();
+        var dbExpected = (float[])db0.Clone();
+        Conv2dDirect.BackwardWeight(dy, x, dwExpected, dbExpected, n, g);
+        var dw = (float[])dw0.Clone();
+        var db = (float[])db0.Clone();
+        ConvWinograd.BackwardWeight(dy, x, dw, db, n, g, scratch);
+        double terms = n * g.OutH * g.OutW; // products summed per weight
+        TestUtil.AssertClose(dwExpected, dw, 4e-6 * terms, 1e-5, "dw (accumulated)");
+        TestUtil.AssertClose(dbExpected, db, 1e-6 * terms, 1e-5, "db (accumulated)");
     }
 
     [Theory]
@@ -80,6 +92,23 @@ public sealed class ConvWinogradTests
         ConvWinograd.BackwardInput(dy, w, dx1, n, g, serial);
         ConvWinograd.BackwardInput(dy, w, dx2, n, g, scratch, pool);
         Assert.Equal(dx1, dx2);
+
+        // The weight gradient sums each thread's items privately, then adds the sums in thread order:
+        // another order than one thread's, the same on every run.
+        var dw1 = new float[w.Length];
+        var db1 = new float[b.Length];
+        var dw2 = new float[w.Length];
+        var db2 = new float[b.Length];
+        var dw3 = new float[w.Length];
+        var db3 = new float[b.Length];
+        ConvWinograd.BackwardWeight(dy, x, dw1, db1, n, g, serial);
+        ConvWinograd.BackwardWeight(dy, x, dw2, db2, n, g, scratch, pool);
+        ConvWinograd.BackwardWeight(dy, x, dw3, db3, n, g, scratch, pool);
+        double terms = n * g.OutH * g.OutW;
+        TestUtil.AssertClose(dw1, dw2, 2e-6 * terms, 1e-5, "dw");
+        TestUtil.AssertClose(db1, db2, 1e-6 * terms, 1e-5, "db");
+        Assert.Equal(dw2, dw3);
+        Assert.Equal(db2, db3);
     }
 
     [Fact]
@@ -118,6 +147,7 @@ public sealed class ConvWinogradTests
             var w = TestUtil.Random(g.WeightLength, 2);
             var dy = TestUtil.Random(n * g.OutputLength, 3);
             var scratch = new float[ConvWinograd.ParallelScratchLength(g)];
+            Assert.Equal(Conv2d.ParallelScratchLength(g), ConvWinograd.ParallelScratchLength(g));
             var expected = new float[n * g.OutputLength];
             Conv2dDirect.Forward(x, w, [], expected, n, g);
             var actual = new float[expected.Length];
@@ -128,6 +158,11 @@ public sealed class ConvWinogradTests
             var dx = new float[x.Length];
             ConvWinograd.BackwardInput(dy, w, dx, n, g, scratch, pool: null);
             TestUtil.AssertClose(dxExpected, dx, 1e-4, 1e-4, "dx");
+            var dwExpected = new float[w.Length];
+            Conv2dDirect.BackwardWeight(dy, x, dwExpected, [], n, g);
+            var dw = new float[w.Length];
+            ConvWinograd.BackwardWeight(dy, x, dw, [], n, g, scratch, pool: null);
+            TestUtil.AssertClose(dwExpected, dw, 1e-3, 1e-4, "dw");
         }
     }
 
@@ -175,6 +210,7 @@ public sealed class ConvWinogradTests
             ConvWinograd.BackwardInput(y, w, dx, n, g, scratch, pool);
             ConvWinograd.BackwardWeight(y, x, dw, db, n, g, scratch, pool);
             ConvWinograd.Forward(x, w, b, y, 1, g, scratch, pool); // one image over both threads
+            ConvWinograd.BackwardWeight(y, x, dw, db, 1, g, scratch, pool);
         }
 
         All();
