@@ -97,6 +97,69 @@ public static class Gemm
         }
     }
 
+    /// <summary>Floats of a B operand <c>[k × n]</c> packed once by <see cref="PackB(ReadOnlySpan{float}, int, int, int, int, Span{float})"/>.</summary>
+    /// <param name="k">Rows of B.</param>
+    /// <param name="n">Columns of B.</param>
+    /// <returns><c>k · n</c> with n rounded up to whole 16-column panels.</returns>
+    public static int PackedBLength(int k, int n) => k * ((n + NR - 1) / NR * NR);
+
+    /// <summary>
+    /// Packs all of B <c>[k × n]</c> (element (p, j) at <c>b[p*bRowStride + j*bColStride]</c>) the way
+    /// <see cref="Multiply"/> packs it per call: K in blocks of 256 rows, each block as 16-column panels, so a
+    /// B that does not change between calls (a layer's weights at inference) is packed once.
+    /// </summary>
+    /// <param name="b">B's storage.</param>
+    /// <param name="bRowStride">Distance between rows of B.</param>
+    /// <param name="bColStride">Distance between columns of B.</param>
+    /// <param name="k">Rows of B.</param>
+    /// <param name="n">Columns of B.</param>
+    /// <param name="packed">At least <see cref="PackedBLength"/> floats.</param>
+    public static unsafe void PackB(ReadOnlySpan<float> b, int bRowStride, int bColStride, int k, int n, Span<float> packed)
+    {
+        Debug.Assert(packed.Length >= PackedBLength(k, n), "packed too short");
+        int n16 = (n + NR - 1) / NR * NR;
+        fixed (float* pb = b, pp = packed)
+        {
+            for (int pc0 = 0; pc0 < k; pc0 += KC)
+            {
+                PackB(pb + (long)pc0 * bRowStride, bRowStride, bColStride, Math.Min(KC, k - pc0), n, pp + (long)pc0 * n16);
+            }
+        }
+    }
+
+    /// <summary>
+    /// <c>C[m × (hi − lo)] (+)= A[m×k]·B[k, lo:hi]</c> with B packed beforehand by <see cref="PackB(ReadOnlySpan{float}, int, int, int, int, Span{float})"/>
+    /// (all <paramref name="n"/> of its columns; <paramref name="lo"/> a multiple of 16): only A is packed per call.
+    /// </summary>
+    internal static unsafe void MultiplyPacked(int m, int n, int lo, int hi, int k, float* a, int aRowStride, int aColStride, float* packedB, float* c, int ldc, bool accumulate, float* scratch)
+    {
+        Debug.Assert(lo % NR == 0, "columns start on a panel");
+        if (m <= 0 || hi <= lo || k <= 0) return;
+        int n16 = (n + NR - 1) / NR * NR;
+        float* packA = scratch;
+        float* edge = stackalloc float[MR * NR];
+        for (int pc0 = 0; pc0 < k; pc0 += KC)
+        {
+            int kc = Math.Min(KC, k - pc0);
+            bool add = accumulate || pc0 > 0;
+            float* block = packedB + (long)pc0 * n16;
+            for (int ic = 0; ic < m; ic += MC)
+            {
+                int mc = Math.Min(MC, m - ic);
+                PackA(a + (long)ic * aRowStride + (long)pc0 * aColStride, aRowStride, aColStride, mc, kc, packA);
+                for (int jr = lo; jr < hi; jr += NR)
+                {
+                    int nr = Math.Min(NR, hi - jr);
+                    float* bPanel = block + (long)jr * kc;
+                    for (int ir = 0; ir < mc; ir += MR)
+                    {
+                        Tile(kc, packA + ir * kc, bPanel, c + (long)(ic + ir) * ldc + (jr - lo), ldc, Math.Min(MR, mc - ir), nr, add, edge);
+                    }
+                }
+            }
+        }
+    }
+
     // A block (mc × kc) → panels of MR rows, each stored p-major: panel[p*MR + i]; rows past mc are zero.
     internal static unsafe void PackA(float* a, int rowStride, int colStride, int mc, int kc, float* dest)
     {

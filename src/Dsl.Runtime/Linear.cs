@@ -51,6 +51,78 @@ public static unsafe class Linear
         Gemm.Multiply(n, outFeatures, inFeatures, x, inFeatures, 1, w, 1, inFeatures, y, outFeatures, accumulate: true, scratch);
     }
 
+    /// <summary>Floats of a weight packed by <see cref="PackWeight"/>.</summary>
+    /// <param name="inFeatures">Input features.</param>
+    /// <param name="outFeatures">Output features.</param>
+    /// <returns>The packed length.</returns>
+    public static int PackedWeightLength(int inFeatures, int outFeatures) => Gemm.PackedBLength(inFeatures, outFeatures);
+
+    /// <summary>
+    /// Packs <c>Wᵀ</c> once as the GEMM's B operand (what <see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, Span{float})"/>
+    /// does per call from batch 128), for an inference whose weights only change when the model refolds.
+    /// </summary>
+    /// <param name="w">Weight <c>[outFeatures, inFeatures]</c>.</param>
+    /// <param name="packed">At least <see cref="PackedWeightLength"/> floats.</param>
+    /// <param name="inFeatures">Input features.</param>
+    /// <param name="outFeatures">Output features.</param>
+    public static void PackWeight(ReadOnlySpan<float> w, Span<float> packed, int inFeatures, int outFeatures) =>
+        Gemm.PackB(w, 1, inFeatures, inFeatures, outFeatures, packed);
+
+    /// <summary>Batches of at least this many samples take the packed weight in <see cref="ForwardPacked"/>; smaller ones the dot products.</summary>
+    /// <remarks>784 → 512 and 512 → 512 on the reference machine: at 8 samples the dot products are 6–13% faster, from 16 the packed GEMM is 2–33% faster.</remarks>
+    public const int PackedBatchLimit = 16;
+
+    /// <summary>
+    /// Inference forward with the weight also packed beforehand (<see cref="PackWeight"/>): from
+    /// <see cref="PackedBatchLimit"/> samples the GEMM reads the packed weight and packs only x; below it the
+    /// dot products read <paramref name="w"/> in place. Output features split across <paramref name="pool"/>;
+    /// ReLU applied when <paramref name="relu"/>.
+    /// </summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="packed">The same weight, packed.</param><param name="bias">Bias, or empty.</param>
+    /// <param name="y">Output; overwritten.</param><param name="n">Batch size.</param><param name="inFeatures">Input features.</param><param name="outFeatures">Output features.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="Gemm.ScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null.</param>
+    /// <param name="relu">Apply ReLU to the output.</param>
+    public static void ForwardPacked(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> packed, ReadOnlySpan<float> bias, Span<float> y, int n, int inFeatures, int outFeatures,
+        Span<float> scratch, WorkerPool? pool, bool relu = false)
+    {
+        if (n < PackedBatchLimit)
+        {
+            Forward(x, w, bias, y, n, inFeatures, outFeatures, scratch, pool, relu);
+            return;
+        }
+
+        Debug.Assert(packed.Length >= PackedWeightLength(inFeatures, outFeatures), "packed too short");
+        fixed (float* px = x, pp = packed, pb = bias, py = y, ps = scratch)
+        {
+            var job = new Job { A = px, W = pp, Bias = pb, BiasLength = bias.Length, C = py, Scratch = ps, N = n, In = inFeatures, Out = outFeatures, ScratchStride = scratch.Length / (pool?.Threads ?? 1) };
+            if (!Parallel(pool, n, inFeatures, outFeatures, Panels(outFeatures))) PackedPart(&job, 0, 1);
+            else pool!.Run(&PackedPart, &job);
+        }
+
+        if (relu)
+        {
+            var output = y.Slice(0, n * outFeatures);
+            Activations.ReluForward(output, output);
+        }
+    }
+
+    private static void PackedPart(void* state, int part, int parts)
+    {
+        var job = (Job*)state;
+        var (lo, hi) = Columns(job->Out, part, parts);
+        if (lo == hi) return;
+        int n = job->N, outF = job->Out, width = hi - lo;
+        for (int i = 0; i < n; i++)
+        {
+            var row = new Span<float>(job->C + (long)i * outF + lo, width);
+            if (job->BiasLength == 0) row.Clear();
+            else new ReadOnlySpan<float>(job->Bias + lo, width).CopyTo(row);
+        }
+
+        Gemm.MultiplyPacked(n, outF, lo, hi, job->In, job->A, job->In, 1, job->W, job->C + lo, outF, accumulate: true, job->Scratch + (long)part * job->ScratchStride);
+    }
+
     /// <summary>Gradient with respect to the input: <c>dx = dy·W</c>.</summary>
     /// <param name="dy">Output gradient <c>[n, outFeatures]</c>.</param>
     /// <param name="w">Weight <c>[outFeatures, inFeatures]</c>.</param>

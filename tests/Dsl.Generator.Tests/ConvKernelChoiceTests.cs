@@ -85,4 +85,19 @@ public sealed class ConvKernelChoiceTests
         int[] v = geometry.Groups.Cast<System.Text.RegularExpressions.Group>().Skip(1).Select(gr => int.Parse(gr.Value, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         return (code, new ConvGeometry(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]));
     }
+
+    [Theory]
+    [InlineData(784, 512)]
+    [InlineData(512, 10)]
+    [InlineData(3136, 128)]
+    [InlineData(5, 1)]
+    public void The_compiler_reserves_what_the_runtime_packs_for_a_linear_layer(int inFeatures, int outFeatures)
+    {
+        string source = $"model Net(input: [{inFeatures}]) {{\n    linear({inFeatures}, {outFeatures}) as fc\n}}\n";
+        var (run, _) = GeneratorHarness.Run("Packed", new AdditionalText[] { new NnText("net.nn", source) });
+        string code = Assert.Single(run.Results.Single().GeneratedSources).SourceText.ToString();
+        int expected = Linear.PackedWeightLength(inFeatures, outFeatures);
+        Assert.Contains($"global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(FcWeight, {inFeatures * outFeatures}), folded.Slice(FcPackedWeight, {expected}), {inFeatures}, {outFeatures});", code, StringComparison.Ordinal);
+        Assert.Contains($"global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(FcWeight, {inFeatures * outFeatures}), folded.Slice(FcPackedWeight, {expected}),", code, StringComparison.Ordinal);
+    }
 }

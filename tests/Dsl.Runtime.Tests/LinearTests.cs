@@ -151,4 +151,44 @@ public class LinearTests
             Assert.Equal(all.AsSpan(i * outF, outF).ToArray(), one);
         }
     }
+
+    // The inference path with the weight packed once: against a double-precision reference on both sides of
+    // PackedBatchLimit, with output counts that leave a partial 16-column panel and an input count past one
+    // 256-row K block, serial and split across two threads (same bits: whole panels per thread), ReLU fused.
+    [Theory]
+    [InlineData(37, 13)]
+    [InlineData(300, 211)]
+    [InlineData(784, 40)]
+    public void PackedForwardMatchesADoubleReference(int inF, int outF)
+    {
+        var w = TestUtil.Random(outF * inF, 2);
+        var b = TestUtil.Random(outF, 3);
+        var packed = new float[Linear.PackedWeightLength(inF, outF)];
+        Linear.PackWeight(w, packed, inF, outF);
+        var pool = WorkerPool.Shared(2);
+        foreach (int n in new[] { 1, 15, Linear.PackedBatchLimit, 17, 33, 130 })
+        {
+            var x = TestUtil.Random(n * inF, n);
+            var y = new float[n * outF];
+            y.AsSpan().Fill(float.NaN);
+            Linear.ForwardPacked(x, w, packed, b, y, n, inF, outF, new float[Gemm.ScratchLength], pool: null);
+            var y2 = new float[n * outF];
+            Linear.ForwardPacked(x, w, packed, b, y2, n, inF, outF, new float[2 * Gemm.ScratchLength], pool, relu: true);
+            for (int i = 0; i < n; i++)
+            {
+                for (int o = 0; o < outF; o++)
+                {
+                    double s = b[o], scale = Math.Abs(b[o]);
+                    for (int k = 0; k < inF; k++)
+                    {
+                        s += (double)x[i * inF + k] * w[o * inF + k];
+                        scale += Math.Abs((double)x[i * inF + k] * w[o * inF + k]);
+                    }
+
+                    Assert.True(Math.Abs(y[i * outF + o] - s) <= 1e-5 * scale, $"n={n}: y[{i},{o}] = {y[i * outF + o]}, expected {s}");
+                    Assert.Equal(Math.Max(y[i * outF + o], 0f), y2[i * outF + o]);
+                }
+            }
+        }
+    }
 }

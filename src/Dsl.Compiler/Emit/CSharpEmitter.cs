@@ -196,7 +196,7 @@ namespace Dsl.Compiler.Emit
                 if (_plan.HasFolding)
                 {
                     _w.Line();
-                    _w.Line("// Inference: batch norm as per-channel scale and shift, and conv/linear weights with it folded in.");
+                    _w.Line("// Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.");
                     _w.Line($"private const int FoldedLength = {Int(_plan.FoldedLength)};");
                     foreach (var p in _plan.Layers)
                     {
@@ -210,6 +210,11 @@ namespace Dsl.Compiler.Emit
                         {
                             _w.Line($"private const int {_names[p]}FoldedWeight = {Int(p.FoldedWeight)};");
                             _w.Line($"private const int {_names[p]}FoldedBias = {Int(p.FoldedBias)};");
+                        }
+
+                        if (p.PackedWeight >= 0)
+                        {
+                            _w.Line($"private const int {_names[p]}PackedWeight = {Int(p.PackedWeight)};");
                         }
                     }
                 }
@@ -823,7 +828,7 @@ namespace Dsl.Compiler.Emit
                                 string b = fold ? $"folded.Slice({n}FoldedBias, {Int(l.OutputShape[0])})" : BiasOrDefault(p);
                                 string relu = p.FusedRelu is null ? "" : ", relu: true";
                                 _w.Line(l.Kind == LayerKind.Linear
-                                    ? $"{Runtime}.Linear.Forward(h, {w}, {b}, {v}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool{relu});"
+                                    ? $"{Runtime}.Linear.ForwardPacked(h, {w}, folded.Slice({n}PackedWeight, {Int(p.PackedWeightLength)}), {b}, {v}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool{relu});"
                                     : $"{Runtime}.{ConvKernel(p)}.Forward(h, {w}, {b}, {v}, batch, in {n}Geometry, scratch, Pool{relu});");
                                 break;
                             }
@@ -934,7 +939,7 @@ namespace Dsl.Compiler.Emit
             private void EmitRefresh()
             {
                 if (!_plan.HasFolding) return;
-                _w.Line("/// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, and folds them into the preceding conv or linear.</summary>");
+                _w.Line("/// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>");
                 using (_w.Block("private void RefreshFolded()"))
                 {
                     _w.Line("var parameters = ParameterStorage;");
@@ -957,6 +962,16 @@ namespace Dsl.Compiler.Emit
                             _w.Line($"{Runtime}.BatchNorm.Fold({Weight(producer)}, {BiasOrDefault(producer)}, folded.Slice({_names[p]}Scale, {Int(c)}), folded.Slice({_names[p]}Shift, {Int(c)}),");
                             _w.Line($"    folded.Slice({pn}FoldedWeight, {Int(weights)}), folded.Slice({pn}FoldedBias, {Int(c)}), {Int(c)}, {Int(weights / c)});");
                         }
+                    }
+
+                    foreach (var p in _plan.Layers.Where(p => p.PackedWeight >= 0))
+                    {
+                        var a = p.Layer.Attributes;
+                        string n = _names[p];
+                        string w = p.FoldedWeight >= 0 ? $"folded.Slice({n}FoldedWeight, {Int(p.Layer.Tensors[0].ElementCount)})" : Weight(p);
+                        _w.Line();
+                        _w.Line($"// {p.Layer.Name}: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up");
+                        _w.Line($"if (MaxBatch >= {Runtime}.Linear.PackedBatchLimit) {Runtime}.Linear.PackWeight({w}, folded.Slice({n}PackedWeight, {Int(p.PackedWeightLength)}), {Int(a.InFeatures)}, {Int(a.OutFeatures)});");
                     }
                 }
             }

@@ -78,6 +78,16 @@ namespace Dsl.Compiler.Lowering
         /// <summary>For a pooling or activation layer: the batch norm whose scale and shift it applies as it writes.</summary>
         public LayerPlan? Epilogue { get; set; }
 
+        /// <summary>
+        /// For a linear layer at inference: its weight (folded or not) packed as the GEMM's B operand in the folded
+        /// array, refreshed with every fold, so a large batch packs only its input. Dsl.Runtime's
+        /// Linear.PackedWeightLength gives the same length, which the tests hold this one to.
+        /// </summary>
+        public int PackedWeight { get; set; } = -1;
+
+        /// <summary>Floats of the packed weight: in · out, out rounded up to whole 16-column panels.</summary>
+        public int PackedWeightLength => Layer.Attributes.InFeatures * ((Layer.Attributes.OutFeatures + 15) / 16 * 16);
+
         /// <summary>For a conv or linear at inference: the ReLU it applies as it writes its output.</summary>
         public LayerPlan? FusedRelu { get; set; }
 
@@ -159,7 +169,7 @@ namespace Dsl.Compiler.Lowering
         /// <summary>Floats of batch norm's saved statistics (batch-independent), training and inference apart.</summary>
         public int CacheLength { get; private set; }
 
-        /// <summary>Floats of folded weights, biases, scales and shifts.</summary>
+        /// <summary>Floats of folded weights, biases, scales and shifts, and of packed linear weights.</summary>
         public int FoldedLength { get; private set; }
 
         /// <summary>Whether any layer needs <c>Infer</c> to refresh folded storage.</summary>
@@ -298,6 +308,14 @@ namespace Dsl.Compiler.Lowering
                         source.Epilogue = p;
                     }
                 }
+            }
+
+            // Every linear layer that computes at inference keeps its weight packed for the GEMM as well.
+            foreach (var p in Layers)
+            {
+                if (p.Layer.Kind != LayerKind.Linear || p.Inference != InferenceRole.Compute) continue;
+                p.PackedWeight = folded;
+                folded += p.PackedWeightLength;
             }
 
             // A ReLU that directly follows a conv or linear (possibly through a batch norm folded into it), and

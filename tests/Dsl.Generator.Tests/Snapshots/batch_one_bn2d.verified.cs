@@ -49,7 +49,7 @@ namespace Snapshots
         private const int Layer1SaveMean = 0;
         private const int Layer1SaveInvStd = 2;
 
-        // Inference: batch norm as per-channel scale and shift, and conv/linear weights with it folded in.
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
         private const int FoldedLength = 24;
         private const int Layer0FoldedWeight = 4;
         private const int Layer0FoldedBias = 22;
@@ -215,7 +215,7 @@ namespace Snapshots
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, and folds them into the preceding conv or linear.</summary>
+        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;

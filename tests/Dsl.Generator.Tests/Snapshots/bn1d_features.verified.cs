@@ -46,7 +46,7 @@ namespace Snapshots
         private const int Layer0SaveMean = 0;
         private const int Layer0SaveInvStd = 64;
 
-        // Inference: batch norm as per-channel scale and shift, and conv/linear weights with it folded in.
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
         private const int FoldedLength = 128;
         private const int Layer0Scale = 0;
         private const int Layer0Shift = 64;
@@ -186,7 +186,7 @@ namespace Snapshots
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, and folds them into the preceding conv or linear.</summary>
+        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;

@@ -82,14 +82,16 @@ namespace Examples.BatchNormStudy
         private const int Layer11SaveMean = 96;
         private const int Layer11SaveInvStd = 160;
 
-        // Inference: batch norm as per-channel scale and shift, and conv/linear weights with it folded in.
-        private const int FoldedLength = 224;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        private const int FoldedLength = 101600;
         private const int Layer2Scale = 0;
         private const int Layer2Shift = 16;
         private const int Layer6Scale = 32;
         private const int Layer6Shift = 64;
+        private const int Layer9PackedWeight = 224;
         private const int Layer11Scale = 96;
         private const int Layer11Shift = 160;
+        private const int Layer12PackedWeight = 100576;
 
         private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
             inChannels: 1, outChannels: 16, inH: 28, inW: 28, kernelH: 3, kernelW: 3,
@@ -436,7 +438,7 @@ namespace Examples.BatchNormStudy
 
             // 9: linear(1568, 64) — bnstudy_bn_after_relu.nn(8,19) — [N, 1568] → [N, 64]
             var h6 = _arena.AsSpan(_workA, batch * 64);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer9Weight, 100352), parameters.AsSpan(Layer9Bias, 64), h6, batch, 1568, 64, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer9Weight, 100352), folded.Slice(Layer9PackedWeight, 100352), parameters.AsSpan(Layer9Bias, 64), h6, batch, 1568, 64, scratch, Pool);
             h = h6;
 
             // 10: relu — bnstudy_bn_after_relu.nn(8,39) — [N, 64] → [N, 64] — with 11 (batch norm) applied as it writes
@@ -448,13 +450,13 @@ namespace Examples.BatchNormStudy
 
             // 12: linear(64, 10) — bnstudy_bn_after_relu.nn(8,55) — [N, 64] → [N, 10]
             var h8 = _arena.AsSpan(_workB, batch * 10);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer12Weight, 640), parameters.AsSpan(Layer12Bias, 10), h8, batch, 64, 10, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 640), folded.Slice(Layer12PackedWeight, 1024), parameters.AsSpan(Layer12Bias, 10), h8, batch, 64, 10, scratch, Pool);
             h = h8;
 
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, and folds them into the preceding conv or linear.</summary>
+        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -472,6 +474,12 @@ namespace Examples.BatchNormStudy
             // 11: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer11Weight, 64), parameters.AsSpan(Layer11Bias, 64), buffers.AsSpan(Layer11RunningMean, 64), buffers.AsSpan(Layer11RunningVar, 64), 1E-05f,
                 folded.Slice(Layer11Scale, 64), folded.Slice(Layer11Shift, 64));
+
+            // 9: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer9Weight, 100352), folded.Slice(Layer9PackedWeight, 100352), 1568, 64);
+
+            // 12: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer12Weight, 640), folded.Slice(Layer12PackedWeight, 1024), 64, 10);
         }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>

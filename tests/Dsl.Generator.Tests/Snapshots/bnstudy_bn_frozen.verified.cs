@@ -79,8 +79,8 @@ namespace Examples.BatchNormStudy
         private const int Layer10SaveMean = 96;
         private const int Layer10SaveInvStd = 160;
 
-        // Inference: batch norm as per-channel scale and shift, and conv/linear weights with it folded in.
-        private const int FoldedLength = 105440;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        private const int FoldedLength = 206816;
         private const int Layer0FoldedWeight = 32;
         private const int Layer0FoldedBias = 176;
         private const int Layer1Scale = 0;
@@ -91,8 +91,10 @@ namespace Examples.BatchNormStudy
         private const int Layer5Shift = 224;
         private const int Layer9FoldedWeight = 5024;
         private const int Layer9FoldedBias = 105376;
+        private const int Layer9PackedWeight = 105440;
         private const int Layer10Scale = 4896;
         private const int Layer10Shift = 4960;
+        private const int Layer12PackedWeight = 205792;
 
         private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
             inChannels: 1, outChannels: 16, inH: 28, inW: 28, kernelH: 3, kernelW: 3,
@@ -423,7 +425,7 @@ namespace Examples.BatchNormStudy
 
             // 9: linear(1568, 64, bias: false) — bnstudy_bn_frozen.nn(9,19) — [N, 1568] → [N, 64] — with 10 folded in — 11 (relu) applied as it writes
             var h4 = _arena.AsSpan(_workA, batch * 64);
-            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer9FoldedWeight, 100352), folded.Slice(Layer9FoldedBias, 64), h4, batch, 1568, 64, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, folded.Slice(Layer9FoldedWeight, 100352), folded.Slice(Layer9PackedWeight, 100352), folded.Slice(Layer9FoldedBias, 64), h4, batch, 1568, 64, scratch, Pool, relu: true);
             h = h4;
 
             // 10: bn1d(frozen: true) — bnstudy_bn_frozen.nn(9,52) — [N, 64] → [N, 64] — folded into 9
@@ -432,13 +434,13 @@ namespace Examples.BatchNormStudy
 
             // 12: linear(64, 10) — bnstudy_bn_frozen.nn(9,82) — [N, 64] → [N, 10]
             var h5 = _arena.AsSpan(_workB, batch * 10);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer12Weight, 640), parameters.AsSpan(Layer12Bias, 10), h5, batch, 64, 10, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 640), folded.Slice(Layer12PackedWeight, 1024), parameters.AsSpan(Layer12Bias, 10), h5, batch, 64, 10, scratch, Pool);
             h = h5;
 
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, and folds them into the preceding conv or linear.</summary>
+        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -465,6 +467,12 @@ namespace Examples.BatchNormStudy
             // folded into 9: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer9Weight, 100352), default, folded.Slice(Layer10Scale, 64), folded.Slice(Layer10Shift, 64),
                 folded.Slice(Layer9FoldedWeight, 100352), folded.Slice(Layer9FoldedBias, 64), 64, 1568);
+
+            // 9: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(folded.Slice(Layer9FoldedWeight, 100352), folded.Slice(Layer9PackedWeight, 100352), 1568, 64);
+
+            // 12: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer12Weight, 640), folded.Slice(Layer12PackedWeight, 1024), 64, 10);
         }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>

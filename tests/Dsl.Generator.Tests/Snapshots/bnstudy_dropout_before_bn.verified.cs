@@ -81,8 +81,8 @@ namespace Examples.BatchNormStudy
         private const int Layer11SaveMean = 96;
         private const int Layer11SaveInvStd = 160;
 
-        // Inference: batch norm as per-channel scale and shift, and conv/linear weights with it folded in.
-        private const int FoldedLength = 5024;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        private const int FoldedLength = 106400;
         private const int Layer0FoldedWeight = 32;
         private const int Layer0FoldedBias = 176;
         private const int Layer1Scale = 0;
@@ -91,8 +91,10 @@ namespace Examples.BatchNormStudy
         private const int Layer4FoldedBias = 4864;
         private const int Layer5Scale = 192;
         private const int Layer5Shift = 224;
+        private const int Layer9PackedWeight = 5024;
         private const int Layer11Scale = 4896;
         private const int Layer11Shift = 4960;
+        private const int Layer13PackedWeight = 105376;
 
         private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
             inChannels: 1, outChannels: 16, inH: 28, inW: 28, kernelH: 3, kernelW: 3,
@@ -444,7 +446,7 @@ namespace Examples.BatchNormStudy
 
             // 9: linear(1568, 64, bias: false) — bnstudy_dropout_before_bn.nn(8,19) — [N, 1568] → [N, 64]
             var h4 = _arena.AsSpan(_workA, batch * 64);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer9Weight, 100352), default, h4, batch, 1568, 64, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer9Weight, 100352), folded.Slice(Layer9PackedWeight, 100352), default, h4, batch, 1568, 64, scratch, Pool);
             h = h4;
 
             // 10: dropout(0.5) — bnstudy_dropout_before_bn.nn(8,52) — [N, 64] → [N, 64] — identity at inference
@@ -461,13 +463,13 @@ namespace Examples.BatchNormStudy
 
             // 13: linear(64, 10) — bnstudy_dropout_before_bn.nn(8,84) — [N, 64] → [N, 10]
             var h7 = _arena.AsSpan(_workB, batch * 10);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer13Weight, 640), parameters.AsSpan(Layer13Bias, 10), h7, batch, 64, 10, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer13Weight, 640), folded.Slice(Layer13PackedWeight, 1024), parameters.AsSpan(Layer13Bias, 10), h7, batch, 64, 10, scratch, Pool);
             h = h7;
 
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, and folds them into the preceding conv or linear.</summary>
+        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -491,6 +493,12 @@ namespace Examples.BatchNormStudy
             // 11: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer11Weight, 64), parameters.AsSpan(Layer11Bias, 64), buffers.AsSpan(Layer11RunningMean, 64), buffers.AsSpan(Layer11RunningVar, 64), 1E-05f,
                 folded.Slice(Layer11Scale, 64), folded.Slice(Layer11Shift, 64));
+
+            // 9: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer9Weight, 100352), folded.Slice(Layer9PackedWeight, 100352), 1568, 64);
+
+            // 13: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer13Weight, 640), folded.Slice(Layer13PackedWeight, 1024), 64, 10);
         }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>

@@ -55,6 +55,11 @@ namespace Examples.BatchNormStudy
         private const int Layer2Indices = 0; // 2 argmax, per sample
         private const int Layer5Indices = 3136; // 5 argmax, per sample
 
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        private const int FoldedLength = 101376;
+        private const int Layer7PackedWeight = 0;
+        private const int Layer9PackedWeight = 100352;
+
         private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
             inChannels: 1, outChannels: 16, inH: 28, inW: 28, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
@@ -91,6 +96,8 @@ namespace Examples.BatchNormStudy
         private readonly int _workB;
         private readonly int _indices; // max pooling's argmax, stored as ints
         private readonly int _scratch; // GEMM panels and im2col columns
+        private readonly int _folded;
+        private int _foldedVersion = -1;
 
         /// <inheritdoc/>
         public override string Name => "Plain";
@@ -113,7 +120,7 @@ namespace Examples.BatchNormStudy
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public Plain(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample + IndicesPerSample) + (long)Threads * s_scratchLength;
+            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample + IndicesPerSample) + (long)Threads * s_scratchLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
@@ -125,7 +132,8 @@ namespace Examples.BatchNormStudy
             _workB = _workA + maxBatch * WorkPerSample;
             _indices = _workB + maxBatch * WorkPerSample;
             _scratch = _indices + maxBatch * IndicesPerSample;
-            _arena = new float[_scratch + Threads * s_scratchLength];
+            _folded = _scratch + Threads * s_scratchLength;
+            _arena = new float[_folded + FoldedLength];
             ResetParameters(seed);
         }
 
@@ -267,7 +275,15 @@ namespace Examples.BatchNormStudy
         /// <inheritdoc/>
         protected override void InferCore(global::System.ReadOnlySpan<float> input, global::System.Span<float> output, int batch, int version)
         {
+            // Parameters or running statistics changed since the last fold: fold again.
+            if (_foldedVersion != version)
+            {
+                RefreshFolded();
+                _foldedVersion = version;
+            }
+
             var parameters = ParameterStorage;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
@@ -299,19 +315,32 @@ namespace Examples.BatchNormStudy
 
             // 7: linear(1568, 64) — bnstudy_plain.nn(8,19) — [N, 1568] → [N, 64] — 8 (relu) applied as it writes
             var h4 = _arena.AsSpan(_workA, batch * 64);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer7Weight, 100352), parameters.AsSpan(Layer7Bias, 64), h4, batch, 1568, 64, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer7Weight, 100352), folded.Slice(Layer7PackedWeight, 100352), parameters.AsSpan(Layer7Bias, 64), h4, batch, 1568, 64, scratch, Pool, relu: true);
             h = h4;
 
             // 8: relu — bnstudy_plain.nn(8,39) — [N, 64] → [N, 64] — applied by 7 (linear) as it wrote its output
 
             // 9: linear(64, 10) — bnstudy_plain.nn(8,47) — [N, 64] → [N, 10]
             var h5 = _arena.AsSpan(_workB, batch * 10);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer9Weight, 640), parameters.AsSpan(Layer9Bias, 10), h5, batch, 64, 10, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer9Weight, 640), folded.Slice(Layer9PackedWeight, 1024), parameters.AsSpan(Layer9Bias, 10), h5, batch, 64, 10, scratch, Pool);
             h = h5;
 
             h.CopyTo(output);
         }
 
+        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        private void RefreshFolded()
+        {
+            var parameters = ParameterStorage;
+            var buffers = BufferStorage;
+            var folded = _arena.AsSpan(_folded, FoldedLength);
+
+            // 7: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer7Weight, 100352), folded.Slice(Layer7PackedWeight, 100352), 1568, 64);
+
+            // 9: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer9Weight, 640), folded.Slice(Layer9PackedWeight, 1024), 64, 10);
+        }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>
         private global::System.Span<int> Indices(int layer, int length) =>

@@ -55,12 +55,13 @@ namespace Snapshots
         private const int Layer1SaveMean = 0;
         private const int Layer1SaveInvStd = 6;
 
-        // Inference: batch norm as per-channel scale and shift, and conv/linear weights with it folded in.
-        private const int FoldedLength = 168;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        private const int FoldedLength = 21768;
         private const int Layer0FoldedWeight = 12;
         private const int Layer0FoldedBias = 162;
         private const int Layer1Scale = 0;
         private const int Layer1Shift = 6;
+        private const int Layer4PackedWeight = 168;
 
         private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
             inChannels: 1, outChannels: 6, inH: 34, inW: 34, kernelH: 5, kernelW: 5,
@@ -263,13 +264,13 @@ namespace Snapshots
 
             // 4: linear(1350, 10) — card_chain.nn(1,85) — [N, 1350] → [N, 10]
             var h2 = _arena.AsSpan(_workA, batch * 10);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer4Weight, 13500), parameters.AsSpan(Layer4Bias, 10), h2, batch, 1350, 10, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer4Weight, 13500), folded.Slice(Layer4PackedWeight, 21600), parameters.AsSpan(Layer4Bias, 10), h2, batch, 1350, 10, scratch, Pool);
             h = h2;
 
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, and folds them into the preceding conv or linear.</summary>
+        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -282,6 +283,9 @@ namespace Snapshots
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 150), parameters.AsSpan(Layer0Bias, 6), folded.Slice(Layer1Scale, 6), folded.Slice(Layer1Shift, 6),
                 folded.Slice(Layer0FoldedWeight, 150), folded.Slice(Layer0FoldedBias, 6), 6, 25);
+
+            // 4: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer4Weight, 13500), folded.Slice(Layer4PackedWeight, 21600), 1350, 10);
         }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>

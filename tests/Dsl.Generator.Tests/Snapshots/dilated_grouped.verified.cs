@@ -53,12 +53,13 @@ namespace Snapshots
         private const int Layer1SaveMean = 0;
         private const int Layer1SaveInvStd = 8;
 
-        // Inference: batch norm as per-channel scale and shift, and conv/linear weights with it folded in.
-        private const int FoldedLength = 168;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        private const int FoldedLength = 4776;
         private const int Layer0FoldedWeight = 16;
         private const int Layer0FoldedBias = 160;
         private const int Layer1Scale = 0;
         private const int Layer1Shift = 8;
+        private const int Layer4PackedWeight = 168;
 
         private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
             inChannels: 4, outChannels: 8, inH: 10, inW: 10, kernelH: 3, kernelW: 3,
@@ -256,13 +257,13 @@ namespace Snapshots
 
             // 4: linear(288, 2) — dilated_grouped.nn(1,107) — [N, 288] → [N, 2]
             var h2 = _arena.AsSpan(_workB, batch * 2);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer4Weight, 576), parameters.AsSpan(Layer4Bias, 2), h2, batch, 288, 2, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer4Weight, 576), folded.Slice(Layer4PackedWeight, 4608), parameters.AsSpan(Layer4Bias, 2), h2, batch, 288, 2, scratch, Pool);
             h = h2;
 
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, and folds them into the preceding conv or linear.</summary>
+        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -275,6 +276,9 @@ namespace Snapshots
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 8), folded.Slice(Layer1Scale, 8), folded.Slice(Layer1Shift, 8),
                 folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 8), 8, 18);
+
+            // 4: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer4Weight, 576), folded.Slice(Layer4PackedWeight, 4608), 288, 2);
         }
     }
 }

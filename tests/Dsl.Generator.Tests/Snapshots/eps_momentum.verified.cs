@@ -57,12 +57,13 @@ namespace Snapshots
         private const int Layer1SaveMean = 0;
         private const int Layer1SaveInvStd = 4;
 
-        // Inference: batch norm as per-channel scale and shift, and conv/linear weights with it folded in.
-        private const int FoldedLength = 84;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        private const int FoldedLength = 148;
         private const int Layer0FoldedWeight = 8;
         private const int Layer0FoldedBias = 80;
         private const int Layer1Scale = 0;
         private const int Layer1Shift = 4;
+        private const int Layer5PackedWeight = 84;
 
         private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
             inChannels: 2, outChannels: 4, inH: 9, inW: 9, kernelH: 3, kernelW: 3,
@@ -284,13 +285,13 @@ namespace Snapshots
 
             // 5: linear(4, 3) — eps_momentum.nn(1,164) — [N, 4] → [N, 3]
             var h4 = _arena.AsSpan(_workB, batch * 3);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer5Weight, 12), parameters.AsSpan(Layer5Bias, 3), h4, batch, 4, 3, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer5Weight, 12), folded.Slice(Layer5PackedWeight, 64), parameters.AsSpan(Layer5Bias, 3), h4, batch, 4, 3, scratch, Pool);
             h = h4;
 
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, and folds them into the preceding conv or linear.</summary>
+        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -303,6 +304,9 @@ namespace Snapshots
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 72), parameters.AsSpan(Layer0Bias, 4), folded.Slice(Layer1Scale, 4), folded.Slice(Layer1Shift, 4),
                 folded.Slice(Layer0FoldedWeight, 72), folded.Slice(Layer0FoldedBias, 4), 4, 18);
+
+            // 5: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer5Weight, 12), folded.Slice(Layer5PackedWeight, 64), 4, 3);
         }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>

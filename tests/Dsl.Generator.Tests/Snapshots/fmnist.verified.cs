@@ -82,8 +82,8 @@ namespace Examples.FashionMnist
         private const int Layer10SaveMean = 192;
         private const int Layer10SaveInvStd = 320;
 
-        // Inference: batch norm as per-channel scale and shift, and conv/linear weights with it folded in.
-        private const int FoldedLength = 420800;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        private const int FoldedLength = 824256;
         private const int Layer0FoldedWeight = 64;
         private const int Layer0FoldedBias = 352;
         private const int Layer1Scale = 0;
@@ -94,8 +94,10 @@ namespace Examples.FashionMnist
         private const int Layer5Shift = 448;
         private const int Layer9FoldedWeight = 19264;
         private const int Layer9FoldedBias = 420672;
+        private const int Layer9PackedWeight = 420800;
         private const int Layer10Scale = 19008;
         private const int Layer10Shift = 19136;
+        private const int Layer12PackedWeight = 822208;
 
         private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
             inChannels: 1, outChannels: 32, inH: 28, inW: 28, kernelH: 3, kernelW: 3,
@@ -433,7 +435,7 @@ namespace Examples.FashionMnist
 
             // 9: linear(3136, 128) — fmnist.nn(10,8) — [N, 3136] → [N, 128] — with 10 folded in — 11 (relu) applied as it writes
             var h4 = _arena.AsSpan(_workA, batch * 128);
-            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer9FoldedWeight, 401408), folded.Slice(Layer9FoldedBias, 128), h4, batch, 3136, 128, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, folded.Slice(Layer9FoldedWeight, 401408), folded.Slice(Layer9PackedWeight, 401408), folded.Slice(Layer9FoldedBias, 128), h4, batch, 3136, 128, scratch, Pool, relu: true);
             h = h4;
 
             // 10: bn1d — fmnist.nn(10,29) — [N, 128] → [N, 128] — folded into 9
@@ -442,13 +444,13 @@ namespace Examples.FashionMnist
 
             // 12: linear(128, 10) — fmnist.nn(11,8) — [N, 128] → [N, 10]
             var h5 = _arena.AsSpan(_workB, batch * 10);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer12Weight, 1280), parameters.AsSpan(Layer12Bias, 10), h5, batch, 128, 10, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 1280), folded.Slice(Layer12PackedWeight, 2048), parameters.AsSpan(Layer12Bias, 10), h5, batch, 128, 10, scratch, Pool);
             h = h5;
 
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, and folds them into the preceding conv or linear.</summary>
+        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -475,6 +477,12 @@ namespace Examples.FashionMnist
             // folded into 9: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer9Weight, 401408), parameters.AsSpan(Layer9Bias, 128), folded.Slice(Layer10Scale, 128), folded.Slice(Layer10Shift, 128),
                 folded.Slice(Layer9FoldedWeight, 401408), folded.Slice(Layer9FoldedBias, 128), 128, 3136);
+
+            // 9: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(folded.Slice(Layer9FoldedWeight, 401408), folded.Slice(Layer9PackedWeight, 401408), 3136, 128);
+
+            // 12: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer12Weight, 1280), folded.Slice(Layer12PackedWeight, 2048), 128, 10);
         }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>

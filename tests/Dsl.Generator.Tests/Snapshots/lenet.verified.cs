@@ -55,10 +55,11 @@ namespace Examples.LeNet
         private const int Bn1SaveMean = 0;
         private const int Bn1SaveInvStd = 6;
 
-        // Inference: batch norm as per-channel scale and shift, and conv/linear weights with it folded in.
-        private const int FoldedLength = 12;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        private const int FoldedLength = 21612;
         private const int Bn1Scale = 0;
         private const int Bn1Shift = 6;
+        private const int Fc1PackedWeight = 12;
 
         private static readonly global::Dsl.Runtime.ConvGeometry Conv1Geometry = new(
             inChannels: 1, outChannels: 6, inH: 34, inW: 34, kernelH: 5, kernelW: 5,
@@ -261,13 +262,13 @@ namespace Examples.LeNet
 
             // fc1: linear(1350, 10) as fc1 — lenet.nn(10,8) — [N, 1350] → [N, 10]
             var h2 = _arena.AsSpan(_workA, batch * 10);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Fc1Weight, 13500), parameters.AsSpan(Fc1Bias, 10), h2, batch, 1350, 10, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Fc1Weight, 13500), folded.Slice(Fc1PackedWeight, 21600), parameters.AsSpan(Fc1Bias, 10), h2, batch, 1350, 10, scratch, Pool);
             h = h2;
 
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, and folds them into the preceding conv or linear.</summary>
+        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -277,6 +278,9 @@ namespace Examples.LeNet
             // bn1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Bn1Weight, 6), parameters.AsSpan(Bn1Bias, 6), buffers.AsSpan(Bn1RunningMean, 6), buffers.AsSpan(Bn1RunningVar, 6), 1E-05f,
                 folded.Slice(Bn1Scale, 6), folded.Slice(Bn1Shift, 6));
+
+            // fc1: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Fc1Weight, 13500), folded.Slice(Fc1PackedWeight, 21600), 1350, 10);
         }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>

@@ -52,12 +52,14 @@ namespace Snapshots
         private const int Layer1SaveMean = 0;
         private const int Layer1SaveInvStd = 5;
 
-        // Inference: batch norm as per-channel scale and shift, and conv/linear weights with it folded in.
-        private const int FoldedLength = 65;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        private const int FoldedLength = 305;
         private const int Layer0FoldedWeight = 10;
         private const int Layer0FoldedBias = 60;
+        private const int Layer0PackedWeight = 65;
         private const int Layer1Scale = 0;
         private const int Layer1Shift = 5;
+        private const int Layer2PackedWeight = 225;
 
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
         private static readonly int s_scratchLength = global::Dsl.Runtime.Gemm.ScratchLength;
@@ -224,20 +226,20 @@ namespace Snapshots
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 5);
-            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer0FoldedWeight, 50), folded.Slice(Layer0FoldedBias, 5), h0, batch, 10, 5, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, folded.Slice(Layer0FoldedWeight, 50), folded.Slice(Layer0PackedWeight, 160), folded.Slice(Layer0FoldedBias, 5), h0, batch, 10, 5, scratch, Pool);
             h = h0;
 
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — folded into 0
 
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1]
             var h1 = _arena.AsSpan(_workB, batch * 1);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer2Weight, 5), parameters.AsSpan(Layer2Bias, 1), h1, batch, 5, 1, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer2Weight, 5), folded.Slice(Layer2PackedWeight, 80), parameters.AsSpan(Layer2Bias, 1), h1, batch, 5, 1, scratch, Pool);
             h = h1;
 
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, and folds them into the preceding conv or linear.</summary>
+        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -250,6 +252,12 @@ namespace Snapshots
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 50), parameters.AsSpan(Layer0Bias, 5), folded.Slice(Layer1Scale, 5), folded.Slice(Layer1Shift, 5),
                 folded.Slice(Layer0FoldedWeight, 50), folded.Slice(Layer0FoldedBias, 5), 5, 10);
+
+            // 0: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(folded.Slice(Layer0FoldedWeight, 50), folded.Slice(Layer0PackedWeight, 160), 10, 5);
+
+            // 2: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer2Weight, 5), folded.Slice(Layer2PackedWeight, 80), 5, 1);
         }
     }
 }

@@ -78,8 +78,8 @@ namespace Snapshots
         private const int Layer8SaveMean = 64;
         private const int Layer8SaveInvStd = 96;
 
-        // Inference: batch norm as per-channel scale and shift, and conv/linear weights with it folded in.
-        private const int FoldedLength = 7536;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        private const int FoldedLength = 8048;
         private const int Layer0FoldedWeight = 32;
         private const int Layer0FoldedBias = 464;
         private const int Layer1Scale = 0;
@@ -92,6 +92,7 @@ namespace Snapshots
         private const int Layer7FoldedBias = 7504;
         private const int Layer8Scale = 2832;
         private const int Layer8Shift = 2864;
+        private const int Layer11PackedWeight = 7536;
 
         private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
             inChannels: 3, outChannels: 16, inH: 32, inW: 32, kernelH: 3, kernelW: 3,
@@ -421,13 +422,13 @@ namespace Snapshots
 
             // 11: linear(32, 10) — small_cnn.nn(1,249) — [N, 32] → [N, 10]
             var h5 = _arena.AsSpan(_workB, batch * 10);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer11Weight, 320), parameters.AsSpan(Layer11Bias, 10), h5, batch, 32, 10, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer11Weight, 320), folded.Slice(Layer11PackedWeight, 512), parameters.AsSpan(Layer11Bias, 10), h5, batch, 32, 10, scratch, Pool);
             h = h5;
 
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, and folds them into the preceding conv or linear.</summary>
+        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -454,6 +455,9 @@ namespace Snapshots
             // folded into 7: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer7Weight, 4608), default, folded.Slice(Layer8Scale, 32), folded.Slice(Layer8Shift, 32),
                 folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), 32, 144);
+
+            // 11: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer11Weight, 320), folded.Slice(Layer11PackedWeight, 512), 32, 10);
         }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>

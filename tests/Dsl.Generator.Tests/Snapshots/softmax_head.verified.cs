@@ -54,12 +54,14 @@ namespace Snapshots
         private const int Layer1SaveMean = 0;
         private const int Layer1SaveInvStd = 6;
 
-        // Inference: batch norm as per-channel scale and shift, and conv/linear weights with it folded in.
-        private const int FoldedLength = 66;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        private const int FoldedLength = 290;
         private const int Layer0FoldedWeight = 12;
         private const int Layer0FoldedBias = 60;
+        private const int Layer0PackedWeight = 66;
         private const int Layer1Scale = 0;
         private const int Layer1Shift = 6;
+        private const int Layer3PackedWeight = 194;
 
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
         private static readonly int s_scratchLength = global::Dsl.Runtime.Gemm.ScratchLength;
@@ -244,7 +246,7 @@ namespace Snapshots
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 6);
-            global::Dsl.Runtime.Linear.Forward(h, folded.Slice(Layer0FoldedWeight, 48), folded.Slice(Layer0FoldedBias, 6), h0, batch, 8, 6, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, folded.Slice(Layer0FoldedWeight, 48), folded.Slice(Layer0PackedWeight, 128), folded.Slice(Layer0FoldedBias, 6), h0, batch, 8, 6, scratch, Pool);
             h = h0;
 
             // 1: bn1d — softmax_head.nn(1,42) — [N, 6] → [N, 6] — folded into 0
@@ -256,7 +258,7 @@ namespace Snapshots
 
             // 3: linear(6, 4) — softmax_head.nn(1,61) — [N, 6] → [N, 4]
             var h2 = _arena.AsSpan(_workB, batch * 4);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer3Weight, 24), parameters.AsSpan(Layer3Bias, 4), h2, batch, 6, 4, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer3Weight, 24), folded.Slice(Layer3PackedWeight, 96), parameters.AsSpan(Layer3Bias, 4), h2, batch, 6, 4, scratch, Pool);
             h = h2;
 
             // 4: log_softmax — softmax_head.nn(1,77) — [N, 4] → [N, 4]
@@ -267,7 +269,7 @@ namespace Snapshots
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, and folds them into the preceding conv or linear.</summary>
+        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -280,6 +282,12 @@ namespace Snapshots
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 48), parameters.AsSpan(Layer0Bias, 6), folded.Slice(Layer1Scale, 6), folded.Slice(Layer1Shift, 6),
                 folded.Slice(Layer0FoldedWeight, 48), folded.Slice(Layer0FoldedBias, 6), 6, 8);
+
+            // 0: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(folded.Slice(Layer0FoldedWeight, 48), folded.Slice(Layer0PackedWeight, 128), 8, 6);
+
+            // 3: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer3Weight, 24), folded.Slice(Layer3PackedWeight, 96), 6, 4);
         }
     }
 }

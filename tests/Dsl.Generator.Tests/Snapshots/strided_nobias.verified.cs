@@ -53,12 +53,13 @@ namespace Snapshots
         private const int Layer1SaveMean = 0;
         private const int Layer1SaveInvStd = 8;
 
-        // Inference: batch norm as per-channel scale and shift, and conv/linear weights with it folded in.
-        private const int FoldedLength = 240;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        private const int FoldedLength = 2288;
         private const int Layer0FoldedWeight = 16;
         private const int Layer0FoldedBias = 232;
         private const int Layer1Scale = 0;
         private const int Layer1Shift = 8;
+        private const int Layer5PackedWeight = 240;
 
         private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
             inChannels: 3, outChannels: 8, inH: 16, inW: 16, kernelH: 3, kernelW: 3,
@@ -267,13 +268,13 @@ namespace Snapshots
 
             // 5: linear(128, 5) — strided_nobias.nn(1,133) — [N, 128] → [N, 5]
             var h2 = _arena.AsSpan(_workA, batch * 5);
-            global::Dsl.Runtime.Linear.Forward(h, parameters.AsSpan(Layer5Weight, 640), parameters.AsSpan(Layer5Bias, 5), h2, batch, 128, 5, scratch, Pool);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer5Weight, 640), folded.Slice(Layer5PackedWeight, 2048), parameters.AsSpan(Layer5Bias, 5), h2, batch, 128, 5, scratch, Pool);
             h = h2;
 
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, and folds them into the preceding conv or linear.</summary>
+        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -286,6 +287,9 @@ namespace Snapshots
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 216), default, folded.Slice(Layer1Scale, 8), folded.Slice(Layer1Shift, 8),
                 folded.Slice(Layer0FoldedWeight, 216), folded.Slice(Layer0FoldedBias, 8), 8, 27);
+
+            // 5: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
+            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer5Weight, 640), folded.Slice(Layer5PackedWeight, 2048), 128, 5);
         }
     }
 }
