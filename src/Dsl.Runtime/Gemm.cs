@@ -71,9 +71,10 @@ public static class Gemm
             for (int jc = 0; jc < n; jc += NC)
             {
                 int nc = Math.Min(NC, n - jc);
-                for (int pc0 = 0; pc0 < k; pc0 += KC)
+                int blockK = BlockK(k);
+                for (int pc0 = 0; pc0 < k; pc0 += blockK)
                 {
-                    int kc = Math.Min(KC, k - pc0);
+                    int kc = Math.Min(blockK, k - pc0);
                     bool add = accumulate || pc0 > 0;
                     PackB(pb + pc0 * bRowStride + jc * bColStride, bRowStride, bColStride, kc, nc, packB);
                     for (int ic = 0; ic < m; ic += MC)
@@ -95,6 +96,14 @@ public static class Gemm
                 }
             }
         }
+    }
+
+    // K split into equal blocks of at most KC: 784 = 4 × 196 rather than 3 × 256 + 16, whose last block
+    // would load and store every C tile for 16 multiply-adds.
+    private static int BlockK(int k)
+    {
+        int blocks = (k + KC - 1) / KC;
+        return (k + blocks - 1) / blocks;
     }
 
     /// <summary>Floats of a B operand <c>[k × n]</c> packed once by <see cref="PackB(ReadOnlySpan{float}, int, int, int, int, Span{float})"/>.</summary>
@@ -120,9 +129,10 @@ public static class Gemm
         int n16 = (n + NR - 1) / NR * NR;
         fixed (float* pb = b, pp = packed)
         {
-            for (int pc0 = 0; pc0 < k; pc0 += KC)
+            int blockK = BlockK(k);
+            for (int pc0 = 0; pc0 < k; pc0 += blockK)
             {
-                PackB(pb + (long)pc0 * bRowStride, bRowStride, bColStride, Math.Min(KC, k - pc0), n, pp + (long)pc0 * n16);
+                PackB(pb + (long)pc0 * bRowStride, bRowStride, bColStride, Math.Min(blockK, k - pc0), n, pp + (long)pc0 * n16);
             }
         }
     }
@@ -138,9 +148,10 @@ public static class Gemm
         int n16 = (n + NR - 1) / NR * NR;
         float* packA = scratch;
         float* edge = stackalloc float[MR * NR];
-        for (int pc0 = 0; pc0 < k; pc0 += KC)
+        int blockK = BlockK(k);
+        for (int pc0 = 0; pc0 < k; pc0 += blockK)
         {
-            int kc = Math.Min(KC, k - pc0);
+            int kc = Math.Min(blockK, k - pc0);
             bool add = accumulate || pc0 > 0;
             float* block = packedB + (long)pc0 * n16;
             for (int ic = 0; ic < m; ic += MC)

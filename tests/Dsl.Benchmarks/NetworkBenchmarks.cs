@@ -101,7 +101,15 @@ public class NetworkBenchmarks
                     _ort = new OrtRunner(network, Batch, Threads, OnnxExporter.Export(network, source.Model));
                 break;
         }
+
+        // All three sides share this process: let a thread team left spinning by the previous case (an OpenMP
+        // team of libtorch, a worker of ours) go to sleep before this case warms up, or it takes a core from a
+        // 2-thread cell. A run without this pause had one 2-thread cell at half its isolated speed.
+        Thread.Sleep(SettleMilliseconds);
     }
+
+    /// <summary>Pause before each case's warm-up, so the previous case's threads are parked.</summary>
+    public const int SettleMilliseconds = 300;
 
     [GlobalCleanup]
     public void Cleanup()
