@@ -112,8 +112,38 @@ public abstract class CompiledModel
     /// <summary>Tells the model its parameters or running statistics changed, so that inference refolds batch norm.</summary>
     public void ParametersChanged() => _version++;
 
-    /// <summary>Zeroes every gradient.</summary>
-    public void ZeroGrad() => Array.Clear(_gradients);
+    /// <summary>Zeroes every gradient (split across the model's threads when there are many).</summary>
+    public void ZeroGrad()
+    {
+        if (Pool is null || _gradients.Length < ParallelUpdateThreshold)
+        {
+            Array.Clear(_gradients);
+            return;
+        }
+
+        Pool.Run(_clearPart ??= ClearPart);
+    }
+
+    private Action<int, int>? _clearPart;
+
+    private void ClearPart(int part, int parts)
+    {
+        var (lo, hi) = WorkerPool.Share(_gradients.Length / 16, part, parts);
+        int end = part == parts - 1 ? _gradients.Length : hi * 16;
+        Array.Clear(_gradients, lo * 16, end - lo * 16);
+    }
+
+    /// <summary>Below this many parameters, whole-buffer passes (zeroing gradients, an optimizer step) stay on the caller's thread.</summary>
+    internal const int ParallelUpdateThreshold = 1 << 16;
+
+    /// <summary>The pool an optimizer may split its update across, or null.</summary>
+    internal WorkerPool? UpdatePool => Pool;
+
+    /// <summary>The parameter array itself, for an optimizer's parallel update (which marks the parameters changed through <see cref="Parameters"/>).</summary>
+    internal float[] ParameterArray => _parameters;
+
+    /// <summary>The gradient array itself.</summary>
+    internal float[] GradientArray => _gradients;
 
     /// <summary>The parameter or float buffer named <paramref name="name"/> (e.g. <c>bn1.running_mean</c>); marks parameters as changed.</summary>
     public Span<float> Tensor(string name)

@@ -17,6 +17,7 @@ public sealed unsafe class WorkerPool : IDisposable
     private readonly ManualResetEventSlim _done = new(false, spinCount: 2000);
     private delegate*<void*, int, int, void> _body;
     private void* _state;
+    private Action<int, int>? _managed; // the job when it is a delegate (Run(Action)); null for a function pointer
     private int _remaining;
     private int _generation; // one more per job: spinning workers watch it, sleeping ones get their event
 
@@ -77,13 +78,31 @@ public sealed unsafe class WorkerPool : IDisposable
             return;
         }
 
-        lock (_gate) RunLocked(body, state);
+        lock (_gate) RunLocked(body, state, null);
     }
 
-    private void RunLocked(delegate*<void*, int, int, void> body, void* state)
+    /// <summary>
+    /// Runs <c>body(part, Threads)</c> for every part, part 0 on the caller, for a job whose state lives in an object
+    /// (an optimizer's arrays). Allocation-free when the caller keeps the delegate.
+    /// </summary>
+    /// <param name="body">The job; it must split its work by <c>part</c> and touch only its share.</param>
+    public void Run(Action<int, int> body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        if (_workers.Length == 0)
+        {
+            body(0, 1);
+            return;
+        }
+
+        lock (_gate) RunLocked(null, null, body);
+    }
+
+    private void RunLocked(delegate*<void*, int, int, void> body, void* state, Action<int, int>? managed)
     {
         _body = body;
         _state = state;
+        _managed = managed;
         _failure = null;
         _remaining = _workers.Length;
         _done.Reset();
@@ -91,11 +110,13 @@ public sealed unsafe class WorkerPool : IDisposable
         foreach (var start in _start) start.Set();
         try
         {
-            body(state, 0, Threads);
+            if (managed is not null) managed(0, Threads);
+            else body(state, 0, Threads);
         }
         finally
         {
             _done.Wait();
+            _managed = null;
         }
 
         if (_failure is { } failure) throw new AggregateException("a worker thread failed", failure);
@@ -125,7 +146,8 @@ public sealed unsafe class WorkerPool : IDisposable
             if (_stopping) return;
             try
             {
-                _body(_state, index, Threads);
+                if (_managed is { } managed) managed(index, Threads);
+                else _body(_state, index, Threads);
             }
             catch (Exception exception)
             {

@@ -67,7 +67,42 @@ public abstract class Optimizer
     public void Step(CompiledModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        Step(model.Parameters, model.Gradients);
+        var parameters = model.Parameters; // marks them changed
+        if (model.UpdatePool is not { Threads: > 1 } pool || ParameterCount < CompiledModel.ParallelUpdateThreshold || parameters.Length != ParameterCount)
+        {
+            Step(parameters, model.Gradients);
+            return;
+        }
+
+        // The update is element by element, so each thread takes a contiguous share of the flat buffer (the same
+        // bits as one thread): the step is a pass over parameters, gradients and state, bound by memory.
+        StepCount++;
+        BeginStep();
+        _stepParameters = model.ParameterArray;
+        _stepGradients = model.GradientArray;
+        try
+        {
+            pool.Run(_stepPart ??= StepPart);
+        }
+        finally
+        {
+            _stepParameters = null;
+            _stepGradients = null;
+        }
+    }
+
+    private float[]? _stepParameters, _stepGradients;
+    private Action<int, int>? _stepPart;
+
+    private void StepPart(int part, int parts)
+    {
+        var (lo, hi) = WorkerPool.Share(ParameterCount / 16, part, parts);
+        int start = lo * 16, end = part == parts - 1 ? ParameterCount : hi * 16;
+        foreach (var s in _segments)
+        {
+            int a = Math.Max(s.Offset, start), b = Math.Min(s.Offset + s.Length, end);
+            if (a < b) Update(_stepParameters.AsSpan(a, b - a), _stepGradients.AsSpan(a, b - a), a, s.Decay ? WeightDecay : 0f);
+        }
     }
 
     /// <summary>One update of <paramref name="parameters"/> from <paramref name="gradients"/>.</summary>

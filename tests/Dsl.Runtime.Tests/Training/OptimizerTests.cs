@@ -216,4 +216,42 @@ public class OptimizerTests
         sgd.Step(model);
         Assert.Equal(0, TestUtil.BytesAllocatedBy(() => sgd.Step(model)));
     }
+
+    // With a pool, zero_grad and the optimizers split the flat buffer across threads: the update is element by
+    // element, so the parameters and the optimizer state come out bit for bit as on one thread, and nothing is allocated.
+    [Fact]
+    public void ParallelStepsEqualSerialStepsAndDoNotAllocate()
+    {
+        foreach (Func<CompiledModel, Optimizer> make in new Func<CompiledModel, Optimizer>[]
+                 {
+                     m => new Sgd(m, 0.05f, momentum: 0.9f, weightDecay: 1e-3f, decayNormAndBias: false),
+                     m => new Adam(m, 1e-2f, weightDecay: 1e-3f),
+                     m => new AdamW(m, 1e-2f),
+                 })
+        {
+            var serial = new WideMlp(maxBatch: 4, seed: 7, threads: 1);
+            var parallel = new WideMlp(maxBatch: 4, seed: 7, threads: 2);
+            Assert.True(parallel.Parameters.Length >= 1 << 16, "the model must be large enough to split");
+            var one = make(serial);
+            var two = make(parallel);
+            for (int step = 0; step < 3; step++)
+            {
+                var g = TestUtil.Random(serial.Gradients.Length, 10 + step);
+                g.CopyTo(serial.Gradients);
+                g.CopyTo(parallel.Gradients);
+                one.Step(serial);
+                two.Step(parallel);
+                Assert.Equal(serial.Parameters.ToArray(), parallel.Parameters.ToArray());
+            }
+
+            Assert.Equal(3, two.StepCount);
+            parallel.ZeroGrad();
+            Assert.All(parallel.Gradients.ToArray(), v => Assert.Equal(0f, v));
+            Assert.Equal(0, TestUtil.BytesAllocatedBy(() =>
+            {
+                parallel.ZeroGrad();
+                two.Step(parallel);
+            }));
+        }
+    }
 }
