@@ -40,6 +40,21 @@ public static unsafe class ConvWinograd
     /// <summary>Fewest input and output channels for which the transforms cost less than the multiplies they save.</summary>
     public const int MinChannels = 16;
 
+    /// <summary>
+    /// Whether the weight gradient of <paramref name="g"/> runs here too: when at least 7/8 of the tiles computed lie
+    /// on the output. Its transforms cost more than the forward pass's, and a small image (Fashion-MNIST's 14×14:
+    /// 49 tiles computed as 64) gains nothing over <see cref="Conv2d"/>'s, which then takes it.
+    /// </summary>
+    /// <param name="g">Convolution geometry.</param>
+    /// <returns>True when <see cref="BackwardWeight(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, in ConvGeometry, Span{float})"/> runs here.</returns>
+    public static bool SuitsWeightGradient(in ConvGeometry g)
+    {
+        if (!Suits(g)) return false;
+        var p = Plan.Of(g);
+        long used = (long)((g.OutH + 1) / 2) * ((g.OutW + 1) / 2), computed = (long)p.Blocks * p.BlockTiles;
+        return 8 * used >= 7 * computed;
+    }
+
     /// <summary>Whether the input gradient of <paramref name="g"/> (a stride-1 convolution of dY with flipped kernels) takes this kernel.</summary>
     /// <param name="g">Convolution geometry of the forward layer.</param>
     /// <returns>True when <see cref="BackwardInput(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, in ConvGeometry, Span{float})"/> runs here.</returns>
@@ -251,7 +266,8 @@ public static unsafe class ConvWinograd
     }
 
     /// <summary>
-    /// Weight and bias gradients (accumulated) on the caller's thread, by the same transforms run backwards:
+    /// Weight and bias gradients (accumulated) on the caller's thread, by the same transforms run backwards (where
+    /// <see cref="SuitsWeightGradient"/> holds; otherwise <see cref="Conv2d"/>'s):
     /// <c>dW[o, c] += Gᵀ·(Σ_tiles (A·dY·Aᵀ)[o] ⊙ (Bᵀ·d·B)[c])·G</c>, sixteen <c>[Cin × tiles]·[tiles × Cout]</c>
     /// products accumulated over the batch, then one output transform.
     /// </summary>
@@ -264,12 +280,13 @@ public static unsafe class ConvWinograd
     /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
     public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch)
     {
-        if (!Suits(g))
-        {
-            Conv2d.BackwardWeight(dy, x, dw, dbias, n, g, scratch);
-            return;
-        }
+        if (SuitsWeightGradient(g)) WeightGradient(dy, x, dw, dbias, n, g, scratch);
+        else Conv2d.BackwardWeight(dy, x, dw, dbias, n, g, scratch);
+    }
 
+    // The Winograd weight gradient on the caller's thread, for any geometry Suits accepts (the tests run it on all).
+    internal static void WeightGradient(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch)
+    {
         Debug.Assert(dy.Length >= n * g.OutputLength && x.Length >= n * g.InputLength && dw.Length >= g.WeightLength, "buffer too short");
         var plan = Plan.Of(g);
         Debug.Assert(scratch.Length >= plan.WeightScratchLength, "scratch too short");
@@ -293,20 +310,16 @@ public static unsafe class ConvWinograd
     /// <param name="scratch">Per-thread regions (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param><param name="pool">The pool, or null.</param>
     public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool)
     {
-        if (!Suits(g))
-        {
-            Conv2d.BackwardWeight(dy, x, dw, dbias, n, g, scratch, pool);
-            return;
-        }
+        if (!SuitsWeightGradient(g)) Conv2d.BackwardWeight(dy, x, dw, dbias, n, g, scratch, pool);
+        else if (!Parallel(pool, n, g)) WeightGradient(dy, x, dw, dbias, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
+        else WeightGradient(dy, x, dw, dbias, n, g, scratch, pool!);
+    }
 
-        if (!Parallel(pool, n, g))
-        {
-            BackwardWeight(dy, x, dw, dbias, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
-            return;
-        }
-
+    // The Winograd weight gradient split across the pool, for any geometry Suits accepts.
+    internal static void WeightGradient(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch, WorkerPool pool)
+    {
         var plan = Plan.Of(g);
-        long stride = scratch.Length / pool!.Threads;
+        long stride = scratch.Length / pool.Threads;
         fixed (float* pdy = dy, px = x, pdw = dw, ps = scratch)
         {
             var job = new Job { X = px, Y = pdy, Scratch = ps, ScratchStride = stride, Items = n * plan.Blocks, Plan = plan };
@@ -490,32 +503,43 @@ public static unsafe class ConvWinograd
         }
     }
 
-    // dW[o, c] += (Gᵀ·dU·G) with Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]], dU_ξ[o, c] = du[ξ][c, o].
+    // dW[o, c] += (Gᵀ·dU·G) with Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]], dU_ξ[o, c] = du[ξ][c, o]:
+    // 8 output channels per vector (contiguous in du), the nine results of each lane added to its own kernel.
     private static void FinishWeight(float* du, float* dw, in Plan p)
     {
         long xiStride = (long)p.CinPad * p.Cout16;
-        float* m = stackalloc float[Xi];
-        for (int o = 0; o < p.Cout; o++)
+        var half = Vector256.Create(0.5f);
+        float* k9 = stackalloc float[9 * 8];
+        for (int c = 0; c < p.Cin; c++)
         {
-            for (int c = 0; c < p.Cin; c++)
+            for (int o0 = 0; o0 < p.Cout; o0 += 8)
             {
-                for (int xi = 0; xi < Xi; xi++) m[xi] = du[xi * xiStride + (long)c * p.Cout16 + o];
-                float* k = dw + ((long)o * p.Cin + c) * 9;
+                float* m = du + (long)c * p.Cout16 + o0;
+                var m0 = Vector256.Load(m); var m1 = Vector256.Load(m + xiStride); var m2 = Vector256.Load(m + 2 * xiStride); var m3 = Vector256.Load(m + 3 * xiStride);
+                var m4 = Vector256.Load(m + 4 * xiStride); var m5 = Vector256.Load(m + 5 * xiStride); var m6 = Vector256.Load(m + 6 * xiStride); var m7 = Vector256.Load(m + 7 * xiStride);
+                var m8 = Vector256.Load(m + 8 * xiStride); var m9 = Vector256.Load(m + 9 * xiStride); var m10 = Vector256.Load(m + 10 * xiStride); var m11 = Vector256.Load(m + 11 * xiStride);
+                var m12 = Vector256.Load(m + 12 * xiStride); var m13 = Vector256.Load(m + 13 * xiStride); var m14 = Vector256.Load(m + 14 * xiStride); var m15 = Vector256.Load(m + 15 * xiStride);
                 // Rows: R[i, k] = Σ_a Gᵀ[i, a]·dU[a, k].
-                float r00 = m[0] + 0.5f * (m[4] + m[8]), r01 = m[1] + 0.5f * (m[5] + m[9]), r02 = m[2] + 0.5f * (m[6] + m[10]), r03 = m[3] + 0.5f * (m[7] + m[11]);
-                float r10 = 0.5f * (m[4] - m[8]), r11 = 0.5f * (m[5] - m[9]), r12 = 0.5f * (m[6] - m[10]), r13 = 0.5f * (m[7] - m[11]);
-                float r20 = 0.5f * (m[4] + m[8]) + m[12], r21 = 0.5f * (m[5] + m[9]) + m[13], r22 = 0.5f * (m[6] + m[10]) + m[14], r23 = 0.5f * (m[7] + m[11]) + m[15];
-                Row(r00, r01, r02, r03, k);
-                Row(r10, r11, r12, r13, k + 3);
-                Row(r20, r21, r22, r23, k + 6);
+                var s0 = half * (m4 + m8); var s1 = half * (m5 + m9); var s2 = half * (m6 + m10); var s3 = half * (m7 + m11);
+                Columns(m0 + s0, m1 + s1, m2 + s2, m3 + s3, k9, half);
+                Columns(half * (m4 - m8), half * (m5 - m9), half * (m6 - m10), half * (m7 - m11), k9 + 24, half);
+                Columns(s0 + m12, s1 + m13, s2 + m14, s3 + m15, k9 + 48, half);
+                int lanes = Math.Min(8, p.Cout - o0);
+                for (int l = 0; l < lanes; l++)
+                {
+                    float* k = dw + ((long)(o0 + l) * p.Cin + c) * 9;
+                    for (int t = 0; t < 9; t++) k[t] += k9[(t / 3) * 24 + (t % 3) * 8 + l];
+                }
             }
         }
 
-        static void Row(float a, float b, float c, float d, float* k)
+        // Columns of one row: (a + ½(b + c), ½(b − c), ½(b + c) + d), each 8 lanes, at dest, dest + 8, dest + 16.
+        static void Columns(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d, float* dest, Vector256<float> half)
         {
-            k[0] += a + 0.5f * (b + c);
-            k[1] += 0.5f * (b - c);
-            k[2] += 0.5f * (b + c) + d;
+            var bc = half * (b + c);
+            Vector256.Store(a + bc, dest);
+            Vector256.Store(half * (b - c), dest + 8);
+            Vector256.Store(bc + d, dest + 16);
         }
     }
 

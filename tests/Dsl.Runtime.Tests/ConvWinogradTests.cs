@@ -60,10 +60,14 @@ public sealed class ConvWinogradTests
         Conv2dDirect.BackwardWeight(dy, x, dwExpected, dbExpected, n, g);
         var dw = (float[])dw0.Clone();
         var db = (float[])db0.Clone();
-        ConvWinograd.BackwardWeight(dy, x, dw, db, n, g, scratch);
+        ConvWinograd.WeightGradient(dy, x, dw, db, n, g, scratch); // the Winograd path, whatever SuitsWeightGradient says
         double terms = n * g.OutH * g.OutW; // products summed per weight
         TestUtil.AssertClose(dwExpected, dw, 4e-6 * terms, 1e-5, "dw (accumulated)");
         TestUtil.AssertClose(dbExpected, db, 1e-6 * terms, 1e-5, "db (accumulated)");
+        dw = (float[])dw0.Clone();
+        db = (float[])db0.Clone();
+        ConvWinograd.BackwardWeight(dy, x, dw, db, n, g, scratch); // whichever path the geometry takes
+        TestUtil.AssertClose(dwExpected, dw, 4e-6 * terms, 1e-5, "dw (public entry)");
     }
 
     [Theory]
@@ -101,9 +105,9 @@ public sealed class ConvWinogradTests
         var db2 = new float[b.Length];
         var dw3 = new float[w.Length];
         var db3 = new float[b.Length];
-        ConvWinograd.BackwardWeight(dy, x, dw1, db1, n, g, serial);
-        ConvWinograd.BackwardWeight(dy, x, dw2, db2, n, g, scratch, pool);
-        ConvWinograd.BackwardWeight(dy, x, dw3, db3, n, g, scratch, pool);
+        ConvWinograd.WeightGradient(dy, x, dw1, db1, n, g, serial);
+        ConvWinograd.WeightGradient(dy, x, dw2, db2, n, g, scratch, pool);
+        ConvWinograd.WeightGradient(dy, x, dw3, db3, n, g, scratch, pool);
         double terms = n * g.OutH * g.OutW;
         TestUtil.AssertClose(dw1, dw2, 2e-6 * terms, 1e-5, "dw");
         TestUtil.AssertClose(db1, db2, 1e-6 * terms, 1e-5, "db");
@@ -211,9 +215,19 @@ public sealed class ConvWinogradTests
             ConvWinograd.BackwardWeight(y, x, dw, db, n, g, scratch, pool);
             ConvWinograd.Forward(x, w, b, y, 1, g, scratch, pool); // one image over both threads
             ConvWinograd.BackwardWeight(y, x, dw, db, 1, g, scratch, pool);
+            ConvWinograd.WeightGradient(y, x, dw, db, n, g, scratch, pool);
         }
 
         All();
         Assert.Equal(0, TestUtil.BytesAllocatedBy(All));
+    }
+
+    [Fact]
+    public void The_weight_gradient_stays_on_the_gemm_where_most_tiles_would_be_padding()
+    {
+        Assert.True(ConvWinograd.SuitsWeightGradient(new ConvGeometry(64, 64, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1)));  // 256 of 256 tiles
+        Assert.True(ConvWinograd.SuitsWeightGradient(new ConvGeometry(32, 32, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1)));  // 196 of 224
+        Assert.False(ConvWinograd.SuitsWeightGradient(new ConvGeometry(32, 64, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1))); // 49 of 64
+        Assert.False(ConvWinograd.SuitsWeightGradient(new ConvGeometry(32, 32, 16, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1))); // not Winograd at all
     }
 }
