@@ -146,24 +146,46 @@ public static unsafe class ConvWinograd
     /// <param name="g">Convolution geometry; <see cref="Suits"/> must hold.</param>
     /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
     /// <param name="relu">Apply ReLU to the output as it is written.</param>
-    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, bool relu)
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, bool relu) =>
+        Forward(x, w, bias, y, n, g, scratch, relu, maxPool: false);
+
+    /// <summary>
+    /// Computes <c>y = conv(x, w) + bias</c>, ReLU'd when <paramref name="relu"/>, and with <paramref name="maxPool"/> the
+    /// 2×2, stride-2 max pooling of that (an inference <c>maxpool(2)</c> fused into the layer: a 2×2 tile of
+    /// output is exactly one pooling window, so the unpooled output is never written). Pooling takes the first
+    /// maximum in row-major order and propagates NaN, as <see cref="Pooling"/> and PyTorch do.
+    /// </summary>
+    /// <param name="x">Input <c>[n, InChannels, InH, InW]</c>.</param>
+    /// <param name="w">Weight <c>[OutChannels, InChannels, 3, 3]</c>.</param>
+    /// <param name="bias">Bias <c>[OutChannels]</c>, or empty.</param>
+    /// <param name="y">Output <c>[n, OutChannels, OutH, OutW]</c>, or <c>[n, OutChannels, OutH/2, OutW/2]</c> pooled; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Convolution geometry; <see cref="Suits"/> must hold.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
+    /// <param name="relu">Apply ReLU to the output as it is written.</param>
+    /// <param name="maxPool">Write the 2×2 max pooling of the output instead of the output.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, bool relu, bool maxPool)
     {
         if (!Suits(g))
         {
+            if (maxPool) throw new ArgumentException("A fused max pooling needs a geometry that suits Winograd (ConvWinograd.Suits).", nameof(maxPool));
             Conv2d.Forward(x, w, bias, y, n, g, scratch, relu);
             return;
         }
 
-        Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && y.Length >= n * g.OutputLength, "buffer too short");
+        Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && y.Length >= n * OutputLength(g, maxPool), "buffer too short");
         Debug.Assert(bias.IsEmpty || bias.Length >= g.OutChannels, "bias too short");
         var plan = Plan.Of(g);
         Debug.Assert(scratch.Length >= plan.ScratchLength, "scratch too short");
         fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
         {
             TransformWeights(pw, ps, plan, flipped: false);
-            Run(px, ps, bias.IsEmpty ? null : pb, py, plan, ps + plan.ULength, 0, n * plan.Blocks, relu);
+            Run(px, ps, bias.IsEmpty ? null : pb, py, plan, ps + plan.ULength, 0, n * plan.Blocks, relu, maxPool);
         }
     }
+
+    // Floats per sample of the forward output, pooled or not.
+    private static int OutputLength(in ConvGeometry g, bool maxPool) => maxPool ? g.OutChannels * (g.OutH / 2) * (g.OutW / 2) : g.OutputLength;
 
     /// <summary>Input gradient <c>dx = conv_transpose(dy, w)</c>: for a stride-1 layer the Winograd convolution of dy with flipped kernels, else <see cref="Conv2d"/>'s; <paramref name="dx"/> is overwritten.</summary>
     /// <param name="dy">Output gradient <c>[n, OutChannels, OutH, OutW]</c>.</param>
@@ -214,17 +236,29 @@ public static unsafe class ConvWinograd
     /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
     /// <param name="pool">The pool, or null to run on the caller.</param>
     /// <param name="relu">Apply ReLU to the output as it is written.</param>
-    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool, bool relu)
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool, bool relu) =>
+        Forward(x, w, bias, y, n, g, scratch, pool, relu, maxPool: false);
+
+    /// <summary>Forward split across <paramref name="pool"/>, ReLU'd when <paramref name="relu"/>, 2×2 max pooled when <paramref name="maxPool"/> (see the serial overload).</summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param>
+    /// <param name="y">Output, or its 2×2 max pooling; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    /// <param name="relu">Apply ReLU to the output as it is written.</param>
+    /// <param name="maxPool">Write the 2×2 max pooling of the output instead of the output.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool, bool relu, bool maxPool)
     {
         if (!Suits(g))
         {
+            if (maxPool) throw new ArgumentException("A fused max pooling needs a geometry that suits Winograd (ConvWinograd.Suits).", nameof(maxPool));
             Conv2d.Forward(x, w, bias, y, n, g, scratch, pool, relu);
             return;
         }
 
         if (!Parallel(pool, n, g))
         {
-            Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)), relu);
+            Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)), relu, maxPool);
             return;
         }
 
@@ -232,7 +266,7 @@ public static unsafe class ConvWinograd
         fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
         {
             TransformWeights(pw, ps, plan, flipped: false);
-            var job = new Job { X = px, U = ps, Bias = bias.IsEmpty ? null : pb, Y = py, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = n * plan.Blocks, Plan = plan, Relu = relu };
+            var job = new Job { X = px, U = ps, Bias = bias.IsEmpty ? null : pb, Y = py, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = n * plan.Blocks, Plan = plan, Relu = relu, MaxPool = maxPool };
             pool.Run(&Part, &job);
         }
     }
@@ -549,7 +583,7 @@ public static unsafe class ConvWinograd
         public long ScratchStride;
         public int Items;
         public Plan Plan;
-        public bool Relu;
+        public bool Relu, MaxPool;
     }
 
     // Thread `part`'s share of the items; the transformed weights lie at the start of part 0's region.
@@ -558,14 +592,14 @@ public static unsafe class ConvWinograd
         var job = (Job*)state;
         var (lo, hi) = WorkerPool.Share(job->Items, part, parts);
         if (lo == hi) return;
-        Run(job->X, job->U, job->Bias, job->Y, job->Plan, job->Scratch + part * job->ScratchStride + job->Plan.ULength, lo, hi, job->Relu);
+        Run(job->X, job->U, job->Bias, job->Y, job->Plan, job->Scratch + part * job->ScratchStride + job->Plan.ULength, lo, hi, job->Relu, job->MaxPool);
     }
 
     // Items [lo, hi): item i is block i % Blocks of sample i / Blocks. work = this thread's copy, V and M.
-    private static void Run(float* x, float* u, float* bias, float* y, in Plan p, float* work, int lo, int hi, bool relu)
+    private static void Run(float* x, float* u, float* bias, float* y, in Plan p, float* work, int lo, int hi, bool relu, bool maxPool = false)
     {
         float* copy = work, v = copy + p.CopyLength, m = v + p.VLength;
-        long inLength = (long)p.Cin * p.InH * p.InW, outLength = (long)p.Cout * p.OutH * p.OutW;
+        long inLength = (long)p.Cin * p.InH * p.InW, outLength = maxPool ? (long)p.Cout * (p.OutH / 2) * (p.OutW / 2) : (long)p.Cout * p.OutH * p.OutW;
         for (int item = lo; item < hi;)
         {
             int sample = item / p.Blocks, first = item % p.Blocks;
@@ -576,7 +610,8 @@ public static unsafe class ConvWinograd
             {
                 TransformInput(copy, v, p, block);
                 Multiply(u, v, m, p);
-                TransformOutput(m, bias, y + sample * outLength, p, block, relu);
+                if (maxPool) TransformOutputPooled(m, bias, y + sample * outLength, p, block, relu);
+                else TransformOutput(m, bias, y + sample * outLength, p, block, relu);
             }
 
             item += last - first;
@@ -870,6 +905,61 @@ public static unsafe class ConvWinograd
                 }
             }
         }
+    }
+
+    // TransformOutput followed by 2×2, stride-2 max pooling: tile (i, t) is pooling window (i, t), so each tile
+    // writes one value, y[o, i, t] = max(Y[0,0], Y[0,1], Y[1,0], Y[1,1]) in that order, the first maximum kept and
+    // NaN propagated. Tiles of a last odd row or column are partial windows, which floor pooling drops.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TransformOutputPooled(float* m, float* bias, float* y, in Plan p, int block, bool relu)
+    {
+        long xiStride = (long)p.CoutPad * p.BlockTiles;
+        int pooledH = p.OutH / 2, pooledW = p.OutW / 2, plane = pooledH * pooledW;
+        float* edge = stackalloc float[8];
+        for (int o = 0; o < p.Cout; o++)
+        {
+            var b = Vector256.Create(bias == null ? 0f : bias[o]);
+            float* mo = m + (long)o * p.BlockTiles;
+            float* yo = y + (long)o * plane;
+            for (int i = 0; i < p.BlockRows; i++)
+            {
+                int row = block * p.BlockRows + i;
+                if (row >= pooledH) break;
+                for (int t0 = 0; t0 < pooledW; t0 += 8)
+                {
+                    float* s = mo + i * p.TileCols + t0;
+                    Reduce(s, xiStride, 0, out var t00, out var t01);
+                    Reduce(s, xiStride, 4, out var t10, out var t11);
+                    Reduce(s, xiStride, 8, out var t20, out var t21);
+                    Reduce(s, xiStride, 12, out var t30, out var t31);
+                    var y00 = t00 + t10 + t20 + b;
+                    var y01 = t01 + t11 + t21 + b;
+                    var y10 = t10 - t20 - t30 + b;
+                    var y11 = t11 - t21 - t31 + b;
+                    if (relu)
+                    {
+                        y00 = Activations.Relu(y00); y01 = Activations.Relu(y01);
+                        y10 = Activations.Relu(y10); y11 = Activations.Relu(y11);
+                    }
+
+                    var max = Take(Take(Take(y00, y01), y10), y11);
+                    int count = Math.Min(8, pooledW - t0);
+                    float* target = yo + (long)row * pooledW + t0;
+                    if (count == 8)
+                    {
+                        Vector256.Store(max, target);
+                        continue;
+                    }
+
+                    Vector256.Store(max, edge);
+                    for (int j = 0; j < count; j++) target[j] = edge[j];
+                }
+            }
+        }
+
+        // The later value where it is greater or NaN, else the running maximum: Pooling's rule.
+        static Vector256<float> Take(Vector256<float> max, Vector256<float> v) =>
+            Vector256.ConditionalSelect(Vector256.GreaterThan(v, max) | ~Vector256.Equals(v, v), v, max);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

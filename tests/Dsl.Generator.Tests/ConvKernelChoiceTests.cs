@@ -100,4 +100,30 @@ public sealed class ConvKernelChoiceTests
         Assert.Contains($"global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(FcWeight, {inFeatures * outFeatures}), folded.Slice(FcPackedWeight, {expected}), {inFeatures}, {outFeatures});", code, StringComparison.Ordinal);
         Assert.Contains($"global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(FcWeight, {inFeatures * outFeatures}), folded.Slice(FcPackedWeight, {expected}),", code, StringComparison.Ordinal);
     }
+
+    // At inference a maxpool(2) is applied by the Winograd convolution before it (through its folded batch norm and
+    // fused ReLU) and emits nothing of its own; any other pooling or producer keeps its own pass.
+    [Theory]
+    [InlineData("conv(32, 64, 3, padding: 1) as c -> bn2d -> relu -> maxpool(2) as p", true)]
+    [InlineData("conv(32, 64, 3, padding: 1) as c -> maxpool(2) as p", true)]
+    [InlineData("conv(32, 64, 3, padding: 1) as c -> bn2d -> maxpool(2) as p", true)]
+    [InlineData("conv(32, 64, 3, padding: 1) as c -> relu -> maxpool(2) as p", true)]
+    [InlineData("conv(32, 64, 3, padding: 1) as c -> relu -> maxpool(2, ceil_mode: true) as p", false)]
+    [InlineData("conv(32, 64, 3, padding: 1) as c -> relu -> maxpool(3) as p", false)]
+    [InlineData("conv(32, 64, 3, padding: 1) as c -> relu -> maxpool(2, stride: 1) as p", false)]
+    [InlineData("conv(32, 64, 3, padding: 1) as c -> relu -> avgpool(2) as p", false)]
+    [InlineData("conv(32, 64, 3, padding: 1) as c -> sigmoid -> maxpool(2) as p", false)]
+    [InlineData("conv(32, 64, 3, padding: 1) as c -> relu -> maxpool(2) as p -> bn2d", false)]
+    [InlineData("conv(32, 8, 3, padding: 1) as c -> relu -> maxpool(2) as p", false)]
+    public void A_max_pooling_after_a_Winograd_convolution_is_applied_by_it(string chain, bool fused)
+    {
+        string source = $"model Net(input: [32, 14, 14]) {{\n    {chain}\n}}\n";
+        var (run, _) = GeneratorHarness.Run("PoolFusion", new AdditionalText[] { new NnText("net.nn", source) });
+        Assert.DoesNotContain(run.Diagnostics, d => d.Severity == DiagnosticSeverity.Error);
+        string code = Assert.Single(run.Results.Single().GeneratedSources).SourceText.ToString();
+        string infer = code.Substring(code.IndexOf("protected override void InferCore(", StringComparison.Ordinal));
+        Assert.Equal(fused, infer.Contains("maxPool: true);", StringComparison.Ordinal));
+        Assert.Equal(fused, infer.Contains("(maxpool 2×2) applied as it writes", StringComparison.Ordinal));
+        Assert.Equal(!fused, infer.Contains("Pooling.MaxForward(", StringComparison.Ordinal) || infer.Contains("Pooling.AvgForward(", StringComparison.Ordinal));
+    }
 }

@@ -230,4 +230,44 @@ public sealed class ConvWinogradTests
         Assert.False(ConvWinograd.SuitsWeightGradient(new ConvGeometry(32, 64, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1))); // 49 of 64
         Assert.False(ConvWinograd.SuitsWeightGradient(new ConvGeometry(32, 32, 16, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1))); // not Winograd at all
     }
+
+    // The fused maxpool(2): every output equals the unfused conv → ReLU → Pooling.MaxForward bit for bit (the same
+    // values, max in the same order), serial and across threads, for even and odd outputs (floor pooling drops the
+    // last partial windows) and several vectors of tiles; NaN propagates as in Pooling.
+    [Theory]
+    [InlineData(32, 64, 14, 14, 1)]
+    [InlineData(16, 24, 9, 13, 1)]
+    [InlineData(16, 16, 36, 40, 1)]
+    [InlineData(20, 16, 8, 8, 0)]
+    public void A_fused_max_pooling_equals_pooling_the_output(int inC, int outC, int inH, int inW, int pad)
+    {
+        var g = new ConvGeometry(inC, outC, inH, inW, 3, 3, 1, 1, pad, pad, 1, 1, 1);
+        var pg = new PoolGeometry(outC, g.OutH, g.OutW, 2, 2, 2, 2, 0, 0, 1, 1, false);
+        const int n = 3;
+        var x = TestUtil.Random(n * g.InputLength, 1);
+        x[5] = float.NaN; // one NaN input poisons the outputs it reaches
+        var w = TestUtil.Random(g.WeightLength, 2);
+        var b = TestUtil.Random(outC, 3);
+        var pool = WorkerPool.Shared(2);
+        var scratch = new float[2 * ConvWinograd.ParallelScratchLength(g)];
+        foreach (bool relu in new[] { false, true })
+        {
+            var full = new float[n * g.OutputLength];
+            ConvWinograd.Forward(x, w, b, full, n, g, scratch, pool: null, relu);
+            var expected = new float[n * pg.OutputLength];
+            Pooling.MaxForward(full, expected, n, pg);
+            var serial = new float[expected.Length];
+            serial.AsSpan().Fill(-7f);
+            ConvWinograd.Forward(x, w, b, serial, n, g, scratch.AsSpan(0, ConvWinograd.ScratchLength(g)), relu, maxPool: true);
+            Assert.Equal(expected, serial);
+            var parallel = new float[expected.Length];
+            ConvWinograd.Forward(x, w, b, parallel, n, g, scratch, pool, relu, maxPool: true);
+            Assert.Equal(expected, parallel);
+            Assert.Contains(serial, float.IsNaN);
+        }
+
+        var stride2 = new ConvGeometry(inC, outC, inH, inW, 3, 3, 2, 2, pad, pad, 1, 1, 1);
+        var error = Assert.Throws<ArgumentException>(() => ConvWinograd.Forward(x, w, b, new float[n * stride2.OutputLength], n, stride2, scratch, pool, relu: false, maxPool: true));
+        Assert.Contains("suits Winograd", error.Message, StringComparison.Ordinal);
+    }
 }

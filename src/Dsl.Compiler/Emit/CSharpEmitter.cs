@@ -799,7 +799,7 @@ namespace Dsl.Compiler.Emit
                                 Header(p, $" — folded into {_plan.Layers[l.Index - 1].Layer.Name}");
                                 continue;
                             case InferenceRole.AppliedByProducer:
-                                var producer = _plan.Layers.First(x => x.FusedRelu == p).Layer;
+                                var producer = _plan.Layers.First(x => x.FusedRelu == p || x.FusedPool == p).Layer;
                                 Header(p, $" — applied by {producer.Name} ({producer.KindName}) as it wrote its output");
                                 continue;
                             case InferenceRole.FusedEpilogue:
@@ -822,11 +822,13 @@ namespace Dsl.Compiler.Emit
                             {
                                 bool fold = p.FoldedWeight >= 0;
                                 Header(p, (fold ? $" — with {_plan.Layers[l.Index + 1].Layer.Name} folded in" : "") + (l.Kind == LayerKind.Linear ? "" : ConvNote(p))
-                                    + (p.FusedRelu is { } fusedRelu ? $" — {fusedRelu.Layer.Name} (relu) applied as it writes" : ""));
-                                _w.Line($"var {v} = {Next(l)};");
+                                    + (p.FusedRelu is { } fusedRelu ? $" — {fusedRelu.Layer.Name} (relu) applied as it writes" : "")
+                                    + (p.FusedPool is { } fusedPool ? $" — {fusedPool.Layer.Name} (maxpool 2×2) applied as it writes, one window per tile" : ""));
+                                _w.Line($"var {v} = {Next(p.FusedPool?.Layer ?? l)};");
                                 string w = fold ? $"folded.Slice({n}FoldedWeight, {Int(l.Tensors[0].ElementCount)})" : Weight(p);
                                 string b = fold ? $"folded.Slice({n}FoldedBias, {Int(l.OutputShape[0])})" : BiasOrDefault(p);
-                                string relu = p.FusedRelu is null ? "" : ", relu: true";
+                                string relu = p.FusedPool is not null ? $", relu: {(p.FusedRelu is null ? "false" : "true")}, maxPool: true"
+                                    : p.FusedRelu is null ? "" : ", relu: true";
                                 _w.Line(l.Kind == LayerKind.Linear
                                     ? $"{Runtime}.Linear.ForwardPacked(h, {w}, folded.Slice({n}PackedWeight, {Int(p.PackedWeightLength)}), {b}, {v}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool{relu});"
                                     : $"{Runtime}.{ConvKernel(p)}.Forward(h, {w}, {b}, {v}, batch, in {n}Geometry, scratch, Pool{relu});");

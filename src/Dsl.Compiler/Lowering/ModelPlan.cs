@@ -25,7 +25,10 @@ namespace Dsl.Compiler.Lowering
         /// <summary>Batch norm with track_running_stats: false: batch statistics, as in training.</summary>
         BatchStatistics,
 
-        /// <summary>ReLU right after a conv or linear (or after a batch norm folded into one): the producer applies it as it writes.</summary>
+        /// <summary>
+        /// ReLU right after a conv or linear (or after a batch norm folded into one), or a 2×2 max pooling right after a
+        /// Winograd convolution (or its ReLU): the producer applies it as it writes.
+        /// </summary>
         AppliedByProducer,
     }
 
@@ -90,6 +93,12 @@ namespace Dsl.Compiler.Lowering
 
         /// <summary>For a conv or linear at inference: the ReLU it applies as it writes its output.</summary>
         public LayerPlan? FusedRelu { get; set; }
+
+        /// <summary>
+        /// For a Winograd convolution at inference: the maxpool(2) after it (or after its fused ReLU), applied in its
+        /// output transform, where one 2×2 tile is one pooling window.
+        /// </summary>
+        public LayerPlan? FusedPool { get; set; }
 
         /// <summary>
         /// For a batch norm with batch statistics in training (not frozen) followed by a ReLU: it writes the
@@ -328,6 +337,25 @@ namespace Dsl.Compiler.Lowering
                 if (producer.Layer.Kind is not (LayerKind.Conv1d or LayerKind.Conv2d or LayerKind.Linear) || producer.Inference != InferenceRole.Compute) continue;
                 relu.Inference = InferenceRole.AppliedByProducer;
                 producer.FusedRelu = relu;
+            }
+
+            // A 2×2, stride-2 max pooling (no padding, dilation or ceil mode, no batch norm of its own) right after a
+            // Winograd convolution, or after the ReLU that convolution applies, is applied by it at inference too.
+            for (int i = 1; i < Layers.Count; i++)
+            {
+                var pool = Layers[i];
+                var a = pool.Layer.Attributes;
+                if (pool.Layer.Kind != LayerKind.MaxPool2d || pool.Inference != InferenceRole.Compute || pool.Epilogue is not null) continue;
+                if (a.Kernel != (2, 2) || a.Stride != (2, 2) || a.Padding != (0, 0) || a.Dilation != (1, 1) || a.CeilMode) continue;
+                int j = i - 1;
+                if (Layers[j].Inference == InferenceRole.AppliedByProducer && Layers[j].Layer.Kind == LayerKind.Relu && j >= 1) j--;
+                if (Layers[j].Inference == InferenceRole.FoldedAway && j >= 1) j--;
+                var conv = Layers[j];
+                if (!conv.WinogradConvolution || conv.Inference != InferenceRole.Compute || conv.FusedPool is not null) continue;
+                if (conv.FusedRelu is not null && conv.FusedRelu != Layers[i - 1]) continue;
+                if (conv.FusedRelu is null && Layers[i - 1] != conv && Layers[i - 1].Inference != InferenceRole.FoldedAway) continue;
+                pool.Inference = InferenceRole.AppliedByProducer;
+                conv.FusedPool = pool;
             }
 
             ArenaPerSample = arena;

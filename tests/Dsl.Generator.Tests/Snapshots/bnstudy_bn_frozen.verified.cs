@@ -407,35 +407,32 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer3Geometry);
             h = h1;
 
-            // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_bn_frozen.nn(8,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — with 5 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes
-            var h2 = _arena.AsSpan(_workA, batch * 6272);
-            global::Dsl.Runtime.ConvWinograd.Forward(h, folded.Slice(Layer4FoldedWeight, 4608), folded.Slice(Layer4FoldedBias, 32), h2, batch, in Layer4Geometry, scratch, Pool, relu: true);
+            // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_bn_frozen.nn(8,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — with 5 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes — 7 (maxpool 2×2) applied as it writes, one window per tile
+            var h2 = _arena.AsSpan(_workA, batch * 1568);
+            global::Dsl.Runtime.ConvWinograd.Forward(h, folded.Slice(Layer4FoldedWeight, 4608), folded.Slice(Layer4FoldedBias, 32), h2, batch, in Layer4Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h2;
 
             // 5: bn2d(frozen: true) — bnstudy_bn_frozen.nn(8,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into 4
 
             // 6: relu — bnstudy_bn_frozen.nn(8,74) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by 4 (conv2d) as it wrote its output
 
-            // 7: maxpool(2) — bnstudy_bn_frozen.nn(8,82) — [N, 32, 14, 14] → [N, 32, 7, 7]
-            var h3 = _arena.AsSpan(_workB, batch * 1568);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h3, batch, in Layer7Geometry);
-            h = h3;
+            // 7: maxpool(2) — bnstudy_bn_frozen.nn(8,82) — [N, 32, 14, 14] → [N, 32, 7, 7] — applied by 4 (conv2d) as it wrote its output
 
             // 8: flatten — bnstudy_bn_frozen.nn(9,8) — [N, 32, 7, 7] → [N, 1568] — identity at inference
 
             // 9: linear(1568, 64, bias: false) — bnstudy_bn_frozen.nn(9,19) — [N, 1568] → [N, 64] — with 10 folded in — 11 (relu) applied as it writes
-            var h4 = _arena.AsSpan(_workA, batch * 64);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, folded.Slice(Layer9FoldedWeight, 100352), folded.Slice(Layer9PackedWeight, 100352), folded.Slice(Layer9FoldedBias, 64), h4, batch, 1568, 64, scratch, Pool, relu: true);
-            h = h4;
+            var h3 = _arena.AsSpan(_workB, batch * 64);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, folded.Slice(Layer9FoldedWeight, 100352), folded.Slice(Layer9PackedWeight, 100352), folded.Slice(Layer9FoldedBias, 64), h3, batch, 1568, 64, scratch, Pool, relu: true);
+            h = h3;
 
             // 10: bn1d(frozen: true) — bnstudy_bn_frozen.nn(9,52) — [N, 64] → [N, 64] — folded into 9
 
             // 11: relu — bnstudy_bn_frozen.nn(9,74) — [N, 64] → [N, 64] — applied by 9 (linear) as it wrote its output
 
             // 12: linear(64, 10) — bnstudy_bn_frozen.nn(9,82) — [N, 64] → [N, 10]
-            var h5 = _arena.AsSpan(_workB, batch * 10);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 640), folded.Slice(Layer12PackedWeight, 1024), parameters.AsSpan(Layer12Bias, 10), h5, batch, 64, 10, scratch, Pool);
-            h = h5;
+            var h4 = _arena.AsSpan(_workA, batch * 10);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 640), folded.Slice(Layer12PackedWeight, 1024), parameters.AsSpan(Layer12Bias, 10), h4, batch, 64, 10, scratch, Pool);
+            h = h4;
 
             h.CopyTo(output);
         }

@@ -299,31 +299,28 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer2Geometry);
             h = h1;
 
-            // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 4 (relu) applied as it writes
-            var h2 = _arena.AsSpan(_workA, batch * 6272);
-            global::Dsl.Runtime.ConvWinograd.Forward(h, parameters.AsSpan(Layer3Weight, 4608), parameters.AsSpan(Layer3Bias, 32), h2, batch, in Layer3Geometry, scratch, Pool, relu: true);
+            // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 4 (relu) applied as it writes — 5 (maxpool 2×2) applied as it writes, one window per tile
+            var h2 = _arena.AsSpan(_workA, batch * 1568);
+            global::Dsl.Runtime.ConvWinograd.Forward(h, parameters.AsSpan(Layer3Weight, 4608), parameters.AsSpan(Layer3Bias, 32), h2, batch, in Layer3Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h2;
 
             // 4: relu — bnstudy_plain.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by 3 (conv2d) as it wrote its output
 
-            // 5: maxpool(2) — bnstudy_plain.nn(7,47) — [N, 32, 14, 14] → [N, 32, 7, 7]
-            var h3 = _arena.AsSpan(_workB, batch * 1568);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h3, batch, in Layer5Geometry);
-            h = h3;
+            // 5: maxpool(2) — bnstudy_plain.nn(7,47) — [N, 32, 14, 14] → [N, 32, 7, 7] — applied by 3 (conv2d) as it wrote its output
 
             // 6: flatten — bnstudy_plain.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — identity at inference
 
             // 7: linear(1568, 64) — bnstudy_plain.nn(8,19) — [N, 1568] → [N, 64] — 8 (relu) applied as it writes
-            var h4 = _arena.AsSpan(_workA, batch * 64);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer7Weight, 100352), folded.Slice(Layer7PackedWeight, 100352), parameters.AsSpan(Layer7Bias, 64), h4, batch, 1568, 64, scratch, Pool, relu: true);
-            h = h4;
+            var h3 = _arena.AsSpan(_workB, batch * 64);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer7Weight, 100352), folded.Slice(Layer7PackedWeight, 100352), parameters.AsSpan(Layer7Bias, 64), h3, batch, 1568, 64, scratch, Pool, relu: true);
+            h = h3;
 
             // 8: relu — bnstudy_plain.nn(8,39) — [N, 64] → [N, 64] — applied by 7 (linear) as it wrote its output
 
             // 9: linear(64, 10) — bnstudy_plain.nn(8,47) — [N, 64] → [N, 10]
-            var h5 = _arena.AsSpan(_workB, batch * 10);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer9Weight, 640), folded.Slice(Layer9PackedWeight, 1024), parameters.AsSpan(Layer9Bias, 10), h5, batch, 64, 10, scratch, Pool);
-            h = h5;
+            var h4 = _arena.AsSpan(_workA, batch * 10);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer9Weight, 640), folded.Slice(Layer9PackedWeight, 1024), parameters.AsSpan(Layer9Bias, 10), h4, batch, 64, 10, scratch, Pool);
+            h = h4;
 
             h.CopyTo(output);
         }

@@ -417,35 +417,32 @@ namespace Examples.FashionMnist
             global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer3Geometry);
             h = h1;
 
-            // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — with 5 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes
-            var h2 = _arena.AsSpan(_workA, batch * 12544);
-            global::Dsl.Runtime.ConvWinograd.Forward(h, folded.Slice(Layer4FoldedWeight, 18432), folded.Slice(Layer4FoldedBias, 64), h2, batch, in Layer4Geometry, scratch, Pool, relu: true);
+            // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — with 5 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes — 7 (maxpool 2×2) applied as it writes, one window per tile
+            var h2 = _arena.AsSpan(_workA, batch * 3136);
+            global::Dsl.Runtime.ConvWinograd.Forward(h, folded.Slice(Layer4FoldedWeight, 18432), folded.Slice(Layer4FoldedBias, 64), h2, batch, in Layer4Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h2;
 
             // 5: bn2d — fmnist.nn(8,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — folded into 4
 
             // 6: relu — fmnist.nn(8,47) — [N, 64, 14, 14] → [N, 64, 14, 14] — applied by 4 (conv2d) as it wrote its output
 
-            // 7: maxpool(2) — fmnist.nn(8,55) — [N, 64, 14, 14] → [N, 64, 7, 7]
-            var h3 = _arena.AsSpan(_workB, batch * 3136);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h3, batch, in Layer7Geometry);
-            h = h3;
+            // 7: maxpool(2) — fmnist.nn(8,55) — [N, 64, 14, 14] → [N, 64, 7, 7] — applied by 4 (conv2d) as it wrote its output
 
             // 8: flatten — fmnist.nn(9,8) — [N, 64, 7, 7] → [N, 3136] — identity at inference
 
             // 9: linear(3136, 128) — fmnist.nn(10,8) — [N, 3136] → [N, 128] — with 10 folded in — 11 (relu) applied as it writes
-            var h4 = _arena.AsSpan(_workA, batch * 128);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, folded.Slice(Layer9FoldedWeight, 401408), folded.Slice(Layer9PackedWeight, 401408), folded.Slice(Layer9FoldedBias, 128), h4, batch, 3136, 128, scratch, Pool, relu: true);
-            h = h4;
+            var h3 = _arena.AsSpan(_workB, batch * 128);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, folded.Slice(Layer9FoldedWeight, 401408), folded.Slice(Layer9PackedWeight, 401408), folded.Slice(Layer9FoldedBias, 128), h3, batch, 3136, 128, scratch, Pool, relu: true);
+            h = h3;
 
             // 10: bn1d — fmnist.nn(10,29) — [N, 128] → [N, 128] — folded into 9
 
             // 11: relu — fmnist.nn(10,37) — [N, 128] → [N, 128] — applied by 9 (linear) as it wrote its output
 
             // 12: linear(128, 10) — fmnist.nn(11,8) — [N, 128] → [N, 10]
-            var h5 = _arena.AsSpan(_workB, batch * 10);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 1280), folded.Slice(Layer12PackedWeight, 2048), parameters.AsSpan(Layer12Bias, 10), h5, batch, 128, 10, scratch, Pool);
-            h = h5;
+            var h4 = _arena.AsSpan(_workA, batch * 10);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 1280), folded.Slice(Layer12PackedWeight, 2048), parameters.AsSpan(Layer12Bias, 10), h4, batch, 128, 10, scratch, Pool);
+            h = h4;
 
             h.CopyTo(output);
         }

@@ -392,38 +392,35 @@ namespace Snapshots
 
             // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 0 (conv2d) as it wrote its output
 
-            // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — with 4 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 5 (relu) applied as it writes
-            var h1 = _arena.AsSpan(_workB, batch * 16384);
-            global::Dsl.Runtime.ConvWinograd.Forward(h, folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3FoldedBias, 16), h1, batch, in Layer3Geometry, scratch, Pool, relu: true);
+            // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — with 4 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 5 (relu) applied as it writes — 6 (maxpool 2×2) applied as it writes, one window per tile
+            var h1 = _arena.AsSpan(_workB, batch * 4096);
+            global::Dsl.Runtime.ConvWinograd.Forward(h, folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3FoldedBias, 16), h1, batch, in Layer3Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h1;
 
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — folded into 3
 
             // 5: relu — small_cnn.nn(1,149) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 3 (conv2d) as it wrote its output
 
-            // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16]
-            var h2 = _arena.AsSpan(_workA, batch * 4096);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h2, batch, in Layer6Geometry);
-            h = h2;
+            // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16] — applied by 3 (conv2d) as it wrote its output
 
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — with 8 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 9 (relu) applied as it writes
-            var h3 = _arena.AsSpan(_workB, batch * 8192);
-            global::Dsl.Runtime.ConvWinograd.Forward(h, folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), h3, batch, in Layer7Geometry, scratch, Pool, relu: true);
-            h = h3;
+            var h2 = _arena.AsSpan(_workA, batch * 8192);
+            global::Dsl.Runtime.ConvWinograd.Forward(h, folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), h2, batch, in Layer7Geometry, scratch, Pool, relu: true);
+            h = h2;
 
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — folded into 7
 
             // 9: relu — small_cnn.nn(1,223) — [N, 32, 16, 16] → [N, 32, 16, 16] — applied by 7 (conv2d) as it wrote its output
 
             // 10: global_avgpool — small_cnn.nn(1,231) — [N, 32, 16, 16] → [N, 32]
-            var h4 = _arena.AsSpan(_workA, batch * 32);
-            global::Dsl.Runtime.Pooling.GlobalAvgForward(h, h4, batch, 32, 256);
-            h = h4;
+            var h3 = _arena.AsSpan(_workB, batch * 32);
+            global::Dsl.Runtime.Pooling.GlobalAvgForward(h, h3, batch, 32, 256);
+            h = h3;
 
             // 11: linear(32, 10) — small_cnn.nn(1,249) — [N, 32] → [N, 10]
-            var h5 = _arena.AsSpan(_workB, batch * 10);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer11Weight, 320), folded.Slice(Layer11PackedWeight, 512), parameters.AsSpan(Layer11Bias, 10), h5, batch, 32, 10, scratch, Pool);
-            h = h5;
+            var h4 = _arena.AsSpan(_workA, batch * 10);
+            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer11Weight, 320), folded.Slice(Layer11PackedWeight, 512), parameters.AsSpan(Layer11Bias, 10), h4, batch, 32, 10, scratch, Pool);
+            h = h4;
 
             h.CopyTo(output);
         }
