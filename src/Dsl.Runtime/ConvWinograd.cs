@@ -60,12 +60,13 @@ public static unsafe class ConvWinograd
     /// <returns>True when <see cref="BackwardInput(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, in ConvGeometry, Span{float})"/> runs here.</returns>
     public static bool SuitsBackwardInput(in ConvGeometry g) => ConvGemm.CanTransposeAsConvolution(g) && Suits(ConvGemm.Transposed(g));
 
-    /// <summary>Floats of scratch one thread needs for the forward pass, the weight gradient and (when it suits) the input gradient of <paramref name="g"/>.</summary>
+    /// <summary>Floats of scratch one thread needs for every pass of <paramref name="g"/>, here or, where a pass does not suit, on <see cref="Conv2d"/>.</summary>
     /// <param name="g">Convolution geometry.</param>
-    /// <returns>The scratch length, 0 when neither pass runs here.</returns>
+    /// <returns>The scratch length.</returns>
     public static int ScratchLength(in ConvGeometry g) => Math.Max(
-        Suits(g) ? (int)Math.Max(Plan.Of(g).ScratchLength, Plan.Of(g).WeightScratchLength) : 0,
-        SuitsBackwardInput(g) ? (int)Plan.Of(ConvGemm.Transposed(g)).ScratchLength : 0);
+        Math.Max(Suits(g) ? (int)Math.Max(Plan.Of(g).ScratchLength, Plan.Of(g).WeightScratchLength) : 0,
+            SuitsBackwardInput(g) ? (int)Plan.Of(ConvGemm.Transposed(g)).ScratchLength : 0),
+        Conv2d.ScratchLength(g)); // a pass that does not suit runs on Conv2d, in the same scratch
 
     /// <summary>How a geometry is tiled, and where its buffers lie in a thread's scratch.</summary>
     private readonly struct Plan
