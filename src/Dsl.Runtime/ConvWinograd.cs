@@ -883,23 +883,7 @@ public static unsafe class ConvWinograd
                 if (row >= p.OutH) break;
                 for (int t0 = 0; t0 < p.TileCols && 2 * t0 < outW; t0 += 8)
                 {
-                    float* s = mo + i * p.TileCols + t0;
-                    // Over k within each row a of M: T[a, 0] = M[a,0] + M[a,1] + M[a,2], T[a, 1] = M[a,1] − M[a,2] − M[a,3].
-                    Reduce(s, xiStride, 0, out var t00, out var t01);
-                    Reduce(s, xiStride, 4, out var t10, out var t11);
-                    Reduce(s, xiStride, 8, out var t20, out var t21);
-                    Reduce(s, xiStride, 12, out var t30, out var t31);
-                    // Then over a: Y[0, s] = T[0,s] + T[1,s] + T[2,s], Y[1, s] = T[1,s] − T[2,s] − T[3,s].
-                    var y00 = t00 + t10 + t20 + b;
-                    var y01 = t01 + t11 + t21 + b;
-                    var y10 = t10 - t20 - t30 + b;
-                    var y11 = t11 - t21 - t31 + b;
-                    if (relu)
-                    {
-                        y00 = Activations.Relu(y00); y01 = Activations.Relu(y01);
-                        y10 = Activations.Relu(y10); y11 = Activations.Relu(y11);
-                    }
-
+                    Tile(mo + i * p.TileCols + t0, xiStride, b, relu, out var y00, out var y01, out var y10, out var y11);
                     int columns = Math.Min(16, outW - 2 * t0);
                     Interleave(y00, y01, yo + (long)row * outW + 2 * t0, columns, edge);
                     if (row + 1 < p.OutH) Interleave(y10, y11, yo + (long)(row + 1) * outW + 2 * t0, columns, edge);
@@ -928,21 +912,7 @@ public static unsafe class ConvWinograd
                 if (row >= pooledH) break;
                 for (int t0 = 0; t0 < pooledW; t0 += 8)
                 {
-                    float* s = mo + i * p.TileCols + t0;
-                    Reduce(s, xiStride, 0, out var t00, out var t01);
-                    Reduce(s, xiStride, 4, out var t10, out var t11);
-                    Reduce(s, xiStride, 8, out var t20, out var t21);
-                    Reduce(s, xiStride, 12, out var t30, out var t31);
-                    var y00 = t00 + t10 + t20 + b;
-                    var y01 = t01 + t11 + t21 + b;
-                    var y10 = t10 - t20 - t30 + b;
-                    var y11 = t11 - t21 - t31 + b;
-                    if (relu)
-                    {
-                        y00 = Activations.Relu(y00); y01 = Activations.Relu(y01);
-                        y10 = Activations.Relu(y10); y11 = Activations.Relu(y11);
-                    }
-
+                    Tile(mo + i * p.TileCols + t0, xiStride, b, relu, out var y00, out var y01, out var y10, out var y11);
                     var max = Take(Take(Take(y00, y01), y10), y11);
                     int count = Math.Min(8, pooledW - t0);
                     float* target = yo + (long)row * pooledW + t0;
@@ -961,6 +931,28 @@ public static unsafe class ConvWinograd
         // The later value where it is greater or NaN, else the running maximum: Pooling's rule.
         static Vector256<float> Take(Vector256<float> max, Vector256<float> v) =>
             Vector256.ConditionalSelect(Vector256.GreaterThan(v, max) | ~Vector256.Equals(v, v), v, max);
+    }
+
+    // One 2×2 output block for 8 tiles: Y = Aᵀ·M·A + bias, ReLU'd when asked. M_ξ of the tiles at s + ξ·xiStride.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile(float* s, long xiStride, Vector256<float> bias, bool relu,
+        out Vector256<float> y00, out Vector256<float> y01, out Vector256<float> y10, out Vector256<float> y11)
+    {
+        // Over k within each row a of M: T[a, 0] = M[a,0] + M[a,1] + M[a,2], T[a, 1] = M[a,1] − M[a,2] − M[a,3].
+        Reduce(s, xiStride, 0, out var t00, out var t01);
+        Reduce(s, xiStride, 4, out var t10, out var t11);
+        Reduce(s, xiStride, 8, out var t20, out var t21);
+        Reduce(s, xiStride, 12, out var t30, out var t31);
+        // Then over a: Y[0, s] = T[0,s] + T[1,s] + T[2,s], Y[1, s] = T[1,s] − T[2,s] − T[3,s].
+        y00 = t00 + t10 + t20 + bias;
+        y01 = t01 + t11 + t21 + bias;
+        y10 = t10 - t20 - t30 + bias;
+        y11 = t11 - t21 - t31 + bias;
+        if (relu)
+        {
+            y00 = Activations.Relu(y00); y01 = Activations.Relu(y01);
+            y10 = Activations.Relu(y10); y11 = Activations.Relu(y11);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

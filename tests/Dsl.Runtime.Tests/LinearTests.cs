@@ -89,20 +89,9 @@ public class LinearTests
             var db = new float[outF];
             Linear.BackwardWeight(dy, x, dw, db, n, inF, outF);
 
+            AssertForwardMatchesReference(x, w, b, y, n, inF, outF);
             for (int i = 0; i < n; i++)
             {
-                for (int o = 0; o < outF; o++)
-                {
-                    double s = b[o], scale = Math.Abs(b[o]);
-                    for (int k = 0; k < inF; k++)
-                    {
-                        s += (double)x[i * inF + k] * w[o * inF + k];
-                        scale += Math.Abs((double)x[i * inF + k] * w[o * inF + k]);
-                    }
-
-                    Assert.True(Math.Abs(y[i * outF + o] - s) <= 1e-5 * scale, $"n={n}: y[{i},{o}] = {y[i * outF + o]}, expected {s}");
-                }
-
                 for (int k = 0; k < inF; k++)
                 {
                     double s = 0, scale = 0;
@@ -174,20 +163,26 @@ public class LinearTests
             Linear.ForwardPacked(x, w, packed, b, y, n, inF, outF, new float[Gemm.ScratchLength], pool: null);
             var y2 = new float[n * outF];
             Linear.ForwardPacked(x, w, packed, b, y2, n, inF, outF, new float[2 * Gemm.ScratchLength], pool, relu: true);
-            for (int i = 0; i < n; i++)
-            {
-                for (int o = 0; o < outF; o++)
-                {
-                    double s = b[o], scale = Math.Abs(b[o]);
-                    for (int k = 0; k < inF; k++)
-                    {
-                        s += (double)x[i * inF + k] * w[o * inF + k];
-                        scale += Math.Abs((double)x[i * inF + k] * w[o * inF + k]);
-                    }
+            AssertForwardMatchesReference(x, w, b, y, n, inF, outF);
+            for (int i = 0; i < y.Length; i++) Assert.Equal(Math.Max(y[i], 0f), y2[i]);
+        }
+    }
 
-                    Assert.True(Math.Abs(y[i * outF + o] - s) <= 1e-5 * scale, $"n={n}: y[{i},{o}] = {y[i * outF + o]}, expected {s}");
-                    Assert.Equal(Math.Max(y[i * outF + o], 0f), y2[i * outF + o]);
+    // y against a double-precision sum, within 1e-5 of the sum of |terms| per output.
+    private static void AssertForwardMatchesReference(float[] x, float[] w, float[] b, float[] y, int n, int inF, int outF)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            for (int o = 0; o < outF; o++)
+            {
+                double s = b[o], scale = Math.Abs(b[o]);
+                for (int k = 0; k < inF; k++)
+                {
+                    s += (double)x[i * inF + k] * w[o * inF + k];
+                    scale += Math.Abs((double)x[i * inF + k] * w[o * inF + k]);
                 }
+
+                Assert.True(Math.Abs(y[i * outF + o] - s) <= 1e-5 * scale, $"n={n}: y[{i},{o}] = {y[i * outF + o]}, expected {s}");
             }
         }
     }
