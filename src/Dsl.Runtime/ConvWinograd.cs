@@ -502,6 +502,7 @@ public static unsafe class ConvWinograd
         {
             var a = Avx.LoadVector256(s);
             var b = Avx.LoadVector256(s + 8);
+            // a0 a2 b0 b2 | a4 a6 b4 b6, then the middle 64-bit halves swapped.
             even = Avx2.Permute4x64(Avx.Shuffle(a, b, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
             odd = Avx2.Permute4x64(Avx.Shuffle(a, b, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle();
             return;
@@ -762,19 +763,12 @@ public static unsafe class ConvWinograd
             odd[t] = (uint)c1 < (uint)width ? row[c1] : 0f;
         }
 
-        if (Avx2.IsSupported)
+        // 8 even and 8 odd columns from 16 consecutive ones.
+        for (; t + 8 <= len && 2 * t - pad + 16 <= width; t += 8)
         {
-            // 8 even and 8 odd columns from 16 consecutive ones.
-            for (; t + 8 <= len && 2 * t - pad + 16 <= width; t += 8)
-            {
-                float* s = row + 2 * t - pad;
-                var a = Avx.LoadVector256(s);
-                var b = Avx.LoadVector256(s + 8);
-                var e = Avx.Shuffle(a, b, 0b10_00_10_00); // a0 a2 b0 b2 | a4 a6 b4 b6
-                var o = Avx.Shuffle(a, b, 0b11_01_11_01);
-                Avx.Store(even + t, Avx2.Permute4x64(e.AsDouble(), 0b11_01_10_00).AsSingle());
-                Avx.Store(odd + t, Avx2.Permute4x64(o.AsDouble(), 0b11_01_10_00).AsSingle());
-            }
+            Deinterleave(row + 2 * t - pad, out var e, out var o);
+            Vector256.Store(e, even + t);
+            Vector256.Store(o, odd + t);
         }
 
         for (; t < len; t++)

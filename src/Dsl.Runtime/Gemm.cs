@@ -77,22 +77,7 @@ public static class Gemm
                     int kc = Math.Min(blockK, k - pc0);
                     bool add = accumulate || pc0 > 0;
                     PackB(pb + pc0 * bRowStride + jc * bColStride, bRowStride, bColStride, kc, nc, packB);
-                    for (int ic = 0; ic < m; ic += MC)
-                    {
-                        int mc = Math.Min(MC, m - ic);
-                        PackA(pa + ic * aRowStride + pc0 * aColStride, aRowStride, aColStride, mc, kc, packA);
-                        for (int jr = 0; jr < nc; jr += NR)
-                        {
-                            int nr = Math.Min(NR, nc - jr);
-                            float* bPanel = packB + jr * kc;
-                            for (int ir = 0; ir < mc; ir += MR)
-                            {
-                                int mr = Math.Min(MR, mc - ir);
-                                float* aPanel = packA + ir * kc;
-                                Tile(kc, aPanel, bPanel, pc + (ic + ir) * ldc + jc + jr, ldc, mr, nr, add, edge);
-                            }
-                        }
-                    }
+                    MultiplyBlock(m, nc, kc, pa + pc0 * aColStride, aRowStride, aColStride, packB, pc + jc, ldc, add, packA, edge);
                 }
             }
         }
@@ -153,19 +138,26 @@ public static class Gemm
         {
             int kc = Math.Min(blockK, k - pc0);
             bool add = accumulate || pc0 > 0;
-            float* block = packedB + (long)pc0 * n16;
-            for (int ic = 0; ic < m; ic += MC)
+            // This K block's panels for columns lo… start lo·kc floats into the block.
+            MultiplyBlock(m, hi - lo, kc, a + (long)pc0 * aColStride, aRowStride, aColStride, packedB + (long)pc0 * n16 + (long)lo * kc, c, ldc, add, packA, edge);
+        }
+    }
+
+    // C[m × nc] (+)= A[m × kc] · B, B a packed K block (16-column panels of kc rows): A packed MC rows at a
+    // time into packA, then every panel of B against every 6-row panel of A.
+    private static unsafe void MultiplyBlock(int m, int nc, int kc, float* a, int aRowStride, int aColStride, float* packedB, float* c, int ldc, bool add, float* packA, float* edge)
+    {
+        for (int ic = 0; ic < m; ic += MC)
+        {
+            int mc = Math.Min(MC, m - ic);
+            PackA(a + (long)ic * aRowStride, aRowStride, aColStride, mc, kc, packA);
+            for (int jr = 0; jr < nc; jr += NR)
             {
-                int mc = Math.Min(MC, m - ic);
-                PackA(a + (long)ic * aRowStride + (long)pc0 * aColStride, aRowStride, aColStride, mc, kc, packA);
-                for (int jr = lo; jr < hi; jr += NR)
+                int nr = Math.Min(NR, nc - jr);
+                float* bPanel = packedB + (long)jr * kc;
+                for (int ir = 0; ir < mc; ir += MR)
                 {
-                    int nr = Math.Min(NR, hi - jr);
-                    float* bPanel = block + (long)jr * kc;
-                    for (int ir = 0; ir < mc; ir += MR)
-                    {
-                        Tile(kc, packA + ir * kc, bPanel, c + (long)(ic + ir) * ldc + (jr - lo), ldc, Math.Min(MR, mc - ir), nr, add, edge);
-                    }
+                    Tile(kc, packA + ir * kc, bPanel, c + (long)(ic + ir) * ldc + jr, ldc, Math.Min(MR, mc - ir), nr, add, edge);
                 }
             }
         }

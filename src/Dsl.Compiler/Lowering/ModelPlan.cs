@@ -347,13 +347,14 @@ namespace Dsl.Compiler.Lowering
                 var a = pool.Layer.Attributes;
                 if (pool.Layer.Kind != LayerKind.MaxPool2d || pool.Inference != InferenceRole.Compute || pool.Epilogue is not null) continue;
                 if (a.Kernel != (2, 2) || a.Stride != (2, 2) || a.Padding != (0, 0) || a.Dilation != (1, 1) || a.CeilMode) continue;
+                // Step back over the ReLU the convolution applies and the batch norm folded into it.
                 int j = i - 1;
-                if (Layers[j].Inference == InferenceRole.AppliedByProducer && Layers[j].Layer.Kind == LayerKind.Relu && j >= 1) j--;
-                if (Layers[j].Inference == InferenceRole.FoldedAway && j >= 1) j--;
+                if (j >= 1 && Layers[j].Layer.Kind == LayerKind.Relu && Layers[j].Inference == InferenceRole.AppliedByProducer) j--;
+                if (j >= 1 && Layers[j].Inference == InferenceRole.FoldedAway) j--;
                 var conv = Layers[j];
-                if (!conv.WinogradConvolution || conv.Inference != InferenceRole.Compute || conv.FusedPool is not null) continue;
-                if (conv.FusedRelu is not null && conv.FusedRelu != Layers[i - 1]) continue;
-                if (conv.FusedRelu is null && Layers[i - 1] != conv && Layers[i - 1].Inference != InferenceRole.FoldedAway) continue;
+                if (!conv.WinogradConvolution || conv.Inference != InferenceRole.Compute) continue;
+                // A ReLU stepped over is this convolution's own (the ReLU rule above pairs them the same way).
+                if (Layers[i - 1].Layer.Kind == LayerKind.Relu && conv.FusedRelu != Layers[i - 1]) continue;
                 pool.Inference = InferenceRole.AppliedByProducer;
                 conv.FusedPool = pool;
             }
