@@ -122,6 +122,50 @@ public class LinearTests
         }
     }
 
+    // The small-batch kernels' wide register blocks (8 samples × 3 outputs, 8 samples × 24 features, 8 rows × 24
+    // columns; with AVX-512's 32 registers) give the bits of the narrow ones, edges included: shapes that leave
+    // samples past a multiple of 8, outputs past a multiple of 3, features past a multiple of 24 and of 8, and
+    // sub-ranges as a thread's share. On a CPU without AVX-512 both sides take the narrow blocks.
+    [Theory]
+    [InlineData(8, 37, 13, 0, 13)]
+    [InlineData(17, 300, 211, 16, 176)]
+    [InlineData(24, 61, 10, 0, 10)]
+    [InlineData(9, 784, 40, 3, 29)]
+    [InlineData(63, 48, 26, 0, 26)]
+    public unsafe void WideBlocksGiveTheNarrowBlocksBits(int n, int inF, int outF, int lo, int hi)
+    {
+        var x = TestUtil.Random(n * inF, 1);
+        var w = TestUtil.Random(outF * inF, 2);
+        var b = TestUtil.Random(outF, 3);
+        var dy = TestUtil.Random(n * outF, 4);
+        var dw0 = TestUtil.Random(w.Length, 5);
+        var y = new float[n * outF];
+        var yNarrow = new float[n * outF];
+        var dx = new float[n * inF];
+        var dxNarrow = new float[n * inF];
+        var dw = (float[])dw0.Clone();
+        var dwNarrow = (float[])dw0.Clone();
+        fixed (float* px = x, pw = w, pb = b, pdy = dy, py = y, pyn = yNarrow, pdx = dx, pdxn = dxNarrow, pdw = dw, pdwn = dwNarrow)
+        {
+            LinearSmall.Forward(px, pw, pb, py, n, inF, outF, lo, hi);
+            LinearSmall.ForwardNarrow(px, pw, pyn, n, inF, outF, lo, hi);
+            for (int i = 0; i < n; i++)
+            {
+                for (int o = lo; o < hi; o++) yNarrow[i * outF + o] += b[o];
+            }
+
+            LinearSmall.BackwardInput(pdy, pw, pdx, n, inF, outF, 0, inF);
+            LinearSmall.BackwardInputNarrow(pdy, pw, pdxn, n, inF, outF, 0, inF);
+            LinearSmall.BackwardWeight(pdy, px, pdw, n, inF, outF, lo, hi);
+            LinearSmall.BackwardWeightNarrow(pdy, px, pdwn, n, inF, outF, lo, hi);
+        }
+
+        Assert.Equal(yNarrow, y);
+        Assert.Equal(dxNarrow, dx);
+        Assert.Equal(dwNarrow, dw);
+        Assert.NotEqual(dw0, dw);
+    }
+
     // Below the small-batch limit a sample's outputs do not depend on the batch it is in: inference of one
     // image gives the same bits alone or among others.
     [Fact]
