@@ -107,14 +107,34 @@ public abstract class CompiledModel
     }
 
     /// <summary>The gradients, at the same offsets as <see cref="Parameters"/>; accumulated by <see cref="Backward"/>.</summary>
-    public Span<float> Gradients => _gradients;
+    public Span<float> Gradients
+    {
+        get
+        {
+            ClearPendingZero();
+            return _gradients;
+        }
+    }
 
     /// <summary>Tells the model its parameters or running statistics changed, so that inference refolds batch norm.</summary>
     public void ParametersChanged() => _version++;
 
-    /// <summary>Zeroes every gradient (split across the model's threads when there are many).</summary>
-    public void ZeroGrad()
+    /// <summary>
+    /// Sets every gradient to zero. Like PyTorch's <c>zero_grad(set_to_none=True)</c>, no pass over the gradients
+    /// runs here: the next <see cref="Backward"/> writes them instead of adding to them, and reading them first
+    /// (<see cref="Gradients"/>, <see cref="Gradient"/>, an optimizer step) clears them then. A span taken from
+    /// <see cref="Gradients"/> before this call shows the old values until one of those happens.
+    /// </summary>
+    public void ZeroGrad() => _zeroPending = true;
+
+    // Set by ZeroGrad: the gradients are zero, but their array not yet cleared.
+    private bool _zeroPending;
+
+    // Clears the gradient array if ZeroGrad left it to be cleared (split across the model's threads when it is large).
+    private void ClearPendingZero()
     {
+        if (!_zeroPending) return;
+        _zeroPending = false;
         if (Pool is null || _gradients.Length < ParallelUpdateThreshold)
         {
             Array.Clear(_gradients);
@@ -142,8 +162,15 @@ public abstract class CompiledModel
     /// <summary>The parameter array itself, for an optimizer's parallel update (which marks the parameters changed through <see cref="Parameters"/>).</summary>
     internal float[] ParameterArray => _parameters;
 
-    /// <summary>The gradient array itself.</summary>
-    internal float[] GradientArray => _gradients;
+    /// <summary>The gradient array itself (cleared first if <see cref="ZeroGrad"/> left it to be).</summary>
+    internal float[] GradientArray
+    {
+        get
+        {
+            ClearPendingZero();
+            return _gradients;
+        }
+    }
 
     /// <summary>The parameter or float buffer named <paramref name="name"/> (e.g. <c>bn1.running_mean</c>); marks parameters as changed.</summary>
     public Span<float> Tensor(string name)
@@ -160,6 +187,7 @@ public abstract class CompiledModel
     {
         var info = Info(name);
         if (info.Storage != TensorStorage.Parameter) throw new ArgumentException($"'{name}' is a buffer, not a parameter; it has no gradient.", nameof(name));
+        ClearPendingZero();
         return _gradients.AsSpan(info.Offset, info.Length);
     }
 
@@ -249,8 +277,20 @@ public abstract class CompiledModel
     /// <summary>The flat parameter storage, for generated code (does not mark a change).</summary>
     protected float[] ParameterStorage => _parameters;
 
-    /// <summary>The flat gradient storage, for generated code.</summary>
+    /// <summary>The flat gradient storage, for generated code (a pending <see cref="ZeroGrad"/> is not applied: see <see cref="BeginGradients"/>).</summary>
     protected float[] GradientStorage => _gradients;
+
+    /// <summary>
+    /// For the generated backward pass, before it writes any gradient: whether to add to the gradients (true) or
+    /// to write them (false, when <see cref="ZeroGrad"/> ran since the last pass; every gradient must then be written).
+    /// </summary>
+    /// <returns>True to accumulate.</returns>
+    protected bool BeginGradients()
+    {
+        bool accumulate = !_zeroPending;
+        _zeroPending = false;
+        return accumulate;
+    }
 
     /// <summary>The running statistics, for generated code.</summary>
     protected float[] BufferStorage => _buffers;

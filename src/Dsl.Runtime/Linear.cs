@@ -178,7 +178,8 @@ public static unsafe class Linear
     /// <param name="inFeatures">Input features.</param>
     /// <param name="outFeatures">Output features.</param>
     /// <param name="scratch">At least <see cref="Gemm.ScratchLength"/> floats.</param>
-    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, int inFeatures, int outFeatures, Span<float> scratch)
+    /// <param name="accumulate">Add to <paramref name="dw"/> and <paramref name="dbias"/>; false writes them (their old values are not read), with the bits of adding to zeros.</param>
+    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, int inFeatures, int outFeatures, Span<float> scratch, bool accumulate = true)
     {
         Debug.Assert(dy.Length >= n * outFeatures, "dy too short");
         Debug.Assert(x.Length >= n * inFeatures, "x too short");
@@ -188,22 +189,26 @@ public static unsafe class Linear
         if (n < LinearSmall.WeightGradientBatchLimit)
         {
             fixed (float* pdy = dy, px = x, pdw = dw)
-                LinearSmall.BackwardWeight(pdy, px, pdw, n, inFeatures, outFeatures, 0, outFeatures);
+                LinearSmall.BackwardWeight(pdy, px, pdw, n, inFeatures, outFeatures, 0, outFeatures, accumulate);
         }
         else
         {
             // dW[out × in] += dyᵀ[out × n] · x[n × in]
-            Gemm.Multiply(outFeatures, inFeatures, n, dy, 1, outFeatures, x, inFeatures, 1, dw, inFeatures, accumulate: true, scratch);
+            Gemm.Multiply(outFeatures, inFeatures, n, dy, 1, outFeatures, x, inFeatures, 1, dw, inFeatures, accumulate, scratch);
         }
 
-        if (!dbias.IsEmpty)
+        BiasGradient(dy, dbias, n, outFeatures, accumulate);
+    }
+
+    // dbias[o] (+)= Σ_i dy[i, o], summed over the samples in order.
+    private static void BiasGradient(ReadOnlySpan<float> dy, Span<float> dbias, int n, int outFeatures, bool accumulate)
+    {
+        if (dbias.IsEmpty) return;
+        for (int o = 0; o < outFeatures; o++)
         {
-            for (int o = 0; o < outFeatures; o++)
-            {
-                float sum = 0f;
-                for (int i = 0; i < n; i++) sum += dy[i * outFeatures + o];
-                dbias[o] += sum;
-            }
+            float sum = 0f;
+            for (int i = 0; i < n; i++) sum += dy[i * outFeatures + o];
+            dbias[o] = accumulate ? dbias[o] + sum : sum;
         }
     }
 
@@ -222,6 +227,7 @@ public static unsafe class Linear
     {
         public float* A, W, Bias, C, Scratch;
         public int BiasLength, N, In, Out, ScratchStride;
+        public bool Accumulate;
     }
 
     /// <summary>Forward with the output features split across <paramref name="pool"/> (no reduction needed).</summary>
@@ -326,29 +332,23 @@ public static unsafe class Linear
     /// <param name="dbias">Bias gradient, or empty; accumulated.</param><param name="n">Batch size.</param>
     /// <param name="inFeatures">Input features.</param><param name="outFeatures">Output features.</param>
     /// <param name="scratch">Per-thread regions, one per pool thread.</param><param name="pool">The pool, or null.</param>
-    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, int inFeatures, int outFeatures, Span<float> scratch, WorkerPool? pool)
+    /// <param name="accumulate">Add to the gradients; false writes them (after <see cref="CompiledModel.ZeroGrad"/>: no pass clears them first).</param>
+    public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, int inFeatures, int outFeatures, Span<float> scratch, WorkerPool? pool,
+        bool accumulate = true)
     {
         if (!Parallel(pool, n, inFeatures, outFeatures, outFeatures))
         {
-            BackwardWeight(dy, x, dw, dbias, n, inFeatures, outFeatures, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
+            BackwardWeight(dy, x, dw, dbias, n, inFeatures, outFeatures, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)), accumulate);
             return;
         }
 
         fixed (float* pdy = dy, px = x, pdw = dw, ps = scratch)
         {
-            var job = new Job { A = pdy, W = px, C = pdw, Scratch = ps, N = n, In = inFeatures, Out = outFeatures, ScratchStride = scratch.Length / pool!.Threads };
+            var job = new Job { A = pdy, W = px, C = pdw, Scratch = ps, N = n, In = inFeatures, Out = outFeatures, ScratchStride = scratch.Length / pool!.Threads, Accumulate = accumulate };
             pool.Run(&BackwardWeightPart, &job);
         }
 
-        if (!dbias.IsEmpty)
-        {
-            for (int o = 0; o < outFeatures; o++)
-            {
-                float sum = 0f;
-                for (int i = 0; i < n; i++) sum += dy[i * outFeatures + o];
-                dbias[o] += sum;
-            }
-        }
+        BiasGradient(dy, dbias, n, outFeatures, accumulate);
     }
 
     private static void BackwardWeightPart(void* state, int part, int parts)
@@ -359,13 +359,13 @@ public static unsafe class Linear
         if (lo == hi) return;
         if (n < LinearSmall.WeightGradientBatchLimit)
         {
-            LinearSmall.BackwardWeight(job->A, job->W, job->C, n, inF, outF, lo, hi);
+            LinearSmall.BackwardWeight(job->A, job->W, job->C, n, inF, outF, lo, hi, job->Accumulate);
             return;
         }
 
         // dW[lo:hi, :] += dy[:, lo:hi]ᵀ · x
         Gemm.Multiply(hi - lo, inF, n, new ReadOnlySpan<float>(job->A + lo, n * outF - lo), 1, outF, new ReadOnlySpan<float>(job->W, n * inF), inF, 1,
-            new Span<float>(job->C + (long)lo * inF, (hi - lo) * inF), inF, accumulate: true, new Span<float>(job->Scratch + (long)part * job->ScratchStride, Gemm.ScratchLength));
+            new Span<float>(job->C + (long)lo * inF, (hi - lo) * inF), inF, job->Accumulate, new Span<float>(job->Scratch + (long)part * job->ScratchStride, Gemm.ScratchLength));
     }
 
     /// <summary>A part's share of <paramref name="count"/> columns, in whole micro-kernel panels.</summary>

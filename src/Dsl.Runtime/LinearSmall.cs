@@ -290,6 +290,11 @@ internal static unsafe class LinearSmall
         Store3(dx + 7 * inF, a70, a71, a72);
     }
 
+    // A block of dW's running sums: what dW holds, or zero when the pass writes rather than adds. Either way
+    // each element is then summed over the samples in order, so writing gives the bits of adding to zeros.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Start(float* p, bool accumulate) => accumulate ? Vector256.Load(p) : Vector256<float>.Zero;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store3(float* p, Vector256<float> a0, Vector256<float> a1, Vector256<float> a2)
     {
@@ -415,9 +420,9 @@ internal static unsafe class LinearSmall
         }
     }
 
-    /// <summary><c>dW[o,:] += Σ_i dy[i,o]·x[i,:]</c> for rows <paramref name="lo"/> ≤ o &lt; <paramref name="hi"/>.</summary>
+    /// <summary><c>dW[o,:] += Σ_i dy[i,o]·x[i,:]</c> for rows <paramref name="lo"/> ≤ o &lt; <paramref name="hi"/>; with <paramref name="accumulate"/> false, <c>dW[o,:] = …</c> (dW is not read).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void BackwardWeight(float* dy, float* x, float* dw, int n, int inF, int outF, int lo, int hi)
+    public static void BackwardWeight(float* dy, float* x, float* dw, int n, int inF, int outF, int lo, int hi, bool accumulate = true)
     {
         int o = lo;
         if (Wide)
@@ -426,29 +431,29 @@ internal static unsafe class LinearSmall
             for (; o + 8 <= hi; o += 8)
             {
                 float* r = dw + (long)o * inF;
-                for (int k = 0; k < k24; k += 24) BackwardWeightWide(dy + o, x + k, r + k, n, inF, outF);
-                for (int j = 0; j < 8; j++) BackwardWeightRow(dy + o + j, x, r + (long)j * inF, n, inF, outF, k24);
+                for (int k = 0; k < k24; k += 24) BackwardWeightWide(dy + o, x + k, r + k, n, inF, outF, accumulate);
+                for (int j = 0; j < 8; j++) BackwardWeightRow(dy + o + j, x, r + (long)j * inF, n, inF, outF, k24, accumulate);
             }
         }
 
-        BackwardWeightNarrow(dy, x, dw, n, inF, outF, o, hi);
+        BackwardWeightNarrow(dy, x, dw, n, inF, outF, o, hi, accumulate);
     }
 
     // dW[0..8, 0..24] += Σ_i dy[i, 0..8]ᵀ·x[i, 0..24]: the 8×24 block of dW held in 24 vector registers while
     // the samples stream past, loaded and stored once.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void BackwardWeightWide(float* dy, float* x, float* dw, int n, int inF, int outF)
+    private static void BackwardWeightWide(float* dy, float* x, float* dw, int n, int inF, int outF, bool accumulate)
     {
         long s = inF;
         float* r = dw;
-        var a00 = Vector256.Load(r); var a01 = Vector256.Load(r + 8); var a02 = Vector256.Load(r + 16); r += s;
-        var a10 = Vector256.Load(r); var a11 = Vector256.Load(r + 8); var a12 = Vector256.Load(r + 16); r += s;
-        var a20 = Vector256.Load(r); var a21 = Vector256.Load(r + 8); var a22 = Vector256.Load(r + 16); r += s;
-        var a30 = Vector256.Load(r); var a31 = Vector256.Load(r + 8); var a32 = Vector256.Load(r + 16); r += s;
-        var a40 = Vector256.Load(r); var a41 = Vector256.Load(r + 8); var a42 = Vector256.Load(r + 16); r += s;
-        var a50 = Vector256.Load(r); var a51 = Vector256.Load(r + 8); var a52 = Vector256.Load(r + 16); r += s;
-        var a60 = Vector256.Load(r); var a61 = Vector256.Load(r + 8); var a62 = Vector256.Load(r + 16); r += s;
-        var a70 = Vector256.Load(r); var a71 = Vector256.Load(r + 8); var a72 = Vector256.Load(r + 16);
+        var a00 = Start(r, accumulate); var a01 = Start(r + 8, accumulate); var a02 = Start(r + 16, accumulate); r += s;
+        var a10 = Start(r, accumulate); var a11 = Start(r + 8, accumulate); var a12 = Start(r + 16, accumulate); r += s;
+        var a20 = Start(r, accumulate); var a21 = Start(r + 8, accumulate); var a22 = Start(r + 16, accumulate); r += s;
+        var a30 = Start(r, accumulate); var a31 = Start(r + 8, accumulate); var a32 = Start(r + 16, accumulate); r += s;
+        var a40 = Start(r, accumulate); var a41 = Start(r + 8, accumulate); var a42 = Start(r + 16, accumulate); r += s;
+        var a50 = Start(r, accumulate); var a51 = Start(r + 8, accumulate); var a52 = Start(r + 16, accumulate); r += s;
+        var a60 = Start(r, accumulate); var a61 = Start(r + 8, accumulate); var a62 = Start(r + 16, accumulate); r += s;
+        var a70 = Start(r, accumulate); var a71 = Start(r + 8, accumulate); var a72 = Start(r + 16, accumulate);
         float* d = dy, xi = x;
         for (int i = 0; i < n; i++, d += outF, xi += inF)
         {
@@ -485,7 +490,7 @@ internal static unsafe class LinearSmall
 
     // dW[lo:hi, :] with 16 registers: 4 rows × 16 columns, then row by row.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void BackwardWeightNarrow(float* dy, float* x, float* dw, int n, int inF, int outF, int lo, int hi)
+    internal static void BackwardWeightNarrow(float* dy, float* x, float* dw, int n, int inF, int outF, int lo, int hi, bool accumulate = true)
     {
         int k16 = inF & ~15;
         int o = lo;
@@ -494,10 +499,10 @@ internal static unsafe class LinearSmall
             float* r0 = dw + (long)o * inF, r1 = r0 + inF, r2 = r1 + inF, r3 = r2 + inF;
             for (int k = 0; k < k16; k += 16)
             {
-                var c00 = Vector256.Load(r0 + k); var c01 = Vector256.Load(r0 + k + 8);
-                var c10 = Vector256.Load(r1 + k); var c11 = Vector256.Load(r1 + k + 8);
-                var c20 = Vector256.Load(r2 + k); var c21 = Vector256.Load(r2 + k + 8);
-                var c30 = Vector256.Load(r3 + k); var c31 = Vector256.Load(r3 + k + 8);
+                var c00 = Start(r0 + k, accumulate); var c01 = Start(r0 + k + 8, accumulate);
+                var c10 = Start(r1 + k, accumulate); var c11 = Start(r1 + k + 8, accumulate);
+                var c20 = Start(r2 + k, accumulate); var c21 = Start(r2 + k + 8, accumulate);
+                var c30 = Start(r3 + k, accumulate); var c31 = Start(r3 + k + 8, accumulate);
                 float* d = dy + o;
                 float* xk = x + k;
                 for (int i = 0; i < n; i++, d += outF, xk += inF)
@@ -524,26 +529,26 @@ internal static unsafe class LinearSmall
                 Vector256.Store(c30, r3 + k); Vector256.Store(c31, r3 + k + 8);
             }
 
-            for (int r = 0; r < 4; r++) BackwardWeightRow(dy + o + r, x, dw + (long)(o + r) * inF, n, inF, outF, k16);
+            for (int r = 0; r < 4; r++) BackwardWeightRow(dy + o + r, x, dw + (long)(o + r) * inF, n, inF, outF, k16, accumulate);
         }
 
-        for (; o < hi; o++) BackwardWeightRow(dy + o, x, dw + (long)o * inF, n, inF, outF, 0);
+        for (; o < hi; o++) BackwardWeightRow(dy + o, x, dw + (long)o * inF, n, inF, outF, 0, accumulate);
     }
 
     // One row dW[o, from:] += Σ_i dy[i,o]·x[i, from:], 8 columns at a time, then one by one.
-    private static void BackwardWeightRow(float* dyColumn, float* x, float* row, int n, int inF, int outF, int from)
+    private static void BackwardWeightRow(float* dyColumn, float* x, float* row, int n, int inF, int outF, int from, bool accumulate)
     {
         int k = from;
         for (; k + 8 <= inF; k += 8)
         {
-            var c = Vector256.Load(row + k);
+            var c = Start(row + k, accumulate);
             for (int i = 0; i < n; i++) c = Fmadd(Vector256.Create(dyColumn[(long)i * outF]), Vector256.Load(x + (long)i * inF + k), c);
             Vector256.Store(c, row + k);
         }
 
         for (; k < inF; k++)
         {
-            float s = row[k];
+            float s = accumulate ? row[k] : 0f;
             for (int i = 0; i < n; i++) s = Fmadd(dyColumn[(long)i * outF], x[(long)i * inF + k], s);
             row[k] = s;
         }

@@ -618,6 +618,17 @@ namespace Dsl.Compiler.Emit
                 }
             }
 
+            private static bool HasParameters(LayerPlan p) => p.Layer.Tensors.Any(t => t.IsParameter);
+
+            // A layer whose kernel only adds to its gradients: after ZeroGrad, zero them first.
+            private void ClearGradientsAfterZeroGrad(params string[] spans)
+            {
+                foreach (string span in spans)
+                {
+                    if (span != "default") _w.Line($"if (!accumulate) {span}.Clear();");
+                }
+            }
+
             private static bool InPlaceBackward(LayerKind kind) =>
                 kind is LayerKind.Relu or LayerKind.Sigmoid or LayerKind.Tanh or LayerKind.LeakyRelu or LayerKind.Dropout or LayerKind.Flatten;
 
@@ -629,6 +640,12 @@ namespace Dsl.Compiler.Emit
                 {
                     _w.Line("var parameters = ParameterStorage;");
                     _w.Line("var gradients = GradientStorage;");
+                    if (_plan.Layers.Any(HasParameters))
+                    {
+                        _w.Line("// After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.");
+                        _w.Line("bool accumulate = BeginGradients();");
+                    }
+
                     if (HasGemm) _w.Line("var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);");
                     if (_plan.BufferLength > 0 && _plan.Layers.Any(p => p.Layer.Attributes.Frozen)) _w.Line("var buffers = BufferStorage;");
                     DeclareActivations();
@@ -680,11 +697,12 @@ namespace Dsl.Compiler.Emit
                 {
                     case LayerKind.Conv1d:
                     case LayerKind.Conv2d:
+                        ClearGradientsAfterZeroGrad(Weight(p, "gradients"), BiasOrDefault(p, "gradients"));
                         _w.Line($"{Runtime}.{ConvKernel(p)}.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, in {n}Geometry, scratch, Pool);");
                         _w.Line($"{guard}{Runtime}.{(p.WinogradConvolution ? "ConvWinograd" : "Conv2d")}.BackwardInput({dy}, {Weight(p)}, {dx}, batch, in {n}Geometry, scratch, Pool);");
                         break;
                     case LayerKind.Linear:
-                        _w.Line($"{Runtime}.Linear.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool);");
+                        _w.Line($"{Runtime}.Linear.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool, accumulate);");
                         _w.Line($"{guard}{Runtime}.Linear.BackwardInput({dy}, {Weight(p)}, {dx}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool);");
                         break;
                     case LayerKind.BatchNorm1d:
@@ -701,6 +719,7 @@ namespace Dsl.Compiler.Emit
                         string gGamma = a.Affine ? P(p, "Weight", p.Channels, "gradients") : "default";
                         string gBeta = a.Affine ? P(p, "Bias", p.Channels, "gradients") : "default";
                         string kernel = a.Frozen ? "BackwardConstantStatistics" : "Backward";
+                        ClearGradientsAfterZeroGrad(gGamma, gBeta);
                         if (a.Frozen) _w.Line("// frozen: the statistics are constants, so dx = dy·γ/√(var + ε)");
                         else _w.Line("// through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))");
                         _w.Line($"{Runtime}.BatchNorm.{kernel}({dy}, {x}, {Gamma(p)}, {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")}, {target},");

@@ -170,6 +170,8 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
+            bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 18);
@@ -181,11 +183,15 @@ namespace Snapshots
 
             var g0 = _arena.AsSpan(_workB, batch * 18);
             // 1: bn2d — batch_one_bn2d.nn(1,48) — [N, 2, 3, 3] → [N, 2, 3, 3] — backward
+            if (!accumulate) gradients.AsSpan(Layer1Weight, 2).Clear();
+            if (!accumulate) gradients.AsSpan(Layer1Bias, 2).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 2), _arena.AsSpan(_cache + Layer1SaveMean, 2), _arena.AsSpan(_cache + Layer1SaveInvStd, 2), g0,
                 gradients.AsSpan(Layer1Weight, 2), gradients.AsSpan(Layer1Bias, 2), batch, 2, 9);
 
             // 0: conv(1, 2, 3) — batch_one_bn2d.nn(1,31) — [N, 1, 5, 5] → [N, 2, 3, 3] — backward
+            if (!accumulate) gradients.AsSpan(Layer0Weight, 18).Clear();
+            if (!accumulate) gradients.AsSpan(Layer0Bias, 2).Clear();
             global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 18), gradients.AsSpan(Layer0Bias, 2), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 18), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }

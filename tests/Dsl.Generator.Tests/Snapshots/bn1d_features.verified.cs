@@ -150,6 +150,8 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
+            bool accumulate = BeginGradients();
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 64);
 
@@ -159,6 +161,8 @@ namespace Snapshots
 
             // 0: bn1d(64) — bn1d_features.nn(1,27) — [N, 64] → [N, 64] — backward
             var dx = inputGrad.IsEmpty ? _arena.AsSpan(_workB, batch * InputLength) : inputGrad;
+            if (!accumulate) gradients.AsSpan(Layer0Weight, 64).Clear();
+            if (!accumulate) gradients.AsSpan(Layer0Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 64), _arena.AsSpan(_cache + Layer0SaveMean, 64), _arena.AsSpan(_cache + Layer0SaveInvStd, 64), dx,
                 gradients.AsSpan(Layer0Weight, 64), gradients.AsSpan(Layer0Bias, 64), batch, 64, 1);

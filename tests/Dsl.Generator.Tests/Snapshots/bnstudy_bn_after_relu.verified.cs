@@ -304,6 +304,8 @@ namespace Examples.BatchNormStudy
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
+            bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 12544);
@@ -326,11 +328,13 @@ namespace Examples.BatchNormStudy
 
             var g11 = _arena.AsSpan(_workB, batch * 64);
             // 12: linear(64, 10) — bnstudy_bn_after_relu.nn(8,55) — [N, 64] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g12, y11, gradients.AsSpan(Layer12Weight, 640), gradients.AsSpan(Layer12Bias, 10), batch, 64, 10, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardWeight(g12, y11, gradients.AsSpan(Layer12Weight, 640), gradients.AsSpan(Layer12Bias, 10), batch, 64, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Linear.BackwardInput(g12, parameters.AsSpan(Layer12Weight, 640), g11, batch, 64, 10, scratch, Pool);
 
             var g10 = _arena.AsSpan(_workA, batch * 64);
             // 11: bn1d — bnstudy_bn_after_relu.nn(8,47) — [N, 64] → [N, 64] — backward
+            if (!accumulate) gradients.AsSpan(Layer11Weight, 64).Clear();
+            if (!accumulate) gradients.AsSpan(Layer11Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g11, y10, parameters.AsSpan(Layer11Weight, 64), _arena.AsSpan(_cache + Layer11SaveMean, 64), _arena.AsSpan(_cache + Layer11SaveInvStd, 64), g10,
                 gradients.AsSpan(Layer11Weight, 64), gradients.AsSpan(Layer11Bias, 64), batch, 64, 1);
@@ -341,7 +345,7 @@ namespace Examples.BatchNormStudy
 
             var g8 = _arena.AsSpan(_workB, batch * 1568);
             // 9: linear(1568, 64) — bnstudy_bn_after_relu.nn(8,19) — [N, 1568] → [N, 64] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 100352), gradients.AsSpan(Layer9Bias, 64), batch, 1568, 64, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 100352), gradients.AsSpan(Layer9Bias, 64), batch, 1568, 64, scratch, Pool, accumulate);
             global::Dsl.Runtime.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 100352), g8, batch, 1568, 64, scratch, Pool);
 
             var g7 = g8;
@@ -353,6 +357,8 @@ namespace Examples.BatchNormStudy
 
             var g5 = _arena.AsSpan(_workB, batch * 6272);
             // 6: bn2d — bnstudy_bn_after_relu.nn(7,47) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            if (!accumulate) gradients.AsSpan(Layer6Weight, 32).Clear();
+            if (!accumulate) gradients.AsSpan(Layer6Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g6, y5, parameters.AsSpan(Layer6Weight, 32), _arena.AsSpan(_cache + Layer6SaveMean, 32), _arena.AsSpan(_cache + Layer6SaveInvStd, 32), g5,
                 gradients.AsSpan(Layer6Weight, 32), gradients.AsSpan(Layer6Bias, 32), batch, 32, 196);
@@ -363,6 +369,8 @@ namespace Examples.BatchNormStudy
 
             var g3 = _arena.AsSpan(_workA, batch * 3136);
             // 4: conv(16, 32, 3, padding: 1) — bnstudy_bn_after_relu.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — backward
+            if (!accumulate) gradients.AsSpan(Layer4Weight, 4608).Clear();
+            if (!accumulate) gradients.AsSpan(Layer4Bias, 32).Clear();
             global::Dsl.Runtime.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 4608), gradients.AsSpan(Layer4Bias, 32), batch, in Layer4Geometry, scratch, Pool);
             global::Dsl.Runtime.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 4608), g3, batch, in Layer4Geometry, scratch, Pool);
 
@@ -372,6 +380,8 @@ namespace Examples.BatchNormStudy
 
             var g1 = _arena.AsSpan(_workA, batch * 12544);
             // 2: bn2d — bnstudy_bn_after_relu.nn(6,43) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            if (!accumulate) gradients.AsSpan(Layer2Weight, 16).Clear();
+            if (!accumulate) gradients.AsSpan(Layer2Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g2, y1, parameters.AsSpan(Layer2Weight, 16), _arena.AsSpan(_cache + Layer2SaveMean, 16), _arena.AsSpan(_cache + Layer2SaveInvStd, 16), g1,
                 gradients.AsSpan(Layer2Weight, 16), gradients.AsSpan(Layer2Bias, 16), batch, 16, 784);
@@ -381,6 +391,8 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Activations.ReluBackward(y1, g1, g0);
 
             // 0: conv(1, 16, 3, padding: 1) — bnstudy_bn_after_relu.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — backward
+            if (!accumulate) gradients.AsSpan(Layer0Weight, 144).Clear();
+            if (!accumulate) gradients.AsSpan(Layer0Bias, 16).Clear();
             global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), gradients.AsSpan(Layer0Bias, 16), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }

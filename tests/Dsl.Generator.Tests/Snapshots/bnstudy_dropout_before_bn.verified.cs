@@ -313,6 +313,8 @@ namespace Examples.BatchNormStudy
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
+            bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 12544);
@@ -336,7 +338,7 @@ namespace Examples.BatchNormStudy
 
             var g12 = _arena.AsSpan(_workB, batch * 64);
             // 13: linear(64, 10) — bnstudy_dropout_before_bn.nn(8,84) — [N, 64] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g13, y12, gradients.AsSpan(Layer13Weight, 640), gradients.AsSpan(Layer13Bias, 10), batch, 64, 10, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardWeight(g13, y12, gradients.AsSpan(Layer13Weight, 640), gradients.AsSpan(Layer13Bias, 10), batch, 64, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Linear.BackwardInput(g13, parameters.AsSpan(Layer13Weight, 640), g12, batch, 64, 10, scratch, Pool);
 
             var g11 = g12;
@@ -345,6 +347,8 @@ namespace Examples.BatchNormStudy
 
             var g10 = _arena.AsSpan(_workA, batch * 64);
             // 11: bn1d — bnstudy_dropout_before_bn.nn(8,68) — [N, 64] → [N, 64] — backward
+            if (!accumulate) gradients.AsSpan(Layer11Weight, 64).Clear();
+            if (!accumulate) gradients.AsSpan(Layer11Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g11, y10, parameters.AsSpan(Layer11Weight, 64), _arena.AsSpan(_cache + Layer11SaveMean, 64), _arena.AsSpan(_cache + Layer11SaveInvStd, 64), g10,
                 gradients.AsSpan(Layer11Weight, 64), gradients.AsSpan(Layer11Bias, 64), batch, 64, 1);
@@ -355,7 +359,7 @@ namespace Examples.BatchNormStudy
 
             var g8 = _arena.AsSpan(_workB, batch * 1568);
             // 9: linear(1568, 64, bias: false) — bnstudy_dropout_before_bn.nn(8,19) — [N, 1568] → [N, 64] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 100352), default, batch, 1568, 64, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 100352), default, batch, 1568, 64, scratch, Pool, accumulate);
             global::Dsl.Runtime.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 100352), g8, batch, 1568, 64, scratch, Pool);
 
             var g7 = g8;
@@ -371,12 +375,15 @@ namespace Examples.BatchNormStudy
 
             var g4 = _arena.AsSpan(_workB, batch * 6272);
             // 5: bn2d — bnstudy_dropout_before_bn.nn(7,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            if (!accumulate) gradients.AsSpan(Layer5Weight, 32).Clear();
+            if (!accumulate) gradients.AsSpan(Layer5Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g5, y4, parameters.AsSpan(Layer5Weight, 32), _arena.AsSpan(_cache + Layer5SaveMean, 32), _arena.AsSpan(_cache + Layer5SaveInvStd, 32), g4,
                 gradients.AsSpan(Layer5Weight, 32), gradients.AsSpan(Layer5Bias, 32), batch, 32, 196);
 
             var g3 = _arena.AsSpan(_workA, batch * 3136);
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_dropout_before_bn.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — backward
+            if (!accumulate) gradients.AsSpan(Layer4Weight, 4608).Clear();
             global::Dsl.Runtime.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 4608), default, batch, in Layer4Geometry, scratch, Pool);
             global::Dsl.Runtime.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 4608), g3, batch, in Layer4Geometry, scratch, Pool);
 
@@ -390,11 +397,14 @@ namespace Examples.BatchNormStudy
 
             var g0 = _arena.AsSpan(_workA, batch * 12544);
             // 1: bn2d — bnstudy_dropout_before_bn.nn(6,48) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            if (!accumulate) gradients.AsSpan(Layer1Weight, 16).Clear();
+            if (!accumulate) gradients.AsSpan(Layer1Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 16), _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16), g0,
                 gradients.AsSpan(Layer1Weight, 16), gradients.AsSpan(Layer1Bias, 16), batch, 16, 784);
 
             // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_dropout_before_bn.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — backward
+            if (!accumulate) gradients.AsSpan(Layer0Weight, 144).Clear();
             global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), default, batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }

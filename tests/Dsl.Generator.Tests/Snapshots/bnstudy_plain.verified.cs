@@ -212,6 +212,8 @@ namespace Examples.BatchNormStudy
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
+            bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 12544);
@@ -231,7 +233,7 @@ namespace Examples.BatchNormStudy
 
             var g8 = _arena.AsSpan(_workB, batch * 64);
             // 9: linear(64, 10) — bnstudy_plain.nn(8,47) — [N, 64] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 640), gradients.AsSpan(Layer9Bias, 10), batch, 64, 10, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 640), gradients.AsSpan(Layer9Bias, 10), batch, 64, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 640), g8, batch, 64, 10, scratch, Pool);
 
             var g7 = g8;
@@ -240,7 +242,7 @@ namespace Examples.BatchNormStudy
 
             var g6 = _arena.AsSpan(_workA, batch * 1568);
             // 7: linear(1568, 64) — bnstudy_plain.nn(8,19) — [N, 1568] → [N, 64] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 100352), gradients.AsSpan(Layer7Bias, 64), batch, 1568, 64, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 100352), gradients.AsSpan(Layer7Bias, 64), batch, 1568, 64, scratch, Pool, accumulate);
             global::Dsl.Runtime.Linear.BackwardInput(g7, parameters.AsSpan(Layer7Weight, 100352), g6, batch, 1568, 64, scratch, Pool);
 
             var g5 = g6;
@@ -256,6 +258,8 @@ namespace Examples.BatchNormStudy
 
             var g2 = _arena.AsSpan(_workA, batch * 3136);
             // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — backward
+            if (!accumulate) gradients.AsSpan(Layer3Weight, 4608).Clear();
+            if (!accumulate) gradients.AsSpan(Layer3Bias, 32).Clear();
             global::Dsl.Runtime.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 4608), gradients.AsSpan(Layer3Bias, 32), batch, in Layer3Geometry, scratch, Pool);
             global::Dsl.Runtime.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 4608), g2, batch, in Layer3Geometry, scratch, Pool);
 
@@ -268,6 +272,8 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Activations.ReluBackward(y1, g1, g0);
 
             // 0: conv(1, 16, 3, padding: 1) — bnstudy_plain.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — backward
+            if (!accumulate) gradients.AsSpan(Layer0Weight, 144).Clear();
+            if (!accumulate) gradients.AsSpan(Layer0Bias, 16).Clear();
             global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), gradients.AsSpan(Layer0Bias, 16), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }

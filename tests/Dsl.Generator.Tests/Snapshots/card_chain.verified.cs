@@ -198,6 +198,8 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
+            bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 5400);
@@ -212,7 +214,7 @@ namespace Snapshots
 
             var g3 = _arena.AsSpan(_workB, batch * 1350);
             // 4: linear(1350, 10) — card_chain.nn(1,85) — [N, 1350] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 13500), gradients.AsSpan(Layer4Bias, 10), batch, 1350, 10, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 13500), gradients.AsSpan(Layer4Bias, 10), batch, 1350, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 13500), g3, batch, 1350, 10, scratch, Pool);
 
             var g2 = g3;
@@ -224,11 +226,15 @@ namespace Snapshots
 
             var g0 = _arena.AsSpan(_workB, batch * 5400);
             // 1: bn2d — card_chain.nn(1,52) — [N, 6, 30, 30] → [N, 6, 30, 30] — backward
+            if (!accumulate) gradients.AsSpan(Layer1Weight, 6).Clear();
+            if (!accumulate) gradients.AsSpan(Layer1Bias, 6).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 6), _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6), g0,
                 gradients.AsSpan(Layer1Weight, 6), gradients.AsSpan(Layer1Bias, 6), batch, 6, 900);
 
             // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — backward
+            if (!accumulate) gradients.AsSpan(Layer0Weight, 150).Clear();
+            if (!accumulate) gradients.AsSpan(Layer0Bias, 6).Clear();
             global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 150), gradients.AsSpan(Layer0Bias, 6), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 150), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }

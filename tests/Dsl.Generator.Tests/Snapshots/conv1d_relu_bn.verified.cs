@@ -173,6 +173,8 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
+            bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Conv1Out * MaxBatch, batch * 280);
@@ -185,6 +187,8 @@ namespace Snapshots
 
             var g1 = _arena.AsSpan(_workB, batch * 280);
             // conv1_bn: bn1d(10) as conv1_bn — conv1d_relu_bn.nn(1,71) — [N, 10, 28] → [N, 10, 28] — backward
+            if (!accumulate) gradients.AsSpan(Conv1BnWeight, 10).Clear();
+            if (!accumulate) gradients.AsSpan(Conv1BnBias, 10).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g2, y1, parameters.AsSpan(Conv1BnWeight, 10), _arena.AsSpan(_cache + Conv1BnSaveMean, 10), _arena.AsSpan(_cache + Conv1BnSaveInvStd, 10), g1,
                 gradients.AsSpan(Conv1BnWeight, 10), gradients.AsSpan(Conv1BnBias, 10), batch, 10, 28);
@@ -194,6 +198,8 @@ namespace Snapshots
             global::Dsl.Runtime.Activations.ReluBackward(y1, g1, g0);
 
             // conv1: conv1d(1, 10, 5) as conv1 — conv1d_relu_bn.nn(1,34) — [N, 1, 32] → [N, 10, 28] — backward
+            if (!accumulate) gradients.AsSpan(Conv1Weight, 50).Clear();
+            if (!accumulate) gradients.AsSpan(Conv1Bias, 10).Clear();
             global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 50), gradients.AsSpan(Conv1Bias, 10), batch, in Conv1Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 50), inputGrad, batch, in Conv1Geometry, scratch, Pool);
         }

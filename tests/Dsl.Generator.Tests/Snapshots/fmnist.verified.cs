@@ -307,6 +307,8 @@ namespace Examples.FashionMnist
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
+            bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 25088);
@@ -329,7 +331,7 @@ namespace Examples.FashionMnist
 
             var g11 = _arena.AsSpan(_workB, batch * 128);
             // 12: linear(128, 10) — fmnist.nn(11,8) — [N, 128] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g12, y11, gradients.AsSpan(Layer12Weight, 1280), gradients.AsSpan(Layer12Bias, 10), batch, 128, 10, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardWeight(g12, y11, gradients.AsSpan(Layer12Weight, 1280), gradients.AsSpan(Layer12Bias, 10), batch, 128, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Linear.BackwardInput(g12, parameters.AsSpan(Layer12Weight, 1280), g11, batch, 128, 10, scratch, Pool);
 
             var g10 = g11;
@@ -338,13 +340,15 @@ namespace Examples.FashionMnist
 
             var g9 = _arena.AsSpan(_workA, batch * 128);
             // 10: bn1d — fmnist.nn(10,29) — [N, 128] → [N, 128] — backward
+            if (!accumulate) gradients.AsSpan(Layer10Weight, 128).Clear();
+            if (!accumulate) gradients.AsSpan(Layer10Bias, 128).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g10, y9, parameters.AsSpan(Layer10Weight, 128), _arena.AsSpan(_cache + Layer10SaveMean, 128), _arena.AsSpan(_cache + Layer10SaveInvStd, 128), g9,
                 gradients.AsSpan(Layer10Weight, 128), gradients.AsSpan(Layer10Bias, 128), batch, 128, 1);
 
             var g8 = _arena.AsSpan(_workB, batch * 3136);
             // 9: linear(3136, 128) — fmnist.nn(10,8) — [N, 3136] → [N, 128] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 401408), gradients.AsSpan(Layer9Bias, 128), batch, 3136, 128, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 401408), gradients.AsSpan(Layer9Bias, 128), batch, 3136, 128, scratch, Pool, accumulate);
             global::Dsl.Runtime.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 401408), g8, batch, 3136, 128, scratch, Pool);
 
             var g7 = g8;
@@ -360,12 +364,16 @@ namespace Examples.FashionMnist
 
             var g4 = _arena.AsSpan(_workB, batch * 12544);
             // 5: bn2d — fmnist.nn(8,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — backward
+            if (!accumulate) gradients.AsSpan(Layer5Weight, 64).Clear();
+            if (!accumulate) gradients.AsSpan(Layer5Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g5, y4, parameters.AsSpan(Layer5Weight, 64), _arena.AsSpan(_cache + Layer5SaveMean, 64), _arena.AsSpan(_cache + Layer5SaveInvStd, 64), g4,
                 gradients.AsSpan(Layer5Weight, 64), gradients.AsSpan(Layer5Bias, 64), batch, 64, 196);
 
             var g3 = _arena.AsSpan(_workA, batch * 6272);
             // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — backward
+            if (!accumulate) gradients.AsSpan(Layer4Weight, 18432).Clear();
+            if (!accumulate) gradients.AsSpan(Layer4Bias, 64).Clear();
             global::Dsl.Runtime.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 18432), gradients.AsSpan(Layer4Bias, 64), batch, in Layer4Geometry, scratch, Pool);
             global::Dsl.Runtime.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 18432), g3, batch, in Layer4Geometry, scratch, Pool);
 
@@ -379,11 +387,15 @@ namespace Examples.FashionMnist
 
             var g0 = _arena.AsSpan(_workA, batch * 25088);
             // 1: bn2d — fmnist.nn(7,35) — [N, 32, 28, 28] → [N, 32, 28, 28] — backward
+            if (!accumulate) gradients.AsSpan(Layer1Weight, 32).Clear();
+            if (!accumulate) gradients.AsSpan(Layer1Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 32), _arena.AsSpan(_cache + Layer1SaveMean, 32), _arena.AsSpan(_cache + Layer1SaveInvStd, 32), g0,
                 gradients.AsSpan(Layer1Weight, 32), gradients.AsSpan(Layer1Bias, 32), batch, 32, 784);
 
             // 0: conv(1, 32, 3, padding: 1) — fmnist.nn(7,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — backward
+            if (!accumulate) gradients.AsSpan(Layer0Weight, 288).Clear();
+            if (!accumulate) gradients.AsSpan(Layer0Bias, 32).Clear();
             global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 288), gradients.AsSpan(Layer0Bias, 32), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 288), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }

@@ -183,6 +183,8 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
+            bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 5);
@@ -195,17 +197,19 @@ namespace Snapshots
 
             var g1 = _arena.AsSpan(_workB, batch * 5);
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g2, y1, gradients.AsSpan(Layer2Weight, 5), gradients.AsSpan(Layer2Bias, 1), batch, 5, 1, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardWeight(g2, y1, gradients.AsSpan(Layer2Weight, 5), gradients.AsSpan(Layer2Bias, 1), batch, 5, 1, scratch, Pool, accumulate);
             global::Dsl.Runtime.Linear.BackwardInput(g2, parameters.AsSpan(Layer2Weight, 5), g1, batch, 5, 1, scratch, Pool);
 
             var g0 = _arena.AsSpan(_workA, batch * 5);
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — backward
+            if (!accumulate) gradients.AsSpan(Layer1Weight, 5).Clear();
+            if (!accumulate) gradients.AsSpan(Layer1Bias, 5).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 5), _arena.AsSpan(_cache + Layer1SaveMean, 5), _arena.AsSpan(_cache + Layer1SaveInvStd, 5), g0,
                 gradients.AsSpan(Layer1Weight, 5), gradients.AsSpan(Layer1Bias, 5), batch, 5, 1);
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 50), gradients.AsSpan(Layer0Bias, 5), batch, 10, 5, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 50), gradients.AsSpan(Layer0Bias, 5), batch, 10, 5, scratch, Pool, accumulate);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 50), inputGrad, batch, 10, 5, scratch, Pool);
         }
 

@@ -196,6 +196,8 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
+            bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Conv1Out * MaxBatch, batch * 5400);
@@ -210,7 +212,7 @@ namespace Snapshots
 
             var g3 = _arena.AsSpan(_workB, batch * 1350);
             // fc1: linear(1350, 10) as fc1 — seed_lenet.nn(1,101) — [N, 1350] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Fc1Weight, 13500), gradients.AsSpan(Fc1Bias, 10), batch, 1350, 10, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Fc1Weight, 13500), gradients.AsSpan(Fc1Bias, 10), batch, 1350, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Linear.BackwardInput(g4, parameters.AsSpan(Fc1Weight, 13500), g3, batch, 1350, 10, scratch, Pool);
 
             var g2 = g3;
@@ -218,6 +220,8 @@ namespace Snapshots
 
             var g1 = _arena.AsSpan(_workA, batch * 1350);
             // bn1: bn2d as bn1 — seed_lenet.nn(1,75) — [N, 6, 15, 15] → [N, 6, 15, 15] — backward
+            if (!accumulate) gradients.AsSpan(Bn1Weight, 6).Clear();
+            if (!accumulate) gradients.AsSpan(Bn1Bias, 6).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g2, y1, parameters.AsSpan(Bn1Weight, 6), _arena.AsSpan(_cache + Bn1SaveMean, 6), _arena.AsSpan(_cache + Bn1SaveInvStd, 6), g1,
                 gradients.AsSpan(Bn1Weight, 6), gradients.AsSpan(Bn1Bias, 6), batch, 6, 225);
@@ -227,6 +231,8 @@ namespace Snapshots
             global::Dsl.Runtime.Pooling.MaxBackward(g1, Indices(Layer1Indices, batch * 1350), g0, batch, in Layer1Geometry);
 
             // conv1: conv(1, 6, 5) as conv1 — seed_lenet.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — backward
+            if (!accumulate) gradients.AsSpan(Conv1Weight, 150).Clear();
+            if (!accumulate) gradients.AsSpan(Conv1Bias, 6).Clear();
             global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 150), gradients.AsSpan(Conv1Bias, 6), batch, in Conv1Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 150), inputGrad, batch, in Conv1Geometry, scratch, Pool);
         }

@@ -291,6 +291,8 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
+            bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 16384);
@@ -312,7 +314,7 @@ namespace Snapshots
 
             var g10 = _arena.AsSpan(_workB, batch * 32);
             // 11: linear(32, 10) — small_cnn.nn(1,249) — [N, 32] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g11, y10, gradients.AsSpan(Layer11Weight, 320), gradients.AsSpan(Layer11Bias, 10), batch, 32, 10, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardWeight(g11, y10, gradients.AsSpan(Layer11Weight, 320), gradients.AsSpan(Layer11Bias, 10), batch, 32, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Linear.BackwardInput(g11, parameters.AsSpan(Layer11Weight, 320), g10, batch, 32, 10, scratch, Pool);
 
             var g9 = _arena.AsSpan(_workA, batch * 8192);
@@ -325,12 +327,15 @@ namespace Snapshots
 
             var g7 = _arena.AsSpan(_workB, batch * 8192);
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — backward
+            if (!accumulate) gradients.AsSpan(Layer8Weight, 32).Clear();
+            if (!accumulate) gradients.AsSpan(Layer8Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g8, y7, parameters.AsSpan(Layer8Weight, 32), _arena.AsSpan(_cache + Layer8SaveMean, 32), _arena.AsSpan(_cache + Layer8SaveInvStd, 32), g7,
                 gradients.AsSpan(Layer8Weight, 32), gradients.AsSpan(Layer8Bias, 32), batch, 32, 256);
 
             var g6 = _arena.AsSpan(_workA, batch * 4096);
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — backward
+            if (!accumulate) gradients.AsSpan(Layer7Weight, 4608).Clear();
             global::Dsl.Runtime.ConvWinograd.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 4608), default, batch, in Layer7Geometry, scratch, Pool);
             global::Dsl.Runtime.ConvWinograd.BackwardInput(g7, parameters.AsSpan(Layer7Weight, 4608), g6, batch, in Layer7Geometry, scratch, Pool);
 
@@ -344,12 +349,15 @@ namespace Snapshots
 
             var g3 = _arena.AsSpan(_workA, batch * 16384);
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
+            if (!accumulate) gradients.AsSpan(Layer4Weight, 16).Clear();
+            if (!accumulate) gradients.AsSpan(Layer4Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g4, y3, parameters.AsSpan(Layer4Weight, 16), _arena.AsSpan(_cache + Layer4SaveMean, 16), _arena.AsSpan(_cache + Layer4SaveInvStd, 16), g3,
                 gradients.AsSpan(Layer4Weight, 16), gradients.AsSpan(Layer4Bias, 16), batch, 16, 1024);
 
             var g2 = _arena.AsSpan(_workB, batch * 16384);
             // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
+            if (!accumulate) gradients.AsSpan(Layer3Weight, 2304).Clear();
             global::Dsl.Runtime.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 2304), default, batch, in Layer3Geometry, scratch, Pool);
             global::Dsl.Runtime.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 2304), g2, batch, in Layer3Geometry, scratch, Pool);
 
@@ -359,11 +367,14 @@ namespace Snapshots
 
             var g0 = _arena.AsSpan(_workA, batch * 16384);
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
+            if (!accumulate) gradients.AsSpan(Layer1Weight, 16).Clear();
+            if (!accumulate) gradients.AsSpan(Layer1Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 16), _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16), g0,
                 gradients.AsSpan(Layer1Weight, 16), gradients.AsSpan(Layer1Bias, 16), batch, 16, 1024);
 
             // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — backward
+            if (!accumulate) gradients.AsSpan(Layer0Weight, 432).Clear();
             global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 432), default, batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 432), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }

@@ -193,6 +193,8 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
+            bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 6);
@@ -211,7 +213,7 @@ namespace Snapshots
 
             var g2 = _arena.AsSpan(_workA, batch * 6);
             // 3: linear(6, 4) — softmax_head.nn(1,61) — [N, 6] → [N, 4] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 24), gradients.AsSpan(Layer3Bias, 4), batch, 6, 4, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 24), gradients.AsSpan(Layer3Bias, 4), batch, 6, 4, scratch, Pool, accumulate);
             global::Dsl.Runtime.Linear.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 24), g2, batch, 6, 4, scratch, Pool);
 
             var g1 = g2;
@@ -220,12 +222,14 @@ namespace Snapshots
 
             var g0 = _arena.AsSpan(_workB, batch * 6);
             // 1: bn1d — softmax_head.nn(1,42) — [N, 6] → [N, 6] — backward
+            if (!accumulate) gradients.AsSpan(Layer1Weight, 6).Clear();
+            if (!accumulate) gradients.AsSpan(Layer1Bias, 6).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 6), _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6), g0,
                 gradients.AsSpan(Layer1Weight, 6), gradients.AsSpan(Layer1Bias, 6), batch, 6, 1);
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 48), gradients.AsSpan(Layer0Bias, 6), batch, 8, 6, scratch, Pool);
+            global::Dsl.Runtime.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 48), gradients.AsSpan(Layer0Bias, 6), batch, 8, 6, scratch, Pool, accumulate);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 48), inputGrad, batch, 8, 6, scratch, Pool);
         }
 

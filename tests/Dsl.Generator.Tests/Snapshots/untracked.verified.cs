@@ -126,6 +126,8 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
+            // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
+            bool accumulate = BeginGradients();
             var x = _arena.AsSpan(InputCopy, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 48);
 
@@ -135,6 +137,8 @@ namespace Snapshots
 
             // 0: bn2d(3, track_running_stats: false) — untracked.nn(1,37) — [N, 3, 4, 4] → [N, 3, 4, 4] — backward
             var dx = inputGrad.IsEmpty ? _arena.AsSpan(_workB, batch * InputLength) : inputGrad;
+            if (!accumulate) gradients.AsSpan(Layer0Weight, 3).Clear();
+            if (!accumulate) gradients.AsSpan(Layer0Bias, 3).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 3), _arena.AsSpan(_cache + Layer0SaveMean, 3), _arena.AsSpan(_cache + Layer0SaveInvStd, 3), dx,
                 gradients.AsSpan(Layer0Weight, 3), gradients.AsSpan(Layer0Bias, 3), batch, 3, 16);
