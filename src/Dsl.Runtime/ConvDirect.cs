@@ -335,10 +335,13 @@ public static unsafe class ConvDirect
         if (kernelW > 4) dw1[4] += Vector256.Sum(b4);
     }
 
-    // Below this many multiply-adds a pass stays on the caller: waking workers costs microseconds.
-    private const long ParallelThreshold = 1L << 20;
+    // Below this many multiply-adds a pass stays on the caller. SeedLenet's conv(1, 6, 5) at batch 8 (1.08M
+    // multiply-adds, about 35 µs) split across two cores saved 8–11 µs per inference in a plain loop, but in
+    // the benchmark process it took 86–97 µs against 40 µs serial, in three runs: at this size one late
+    // worker costs more than the split saves. Twice that work is where splitting starts.
+    private const long ParallelThreshold = 1L << 21;
 
-    private static bool Parallel(WorkerPool? pool, int n, in ConvGeometry g) =>
+    internal static bool Parallel(WorkerPool? pool, int n, in ConvGeometry g) =>
         pool is { Threads: > 1 } && n > 1 && (long)n * g.OutChannels * g.OutH * g.OutW * g.InChannels * g.KernelH * g.KernelW >= ParallelThreshold;
 
     private struct Job

@@ -57,12 +57,13 @@ public sealed class ConvDirectTests
     public void Parallel_passes_equal_serial(int threads)
     {
         var g = new ConvGeometry(1, 32, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        const int n = 7;
+        const int n = 11;
         var x = TestUtil.Random(n * g.InputLength, 1);
         var w = TestUtil.Random(g.WeightLength, 2);
         var b = TestUtil.Random(g.OutChannels, 3);
         var dy = TestUtil.Random(n * g.OutputLength, 4);
         var pool = WorkerPool.Shared(threads);
+        Assert.True(ConvDirect.Parallel(pool, n, g), "the passes must be large enough to split");
         var scratch = new float[threads * ConvDirect.ParallelScratchLength(g)];
 
         var y1 = new float[n * g.OutputLength];
