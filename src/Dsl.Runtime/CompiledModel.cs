@@ -120,10 +120,12 @@ public abstract class CompiledModel
     public void ParametersChanged() => _version++;
 
     /// <summary>
-    /// Sets every gradient to zero. Like PyTorch's <c>zero_grad(set_to_none=True)</c>, no pass over the gradients
-    /// runs here: the next <see cref="Backward"/> writes them instead of adding to them, and reading them first
-    /// (<see cref="Gradients"/>, <see cref="Gradient"/>, an optimizer step) clears them then. A span taken from
-    /// <see cref="Gradients"/> before this call shows the old values until one of those happens.
+    /// Sets every gradient to zero (the values of PyTorch's <c>zero_grad(set_to_none=False)</c>: an optimizer step
+    /// right after still applies momentum and weight decay). As with <c>set_to_none=True</c>, no pass over the
+    /// gradients runs here: the next <see cref="Backward"/> writes them instead of adding to them, and reading them
+    /// first (<see cref="Gradients"/>, <see cref="Gradient"/>, an optimizer step) clears them then. Through a span
+    /// taken from <see cref="Gradients"/> before this call, the old values stay visible until one of those
+    /// happens, and what is written there is lost.
     /// </summary>
     public void ZeroGrad() => _zeroPending = true;
 
@@ -230,8 +232,28 @@ public abstract class CompiledModel
             throw new ArgumentException(LengthMessage("outputGrad", outputGrad.Length, batch, SampleOutputShape), nameof(outputGrad));
         if (!inputGrad.IsEmpty && inputGrad.Length != batch * SampleInputLength)
             throw new ArgumentException(LengthMessage("inputGrad", inputGrad.Length, batch, SampleInputShape), nameof(inputGrad));
-        BackwardCore(outputGrad, inputGrad, batch);
+        // A model whose backward does not write its gradients after ZeroGrad (one generated before it could, or
+        // written by hand) gets them cleared here. If the pass fails part-way, the gradients count as zeroed
+        // again, so no layer's stale values pass for current ones.
+        if (!WritesGradientsAfterZeroGrad) ClearPendingZero();
+        bool pending = _zeroPending;
+        try
+        {
+            BackwardCore(outputGrad, inputGrad, batch);
+        }
+        catch
+        {
+            _zeroPending |= pending;
+            throw;
+        }
     }
+
+    /// <summary>
+    /// Whether the generated <see cref="BackwardCore"/> calls <see cref="BeginGradients"/> and, after a
+    /// <see cref="ZeroGrad"/>, writes every gradient rather than adding to it. When false, <see cref="Backward"/>
+    /// clears the gradients first.
+    /// </summary>
+    protected virtual bool WritesGradientsAfterZeroGrad => false;
 
     /// <summary>Inference: running statistics (batch norm folded into the preceding conv or linear), dropout off.</summary>
     public void Infer(ReadOnlySpan<float> input, Span<float> output, int batch)

@@ -154,16 +154,31 @@ public class LinearTests
                 for (int o = lo; o < hi; o++) yNarrow[i * outF + o] += b[o];
             }
 
+            // The input gradient over all features, then over a thread's share (whole 16-column panels).
             LinearSmall.BackwardInput(pdy, pw, pdx, n, inF, outF, 0, inF);
             LinearSmall.BackwardInputNarrow(pdy, pw, pdxn, n, inF, outF, 0, inF);
+            Assert.Equal(dxNarrow, dx);
+            int share = Math.Min(16, inF);
+            dx.AsSpan().Clear();
+            dxNarrow.AsSpan().Clear();
+            LinearSmall.BackwardInput(pdy, pw, pdx, n, inF, outF, share, inF);
+            LinearSmall.BackwardInputNarrow(pdy, pw, pdxn, n, inF, outF, share, inF);
+            Assert.Equal(dxNarrow, dx);
+
+            // The weight gradient added to dW, then written over it (after ZeroGrad).
             LinearSmall.BackwardWeight(pdy, px, pdw, n, inF, outF, lo, hi);
             LinearSmall.BackwardWeightNarrow(pdy, px, pdwn, n, inF, outF, lo, hi);
+            Assert.Equal(dwNarrow, dw);
+            Assert.NotEqual(dw0, dw);
+            LinearSmall.BackwardWeight(pdy, px, pdw, n, inF, outF, lo, hi, accumulate: false);
+            LinearSmall.BackwardWeightNarrow(pdy, px, pdwn, n, inF, outF, lo, hi, accumulate: false);
+            Assert.Equal(dwNarrow, dw);
+            var fromZero = new float[dw.Length];
+            fixed (float* pz = fromZero) LinearSmall.BackwardWeightNarrow(pdy, px, pz, n, inF, outF, lo, hi);
+            Assert.Equal(fromZero.AsSpan(lo * inF, (hi - lo) * inF).ToArray(), dw.AsSpan(lo * inF, (hi - lo) * inF).ToArray());
         }
 
         Assert.Equal(yNarrow, y);
-        Assert.Equal(dxNarrow, dx);
-        Assert.Equal(dwNarrow, dw);
-        Assert.NotEqual(dw0, dw);
     }
 
     // Below the small-batch limit a sample's outputs do not depend on the batch it is in: inference of one

@@ -635,6 +635,13 @@ namespace Dsl.Compiler.Emit
             private void EmitBackward()
             {
                 int last = _plan.Layers.Count - 1;
+                if (_plan.Layers.Any(HasParameters))
+                {
+                    _w.Line("/// <inheritdoc/>");
+                    _w.Line("protected override bool WritesGradientsAfterZeroGrad => true;");
+                    _w.Line();
+                }
+
                 _w.Line("/// <inheritdoc/>");
                 using (_w.Block("protected override void BackwardCore(global::System.ReadOnlySpan<float> outputGrad, global::System.Span<float> inputGrad, int batch)"))
                 {

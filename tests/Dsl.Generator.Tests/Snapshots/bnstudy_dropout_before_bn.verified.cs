@@ -309,6 +309,9 @@ namespace Examples.BatchNormStudy
         }
 
         /// <inheritdoc/>
+        protected override bool WritesGradientsAfterZeroGrad => true;
+
+        /// <inheritdoc/>
         protected override void BackwardCore(global::System.ReadOnlySpan<float> outputGrad, global::System.Span<float> inputGrad, int batch)
         {
             var parameters = ParameterStorage;

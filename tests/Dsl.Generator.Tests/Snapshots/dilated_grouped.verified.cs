@@ -187,6 +187,9 @@ namespace Snapshots
         }
 
         /// <inheritdoc/>
+        protected override bool WritesGradientsAfterZeroGrad => true;
+
+        /// <inheritdoc/>
         protected override void BackwardCore(global::System.ReadOnlySpan<float> outputGrad, global::System.Span<float> inputGrad, int batch)
         {
             var parameters = ParameterStorage;

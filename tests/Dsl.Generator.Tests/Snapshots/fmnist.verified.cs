@@ -303,6 +303,9 @@ namespace Examples.FashionMnist
         }
 
         /// <inheritdoc/>
+        protected override bool WritesGradientsAfterZeroGrad => true;
+
+        /// <inheritdoc/>
         protected override void BackwardCore(global::System.ReadOnlySpan<float> outputGrad, global::System.Span<float> inputGrad, int batch)
         {
             var parameters = ParameterStorage;
