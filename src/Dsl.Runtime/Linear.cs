@@ -96,8 +96,8 @@ public static unsafe class Linear
         fixed (float* px = x, pp = packed, pb = bias, py = y, ps = scratch)
         {
             var job = new Job { A = px, W = pp, Bias = pb, BiasLength = bias.Length, C = py, Scratch = ps, N = n, In = inFeatures, Out = outFeatures, ScratchStride = scratch.Length / (pool?.Threads ?? 1) };
-            if (!Parallel(pool, n, inFeatures, outFeatures, Panels(outFeatures))) PackedPart(&job, 0, 1);
-            else pool!.Run(&PackedPart, &job);
+            if (!Parallel(pool, n, inFeatures, outFeatures, Panels(outFeatures))) PackedPart(&job, 0, 1, 0);
+            else pool!.RunChunks(&PackedPart, &job, Chunks(pool));
         }
 
         if (relu)
@@ -107,10 +107,11 @@ public static unsafe class Linear
         }
     }
 
-    private static void PackedPart(void* state, int part, int parts)
+    private static void PackedPart(void* state, int chunk, int chunks, int thread)
     {
         var job = (Job*)state;
-        var (lo, hi) = Columns(job->Out, part, parts);
+        // Whole 16-column panels per chunk: the packed weight is stored by panel.
+        var (lo, hi) = Range(job->Out, Gemm.NR, chunk, chunks);
         if (lo == hi) return;
         int n = job->N, outF = job->Out, width = hi - lo;
         for (int i = 0; i < n; i++)
@@ -120,7 +121,7 @@ public static unsafe class Linear
             else new ReadOnlySpan<float>(job->Bias + lo, width).CopyTo(row);
         }
 
-        Gemm.MultiplyPacked(n, outF, lo, hi, job->In, job->A, job->In, 1, job->W, job->C + lo, outF, accumulate: true, job->Scratch + (long)part * job->ScratchStride);
+        Gemm.MultiplyPacked(n, outF, lo, hi, job->In, job->A, job->In, 1, job->W, job->C + lo, outF, accumulate: true, job->Scratch + (long)thread * job->ScratchStride);
     }
 
     /// <summary>Gradient with respect to the input: <c>dx = dy·W</c>.</summary>
@@ -223,6 +224,25 @@ public static unsafe class Linear
 
     private static int Panels(int columns) => (columns + Gemm.NR - 1) / Gemm.NR;
 
+    // A parallel pass runs as one chunk per thread handed to whichever thread claims it (WorkerPool.RunChunks):
+    // a worker that is late to start (asleep, or its core taken) leaves its chunk to the caller instead of holding
+    // the caller up. Two to four chunks per thread, in rounds of halving size, measured no faster on MlpBn at
+    // batches 8 to 128 on average and 5–8% slower in quiet moments: each chunk reads (the GEMM: packs) x again.
+    private static int Chunks(WorkerPool pool) => pool.Threads;
+
+    // Columns (or rows) per unit of a split: whole blocks of the small-batch kernels (3 outputs for the forward,
+    // 8 features for the input gradient, 8 rows for the weight gradient: 784 features split 392/392, not 384/400 as
+    // in 24-feature blocks), the GEMM's 16-column panels and 6-row micro-tiles.
+    private const int SmallForwardUnit = 3, SmallInputUnit = 8, SmallWeightUnit = 8;
+
+    // A chunk's columns: whole units, the last one cut at `count`; they depend only on the chunk, never on the
+    // thread that runs it.
+    private static (int Lo, int Hi) Range(int count, int unit, int chunk, int chunks)
+    {
+        var (lo, hi) = WorkerPool.Share((count + unit - 1) / unit, chunk, chunks);
+        return (Math.Min(lo * unit, count), Math.Min(hi * unit, count));
+    }
+
     private struct Job
     {
         public float* A, W, Bias, C, Scratch;
@@ -255,7 +275,7 @@ public static unsafe class Linear
             fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
             {
                 var job = new Job { A = px, W = pw, Bias = pb, BiasLength = bias.Length, C = py, Scratch = ps, N = n, In = inFeatures, Out = outFeatures, ScratchStride = scratch.Length / pool!.Threads };
-                pool.Run(&ForwardPart, &job);
+                pool.RunChunks(&ForwardPart, &job, Chunks(pool));
             }
         }
 
@@ -266,18 +286,21 @@ public static unsafe class Linear
         }
     }
 
-    private static void ForwardPart(void* state, int part, int parts)
+    private static void ForwardPart(void* state, int chunk, int chunks, int thread)
     {
         var job = (Job*)state;
-        // Whole 16-column panels per part, so no two parts write the same GEMM tile.
-        var (lo, hi) = Columns(job->Out, part, parts);
-        if (lo == hi) return;
-        int n = job->N, inF = job->In, outF = job->Out, width = hi - lo;
+        int n = job->N, inF = job->In, outF = job->Out;
         if (n < LinearSmall.ForwardBatchLimit)
         {
-            LinearSmall.Forward(job->A, job->W, job->BiasLength == 0 ? null : job->Bias, job->C, n, inF, outF, lo, hi);
+            var (from, to) = Range(outF, SmallForwardUnit, chunk, chunks);
+            if (from < to) LinearSmall.Forward(job->A, job->W, job->BiasLength == 0 ? null : job->Bias, job->C, n, inF, outF, from, to);
             return;
         }
+
+        // Whole 16-column panels per chunk, so no two chunks write the same GEMM tile.
+        var (lo, hi) = Range(outF, Gemm.NR, chunk, chunks);
+        if (lo == hi) return;
+        int width = hi - lo;
 
         var y = new Span<float>(job->C, n * outF);
         for (int i = 0; i < n; i++)
@@ -288,7 +311,7 @@ public static unsafe class Linear
         }
 
         Gemm.Multiply(n, width, inF, new ReadOnlySpan<float>(job->A, n * inF), inF, 1, new ReadOnlySpan<float>(job->W + (long)lo * inF, width * inF), 1, inF,
-            y.Slice(lo), outF, accumulate: true, new Span<float>(job->Scratch + (long)part * job->ScratchStride, Gemm.ScratchLength));
+            y.Slice(lo), outF, accumulate: true, new Span<float>(job->Scratch + (long)thread * job->ScratchStride, Gemm.ScratchLength));
     }
 
     /// <summary>Input gradient with the input features split across <paramref name="pool"/>.</summary>
@@ -306,17 +329,18 @@ public static unsafe class Linear
         fixed (float* pdy = dy, pw = w, pdx = dx, ps = scratch)
         {
             var job = new Job { A = pdy, W = pw, C = pdx, Scratch = ps, N = n, In = inFeatures, Out = outFeatures, ScratchStride = scratch.Length / pool!.Threads };
-            pool.Run(&BackwardInputPart, &job);
+            pool.RunChunks(&BackwardInputPart, &job, Chunks(pool));
         }
     }
 
-    private static void BackwardInputPart(void* state, int part, int parts)
+    private static void BackwardInputPart(void* state, int chunk, int chunks, int thread)
     {
         var job = (Job*)state;
-        var (lo, hi) = Columns(job->In, part, parts);
-        if (lo == hi) return;
         int n = job->N, inF = job->In, outF = job->Out;
-        if (n < LinearSmall.InputGradientBatchLimit)
+        bool small = n < LinearSmall.InputGradientBatchLimit;
+        var (lo, hi) = Range(inF, small ? SmallInputUnit : Gemm.NR, chunk, chunks);
+        if (lo == hi) return;
+        if (small)
         {
             LinearSmall.BackwardInput(job->A, job->W, job->C, n, inF, outF, lo, hi);
             return;
@@ -324,7 +348,7 @@ public static unsafe class Linear
 
         // dx[:, lo:hi] = dy · W[:, lo:hi]
         Gemm.Multiply(n, hi - lo, outF, new ReadOnlySpan<float>(job->A, n * outF), outF, 1, new ReadOnlySpan<float>(job->W + lo, outF * inF - lo), inF, 1,
-            new Span<float>(job->C + lo, n * inF - lo), inF, accumulate: false, new Span<float>(job->Scratch + (long)part * job->ScratchStride, Gemm.ScratchLength));
+            new Span<float>(job->C + lo, n * inF - lo), inF, accumulate: false, new Span<float>(job->Scratch + (long)thread * job->ScratchStride, Gemm.ScratchLength));
     }
 
     /// <summary>Weight and bias gradients with the output features (rows of dW) split across <paramref name="pool"/>.</summary>
@@ -345,19 +369,20 @@ public static unsafe class Linear
         fixed (float* pdy = dy, px = x, pdw = dw, ps = scratch)
         {
             var job = new Job { A = pdy, W = px, C = pdw, Scratch = ps, N = n, In = inFeatures, Out = outFeatures, ScratchStride = scratch.Length / pool!.Threads, Accumulate = accumulate };
-            pool.Run(&BackwardWeightPart, &job);
+            pool.RunChunks(&BackwardWeightPart, &job, Chunks(pool));
         }
 
         BiasGradient(dy, dbias, n, outFeatures, accumulate);
     }
 
-    private static void BackwardWeightPart(void* state, int part, int parts)
+    private static void BackwardWeightPart(void* state, int chunk, int chunks, int thread)
     {
         var job = (Job*)state;
         int n = job->N, inF = job->In, outF = job->Out;
-        var (lo, hi) = WorkerPool.Share(outF, part, parts);
+        bool small = n < LinearSmall.WeightGradientBatchLimit;
+        var (lo, hi) = Range(outF, small ? SmallWeightUnit : Gemm.MR, chunk, chunks);
         if (lo == hi) return;
-        if (n < LinearSmall.WeightGradientBatchLimit)
+        if (small)
         {
             LinearSmall.BackwardWeight(job->A, job->W, job->C, n, inF, outF, lo, hi, job->Accumulate);
             return;
@@ -365,14 +390,6 @@ public static unsafe class Linear
 
         // dW[lo:hi, :] += dy[:, lo:hi]ᵀ · x
         Gemm.Multiply(hi - lo, inF, n, new ReadOnlySpan<float>(job->A + lo, n * outF - lo), 1, outF, new ReadOnlySpan<float>(job->W, n * inF), inF, 1,
-            new Span<float>(job->C + (long)lo * inF, (hi - lo) * inF), inF, job->Accumulate, new Span<float>(job->Scratch + (long)part * job->ScratchStride, Gemm.ScratchLength));
-    }
-
-    /// <summary>A part's share of <paramref name="count"/> columns, in whole micro-kernel panels.</summary>
-    private static (int Lo, int Hi) Columns(int count, int part, int parts)
-    {
-        int panels = (count + Gemm.NR - 1) / Gemm.NR;
-        var (lo, hi) = WorkerPool.Share(panels, part, parts);
-        return (Math.Min(lo * Gemm.NR, count), Math.Min(hi * Gemm.NR, count));
+            new Span<float>(job->C + (long)lo * inF, (hi - lo) * inF), inF, job->Accumulate, new Span<float>(job->Scratch + (long)thread * job->ScratchStride, Gemm.ScratchLength));
     }
 }

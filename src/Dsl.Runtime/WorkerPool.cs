@@ -16,10 +16,17 @@ public sealed unsafe class WorkerPool : IDisposable
     private readonly ManualResetEventSlim[] _start;
     private readonly ManualResetEventSlim _done = new(false, spinCount: 2000);
     private delegate*<void*, int, int, void> _body;
+    private delegate*<void*, int, int, int, void> _chunkBody;
     private void* _state;
     private Action<int, int>? _managed; // the job when it is a delegate (Run(Action)); null for a function pointer
     private int _remaining;
-    private int _generation; // one more per job: spinning workers watch it, sleeping ones get their event
+    private int _chunks;
+    private int _completed; // chunks of the current chunked job finished
+    private long _ticket; // chunked job: chunk count << 16 | next chunk to claim (see RunChunks)
+
+    // Two more per job, plus 1 when the job is chunked: spinning workers watch it, sleeping ones get their event.
+    // Generation and kind in one word, so a worker never pairs a job's number with another job's kind.
+    private int _signal;
 
     // Workers spin this long after a job before they sleep: the layers of one training step come microseconds
     // apart, and waking a sleeping thread costs tens of microseconds.
@@ -98,6 +105,79 @@ public sealed unsafe class WorkerPool : IDisposable
         lock (_gate) RunLocked(null, null, body);
     }
 
+    /// <summary>The most chunks one <see cref="RunChunks"/> job may have.</summary>
+    public const int MaxChunks = ushort.MaxValue;
+
+    /// <summary>
+    /// Runs <c>body(state, chunk, chunks, thread)</c> for every chunk in <c>[0, chunks)</c>, each exactly once, on
+    /// whichever thread claims it first (<c>thread</c> is that thread's index in <c>[0, Threads)</c>, 0 for the caller,
+    /// for per-thread scratch); returns when all are done. Unlike <c>Run</c>,
+    /// which gives each thread a fixed part, a late or descheduled worker costs at most the chunk it holds: the
+    /// others take the rest, and the caller never waits for a worker that has not started one.
+    /// </summary>
+    /// <param name="body">The job; a chunk's work must depend only on its index, not on the thread that runs it.</param>
+    /// <param name="state">The job's state, alive and pinned until this returns.</param>
+    /// <param name="chunks">Chunks, from 1 to <see cref="MaxChunks"/>.</param>
+    public void RunChunks(delegate*<void*, int, int, int, void> body, void* state, int chunks)
+    {
+        if (chunks < 1 || chunks > MaxChunks) throw new ArgumentOutOfRangeException(nameof(chunks), chunks, $"a job has from 1 to {MaxChunks} chunks.");
+        if (_workers.Length == 0 || chunks == 1)
+        {
+            for (int c = 0; c < chunks; c++) body(state, c, chunks, 0);
+            return;
+        }
+
+        lock (_gate)
+        {
+            _chunkBody = body;
+            _state = state;
+            _chunks = chunks;
+            _failure = null;
+            _completed = 0;
+            _done.Reset();
+            // Publish: a worker claims a chunk by advancing the ticket, then reads the fields above.
+            Interlocked.Exchange(ref _ticket, (long)chunks << 16);
+            Volatile.Write(ref _signal, (_signal | 1) + 1 | 1);
+            foreach (var start in _start) start.Set();
+            try
+            {
+                ClaimChunks(0);
+            }
+            finally
+            {
+                // Set by whoever finishes the last chunk, after its count: waiting on it (rather than reading the
+                // count) makes sure no Set from this job can land on the next one.
+                _done.Wait();
+            }
+
+            if (_failure is { } failure) throw new AggregateException("a chunk of a parallel job failed", failure);
+        }
+    }
+
+    // Claims chunks of the published job until none is left. The claim (a compare-and-swap of the ticket) comes
+    // before any read of the job's fields: a claimed chunk is unfinished, so the job is still the caller's and its
+    // fields are still its own, even for a worker that woke up for an older job.
+    private void ClaimChunks(int thread)
+    {
+        while (true)
+        {
+            long ticket = Volatile.Read(ref _ticket);
+            int next = (int)(ticket & 0xFFFF), count = (int)(ticket >> 16);
+            if (next >= count) return;
+            if (Interlocked.CompareExchange(ref _ticket, ticket + 1, ticket) != ticket) continue;
+            try
+            {
+                _chunkBody(_state, next, _chunks, thread);
+            }
+            catch (Exception exception)
+            {
+                Interlocked.CompareExchange(ref _failure, exception, null);
+            }
+
+            if (Interlocked.Increment(ref _completed) == count) _done.Set();
+        }
+    }
+
     private void RunLocked(delegate*<void*, int, int, void> body, void* state, Action<int, int>? managed)
     {
         _body = body;
@@ -106,7 +186,7 @@ public sealed unsafe class WorkerPool : IDisposable
         _failure = null;
         _remaining = _workers.Length;
         _done.Reset();
-        Interlocked.Increment(ref _generation);
+        Volatile.Write(ref _signal, (_signal | 1) + 1);
         foreach (var start in _start) start.Set();
         try
         {
@@ -129,7 +209,7 @@ public sealed unsafe class WorkerPool : IDisposable
         while (true)
         {
             long until = System.Diagnostics.Stopwatch.GetTimestamp() + SpinTicks;
-            while (Volatile.Read(ref _generation) == seen && !_stopping)
+            while (Volatile.Read(ref _signal) == seen && !_stopping)
             {
                 if (System.Diagnostics.Stopwatch.GetTimestamp() < until)
                 {
@@ -142,8 +222,14 @@ public sealed unsafe class WorkerPool : IDisposable
                 start.Reset();
             }
 
-            seen = Volatile.Read(ref _generation);
+            seen = Volatile.Read(ref _signal);
             if (_stopping) return;
+            if ((seen & 1) != 0)
+            {
+                ClaimChunks(index); // a chunked job: nothing to report if the others took every chunk
+                continue;
+            }
+
             try
             {
                 if (_managed is { } managed) managed(index, Threads);

@@ -63,6 +63,31 @@ public class AllocationTests
         AssertNoAllocation("Linear.BackwardWeight", () => Linear.BackwardWeight(y, x, dw, db, n, inF, outF));
     }
 
+    // Across two threads, as chunks handed to whichever thread is free (WorkerPool.RunChunks): batch 8 and 40
+    // take the small-batch kernels and the GEMM for each pass, all above the parallel threshold.
+    [Theory]
+    [InlineData(8)]
+    [InlineData(40)]
+    public void ParallelLinearKernelsDoNotAllocate(int n)
+    {
+        const int inF = 300, outF = 211;
+        var pool = WorkerPool.Shared(2);
+        var scratch = new float[2 * Gemm.ScratchLength];
+        var x = TestUtil.Random(n * inF, 1);
+        var w = TestUtil.Random(outF * inF, 2);
+        var b = TestUtil.Random(outF, 3);
+        var packed = new float[Linear.PackedWeightLength(inF, outF)];
+        Linear.PackWeight(w, packed, inF, outF);
+        var y = new float[n * outF];
+        var dx = new float[x.Length];
+        var dw = new float[w.Length];
+        var db = new float[outF];
+        AssertNoAllocation("Linear.Forward (2 threads)", () => Linear.Forward(x, w, b, y, n, inF, outF, scratch, pool, relu: true));
+        AssertNoAllocation("Linear.ForwardPacked (2 threads)", () => Linear.ForwardPacked(x, w, packed, b, y, n, inF, outF, scratch, pool));
+        AssertNoAllocation("Linear.BackwardInput (2 threads)", () => Linear.BackwardInput(y, w, dx, n, inF, outF, scratch, pool));
+        AssertNoAllocation("Linear.BackwardWeight (2 threads)", () => Linear.BackwardWeight(y, x, dw, db, n, inF, outF, scratch, pool, accumulate: false));
+    }
+
     [Fact]
     public void BatchNormKernelsDoNotAllocate()
     {

@@ -38,6 +38,100 @@ public sealed unsafe class ParallelTests
         Assert.Equal(1, hits[2]);
     }
 
+    private struct ChunkHits
+    {
+        public int* Hits, Threads;
+        public int Pool;
+    }
+
+    private static void CountChunk(void* state, int chunk, int chunks, int thread)
+    {
+        var s = (ChunkHits*)state;
+        Interlocked.Increment(ref s->Hits[chunk]);
+        if (thread < 0 || thread >= s->Pool) throw new InvalidOperationException($"thread {thread} outside the pool");
+        Interlocked.Increment(ref s->Threads[thread]);
+    }
+
+    // Chunked jobs interleaved with fixed-part jobs (the two protocols share the workers and the signal), with
+    // chunk counts below, at and above the thread count: every chunk once per job, every part once per job.
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Every_chunk_runs_once_per_job_between_fixed_part_jobs(int threads)
+    {
+        using var pool = new WorkerPool(threads);
+        int* hits = stackalloc int[64];
+        int* byThread = stackalloc int[threads];
+        int* parts = stackalloc int[3];
+        var state = new ChunkHits { Hits = hits, Threads = byThread, Pool = threads };
+        int[] counts = [1, 2, 3, 7, 64];
+        var expected = new int[64];
+        for (int job = 0; job < 2000; job++)
+        {
+            int chunks = counts[job % counts.Length];
+            pool.RunChunks(&CountChunk, &state, chunks);
+            for (int c = 0; c < chunks; c++) expected[c]++;
+            if (job % 3 == 0 && threads == 3) pool.Run(&CountPart, parts);
+        }
+
+        Assert.Equal(expected, new Span<int>(hits, 64).ToArray());
+        int total = 0;
+        for (int t = 0; t < threads; t++) total += byThread[t];
+        Assert.Equal(expected.Sum(), total);
+        if (threads == 3) Assert.Equal(new[] { 667, 667, 667 }, new[] { parts[0], parts[1], parts[2] });
+    }
+
+    private struct SlowWorker
+    {
+        public int* Hits;
+        public int WorkerChunks;
+    }
+
+    // Chunks run on a worker thread take 300 ms; on the caller, no time.
+    private static void SlowOnWorkers(void* state, int chunk, int chunks, int thread)
+    {
+        var s = (SlowWorker*)state;
+        Interlocked.Increment(ref s->Hits[chunk]);
+        if (thread == 0) return;
+        Interlocked.Increment(ref s->WorkerChunks);
+        Thread.Sleep(300);
+    }
+
+    // What chunking is for: a worker that is slow (here it sleeps; on a shared machine its core is taken) holds
+    // up only the chunk it claimed. With fixed parts it would run half of the 16; here it runs at most one.
+    [Fact]
+    public void A_slow_worker_runs_at_most_the_chunk_it_claimed()
+    {
+        using var pool = new WorkerPool(2);
+        int* hits = stackalloc int[16];
+        var state = new SlowWorker { Hits = hits };
+        pool.RunChunks(&SlowOnWorkers, &state, 16);
+        Assert.Equal(Enumerable.Repeat(1, 16), new Span<int>(hits, 16).ToArray());
+        Assert.InRange(state.WorkerChunks, 0, 1);
+    }
+
+    private static void FailChunk(void* state, int chunk, int chunks, int thread)
+    {
+        if (chunk == 5) throw new InvalidOperationException("chunk 5 failed");
+        Interlocked.Increment(ref *(int*)state);
+    }
+
+    [Fact]
+    public void A_failing_chunk_is_reported_after_the_others_ran_and_the_pool_keeps_working()
+    {
+        using var pool = new WorkerPool(2);
+        int* done = stackalloc int[1];
+        var e = Assert.Throws<AggregateException>(() => pool.RunChunks(&FailChunk, done, 8));
+        Assert.Equal("chunk 5 failed", e.InnerException!.Message);
+        Assert.Equal(7, *done);
+        Assert.Throws<ArgumentOutOfRangeException>(() => pool.RunChunks(&FailChunk, done, 0));
+        int* hits = stackalloc int[4];
+        int* byThread = stackalloc int[2];
+        var state = new ChunkHits { Hits = hits, Threads = byThread, Pool = 2 };
+        pool.RunChunks(&CountChunk, &state, 4);
+        Assert.Equal(new[] { 1, 1, 1, 1 }, new Span<int>(hits, 4).ToArray());
+    }
+
     [Fact]
     public void Shared_pools_are_one_per_thread_count()
     {
@@ -115,6 +209,8 @@ public sealed unsafe class ParallelTests
     [InlineData(2, 2, 300, 211)]   // below the parallel threshold: serial in both
     [InlineData(2, 5, 785, 301)]   // the small-batch kernels, split across threads
     [InlineData(2, 24, 401, 203)]  // small-batch forward and weight gradient, GEMM input gradient
+    [InlineData(2, 8, 784, 512)]   // MlpBn's first layer at batch 8: more chunks than threads, in whole blocks
+    [InlineData(3, 130, 200, 150)] // the GEMM forward (from 128 samples), chunks in 16-column panels
     public void Parallel_linear_equals_serial(int threads, int n, int inF, int outF)
     {
         var x = Random(n * inF, 1);
