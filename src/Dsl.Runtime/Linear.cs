@@ -380,7 +380,9 @@ public static unsafe class Linear
         var job = (Job*)state;
         int n = job->N, inF = job->In, outF = job->Out;
         bool small = n < LinearSmall.WeightGradientBatchLimit;
-        var (lo, hi) = Range(outF, small ? SmallWeightUnit : Gemm.MR, chunk, chunks);
+        // Rows in whole blocks when there are enough for every chunk; a layer with few outputs splits them singly.
+        int unit = small ? SmallWeightUnit : Gemm.MR;
+        var (lo, hi) = Range(outF, outF >= unit * chunks ? unit : 1, chunk, chunks);
         if (lo == hi) return;
         if (small)
         {

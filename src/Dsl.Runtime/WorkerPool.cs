@@ -24,8 +24,8 @@ public sealed unsafe class WorkerPool : IDisposable
     private int _completed; // chunks of the current chunked job finished
     private long _ticket; // chunked job: chunk count << 16 | next chunk to claim (see RunChunks)
 
-    // Two more per job, plus 1 when the job is chunked: spinning workers watch it, sleeping ones get their event.
-    // Generation and kind in one word, so a worker never pairs a job's number with another job's kind.
+    // A new value per job, odd when the job is chunked, even otherwise: spinning workers watch it, sleeping ones
+    // get their event. Job number and kind in one word, so a worker never pairs one job's number with another's kind.
     private int _signal;
 
     // Workers spin this long after a job before they sleep: the layers of one training step come microseconds
@@ -123,7 +123,21 @@ public sealed unsafe class WorkerPool : IDisposable
         if (chunks < 1 || chunks > MaxChunks) throw new ArgumentOutOfRangeException(nameof(chunks), chunks, $"a job has from 1 to {MaxChunks} chunks.");
         if (_workers.Length == 0 || chunks == 1)
         {
-            for (int c = 0; c < chunks; c++) body(state, c, chunks, 0);
+            // On the caller alone, with the pooled path's contract: every chunk runs, the first failure is reported after.
+            Exception? first = null;
+            for (int c = 0; c < chunks; c++)
+            {
+                try
+                {
+                    body(state, c, chunks, 0);
+                }
+                catch (Exception exception)
+                {
+                    first ??= exception;
+                }
+            }
+
+            if (first is not null) throw new AggregateException("a chunk of a parallel job failed", first);
             return;
         }
 

@@ -38,76 +38,121 @@ public sealed unsafe class ParallelTests
         Assert.Equal(1, hits[2]);
     }
 
-    private struct ChunkHits
+    private struct ChunkJob
     {
-        public int* Hits, Threads;
-        public int Pool;
+        public int Chunks, Pool;
+        public int* Hits, ByThread, Busy;
+        public int Mismatch;
     }
 
+    // Records the chunk, and counts a mismatch when the chunk count is not this job's, the thread index is
+    // outside the pool, or another chunk is running with the same thread index at the same time.
     private static void CountChunk(void* state, int chunk, int chunks, int thread)
     {
-        var s = (ChunkHits*)state;
-        Interlocked.Increment(ref s->Hits[chunk]);
-        if (thread < 0 || thread >= s->Pool) throw new InvalidOperationException($"thread {thread} outside the pool");
-        Interlocked.Increment(ref s->Threads[thread]);
+        var s = (ChunkJob*)state;
+        if (chunks != s->Chunks || thread < 0 || thread >= s->Pool) Interlocked.Increment(ref s->Mismatch);
+        else if (Interlocked.Exchange(ref s->Busy[thread], 1) != 0) Interlocked.Increment(ref s->Mismatch);
+        else
+        {
+            Interlocked.Increment(ref s->Hits[chunk]);
+            Interlocked.Increment(ref s->ByThread[thread]);
+            Thread.SpinWait(50 * (chunk % 4)); // uneven chunks, so the threads interleave their claims
+            Volatile.Write(ref s->Busy[thread], 0);
+        }
     }
 
-    // Chunked jobs interleaved with fixed-part jobs (the two protocols share the workers and the signal), with
-    // chunk counts below, at and above the thread count: every chunk once per job, every part once per job.
+    // Chunked jobs, one after another on the same pool and between fixed-part jobs (the two protocols share the
+    // workers and the signal), with chunk counts below, at and above the thread count. Each job is checked the
+    // moment it returns: every chunk exactly once, with this job's count, never two at a time on one thread
+    // index; and over all jobs the workers take part.
     [Theory]
     [InlineData(2)]
     [InlineData(3)]
-    public void Every_chunk_runs_once_per_job_between_fixed_part_jobs(int threads)
+    public void Every_chunk_runs_once_with_its_own_job_before_the_call_returns(int threads)
     {
         using var pool = new WorkerPool(threads);
-        int* hits = stackalloc int[64];
+        int* parts = stackalloc int[threads];
         int* byThread = stackalloc int[threads];
-        int* parts = stackalloc int[3];
-        var state = new ChunkHits { Hits = hits, Threads = byThread, Pool = threads };
+        int* busy = stackalloc int[threads];
+        new Span<int>(parts, threads).Clear();
+        new Span<int>(byThread, threads).Clear();
+        new Span<int>(busy, threads).Clear();
+        int* hits = stackalloc int[64];
         int[] counts = [1, 2, 3, 7, 64];
-        var expected = new int[64];
+        int fixedJobs = 0;
         for (int job = 0; job < 2000; job++)
         {
             int chunks = counts[job % counts.Length];
+            new Span<int>(hits, 64).Clear();
+            var state = new ChunkJob { Chunks = chunks, Pool = threads, Hits = hits, ByThread = byThread, Busy = busy };
             pool.RunChunks(&CountChunk, &state, chunks);
-            for (int c = 0; c < chunks; c++) expected[c]++;
-            if (job % 3 == 0 && threads == 3) pool.Run(&CountPart, parts);
+            Assert.Equal(0, state.Mismatch);
+            for (int c = 0; c < 64; c++) Assert.Equal(c < chunks ? 1 : 0, hits[c]);
+            if (job % 3 == 0)
+            {
+                pool.Run(threads == 3 ? &CountPart : &CountTwoParts, parts);
+                fixedJobs++;
+            }
         }
 
-        Assert.Equal(expected, new Span<int>(hits, 64).ToArray());
-        int total = 0;
-        for (int t = 0; t < threads; t++) total += byThread[t];
-        Assert.Equal(expected.Sum(), total);
-        if (threads == 3) Assert.Equal(new[] { 667, 667, 667 }, new[] { parts[0], parts[1], parts[2] });
+        for (int t = 0; t < threads; t++) Assert.Equal(fixedJobs, parts[t]);
+        int workers = 0;
+        for (int t = 1; t < threads; t++) workers += byThread[t];
+        Assert.True(workers > 0, "no chunk ran on a worker in 2000 jobs");
+    }
+
+    private static void CountTwoParts(void* state, int part, int parts)
+    {
+        Interlocked.Increment(ref ((int*)state)[part]);
+        Assert.True(parts == 2);
     }
 
     private struct SlowWorker
     {
         public int* Hits;
-        public int WorkerChunks;
+        public int Done, WorkerChunks, TimedOut;
     }
 
-    // Chunks run on a worker thread take 300 ms; on the caller, no time.
+    // A worker's chunk does not finish until every other chunk has (or, once, 10 s pass): it stands for a worker whose
+    // core was taken. The caller's chunks take a few microseconds each, so the worker claims one early on.
     private static void SlowOnWorkers(void* state, int chunk, int chunks, int thread)
     {
         var s = (SlowWorker*)state;
+        if (thread != 0)
+        {
+            Interlocked.Increment(ref s->WorkerChunks);
+            var wait = System.Diagnostics.Stopwatch.StartNew();
+            while (Volatile.Read(ref s->Done) < chunks - 1 && s->TimedOut == 0)
+            {
+                if (wait.ElapsedMilliseconds > 10_000) s->TimedOut = 1; // a broken protocol: fail, without waiting again
+                Thread.Sleep(1);
+            }
+        }
+        else Thread.SpinWait(2000);
+
         Interlocked.Increment(ref s->Hits[chunk]);
-        if (thread == 0) return;
-        Interlocked.Increment(ref s->WorkerChunks);
-        Thread.Sleep(300);
+        Interlocked.Increment(ref s->Done);
     }
 
-    // What chunking is for: a worker that is slow (here it sleeps; on a shared machine its core is taken) holds
-    // up only the chunk it claimed. With fixed parts it would run half of the 16; here it runs at most one.
+    // What chunking is for: a worker that stalls holds up only the chunk it claimed; the caller runs the rest.
+    // With fixed parts the worker would hold half of the 16 and this would wait 10 s per job.
     [Fact]
-    public void A_slow_worker_runs_at_most_the_chunk_it_claimed()
+    public void A_stalled_worker_holds_only_the_chunk_it_claimed()
     {
         using var pool = new WorkerPool(2);
+        int withWorker = 0;
         int* hits = stackalloc int[16];
-        var state = new SlowWorker { Hits = hits };
-        pool.RunChunks(&SlowOnWorkers, &state, 16);
-        Assert.Equal(Enumerable.Repeat(1, 16), new Span<int>(hits, 16).ToArray());
-        Assert.InRange(state.WorkerChunks, 0, 1);
+        for (int job = 0; job < 20; job++)
+        {
+            new Span<int>(hits, 16).Clear();
+            var state = new SlowWorker { Hits = hits };
+            pool.RunChunks(&SlowOnWorkers, &state, 16);
+            Assert.Equal(Enumerable.Repeat(1, 16), new Span<int>(hits, 16).ToArray());
+            Assert.InRange(state.WorkerChunks, 0, 1);
+            withWorker += state.WorkerChunks;
+        }
+
+        Assert.True(withWorker > 0, "the worker never claimed a chunk in 20 jobs");
     }
 
     private static void FailChunk(void* state, int chunk, int chunks, int thread)
@@ -116,19 +161,37 @@ public sealed unsafe class ParallelTests
         Interlocked.Increment(ref *(int*)state);
     }
 
-    [Fact]
-    public void A_failing_chunk_is_reported_after_the_others_ran_and_the_pool_keeps_working()
+    // On a pool of threads and on the caller alone (a 1-thread pool): every other chunk still runs, the failure
+    // comes back as an AggregateException, and the pool then runs fixed-part and chunked jobs as before.
+    [Theory]
+    [InlineData(2)]
+    [InlineData(1)]
+    public void A_failing_chunk_is_reported_after_the_others_ran_and_the_pool_keeps_working(int threads)
     {
-        using var pool = new WorkerPool(2);
+        using var pool = new WorkerPool(threads);
         int* done = stackalloc int[1];
+        *done = 0;
         var e = Assert.Throws<AggregateException>(() => pool.RunChunks(&FailChunk, done, 8));
         Assert.Equal("chunk 5 failed", e.InnerException!.Message);
         Assert.Equal(7, *done);
         Assert.Throws<ArgumentOutOfRangeException>(() => pool.RunChunks(&FailChunk, done, 0));
+        int* parts = stackalloc int[2];
+        parts[0] = parts[1] = 0;
+        if (threads == 2)
+        {
+            pool.Run(&CountTwoParts, parts);
+            Assert.Equal(new[] { 1, 1 }, new[] { parts[0], parts[1] });
+        }
+
         int* hits = stackalloc int[4];
-        int* byThread = stackalloc int[2];
-        var state = new ChunkHits { Hits = hits, Threads = byThread, Pool = 2 };
+        int* byThread = stackalloc int[threads];
+        int* busy = stackalloc int[threads];
+        new Span<int>(hits, 4).Clear();
+        new Span<int>(byThread, threads).Clear();
+        new Span<int>(busy, threads).Clear();
+        var state = new ChunkJob { Chunks = 4, Pool = threads, Hits = hits, ByThread = byThread, Busy = busy };
         pool.RunChunks(&CountChunk, &state, 4);
+        Assert.Equal(0, state.Mismatch);
         Assert.Equal(new[] { 1, 1, 1, 1 }, new Span<int>(hits, 4).ToArray());
     }
 
@@ -209,7 +272,8 @@ public sealed unsafe class ParallelTests
     [InlineData(2, 2, 300, 211)]   // below the parallel threshold: serial in both
     [InlineData(2, 5, 785, 301)]   // the small-batch kernels, split across threads
     [InlineData(2, 24, 401, 203)]  // small-batch forward and weight gradient, GEMM input gradient
-    [InlineData(2, 8, 784, 512)]   // MlpBn's first layer at batch 8: more chunks than threads, in whole blocks
+    [InlineData(2, 8, 784, 512)]   // MlpBn's first layer at batch 8: chunks in whole blocks
+    [InlineData(2, 8, 5000, 7)]    // a weight gradient of 7 rows: split row by row, not in 8-row blocks
     [InlineData(3, 130, 200, 150)] // the GEMM forward (from 128 samples), chunks in 16-column panels
     public void Parallel_linear_equals_serial(int threads, int n, int inF, int outF)
     {
