@@ -33,7 +33,7 @@ public static unsafe class Linear
         Debug.Assert(bias.IsEmpty || bias.Length >= outFeatures, "bias too short");
         Debug.Assert(y.Length >= n * outFeatures, "y too short");
 
-        if (n < LinearSmall.ForwardBatchLimit)
+        if (n < LinearSmall.ForwardBatchLimit || outFeatures <= LinearSmall.NarrowOutputs)
         {
             fixed (float* px = x, pw = w, pb = bias, py = y)
                 LinearSmall.Forward(px, pw, bias.IsEmpty ? null : pb, py, n, inFeatures, outFeatures, 0, outFeatures);
@@ -86,7 +86,7 @@ public static unsafe class Linear
     public static void ForwardPacked(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> packed, ReadOnlySpan<float> bias, Span<float> y, int n, int inFeatures, int outFeatures,
         Span<float> scratch, WorkerPool? pool, bool relu = false)
     {
-        if (n < PackedBatchLimit)
+        if (n < PackedBatchLimit || outFeatures <= LinearSmall.NarrowOutputs)
         {
             Forward(x, w, bias, y, n, inFeatures, outFeatures, scratch, pool, relu);
             return;
@@ -148,7 +148,7 @@ public static unsafe class Linear
         Debug.Assert(w.Length >= outFeatures * inFeatures, "w too short");
         Debug.Assert(dx.Length >= n * inFeatures, "dx too short");
 
-        if (n < LinearSmall.InputGradientBatchLimit)
+        if (n < LinearSmall.InputGradientBatchLimit || outFeatures <= LinearSmall.NarrowOutputs)
         {
             fixed (float* pdy = dy, pw = w, pdx = dx)
                 LinearSmall.BackwardInput(pdy, pw, pdx, n, inFeatures, outFeatures, 0, inFeatures);
@@ -235,6 +235,9 @@ public static unsafe class Linear
     // in 24-feature blocks), the GEMM's 16-column panels and 6-row micro-tiles.
     private const int SmallForwardUnit = 3, SmallInputUnit = 8, SmallWeightUnit = 8;
 
+    // Samples per unit when a narrow forward splits the batch: the small kernels' 8-sample blocks.
+    private const int SampleUnit = 8;
+
     // A chunk's columns: whole units, the last one cut at `count`; they depend only on the chunk, never on the
     // thread that runs it.
     private static (int Lo, int Hi) Range(int count, int unit, int chunk, int chunks)
@@ -266,7 +269,10 @@ public static unsafe class Linear
     /// <param name="relu">Apply ReLU to the output.</param>
     public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, int inFeatures, int outFeatures, Span<float> scratch, WorkerPool? pool, bool relu)
     {
-        if (!Parallel(pool, n, inFeatures, outFeatures, Panels(outFeatures)))
+        // Too few outputs for two 16-column panels: split the samples instead, in blocks of 8 (the small kernels'
+        // blocks, so the bits do not change), when the batch has two.
+        bool bySamples = Panels(outFeatures) < 2 && (n < LinearSmall.ForwardBatchLimit || outFeatures <= LinearSmall.NarrowOutputs);
+        if (!Parallel(pool, n, inFeatures, outFeatures, bySamples ? (n + SampleUnit - 1) / SampleUnit : Panels(outFeatures)))
         {
             Forward(x, w, bias, y, n, inFeatures, outFeatures, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
         }
@@ -275,7 +281,8 @@ public static unsafe class Linear
             fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
             {
                 var job = new Job { A = px, W = pw, Bias = pb, BiasLength = bias.Length, C = py, Scratch = ps, N = n, In = inFeatures, Out = outFeatures, ScratchStride = scratch.Length / pool!.Threads };
-                pool.RunChunks(&ForwardPart, &job, Chunks(pool));
+                if (bySamples) pool.RunChunks(&ForwardSamples, &job, Chunks(pool));
+                else pool.RunChunks(&ForwardPart, &job, Chunks(pool));
             }
         }
 
@@ -286,11 +293,19 @@ public static unsafe class Linear
         }
     }
 
+    private static void ForwardSamples(void* state, int chunk, int chunks, int thread)
+    {
+        var job = (Job*)state;
+        int inF = job->In, outF = job->Out;
+        var (lo, hi) = Range(job->N, SampleUnit, chunk, chunks);
+        if (lo < hi) LinearSmall.Forward(job->A + (long)lo * inF, job->W, job->BiasLength == 0 ? null : job->Bias, job->C + (long)lo * outF, hi - lo, inF, outF, 0, outF);
+    }
+
     private static void ForwardPart(void* state, int chunk, int chunks, int thread)
     {
         var job = (Job*)state;
         int n = job->N, inF = job->In, outF = job->Out;
-        if (n < LinearSmall.ForwardBatchLimit)
+        if (n < LinearSmall.ForwardBatchLimit || outF <= LinearSmall.NarrowOutputs)
         {
             var (from, to) = Range(outF, SmallForwardUnit, chunk, chunks);
             if (from < to) LinearSmall.Forward(job->A, job->W, job->BiasLength == 0 ? null : job->Bias, job->C, n, inF, outF, from, to);
@@ -337,7 +352,7 @@ public static unsafe class Linear
     {
         var job = (Job*)state;
         int n = job->N, inF = job->In, outF = job->Out;
-        bool small = n < LinearSmall.InputGradientBatchLimit;
+        bool small = n < LinearSmall.InputGradientBatchLimit || outF <= LinearSmall.NarrowOutputs;
         var (lo, hi) = Range(inF, small ? SmallInputUnit : Gemm.NR, chunk, chunks);
         if (lo == hi) return;
         if (small)

@@ -275,6 +275,8 @@ public sealed unsafe class ParallelTests
     [InlineData(2, 8, 784, 512)]   // MlpBn's first layer at batch 8: chunks in whole blocks
     [InlineData(2, 8, 5000, 7)]    // a weight gradient of 7 rows: split row by row, not in 8-row blocks
     [InlineData(3, 130, 200, 150)] // the GEMM forward (from 128 samples), chunks in 16-column panels
+    [InlineData(2, 130, 512, 10)]  // 10 outputs: the small kernels at any batch, the forward split by 8-sample blocks
+    [InlineData(2, 200, 300, 24)]  // 24 outputs: the small kernels at any batch, split by outputs
     public void Parallel_linear_equals_serial(int threads, int n, int inF, int outF)
     {
         var x = Random(n * inF, 1);
