@@ -203,11 +203,11 @@ public static unsafe class Conv2d
         fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
         {
             var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g, Relu = relu };
-            pool.Run(ByChannels(pool, n, ConvGemm.CanSplitForward(g)) ? &ForwardChannelsPart : &ForwardPart, &job);
+            pool.RunChunks(ByChannels(pool, n, ConvGemm.CanSplitForward(g)) ? &ForwardChannelsPart : &ForwardPart, &job, pool.Threads);
         }
     }
 
-    private static void ForwardChannelsPart(void* state, int part, int parts)
+    private static void ForwardChannelsPart(void* state, int part, int parts, int thread)
     {
         var job = (Job*)state;
         var g = job->G;
@@ -218,7 +218,7 @@ public static unsafe class Conv2d
             new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi, job->Relu);
     }
 
-    private static void ForwardPart(void* state, int part, int parts)
+    private static void ForwardPart(void* state, int part, int parts, int thread)
     {
         var job = (Job*)state;
         var (lo, hi) = WorkerPool.Share(job->N, part, parts);
@@ -244,11 +244,11 @@ public static unsafe class Conv2d
         fixed (float* pdy = dy, pw = w, pdx = dx, ps = scratch)
         {
             var job = new Job { X = pdy, W = pw, Y = pdx, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g };
-            pool.Run(ByChannels(pool, n, ConvGemm.CanSplitBackwardInput(g)) ? &BackwardInputChannelsPart : &BackwardInputPart, &job);
+            pool.RunChunks(ByChannels(pool, n, ConvGemm.CanSplitBackwardInput(g)) ? &BackwardInputChannelsPart : &BackwardInputPart, &job, pool.Threads);
         }
     }
 
-    private static void BackwardInputChannelsPart(void* state, int part, int parts)
+    private static void BackwardInputChannelsPart(void* state, int part, int parts, int thread)
     {
         var job = (Job*)state;
         var g = job->G;
@@ -258,7 +258,7 @@ public static unsafe class Conv2d
             new Span<float>(job->Y, job->N * g.InputLength), job->N, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi);
     }
 
-    private static void BackwardInputPart(void* state, int part, int parts)
+    private static void BackwardInputPart(void* state, int part, int parts, int thread)
     {
         var job = (Job*)state;
         var (lo, hi) = WorkerPool.Share(job->N, part, parts);
@@ -290,7 +290,7 @@ public static unsafe class Conv2d
             fixed (float* pdy = dy, px = x, pdw = dw, pdb = dbias, ps = scratch)
             {
                 var job = new Job { X = px, Y = pdy, W = pdw, Bias = pdb, BiasLength = dbias.Length, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g };
-                pool.Run(&BackwardWeightChannelsPart, &job);
+                pool.RunChunks(&BackwardWeightChannelsPart, &job, pool.Threads);
             }
 
             return;
@@ -300,7 +300,7 @@ public static unsafe class Conv2d
         fixed (float* pdy = dy, px = x, ps = scratch)
         {
             var job = new Job { X = px, Y = pdy, Scratch = ps, BiasLength = dbias.Length, N = n, ScratchStride = stride, G = g };
-            pool.Run(&BackwardWeightPart, &job);
+            pool.RunChunks(&BackwardWeightPart, &job, pool.Threads);
         }
 
         AddPartials(dw, dbias, scratch, stride, ScratchLength(g), pool.Threads, g);
@@ -317,7 +317,7 @@ public static unsafe class Conv2d
         }
     }
 
-    private static void BackwardWeightChannelsPart(void* state, int part, int parts)
+    private static void BackwardWeightChannelsPart(void* state, int part, int parts, int thread)
     {
         var job = (Job*)state;
         var g = job->G;
@@ -328,7 +328,7 @@ public static unsafe class Conv2d
             new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi);
     }
 
-    private static void BackwardWeightPart(void* state, int part, int parts)
+    private static void BackwardWeightPart(void* state, int part, int parts, int thread)
     {
         var job = (Job*)state;
         var g = job->G;

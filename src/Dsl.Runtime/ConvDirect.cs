@@ -383,11 +383,11 @@ public static unsafe class ConvDirect
         fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
         {
             var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g, Relu = relu };
-            pool.Run(&ForwardPart, &job);
+            pool.RunChunks(&ForwardPart, &job, pool.Threads);
         }
     }
 
-    private static void ForwardPart(void* state, int part, int parts)
+    private static void ForwardPart(void* state, int part, int parts, int thread)
     {
         var job = (Job*)state;
         var (lo, hi) = WorkerPool.Share(job->N, part, parts);
@@ -423,13 +423,13 @@ public static unsafe class ConvDirect
         fixed (float* pdy = dy, px = x, ps = scratch)
         {
             var job = new Job { X = px, Y = pdy, Scratch = ps, BiasLength = dbias.Length, N = n, ScratchStride = stride, G = g };
-            pool.Run(&BackwardWeightPart, &job);
+            pool.RunChunks(&BackwardWeightPart, &job, pool.Threads);
         }
 
         Conv2d.AddPartials(dw, dbias, scratch, stride, ScratchLength(g), pool.Threads, g);
     }
 
-    private static void BackwardWeightPart(void* state, int part, int parts)
+    private static void BackwardWeightPart(void* state, int part, int parts, int thread)
     {
         var job = (Job*)state;
         var g = job->G;

@@ -268,7 +268,7 @@ public static unsafe class ConvWinograd
         {
             TransformWeights(pw, ps, plan, flipped: false);
             var job = new Job { X = px, U = ps, Bias = bias.IsEmpty ? null : pb, Y = py, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = n * plan.Blocks, Plan = plan, Relu = relu, MaxPool = maxPool };
-            pool.Run(&Part, &job);
+            pool.RunChunks(&Part, &job, pool.Threads);
         }
     }
 
@@ -296,7 +296,7 @@ public static unsafe class ConvWinograd
         {
             TransformWeights(pw, ps, plan, flipped: true);
             var job = new Job { X = pdy, U = ps, Bias = null, Y = pdx, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = n * plan.Blocks, Plan = plan, Relu = false };
-            pool.Run(&Part, &job);
+            pool.RunChunks(&Part, &job, pool.Threads);
         }
     }
 
@@ -358,7 +358,7 @@ public static unsafe class ConvWinograd
         fixed (float* pdy = dy, px = x, pdw = dw, ps = scratch)
         {
             var job = new Job { X = px, Y = pdy, Scratch = ps, ScratchStride = stride, Items = n * plan.Blocks, Plan = plan };
-            pool.Run(&WeightPart, &job);
+            pool.RunChunks(&WeightPart, &job, pool.Threads);
             // Thread t's sum lies at the start of its region: add them into thread 0's, in order.
             var total = new Span<float>(ps, (int)plan.DULength);
             for (int part = 1; part < pool.Threads; part++)
@@ -372,7 +372,7 @@ public static unsafe class ConvWinograd
         BiasGradient(dy, dbias, n, g);
     }
 
-    private static void WeightPart(void* state, int part, int parts)
+    private static void WeightPart(void* state, int part, int parts, int thread)
     {
         var job = (Job*)state;
         float* region = job->Scratch + part * job->ScratchStride;
@@ -588,8 +588,8 @@ public static unsafe class ConvWinograd
         public bool Relu, MaxPool;
     }
 
-    // Thread `part`'s share of the items; the transformed weights lie at the start of part 0's region.
-    private static void Part(void* state, int part, int parts)
+    // Chunk `part`'s share of the items (one chunk per thread, claimed by whichever is free); the transformed weights lie at the start of region 0.
+    private static void Part(void* state, int part, int parts, int thread)
     {
         var job = (Job*)state;
         var (lo, hi) = WorkerPool.Share(job->Items, part, parts);
