@@ -143,7 +143,7 @@ public abstract class CompiledModel
             return;
         }
 
-        Pool.Run(_clearPart ??= ClearPart);
+        Pool.RunChunks(_clearPart ??= ClearPart, Pool.Threads); // a late worker's share goes to the caller
     }
 
     private Action<int, int>? _clearPart;

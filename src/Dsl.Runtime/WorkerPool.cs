@@ -17,6 +17,7 @@ public sealed unsafe class WorkerPool : IDisposable
     private readonly ManualResetEventSlim _done = new(false, spinCount: 2000);
     private delegate*<void*, int, int, void> _body;
     private delegate*<void*, int, int, int, void> _chunkBody;
+    private Action<int, int>? _managedChunkBody; // a chunked job's body when it is a delegate; null for a function pointer
     private void* _state;
     private Action<int, int>? _managed; // the job when it is a delegate (Run(Action)); null for a function pointer
     private int _remaining;
@@ -105,7 +106,7 @@ public sealed unsafe class WorkerPool : IDisposable
         lock (_gate) RunLocked(null, null, body);
     }
 
-    /// <summary>The most chunks one <see cref="RunChunks"/> job may have.</summary>
+    /// <summary>The most chunks one <c>RunChunks</c> job may have.</summary>
     public const int MaxChunks = ushort.MaxValue;
 
     /// <summary>
@@ -141,31 +142,68 @@ public sealed unsafe class WorkerPool : IDisposable
             return;
         }
 
-        lock (_gate)
+        lock (_gate) RunChunksLocked(body, state, null, chunks);
+    }
+
+    /// <summary>
+    /// Runs <c>body(chunk, chunks)</c> for every chunk, each exactly once, on whichever thread claims it first, for a
+    /// job whose state lives in an object (an optimizer's arrays); as the function-pointer overload otherwise.
+    /// Allocation-free when the caller keeps the delegate.
+    /// </summary>
+    /// <param name="body">The job; a chunk's work must depend only on its index, not on the thread that runs it.</param>
+    /// <param name="chunks">Chunks, from 1 to <see cref="MaxChunks"/>.</param>
+    public void RunChunks(Action<int, int> body, int chunks)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        if (chunks < 1 || chunks > MaxChunks) throw new ArgumentOutOfRangeException(nameof(chunks), chunks, $"a job has from 1 to {MaxChunks} chunks.");
+        if (_workers.Length == 0 || chunks == 1)
         {
-            _chunkBody = body;
-            _state = state;
-            _chunks = chunks;
-            _failure = null;
-            _completed = 0;
-            _done.Reset();
-            // Publish: a worker claims a chunk by advancing the ticket, then reads the fields above.
-            Interlocked.Exchange(ref _ticket, (long)chunks << 16);
-            Volatile.Write(ref _signal, (_signal | 1) + 1 | 1);
-            foreach (var start in _start) start.Set();
-            try
+            Exception? first = null;
+            for (int c = 0; c < chunks; c++)
             {
-                ClaimChunks(0);
-            }
-            finally
-            {
-                // Set by whoever finishes the last chunk, after its count: waiting on it (rather than reading the
-                // count) makes sure no Set from this job can land on the next one.
-                _done.Wait();
+                try
+                {
+                    body(c, chunks);
+                }
+                catch (Exception exception)
+                {
+                    first ??= exception;
+                }
             }
 
-            if (_failure is { } failure) throw new AggregateException("a chunk of a parallel job failed", failure);
+            if (first is not null) throw new AggregateException("a chunk of a parallel job failed", first);
+            return;
         }
+
+        lock (_gate) RunChunksLocked(null, null, body, chunks);
+    }
+
+    private void RunChunksLocked(delegate*<void*, int, int, int, void> body, void* state, Action<int, int>? managed, int chunks)
+    {
+        _chunkBody = body;
+        _managedChunkBody = managed;
+        _state = state;
+        _chunks = chunks;
+        _failure = null;
+        _completed = 0;
+        _done.Reset();
+        // Publish: a worker claims a chunk by advancing the ticket, then reads the fields above.
+        Interlocked.Exchange(ref _ticket, (long)chunks << 16);
+        Volatile.Write(ref _signal, (_signal | 1) + 1 | 1);
+        foreach (var start in _start) start.Set();
+        try
+        {
+            ClaimChunks(0);
+        }
+        finally
+        {
+            // Set by whoever finishes the last chunk, after its count: waiting on it (rather than reading the
+            // count) makes sure no Set from this job can land on the next one.
+            _done.Wait();
+            _managedChunkBody = null;
+        }
+
+        if (_failure is { } failure) throw new AggregateException("a chunk of a parallel job failed", failure);
     }
 
     // Claims chunks of the published job until none is left. The claim (a compare-and-swap of the ticket) comes
@@ -181,7 +219,8 @@ public sealed unsafe class WorkerPool : IDisposable
             if (Interlocked.CompareExchange(ref _ticket, ticket + 1, ticket) != ticket) continue;
             try
             {
-                _chunkBody(_state, next, _chunks, thread);
+                if (_managedChunkBody is { } managed) managed(next, _chunks);
+                else _chunkBody(_state, next, _chunks, thread);
             }
             catch (Exception exception)
             {

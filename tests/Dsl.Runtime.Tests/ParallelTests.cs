@@ -107,6 +107,40 @@ public sealed unsafe class ParallelTests
         Assert.True(parts == 2);
     }
 
+    // The delegate form (an optimizer's step, the deferred gradient clear): every chunk once per job, between
+    // function-pointer jobs on the same pool; a failure comes back as an AggregateException after the others ran.
+    [Fact]
+    public void Delegate_chunks_run_once_per_job_and_report_failures()
+    {
+        using var pool = new WorkerPool(2);
+        var hits = new int[5];
+        int chunks = 5;
+        Action<int, int> body = (chunk, count) =>
+        {
+            Assert.Equal(chunks, count);
+            Interlocked.Increment(ref hits[chunk]);
+        };
+        int* parts = stackalloc int[2];
+        parts[0] = parts[1] = 0;
+        for (int job = 0; job < 500; job++)
+        {
+            Array.Clear(hits);
+            pool.RunChunks(body, chunks);
+            Assert.Equal(new[] { 1, 1, 1, 1, 1 }, hits);
+            pool.Run(&CountTwoParts, parts);
+        }
+
+        Assert.Equal(new[] { 500, 500 }, new[] { parts[0], parts[1] });
+        int ran = 0;
+        var e = Assert.Throws<AggregateException>(() => pool.RunChunks((chunk, count) =>
+        {
+            if (chunk == 2) throw new InvalidOperationException("chunk 2 failed");
+            Interlocked.Increment(ref ran);
+        }, 4));
+        Assert.Equal("chunk 2 failed", e.InnerException!.Message);
+        Assert.Equal(3, ran);
+    }
+
     private struct SlowWorker
     {
         public int* Hits;

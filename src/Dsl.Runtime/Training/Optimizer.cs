@@ -82,7 +82,7 @@ public abstract class Optimizer
         _stepGradients = model.GradientArray;
         try
         {
-            pool.Run(_stepPart ??= StepPart);
+            pool.RunChunks(_stepPart ??= StepPart, pool.Threads); // a late worker's share goes to the caller
         }
         finally
         {
