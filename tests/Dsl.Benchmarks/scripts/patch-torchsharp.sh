@@ -36,7 +36,15 @@ die() { echo "[patch-torchsharp] error: $*" >&2; exit 1; }
 [[ -d "$out" ]] || die "$out not found: build the benchmark project first (dotnet build -c Release $project_dir)"
 
 # The package versions actually restored (project.assets.json lists "Name/Version" keys).
-package_version() { grep -o "\"$1/[0-9][0-9A-Za-z.+-]*\"" "$assets" | head -1 | tr -d '"' | cut -d/ -f2; }
+# (No pipe into head or an early-exiting awk anywhere here: under pipefail the writer's SIGPIPE, which
+# depends on timing, would end the script with status 141.)
+package_version() {
+    local match
+    match=$(grep -o "\"$1/[0-9][0-9A-Za-z.+-]*\"" "$assets" || true)
+    match=${match%%$'\n'*}
+    match=${match//\"/}
+    echo "${match#*/}"
+}
 ts_version=$(package_version TorchSharp)
 lt_version=$(package_version libtorch-cpu-linux-x64)
 [[ -n "$ts_version" && -n "$lt_version" ]] || die "TorchSharp / libtorch-cpu-linux-x64 not in $assets"
@@ -62,7 +70,8 @@ cp "$ts_native/libLibTorchSharp.so" "$work/libLibTorchSharp.so"
 chmod u+w "$work/libLibTorchSharp.so"
 
 # Which libstdc++ will the loader pick, and does it already have the version?
-libstdcxx=$( (ldconfig -p 2>/dev/null || /sbin/ldconfig -p) | awk '/libstdc\+\+\.so\.6 .*x86-64/ { print $NF; exit }')
+ldcache=$(ldconfig -p 2>/dev/null || /sbin/ldconfig -p)
+libstdcxx=$(awk '/libstdc\+\+\.so\.6 .*x86-64/ { print $NF; exit }' <<<"$ldcache")
 if [[ -n "$libstdcxx" ]] && grep -qa "$version" "$libstdcxx"; then
     say "$libstdcxx already provides $version: no patch needed"
     cp -f "$work/libLibTorchSharp.so" "$native/libLibTorchSharp.so"
