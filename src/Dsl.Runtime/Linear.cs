@@ -74,9 +74,10 @@ public static unsafe class Linear
 
     /// <summary>
     /// Inference forward with the weight also packed beforehand (<see cref="PackWeight"/>): from
-    /// <see cref="PackedBatchLimit"/> samples the GEMM reads the packed weight and packs only x; below it the
-    /// dot products read <paramref name="w"/> in place. Output features split across <paramref name="pool"/>;
-    /// ReLU applied when <paramref name="relu"/>.
+    /// <see cref="PackedBatchLimit"/> samples the GEMM reads the packed weight and packs only x; below it, and
+    /// for a layer of at most 32 outputs where AVX-512 is present (the last layer of a classifier), the dot
+    /// products read <paramref name="w"/> in place. Output features split across <paramref name="pool"/> (a
+    /// layer of at most 16 outputs: samples); ReLU applied when <paramref name="relu"/>.
     /// </summary>
     /// <param name="x">Input.</param><param name="w">Weight.</param><param name="packed">The same weight, packed.</param><param name="bias">Bias, or empty.</param>
     /// <param name="y">Output; overwritten.</param><param name="n">Batch size.</param><param name="inFeatures">Input features.</param><param name="outFeatures">Output features.</param>
