@@ -33,7 +33,7 @@ public static unsafe class Linear
         Debug.Assert(bias.IsEmpty || bias.Length >= outFeatures, "bias too short");
         Debug.Assert(y.Length >= n * outFeatures, "y too short");
 
-        if (n < LinearSmall.ForwardBatchLimit || outFeatures <= LinearSmall.NarrowOutputs)
+        if (LinearSmall.TakesForward(n, outFeatures))
         {
             fixed (float* px = x, pw = w, pb = bias, py = y)
                 LinearSmall.Forward(px, pw, bias.IsEmpty ? null : pb, py, n, inFeatures, outFeatures, 0, outFeatures);
@@ -149,7 +149,7 @@ public static unsafe class Linear
         Debug.Assert(w.Length >= outFeatures * inFeatures, "w too short");
         Debug.Assert(dx.Length >= n * inFeatures, "dx too short");
 
-        if (n < LinearSmall.InputGradientBatchLimit || outFeatures <= LinearSmall.NarrowOutputs)
+        if (LinearSmall.TakesBackwardInput(n, outFeatures))
         {
             fixed (float* pdy = dy, pw = w, pdx = dx)
                 LinearSmall.BackwardInput(pdy, pw, pdx, n, inFeatures, outFeatures, 0, inFeatures);
@@ -272,7 +272,7 @@ public static unsafe class Linear
     {
         // Too few outputs for two 16-column panels: split the samples instead, in blocks of 8 (the small kernels'
         // blocks, so the bits do not change), when the batch has two.
-        bool bySamples = Panels(outFeatures) < 2 && (n < LinearSmall.ForwardBatchLimit || outFeatures <= LinearSmall.NarrowOutputs);
+        bool bySamples = Panels(outFeatures) < 2 && LinearSmall.TakesForward(n, outFeatures);
         if (!Parallel(pool, n, inFeatures, outFeatures, bySamples ? (n + SampleUnit - 1) / SampleUnit : Panels(outFeatures)))
         {
             Forward(x, w, bias, y, n, inFeatures, outFeatures, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
@@ -306,7 +306,7 @@ public static unsafe class Linear
     {
         var job = (Job*)state;
         int n = job->N, inF = job->In, outF = job->Out;
-        if (n < LinearSmall.ForwardBatchLimit || outF <= LinearSmall.NarrowOutputs)
+        if (LinearSmall.TakesForward(n, outF))
         {
             var (from, to) = Range(outF, SmallForwardUnit, chunk, chunks);
             if (from < to) LinearSmall.Forward(job->A, job->W, job->BiasLength == 0 ? null : job->Bias, job->C, n, inF, outF, from, to);
@@ -353,7 +353,7 @@ public static unsafe class Linear
     {
         var job = (Job*)state;
         int n = job->N, inF = job->In, outF = job->Out;
-        bool small = n < LinearSmall.InputGradientBatchLimit || outF <= LinearSmall.NarrowOutputs;
+        bool small = LinearSmall.TakesBackwardInput(n, outF);
         var (lo, hi) = Range(inF, small ? SmallInputUnit : Gemm.NR, chunk, chunks);
         if (lo == hi) return;
         if (small)

@@ -56,6 +56,12 @@ internal static unsafe class LinearSmall
     /// </summary>
     public static readonly int NarrowOutputs = Wide ? 32 : 0;
 
+    /// <summary>Whether a forward pass of <paramref name="n"/> samples and <paramref name="outF"/> outputs takes <see cref="Forward"/>.</summary>
+    public static bool TakesForward(int n, int outF) => n < ForwardBatchLimit || outF <= NarrowOutputs;
+
+    /// <summary>Whether an input gradient of <paramref name="n"/> samples and <paramref name="outF"/> outputs takes <see cref="BackwardInput"/>.</summary>
+    public static bool TakesBackwardInput(int n, int outF) => n < InputGradientBatchLimit || outF <= NarrowOutputs;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Fmadd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
         Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : a * b + c;

@@ -119,31 +119,7 @@ public sealed unsafe class WorkerPool : IDisposable
     /// <param name="body">The job; a chunk's work must depend only on its index, not on the thread that runs it.</param>
     /// <param name="state">The job's state, alive and pinned until this returns.</param>
     /// <param name="chunks">Chunks, from 1 to <see cref="MaxChunks"/>.</param>
-    public void RunChunks(delegate*<void*, int, int, int, void> body, void* state, int chunks)
-    {
-        if (chunks < 1 || chunks > MaxChunks) throw new ArgumentOutOfRangeException(nameof(chunks), chunks, $"a job has from 1 to {MaxChunks} chunks.");
-        if (_workers.Length == 0 || chunks == 1)
-        {
-            // On the caller alone, with the pooled path's contract: every chunk runs, the first failure is reported after.
-            Exception? first = null;
-            for (int c = 0; c < chunks; c++)
-            {
-                try
-                {
-                    body(state, c, chunks, 0);
-                }
-                catch (Exception exception)
-                {
-                    first ??= exception;
-                }
-            }
-
-            if (first is not null) throw new AggregateException("a chunk of a parallel job failed", first);
-            return;
-        }
-
-        lock (_gate) RunChunksLocked(body, state, null, chunks);
-    }
+    public void RunChunks(delegate*<void*, int, int, int, void> body, void* state, int chunks) => RunChunks(body, state, null, chunks);
 
     /// <summary>
     /// Runs <c>body(chunk, chunks)</c> for every chunk, each exactly once, on whichever thread claims it first, for a
@@ -155,15 +131,22 @@ public sealed unsafe class WorkerPool : IDisposable
     public void RunChunks(Action<int, int> body, int chunks)
     {
         ArgumentNullException.ThrowIfNull(body);
+        RunChunks(null, null, body, chunks);
+    }
+
+    // Either overload: the delegate when `managed` is not null, the function pointer otherwise.
+    private void RunChunks(delegate*<void*, int, int, int, void> body, void* state, Action<int, int>? managed, int chunks)
+    {
         if (chunks < 1 || chunks > MaxChunks) throw new ArgumentOutOfRangeException(nameof(chunks), chunks, $"a job has from 1 to {MaxChunks} chunks.");
         if (_workers.Length == 0 || chunks == 1)
         {
+            // On the caller alone, with the pooled path's contract: every chunk runs, the first failure is reported after.
             Exception? first = null;
             for (int c = 0; c < chunks; c++)
             {
                 try
                 {
-                    body(c, chunks);
+                    RunChunk(body, state, managed, c, chunks, 0);
                 }
                 catch (Exception exception)
                 {
@@ -175,7 +158,13 @@ public sealed unsafe class WorkerPool : IDisposable
             return;
         }
 
-        lock (_gate) RunChunksLocked(null, null, body, chunks);
+        lock (_gate) RunChunksLocked(body, state, managed, chunks);
+    }
+
+    private static void RunChunk(delegate*<void*, int, int, int, void> body, void* state, Action<int, int>? managed, int chunk, int chunks, int thread)
+    {
+        if (managed is not null) managed(chunk, chunks);
+        else body(state, chunk, chunks, thread);
     }
 
     private void RunChunksLocked(delegate*<void*, int, int, int, void> body, void* state, Action<int, int>? managed, int chunks)
@@ -219,8 +208,7 @@ public sealed unsafe class WorkerPool : IDisposable
             if (Interlocked.CompareExchange(ref _ticket, ticket + 1, ticket) != ticket) continue;
             try
             {
-                if (_managedChunkBody is { } managed) managed(next, _chunks);
-                else _chunkBody(_state, next, _chunks, thread);
+                RunChunk(_chunkBody, _state, _managedChunkBody, next, _chunks, thread);
             }
             catch (Exception exception)
             {
