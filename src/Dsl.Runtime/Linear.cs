@@ -1,5 +1,6 @@
 // Fully connected layer kernels: y = x·Wᵀ + b and its gradients.
 using System.Diagnostics;
+using System.Runtime.Intrinsics;
 
 namespace Dsl.Runtime;
 
@@ -202,15 +203,58 @@ public static unsafe class Linear
         BiasGradient(dy, dbias, n, outFeatures, accumulate);
     }
 
-    // dbias[o] (+)= Σ_i dy[i, o], summed over the samples in order.
+    // dbias[o] (+)= Σ_i dy[i, o], summed over the samples in order. 32 columns at a time down the rows, in
+    // four vectors: each column is still one chain of additions in sample order (the bits of the scalar loop),
+    // but 32 chains run side by side. One column at a time, down a strided column, was 125 µs for MlpBn's
+    // 128 × 512 (a 128-addition latency chain per column); this is a few µs.
     private static void BiasGradient(ReadOnlySpan<float> dy, Span<float> dbias, int n, int outFeatures, bool accumulate)
     {
         if (dbias.IsEmpty) return;
-        for (int o = 0; o < outFeatures; o++)
+        Debug.Assert(dbias.Length >= outFeatures, "dbias too short");
+        fixed (float* pdy = dy, pdb = dbias)
         {
-            float sum = 0f;
-            for (int i = 0; i < n; i++) sum += dy[i * outFeatures + o];
-            dbias[o] = accumulate ? dbias[o] + sum : sum;
+            int o = 0;
+            for (; o + 32 <= outFeatures; o += 32)
+            {
+                Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
+                float* row = pdy + o;
+                for (int i = 0; i < n; i++, row += outFeatures)
+                {
+                    s0 += Vector256.Load(row);
+                    s1 += Vector256.Load(row + 8);
+                    s2 += Vector256.Load(row + 16);
+                    s3 += Vector256.Load(row + 24);
+                }
+
+                if (accumulate)
+                {
+                    s0 = Vector256.Load(pdb + o) + s0;
+                    s1 = Vector256.Load(pdb + o + 8) + s1;
+                    s2 = Vector256.Load(pdb + o + 16) + s2;
+                    s3 = Vector256.Load(pdb + o + 24) + s3;
+                }
+
+                Vector256.Store(s0, pdb + o);
+                Vector256.Store(s1, pdb + o + 8);
+                Vector256.Store(s2, pdb + o + 16);
+                Vector256.Store(s3, pdb + o + 24);
+            }
+
+            for (; o + 8 <= outFeatures; o += 8)
+            {
+                Vector256<float> s0 = default;
+                float* row = pdy + o;
+                for (int i = 0; i < n; i++, row += outFeatures) s0 += Vector256.Load(row);
+                if (accumulate) s0 = Vector256.Load(pdb + o) + s0;
+                Vector256.Store(s0, pdb + o);
+            }
+
+            for (; o < outFeatures; o++)
+            {
+                float sum = 0f;
+                for (int i = 0; i < n; i++) sum += pdy[(long)i * outFeatures + o];
+                pdb[o] = accumulate ? pdb[o] + sum : sum;
+            }
         }
     }
 

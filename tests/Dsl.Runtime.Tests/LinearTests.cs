@@ -122,6 +122,47 @@ public class LinearTests
         }
     }
 
+    // The bias gradient is each column of dy summed over the samples in order (32 and 8 columns side by side in
+    // vectors, then one at a time): the bits of the plain float loop, for every width of block and tail, added to
+    // what dbias held or written over it, with 1 and 2 threads.
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(3, 7)]
+    [InlineData(5, 13)]
+    [InlineData(128, 32)]
+    [InlineData(17, 45)]
+    [InlineData(128, 512)]
+    [InlineData(40, 211)]
+    public void BiasGradientIsTheInOrderColumnSum(int n, int outF)
+    {
+        const int inF = 40;
+        var x = TestUtil.Random(n * inF, 1);
+        var dy = TestUtil.Random(n * outF, 2);
+        var db0 = TestUtil.Random(outF, 3);
+        var expectedSum = new float[outF];
+        var expectedAdded = new float[outF];
+        for (int o = 0; o < outF; o++)
+        {
+            float sum = 0f;
+            for (int i = 0; i < n; i++) sum += dy[i * outF + o];
+            expectedSum[o] = sum;
+            expectedAdded[o] = db0[o] + sum;
+        }
+
+        var pool = WorkerPool.Shared(2);
+        var scratch = new float[2 * Gemm.ScratchLength];
+        foreach (var threads in new WorkerPool?[] { null, pool })
+        {
+            var dw = new float[outF * inF];
+            var db = (float[])db0.Clone();
+            Linear.BackwardWeight(dy, x, dw, db, n, inF, outF, scratch, threads);
+            Assert.Equal(expectedAdded, db);
+            db.AsSpan().Fill(float.NaN);
+            Linear.BackwardWeight(dy, x, dw, db, n, inF, outF, scratch, threads, accumulate: false);
+            Assert.Equal(expectedSum, db);
+        }
+    }
+
     // The small-batch kernels' wide register blocks (8 samples × 3 outputs, 8 samples × 24 features, 8 rows × 24
     // columns; with AVX-512's 32 registers) give the bits of the narrow ones, edges included: shapes that leave
     // samples past a multiple of 8, outputs past a multiple of 3, features past a multiple of 24 and of 8, and
