@@ -49,6 +49,50 @@ public static class Activations
     public static void ReluBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx)
     {
         Debug.Assert(dy.Length == y.Length && dx.Length >= y.Length, "length mismatch");
+        ReluBackwardRange(y, dy, dx);
+    }
+
+    /// <summary><c>dx = y &gt; 0 ? dy : 0</c>, split in ranges across <paramref name="pool"/> from <see cref="ParallelElements"/> values.</summary>
+    /// <param name="y">Forward output.</param>
+    /// <param name="dy">Output gradient.</param>
+    /// <param name="dx">Input gradient (may alias <paramref name="dy"/>).</param>
+    /// <param name="pool">The pool, or null to stay on the caller.</param>
+    public static unsafe void ReluBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, WorkerPool? pool)
+    {
+        Debug.Assert(dy.Length == y.Length && dx.Length >= y.Length, "length mismatch");
+        if (pool is not { Threads: > 1 } || y.Length < ParallelElements)
+        {
+            ReluBackwardRange(y, dy, dx);
+            return;
+        }
+
+        fixed (float* py = y, pdy = dy, pdx = dx)
+        {
+            var job = new Job { A = py, B = pdy, C = pdx, Length = y.Length };
+            pool.RunChunks(&ReluBackwardChunk, &job, pool.Threads);
+        }
+    }
+
+    /// <summary>Element-wise passes of at least this many values split across a pool's threads; below it, waking a worker costs more than it saves.</summary>
+    public const int ParallelElements = 1 << 16;
+
+    // A parallel element-wise pass: its arrays, pinned by the caller for the duration of the job.
+    private unsafe struct Job
+    {
+        public float* A, B, C;
+        public int Length;
+    }
+
+    private static unsafe void ReluBackwardChunk(void* state, int chunk, int chunks, int thread)
+    {
+        var j = (Job*)state;
+        var (lo, hi) = WorkerPool.Share(j->Length, chunk, chunks);
+        ReluBackwardRange(new ReadOnlySpan<float>(j->A + lo, hi - lo), new ReadOnlySpan<float>(j->B + lo, hi - lo), new Span<float>(j->C + lo, hi - lo));
+    }
+
+    // Element by element, so any split gives the same bits.
+    private static void ReluBackwardRange(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx)
+    {
         ref float py = ref MemoryMarshal.GetReference(y);
         ref float pdy = ref MemoryMarshal.GetReference(dy);
         ref float pdx = ref MemoryMarshal.GetReference(dx);

@@ -56,9 +56,10 @@ public static class BatchNorm
     /// <param name="channels">Number of channels.</param>
     /// <param name="spatial">Values per channel per sample.</param>
     /// <param name="relu">Apply ReLU to the output as it is written.</param>
-    public static void ForwardTraining(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
+    /// <param name="pool">Splits the channels across its threads when the tensor has planes (<c>spatial</c> &gt; 1) and is large enough (<see cref="ParallelElements"/>); null stays on the caller. Each channel's statistics and outputs are the same bits either way.</param>
+    public static unsafe void ForwardTraining(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
         Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar,
-        float momentum, float eps, int n, int channels, int spatial, bool relu)
+        float momentum, float eps, int n, int channels, int spatial, bool relu = false, WorkerPool? pool = null)
     {
         long count = (long)n * spatial;
         if (count <= 1) ThrowSingleValue(n, channels, spatial);
@@ -76,8 +77,38 @@ public static class BatchNorm
             return;
         }
 
+        if (SplitsChannels(pool, n, channels, spatial))
+        {
+            fixed (float* px = x, pg = gamma, pb = beta, py = y, pm = saveMean, pi = saveInvStd, prm = runningMean, prv = runningVar)
+            {
+                var job = new Job { X = px, Gamma = pg, Beta = pb, Y = py, SaveMean = pm, SaveInvStd = pi, RunningMean = prm, RunningVar = prv,
+                    Momentum = momentum, Eps = eps, N = n, Channels = channels, Spatial = spatial, Relu = relu };
+                pool!.RunChunks(&ForwardTrainingChunk, &job, pool.Threads);
+            }
+
+            return;
+        }
+
+        ForwardTrainingChannels(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, spatial, relu, 0, channels);
+    }
+
+    private static unsafe void ForwardTrainingChunk(void* state, int chunk, int chunks, int thread)
+    {
+        var j = (Job*)state;
+        var (lo, hi) = WorkerPool.Share(j->Channels, chunk, chunks);
+        int length = j->N * j->Channels * j->Spatial, channels = j->Channels;
+        ForwardTrainingChannels(Read(j->X, length), Read(j->Gamma, channels), Read(j->Beta, channels), Write(j->Y, length), Write(j->SaveMean, channels), Write(j->SaveInvStd, channels),
+            Write(j->RunningMean, channels), Write(j->RunningVar, channels), j->Momentum, j->Eps, j->N, channels, j->Spatial, j->Relu, lo, hi);
+    }
+
+    // The per-plane path for channels [lo, hi): everything a channel reads and writes is its own.
+    private static void ForwardTrainingChannels(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
+        Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar,
+        float momentum, float eps, int n, int channels, int spatial, bool relu, int lo, int hi)
+    {
+        long count = (long)n * spatial;
         int stride = channels * spatial;
-        for (int c = 0; c < channels; c++)
+        for (int c = lo; c < hi; c++)
         {
             // Each plane is reduced in float SIMD lanes; planes add up in double.
             double sum = 0;
@@ -146,17 +177,18 @@ public static class BatchNorm
     /// <param name="dy">Output gradient <c>[n, channels, spatial]</c>.</param>
     /// <param name="x">Forward input.</param>
     /// <param name="gamma">Scale, or empty when not affine.</param>
-    /// <param name="saveMean">Batch mean from <see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int, bool)"/>.</param>
-    /// <param name="saveInvStd">Batch inverse standard deviation from <see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int, bool)"/>.</param>
+    /// <param name="saveMean">Batch mean from <see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int, bool, WorkerPool?)"/>.</param>
+    /// <param name="saveInvStd">Batch inverse standard deviation from <see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int, bool, WorkerPool?)"/>.</param>
     /// <param name="dx">Input gradient; overwritten (may alias <paramref name="dy"/>).</param>
     /// <param name="dgamma">Scale gradient, accumulated into; empty when not affine.</param>
     /// <param name="dbeta">Shift gradient, accumulated into; empty when not affine.</param>
     /// <param name="n">Batch size.</param>
     /// <param name="channels">Number of channels.</param>
     /// <param name="spatial">Values per channel per sample.</param>
-    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma,
+    /// <param name="pool">Splits the channels across its threads when the tensor has planes (<c>spatial</c> &gt; 1) and is large enough (<see cref="ParallelElements"/>); null stays on the caller. The same bits either way.</param>
+    public static unsafe void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma,
         ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta,
-        int n, int channels, int spatial)
+        int n, int channels, int spatial, WorkerPool? pool = null)
     {
         Debug.Assert(dy.Length >= n * channels * spatial && x.Length >= n * channels * spatial && dx.Length >= n * channels * spatial, "buffer too short");
         Debug.Assert(saveMean.Length >= channels && saveInvStd.Length >= channels, "saved statistics too short");
@@ -167,9 +199,37 @@ public static class BatchNorm
             return;
         }
 
+        if (SplitsChannels(pool, n, channels, spatial))
+        {
+            fixed (float* pdy = dy, px = x, pg = gamma, pm = saveMean, pi = saveInvStd, pdx = dx, pdg = dgamma, pdb = dbeta)
+            {
+                var job = new Job { Dy = pdy, X = px, Gamma = pg, SaveMean = pm, SaveInvStd = pi, Dx = pdx, DGamma = pdg, DBeta = pdb, N = n, Channels = channels, Spatial = spatial };
+                pool!.RunChunks(&BackwardChunk, &job, pool.Threads);
+            }
+
+            return;
+        }
+
+        BackwardChannels(dy, x, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, n, channels, spatial, 0, channels);
+    }
+
+    private static unsafe void BackwardChunk(void* state, int chunk, int chunks, int thread)
+    {
+        var j = (Job*)state;
+        var (lo, hi) = WorkerPool.Share(j->Channels, chunk, chunks);
+        int length = j->N * j->Channels * j->Spatial, channels = j->Channels;
+        BackwardChannels(Read(j->Dy, length), Read(j->X, length), Read(j->Gamma, channels), Read(j->SaveMean, channels), Read(j->SaveInvStd, channels), Write(j->Dx, length),
+            Write(j->DGamma, channels), Write(j->DBeta, channels), j->N, channels, j->Spatial, lo, hi);
+    }
+
+    // The per-plane backward for channels [lo, hi).
+    private static void BackwardChannels(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma,
+        ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta,
+        int n, int channels, int spatial, int lo, int hi)
+    {
         int stride = channels * spatial;
         long count = (long)n * spatial;
-        for (int c = 0; c < channels; c++)
+        for (int c = lo; c < hi; c++)
         {
             float mean = saveMean[c], invStd = saveInvStd[c];
             double sumDy = 0, sumDyCentered = 0;
@@ -332,6 +392,30 @@ public static class BatchNorm
             foldedBias[o] = (bias.IsEmpty ? 0f : bias[o]) * sc + shift[o];
         }
     }
+
+    /// <summary>
+    /// Tensors of at least this many values (<c>n · channels · spatial</c>) split their channels across a pool's threads
+    /// in the per-plane passes (<see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int, bool, WorkerPool?)"/>,
+    /// <see cref="Backward"/>): below it, waking a worker costs more than the half pass it would take. Features
+    /// (<c>[n, C]</c>, a row at a time across channels) stay on the caller.
+    /// </summary>
+    public const int ParallelElements = 1 << 15;
+
+    private static bool SplitsChannels(WorkerPool? pool, int n, int channels, int spatial) =>
+        pool is { Threads: > 1 } && channels >= 2 && !(spatial == 1 && channels <= FeatureStackLimit) && (long)n * channels * spatial >= ParallelElements;
+
+    // A parallel pass's arguments, pinned by the caller for the duration of the job; a null pointer is an empty span.
+    private unsafe struct Job
+    {
+        public float* X, Gamma, Beta, Y, SaveMean, SaveInvStd, RunningMean, RunningVar, Dy, Dx, DGamma, DBeta;
+        public float Momentum, Eps;
+        public int N, Channels, Spatial;
+        public bool Relu;
+    }
+
+    private static unsafe ReadOnlySpan<float> Read(float* p, int length) => p == null ? default : new ReadOnlySpan<float>(p, length);
+
+    private static unsafe Span<float> Write(float* p, int length) => p == null ? default : new Span<float>(p, length);
 
     // Batch norm over features ([n, C], one value per channel per sample) runs across channels, a row at a time,
     // with per-channel accumulators on the stack up to this many channels.

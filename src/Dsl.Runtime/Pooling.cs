@@ -19,10 +19,11 @@ public static class Pooling
     /// <param name="indices">Receives the arg-max index per output element (same shape as <paramref name="y"/>).</param>
     /// <param name="n">Batch size.</param>
     /// <param name="g">Pooling geometry.</param>
-    public static void MaxForward(ReadOnlySpan<float> x, Span<float> y, Span<int> indices, int n, in PoolGeometry g)
+    /// <param name="pool">Splits the planes across its threads when the input is large enough (<see cref="ParallelElements"/>); null stays on the caller.</param>
+    public static void MaxForward(ReadOnlySpan<float> x, Span<float> y, Span<int> indices, int n, in PoolGeometry g, WorkerPool? pool = null)
     {
         Debug.Assert(indices.Length >= n * g.OutputLength, "indices too short");
-        MaxCore(x, y, indices, n, g, default, default);
+        MaxPlanes(x, y, indices, n, g, default, default, pool);
     }
 
     /// <summary>Max pooling for inference (no indices recorded).</summary>
@@ -30,7 +31,8 @@ public static class Pooling
     /// <param name="y">Output <c>[n, Channels, OutH, OutW]</c>; overwritten.</param>
     /// <param name="n">Batch size.</param>
     /// <param name="g">Pooling geometry.</param>
-    public static void MaxForward(ReadOnlySpan<float> x, Span<float> y, int n, in PoolGeometry g) => MaxCore(x, y, Span<int>.Empty, n, g, default, default);
+    /// <param name="pool">Splits the planes across its threads when the input is large enough; null stays on the caller.</param>
+    public static void MaxForward(ReadOnlySpan<float> x, Span<float> y, int n, in PoolGeometry g, WorkerPool? pool = null) => MaxPlanes(x, y, Span<int>.Empty, n, g, default, default, pool);
 
     /// <summary>
     /// Max pooling for inference with an inference batch norm fused into its output:
@@ -42,28 +44,106 @@ public static class Pooling
     /// <param name="g">Pooling geometry.</param>
     /// <param name="scale">Per-channel scale (see <see cref="BatchNorm.ScaleShift"/>).</param>
     /// <param name="shift">Per-channel shift.</param>
-    public static void MaxForward(ReadOnlySpan<float> x, Span<float> y, int n, in PoolGeometry g, ReadOnlySpan<float> scale, ReadOnlySpan<float> shift) =>
-        MaxCore(x, y, Span<int>.Empty, n, g, scale, shift);
+    /// <param name="pool">Splits the planes across its threads when the input is large enough; null stays on the caller.</param>
+    public static void MaxForward(ReadOnlySpan<float> x, Span<float> y, int n, in PoolGeometry g, ReadOnlySpan<float> scale, ReadOnlySpan<float> shift, WorkerPool? pool = null) =>
+        MaxPlanes(x, y, Span<int>.Empty, n, g, scale, shift, pool);
 
     /// <summary>Max pooling backward: routes each output gradient to its recorded arg-max (gradients add where windows overlap).</summary>
     /// <param name="dy">Output gradient <c>[n, Channels, OutH, OutW]</c>.</param>
-    /// <param name="indices">Indices from <see cref="MaxForward(ReadOnlySpan{float}, Span{float}, Span{int}, int, in PoolGeometry)"/>.</param>
+    /// <param name="indices">Indices from <see cref="MaxForward(ReadOnlySpan{float}, Span{float}, Span{int}, int, in PoolGeometry, WorkerPool?)"/>.</param>
     /// <param name="dx">Input gradient <c>[n, Channels, InH, InW]</c>; overwritten.</param>
     /// <param name="n">Batch size.</param>
     /// <param name="g">Pooling geometry.</param>
-    public static void MaxBackward(ReadOnlySpan<float> dy, ReadOnlySpan<int> indices, Span<float> dx, int n, in PoolGeometry g)
+    /// <param name="pool">Splits the planes across its threads when the input is large enough (<see cref="ParallelElements"/>); null stays on the caller.</param>
+    public static unsafe void MaxBackward(ReadOnlySpan<float> dy, ReadOnlySpan<int> indices, Span<float> dx, int n, in PoolGeometry g, WorkerPool? pool = null)
     {
         Debug.Assert(dy.Length >= n * g.OutputLength && indices.Length >= n * g.OutputLength, "dy or indices too short");
         Debug.Assert(dx.Length >= n * g.InputLength, "dx too short");
 
-        int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW, planes = n * g.Channels;
-        dx.Slice(0, planes * inPlane).Clear();
-        for (int p = 0; p < planes; p++)
+        int planes = n * g.Channels;
+        if (SplitsPlanes(pool, n, g))
+        {
+            fixed (float* pdy = dy, pdx = dx)
+            fixed (int* pi = indices)
+            {
+                var job = new Job { X = pdy, Y = pdx, Indices = pi, N = n, Geometry = g };
+                pool!.RunChunks(&MaxBackwardChunk, &job, pool.Threads);
+            }
+
+            return;
+        }
+
+        MaxBackwardPlanes(dy, indices, dx, g, 0, planes);
+    }
+
+    private static unsafe void MaxBackwardChunk(void* state, int chunk, int chunks, int thread)
+    {
+        var j = (Job*)state;
+        ref readonly var g = ref j->Geometry;
+        var (lo, hi) = WorkerPool.Share(j->N * g.Channels, chunk, chunks);
+        int outLength = j->N * g.OutputLength;
+        MaxBackwardPlanes(new ReadOnlySpan<float>(j->X, outLength), new ReadOnlySpan<int>(j->Indices, outLength), new Span<float>(j->Y, j->N * g.InputLength), g, lo, hi);
+    }
+
+    // Planes [lo, hi): each cleared, then its output gradients added at their arg-max.
+    private static void MaxBackwardPlanes(ReadOnlySpan<float> dy, ReadOnlySpan<int> indices, Span<float> dx, in PoolGeometry g, int lo, int hi)
+    {
+        int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW;
+        for (int p = lo; p < hi; p++)
         {
             Span<float> dxPlane = dx.Slice(p * inPlane, inPlane);
+            dxPlane.Clear();
             int outStart = p * outPlane;
             for (int i = outStart; i < outStart + outPlane; i++) dxPlane[indices[i]] += dy[i];
         }
+    }
+
+    /// <summary>
+    /// Inputs of at least this many values (<c>n · Channels · InH · InW</c>) split their planes across a pool's threads in
+    /// max pooling's passes: below it, waking a worker costs more than the half pass it would take.
+    /// </summary>
+    public const int ParallelElements = 1 << 15;
+
+    private static bool SplitsPlanes(WorkerPool? pool, int n, in PoolGeometry g) =>
+        pool is { Threads: > 1 } && n * g.Channels >= 2 && (long)n * g.InputLength >= ParallelElements;
+
+    // A parallel pass's arguments, pinned by the caller for the duration of the job; a null pointer is an empty span.
+    private unsafe struct Job
+    {
+        public float* X, Y, Scale, Shift;
+        public int* Indices;
+        public int N;
+        public PoolGeometry Geometry;
+    }
+
+    // Max pooling over every plane, split across the pool when it is worth it; a plane's outputs are the same bits either way.
+    private static unsafe void MaxPlanes(ReadOnlySpan<float> x, Span<float> y, Span<int> indices, int n, in PoolGeometry g,
+        ReadOnlySpan<float> scale, ReadOnlySpan<float> shift, WorkerPool? pool)
+    {
+        Debug.Assert(x.Length >= n * g.InputLength && y.Length >= n * g.OutputLength, "buffer too short");
+        if (SplitsPlanes(pool, n, g))
+        {
+            fixed (float* px = x, py = y, psc = scale, psh = shift)
+            fixed (int* pi = indices)
+            {
+                var job = new Job { X = px, Y = py, Scale = psc, Shift = psh, Indices = pi, N = n, Geometry = g };
+                pool!.RunChunks(&MaxForwardChunk, &job, pool.Threads);
+            }
+
+            return;
+        }
+
+        MaxCore(x, y, indices, n, g, scale, shift, 0, n * g.Channels);
+    }
+
+    private static unsafe void MaxForwardChunk(void* state, int chunk, int chunks, int thread)
+    {
+        var j = (Job*)state;
+        ref readonly var g = ref j->Geometry;
+        var (lo, hi) = WorkerPool.Share(j->N * g.Channels, chunk, chunks);
+        int outLength = j->N * g.OutputLength;
+        MaxCore(new ReadOnlySpan<float>(j->X, j->N * g.InputLength), new Span<float>(j->Y, outLength), j->Indices == null ? default : new Span<int>(j->Indices, outLength), j->N, g,
+            j->Scale == null ? default : new ReadOnlySpan<float>(j->Scale, g.Channels), j->Shift == null ? default : new ReadOnlySpan<float>(j->Shift, g.Channels), lo, hi);
     }
 
     /// <summary>
@@ -205,22 +285,23 @@ public static class Pooling
         }
     }
 
+    // Planes [lo, hi) of the n · Channels.
     private static void MaxCore(ReadOnlySpan<float> x, Span<float> y, Span<int> indices, int n, in PoolGeometry g,
-        ReadOnlySpan<float> scale, ReadOnlySpan<float> shift)
+        ReadOnlySpan<float> scale, ReadOnlySpan<float> shift, int lo, int hi)
     {
         Debug.Assert(x.Length >= n * g.InputLength && y.Length >= n * g.OutputLength, "buffer too short");
 
-        int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW, planes = n * g.Channels;
+        int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW;
         bool record = !indices.IsEmpty;
         bool affine = !scale.IsEmpty;
         if (g.KernelH == 2 && g.KernelW == 2 && g.StrideH == 2 && g.StrideW == 2 && g.PadH == 0 && g.PadW == 0
             && g.DilationH == 1 && g.DilationW == 1 && 2 * g.OutH <= g.InH && 2 * g.OutW <= g.InW)
         {
-            MaxCore2x2(x, y, indices, n, g, scale, shift);
+            MaxCore2x2(x, y, indices, g, scale, shift, lo, hi);
             return;
         }
 
-        for (int p = 0; p < planes; p++)
+        for (int p = lo; p < hi; p++)
         {
             ReadOnlySpan<float> xPlane = x.Slice(p * inPlane, inPlane);
             int outStart = p * outPlane;
@@ -262,12 +343,12 @@ public static class Pooling
     }
 
     // The common 2×2, stride-2 window with every tap inside the input: four compares per output, no bounds.
-    private static void MaxCore2x2(ReadOnlySpan<float> x, Span<float> y, Span<int> indices, int n, in PoolGeometry g,
-        ReadOnlySpan<float> scale, ReadOnlySpan<float> shift)
+    private static void MaxCore2x2(ReadOnlySpan<float> x, Span<float> y, Span<int> indices, in PoolGeometry g,
+        ReadOnlySpan<float> scale, ReadOnlySpan<float> shift, int lo, int hi)
     {
-        int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW, planes = n * g.Channels, w = g.InW;
+        int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW, w = g.InW;
         bool record = !indices.IsEmpty, affine = !scale.IsEmpty;
-        for (int p = 0; p < planes; p++)
+        for (int p = lo; p < hi; p++)
         {
             var xPlane = x.Slice(p * inPlane, inPlane);
             int outStart = p * outPlane;

@@ -88,6 +88,35 @@ public class AllocationTests
         AssertNoAllocation("Linear.BackwardWeight (2 threads)", () => Linear.BackwardWeight(y, x, dw, db, n, inF, outF, scratch, pool, accumulate: false));
     }
 
+    // Batch norm's per-plane passes, max pooling and the ReLU backward split across two threads (above their
+    // thresholds): the job state is a struct on the caller's stack.
+    [Fact]
+    public void ParallelElementwiseKernelsDoNotAllocate()
+    {
+        const int n = 4, c = 8, s = 1024;
+        var pool = WorkerPool.Shared(2);
+        var x = TestUtil.Random(n * c * s, 1);
+        var gamma = TestUtil.Random(c, 2);
+        var beta = TestUtil.Random(c, 3);
+        var y = new float[x.Length];
+        var dx = new float[x.Length];
+        var mean = new float[c];
+        var invStd = new float[c];
+        var runningMean = new float[c];
+        var runningVar = new float[c];
+        var dgamma = new float[c];
+        var dbeta = new float[c];
+        var g = new PoolGeometry(c, 32, 32, 2, 2, 2, 2, 0, 0, 1, 1, false);
+        var pooled = new float[n * g.OutputLength];
+        var indices = new int[pooled.Length];
+        AssertNoAllocation("BatchNorm.ForwardTraining (2 threads)", () => BatchNorm.ForwardTraining(x, gamma, beta, y, mean, invStd, runningMean, runningVar, 0.1f, 1e-5f, n, c, s, relu: true, pool));
+        AssertNoAllocation("BatchNorm.Backward (2 threads)", () => BatchNorm.Backward(x, y, gamma, mean, invStd, dx, dgamma, dbeta, n, c, s, pool));
+        AssertNoAllocation("Pooling.MaxForward (2 threads)", () => Pooling.MaxForward(x, pooled, indices, n, g, pool));
+        AssertNoAllocation("Pooling.MaxForward inference (2 threads)", () => Pooling.MaxForward(x, pooled, n, g, gamma, beta, pool));
+        AssertNoAllocation("Pooling.MaxBackward (2 threads)", () => Pooling.MaxBackward(pooled, indices, dx, n, g, pool));
+        AssertNoAllocation("Activations.ReluBackward (2 threads)", () => Activations.ReluBackward(y, x, dx, pool));
+    }
+
     [Fact]
     public void BatchNormKernelsDoNotAllocate()
     {

@@ -543,7 +543,7 @@ namespace Dsl.Compiler.Emit
                         {
                             Header(p, " — batch statistics, no running statistics" + ReluNote(p));
                             _w.Line($"{Runtime}.BatchNorm.ForwardTraining({x}, {Gamma(p)}, {Beta(p)}, {y}, {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")},");
-                            _w.Line($"    default, default, 0f, {eps}, {dims}{TrainingRelu(p)});");
+                            _w.Line($"    default, default, 0f, {eps}, {dims}{TrainingRelu(p)}, pool: Pool);");
                         }
                         else
                         {
@@ -552,7 +552,7 @@ namespace Dsl.Compiler.Emit
                             string momentum = a.Momentum is { } value ? Float(value) : $"1f / counters[{n}NumBatchesTracked]";
                             if (a.Momentum is null) _w.Line("// momentum: none — a cumulative average, factor 1 / num_batches_tracked");
                             _w.Line($"{Runtime}.BatchNorm.ForwardTraining({x}, {Gamma(p)}, {Beta(p)}, {y}, {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")},");
-                            _w.Line($"    {P(p, "RunningMean", p.Channels, "buffers")}, {P(p, "RunningVar", p.Channels, "buffers")}, {momentum}, {eps}, {dims}{TrainingRelu(p)});");
+                            _w.Line($"    {P(p, "RunningMean", p.Channels, "buffers")}, {P(p, "RunningVar", p.Channels, "buffers")}, {momentum}, {eps}, {dims}{TrainingRelu(p)}, pool: Pool);");
                         }
 
                         break;
@@ -583,7 +583,7 @@ namespace Dsl.Compiler.Emit
                     case LayerKind.MaxPool1d:
                     case LayerKind.MaxPool2d:
                         Header(p);
-                        _w.Line($"{Runtime}.Pooling.MaxForward({x}, {y}, Indices({n}Indices, batch * {Int(l.OutputLength)}), batch, in {n}Geometry);");
+                        _w.Line($"{Runtime}.Pooling.MaxForward({x}, {y}, Indices({n}Indices, batch * {Int(l.OutputLength)}), batch, in {n}Geometry, Pool);");
                         break;
                     case LayerKind.AvgPool1d:
                     case LayerKind.AvgPool2d:
@@ -730,12 +730,12 @@ namespace Dsl.Compiler.Emit
                         if (a.Frozen) _w.Line("// frozen: the statistics are constants, so dx = dy·γ/√(var + ε)");
                         else _w.Line("// through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))");
                         _w.Line($"{Runtime}.BatchNorm.{kernel}({dy}, {x}, {Gamma(p)}, {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")}, {target},");
-                        _w.Line($"    {gGamma}, {gBeta}, batch, {Int(p.Channels)}, {Int(p.Spatial)});");
+                        _w.Line($"    {gGamma}, {gBeta}, batch, {Int(p.Channels)}, {Int(p.Spatial)}{(a.Frozen ? "" : ", Pool")});");
                         break;
                     }
 
                     case LayerKind.Relu:
-                        _w.Line($"{guard}{Runtime}.Activations.ReluBackward({y}, {dy}, {dx});");
+                        _w.Line($"{guard}{Runtime}.Activations.ReluBackward({y}, {dy}, {dx}, Pool);");
                         break;
                     case LayerKind.Sigmoid:
                         _w.Line($"{guard}{Runtime}.Activations.SigmoidBackward({y}, {dy}, {dx});");
@@ -748,7 +748,7 @@ namespace Dsl.Compiler.Emit
                         break;
                     case LayerKind.MaxPool1d:
                     case LayerKind.MaxPool2d:
-                        _w.Line($"{guard}{Runtime}.Pooling.MaxBackward({dy}, Indices({n}Indices, batch * {Int(l.OutputLength)}), {dx}, batch, in {n}Geometry);");
+                        _w.Line($"{guard}{Runtime}.Pooling.MaxBackward({dy}, Indices({n}Indices, batch * {Int(l.OutputLength)}), {dx}, batch, in {n}Geometry, Pool);");
                         break;
                     case LayerKind.AvgPool1d:
                     case LayerKind.AvgPool2d:
@@ -883,7 +883,7 @@ namespace Dsl.Compiler.Emit
                                     Header(p, " — track_running_stats: false: batch statistics, as PyTorch does in eval mode");
                                     _w.Line($"var {v} = {Next(l)};");
                                     _w.Line($"{Runtime}.BatchNorm.ForwardTraining(h, {Gamma(p)}, {Beta(p)}, {v}, {Cache(p, "SaveMean", true)}, {Cache(p, "SaveInvStd", true)},");
-                                    _w.Line($"    default, default, 0f, {Float(a.Eps)}, batch, {Int(p.Channels)}, {Int(p.Spatial)});");
+                                    _w.Line($"    default, default, 0f, {Float(a.Eps)}, batch, {Int(p.Channels)}, {Int(p.Spatial)}, pool: Pool);");
                                 }
 
                                 break;
@@ -917,7 +917,7 @@ namespace Dsl.Compiler.Emit
                             case LayerKind.MaxPool2d:
                                 Header(p, fused);
                                 _w.Line($"var {v} = {Next(l)};");
-                                _w.Line($"{Runtime}.Pooling.MaxForward(h, {v}, batch, in {n}Geometry{(scaleShift.Length > 0 ? ", " + scaleShift : "")});");
+                                _w.Line($"{Runtime}.Pooling.MaxForward(h, {v}, batch, in {n}Geometry{(scaleShift.Length > 0 ? ", " + scaleShift : "")}, Pool);");
                                 break;
                             case LayerKind.AvgPool1d:
                             case LayerKind.AvgPool2d:

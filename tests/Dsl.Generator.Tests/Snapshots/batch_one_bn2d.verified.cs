@@ -160,7 +160,7 @@ namespace Snapshots
             // 1: bn2d — batch_one_bn2d.nn(1,48) — [N, 2, 3, 3] → [N, 2, 3, 3] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 2), parameters.AsSpan(Layer1Bias, 2), y1, _arena.AsSpan(_cache + Layer1SaveMean, 2), _arena.AsSpan(_cache + Layer1SaveInvStd, 2),
-                buffers.AsSpan(Layer1RunningMean, 2), buffers.AsSpan(Layer1RunningVar, 2), 0.1f, 1E-05f, batch, 2, 9);
+                buffers.AsSpan(Layer1RunningMean, 2), buffers.AsSpan(Layer1RunningVar, 2), 0.1f, 1E-05f, batch, 2, 9, pool: Pool);
 
             y1.CopyTo(output);
         }
@@ -190,7 +190,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer1Bias, 2).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 2), _arena.AsSpan(_cache + Layer1SaveMean, 2), _arena.AsSpan(_cache + Layer1SaveInvStd, 2), g0,
-                gradients.AsSpan(Layer1Weight, 2), gradients.AsSpan(Layer1Bias, 2), batch, 2, 9);
+                gradients.AsSpan(Layer1Weight, 2), gradients.AsSpan(Layer1Bias, 2), batch, 2, 9, Pool);
 
             // 0: conv(1, 2, 3) — batch_one_bn2d.nn(1,31) — [N, 1, 5, 5] → [N, 2, 3, 3] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 18).Clear();

@@ -140,7 +140,7 @@ namespace Snapshots
             // 0: bn1d(64) — bn1d_features.nn(1,27) — [N, 64] → [N, 64] — batch statistics; running statistics updated
             counters[Layer0NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(x, parameters.AsSpan(Layer0Weight, 64), parameters.AsSpan(Layer0Bias, 64), y0, _arena.AsSpan(_cache + Layer0SaveMean, 64), _arena.AsSpan(_cache + Layer0SaveInvStd, 64),
-                buffers.AsSpan(Layer0RunningMean, 64), buffers.AsSpan(Layer0RunningVar, 64), 0.1f, 1E-05f, batch, 64, 1);
+                buffers.AsSpan(Layer0RunningMean, 64), buffers.AsSpan(Layer0RunningVar, 64), 0.1f, 1E-05f, batch, 64, 1, pool: Pool);
 
             y0.CopyTo(output);
         }
@@ -168,7 +168,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer0Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 64), _arena.AsSpan(_cache + Layer0SaveMean, 64), _arena.AsSpan(_cache + Layer0SaveInvStd, 64), dx,
-                gradients.AsSpan(Layer0Weight, 64), gradients.AsSpan(Layer0Bias, 64), batch, 64, 1);
+                gradients.AsSpan(Layer0Weight, 64), gradients.AsSpan(Layer0Bias, 64), batch, 64, 1, Pool);
         }
 
         /// <inheritdoc/>

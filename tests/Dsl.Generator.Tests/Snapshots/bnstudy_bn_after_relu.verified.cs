@@ -261,10 +261,10 @@ namespace Examples.BatchNormStudy
             // 2: bn2d — bnstudy_bn_after_relu.nn(6,43) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated
             counters[Layer2NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y1, parameters.AsSpan(Layer2Weight, 16), parameters.AsSpan(Layer2Bias, 16), y2, _arena.AsSpan(_cache + Layer2SaveMean, 16), _arena.AsSpan(_cache + Layer2SaveInvStd, 16),
-                buffers.AsSpan(Layer2RunningMean, 16), buffers.AsSpan(Layer2RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784);
+                buffers.AsSpan(Layer2RunningMean, 16), buffers.AsSpan(Layer2RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, pool: Pool);
 
             // 3: maxpool(2) — bnstudy_bn_after_relu.nn(6,51) — [N, 16, 28, 28] → [N, 16, 14, 14]
-            global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 3136), batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 3136), batch, in Layer3Geometry, Pool);
 
             // 4: conv(16, 32, 3, padding: 1) — bnstudy_bn_after_relu.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.ConvWinograd.Forward(y3, parameters.AsSpan(Layer4Weight, 4608), parameters.AsSpan(Layer4Bias, 32), y4, batch, in Layer4Geometry, scratch, Pool);
@@ -275,10 +275,10 @@ namespace Examples.BatchNormStudy
             // 6: bn2d — bnstudy_bn_after_relu.nn(7,47) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated
             counters[Layer6NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y5, parameters.AsSpan(Layer6Weight, 32), parameters.AsSpan(Layer6Bias, 32), y6, _arena.AsSpan(_cache + Layer6SaveMean, 32), _arena.AsSpan(_cache + Layer6SaveInvStd, 32),
-                buffers.AsSpan(Layer6RunningMean, 32), buffers.AsSpan(Layer6RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196);
+                buffers.AsSpan(Layer6RunningMean, 32), buffers.AsSpan(Layer6RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, pool: Pool);
 
             // 7: maxpool(2) — bnstudy_bn_after_relu.nn(7,55) — [N, 32, 14, 14] → [N, 32, 7, 7]
-            global::Dsl.Runtime.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 1568), batch, in Layer7Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 1568), batch, in Layer7Geometry, Pool);
 
             // 8: flatten — bnstudy_bn_after_relu.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — a view, nothing to compute
 
@@ -291,7 +291,7 @@ namespace Examples.BatchNormStudy
             // 11: bn1d — bnstudy_bn_after_relu.nn(8,47) — [N, 64] → [N, 64] — batch statistics; running statistics updated
             counters[Layer11NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y10, parameters.AsSpan(Layer11Weight, 64), parameters.AsSpan(Layer11Bias, 64), y11, _arena.AsSpan(_cache + Layer11SaveMean, 64), _arena.AsSpan(_cache + Layer11SaveInvStd, 64),
-                buffers.AsSpan(Layer11RunningMean, 64), buffers.AsSpan(Layer11RunningVar, 64), 0.1f, 1E-05f, batch, 64, 1);
+                buffers.AsSpan(Layer11RunningMean, 64), buffers.AsSpan(Layer11RunningVar, 64), 0.1f, 1E-05f, batch, 64, 1, pool: Pool);
 
             // 12: linear(64, 10) — bnstudy_bn_after_relu.nn(8,55) — [N, 64] → [N, 10]
             global::Dsl.Runtime.Linear.Forward(y11, parameters.AsSpan(Layer12Weight, 640), parameters.AsSpan(Layer12Bias, 10), y12, batch, 64, 10, scratch, Pool);
@@ -340,11 +340,11 @@ namespace Examples.BatchNormStudy
             if (!accumulate) gradients.AsSpan(Layer11Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g11, y10, parameters.AsSpan(Layer11Weight, 64), _arena.AsSpan(_cache + Layer11SaveMean, 64), _arena.AsSpan(_cache + Layer11SaveInvStd, 64), g10,
-                gradients.AsSpan(Layer11Weight, 64), gradients.AsSpan(Layer11Bias, 64), batch, 64, 1);
+                gradients.AsSpan(Layer11Weight, 64), gradients.AsSpan(Layer11Bias, 64), batch, 64, 1, Pool);
 
             var g9 = g10;
             // 10: relu — bnstudy_bn_after_relu.nn(8,39) — [N, 64] → [N, 64] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y10, g10, g9);
+            global::Dsl.Runtime.Activations.ReluBackward(y10, g10, g9, Pool);
 
             var g8 = _arena.AsSpan(_workB, batch * 1568);
             // 9: linear(1568, 64) — bnstudy_bn_after_relu.nn(8,19) — [N, 1568] → [N, 64] — backward
@@ -356,7 +356,7 @@ namespace Examples.BatchNormStudy
 
             var g6 = _arena.AsSpan(_workA, batch * 6272);
             // 7: maxpool(2) — bnstudy_bn_after_relu.nn(7,55) — [N, 32, 14, 14] → [N, 32, 7, 7] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 1568), g6, batch, in Layer7Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 1568), g6, batch, in Layer7Geometry, Pool);
 
             var g5 = _arena.AsSpan(_workB, batch * 6272);
             // 6: bn2d — bnstudy_bn_after_relu.nn(7,47) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -364,11 +364,11 @@ namespace Examples.BatchNormStudy
             if (!accumulate) gradients.AsSpan(Layer6Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g6, y5, parameters.AsSpan(Layer6Weight, 32), _arena.AsSpan(_cache + Layer6SaveMean, 32), _arena.AsSpan(_cache + Layer6SaveInvStd, 32), g5,
-                gradients.AsSpan(Layer6Weight, 32), gradients.AsSpan(Layer6Bias, 32), batch, 32, 196);
+                gradients.AsSpan(Layer6Weight, 32), gradients.AsSpan(Layer6Bias, 32), batch, 32, 196, Pool);
 
             var g4 = g5;
             // 5: relu — bnstudy_bn_after_relu.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y5, g5, g4);
+            global::Dsl.Runtime.Activations.ReluBackward(y5, g5, g4, Pool);
 
             var g3 = _arena.AsSpan(_workA, batch * 3136);
             // 4: conv(16, 32, 3, padding: 1) — bnstudy_bn_after_relu.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — backward
@@ -379,7 +379,7 @@ namespace Examples.BatchNormStudy
 
             var g2 = _arena.AsSpan(_workB, batch * 12544);
             // 3: maxpool(2) — bnstudy_bn_after_relu.nn(6,51) — [N, 16, 28, 28] → [N, 16, 14, 14] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 3136), g2, batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 3136), g2, batch, in Layer3Geometry, Pool);
 
             var g1 = _arena.AsSpan(_workA, batch * 12544);
             // 2: bn2d — bnstudy_bn_after_relu.nn(6,43) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -387,11 +387,11 @@ namespace Examples.BatchNormStudy
             if (!accumulate) gradients.AsSpan(Layer2Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g2, y1, parameters.AsSpan(Layer2Weight, 16), _arena.AsSpan(_cache + Layer2SaveMean, 16), _arena.AsSpan(_cache + Layer2SaveInvStd, 16), g1,
-                gradients.AsSpan(Layer2Weight, 16), gradients.AsSpan(Layer2Bias, 16), batch, 16, 784);
+                gradients.AsSpan(Layer2Weight, 16), gradients.AsSpan(Layer2Bias, 16), batch, 16, 784, Pool);
 
             var g0 = g1;
             // 1: relu — bnstudy_bn_after_relu.nn(6,35) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y1, g1, g0);
+            global::Dsl.Runtime.Activations.ReluBackward(y1, g1, g0, Pool);
 
             // 0: conv(1, 16, 3, padding: 1) — bnstudy_bn_after_relu.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 144).Clear();
@@ -429,7 +429,7 @@ namespace Examples.BatchNormStudy
 
             // 3: maxpool(2) — bnstudy_bn_after_relu.nn(6,51) — [N, 16, 28, 28] → [N, 16, 14, 14]
             var h2 = _arena.AsSpan(_workB, batch * 3136);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h2, batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h2, batch, in Layer3Geometry, Pool);
             h = h2;
 
             // 4: conv(16, 32, 3, padding: 1) — bnstudy_bn_after_relu.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
@@ -446,7 +446,7 @@ namespace Examples.BatchNormStudy
 
             // 7: maxpool(2) — bnstudy_bn_after_relu.nn(7,55) — [N, 32, 14, 14] → [N, 32, 7, 7]
             var h5 = _arena.AsSpan(_workB, batch * 1568);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h5, batch, in Layer7Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h5, batch, in Layer7Geometry, Pool);
             h = h5;
 
             // 8: flatten — bnstudy_bn_after_relu.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — identity at inference

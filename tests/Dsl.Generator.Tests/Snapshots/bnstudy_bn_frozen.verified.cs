@@ -258,7 +258,7 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Activations.ReluForward(y1, y2);
 
             // 3: maxpool(2) — bnstudy_bn_frozen.nn(7,78) — [N, 16, 28, 28] → [N, 16, 14, 14]
-            global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 3136), batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 3136), batch, in Layer3Geometry, Pool);
 
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_bn_frozen.nn(8,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.ConvWinograd.Forward(y3, parameters.AsSpan(Layer4Weight, 4608), default, y4, batch, in Layer4Geometry, scratch, Pool);
@@ -271,7 +271,7 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Activations.ReluForward(y5, y6);
 
             // 7: maxpool(2) — bnstudy_bn_frozen.nn(8,82) — [N, 32, 14, 14] → [N, 32, 7, 7]
-            global::Dsl.Runtime.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 1568), batch, in Layer7Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 1568), batch, in Layer7Geometry, Pool);
 
             // 8: flatten — bnstudy_bn_frozen.nn(9,8) — [N, 32, 7, 7] → [N, 1568] — a view, nothing to compute
 
@@ -329,7 +329,7 @@ namespace Examples.BatchNormStudy
 
             var g10 = g11;
             // 11: relu — bnstudy_bn_frozen.nn(9,74) — [N, 64] → [N, 64] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y11, g11, g10);
+            global::Dsl.Runtime.Activations.ReluBackward(y11, g11, g10, Pool);
 
             var g9 = _arena.AsSpan(_workA, batch * 64);
             // 10: bn1d(frozen: true) — bnstudy_bn_frozen.nn(9,52) — [N, 64] → [N, 64] — backward
@@ -349,11 +349,11 @@ namespace Examples.BatchNormStudy
 
             var g6 = _arena.AsSpan(_workA, batch * 6272);
             // 7: maxpool(2) — bnstudy_bn_frozen.nn(8,82) — [N, 32, 14, 14] → [N, 32, 7, 7] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 1568), g6, batch, in Layer7Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 1568), g6, batch, in Layer7Geometry, Pool);
 
             var g5 = g6;
             // 6: relu — bnstudy_bn_frozen.nn(8,74) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y6, g6, g5);
+            global::Dsl.Runtime.Activations.ReluBackward(y6, g6, g5, Pool);
 
             var g4 = _arena.AsSpan(_workB, batch * 6272);
             // 5: bn2d(frozen: true) — bnstudy_bn_frozen.nn(8,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -371,11 +371,11 @@ namespace Examples.BatchNormStudy
 
             var g2 = _arena.AsSpan(_workB, batch * 12544);
             // 3: maxpool(2) — bnstudy_bn_frozen.nn(7,78) — [N, 16, 28, 28] → [N, 16, 14, 14] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 3136), g2, batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 3136), g2, batch, in Layer3Geometry, Pool);
 
             var g1 = g2;
             // 2: relu — bnstudy_bn_frozen.nn(7,70) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y2, g2, g1);
+            global::Dsl.Runtime.Activations.ReluBackward(y2, g2, g1, Pool);
 
             var g0 = _arena.AsSpan(_workA, batch * 12544);
             // 1: bn2d(frozen: true) — bnstudy_bn_frozen.nn(7,48) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -417,7 +417,7 @@ namespace Examples.BatchNormStudy
 
             // 3: maxpool(2) — bnstudy_bn_frozen.nn(7,78) — [N, 16, 28, 28] → [N, 16, 14, 14]
             var h1 = _arena.AsSpan(_workB, batch * 3136);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer3Geometry, Pool);
             h = h1;
 
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_bn_frozen.nn(8,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — with 5 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes — 7 (maxpool 2×2) applied as it writes, one window per tile

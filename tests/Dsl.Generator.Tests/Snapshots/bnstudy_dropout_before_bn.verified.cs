@@ -267,12 +267,12 @@ namespace Examples.BatchNormStudy
             // 1: bn2d — bnstudy_dropout_before_bn.nn(6,48) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y1, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
-                buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, relu: true);
+                buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, relu: true, pool: Pool);
 
             // 2: relu — bnstudy_dropout_before_bn.nn(6,56) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by 1 (batch norm) as it wrote this output
 
             // 3: maxpool(2) — bnstudy_dropout_before_bn.nn(6,64) — [N, 16, 28, 28] → [N, 16, 14, 14]
-            global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 3136), batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 3136), batch, in Layer3Geometry, Pool);
 
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_dropout_before_bn.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.ConvWinograd.Forward(y3, parameters.AsSpan(Layer4Weight, 4608), default, y4, batch, in Layer4Geometry, scratch, Pool);
@@ -280,12 +280,12 @@ namespace Examples.BatchNormStudy
             // 5: bn2d — bnstudy_dropout_before_bn.nn(7,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated — then 6 (relu) as it writes
             counters[Layer5NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y4, parameters.AsSpan(Layer5Weight, 32), parameters.AsSpan(Layer5Bias, 32), y5, _arena.AsSpan(_cache + Layer5SaveMean, 32), _arena.AsSpan(_cache + Layer5SaveInvStd, 32),
-                buffers.AsSpan(Layer5RunningMean, 32), buffers.AsSpan(Layer5RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, relu: true);
+                buffers.AsSpan(Layer5RunningMean, 32), buffers.AsSpan(Layer5RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, relu: true, pool: Pool);
 
             // 6: relu — bnstudy_dropout_before_bn.nn(7,60) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by 5 (batch norm) as it wrote this output
 
             // 7: maxpool(2) — bnstudy_dropout_before_bn.nn(7,68) — [N, 32, 14, 14] → [N, 32, 7, 7]
-            global::Dsl.Runtime.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 1568), batch, in Layer7Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 1568), batch, in Layer7Geometry, Pool);
 
             // 8: flatten — bnstudy_dropout_before_bn.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — a view, nothing to compute
 
@@ -298,7 +298,7 @@ namespace Examples.BatchNormStudy
             // 11: bn1d — bnstudy_dropout_before_bn.nn(8,68) — [N, 64] → [N, 64] — batch statistics; running statistics updated — then 12 (relu) as it writes
             counters[Layer11NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y10, parameters.AsSpan(Layer11Weight, 64), parameters.AsSpan(Layer11Bias, 64), y11, _arena.AsSpan(_cache + Layer11SaveMean, 64), _arena.AsSpan(_cache + Layer11SaveInvStd, 64),
-                buffers.AsSpan(Layer11RunningMean, 64), buffers.AsSpan(Layer11RunningVar, 64), 0.1f, 1E-05f, batch, 64, 1, relu: true);
+                buffers.AsSpan(Layer11RunningMean, 64), buffers.AsSpan(Layer11RunningVar, 64), 0.1f, 1E-05f, batch, 64, 1, relu: true, pool: Pool);
 
             // 12: relu — bnstudy_dropout_before_bn.nn(8,76) — [N, 64] → [N, 64] — applied by 11 (batch norm) as it wrote this output
 
@@ -346,7 +346,7 @@ namespace Examples.BatchNormStudy
 
             var g11 = g12;
             // 12: relu — bnstudy_dropout_before_bn.nn(8,76) — [N, 64] → [N, 64] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y12, g12, g11);
+            global::Dsl.Runtime.Activations.ReluBackward(y12, g12, g11, Pool);
 
             var g10 = _arena.AsSpan(_workA, batch * 64);
             // 11: bn1d — bnstudy_dropout_before_bn.nn(8,68) — [N, 64] → [N, 64] — backward
@@ -354,7 +354,7 @@ namespace Examples.BatchNormStudy
             if (!accumulate) gradients.AsSpan(Layer11Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g11, y10, parameters.AsSpan(Layer11Weight, 64), _arena.AsSpan(_cache + Layer11SaveMean, 64), _arena.AsSpan(_cache + Layer11SaveInvStd, 64), g10,
-                gradients.AsSpan(Layer11Weight, 64), gradients.AsSpan(Layer11Bias, 64), batch, 64, 1);
+                gradients.AsSpan(Layer11Weight, 64), gradients.AsSpan(Layer11Bias, 64), batch, 64, 1, Pool);
 
             var g9 = g10;
             // 10: dropout(0.5) — bnstudy_dropout_before_bn.nn(8,52) — [N, 64] → [N, 64] — backward
@@ -370,11 +370,11 @@ namespace Examples.BatchNormStudy
 
             var g6 = _arena.AsSpan(_workA, batch * 6272);
             // 7: maxpool(2) — bnstudy_dropout_before_bn.nn(7,68) — [N, 32, 14, 14] → [N, 32, 7, 7] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 1568), g6, batch, in Layer7Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 1568), g6, batch, in Layer7Geometry, Pool);
 
             var g5 = g6;
             // 6: relu — bnstudy_dropout_before_bn.nn(7,60) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y6, g6, g5);
+            global::Dsl.Runtime.Activations.ReluBackward(y6, g6, g5, Pool);
 
             var g4 = _arena.AsSpan(_workB, batch * 6272);
             // 5: bn2d — bnstudy_dropout_before_bn.nn(7,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -382,7 +382,7 @@ namespace Examples.BatchNormStudy
             if (!accumulate) gradients.AsSpan(Layer5Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g5, y4, parameters.AsSpan(Layer5Weight, 32), _arena.AsSpan(_cache + Layer5SaveMean, 32), _arena.AsSpan(_cache + Layer5SaveInvStd, 32), g4,
-                gradients.AsSpan(Layer5Weight, 32), gradients.AsSpan(Layer5Bias, 32), batch, 32, 196);
+                gradients.AsSpan(Layer5Weight, 32), gradients.AsSpan(Layer5Bias, 32), batch, 32, 196, Pool);
 
             var g3 = _arena.AsSpan(_workA, batch * 3136);
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_dropout_before_bn.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — backward
@@ -392,11 +392,11 @@ namespace Examples.BatchNormStudy
 
             var g2 = _arena.AsSpan(_workB, batch * 12544);
             // 3: maxpool(2) — bnstudy_dropout_before_bn.nn(6,64) — [N, 16, 28, 28] → [N, 16, 14, 14] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 3136), g2, batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 3136), g2, batch, in Layer3Geometry, Pool);
 
             var g1 = g2;
             // 2: relu — bnstudy_dropout_before_bn.nn(6,56) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y2, g2, g1);
+            global::Dsl.Runtime.Activations.ReluBackward(y2, g2, g1, Pool);
 
             var g0 = _arena.AsSpan(_workA, batch * 12544);
             // 1: bn2d — bnstudy_dropout_before_bn.nn(6,48) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -404,7 +404,7 @@ namespace Examples.BatchNormStudy
             if (!accumulate) gradients.AsSpan(Layer1Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 16), _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16), g0,
-                gradients.AsSpan(Layer1Weight, 16), gradients.AsSpan(Layer1Bias, 16), batch, 16, 784);
+                gradients.AsSpan(Layer1Weight, 16), gradients.AsSpan(Layer1Bias, 16), batch, 16, 784, Pool);
 
             // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_dropout_before_bn.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 144).Clear();
@@ -438,7 +438,7 @@ namespace Examples.BatchNormStudy
 
             // 3: maxpool(2) — bnstudy_dropout_before_bn.nn(6,64) — [N, 16, 28, 28] → [N, 16, 14, 14]
             var h1 = _arena.AsSpan(_workB, batch * 3136);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer3Geometry, Pool);
             h = h1;
 
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_dropout_before_bn.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — with 5 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes — 7 (maxpool 2×2) applied as it writes, one window per tile

@@ -182,7 +182,7 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Activations.ReluForward(y0, y1);
 
             // 2: maxpool(2) — bnstudy_plain.nn(6,43) — [N, 16, 28, 28] → [N, 16, 14, 14]
-            global::Dsl.Runtime.Pooling.MaxForward(y1, y2, Indices(Layer2Indices, batch * 3136), batch, in Layer2Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y1, y2, Indices(Layer2Indices, batch * 3136), batch, in Layer2Geometry, Pool);
 
             // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.ConvWinograd.Forward(y2, parameters.AsSpan(Layer3Weight, 4608), parameters.AsSpan(Layer3Bias, 32), y3, batch, in Layer3Geometry, scratch, Pool);
@@ -191,7 +191,7 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Activations.ReluForward(y3, y4);
 
             // 5: maxpool(2) — bnstudy_plain.nn(7,47) — [N, 32, 14, 14] → [N, 32, 7, 7]
-            global::Dsl.Runtime.Pooling.MaxForward(y4, y5, Indices(Layer5Indices, batch * 1568), batch, in Layer5Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y4, y5, Indices(Layer5Indices, batch * 1568), batch, in Layer5Geometry, Pool);
 
             // 6: flatten — bnstudy_plain.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — a view, nothing to compute
 
@@ -241,7 +241,7 @@ namespace Examples.BatchNormStudy
 
             var g7 = g8;
             // 8: relu — bnstudy_plain.nn(8,39) — [N, 64] → [N, 64] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y8, g8, g7);
+            global::Dsl.Runtime.Activations.ReluBackward(y8, g8, g7, Pool);
 
             var g6 = _arena.AsSpan(_workA, batch * 1568);
             // 7: linear(1568, 64) — bnstudy_plain.nn(8,19) — [N, 1568] → [N, 64] — backward
@@ -253,11 +253,11 @@ namespace Examples.BatchNormStudy
 
             var g4 = _arena.AsSpan(_workB, batch * 6272);
             // 5: maxpool(2) — bnstudy_plain.nn(7,47) — [N, 32, 14, 14] → [N, 32, 7, 7] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g5, Indices(Layer5Indices, batch * 1568), g4, batch, in Layer5Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g5, Indices(Layer5Indices, batch * 1568), g4, batch, in Layer5Geometry, Pool);
 
             var g3 = g4;
             // 4: relu — bnstudy_plain.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y4, g4, g3);
+            global::Dsl.Runtime.Activations.ReluBackward(y4, g4, g3, Pool);
 
             var g2 = _arena.AsSpan(_workA, batch * 3136);
             // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — backward
@@ -268,11 +268,11 @@ namespace Examples.BatchNormStudy
 
             var g1 = _arena.AsSpan(_workB, batch * 12544);
             // 2: maxpool(2) — bnstudy_plain.nn(6,43) — [N, 16, 28, 28] → [N, 16, 14, 14] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g2, Indices(Layer2Indices, batch * 3136), g1, batch, in Layer2Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g2, Indices(Layer2Indices, batch * 3136), g1, batch, in Layer2Geometry, Pool);
 
             var g0 = g1;
             // 1: relu — bnstudy_plain.nn(6,35) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y1, g1, g0);
+            global::Dsl.Runtime.Activations.ReluBackward(y1, g1, g0, Pool);
 
             // 0: conv(1, 16, 3, padding: 1) — bnstudy_plain.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 144).Clear();
@@ -305,7 +305,7 @@ namespace Examples.BatchNormStudy
 
             // 2: maxpool(2) — bnstudy_plain.nn(6,43) — [N, 16, 28, 28] → [N, 16, 14, 14]
             var h1 = _arena.AsSpan(_workB, batch * 3136);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer2Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer2Geometry, Pool);
             h = h1;
 
             // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 4 (relu) applied as it writes — 5 (maxpool 2×2) applied as it writes, one window per tile

@@ -180,10 +180,10 @@ namespace Snapshots
             // 1: bn2d — card_chain.nn(1,52) — [N, 6, 30, 30] → [N, 6, 30, 30] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 6), parameters.AsSpan(Layer1Bias, 6), y1, _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6),
-                buffers.AsSpan(Layer1RunningMean, 6), buffers.AsSpan(Layer1RunningVar, 6), 0.1f, 1E-05f, batch, 6, 900);
+                buffers.AsSpan(Layer1RunningMean, 6), buffers.AsSpan(Layer1RunningVar, 6), 0.1f, 1E-05f, batch, 6, 900, pool: Pool);
 
             // 2: maxpool(2) — card_chain.nn(1,60) — [N, 6, 30, 30] → [N, 6, 15, 15]
-            global::Dsl.Runtime.Pooling.MaxForward(y1, y2, Indices(Layer2Indices, batch * 1350), batch, in Layer2Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y1, y2, Indices(Layer2Indices, batch * 1350), batch, in Layer2Geometry, Pool);
 
             // 3: flatten — card_chain.nn(1,74) — [N, 6, 15, 15] → [N, 1350] — a view, nothing to compute
 
@@ -225,7 +225,7 @@ namespace Snapshots
 
             var g1 = _arena.AsSpan(_workA, batch * 5400);
             // 2: maxpool(2) — card_chain.nn(1,60) — [N, 6, 30, 30] → [N, 6, 15, 15] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g2, Indices(Layer2Indices, batch * 1350), g1, batch, in Layer2Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g2, Indices(Layer2Indices, batch * 1350), g1, batch, in Layer2Geometry, Pool);
 
             var g0 = _arena.AsSpan(_workB, batch * 5400);
             // 1: bn2d — card_chain.nn(1,52) — [N, 6, 30, 30] → [N, 6, 30, 30] — backward
@@ -233,7 +233,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer1Bias, 6).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 6), _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6), g0,
-                gradients.AsSpan(Layer1Weight, 6), gradients.AsSpan(Layer1Bias, 6), batch, 6, 900);
+                gradients.AsSpan(Layer1Weight, 6), gradients.AsSpan(Layer1Bias, 6), batch, 6, 900, Pool);
 
             // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 150).Clear();
@@ -266,7 +266,7 @@ namespace Snapshots
 
             // 2: maxpool(2) — card_chain.nn(1,60) — [N, 6, 30, 30] → [N, 6, 15, 15]
             var h1 = _arena.AsSpan(_workB, batch * 1350);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer2Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer2Geometry, Pool);
             h = h1;
 
             // 3: flatten — card_chain.nn(1,74) — [N, 6, 15, 15] → [N, 1350] — identity at inference

@@ -163,7 +163,7 @@ namespace Snapshots
             // conv1_bn: bn1d(10) as conv1_bn — conv1d_relu_bn.nn(1,71) — [N, 10, 28] → [N, 10, 28] — batch statistics; running statistics updated
             counters[Conv1BnNumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y1, parameters.AsSpan(Conv1BnWeight, 10), parameters.AsSpan(Conv1BnBias, 10), y2, _arena.AsSpan(_cache + Conv1BnSaveMean, 10), _arena.AsSpan(_cache + Conv1BnSaveInvStd, 10),
-                buffers.AsSpan(Conv1BnRunningMean, 10), buffers.AsSpan(Conv1BnRunningVar, 10), 0.1f, 1E-05f, batch, 10, 28);
+                buffers.AsSpan(Conv1BnRunningMean, 10), buffers.AsSpan(Conv1BnRunningVar, 10), 0.1f, 1E-05f, batch, 10, 28, pool: Pool);
 
             y2.CopyTo(output);
         }
@@ -194,11 +194,11 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Conv1BnBias, 10).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g2, y1, parameters.AsSpan(Conv1BnWeight, 10), _arena.AsSpan(_cache + Conv1BnSaveMean, 10), _arena.AsSpan(_cache + Conv1BnSaveInvStd, 10), g1,
-                gradients.AsSpan(Conv1BnWeight, 10), gradients.AsSpan(Conv1BnBias, 10), batch, 10, 28);
+                gradients.AsSpan(Conv1BnWeight, 10), gradients.AsSpan(Conv1BnBias, 10), batch, 10, 28, Pool);
 
             var g0 = g1;
             // 1: relu — conv1d_relu_bn.nn(1,63) — [N, 10, 28] → [N, 10, 28] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y1, g1, g0);
+            global::Dsl.Runtime.Activations.ReluBackward(y1, g1, g0, Pool);
 
             // conv1: conv1d(1, 10, 5) as conv1 — conv1d_relu_bn.nn(1,34) — [N, 1, 32] → [N, 10, 28] — backward
             if (!accumulate) gradients.AsSpan(Conv1Weight, 50).Clear();

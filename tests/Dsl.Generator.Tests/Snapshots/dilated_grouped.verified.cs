@@ -173,7 +173,7 @@ namespace Snapshots
             // 1: bn2d — dilated_grouped.nn(1,80) — [N, 8, 6, 6] → [N, 8, 6, 6] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), y1, _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8),
-                buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 0.1f, 1E-05f, batch, 8, 36);
+                buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 0.1f, 1E-05f, batch, 8, 36, pool: Pool);
 
             // 2: tanh — dilated_grouped.nn(1,88) — [N, 8, 6, 6] → [N, 8, 6, 6]
             global::Dsl.Runtime.Activations.TanhForward(y1, y2);
@@ -226,7 +226,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer1Bias, 8).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 8), _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8), g0,
-                gradients.AsSpan(Layer1Weight, 8), gradients.AsSpan(Layer1Bias, 8), batch, 8, 36);
+                gradients.AsSpan(Layer1Weight, 8), gradients.AsSpan(Layer1Bias, 8), batch, 8, 36, Pool);
 
             // 0: conv2d(4, 8, 3, dilation: 2, groups: 2) — dilated_grouped.nn(1,37) — [N, 4, 10, 10] → [N, 8, 6, 6] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 144).Clear();

@@ -183,13 +183,13 @@ namespace Snapshots
             // 1: bn2d(eps: 1e-3, momentum: 0.3) — eps_momentum.nn(1,68) — [N, 4, 9, 9] → [N, 4, 9, 9] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 4), parameters.AsSpan(Layer1Bias, 4), y1, _arena.AsSpan(_cache + Layer1SaveMean, 4), _arena.AsSpan(_cache + Layer1SaveInvStd, 4),
-                buffers.AsSpan(Layer1RunningMean, 4), buffers.AsSpan(Layer1RunningVar, 4), 0.3f, 0.001f, batch, 4, 81);
+                buffers.AsSpan(Layer1RunningMean, 4), buffers.AsSpan(Layer1RunningVar, 4), 0.3f, 0.001f, batch, 4, 81, pool: Pool);
 
             // 2: leaky_relu(0.1) — eps_momentum.nn(1,102) — [N, 4, 9, 9] → [N, 4, 9, 9]
             global::Dsl.Runtime.Activations.LeakyReluForward(y1, y2, 0.1f);
 
             // 3: maxpool(3, stride: 2) — eps_momentum.nn(1,121) — [N, 4, 9, 9] → [N, 4, 4, 4]
-            global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 64), batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 64), batch, in Layer3Geometry, Pool);
 
             // 4: global_avgpool — eps_momentum.nn(1,146) — [N, 4, 4, 4] → [N, 4]
             global::Dsl.Runtime.Pooling.GlobalAvgForward(y3, y4, batch, 4, 16);
@@ -234,7 +234,7 @@ namespace Snapshots
 
             var g2 = _arena.AsSpan(_workB, batch * 324);
             // 3: maxpool(3, stride: 2) — eps_momentum.nn(1,121) — [N, 4, 9, 9] → [N, 4, 4, 4] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 64), g2, batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 64), g2, batch, in Layer3Geometry, Pool);
 
             var g1 = g2;
             // 2: leaky_relu(0.1) — eps_momentum.nn(1,102) — [N, 4, 9, 9] → [N, 4, 9, 9] — backward
@@ -246,7 +246,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer1Bias, 4).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 4), _arena.AsSpan(_cache + Layer1SaveMean, 4), _arena.AsSpan(_cache + Layer1SaveInvStd, 4), g0,
-                gradients.AsSpan(Layer1Weight, 4), gradients.AsSpan(Layer1Bias, 4), batch, 4, 81);
+                gradients.AsSpan(Layer1Weight, 4), gradients.AsSpan(Layer1Bias, 4), batch, 4, 81, Pool);
 
             // 0: conv(2, 4, 3, padding: 1) — eps_momentum.nn(1,39) — [N, 2, 9, 9] → [N, 4, 9, 9] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 72).Clear();
@@ -284,7 +284,7 @@ namespace Snapshots
 
             // 3: maxpool(3, stride: 2) — eps_momentum.nn(1,121) — [N, 4, 9, 9] → [N, 4, 4, 4]
             var h2 = _arena.AsSpan(_workB, batch * 64);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h2, batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h2, batch, in Layer3Geometry, Pool);
             h = h2;
 
             // 4: global_avgpool — eps_momentum.nn(1,146) — [N, 4, 4, 4] → [N, 4]

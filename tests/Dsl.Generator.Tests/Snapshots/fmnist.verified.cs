@@ -264,12 +264,12 @@ namespace Examples.FashionMnist
             // 1: bn2d — fmnist.nn(7,35) — [N, 32, 28, 28] → [N, 32, 28, 28] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 32), parameters.AsSpan(Layer1Bias, 32), y1, _arena.AsSpan(_cache + Layer1SaveMean, 32), _arena.AsSpan(_cache + Layer1SaveInvStd, 32),
-                buffers.AsSpan(Layer1RunningMean, 32), buffers.AsSpan(Layer1RunningVar, 32), 0.1f, 1E-05f, batch, 32, 784, relu: true);
+                buffers.AsSpan(Layer1RunningMean, 32), buffers.AsSpan(Layer1RunningVar, 32), 0.1f, 1E-05f, batch, 32, 784, relu: true, pool: Pool);
 
             // 2: relu — fmnist.nn(7,43) — [N, 32, 28, 28] → [N, 32, 28, 28] — applied by 1 (batch norm) as it wrote this output
 
             // 3: maxpool(2) — fmnist.nn(7,51) — [N, 32, 28, 28] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 6272), batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 6272), batch, in Layer3Geometry, Pool);
 
             // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.ConvWinograd.Forward(y3, parameters.AsSpan(Layer4Weight, 18432), parameters.AsSpan(Layer4Bias, 64), y4, batch, in Layer4Geometry, scratch, Pool);
@@ -277,12 +277,12 @@ namespace Examples.FashionMnist
             // 5: bn2d — fmnist.nn(8,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — batch statistics; running statistics updated — then 6 (relu) as it writes
             counters[Layer5NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y4, parameters.AsSpan(Layer5Weight, 64), parameters.AsSpan(Layer5Bias, 64), y5, _arena.AsSpan(_cache + Layer5SaveMean, 64), _arena.AsSpan(_cache + Layer5SaveInvStd, 64),
-                buffers.AsSpan(Layer5RunningMean, 64), buffers.AsSpan(Layer5RunningVar, 64), 0.1f, 1E-05f, batch, 64, 196, relu: true);
+                buffers.AsSpan(Layer5RunningMean, 64), buffers.AsSpan(Layer5RunningVar, 64), 0.1f, 1E-05f, batch, 64, 196, relu: true, pool: Pool);
 
             // 6: relu — fmnist.nn(8,47) — [N, 64, 14, 14] → [N, 64, 14, 14] — applied by 5 (batch norm) as it wrote this output
 
             // 7: maxpool(2) — fmnist.nn(8,55) — [N, 64, 14, 14] → [N, 64, 7, 7]
-            global::Dsl.Runtime.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 3136), batch, in Layer7Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 3136), batch, in Layer7Geometry, Pool);
 
             // 8: flatten — fmnist.nn(9,8) — [N, 64, 7, 7] → [N, 3136] — a view, nothing to compute
 
@@ -292,7 +292,7 @@ namespace Examples.FashionMnist
             // 10: bn1d — fmnist.nn(10,29) — [N, 128] → [N, 128] — batch statistics; running statistics updated — then 11 (relu) as it writes
             counters[Layer10NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y9, parameters.AsSpan(Layer10Weight, 128), parameters.AsSpan(Layer10Bias, 128), y10, _arena.AsSpan(_cache + Layer10SaveMean, 128), _arena.AsSpan(_cache + Layer10SaveInvStd, 128),
-                buffers.AsSpan(Layer10RunningMean, 128), buffers.AsSpan(Layer10RunningVar, 128), 0.1f, 1E-05f, batch, 128, 1, relu: true);
+                buffers.AsSpan(Layer10RunningMean, 128), buffers.AsSpan(Layer10RunningVar, 128), 0.1f, 1E-05f, batch, 128, 1, relu: true, pool: Pool);
 
             // 11: relu — fmnist.nn(10,37) — [N, 128] → [N, 128] — applied by 10 (batch norm) as it wrote this output
 
@@ -339,7 +339,7 @@ namespace Examples.FashionMnist
 
             var g10 = g11;
             // 11: relu — fmnist.nn(10,37) — [N, 128] → [N, 128] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y11, g11, g10);
+            global::Dsl.Runtime.Activations.ReluBackward(y11, g11, g10, Pool);
 
             var g9 = _arena.AsSpan(_workA, batch * 128);
             // 10: bn1d — fmnist.nn(10,29) — [N, 128] → [N, 128] — backward
@@ -347,7 +347,7 @@ namespace Examples.FashionMnist
             if (!accumulate) gradients.AsSpan(Layer10Bias, 128).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g10, y9, parameters.AsSpan(Layer10Weight, 128), _arena.AsSpan(_cache + Layer10SaveMean, 128), _arena.AsSpan(_cache + Layer10SaveInvStd, 128), g9,
-                gradients.AsSpan(Layer10Weight, 128), gradients.AsSpan(Layer10Bias, 128), batch, 128, 1);
+                gradients.AsSpan(Layer10Weight, 128), gradients.AsSpan(Layer10Bias, 128), batch, 128, 1, Pool);
 
             var g8 = _arena.AsSpan(_workB, batch * 3136);
             // 9: linear(3136, 128) — fmnist.nn(10,8) — [N, 3136] → [N, 128] — backward
@@ -359,11 +359,11 @@ namespace Examples.FashionMnist
 
             var g6 = _arena.AsSpan(_workA, batch * 12544);
             // 7: maxpool(2) — fmnist.nn(8,55) — [N, 64, 14, 14] → [N, 64, 7, 7] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 3136), g6, batch, in Layer7Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 3136), g6, batch, in Layer7Geometry, Pool);
 
             var g5 = g6;
             // 6: relu — fmnist.nn(8,47) — [N, 64, 14, 14] → [N, 64, 14, 14] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y6, g6, g5);
+            global::Dsl.Runtime.Activations.ReluBackward(y6, g6, g5, Pool);
 
             var g4 = _arena.AsSpan(_workB, batch * 12544);
             // 5: bn2d — fmnist.nn(8,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — backward
@@ -371,7 +371,7 @@ namespace Examples.FashionMnist
             if (!accumulate) gradients.AsSpan(Layer5Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g5, y4, parameters.AsSpan(Layer5Weight, 64), _arena.AsSpan(_cache + Layer5SaveMean, 64), _arena.AsSpan(_cache + Layer5SaveInvStd, 64), g4,
-                gradients.AsSpan(Layer5Weight, 64), gradients.AsSpan(Layer5Bias, 64), batch, 64, 196);
+                gradients.AsSpan(Layer5Weight, 64), gradients.AsSpan(Layer5Bias, 64), batch, 64, 196, Pool);
 
             var g3 = _arena.AsSpan(_workA, batch * 6272);
             // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — backward
@@ -382,11 +382,11 @@ namespace Examples.FashionMnist
 
             var g2 = _arena.AsSpan(_workB, batch * 25088);
             // 3: maxpool(2) — fmnist.nn(7,51) — [N, 32, 28, 28] → [N, 32, 14, 14] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 6272), g2, batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 6272), g2, batch, in Layer3Geometry, Pool);
 
             var g1 = g2;
             // 2: relu — fmnist.nn(7,43) — [N, 32, 28, 28] → [N, 32, 28, 28] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y2, g2, g1);
+            global::Dsl.Runtime.Activations.ReluBackward(y2, g2, g1, Pool);
 
             var g0 = _arena.AsSpan(_workA, batch * 25088);
             // 1: bn2d — fmnist.nn(7,35) — [N, 32, 28, 28] → [N, 32, 28, 28] — backward
@@ -394,7 +394,7 @@ namespace Examples.FashionMnist
             if (!accumulate) gradients.AsSpan(Layer1Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 32), _arena.AsSpan(_cache + Layer1SaveMean, 32), _arena.AsSpan(_cache + Layer1SaveInvStd, 32), g0,
-                gradients.AsSpan(Layer1Weight, 32), gradients.AsSpan(Layer1Bias, 32), batch, 32, 784);
+                gradients.AsSpan(Layer1Weight, 32), gradients.AsSpan(Layer1Bias, 32), batch, 32, 784, Pool);
 
             // 0: conv(1, 32, 3, padding: 1) — fmnist.nn(7,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 288).Clear();
@@ -429,7 +429,7 @@ namespace Examples.FashionMnist
 
             // 3: maxpool(2) — fmnist.nn(7,51) — [N, 32, 28, 28] → [N, 32, 14, 14]
             var h1 = _arena.AsSpan(_workB, batch * 6272);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer3Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer3Geometry, Pool);
             h = h1;
 
             // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — with 5 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes — 7 (maxpool 2×2) applied as it writes, one window per tile

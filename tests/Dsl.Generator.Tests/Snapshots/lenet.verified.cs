@@ -176,12 +176,12 @@ namespace Examples.LeNet
             global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), y0, batch, in Conv1Geometry, scratch, Pool);
 
             // 1: maxpool(2) — lenet.nn(7,8) — [N, 6, 30, 30] → [N, 6, 15, 15]
-            global::Dsl.Runtime.Pooling.MaxForward(y0, y1, Indices(Layer1Indices, batch * 1350), batch, in Layer1Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y0, y1, Indices(Layer1Indices, batch * 1350), batch, in Layer1Geometry, Pool);
 
             // bn1: bn2d as bn1 — lenet.nn(8,8) — [N, 6, 15, 15] → [N, 6, 15, 15] — batch statistics; running statistics updated
             counters[Bn1NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y1, parameters.AsSpan(Bn1Weight, 6), parameters.AsSpan(Bn1Bias, 6), y2, _arena.AsSpan(_cache + Bn1SaveMean, 6), _arena.AsSpan(_cache + Bn1SaveInvStd, 6),
-                buffers.AsSpan(Bn1RunningMean, 6), buffers.AsSpan(Bn1RunningVar, 6), 0.1f, 1E-05f, batch, 6, 225);
+                buffers.AsSpan(Bn1RunningMean, 6), buffers.AsSpan(Bn1RunningVar, 6), 0.1f, 1E-05f, batch, 6, 225, pool: Pool);
 
             // 3: flatten — lenet.nn(9,8) — [N, 6, 15, 15] → [N, 1350] — a view, nothing to compute
 
@@ -227,11 +227,11 @@ namespace Examples.LeNet
             if (!accumulate) gradients.AsSpan(Bn1Bias, 6).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g2, y1, parameters.AsSpan(Bn1Weight, 6), _arena.AsSpan(_cache + Bn1SaveMean, 6), _arena.AsSpan(_cache + Bn1SaveInvStd, 6), g1,
-                gradients.AsSpan(Bn1Weight, 6), gradients.AsSpan(Bn1Bias, 6), batch, 6, 225);
+                gradients.AsSpan(Bn1Weight, 6), gradients.AsSpan(Bn1Bias, 6), batch, 6, 225, Pool);
 
             var g0 = _arena.AsSpan(_workB, batch * 5400);
             // 1: maxpool(2) — lenet.nn(7,8) — [N, 6, 30, 30] → [N, 6, 15, 15] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g1, Indices(Layer1Indices, batch * 1350), g0, batch, in Layer1Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g1, Indices(Layer1Indices, batch * 1350), g0, batch, in Layer1Geometry, Pool);
 
             // conv1: conv(1, 6, 5) as conv1 — lenet.nn(6,5) — [N, 1, 34, 34] → [N, 6, 30, 30] — backward
             if (!accumulate) gradients.AsSpan(Conv1Weight, 150).Clear();
@@ -262,7 +262,7 @@ namespace Examples.LeNet
 
             // 1: maxpool(2) — lenet.nn(7,8) — [N, 6, 30, 30] → [N, 6, 15, 15] — with bn1 (batch norm) applied as it writes
             var h1 = _arena.AsSpan(_workB, batch * 1350);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer1Geometry, folded.Slice(Bn1Scale, 6), folded.Slice(Bn1Shift, 6));
+            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer1Geometry, folded.Slice(Bn1Scale, 6), folded.Slice(Bn1Shift, 6), Pool);
             h = h1;
 
             // bn1: bn2d as bn1 — lenet.nn(8,8) — [N, 6, 15, 15] → [N, 6, 15, 15] — applied by 1 (maxpool2d) as it wrote its output

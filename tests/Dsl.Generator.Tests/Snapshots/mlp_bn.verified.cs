@@ -170,7 +170,7 @@ namespace Snapshots
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 5), parameters.AsSpan(Layer1Bias, 5), y1, _arena.AsSpan(_cache + Layer1SaveMean, 5), _arena.AsSpan(_cache + Layer1SaveInvStd, 5),
-                buffers.AsSpan(Layer1RunningMean, 5), buffers.AsSpan(Layer1RunningVar, 5), 0.1f, 1E-05f, batch, 5, 1);
+                buffers.AsSpan(Layer1RunningMean, 5), buffers.AsSpan(Layer1RunningVar, 5), 0.1f, 1E-05f, batch, 5, 1, pool: Pool);
 
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1]
             global::Dsl.Runtime.Linear.Forward(y1, parameters.AsSpan(Layer2Weight, 5), parameters.AsSpan(Layer2Bias, 1), y2, batch, 5, 1, scratch, Pool);
@@ -209,7 +209,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer1Bias, 5).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 5), _arena.AsSpan(_cache + Layer1SaveMean, 5), _arena.AsSpan(_cache + Layer1SaveInvStd, 5), g0,
-                gradients.AsSpan(Layer1Weight, 5), gradients.AsSpan(Layer1Bias, 5), batch, 5, 1);
+                gradients.AsSpan(Layer1Weight, 5), gradients.AsSpan(Layer1Bias, 5), batch, 5, 1, Pool);
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5] — backward
             global::Dsl.Runtime.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 50), gradients.AsSpan(Layer0Bias, 5), batch, 10, 5, scratch, Pool, accumulate);

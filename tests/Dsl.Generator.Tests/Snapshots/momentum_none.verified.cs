@@ -133,7 +133,7 @@ namespace Snapshots
             counters[Layer0NumBatchesTracked]++;
             // momentum: none — a cumulative average, factor 1 / num_batches_tracked
             global::Dsl.Runtime.BatchNorm.ForwardTraining(x, default, default, y0, _arena.AsSpan(_cache + Layer0SaveMean, 4), _arena.AsSpan(_cache + Layer0SaveInvStd, 4),
-                buffers.AsSpan(Layer0RunningMean, 4), buffers.AsSpan(Layer0RunningVar, 4), 1f / counters[Layer0NumBatchesTracked], 1E-05f, batch, 4, 25);
+                buffers.AsSpan(Layer0RunningMean, 4), buffers.AsSpan(Layer0RunningVar, 4), 1f / counters[Layer0NumBatchesTracked], 1E-05f, batch, 4, 25, pool: Pool);
 
             y0.CopyTo(output);
         }
@@ -154,7 +154,7 @@ namespace Snapshots
             var dx = inputGrad.IsEmpty ? _arena.AsSpan(_workB, batch * InputLength) : inputGrad;
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g0, x, default, _arena.AsSpan(_cache + Layer0SaveMean, 4), _arena.AsSpan(_cache + Layer0SaveInvStd, 4), dx,
-                default, default, batch, 4, 25);
+                default, default, batch, 4, 25, Pool);
         }
 
         /// <inheritdoc/>

@@ -250,7 +250,7 @@ namespace Snapshots
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y1, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
-                buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024, relu: true);
+                buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024, relu: true, pool: Pool);
 
             // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 1 (batch norm) as it wrote this output
 
@@ -260,12 +260,12 @@ namespace Snapshots
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated — then 5 (relu) as it writes
             counters[Layer4NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y3, parameters.AsSpan(Layer4Weight, 16), parameters.AsSpan(Layer4Bias, 16), y4, _arena.AsSpan(_cache + Layer4SaveMean, 16), _arena.AsSpan(_cache + Layer4SaveInvStd, 16),
-                buffers.AsSpan(Layer4RunningMean, 16), buffers.AsSpan(Layer4RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024, relu: true);
+                buffers.AsSpan(Layer4RunningMean, 16), buffers.AsSpan(Layer4RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024, relu: true, pool: Pool);
 
             // 5: relu — small_cnn.nn(1,149) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 4 (batch norm) as it wrote this output
 
             // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16]
-            global::Dsl.Runtime.Pooling.MaxForward(y5, y6, Indices(Layer6Indices, batch * 4096), batch, in Layer6Geometry);
+            global::Dsl.Runtime.Pooling.MaxForward(y5, y6, Indices(Layer6Indices, batch * 4096), batch, in Layer6Geometry, Pool);
 
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.ConvWinograd.Forward(y6, parameters.AsSpan(Layer7Weight, 4608), default, y7, batch, in Layer7Geometry, scratch, Pool);
@@ -273,7 +273,7 @@ namespace Snapshots
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — batch statistics; running statistics updated — then 9 (relu) as it writes
             counters[Layer8NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y7, parameters.AsSpan(Layer8Weight, 32), parameters.AsSpan(Layer8Bias, 32), y8, _arena.AsSpan(_cache + Layer8SaveMean, 32), _arena.AsSpan(_cache + Layer8SaveInvStd, 32),
-                buffers.AsSpan(Layer8RunningMean, 32), buffers.AsSpan(Layer8RunningVar, 32), 0.1f, 1E-05f, batch, 32, 256, relu: true);
+                buffers.AsSpan(Layer8RunningMean, 32), buffers.AsSpan(Layer8RunningVar, 32), 0.1f, 1E-05f, batch, 32, 256, relu: true, pool: Pool);
 
             // 9: relu — small_cnn.nn(1,223) — [N, 32, 16, 16] → [N, 32, 16, 16] — applied by 8 (batch norm) as it wrote this output
 
@@ -326,7 +326,7 @@ namespace Snapshots
 
             var g8 = g9;
             // 9: relu — small_cnn.nn(1,223) — [N, 32, 16, 16] → [N, 32, 16, 16] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y9, g9, g8);
+            global::Dsl.Runtime.Activations.ReluBackward(y9, g9, g8, Pool);
 
             var g7 = _arena.AsSpan(_workB, batch * 8192);
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — backward
@@ -334,7 +334,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer8Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g8, y7, parameters.AsSpan(Layer8Weight, 32), _arena.AsSpan(_cache + Layer8SaveMean, 32), _arena.AsSpan(_cache + Layer8SaveInvStd, 32), g7,
-                gradients.AsSpan(Layer8Weight, 32), gradients.AsSpan(Layer8Bias, 32), batch, 32, 256);
+                gradients.AsSpan(Layer8Weight, 32), gradients.AsSpan(Layer8Bias, 32), batch, 32, 256, Pool);
 
             var g6 = _arena.AsSpan(_workA, batch * 4096);
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — backward
@@ -344,11 +344,11 @@ namespace Snapshots
 
             var g5 = _arena.AsSpan(_workB, batch * 16384);
             // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g6, Indices(Layer6Indices, batch * 4096), g5, batch, in Layer6Geometry);
+            global::Dsl.Runtime.Pooling.MaxBackward(g6, Indices(Layer6Indices, batch * 4096), g5, batch, in Layer6Geometry, Pool);
 
             var g4 = g5;
             // 5: relu — small_cnn.nn(1,149) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y5, g5, g4);
+            global::Dsl.Runtime.Activations.ReluBackward(y5, g5, g4, Pool);
 
             var g3 = _arena.AsSpan(_workA, batch * 16384);
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
@@ -356,7 +356,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer4Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g4, y3, parameters.AsSpan(Layer4Weight, 16), _arena.AsSpan(_cache + Layer4SaveMean, 16), _arena.AsSpan(_cache + Layer4SaveInvStd, 16), g3,
-                gradients.AsSpan(Layer4Weight, 16), gradients.AsSpan(Layer4Bias, 16), batch, 16, 1024);
+                gradients.AsSpan(Layer4Weight, 16), gradients.AsSpan(Layer4Bias, 16), batch, 16, 1024, Pool);
 
             var g2 = _arena.AsSpan(_workB, batch * 16384);
             // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
@@ -366,7 +366,7 @@ namespace Snapshots
 
             var g1 = g2;
             // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y2, g2, g1);
+            global::Dsl.Runtime.Activations.ReluBackward(y2, g2, g1, Pool);
 
             var g0 = _arena.AsSpan(_workA, batch * 16384);
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
@@ -374,7 +374,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer1Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 16), _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16), g0,
-                gradients.AsSpan(Layer1Weight, 16), gradients.AsSpan(Layer1Bias, 16), batch, 16, 1024);
+                gradients.AsSpan(Layer1Weight, 16), gradients.AsSpan(Layer1Bias, 16), batch, 16, 1024, Pool);
 
             // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 432).Clear();

@@ -174,7 +174,7 @@ namespace Snapshots
             // 1: bn1d — softmax_head.nn(1,42) — [N, 6] → [N, 6] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
             global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 6), parameters.AsSpan(Layer1Bias, 6), y1, _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6),
-                buffers.AsSpan(Layer1RunningMean, 6), buffers.AsSpan(Layer1RunningVar, 6), 0.1f, 1E-05f, batch, 6, 1);
+                buffers.AsSpan(Layer1RunningMean, 6), buffers.AsSpan(Layer1RunningVar, 6), 0.1f, 1E-05f, batch, 6, 1, pool: Pool);
 
             // 2: sigmoid — softmax_head.nn(1,50) — [N, 6] → [N, 6]
             global::Dsl.Runtime.Activations.SigmoidForward(y1, y2);
@@ -229,7 +229,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer1Bias, 6).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 6), _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6), g0,
-                gradients.AsSpan(Layer1Weight, 6), gradients.AsSpan(Layer1Bias, 6), batch, 6, 1);
+                gradients.AsSpan(Layer1Weight, 6), gradients.AsSpan(Layer1Bias, 6), batch, 6, 1, Pool);
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6] — backward
             global::Dsl.Runtime.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 48), gradients.AsSpan(Layer0Bias, 6), batch, 8, 6, scratch, Pool, accumulate);

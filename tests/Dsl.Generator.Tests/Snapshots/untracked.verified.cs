@@ -116,7 +116,7 @@ namespace Snapshots
 
             // 0: bn2d(3, track_running_stats: false) — untracked.nn(1,37) — [N, 3, 4, 4] → [N, 3, 4, 4] — batch statistics, no running statistics
             global::Dsl.Runtime.BatchNorm.ForwardTraining(x, parameters.AsSpan(Layer0Weight, 3), parameters.AsSpan(Layer0Bias, 3), y0, _arena.AsSpan(_cache + Layer0SaveMean, 3), _arena.AsSpan(_cache + Layer0SaveInvStd, 3),
-                default, default, 0f, 1E-05f, batch, 3, 16);
+                default, default, 0f, 1E-05f, batch, 3, 16, pool: Pool);
 
             y0.CopyTo(output);
         }
@@ -144,7 +144,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer0Bias, 3).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.BatchNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 3), _arena.AsSpan(_cache + Layer0SaveMean, 3), _arena.AsSpan(_cache + Layer0SaveInvStd, 3), dx,
-                gradients.AsSpan(Layer0Weight, 3), gradients.AsSpan(Layer0Bias, 3), batch, 3, 16);
+                gradients.AsSpan(Layer0Weight, 3), gradients.AsSpan(Layer0Bias, 3), batch, 3, 16, Pool);
         }
 
         /// <inheritdoc/>
@@ -156,7 +156,7 @@ namespace Snapshots
             // 0: bn2d(3, track_running_stats: false) — untracked.nn(1,37) — [N, 3, 4, 4] → [N, 3, 4, 4] — track_running_stats: false: batch statistics, as PyTorch does in eval mode
             var h0 = _arena.AsSpan(_workA, batch * 48);
             global::Dsl.Runtime.BatchNorm.ForwardTraining(h, parameters.AsSpan(Layer0Weight, 3), parameters.AsSpan(Layer0Bias, 3), h0, _arena.AsSpan(_cache + CacheLength + Layer0SaveMean, 3), _arena.AsSpan(_cache + CacheLength + Layer0SaveInvStd, 3),
-                default, default, 0f, 1E-05f, batch, 3, 16);
+                default, default, 0f, 1E-05f, batch, 3, 16, pool: Pool);
             h = h0;
 
             h.CopyTo(output);
