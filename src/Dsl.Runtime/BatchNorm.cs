@@ -56,7 +56,7 @@ public static class BatchNorm
     /// <param name="channels">Number of channels.</param>
     /// <param name="spatial">Values per channel per sample.</param>
     /// <param name="relu">Apply ReLU to the output as it is written.</param>
-    /// <param name="pool">Splits the channels across its threads when the tensor has planes (<c>spatial</c> &gt; 1) and is large enough (<see cref="ParallelElements"/>); null stays on the caller. Each channel's statistics and outputs are the same bits either way.</param>
+    /// <param name="pool">Splits the channels across its threads when the tensor is large enough (<see cref="ParallelElements"/>); null stays on the caller. Each channel's statistics and outputs are the same bits either way.</param>
     public static unsafe void ForwardTraining(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
         Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar,
         float momentum, float eps, int n, int channels, int spatial, bool relu = false, WorkerPool? pool = null)
@@ -71,12 +71,6 @@ public static class BatchNorm
         Debug.Assert(runningMean.IsEmpty == runningVar.IsEmpty, "runningMean and runningVar must both be given or both be empty");
         Debug.Assert(runningMean.IsEmpty || (runningMean.Length >= channels && runningVar.Length >= channels), "running buffers too short");
 
-        if (spatial == 1 && channels <= FeatureStackLimit)
-        {
-            ForwardTrainingFeatures(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, relu);
-            return;
-        }
-
         if (SplitsChannels(pool, n, channels, spatial))
         {
             fixed (float* px = x, pg = gamma, pb = beta, py = y, pm = saveMean, pi = saveInvStd, prm = runningMean, prv = runningVar)
@@ -89,14 +83,23 @@ public static class BatchNorm
             return;
         }
 
-        ForwardTrainingChannels(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, spatial, relu, 0, channels);
+        if (IsFeatures(channels, spatial)) ForwardTrainingFeatures(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, relu, 0, channels);
+        else ForwardTrainingChannels(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, spatial, relu, 0, channels);
     }
 
     private static unsafe void ForwardTrainingChunk(void* state, int chunk, int chunks, int thread)
     {
         var j = (Job*)state;
-        var (lo, hi) = WorkerPool.Share(j->Channels, chunk, chunks);
+        var (lo, hi) = Share(j->Channels, j->Spatial, chunk, chunks);
         int length = j->N * j->Channels * j->Spatial, channels = j->Channels;
+        if (lo == hi) return;
+        if (IsFeatures(channels, j->Spatial))
+        {
+            ForwardTrainingFeatures(Read(j->X, length), Read(j->Gamma, channels), Read(j->Beta, channels), Write(j->Y, length), Write(j->SaveMean, channels), Write(j->SaveInvStd, channels),
+                Write(j->RunningMean, channels), Write(j->RunningVar, channels), j->Momentum, j->Eps, j->N, channels, j->Relu, lo, hi);
+            return;
+        }
+
         ForwardTrainingChannels(Read(j->X, length), Read(j->Gamma, channels), Read(j->Beta, channels), Write(j->Y, length), Write(j->SaveMean, channels), Write(j->SaveInvStd, channels),
             Write(j->RunningMean, channels), Write(j->RunningVar, channels), j->Momentum, j->Eps, j->N, channels, j->Spatial, j->Relu, lo, hi);
     }
@@ -185,19 +188,13 @@ public static class BatchNorm
     /// <param name="n">Batch size.</param>
     /// <param name="channels">Number of channels.</param>
     /// <param name="spatial">Values per channel per sample.</param>
-    /// <param name="pool">Splits the channels across its threads when the tensor has planes (<c>spatial</c> &gt; 1) and is large enough (<see cref="ParallelElements"/>); null stays on the caller. The same bits either way.</param>
+    /// <param name="pool">Splits the channels across its threads when the tensor is large enough (<see cref="ParallelElements"/>); null stays on the caller. The same bits either way.</param>
     public static unsafe void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma,
         ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta,
         int n, int channels, int spatial, WorkerPool? pool = null)
     {
         Debug.Assert(dy.Length >= n * channels * spatial && x.Length >= n * channels * spatial && dx.Length >= n * channels * spatial, "buffer too short");
         Debug.Assert(saveMean.Length >= channels && saveInvStd.Length >= channels, "saved statistics too short");
-
-        if (spatial == 1 && channels <= FeatureStackLimit)
-        {
-            BackwardFeatures(dy, x, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, n, channels);
-            return;
-        }
 
         if (SplitsChannels(pool, n, channels, spatial))
         {
@@ -210,14 +207,23 @@ public static class BatchNorm
             return;
         }
 
-        BackwardChannels(dy, x, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, n, channels, spatial, 0, channels);
+        if (IsFeatures(channels, spatial)) BackwardFeatures(dy, x, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, n, channels, 0, channels);
+        else BackwardChannels(dy, x, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, n, channels, spatial, 0, channels);
     }
 
     private static unsafe void BackwardChunk(void* state, int chunk, int chunks, int thread)
     {
         var j = (Job*)state;
-        var (lo, hi) = WorkerPool.Share(j->Channels, chunk, chunks);
+        var (lo, hi) = Share(j->Channels, j->Spatial, chunk, chunks);
         int length = j->N * j->Channels * j->Spatial, channels = j->Channels;
+        if (lo == hi) return;
+        if (IsFeatures(channels, j->Spatial))
+        {
+            BackwardFeatures(Read(j->Dy, length), Read(j->X, length), Read(j->Gamma, channels), Read(j->SaveMean, channels), Read(j->SaveInvStd, channels), Write(j->Dx, length),
+                Write(j->DGamma, channels), Write(j->DBeta, channels), j->N, channels, lo, hi);
+            return;
+        }
+
         BackwardChannels(Read(j->Dy, length), Read(j->X, length), Read(j->Gamma, channels), Read(j->SaveMean, channels), Read(j->SaveInvStd, channels), Write(j->Dx, length),
             Write(j->DGamma, channels), Write(j->DBeta, channels), j->N, channels, j->Spatial, lo, hi);
     }
@@ -397,12 +403,25 @@ public static class BatchNorm
     /// Tensors of at least this many values (<c>n · channels · spatial</c>) split their channels across a pool's threads
     /// in the per-plane passes (<see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int, bool, WorkerPool?)"/>,
     /// <see cref="Backward"/>): below it, waking a worker costs more than the half pass it would take. Features
-    /// (<c>[n, C]</c>, a row at a time across channels) stay on the caller.
+    /// (<c>[n, C]</c>, a row at a time across channels) split in runs of 16 channels.
     /// </summary>
     public const int ParallelElements = 1 << 15;
 
     private static bool SplitsChannels(WorkerPool? pool, int n, int channels, int spatial) =>
-        pool is { Threads: > 1 } && channels >= 2 && !(spatial == 1 && channels <= FeatureStackLimit) && (long)n * channels * spatial >= ParallelElements;
+        pool is { Threads: > 1 } && channels >= (IsFeatures(channels, spatial) ? 2 * FeatureUnit : 2) && (long)n * channels * spatial >= ParallelElements;
+
+    // [n, C] with per-channel accumulators on the stack: the row-at-a-time path.
+    private static bool IsFeatures(int channels, int spatial) => spatial == 1 && channels <= FeatureStackLimit;
+
+    // Features split in whole runs of 16 (two vectors), so each chunk's rows stay vector-aligned; planes one channel at a time.
+    private const int FeatureUnit = 16;
+
+    private static (int Lo, int Hi) Share(int channels, int spatial, int chunk, int chunks)
+    {
+        if (!IsFeatures(channels, spatial)) return WorkerPool.Share(channels, chunk, chunks);
+        var (lo, hi) = WorkerPool.Share((channels + FeatureUnit - 1) / FeatureUnit, chunk, chunks);
+        return (Math.Min(lo * FeatureUnit, channels), Math.Min(hi * FeatureUnit, channels));
+    }
 
     // A parallel pass's arguments, pinned by the caller for the duration of the job; a null pointer is an empty span.
     private unsafe struct Job
@@ -421,85 +440,92 @@ public static class BatchNorm
     // with per-channel accumulators on the stack up to this many channels.
     private const int FeatureStackLimit = 2048;
 
+    // Features [lo, hi) (all of them on one thread; a 16-aligned share of them as a chunk): each column's values
+    // are its own, and every operation is element by element along the row, so any split gives the same bits.
     private static void ForwardTrainingFeatures(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
-        Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar, float momentum, float eps, int n, int channels, bool relu)
+        Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar, float momentum, float eps, int n, int channels, bool relu,
+        int lo, int hi)
     {
-        Span<float> squares = stackalloc float[channels];
-        var mean = saveMean.Slice(0, channels);
+        int width = hi - lo;
+        Span<float> squares = stackalloc float[width];
+        var mean = saveMean.Slice(lo, width);
         mean.Clear();
-        for (int s = 0; s < n; s++) TensorPrimitives.Add(mean, x.Slice(s * channels, channels), mean);
+        for (int s = 0; s < n; s++) TensorPrimitives.Add(mean, x.Slice(s * channels + lo, width), mean);
         TensorPrimitives.Divide(mean, n, mean);
 
         // Two-pass variance, as in the per-plane path: Σ (x − mean)², with y rows as the scratch for x − mean.
         squares.Clear();
         for (int s = 0; s < n; s++)
         {
-            var centered = y.Slice(s * channels, channels);
-            TensorPrimitives.Subtract(x.Slice(s * channels, channels), mean, centered);
+            var centered = y.Slice(s * channels + lo, width);
+            TensorPrimitives.Subtract(x.Slice(s * channels + lo, width), mean, centered);
             TensorPrimitives.MultiplyAdd(centered, centered, squares, squares);
         }
 
-        for (int c = 0; c < channels; c++)
+        for (int i = 0; i < width; i++)
         {
-            double variance = squares[c] / (double)n;
+            int c = lo + i;
+            double variance = squares[i] / (double)n;
             saveInvStd[c] = (float)(1.0 / Math.Sqrt(variance + eps));
             if (!runningMean.IsEmpty)
             {
-                double unbiased = squares[c] / (double)(n - 1);
-                runningMean[c] = (float)((1.0 - momentum) * runningMean[c] + momentum * (double)mean[c]);
+                double unbiased = squares[i] / (double)(n - 1);
+                runningMean[c] = (float)((1.0 - momentum) * runningMean[c] + momentum * (double)mean[i]);
                 runningVar[c] = (float)((1.0 - momentum) * runningVar[c] + momentum * unbiased);
             }
 
             // Reuse the buffer for scale = γ·invStd.
-            squares[c] = saveInvStd[c] * (gamma.IsEmpty ? 1f : gamma[c]);
+            squares[i] = saveInvStd[c] * (gamma.IsEmpty ? 1f : gamma[c]);
         }
 
         for (int s = 0; s < n; s++)
         {
-            var row = y.Slice(s * channels, channels); // holds x − mean
+            var row = y.Slice(s * channels + lo, width); // holds x − mean
             TensorPrimitives.Multiply(row, squares, row);
-            if (!beta.IsEmpty) TensorPrimitives.Add(row, beta.Slice(0, channels), row);
+            if (!beta.IsEmpty) TensorPrimitives.Add(row, beta.Slice(lo, width), row);
             if (relu) Activations.ReluForward(row, row); // the row is still in L1
         }
     }
 
     private static void BackwardFeatures(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma,
-        ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta, int n, int channels)
+        ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta, int n, int channels, int lo, int hi)
     {
-        Span<float> buffers = stackalloc float[3 * channels];
-        var sumDy = buffers.Slice(0, channels);
-        var sumDyCentered = buffers.Slice(channels, channels);
-        var scratch = buffers.Slice(2 * channels, channels);
-        var mean = saveMean.Slice(0, channels);
+        int width = hi - lo;
+        Span<float> buffers = stackalloc float[3 * width];
+        var sumDy = buffers.Slice(0, width);
+        var sumDyCentered = buffers.Slice(width, width);
+        var scratch = buffers.Slice(2 * width, width);
+        var mean = saveMean.Slice(lo, width);
         sumDy.Clear();
         sumDyCentered.Clear();
         for (int s = 0; s < n; s++)
         {
-            var dyRow = dy.Slice(s * channels, channels);
+            var dyRow = dy.Slice(s * channels + lo, width);
             TensorPrimitives.Add(sumDy, dyRow, sumDy);
-            TensorPrimitives.Subtract(x.Slice(s * channels, channels), mean, scratch);
+            TensorPrimitives.Subtract(x.Slice(s * channels + lo, width), mean, scratch);
             TensorPrimitives.MultiplyAdd(dyRow, scratch, sumDyCentered, sumDyCentered);
         }
 
         // dx = dy·s + (x − mean)·a + b per channel, with s = γ·invStd, a = −s·invStd²·Σdy(x−mean)/n, b = −s·Σdy/n.
         var a = sumDyCentered; // reused in place once dγ has been taken
-        for (int c = 0; c < channels; c++)
+        for (int i = 0; i < width; i++)
         {
+            int c = lo + i;
             float invStd = saveInvStd[c];
             float scale = invStd * (gamma.IsEmpty ? 1f : gamma[c]);
-            if (!dgamma.IsEmpty) dgamma[c] += sumDyCentered[c] * invStd;
-            if (!dbeta.IsEmpty) dbeta[c] += sumDy[c];
-            a[c] = -scale * invStd * invStd * sumDyCentered[c] / n;
-            sumDy[c] = -scale * sumDy[c] / n; // now b
-            scratch[c] = scale;
+            if (!dgamma.IsEmpty) dgamma[c] += sumDyCentered[i] * invStd;
+            if (!dbeta.IsEmpty) dbeta[c] += sumDy[i];
+            a[i] = -scale * invStd * invStd * sumDyCentered[i] / n;
+            sumDy[i] = -scale * sumDy[i] / n; // now b
+            scratch[i] = scale;
         }
 
         for (int s = 0; s < n; s++)
         {
-            var row = dx.Slice(s * channels, channels);
-            TensorPrimitives.Subtract(x.Slice(s * channels, channels), mean, row);
+            var row = dx.Slice(s * channels + lo, width);
+            TensorPrimitives.Subtract(x.Slice(s * channels + lo, width), mean, row);
             TensorPrimitives.MultiplyAdd(row, a, sumDy, row);
-            TensorPrimitives.MultiplyAdd(dy.Slice(s * channels, channels), scratch, row, row);
+            TensorPrimitives.MultiplyAdd(dy.Slice(s * channels + lo, width), scratch, row, row);
         }
     }
 

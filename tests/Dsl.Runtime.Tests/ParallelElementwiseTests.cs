@@ -3,7 +3,7 @@ using Dsl.Runtime;
 namespace Dsl.Runtime.Tests;
 
 /// <summary>
-/// Batch norm's per-plane passes, max pooling and the ReLU backward split across a pool (channels, planes, ranges):
+/// Batch norm's training passes (planes and features), max pooling and the ReLU backward split across a pool (channels, planes, ranges):
 /// the same bits as on the caller alone, on 2 threads and on 3 (uneven shares), with every tensor above the
 /// split threshold so the parallel path is the one tested.
 /// </summary>
@@ -14,38 +14,44 @@ public sealed class ParallelElementwiseTests
     // 5 samples × 7 channels × 1000 values: 35,000 ≥ 2^15, channels split 3/4 or 2/2/3.
     private const int N = 5, C = 7, S = 1000;
 
-    [Theory]
-    [MemberData(nameof(Threads))]
-    public void Batch_norm_forward_splits_channels_with_the_same_bits(int threads)
+    // Planes (5 × 7 × 1000) and features (70 × 531: runs of 16 channels, the last one short), 2 and 3 threads.
+    public static TheoryData<int, int, int, int> Shapes => new()
     {
-        Assert.True(N * C * S >= BatchNorm.ParallelElements);
+        { 2, N, C, S }, { 3, N, C, S }, { 2, 70, 531, 1 }, { 3, 70, 531, 1 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Batch_norm_forward_splits_channels_with_the_same_bits(int threads, int n, int c, int s)
+    {
+        Assert.True(n * c * s >= BatchNorm.ParallelElements);
         using var pool = new WorkerPool(threads);
-        var x = TestUtil.Random(N * C * S, 1, -2f, 3f);
+        var x = TestUtil.Random(n * c * s, 1, -2f, 3f);
         foreach (bool affine in new[] { true, false })
         {
             foreach (bool tracked in new[] { true, false })
             {
                 foreach (bool relu in new[] { true, false })
                 {
-                    var gamma = affine ? TestUtil.Random(C, 2) : [];
-                    var beta = affine ? TestUtil.Random(C, 3) : [];
-                    var serial = new Outputs(tracked);
-                    var parallel = new Outputs(tracked);
-                    BatchNorm.ForwardTraining(x, gamma, beta, serial.Y, serial.Mean, serial.InvStd, serial.RunningMean, serial.RunningVar, 0.1f, 1e-5f, N, C, S, relu);
-                    BatchNorm.ForwardTraining(x, gamma, beta, parallel.Y, parallel.Mean, parallel.InvStd, parallel.RunningMean, parallel.RunningVar, 0.1f, 1e-5f, N, C, S, relu, pool);
+                    var gamma = affine ? TestUtil.Random(c, 2) : [];
+                    var beta = affine ? TestUtil.Random(c, 3) : [];
+                    var serial = new Outputs(tracked, n * c * s, c);
+                    var parallel = new Outputs(tracked, n * c * s, c);
+                    BatchNorm.ForwardTraining(x, gamma, beta, serial.Y, serial.Mean, serial.InvStd, serial.RunningMean, serial.RunningVar, 0.1f, 1e-5f, n, c, s, relu);
+                    BatchNorm.ForwardTraining(x, gamma, beta, parallel.Y, parallel.Mean, parallel.InvStd, parallel.RunningMean, parallel.RunningVar, 0.1f, 1e-5f, n, c, s, relu, pool);
                     serial.AssertSameBits(parallel);
                 }
             }
         }
     }
 
-    private sealed class Outputs(bool tracked)
+    private sealed class Outputs(bool tracked, int length, int channels)
     {
-        public float[] Y { get; } = Filled(N * C * S, float.NaN);
-        public float[] Mean { get; } = Filled(C, float.NaN);
-        public float[] InvStd { get; } = Filled(C, float.NaN);
-        public float[] RunningMean { get; } = tracked ? TestUtil.Random(C, 4) : [];
-        public float[] RunningVar { get; } = tracked ? TestUtil.Random(C, 5, 0.5f, 2f) : [];
+        public float[] Y { get; } = Filled(length, float.NaN);
+        public float[] Mean { get; } = Filled(channels, float.NaN);
+        public float[] InvStd { get; } = Filled(channels, float.NaN);
+        public float[] RunningMean { get; } = tracked ? TestUtil.Random(channels, 4) : [];
+        public float[] RunningVar { get; } = tracked ? TestUtil.Random(channels, 5, 0.5f, 2f) : [];
 
         public void AssertSameBits(Outputs other)
         {
@@ -65,24 +71,24 @@ public sealed class ParallelElementwiseTests
     }
 
     [Theory]
-    [MemberData(nameof(Threads))]
-    public void Batch_norm_backward_splits_channels_with_the_same_bits(int threads)
+    [MemberData(nameof(Shapes))]
+    public void Batch_norm_backward_splits_channels_with_the_same_bits(int threads, int n, int c, int s)
     {
         using var pool = new WorkerPool(threads);
-        var x = TestUtil.Random(N * C * S, 1, -2f, 3f);
-        var dy = TestUtil.Random(N * C * S, 2);
-        var gamma = TestUtil.Random(C, 3);
-        var mean = new float[C];
-        var invStd = new float[C];
-        BatchNorm.ForwardTraining(x, gamma, [], new float[x.Length], mean, invStd, [], [], 0f, 1e-5f, N, C, S);
+        var x = TestUtil.Random(n * c * s, 1, -2f, 3f);
+        var dy = TestUtil.Random(n * c * s, 2);
+        var gamma = TestUtil.Random(c, 3);
+        var mean = new float[c];
+        var invStd = new float[c];
+        BatchNorm.ForwardTraining(x, gamma, [], new float[x.Length], mean, invStd, [], [], 0f, 1e-5f, n, c, s);
         foreach (bool affine in new[] { true, false })
         {
             var g = affine ? gamma : [];
-            float[] Start(int seed) => affine ? TestUtil.Random(C, seed) : [];
+            float[] Start(int seed) => affine ? TestUtil.Random(c, seed) : [];
             var (dxSerial, dgSerial, dbSerial) = (Filled(x.Length, float.NaN), Start(4), Start(5));
             var (dxParallel, dgParallel, dbParallel) = (Filled(x.Length, float.NaN), Start(4), Start(5));
-            BatchNorm.Backward(dy, x, g, mean, invStd, dxSerial, dgSerial, dbSerial, N, C, S);
-            BatchNorm.Backward(dy, x, g, mean, invStd, dxParallel, dgParallel, dbParallel, N, C, S, pool);
+            BatchNorm.Backward(dy, x, g, mean, invStd, dxSerial, dgSerial, dbSerial, n, c, s);
+            BatchNorm.Backward(dy, x, g, mean, invStd, dxParallel, dgParallel, dbParallel, n, c, s, pool);
             Assert.Equal(dxSerial, dxParallel);
             Assert.Equal(dgSerial, dgParallel);
             Assert.Equal(dbSerial, dbParallel);
