@@ -96,9 +96,42 @@ public sealed unsafe class ParallelTests
         }
 
         for (int t = 0; t < threads; t++) Assert.Equal(fixedJobs, parts[t]);
-        int workers = 0;
-        for (int t = 1; t < threads; t++) workers += byThread[t];
-        Assert.True(workers > 0, "no chunk ran on a worker in 2000 jobs");
+
+        // Workers take part: a job whose two chunks each wait until both have started can only finish when a
+        // second thread runs one of them (counting how many quick chunks landed on a worker, as this test did
+        // before, depends on how fast the workers wake and failed on a loaded machine).
+        int* rendezvous = stackalloc int[3];
+        rendezvous[0] = 0; // chunks started
+        rendezvous[1] = -1; // highest thread index that ran one
+        rendezvous[2] = 0; // chunks that gave up waiting
+        pool.RunChunks(&Rendezvous, rendezvous, 2);
+        Assert.True(rendezvous[2] == 0, "the two chunks of a rendezvous job never ran at the same time: no worker took part");
+        Assert.True(rendezvous[1] > 0, "both chunks of the rendezvous job ran on the caller");
+    }
+
+    // Each chunk counts itself in, then waits (up to 10 s, counted as a failure) for the other.
+    private static void Rendezvous(void* state, int chunk, int chunks, int thread)
+    {
+        var s = (int*)state;
+        Interlocked.Increment(ref s[0]);
+        int seen;
+        do
+        {
+            seen = Volatile.Read(ref s[1]);
+        }
+        while (thread > seen && Interlocked.CompareExchange(ref s[1], thread, seen) != seen);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (Volatile.Read(ref s[0]) < 2)
+        {
+            if (clock.ElapsedMilliseconds > 10_000)
+            {
+                Interlocked.Increment(ref s[2]);
+                return;
+            }
+
+            Thread.Yield();
+        }
     }
 
     private static void CountTwoParts(void* state, int part, int parts)
