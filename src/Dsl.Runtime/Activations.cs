@@ -46,18 +46,8 @@ public static class Activations
     /// <param name="y">Forward output.</param>
     /// <param name="dy">Output gradient.</param>
     /// <param name="dx">Input gradient (may alias <paramref name="dy"/>).</param>
-    public static void ReluBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx)
-    {
-        Debug.Assert(dy.Length == y.Length && dx.Length >= y.Length, "length mismatch");
-        ReluBackwardRange(y, dy, dx);
-    }
-
-    /// <summary><c>dx = y &gt; 0 ? dy : 0</c>, split in ranges across <paramref name="pool"/> from <see cref="ParallelElements"/> values.</summary>
-    /// <param name="y">Forward output.</param>
-    /// <param name="dy">Output gradient.</param>
-    /// <param name="dx">Input gradient (may alias <paramref name="dy"/>).</param>
-    /// <param name="pool">The pool, or null to stay on the caller.</param>
-    public static unsafe void ReluBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, WorkerPool? pool)
+    /// <param name="pool">Splits the range across its threads from <see cref="ParallelElements"/> values; null stays on the caller.</param>
+    public static unsafe void ReluBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, WorkerPool? pool = null)
     {
         Debug.Assert(dy.Length == y.Length && dx.Length >= y.Length, "length mismatch");
         if (pool is not { Threads: > 1 } || y.Length < ParallelElements)

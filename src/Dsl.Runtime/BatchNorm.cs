@@ -83,8 +83,7 @@ public static class BatchNorm
             return;
         }
 
-        if (IsFeatures(channels, spatial)) ForwardTrainingFeatures(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, relu, 0, channels);
-        else ForwardTrainingChannels(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, spatial, relu, 0, channels);
+        ForwardTrainingRange(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, spatial, relu, 0, channels);
     }
 
     private static unsafe void ForwardTrainingChunk(void* state, int chunk, int chunks, int thread)
@@ -92,16 +91,18 @@ public static class BatchNorm
         var j = (Job*)state;
         var (lo, hi) = Share(j->Channels, j->Spatial, chunk, chunks);
         int length = j->N * j->Channels * j->Spatial, channels = j->Channels;
-        if (lo == hi) return;
-        if (IsFeatures(channels, j->Spatial))
-        {
-            ForwardTrainingFeatures(Read(j->X, length), Read(j->Gamma, channels), Read(j->Beta, channels), Write(j->Y, length), Write(j->SaveMean, channels), Write(j->SaveInvStd, channels),
-                Write(j->RunningMean, channels), Write(j->RunningVar, channels), j->Momentum, j->Eps, j->N, channels, j->Relu, lo, hi);
-            return;
-        }
-
-        ForwardTrainingChannels(Read(j->X, length), Read(j->Gamma, channels), Read(j->Beta, channels), Write(j->Y, length), Write(j->SaveMean, channels), Write(j->SaveInvStd, channels),
+        ForwardTrainingRange(Read(j->X, length), Read(j->Gamma, channels), Read(j->Beta, channels), Write(j->Y, length), Write(j->SaveMean, channels), Write(j->SaveInvStd, channels),
             Write(j->RunningMean, channels), Write(j->RunningVar, channels), j->Momentum, j->Eps, j->N, channels, j->Spatial, j->Relu, lo, hi);
+    }
+
+    // Channels [lo, hi), on the features path ([n, C]) or the per-plane one.
+    private static void ForwardTrainingRange(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
+        Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar,
+        float momentum, float eps, int n, int channels, int spatial, bool relu, int lo, int hi)
+    {
+        if (lo == hi) return;
+        if (IsFeatures(channels, spatial)) ForwardTrainingFeatures(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, relu, lo, hi);
+        else ForwardTrainingChannels(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, spatial, relu, lo, hi);
     }
 
     // The per-plane path for channels [lo, hi): everything a channel reads and writes is its own.
@@ -207,8 +208,7 @@ public static class BatchNorm
             return;
         }
 
-        if (IsFeatures(channels, spatial)) BackwardFeatures(dy, x, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, n, channels, 0, channels);
-        else BackwardChannels(dy, x, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, n, channels, spatial, 0, channels);
+        BackwardRange(dy, x, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, n, channels, spatial, 0, channels);
     }
 
     private static unsafe void BackwardChunk(void* state, int chunk, int chunks, int thread)
@@ -216,16 +216,18 @@ public static class BatchNorm
         var j = (Job*)state;
         var (lo, hi) = Share(j->Channels, j->Spatial, chunk, chunks);
         int length = j->N * j->Channels * j->Spatial, channels = j->Channels;
-        if (lo == hi) return;
-        if (IsFeatures(channels, j->Spatial))
-        {
-            BackwardFeatures(Read(j->Dy, length), Read(j->X, length), Read(j->Gamma, channels), Read(j->SaveMean, channels), Read(j->SaveInvStd, channels), Write(j->Dx, length),
-                Write(j->DGamma, channels), Write(j->DBeta, channels), j->N, channels, lo, hi);
-            return;
-        }
-
-        BackwardChannels(Read(j->Dy, length), Read(j->X, length), Read(j->Gamma, channels), Read(j->SaveMean, channels), Read(j->SaveInvStd, channels), Write(j->Dx, length),
+        BackwardRange(Read(j->Dy, length), Read(j->X, length), Read(j->Gamma, channels), Read(j->SaveMean, channels), Read(j->SaveInvStd, channels), Write(j->Dx, length),
             Write(j->DGamma, channels), Write(j->DBeta, channels), j->N, channels, j->Spatial, lo, hi);
+    }
+
+    // Channels [lo, hi), on the features path ([n, C]) or the per-plane one.
+    private static void BackwardRange(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma,
+        ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta,
+        int n, int channels, int spatial, int lo, int hi)
+    {
+        if (lo == hi) return;
+        if (IsFeatures(channels, spatial)) BackwardFeatures(dy, x, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, n, channels, lo, hi);
+        else BackwardChannels(dy, x, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, n, channels, spatial, lo, hi);
     }
 
     // The per-plane backward for channels [lo, hi).
@@ -401,7 +403,7 @@ public static class BatchNorm
 
     /// <summary>
     /// Tensors of at least this many values (<c>n · channels · spatial</c>) split their channels across a pool's threads
-    /// in the per-plane passes (<see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int, bool, WorkerPool?)"/>,
+    /// in the training passes (<see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int, bool, WorkerPool?)"/>,
     /// <see cref="Backward"/>): below it, waking a worker costs more than the half pass it would take. Features
     /// (<c>[n, C]</c>, a row at a time across channels) split in runs of 16 channels.
     /// </summary>

@@ -88,7 +88,7 @@ public class AllocationTests
         AssertNoAllocation("Linear.BackwardWeight (2 threads)", () => Linear.BackwardWeight(y, x, dw, db, n, inF, outF, scratch, pool, accumulate: false));
     }
 
-    // Batch norm's per-plane passes, max pooling and the ReLU backward split across two threads (above their
+    // Batch norm's training passes, max pooling and the ReLU backward split across two threads (above their
     // thresholds): the job state is a struct on the caller's stack.
     [Fact]
     public void ParallelElementwiseKernelsDoNotAllocate()
@@ -115,6 +115,16 @@ public class AllocationTests
         AssertNoAllocation("Pooling.MaxForward inference (2 threads)", () => Pooling.MaxForward(x, pooled, n, g, gamma, beta, pool));
         AssertNoAllocation("Pooling.MaxBackward (2 threads)", () => Pooling.MaxBackward(pooled, indices, dx, n, g, pool));
         AssertNoAllocation("Activations.ReluBackward (2 threads)", () => Activations.ReluBackward(y, x, dx, pool));
+
+        // Batch norm over features ([n, C]), split in runs of 16 channels: per-channel buffers on each thread's stack.
+        const int rows = 128, features = 512;
+        var fx = TestUtil.Random(rows * features, 4);
+        var fy = new float[fx.Length];
+        var fdx = new float[fx.Length];
+        var fGamma = TestUtil.Random(features, 5);
+        var (fMean, fInvStd, fdGamma, fdBeta) = (new float[features], new float[features], new float[features], new float[features]);
+        AssertNoAllocation("BatchNorm.ForwardTraining, features (2 threads)", () => BatchNorm.ForwardTraining(fx, fGamma, fGamma, fy, fMean, fInvStd, default, default, 0.1f, 1e-5f, rows, features, 1, relu: true, pool));
+        AssertNoAllocation("BatchNorm.Backward, features (2 threads)", () => BatchNorm.Backward(fx, fy, fGamma, fMean, fInvStd, fdx, fdGamma, fdBeta, rows, features, 1, pool));
     }
 
     [Fact]
