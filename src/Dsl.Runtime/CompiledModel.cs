@@ -40,9 +40,9 @@ public abstract class CompiledModel
     /// <summary>The worker pool for large layers, or null when single-threaded.</summary>
     protected WorkerPool? Pool { get; }
 
-    private readonly float[] _parameters;
-    private readonly float[] _gradients;
-    private readonly float[] _buffers;
+    private readonly AlignedFloats _parameters;
+    private readonly AlignedFloats _gradients;
+    private readonly AlignedFloats _buffers;
     private readonly long[] _counters;
     private readonly TensorInfo[] _tensors;
     private readonly Dictionary<string, TensorInfo> _byName;
@@ -62,9 +62,9 @@ public abstract class CompiledModel
         MaxBatch = maxBatch;
         _tensors = tensors;
         _byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
-        _parameters = new float[Extent(TensorStorage.Parameter)];
-        _gradients = new float[_parameters.Length];
-        _buffers = new float[Extent(TensorStorage.Buffer)];
+        _parameters = new AlignedFloats(Extent(TensorStorage.Parameter));
+        _gradients = new AlignedFloats(_parameters.Length);
+        _buffers = new AlignedFloats(Extent(TensorStorage.Buffer));
         _counters = new long[Extent(TensorStorage.Counter)];
     }
 
@@ -102,7 +102,7 @@ public abstract class CompiledModel
         get
         {
             ParametersChanged();
-            return _parameters;
+            return _parameters.AsSpan();
         }
     }
 
@@ -112,7 +112,7 @@ public abstract class CompiledModel
         get
         {
             ClearPendingZero();
-            return _gradients;
+            return _gradients.AsSpan();
         }
     }
 
@@ -139,7 +139,7 @@ public abstract class CompiledModel
         _zeroPending = false;
         if (Pool is null || _gradients.Length < ParallelUpdateThreshold)
         {
-            Array.Clear(_gradients);
+            _gradients.AsSpan().Clear();
             return;
         }
 
@@ -152,7 +152,7 @@ public abstract class CompiledModel
     {
         var (lo, hi) = WorkerPool.Share(_gradients.Length / 16, part, parts);
         int end = part == parts - 1 ? _gradients.Length : hi * 16;
-        Array.Clear(_gradients, lo * 16, end - lo * 16);
+        _gradients.AsSpan(lo * 16, end - lo * 16).Clear();
     }
 
     /// <summary>Below this many parameters, whole-buffer passes (zeroing gradients, an optimizer step) stay on the caller's thread.</summary>
@@ -162,10 +162,10 @@ public abstract class CompiledModel
     internal WorkerPool? UpdatePool => Pool;
 
     /// <summary>The parameter array itself, for an optimizer's parallel update (which marks the parameters changed through <see cref="Parameters"/>).</summary>
-    internal float[] ParameterArray => _parameters;
+    internal AlignedFloats ParameterArray => _parameters;
 
     /// <summary>The gradient array itself (cleared first if <see cref="ZeroGrad"/> left it to be).</summary>
-    internal float[] GradientArray
+    internal AlignedFloats GradientArray
     {
         get
         {
@@ -297,10 +297,10 @@ public abstract class CompiledModel
     }
 
     /// <summary>The flat parameter storage, for generated code (does not mark a change).</summary>
-    protected float[] ParameterStorage => _parameters;
+    protected AlignedFloats ParameterStorage => _parameters;
 
     /// <summary>The flat gradient storage, for generated code (a pending <see cref="ZeroGrad"/> is not applied: see <see cref="BeginGradients"/>).</summary>
-    protected float[] GradientStorage => _gradients;
+    protected AlignedFloats GradientStorage => _gradients;
 
     /// <summary>
     /// For the generated backward pass, before it writes any gradient: whether to add to the gradients (true) or
@@ -315,7 +315,7 @@ public abstract class CompiledModel
     }
 
     /// <summary>The running statistics, for generated code.</summary>
-    protected float[] BufferStorage => _buffers;
+    protected AlignedFloats BufferStorage => _buffers;
 
     /// <summary>The batch counters, for generated code.</summary>
     protected long[] CounterStorage => _counters;

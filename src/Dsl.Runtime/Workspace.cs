@@ -9,12 +9,12 @@ namespace Dsl.Runtime;
 internal static class Workspace
 {
     [ThreadStatic]
-    private static float[]? t_buffer;
+    private static AlignedFloats? t_buffer;
 
     public static Span<float> Get(int length)
     {
         var buffer = t_buffer;
-        if (buffer is null || buffer.Length < length) t_buffer = buffer = new float[length];
+        if (buffer is null || buffer.Length < length) t_buffer = buffer = new AlignedFloats(length);
         return buffer.AsSpan(0, length);
     }
 }

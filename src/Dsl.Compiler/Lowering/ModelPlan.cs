@@ -193,7 +193,7 @@ namespace Dsl.Compiler.Lowering
 
         private void Build()
         {
-            int arena = Model.InputLength; // slot 0: a copy of the input, which backward needs
+            int arena = Line(Model.InputLength); // slot 0: a copy of the input, which backward needs
             int current = 0;
             int cache = 0;
             int folded = 0;
@@ -253,26 +253,26 @@ namespace Dsl.Compiler.Lowering
                 else
                 {
                     p.Output = arena;
-                    arena += layer.OutputLength;
+                    arena = Line(arena + layer.OutputLength);
                 }
 
                 if (layer.Kind == LayerKind.Dropout && !alias)
                 {
                     p.Mask = arena;
-                    arena += layer.OutputLength;
+                    arena = Line(arena + layer.OutputLength);
                 }
 
                 if (layer.Kind is LayerKind.MaxPool1d or LayerKind.MaxPool2d)
                 {
                     p.Indices = indices;
-                    indices += layer.OutputLength;
+                    indices = Line(indices + layer.OutputLength);
                 }
 
                 if (layer.IsBatchNorm)
                 {
                     p.SaveMean = cache;
-                    p.SaveInvStd = cache + p.Channels;
-                    cache += 2 * p.Channels;
+                    p.SaveInvStd = cache + Line(p.Channels);
+                    cache += 2 * Line(p.Channels);
                 }
 
                 largest = System.Math.Max(largest, layer.OutputLength);
@@ -295,17 +295,17 @@ namespace Dsl.Compiler.Lowering
                 }
 
                 p.Scale = folded;
-                p.Shift = folded + p.Channels;
-                folded += 2 * p.Channels;
+                p.Shift = folded + Line(p.Channels);
+                folded += 2 * Line(p.Channels);
                 var producer = i > 0 ? Layers[i - 1] : null;
                 if (producer is not null && producer.Layer.Kind is LayerKind.Conv1d or LayerKind.Conv2d or LayerKind.Linear
                     && producer.Inference == InferenceRole.Compute)
                 {
                     p.Inference = InferenceRole.FoldedAway;
                     producer.FoldedWeight = folded;
-                    folded += producer.Layer.Tensors[0].ElementCount;
+                    folded = Line(folded + producer.Layer.Tensors[0].ElementCount);
                     producer.FoldedBias = folded;
-                    folded += p.Channels;
+                    folded += Line(p.Channels);
                 }
                 else
                 {
@@ -324,7 +324,7 @@ namespace Dsl.Compiler.Lowering
             {
                 if (p.Layer.Kind != LayerKind.Linear || p.Inference != InferenceRole.Compute) continue;
                 p.PackedWeight = folded;
-                folded += p.PackedWeightLength;
+                folded = Line(folded + p.PackedWeightLength);
             }
 
             // A ReLU that directly follows a conv or linear (possibly through a batch norm folded into it), and
@@ -360,7 +360,7 @@ namespace Dsl.Compiler.Lowering
             }
 
             ArenaPerSample = arena;
-            GradientPerSample = largest;
+            GradientPerSample = Line(largest);
             IndicesPerSample = indices;
             CacheLength = cache;
             FoldedLength = folded;
@@ -388,6 +388,13 @@ namespace Dsl.Compiler.Lowering
             return sameGrouping && producer.Layer.Kind is LayerKind.MaxPool1d or LayerKind.MaxPool2d or LayerKind.AvgPool1d or LayerKind.AvgPool2d
                 or LayerKind.GlobalAvgPool or LayerKind.Relu or LayerKind.LeakyRelu or LayerKind.Sigmoid or LayerKind.Tanh;
         }
+
+        /// <summary>
+        /// Rounds an offset up to a whole cache line (16 floats), so that every region of the arena, kept and
+        /// folded storage starts on a line when the arena does (the runtime allocates it 64-byte aligned):
+        /// vector loads and stores that cross cache lines cost extra on every pass.
+        /// </summary>
+        private static int Line(int offset) => (offset + 15) & ~15;
 
         private void Add(TensorSpec spec, StorageKind storage, int offset) => Tensors.Add(new PlannedTensor(spec, storage, offset));
     }

@@ -91,17 +91,19 @@ public abstract class Optimizer
         }
     }
 
-    private float[]? _stepParameters, _stepGradients;
+    private AlignedFloats? _stepParameters, _stepGradients;
     private Action<int, int>? _stepPart;
 
     private void StepPart(int part, int parts)
     {
         var (lo, hi) = WorkerPool.Share(ParameterCount / 16, part, parts);
         int start = lo * 16, end = part == parts - 1 ? ParameterCount : hi * 16;
+        var parameters = _stepParameters!;
+        var gradients = _stepGradients!;
         foreach (var s in _segments)
         {
             int a = Math.Max(s.Offset, start), b = Math.Min(s.Offset + s.Length, end);
-            if (a < b) Update(_stepParameters.AsSpan(a, b - a), _stepGradients.AsSpan(a, b - a), a, s.Decay ? WeightDecay : 0f);
+            if (a < b) Update(parameters.AsSpan(a, b - a), gradients.AsSpan(a, b - a), a, s.Decay ? WeightDecay : 0f);
         }
     }
 
@@ -133,7 +135,7 @@ public abstract class Optimizer
     protected abstract void Update(Span<float> parameters, ReadOnlySpan<float> gradients, int offset, float weightDecay);
 
     /// <summary>The state tensors, each <see cref="ParameterCount"/> long, by name without prefix (e.g. <c>momentum_buffer</c>).</summary>
-    protected abstract IEnumerable<(string Name, float[] Data)> StateTensors { get; }
+    protected abstract IEnumerable<(string Name, AlignedFloats Data)> StateTensors { get; }
 
     /// <summary>Hyperparameters written to checkpoint metadata (informative; a loaded checkpoint does not change them).</summary>
     protected abstract IEnumerable<(string Key, double Value)> Hyperparameters { get; }
@@ -144,7 +146,7 @@ public abstract class Optimizer
     {
         ArgumentNullException.ThrowIfNull(writer);
         writer.Add(StatePrefix + "step", [StepCount], []);
-        foreach (var (name, data) in StateTensors) writer.Add(StatePrefix + name, data, [data.Length]);
+        foreach (var (name, data) in StateTensors) writer.Add(StatePrefix + name, data.AsSpan(), [data.Length]);
         writer.AddMetadata(StatePrefix + "kind", Kind);
         writer.AddMetadata(StatePrefix + "lr", LearningRate.ToString("R", CultureInfo.InvariantCulture));
         writer.AddMetadata(StatePrefix + "weight_decay", WeightDecay.ToString("R", CultureInfo.InvariantCulture));
@@ -180,7 +182,7 @@ public abstract class Optimizer
         var problems = CheckState(file);
         if (problems.Count > 0) throw new InvalidDataException($"cannot load the {Kind} optimizer state: {string.Join("; ", problems)}. Nothing was loaded.");
         StepCount = file[StatePrefix + "step"].ToInt64Array()[0];
-        foreach (var (name, data) in StateTensors) file[StatePrefix + name].CopyTo(data);
+        foreach (var (name, data) in StateTensors) file[StatePrefix + name].CopyTo(data.AsSpan());
         if (file.Metadata.TryGetValue(StatePrefix + "lr", out var lr) && float.TryParse(lr, NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
             LearningRate = value;
     }

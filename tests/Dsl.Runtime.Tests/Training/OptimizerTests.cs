@@ -88,6 +88,67 @@ public class OptimizerTests
         for (int i = 0; i < n; i++) Close(expected[i], actual[i], 1e-5);
     }
 
+    [Theory]
+    [InlineData(7)]   // the scalar tail only
+    [InlineData(16)]  // one block of 16 lanes
+    [InlineData(61)]  // three blocks of 16, one of 8, a tail of 5
+    public void SgdMomentumMatchesTheScalarFloatFormulaBitForBit(int n)
+    {
+        // The vector loops (16 lanes without weight decay after the first step, 8 otherwise) must round exactly as
+        // the scalar float formula does: b = momentum·b + g (the first step b = g), p = p − lr·b.
+        var p = TestUtil.Random(n, 3);
+        var grads = Enumerable.Range(0, 4).Select(s => TestUtil.Random(n, 30 + s)).ToArray();
+        const float lr = 0.03f, momentum = 0.9f;
+        var expected = (float[])p.Clone();
+        var buf = new float[n];
+        for (int t = 0; t < grads.Length; t++)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                float g = grads[t][i];
+                buf[i] = t == 0 ? g : momentum * buf[i] + 1f * g;
+                expected[i] -= lr * buf[i];
+            }
+        }
+
+        var sgd = new Sgd(n, ParameterSegments.Whole(n), lr, momentum);
+        var actual = Run(sgd, p, grads);
+        Assert.Equal(expected, actual);
+        Assert.Equal(buf, sgd.MomentumBuffer.ToArray());
+    }
+
+    [Theory]
+    [InlineData(5)]
+    [InlineData(37)]
+    public void AdamWithoutWeightDecayMatchesTheScalarFloatFormulaBitForBit(int n)
+    {
+        // Without weight decay Adam updates eight lanes at a time; each lane must round as the scalar float loop does.
+        var p = TestUtil.Random(n, 4);
+        var grads = Enumerable.Range(0, 5).Select(s => TestUtil.Random(n, 40 + s)).ToArray();
+        const float lr = 0.01f, b1 = 0.8f, b2 = 0.99f, eps = 1e-6f;
+        var expected = (float[])p.Clone();
+        var m = new float[n];
+        var v = new float[n];
+        for (int t = 1; t <= grads.Length; t++)
+        {
+            float stepSize = (float)(lr / (1 - Math.Pow(b1, t)));
+            float bc2 = (float)Math.Sqrt(1 - Math.Pow(b2, t));
+            for (int i = 0; i < n; i++)
+            {
+                float g = grads[t - 1][i];
+                m[i] = m[i] + (1 - b1) * (g - m[i]);
+                v[i] = b2 * v[i] + (1 - b2) * g * g;
+                expected[i] = expected[i] - stepSize * (m[i] / (MathF.Sqrt(v[i]) / bc2 + eps));
+            }
+        }
+
+        var adam = new Adam(n, ParameterSegments.Whole(n), lr, b1, b2, eps);
+        var actual = Run(adam, p, grads);
+        Assert.Equal(expected, actual);
+        Assert.Equal(m, adam.ExpAvg.ToArray());
+        Assert.Equal(v, adam.ExpAvgSq.ToArray());
+    }
+
     [Fact]
     public void AdamBiasCorrectionMakesTheFirstStepsLr()
     {
