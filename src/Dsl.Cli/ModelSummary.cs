@@ -25,7 +25,7 @@ public static class ModelSummary
             model.Flops, rows.Sum(r => r.ActivationBytes));
     }
 
-    private static string Describe(BoundLayer layer)
+    private static string Describe(Dsl.Compiler.Ops.Op layer)
     {
         var args = layer.Syntax.Arguments;
         return args.Count == 0 && !layer.Syntax.HasArgumentList

@@ -3,25 +3,28 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using System.Text.RegularExpressions;
+using Dsl.Compiler.Graph;
 using Dsl.Compiler.Lowering;
+using Dsl.Compiler.Ops;
 using Dsl.Compiler.Semantics;
 
 namespace Dsl.Compiler.Emit
 {
     /// <summary>
-    /// Writes one C# class per model: constants for every shape and offset, a forward/backward pair
-    /// per layer in training mode, and an inference pass with batch norm folded. The text is
-    /// deterministic: it depends only on the model, the file name and the source text.
+    /// Writes one C# class per model from its lowered form: constants for every shape and offset, the ops' forward
+    /// and backward blocks in training mode, and the inference pass with batch norm folded. It prints; the lowering
+    /// passes decide. The text is deterministic: it depends only on the model, the file name and the source text.
     /// </summary>
     public static class CSharpEmitter
     {
+        /// <summary>The user-facing runtime namespace (CompiledModel, AlignedFloats, TensorInfo).</summary>
         public const string Runtime = "global::Dsl.Runtime";
 
-        public static string Emit(BoundModel model, string source, string fileName, string toolVersion = "0.1.0")
-        {
-            var plan = ModelPlan.Create(model);
-            return new ModelEmitter(plan, source, fileName, toolVersion).Emit();
-        }
+        /// <summary>The namespace of the kernels generated code calls.</summary>
+        public const string Kernels = "global::Dsl.Runtime";
+
+        public static string Emit(BoundModel model, string source, string fileName, string toolVersion = "0.1.0") =>
+            new ModelEmitter(Lowerer.Lower(model), source, fileName, toolVersion).Emit();
 
         /// <summary>A float literal that round-trips, in the invariant culture.</summary>
         internal static string Float(double value)
@@ -33,972 +36,576 @@ namespace Dsl.Compiler.Emit
         }
 
         internal static string Int(long value) => value.ToString(CultureInfo.InvariantCulture);
+    }
 
-        private sealed class ModelEmitter
+    /// <summary>The class of one model; per-op blocks come from the ops' own emitters.</summary>
+    internal sealed class ModelEmitter
+    {
+        private const string Runtime = CSharpEmitter.Runtime;
+        private const string Kernels = CSharpEmitter.Kernels;
+
+        private static readonly string[] MemberSuffixes =
         {
-            private readonly ModelPlan _plan;
-            private readonly BoundModel _model;
-            private readonly string _source;
-            private readonly string _fileName;
-            private readonly string _toolVersion;
-            private readonly IndentedWriter _w = new();
-            private readonly Dictionary<LayerPlan, string> _names = new();
+            "Weight", "Bias", "RunningMean", "RunningVar", "NumBatchesTracked", "Out", "Mask", "Indices", "SaveMean", "SaveInvStd",
+            "Scale", "Shift", "FoldedWeight", "FoldedBias", "Geometry", "Grad", "Infer", "PackedWeight",
+        };
 
-            public ModelEmitter(ModelPlan plan, string source, string fileName, string toolVersion)
+        private readonly BoundModel _model;
+        private readonly DataflowGraph _graph;
+        private readonly MemoryPlan _memory;
+        private readonly string _source;
+        private readonly string _fileName;
+        private readonly string _toolVersion;
+        private readonly Dictionary<Node, string> _names = new();
+        private string? _lastInferVariable;
+
+        public ModelEmitter(LoweredModel lowered, string source, string fileName, string toolVersion)
+        {
+            Lowered = lowered;
+            _model = lowered.Model;
+            _graph = lowered.Graph;
+            _memory = lowered.Memory;
+            _source = source;
+            _fileName = fileName;
+            _toolVersion = toolVersion;
+            // Each node's members are <prefix><suffix>; no two may coincide (layers 'a_folded' and 'a' would both give
+            // AFoldedWeight), nor match the class's own name (model Fc1Weight).
+            var members = new HashSet<string>(StringComparer.Ordinal) { _model.Name };
+            foreach (var node in _graph.Nodes)
             {
-                _plan = plan;
-                _model = plan.Model;
-                _source = source;
-                _fileName = fileName;
-                _toolVersion = toolVersion;
-                // Each layer's constants are <prefix><suffix>; no two may coincide (layers 'a_folded' and 'a' would
-                // both give AFoldedWeight), nor match the class's own name (model Fc1Weight).
-                var members = new HashSet<string>(StringComparer.Ordinal) { _model.Name };
-                foreach (var layer in plan.Layers)
-                {
-                    string name = CSharpNames.Pascal(layer.Layer.Name);
-                    if (MemberSuffixes.Any(suffix => members.Contains(name + suffix))) name += "At" + Int(layer.Layer.Index);
-                    foreach (var suffix in MemberSuffixes) members.Add(name + suffix);
-                    _names[layer] = name;
-                }
+                string name = CSharpNames.Pascal(node.Op.Name);
+                if (MemberSuffixes.Any(suffix => members.Contains(name + suffix))) name += "At" + CSharpEmitter.Int(node.Id);
+                foreach (var suffix in MemberSuffixes) members.Add(name + suffix);
+                _names[node] = name;
             }
+        }
 
-            private static readonly string[] MemberSuffixes =
+        public LoweredModel Lowered { get; }
+        public IndentedWriter Writer { get; } = new();
+
+        public string NameOf(Node node) => _names[node];
+
+        private IEnumerable<OpEmitContext> Contexts => _graph.Nodes.Select(n => new OpEmitContext(this, n));
+        private bool HasBatchNorm => _memory.CacheLength > 0;
+        private bool HasMaxPool => _graph.Nodes.Any(n => n.Op.IndicesLength > 0);
+        private bool HasDropout => _graph.Nodes.Any(n => n.Op.MaskLength > 0);
+        private bool HasGemm => _graph.Nodes.Any(n => n.Op.UsesScratch);
+        private bool HasFolding => _memory.FoldedLength > 0;
+        private bool HasParameters => _graph.Nodes.Any(n => n.Op.ParameterCount > 0);
+
+        private void Line(string text = "") => Writer.Line(text);
+
+        private static string Int(long value) => CSharpEmitter.Int(value);
+
+        private static string Shape(IReadOnlyList<int> shape) => "[" + string.Join(", ", shape) + "]";
+
+        private static string BatchShape(IReadOnlyList<int> shape) => "[N, " + string.Join(", ", shape) + "]";
+
+        /// <summary>The layer as written in the .nn file, on one line.</summary>
+        private string SourceOf(Op op)
+        {
+            int start = Math.Min(op.Span.Start, _source.Length);
+            int length = Math.Min(op.Span.Length, _source.Length - start);
+            return Regex.Replace(_source.Substring(start, length), @"\s+", " ");
+        }
+
+        public void Header(Node node, string note)
+        {
+            var op = node.Op;
+            Line($"// {op.Name}: {SourceOf(op)} — {_fileName}({op.Span.Line},{op.Span.Column}) — {BatchShape(op.InputShape)} → {BatchShape(op.OutputShape)}{note}");
+        }
+
+        public string Emit()
+        {
+            Line("// <auto-generated/>");
+            Line($"// Generated by Dsl.Generator {_toolVersion} from {_fileName}. Edit the .nn file, not this one.");
+            Line("#nullable enable");
+            Line();
+            if (_model.Namespace is { } ns)
             {
-                "Weight", "Bias", "RunningMean", "RunningVar", "NumBatchesTracked", "Out", "Mask", "Indices", "SaveMean", "SaveInvStd",
-                "Scale", "Shift", "FoldedWeight", "FoldedBias", "Geometry",
-            };
-
-            private bool HasBatchNorm => _plan.Layers.Any(l => l.Layer.IsBatchNorm);
-            private bool HasMaxPool => _plan.Layers.Any(l => l.Indices >= 0);
-            private bool HasDropout => _plan.Layers.Any(l => l.Mask >= 0);
-            private bool HasGemm => _plan.Layers.Any(l => l.Layer.Kind is LayerKind.Conv1d or LayerKind.Conv2d or LayerKind.Linear);
-
-            public string Emit()
-            {
-                _w.Line("// <auto-generated/>");
-                _w.Line($"// Generated by Dsl.Generator {_toolVersion} from {_fileName}. Edit the .nn file, not this one.");
-                _w.Line("#nullable enable");
-                _w.Line();
-                if (_model.Namespace is { } ns)
-                {
-                    using (_w.Block($"namespace {ns}"))
-                        EmitClass();
-                }
-                else
-                {
+                using (Writer.Block($"namespace {ns}"))
                     EmitClass();
-                }
-
-                return _w.ToString();
+            }
+            else
+            {
+                EmitClass();
             }
 
-            private string Shape(IReadOnlyList<int> shape) => "[" + string.Join(", ", shape) + "]";
+            return Writer.ToString();
+        }
 
-            private string BatchShape(IReadOnlyList<int> shape) => "[N, " + string.Join(", ", shape) + "]";
-
-            private string Location(BoundLayer layer) => $"{_fileName}({layer.Span.Line},{layer.Span.Column})";
-
-            /// <summary>The layer as written in the .nn file, on one line.</summary>
-            private string SourceOf(BoundLayer layer)
+        private void EmitClass()
+        {
+            var m = _model;
+            Line("/// <summary>");
+            Line($"/// <c>{m.Name}</c> from {_fileName}({m.Syntax.Span.Line},{m.Syntax.Span.Column}): input {BatchShape(m.InputShape)} → output {BatchShape(m.OutputShape)},");
+            Line($"/// {Int(m.ParameterCount)} parameters. Layers: {string.Join(" → ", m.Layers.Select(l => l.KindName))}.");
+            Line("/// </summary>");
+            Line($"[global::System.CodeDom.Compiler.GeneratedCode(\"Dsl.Generator\", \"{_toolVersion}\")]");
+            using (Writer.Block($"public sealed partial class {m.Name} : {Runtime}.CompiledModel"))
             {
-                int start = Math.Min(layer.Span.Start, _source.Length);
-                int length = Math.Min(layer.Span.Length, _source.Length - start);
-                return Regex.Replace(_source.Substring(start, length), @"\s+", " ");
+                EmitConstants();
+                EmitFields();
+                EmitConstructor();
+                EmitReset();
+                EmitForward();
+                EmitBackward();
+                EmitInfer();
+                EmitRefresh();
+                EmitIndicesView();
+            }
+        }
+
+        /// <summary>The constant naming a region of the batch-scaled arena.</summary>
+        private string RegionName(Region region) => region.Kind switch
+        {
+            RegionKind.Value => region.Value.Producer is { } node ? $"{_names[node]}Out" : "InputCopy",
+            RegionKind.Mask => $"{_names[region.Value.Producer!]}Mask",
+            RegionKind.Indices => $"{_names[region.Value.Producer!]}Indices",
+            RegionKind.Gradient => region.Value.Producer is { } node ? $"{_names[node]}Grad" : "InputGrad",
+            RegionKind.Inference => $"{_names[region.Value.Producer!]}Infer",
+            _ => throw new UnreachableException(),
+        };
+
+        private string RegionComment(Region region)
+        {
+            string what = region.Value.Producer is { } node ? $"{node.Op.Name} output" : "the input";
+            bool kept = region.Start < 2 * _graph.Nodes.Count + 2 && region.End > 2 * _graph.Nodes.Count + 2;
+            return region.Kind switch
+            {
+                RegionKind.Value => $"{what} {Shape(region.Value.Shape)}{(kept ? ", kept for backward" : "")}",
+                RegionKind.Mask => $"{region.Value.Producer!.Op.Name} dropout mask",
+                RegionKind.Indices => $"{region.Value.Producer!.Op.Name} argmax (ints)",
+                RegionKind.Gradient => region.Value.Producer is null ? "dL/d(input) when the caller does not ask for it" : $"dL/d({what})",
+                RegionKind.Inference => $"{what} at inference",
+                _ => throw new UnreachableException(),
+            };
+        }
+
+        private void EmitConstants()
+        {
+            var m = _model;
+            Line($"/// <summary>Floats in one input sample, {Shape(m.InputShape)}.</summary>");
+            Line($"public const int InputLength = {Int(m.InputLength)};");
+            Line();
+            Line($"/// <summary>Floats in one output sample, {Shape(m.OutputShape)}.</summary>");
+            Line($"public const int OutputLength = {Int(m.OutputLength)};");
+            Line();
+            Line("/// <summary>Learnable parameters (PyTorch's <c>sum(p.numel() for p in model.parameters())</c>).</summary>");
+            Line($"public const int ParameterCount = {Int(m.ParameterCount)};");
+            Line();
+            Line("/// <summary>The shape of one input sample, batch excluded.</summary>");
+            Line($"public static global::System.ReadOnlySpan<int> InputShape => new int[] {{ {string.Join(", ", m.InputShape)} }};");
+            Line();
+            Line("/// <summary>The shape of one output sample, batch excluded.</summary>");
+            Line($"public static global::System.ReadOnlySpan<int> OutputShape => new int[] {{ {string.Join(", ", m.OutputShape)} }};");
+            Line();
+
+            Line("// Offsets of parameters (and their gradients), running statistics and batch counters, in state_dict order.");
+            foreach (var t in _memory.Tensors)
+                Line($"private const int {_names[t.Owner]}{CSharpNames.Pascal(t.Spec.LocalName)} = {Int(t.Offset)}; // {t.Spec.Name} {Shape(t.Spec.Shape)}");
+
+            Line();
+            Line("// The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its");
+            Line("// forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their");
+            Line("// backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.");
+            foreach (var kind in new[] { RegionKind.Value, RegionKind.Mask, RegionKind.Indices, RegionKind.Gradient, RegionKind.Inference })
+            {
+                foreach (var region in _memory.Regions.Where(r => r.Kind == kind).OrderBy(r => r.Value.Id))
+                    Line($"private const int {RegionName(region)} = {Int(region.Offset)}; // {RegionComment(region)}");
             }
 
-            private void Header(LayerPlan p, string what = "")
-            {
-                var l = p.Layer;
-                _w.Line($"// {l.Name}: {SourceOf(l)} — {Location(l)} — {BatchShape(l.InputShape)} → {BatchShape(l.OutputShape)}{what}");
-            }
+            Line($"private const int ArenaPerSample = {Int(_memory.PerSample)};");
 
-            private void EmitClass()
+            if (HasBatchNorm)
             {
-                var m = _model;
-                _w.Line("/// <summary>");
-                _w.Line($"/// <c>{m.Name}</c> from {_fileName}({m.Syntax.Span.Line},{m.Syntax.Span.Column}): input {BatchShape(m.InputShape)} → output {BatchShape(m.OutputShape)},");
-                _w.Line($"/// {Int(m.ParameterCount)} parameters. Layers: {string.Join(" → ", m.Layers.Select(l => l.KindName))}.");
-                _w.Line("/// </summary>");
-                _w.Line($"[global::System.CodeDom.Compiler.GeneratedCode(\"Dsl.Generator\", \"{_toolVersion}\")]");
-                using (_w.Block($"public sealed partial class {m.Name} : {Runtime}.CompiledModel"))
+                Line();
+                Line("// Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.");
+                Line($"private const int CacheLength = {Int(_memory.CacheLength)};");
+                foreach (var (node, offset) in _memory.Caches)
                 {
-                    EmitConstants();
-                    EmitFields();
-                    EmitConstructor();
-                    EmitReset();
-                    EmitForward();
-                    EmitBackward();
-                    EmitInfer();
-                    EmitRefresh();
-                    EmitIndicesView();
+                    Line($"private const int {_names[node]}SaveMean = {Int(offset)};");
+                    Line($"private const int {_names[node]}SaveInvStd = {Int(offset + ((BatchNormOp)node.Op).CacheLength / 2)};");
                 }
             }
 
-            private void EmitConstants()
+            if (HasFolding)
             {
-                var m = _model;
-                _w.Line($"/// <summary>Floats in one input sample, {Shape(m.InputShape)}.</summary>");
-                _w.Line($"public const int InputLength = {Int(m.InputLength)};");
-                _w.Line();
-                _w.Line($"/// <summary>Floats in one output sample, {Shape(m.OutputShape)}.</summary>");
-                _w.Line($"public const int OutputLength = {Int(m.OutputLength)};");
-                _w.Line();
-                _w.Line("/// <summary>Learnable parameters (PyTorch's <c>sum(p.numel() for p in model.parameters())</c>).</summary>");
-                _w.Line($"public const int ParameterCount = {Int(m.ParameterCount)};");
-                _w.Line();
-                _w.Line("/// <summary>The shape of one input sample, batch excluded.</summary>");
-                _w.Line($"public static global::System.ReadOnlySpan<int> InputShape => new int[] {{ {string.Join(", ", m.InputShape)} }};");
-                _w.Line();
-                _w.Line("/// <summary>The shape of one output sample, batch excluded.</summary>");
-                _w.Line($"public static global::System.ReadOnlySpan<int> OutputShape => new int[] {{ {string.Join(", ", m.OutputShape)} }};");
-                _w.Line();
-
-                _w.Line("// Offsets of parameters (and their gradients), running statistics and batch counters, in state_dict order.");
-                foreach (var t in _plan.Tensors)
+                Line();
+                Line("// Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.");
+                Line($"private const int FoldedLength = {Int(_memory.FoldedLength)};");
+                foreach (var node in _graph.Nodes)
                 {
-                    var owner = _plan.Layers.First(l => l.Layer.Tensors.Contains(t.Spec));
-                    _w.Line($"private const int {_names[owner]}{CSharpNames.Pascal(t.Spec.LocalName)} = {Int(t.Offset)}; // {t.Spec.Name} {Shape(t.Spec.Shape)}");
+                    if (_memory.ScaleShift(node) is { } scale)
+                    {
+                        Line($"private const int {_names[node]}Scale = {Int(scale)};");
+                        Line($"private const int {_names[node]}Shift = {Int(scale + ((BatchNormOp)node.Op).ScaleShiftLength / 2)};");
+                    }
+
+                    if (_memory.FoldedWeight(node) is { } weights)
+                    {
+                        Line($"private const int {_names[node]}FoldedWeight = {Int(weights.Weight)};");
+                        Line($"private const int {_names[node]}FoldedBias = {Int(weights.Bias)};");
+                    }
+
+                    if (_memory.PackedWeight(node) is { } packed) Line($"private const int {_names[node]}PackedWeight = {Int(packed)};");
+                }
+            }
+
+            Line();
+            foreach (var e in Contexts)
+            {
+                if (e.Op is ConvOp conv) conv.EmitGeometry(e);
+                else if (e.Op is PoolOp pool) pool.EmitGeometry(e);
+            }
+
+            if (HasGemm)
+            {
+                var lengths = Contexts.Where(e => e.Op is ConvOp).Select(e => ((ConvOp)e.Op).ScratchLength(e)).Prepend($"{Kernels}.Gemm.ScratchLength").ToList();
+                string max = lengths[lengths.Count - 1];
+                for (int i = lengths.Count - 2; i >= 0; i--) max = $"global::System.Math.Max({lengths[i]}, {max})";
+                Line("// Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.");
+                Line($"private static readonly int s_scratchLength = {Runtime}.AlignedFloats.RoundUp({max});");
+            }
+
+            Line();
+            Line($"private static readonly {Runtime}.TensorInfo[] s_tensors =");
+            using (Writer.Block(null, "};"))
+            {
+                foreach (var t in _memory.Tensors)
+                {
+                    string shape = t.Spec.Shape.Count == 0 ? "global::System.Array.Empty<int>()" : $"new[] {{ {string.Join(", ", t.Spec.Shape)} }}";
+                    Line($"new(\"{t.Spec.Name}\", {shape}, {Runtime}.TensorStorage.{t.Storage}, {Int(t.Offset)}, {Int(Math.Max(1, t.Spec.ElementCount))}),");
+                }
+            }
+
+            Line();
+            Line($"private static readonly int[] s_inputShape = {{ {string.Join(", ", m.InputShape)} }};");
+            Line($"private static readonly int[] s_outputShape = {{ {string.Join(", ", m.OutputShape)} }};");
+            Line();
+        }
+
+        private void EmitFields()
+        {
+            Line("// One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.");
+            Line($"private readonly {Runtime}.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one");
+            if (HasGemm) Line("private readonly int _scratch; // GEMM panels and im2col columns");
+            if (HasBatchNorm) Line("private readonly int _cache;");
+            if (HasFolding)
+            {
+                Line("private readonly int _folded;");
+                Line("private int _foldedVersion = -1;");
+            }
+
+            if (HasDropout)
+            {
+                Line($"private {Kernels}.SplitMix64 _dropoutRng;");
+                Line();
+                Line("/// <inheritdoc/>");
+                Line("protected override ulong? GetDropoutRandomState() => _dropoutRng.State;");
+                Line();
+                Line("/// <inheritdoc/>");
+                Line("protected override void SetDropoutRandomState(ulong? state)");
+                Line("{");
+                Line($"    if (state is {{ }} value) _dropoutRng = new {Kernels}.SplitMix64(value);");
+                Line("}");
+            }
+
+            Line();
+            Line("/// <inheritdoc/>");
+            Line($"public override string Name => \"{_model.Name}\";");
+            Line();
+            Line("/// <inheritdoc/>");
+            Line("public override int SampleInputLength => InputLength;");
+            Line();
+            Line("/// <inheritdoc/>");
+            Line("public override int SampleOutputLength => OutputLength;");
+            Line();
+            Line("/// <inheritdoc/>");
+            Line("public override global::System.Collections.Generic.IReadOnlyList<int> SampleInputShape => s_inputShape;");
+            Line();
+            Line("/// <inheritdoc/>");
+            Line("public override global::System.Collections.Generic.IReadOnlyList<int> SampleOutputShape => s_outputShape;");
+            Line();
+        }
+
+        private void EmitConstructor()
+        {
+            Line("/// <summary>Allocates everything the model will ever use, then initializes it as PyTorch does by default.</summary>");
+            Line("/// <param name=\"maxBatch\">The largest batch that Forward and Infer will be given.</param>");
+            Line("/// <param name=\"seed\">Seeds the parameter initialization and the dropout masks.</param>");
+            Line("/// <param name=\"threads\">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>");
+            using (Writer.Block($"public {_model.Name}(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)"))
+            {
+                var fixedParts = new List<string>();
+                if (HasGemm) fixedParts.Add("(long)Threads * s_scratchLength");
+                if (HasBatchNorm) fixedParts.Add("2L * CacheLength");
+                if (HasFolding) fixedParts.Add("FoldedLength");
+                Line($"long length = (long)maxBatch * ArenaPerSample{string.Concat(fixedParts.Select(p => " + " + p))};");
+                using (Writer.Block("if (length > global::System.Array.MaxLength)"))
+                {
+                    Line("throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,");
+                    Line($"    $\"{_model.Name} with maxBatch {{maxBatch}} needs {{length}} floats of activations and scratch, more than one array holds ({{(global::System.Array.MaxLength)}}); use a smaller maxBatch.\");");
                 }
 
-                _w.Line();
-                _w.Line("// Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.");
-                _w.Line("private const int InputCopy = 0;");
-                foreach (var p in _plan.Layers.Where(p => !p.AliasesInput))
+                Line();
+                Line("// The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.");
+                string end = "maxBatch * ArenaPerSample";
+                if (HasGemm)
                 {
-                    _w.Line($"private const int {_names[p]}Out = {Int(p.Output)}; // {p.Layer.Name} output {Shape(p.Layer.OutputShape)}");
-                    if (p.Mask >= 0) _w.Line($"private const int {_names[p]}Mask = {Int(p.Mask)}; // {p.Layer.Name} dropout mask");
-                }
-
-                _w.Line($"private const int ArenaPerSample = {Int(_plan.ArenaPerSample)};");
-                _w.Line($"private const int WorkPerSample = {Int(_plan.GradientPerSample)}; // the largest activation");
-                if (HasMaxPool)
-                {
-                    _w.Line($"private const int IndicesPerSample = {Int(_plan.IndicesPerSample)};");
-                    foreach (var p in _plan.Layers.Where(p => p.Indices >= 0))
-                        _w.Line($"private const int {_names[p]}Indices = {Int(p.Indices)}; // {p.Layer.Name} argmax, per sample");
+                    Line($"_scratch = {end};");
+                    end = "_scratch + Threads * s_scratchLength";
                 }
 
                 if (HasBatchNorm)
                 {
-                    _w.Line();
-                    _w.Line("// Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.");
-                    _w.Line($"private const int CacheLength = {Int(_plan.CacheLength)};");
-                    foreach (var p in _plan.Layers.Where(p => p.SaveMean >= 0))
-                    {
-                        _w.Line($"private const int {_names[p]}SaveMean = {Int(p.SaveMean)};");
-                        _w.Line($"private const int {_names[p]}SaveInvStd = {Int(p.SaveInvStd)};");
-                    }
+                    Line($"_cache = {end};");
+                    end = "_cache + 2 * CacheLength";
                 }
 
-                if (_plan.HasFolding)
+                if (HasFolding)
                 {
-                    _w.Line();
-                    _w.Line("// Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.");
-                    _w.Line($"private const int FoldedLength = {Int(_plan.FoldedLength)};");
-                    foreach (var p in _plan.Layers)
-                    {
-                        if (p.Scale >= 0)
-                        {
-                            _w.Line($"private const int {_names[p]}Scale = {Int(p.Scale)};");
-                            _w.Line($"private const int {_names[p]}Shift = {Int(p.Shift)};");
-                        }
-
-                        if (p.FoldedWeight >= 0)
-                        {
-                            _w.Line($"private const int {_names[p]}FoldedWeight = {Int(p.FoldedWeight)};");
-                            _w.Line($"private const int {_names[p]}FoldedBias = {Int(p.FoldedBias)};");
-                        }
-
-                        if (p.PackedWeight >= 0)
-                        {
-                            _w.Line($"private const int {_names[p]}PackedWeight = {Int(p.PackedWeight)};");
-                        }
-                    }
+                    Line($"_folded = {end};");
+                    end = "_folded + FoldedLength";
                 }
 
-                _w.Line();
-                foreach (var p in _plan.Layers)
-                {
-                    var l = p.Layer;
-                    var a = l.Attributes;
-                    int rank = l.InputShape.Count;
-                    bool oneD = rank == 2;
-                    int inH = rank == 3 ? l.InputShape[1] : 1;
-                    int inW = rank == 3 ? l.InputShape[2] : rank == 2 ? l.InputShape[1] : 1;
-                    switch (l.Kind)
-                    {
-                        case LayerKind.Conv1d:
-                        case LayerKind.Conv2d:
-                            var k = oneD ? (1, a.Kernel.W) : a.Kernel;
-                            var s = oneD ? (1, a.Stride.W) : a.Stride;
-                            var pad = oneD ? (0, a.Padding.W) : a.Padding;
-                            var d = oneD ? (1, a.Dilation.W) : a.Dilation;
-                            _w.Line($"private static readonly {Runtime}.ConvGeometry {_names[p]}Geometry = new(");
-                            _w.Line($"    inChannels: {a.InChannels}, outChannels: {a.OutChannels}, inH: {inH}, inW: {inW}, kernelH: {k.Item1}, kernelW: {k.Item2},");
-                            _w.Line($"    strideH: {s.Item1}, strideW: {s.Item2}, padH: {pad.Item1}, padW: {pad.Item2}, dilationH: {d.Item1}, dilationW: {d.Item2}, groups: {a.Groups});");
-                            break;
-                        case LayerKind.MaxPool1d:
-                        case LayerKind.MaxPool2d:
-                        case LayerKind.AvgPool1d:
-                        case LayerKind.AvgPool2d:
-                            _w.Line($"private static readonly {Runtime}.PoolGeometry {_names[p]}Geometry = new(");
-                            _w.Line($"    channels: {l.InputShape[0]}, inH: {inH}, inW: {inW}, kernelH: {a.Kernel.H}, kernelW: {a.Kernel.W}, strideH: {a.Stride.H}, strideW: {a.Stride.W},");
-                            _w.Line($"    padH: {a.Padding.H}, padW: {a.Padding.W}, dilationH: {a.Dilation.H}, dilationW: {a.Dilation.W}, ceilMode: {(a.CeilMode ? "true" : "false")});");
-                            break;
-                    }
-                }
-
-                if (HasGemm)
-                {
-                    var lengths = _plan.Layers.Where(p => p.Layer.Kind is LayerKind.Conv1d or LayerKind.Conv2d)
-                        .Select(p => $"{Runtime}.{ConvKernel(p)}.ParallelScratchLength(in {_names[p]}Geometry)")
-                        .Prepend($"{Runtime}.Gemm.ScratchLength").ToList();
-                    string max = lengths[lengths.Count - 1];
-                    for (int i = lengths.Count - 2; i >= 0; i--) max = $"global::System.Math.Max({lengths[i]}, {max})";
-                    _w.Line("// Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.");
-                    _w.Line($"private static readonly int s_scratchLength = {Runtime}.AlignedFloats.RoundUp({max});");
-                }
-
-                _w.Line();
-                _w.Line($"private static readonly {Runtime}.TensorInfo[] s_tensors =");
-                using (_w.Block(null, "};"))
-                {
-                    foreach (var t in _plan.Tensors)
-                    {
-                        string shape = t.Spec.Shape.Count == 0 ? "global::System.Array.Empty<int>()" : $"new[] {{ {string.Join(", ", t.Spec.Shape)} }}";
-                        _w.Line($"new(\"{t.Spec.Name}\", {shape}, {Runtime}.TensorStorage.{t.Storage}, {Int(t.Offset)}, {Int(Math.Max(1, t.Spec.ElementCount))}),");
-                    }
-                }
-
-                _w.Line();
-                _w.Line($"private static readonly int[] s_inputShape = {{ {string.Join(", ", m.InputShape)} }};");
-                _w.Line($"private static readonly int[] s_outputShape = {{ {string.Join(", ", m.OutputShape)} }};");
-                _w.Line();
+                Line($"_arena = new {Runtime}.AlignedFloats({end});");
+                Line("ResetParameters(seed);");
             }
 
-            private void EmitFields()
+            Line();
+        }
+
+        private void EmitReset()
+        {
+            Line("/// <inheritdoc/>");
+            using (Writer.Block("public override void ResetParameters(int seed)"))
             {
-                _w.Line("// One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.");
-                _w.Line($"private readonly {Runtime}.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one");
-                _w.Line("private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls");
-                _w.Line("private readonly int _workB;");
-                if (HasMaxPool) _w.Line("private readonly int _indices; // max pooling's argmax, stored as ints");
-                if (HasGemm) _w.Line("private readonly int _scratch; // GEMM panels and im2col columns");
-                if (HasBatchNorm) _w.Line("private readonly int _cache;");
-                if (_plan.HasFolding)
-                {
-                    _w.Line("private readonly int _folded;");
-                    _w.Line("private int _foldedVersion = -1;");
-                }
-
-                if (HasDropout)
-                {
-                    _w.Line($"private {Runtime}.SplitMix64 _dropoutRng;");
-                    _w.Line();
-                    _w.Line("/// <inheritdoc/>");
-                    _w.Line("protected override ulong? GetDropoutRandomState() => _dropoutRng.State;");
-                    _w.Line();
-                    _w.Line("/// <inheritdoc/>");
-                    _w.Line("protected override void SetDropoutRandomState(ulong? state)");
-                    _w.Line("{");
-                    _w.Line($"    if (state is {{ }} value) _dropoutRng = new {Runtime}.SplitMix64(value);");
-                    _w.Line("}");
-                }
-
-                _w.Line();
-                _w.Line("/// <inheritdoc/>");
-                _w.Line($"public override string Name => \"{_model.Name}\";");
-                _w.Line();
-                _w.Line("/// <inheritdoc/>");
-                _w.Line("public override int SampleInputLength => InputLength;");
-                _w.Line();
-                _w.Line("/// <inheritdoc/>");
-                _w.Line("public override int SampleOutputLength => OutputLength;");
-                _w.Line();
-                _w.Line("/// <inheritdoc/>");
-                _w.Line("public override global::System.Collections.Generic.IReadOnlyList<int> SampleInputShape => s_inputShape;");
-                _w.Line();
-                _w.Line("/// <inheritdoc/>");
-                _w.Line("public override global::System.Collections.Generic.IReadOnlyList<int> SampleOutputShape => s_outputShape;");
-                _w.Line();
+                Line($"var rng = new {Kernels}.SplitMix64(unchecked((ulong)seed));");
+                Line("var parameters = ParameterStorage;");
+                if (_memory.BufferLength > 0) Line("var buffers = BufferStorage;");
+                if (_memory.CounterLength > 0) Line("var counters = CounterStorage;");
+                foreach (var e in Contexts) e.Op.EmitReset(e);
+                if (HasDropout) Line($"_dropoutRng = new {Kernels}.SplitMix64(unchecked((ulong)seed) ^ 0x9E3779B97F4A7C15UL);");
+                Line("ParametersChanged();");
             }
 
-            private void EmitConstructor()
+            Line();
+        }
+
+        /// <summary>The variable holding a training value: x (the input or its copy) or y&lt;producer&gt;.</summary>
+        private string ValueName(Value value) => value.Producer is { } node ? $"y{node.Id}" : _memory.InputCopied ? "x" : "input";
+
+        private static string GradientName(Value value) => $"g{value.Producer!.Id}";
+
+        private string Span(Region region, int length) => $"_arena.AsSpan({RegionName(region)} * MaxBatch, batch * {Int(length)})";
+
+        /// <summary>Declares the views of the training values; in Backward only those a backward reads.</summary>
+        private void DeclareActivations(bool backward)
+        {
+            int gap = 2 * _graph.Nodes.Count + 2;
+            if (_memory.InputCopied) Line($"var x = {Span(_memory.ValueRegion(_graph.Input)!, _graph.Input.Length).Replace(Int(_graph.Input.Length), "InputLength")};");
+            foreach (var node in _graph.Nodes)
             {
-                _w.Line("/// <summary>Allocates everything the model will ever use, then initializes it as PyTorch does by default.</summary>");
-                _w.Line("/// <param name=\"maxBatch\">The largest batch that Forward and Infer will be given.</param>");
-                _w.Line("/// <param name=\"seed\">Seeds the parameter initialization and the dropout masks.</param>");
-                _w.Line("/// <param name=\"threads\">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>");
-                using (_w.Block($"public {_model.Name}(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)"))
+                var region = _memory.ValueRegion(node.Output);
+                if (backward && (region is null || region.End <= gap)) continue;
+                var op = node.Op;
+                if (op.IsView)
+                    Line($"var y{node.Id} = {ValueName(node.Input)}; // {op.Name}: {op.KindName} shares its input's memory");
+                else if (Lowered.Training.IsEpilogue(node))
+                    Line($"var y{node.Id} = {ValueName(node.Input)}; // {op.Name}: {op.KindName}, written by {Lowered.Training.GroupOf(node)!.Producer.Op.Name} (batch norm) as it normalizes");
+                else
+                    Line($"var y{node.Id} = {Span(region!, node.Output.Length)};");
+            }
+        }
+
+        private void EmitBatchChecks(bool inference)
+        {
+            foreach (var e in Contexts)
+            {
+                if (e.Op is BatchNormOp bn) bn.EmitBatchCheck(e, inference);
+            }
+        }
+
+        private void EmitForward()
+        {
+            Line("/// <inheritdoc/>");
+            using (Writer.Block("protected override void ForwardCore(global::System.ReadOnlySpan<float> input, global::System.Span<float> output, int batch)"))
+            {
+                EmitBatchChecks(inference: false);
+                Line("var parameters = ParameterStorage;");
+                if (_memory.BufferLength > 0) Line("var buffers = BufferStorage;");
+                if (_memory.CounterLength > 0) Line("var counters = CounterStorage;");
+                if (HasGemm) Line("var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);");
+                DeclareActivations(backward: false);
+                if (_memory.InputCopied) Line("input.CopyTo(x); // a backward reads the input");
+                foreach (var e in Contexts)
                 {
-                    var perSample = new List<string> { "ArenaPerSample", "2L * WorkPerSample" };
-                    if (HasMaxPool) perSample.Add("IndicesPerSample");
-                    var fixedParts = new List<string>();
-                    if (HasGemm) fixedParts.Add("(long)Threads * s_scratchLength");
-                    if (HasBatchNorm) fixedParts.Add("2L * CacheLength");
-                    if (_plan.HasFolding) fixedParts.Add("FoldedLength");
-                    _w.Line($"long length = (long)maxBatch * ({string.Join(" + ", perSample)}){string.Concat(fixedParts.Select(p => " + " + p))};");
-                    using (_w.Block("if (length > global::System.Array.MaxLength)"))
-                    {
-                        _w.Line("throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,");
-                        _w.Line($"    $\"{_model.Name} with maxBatch {{maxBatch}} needs {{length}} floats of activations and scratch, more than one array holds ({{(global::System.Array.MaxLength)}}); use a smaller maxBatch.\");");
-                    }
-
-                    _w.Line();
-                    _w.Line("// The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.");
-                    _w.Line("_workA = maxBatch * ArenaPerSample;");
-                    _w.Line("_workB = _workA + maxBatch * WorkPerSample;");
-                    string end = "_workB + maxBatch * WorkPerSample";
-                    if (HasMaxPool)
-                    {
-                        _w.Line($"_indices = {end};");
-                        end = "_indices + maxBatch * IndicesPerSample";
-                    }
-
-                    if (HasGemm)
-                    {
-                        _w.Line($"_scratch = {end};");
-                        end = "_scratch + Threads * s_scratchLength";
-                    }
-
-                    if (HasBatchNorm)
-                    {
-                        _w.Line($"_cache = {end};");
-                        end = "_cache + 2 * CacheLength";
-                    }
-
-                    if (_plan.HasFolding)
-                    {
-                        _w.Line($"_folded = {end};");
-                        end = "_folded + FoldedLength";
-                    }
-
-                    _w.Line($"_arena = new {Runtime}.AlignedFloats({end});");
-                    _w.Line("ResetParameters(seed);");
+                    Line();
+                    e.Op.EmitForward(e, ValueName(e.Node.Input), $"y{e.Node.Id}");
                 }
 
-                _w.Line();
+                Line();
+                Line($"{ValueName(_graph.Output)}.CopyTo(output);");
             }
 
-            private string P(LayerPlan p, string suffix, int length, string array = "parameters") =>
-                $"{array}.AsSpan({_names[p]}{suffix}, {Int(length)})";
+            Line();
+        }
 
-            private string Weight(LayerPlan p, string array = "parameters") => P(p, "Weight", p.Layer.Tensors[0].ElementCount, array);
+        private void EmitBackward()
+        {
+            if (_graph.Values.Any(v => _graph.Consumers(v).Count > 1))
+                throw new UnreachableException(); // summing the gradients of a shared value comes with the graph language
 
-            private string BiasOrDefault(LayerPlan p, string array = "parameters") =>
-                p.Bias >= 0 ? P(p, "Bias", p.Layer.Tensors.First(t => t.Role == TensorRole.Bias).ElementCount, array) : "default";
-
-            private void EmitReset()
+            if (HasParameters)
             {
-                _w.Line("/// <inheritdoc/>");
-                using (_w.Block("public override void ResetParameters(int seed)"))
+                Line("/// <inheritdoc/>");
+                Line("protected override bool WritesGradientsAfterZeroGrad => true;");
+                Line();
+            }
+
+            Line("/// <inheritdoc/>");
+            using (Writer.Block("protected override void BackwardCore(global::System.ReadOnlySpan<float> outputGrad, global::System.Span<float> inputGrad, int batch)"))
+            {
+                Line("var parameters = ParameterStorage;");
+                Line("var gradients = GradientStorage;");
+                if (HasParameters)
                 {
-                    _w.Line($"var rng = new {Runtime}.SplitMix64(unchecked((ulong)seed));");
-                    _w.Line("var parameters = ParameterStorage;");
-                    if (_plan.BufferLength > 0) _w.Line("var buffers = BufferStorage;");
-                    if (_plan.CounterLength > 0) _w.Line("var counters = CounterStorage;");
-                    foreach (var p in _plan.Layers)
-                    {
-                        var l = p.Layer;
-                        var a = l.Attributes;
-                        if (l.Kind is LayerKind.Conv1d or LayerKind.Conv2d or LayerKind.Linear)
-                        {
-                            int fanIn = l.Kind == LayerKind.Linear ? a.InFeatures : l.Tensors[0].ElementCount / a.OutChannels;
-                            _w.Line($"// {l.Name}: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = {Int(fanIn)}{(a.Bias ? "; bias likewise" : "")}");
-                            _w.Line($"{Runtime}.Initialization.KaimingUniformDefault({Weight(p)}, {Int(fanIn)}, ref rng);");
-                            if (a.Bias) _w.Line($"{Runtime}.Initialization.Uniform({BiasOrDefault(p)}, {Float(1 / Math.Sqrt(fanIn))}, ref rng);");
-                        }
-                        else if (l.IsBatchNorm)
-                        {
-                            _w.Line($"// {l.Name}: γ = 1, β = 0, running mean 0, running variance 1, no batch seen");
-                            int c = p.Channels;
-                            if (a.Affine)
-                            {
-                                _w.Line($"{P(p, "Weight", c)}.Fill(1f);");
-                                _w.Line($"{P(p, "Bias", c)}.Clear();");
-                            }
-
-                            if (a.TrackRunningStats)
-                            {
-                                _w.Line($"{P(p, "RunningMean", c, "buffers")}.Clear();");
-                                _w.Line($"{P(p, "RunningVar", c, "buffers")}.Fill(1f);");
-                                _w.Line($"counters[{_names[p]}NumBatchesTracked] = 0;");
-                            }
-                        }
-                    }
-
-                    if (HasDropout) _w.Line($"_dropoutRng = new {Runtime}.SplitMix64(unchecked((ulong)seed) ^ 0x9E3779B97F4A7C15UL);");
-                    _w.Line("ParametersChanged();");
+                    Line("// After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.");
+                    Line("bool accumulate = BeginGradients();");
                 }
 
-                _w.Line();
-            }
-
-            private string Arena(LayerPlan p) => $"_arena.AsSpan({_names[p]}Out * MaxBatch, batch * {Int(p.Layer.OutputLength)})";
-
-            /// <summary>Declares x and y0..yn: views of the training arena holding the input and every output.</summary>
-            private void DeclareActivations()
-            {
-                _w.Line("var x = _arena.AsSpan(InputCopy, batch * InputLength);");
-                for (int i = 0; i < _plan.Layers.Count; i++)
+                if (HasGemm) Line("var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);");
+                if (_memory.BufferLength > 0 && _graph.Nodes.Any(n => n.Op is BatchNormOp { Frozen: true })) Line("var buffers = BufferStorage;");
+                DeclareActivations(backward: true);
+                Line();
+                Line("// g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.");
+                var output = _graph.Output;
+                Line($"var {GradientName(output)} = _arena.AsSpan({RegionName(_memory.GradientRegion(output)!)} * MaxBatch, batch * OutputLength);");
+                Line($"outputGrad.CopyTo({GradientName(output)});");
+                foreach (var node in _graph.Nodes.Reverse())
                 {
-                    var p = _plan.Layers[i];
-                    _w.Line(p.AliasesInput
-                        ? $"var y{i} = {InputOf(i)}; // {p.Layer.Name}: {p.Layer.KindName} shares its input's memory"
-                        : p.TrainingProducer is { } bn
-                            ? $"var y{i} = {InputOf(i)}; // {p.Layer.Name}: relu, written by {bn.Layer.Name} (batch norm) as it normalizes"
-                            : $"var y{i} = {Arena(p)};");
+                    Line();
+                    var e = new OpEmitContext(this, node, isFirst: node.Input == _graph.Input);
+                    string dy = GradientName(node.Output);
+                    string dx = "inputGrad";
+                    if (!e.IsFirst)
+                    {
+                        dx = GradientName(node.Input);
+                        var region = _memory.GradientRegion(node.Input)!;
+                        Line(region == _memory.GradientRegion(node.Output)
+                            ? $"var {dx} = {dy};"
+                            : $"var {dx} = {Span(region, node.Input.Length)};");
+                    }
+
+                    e.Header(" — backward");
+                    node.Op.EmitBackward(e, ValueName(node.Input), $"y{node.Id}", dy, dx);
                 }
             }
 
-            private static string InputOf(int i) => i == 0 ? "x" : $"y{i - 1}";
+            Line();
+        }
 
-            private string Cache(LayerPlan p, string which, bool inference = false) =>
-                $"_arena.AsSpan(_cache + {(inference ? "CacheLength + " : "")}{_names[p]}{which}, {Int(p.Channels)})";
+        public bool InferInPlace(Node node)
+        {
+            var group = Lowered.Inference.LedBy(node)!;
+            var written = _memory.InferenceRegion(group.Last.Output);
+            return written is not null && written == _memory.InferenceRegion(node.Input);
+        }
 
-            private string Gamma(LayerPlan p) => p.Layer.Attributes.Affine ? P(p, "Weight", p.Channels) : "default";
+        public void DeclareInferOutput(Node node, string variable, string comment)
+        {
+            var group = Lowered.Inference.LedBy(node)!;
+            Line(InferInPlace(node)
+                ? $"var {variable} = {_lastInferVariable}; // in place"
+                : $"var {variable} = {Span(_memory.InferenceRegion(group.Last.Output)!, group.Last.Output.Length)};{comment}");
+        }
 
-            private string Beta(LayerPlan p) => p.Layer.Attributes.Affine ? P(p, "Bias", p.Channels) : "default";
-
-            private void EmitSingleValueChecks(bool inference)
+        private void EmitInfer()
+        {
+            Line("/// <inheritdoc/>");
+            using (Writer.Block("protected override void InferCore(global::System.ReadOnlySpan<float> input, global::System.Span<float> output, int batch, int version)"))
             {
-                foreach (var p in _plan.Layers.Where(p => p.Layer.IsBatchNorm && p.Spatial == 1))
+                EmitBatchChecks(inference: true);
+                if (HasFolding)
                 {
-                    var a = p.Layer.Attributes;
-                    bool usesBatchStatistics = inference ? !a.TrackRunningStats : !a.Frozen;
-                    if (!usesBatchStatistics) continue;
-                    _w.Line($"// {p.Layer.Name} computes batch statistics over the batch alone: one sample has no variance (PyTorch refuses it too).");
-                    _w.Line($"if (batch == 1) ThrowSingleValuePerChannel(\"{p.Layer.Name}\", \"[1, {string.Join(", ", p.Layer.InputShape)}]\");");
-                }
-            }
-
-            private void EmitForward()
-            {
-                _w.Line("/// <inheritdoc/>");
-                using (_w.Block("protected override void ForwardCore(global::System.ReadOnlySpan<float> input, global::System.Span<float> output, int batch)"))
-                {
-                    EmitSingleValueChecks(inference: false);
-                    _w.Line("var parameters = ParameterStorage;");
-                    if (_plan.BufferLength > 0) _w.Line("var buffers = BufferStorage;");
-                    if (_plan.CounterLength > 0) _w.Line("var counters = CounterStorage;");
-                    if (HasGemm) _w.Line("var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);");
-                    DeclareActivations();
-                    _w.Line("input.CopyTo(x); // backward needs the input of the first layer");
-                    for (int i = 0; i < _plan.Layers.Count; i++)
+                    Line("// Parameters or running statistics changed since the last fold: fold again.");
+                    using (Writer.Block("if (_foldedVersion != version)"))
                     {
-                        _w.Line();
-                        EmitLayerForward(_plan.Layers[i], InputOf(i), $"y{i}");
+                        Line("RefreshFolded();");
+                        Line("_foldedVersion = version;");
                     }
 
-                    _w.Line();
-                    _w.Line($"y{_plan.Layers.Count - 1}.CopyTo(output);");
+                    Line();
                 }
 
-                _w.Line();
-            }
-
-            private static string TrainingRelu(LayerPlan p) => p.TrainingRelu is null ? "" : ", relu: true";
-
-            private static string ReluNote(LayerPlan p) => p.TrainingRelu is { } relu ? $" — then {relu.Layer.Name} (relu) as it writes" : "";
-
-            // The kernel class, chosen here from the constant shapes: Winograd for 3×3 stride-1 layers with many
-            // channels, the direct kernel for few input channels and a short kernel, else the GEMM.
-            private static string ConvKernel(LayerPlan p) => p.WinogradConvolution ? "ConvWinograd" : p.DirectConvolution ? "ConvDirect" : "Conv2d";
-
-            private static string ConvNote(LayerPlan p) =>
-                p.WinogradConvolution ? " — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36"
-                : p.DirectConvolution ? " — direct: a reduction of few taps, no GEMM" : "";
-
-            private void EmitLayerForward(LayerPlan p, string x, string y)
-            {
-                var l = p.Layer;
-                var a = l.Attributes;
-                string n = _names[p];
-                switch (l.Kind)
+                Line("var parameters = ParameterStorage;");
+                if (HasFolding) Line("var folded = _arena.AsSpan(_folded, FoldedLength);");
+                if (HasGemm) Line("var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);");
+                Line("global::System.ReadOnlySpan<float> h = input; // the current activation");
+                int counter = 0;
+                foreach (var e in Contexts)
                 {
-                    case LayerKind.Conv1d:
-                    case LayerKind.Conv2d:
-                        Header(p, ConvNote(p));
-                        _w.Line($"{Runtime}.{ConvKernel(p)}.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, in {n}Geometry, scratch, Pool);");
-                        break;
-                    case LayerKind.Linear:
-                        Header(p);
-                        _w.Line($"{Runtime}.Linear.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool);");
-                        break;
-                    case LayerKind.BatchNorm1d:
-                    case LayerKind.BatchNorm2d:
+                    var node = e.Node;
+                    Line();
+                    if (Lowered.Inference.Identities.Contains(node))
                     {
-                        string eps = Float(a.Eps);
-                        string dims = $"batch, {Int(p.Channels)}, {Int(p.Spatial)}";
-                        if (a.Frozen)
-                        {
-                            Header(p, " — frozen: running statistics, never updated");
-                            _w.Line($"{Runtime}.BatchNorm.ForwardWithStatistics({x}, {Gamma(p)}, {Beta(p)}, {P(p, "RunningMean", p.Channels, "buffers")}, {P(p, "RunningVar", p.Channels, "buffers")}, {y},");
-                            _w.Line($"    {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")}, {eps}, {dims});");
-                        }
-                        else if (!a.TrackRunningStats)
-                        {
-                            Header(p, " — batch statistics, no running statistics" + ReluNote(p));
-                            _w.Line($"{Runtime}.BatchNorm.ForwardTraining({x}, {Gamma(p)}, {Beta(p)}, {y}, {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")},");
-                            _w.Line($"    default, default, 0f, {eps}, {dims}{TrainingRelu(p)}, pool: Pool);");
-                        }
-                        else
-                        {
-                            Header(p, " — batch statistics; running statistics updated" + ReluNote(p));
-                            _w.Line($"counters[{n}NumBatchesTracked]++;");
-                            string momentum = a.Momentum is { } value ? Float(value) : $"1f / counters[{n}NumBatchesTracked]";
-                            if (a.Momentum is null) _w.Line("// momentum: none — a cumulative average, factor 1 / num_batches_tracked");
-                            _w.Line($"{Runtime}.BatchNorm.ForwardTraining({x}, {Gamma(p)}, {Beta(p)}, {y}, {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")},");
-                            _w.Line($"    {P(p, "RunningMean", p.Channels, "buffers")}, {P(p, "RunningVar", p.Channels, "buffers")}, {momentum}, {eps}, {dims}{TrainingRelu(p)}, pool: Pool);");
-                        }
-
-                        break;
+                        e.Header(" — identity at inference");
+                        continue;
                     }
 
-                    case LayerKind.Relu:
-                        if (p.TrainingProducer is { } bn)
-                        {
-                            Header(p, $" — applied by {bn.Layer.Name} (batch norm) as it wrote this output");
-                            break;
-                        }
+                    if (Lowered.Inference.IsEpilogue(node))
+                    {
+                        var group = Lowered.Inference.GroupOf(node)!;
+                        var producer = group.Producer.Op;
+                        e.Header(group.Epilogues.First(x => x.Node == node).Kind == EpilogueKind.FoldedBatchNorm
+                            ? $" — folded into {producer.Name}"
+                            : $" — applied by {producer.Name} ({producer.KindName}) as it wrote its output");
+                        continue;
+                    }
 
-                        Header(p);
-                        _w.Line($"{Runtime}.Activations.ReluForward({x}, {y});");
-                        break;
-                    case LayerKind.Sigmoid:
-                        Header(p);
-                        _w.Line($"{Runtime}.Activations.SigmoidForward({x}, {y});");
-                        break;
-                    case LayerKind.Tanh:
-                        Header(p);
-                        _w.Line($"{Runtime}.Activations.TanhForward({x}, {y});");
-                        break;
-                    case LayerKind.LeakyRelu:
-                        Header(p);
-                        _w.Line($"{Runtime}.Activations.LeakyReluForward({x}, {y}, {Float(a.NegativeSlope)});");
-                        break;
-                    case LayerKind.MaxPool1d:
-                    case LayerKind.MaxPool2d:
-                        Header(p);
-                        _w.Line($"{Runtime}.Pooling.MaxForward({x}, {y}, Indices({n}Indices, batch * {Int(l.OutputLength)}), batch, in {n}Geometry, Pool);");
-                        break;
-                    case LayerKind.AvgPool1d:
-                    case LayerKind.AvgPool2d:
-                        Header(p);
-                        _w.Line($"{Runtime}.Pooling.AvgForward({x}, {y}, batch, in {n}Geometry, countIncludePad: {(a.CountIncludePad ? "true" : "false")});");
-                        break;
-                    case LayerKind.GlobalAvgPool:
-                        Header(p);
-                        _w.Line($"{Runtime}.Pooling.GlobalAvgForward({x}, {y}, batch, {Int(p.Channels)}, {Int(p.Spatial)});");
-                        break;
-                    case LayerKind.Flatten:
-                        Header(p, " — a view, nothing to compute");
-                        break;
-                    case LayerKind.Dropout:
-                        if (p.AliasesInput)
-                        {
-                            Header(p, " — p = 0: nothing to drop");
-                            break;
-                        }
-
-                        Header(p, $" — zero with probability {a.P.ToString(CultureInfo.InvariantCulture)}, scale the rest by 1/(1 - p)");
-                        _w.Line($"{Runtime}.Dropout.Forward({x}, {y}, _arena.AsSpan({n}Mask * MaxBatch, batch * {Int(l.OutputLength)}), {Float(a.P)}, ref _dropoutRng);");
-                        break;
-                    case LayerKind.Softmax:
-                        Header(p);
-                        _w.Line($"{Runtime}.Activations.SoftmaxForward({x}, {y}, batch, {Int(l.OutputLength)});");
-                        break;
-                    case LayerKind.LogSoftmax:
-                        Header(p);
-                        _w.Line($"{Runtime}.Activations.LogSoftmaxForward({x}, {y}, batch, {Int(l.OutputLength)});");
-                        break;
-                }
-            }
-
-            private static bool HasParameters(LayerPlan p) => p.Layer.Tensors.Any(t => t.IsParameter);
-
-            // A layer whose kernel only adds to its gradients: after ZeroGrad, zero them first.
-            private void ClearGradientsAfterZeroGrad(params string[] spans)
-            {
-                foreach (string span in spans)
-                {
-                    if (span != "default") _w.Line($"if (!accumulate) {span}.Clear();");
-                }
-            }
-
-            private static bool InPlaceBackward(LayerKind kind) =>
-                kind is LayerKind.Relu or LayerKind.Sigmoid or LayerKind.Tanh or LayerKind.LeakyRelu or LayerKind.Dropout or LayerKind.Flatten;
-
-            private void EmitBackward()
-            {
-                int last = _plan.Layers.Count - 1;
-                if (_plan.Layers.Any(HasParameters))
-                {
-                    _w.Line("/// <inheritdoc/>");
-                    _w.Line("protected override bool WritesGradientsAfterZeroGrad => true;");
-                    _w.Line();
+                    string v = $"h{counter++}";
+                    node.Op.EmitInfer(e, v);
+                    Line($"h = {v};");
+                    _lastInferVariable = v;
                 }
 
-                _w.Line("/// <inheritdoc/>");
-                using (_w.Block("protected override void BackwardCore(global::System.ReadOnlySpan<float> outputGrad, global::System.Span<float> inputGrad, int batch)"))
+                Line();
+                Line("h.CopyTo(output);");
+            }
+
+            Line();
+        }
+
+        private void EmitIndicesView()
+        {
+            if (!HasMaxPool) return;
+            Line();
+            Line("/// <summary>Max pooling's argmax at per-sample <paramref name=\"offset\"/>, an int view of its region of the arena.</summary>");
+            Line("private global::System.Span<int> Indices(int offset, int length) =>");
+            Line("    global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));");
+        }
+
+        private void EmitRefresh()
+        {
+            if (!HasFolding) return;
+            Line("/// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>");
+            using (Writer.Block("private void RefreshFolded()"))
+            {
+                Line("var parameters = ParameterStorage;");
+                Line("var buffers = BufferStorage;");
+                Line("var folded = _arena.AsSpan(_folded, FoldedLength);");
+                foreach (var e in Contexts)
                 {
-                    _w.Line("var parameters = ParameterStorage;");
-                    _w.Line("var gradients = GradientStorage;");
-                    if (_plan.Layers.Any(HasParameters))
-                    {
-                        _w.Line("// After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.");
-                        _w.Line("bool accumulate = BeginGradients();");
-                    }
-
-                    if (HasGemm) _w.Line("var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);");
-                    if (_plan.BufferLength > 0 && _plan.Layers.Any(p => p.Layer.Attributes.Frozen)) _w.Line("var buffers = BufferStorage;");
-                    DeclareActivations();
-                    _w.Line();
-                    _w.Line("// g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.");
-                    _w.Line($"var g{last} = _arena.AsSpan(_workA, batch * OutputLength);");
-                    _w.Line($"outputGrad.CopyTo(g{last});");
-                    bool inA = true;
-                    for (int i = last; i >= 0; i--)
-                    {
-                        var p = _plan.Layers[i];
-                        _w.Line();
-                        string dy = $"g{i}";
-                        string x = InputOf(i);
-                        string y = $"y{i}";
-                        if (i == 0)
-                        {
-                            EmitLayerBackward(p, x, y, dy, "inputGrad", first: true);
-                            continue;
-                        }
-
-                        string dx = $"g{i - 1}";
-                        if (InPlaceBackward(p.Layer.Kind))
-                        {
-                            _w.Line($"var {dx} = {dy};");
-                        }
-                        else
-                        {
-                            inA = !inA;
-                            _w.Line($"var {dx} = _arena.AsSpan({(inA ? "_workA" : "_workB")}, batch * {Int(p.Layer.InputLength)});");
-                        }
-
-                        EmitLayerBackward(p, x, y, dy, dx, first: false);
-                    }
+                    if (e.Op is not BatchNormOp bn) continue;
+                    var group = Lowered.Inference.GroupOf(e.Node);
+                    bool folds = group?.Find(EpilogueKind.FoldedBatchNorm)?.Node == e.Node;
+                    bn.EmitRefresh(e, folds ? (WeightedOp)group!.Producer.Op : null, folds ? e.For(group!.Producer) : null);
                 }
 
-                _w.Line();
-            }
-
-            private void EmitLayerBackward(LayerPlan p, string x, string y, string dy, string dx, bool first)
-            {
-                var l = p.Layer;
-                var a = l.Attributes;
-                string n = _names[p];
-                Header(p, " — backward");
-                // The first layer writes dL/d(input) only when the caller asked for it.
-                string guard = first ? "if (!inputGrad.IsEmpty) " : "";
-                switch (l.Kind)
+                foreach (var e in Contexts)
                 {
-                    case LayerKind.Conv1d:
-                    case LayerKind.Conv2d:
-                        ClearGradientsAfterZeroGrad(Weight(p, "gradients"), BiasOrDefault(p, "gradients"));
-                        _w.Line($"{Runtime}.{ConvKernel(p)}.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, in {n}Geometry, scratch, Pool);");
-                        _w.Line($"{guard}{Runtime}.{(p.WinogradConvolution ? "ConvWinograd" : "Conv2d")}.BackwardInput({dy}, {Weight(p)}, {dx}, batch, in {n}Geometry, scratch, Pool);");
-                        break;
-                    case LayerKind.Linear:
-                        _w.Line($"{Runtime}.Linear.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool, accumulate);");
-                        _w.Line($"{guard}{Runtime}.Linear.BackwardInput({dy}, {Weight(p)}, {dx}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool);");
-                        break;
-                    case LayerKind.BatchNorm1d:
-                    case LayerKind.BatchNorm2d:
-                    {
-                        string target = dx;
-                        if (first)
-                        {
-                            // dγ and dβ come out of the same pass as dx, so dx needs somewhere to go.
-                            _w.Line($"var dx = inputGrad.IsEmpty ? _arena.AsSpan(_workB, batch * InputLength) : inputGrad;");
-                            target = "dx";
-                        }
-
-                        string gGamma = a.Affine ? P(p, "Weight", p.Channels, "gradients") : "default";
-                        string gBeta = a.Affine ? P(p, "Bias", p.Channels, "gradients") : "default";
-                        string kernel = a.Frozen ? "BackwardConstantStatistics" : "Backward";
-                        ClearGradientsAfterZeroGrad(gGamma, gBeta);
-                        if (a.Frozen) _w.Line("// frozen: the statistics are constants, so dx = dy·γ/√(var + ε)");
-                        else _w.Line("// through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))");
-                        _w.Line($"{Runtime}.BatchNorm.{kernel}({dy}, {x}, {Gamma(p)}, {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")}, {target},");
-                        _w.Line($"    {gGamma}, {gBeta}, batch, {Int(p.Channels)}, {Int(p.Spatial)}{(a.Frozen ? "" : ", Pool")});");
-                        break;
-                    }
-
-                    case LayerKind.Relu:
-                        _w.Line($"{guard}{Runtime}.Activations.ReluBackward({y}, {dy}, {dx}, Pool);");
-                        break;
-                    case LayerKind.Sigmoid:
-                        _w.Line($"{guard}{Runtime}.Activations.SigmoidBackward({y}, {dy}, {dx});");
-                        break;
-                    case LayerKind.Tanh:
-                        _w.Line($"{guard}{Runtime}.Activations.TanhBackward({y}, {dy}, {dx});");
-                        break;
-                    case LayerKind.LeakyRelu:
-                        _w.Line($"{guard}{Runtime}.Activations.LeakyReluBackward({x}, {dy}, {dx}, {Float(a.NegativeSlope)});");
-                        break;
-                    case LayerKind.MaxPool1d:
-                    case LayerKind.MaxPool2d:
-                        _w.Line($"{guard}{Runtime}.Pooling.MaxBackward({dy}, Indices({n}Indices, batch * {Int(l.OutputLength)}), {dx}, batch, in {n}Geometry, Pool);");
-                        break;
-                    case LayerKind.AvgPool1d:
-                    case LayerKind.AvgPool2d:
-                        _w.Line($"{guard}{Runtime}.Pooling.AvgBackward({dy}, {dx}, batch, in {n}Geometry, countIncludePad: {(a.CountIncludePad ? "true" : "false")});");
-                        break;
-                    case LayerKind.GlobalAvgPool:
-                        _w.Line($"{guard}{Runtime}.Pooling.GlobalAvgBackward({dy}, {dx}, batch, {Int(p.Channels)}, {Int(p.Spatial)});");
-                        break;
-                    case LayerKind.Flatten:
-                        if (first) _w.Line($"{guard}{dy}.CopyTo({dx});");
-                        break;
-                    case LayerKind.Dropout:
-                        if (p.AliasesInput)
-                        {
-                            if (first) _w.Line($"{guard}{dy}.CopyTo({dx});");
-                            break;
-                        }
-
-                        _w.Line($"{guard}{Runtime}.Dropout.Backward({dy}, _arena.AsSpan({n}Mask * MaxBatch, batch * {Int(l.OutputLength)}), {dx});");
-                        break;
-                    case LayerKind.Softmax:
-                        _w.Line($"{guard}{Runtime}.Activations.SoftmaxBackward({y}, {dy}, {dx}, batch, {Int(l.OutputLength)});");
-                        break;
-                    case LayerKind.LogSoftmax:
-                        _w.Line($"{guard}{Runtime}.Activations.LogSoftmaxBackward({y}, {dy}, {dx}, batch, {Int(l.OutputLength)});");
-                        break;
-                }
-            }
-
-            private void EmitInfer()
-            {
-                _w.Line("/// <inheritdoc/>");
-                using (_w.Block("protected override void InferCore(global::System.ReadOnlySpan<float> input, global::System.Span<float> output, int batch, int version)"))
-                {
-                    EmitSingleValueChecks(inference: true);
-                    if (_plan.HasFolding)
-                    {
-                        _w.Line("// Parameters or running statistics changed since the last fold: fold again.");
-                        using (_w.Block("if (_foldedVersion != version)"))
-                        {
-                            _w.Line("RefreshFolded();");
-                            _w.Line("_foldedVersion = version;");
-                        }
-
-                        _w.Line();
-                    }
-
-                    _w.Line("var parameters = ParameterStorage;");
-                    if (_plan.HasFolding) _w.Line("var folded = _arena.AsSpan(_folded, FoldedLength);");
-                    if (HasGemm) _w.Line("var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);");
-                    _w.Line("global::System.ReadOnlySpan<float> h = input; // the current activation");
-                    bool writable = false; // h is the caller's input until a layer writes a work buffer
-                    bool nextIsA = true;
-                    string Next(BoundLayer layer)
-                    {
-                        string buffer = nextIsA ? "_workA" : "_workB";
-                        nextIsA = !nextIsA;
-                        return $"_arena.AsSpan({buffer}, batch * {Int(layer.OutputLength)})";
-                    }
-
-                    int counter = 0;
-                    foreach (var p in _plan.Layers)
-                    {
-                        var l = p.Layer;
-                        var a = l.Attributes;
-                        string n = _names[p];
-                        _w.Line();
-                        switch (p.Inference)
-                        {
-                            case InferenceRole.Identity:
-                                Header(p, " — identity at inference");
-                                continue;
-                            case InferenceRole.FoldedAway:
-                                Header(p, $" — folded into {_plan.Layers[l.Index - 1].Layer.Name}");
-                                continue;
-                            case InferenceRole.AppliedByProducer:
-                                var producer = _plan.Layers.First(x => x.FusedRelu == p || x.FusedPool == p).Layer;
-                                Header(p, $" — applied by {producer.Name} ({producer.KindName}) as it wrote its output");
-                                continue;
-                            case InferenceRole.FusedEpilogue:
-                                var carrier = _plan.Layers.First(x => x.Epilogue == p).Layer;
-                                Header(p, $" — applied by {carrier.Name} ({carrier.KindName}) as it wrote its output");
-                                continue;
-                        }
-
-                        string scaleShift = p.Epilogue is { } bn
-                            ? $"folded.Slice({_names[bn]}Scale, {Int(bn.Channels)}), folded.Slice({_names[bn]}Shift, {Int(bn.Channels)})"
-                            : "";
-                        string fused = p.Epilogue is { } carried ? $" — with {carried.Layer.Name} (batch norm) applied as it writes" : "";
-
-                        string v = $"h{counter++}";
-                        switch (l.Kind)
-                        {
-                            case LayerKind.Conv1d:
-                            case LayerKind.Conv2d:
-                            case LayerKind.Linear:
-                            {
-                                bool fold = p.FoldedWeight >= 0;
-                                Header(p, (fold ? $" — with {_plan.Layers[l.Index + 1].Layer.Name} folded in" : "") + (l.Kind == LayerKind.Linear ? "" : ConvNote(p))
-                                    + (p.FusedRelu is { } fusedRelu ? $" — {fusedRelu.Layer.Name} (relu) applied as it writes" : "")
-                                    + (p.FusedPool is { } fusedPool ? $" — {fusedPool.Layer.Name} (maxpool 2×2) applied as it writes, one window per tile" : ""));
-                                _w.Line($"var {v} = {Next(p.FusedPool?.Layer ?? l)};");
-                                string w = fold ? $"folded.Slice({n}FoldedWeight, {Int(l.Tensors[0].ElementCount)})" : Weight(p);
-                                string b = fold ? $"folded.Slice({n}FoldedBias, {Int(l.OutputShape[0])})" : BiasOrDefault(p);
-                                string relu = p.FusedPool is not null ? $", relu: {(p.FusedRelu is null ? "false" : "true")}, maxPool: true"
-                                    : p.FusedRelu is null ? "" : ", relu: true";
-                                _w.Line(l.Kind == LayerKind.Linear
-                                    ? $"{Runtime}.Linear.ForwardPacked(h, {w}, folded.Slice({n}PackedWeight, {Int(p.PackedWeightLength)}), {b}, {v}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool{relu});"
-                                    : $"{Runtime}.{ConvKernel(p)}.Forward(h, {w}, {b}, {v}, batch, in {n}Geometry, scratch, Pool{relu});");
-                                break;
-                            }
-
-                            case LayerKind.BatchNorm1d:
-                            case LayerKind.BatchNorm2d:
-                                if (p.Inference == InferenceRole.ScaleShift)
-                                {
-                                    Header(p, " — running statistics as a per-channel scale and shift");
-                                    string args = $"folded.Slice({n}Scale, {Int(p.Channels)}), folded.Slice({n}Shift, {Int(p.Channels)}), batch, {Int(p.Channels)}, {Int(p.Spatial)}";
-                                    if (writable)
-                                    {
-                                        _w.Line($"var {v} = {Writable("h")}; // in place");
-                                        _w.Line($"{Runtime}.BatchNorm.ApplyScaleShift({v}, {args});");
-                                    }
-                                    else
-                                    {
-                                        _w.Line($"var {v} = {Next(l)}; // the caller's input stays untouched");
-                                        _w.Line($"{Runtime}.BatchNorm.ApplyScaleShift(h, {v}, {args});");
-                                    }
-                                }
-                                else
-                                {
-                                    Header(p, " — track_running_stats: false: batch statistics, as PyTorch does in eval mode");
-                                    _w.Line($"var {v} = {Next(l)};");
-                                    _w.Line($"{Runtime}.BatchNorm.ForwardTraining(h, {Gamma(p)}, {Beta(p)}, {v}, {Cache(p, "SaveMean", true)}, {Cache(p, "SaveInvStd", true)},");
-                                    _w.Line($"    default, default, 0f, {Float(a.Eps)}, batch, {Int(p.Channels)}, {Int(p.Spatial)}, pool: Pool);");
-                                }
-
-                                break;
-                            case LayerKind.Relu:
-                            case LayerKind.Sigmoid:
-                            case LayerKind.Tanh:
-                            case LayerKind.LeakyRelu:
-                            {
-                                Header(p, fused);
-                                _w.Line(writable ? $"var {v} = {Writable("h")}; // in place" : $"var {v} = {Next(l)};");
-                                if (p.Epilogue is { } epilogue)
-                                {
-                                    string kind = l.Kind switch { LayerKind.Relu => "Relu", LayerKind.Sigmoid => "Sigmoid", LayerKind.Tanh => "Tanh", _ => "LeakyRelu" };
-                                    string slope = l.Kind == LayerKind.LeakyRelu ? ", " + Float(a.NegativeSlope) : "";
-                                    _w.Line($"{Runtime}.ActivationEpilogues.{kind}(h, {v}, {scaleShift}, batch, {Int(epilogue.Channels)}, {Int(epilogue.Spatial)}{slope});");
-                                    break;
-                                }
-
-                                string method = l.Kind switch
-                                {
-                                    LayerKind.Relu => "ReluForward(h, " + v + ")",
-                                    LayerKind.Sigmoid => "SigmoidForward(h, " + v + ")",
-                                    LayerKind.Tanh => "TanhForward(h, " + v + ")",
-                                    _ => $"LeakyReluForward(h, {v}, {Float(a.NegativeSlope)})",
-                                };
-                                _w.Line($"{Runtime}.Activations.{method};");
-                                break;
-                            }
-
-                            case LayerKind.MaxPool1d:
-                            case LayerKind.MaxPool2d:
-                                Header(p, fused);
-                                _w.Line($"var {v} = {Next(l)};");
-                                _w.Line($"{Runtime}.Pooling.MaxForward(h, {v}, batch, in {n}Geometry{(scaleShift.Length > 0 ? ", " + scaleShift : "")}, Pool);");
-                                break;
-                            case LayerKind.AvgPool1d:
-                            case LayerKind.AvgPool2d:
-                                Header(p, fused);
-                                _w.Line($"var {v} = {Next(l)};");
-                                _w.Line($"{Runtime}.Pooling.AvgForward(h, {v}, batch, in {n}Geometry, countIncludePad: {(a.CountIncludePad ? "true" : "false")}{(scaleShift.Length > 0 ? ", " + scaleShift : "")});");
-                                break;
-                            case LayerKind.GlobalAvgPool:
-                                Header(p, fused);
-                                _w.Line($"var {v} = {Next(l)};");
-                                _w.Line($"{Runtime}.Pooling.GlobalAvgForward(h, {v}, batch, {Int(p.Channels)}, {Int(p.Spatial)}{(scaleShift.Length > 0 ? ", " + scaleShift : "")});");
-                                break;
-                            case LayerKind.Softmax:
-                            case LayerKind.LogSoftmax:
-                                Header(p);
-                                _w.Line($"var {v} = {Next(l)};");
-                                _w.Line($"{Runtime}.Activations.{(l.Kind == LayerKind.Softmax ? "Softmax" : "LogSoftmax")}Forward(h, {v}, batch, {Int(l.OutputLength)});");
-                                break;
-                        }
-
-                        _w.Line($"h = {v};");
-                        writable = true;
-                        _lastInferVariable = v;
-                    }
-
-                    _w.Line();
-                    _w.Line("h.CopyTo(output);");
-                }
-
-                _w.Line();
-            }
-
-            private string? _lastInferVariable;
-
-            /// <summary>The current work buffer as a writable span (h is declared read-only).</summary>
-            private string Writable(string h) => _lastInferVariable ?? h;
-
-            private void EmitIndicesView()
-            {
-                if (!HasMaxPool) return;
-                _w.Line();
-                _w.Line("/// <summary>Max pooling's argmax for <paramref name=\"layer\"/>, an int view of its region of the arena.</summary>");
-                _w.Line("private global::System.Span<int> Indices(int layer, int length) =>");
-                _w.Line("    global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(_indices + layer * MaxBatch, length));");
-            }
-
-            private void EmitRefresh()
-            {
-                if (!_plan.HasFolding) return;
-                _w.Line("/// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>");
-                using (_w.Block("private void RefreshFolded()"))
-                {
-                    _w.Line("var parameters = ParameterStorage;");
-                    _w.Line("var buffers = BufferStorage;");
-                    _w.Line("var folded = _arena.AsSpan(_folded, FoldedLength);");
-                    foreach (var p in _plan.Layers.Where(p => p.Scale >= 0))
-                    {
-                        var l = p.Layer;
-                        int c = p.Channels;
-                        _w.Line();
-                        _w.Line($"// {l.Name}: scale = γ/√(running_var + ε), shift = β − running_mean·scale");
-                        _w.Line($"{Runtime}.BatchNorm.ScaleShift({Gamma(p)}, {Beta(p)}, {P(p, "RunningMean", c, "buffers")}, {P(p, "RunningVar", c, "buffers")}, {Float(l.Attributes.Eps)},");
-                        _w.Line($"    folded.Slice({_names[p]}Scale, {Int(c)}), folded.Slice({_names[p]}Shift, {Int(c)}));");
-                        if (p.Inference == InferenceRole.FoldedAway)
-                        {
-                            var producer = _plan.Layers[l.Index - 1];
-                            string pn = _names[producer];
-                            int weights = producer.Layer.Tensors[0].ElementCount;
-                            _w.Line($"// folded into {producer.Layer.Name}: W' = W·scale per output channel, b' = b·scale + shift");
-                            _w.Line($"{Runtime}.BatchNorm.Fold({Weight(producer)}, {BiasOrDefault(producer)}, folded.Slice({_names[p]}Scale, {Int(c)}), folded.Slice({_names[p]}Shift, {Int(c)}),");
-                            _w.Line($"    folded.Slice({pn}FoldedWeight, {Int(weights)}), folded.Slice({pn}FoldedBias, {Int(c)}), {Int(c)}, {Int(weights / c)});");
-                        }
-                    }
-
-                    foreach (var p in _plan.Layers.Where(p => p.PackedWeight >= 0))
-                    {
-                        var a = p.Layer.Attributes;
-                        string n = _names[p];
-                        string w = p.FoldedWeight >= 0 ? $"folded.Slice({n}FoldedWeight, {Int(p.Layer.Tensors[0].ElementCount)})" : Weight(p);
-                        _w.Line();
-                        _w.Line($"// {p.Layer.Name}: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up");
-                        _w.Line($"if (MaxBatch >= {Runtime}.Linear.PackedBatchLimit) {Runtime}.Linear.PackWeight({w}, folded.Slice({n}PackedWeight, {Int(p.PackedWeightLength)}), {Int(a.InFeatures)}, {Int(a.OutFeatures)});");
-                    }
+                    if (e.Op is LinearOp linear) linear.EmitPacking(e);
                 }
             }
         }

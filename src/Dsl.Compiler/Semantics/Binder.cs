@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using Dsl.Compiler.Diagnostics;
+using Dsl.Compiler.Ops;
 using Dsl.Compiler.Syntax;
 using Dsl.Compiler.Text;
 
@@ -84,7 +85,7 @@ namespace Dsl.Compiler.Semantics
             }
 
             IReadOnlyList<int>? shape = BindInputShape(model);
-            var layers = new List<BoundLayer>();
+            var layers = new List<Op>();
             var aliases = new Dictionary<string, Identifier>(StringComparer.Ordinal);
             for (int index = 0; index < model.Layers.Count; index++)
             {
@@ -102,28 +103,24 @@ namespace Dsl.Compiler.Semantics
                     }
                 }
 
-                var signature = LayerCatalog.Find(syntax.Name.Text);
-                if (signature is null)
+                var definition = OpRegistry.Find(syntax.Name.Text);
+                if (definition is null)
                 {
-                    string? suggestion = LayerCatalog.Suggest(syntax.Name.Text);
+                    string? suggestion = OpRegistry.Suggest(syntax.Name.Text);
                     Report(DiagnosticDescriptors.UnknownLayer, syntax.Name.Span,
                         $"unknown layer '{syntax.Name.Text}'" + (suggestion is null ? "; see docs/language.md for the layers of v1" : $"; did you mean '{suggestion}'?"));
                     shape = null;
                     continue;
                 }
 
-                var arguments = BindArguments(signature, syntax, out bool argumentsOk);
-                var attributes = BindAttributes(signature, syntax, arguments);
-                if (shape is null || !argumentsOk || attributes is null)
-                {
-                    shape = null;
-                    continue;
-                }
-
+                var arguments = BindArguments(definition, syntax, out bool argumentsOk);
                 string name = syntax.Alias?.Text ?? index.ToString(CultureInfo.InvariantCulture);
                 var previous = layers.Count > 0 ? layers[layers.Count - 1] : null;
-                var layer = InferShape(signature, syntax, arguments, attributes, shape, index, name, previous);
-                if (layer is null)
+                var reader = new ArgumentReader(arguments, definition.Name, definition.Rank, Report);
+                // Arguments are range-checked even when the shape is unknown, so one pass reports every bad value.
+                var binding = new LayerBinding(definition, syntax, reader, argumentsOk ? shape : null, name, previous, Report, () => ErrorCount);
+                var layer = definition.Bind(binding);
+                if (layer is null || !argumentsOk)
                 {
                     shape = null;
                     continue;
@@ -145,7 +142,7 @@ namespace Dsl.Compiler.Semantics
             }
 
             var bound = new BoundModel(model.Name.Text, ns, layers[0].InputShape, layers, model);
-            _diagnostics.AddRange(Lints.Check(bound));
+            for (int i = 0; i < layers.Count; i++) _diagnostics.AddRange(layers[i].Lint(new LintContext(layers, i)));
             return bound;
         }
 
@@ -175,7 +172,7 @@ namespace Dsl.Compiler.Semantics
             if (elements > MaxElements)
             {
                 Report(DiagnosticDescriptors.TooLarge, model.InputSpan,
-                    $"the input {LayerNames.Shape(dims)} has {elements} values per sample, more than the {MaxElements} (2 GiB of float32) a model can hold");
+                    $"the input {Shapes.Text(dims)} has {elements} values per sample, more than the {MaxElements} (2 GiB of float32) a model can hold");
                 return null;
             }
 
@@ -184,10 +181,8 @@ namespace Dsl.Compiler.Semantics
 
         private static string Text(IReadOnlyList<ValueSyntax> dims) => "[" + string.Join(", ", dims.Select(d => d.Text)) + "]";
 
-        private sealed record BoundArgument(ParameterSpec Spec, ValueSyntax Syntax, object? Value);
-
         /// <summary>Matches arguments to parameters; returns those that converted, so each can still be range-checked.</summary>
-        private Dictionary<string, BoundArgument> BindArguments(LayerSignature signature, LayerSyntax layer, out bool ok)
+        private Dictionary<string, BoundArgument> BindArguments(OpDefinition signature, LayerSyntax layer, out bool ok)
         {
             var result = new Dictionary<string, BoundArgument>(StringComparer.Ordinal);
             ok = true;
@@ -224,7 +219,7 @@ namespace Dsl.Compiler.Semantics
                     if (spec is null)
                     {
                         var names = signature.Parameters.SelectMany(p => new[] { p.Name }.Concat(p.Aliases)).ToList();
-                        string? suggestion = LayerCatalog.Closest(argument.Name.Text, names);
+                        string? suggestion = OpRegistry.Closest(argument.Name.Text, names);
                         string message = names.Count == 0
                             ? $"'{signature.Name}' takes no arguments"
                             : $"'{signature.Name}' has no argument '{argument.Name.Text}'" + (suggestion is null
@@ -258,21 +253,14 @@ namespace Dsl.Compiler.Semantics
                 if (!ok) break; // a misspelt argument already explains the gap
                 var required = signature.Parameters.Where(p => p.Required).Select(p => p.Name);
                 Report(DiagnosticDescriptors.MissingArgument, layer.Name.Span,
-                    $"'{signature.Name}' needs '{spec.Name}' (it requires {string.Join(", ", required)}), e.g. {Example(signature)}");
+                    $"'{signature.Name}' needs '{spec.Name}' (it requires {string.Join(", ", required)}), e.g. {signature.Example}");
                 ok = false;
             }
 
             return result;
         }
 
-        private static string Example(LayerSignature signature) => signature.Family switch
-        {
-            LayerFamily.Conv => $"{signature.Name}(1, 6, 5)",
-            LayerFamily.Linear => "linear(128, 10)",
-            _ => $"{signature.Name}(2)",
-        };
-
-        private bool TryConvert(LayerSignature signature, ParameterSpec spec, ValueSyntax value, out object? result)
+        private bool TryConvert(OpDefinition signature, ParameterSpec spec, ValueSyntax value, out object? result)
         {
             result = null;
             if (value.Kind == ValueKind.Word)
@@ -335,7 +323,7 @@ namespace Dsl.Compiler.Semantics
         }
 
         /// <summary>What to say about a bare word where a value belongs: most are Python spellings.</summary>
-        private static string WordMessage(LayerSignature signature, ParameterSpec spec, string word)
+        private static string WordMessage(OpDefinition signature, ParameterSpec spec, string word)
         {
             string lower = word.ToLowerInvariant();
             if (lower is "true" or "false" or "none")
@@ -372,357 +360,6 @@ namespace Dsl.Compiler.Semantics
             }
 
             return true;
-        }
-
-        /// <summary>Reads the arguments into attributes and checks each one's range, independently of shapes.</summary>
-        private LayerAttributes? BindAttributes(LayerSignature signature, LayerSyntax layer, Dictionary<string, BoundArgument> args)
-        {
-            int errorsBefore = ErrorCount;
-            var a = new LayerAttributes();
-            string layerName = signature.Name;
-
-            int Int(string name, int fallback, int min, string rule)
-            {
-                if (!args.TryGetValue(name, out var arg)) return fallback;
-                int value = (int)arg.Value!;
-                if (value < min) Report(DiagnosticDescriptors.ValueOutOfRange, arg.Syntax.Span, $"'{name}' of '{layerName}' must be {rule}, got {arg.Syntax.Text}");
-                return value;
-            }
-
-            (int, int) Pair(string name, (int, int) fallback, int min, string rule)
-            {
-                if (!args.TryGetValue(name, out var arg)) return fallback;
-                var value = ((int, int))arg.Value!;
-                if (signature.Rank == 2 && arg.Syntax.Kind == ValueKind.Pair)
-                {
-                    Report(DiagnosticDescriptors.WrongValueKind, arg.Syntax.Span,
-                        $"'{name}' of '{layerName}' must be a single integer (a 1-d layer has one spatial dimension), not the pair ({arg.Syntax.Text})");
-                    return value;
-                }
-
-                if (value.Item1 < min || value.Item2 < min)
-                {
-                    string shown = arg.Syntax.Kind == ValueKind.Pair ? $"({arg.Syntax.Text})" : arg.Syntax.Text;
-                    Report(DiagnosticDescriptors.ValueOutOfRange, arg.Syntax.Span, $"'{name}' of '{layerName}' must be {rule}, got {shown}");
-                }
-
-                return value;
-            }
-
-            bool Bool(string name, bool fallback) => args.TryGetValue(name, out var arg) ? (bool)arg.Value! : fallback;
-
-            double Dec(string name, double fallback, Func<double, bool> valid, string rule)
-            {
-                if (!args.TryGetValue(name, out var arg) || arg.Value is null) return fallback;
-                double value = (double)arg.Value;
-                if (float.IsInfinity((float)value))
-                {
-                    Report(DiagnosticDescriptors.ValueOutOfRange, arg.Syntax.Span, $"'{name}' of '{layerName}' is {arg.Syntax.Text}, beyond the range of float32 (±3.4e38)");
-                    return fallback;
-                }
-
-                if (!valid(value)) Report(DiagnosticDescriptors.ValueOutOfRange, arg.Syntax.Span, $"'{name}' of '{layerName}' must be {rule}, got {arg.Syntax.Text}");
-                return value;
-            }
-
-            switch (signature.Family)
-            {
-                case LayerFamily.Conv:
-                    a.InChannels = Int("in_channels", 0, 1, "at least 1");
-                    a.OutChannels = Int("out_channels", 0, 1, "at least 1");
-                    a.Kernel = Pair("kernel_size", (1, 1), 1, "at least 1");
-                    a.Stride = Pair("stride", (1, 1), 1, "at least 1");
-                    a.Padding = Pair("padding", (0, 0), 0, "at least 0");
-                    a.Dilation = Pair("dilation", (1, 1), 1, "at least 1");
-                    a.Groups = Int("groups", 1, 1, "at least 1");
-                    a.Bias = Bool("bias", true);
-                    if (ErrorCount == errorsBefore && args.TryGetValue("groups", out var groups)
-                        && (a.InChannels % a.Groups != 0 || a.OutChannels % a.Groups != 0))
-                    {
-                        Report(DiagnosticDescriptors.GroupsDoNotDivide, groups.Syntax.Span,
-                            $"groups {a.Groups} must divide both in_channels {a.InChannels} and out_channels {a.OutChannels}");
-                    }
-
-                    break;
-                case LayerFamily.BatchNorm:
-                    a.NumFeatures = Int("num_features", 0, 1, "at least 1");
-                    a.Eps = Dec("eps", 1e-5, v => (float)v > 0, "greater than 0 in float32 (at least 1.4e-45)");
-                    a.Momentum = args.TryGetValue("momentum", out var momentum) && momentum.Value is null
-                        ? null
-                        : Dec("momentum", 0.1, v => v >= 0 && v <= 1, "between 0 and 1 (or none)");
-                    a.Affine = Bool("affine", true);
-                    a.TrackRunningStats = Bool("track_running_stats", true);
-                    a.Frozen = Bool("frozen", false);
-                    if (a.Frozen && !a.TrackRunningStats)
-                    {
-                        Report(DiagnosticDescriptors.FrozenWithoutStatistics, args["frozen"].Syntax.Span,
-                            "'frozen: true' needs running statistics to normalize with, but 'track_running_stats: false' keeps none; drop one of the two");
-                    }
-
-                    break;
-                case LayerFamily.Linear:
-                    a.InFeatures = Int("in_features", 0, 1, "at least 1");
-                    a.OutFeatures = Int("out_features", 0, 1, "at least 1");
-                    a.Bias = Bool("bias", true);
-                    break;
-                case LayerFamily.Activation:
-                    a.NegativeSlope = Dec("negative_slope", 0.01, v => true, "a number");
-                    break;
-                case LayerFamily.MaxPool:
-                case LayerFamily.AvgPool:
-                    a.Kernel = Pair("kernel_size", (1, 1), 1, "at least 1");
-                    a.Stride = Pair("stride", a.Kernel, 1, "at least 1");
-                    a.Padding = Pair("padding", (0, 0), 0, "at least 0");
-                    a.Dilation = Pair("dilation", (1, 1), 1, "at least 1");
-                    a.CeilMode = Bool("ceil_mode", false);
-                    a.CountIncludePad = Bool("count_include_pad", true);
-                    if (ErrorCount == errorsBefore && args.TryGetValue("padding", out var padding))
-                    {
-                        // PyTorch's pool2d_shape_check: "pad should be smaller than or equal to half of kernel size".
-                        int limitH = a.Kernel.H / 2;
-                        int limitW = a.Kernel.W / 2;
-                        if (a.Padding.H > limitH || a.Padding.W > limitW)
-                        {
-                            Report(DiagnosticDescriptors.PoolPaddingTooLarge, padding.Syntax.Span,
-                                $"padding of '{layerName}' must be at most half the kernel: at most {Show((limitH, limitW))} for kernel {Show(a.Kernel)}, got {Show(a.Padding)}");
-                        }
-                    }
-
-                    break;
-                case LayerFamily.Dropout:
-                    a.P = Dec("p", 0.5, v => v >= 0 && v < 1, "at least 0 and less than 1");
-                    break;
-            }
-
-            return ErrorCount == errorsBefore ? a : null;
-        }
-
-        private static string Show((int H, int W) pair) => pair.H == pair.W ? pair.H.ToString(CultureInfo.InvariantCulture) : $"({pair.H}, {pair.W})";
-
-        private BoundLayer? InferShape(LayerSignature signature, LayerSyntax syntax, Dictionary<string, BoundArgument> args,
-            LayerAttributes a, IReadOnlyList<int> input, int index, string name, BoundLayer? previous)
-        {
-            int rank = input.Count;
-            string shown = LayerNames.Shape(input);
-            var values = args.ToDictionary(kv => kv.Key, kv => kv.Value.Syntax);
-            SourceSpan ArgumentSpan(string key) => args.TryGetValue(key, out var arg) ? arg.Syntax.Span : syntax.Name.Span;
-
-            bool RankIs(params int[] allowed)
-            {
-                if (Array.IndexOf(allowed, rank) >= 0) return true;
-                string expected = string.Join(" or ", allowed.Select(r => r switch { 1 => "[F]", 2 => "[C, L]", _ => "[C, H, W]" }));
-                string fix = rank > 1 && allowed.Contains(1) && !allowed.Contains(rank) ? "; insert 'flatten' before it" : "";
-                Report(DiagnosticDescriptors.WrongRank, syntax.Name.Span, $"'{syntax.Name.Text}' takes an input of shape {expected} but receives {shown}{fix}");
-                return false;
-            }
-
-            BoundLayer? Make(LayerKind kind, IReadOnlyList<int> output, IReadOnlyList<TensorSpec> tensors, long flops)
-            {
-                long outputElements = output.Aggregate(1L, (x, y) => x * y);
-                var largest = tensors.OrderByDescending(t => t.Shape.Aggregate(1L, (x, y) => x * y)).FirstOrDefault();
-                long tensorElements = largest?.Shape.Aggregate(1L, (x, y) => x * y) ?? 0;
-                if (outputElements > MaxElements || tensorElements > MaxElements)
-                {
-                    string what = outputElements > MaxElements
-                        ? $"produces {outputElements} values per sample ({LayerNames.Shape(output)})"
-                        : $"has a {largest!.LocalName} of {tensorElements} values ({LayerNames.Shape(largest.Shape)})";
-                    Report(DiagnosticDescriptors.TooLarge, syntax.Name.Span,
-                        $"'{LayerNames.Of(kind)}' {what}, more than the {MaxElements} (2 GiB of float32) a model can hold");
-                    return null;
-                }
-
-                return new BoundLayer(index, name, kind, syntax, a, input, output, tensors, flops) { ArgumentValues = values };
-            }
-
-            long inputLength = input.Aggregate(1L, (x, y) => x * y);
-            if (rank == 2 && signature.Rank is null && signature.Family is LayerFamily.Conv or LayerFamily.MaxPool or LayerFamily.AvgPool)
-            {
-                // conv, maxpool and avgpool become 1-d layers on [C, L]: a pair has no second dimension to apply to.
-                var pair = args.Values.FirstOrDefault(arg => arg.Syntax.Kind == ValueKind.Pair);
-                if (pair is not null)
-                {
-                    Report(DiagnosticDescriptors.WrongValueKind, pair.Syntax.Span,
-                        $"'{pair.Spec.Name}' of '{syntax.Name.Text}' must be a single integer on a [C, L] input (a 1-d layer has one spatial dimension), not the pair ({pair.Syntax.Text})");
-                    return null;
-                }
-            }
-
-            switch (signature.Family)
-            {
-                case LayerFamily.Conv:
-                {
-                    if (!RankIs(signature.Rank is { } r ? new[] { r } : new[] { 2, 3 })) return null;
-                    var kind = rank == 2 ? LayerKind.Conv1d : LayerKind.Conv2d;
-                    if (a.InChannels != input[0])
-                    {
-                        Report(DiagnosticDescriptors.ChannelMismatch, ArgumentSpan("in_channels"),
-                            $"'{LayerNames.Of(kind)}' expects {a.InChannels} input channels but receives {input[0]} ({Origin(previous, input)}); write {signature.Name}({input[0]}, {a.OutChannels}, ...)");
-                        return null;
-                    }
-
-                    var spatial = SpatialOutput(kind, syntax, args, input, a.Kernel, a.Stride, a.Padding, a.Dilation, ceilMode: false);
-                    if (spatial is null) return null;
-                    var output = new[] { a.OutChannels }.Concat(spatial).ToArray();
-                    int perGroup = a.InChannels / a.Groups;
-                    var weightShape = rank == 2
-                        ? new[] { a.OutChannels, perGroup, a.Kernel.W }
-                        : new[] { a.OutChannels, perGroup, a.Kernel.H, a.Kernel.W };
-                    var tensors = new List<TensorSpec> { new($"{name}.weight", "weight", weightShape, TensorRole.Weight) };
-                    if (a.Bias) tensors.Add(new TensorSpec($"{name}.bias", "bias", new[] { a.OutChannels }, TensorRole.Bias));
-                    long outputLength = output.Aggregate(1L, (x, y) => x * y);
-                    long kernelArea = rank == 2 ? a.Kernel.W : (long)a.Kernel.H * a.Kernel.W;
-                    long flops = 2 * outputLength * perGroup * kernelArea + (a.Bias ? outputLength : 0);
-                    return Make(kind, output, tensors, flops);
-                }
-
-                case LayerFamily.BatchNorm:
-                {
-                    if (!RankIs(signature.Rank == 2 ? new[] { 1, 2 } : signature.Rank == 3 ? new[] { 3 } : new[] { 1, 2, 3 })) return null;
-                    var kind = rank == 3 ? LayerKind.BatchNorm2d : LayerKind.BatchNorm1d;
-                    int channels = input[0];
-                    if (args.ContainsKey("num_features") && a.NumFeatures != channels)
-                    {
-                        Report(DiagnosticDescriptors.NumFeaturesMismatch, ArgumentSpan("num_features"),
-                            $"'{LayerNames.Of(kind)}' declares num_features {a.NumFeatures} but its input has {channels} {(rank == 1 ? "features" : "channels")} ({Origin(previous, input)}); write {signature.Name}({channels}) or leave it out");
-                        return null;
-                    }
-
-                    a.NumFeatures = channels;
-                    var tensors = new List<TensorSpec>();
-                    if (a.Affine)
-                    {
-                        tensors.Add(new TensorSpec($"{name}.weight", "weight", new[] { channels }, TensorRole.Weight));
-                        tensors.Add(new TensorSpec($"{name}.bias", "bias", new[] { channels }, TensorRole.Bias));
-                    }
-
-                    if (a.TrackRunningStats)
-                    {
-                        tensors.Add(new TensorSpec($"{name}.running_mean", "running_mean", new[] { channels }, TensorRole.RunningMean));
-                        tensors.Add(new TensorSpec($"{name}.running_var", "running_var", new[] { channels }, TensorRole.RunningVar));
-                        tensors.Add(new TensorSpec($"{name}.num_batches_tracked", "num_batches_tracked", Array.Empty<int>(), TensorRole.NumBatchesTracked));
-                    }
-
-                    return Make(kind, input, tensors, 2 * inputLength);
-                }
-
-                case LayerFamily.Linear:
-                {
-                    if (!RankIs(1)) return null;
-                    if (a.InFeatures != input[0])
-                    {
-                        string message = previous is { Kind: LayerKind.Flatten } flatten && flatten.InputShape.Count > 1
-                            ? $"'flatten' yields {input[0]} features ({string.Join("×", flatten.InputShape)}) but 'linear' expects {a.InFeatures}; write linear({input[0]}, {a.OutFeatures})"
-                            : $"'linear' expects {a.InFeatures} input features but receives {input[0]} ({Origin(previous, input)}); write linear({input[0]}, {a.OutFeatures})";
-                        Report(DiagnosticDescriptors.FeatureMismatch, ArgumentSpan("in_features"), message);
-                        return null;
-                    }
-
-                    var tensors = new List<TensorSpec> { new($"{name}.weight", "weight", new[] { a.OutFeatures, a.InFeatures }, TensorRole.Weight) };
-                    if (a.Bias) tensors.Add(new TensorSpec($"{name}.bias", "bias", new[] { a.OutFeatures }, TensorRole.Bias));
-                    long flops = 2L * a.InFeatures * a.OutFeatures + (a.Bias ? a.OutFeatures : 0);
-                    return Make(LayerKind.Linear, new[] { a.OutFeatures }, tensors, flops);
-                }
-
-                case LayerFamily.Activation:
-                {
-                    var kind = signature.Name switch
-                    {
-                        "relu" => LayerKind.Relu,
-                        "sigmoid" => LayerKind.Sigmoid,
-                        "tanh" => LayerKind.Tanh,
-                        _ => LayerKind.LeakyRelu,
-                    };
-                    return Make(kind, input, Array.Empty<TensorSpec>(), inputLength);
-                }
-
-                case LayerFamily.MaxPool:
-                case LayerFamily.AvgPool:
-                {
-                    if (!RankIs(signature.Rank is { } r ? new[] { r } : new[] { 2, 3 })) return null;
-                    bool max = signature.Family == LayerFamily.MaxPool;
-                    var kind = max ? (rank == 2 ? LayerKind.MaxPool1d : LayerKind.MaxPool2d) : (rank == 2 ? LayerKind.AvgPool1d : LayerKind.AvgPool2d);
-                    if (rank == 2)
-                    {
-                        // A 1-d layer works on [C, L] as a 2-d one on [C, 1, L].
-                        a.Kernel = (1, a.Kernel.W);
-                        a.Stride = (1, a.Stride.W);
-                        a.Padding = (0, a.Padding.W);
-                        a.Dilation = (1, a.Dilation.W);
-                    }
-
-                    var spatial = SpatialOutput(kind, syntax, args, input, a.Kernel, a.Stride, a.Padding, a.Dilation, a.CeilMode);
-                    if (spatial is null) return null;
-                    var output = new[] { input[0] }.Concat(spatial).ToArray();
-                    long outputLength = output.Aggregate(1L, (x, y) => x * y);
-                    return Make(kind, output, Array.Empty<TensorSpec>(), outputLength * a.Kernel.H * a.Kernel.W);
-                }
-
-                case LayerFamily.GlobalAvgPool:
-                    if (!RankIs(2, 3)) return null;
-                    return Make(LayerKind.GlobalAvgPool, new[] { input[0] }, Array.Empty<TensorSpec>(), inputLength);
-
-                case LayerFamily.Flatten:
-                    return Make(LayerKind.Flatten, new[] { (int)inputLength }, Array.Empty<TensorSpec>(), 0); // inputLength ≤ MaxElements
-
-                case LayerFamily.Dropout:
-                    return Make(LayerKind.Dropout, input, Array.Empty<TensorSpec>(), 0);
-
-                case LayerFamily.Softmax:
-                    if (!RankIs(1)) return null;
-                    return Make(signature.Name == "softmax" ? LayerKind.Softmax : LayerKind.LogSoftmax, input, Array.Empty<TensorSpec>(), 3 * inputLength);
-            }
-
-            return null;
-        }
-
-        private static string Origin(BoundLayer? previous, IReadOnlyList<int> input) =>
-            previous is null ? $"the model input {LayerNames.Shape(input)}" : $"the output of '{previous.KindName}', {LayerNames.Shape(input)}";
-
-        /// <summary>PyTorch's output size per spatial dimension; reports a size that reaches zero.</summary>
-        private int[]? SpatialOutput(LayerKind kind, LayerSyntax syntax, Dictionary<string, BoundArgument> args, IReadOnlyList<int> input,
-            (int H, int W) kernel, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation, bool ceilMode)
-        {
-            bool oneD = input.Count == 2;
-            var dims = oneD
-                ? new[] { ("length", input[1], kernel.W, stride.W, padding.W, dilation.W) }
-                : new[] { ("height", input[1], kernel.H, stride.H, padding.H, dilation.H), ("width", input[2], kernel.W, stride.W, padding.W, dilation.W) };
-            var output = new int[dims.Length];
-            for (int i = 0; i < dims.Length; i++)
-            {
-                var (label, size, k, s, p, d) = dims[i];
-                long size64 = OutputSize(size, k, s, p, d, ceilMode);
-                if (size64 < 1)
-                {
-                    var span = args.TryGetValue("kernel_size", out var kernelArg) ? kernelArg.Syntax.Span : syntax.Name.Span;
-                    Report(DiagnosticDescriptors.SpatialSizeNotPositive, span,
-                        $"'{LayerNames.Of(kind)}' reduces the {label} to {size64}: an input {label} of {size} is too small for kernel {k} (stride {s}, padding {p}, dilation {d}); use a smaller kernel, more padding or a larger input");
-                    return null;
-                }
-
-                if (size64 > MaxElements)
-                {
-                    Report(DiagnosticDescriptors.TooLarge, syntax.Name.Span,
-                        $"'{LayerNames.Of(kind)}' makes the {label} {size64}, more than the {MaxElements} a model can hold");
-                    return null;
-                }
-
-                output[i] = (int)size64;
-            }
-
-            return output;
-        }
-
-        /// <summary>
-        /// <c>floor((in + 2p − d(k−1) − 1) / s) + 1</c>, or with ceil_mode the ceiling, dropping a
-        /// last window that would start in the right padding (PyTorch's pooling_output_shape).
-        /// </summary>
-        internal static long OutputSize(long size, long k, long s, long p, long d, bool ceilMode)
-        {
-            // PyTorch: div_rtn(in + 2p − d(k−1) − 1 + (ceil_mode ? s − 1 : 0), s) + 1, rounding toward −∞.
-            long numerator = size + 2 * p - d * (k - 1) - 1 + (ceilMode ? s - 1 : 0);
-            long output = (numerator >= 0 ? numerator / s : -((-numerator + s - 1) / s)) + 1;
-            if (ceilMode && (output - 1) * s >= size + p) output--;
-            return output;
         }
 
         private int ErrorCount { get; set; }
