@@ -1,7 +1,6 @@
 // ZeroGrad as PyTorch's set_to_none: no pass over the gradients; the next backward writes them.
-using Dsl.Runtime.Training;
 
-namespace Dsl.Runtime.Tests.Training;
+namespace Dsl.Training.Tests;
 
 public class ZeroGradTests
 {

@@ -2,7 +2,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 
-namespace Dsl.Runtime.Training;
+namespace Dsl.Training;
 
 /// <summary>An IDX array of unsigned bytes: its dimensions and its values in row-major order.</summary>
 /// <param name="Dimensions">The dimensions from the header, e.g. [60000, 28, 28].</param>

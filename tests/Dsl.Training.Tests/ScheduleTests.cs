@@ -1,7 +1,6 @@
 // Learning-rate schedules as PyTorch defines StepLR, MultiStepLR and CosineAnnealingLR.
-using Dsl.Runtime.Training;
 
-namespace Dsl.Runtime.Tests.Training;
+namespace Dsl.Training.Tests;
 
 public class ScheduleTests
 {

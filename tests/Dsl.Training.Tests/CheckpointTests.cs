@@ -1,7 +1,6 @@
 // Checkpoints: training N steps, saving, loading into fresh objects and continuing is bit-identical to not stopping.
-using Dsl.Runtime.Training;
 
-namespace Dsl.Runtime.Tests.Training;
+namespace Dsl.Training.Tests;
 
 public sealed class CheckpointTests : IDisposable
 {

@@ -1,5 +1,5 @@
 // Losses with their gradients, and accuracy: no allocation, numerically stable.
-namespace Dsl.Runtime.Training;
+namespace Dsl.Training;
 
 /// <summary>Loss functions that return the mean loss and write its gradient; none of them allocates.</summary>
 public static class Losses

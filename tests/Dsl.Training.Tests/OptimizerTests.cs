@@ -1,7 +1,6 @@
 // Optimizers against values worked out from PyTorch's update formulas (torch.optim.SGD, Adam, AdamW).
-using Dsl.Runtime.Training;
 
-namespace Dsl.Runtime.Tests.Training;
+namespace Dsl.Training.Tests;
 
 public class OptimizerTests
 {

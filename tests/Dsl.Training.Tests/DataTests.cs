@@ -1,8 +1,7 @@
 // IDX files (gzip or raw) written by the test itself, normalization, and the seeded mini-batch loader.
 using System.IO.Compression;
-using Dsl.Runtime.Training;
 
-namespace Dsl.Runtime.Tests.Training;
+namespace Dsl.Training.Tests;
 
 public sealed class DataTests : IDisposable
 {

@@ -2,7 +2,7 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
-namespace Dsl.Runtime.Training;
+namespace Dsl.Training;
 
 /// <summary>
 /// Adam (<c>torch.optim.Adam</c>) or, with decoupled weight decay, AdamW (<c>torch.optim.AdamW</c>), with

@@ -2,7 +2,7 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
-namespace Dsl.Runtime.Training;
+namespace Dsl.Training;
 
 /// <summary>
 /// Stochastic gradient descent with PyTorch's formulas (<c>torch.optim.SGD</c>), per element, with

@@ -1,7 +1,7 @@
 // Seeded, shuffling mini-batch loader over an in-memory data set; copies batches into the caller's buffers.
 using System.Globalization;
 
-namespace Dsl.Runtime.Training;
+namespace Dsl.Training;
 
 /// <summary>Where a <see cref="BatchLoader"/> stands: enough to make its next batches identical after a restart.</summary>
 /// <param name="Seed">The loader's seed.</param>

@@ -1,5 +1,5 @@
 // A classification data set held in memory as normalized floats, and the MNIST-format loaders.
-namespace Dsl.Runtime.Training;
+namespace Dsl.Training;
 
 /// <summary>Pixel normalization <c>x = (byte/255 − Mean)/Std</c>, as torchvision's <c>ToTensor</c> then <c>Normalize</c>.</summary>
 /// <param name="Mean">Mean of the pixel values scaled to [0, 1].</param>

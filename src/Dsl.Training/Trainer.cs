@@ -2,7 +2,7 @@
 using System.Diagnostics;
 using System.Globalization;
 
-namespace Dsl.Runtime.Training;
+namespace Dsl.Training;
 
 /// <summary>What one training epoch (or part of one) did.</summary>
 /// <param name="Epoch">1-based epoch number.</param>

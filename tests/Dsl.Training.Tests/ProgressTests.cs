@@ -1,8 +1,7 @@
 // The per-epoch progress display: plain lines when redirected, Spectre.Console bars otherwise.
-using Dsl.Runtime.Training;
 using Spectre.Console;
 
-namespace Dsl.Runtime.Tests.Training;
+namespace Dsl.Training.Tests;
 
 public class ProgressTests
 {

@@ -1,7 +1,7 @@
 // The base of the optimizers: one flat parameter buffer, per-tensor weight-decay segments, state allocated once.
 using System.Globalization;
 
-namespace Dsl.Runtime.Training;
+namespace Dsl.Training;
 
 /// <summary>
 /// An optimizer over a model's flat <see cref="CompiledModel.Parameters"/> and <see cref="CompiledModel.Gradients"/>

@@ -2,7 +2,7 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 
-namespace Dsl.Runtime.Training;
+namespace Dsl.Training;
 
 /// <summary>
 /// Training checkpoints: one safetensors file with the model's tensors under their <c>state_dict</c> names (so PyTorch

@@ -1,5 +1,5 @@
 // Learning-rate schedules as pure functions of the step count, so a checkpoint only needs the step to resume one.
-namespace Dsl.Runtime.Training;
+namespace Dsl.Training;
 
 /// <summary>
 /// A learning rate as a function of the number of steps already taken (0 for the first update). The unit of a

@@ -1,5 +1,5 @@
 // Which parts of the flat parameter buffer get weight decay: one segment per parameter tensor.
-namespace Dsl.Runtime.Training;
+namespace Dsl.Training;
 
 /// <summary>A parameter tensor's range of the flat parameter buffer, and whether weight decay applies to it.</summary>
 /// <param name="Name">The tensor's <c>state_dict</c> name, e.g. <c>conv1.weight</c>.</param>

@@ -1,7 +1,6 @@
 // Cross-entropy (with label smoothing), MSE and accuracy: values by hand, gradients by finite differences.
-using Dsl.Runtime.Training;
 
-namespace Dsl.Runtime.Tests.Training;
+namespace Dsl.Training.Tests;
 
 public class LossTests
 {
