@@ -1,5 +1,6 @@
 // Seeded, shuffling mini-batch loader over an in-memory data set; copies batches into the caller's buffers.
 using System.Globalization;
+using Dsl.Runtime.Kernels;
 
 namespace Dsl.Training;
 

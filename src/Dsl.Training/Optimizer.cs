@@ -1,5 +1,6 @@
 // The base of the optimizers: one flat parameter buffer, per-tensor weight-decay segments, state allocated once.
 using System.Globalization;
+using Dsl.Runtime.Kernels;
 
 namespace Dsl.Training;
 

@@ -16,6 +16,7 @@ namespace Dsl.Compiler.Emit
     public static class CSharpEmitter
     {
         public const string Runtime = "global::Dsl.Runtime";
+        public const string Kernels = "global::Dsl.Runtime.Kernels";
 
         public static string Emit(BoundModel model, string source, string fileName, string toolVersion = "0.1.0")
         {
@@ -234,7 +235,7 @@ namespace Dsl.Compiler.Emit
                             var s = oneD ? (1, a.Stride.W) : a.Stride;
                             var pad = oneD ? (0, a.Padding.W) : a.Padding;
                             var d = oneD ? (1, a.Dilation.W) : a.Dilation;
-                            _w.Line($"private static readonly {Runtime}.ConvGeometry {_names[p]}Geometry = new(");
+                            _w.Line($"private static readonly {Kernels}.ConvGeometry {_names[p]}Geometry = new(");
                             _w.Line($"    inChannels: {a.InChannels}, outChannels: {a.OutChannels}, inH: {inH}, inW: {inW}, kernelH: {k.Item1}, kernelW: {k.Item2},");
                             _w.Line($"    strideH: {s.Item1}, strideW: {s.Item2}, padH: {pad.Item1}, padW: {pad.Item2}, dilationH: {d.Item1}, dilationW: {d.Item2}, groups: {a.Groups});");
                             break;
@@ -242,7 +243,7 @@ namespace Dsl.Compiler.Emit
                         case LayerKind.MaxPool2d:
                         case LayerKind.AvgPool1d:
                         case LayerKind.AvgPool2d:
-                            _w.Line($"private static readonly {Runtime}.PoolGeometry {_names[p]}Geometry = new(");
+                            _w.Line($"private static readonly {Kernels}.PoolGeometry {_names[p]}Geometry = new(");
                             _w.Line($"    channels: {l.InputShape[0]}, inH: {inH}, inW: {inW}, kernelH: {a.Kernel.H}, kernelW: {a.Kernel.W}, strideH: {a.Stride.H}, strideW: {a.Stride.W},");
                             _w.Line($"    padH: {a.Padding.H}, padW: {a.Padding.W}, dilationH: {a.Dilation.H}, dilationW: {a.Dilation.W}, ceilMode: {(a.CeilMode ? "true" : "false")});");
                             break;
@@ -252,8 +253,8 @@ namespace Dsl.Compiler.Emit
                 if (HasGemm)
                 {
                     var lengths = _plan.Layers.Where(p => p.Layer.Kind is LayerKind.Conv1d or LayerKind.Conv2d)
-                        .Select(p => $"{Runtime}.{ConvKernel(p)}.ParallelScratchLength(in {_names[p]}Geometry)")
-                        .Prepend($"{Runtime}.Gemm.ScratchLength").ToList();
+                        .Select(p => $"{Kernels}.{ConvKernel(p)}.ParallelScratchLength(in {_names[p]}Geometry)")
+                        .Prepend($"{Kernels}.Gemm.ScratchLength").ToList();
                     string max = lengths[lengths.Count - 1];
                     for (int i = lengths.Count - 2; i >= 0; i--) max = $"global::System.Math.Max({lengths[i]}, {max})";
                     _w.Line("// Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.");
@@ -294,7 +295,7 @@ namespace Dsl.Compiler.Emit
 
                 if (HasDropout)
                 {
-                    _w.Line($"private {Runtime}.SplitMix64 _dropoutRng;");
+                    _w.Line($"private {Kernels}.SplitMix64 _dropoutRng;");
                     _w.Line();
                     _w.Line("/// <inheritdoc/>");
                     _w.Line("protected override ulong? GetDropoutRandomState() => _dropoutRng.State;");
@@ -302,7 +303,7 @@ namespace Dsl.Compiler.Emit
                     _w.Line("/// <inheritdoc/>");
                     _w.Line("protected override void SetDropoutRandomState(ulong? state)");
                     _w.Line("{");
-                    _w.Line($"    if (state is {{ }} value) _dropoutRng = new {Runtime}.SplitMix64(value);");
+                    _w.Line($"    if (state is {{ }} value) _dropoutRng = new {Kernels}.SplitMix64(value);");
                     _w.Line("}");
                 }
 
@@ -394,7 +395,7 @@ namespace Dsl.Compiler.Emit
                 _w.Line("/// <inheritdoc/>");
                 using (_w.Block("public override void ResetParameters(int seed)"))
                 {
-                    _w.Line($"var rng = new {Runtime}.SplitMix64(unchecked((ulong)seed));");
+                    _w.Line($"var rng = new {Kernels}.SplitMix64(unchecked((ulong)seed));");
                     _w.Line("var parameters = ParameterStorage;");
                     if (_plan.BufferLength > 0) _w.Line("var buffers = BufferStorage;");
                     if (_plan.CounterLength > 0) _w.Line("var counters = CounterStorage;");
@@ -406,8 +407,8 @@ namespace Dsl.Compiler.Emit
                         {
                             int fanIn = l.Kind == LayerKind.Linear ? a.InFeatures : l.Tensors[0].ElementCount / a.OutChannels;
                             _w.Line($"// {l.Name}: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = {Int(fanIn)}{(a.Bias ? "; bias likewise" : "")}");
-                            _w.Line($"{Runtime}.Initialization.KaimingUniformDefault({Weight(p)}, {Int(fanIn)}, ref rng);");
-                            if (a.Bias) _w.Line($"{Runtime}.Initialization.Uniform({BiasOrDefault(p)}, {Float(1 / Math.Sqrt(fanIn))}, ref rng);");
+                            _w.Line($"{Kernels}.Initialization.KaimingUniformDefault({Weight(p)}, {Int(fanIn)}, ref rng);");
+                            if (a.Bias) _w.Line($"{Kernels}.Initialization.Uniform({BiasOrDefault(p)}, {Float(1 / Math.Sqrt(fanIn))}, ref rng);");
                         }
                         else if (l.IsBatchNorm)
                         {
@@ -428,7 +429,7 @@ namespace Dsl.Compiler.Emit
                         }
                     }
 
-                    if (HasDropout) _w.Line($"_dropoutRng = new {Runtime}.SplitMix64(unchecked((ulong)seed) ^ 0x9E3779B97F4A7C15UL);");
+                    if (HasDropout) _w.Line($"_dropoutRng = new {Kernels}.SplitMix64(unchecked((ulong)seed) ^ 0x9E3779B97F4A7C15UL);");
                     _w.Line("ParametersChanged();");
                 }
 
@@ -504,7 +505,7 @@ namespace Dsl.Compiler.Emit
 
             // The kernel class, chosen here from the constant shapes: Winograd for 3×3 stride-1 layers with many
             // channels, the direct kernel for few input channels and a short kernel, else the GEMM.
-            private static string ConvKernel(LayerPlan p) => p.WinogradConvolution ? "ConvWinograd" : p.DirectConvolution ? "ConvDirect" : "Conv2d";
+            private static string ConvKernel(LayerPlan p) => p.WinogradConvolution ? "ConvWinograd" : p.DirectConvolution ? "ConvDirect" : "ConvGemm";
 
             private static string ConvNote(LayerPlan p) =>
                 p.WinogradConvolution ? " — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36"
@@ -520,11 +521,11 @@ namespace Dsl.Compiler.Emit
                     case LayerKind.Conv1d:
                     case LayerKind.Conv2d:
                         Header(p, ConvNote(p));
-                        _w.Line($"{Runtime}.{ConvKernel(p)}.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, in {n}Geometry, scratch, Pool);");
+                        _w.Line($"{Kernels}.{ConvKernel(p)}.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, in {n}Geometry, scratch, Pool);");
                         break;
                     case LayerKind.Linear:
                         Header(p);
-                        _w.Line($"{Runtime}.Linear.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool);");
+                        _w.Line($"{Kernels}.Linear.Forward({x}, {Weight(p)}, {BiasOrDefault(p)}, {y}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool);");
                         break;
                     case LayerKind.BatchNorm1d:
                     case LayerKind.BatchNorm2d:
@@ -534,13 +535,13 @@ namespace Dsl.Compiler.Emit
                         if (a.Frozen)
                         {
                             Header(p, " — frozen: running statistics, never updated");
-                            _w.Line($"{Runtime}.BatchNorm.ForwardWithStatistics({x}, {Gamma(p)}, {Beta(p)}, {P(p, "RunningMean", p.Channels, "buffers")}, {P(p, "RunningVar", p.Channels, "buffers")}, {y},");
+                            _w.Line($"{Kernels}.BatchNorm.ForwardWithStatistics({x}, {Gamma(p)}, {Beta(p)}, {P(p, "RunningMean", p.Channels, "buffers")}, {P(p, "RunningVar", p.Channels, "buffers")}, {y},");
                             _w.Line($"    {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")}, {eps}, {dims});");
                         }
                         else if (!a.TrackRunningStats)
                         {
                             Header(p, " — batch statistics, no running statistics" + ReluNote(p));
-                            _w.Line($"{Runtime}.BatchNorm.ForwardTraining({x}, {Gamma(p)}, {Beta(p)}, {y}, {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")},");
+                            _w.Line($"{Kernels}.BatchNorm.ForwardTraining({x}, {Gamma(p)}, {Beta(p)}, {y}, {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")},");
                             _w.Line($"    default, default, 0f, {eps}, {dims}{TrainingRelu(p)}, pool: Pool);");
                         }
                         else
@@ -549,7 +550,7 @@ namespace Dsl.Compiler.Emit
                             _w.Line($"counters[{n}NumBatchesTracked]++;");
                             string momentum = a.Momentum is { } value ? Float(value) : $"1f / counters[{n}NumBatchesTracked]";
                             if (a.Momentum is null) _w.Line("// momentum: none — a cumulative average, factor 1 / num_batches_tracked");
-                            _w.Line($"{Runtime}.BatchNorm.ForwardTraining({x}, {Gamma(p)}, {Beta(p)}, {y}, {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")},");
+                            _w.Line($"{Kernels}.BatchNorm.ForwardTraining({x}, {Gamma(p)}, {Beta(p)}, {y}, {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")},");
                             _w.Line($"    {P(p, "RunningMean", p.Channels, "buffers")}, {P(p, "RunningVar", p.Channels, "buffers")}, {momentum}, {eps}, {dims}{TrainingRelu(p)}, pool: Pool);");
                         }
 
@@ -564,33 +565,33 @@ namespace Dsl.Compiler.Emit
                         }
 
                         Header(p);
-                        _w.Line($"{Runtime}.Activations.ReluForward({x}, {y});");
+                        _w.Line($"{Kernels}.Activations.ReluForward({x}, {y});");
                         break;
                     case LayerKind.Sigmoid:
                         Header(p);
-                        _w.Line($"{Runtime}.Activations.SigmoidForward({x}, {y});");
+                        _w.Line($"{Kernels}.Activations.SigmoidForward({x}, {y});");
                         break;
                     case LayerKind.Tanh:
                         Header(p);
-                        _w.Line($"{Runtime}.Activations.TanhForward({x}, {y});");
+                        _w.Line($"{Kernels}.Activations.TanhForward({x}, {y});");
                         break;
                     case LayerKind.LeakyRelu:
                         Header(p);
-                        _w.Line($"{Runtime}.Activations.LeakyReluForward({x}, {y}, {Float(a.NegativeSlope)});");
+                        _w.Line($"{Kernels}.Activations.LeakyReluForward({x}, {y}, {Float(a.NegativeSlope)});");
                         break;
                     case LayerKind.MaxPool1d:
                     case LayerKind.MaxPool2d:
                         Header(p);
-                        _w.Line($"{Runtime}.Pooling.MaxForward({x}, {y}, Indices({n}Indices, batch * {Int(l.OutputLength)}), batch, in {n}Geometry, Pool);");
+                        _w.Line($"{Kernels}.Pooling.MaxForward({x}, {y}, Indices({n}Indices, batch * {Int(l.OutputLength)}), batch, in {n}Geometry, Pool);");
                         break;
                     case LayerKind.AvgPool1d:
                     case LayerKind.AvgPool2d:
                         Header(p);
-                        _w.Line($"{Runtime}.Pooling.AvgForward({x}, {y}, batch, in {n}Geometry, countIncludePad: {(a.CountIncludePad ? "true" : "false")});");
+                        _w.Line($"{Kernels}.Pooling.AvgForward({x}, {y}, batch, in {n}Geometry, countIncludePad: {(a.CountIncludePad ? "true" : "false")});");
                         break;
                     case LayerKind.GlobalAvgPool:
                         Header(p);
-                        _w.Line($"{Runtime}.Pooling.GlobalAvgForward({x}, {y}, batch, {Int(p.Channels)}, {Int(p.Spatial)});");
+                        _w.Line($"{Kernels}.Pooling.GlobalAvgForward({x}, {y}, batch, {Int(p.Channels)}, {Int(p.Spatial)});");
                         break;
                     case LayerKind.Flatten:
                         Header(p, " — a view, nothing to compute");
@@ -603,15 +604,15 @@ namespace Dsl.Compiler.Emit
                         }
 
                         Header(p, $" — zero with probability {a.P.ToString(CultureInfo.InvariantCulture)}, scale the rest by 1/(1 - p)");
-                        _w.Line($"{Runtime}.Dropout.Forward({x}, {y}, _arena.AsSpan({n}Mask * MaxBatch, batch * {Int(l.OutputLength)}), {Float(a.P)}, ref _dropoutRng);");
+                        _w.Line($"{Kernels}.Dropout.Forward({x}, {y}, _arena.AsSpan({n}Mask * MaxBatch, batch * {Int(l.OutputLength)}), {Float(a.P)}, ref _dropoutRng);");
                         break;
                     case LayerKind.Softmax:
                         Header(p);
-                        _w.Line($"{Runtime}.Activations.SoftmaxForward({x}, {y}, batch, {Int(l.OutputLength)});");
+                        _w.Line($"{Kernels}.Activations.SoftmaxForward({x}, {y}, batch, {Int(l.OutputLength)});");
                         break;
                     case LayerKind.LogSoftmax:
                         Header(p);
-                        _w.Line($"{Runtime}.Activations.LogSoftmaxForward({x}, {y}, batch, {Int(l.OutputLength)});");
+                        _w.Line($"{Kernels}.Activations.LogSoftmaxForward({x}, {y}, batch, {Int(l.OutputLength)});");
                         break;
                 }
             }
@@ -703,12 +704,12 @@ namespace Dsl.Compiler.Emit
                     case LayerKind.Conv1d:
                     case LayerKind.Conv2d:
                         ClearGradientsAfterZeroGrad(Weight(p, "gradients"), BiasOrDefault(p, "gradients"));
-                        _w.Line($"{Runtime}.{ConvKernel(p)}.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, in {n}Geometry, scratch, Pool);");
-                        _w.Line($"{guard}{Runtime}.{(p.WinogradConvolution ? "ConvWinograd" : "Conv2d")}.BackwardInput({dy}, {Weight(p)}, {dx}, batch, in {n}Geometry, scratch, Pool);");
+                        _w.Line($"{Kernels}.{ConvKernel(p)}.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, in {n}Geometry, scratch, Pool);");
+                        _w.Line($"{guard}{Kernels}.{(p.WinogradConvolution ? "ConvWinograd" : "ConvGemm")}.BackwardInput({dy}, {Weight(p)}, {dx}, batch, in {n}Geometry, scratch, Pool);");
                         break;
                     case LayerKind.Linear:
-                        _w.Line($"{Runtime}.Linear.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool, accumulate);");
-                        _w.Line($"{guard}{Runtime}.Linear.BackwardInput({dy}, {Weight(p)}, {dx}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool);");
+                        _w.Line($"{Kernels}.Linear.BackwardWeight({dy}, {x}, {Weight(p, "gradients")}, {BiasOrDefault(p, "gradients")}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool, accumulate);");
+                        _w.Line($"{guard}{Kernels}.Linear.BackwardInput({dy}, {Weight(p)}, {dx}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool);");
                         break;
                     case LayerKind.BatchNorm1d:
                     case LayerKind.BatchNorm2d:
@@ -727,33 +728,33 @@ namespace Dsl.Compiler.Emit
                         ClearGradientsAfterZeroGrad(gGamma, gBeta);
                         if (a.Frozen) _w.Line("// frozen: the statistics are constants, so dx = dy·γ/√(var + ε)");
                         else _w.Line("// through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))");
-                        _w.Line($"{Runtime}.BatchNorm.{kernel}({dy}, {x}, {Gamma(p)}, {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")}, {target},");
+                        _w.Line($"{Kernels}.BatchNorm.{kernel}({dy}, {x}, {Gamma(p)}, {Cache(p, "SaveMean")}, {Cache(p, "SaveInvStd")}, {target},");
                         _w.Line($"    {gGamma}, {gBeta}, batch, {Int(p.Channels)}, {Int(p.Spatial)}{(a.Frozen ? "" : ", Pool")});");
                         break;
                     }
 
                     case LayerKind.Relu:
-                        _w.Line($"{guard}{Runtime}.Activations.ReluBackward({y}, {dy}, {dx}, Pool);");
+                        _w.Line($"{guard}{Kernels}.Activations.ReluBackward({y}, {dy}, {dx}, Pool);");
                         break;
                     case LayerKind.Sigmoid:
-                        _w.Line($"{guard}{Runtime}.Activations.SigmoidBackward({y}, {dy}, {dx});");
+                        _w.Line($"{guard}{Kernels}.Activations.SigmoidBackward({y}, {dy}, {dx});");
                         break;
                     case LayerKind.Tanh:
-                        _w.Line($"{guard}{Runtime}.Activations.TanhBackward({y}, {dy}, {dx});");
+                        _w.Line($"{guard}{Kernels}.Activations.TanhBackward({y}, {dy}, {dx});");
                         break;
                     case LayerKind.LeakyRelu:
-                        _w.Line($"{guard}{Runtime}.Activations.LeakyReluBackward({x}, {dy}, {dx}, {Float(a.NegativeSlope)});");
+                        _w.Line($"{guard}{Kernels}.Activations.LeakyReluBackward({x}, {dy}, {dx}, {Float(a.NegativeSlope)});");
                         break;
                     case LayerKind.MaxPool1d:
                     case LayerKind.MaxPool2d:
-                        _w.Line($"{guard}{Runtime}.Pooling.MaxBackward({dy}, Indices({n}Indices, batch * {Int(l.OutputLength)}), {dx}, batch, in {n}Geometry, Pool);");
+                        _w.Line($"{guard}{Kernels}.Pooling.MaxBackward({dy}, Indices({n}Indices, batch * {Int(l.OutputLength)}), {dx}, batch, in {n}Geometry, Pool);");
                         break;
                     case LayerKind.AvgPool1d:
                     case LayerKind.AvgPool2d:
-                        _w.Line($"{guard}{Runtime}.Pooling.AvgBackward({dy}, {dx}, batch, in {n}Geometry, countIncludePad: {(a.CountIncludePad ? "true" : "false")});");
+                        _w.Line($"{guard}{Kernels}.Pooling.AvgBackward({dy}, {dx}, batch, in {n}Geometry, countIncludePad: {(a.CountIncludePad ? "true" : "false")});");
                         break;
                     case LayerKind.GlobalAvgPool:
-                        _w.Line($"{guard}{Runtime}.Pooling.GlobalAvgBackward({dy}, {dx}, batch, {Int(p.Channels)}, {Int(p.Spatial)});");
+                        _w.Line($"{guard}{Kernels}.Pooling.GlobalAvgBackward({dy}, {dx}, batch, {Int(p.Channels)}, {Int(p.Spatial)});");
                         break;
                     case LayerKind.Flatten:
                         if (first) _w.Line($"{guard}{dy}.CopyTo({dx});");
@@ -765,13 +766,13 @@ namespace Dsl.Compiler.Emit
                             break;
                         }
 
-                        _w.Line($"{guard}{Runtime}.Dropout.Backward({dy}, _arena.AsSpan({n}Mask * MaxBatch, batch * {Int(l.OutputLength)}), {dx});");
+                        _w.Line($"{guard}{Kernels}.Dropout.Backward({dy}, _arena.AsSpan({n}Mask * MaxBatch, batch * {Int(l.OutputLength)}), {dx});");
                         break;
                     case LayerKind.Softmax:
-                        _w.Line($"{guard}{Runtime}.Activations.SoftmaxBackward({y}, {dy}, {dx}, batch, {Int(l.OutputLength)});");
+                        _w.Line($"{guard}{Kernels}.Activations.SoftmaxBackward({y}, {dy}, {dx}, batch, {Int(l.OutputLength)});");
                         break;
                     case LayerKind.LogSoftmax:
-                        _w.Line($"{guard}{Runtime}.Activations.LogSoftmaxBackward({y}, {dy}, {dx}, batch, {Int(l.OutputLength)});");
+                        _w.Line($"{guard}{Kernels}.Activations.LogSoftmaxBackward({y}, {dy}, {dx}, batch, {Int(l.OutputLength)});");
                         break;
                 }
             }
@@ -854,8 +855,8 @@ namespace Dsl.Compiler.Emit
                                 string relu = p.FusedPool is not null ? $", relu: {(p.FusedRelu is null ? "false" : "true")}, maxPool: true"
                                     : p.FusedRelu is null ? "" : ", relu: true";
                                 _w.Line(l.Kind == LayerKind.Linear
-                                    ? $"{Runtime}.Linear.ForwardPacked(h, {w}, folded.Slice({n}PackedWeight, {Int(p.PackedWeightLength)}), {b}, {v}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool{relu});"
-                                    : $"{Runtime}.{ConvKernel(p)}.Forward(h, {w}, {b}, {v}, batch, in {n}Geometry, scratch, Pool{relu});");
+                                    ? $"{Kernels}.Linear.ForwardPacked(h, {w}, folded.Slice({n}PackedWeight, {Int(p.PackedWeightLength)}), {b}, {v}, batch, {Int(a.InFeatures)}, {Int(a.OutFeatures)}, scratch, Pool{relu});"
+                                    : $"{Kernels}.{ConvKernel(p)}.Forward(h, {w}, {b}, {v}, batch, in {n}Geometry, scratch, Pool{relu});");
                                 break;
                             }
 
@@ -868,19 +869,19 @@ namespace Dsl.Compiler.Emit
                                     if (writable)
                                     {
                                         _w.Line($"var {v} = {Writable("h")}; // in place");
-                                        _w.Line($"{Runtime}.BatchNorm.ApplyScaleShift({v}, {args});");
+                                        _w.Line($"{Kernels}.BatchNorm.ApplyScaleShift({v}, {args});");
                                     }
                                     else
                                     {
                                         _w.Line($"var {v} = {Next(l)}; // the caller's input stays untouched");
-                                        _w.Line($"{Runtime}.BatchNorm.ApplyScaleShift(h, {v}, {args});");
+                                        _w.Line($"{Kernels}.BatchNorm.ApplyScaleShift(h, {v}, {args});");
                                     }
                                 }
                                 else
                                 {
                                     Header(p, " — track_running_stats: false: batch statistics, as PyTorch does in eval mode");
                                     _w.Line($"var {v} = {Next(l)};");
-                                    _w.Line($"{Runtime}.BatchNorm.ForwardTraining(h, {Gamma(p)}, {Beta(p)}, {v}, {Cache(p, "SaveMean", true)}, {Cache(p, "SaveInvStd", true)},");
+                                    _w.Line($"{Kernels}.BatchNorm.ForwardTraining(h, {Gamma(p)}, {Beta(p)}, {v}, {Cache(p, "SaveMean", true)}, {Cache(p, "SaveInvStd", true)},");
                                     _w.Line($"    default, default, 0f, {Float(a.Eps)}, batch, {Int(p.Channels)}, {Int(p.Spatial)}, pool: Pool);");
                                 }
 
@@ -896,7 +897,7 @@ namespace Dsl.Compiler.Emit
                                 {
                                     string kind = l.Kind switch { LayerKind.Relu => "Relu", LayerKind.Sigmoid => "Sigmoid", LayerKind.Tanh => "Tanh", _ => "LeakyRelu" };
                                     string slope = l.Kind == LayerKind.LeakyRelu ? ", " + Float(a.NegativeSlope) : "";
-                                    _w.Line($"{Runtime}.ActivationEpilogues.{kind}(h, {v}, {scaleShift}, batch, {Int(epilogue.Channels)}, {Int(epilogue.Spatial)}{slope});");
+                                    _w.Line($"{Kernels}.ActivationEpilogues.{kind}(h, {v}, {scaleShift}, batch, {Int(epilogue.Channels)}, {Int(epilogue.Spatial)}{slope});");
                                     break;
                                 }
 
@@ -907,7 +908,7 @@ namespace Dsl.Compiler.Emit
                                     LayerKind.Tanh => "TanhForward(h, " + v + ")",
                                     _ => $"LeakyReluForward(h, {v}, {Float(a.NegativeSlope)})",
                                 };
-                                _w.Line($"{Runtime}.Activations.{method};");
+                                _w.Line($"{Kernels}.Activations.{method};");
                                 break;
                             }
 
@@ -915,24 +916,24 @@ namespace Dsl.Compiler.Emit
                             case LayerKind.MaxPool2d:
                                 Header(p, fused);
                                 _w.Line($"var {v} = {Next(l)};");
-                                _w.Line($"{Runtime}.Pooling.MaxForward(h, {v}, batch, in {n}Geometry{(scaleShift.Length > 0 ? ", " + scaleShift : "")}, Pool);");
+                                _w.Line($"{Kernels}.Pooling.MaxForward(h, {v}, batch, in {n}Geometry{(scaleShift.Length > 0 ? ", " + scaleShift : "")}, Pool);");
                                 break;
                             case LayerKind.AvgPool1d:
                             case LayerKind.AvgPool2d:
                                 Header(p, fused);
                                 _w.Line($"var {v} = {Next(l)};");
-                                _w.Line($"{Runtime}.Pooling.AvgForward(h, {v}, batch, in {n}Geometry, countIncludePad: {(a.CountIncludePad ? "true" : "false")}{(scaleShift.Length > 0 ? ", " + scaleShift : "")});");
+                                _w.Line($"{Kernels}.Pooling.AvgForward(h, {v}, batch, in {n}Geometry, countIncludePad: {(a.CountIncludePad ? "true" : "false")}{(scaleShift.Length > 0 ? ", " + scaleShift : "")});");
                                 break;
                             case LayerKind.GlobalAvgPool:
                                 Header(p, fused);
                                 _w.Line($"var {v} = {Next(l)};");
-                                _w.Line($"{Runtime}.Pooling.GlobalAvgForward(h, {v}, batch, {Int(p.Channels)}, {Int(p.Spatial)}{(scaleShift.Length > 0 ? ", " + scaleShift : "")});");
+                                _w.Line($"{Kernels}.Pooling.GlobalAvgForward(h, {v}, batch, {Int(p.Channels)}, {Int(p.Spatial)}{(scaleShift.Length > 0 ? ", " + scaleShift : "")});");
                                 break;
                             case LayerKind.Softmax:
                             case LayerKind.LogSoftmax:
                                 Header(p);
                                 _w.Line($"var {v} = {Next(l)};");
-                                _w.Line($"{Runtime}.Activations.{(l.Kind == LayerKind.Softmax ? "Softmax" : "LogSoftmax")}Forward(h, {v}, batch, {Int(l.OutputLength)});");
+                                _w.Line($"{Kernels}.Activations.{(l.Kind == LayerKind.Softmax ? "Softmax" : "LogSoftmax")}Forward(h, {v}, batch, {Int(l.OutputLength)});");
                                 break;
                         }
 
@@ -977,7 +978,7 @@ namespace Dsl.Compiler.Emit
                         int c = p.Channels;
                         _w.Line();
                         _w.Line($"// {l.Name}: scale = γ/√(running_var + ε), shift = β − running_mean·scale");
-                        _w.Line($"{Runtime}.BatchNorm.ScaleShift({Gamma(p)}, {Beta(p)}, {P(p, "RunningMean", c, "buffers")}, {P(p, "RunningVar", c, "buffers")}, {Float(l.Attributes.Eps)},");
+                        _w.Line($"{Kernels}.BatchNorm.ScaleShift({Gamma(p)}, {Beta(p)}, {P(p, "RunningMean", c, "buffers")}, {P(p, "RunningVar", c, "buffers")}, {Float(l.Attributes.Eps)},");
                         _w.Line($"    folded.Slice({_names[p]}Scale, {Int(c)}), folded.Slice({_names[p]}Shift, {Int(c)}));");
                         if (p.Inference == InferenceRole.FoldedAway)
                         {
@@ -985,7 +986,7 @@ namespace Dsl.Compiler.Emit
                             string pn = _names[producer];
                             int weights = producer.Layer.Tensors[0].ElementCount;
                             _w.Line($"// folded into {producer.Layer.Name}: W' = W·scale per output channel, b' = b·scale + shift");
-                            _w.Line($"{Runtime}.BatchNorm.Fold({Weight(producer)}, {BiasOrDefault(producer)}, folded.Slice({_names[p]}Scale, {Int(c)}), folded.Slice({_names[p]}Shift, {Int(c)}),");
+                            _w.Line($"{Kernels}.BatchNorm.Fold({Weight(producer)}, {BiasOrDefault(producer)}, folded.Slice({_names[p]}Scale, {Int(c)}), folded.Slice({_names[p]}Shift, {Int(c)}),");
                             _w.Line($"    folded.Slice({pn}FoldedWeight, {Int(weights)}), folded.Slice({pn}FoldedBias, {Int(c)}), {Int(c)}, {Int(weights / c)});");
                         }
                     }
@@ -997,7 +998,7 @@ namespace Dsl.Compiler.Emit
                         string w = p.FoldedWeight >= 0 ? $"folded.Slice({n}FoldedWeight, {Int(p.Layer.Tensors[0].ElementCount)})" : Weight(p);
                         _w.Line();
                         _w.Line($"// {p.Layer.Name}: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up");
-                        _w.Line($"if (MaxBatch >= {Runtime}.Linear.PackedBatchLimit) {Runtime}.Linear.PackWeight({w}, folded.Slice({n}PackedWeight, {Int(p.PackedWeightLength)}), {Int(a.InFeatures)}, {Int(a.OutFeatures)});");
+                        _w.Line($"if (MaxBatch >= {Kernels}.Linear.PackedBatchLimit) {Kernels}.Linear.PackWeight({w}, folded.Slice({n}PackedWeight, {Int(p.PackedWeightLength)}), {Int(a.InFeatures)}, {Int(a.OutFeatures)});");
                     }
                 }
             }

@@ -1,11 +1,14 @@
 // Small, seedable, allocation-free random number generator used for dropout masks and weight initialization.
-namespace Dsl.Runtime;
+using System.ComponentModel;
+
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>
 /// SplitMix64 generator (Steele, Lea and Flood, 2014): a 64-bit counter passed through a bijective mixing function.
 /// Deterministic for a given seed on every platform, which keeps generated models reproducible.
 /// It is a mutable struct: pass it by <c>ref</c> so that the state advances.
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public struct SplitMix64
 {
     private ulong _state;

@@ -1,11 +1,12 @@
 // Direct convolution for layers with few input channels (the first layer of an image network).
+using System.ComponentModel;
 using System.Diagnostics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace Dsl.Runtime;
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>
 /// Stride-1 2-d convolution computed directly from a zero-padded copy of each image, for layers whose
@@ -17,10 +18,11 @@ namespace Dsl.Runtime;
 /// </summary>
 /// <remarks>
 /// The generator picks this path at compile time for the layers <see cref="Suits"/> accepts (the compiler
-/// applies the same rule to the layer's constant shape). The input gradient stays on <see cref="Conv2d"/>:
+/// applies the same rule to the layer's constant shape). The input gradient stays on <see cref="ConvGemm"/>:
 /// a first layer needs none, and a short reduction is long again in the transposed direction.
-/// Any geometry is accepted; one this kernel does not suit is passed to <see cref="Conv2d"/>.
+/// Any geometry is accepted; one this kernel does not suit is passed to <see cref="ConvGemm"/>.
 /// </remarks>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public static unsafe class ConvDirect
 {
     /// <summary>Longest reduction (input channels × kernel taps) the direct path takes.</summary>
@@ -48,16 +50,16 @@ public static unsafe class ConvDirect
     /// <summary>Floats of scratch the serial overloads need for <paramref name="g"/>.</summary>
     /// <param name="g">Convolution geometry.</param>
     /// <returns>The scratch length.</returns>
-    public static int ScratchLength(in ConvGeometry g) => Suits(g) ? PaddedLength(g) : Conv2d.ScratchLength(g);
+    public static int ScratchLength(in ConvGeometry g) => Suits(g) ? PaddedLength(g) : ConvGemm.ScratchLength(g);
 
     /// <summary>
     /// Floats of scratch per pool thread for the layer: the parallel overloads' image copy and private weight
-    /// gradient, and enough for <see cref="Conv2d"/>'s input gradient of the same layer, which shares it.
+    /// gradient, and enough for <see cref="ConvGemm"/>'s input gradient of the same layer, which shares it.
     /// </summary>
     /// <param name="g">Convolution geometry.</param>
     /// <returns>The per-thread scratch length.</returns>
     public static int ParallelScratchLength(in ConvGeometry g) =>
-        Suits(g) ? Math.Max(PaddedLength(g) + g.WeightLength + g.OutChannels, Conv2d.ParallelScratchLength(g)) : Conv2d.ParallelScratchLength(g);
+        Suits(g) ? Math.Max(PaddedLength(g) + g.WeightLength + g.OutChannels, ConvGemm.ParallelScratchLength(g)) : ConvGemm.ParallelScratchLength(g);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Fmadd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
@@ -67,7 +69,7 @@ public static unsafe class ConvDirect
     private static float* Padded(float* x, in ConvGeometry g, float* scratch)
     {
         if (g.PadH == 0 && g.PadW == 0) return x;
-        ConvGemm.CopyBordered(x, g, g.InChannels, scratch);
+        ImplicitGemm.CopyBordered(x, g, g.InChannels, scratch);
         return scratch;
     }
 
@@ -95,7 +97,7 @@ public static unsafe class ConvDirect
     {
         if (!Suits(g))
         {
-            Conv2d.Forward(x, w, bias, y, n, g, scratch, relu);
+            ConvGemm.Forward(x, w, bias, y, n, g, scratch, relu);
             return;
         }
 
@@ -104,7 +106,7 @@ public static unsafe class ConvDirect
         Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
         int taps = g.InChannels * g.KernelH * g.KernelW, wp = PaddedW(g);
         int* offsets = stackalloc int[MaxTaps];
-        ConvGemm.TapOffsets(g, offsets); // no groups, dilation 1 (Suits)
+        ImplicitGemm.TapOffsets(g, offsets); // no groups, dilation 1 (Suits)
 
         fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
         {
@@ -216,7 +218,7 @@ public static unsafe class ConvDirect
     {
         if (!Suits(g))
         {
-            Conv2d.BackwardWeight(dy, x, dw, dbias, n, g, scratch);
+            ConvGemm.BackwardWeight(dy, x, dw, dbias, n, g, scratch);
             return;
         }
 
@@ -370,7 +372,7 @@ public static unsafe class ConvDirect
     {
         if (!Suits(g))
         {
-            Conv2d.Forward(x, w, bias, y, n, g, scratch, pool, relu);
+            ConvGemm.Forward(x, w, bias, y, n, g, scratch, pool, relu);
             return;
         }
 
@@ -409,7 +411,7 @@ public static unsafe class ConvDirect
     {
         if (!Suits(g))
         {
-            Conv2d.BackwardWeight(dy, x, dw, dbias, n, g, scratch, pool);
+            ConvGemm.BackwardWeight(dy, x, dw, dbias, n, g, scratch, pool);
             return;
         }
 
@@ -426,7 +428,7 @@ public static unsafe class ConvDirect
             pool.RunChunks(&BackwardWeightPart, &job, pool.Threads);
         }
 
-        Conv2d.AddPartials(dw, dbias, scratch, stride, ScratchLength(g), pool.Threads, g);
+        ConvGemm.AddPartials(dw, dbias, scratch, stride, ScratchLength(g), pool.Threads, g);
     }
 
     private static void BackwardWeightPart(void* state, int part, int parts, int thread)

@@ -1,7 +1,7 @@
 // Implicit-GEMM convolution: stride 1 on the padded grid (B read in place), otherwise B panels packed straight from the image.
 using System.Runtime.Intrinsics;
 
-namespace Dsl.Runtime;
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>
 /// Convolution as <c>Y[out × pixels] = W[out × (c·kh·kw)] · col</c> without materializing col. With stride 1
@@ -10,7 +10,7 @@ namespace Dsl.Runtime;
 /// Otherwise the packing step that feeds the micro-kernel reads the image directly, one output-row segment
 /// at a time. The weights are packed once per call for every sample.
 /// </summary>
-internal static unsafe class ConvGemm
+internal static unsafe class ImplicitGemm
 {
     /// <summary>Floats of scratch: packed weights of one group (padded to whole panels) and one B block, or the padded grid's buffers.</summary>
     public static int ScratchLength(in ConvGeometry g)

@@ -1,5 +1,5 @@
 // Per-thread scratch for kernel overloads that are not given scratch memory by their caller.
-namespace Dsl.Runtime;
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>
 /// Scratch memory for the kernel overloads called without a scratch span: one buffer per thread,

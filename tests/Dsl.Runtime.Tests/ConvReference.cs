@@ -1,8 +1,8 @@
-// Direct (im2col-free) 2-d convolution: the reference the GEMM path in Conv2d is tested against.
+// Direct 2-d convolution, loops over channels and taps: the reference the runtime's kernels (ConvGemm, ConvDirect, ConvWinograd) are tested against.
 using System.Diagnostics;
 using System.Numerics.Tensors;
 
-namespace Dsl.Runtime;
+namespace Dsl.Runtime.Tests;
 
 /// <summary>
 /// 2-d convolution with PyTorch semantics (cross-correlation, zero padding, stride, dilation, groups) on row-major NCHW float32 data.
@@ -12,7 +12,7 @@ namespace Dsl.Runtime;
 /// Per tap, the range of output columns whose input column falls inside the image is computed up front,
 /// so the innermost loop has no padding branches and, for stride 1, is a contiguous SIMD multiply-add.
 /// </remarks>
-public static class Conv2dDirect
+internal static class ConvReference
 {
     /// <summary>Computes <c>y = conv(x, w) + bias</c>.</summary>
     /// <param name="x">Input <c>[n, InChannels, InH, InW]</c>.</param>

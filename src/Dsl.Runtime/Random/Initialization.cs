@@ -1,10 +1,13 @@
 // PyTorch-default parameter initialization (uniform bounds) driven by SplitMix64.
-namespace Dsl.Runtime;
+using System.ComponentModel;
+
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>
 /// Parameter initialization matching the distributions of PyTorch's defaults for <c>nn.Conv*d</c> and <c>nn.Linear</c>
 /// (same bounds; the random streams differ from PyTorch's, so values are not bit-identical).
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public static class Initialization
 {
     /// <summary>Fills <paramref name="values"/> with independent draws from <c>U(-bound, bound)</c>.</summary>

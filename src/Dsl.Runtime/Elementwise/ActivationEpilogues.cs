@@ -1,6 +1,8 @@
 // Activations for inference with the following batch norm fused in: one pass instead of two.
 
-namespace Dsl.Runtime;
+using System.ComponentModel;
+
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>
 /// <c>y[n, c, s] = act(x[n, c, s])·scale[c] + shift[c]</c> over <c>[n, channels, spatial]</c>, where scale and
@@ -8,6 +10,7 @@ namespace Dsl.Runtime;
 /// or linear because an activation stands between them. The output may alias the input. Each plane is
 /// written once: the activation and the affine map run over it while it is in cache.
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public static class ActivationEpilogues
 {
     /// <summary>ReLU, then the per-channel scale and shift.</summary>

@@ -1,8 +1,9 @@
 // Batch normalization kernels (training with batch statistics, inference with given statistics, backward, folding).
+using System.ComponentModel;
 using System.Diagnostics;
 using System.Numerics.Tensors;
 
-namespace Dsl.Runtime;
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>
 /// Batch normalization with PyTorch's <c>nn.BatchNorm1d/2d</c> semantics on data laid out as <c>[n, channels, spatial]</c>
@@ -12,6 +13,7 @@ namespace Dsl.Runtime;
 /// Per-channel reductions are accumulated in double, like PyTorch's CPU kernels (its accumulation type for float is double),
 /// so that statistics over large batches do not lose precision.
 /// </remarks>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public static class BatchNorm
 {
     /// <summary>

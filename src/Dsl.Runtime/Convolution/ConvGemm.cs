@@ -1,26 +1,28 @@
 // 2-d convolution forward and backward on the packed GEMM; 1-d convolutions are the H = 1 case.
+using System.ComponentModel;
 using System.Diagnostics;
 using System.Numerics.Tensors;
 
-namespace Dsl.Runtime;
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>
 /// 2-d convolution with PyTorch semantics (cross-correlation, zero padding, stride, dilation, groups) on
 /// row-major NCHW float32 data, as matrix products on <see cref="Gemm"/>'s micro-kernel with the column
 /// matrix (one row per input channel and kernel tap, one column per output pixel) never materialized:
-/// forward <c>Y = W·col</c> packs col straight from the image (<see cref="ConvGemm"/>); the input gradient
+/// forward <c>Y = W·col</c> packs col straight from the image (<see cref="ImplicitGemm"/>); the input gradient
 /// of a stride-1 convolution is a convolution of dY with flipped kernels, and otherwise <c>Wᵀ·dY</c> folded
 /// back with col2im; the weight gradient is <c>dW += dY·colᵀ</c>, colᵀ again packed from the image.
 /// </summary>
-public static unsafe class Conv2d
+[EditorBrowsable(EditorBrowsableState.Never)]
+public static unsafe class ConvGemm
 {
     /// <summary>Floats of scratch the overloads taking a scratch span need for geometry <paramref name="g"/>.</summary>
     /// <param name="g">Convolution geometry.</param>
     /// <returns>The scratch length.</returns>
     public static int ScratchLength(in ConvGeometry g)
     {
-        int length = Math.Max(Gemm.ScratchLength + ColumnLength(g), Math.Max(ConvGemm.ScratchLength(g), ConvGemm.WeightScratchLength(g)));
-        if (ConvGemm.CanTransposeAsConvolution(g)) length = Math.Max(length, g.WeightLength + ConvGemm.ScratchLength(ConvGemm.Transposed(g)));
+        int length = Math.Max(Gemm.ScratchLength + ColumnLength(g), Math.Max(ImplicitGemm.ScratchLength(g), ImplicitGemm.WeightScratchLength(g)));
+        if (ImplicitGemm.CanTransposeAsConvolution(g)) length = Math.Max(length, g.WeightLength + ImplicitGemm.ScratchLength(ImplicitGemm.Transposed(g)));
         return length;
     }
 
@@ -64,7 +66,7 @@ public static unsafe class Conv2d
         Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && y.Length >= n * g.OutputLength, "buffer too short");
         Debug.Assert(bias.IsEmpty || bias.Length >= g.OutChannels, "bias too short");
         Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
-        ConvGemm.Forward(x, w, bias, y, n, g, scratch, relu);
+        ImplicitGemm.Forward(x, w, bias, y, n, g, scratch, relu);
     }
 
     /// <summary>Input gradient <c>dx = conv_transpose(dy, w)</c>, with per-thread scratch; <paramref name="dx"/> is overwritten.</summary>
@@ -87,9 +89,9 @@ public static unsafe class Conv2d
     {
         Debug.Assert(dy.Length >= n * g.OutputLength && w.Length >= g.WeightLength && dx.Length >= n * g.InputLength, "buffer too short");
         Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
-        if (ConvGemm.CanTransposeAsConvolution(g))
+        if (ImplicitGemm.CanTransposeAsConvolution(g))
         {
-            ConvGemm.BackwardInput(dy, w, dx, n, g, scratch);
+            ImplicitGemm.BackwardInput(dy, w, dx, n, g, scratch);
             return;
         }
 
@@ -142,7 +144,7 @@ public static unsafe class Conv2d
         Debug.Assert(dy.Length >= n * g.OutputLength && x.Length >= n * g.InputLength && dw.Length >= g.WeightLength, "buffer too short");
         Debug.Assert(dbias.IsEmpty || dbias.Length >= g.OutChannels, "dbias too short");
         Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
-        ConvGemm.BackwardWeight(dy, x, dw, dbias, n, g, scratch);
+        ImplicitGemm.BackwardWeight(dy, x, dw, dbias, n, g, scratch);
     }
 
     /// <summary>
@@ -194,7 +196,7 @@ public static unsafe class Conv2d
     /// <param name="relu">Apply ReLU to the output as it is written.</param>
     public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool, bool relu)
     {
-        if (!Parallel(pool, n, g) || (n == 1 && !ConvGemm.CanSplitForward(g)))
+        if (!Parallel(pool, n, g) || (n == 1 && !ImplicitGemm.CanSplitForward(g)))
         {
             Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)), relu);
             return;
@@ -203,7 +205,7 @@ public static unsafe class Conv2d
         fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
         {
             var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g, Relu = relu };
-            pool.RunChunks(ByChannels(pool, n, ConvGemm.CanSplitForward(g)) ? &ForwardChannelsPart : &ForwardPart, &job, pool.Threads);
+            pool.RunChunks(ByChannels(pool, n, ImplicitGemm.CanSplitForward(g)) ? &ForwardChannelsPart : &ForwardPart, &job, pool.Threads);
         }
     }
 
@@ -213,7 +215,7 @@ public static unsafe class Conv2d
         var g = job->G;
         var (lo, hi) = Channels(g.OutChannels, Gemm.MR, part, parts);
         if (lo == hi) return;
-        ConvGemm.ForwardChannels(new ReadOnlySpan<float>(job->X, job->N * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
+        ImplicitGemm.ForwardChannels(new ReadOnlySpan<float>(job->X, job->N * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
             new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y, job->N * g.OutputLength), job->N, g,
             new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi, job->Relu);
     }
@@ -235,7 +237,7 @@ public static unsafe class Conv2d
     /// <param name="scratch">Per-thread regions, one per pool thread.</param><param name="pool">The pool, or null.</param>
     public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool)
     {
-        if (!Parallel(pool, n, g) || (n == 1 && !ConvGemm.CanSplitBackwardInput(g)))
+        if (!Parallel(pool, n, g) || (n == 1 && !ImplicitGemm.CanSplitBackwardInput(g)))
         {
             BackwardInput(dy, w, dx, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
             return;
@@ -244,7 +246,7 @@ public static unsafe class Conv2d
         fixed (float* pdy = dy, pw = w, pdx = dx, ps = scratch)
         {
             var job = new Job { X = pdy, W = pw, Y = pdx, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g };
-            pool.RunChunks(ByChannels(pool, n, ConvGemm.CanSplitBackwardInput(g)) ? &BackwardInputChannelsPart : &BackwardInputPart, &job, pool.Threads);
+            pool.RunChunks(ByChannels(pool, n, ImplicitGemm.CanSplitBackwardInput(g)) ? &BackwardInputChannelsPart : &BackwardInputPart, &job, pool.Threads);
         }
     }
 
@@ -254,7 +256,7 @@ public static unsafe class Conv2d
         var g = job->G;
         var (lo, hi) = Channels(g.InChannels, Gemm.MR, part, parts);
         if (lo == hi) return;
-        ConvGemm.BackwardInputChannels(new ReadOnlySpan<float>(job->X, job->N * g.OutputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
+        ImplicitGemm.BackwardInputChannels(new ReadOnlySpan<float>(job->X, job->N * g.OutputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
             new Span<float>(job->Y, job->N * g.InputLength), job->N, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi);
     }
 
@@ -278,13 +280,13 @@ public static unsafe class Conv2d
     /// <param name="scratch">Per-thread regions (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param><param name="pool">The pool, or null.</param>
     public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool)
     {
-        if (!Parallel(pool, n, g) || (n == 1 && !ConvGemm.CanSplitBackwardWeight(g)))
+        if (!Parallel(pool, n, g) || (n == 1 && !ImplicitGemm.CanSplitBackwardWeight(g)))
         {
             BackwardWeight(dy, x, dw, dbias, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
             return;
         }
 
-        if (ByChannels(pool!, n, ConvGemm.CanSplitBackwardWeight(g)))
+        if (ByChannels(pool!, n, ImplicitGemm.CanSplitBackwardWeight(g)))
         {
             // Disjoint rows of dW per part: no private sums to add.
             fixed (float* pdy = dy, px = x, pdw = dw, pdb = dbias, ps = scratch)
@@ -323,7 +325,7 @@ public static unsafe class Conv2d
         var g = job->G;
         var (lo, hi) = Channels(g.OutChannels, Gemm.NR, part, parts);
         if (lo == hi) return;
-        ConvGemm.BackwardWeightChannels(new ReadOnlySpan<float>(job->Y, job->N * g.OutputLength), new ReadOnlySpan<float>(job->X, job->N * g.InputLength),
+        ImplicitGemm.BackwardWeightChannels(new ReadOnlySpan<float>(job->Y, job->N * g.OutputLength), new ReadOnlySpan<float>(job->X, job->N * g.InputLength),
             new Span<float>(job->W, g.WeightLength), job->BiasLength == 0 ? Span<float>.Empty : new Span<float>(job->Bias, g.OutChannels), job->N, g,
             new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi);
     }

@@ -1,15 +1,17 @@
 // Element-wise activations and row-wise softmax / log-softmax, forward and backward.
+using System.ComponentModel;
 using System.Diagnostics;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
-namespace Dsl.Runtime;
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>
 /// Activation functions with PyTorch semantics. Forward outputs may alias their input (in-place),
 /// and backward input gradients may alias the output gradient.
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public static class Activations
 {
     /// <summary>ReLU of eight lanes with PyTorch's rule: keep v where v &gt; 0 or v is NaN, else 0.</summary>

@@ -1,11 +1,14 @@
 // Shape arithmetic for 2-d max/average pooling (1-d pooling uses H = 1), including PyTorch's ceil_mode rule.
-namespace Dsl.Runtime;
+using System.ComponentModel;
+
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>
 /// Immutable description of a 2-d pooling window over <c>[channels, InH, InW]</c> planes, with the output size
 /// PyTorch computes (<c>pooling_output_shape</c>, including <c>ceil_mode</c>).
 /// A 1-d pooling is described with <c>inH = 1</c>, <c>kernelH = 1</c>, <c>strideH = 1</c>, <c>padH = 0</c>, <c>dilationH = 1</c>.
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public readonly struct PoolGeometry
 {
     /// <summary>Creates a geometry and validates it the way PyTorch's pooling shape check does.</summary>

@@ -1,7 +1,7 @@
-// Convolution: geometry formula, hand-computed values, a double-precision reference, and finite-difference gradients.
+// ConvGemm, the general convolution: geometry formula, hand-computed values, a double-precision reference, and finite-difference gradients.
 namespace Dsl.Runtime.Tests;
 
-public class Conv2dTests
+public class ConvGemmTests
 {
     private static ConvGeometry Geometry(int cin, int cout, int h, int w, int k, int stride = 1, int pad = 0, int dilation = 1, int groups = 1) =>
         new(cin, cout, h, w, k, k, stride, stride, pad, pad, dilation, dilation, groups);
@@ -39,11 +39,11 @@ public class Conv2dTests
     {
         var g = Geometry(1, 1, 3, 3, 2);
         var y = new float[4];
-        Conv2d.Forward(OneToNine, [1, 1, 1, 1], [], y, 1, g);
+        ConvGemm.Forward(OneToNine, [1, 1, 1, 1], [], y, 1, g);
         Assert.Equal([12f, 16f, 24f, 28f], y);
 
         // Bias is added to every output; weights are not flipped (cross-correlation).
-        Conv2d.Forward(OneToNine, [1, 0, 0, 0], [0.5f], y, 1, g);
+        ConvGemm.Forward(OneToNine, [1, 0, 0, 0], [0.5f], y, 1, g);
         Assert.Equal([1.5f, 2.5f, 4.5f, 5.5f], y);
     }
 
@@ -54,7 +54,7 @@ public class Conv2dTests
         var g = Geometry(1, 1, 3, 3, 2, stride: 2, pad: 1);
         Assert.Equal((2, 2), (g.OutH, g.OutW));
         var y = new float[4];
-        Conv2d.Forward(OneToNine, [1, 1, 1, 1], [], y, 1, g);
+        ConvGemm.Forward(OneToNine, [1, 1, 1, 1], [], y, 1, g);
         Assert.Equal([1f, 2 + 3f, 4 + 7f, 5 + 6 + 8 + 9f], y);
     }
 
@@ -65,7 +65,7 @@ public class Conv2dTests
         var g = Geometry(1, 1, 3, 3, 2, dilation: 2);
         Assert.Equal((1, 1), (g.OutH, g.OutW));
         var y = new float[1];
-        Conv2d.Forward(OneToNine, [1, 10, 100, 1000], [], y, 1, g);
+        ConvGemm.Forward(OneToNine, [1, 10, 100, 1000], [], y, 1, g);
         Assert.Equal([1 + 30 + 700 + 9000f], y);
     }
 
@@ -76,7 +76,7 @@ public class Conv2dTests
         var g = Geometry(2, 2, 1, 2, 1, groups: 2);
         float[] x = [1, 2, 10, 20];
         var y = new float[4];
-        Conv2d.Forward(x, [2, 3], [0, 1], y, 1, g);
+        ConvGemm.Forward(x, [2, 3], [0, 1], y, 1, g);
         Assert.Equal([2f, 4f, 31f, 61f], y);
     }
 
@@ -86,7 +86,7 @@ public class Conv2dTests
         // conv1d(1, 1, 3, padding: 1) over [1, 2, 3, 4]
         var g = new ConvGeometry(1, 1, 1, 4, 1, 3, 1, 1, 0, 1, 1, 1, 1);
         var y = new float[4];
-        Conv2d.Forward([1, 2, 3, 4], [1, 2, 3], [], y, 1, g);
+        ConvGemm.Forward([1, 2, 3, 4], [1, 2, 3], [], y, 1, g);
         Assert.Equal([0 + 2 + 6f, 1 + 4 + 9f, 2 + 6 + 12f, 3 + 8 + 0f], y);
     }
 
@@ -111,10 +111,10 @@ public class Conv2dTests
         var weight = TestUtil.Random(g.WeightLength, 2);
         var bias = TestUtil.Random(cout, 3);
         var y = new float[n * g.OutputLength];
-        Conv2d.Forward(x, weight, bias, y, n, g);
+        ConvGemm.Forward(x, weight, bias, y, n, g);
         TestUtil.AssertClose(Reference(x, weight, bias, n, g), y, 1e-5, 1e-5, "y");
 
-        Conv2d.Forward(x, weight, [], y, n, g);
+        ConvGemm.Forward(x, weight, [], y, n, g);
         TestUtil.AssertClose(Reference(x, weight, null, n, g), y, 1e-5, 1e-5, "y (no bias)");
     }
 
@@ -132,16 +132,16 @@ public class Conv2dTests
         var y = new float[n * g.OutputLength];
         double Loss()
         {
-            Conv2d.Forward(x, weight, bias, y, n, g);
+            ConvGemm.Forward(x, weight, bias, y, n, g);
             return TestUtil.WeightedSum(y, r);
         }
 
         var dx = new float[x.Length];
         dx.AsSpan().Fill(float.NaN); // overwritten, not accumulated
-        Conv2d.BackwardInput(r, weight, dx, n, g);
+        ConvGemm.BackwardInput(r, weight, dx, n, g);
         var dw = new float[weight.Length];
         var db = new float[bias.Length];
-        Conv2d.BackwardWeight(r, x, dw, db, n, g);
+        ConvGemm.BackwardWeight(r, x, dw, db, n, g);
 
         GradCheck.Check(x, dx, Loss, 1e-3, "dx");
         GradCheck.Check(weight, dw, Loss, 1e-3, "dw");
@@ -156,16 +156,16 @@ public class Conv2dTests
         var dy = TestUtil.Random(g.OutputLength, 9);
         var dw = new float[g.WeightLength];
         var db = new float[3];
-        Conv2d.BackwardWeight(dy, x, dw, db, 1, g);
+        ConvGemm.BackwardWeight(dy, x, dw, db, 1, g);
         var dw2 = (float[])dw.Clone();
         var db2 = (float[])db.Clone();
-        Conv2d.BackwardWeight(dy, x, dw2, db2, 1, g);
+        ConvGemm.BackwardWeight(dy, x, dw2, db2, 1, g);
         TestUtil.AssertClose(dw.Select(v => 2 * v).ToArray(), dw2, 1e-6, 1e-6, "dw");
         TestUtil.AssertClose(db.Select(v => 2 * v).ToArray(), db2, 1e-6, 1e-6, "db");
 
         // Empty dbias: no bias gradient, weight gradient unaffected.
         var dw3 = new float[g.WeightLength];
-        Conv2d.BackwardWeight(dy, x, dw3, [], 1, g);
+        ConvGemm.BackwardWeight(dy, x, dw3, [], 1, g);
         Assert.Equal(dw, dw3);
     }
 

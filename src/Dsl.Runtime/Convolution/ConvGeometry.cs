@@ -1,14 +1,17 @@
 // Shape arithmetic for 2-d convolutions (1-d convolutions use H = 1), shared by the conv kernels and generated code.
-namespace Dsl.Runtime;
+using System.ComponentModel;
+
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>
 /// Immutable description of a 2-d convolution: channel counts, input size, kernel, stride, padding,
 /// dilation and groups, plus the derived output size and per-sample buffer lengths.
 /// A 1-d convolution is described with <c>inH = 1</c>, <c>kernelH = 1</c>, <c>strideH = 1</c>, <c>padH = 0</c>, <c>dilationH = 1</c>.
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public readonly struct ConvGeometry
 {
-    /// <summary>Creates a geometry and validates it the way PyTorch's <c>nn.Conv2d</c> does.</summary>
+    /// <summary>Creates a geometry and validates it the way PyTorch's <c>nn.ConvGemm</c> does.</summary>
     /// <param name="inChannels">Input channels (must be divisible by <paramref name="groups"/>).</param>
     /// <param name="outChannels">Output channels (must be divisible by <paramref name="groups"/>).</param>
     /// <param name="inH">Input height.</param>

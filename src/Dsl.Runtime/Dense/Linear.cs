@@ -1,10 +1,12 @@
 // Fully connected layer kernels: y = x·Wᵀ + b and its gradients.
+using System.ComponentModel;
 using System.Diagnostics;
 using System.Runtime.Intrinsics;
 
-namespace Dsl.Runtime;
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>Fully connected layer with PyTorch's <c>nn.Linear</c> layout: weight <c>[outFeatures, inFeatures]</c>.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public static unsafe class Linear
 {
     /// <summary>Computes <c>y[i, o] = bias[o] + Σ_k x[i, k]·w[o, k]</c>.</summary>

@@ -1,5 +1,7 @@
 // A persistent pool of worker threads that runs one job at a time on every core, allocation-free.
-namespace Dsl.Runtime;
+using System.ComponentModel;
+
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>
 /// Runs a job on <see cref="Threads"/> threads: the caller and <c>Threads − 1</c> workers that live as long
@@ -8,6 +10,7 @@ namespace Dsl.Runtime;
 /// One job at a time: callers on other threads wait their turn. Models share one pool per thread count
 /// (<see cref="Shared"/>), so a process keeps a handful of idle threads however many models it builds.
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public sealed unsafe class WorkerPool : IDisposable
 {
     private static readonly Dictionary<int, WorkerPool> s_shared = new();

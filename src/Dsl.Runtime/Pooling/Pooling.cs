@@ -1,13 +1,15 @@
 // Max, average and global-average pooling kernels, forward and backward, with PyTorch's window and divisor rules.
+using System.ComponentModel;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace Dsl.Runtime;
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>Pooling over row-major <c>[n, channels, H, W]</c> float32 data with PyTorch semantics.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public static class Pooling
 {
     /// <summary>

@@ -1,10 +1,11 @@
 // Winograd F(2×2, 3×3) convolution: 3×3, stride-1 layers with many channels in 16 small GEMMs.
+using System.ComponentModel;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace Dsl.Runtime;
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>
 /// A 3×3, stride-1 convolution by Winograd's minimal filtering F(2×2, 3×3) (Lavin and Gray, 2016): each
@@ -19,9 +20,10 @@ namespace Dsl.Runtime;
 /// The input is split into the even and odd columns of a zero-bordered copy, so a transform reads 8
 /// tiles' patches with contiguous loads; tiles are processed a few tile rows at a time so that V and M
 /// stay in L2. The transforms only add, subtract and halve, so results differ from the direct sum by
-/// rounding alone (about 1e-6 relative, well inside PyTorch parity; tested against <see cref="ConvGemm"/>).
+/// rounding alone (about 1e-6 relative, well inside PyTorch parity; tested against <see cref="ImplicitGemm"/>).
 /// Every output element is computed the same way whichever thread or batch it is in.
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public static unsafe class ConvWinograd
 {
     private const int Xi = 16; // 4×4 transformed positions
@@ -43,7 +45,7 @@ public static unsafe class ConvWinograd
     /// <summary>
     /// Whether the weight gradient of <paramref name="g"/> runs here too: when at least 7/8 of the tiles computed lie
     /// on the output. Its transforms cost more than the forward pass's, and a small image (Fashion-MNIST's 14×14:
-    /// 49 tiles computed as 64) gains nothing over <see cref="Conv2d"/>'s, which then takes it.
+    /// 49 tiles computed as 64) gains nothing over <see cref="ConvGemm"/>'s, which then takes it.
     /// </summary>
     /// <param name="g">Convolution geometry.</param>
     /// <returns>True when <see cref="BackwardWeight(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, in ConvGeometry, Span{float})"/> runs here.</returns>
@@ -58,15 +60,15 @@ public static unsafe class ConvWinograd
     /// <summary>Whether the input gradient of <paramref name="g"/> (a stride-1 convolution of dY with flipped kernels) takes this kernel.</summary>
     /// <param name="g">Convolution geometry of the forward layer.</param>
     /// <returns>True when <see cref="BackwardInput(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, in ConvGeometry, Span{float})"/> runs here.</returns>
-    public static bool SuitsBackwardInput(in ConvGeometry g) => ConvGemm.CanTransposeAsConvolution(g) && Suits(ConvGemm.Transposed(g));
+    public static bool SuitsBackwardInput(in ConvGeometry g) => ImplicitGemm.CanTransposeAsConvolution(g) && Suits(ImplicitGemm.Transposed(g));
 
-    /// <summary>Floats of scratch one thread needs for every pass of <paramref name="g"/>, here or, where a pass does not suit, on <see cref="Conv2d"/>.</summary>
+    /// <summary>Floats of scratch one thread needs for every pass of <paramref name="g"/>, here or, where a pass does not suit, on <see cref="ConvGemm"/>.</summary>
     /// <param name="g">Convolution geometry.</param>
     /// <returns>The scratch length.</returns>
     public static int ScratchLength(in ConvGeometry g) => Math.Max(
         Math.Max(Suits(g) ? (int)Math.Max(Plan.Of(g).ScratchLength, Plan.Of(g).WeightScratchLength) : 0,
-            SuitsBackwardInput(g) ? (int)Plan.Of(ConvGemm.Transposed(g)).ScratchLength : 0),
-        Conv2d.ScratchLength(g)); // a pass that does not suit runs on Conv2d, in the same scratch
+            SuitsBackwardInput(g) ? (int)Plan.Of(ImplicitGemm.Transposed(g)).ScratchLength : 0),
+        ConvGemm.ScratchLength(g)); // a pass that does not suit runs on ConvGemm, in the same scratch
 
     /// <summary>How a geometry is tiled, and where its buffers lie in a thread's scratch.</summary>
     private readonly struct Plan
@@ -121,11 +123,11 @@ public static unsafe class ConvWinograd
 
     /// <summary>
     /// Floats of scratch per pool thread for the layer: this kernel's buffers (thread 0's region also holds the
-    /// transformed weights), and enough for <see cref="Conv2d"/>'s weight gradient of the same layer, which shares it.
+    /// transformed weights), and enough for <see cref="ConvGemm"/>'s weight gradient of the same layer, which shares it.
     /// </summary>
     /// <param name="g">Convolution geometry.</param>
     /// <returns>The per-thread scratch length.</returns>
-    public static int ParallelScratchLength(in ConvGeometry g) => Math.Max(ScratchLength(g), Conv2d.ParallelScratchLength(g));
+    public static int ParallelScratchLength(in ConvGeometry g) => Math.Max(ScratchLength(g), ConvGemm.ParallelScratchLength(g));
 
     /// <summary>Computes <c>y = conv(x, w) + bias</c> on the caller's thread.</summary>
     /// <param name="x">Input <c>[n, InChannels, InH, InW]</c>.</param>
@@ -170,7 +172,7 @@ public static unsafe class ConvWinograd
         if (!Suits(g))
         {
             if (maxPool) throw new ArgumentException("A fused max pooling needs a geometry that suits Winograd (ConvWinograd.Suits).", nameof(maxPool));
-            Conv2d.Forward(x, w, bias, y, n, g, scratch, relu);
+            ConvGemm.Forward(x, w, bias, y, n, g, scratch, relu);
             return;
         }
 
@@ -188,23 +190,23 @@ public static unsafe class ConvWinograd
     // Floats per sample of the forward output, pooled or not.
     private static int OutputLength(in ConvGeometry g, bool maxPool) => maxPool ? g.OutChannels * (g.OutH / 2) * (g.OutW / 2) : g.OutputLength;
 
-    /// <summary>Input gradient <c>dx = conv_transpose(dy, w)</c>: for a stride-1 layer the Winograd convolution of dy with flipped kernels, else <see cref="Conv2d"/>'s; <paramref name="dx"/> is overwritten.</summary>
+    /// <summary>Input gradient <c>dx = conv_transpose(dy, w)</c>: for a stride-1 layer the Winograd convolution of dy with flipped kernels, else <see cref="ConvGemm"/>'s; <paramref name="dx"/> is overwritten.</summary>
     /// <param name="dy">Output gradient <c>[n, OutChannels, OutH, OutW]</c>.</param>
     /// <param name="w">Weight.</param>
     /// <param name="dx">Input gradient <c>[n, InChannels, InH, InW]</c>; overwritten.</param>
     /// <param name="n">Batch size.</param>
     /// <param name="g">Forward geometry.</param>
-    /// <param name="scratch">At least <see cref="ScratchLength"/> (and <see cref="Conv2d.ScratchLength"/>) floats.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> (and <see cref="ConvGemm.ScratchLength"/>) floats.</param>
     public static void BackwardInput(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, in ConvGeometry g, Span<float> scratch)
     {
         if (!SuitsBackwardInput(g))
         {
-            Conv2d.BackwardInput(dy, w, dx, n, g, scratch);
+            ConvGemm.BackwardInput(dy, w, dx, n, g, scratch);
             return;
         }
 
         Debug.Assert(dy.Length >= n * g.OutputLength && w.Length >= g.WeightLength && dx.Length >= n * g.InputLength, "buffer too short");
-        var plan = Plan.Of(ConvGemm.Transposed(g));
+        var plan = Plan.Of(ImplicitGemm.Transposed(g));
         Debug.Assert(scratch.Length >= plan.ScratchLength, "scratch too short");
         fixed (float* pdy = dy, pw = w, pdx = dx, ps = scratch)
         {
@@ -213,7 +215,7 @@ public static unsafe class ConvWinograd
         }
     }
 
-    // Below this many multiply-adds (of the direct sum) a pass stays on the caller, as Conv2d's do.
+    // Below this many multiply-adds (of the direct sum) a pass stays on the caller, as ConvGemm's do.
     private const long ParallelThreshold = 1L << 20;
 
     private static bool Parallel(WorkerPool? pool, int n, in ConvGeometry g) =>
@@ -253,7 +255,7 @@ public static unsafe class ConvWinograd
         if (!Suits(g))
         {
             if (maxPool) throw new ArgumentException("A fused max pooling needs a geometry that suits Winograd (ConvWinograd.Suits).", nameof(maxPool));
-            Conv2d.Forward(x, w, bias, y, n, g, scratch, pool, relu);
+            ConvGemm.Forward(x, w, bias, y, n, g, scratch, pool, relu);
             return;
         }
 
@@ -281,7 +283,7 @@ public static unsafe class ConvWinograd
     {
         if (!SuitsBackwardInput(g))
         {
-            Conv2d.BackwardInput(dy, w, dx, n, g, scratch, pool);
+            ConvGemm.BackwardInput(dy, w, dx, n, g, scratch, pool);
             return;
         }
 
@@ -291,7 +293,7 @@ public static unsafe class ConvWinograd
             return;
         }
 
-        var plan = Plan.Of(ConvGemm.Transposed(g));
+        var plan = Plan.Of(ImplicitGemm.Transposed(g));
         fixed (float* pdy = dy, pw = w, pdx = dx, ps = scratch)
         {
             TransformWeights(pw, ps, plan, flipped: true);
@@ -302,7 +304,7 @@ public static unsafe class ConvWinograd
 
     /// <summary>
     /// Weight and bias gradients (accumulated) on the caller's thread, by the same transforms run backwards (where
-    /// <see cref="SuitsWeightGradient"/> holds; otherwise <see cref="Conv2d"/>'s):
+    /// <see cref="SuitsWeightGradient"/> holds; otherwise <see cref="ConvGemm"/>'s):
     /// <c>dW[o, c] += Gᵀ·(Σ_tiles (A·dY·Aᵀ)[o] ⊙ (Bᵀ·d·B)[c])·G</c>, sixteen <c>[Cin × tiles]·[tiles × Cout]</c>
     /// products accumulated over the batch, then one output transform.
     /// </summary>
@@ -316,7 +318,7 @@ public static unsafe class ConvWinograd
     public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch)
     {
         if (SuitsWeightGradient(g)) WeightGradient(dy, x, dw, dbias, n, g, scratch);
-        else Conv2d.BackwardWeight(dy, x, dw, dbias, n, g, scratch);
+        else ConvGemm.BackwardWeight(dy, x, dw, dbias, n, g, scratch);
     }
 
     // The Winograd weight gradient on the caller's thread, for any geometry Suits accepts (the tests run it on all).
@@ -345,7 +347,7 @@ public static unsafe class ConvWinograd
     /// <param name="scratch">Per-thread regions (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param><param name="pool">The pool, or null.</param>
     public static void BackwardWeight(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dw, Span<float> dbias, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool)
     {
-        if (!SuitsWeightGradient(g)) Conv2d.BackwardWeight(dy, x, dw, dbias, n, g, scratch, pool);
+        if (!SuitsWeightGradient(g)) ConvGemm.BackwardWeight(dy, x, dw, dbias, n, g, scratch, pool);
         else if (!Parallel(pool, n, g)) WeightGradient(dy, x, dw, dbias, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)));
         else WeightGradient(dy, x, dw, dbias, n, g, scratch, pool!);
     }

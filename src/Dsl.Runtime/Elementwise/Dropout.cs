@@ -1,9 +1,11 @@
 // Inverted dropout: random keep/drop mask scaled by 1/(1-p), and its backward.
+using System.ComponentModel;
 using System.Diagnostics;
 
-namespace Dsl.Runtime;
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>Inverted dropout as in PyTorch's <c>nn.Dropout</c> in training mode (at inference dropout is the identity and is not called).</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public static class Dropout
 {
     /// <summary>

@@ -1,10 +1,11 @@
 // Packed, cache-blocked single-precision matrix multiply with a 6×16 FMA register micro-kernel.
+using System.ComponentModel;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace Dsl.Runtime;
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>
 /// <c>C = A·B</c> (or <c>C += A·B</c>) for float32, the engine under convolution and linear layers.
@@ -13,6 +14,7 @@ namespace Dsl.Runtime;
 /// micro-kernel keeps a 6×16 block of C in twelve 256-bit registers while it runs down K.
 /// Blocking (KC × MC for A, KC × NC for B) keeps a B panel in L1 and the A block in L2, as in BLIS.
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public static class Gemm
 {
     /// <summary>Rows of C per micro-kernel call.</summary>

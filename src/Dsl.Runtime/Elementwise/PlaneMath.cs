@@ -2,7 +2,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
-namespace Dsl.Runtime;
+namespace Dsl.Runtime.Kernels;
 
 /// <summary>
 /// The inner loops of batch norm, 8 floats at a time: a plane (one sample, one channel) is reduced in float
