@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Packs Dsl.Runtime and Dsl.Generator and builds a fresh user project from those packages alone:
-# proves that the generator package carries its dependencies (Dsl.Compiler, Sprache) and its props,
-# and that a .nn error fails the user's build with the error located in the .nn file.
+# Packs Dsl.Runtime, Dsl.Training and Dsl.Generator and builds a fresh user project from those packages alone:
+# proves that the generator package carries its dependencies (Dsl.Compiler, Sprache) and its props, that
+# Dsl.Training brings its own (Spectre.Console) where Dsl.Runtime brings none, and that a .nn error fails
+# the user's build with the error located in the .nn file.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 dotnet pack "$repo/src/Dsl.Runtime" -c Release -o "$work/feed" --nologo -v q
+dotnet pack "$repo/src/Dsl.Training" -c Release -o "$work/feed" --nologo -v q
 dotnet pack "$repo/generators/Dsl.Generator" -c Release -o "$work/feed" --nologo -v q
+if unzip -p "$work/feed/Dsl.Runtime.0.1.0.nupkg" Dsl.Runtime.nuspec | grep -q Spectre; then
+  echo "package smoke test: Dsl.Runtime depends on Spectre.Console; only Dsl.Training should" >&2
+  exit 1
+fi
 
 mkdir -p "$work/app/Models"
 cat > "$work/app/nuget.config" <<XML
@@ -33,6 +39,7 @@ cat > "$work/app/App.csproj" <<'XML'
   <ItemGroup>
     <PackageReference Include="Dsl.Generator" Version="0.1.0" />
     <PackageReference Include="Dsl.Runtime" Version="0.1.0" />
+    <PackageReference Include="Dsl.Training" Version="0.1.0" />
   </ItemGroup>
 </Project>
 XML
@@ -40,9 +47,14 @@ echo 'model Tiny(input: [3, 8, 8]) { conv(3, 4, 3, bias: false) -> bn2d -> relu 
 cat > "$work/app/Program.cs" <<'CS'
 var model = new App.Tiny(maxBatch: 2);
 var output = new float[2 * App.Tiny.OutputLength];
+var outputGrad = new float[output.Length];
+var sgd = new Dsl.Training.Sgd(model, learningRate: 0.1f, momentum: 0.9f);
 model.Forward(new float[2 * App.Tiny.InputLength], output, 2);
+float loss = Dsl.Training.Losses.CrossEntropy(output, [0, 1], outputGrad);
+model.Backward(outputGrad);
+sgd.Step(model);
 model.Infer(new float[2 * App.Tiny.InputLength], output, 2);
-System.Console.WriteLine($"package smoke test: Tiny has {App.Tiny.ParameterCount} parameters");
+System.Console.WriteLine($"package smoke test: Tiny has {App.Tiny.ParameterCount} parameters, one SGD step from loss {loss:F3}");
 CS
 
 cd "$work/app"

@@ -4,7 +4,7 @@
 using System.Globalization;
 using System.Text;
 using Dsl.Runtime;
-using Dsl.Runtime.Training;
+using Dsl.Training;
 using Examples.BatchNormStudy;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;

@@ -1,6 +1,6 @@
 // One training run of the study: SGD with momentum, the training loss recorded along the way, test accuracy per epoch.
 using Dsl.Runtime;
-using Dsl.Runtime.Training;
+using Dsl.Training;
 
 namespace Examples.BatchNormStudy;
 

@@ -1,7 +1,7 @@
 // Trains fmnist.nn on Fashion-MNIST with SGD (lr 0.05, momentum 0.9, weight decay 5e-4, batch 64) and reports
 // per-epoch loss/accuracy, test accuracy and seconds per epoch. Quick mode for CI: --epochs 1 --limit 2000.
 using System.Globalization;
-using Dsl.Runtime.Training;
+using Dsl.Training;
 using Examples.FashionMnist;
 
 var options = Options.Parse(args);

@@ -1,5 +1,6 @@
 // The base of every generated model: flat buffers, named tensors, argument checks and safetensors I/O.
 using System.Globalization;
+using Dsl.Runtime.Kernels;
 
 namespace Dsl.Runtime;
 

@@ -66,14 +66,14 @@ public static class OursFactory
     }
 }
 
-/// <summary>Ours: the generated class and the runtime's <see cref="Dsl.Runtime.Training.Sgd"/> optimizer (momentum 0.9, as torch.optim.SGD).</summary>
+/// <summary>Ours: the generated class and the runtime's <see cref="Dsl.Training.Sgd"/> optimizer (momentum 0.9, as torch.optim.SGD).</summary>
 public sealed class OursRunner : IDisposable
 {
     private readonly CompiledModel _model;
     private readonly float[] _input;
     private readonly float[] _output;
     private readonly float[] _outputGrad;
-    private readonly Dsl.Runtime.Training.Sgd _sgd;
+    private readonly Dsl.Training.Sgd _sgd;
     private readonly int _batch;
 
     public OursRunner(Network network, int batch, int threads)
@@ -83,7 +83,7 @@ public sealed class OursRunner : IDisposable
         _input = Workload.Input(network, batch);
         _outputGrad = Workload.OutputGrad(network, batch);
         _output = new float[batch * network.OutputLength];
-        _sgd = new Dsl.Runtime.Training.Sgd(_model, Workload.LearningRate, Workload.Momentum);
+        _sgd = new Dsl.Training.Sgd(_model, Workload.LearningRate, Workload.Momentum);
     }
 
     public CompiledModel Model => _model;

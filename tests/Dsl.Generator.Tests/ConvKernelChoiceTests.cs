@@ -1,4 +1,4 @@
-using Dsl.Runtime;
+using Dsl.Runtime.Kernels;
 using Microsoft.CodeAnalysis;
 
 namespace Dsl.Generator.Tests;
@@ -53,9 +53,9 @@ public sealed class ConvKernelChoiceTests
     {
         var (code, g) = Generate(input, layer);
         Assert.Equal(direct, ConvDirect.Suits(g));
-        Assert.Equal(direct, code.Contains("global::Dsl.Runtime.ConvDirect.Forward(", StringComparison.Ordinal));
-        Assert.Equal(direct, code.Contains("global::Dsl.Runtime.ConvDirect.BackwardWeight(", StringComparison.Ordinal));
-        Assert.Equal(!direct && !ConvWinograd.Suits(g), code.Contains("global::Dsl.Runtime.Conv2d.Forward(", StringComparison.Ordinal));
+        Assert.Equal(direct, code.Contains("global::Dsl.Runtime.Kernels.ConvDirect.Forward(", StringComparison.Ordinal));
+        Assert.Equal(direct, code.Contains("global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(", StringComparison.Ordinal));
+        Assert.Equal(!direct && !ConvWinograd.Suits(g), code.Contains("global::Dsl.Runtime.Kernels.ConvGemm.Forward(", StringComparison.Ordinal));
     }
 
     [Theory]
@@ -65,10 +65,10 @@ public sealed class ConvKernelChoiceTests
         var (code, g) = Generate(input, layer);
         Assert.Equal(winograd, ConvWinograd.Suits(g));
         Assert.False(ConvDirect.Suits(g) && winograd, "the two special kernels never claim the same layer");
-        Assert.Equal(winograd, code.Contains("global::Dsl.Runtime.ConvWinograd.Forward(", StringComparison.Ordinal));
-        Assert.Equal(winograd, code.Contains("global::Dsl.Runtime.ConvWinograd.BackwardInput(", StringComparison.Ordinal));
+        Assert.Equal(winograd, code.Contains("global::Dsl.Runtime.Kernels.ConvWinograd.Forward(", StringComparison.Ordinal));
+        Assert.Equal(winograd, code.Contains("global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(", StringComparison.Ordinal));
         Assert.Equal(winograd, code.Contains("Winograd F(2×2, 3×3)", StringComparison.Ordinal));
-        Assert.Equal(!winograd, code.Contains("global::Dsl.Runtime.Conv2d.BackwardInput(", StringComparison.Ordinal));
+        Assert.Equal(!winograd, code.Contains("global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(", StringComparison.Ordinal));
     }
 
     private static (string Code, ConvGeometry Geometry) Generate(string input, string layer)
@@ -97,8 +97,8 @@ public sealed class ConvKernelChoiceTests
         var (run, _) = GeneratorHarness.Run("Packed", new AdditionalText[] { new NnText("net.nn", source) });
         string code = Assert.Single(run.Results.Single().GeneratedSources).SourceText.ToString();
         int expected = Linear.PackedWeightLength(inFeatures, outFeatures);
-        Assert.Contains($"global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(FcWeight, {inFeatures * outFeatures}), folded.Slice(FcPackedWeight, {expected}), {inFeatures}, {outFeatures});", code, StringComparison.Ordinal);
-        Assert.Contains($"global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(FcWeight, {inFeatures * outFeatures}), folded.Slice(FcPackedWeight, {expected}),", code, StringComparison.Ordinal);
+        Assert.Contains($"global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(FcWeight, {inFeatures * outFeatures}), folded.Slice(FcPackedWeight, {expected}), {inFeatures}, {outFeatures});", code, StringComparison.Ordinal);
+        Assert.Contains($"global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(FcWeight, {inFeatures * outFeatures}), folded.Slice(FcPackedWeight, {expected}),", code, StringComparison.Ordinal);
     }
 
     // At inference a maxpool(2) is applied by the Winograd convolution before it (through its folded batch norm and

@@ -1,6 +1,3 @@
-using Dsl.Runtime.Tests.Training;
-using Dsl.Runtime.Training;
-
 namespace Dsl.Runtime.Tests;
 
 /// <summary>
@@ -49,18 +46,5 @@ public sealed unsafe class AlignedFloatsTests
         Assert.Equal(16, AlignedFloats.RoundUp(16));
         Assert.Equal(32, AlignedFloats.RoundUp(17));
         Assert.Throws<ArgumentOutOfRangeException>(() => new AlignedFloats(-1));
-    }
-
-    [Fact]
-    public void A_model_and_its_optimizers_keep_their_storage_on_lines()
-    {
-        var model = new TinyCnn(4, seed: 1, threads: 1);
-        Assert.Equal(0, Misalignment(model.Parameters));
-        Assert.Equal(0, Misalignment(model.Gradients));
-        Assert.Equal(0, Misalignment(model.Tensor("bn1.running_mean")));
-        Assert.Equal(0, Misalignment(new Sgd(model, 0.1f, momentum: 0.9f).MomentumBuffer));
-        var adam = new Adam(model, 0.01f);
-        Assert.Equal(0, Misalignment(adam.ExpAvg));
-        Assert.Equal(0, Misalignment(adam.ExpAvgSq));
     }
 }

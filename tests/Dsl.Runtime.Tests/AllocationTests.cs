@@ -41,9 +41,9 @@ public class AllocationTests
             var dx = new float[x.Length];
             var dw = new float[w.Length];
             var db = new float[b.Length];
-            AssertNoAllocation("Conv2d.Forward", () => Conv2d.Forward(x, w, b, y, n, g));
-            AssertNoAllocation("Conv2d.BackwardInput", () => Conv2d.BackwardInput(y, w, dx, n, g));
-            AssertNoAllocation("Conv2d.BackwardWeight", () => Conv2d.BackwardWeight(y, x, dw, db, n, g));
+            AssertNoAllocation("ConvGemm.Forward", () => ConvGemm.Forward(x, w, b, y, n, g));
+            AssertNoAllocation("ConvGemm.BackwardInput", () => ConvGemm.BackwardInput(y, w, dx, n, g));
+            AssertNoAllocation("ConvGemm.BackwardWeight", () => ConvGemm.BackwardWeight(y, x, dw, db, n, g));
         }
     }
 

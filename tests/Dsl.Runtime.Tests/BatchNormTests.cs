@@ -230,7 +230,7 @@ public class BatchNormTests
         float[] gamma = [1.1f, 0.9f, 1.4f, 0.6f], beta = [0.1f, -0.2f, 0.3f, 0f], mean = [0.2f, -0.3f, 0.1f, 0.05f], variance = [0.7f, 1.3f, 2f, 0.4f];
 
         var convOut = new float[n * g.OutputLength];
-        Conv2d.Forward(x, w, b, convOut, n, g);
+        ConvGemm.Forward(x, w, b, convOut, n, g);
         int spatial = g.OutH * g.OutW;
         var expected = new float[convOut.Length];
         BatchNorm.ForwardWithStatistics(convOut, gamma, beta, mean, variance, expected, [], [], Eps, n, 4, spatial);
@@ -242,15 +242,15 @@ public class BatchNormTests
         var foldedB = new float[4];
         BatchNorm.Fold(w, b, scale, shift, foldedW, foldedB, 4, g.WeightLength / 4);
         var folded = new float[convOut.Length];
-        Conv2d.Forward(x, foldedW, foldedB, folded, n, g);
+        ConvGemm.Forward(x, foldedW, foldedB, folded, n, g);
         TestUtil.AssertClose(expected, folded, 1e-5, 1e-5, "folded conv");
 
         // A layer without bias folds to bias = shift.
-        Conv2d.Forward(x, w, [], convOut, n, g);
+        ConvGemm.Forward(x, w, [], convOut, n, g);
         BatchNorm.ForwardWithStatistics(convOut, gamma, beta, mean, variance, expected, [], [], Eps, n, 4, spatial);
         BatchNorm.Fold(w, [], scale, shift, foldedW, foldedB, 4, g.WeightLength / 4);
         Assert.Equal(shift, foldedB);
-        Conv2d.Forward(x, foldedW, foldedB, folded, n, g);
+        ConvGemm.Forward(x, foldedW, foldedB, folded, n, g);
         TestUtil.AssertClose(expected, folded, 1e-5, 1e-5, "folded conv without bias");
     }
 

@@ -1,4 +1,4 @@
-// The direct convolution for few input channels against the reference loops of Conv2dDirect.
+// The direct convolution for few input channels against the reference loops of ConvReference.
 namespace Dsl.Runtime.Tests;
 
 public sealed class ConvDirectTests
@@ -31,7 +31,7 @@ public sealed class ConvDirectTests
         foreach (var bias in new[] { b, [] })
         {
             var expected = new float[n * g.OutputLength];
-            Conv2dDirect.Forward(x, w, bias, expected, n, g);
+            ConvReference.Forward(x, w, bias, expected, n, g);
             var actual = new float[expected.Length];
             actual.AsSpan().Fill(float.NaN);
             ConvDirect.Forward(x, w, bias, actual, n, g, scratch);
@@ -42,7 +42,7 @@ public sealed class ConvDirectTests
         var db0 = TestUtil.Random(outC, 6);
         var dwExpected = (float[])dw0.Clone();
         var dbExpected = (float[])db0.Clone();
-        Conv2dDirect.BackwardWeight(dy, x, dwExpected, dbExpected, n, g);
+        ConvReference.BackwardWeight(dy, x, dwExpected, dbExpected, n, g);
         var dw = (float[])dw0.Clone();
         var db = (float[])db0.Clone();
         ConvDirect.BackwardWeight(dy, x, dw, db, n, g, scratch);
@@ -101,11 +101,11 @@ public sealed class ConvDirectTests
             var x = TestUtil.Random(n * g.InputLength, 1);
             var w = TestUtil.Random(g.WeightLength, 2);
             var expected = new float[n * g.OutputLength];
-            Conv2dDirect.Forward(x, w, [], expected, n, g);
+            ConvReference.Forward(x, w, [], expected, n, g);
             var actual = new float[expected.Length];
             ConvDirect.Forward(x, w, [], actual, n, g, new float[ConvDirect.ScratchLength(g)]);
             TestUtil.AssertClose(expected, actual, 1e-4, 1e-4, "y");
-            Assert.Equal(Conv2d.ScratchLength(g), ConvDirect.ScratchLength(g));
+            Assert.Equal(ConvGemm.ScratchLength(g), ConvDirect.ScratchLength(g));
         }
     }
 

@@ -1,4 +1,4 @@
-// Winograd's F(2×2, 3×3) convolution against the reference loops of Conv2dDirect.
+// Winograd's F(2×2, 3×3) convolution against the reference loops of ConvReference.
 namespace Dsl.Runtime.Tests;
 
 public sealed class ConvWinogradTests
@@ -34,7 +34,7 @@ public sealed class ConvWinogradTests
         foreach (var bias in new[] { b, [] })
         {
             var expected = new float[n * g.OutputLength];
-            Conv2dDirect.Forward(x, w, bias, expected, n, g);
+            ConvReference.Forward(x, w, bias, expected, n, g);
             var actual = new float[expected.Length];
             actual.AsSpan().Fill(float.NaN);
             ConvWinograd.Forward(x, w, bias, actual, n, g, scratch);
@@ -47,7 +47,7 @@ public sealed class ConvWinogradTests
         }
 
         var dxExpected = new float[x.Length];
-        Conv2dDirect.BackwardInput(dy, w, dxExpected, n, g);
+        ConvReference.BackwardInput(dy, w, dxExpected, n, g);
         var dx = new float[x.Length];
         dx.AsSpan().Fill(float.NaN); // overwritten, not accumulated
         ConvWinograd.BackwardInput(dy, w, dx, n, g, scratch);
@@ -57,7 +57,7 @@ public sealed class ConvWinogradTests
         var db0 = TestUtil.Random(outC, 6);
         var dwExpected = (float[])dw0.Clone();
         var dbExpected = (float[])db0.Clone();
-        Conv2dDirect.BackwardWeight(dy, x, dwExpected, dbExpected, n, g);
+        ConvReference.BackwardWeight(dy, x, dwExpected, dbExpected, n, g);
         var dw = (float[])dw0.Clone();
         var db = (float[])db0.Clone();
         ConvWinograd.WeightGradient(dy, x, dw, db, n, g, scratch); // the Winograd path, whatever SuitsWeightGradient says
@@ -151,19 +151,19 @@ public sealed class ConvWinogradTests
             var w = TestUtil.Random(g.WeightLength, 2);
             var dy = TestUtil.Random(n * g.OutputLength, 3);
             var scratch = new float[ConvWinograd.ParallelScratchLength(g)];
-            Assert.Equal(Conv2d.ParallelScratchLength(g), ConvWinograd.ParallelScratchLength(g));
+            Assert.Equal(ConvGemm.ParallelScratchLength(g), ConvWinograd.ParallelScratchLength(g));
             var expected = new float[n * g.OutputLength];
-            Conv2dDirect.Forward(x, w, [], expected, n, g);
+            ConvReference.Forward(x, w, [], expected, n, g);
             var actual = new float[expected.Length];
             ConvWinograd.Forward(x, w, [], actual, n, g, scratch, pool: null);
             TestUtil.AssertClose(expected, actual, 1e-4, 1e-4, "y");
             var dxExpected = new float[x.Length];
-            Conv2dDirect.BackwardInput(dy, w, dxExpected, n, g);
+            ConvReference.BackwardInput(dy, w, dxExpected, n, g);
             var dx = new float[x.Length];
             ConvWinograd.BackwardInput(dy, w, dx, n, g, scratch, pool: null);
             TestUtil.AssertClose(dxExpected, dx, 1e-4, 1e-4, "dx");
             var dwExpected = new float[w.Length];
-            Conv2dDirect.BackwardWeight(dy, x, dwExpected, [], n, g);
+            ConvReference.BackwardWeight(dy, x, dwExpected, [], n, g);
             var dw = new float[w.Length];
             ConvWinograd.BackwardWeight(dy, x, dw, [], n, g, scratch, pool: null);
             TestUtil.AssertClose(dwExpected, dw, 1e-3, 1e-4, "dw");
@@ -183,12 +183,12 @@ public sealed class ConvWinogradTests
         var dy = TestUtil.Random(n * g.OutputLength, 3);
         var scratch = new float[ConvWinograd.ParallelScratchLength(g)];
         var expected = new float[n * g.OutputLength];
-        Conv2dDirect.Forward(x, w, [], expected, n, g);
+        ConvReference.Forward(x, w, [], expected, n, g);
         var actual = new float[expected.Length];
         ConvWinograd.Forward(x, w, [], actual, n, g, scratch);
         TestUtil.AssertClose(expected, actual, 1e-4, 1e-5, "y");
         var dxExpected = new float[x.Length];
-        Conv2dDirect.BackwardInput(dy, w, dxExpected, n, g);
+        ConvReference.BackwardInput(dy, w, dxExpected, n, g);
         var dx = new float[x.Length];
         ConvWinograd.BackwardInput(dy, w, dx, n, g, scratch);
         TestUtil.AssertClose(dxExpected, dx, 1e-4, 1e-5, "dx");

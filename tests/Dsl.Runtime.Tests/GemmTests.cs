@@ -67,8 +67,8 @@ public sealed class GemmTests
     }
 }
 
-/// <summary>The GEMM convolution equals the direct one on random geometries (the direct one is checked by hand-computed values and finite differences).</summary>
-public sealed class Conv2dGemmTests
+/// <summary>ConvGemm equals ConvReference on random geometries (the reference is checked by hand-computed values and finite differences).</summary>
+public sealed class ConvGemmAgainstReferenceTests
 {
     public static TheoryData<int> Seeds() => new(Enumerable.Range(0, 40));
 
@@ -92,22 +92,22 @@ public sealed class Conv2dGemmTests
 
         var y1 = new float[n * g.OutputLength];
         var y2 = new float[y1.Length];
-        Conv2d.Forward(x, w, bias, y1, n, g);
-        Conv2dDirect.Forward(x, w, bias, y2, n, g);
+        ConvGemm.Forward(x, w, bias, y1, n, g);
+        ConvReference.Forward(x, w, bias, y2, n, g);
         AssertClose(y2, y1);
 
         var dx1 = new float[x.Length];
         var dx2 = new float[x.Length];
-        Conv2d.BackwardInput(dy, w, dx1, n, g);
-        Conv2dDirect.BackwardInput(dy, w, dx2, n, g);
+        ConvGemm.BackwardInput(dy, w, dx1, n, g);
+        ConvReference.BackwardInput(dy, w, dx2, n, g);
         AssertClose(dx2, dx1);
 
         var dw1 = Rand(w.Length);
         var dw2 = (float[])dw1.Clone();
         var db1 = bias.Length == 0 ? Array.Empty<float>() : Rand(outC);
         var db2 = (float[])db1.Clone();
-        Conv2d.BackwardWeight(dy, x, dw1, db1, n, g);
-        Conv2dDirect.BackwardWeight(dy, x, dw2, db2, n, g);
+        ConvGemm.BackwardWeight(dy, x, dw1, db1, n, g);
+        ConvReference.BackwardWeight(dy, x, dw2, db2, n, g);
         AssertClose(dw2, dw1);
         AssertClose(db2, db1);
     }
@@ -133,19 +133,19 @@ public sealed class Conv2dGemmTests
             foreach (bool relu in new[] { false, true })
             {
                 var expected = new float[n * g.OutputLength];
-                Conv2dDirect.Forward(x, wt, bias, expected, n, g);
+                ConvReference.Forward(x, wt, bias, expected, n, g);
                 if (relu) Activations.ReluForward(expected, expected);
                 var actual = new float[expected.Length];
                 actual.AsSpan().Fill(float.NaN);
-                Conv2d.Forward(x, wt, bias, actual, n, g, new float[Conv2d.ScratchLength(g)], relu);
+                ConvGemm.Forward(x, wt, bias, actual, n, g, new float[ConvGemm.ScratchLength(g)], relu);
                 AssertClose(expected, actual);
             }
         }
 
         var dx1 = new float[x.Length];
         var dx2 = new float[x.Length];
-        Conv2d.BackwardInput(dy, wt, dx1, n, g);
-        Conv2dDirect.BackwardInput(dy, wt, dx2, n, g);
+        ConvGemm.BackwardInput(dy, wt, dx1, n, g);
+        ConvReference.BackwardInput(dy, wt, dx2, n, g);
         AssertClose(dx2, dx1);
     }
 
@@ -162,8 +162,8 @@ public sealed class Conv2dGemmTests
         var b = Rand(8);
         var y1 = new float[g.OutputLength];
         var y2 = new float[g.OutputLength];
-        Conv2d.Forward(x, w, b, y1, 1, g);
-        Conv2dDirect.Forward(x, w, b, y2, 1, g);
+        ConvGemm.Forward(x, w, b, y1, 1, g);
+        ConvReference.Forward(x, w, b, y2, 1, g);
         AssertClose(y2, y1);
     }
 
@@ -180,18 +180,18 @@ public sealed class Conv2dGemmTests
         var dy = Rand(2 * g.OutputLength);
         var y1 = new float[dy.Length];
         var y2 = new float[dy.Length];
-        Conv2d.Forward(x, w, ReadOnlySpan<float>.Empty, y1, 2, g);
-        Conv2dDirect.Forward(x, w, ReadOnlySpan<float>.Empty, y2, 2, g);
+        ConvGemm.Forward(x, w, ReadOnlySpan<float>.Empty, y1, 2, g);
+        ConvReference.Forward(x, w, ReadOnlySpan<float>.Empty, y2, 2, g);
         AssertClose(y2, y1);
         var dx1 = new float[x.Length];
         var dx2 = new float[x.Length];
-        Conv2d.BackwardInput(dy, w, dx1, 2, g);
-        Conv2dDirect.BackwardInput(dy, w, dx2, 2, g);
+        ConvGemm.BackwardInput(dy, w, dx1, 2, g);
+        ConvReference.BackwardInput(dy, w, dx2, 2, g);
         AssertClose(dx2, dx1);
         var dw1 = new float[w.Length];
         var dw2 = new float[w.Length];
-        Conv2d.BackwardWeight(dy, x, dw1, Span<float>.Empty, 2, g);
-        Conv2dDirect.BackwardWeight(dy, x, dw2, Span<float>.Empty, 2, g);
+        ConvGemm.BackwardWeight(dy, x, dw1, Span<float>.Empty, 2, g);
+        ConvReference.BackwardWeight(dy, x, dw2, Span<float>.Empty, 2, g);
         AssertClose(dw2, dw1);
     }
 

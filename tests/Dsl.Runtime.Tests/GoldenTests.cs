@@ -144,15 +144,15 @@ public class GoldenTests
         {
             _x = x;
             var y = new float[n * g.OutputLength];
-            Conv2d.Forward(x, _w, _b, y, n, g);
+            ConvGemm.Forward(x, _w, _b, y, n, g);
             return y;
         }
 
         public override float[] Backward(float[] dy, int n)
         {
             var dx = new float[n * g.InputLength];
-            Conv2d.BackwardInput(dy, _w, dx, n, g);
-            Conv2d.BackwardWeight(dy, _x, _dw, _db, n, g);
+            ConvGemm.BackwardInput(dy, _w, dx, n, g);
+            ConvGemm.BackwardWeight(dy, _x, _dw, _db, n, g);
             return dx;
         }
 

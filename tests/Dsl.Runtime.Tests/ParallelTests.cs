@@ -301,26 +301,26 @@ public sealed unsafe class ParallelTests
         var b = Random(g.OutChannels, 3);
         var dy = Random(n * g.OutputLength, 4);
         var pool = WorkerPool.Shared(threads);
-        var scratch = new float[threads * Conv2d.ParallelScratchLength(g)];
+        var scratch = new float[threads * ConvGemm.ParallelScratchLength(g)];
 
         var y1 = new float[n * g.OutputLength];
         var y2 = new float[y1.Length];
-        Conv2d.Forward(x, w, b, y1, n, g);
-        Conv2d.Forward(x, w, b, y2, n, g, scratch, pool);
+        ConvGemm.Forward(x, w, b, y1, n, g);
+        ConvGemm.Forward(x, w, b, y2, n, g, scratch, pool);
         Assert.Equal(y1, y2);
 
         var dx1 = new float[x.Length];
         var dx2 = new float[x.Length];
-        Conv2d.BackwardInput(dy, w, dx1, n, g);
-        Conv2d.BackwardInput(dy, w, dx2, n, g, scratch, pool);
+        ConvGemm.BackwardInput(dy, w, dx1, n, g);
+        ConvGemm.BackwardInput(dy, w, dx2, n, g, scratch, pool);
         Assert.Equal(dx1, dx2);
 
         var dw1 = Random(w.Length, 5);
         var dw2 = (float[])dw1.Clone();
         var db1 = Random(b.Length, 6);
         var db2 = (float[])db1.Clone();
-        Conv2d.BackwardWeight(dy, x, dw1, db1, n, g);
-        Conv2d.BackwardWeight(dy, x, dw2, db2, n, g, scratch, pool);
+        ConvGemm.BackwardWeight(dy, x, dw1, db1, n, g);
+        ConvGemm.BackwardWeight(dy, x, dw2, db2, n, g, scratch, pool);
         if (sameWeightGradientBits)
         {
             Assert.Equal(dw1, dw2);

@@ -2,7 +2,7 @@
 // back to back in one process, same threads: seconds per epoch and test accuracy for each.
 using System.Diagnostics;
 using System.Globalization;
-using Dsl.Runtime.Training;
+using Dsl.Training;
 using Examples.FashionMnist;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -21,7 +21,7 @@ namespace Dsl.Compiler.Emit
         public const string Runtime = "global::Dsl.Runtime";
 
         /// <summary>The namespace of the kernels generated code calls.</summary>
-        public const string Kernels = "global::Dsl.Runtime";
+        public const string Kernels = "global::Dsl.Runtime.Kernels";
 
         public static string Emit(BoundModel model, string source, string fileName, string toolVersion = "0.1.0") =>
             new ModelEmitter(Lowerer.Lower(model), source, fileName, toolVersion).Emit();

@@ -133,7 +133,7 @@ namespace Dsl.Compiler.Ops
         {
             ConvAlgorithm.Winograd => "ConvWinograd",
             ConvAlgorithm.Direct => "ConvDirect",
-            ConvAlgorithm.Gemm => "Conv2d",
+            ConvAlgorithm.Gemm => "ConvGemm",
             _ => throw new UnreachableException(),
         };
 

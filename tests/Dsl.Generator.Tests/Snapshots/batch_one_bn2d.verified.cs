@@ -54,11 +54,11 @@ namespace Snapshots
         private const int Layer1Scale = 0;
         private const int Layer1Shift = 16;
 
-        private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Layer0Geometry = new(
             inChannels: 1, outChannels: 2, inH: 5, inW: 5, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 0, padW: 0, dilationH: 1, dilationW: 1, groups: 1);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer0Geometry)));
+        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Kernels.Gemm.ScratchLength, global::Dsl.Runtime.Kernels.ConvGemm.ParallelScratchLength(in Layer0Geometry)));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -124,13 +124,13 @@ namespace Snapshots
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
             // 0: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 9; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 18), 9, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 2), 0.33333334f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 18), 9, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 2), 0.33333334f, ref rng);
             // 1: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer1Weight, 2).Fill(1f);
             parameters.AsSpan(Layer1Bias, 2).Clear();
@@ -153,11 +153,11 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: conv(1, 2, 3) — batch_one_bn2d.nn(1,31) — [N, 1, 5, 5] → [N, 2, 3, 3]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 18), parameters.AsSpan(Layer0Bias, 2), y0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(x, parameters.AsSpan(Layer0Weight, 18), parameters.AsSpan(Layer0Bias, 2), y0, batch, in Layer0Geometry, scratch, Pool);
 
             // 1: bn2d — batch_one_bn2d.nn(1,48) — [N, 2, 3, 3] → [N, 2, 3, 3] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 2), parameters.AsSpan(Layer1Bias, 2), y1, _arena.AsSpan(_cache + Layer1SaveMean, 2), _arena.AsSpan(_cache + Layer1SaveInvStd, 2),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 2), parameters.AsSpan(Layer1Bias, 2), y1, _arena.AsSpan(_cache + Layer1SaveMean, 2), _arena.AsSpan(_cache + Layer1SaveInvStd, 2),
                 buffers.AsSpan(Layer1RunningMean, 2), buffers.AsSpan(Layer1RunningVar, 2), 0.1f, 1E-05f, batch, 2, 9, pool: Pool);
 
             y1.CopyTo(output);
@@ -187,14 +187,14 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer1Weight, 2).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 2).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 2), _arena.AsSpan(_cache + Layer1SaveMean, 2), _arena.AsSpan(_cache + Layer1SaveInvStd, 2), g0,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 2), _arena.AsSpan(_cache + Layer1SaveMean, 2), _arena.AsSpan(_cache + Layer1SaveInvStd, 2), g0,
                 gradients.AsSpan(Layer1Weight, 2), gradients.AsSpan(Layer1Bias, 2), batch, 2, 9, Pool);
 
             // 0: conv(1, 2, 3) — batch_one_bn2d.nn(1,31) — [N, 1, 5, 5] → [N, 2, 3, 3] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 18).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 2).Clear();
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 18), gradients.AsSpan(Layer0Bias, 2), batch, in Layer0Geometry, scratch, Pool);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 18), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 18), gradients.AsSpan(Layer0Bias, 2), batch, in Layer0Geometry, scratch, Pool);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 18), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -214,7 +214,7 @@ namespace Snapshots
 
             // 0: conv(1, 2, 3) — batch_one_bn2d.nn(1,31) — [N, 1, 5, 5] → [N, 2, 3, 3] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 18);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 18), folded.Slice(Layer0FoldedBias, 2), h0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer0FoldedWeight, 18), folded.Slice(Layer0FoldedBias, 2), h0, batch, in Layer0Geometry, scratch, Pool);
             h = h0;
 
             // 1: bn2d — batch_one_bn2d.nn(1,48) — [N, 2, 3, 3] → [N, 2, 3, 3] — folded into 0
@@ -230,10 +230,10 @@ namespace Snapshots
             var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 2), parameters.AsSpan(Layer1Bias, 2), buffers.AsSpan(Layer1RunningMean, 2), buffers.AsSpan(Layer1RunningVar, 2), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 2), parameters.AsSpan(Layer1Bias, 2), buffers.AsSpan(Layer1RunningMean, 2), buffers.AsSpan(Layer1RunningVar, 2), 1E-05f,
                 folded.Slice(Layer1Scale, 2), folded.Slice(Layer1Shift, 2));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 18), parameters.AsSpan(Layer0Bias, 2), folded.Slice(Layer1Scale, 2), folded.Slice(Layer1Shift, 2),
+            global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 18), parameters.AsSpan(Layer0Bias, 2), folded.Slice(Layer1Scale, 2), folded.Slice(Layer1Shift, 2),
                 folded.Slice(Layer0FoldedWeight, 18), folded.Slice(Layer0FoldedBias, 2), 2, 9);
         }
     }

@@ -110,7 +110,7 @@ namespace Snapshots
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
@@ -137,7 +137,7 @@ namespace Snapshots
 
             // 0: bn1d(64) — bn1d_features.nn(1,27) — [N, 64] → [N, 64] — batch statistics; running statistics updated
             counters[Layer0NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(x, parameters.AsSpan(Layer0Weight, 64), parameters.AsSpan(Layer0Bias, 64), y0, _arena.AsSpan(_cache + Layer0SaveMean, 64), _arena.AsSpan(_cache + Layer0SaveInvStd, 64),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(x, parameters.AsSpan(Layer0Weight, 64), parameters.AsSpan(Layer0Bias, 64), y0, _arena.AsSpan(_cache + Layer0SaveMean, 64), _arena.AsSpan(_cache + Layer0SaveInvStd, 64),
                 buffers.AsSpan(Layer0RunningMean, 64), buffers.AsSpan(Layer0RunningVar, 64), 0.1f, 1E-05f, batch, 64, 1, pool: Pool);
 
             y0.CopyTo(output);
@@ -165,7 +165,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer0Weight, 64).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 64), _arena.AsSpan(_cache + Layer0SaveMean, 64), _arena.AsSpan(_cache + Layer0SaveInvStd, 64), dx,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 64), _arena.AsSpan(_cache + Layer0SaveMean, 64), _arena.AsSpan(_cache + Layer0SaveInvStd, 64), dx,
                 gradients.AsSpan(Layer0Weight, 64), gradients.AsSpan(Layer0Bias, 64), batch, 64, 1, Pool);
         }
 
@@ -185,7 +185,7 @@ namespace Snapshots
 
             // 0: bn1d(64) — bn1d_features.nn(1,27) — [N, 64] → [N, 64] — running statistics as a per-channel scale and shift
             var h0 = _arena.AsSpan(_workA, batch * 64); // the caller's input stays untouched
-            global::Dsl.Runtime.BatchNorm.ApplyScaleShift(h, h0, folded.Slice(Layer0Scale, 64), folded.Slice(Layer0Shift, 64), batch, 64, 1);
+            global::Dsl.Runtime.Kernels.BatchNorm.ApplyScaleShift(h, h0, folded.Slice(Layer0Scale, 64), folded.Slice(Layer0Shift, 64), batch, 64, 1);
             h = h0;
 
             h.CopyTo(output);
@@ -199,7 +199,7 @@ namespace Snapshots
             var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 0: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer0Weight, 64), parameters.AsSpan(Layer0Bias, 64), buffers.AsSpan(Layer0RunningMean, 64), buffers.AsSpan(Layer0RunningVar, 64), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer0Weight, 64), parameters.AsSpan(Layer0Bias, 64), buffers.AsSpan(Layer0RunningMean, 64), buffers.AsSpan(Layer0RunningVar, 64), 1E-05f,
                 folded.Slice(Layer0Scale, 64), folded.Slice(Layer0Shift, 64));
         }
     }

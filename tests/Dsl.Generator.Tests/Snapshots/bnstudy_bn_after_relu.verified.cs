@@ -91,20 +91,20 @@ namespace Examples.BatchNormStudy
         private const int Layer11Shift = 160;
         private const int Layer12PackedWeight = 100576;
 
-        private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Layer0Geometry = new(
             inChannels: 1, outChannels: 16, inH: 28, inW: 28, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
-        private static readonly global::Dsl.Runtime.PoolGeometry Layer3Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.PoolGeometry Layer3Geometry = new(
             channels: 16, inH: 28, inW: 28, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
-        private static readonly global::Dsl.Runtime.ConvGeometry Layer4Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Layer4Geometry = new(
             inChannels: 16, outChannels: 32, inH: 14, inW: 14, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
-        private static readonly global::Dsl.Runtime.PoolGeometry Layer7Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.PoolGeometry Layer7Geometry = new(
             channels: 32, inH: 14, inW: 14, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.ConvWinograd.ParallelScratchLength(in Layer4Geometry))));
+        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Kernels.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.Kernels.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.Kernels.ConvWinograd.ParallelScratchLength(in Layer4Geometry))));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -188,13 +188,13 @@ namespace Examples.BatchNormStudy
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
             // 0: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 9; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 144), 9, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 16), 0.33333334f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 144), 9, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 16), 0.33333334f, ref rng);
             // 2: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer2Weight, 16).Fill(1f);
             parameters.AsSpan(Layer2Bias, 16).Clear();
@@ -202,8 +202,8 @@ namespace Examples.BatchNormStudy
             buffers.AsSpan(Layer2RunningVar, 16).Fill(1f);
             counters[Layer2NumBatchesTracked] = 0;
             // 4: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 144; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer4Weight, 4608), 144, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer4Bias, 32), 0.083333336f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer4Weight, 4608), 144, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer4Bias, 32), 0.083333336f, ref rng);
             // 6: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer6Weight, 32).Fill(1f);
             parameters.AsSpan(Layer6Bias, 32).Clear();
@@ -211,8 +211,8 @@ namespace Examples.BatchNormStudy
             buffers.AsSpan(Layer6RunningVar, 32).Fill(1f);
             counters[Layer6NumBatchesTracked] = 0;
             // 9: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 1568; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer9Weight, 100352), 1568, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer9Bias, 64), 0.025253814f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer9Weight, 100352), 1568, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer9Bias, 64), 0.025253814f, ref rng);
             // 11: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer11Weight, 64).Fill(1f);
             parameters.AsSpan(Layer11Bias, 64).Clear();
@@ -220,8 +220,8 @@ namespace Examples.BatchNormStudy
             buffers.AsSpan(Layer11RunningVar, 64).Fill(1f);
             counters[Layer11NumBatchesTracked] = 0;
             // 12: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 64; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer12Weight, 640), 64, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer12Bias, 10), 0.125f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer12Weight, 640), 64, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer12Bias, 10), 0.125f, ref rng);
             ParametersChanged();
         }
 
@@ -251,48 +251,48 @@ namespace Examples.BatchNormStudy
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: conv(1, 16, 3, padding: 1) — bnstudy_bn_after_relu.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM
-            global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), y0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), y0, batch, in Layer0Geometry, scratch, Pool);
 
             // 1: relu — bnstudy_bn_after_relu.nn(6,35) — [N, 16, 28, 28] → [N, 16, 28, 28]
-            global::Dsl.Runtime.Activations.ReluForward(y0, y1);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y0, y1);
 
             // 2: bn2d — bnstudy_bn_after_relu.nn(6,43) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated
             counters[Layer2NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y1, parameters.AsSpan(Layer2Weight, 16), parameters.AsSpan(Layer2Bias, 16), y2, _arena.AsSpan(_cache + Layer2SaveMean, 16), _arena.AsSpan(_cache + Layer2SaveInvStd, 16),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y1, parameters.AsSpan(Layer2Weight, 16), parameters.AsSpan(Layer2Bias, 16), y2, _arena.AsSpan(_cache + Layer2SaveMean, 16), _arena.AsSpan(_cache + Layer2SaveInvStd, 16),
                 buffers.AsSpan(Layer2RunningMean, 16), buffers.AsSpan(Layer2RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, pool: Pool);
 
             // 3: maxpool(2) — bnstudy_bn_after_relu.nn(6,51) — [N, 16, 28, 28] → [N, 16, 14, 14]
-            global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 3136), batch, in Layer3Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 3136), batch, in Layer3Geometry, Pool);
 
             // 4: conv(16, 32, 3, padding: 1) — bnstudy_bn_after_relu.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            global::Dsl.Runtime.ConvWinograd.Forward(y3, parameters.AsSpan(Layer4Weight, 4608), parameters.AsSpan(Layer4Bias, 32), y4, batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y3, parameters.AsSpan(Layer4Weight, 4608), parameters.AsSpan(Layer4Bias, 32), y4, batch, in Layer4Geometry, scratch, Pool);
 
             // 5: relu — bnstudy_bn_after_relu.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Activations.ReluForward(y4, y5);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y4, y5);
 
             // 6: bn2d — bnstudy_bn_after_relu.nn(7,47) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated
             counters[Layer6NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y5, parameters.AsSpan(Layer6Weight, 32), parameters.AsSpan(Layer6Bias, 32), y6, _arena.AsSpan(_cache + Layer6SaveMean, 32), _arena.AsSpan(_cache + Layer6SaveInvStd, 32),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y5, parameters.AsSpan(Layer6Weight, 32), parameters.AsSpan(Layer6Bias, 32), y6, _arena.AsSpan(_cache + Layer6SaveMean, 32), _arena.AsSpan(_cache + Layer6SaveInvStd, 32),
                 buffers.AsSpan(Layer6RunningMean, 32), buffers.AsSpan(Layer6RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, pool: Pool);
 
             // 7: maxpool(2) — bnstudy_bn_after_relu.nn(7,55) — [N, 32, 14, 14] → [N, 32, 7, 7]
-            global::Dsl.Runtime.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 1568), batch, in Layer7Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 1568), batch, in Layer7Geometry, Pool);
 
             // 8: flatten — bnstudy_bn_after_relu.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — a view, nothing to compute
 
             // 9: linear(1568, 64) — bnstudy_bn_after_relu.nn(8,19) — [N, 1568] → [N, 64]
-            global::Dsl.Runtime.Linear.Forward(y8, parameters.AsSpan(Layer9Weight, 100352), parameters.AsSpan(Layer9Bias, 64), y9, batch, 1568, 64, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(y8, parameters.AsSpan(Layer9Weight, 100352), parameters.AsSpan(Layer9Bias, 64), y9, batch, 1568, 64, scratch, Pool);
 
             // 10: relu — bnstudy_bn_after_relu.nn(8,39) — [N, 64] → [N, 64]
-            global::Dsl.Runtime.Activations.ReluForward(y9, y10);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y9, y10);
 
             // 11: bn1d — bnstudy_bn_after_relu.nn(8,47) — [N, 64] → [N, 64] — batch statistics; running statistics updated
             counters[Layer11NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y10, parameters.AsSpan(Layer11Weight, 64), parameters.AsSpan(Layer11Bias, 64), y11, _arena.AsSpan(_cache + Layer11SaveMean, 64), _arena.AsSpan(_cache + Layer11SaveInvStd, 64),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y10, parameters.AsSpan(Layer11Weight, 64), parameters.AsSpan(Layer11Bias, 64), y11, _arena.AsSpan(_cache + Layer11SaveMean, 64), _arena.AsSpan(_cache + Layer11SaveInvStd, 64),
                 buffers.AsSpan(Layer11RunningMean, 64), buffers.AsSpan(Layer11RunningVar, 64), 0.1f, 1E-05f, batch, 64, 1, pool: Pool);
 
             // 12: linear(64, 10) — bnstudy_bn_after_relu.nn(8,55) — [N, 64] → [N, 10]
-            global::Dsl.Runtime.Linear.Forward(y11, parameters.AsSpan(Layer12Weight, 640), parameters.AsSpan(Layer12Bias, 10), y12, batch, 64, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(y11, parameters.AsSpan(Layer12Weight, 640), parameters.AsSpan(Layer12Bias, 10), y12, batch, 64, 10, scratch, Pool);
 
             y12.CopyTo(output);
         }
@@ -329,73 +329,73 @@ namespace Examples.BatchNormStudy
 
             var g11 = _arena.AsSpan(_workB, batch * 64);
             // 12: linear(64, 10) — bnstudy_bn_after_relu.nn(8,55) — [N, 64] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g12, y11, gradients.AsSpan(Layer12Weight, 640), gradients.AsSpan(Layer12Bias, 10), batch, 64, 10, scratch, Pool, accumulate);
-            global::Dsl.Runtime.Linear.BackwardInput(g12, parameters.AsSpan(Layer12Weight, 640), g11, batch, 64, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g12, y11, gradients.AsSpan(Layer12Weight, 640), gradients.AsSpan(Layer12Bias, 10), batch, 64, 10, scratch, Pool, accumulate);
+            global::Dsl.Runtime.Kernels.Linear.BackwardInput(g12, parameters.AsSpan(Layer12Weight, 640), g11, batch, 64, 10, scratch, Pool);
 
             var g10 = _arena.AsSpan(_workA, batch * 64);
             // 11: bn1d — bnstudy_bn_after_relu.nn(8,47) — [N, 64] → [N, 64] — backward
             if (!accumulate) gradients.AsSpan(Layer11Weight, 64).Clear();
             if (!accumulate) gradients.AsSpan(Layer11Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g11, y10, parameters.AsSpan(Layer11Weight, 64), _arena.AsSpan(_cache + Layer11SaveMean, 64), _arena.AsSpan(_cache + Layer11SaveInvStd, 64), g10,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g11, y10, parameters.AsSpan(Layer11Weight, 64), _arena.AsSpan(_cache + Layer11SaveMean, 64), _arena.AsSpan(_cache + Layer11SaveInvStd, 64), g10,
                 gradients.AsSpan(Layer11Weight, 64), gradients.AsSpan(Layer11Bias, 64), batch, 64, 1, Pool);
 
             var g9 = g10;
             // 10: relu — bnstudy_bn_after_relu.nn(8,39) — [N, 64] → [N, 64] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y10, g10, g9, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y10, g10, g9, Pool);
 
             var g8 = _arena.AsSpan(_workB, batch * 1568);
             // 9: linear(1568, 64) — bnstudy_bn_after_relu.nn(8,19) — [N, 1568] → [N, 64] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 100352), gradients.AsSpan(Layer9Bias, 64), batch, 1568, 64, scratch, Pool, accumulate);
-            global::Dsl.Runtime.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 100352), g8, batch, 1568, 64, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 100352), gradients.AsSpan(Layer9Bias, 64), batch, 1568, 64, scratch, Pool, accumulate);
+            global::Dsl.Runtime.Kernels.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 100352), g8, batch, 1568, 64, scratch, Pool);
 
             var g7 = g8;
             // 8: flatten — bnstudy_bn_after_relu.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — backward
 
             var g6 = _arena.AsSpan(_workA, batch * 6272);
             // 7: maxpool(2) — bnstudy_bn_after_relu.nn(7,55) — [N, 32, 14, 14] → [N, 32, 7, 7] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 1568), g6, batch, in Layer7Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 1568), g6, batch, in Layer7Geometry, Pool);
 
             var g5 = _arena.AsSpan(_workB, batch * 6272);
             // 6: bn2d — bnstudy_bn_after_relu.nn(7,47) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer6Weight, 32).Clear();
             if (!accumulate) gradients.AsSpan(Layer6Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g6, y5, parameters.AsSpan(Layer6Weight, 32), _arena.AsSpan(_cache + Layer6SaveMean, 32), _arena.AsSpan(_cache + Layer6SaveInvStd, 32), g5,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g6, y5, parameters.AsSpan(Layer6Weight, 32), _arena.AsSpan(_cache + Layer6SaveMean, 32), _arena.AsSpan(_cache + Layer6SaveInvStd, 32), g5,
                 gradients.AsSpan(Layer6Weight, 32), gradients.AsSpan(Layer6Bias, 32), batch, 32, 196, Pool);
 
             var g4 = g5;
             // 5: relu — bnstudy_bn_after_relu.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y5, g5, g4, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y5, g5, g4, Pool);
 
             var g3 = _arena.AsSpan(_workA, batch * 3136);
             // 4: conv(16, 32, 3, padding: 1) — bnstudy_bn_after_relu.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer4Weight, 4608).Clear();
             if (!accumulate) gradients.AsSpan(Layer4Bias, 32).Clear();
-            global::Dsl.Runtime.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 4608), gradients.AsSpan(Layer4Bias, 32), batch, in Layer4Geometry, scratch, Pool);
-            global::Dsl.Runtime.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 4608), g3, batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 4608), gradients.AsSpan(Layer4Bias, 32), batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 4608), g3, batch, in Layer4Geometry, scratch, Pool);
 
             var g2 = _arena.AsSpan(_workB, batch * 12544);
             // 3: maxpool(2) — bnstudy_bn_after_relu.nn(6,51) — [N, 16, 28, 28] → [N, 16, 14, 14] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 3136), g2, batch, in Layer3Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 3136), g2, batch, in Layer3Geometry, Pool);
 
             var g1 = _arena.AsSpan(_workA, batch * 12544);
             // 2: bn2d — bnstudy_bn_after_relu.nn(6,43) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer2Weight, 16).Clear();
             if (!accumulate) gradients.AsSpan(Layer2Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g2, y1, parameters.AsSpan(Layer2Weight, 16), _arena.AsSpan(_cache + Layer2SaveMean, 16), _arena.AsSpan(_cache + Layer2SaveInvStd, 16), g1,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g2, y1, parameters.AsSpan(Layer2Weight, 16), _arena.AsSpan(_cache + Layer2SaveMean, 16), _arena.AsSpan(_cache + Layer2SaveInvStd, 16), g1,
                 gradients.AsSpan(Layer2Weight, 16), gradients.AsSpan(Layer2Bias, 16), batch, 16, 784, Pool);
 
             var g0 = g1;
             // 1: relu — bnstudy_bn_after_relu.nn(6,35) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y1, g1, g0, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y1, g1, g0, Pool);
 
             // 0: conv(1, 16, 3, padding: 1) — bnstudy_bn_after_relu.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 144).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 16).Clear();
-            global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), gradients.AsSpan(Layer0Bias, 16), batch, in Layer0Geometry, scratch, Pool);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), gradients.AsSpan(Layer0Bias, 16), batch, in Layer0Geometry, scratch, Pool);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -415,55 +415,55 @@ namespace Examples.BatchNormStudy
 
             // 0: conv(1, 16, 3, padding: 1) — bnstudy_bn_after_relu.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM
             var h0 = _arena.AsSpan(_workA, batch * 12544);
-            global::Dsl.Runtime.ConvDirect.Forward(h, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), h0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), h0, batch, in Layer0Geometry, scratch, Pool);
             h = h0;
 
             // 1: relu — bnstudy_bn_after_relu.nn(6,35) — [N, 16, 28, 28] → [N, 16, 28, 28] — with 2 (batch norm) applied as it writes
             var h1 = h0; // in place
-            global::Dsl.Runtime.ActivationEpilogues.Relu(h, h1, folded.Slice(Layer2Scale, 16), folded.Slice(Layer2Shift, 16), batch, 16, 784);
+            global::Dsl.Runtime.Kernels.ActivationEpilogues.Relu(h, h1, folded.Slice(Layer2Scale, 16), folded.Slice(Layer2Shift, 16), batch, 16, 784);
             h = h1;
 
             // 2: bn2d — bnstudy_bn_after_relu.nn(6,43) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by 1 (relu) as it wrote its output
 
             // 3: maxpool(2) — bnstudy_bn_after_relu.nn(6,51) — [N, 16, 28, 28] → [N, 16, 14, 14]
             var h2 = _arena.AsSpan(_workB, batch * 3136);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h2, batch, in Layer3Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h2, batch, in Layer3Geometry, Pool);
             h = h2;
 
             // 4: conv(16, 32, 3, padding: 1) — bnstudy_bn_after_relu.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             var h3 = _arena.AsSpan(_workA, batch * 6272);
-            global::Dsl.Runtime.ConvWinograd.Forward(h, parameters.AsSpan(Layer4Weight, 4608), parameters.AsSpan(Layer4Bias, 32), h3, batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, parameters.AsSpan(Layer4Weight, 4608), parameters.AsSpan(Layer4Bias, 32), h3, batch, in Layer4Geometry, scratch, Pool);
             h = h3;
 
             // 5: relu — bnstudy_bn_after_relu.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14] — with 6 (batch norm) applied as it writes
             var h4 = h3; // in place
-            global::Dsl.Runtime.ActivationEpilogues.Relu(h, h4, folded.Slice(Layer6Scale, 32), folded.Slice(Layer6Shift, 32), batch, 32, 196);
+            global::Dsl.Runtime.Kernels.ActivationEpilogues.Relu(h, h4, folded.Slice(Layer6Scale, 32), folded.Slice(Layer6Shift, 32), batch, 32, 196);
             h = h4;
 
             // 6: bn2d — bnstudy_bn_after_relu.nn(7,47) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by 5 (relu) as it wrote its output
 
             // 7: maxpool(2) — bnstudy_bn_after_relu.nn(7,55) — [N, 32, 14, 14] → [N, 32, 7, 7]
             var h5 = _arena.AsSpan(_workB, batch * 1568);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h5, batch, in Layer7Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h5, batch, in Layer7Geometry, Pool);
             h = h5;
 
             // 8: flatten — bnstudy_bn_after_relu.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — identity at inference
 
             // 9: linear(1568, 64) — bnstudy_bn_after_relu.nn(8,19) — [N, 1568] → [N, 64]
             var h6 = _arena.AsSpan(_workA, batch * 64);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer9Weight, 100352), folded.Slice(Layer9PackedWeight, 100352), parameters.AsSpan(Layer9Bias, 64), h6, batch, 1568, 64, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer9Weight, 100352), folded.Slice(Layer9PackedWeight, 100352), parameters.AsSpan(Layer9Bias, 64), h6, batch, 1568, 64, scratch, Pool);
             h = h6;
 
             // 10: relu — bnstudy_bn_after_relu.nn(8,39) — [N, 64] → [N, 64] — with 11 (batch norm) applied as it writes
             var h7 = h6; // in place
-            global::Dsl.Runtime.ActivationEpilogues.Relu(h, h7, folded.Slice(Layer11Scale, 64), folded.Slice(Layer11Shift, 64), batch, 64, 1);
+            global::Dsl.Runtime.Kernels.ActivationEpilogues.Relu(h, h7, folded.Slice(Layer11Scale, 64), folded.Slice(Layer11Shift, 64), batch, 64, 1);
             h = h7;
 
             // 11: bn1d — bnstudy_bn_after_relu.nn(8,47) — [N, 64] → [N, 64] — applied by 10 (relu) as it wrote its output
 
             // 12: linear(64, 10) — bnstudy_bn_after_relu.nn(8,55) — [N, 64] → [N, 10]
             var h8 = _arena.AsSpan(_workB, batch * 10);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 640), folded.Slice(Layer12PackedWeight, 1024), parameters.AsSpan(Layer12Bias, 10), h8, batch, 64, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 640), folded.Slice(Layer12PackedWeight, 1024), parameters.AsSpan(Layer12Bias, 10), h8, batch, 64, 10, scratch, Pool);
             h = h8;
 
             h.CopyTo(output);
@@ -477,22 +477,22 @@ namespace Examples.BatchNormStudy
             var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 2: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer2Weight, 16), parameters.AsSpan(Layer2Bias, 16), buffers.AsSpan(Layer2RunningMean, 16), buffers.AsSpan(Layer2RunningVar, 16), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer2Weight, 16), parameters.AsSpan(Layer2Bias, 16), buffers.AsSpan(Layer2RunningMean, 16), buffers.AsSpan(Layer2RunningVar, 16), 1E-05f,
                 folded.Slice(Layer2Scale, 16), folded.Slice(Layer2Shift, 16));
 
             // 6: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer6Weight, 32), parameters.AsSpan(Layer6Bias, 32), buffers.AsSpan(Layer6RunningMean, 32), buffers.AsSpan(Layer6RunningVar, 32), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer6Weight, 32), parameters.AsSpan(Layer6Bias, 32), buffers.AsSpan(Layer6RunningMean, 32), buffers.AsSpan(Layer6RunningVar, 32), 1E-05f,
                 folded.Slice(Layer6Scale, 32), folded.Slice(Layer6Shift, 32));
 
             // 11: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer11Weight, 64), parameters.AsSpan(Layer11Bias, 64), buffers.AsSpan(Layer11RunningMean, 64), buffers.AsSpan(Layer11RunningVar, 64), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer11Weight, 64), parameters.AsSpan(Layer11Bias, 64), buffers.AsSpan(Layer11RunningMean, 64), buffers.AsSpan(Layer11RunningVar, 64), 1E-05f,
                 folded.Slice(Layer11Scale, 64), folded.Slice(Layer11Shift, 64));
 
             // 9: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer9Weight, 100352), folded.Slice(Layer9PackedWeight, 100352), 1568, 64);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer9Weight, 100352), folded.Slice(Layer9PackedWeight, 100352), 1568, 64);
 
             // 12: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer12Weight, 640), folded.Slice(Layer12PackedWeight, 1024), 64, 10);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer12Weight, 640), folded.Slice(Layer12PackedWeight, 1024), 64, 10);
         }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>

@@ -96,20 +96,20 @@ namespace Examples.BatchNormStudy
         private const int Layer10Shift = 4960;
         private const int Layer13PackedWeight = 205792;
 
-        private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Layer0Geometry = new(
             inChannels: 1, outChannels: 16, inH: 28, inW: 28, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
-        private static readonly global::Dsl.Runtime.PoolGeometry Layer3Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.PoolGeometry Layer3Geometry = new(
             channels: 16, inH: 28, inW: 28, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
-        private static readonly global::Dsl.Runtime.ConvGeometry Layer4Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Layer4Geometry = new(
             inChannels: 16, outChannels: 32, inH: 14, inW: 14, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
-        private static readonly global::Dsl.Runtime.PoolGeometry Layer7Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.PoolGeometry Layer7Geometry = new(
             channels: 32, inH: 14, inW: 14, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.ConvWinograd.ParallelScratchLength(in Layer4Geometry))));
+        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Kernels.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.Kernels.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.Kernels.ConvWinograd.ParallelScratchLength(in Layer4Geometry))));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -147,7 +147,7 @@ namespace Examples.BatchNormStudy
         private readonly int _cache;
         private readonly int _folded;
         private int _foldedVersion = -1;
-        private global::Dsl.Runtime.SplitMix64 _dropoutRng;
+        private global::Dsl.Runtime.Kernels.SplitMix64 _dropoutRng;
 
         /// <inheritdoc/>
         protected override ulong? GetDropoutRandomState() => _dropoutRng.State;
@@ -155,7 +155,7 @@ namespace Examples.BatchNormStudy
         /// <inheritdoc/>
         protected override void SetDropoutRandomState(ulong? state)
         {
-            if (state is { } value) _dropoutRng = new global::Dsl.Runtime.SplitMix64(value);
+            if (state is { } value) _dropoutRng = new global::Dsl.Runtime.Kernels.SplitMix64(value);
         }
 
         /// <inheritdoc/>
@@ -200,12 +200,12 @@ namespace Examples.BatchNormStudy
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
             // 0: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 9
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 144), 9, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 144), 9, ref rng);
             // 1: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer1Weight, 16).Fill(1f);
             parameters.AsSpan(Layer1Bias, 16).Clear();
@@ -213,7 +213,7 @@ namespace Examples.BatchNormStudy
             buffers.AsSpan(Layer1RunningVar, 16).Fill(1f);
             counters[Layer1NumBatchesTracked] = 0;
             // 4: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 144
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer4Weight, 4608), 144, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer4Weight, 4608), 144, ref rng);
             // 5: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer5Weight, 32).Fill(1f);
             parameters.AsSpan(Layer5Bias, 32).Clear();
@@ -221,7 +221,7 @@ namespace Examples.BatchNormStudy
             buffers.AsSpan(Layer5RunningVar, 32).Fill(1f);
             counters[Layer5NumBatchesTracked] = 0;
             // 9: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 1568
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer9Weight, 100352), 1568, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer9Weight, 100352), 1568, ref rng);
             // 10: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer10Weight, 64).Fill(1f);
             parameters.AsSpan(Layer10Bias, 64).Clear();
@@ -229,9 +229,9 @@ namespace Examples.BatchNormStudy
             buffers.AsSpan(Layer10RunningVar, 64).Fill(1f);
             counters[Layer10NumBatchesTracked] = 0;
             // 13: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 64; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer13Weight, 640), 64, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer13Bias, 10), 0.125f, ref rng);
-            _dropoutRng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed) ^ 0x9E3779B97F4A7C15UL);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer13Weight, 640), 64, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer13Bias, 10), 0.125f, ref rng);
+            _dropoutRng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed) ^ 0x9E3779B97F4A7C15UL);
             ParametersChanged();
         }
 
@@ -262,48 +262,48 @@ namespace Examples.BatchNormStudy
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_dropout_after_bn.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM
-            global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 144), default, y0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 144), default, y0, batch, in Layer0Geometry, scratch, Pool);
 
             // 1: bn2d — bnstudy_dropout_after_bn.nn(6,48) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y1, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y1, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
                 buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, relu: true, pool: Pool);
 
             // 2: relu — bnstudy_dropout_after_bn.nn(6,56) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by 1 (batch norm) as it wrote this output
 
             // 3: maxpool(2) — bnstudy_dropout_after_bn.nn(6,64) — [N, 16, 28, 28] → [N, 16, 14, 14]
-            global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 3136), batch, in Layer3Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 3136), batch, in Layer3Geometry, Pool);
 
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_dropout_after_bn.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            global::Dsl.Runtime.ConvWinograd.Forward(y3, parameters.AsSpan(Layer4Weight, 4608), default, y4, batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y3, parameters.AsSpan(Layer4Weight, 4608), default, y4, batch, in Layer4Geometry, scratch, Pool);
 
             // 5: bn2d — bnstudy_dropout_after_bn.nn(7,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated — then 6 (relu) as it writes
             counters[Layer5NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y4, parameters.AsSpan(Layer5Weight, 32), parameters.AsSpan(Layer5Bias, 32), y5, _arena.AsSpan(_cache + Layer5SaveMean, 32), _arena.AsSpan(_cache + Layer5SaveInvStd, 32),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y4, parameters.AsSpan(Layer5Weight, 32), parameters.AsSpan(Layer5Bias, 32), y5, _arena.AsSpan(_cache + Layer5SaveMean, 32), _arena.AsSpan(_cache + Layer5SaveInvStd, 32),
                 buffers.AsSpan(Layer5RunningMean, 32), buffers.AsSpan(Layer5RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, relu: true, pool: Pool);
 
             // 6: relu — bnstudy_dropout_after_bn.nn(7,60) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by 5 (batch norm) as it wrote this output
 
             // 7: maxpool(2) — bnstudy_dropout_after_bn.nn(7,68) — [N, 32, 14, 14] → [N, 32, 7, 7]
-            global::Dsl.Runtime.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 1568), batch, in Layer7Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 1568), batch, in Layer7Geometry, Pool);
 
             // 8: flatten — bnstudy_dropout_after_bn.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — a view, nothing to compute
 
             // 9: linear(1568, 64, bias: false) — bnstudy_dropout_after_bn.nn(8,19) — [N, 1568] → [N, 64]
-            global::Dsl.Runtime.Linear.Forward(y8, parameters.AsSpan(Layer9Weight, 100352), default, y9, batch, 1568, 64, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(y8, parameters.AsSpan(Layer9Weight, 100352), default, y9, batch, 1568, 64, scratch, Pool);
 
             // 10: bn1d — bnstudy_dropout_after_bn.nn(8,52) — [N, 64] → [N, 64] — batch statistics; running statistics updated — then 11 (relu) as it writes
             counters[Layer10NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y9, parameters.AsSpan(Layer10Weight, 64), parameters.AsSpan(Layer10Bias, 64), y10, _arena.AsSpan(_cache + Layer10SaveMean, 64), _arena.AsSpan(_cache + Layer10SaveInvStd, 64),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y9, parameters.AsSpan(Layer10Weight, 64), parameters.AsSpan(Layer10Bias, 64), y10, _arena.AsSpan(_cache + Layer10SaveMean, 64), _arena.AsSpan(_cache + Layer10SaveInvStd, 64),
                 buffers.AsSpan(Layer10RunningMean, 64), buffers.AsSpan(Layer10RunningVar, 64), 0.1f, 1E-05f, batch, 64, 1, relu: true, pool: Pool);
 
             // 11: relu — bnstudy_dropout_after_bn.nn(8,60) — [N, 64] → [N, 64] — applied by 10 (batch norm) as it wrote this output
 
             // 12: dropout(0.5) — bnstudy_dropout_after_bn.nn(8,68) — [N, 64] → [N, 64] — zero with probability 0.5, scale the rest by 1/(1 - p)
-            global::Dsl.Runtime.Dropout.Forward(y11, y12, _arena.AsSpan(Layer12Mask * MaxBatch, batch * 64), 0.5f, ref _dropoutRng);
+            global::Dsl.Runtime.Kernels.Dropout.Forward(y11, y12, _arena.AsSpan(Layer12Mask * MaxBatch, batch * 64), 0.5f, ref _dropoutRng);
 
             // 13: linear(64, 10) — bnstudy_dropout_after_bn.nn(8,84) — [N, 64] → [N, 10]
-            global::Dsl.Runtime.Linear.Forward(y12, parameters.AsSpan(Layer13Weight, 640), parameters.AsSpan(Layer13Bias, 10), y13, batch, 64, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(y12, parameters.AsSpan(Layer13Weight, 640), parameters.AsSpan(Layer13Bias, 10), y13, batch, 64, 10, scratch, Pool);
 
             y13.CopyTo(output);
         }
@@ -341,75 +341,75 @@ namespace Examples.BatchNormStudy
 
             var g12 = _arena.AsSpan(_workB, batch * 64);
             // 13: linear(64, 10) — bnstudy_dropout_after_bn.nn(8,84) — [N, 64] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g13, y12, gradients.AsSpan(Layer13Weight, 640), gradients.AsSpan(Layer13Bias, 10), batch, 64, 10, scratch, Pool, accumulate);
-            global::Dsl.Runtime.Linear.BackwardInput(g13, parameters.AsSpan(Layer13Weight, 640), g12, batch, 64, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g13, y12, gradients.AsSpan(Layer13Weight, 640), gradients.AsSpan(Layer13Bias, 10), batch, 64, 10, scratch, Pool, accumulate);
+            global::Dsl.Runtime.Kernels.Linear.BackwardInput(g13, parameters.AsSpan(Layer13Weight, 640), g12, batch, 64, 10, scratch, Pool);
 
             var g11 = g12;
             // 12: dropout(0.5) — bnstudy_dropout_after_bn.nn(8,68) — [N, 64] → [N, 64] — backward
-            global::Dsl.Runtime.Dropout.Backward(g12, _arena.AsSpan(Layer12Mask * MaxBatch, batch * 64), g11);
+            global::Dsl.Runtime.Kernels.Dropout.Backward(g12, _arena.AsSpan(Layer12Mask * MaxBatch, batch * 64), g11);
 
             var g10 = g11;
             // 11: relu — bnstudy_dropout_after_bn.nn(8,60) — [N, 64] → [N, 64] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y11, g11, g10, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y11, g11, g10, Pool);
 
             var g9 = _arena.AsSpan(_workA, batch * 64);
             // 10: bn1d — bnstudy_dropout_after_bn.nn(8,52) — [N, 64] → [N, 64] — backward
             if (!accumulate) gradients.AsSpan(Layer10Weight, 64).Clear();
             if (!accumulate) gradients.AsSpan(Layer10Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g10, y9, parameters.AsSpan(Layer10Weight, 64), _arena.AsSpan(_cache + Layer10SaveMean, 64), _arena.AsSpan(_cache + Layer10SaveInvStd, 64), g9,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g10, y9, parameters.AsSpan(Layer10Weight, 64), _arena.AsSpan(_cache + Layer10SaveMean, 64), _arena.AsSpan(_cache + Layer10SaveInvStd, 64), g9,
                 gradients.AsSpan(Layer10Weight, 64), gradients.AsSpan(Layer10Bias, 64), batch, 64, 1, Pool);
 
             var g8 = _arena.AsSpan(_workB, batch * 1568);
             // 9: linear(1568, 64, bias: false) — bnstudy_dropout_after_bn.nn(8,19) — [N, 1568] → [N, 64] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 100352), default, batch, 1568, 64, scratch, Pool, accumulate);
-            global::Dsl.Runtime.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 100352), g8, batch, 1568, 64, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 100352), default, batch, 1568, 64, scratch, Pool, accumulate);
+            global::Dsl.Runtime.Kernels.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 100352), g8, batch, 1568, 64, scratch, Pool);
 
             var g7 = g8;
             // 8: flatten — bnstudy_dropout_after_bn.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — backward
 
             var g6 = _arena.AsSpan(_workA, batch * 6272);
             // 7: maxpool(2) — bnstudy_dropout_after_bn.nn(7,68) — [N, 32, 14, 14] → [N, 32, 7, 7] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 1568), g6, batch, in Layer7Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 1568), g6, batch, in Layer7Geometry, Pool);
 
             var g5 = g6;
             // 6: relu — bnstudy_dropout_after_bn.nn(7,60) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y6, g6, g5, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y6, g6, g5, Pool);
 
             var g4 = _arena.AsSpan(_workB, batch * 6272);
             // 5: bn2d — bnstudy_dropout_after_bn.nn(7,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer5Weight, 32).Clear();
             if (!accumulate) gradients.AsSpan(Layer5Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g5, y4, parameters.AsSpan(Layer5Weight, 32), _arena.AsSpan(_cache + Layer5SaveMean, 32), _arena.AsSpan(_cache + Layer5SaveInvStd, 32), g4,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g5, y4, parameters.AsSpan(Layer5Weight, 32), _arena.AsSpan(_cache + Layer5SaveMean, 32), _arena.AsSpan(_cache + Layer5SaveInvStd, 32), g4,
                 gradients.AsSpan(Layer5Weight, 32), gradients.AsSpan(Layer5Bias, 32), batch, 32, 196, Pool);
 
             var g3 = _arena.AsSpan(_workA, batch * 3136);
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_dropout_after_bn.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer4Weight, 4608).Clear();
-            global::Dsl.Runtime.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 4608), default, batch, in Layer4Geometry, scratch, Pool);
-            global::Dsl.Runtime.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 4608), g3, batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 4608), default, batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 4608), g3, batch, in Layer4Geometry, scratch, Pool);
 
             var g2 = _arena.AsSpan(_workB, batch * 12544);
             // 3: maxpool(2) — bnstudy_dropout_after_bn.nn(6,64) — [N, 16, 28, 28] → [N, 16, 14, 14] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 3136), g2, batch, in Layer3Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 3136), g2, batch, in Layer3Geometry, Pool);
 
             var g1 = g2;
             // 2: relu — bnstudy_dropout_after_bn.nn(6,56) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y2, g2, g1, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y2, g2, g1, Pool);
 
             var g0 = _arena.AsSpan(_workA, batch * 12544);
             // 1: bn2d — bnstudy_dropout_after_bn.nn(6,48) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 16).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 16), _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16), g0,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 16), _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16), g0,
                 gradients.AsSpan(Layer1Weight, 16), gradients.AsSpan(Layer1Bias, 16), batch, 16, 784, Pool);
 
             // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_dropout_after_bn.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 144).Clear();
-            global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), default, batch, in Layer0Geometry, scratch, Pool);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), default, batch, in Layer0Geometry, scratch, Pool);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -429,7 +429,7 @@ namespace Examples.BatchNormStudy
 
             // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_dropout_after_bn.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — with 1 folded in — direct: a reduction of few taps, no GEMM — 2 (relu) applied as it writes
             var h0 = _arena.AsSpan(_workA, batch * 12544);
-            global::Dsl.Runtime.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
             h = h0;
 
             // 1: bn2d — bnstudy_dropout_after_bn.nn(6,48) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into 0
@@ -438,12 +438,12 @@ namespace Examples.BatchNormStudy
 
             // 3: maxpool(2) — bnstudy_dropout_after_bn.nn(6,64) — [N, 16, 28, 28] → [N, 16, 14, 14]
             var h1 = _arena.AsSpan(_workB, batch * 3136);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer3Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h1, batch, in Layer3Geometry, Pool);
             h = h1;
 
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_dropout_after_bn.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — with 5 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes — 7 (maxpool 2×2) applied as it writes, one window per tile
             var h2 = _arena.AsSpan(_workA, batch * 1568);
-            global::Dsl.Runtime.ConvWinograd.Forward(h, folded.Slice(Layer4FoldedWeight, 4608), folded.Slice(Layer4FoldedBias, 32), h2, batch, in Layer4Geometry, scratch, Pool, relu: true, maxPool: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer4FoldedWeight, 4608), folded.Slice(Layer4FoldedBias, 32), h2, batch, in Layer4Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h2;
 
             // 5: bn2d — bnstudy_dropout_after_bn.nn(7,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into 4
@@ -456,7 +456,7 @@ namespace Examples.BatchNormStudy
 
             // 9: linear(1568, 64, bias: false) — bnstudy_dropout_after_bn.nn(8,19) — [N, 1568] → [N, 64] — with 10 folded in — 11 (relu) applied as it writes
             var h3 = _arena.AsSpan(_workB, batch * 64);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, folded.Slice(Layer9FoldedWeight, 100352), folded.Slice(Layer9PackedWeight, 100352), folded.Slice(Layer9FoldedBias, 64), h3, batch, 1568, 64, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, folded.Slice(Layer9FoldedWeight, 100352), folded.Slice(Layer9PackedWeight, 100352), folded.Slice(Layer9FoldedBias, 64), h3, batch, 1568, 64, scratch, Pool, relu: true);
             h = h3;
 
             // 10: bn1d — bnstudy_dropout_after_bn.nn(8,52) — [N, 64] → [N, 64] — folded into 9
@@ -467,7 +467,7 @@ namespace Examples.BatchNormStudy
 
             // 13: linear(64, 10) — bnstudy_dropout_after_bn.nn(8,84) — [N, 64] → [N, 10]
             var h4 = _arena.AsSpan(_workA, batch * 10);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer13Weight, 640), folded.Slice(Layer13PackedWeight, 1024), parameters.AsSpan(Layer13Bias, 10), h4, batch, 64, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer13Weight, 640), folded.Slice(Layer13PackedWeight, 1024), parameters.AsSpan(Layer13Bias, 10), h4, batch, 64, 10, scratch, Pool);
             h = h4;
 
             h.CopyTo(output);
@@ -481,31 +481,31 @@ namespace Examples.BatchNormStudy
             var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 1E-05f,
                 folded.Slice(Layer1Scale, 16), folded.Slice(Layer1Shift, 16));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 144), default, folded.Slice(Layer1Scale, 16), folded.Slice(Layer1Shift, 16),
+            global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 144), default, folded.Slice(Layer1Scale, 16), folded.Slice(Layer1Shift, 16),
                 folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 16), 16, 9);
 
             // 5: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer5Weight, 32), parameters.AsSpan(Layer5Bias, 32), buffers.AsSpan(Layer5RunningMean, 32), buffers.AsSpan(Layer5RunningVar, 32), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer5Weight, 32), parameters.AsSpan(Layer5Bias, 32), buffers.AsSpan(Layer5RunningMean, 32), buffers.AsSpan(Layer5RunningVar, 32), 1E-05f,
                 folded.Slice(Layer5Scale, 32), folded.Slice(Layer5Shift, 32));
             // folded into 4: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer4Weight, 4608), default, folded.Slice(Layer5Scale, 32), folded.Slice(Layer5Shift, 32),
+            global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer4Weight, 4608), default, folded.Slice(Layer5Scale, 32), folded.Slice(Layer5Shift, 32),
                 folded.Slice(Layer4FoldedWeight, 4608), folded.Slice(Layer4FoldedBias, 32), 32, 144);
 
             // 10: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer10Weight, 64), parameters.AsSpan(Layer10Bias, 64), buffers.AsSpan(Layer10RunningMean, 64), buffers.AsSpan(Layer10RunningVar, 64), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer10Weight, 64), parameters.AsSpan(Layer10Bias, 64), buffers.AsSpan(Layer10RunningMean, 64), buffers.AsSpan(Layer10RunningVar, 64), 1E-05f,
                 folded.Slice(Layer10Scale, 64), folded.Slice(Layer10Shift, 64));
             // folded into 9: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer9Weight, 100352), default, folded.Slice(Layer10Scale, 64), folded.Slice(Layer10Shift, 64),
+            global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer9Weight, 100352), default, folded.Slice(Layer10Scale, 64), folded.Slice(Layer10Shift, 64),
                 folded.Slice(Layer9FoldedWeight, 100352), folded.Slice(Layer9FoldedBias, 64), 64, 1568);
 
             // 9: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(folded.Slice(Layer9FoldedWeight, 100352), folded.Slice(Layer9PackedWeight, 100352), 1568, 64);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(folded.Slice(Layer9FoldedWeight, 100352), folded.Slice(Layer9PackedWeight, 100352), 1568, 64);
 
             // 13: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer13Weight, 640), folded.Slice(Layer13PackedWeight, 1024), 64, 10);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer13Weight, 640), folded.Slice(Layer13PackedWeight, 1024), 64, 10);
         }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>

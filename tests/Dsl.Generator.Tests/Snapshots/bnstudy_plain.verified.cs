@@ -58,20 +58,20 @@ namespace Examples.BatchNormStudy
         private const int Layer7PackedWeight = 0;
         private const int Layer9PackedWeight = 100352;
 
-        private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Layer0Geometry = new(
             inChannels: 1, outChannels: 16, inH: 28, inW: 28, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
-        private static readonly global::Dsl.Runtime.PoolGeometry Layer2Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.PoolGeometry Layer2Geometry = new(
             channels: 16, inH: 28, inW: 28, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
-        private static readonly global::Dsl.Runtime.ConvGeometry Layer3Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Layer3Geometry = new(
             inChannels: 16, outChannels: 32, inH: 14, inW: 14, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
-        private static readonly global::Dsl.Runtime.PoolGeometry Layer5Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.PoolGeometry Layer5Geometry = new(
             channels: 32, inH: 14, inW: 14, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.ConvWinograd.ParallelScratchLength(in Layer3Geometry))));
+        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Kernels.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.Kernels.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.Kernels.ConvWinograd.ParallelScratchLength(in Layer3Geometry))));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -138,20 +138,20 @@ namespace Examples.BatchNormStudy
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             // 0: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 9; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 144), 9, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 16), 0.33333334f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 144), 9, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 16), 0.33333334f, ref rng);
             // 3: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 144; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer3Weight, 4608), 144, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer3Bias, 32), 0.083333336f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer3Weight, 4608), 144, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer3Bias, 32), 0.083333336f, ref rng);
             // 7: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 1568; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer7Weight, 100352), 1568, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer7Bias, 64), 0.025253814f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer7Weight, 100352), 1568, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer7Bias, 64), 0.025253814f, ref rng);
             // 9: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 64; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer9Weight, 640), 64, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer9Bias, 10), 0.125f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer9Weight, 640), 64, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer9Bias, 10), 0.125f, ref rng);
             ParametersChanged();
         }
 
@@ -174,33 +174,33 @@ namespace Examples.BatchNormStudy
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: conv(1, 16, 3, padding: 1) — bnstudy_plain.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM
-            global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), y0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), y0, batch, in Layer0Geometry, scratch, Pool);
 
             // 1: relu — bnstudy_plain.nn(6,35) — [N, 16, 28, 28] → [N, 16, 28, 28]
-            global::Dsl.Runtime.Activations.ReluForward(y0, y1);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y0, y1);
 
             // 2: maxpool(2) — bnstudy_plain.nn(6,43) — [N, 16, 28, 28] → [N, 16, 14, 14]
-            global::Dsl.Runtime.Pooling.MaxForward(y1, y2, Indices(Layer2Indices, batch * 3136), batch, in Layer2Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(y1, y2, Indices(Layer2Indices, batch * 3136), batch, in Layer2Geometry, Pool);
 
             // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            global::Dsl.Runtime.ConvWinograd.Forward(y2, parameters.AsSpan(Layer3Weight, 4608), parameters.AsSpan(Layer3Bias, 32), y3, batch, in Layer3Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y2, parameters.AsSpan(Layer3Weight, 4608), parameters.AsSpan(Layer3Bias, 32), y3, batch, in Layer3Geometry, scratch, Pool);
 
             // 4: relu — bnstudy_plain.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Activations.ReluForward(y3, y4);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y3, y4);
 
             // 5: maxpool(2) — bnstudy_plain.nn(7,47) — [N, 32, 14, 14] → [N, 32, 7, 7]
-            global::Dsl.Runtime.Pooling.MaxForward(y4, y5, Indices(Layer5Indices, batch * 1568), batch, in Layer5Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(y4, y5, Indices(Layer5Indices, batch * 1568), batch, in Layer5Geometry, Pool);
 
             // 6: flatten — bnstudy_plain.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — a view, nothing to compute
 
             // 7: linear(1568, 64) — bnstudy_plain.nn(8,19) — [N, 1568] → [N, 64]
-            global::Dsl.Runtime.Linear.Forward(y6, parameters.AsSpan(Layer7Weight, 100352), parameters.AsSpan(Layer7Bias, 64), y7, batch, 1568, 64, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(y6, parameters.AsSpan(Layer7Weight, 100352), parameters.AsSpan(Layer7Bias, 64), y7, batch, 1568, 64, scratch, Pool);
 
             // 8: relu — bnstudy_plain.nn(8,39) — [N, 64] → [N, 64]
-            global::Dsl.Runtime.Activations.ReluForward(y7, y8);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y7, y8);
 
             // 9: linear(64, 10) — bnstudy_plain.nn(8,47) — [N, 64] → [N, 10]
-            global::Dsl.Runtime.Linear.Forward(y8, parameters.AsSpan(Layer9Weight, 640), parameters.AsSpan(Layer9Bias, 10), y9, batch, 64, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(y8, parameters.AsSpan(Layer9Weight, 640), parameters.AsSpan(Layer9Bias, 10), y9, batch, 64, 10, scratch, Pool);
 
             y9.CopyTo(output);
         }
@@ -234,49 +234,49 @@ namespace Examples.BatchNormStudy
 
             var g8 = _arena.AsSpan(_workB, batch * 64);
             // 9: linear(64, 10) — bnstudy_plain.nn(8,47) — [N, 64] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 640), gradients.AsSpan(Layer9Bias, 10), batch, 64, 10, scratch, Pool, accumulate);
-            global::Dsl.Runtime.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 640), g8, batch, 64, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 640), gradients.AsSpan(Layer9Bias, 10), batch, 64, 10, scratch, Pool, accumulate);
+            global::Dsl.Runtime.Kernels.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 640), g8, batch, 64, 10, scratch, Pool);
 
             var g7 = g8;
             // 8: relu — bnstudy_plain.nn(8,39) — [N, 64] → [N, 64] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y8, g8, g7, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y8, g8, g7, Pool);
 
             var g6 = _arena.AsSpan(_workA, batch * 1568);
             // 7: linear(1568, 64) — bnstudy_plain.nn(8,19) — [N, 1568] → [N, 64] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 100352), gradients.AsSpan(Layer7Bias, 64), batch, 1568, 64, scratch, Pool, accumulate);
-            global::Dsl.Runtime.Linear.BackwardInput(g7, parameters.AsSpan(Layer7Weight, 100352), g6, batch, 1568, 64, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 100352), gradients.AsSpan(Layer7Bias, 64), batch, 1568, 64, scratch, Pool, accumulate);
+            global::Dsl.Runtime.Kernels.Linear.BackwardInput(g7, parameters.AsSpan(Layer7Weight, 100352), g6, batch, 1568, 64, scratch, Pool);
 
             var g5 = g6;
             // 6: flatten — bnstudy_plain.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — backward
 
             var g4 = _arena.AsSpan(_workB, batch * 6272);
             // 5: maxpool(2) — bnstudy_plain.nn(7,47) — [N, 32, 14, 14] → [N, 32, 7, 7] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g5, Indices(Layer5Indices, batch * 1568), g4, batch, in Layer5Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g5, Indices(Layer5Indices, batch * 1568), g4, batch, in Layer5Geometry, Pool);
 
             var g3 = g4;
             // 4: relu — bnstudy_plain.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y4, g4, g3, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y4, g4, g3, Pool);
 
             var g2 = _arena.AsSpan(_workA, batch * 3136);
             // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer3Weight, 4608).Clear();
             if (!accumulate) gradients.AsSpan(Layer3Bias, 32).Clear();
-            global::Dsl.Runtime.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 4608), gradients.AsSpan(Layer3Bias, 32), batch, in Layer3Geometry, scratch, Pool);
-            global::Dsl.Runtime.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 4608), g2, batch, in Layer3Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 4608), gradients.AsSpan(Layer3Bias, 32), batch, in Layer3Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 4608), g2, batch, in Layer3Geometry, scratch, Pool);
 
             var g1 = _arena.AsSpan(_workB, batch * 12544);
             // 2: maxpool(2) — bnstudy_plain.nn(6,43) — [N, 16, 28, 28] → [N, 16, 14, 14] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g2, Indices(Layer2Indices, batch * 3136), g1, batch, in Layer2Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g2, Indices(Layer2Indices, batch * 3136), g1, batch, in Layer2Geometry, Pool);
 
             var g0 = g1;
             // 1: relu — bnstudy_plain.nn(6,35) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y1, g1, g0, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y1, g1, g0, Pool);
 
             // 0: conv(1, 16, 3, padding: 1) — bnstudy_plain.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 144).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 16).Clear();
-            global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), gradients.AsSpan(Layer0Bias, 16), batch, in Layer0Geometry, scratch, Pool);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), gradients.AsSpan(Layer0Bias, 16), batch, in Layer0Geometry, scratch, Pool);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -296,19 +296,19 @@ namespace Examples.BatchNormStudy
 
             // 0: conv(1, 16, 3, padding: 1) — bnstudy_plain.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM — 1 (relu) applied as it writes
             var h0 = _arena.AsSpan(_workA, batch * 12544);
-            global::Dsl.Runtime.ConvDirect.Forward(h, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
             h = h0;
 
             // 1: relu — bnstudy_plain.nn(6,35) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by 0 (conv2d) as it wrote its output
 
             // 2: maxpool(2) — bnstudy_plain.nn(6,43) — [N, 16, 28, 28] → [N, 16, 14, 14]
             var h1 = _arena.AsSpan(_workB, batch * 3136);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer2Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h1, batch, in Layer2Geometry, Pool);
             h = h1;
 
             // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 4 (relu) applied as it writes — 5 (maxpool 2×2) applied as it writes, one window per tile
             var h2 = _arena.AsSpan(_workA, batch * 1568);
-            global::Dsl.Runtime.ConvWinograd.Forward(h, parameters.AsSpan(Layer3Weight, 4608), parameters.AsSpan(Layer3Bias, 32), h2, batch, in Layer3Geometry, scratch, Pool, relu: true, maxPool: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, parameters.AsSpan(Layer3Weight, 4608), parameters.AsSpan(Layer3Bias, 32), h2, batch, in Layer3Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h2;
 
             // 4: relu — bnstudy_plain.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by 3 (conv2d) as it wrote its output
@@ -319,14 +319,14 @@ namespace Examples.BatchNormStudy
 
             // 7: linear(1568, 64) — bnstudy_plain.nn(8,19) — [N, 1568] → [N, 64] — 8 (relu) applied as it writes
             var h3 = _arena.AsSpan(_workB, batch * 64);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer7Weight, 100352), folded.Slice(Layer7PackedWeight, 100352), parameters.AsSpan(Layer7Bias, 64), h3, batch, 1568, 64, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer7Weight, 100352), folded.Slice(Layer7PackedWeight, 100352), parameters.AsSpan(Layer7Bias, 64), h3, batch, 1568, 64, scratch, Pool, relu: true);
             h = h3;
 
             // 8: relu — bnstudy_plain.nn(8,39) — [N, 64] → [N, 64] — applied by 7 (linear) as it wrote its output
 
             // 9: linear(64, 10) — bnstudy_plain.nn(8,47) — [N, 64] → [N, 10]
             var h4 = _arena.AsSpan(_workA, batch * 10);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer9Weight, 640), folded.Slice(Layer9PackedWeight, 1024), parameters.AsSpan(Layer9Bias, 10), h4, batch, 64, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer9Weight, 640), folded.Slice(Layer9PackedWeight, 1024), parameters.AsSpan(Layer9Bias, 10), h4, batch, 64, 10, scratch, Pool);
             h = h4;
 
             h.CopyTo(output);
@@ -340,10 +340,10 @@ namespace Examples.BatchNormStudy
             var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 7: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer7Weight, 100352), folded.Slice(Layer7PackedWeight, 100352), 1568, 64);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer7Weight, 100352), folded.Slice(Layer7PackedWeight, 100352), 1568, 64);
 
             // 9: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer9Weight, 640), folded.Slice(Layer9PackedWeight, 1024), 64, 10);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer9Weight, 640), folded.Slice(Layer9PackedWeight, 1024), 64, 10);
         }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>

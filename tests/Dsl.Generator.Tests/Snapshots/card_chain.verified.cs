@@ -61,14 +61,14 @@ namespace Snapshots
         private const int Layer1Shift = 16;
         private const int Layer4PackedWeight = 208;
 
-        private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Layer0Geometry = new(
             inChannels: 1, outChannels: 6, inH: 34, inW: 34, kernelH: 5, kernelW: 5,
             strideH: 1, strideW: 1, padH: 0, padW: 0, dilationH: 1, dilationW: 1, groups: 1);
-        private static readonly global::Dsl.Runtime.PoolGeometry Layer2Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.PoolGeometry Layer2Geometry = new(
             channels: 6, inH: 30, inW: 30, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry)));
+        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Kernels.Gemm.ScratchLength, global::Dsl.Runtime.Kernels.ConvDirect.ParallelScratchLength(in Layer0Geometry)));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -138,13 +138,13 @@ namespace Snapshots
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
             // 0: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 25; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 150), 25, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 6), 0.2f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 150), 25, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 6), 0.2f, ref rng);
             // 1: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer1Weight, 6).Fill(1f);
             parameters.AsSpan(Layer1Bias, 6).Clear();
@@ -152,8 +152,8 @@ namespace Snapshots
             buffers.AsSpan(Layer1RunningVar, 6).Fill(1f);
             counters[Layer1NumBatchesTracked] = 0;
             // 4: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 1350; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer4Weight, 13500), 1350, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer4Bias, 10), 0.027216552f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer4Weight, 13500), 1350, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer4Bias, 10), 0.027216552f, ref rng);
             ParametersChanged();
         }
 
@@ -173,20 +173,20 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — direct: a reduction of few taps, no GEMM
-            global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 150), parameters.AsSpan(Layer0Bias, 6), y0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 150), parameters.AsSpan(Layer0Bias, 6), y0, batch, in Layer0Geometry, scratch, Pool);
 
             // 1: bn2d — card_chain.nn(1,52) — [N, 6, 30, 30] → [N, 6, 30, 30] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 6), parameters.AsSpan(Layer1Bias, 6), y1, _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 6), parameters.AsSpan(Layer1Bias, 6), y1, _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6),
                 buffers.AsSpan(Layer1RunningMean, 6), buffers.AsSpan(Layer1RunningVar, 6), 0.1f, 1E-05f, batch, 6, 900, pool: Pool);
 
             // 2: maxpool(2) — card_chain.nn(1,60) — [N, 6, 30, 30] → [N, 6, 15, 15]
-            global::Dsl.Runtime.Pooling.MaxForward(y1, y2, Indices(Layer2Indices, batch * 1350), batch, in Layer2Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(y1, y2, Indices(Layer2Indices, batch * 1350), batch, in Layer2Geometry, Pool);
 
             // 3: flatten — card_chain.nn(1,74) — [N, 6, 15, 15] → [N, 1350] — a view, nothing to compute
 
             // 4: linear(1350, 10) — card_chain.nn(1,85) — [N, 1350] → [N, 10]
-            global::Dsl.Runtime.Linear.Forward(y3, parameters.AsSpan(Layer4Weight, 13500), parameters.AsSpan(Layer4Bias, 10), y4, batch, 1350, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(y3, parameters.AsSpan(Layer4Weight, 13500), parameters.AsSpan(Layer4Bias, 10), y4, batch, 1350, 10, scratch, Pool);
 
             y4.CopyTo(output);
         }
@@ -215,29 +215,29 @@ namespace Snapshots
 
             var g3 = _arena.AsSpan(_workB, batch * 1350);
             // 4: linear(1350, 10) — card_chain.nn(1,85) — [N, 1350] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 13500), gradients.AsSpan(Layer4Bias, 10), batch, 1350, 10, scratch, Pool, accumulate);
-            global::Dsl.Runtime.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 13500), g3, batch, 1350, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 13500), gradients.AsSpan(Layer4Bias, 10), batch, 1350, 10, scratch, Pool, accumulate);
+            global::Dsl.Runtime.Kernels.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 13500), g3, batch, 1350, 10, scratch, Pool);
 
             var g2 = g3;
             // 3: flatten — card_chain.nn(1,74) — [N, 6, 15, 15] → [N, 1350] — backward
 
             var g1 = _arena.AsSpan(_workA, batch * 5400);
             // 2: maxpool(2) — card_chain.nn(1,60) — [N, 6, 30, 30] → [N, 6, 15, 15] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g2, Indices(Layer2Indices, batch * 1350), g1, batch, in Layer2Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g2, Indices(Layer2Indices, batch * 1350), g1, batch, in Layer2Geometry, Pool);
 
             var g0 = _arena.AsSpan(_workB, batch * 5400);
             // 1: bn2d — card_chain.nn(1,52) — [N, 6, 30, 30] → [N, 6, 30, 30] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 6).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 6).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 6), _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6), g0,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 6), _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6), g0,
                 gradients.AsSpan(Layer1Weight, 6), gradients.AsSpan(Layer1Bias, 6), batch, 6, 900, Pool);
 
             // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 150).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 6).Clear();
-            global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 150), gradients.AsSpan(Layer0Bias, 6), batch, in Layer0Geometry, scratch, Pool);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 150), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 150), gradients.AsSpan(Layer0Bias, 6), batch, in Layer0Geometry, scratch, Pool);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 150), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -257,21 +257,21 @@ namespace Snapshots
 
             // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — with 1 folded in — direct: a reduction of few taps, no GEMM
             var h0 = _arena.AsSpan(_workA, batch * 5400);
-            global::Dsl.Runtime.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 150), folded.Slice(Layer0FoldedBias, 6), h0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 150), folded.Slice(Layer0FoldedBias, 6), h0, batch, in Layer0Geometry, scratch, Pool);
             h = h0;
 
             // 1: bn2d — card_chain.nn(1,52) — [N, 6, 30, 30] → [N, 6, 30, 30] — folded into 0
 
             // 2: maxpool(2) — card_chain.nn(1,60) — [N, 6, 30, 30] → [N, 6, 15, 15]
             var h1 = _arena.AsSpan(_workB, batch * 1350);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer2Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h1, batch, in Layer2Geometry, Pool);
             h = h1;
 
             // 3: flatten — card_chain.nn(1,74) — [N, 6, 15, 15] → [N, 1350] — identity at inference
 
             // 4: linear(1350, 10) — card_chain.nn(1,85) — [N, 1350] → [N, 10]
             var h2 = _arena.AsSpan(_workA, batch * 10);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer4Weight, 13500), folded.Slice(Layer4PackedWeight, 21600), parameters.AsSpan(Layer4Bias, 10), h2, batch, 1350, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer4Weight, 13500), folded.Slice(Layer4PackedWeight, 21600), parameters.AsSpan(Layer4Bias, 10), h2, batch, 1350, 10, scratch, Pool);
             h = h2;
 
             h.CopyTo(output);
@@ -285,14 +285,14 @@ namespace Snapshots
             var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 6), parameters.AsSpan(Layer1Bias, 6), buffers.AsSpan(Layer1RunningMean, 6), buffers.AsSpan(Layer1RunningVar, 6), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 6), parameters.AsSpan(Layer1Bias, 6), buffers.AsSpan(Layer1RunningMean, 6), buffers.AsSpan(Layer1RunningVar, 6), 1E-05f,
                 folded.Slice(Layer1Scale, 6), folded.Slice(Layer1Shift, 6));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 150), parameters.AsSpan(Layer0Bias, 6), folded.Slice(Layer1Scale, 6), folded.Slice(Layer1Shift, 6),
+            global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 150), parameters.AsSpan(Layer0Bias, 6), folded.Slice(Layer1Scale, 6), folded.Slice(Layer1Shift, 6),
                 folded.Slice(Layer0FoldedWeight, 150), folded.Slice(Layer0FoldedBias, 6), 6, 25);
 
             // 4: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer4Weight, 13500), folded.Slice(Layer4PackedWeight, 21600), 1350, 10);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer4Weight, 13500), folded.Slice(Layer4PackedWeight, 21600), 1350, 10);
         }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>

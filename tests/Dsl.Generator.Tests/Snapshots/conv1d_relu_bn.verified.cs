@@ -53,11 +53,11 @@ namespace Snapshots
         private const int Conv1BnScale = 0;
         private const int Conv1BnShift = 16;
 
-        private static readonly global::Dsl.Runtime.ConvGeometry Conv1Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Conv1Geometry = new(
             inChannels: 1, outChannels: 10, inH: 1, inW: 32, kernelH: 1, kernelW: 5,
             strideH: 1, strideW: 1, padH: 0, padW: 0, dilationH: 1, dilationW: 1, groups: 1);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Conv1Geometry)));
+        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Kernels.Gemm.ScratchLength, global::Dsl.Runtime.Kernels.ConvDirect.ParallelScratchLength(in Conv1Geometry)));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -123,13 +123,13 @@ namespace Snapshots
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
             // conv1: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 5; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Conv1Weight, 50), 5, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Conv1Bias, 10), 0.4472136f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Conv1Weight, 50), 5, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Conv1Bias, 10), 0.4472136f, ref rng);
             // conv1_bn: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Conv1BnWeight, 10).Fill(1f);
             parameters.AsSpan(Conv1BnBias, 10).Clear();
@@ -153,14 +153,14 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // conv1: conv1d(1, 10, 5) as conv1 — conv1d_relu_bn.nn(1,34) — [N, 1, 32] → [N, 10, 28] — direct: a reduction of few taps, no GEMM
-            global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), y0, batch, in Conv1Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), y0, batch, in Conv1Geometry, scratch, Pool);
 
             // 1: relu — conv1d_relu_bn.nn(1,63) — [N, 10, 28] → [N, 10, 28]
-            global::Dsl.Runtime.Activations.ReluForward(y0, y1);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y0, y1);
 
             // conv1_bn: bn1d(10) as conv1_bn — conv1d_relu_bn.nn(1,71) — [N, 10, 28] → [N, 10, 28] — batch statistics; running statistics updated
             counters[Conv1BnNumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y1, parameters.AsSpan(Conv1BnWeight, 10), parameters.AsSpan(Conv1BnBias, 10), y2, _arena.AsSpan(_cache + Conv1BnSaveMean, 10), _arena.AsSpan(_cache + Conv1BnSaveInvStd, 10),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y1, parameters.AsSpan(Conv1BnWeight, 10), parameters.AsSpan(Conv1BnBias, 10), y2, _arena.AsSpan(_cache + Conv1BnSaveMean, 10), _arena.AsSpan(_cache + Conv1BnSaveInvStd, 10),
                 buffers.AsSpan(Conv1BnRunningMean, 10), buffers.AsSpan(Conv1BnRunningVar, 10), 0.1f, 1E-05f, batch, 10, 28, pool: Pool);
 
             y2.CopyTo(output);
@@ -191,18 +191,18 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Conv1BnWeight, 10).Clear();
             if (!accumulate) gradients.AsSpan(Conv1BnBias, 10).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g2, y1, parameters.AsSpan(Conv1BnWeight, 10), _arena.AsSpan(_cache + Conv1BnSaveMean, 10), _arena.AsSpan(_cache + Conv1BnSaveInvStd, 10), g1,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g2, y1, parameters.AsSpan(Conv1BnWeight, 10), _arena.AsSpan(_cache + Conv1BnSaveMean, 10), _arena.AsSpan(_cache + Conv1BnSaveInvStd, 10), g1,
                 gradients.AsSpan(Conv1BnWeight, 10), gradients.AsSpan(Conv1BnBias, 10), batch, 10, 28, Pool);
 
             var g0 = g1;
             // 1: relu — conv1d_relu_bn.nn(1,63) — [N, 10, 28] → [N, 10, 28] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y1, g1, g0, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y1, g1, g0, Pool);
 
             // conv1: conv1d(1, 10, 5) as conv1 — conv1d_relu_bn.nn(1,34) — [N, 1, 32] → [N, 10, 28] — backward
             if (!accumulate) gradients.AsSpan(Conv1Weight, 50).Clear();
             if (!accumulate) gradients.AsSpan(Conv1Bias, 10).Clear();
-            global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 50), gradients.AsSpan(Conv1Bias, 10), batch, in Conv1Geometry, scratch, Pool);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 50), inputGrad, batch, in Conv1Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 50), gradients.AsSpan(Conv1Bias, 10), batch, in Conv1Geometry, scratch, Pool);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 50), inputGrad, batch, in Conv1Geometry, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -222,12 +222,12 @@ namespace Snapshots
 
             // conv1: conv1d(1, 10, 5) as conv1 — conv1d_relu_bn.nn(1,34) — [N, 1, 32] → [N, 10, 28] — direct: a reduction of few taps, no GEMM
             var h0 = _arena.AsSpan(_workA, batch * 280);
-            global::Dsl.Runtime.ConvDirect.Forward(h, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), h0, batch, in Conv1Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), h0, batch, in Conv1Geometry, scratch, Pool);
             h = h0;
 
             // 1: relu — conv1d_relu_bn.nn(1,63) — [N, 10, 28] → [N, 10, 28] — with conv1_bn (batch norm) applied as it writes
             var h1 = h0; // in place
-            global::Dsl.Runtime.ActivationEpilogues.Relu(h, h1, folded.Slice(Conv1BnScale, 10), folded.Slice(Conv1BnShift, 10), batch, 10, 28);
+            global::Dsl.Runtime.Kernels.ActivationEpilogues.Relu(h, h1, folded.Slice(Conv1BnScale, 10), folded.Slice(Conv1BnShift, 10), batch, 10, 28);
             h = h1;
 
             // conv1_bn: bn1d(10) as conv1_bn — conv1d_relu_bn.nn(1,71) — [N, 10, 28] → [N, 10, 28] — applied by 1 (relu) as it wrote its output
@@ -243,7 +243,7 @@ namespace Snapshots
             var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // conv1_bn: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Conv1BnWeight, 10), parameters.AsSpan(Conv1BnBias, 10), buffers.AsSpan(Conv1BnRunningMean, 10), buffers.AsSpan(Conv1BnRunningVar, 10), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Conv1BnWeight, 10), parameters.AsSpan(Conv1BnBias, 10), buffers.AsSpan(Conv1BnRunningMean, 10), buffers.AsSpan(Conv1BnRunningVar, 10), 1E-05f,
                 folded.Slice(Conv1BnScale, 10), folded.Slice(Conv1BnShift, 10));
         }
     }

@@ -59,11 +59,11 @@ namespace Snapshots
         private const int Layer1Shift = 16;
         private const int Layer4PackedWeight = 192;
 
-        private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Layer0Geometry = new(
             inChannels: 4, outChannels: 8, inH: 10, inW: 10, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 0, padW: 0, dilationH: 2, dilationW: 2, groups: 2);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer0Geometry)));
+        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Kernels.Gemm.ScratchLength, global::Dsl.Runtime.Kernels.ConvGemm.ParallelScratchLength(in Layer0Geometry)));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -131,13 +131,13 @@ namespace Snapshots
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
             // 0: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 18; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 144), 18, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 8), 0.23570226f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 144), 18, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 8), 0.23570226f, ref rng);
             // 1: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer1Weight, 8).Fill(1f);
             parameters.AsSpan(Layer1Bias, 8).Clear();
@@ -145,8 +145,8 @@ namespace Snapshots
             buffers.AsSpan(Layer1RunningVar, 8).Fill(1f);
             counters[Layer1NumBatchesTracked] = 0;
             // 4: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 288; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer4Weight, 576), 288, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer4Bias, 2), 0.058925565f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer4Weight, 576), 288, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer4Bias, 2), 0.058925565f, ref rng);
             ParametersChanged();
         }
 
@@ -166,20 +166,20 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: conv2d(4, 8, 3, dilation: 2, groups: 2) — dilated_grouped.nn(1,37) — [N, 4, 10, 10] → [N, 8, 6, 6]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 8), y0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(x, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 8), y0, batch, in Layer0Geometry, scratch, Pool);
 
             // 1: bn2d — dilated_grouped.nn(1,80) — [N, 8, 6, 6] → [N, 8, 6, 6] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), y1, _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), y1, _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8),
                 buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 0.1f, 1E-05f, batch, 8, 36, pool: Pool);
 
             // 2: tanh — dilated_grouped.nn(1,88) — [N, 8, 6, 6] → [N, 8, 6, 6]
-            global::Dsl.Runtime.Activations.TanhForward(y1, y2);
+            global::Dsl.Runtime.Kernels.Activations.TanhForward(y1, y2);
 
             // 3: flatten — dilated_grouped.nn(1,96) — [N, 8, 6, 6] → [N, 288] — a view, nothing to compute
 
             // 4: linear(288, 2) — dilated_grouped.nn(1,107) — [N, 288] → [N, 2]
-            global::Dsl.Runtime.Linear.Forward(y3, parameters.AsSpan(Layer4Weight, 576), parameters.AsSpan(Layer4Bias, 2), y4, batch, 288, 2, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(y3, parameters.AsSpan(Layer4Weight, 576), parameters.AsSpan(Layer4Bias, 2), y4, batch, 288, 2, scratch, Pool);
 
             y4.CopyTo(output);
         }
@@ -208,29 +208,29 @@ namespace Snapshots
 
             var g3 = _arena.AsSpan(_workB, batch * 288);
             // 4: linear(288, 2) — dilated_grouped.nn(1,107) — [N, 288] → [N, 2] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 576), gradients.AsSpan(Layer4Bias, 2), batch, 288, 2, scratch, Pool, accumulate);
-            global::Dsl.Runtime.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 576), g3, batch, 288, 2, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 576), gradients.AsSpan(Layer4Bias, 2), batch, 288, 2, scratch, Pool, accumulate);
+            global::Dsl.Runtime.Kernels.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 576), g3, batch, 288, 2, scratch, Pool);
 
             var g2 = g3;
             // 3: flatten — dilated_grouped.nn(1,96) — [N, 8, 6, 6] → [N, 288] — backward
 
             var g1 = g2;
             // 2: tanh — dilated_grouped.nn(1,88) — [N, 8, 6, 6] → [N, 8, 6, 6] — backward
-            global::Dsl.Runtime.Activations.TanhBackward(y2, g2, g1);
+            global::Dsl.Runtime.Kernels.Activations.TanhBackward(y2, g2, g1);
 
             var g0 = _arena.AsSpan(_workA, batch * 288);
             // 1: bn2d — dilated_grouped.nn(1,80) — [N, 8, 6, 6] → [N, 8, 6, 6] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 8).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 8).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 8), _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8), g0,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 8), _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8), g0,
                 gradients.AsSpan(Layer1Weight, 8), gradients.AsSpan(Layer1Bias, 8), batch, 8, 36, Pool);
 
             // 0: conv2d(4, 8, 3, dilation: 2, groups: 2) — dilated_grouped.nn(1,37) — [N, 4, 10, 10] → [N, 8, 6, 6] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 144).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 8).Clear();
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), gradients.AsSpan(Layer0Bias, 8), batch, in Layer0Geometry, scratch, Pool);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), gradients.AsSpan(Layer0Bias, 8), batch, in Layer0Geometry, scratch, Pool);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -250,21 +250,21 @@ namespace Snapshots
 
             // 0: conv2d(4, 8, 3, dilation: 2, groups: 2) — dilated_grouped.nn(1,37) — [N, 4, 10, 10] → [N, 8, 6, 6] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 288);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 8), h0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 8), h0, batch, in Layer0Geometry, scratch, Pool);
             h = h0;
 
             // 1: bn2d — dilated_grouped.nn(1,80) — [N, 8, 6, 6] → [N, 8, 6, 6] — folded into 0
 
             // 2: tanh — dilated_grouped.nn(1,88) — [N, 8, 6, 6] → [N, 8, 6, 6]
             var h1 = h0; // in place
-            global::Dsl.Runtime.Activations.TanhForward(h, h1);
+            global::Dsl.Runtime.Kernels.Activations.TanhForward(h, h1);
             h = h1;
 
             // 3: flatten — dilated_grouped.nn(1,96) — [N, 8, 6, 6] → [N, 288] — identity at inference
 
             // 4: linear(288, 2) — dilated_grouped.nn(1,107) — [N, 288] → [N, 2]
             var h2 = _arena.AsSpan(_workB, batch * 2);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer4Weight, 576), folded.Slice(Layer4PackedWeight, 4608), parameters.AsSpan(Layer4Bias, 2), h2, batch, 288, 2, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer4Weight, 576), folded.Slice(Layer4PackedWeight, 4608), parameters.AsSpan(Layer4Bias, 2), h2, batch, 288, 2, scratch, Pool);
             h = h2;
 
             h.CopyTo(output);
@@ -278,14 +278,14 @@ namespace Snapshots
             var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 1E-05f,
                 folded.Slice(Layer1Scale, 8), folded.Slice(Layer1Shift, 8));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 8), folded.Slice(Layer1Scale, 8), folded.Slice(Layer1Shift, 8),
+            global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 8), folded.Slice(Layer1Scale, 8), folded.Slice(Layer1Shift, 8),
                 folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 8), 8, 18);
 
             // 4: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer4Weight, 576), folded.Slice(Layer4PackedWeight, 4608), 288, 2);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer4Weight, 576), folded.Slice(Layer4PackedWeight, 4608), 288, 2);
         }
     }
 }

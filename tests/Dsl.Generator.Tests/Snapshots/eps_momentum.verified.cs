@@ -63,14 +63,14 @@ namespace Snapshots
         private const int Layer1Shift = 16;
         private const int Layer5PackedWeight = 128;
 
-        private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Layer0Geometry = new(
             inChannels: 2, outChannels: 4, inH: 9, inW: 9, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
-        private static readonly global::Dsl.Runtime.PoolGeometry Layer3Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.PoolGeometry Layer3Geometry = new(
             channels: 4, inH: 9, inW: 9, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer0Geometry)));
+        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Kernels.Gemm.ScratchLength, global::Dsl.Runtime.Kernels.ConvGemm.ParallelScratchLength(in Layer0Geometry)));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -140,13 +140,13 @@ namespace Snapshots
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
             // 0: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 18; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 72), 18, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 4), 0.23570226f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 72), 18, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 4), 0.23570226f, ref rng);
             // 1: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer1Weight, 4).Fill(1f);
             parameters.AsSpan(Layer1Bias, 4).Clear();
@@ -154,8 +154,8 @@ namespace Snapshots
             buffers.AsSpan(Layer1RunningVar, 4).Fill(1f);
             counters[Layer1NumBatchesTracked] = 0;
             // 5: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 4; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer5Weight, 12), 4, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer5Bias, 3), 0.5f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer5Weight, 12), 4, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer5Bias, 3), 0.5f, ref rng);
             ParametersChanged();
         }
 
@@ -176,24 +176,24 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: conv(2, 4, 3, padding: 1) — eps_momentum.nn(1,39) — [N, 2, 9, 9] → [N, 4, 9, 9]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 72), parameters.AsSpan(Layer0Bias, 4), y0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(x, parameters.AsSpan(Layer0Weight, 72), parameters.AsSpan(Layer0Bias, 4), y0, batch, in Layer0Geometry, scratch, Pool);
 
             // 1: bn2d(eps: 1e-3, momentum: 0.3) — eps_momentum.nn(1,68) — [N, 4, 9, 9] → [N, 4, 9, 9] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 4), parameters.AsSpan(Layer1Bias, 4), y1, _arena.AsSpan(_cache + Layer1SaveMean, 4), _arena.AsSpan(_cache + Layer1SaveInvStd, 4),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 4), parameters.AsSpan(Layer1Bias, 4), y1, _arena.AsSpan(_cache + Layer1SaveMean, 4), _arena.AsSpan(_cache + Layer1SaveInvStd, 4),
                 buffers.AsSpan(Layer1RunningMean, 4), buffers.AsSpan(Layer1RunningVar, 4), 0.3f, 0.001f, batch, 4, 81, pool: Pool);
 
             // 2: leaky_relu(0.1) — eps_momentum.nn(1,102) — [N, 4, 9, 9] → [N, 4, 9, 9]
-            global::Dsl.Runtime.Activations.LeakyReluForward(y1, y2, 0.1f);
+            global::Dsl.Runtime.Kernels.Activations.LeakyReluForward(y1, y2, 0.1f);
 
             // 3: maxpool(3, stride: 2) — eps_momentum.nn(1,121) — [N, 4, 9, 9] → [N, 4, 4, 4]
-            global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 64), batch, in Layer3Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 64), batch, in Layer3Geometry, Pool);
 
             // 4: global_avgpool — eps_momentum.nn(1,146) — [N, 4, 4, 4] → [N, 4]
-            global::Dsl.Runtime.Pooling.GlobalAvgForward(y3, y4, batch, 4, 16);
+            global::Dsl.Runtime.Kernels.Pooling.GlobalAvgForward(y3, y4, batch, 4, 16);
 
             // 5: linear(4, 3) — eps_momentum.nn(1,164) — [N, 4] → [N, 3]
-            global::Dsl.Runtime.Linear.Forward(y4, parameters.AsSpan(Layer5Weight, 12), parameters.AsSpan(Layer5Bias, 3), y5, batch, 4, 3, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(y4, parameters.AsSpan(Layer5Weight, 12), parameters.AsSpan(Layer5Bias, 3), y5, batch, 4, 3, scratch, Pool);
 
             y5.CopyTo(output);
         }
@@ -223,34 +223,34 @@ namespace Snapshots
 
             var g4 = _arena.AsSpan(_workB, batch * 4);
             // 5: linear(4, 3) — eps_momentum.nn(1,164) — [N, 4] → [N, 3] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 12), gradients.AsSpan(Layer5Bias, 3), batch, 4, 3, scratch, Pool, accumulate);
-            global::Dsl.Runtime.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 12), g4, batch, 4, 3, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 12), gradients.AsSpan(Layer5Bias, 3), batch, 4, 3, scratch, Pool, accumulate);
+            global::Dsl.Runtime.Kernels.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 12), g4, batch, 4, 3, scratch, Pool);
 
             var g3 = _arena.AsSpan(_workA, batch * 64);
             // 4: global_avgpool — eps_momentum.nn(1,146) — [N, 4, 4, 4] → [N, 4] — backward
-            global::Dsl.Runtime.Pooling.GlobalAvgBackward(g4, g3, batch, 4, 16);
+            global::Dsl.Runtime.Kernels.Pooling.GlobalAvgBackward(g4, g3, batch, 4, 16);
 
             var g2 = _arena.AsSpan(_workB, batch * 324);
             // 3: maxpool(3, stride: 2) — eps_momentum.nn(1,121) — [N, 4, 9, 9] → [N, 4, 4, 4] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 64), g2, batch, in Layer3Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 64), g2, batch, in Layer3Geometry, Pool);
 
             var g1 = g2;
             // 2: leaky_relu(0.1) — eps_momentum.nn(1,102) — [N, 4, 9, 9] → [N, 4, 9, 9] — backward
-            global::Dsl.Runtime.Activations.LeakyReluBackward(y1, g2, g1, 0.1f);
+            global::Dsl.Runtime.Kernels.Activations.LeakyReluBackward(y1, g2, g1, 0.1f);
 
             var g0 = _arena.AsSpan(_workA, batch * 324);
             // 1: bn2d(eps: 1e-3, momentum: 0.3) — eps_momentum.nn(1,68) — [N, 4, 9, 9] → [N, 4, 9, 9] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 4).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 4).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 4), _arena.AsSpan(_cache + Layer1SaveMean, 4), _arena.AsSpan(_cache + Layer1SaveInvStd, 4), g0,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 4), _arena.AsSpan(_cache + Layer1SaveMean, 4), _arena.AsSpan(_cache + Layer1SaveInvStd, 4), g0,
                 gradients.AsSpan(Layer1Weight, 4), gradients.AsSpan(Layer1Bias, 4), batch, 4, 81, Pool);
 
             // 0: conv(2, 4, 3, padding: 1) — eps_momentum.nn(1,39) — [N, 2, 9, 9] → [N, 4, 9, 9] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 72).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 4).Clear();
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 72), gradients.AsSpan(Layer0Bias, 4), batch, in Layer0Geometry, scratch, Pool);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 72), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 72), gradients.AsSpan(Layer0Bias, 4), batch, in Layer0Geometry, scratch, Pool);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 72), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -270,29 +270,29 @@ namespace Snapshots
 
             // 0: conv(2, 4, 3, padding: 1) — eps_momentum.nn(1,39) — [N, 2, 9, 9] → [N, 4, 9, 9] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 324);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 72), folded.Slice(Layer0FoldedBias, 4), h0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer0FoldedWeight, 72), folded.Slice(Layer0FoldedBias, 4), h0, batch, in Layer0Geometry, scratch, Pool);
             h = h0;
 
             // 1: bn2d(eps: 1e-3, momentum: 0.3) — eps_momentum.nn(1,68) — [N, 4, 9, 9] → [N, 4, 9, 9] — folded into 0
 
             // 2: leaky_relu(0.1) — eps_momentum.nn(1,102) — [N, 4, 9, 9] → [N, 4, 9, 9]
             var h1 = h0; // in place
-            global::Dsl.Runtime.Activations.LeakyReluForward(h, h1, 0.1f);
+            global::Dsl.Runtime.Kernels.Activations.LeakyReluForward(h, h1, 0.1f);
             h = h1;
 
             // 3: maxpool(3, stride: 2) — eps_momentum.nn(1,121) — [N, 4, 9, 9] → [N, 4, 4, 4]
             var h2 = _arena.AsSpan(_workB, batch * 64);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h2, batch, in Layer3Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h2, batch, in Layer3Geometry, Pool);
             h = h2;
 
             // 4: global_avgpool — eps_momentum.nn(1,146) — [N, 4, 4, 4] → [N, 4]
             var h3 = _arena.AsSpan(_workA, batch * 4);
-            global::Dsl.Runtime.Pooling.GlobalAvgForward(h, h3, batch, 4, 16);
+            global::Dsl.Runtime.Kernels.Pooling.GlobalAvgForward(h, h3, batch, 4, 16);
             h = h3;
 
             // 5: linear(4, 3) — eps_momentum.nn(1,164) — [N, 4] → [N, 3]
             var h4 = _arena.AsSpan(_workB, batch * 3);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer5Weight, 12), folded.Slice(Layer5PackedWeight, 64), parameters.AsSpan(Layer5Bias, 3), h4, batch, 4, 3, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer5Weight, 12), folded.Slice(Layer5PackedWeight, 64), parameters.AsSpan(Layer5Bias, 3), h4, batch, 4, 3, scratch, Pool);
             h = h4;
 
             h.CopyTo(output);
@@ -306,14 +306,14 @@ namespace Snapshots
             var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 4), parameters.AsSpan(Layer1Bias, 4), buffers.AsSpan(Layer1RunningMean, 4), buffers.AsSpan(Layer1RunningVar, 4), 0.001f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 4), parameters.AsSpan(Layer1Bias, 4), buffers.AsSpan(Layer1RunningMean, 4), buffers.AsSpan(Layer1RunningVar, 4), 0.001f,
                 folded.Slice(Layer1Scale, 4), folded.Slice(Layer1Shift, 4));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 72), parameters.AsSpan(Layer0Bias, 4), folded.Slice(Layer1Scale, 4), folded.Slice(Layer1Shift, 4),
+            global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 72), parameters.AsSpan(Layer0Bias, 4), folded.Slice(Layer1Scale, 4), folded.Slice(Layer1Shift, 4),
                 folded.Slice(Layer0FoldedWeight, 72), folded.Slice(Layer0FoldedBias, 4), 4, 18);
 
             // 5: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer5Weight, 12), folded.Slice(Layer5PackedWeight, 64), 4, 3);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer5Weight, 12), folded.Slice(Layer5PackedWeight, 64), 4, 3);
         }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>

@@ -97,20 +97,20 @@ namespace Examples.FashionMnist
         private const int Layer10Shift = 19136;
         private const int Layer12PackedWeight = 822208;
 
-        private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Layer0Geometry = new(
             inChannels: 1, outChannels: 32, inH: 28, inW: 28, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
-        private static readonly global::Dsl.Runtime.PoolGeometry Layer3Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.PoolGeometry Layer3Geometry = new(
             channels: 32, inH: 28, inW: 28, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
-        private static readonly global::Dsl.Runtime.ConvGeometry Layer4Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Layer4Geometry = new(
             inChannels: 32, outChannels: 64, inH: 14, inW: 14, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
-        private static readonly global::Dsl.Runtime.PoolGeometry Layer7Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.PoolGeometry Layer7Geometry = new(
             channels: 64, inH: 14, inW: 14, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.ConvWinograd.ParallelScratchLength(in Layer4Geometry))));
+        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Kernels.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.Kernels.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::Dsl.Runtime.Kernels.ConvWinograd.ParallelScratchLength(in Layer4Geometry))));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -194,13 +194,13 @@ namespace Examples.FashionMnist
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
             // 0: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 9; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 288), 9, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 32), 0.33333334f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 288), 9, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 32), 0.33333334f, ref rng);
             // 1: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer1Weight, 32).Fill(1f);
             parameters.AsSpan(Layer1Bias, 32).Clear();
@@ -208,8 +208,8 @@ namespace Examples.FashionMnist
             buffers.AsSpan(Layer1RunningVar, 32).Fill(1f);
             counters[Layer1NumBatchesTracked] = 0;
             // 4: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 288; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer4Weight, 18432), 288, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer4Bias, 64), 0.058925565f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer4Weight, 18432), 288, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer4Bias, 64), 0.058925565f, ref rng);
             // 5: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer5Weight, 64).Fill(1f);
             parameters.AsSpan(Layer5Bias, 64).Clear();
@@ -217,8 +217,8 @@ namespace Examples.FashionMnist
             buffers.AsSpan(Layer5RunningVar, 64).Fill(1f);
             counters[Layer5NumBatchesTracked] = 0;
             // 9: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 3136; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer9Weight, 401408), 3136, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer9Bias, 128), 0.017857144f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer9Weight, 401408), 3136, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer9Bias, 128), 0.017857144f, ref rng);
             // 10: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer10Weight, 128).Fill(1f);
             parameters.AsSpan(Layer10Bias, 128).Clear();
@@ -226,8 +226,8 @@ namespace Examples.FashionMnist
             buffers.AsSpan(Layer10RunningVar, 128).Fill(1f);
             counters[Layer10NumBatchesTracked] = 0;
             // 12: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 128; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer12Weight, 1280), 128, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer12Bias, 10), 0.088388346f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer12Weight, 1280), 128, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer12Bias, 10), 0.088388346f, ref rng);
             ParametersChanged();
         }
 
@@ -257,45 +257,45 @@ namespace Examples.FashionMnist
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: conv(1, 32, 3, padding: 1) — fmnist.nn(7,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — direct: a reduction of few taps, no GEMM
-            global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 288), parameters.AsSpan(Layer0Bias, 32), y0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 288), parameters.AsSpan(Layer0Bias, 32), y0, batch, in Layer0Geometry, scratch, Pool);
 
             // 1: bn2d — fmnist.nn(7,35) — [N, 32, 28, 28] → [N, 32, 28, 28] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 32), parameters.AsSpan(Layer1Bias, 32), y1, _arena.AsSpan(_cache + Layer1SaveMean, 32), _arena.AsSpan(_cache + Layer1SaveInvStd, 32),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 32), parameters.AsSpan(Layer1Bias, 32), y1, _arena.AsSpan(_cache + Layer1SaveMean, 32), _arena.AsSpan(_cache + Layer1SaveInvStd, 32),
                 buffers.AsSpan(Layer1RunningMean, 32), buffers.AsSpan(Layer1RunningVar, 32), 0.1f, 1E-05f, batch, 32, 784, relu: true, pool: Pool);
 
             // 2: relu — fmnist.nn(7,43) — [N, 32, 28, 28] → [N, 32, 28, 28] — applied by 1 (batch norm) as it wrote this output
 
             // 3: maxpool(2) — fmnist.nn(7,51) — [N, 32, 28, 28] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 6272), batch, in Layer3Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 6272), batch, in Layer3Geometry, Pool);
 
             // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            global::Dsl.Runtime.ConvWinograd.Forward(y3, parameters.AsSpan(Layer4Weight, 18432), parameters.AsSpan(Layer4Bias, 64), y4, batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y3, parameters.AsSpan(Layer4Weight, 18432), parameters.AsSpan(Layer4Bias, 64), y4, batch, in Layer4Geometry, scratch, Pool);
 
             // 5: bn2d — fmnist.nn(8,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — batch statistics; running statistics updated — then 6 (relu) as it writes
             counters[Layer5NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y4, parameters.AsSpan(Layer5Weight, 64), parameters.AsSpan(Layer5Bias, 64), y5, _arena.AsSpan(_cache + Layer5SaveMean, 64), _arena.AsSpan(_cache + Layer5SaveInvStd, 64),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y4, parameters.AsSpan(Layer5Weight, 64), parameters.AsSpan(Layer5Bias, 64), y5, _arena.AsSpan(_cache + Layer5SaveMean, 64), _arena.AsSpan(_cache + Layer5SaveInvStd, 64),
                 buffers.AsSpan(Layer5RunningMean, 64), buffers.AsSpan(Layer5RunningVar, 64), 0.1f, 1E-05f, batch, 64, 196, relu: true, pool: Pool);
 
             // 6: relu — fmnist.nn(8,47) — [N, 64, 14, 14] → [N, 64, 14, 14] — applied by 5 (batch norm) as it wrote this output
 
             // 7: maxpool(2) — fmnist.nn(8,55) — [N, 64, 14, 14] → [N, 64, 7, 7]
-            global::Dsl.Runtime.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 3136), batch, in Layer7Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 3136), batch, in Layer7Geometry, Pool);
 
             // 8: flatten — fmnist.nn(9,8) — [N, 64, 7, 7] → [N, 3136] — a view, nothing to compute
 
             // 9: linear(3136, 128) — fmnist.nn(10,8) — [N, 3136] → [N, 128]
-            global::Dsl.Runtime.Linear.Forward(y8, parameters.AsSpan(Layer9Weight, 401408), parameters.AsSpan(Layer9Bias, 128), y9, batch, 3136, 128, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(y8, parameters.AsSpan(Layer9Weight, 401408), parameters.AsSpan(Layer9Bias, 128), y9, batch, 3136, 128, scratch, Pool);
 
             // 10: bn1d — fmnist.nn(10,29) — [N, 128] → [N, 128] — batch statistics; running statistics updated — then 11 (relu) as it writes
             counters[Layer10NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y9, parameters.AsSpan(Layer10Weight, 128), parameters.AsSpan(Layer10Bias, 128), y10, _arena.AsSpan(_cache + Layer10SaveMean, 128), _arena.AsSpan(_cache + Layer10SaveInvStd, 128),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y9, parameters.AsSpan(Layer10Weight, 128), parameters.AsSpan(Layer10Bias, 128), y10, _arena.AsSpan(_cache + Layer10SaveMean, 128), _arena.AsSpan(_cache + Layer10SaveInvStd, 128),
                 buffers.AsSpan(Layer10RunningMean, 128), buffers.AsSpan(Layer10RunningVar, 128), 0.1f, 1E-05f, batch, 128, 1, relu: true, pool: Pool);
 
             // 11: relu — fmnist.nn(10,37) — [N, 128] → [N, 128] — applied by 10 (batch norm) as it wrote this output
 
             // 12: linear(128, 10) — fmnist.nn(11,8) — [N, 128] → [N, 10]
-            global::Dsl.Runtime.Linear.Forward(y11, parameters.AsSpan(Layer12Weight, 1280), parameters.AsSpan(Layer12Bias, 10), y12, batch, 128, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(y11, parameters.AsSpan(Layer12Weight, 1280), parameters.AsSpan(Layer12Bias, 10), y12, batch, 128, 10, scratch, Pool);
 
             y12.CopyTo(output);
         }
@@ -332,73 +332,73 @@ namespace Examples.FashionMnist
 
             var g11 = _arena.AsSpan(_workB, batch * 128);
             // 12: linear(128, 10) — fmnist.nn(11,8) — [N, 128] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g12, y11, gradients.AsSpan(Layer12Weight, 1280), gradients.AsSpan(Layer12Bias, 10), batch, 128, 10, scratch, Pool, accumulate);
-            global::Dsl.Runtime.Linear.BackwardInput(g12, parameters.AsSpan(Layer12Weight, 1280), g11, batch, 128, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g12, y11, gradients.AsSpan(Layer12Weight, 1280), gradients.AsSpan(Layer12Bias, 10), batch, 128, 10, scratch, Pool, accumulate);
+            global::Dsl.Runtime.Kernels.Linear.BackwardInput(g12, parameters.AsSpan(Layer12Weight, 1280), g11, batch, 128, 10, scratch, Pool);
 
             var g10 = g11;
             // 11: relu — fmnist.nn(10,37) — [N, 128] → [N, 128] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y11, g11, g10, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y11, g11, g10, Pool);
 
             var g9 = _arena.AsSpan(_workA, batch * 128);
             // 10: bn1d — fmnist.nn(10,29) — [N, 128] → [N, 128] — backward
             if (!accumulate) gradients.AsSpan(Layer10Weight, 128).Clear();
             if (!accumulate) gradients.AsSpan(Layer10Bias, 128).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g10, y9, parameters.AsSpan(Layer10Weight, 128), _arena.AsSpan(_cache + Layer10SaveMean, 128), _arena.AsSpan(_cache + Layer10SaveInvStd, 128), g9,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g10, y9, parameters.AsSpan(Layer10Weight, 128), _arena.AsSpan(_cache + Layer10SaveMean, 128), _arena.AsSpan(_cache + Layer10SaveInvStd, 128), g9,
                 gradients.AsSpan(Layer10Weight, 128), gradients.AsSpan(Layer10Bias, 128), batch, 128, 1, Pool);
 
             var g8 = _arena.AsSpan(_workB, batch * 3136);
             // 9: linear(3136, 128) — fmnist.nn(10,8) — [N, 3136] → [N, 128] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 401408), gradients.AsSpan(Layer9Bias, 128), batch, 3136, 128, scratch, Pool, accumulate);
-            global::Dsl.Runtime.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 401408), g8, batch, 3136, 128, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 401408), gradients.AsSpan(Layer9Bias, 128), batch, 3136, 128, scratch, Pool, accumulate);
+            global::Dsl.Runtime.Kernels.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 401408), g8, batch, 3136, 128, scratch, Pool);
 
             var g7 = g8;
             // 8: flatten — fmnist.nn(9,8) — [N, 64, 7, 7] → [N, 3136] — backward
 
             var g6 = _arena.AsSpan(_workA, batch * 12544);
             // 7: maxpool(2) — fmnist.nn(8,55) — [N, 64, 14, 14] → [N, 64, 7, 7] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 3136), g6, batch, in Layer7Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 3136), g6, batch, in Layer7Geometry, Pool);
 
             var g5 = g6;
             // 6: relu — fmnist.nn(8,47) — [N, 64, 14, 14] → [N, 64, 14, 14] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y6, g6, g5, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y6, g6, g5, Pool);
 
             var g4 = _arena.AsSpan(_workB, batch * 12544);
             // 5: bn2d — fmnist.nn(8,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer5Weight, 64).Clear();
             if (!accumulate) gradients.AsSpan(Layer5Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g5, y4, parameters.AsSpan(Layer5Weight, 64), _arena.AsSpan(_cache + Layer5SaveMean, 64), _arena.AsSpan(_cache + Layer5SaveInvStd, 64), g4,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g5, y4, parameters.AsSpan(Layer5Weight, 64), _arena.AsSpan(_cache + Layer5SaveMean, 64), _arena.AsSpan(_cache + Layer5SaveInvStd, 64), g4,
                 gradients.AsSpan(Layer5Weight, 64), gradients.AsSpan(Layer5Bias, 64), batch, 64, 196, Pool);
 
             var g3 = _arena.AsSpan(_workA, batch * 6272);
             // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer4Weight, 18432).Clear();
             if (!accumulate) gradients.AsSpan(Layer4Bias, 64).Clear();
-            global::Dsl.Runtime.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 18432), gradients.AsSpan(Layer4Bias, 64), batch, in Layer4Geometry, scratch, Pool);
-            global::Dsl.Runtime.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 18432), g3, batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 18432), gradients.AsSpan(Layer4Bias, 64), batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 18432), g3, batch, in Layer4Geometry, scratch, Pool);
 
             var g2 = _arena.AsSpan(_workB, batch * 25088);
             // 3: maxpool(2) — fmnist.nn(7,51) — [N, 32, 28, 28] → [N, 32, 14, 14] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 6272), g2, batch, in Layer3Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 6272), g2, batch, in Layer3Geometry, Pool);
 
             var g1 = g2;
             // 2: relu — fmnist.nn(7,43) — [N, 32, 28, 28] → [N, 32, 28, 28] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y2, g2, g1, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y2, g2, g1, Pool);
 
             var g0 = _arena.AsSpan(_workA, batch * 25088);
             // 1: bn2d — fmnist.nn(7,35) — [N, 32, 28, 28] → [N, 32, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 32).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 32), _arena.AsSpan(_cache + Layer1SaveMean, 32), _arena.AsSpan(_cache + Layer1SaveInvStd, 32), g0,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 32), _arena.AsSpan(_cache + Layer1SaveMean, 32), _arena.AsSpan(_cache + Layer1SaveInvStd, 32), g0,
                 gradients.AsSpan(Layer1Weight, 32), gradients.AsSpan(Layer1Bias, 32), batch, 32, 784, Pool);
 
             // 0: conv(1, 32, 3, padding: 1) — fmnist.nn(7,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 288).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 32).Clear();
-            global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 288), gradients.AsSpan(Layer0Bias, 32), batch, in Layer0Geometry, scratch, Pool);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 288), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 288), gradients.AsSpan(Layer0Bias, 32), batch, in Layer0Geometry, scratch, Pool);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 288), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -418,7 +418,7 @@ namespace Examples.FashionMnist
 
             // 0: conv(1, 32, 3, padding: 1) — fmnist.nn(7,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — with 1 folded in — direct: a reduction of few taps, no GEMM — 2 (relu) applied as it writes
             var h0 = _arena.AsSpan(_workA, batch * 25088);
-            global::Dsl.Runtime.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 288), folded.Slice(Layer0FoldedBias, 32), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 288), folded.Slice(Layer0FoldedBias, 32), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
             h = h0;
 
             // 1: bn2d — fmnist.nn(7,35) — [N, 32, 28, 28] → [N, 32, 28, 28] — folded into 0
@@ -427,12 +427,12 @@ namespace Examples.FashionMnist
 
             // 3: maxpool(2) — fmnist.nn(7,51) — [N, 32, 28, 28] → [N, 32, 14, 14]
             var h1 = _arena.AsSpan(_workB, batch * 6272);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer3Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h1, batch, in Layer3Geometry, Pool);
             h = h1;
 
             // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — with 5 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes — 7 (maxpool 2×2) applied as it writes, one window per tile
             var h2 = _arena.AsSpan(_workA, batch * 3136);
-            global::Dsl.Runtime.ConvWinograd.Forward(h, folded.Slice(Layer4FoldedWeight, 18432), folded.Slice(Layer4FoldedBias, 64), h2, batch, in Layer4Geometry, scratch, Pool, relu: true, maxPool: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer4FoldedWeight, 18432), folded.Slice(Layer4FoldedBias, 64), h2, batch, in Layer4Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h2;
 
             // 5: bn2d — fmnist.nn(8,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — folded into 4
@@ -445,7 +445,7 @@ namespace Examples.FashionMnist
 
             // 9: linear(3136, 128) — fmnist.nn(10,8) — [N, 3136] → [N, 128] — with 10 folded in — 11 (relu) applied as it writes
             var h3 = _arena.AsSpan(_workB, batch * 128);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, folded.Slice(Layer9FoldedWeight, 401408), folded.Slice(Layer9PackedWeight, 401408), folded.Slice(Layer9FoldedBias, 128), h3, batch, 3136, 128, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, folded.Slice(Layer9FoldedWeight, 401408), folded.Slice(Layer9PackedWeight, 401408), folded.Slice(Layer9FoldedBias, 128), h3, batch, 3136, 128, scratch, Pool, relu: true);
             h = h3;
 
             // 10: bn1d — fmnist.nn(10,29) — [N, 128] → [N, 128] — folded into 9
@@ -454,7 +454,7 @@ namespace Examples.FashionMnist
 
             // 12: linear(128, 10) — fmnist.nn(11,8) — [N, 128] → [N, 10]
             var h4 = _arena.AsSpan(_workA, batch * 10);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 1280), folded.Slice(Layer12PackedWeight, 2048), parameters.AsSpan(Layer12Bias, 10), h4, batch, 128, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 1280), folded.Slice(Layer12PackedWeight, 2048), parameters.AsSpan(Layer12Bias, 10), h4, batch, 128, 10, scratch, Pool);
             h = h4;
 
             h.CopyTo(output);
@@ -468,31 +468,31 @@ namespace Examples.FashionMnist
             var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 32), parameters.AsSpan(Layer1Bias, 32), buffers.AsSpan(Layer1RunningMean, 32), buffers.AsSpan(Layer1RunningVar, 32), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 32), parameters.AsSpan(Layer1Bias, 32), buffers.AsSpan(Layer1RunningMean, 32), buffers.AsSpan(Layer1RunningVar, 32), 1E-05f,
                 folded.Slice(Layer1Scale, 32), folded.Slice(Layer1Shift, 32));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 288), parameters.AsSpan(Layer0Bias, 32), folded.Slice(Layer1Scale, 32), folded.Slice(Layer1Shift, 32),
+            global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 288), parameters.AsSpan(Layer0Bias, 32), folded.Slice(Layer1Scale, 32), folded.Slice(Layer1Shift, 32),
                 folded.Slice(Layer0FoldedWeight, 288), folded.Slice(Layer0FoldedBias, 32), 32, 9);
 
             // 5: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer5Weight, 64), parameters.AsSpan(Layer5Bias, 64), buffers.AsSpan(Layer5RunningMean, 64), buffers.AsSpan(Layer5RunningVar, 64), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer5Weight, 64), parameters.AsSpan(Layer5Bias, 64), buffers.AsSpan(Layer5RunningMean, 64), buffers.AsSpan(Layer5RunningVar, 64), 1E-05f,
                 folded.Slice(Layer5Scale, 64), folded.Slice(Layer5Shift, 64));
             // folded into 4: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer4Weight, 18432), parameters.AsSpan(Layer4Bias, 64), folded.Slice(Layer5Scale, 64), folded.Slice(Layer5Shift, 64),
+            global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer4Weight, 18432), parameters.AsSpan(Layer4Bias, 64), folded.Slice(Layer5Scale, 64), folded.Slice(Layer5Shift, 64),
                 folded.Slice(Layer4FoldedWeight, 18432), folded.Slice(Layer4FoldedBias, 64), 64, 288);
 
             // 10: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer10Weight, 128), parameters.AsSpan(Layer10Bias, 128), buffers.AsSpan(Layer10RunningMean, 128), buffers.AsSpan(Layer10RunningVar, 128), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer10Weight, 128), parameters.AsSpan(Layer10Bias, 128), buffers.AsSpan(Layer10RunningMean, 128), buffers.AsSpan(Layer10RunningVar, 128), 1E-05f,
                 folded.Slice(Layer10Scale, 128), folded.Slice(Layer10Shift, 128));
             // folded into 9: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer9Weight, 401408), parameters.AsSpan(Layer9Bias, 128), folded.Slice(Layer10Scale, 128), folded.Slice(Layer10Shift, 128),
+            global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer9Weight, 401408), parameters.AsSpan(Layer9Bias, 128), folded.Slice(Layer10Scale, 128), folded.Slice(Layer10Shift, 128),
                 folded.Slice(Layer9FoldedWeight, 401408), folded.Slice(Layer9FoldedBias, 128), 128, 3136);
 
             // 9: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(folded.Slice(Layer9FoldedWeight, 401408), folded.Slice(Layer9PackedWeight, 401408), 3136, 128);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(folded.Slice(Layer9FoldedWeight, 401408), folded.Slice(Layer9PackedWeight, 401408), 3136, 128);
 
             // 12: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer12Weight, 1280), folded.Slice(Layer12PackedWeight, 2048), 128, 10);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer12Weight, 1280), folded.Slice(Layer12PackedWeight, 2048), 128, 10);
         }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>

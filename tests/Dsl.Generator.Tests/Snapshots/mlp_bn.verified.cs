@@ -60,7 +60,7 @@ namespace Snapshots
         private const int Layer2PackedWeight = 272;
 
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::Dsl.Runtime.Gemm.ScratchLength);
+        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::Dsl.Runtime.Kernels.Gemm.ScratchLength);
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -128,13 +128,13 @@ namespace Snapshots
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
             // 0: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 10; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 50), 10, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 5), 0.31622776f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 50), 10, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 5), 0.31622776f, ref rng);
             // 1: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer1Weight, 5).Fill(1f);
             parameters.AsSpan(Layer1Bias, 5).Clear();
@@ -142,8 +142,8 @@ namespace Snapshots
             buffers.AsSpan(Layer1RunningVar, 5).Fill(1f);
             counters[Layer1NumBatchesTracked] = 0;
             // 2: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 5; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer2Weight, 5), 5, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer2Bias, 1), 0.4472136f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer2Weight, 5), 5, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer2Bias, 1), 0.4472136f, ref rng);
             ParametersChanged();
         }
 
@@ -163,15 +163,15 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5]
-            global::Dsl.Runtime.Linear.Forward(x, parameters.AsSpan(Layer0Weight, 50), parameters.AsSpan(Layer0Bias, 5), y0, batch, 10, 5, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(x, parameters.AsSpan(Layer0Weight, 50), parameters.AsSpan(Layer0Bias, 5), y0, batch, 10, 5, scratch, Pool);
 
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 5), parameters.AsSpan(Layer1Bias, 5), y1, _arena.AsSpan(_cache + Layer1SaveMean, 5), _arena.AsSpan(_cache + Layer1SaveInvStd, 5),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 5), parameters.AsSpan(Layer1Bias, 5), y1, _arena.AsSpan(_cache + Layer1SaveMean, 5), _arena.AsSpan(_cache + Layer1SaveInvStd, 5),
                 buffers.AsSpan(Layer1RunningMean, 5), buffers.AsSpan(Layer1RunningVar, 5), 0.1f, 1E-05f, batch, 5, 1, pool: Pool);
 
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1]
-            global::Dsl.Runtime.Linear.Forward(y1, parameters.AsSpan(Layer2Weight, 5), parameters.AsSpan(Layer2Bias, 1), y2, batch, 5, 1, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(y1, parameters.AsSpan(Layer2Weight, 5), parameters.AsSpan(Layer2Bias, 1), y2, batch, 5, 1, scratch, Pool);
 
             y2.CopyTo(output);
         }
@@ -198,20 +198,20 @@ namespace Snapshots
 
             var g1 = _arena.AsSpan(_workB, batch * 5);
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g2, y1, gradients.AsSpan(Layer2Weight, 5), gradients.AsSpan(Layer2Bias, 1), batch, 5, 1, scratch, Pool, accumulate);
-            global::Dsl.Runtime.Linear.BackwardInput(g2, parameters.AsSpan(Layer2Weight, 5), g1, batch, 5, 1, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g2, y1, gradients.AsSpan(Layer2Weight, 5), gradients.AsSpan(Layer2Bias, 1), batch, 5, 1, scratch, Pool, accumulate);
+            global::Dsl.Runtime.Kernels.Linear.BackwardInput(g2, parameters.AsSpan(Layer2Weight, 5), g1, batch, 5, 1, scratch, Pool);
 
             var g0 = _arena.AsSpan(_workA, batch * 5);
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 5).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 5).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 5), _arena.AsSpan(_cache + Layer1SaveMean, 5), _arena.AsSpan(_cache + Layer1SaveInvStd, 5), g0,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 5), _arena.AsSpan(_cache + Layer1SaveMean, 5), _arena.AsSpan(_cache + Layer1SaveInvStd, 5), g0,
                 gradients.AsSpan(Layer1Weight, 5), gradients.AsSpan(Layer1Bias, 5), batch, 5, 1, Pool);
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 50), gradients.AsSpan(Layer0Bias, 5), batch, 10, 5, scratch, Pool, accumulate);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 50), inputGrad, batch, 10, 5, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 50), gradients.AsSpan(Layer0Bias, 5), batch, 10, 5, scratch, Pool, accumulate);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 50), inputGrad, batch, 10, 5, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -231,14 +231,14 @@ namespace Snapshots
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 5);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, folded.Slice(Layer0FoldedWeight, 50), folded.Slice(Layer0PackedWeight, 160), folded.Slice(Layer0FoldedBias, 5), h0, batch, 10, 5, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, folded.Slice(Layer0FoldedWeight, 50), folded.Slice(Layer0PackedWeight, 160), folded.Slice(Layer0FoldedBias, 5), h0, batch, 10, 5, scratch, Pool);
             h = h0;
 
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — folded into 0
 
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1]
             var h1 = _arena.AsSpan(_workB, batch * 1);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer2Weight, 5), folded.Slice(Layer2PackedWeight, 80), parameters.AsSpan(Layer2Bias, 1), h1, batch, 5, 1, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer2Weight, 5), folded.Slice(Layer2PackedWeight, 80), parameters.AsSpan(Layer2Bias, 1), h1, batch, 5, 1, scratch, Pool);
             h = h1;
 
             h.CopyTo(output);
@@ -252,17 +252,17 @@ namespace Snapshots
             var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 5), parameters.AsSpan(Layer1Bias, 5), buffers.AsSpan(Layer1RunningMean, 5), buffers.AsSpan(Layer1RunningVar, 5), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 5), parameters.AsSpan(Layer1Bias, 5), buffers.AsSpan(Layer1RunningMean, 5), buffers.AsSpan(Layer1RunningVar, 5), 1E-05f,
                 folded.Slice(Layer1Scale, 5), folded.Slice(Layer1Shift, 5));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 50), parameters.AsSpan(Layer0Bias, 5), folded.Slice(Layer1Scale, 5), folded.Slice(Layer1Shift, 5),
+            global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 50), parameters.AsSpan(Layer0Bias, 5), folded.Slice(Layer1Scale, 5), folded.Slice(Layer1Shift, 5),
                 folded.Slice(Layer0FoldedWeight, 50), folded.Slice(Layer0FoldedBias, 5), 5, 10);
 
             // 0: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(folded.Slice(Layer0FoldedWeight, 50), folded.Slice(Layer0PackedWeight, 160), 10, 5);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(folded.Slice(Layer0FoldedWeight, 50), folded.Slice(Layer0PackedWeight, 160), 10, 5);
 
             // 2: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer2Weight, 5), folded.Slice(Layer2PackedWeight, 80), 5, 1);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer2Weight, 5), folded.Slice(Layer2PackedWeight, 80), 5, 1);
         }
     }
 }

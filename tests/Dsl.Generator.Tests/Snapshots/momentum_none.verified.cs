@@ -106,7 +106,7 @@ namespace Snapshots
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
@@ -130,7 +130,7 @@ namespace Snapshots
             // 0: bn2d(4, momentum: none, affine: false) — momentum_none.nn(1,38) — [N, 4, 5, 5] → [N, 4, 5, 5] — batch statistics; running statistics updated
             counters[Layer0NumBatchesTracked]++;
             // momentum: none — a cumulative average, factor 1 / num_batches_tracked
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(x, default, default, y0, _arena.AsSpan(_cache + Layer0SaveMean, 4), _arena.AsSpan(_cache + Layer0SaveInvStd, 4),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(x, default, default, y0, _arena.AsSpan(_cache + Layer0SaveMean, 4), _arena.AsSpan(_cache + Layer0SaveInvStd, 4),
                 buffers.AsSpan(Layer0RunningMean, 4), buffers.AsSpan(Layer0RunningVar, 4), 1f / counters[Layer0NumBatchesTracked], 1E-05f, batch, 4, 25, pool: Pool);
 
             y0.CopyTo(output);
@@ -151,7 +151,7 @@ namespace Snapshots
             // 0: bn2d(4, momentum: none, affine: false) — momentum_none.nn(1,38) — [N, 4, 5, 5] → [N, 4, 5, 5] — backward
             var dx = inputGrad.IsEmpty ? _arena.AsSpan(_workB, batch * InputLength) : inputGrad;
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g0, x, default, _arena.AsSpan(_cache + Layer0SaveMean, 4), _arena.AsSpan(_cache + Layer0SaveInvStd, 4), dx,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g0, x, default, _arena.AsSpan(_cache + Layer0SaveMean, 4), _arena.AsSpan(_cache + Layer0SaveInvStd, 4), dx,
                 default, default, batch, 4, 25, Pool);
         }
 
@@ -171,7 +171,7 @@ namespace Snapshots
 
             // 0: bn2d(4, momentum: none, affine: false) — momentum_none.nn(1,38) — [N, 4, 5, 5] → [N, 4, 5, 5] — running statistics as a per-channel scale and shift
             var h0 = _arena.AsSpan(_workA, batch * 100); // the caller's input stays untouched
-            global::Dsl.Runtime.BatchNorm.ApplyScaleShift(h, h0, folded.Slice(Layer0Scale, 4), folded.Slice(Layer0Shift, 4), batch, 4, 25);
+            global::Dsl.Runtime.Kernels.BatchNorm.ApplyScaleShift(h, h0, folded.Slice(Layer0Scale, 4), folded.Slice(Layer0Shift, 4), batch, 4, 25);
             h = h0;
 
             h.CopyTo(output);
@@ -185,7 +185,7 @@ namespace Snapshots
             var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 0: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(default, default, buffers.AsSpan(Layer0RunningMean, 4), buffers.AsSpan(Layer0RunningVar, 4), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(default, default, buffers.AsSpan(Layer0RunningMean, 4), buffers.AsSpan(Layer0RunningVar, 4), 1E-05f,
                 folded.Slice(Layer0Scale, 4), folded.Slice(Layer0Shift, 4));
         }
     }

@@ -59,14 +59,14 @@ namespace Snapshots
         private const int Bn1Shift = 16;
         private const int Fc1PackedWeight = 32;
 
-        private static readonly global::Dsl.Runtime.ConvGeometry Conv1Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Conv1Geometry = new(
             inChannels: 1, outChannels: 6, inH: 34, inW: 34, kernelH: 5, kernelW: 5,
             strideH: 1, strideW: 1, padH: 0, padW: 0, dilationH: 1, dilationW: 1, groups: 1);
-        private static readonly global::Dsl.Runtime.PoolGeometry Layer1Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.PoolGeometry Layer1Geometry = new(
             channels: 6, inH: 30, inW: 30, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Conv1Geometry)));
+        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Kernels.Gemm.ScratchLength, global::Dsl.Runtime.Kernels.ConvDirect.ParallelScratchLength(in Conv1Geometry)));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -136,13 +136,13 @@ namespace Snapshots
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
             // conv1: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 25; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Conv1Weight, 150), 25, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Conv1Bias, 6), 0.2f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Conv1Weight, 150), 25, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Conv1Bias, 6), 0.2f, ref rng);
             // bn1: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Bn1Weight, 6).Fill(1f);
             parameters.AsSpan(Bn1Bias, 6).Clear();
@@ -150,8 +150,8 @@ namespace Snapshots
             buffers.AsSpan(Bn1RunningVar, 6).Fill(1f);
             counters[Bn1NumBatchesTracked] = 0;
             // fc1: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 1350; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Fc1Weight, 13500), 1350, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Fc1Bias, 10), 0.027216552f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Fc1Weight, 13500), 1350, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Fc1Bias, 10), 0.027216552f, ref rng);
             ParametersChanged();
         }
 
@@ -171,20 +171,20 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // conv1: conv(1, 6, 5) as conv1 — seed_lenet.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — direct: a reduction of few taps, no GEMM
-            global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), y0, batch, in Conv1Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), y0, batch, in Conv1Geometry, scratch, Pool);
 
             // 1: maxpool(2) — seed_lenet.nn(1,61) — [N, 6, 30, 30] → [N, 6, 15, 15]
-            global::Dsl.Runtime.Pooling.MaxForward(y0, y1, Indices(Layer1Indices, batch * 1350), batch, in Layer1Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(y0, y1, Indices(Layer1Indices, batch * 1350), batch, in Layer1Geometry, Pool);
 
             // bn1: bn2d as bn1 — seed_lenet.nn(1,75) — [N, 6, 15, 15] → [N, 6, 15, 15] — batch statistics; running statistics updated
             counters[Bn1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y1, parameters.AsSpan(Bn1Weight, 6), parameters.AsSpan(Bn1Bias, 6), y2, _arena.AsSpan(_cache + Bn1SaveMean, 6), _arena.AsSpan(_cache + Bn1SaveInvStd, 6),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y1, parameters.AsSpan(Bn1Weight, 6), parameters.AsSpan(Bn1Bias, 6), y2, _arena.AsSpan(_cache + Bn1SaveMean, 6), _arena.AsSpan(_cache + Bn1SaveInvStd, 6),
                 buffers.AsSpan(Bn1RunningMean, 6), buffers.AsSpan(Bn1RunningVar, 6), 0.1f, 1E-05f, batch, 6, 225, pool: Pool);
 
             // 3: flatten — seed_lenet.nn(1,90) — [N, 6, 15, 15] → [N, 1350] — a view, nothing to compute
 
             // fc1: linear(1350, 10) as fc1 — seed_lenet.nn(1,101) — [N, 1350] → [N, 10]
-            global::Dsl.Runtime.Linear.Forward(y3, parameters.AsSpan(Fc1Weight, 13500), parameters.AsSpan(Fc1Bias, 10), y4, batch, 1350, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(y3, parameters.AsSpan(Fc1Weight, 13500), parameters.AsSpan(Fc1Bias, 10), y4, batch, 1350, 10, scratch, Pool);
 
             y4.CopyTo(output);
         }
@@ -213,8 +213,8 @@ namespace Snapshots
 
             var g3 = _arena.AsSpan(_workB, batch * 1350);
             // fc1: linear(1350, 10) as fc1 — seed_lenet.nn(1,101) — [N, 1350] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Fc1Weight, 13500), gradients.AsSpan(Fc1Bias, 10), batch, 1350, 10, scratch, Pool, accumulate);
-            global::Dsl.Runtime.Linear.BackwardInput(g4, parameters.AsSpan(Fc1Weight, 13500), g3, batch, 1350, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Fc1Weight, 13500), gradients.AsSpan(Fc1Bias, 10), batch, 1350, 10, scratch, Pool, accumulate);
+            global::Dsl.Runtime.Kernels.Linear.BackwardInput(g4, parameters.AsSpan(Fc1Weight, 13500), g3, batch, 1350, 10, scratch, Pool);
 
             var g2 = g3;
             // 3: flatten — seed_lenet.nn(1,90) — [N, 6, 15, 15] → [N, 1350] — backward
@@ -224,18 +224,18 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Bn1Weight, 6).Clear();
             if (!accumulate) gradients.AsSpan(Bn1Bias, 6).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g2, y1, parameters.AsSpan(Bn1Weight, 6), _arena.AsSpan(_cache + Bn1SaveMean, 6), _arena.AsSpan(_cache + Bn1SaveInvStd, 6), g1,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g2, y1, parameters.AsSpan(Bn1Weight, 6), _arena.AsSpan(_cache + Bn1SaveMean, 6), _arena.AsSpan(_cache + Bn1SaveInvStd, 6), g1,
                 gradients.AsSpan(Bn1Weight, 6), gradients.AsSpan(Bn1Bias, 6), batch, 6, 225, Pool);
 
             var g0 = _arena.AsSpan(_workB, batch * 5400);
             // 1: maxpool(2) — seed_lenet.nn(1,61) — [N, 6, 30, 30] → [N, 6, 15, 15] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g1, Indices(Layer1Indices, batch * 1350), g0, batch, in Layer1Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g1, Indices(Layer1Indices, batch * 1350), g0, batch, in Layer1Geometry, Pool);
 
             // conv1: conv(1, 6, 5) as conv1 — seed_lenet.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — backward
             if (!accumulate) gradients.AsSpan(Conv1Weight, 150).Clear();
             if (!accumulate) gradients.AsSpan(Conv1Bias, 6).Clear();
-            global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 150), gradients.AsSpan(Conv1Bias, 6), batch, in Conv1Geometry, scratch, Pool);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 150), inputGrad, batch, in Conv1Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 150), gradients.AsSpan(Conv1Bias, 6), batch, in Conv1Geometry, scratch, Pool);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 150), inputGrad, batch, in Conv1Geometry, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -255,12 +255,12 @@ namespace Snapshots
 
             // conv1: conv(1, 6, 5) as conv1 — seed_lenet.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — direct: a reduction of few taps, no GEMM
             var h0 = _arena.AsSpan(_workA, batch * 5400);
-            global::Dsl.Runtime.ConvDirect.Forward(h, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), h0, batch, in Conv1Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), h0, batch, in Conv1Geometry, scratch, Pool);
             h = h0;
 
             // 1: maxpool(2) — seed_lenet.nn(1,61) — [N, 6, 30, 30] → [N, 6, 15, 15] — with bn1 (batch norm) applied as it writes
             var h1 = _arena.AsSpan(_workB, batch * 1350);
-            global::Dsl.Runtime.Pooling.MaxForward(h, h1, batch, in Layer1Geometry, folded.Slice(Bn1Scale, 6), folded.Slice(Bn1Shift, 6), Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h1, batch, in Layer1Geometry, folded.Slice(Bn1Scale, 6), folded.Slice(Bn1Shift, 6), Pool);
             h = h1;
 
             // bn1: bn2d as bn1 — seed_lenet.nn(1,75) — [N, 6, 15, 15] → [N, 6, 15, 15] — applied by 1 (maxpool2d) as it wrote its output
@@ -269,7 +269,7 @@ namespace Snapshots
 
             // fc1: linear(1350, 10) as fc1 — seed_lenet.nn(1,101) — [N, 1350] → [N, 10]
             var h2 = _arena.AsSpan(_workA, batch * 10);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Fc1Weight, 13500), folded.Slice(Fc1PackedWeight, 21600), parameters.AsSpan(Fc1Bias, 10), h2, batch, 1350, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Fc1Weight, 13500), folded.Slice(Fc1PackedWeight, 21600), parameters.AsSpan(Fc1Bias, 10), h2, batch, 1350, 10, scratch, Pool);
             h = h2;
 
             h.CopyTo(output);
@@ -283,11 +283,11 @@ namespace Snapshots
             var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // bn1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Bn1Weight, 6), parameters.AsSpan(Bn1Bias, 6), buffers.AsSpan(Bn1RunningMean, 6), buffers.AsSpan(Bn1RunningVar, 6), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Bn1Weight, 6), parameters.AsSpan(Bn1Bias, 6), buffers.AsSpan(Bn1RunningMean, 6), buffers.AsSpan(Bn1RunningVar, 6), 1E-05f,
                 folded.Slice(Bn1Scale, 6), folded.Slice(Bn1Shift, 6));
 
             // fc1: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Fc1Weight, 13500), folded.Slice(Fc1PackedWeight, 21600), 1350, 10);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Fc1Weight, 13500), folded.Slice(Fc1PackedWeight, 21600), 1350, 10);
         }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>

@@ -92,20 +92,20 @@ namespace Snapshots
         private const int Layer8Shift = 2864;
         private const int Layer11PackedWeight = 7536;
 
-        private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Layer0Geometry = new(
             inChannels: 3, outChannels: 16, inH: 32, inW: 32, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
-        private static readonly global::Dsl.Runtime.ConvGeometry Layer3Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Layer3Geometry = new(
             inChannels: 16, outChannels: 16, inH: 32, inW: 32, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
-        private static readonly global::Dsl.Runtime.PoolGeometry Layer6Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.PoolGeometry Layer6Geometry = new(
             channels: 16, inH: 32, inW: 32, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
-        private static readonly global::Dsl.Runtime.ConvGeometry Layer7Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Layer7Geometry = new(
             inChannels: 16, outChannels: 32, inH: 16, inW: 16, kernelH: 3, kernelW: 3,
             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::System.Math.Max(global::Dsl.Runtime.ConvWinograd.ParallelScratchLength(in Layer3Geometry), global::Dsl.Runtime.ConvWinograd.ParallelScratchLength(in Layer7Geometry)))));
+        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Kernels.Gemm.ScratchLength, global::System.Math.Max(global::Dsl.Runtime.Kernels.ConvDirect.ParallelScratchLength(in Layer0Geometry), global::System.Math.Max(global::Dsl.Runtime.Kernels.ConvWinograd.ParallelScratchLength(in Layer3Geometry), global::Dsl.Runtime.Kernels.ConvWinograd.ParallelScratchLength(in Layer7Geometry)))));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -186,12 +186,12 @@ namespace Snapshots
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
             // 0: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 27
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 432), 27, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 432), 27, ref rng);
             // 1: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer1Weight, 16).Fill(1f);
             parameters.AsSpan(Layer1Bias, 16).Clear();
@@ -199,7 +199,7 @@ namespace Snapshots
             buffers.AsSpan(Layer1RunningVar, 16).Fill(1f);
             counters[Layer1NumBatchesTracked] = 0;
             // 3: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 144
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer3Weight, 2304), 144, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer3Weight, 2304), 144, ref rng);
             // 4: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer4Weight, 16).Fill(1f);
             parameters.AsSpan(Layer4Bias, 16).Clear();
@@ -207,7 +207,7 @@ namespace Snapshots
             buffers.AsSpan(Layer4RunningVar, 16).Fill(1f);
             counters[Layer4NumBatchesTracked] = 0;
             // 7: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 144
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer7Weight, 4608), 144, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer7Weight, 4608), 144, ref rng);
             // 8: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer8Weight, 32).Fill(1f);
             parameters.AsSpan(Layer8Bias, 32).Clear();
@@ -215,8 +215,8 @@ namespace Snapshots
             buffers.AsSpan(Layer8RunningVar, 32).Fill(1f);
             counters[Layer8NumBatchesTracked] = 0;
             // 11: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 32; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer11Weight, 320), 32, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer11Bias, 10), 0.17677669f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer11Weight, 320), 32, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer11Bias, 10), 0.17677669f, ref rng);
             ParametersChanged();
         }
 
@@ -243,43 +243,43 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — direct: a reduction of few taps, no GEMM
-            global::Dsl.Runtime.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 432), default, y0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 432), default, y0, batch, in Layer0Geometry, scratch, Pool);
 
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y1, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y1, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
                 buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024, relu: true, pool: Pool);
 
             // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 1 (batch norm) as it wrote this output
 
             // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            global::Dsl.Runtime.ConvWinograd.Forward(y2, parameters.AsSpan(Layer3Weight, 2304), default, y3, batch, in Layer3Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y2, parameters.AsSpan(Layer3Weight, 2304), default, y3, batch, in Layer3Geometry, scratch, Pool);
 
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated — then 5 (relu) as it writes
             counters[Layer4NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y3, parameters.AsSpan(Layer4Weight, 16), parameters.AsSpan(Layer4Bias, 16), y4, _arena.AsSpan(_cache + Layer4SaveMean, 16), _arena.AsSpan(_cache + Layer4SaveInvStd, 16),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y3, parameters.AsSpan(Layer4Weight, 16), parameters.AsSpan(Layer4Bias, 16), y4, _arena.AsSpan(_cache + Layer4SaveMean, 16), _arena.AsSpan(_cache + Layer4SaveInvStd, 16),
                 buffers.AsSpan(Layer4RunningMean, 16), buffers.AsSpan(Layer4RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024, relu: true, pool: Pool);
 
             // 5: relu — small_cnn.nn(1,149) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 4 (batch norm) as it wrote this output
 
             // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16]
-            global::Dsl.Runtime.Pooling.MaxForward(y5, y6, Indices(Layer6Indices, batch * 4096), batch, in Layer6Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxForward(y5, y6, Indices(Layer6Indices, batch * 4096), batch, in Layer6Geometry, Pool);
 
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            global::Dsl.Runtime.ConvWinograd.Forward(y6, parameters.AsSpan(Layer7Weight, 4608), default, y7, batch, in Layer7Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y6, parameters.AsSpan(Layer7Weight, 4608), default, y7, batch, in Layer7Geometry, scratch, Pool);
 
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — batch statistics; running statistics updated — then 9 (relu) as it writes
             counters[Layer8NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y7, parameters.AsSpan(Layer8Weight, 32), parameters.AsSpan(Layer8Bias, 32), y8, _arena.AsSpan(_cache + Layer8SaveMean, 32), _arena.AsSpan(_cache + Layer8SaveInvStd, 32),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y7, parameters.AsSpan(Layer8Weight, 32), parameters.AsSpan(Layer8Bias, 32), y8, _arena.AsSpan(_cache + Layer8SaveMean, 32), _arena.AsSpan(_cache + Layer8SaveInvStd, 32),
                 buffers.AsSpan(Layer8RunningMean, 32), buffers.AsSpan(Layer8RunningVar, 32), 0.1f, 1E-05f, batch, 32, 256, relu: true, pool: Pool);
 
             // 9: relu — small_cnn.nn(1,223) — [N, 32, 16, 16] → [N, 32, 16, 16] — applied by 8 (batch norm) as it wrote this output
 
             // 10: global_avgpool — small_cnn.nn(1,231) — [N, 32, 16, 16] → [N, 32]
-            global::Dsl.Runtime.Pooling.GlobalAvgForward(y9, y10, batch, 32, 256);
+            global::Dsl.Runtime.Kernels.Pooling.GlobalAvgForward(y9, y10, batch, 32, 256);
 
             // 11: linear(32, 10) — small_cnn.nn(1,249) — [N, 32] → [N, 10]
-            global::Dsl.Runtime.Linear.Forward(y10, parameters.AsSpan(Layer11Weight, 320), parameters.AsSpan(Layer11Bias, 10), y11, batch, 32, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(y10, parameters.AsSpan(Layer11Weight, 320), parameters.AsSpan(Layer11Bias, 10), y11, batch, 32, 10, scratch, Pool);
 
             y11.CopyTo(output);
         }
@@ -315,69 +315,69 @@ namespace Snapshots
 
             var g10 = _arena.AsSpan(_workB, batch * 32);
             // 11: linear(32, 10) — small_cnn.nn(1,249) — [N, 32] → [N, 10] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g11, y10, gradients.AsSpan(Layer11Weight, 320), gradients.AsSpan(Layer11Bias, 10), batch, 32, 10, scratch, Pool, accumulate);
-            global::Dsl.Runtime.Linear.BackwardInput(g11, parameters.AsSpan(Layer11Weight, 320), g10, batch, 32, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g11, y10, gradients.AsSpan(Layer11Weight, 320), gradients.AsSpan(Layer11Bias, 10), batch, 32, 10, scratch, Pool, accumulate);
+            global::Dsl.Runtime.Kernels.Linear.BackwardInput(g11, parameters.AsSpan(Layer11Weight, 320), g10, batch, 32, 10, scratch, Pool);
 
             var g9 = _arena.AsSpan(_workA, batch * 8192);
             // 10: global_avgpool — small_cnn.nn(1,231) — [N, 32, 16, 16] → [N, 32] — backward
-            global::Dsl.Runtime.Pooling.GlobalAvgBackward(g10, g9, batch, 32, 256);
+            global::Dsl.Runtime.Kernels.Pooling.GlobalAvgBackward(g10, g9, batch, 32, 256);
 
             var g8 = g9;
             // 9: relu — small_cnn.nn(1,223) — [N, 32, 16, 16] → [N, 32, 16, 16] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y9, g9, g8, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y9, g9, g8, Pool);
 
             var g7 = _arena.AsSpan(_workB, batch * 8192);
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — backward
             if (!accumulate) gradients.AsSpan(Layer8Weight, 32).Clear();
             if (!accumulate) gradients.AsSpan(Layer8Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g8, y7, parameters.AsSpan(Layer8Weight, 32), _arena.AsSpan(_cache + Layer8SaveMean, 32), _arena.AsSpan(_cache + Layer8SaveInvStd, 32), g7,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g8, y7, parameters.AsSpan(Layer8Weight, 32), _arena.AsSpan(_cache + Layer8SaveMean, 32), _arena.AsSpan(_cache + Layer8SaveInvStd, 32), g7,
                 gradients.AsSpan(Layer8Weight, 32), gradients.AsSpan(Layer8Bias, 32), batch, 32, 256, Pool);
 
             var g6 = _arena.AsSpan(_workA, batch * 4096);
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — backward
             if (!accumulate) gradients.AsSpan(Layer7Weight, 4608).Clear();
-            global::Dsl.Runtime.ConvWinograd.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 4608), default, batch, in Layer7Geometry, scratch, Pool);
-            global::Dsl.Runtime.ConvWinograd.BackwardInput(g7, parameters.AsSpan(Layer7Weight, 4608), g6, batch, in Layer7Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 4608), default, batch, in Layer7Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g7, parameters.AsSpan(Layer7Weight, 4608), g6, batch, in Layer7Geometry, scratch, Pool);
 
             var g5 = _arena.AsSpan(_workB, batch * 16384);
             // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16] — backward
-            global::Dsl.Runtime.Pooling.MaxBackward(g6, Indices(Layer6Indices, batch * 4096), g5, batch, in Layer6Geometry, Pool);
+            global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g6, Indices(Layer6Indices, batch * 4096), g5, batch, in Layer6Geometry, Pool);
 
             var g4 = g5;
             // 5: relu — small_cnn.nn(1,149) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y5, g5, g4, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y5, g5, g4, Pool);
 
             var g3 = _arena.AsSpan(_workA, batch * 16384);
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
             if (!accumulate) gradients.AsSpan(Layer4Weight, 16).Clear();
             if (!accumulate) gradients.AsSpan(Layer4Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g4, y3, parameters.AsSpan(Layer4Weight, 16), _arena.AsSpan(_cache + Layer4SaveMean, 16), _arena.AsSpan(_cache + Layer4SaveInvStd, 16), g3,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g4, y3, parameters.AsSpan(Layer4Weight, 16), _arena.AsSpan(_cache + Layer4SaveMean, 16), _arena.AsSpan(_cache + Layer4SaveInvStd, 16), g3,
                 gradients.AsSpan(Layer4Weight, 16), gradients.AsSpan(Layer4Bias, 16), batch, 16, 1024, Pool);
 
             var g2 = _arena.AsSpan(_workB, batch * 16384);
             // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
             if (!accumulate) gradients.AsSpan(Layer3Weight, 2304).Clear();
-            global::Dsl.Runtime.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 2304), default, batch, in Layer3Geometry, scratch, Pool);
-            global::Dsl.Runtime.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 2304), g2, batch, in Layer3Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 2304), default, batch, in Layer3Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 2304), g2, batch, in Layer3Geometry, scratch, Pool);
 
             var g1 = g2;
             // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y2, g2, g1, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y2, g2, g1, Pool);
 
             var g0 = _arena.AsSpan(_workA, batch * 16384);
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 16).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 16), _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16), g0,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 16), _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16), g0,
                 gradients.AsSpan(Layer1Weight, 16), gradients.AsSpan(Layer1Bias, 16), batch, 16, 1024, Pool);
 
             // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 432).Clear();
-            global::Dsl.Runtime.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 432), default, batch, in Layer0Geometry, scratch, Pool);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 432), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 432), default, batch, in Layer0Geometry, scratch, Pool);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 432), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -397,7 +397,7 @@ namespace Snapshots
 
             // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — with 1 folded in — direct: a reduction of few taps, no GEMM — 2 (relu) applied as it writes
             var h0 = _arena.AsSpan(_workA, batch * 16384);
-            global::Dsl.Runtime.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 432), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 432), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
             h = h0;
 
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — folded into 0
@@ -406,7 +406,7 @@ namespace Snapshots
 
             // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — with 4 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 5 (relu) applied as it writes — 6 (maxpool 2×2) applied as it writes, one window per tile
             var h1 = _arena.AsSpan(_workB, batch * 4096);
-            global::Dsl.Runtime.ConvWinograd.Forward(h, folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3FoldedBias, 16), h1, batch, in Layer3Geometry, scratch, Pool, relu: true, maxPool: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3FoldedBias, 16), h1, batch, in Layer3Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h1;
 
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — folded into 3
@@ -417,7 +417,7 @@ namespace Snapshots
 
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — with 8 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 9 (relu) applied as it writes
             var h2 = _arena.AsSpan(_workA, batch * 8192);
-            global::Dsl.Runtime.ConvWinograd.Forward(h, folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), h2, batch, in Layer7Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), h2, batch, in Layer7Geometry, scratch, Pool, relu: true);
             h = h2;
 
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — folded into 7
@@ -426,12 +426,12 @@ namespace Snapshots
 
             // 10: global_avgpool — small_cnn.nn(1,231) — [N, 32, 16, 16] → [N, 32]
             var h3 = _arena.AsSpan(_workB, batch * 32);
-            global::Dsl.Runtime.Pooling.GlobalAvgForward(h, h3, batch, 32, 256);
+            global::Dsl.Runtime.Kernels.Pooling.GlobalAvgForward(h, h3, batch, 32, 256);
             h = h3;
 
             // 11: linear(32, 10) — small_cnn.nn(1,249) — [N, 32] → [N, 10]
             var h4 = _arena.AsSpan(_workA, batch * 10);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer11Weight, 320), folded.Slice(Layer11PackedWeight, 512), parameters.AsSpan(Layer11Bias, 10), h4, batch, 32, 10, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer11Weight, 320), folded.Slice(Layer11PackedWeight, 512), parameters.AsSpan(Layer11Bias, 10), h4, batch, 32, 10, scratch, Pool);
             h = h4;
 
             h.CopyTo(output);
@@ -445,28 +445,28 @@ namespace Snapshots
             var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 1E-05f,
                 folded.Slice(Layer1Scale, 16), folded.Slice(Layer1Shift, 16));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 432), default, folded.Slice(Layer1Scale, 16), folded.Slice(Layer1Shift, 16),
+            global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 432), default, folded.Slice(Layer1Scale, 16), folded.Slice(Layer1Shift, 16),
                 folded.Slice(Layer0FoldedWeight, 432), folded.Slice(Layer0FoldedBias, 16), 16, 27);
 
             // 4: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer4Weight, 16), parameters.AsSpan(Layer4Bias, 16), buffers.AsSpan(Layer4RunningMean, 16), buffers.AsSpan(Layer4RunningVar, 16), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer4Weight, 16), parameters.AsSpan(Layer4Bias, 16), buffers.AsSpan(Layer4RunningMean, 16), buffers.AsSpan(Layer4RunningVar, 16), 1E-05f,
                 folded.Slice(Layer4Scale, 16), folded.Slice(Layer4Shift, 16));
             // folded into 3: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer3Weight, 2304), default, folded.Slice(Layer4Scale, 16), folded.Slice(Layer4Shift, 16),
+            global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer3Weight, 2304), default, folded.Slice(Layer4Scale, 16), folded.Slice(Layer4Shift, 16),
                 folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3FoldedBias, 16), 16, 144);
 
             // 8: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer8Weight, 32), parameters.AsSpan(Layer8Bias, 32), buffers.AsSpan(Layer8RunningMean, 32), buffers.AsSpan(Layer8RunningVar, 32), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer8Weight, 32), parameters.AsSpan(Layer8Bias, 32), buffers.AsSpan(Layer8RunningMean, 32), buffers.AsSpan(Layer8RunningVar, 32), 1E-05f,
                 folded.Slice(Layer8Scale, 32), folded.Slice(Layer8Shift, 32));
             // folded into 7: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer7Weight, 4608), default, folded.Slice(Layer8Scale, 32), folded.Slice(Layer8Shift, 32),
+            global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer7Weight, 4608), default, folded.Slice(Layer8Scale, 32), folded.Slice(Layer8Shift, 32),
                 folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), 32, 144);
 
             // 11: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer11Weight, 320), folded.Slice(Layer11PackedWeight, 512), 32, 10);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer11Weight, 320), folded.Slice(Layer11PackedWeight, 512), 32, 10);
         }
 
         /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>

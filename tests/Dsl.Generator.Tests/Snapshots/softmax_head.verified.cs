@@ -62,7 +62,7 @@ namespace Snapshots
         private const int Layer3PackedWeight = 224;
 
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::Dsl.Runtime.Gemm.ScratchLength);
+        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::Dsl.Runtime.Kernels.Gemm.ScratchLength);
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -130,13 +130,13 @@ namespace Snapshots
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
             // 0: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 8; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 48), 8, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 6), 0.35355338f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 48), 8, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer0Bias, 6), 0.35355338f, ref rng);
             // 1: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer1Weight, 6).Fill(1f);
             parameters.AsSpan(Layer1Bias, 6).Clear();
@@ -144,8 +144,8 @@ namespace Snapshots
             buffers.AsSpan(Layer1RunningVar, 6).Fill(1f);
             counters[Layer1NumBatchesTracked] = 0;
             // 3: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 6; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer3Weight, 24), 6, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer3Bias, 4), 0.4082483f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer3Weight, 24), 6, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer3Bias, 4), 0.4082483f, ref rng);
             ParametersChanged();
         }
 
@@ -167,21 +167,21 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6]
-            global::Dsl.Runtime.Linear.Forward(x, parameters.AsSpan(Layer0Weight, 48), parameters.AsSpan(Layer0Bias, 6), y0, batch, 8, 6, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(x, parameters.AsSpan(Layer0Weight, 48), parameters.AsSpan(Layer0Bias, 6), y0, batch, 8, 6, scratch, Pool);
 
             // 1: bn1d — softmax_head.nn(1,42) — [N, 6] → [N, 6] — batch statistics; running statistics updated
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 6), parameters.AsSpan(Layer1Bias, 6), y1, _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 6), parameters.AsSpan(Layer1Bias, 6), y1, _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6),
                 buffers.AsSpan(Layer1RunningMean, 6), buffers.AsSpan(Layer1RunningVar, 6), 0.1f, 1E-05f, batch, 6, 1, pool: Pool);
 
             // 2: sigmoid — softmax_head.nn(1,50) — [N, 6] → [N, 6]
-            global::Dsl.Runtime.Activations.SigmoidForward(y1, y2);
+            global::Dsl.Runtime.Kernels.Activations.SigmoidForward(y1, y2);
 
             // 3: linear(6, 4) — softmax_head.nn(1,61) — [N, 6] → [N, 4]
-            global::Dsl.Runtime.Linear.Forward(y2, parameters.AsSpan(Layer3Weight, 24), parameters.AsSpan(Layer3Bias, 4), y3, batch, 6, 4, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(y2, parameters.AsSpan(Layer3Weight, 24), parameters.AsSpan(Layer3Bias, 4), y3, batch, 6, 4, scratch, Pool);
 
             // 4: log_softmax — softmax_head.nn(1,77) — [N, 4] → [N, 4]
-            global::Dsl.Runtime.Activations.LogSoftmaxForward(y3, y4, batch, 4);
+            global::Dsl.Runtime.Kernels.Activations.LogSoftmaxForward(y3, y4, batch, 4);
 
             y4.CopyTo(output);
         }
@@ -210,28 +210,28 @@ namespace Snapshots
 
             var g3 = _arena.AsSpan(_workB, batch * 4);
             // 4: log_softmax — softmax_head.nn(1,77) — [N, 4] → [N, 4] — backward
-            global::Dsl.Runtime.Activations.LogSoftmaxBackward(y4, g4, g3, batch, 4);
+            global::Dsl.Runtime.Kernels.Activations.LogSoftmaxBackward(y4, g4, g3, batch, 4);
 
             var g2 = _arena.AsSpan(_workA, batch * 6);
             // 3: linear(6, 4) — softmax_head.nn(1,61) — [N, 6] → [N, 4] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 24), gradients.AsSpan(Layer3Bias, 4), batch, 6, 4, scratch, Pool, accumulate);
-            global::Dsl.Runtime.Linear.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 24), g2, batch, 6, 4, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 24), gradients.AsSpan(Layer3Bias, 4), batch, 6, 4, scratch, Pool, accumulate);
+            global::Dsl.Runtime.Kernels.Linear.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 24), g2, batch, 6, 4, scratch, Pool);
 
             var g1 = g2;
             // 2: sigmoid — softmax_head.nn(1,50) — [N, 6] → [N, 6] — backward
-            global::Dsl.Runtime.Activations.SigmoidBackward(y2, g2, g1);
+            global::Dsl.Runtime.Kernels.Activations.SigmoidBackward(y2, g2, g1);
 
             var g0 = _arena.AsSpan(_workB, batch * 6);
             // 1: bn1d — softmax_head.nn(1,42) — [N, 6] → [N, 6] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 6).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 6).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 6), _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6), g0,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 6), _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6), g0,
                 gradients.AsSpan(Layer1Weight, 6), gradients.AsSpan(Layer1Bias, 6), batch, 6, 1, Pool);
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 48), gradients.AsSpan(Layer0Bias, 6), batch, 8, 6, scratch, Pool, accumulate);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 48), inputGrad, batch, 8, 6, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 48), gradients.AsSpan(Layer0Bias, 6), batch, 8, 6, scratch, Pool, accumulate);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 48), inputGrad, batch, 8, 6, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -251,24 +251,24 @@ namespace Snapshots
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6] — with 1 folded in
             var h0 = _arena.AsSpan(_workA, batch * 6);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, folded.Slice(Layer0FoldedWeight, 48), folded.Slice(Layer0PackedWeight, 128), folded.Slice(Layer0FoldedBias, 6), h0, batch, 8, 6, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, folded.Slice(Layer0FoldedWeight, 48), folded.Slice(Layer0PackedWeight, 128), folded.Slice(Layer0FoldedBias, 6), h0, batch, 8, 6, scratch, Pool);
             h = h0;
 
             // 1: bn1d — softmax_head.nn(1,42) — [N, 6] → [N, 6] — folded into 0
 
             // 2: sigmoid — softmax_head.nn(1,50) — [N, 6] → [N, 6]
             var h1 = h0; // in place
-            global::Dsl.Runtime.Activations.SigmoidForward(h, h1);
+            global::Dsl.Runtime.Kernels.Activations.SigmoidForward(h, h1);
             h = h1;
 
             // 3: linear(6, 4) — softmax_head.nn(1,61) — [N, 6] → [N, 4]
             var h2 = _arena.AsSpan(_workB, batch * 4);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer3Weight, 24), folded.Slice(Layer3PackedWeight, 96), parameters.AsSpan(Layer3Bias, 4), h2, batch, 6, 4, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer3Weight, 24), folded.Slice(Layer3PackedWeight, 96), parameters.AsSpan(Layer3Bias, 4), h2, batch, 6, 4, scratch, Pool);
             h = h2;
 
             // 4: log_softmax — softmax_head.nn(1,77) — [N, 4] → [N, 4]
             var h3 = _arena.AsSpan(_workA, batch * 4);
-            global::Dsl.Runtime.Activations.LogSoftmaxForward(h, h3, batch, 4);
+            global::Dsl.Runtime.Kernels.Activations.LogSoftmaxForward(h, h3, batch, 4);
             h = h3;
 
             h.CopyTo(output);
@@ -282,17 +282,17 @@ namespace Snapshots
             var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 6), parameters.AsSpan(Layer1Bias, 6), buffers.AsSpan(Layer1RunningMean, 6), buffers.AsSpan(Layer1RunningVar, 6), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 6), parameters.AsSpan(Layer1Bias, 6), buffers.AsSpan(Layer1RunningMean, 6), buffers.AsSpan(Layer1RunningVar, 6), 1E-05f,
                 folded.Slice(Layer1Scale, 6), folded.Slice(Layer1Shift, 6));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 48), parameters.AsSpan(Layer0Bias, 6), folded.Slice(Layer1Scale, 6), folded.Slice(Layer1Shift, 6),
+            global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 48), parameters.AsSpan(Layer0Bias, 6), folded.Slice(Layer1Scale, 6), folded.Slice(Layer1Shift, 6),
                 folded.Slice(Layer0FoldedWeight, 48), folded.Slice(Layer0FoldedBias, 6), 6, 8);
 
             // 0: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(folded.Slice(Layer0FoldedWeight, 48), folded.Slice(Layer0PackedWeight, 128), 8, 6);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(folded.Slice(Layer0FoldedWeight, 48), folded.Slice(Layer0PackedWeight, 128), 8, 6);
 
             // 3: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer3Weight, 24), folded.Slice(Layer3PackedWeight, 96), 6, 4);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer3Weight, 24), folded.Slice(Layer3PackedWeight, 96), 6, 4);
         }
     }
 }

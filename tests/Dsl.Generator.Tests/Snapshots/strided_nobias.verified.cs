@@ -59,14 +59,14 @@ namespace Snapshots
         private const int Layer1Shift = 16;
         private const int Layer5PackedWeight = 272;
 
-        private static readonly global::Dsl.Runtime.ConvGeometry Layer0Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.ConvGeometry Layer0Geometry = new(
             inChannels: 3, outChannels: 8, inH: 16, inW: 16, kernelH: 3, kernelW: 3,
             strideH: 2, strideW: 2, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1);
-        private static readonly global::Dsl.Runtime.PoolGeometry Layer3Geometry = new(
+        private static readonly global::Dsl.Runtime.Kernels.PoolGeometry Layer3Geometry = new(
             channels: 8, inH: 8, inW: 8, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
             padH: 0, padW: 0, dilationH: 1, dilationW: 1, ceilMode: false);
         // Scratch per thread for packed GEMM panels, im2col columns and private weight gradients: the most any conv or linear layer needs.
-        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Gemm.ScratchLength, global::Dsl.Runtime.Conv2d.ParallelScratchLength(in Layer0Geometry)));
+        private static readonly int s_scratchLength = global::Dsl.Runtime.AlignedFloats.RoundUp(global::System.Math.Max(global::Dsl.Runtime.Kernels.Gemm.ScratchLength, global::Dsl.Runtime.Kernels.ConvGemm.ParallelScratchLength(in Layer0Geometry)));
 
         private static readonly global::Dsl.Runtime.TensorInfo[] s_tensors =
         {
@@ -133,12 +133,12 @@ namespace Snapshots
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
             // 0: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 27
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 216), 27, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer0Weight, 216), 27, ref rng);
             // 1: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer1Weight, 8).Fill(1f);
             parameters.AsSpan(Layer1Bias, 8).Clear();
@@ -146,8 +146,8 @@ namespace Snapshots
             buffers.AsSpan(Layer1RunningVar, 8).Fill(1f);
             counters[Layer1NumBatchesTracked] = 0;
             // 5: weight ~ U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = 128; bias likewise
-            global::Dsl.Runtime.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer5Weight, 640), 128, ref rng);
-            global::Dsl.Runtime.Initialization.Uniform(parameters.AsSpan(Layer5Bias, 5), 0.088388346f, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.KaimingUniformDefault(parameters.AsSpan(Layer5Weight, 640), 128, ref rng);
+            global::Dsl.Runtime.Kernels.Initialization.Uniform(parameters.AsSpan(Layer5Bias, 5), 0.088388346f, ref rng);
             ParametersChanged();
         }
 
@@ -168,22 +168,22 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: conv2d(3, 8, 3, stride: 2, padding: 1, bias: false) — strided_nobias.nn(1,37) — [N, 3, 16, 16] → [N, 8, 8, 8]
-            global::Dsl.Runtime.Conv2d.Forward(x, parameters.AsSpan(Layer0Weight, 216), default, y0, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(x, parameters.AsSpan(Layer0Weight, 216), default, y0, batch, in Layer0Geometry, scratch, Pool);
 
             // 1: bn2d — strided_nobias.nn(1,92) — [N, 8, 8, 8] → [N, 8, 8, 8] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), y1, _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), y1, _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8),
                 buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 0.1f, 1E-05f, batch, 8, 64, relu: true, pool: Pool);
 
             // 2: relu — strided_nobias.nn(1,100) — [N, 8, 8, 8] → [N, 8, 8, 8] — applied by 1 (batch norm) as it wrote this output
 
             // 3: avgpool(2) — strided_nobias.nn(1,108) — [N, 8, 8, 8] → [N, 8, 4, 4]
-            global::Dsl.Runtime.Pooling.AvgForward(y2, y3, batch, in Layer3Geometry, countIncludePad: true);
+            global::Dsl.Runtime.Kernels.Pooling.AvgForward(y2, y3, batch, in Layer3Geometry, countIncludePad: true);
 
             // 4: flatten — strided_nobias.nn(1,122) — [N, 8, 4, 4] → [N, 128] — a view, nothing to compute
 
             // 5: linear(128, 5) — strided_nobias.nn(1,133) — [N, 128] → [N, 5]
-            global::Dsl.Runtime.Linear.Forward(y4, parameters.AsSpan(Layer5Weight, 640), parameters.AsSpan(Layer5Bias, 5), y5, batch, 128, 5, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.Forward(y4, parameters.AsSpan(Layer5Weight, 640), parameters.AsSpan(Layer5Bias, 5), y5, batch, 128, 5, scratch, Pool);
 
             y5.CopyTo(output);
         }
@@ -213,32 +213,32 @@ namespace Snapshots
 
             var g4 = _arena.AsSpan(_workB, batch * 128);
             // 5: linear(128, 5) — strided_nobias.nn(1,133) — [N, 128] → [N, 5] — backward
-            global::Dsl.Runtime.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 640), gradients.AsSpan(Layer5Bias, 5), batch, 128, 5, scratch, Pool, accumulate);
-            global::Dsl.Runtime.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 640), g4, batch, 128, 5, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 640), gradients.AsSpan(Layer5Bias, 5), batch, 128, 5, scratch, Pool, accumulate);
+            global::Dsl.Runtime.Kernels.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 640), g4, batch, 128, 5, scratch, Pool);
 
             var g3 = g4;
             // 4: flatten — strided_nobias.nn(1,122) — [N, 8, 4, 4] → [N, 128] — backward
 
             var g2 = _arena.AsSpan(_workA, batch * 512);
             // 3: avgpool(2) — strided_nobias.nn(1,108) — [N, 8, 8, 8] → [N, 8, 4, 4] — backward
-            global::Dsl.Runtime.Pooling.AvgBackward(g3, g2, batch, in Layer3Geometry, countIncludePad: true);
+            global::Dsl.Runtime.Kernels.Pooling.AvgBackward(g3, g2, batch, in Layer3Geometry, countIncludePad: true);
 
             var g1 = g2;
             // 2: relu — strided_nobias.nn(1,100) — [N, 8, 8, 8] → [N, 8, 8, 8] — backward
-            global::Dsl.Runtime.Activations.ReluBackward(y2, g2, g1, Pool);
+            global::Dsl.Runtime.Kernels.Activations.ReluBackward(y2, g2, g1, Pool);
 
             var g0 = _arena.AsSpan(_workB, batch * 512);
             // 1: bn2d — strided_nobias.nn(1,92) — [N, 8, 8, 8] → [N, 8, 8, 8] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 8).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 8).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 8), _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8), g0,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 8), _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8), g0,
                 gradients.AsSpan(Layer1Weight, 8), gradients.AsSpan(Layer1Bias, 8), batch, 8, 64, Pool);
 
             // 0: conv2d(3, 8, 3, stride: 2, padding: 1, bias: false) — strided_nobias.nn(1,37) — [N, 3, 16, 16] → [N, 8, 8, 8] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 216).Clear();
-            global::Dsl.Runtime.Conv2d.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 216), default, batch, in Layer0Geometry, scratch, Pool);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Conv2d.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 216), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 216), default, batch, in Layer0Geometry, scratch, Pool);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 216), inputGrad, batch, in Layer0Geometry, scratch, Pool);
         }
 
         /// <inheritdoc/>
@@ -258,7 +258,7 @@ namespace Snapshots
 
             // 0: conv2d(3, 8, 3, stride: 2, padding: 1, bias: false) — strided_nobias.nn(1,37) — [N, 3, 16, 16] → [N, 8, 8, 8] — with 1 folded in — 2 (relu) applied as it writes
             var h0 = _arena.AsSpan(_workA, batch * 512);
-            global::Dsl.Runtime.Conv2d.Forward(h, folded.Slice(Layer0FoldedWeight, 216), folded.Slice(Layer0FoldedBias, 8), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer0FoldedWeight, 216), folded.Slice(Layer0FoldedBias, 8), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
             h = h0;
 
             // 1: bn2d — strided_nobias.nn(1,92) — [N, 8, 8, 8] → [N, 8, 8, 8] — folded into 0
@@ -267,14 +267,14 @@ namespace Snapshots
 
             // 3: avgpool(2) — strided_nobias.nn(1,108) — [N, 8, 8, 8] → [N, 8, 4, 4]
             var h1 = _arena.AsSpan(_workB, batch * 128);
-            global::Dsl.Runtime.Pooling.AvgForward(h, h1, batch, in Layer3Geometry, countIncludePad: true);
+            global::Dsl.Runtime.Kernels.Pooling.AvgForward(h, h1, batch, in Layer3Geometry, countIncludePad: true);
             h = h1;
 
             // 4: flatten — strided_nobias.nn(1,122) — [N, 8, 4, 4] → [N, 128] — identity at inference
 
             // 5: linear(128, 5) — strided_nobias.nn(1,133) — [N, 128] → [N, 5]
             var h2 = _arena.AsSpan(_workA, batch * 5);
-            global::Dsl.Runtime.Linear.ForwardPacked(h, parameters.AsSpan(Layer5Weight, 640), folded.Slice(Layer5PackedWeight, 2048), parameters.AsSpan(Layer5Bias, 5), h2, batch, 128, 5, scratch, Pool);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer5Weight, 640), folded.Slice(Layer5PackedWeight, 2048), parameters.AsSpan(Layer5Bias, 5), h2, batch, 128, 5, scratch, Pool);
             h = h2;
 
             h.CopyTo(output);
@@ -288,14 +288,14 @@ namespace Snapshots
             var folded = _arena.AsSpan(_folded, FoldedLength);
 
             // 1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
-            global::Dsl.Runtime.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 1E-05f,
+            global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 1E-05f,
                 folded.Slice(Layer1Scale, 8), folded.Slice(Layer1Shift, 8));
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
-            global::Dsl.Runtime.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 216), default, folded.Slice(Layer1Scale, 8), folded.Slice(Layer1Shift, 8),
+            global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 216), default, folded.Slice(Layer1Scale, 8), folded.Slice(Layer1Shift, 8),
                 folded.Slice(Layer0FoldedWeight, 216), folded.Slice(Layer0FoldedBias, 8), 8, 27);
 
             // 5: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
-            if (MaxBatch >= global::Dsl.Runtime.Linear.PackedBatchLimit) global::Dsl.Runtime.Linear.PackWeight(parameters.AsSpan(Layer5Weight, 640), folded.Slice(Layer5PackedWeight, 2048), 128, 5);
+            if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer5Weight, 640), folded.Slice(Layer5PackedWeight, 2048), 128, 5);
         }
     }
 }

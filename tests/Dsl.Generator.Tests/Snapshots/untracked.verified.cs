@@ -96,7 +96,7 @@ namespace Snapshots
         /// <inheritdoc/>
         public override void ResetParameters(int seed)
         {
-            var rng = new global::Dsl.Runtime.SplitMix64(unchecked((ulong)seed));
+            var rng = new global::Dsl.Runtime.Kernels.SplitMix64(unchecked((ulong)seed));
             var parameters = ParameterStorage;
             // 0: γ = 1, β = 0, running mean 0, running variance 1, no batch seen
             parameters.AsSpan(Layer0Weight, 3).Fill(1f);
@@ -113,7 +113,7 @@ namespace Snapshots
             input.CopyTo(x); // backward needs the input of the first layer
 
             // 0: bn2d(3, track_running_stats: false) — untracked.nn(1,37) — [N, 3, 4, 4] → [N, 3, 4, 4] — batch statistics, no running statistics
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(x, parameters.AsSpan(Layer0Weight, 3), parameters.AsSpan(Layer0Bias, 3), y0, _arena.AsSpan(_cache + Layer0SaveMean, 3), _arena.AsSpan(_cache + Layer0SaveInvStd, 3),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(x, parameters.AsSpan(Layer0Weight, 3), parameters.AsSpan(Layer0Bias, 3), y0, _arena.AsSpan(_cache + Layer0SaveMean, 3), _arena.AsSpan(_cache + Layer0SaveInvStd, 3),
                 default, default, 0f, 1E-05f, batch, 3, 16, pool: Pool);
 
             y0.CopyTo(output);
@@ -141,7 +141,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer0Weight, 3).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 3).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
-            global::Dsl.Runtime.BatchNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 3), _arena.AsSpan(_cache + Layer0SaveMean, 3), _arena.AsSpan(_cache + Layer0SaveInvStd, 3), dx,
+            global::Dsl.Runtime.Kernels.BatchNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 3), _arena.AsSpan(_cache + Layer0SaveMean, 3), _arena.AsSpan(_cache + Layer0SaveInvStd, 3), dx,
                 gradients.AsSpan(Layer0Weight, 3), gradients.AsSpan(Layer0Bias, 3), batch, 3, 16, Pool);
         }
 
@@ -153,7 +153,7 @@ namespace Snapshots
 
             // 0: bn2d(3, track_running_stats: false) — untracked.nn(1,37) — [N, 3, 4, 4] → [N, 3, 4, 4] — track_running_stats: false: batch statistics, as PyTorch does in eval mode
             var h0 = _arena.AsSpan(_workA, batch * 48);
-            global::Dsl.Runtime.BatchNorm.ForwardTraining(h, parameters.AsSpan(Layer0Weight, 3), parameters.AsSpan(Layer0Bias, 3), h0, _arena.AsSpan(_cache + CacheLength + Layer0SaveMean, 3), _arena.AsSpan(_cache + CacheLength + Layer0SaveInvStd, 3),
+            global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(h, parameters.AsSpan(Layer0Weight, 3), parameters.AsSpan(Layer0Bias, 3), h0, _arena.AsSpan(_cache + CacheLength + Layer0SaveMean, 3), _arena.AsSpan(_cache + CacheLength + Layer0SaveInvStd, 3),
                 default, default, 0f, 1E-05f, batch, 3, 16, pool: Pool);
             h = h0;
 

@@ -1,0 +1,514 @@
+// Packed, cache-blocked single-precision matrix multiply with a 6×16 FMA register micro-kernel.
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Dsl.Runtime.Kernels;
+
+/// <summary>
+/// <c>C = A·B</c> (or <c>C += A·B</c>) for float32, the engine under convolution and linear layers.
+/// A and B are read through strides, so transposed operands cost nothing extra: packing copies the
+/// blocks the micro-kernel needs into contiguous panels (6 rows of A, 16 columns of B), and the
+/// micro-kernel keeps a 6×16 block of C in twelve 256-bit registers while it runs down K.
+/// Blocking (KC × MC for A, KC × NC for B) keeps a B panel in L1 and the A block in L2, as in BLIS.
+/// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public static class Gemm
+{
+    /// <summary>Rows of C per micro-kernel call.</summary>
+    public const int MR = 6;
+
+    /// <summary>Columns of C per micro-kernel call (two 8-float vectors).</summary>
+    public const int NR = 16;
+
+    internal const int KC = 256;
+    internal const int MC = 96; // multiple of MR
+    internal const int NC = 1024; // multiple of NR
+
+    /// <summary>Floats of scratch <see cref="Multiply"/> needs for its packed panels, whatever the sizes.</summary>
+    public const int ScratchLength = MC * KC + KC * NC;
+
+    /// <summary>
+    /// <c>C[m×n] = A[m×k]·B[k×n]</c>, or <c>C += A·B</c> when <paramref name="accumulate"/>.
+    /// Element (i, p) of A is <c>a[i*aRowStride + p*aColStride]</c>; element (p, j) of B is
+    /// <c>b[p*bRowStride + j*bColStride]</c>; C is row-major with row stride <paramref name="ldc"/>.
+    /// </summary>
+    /// <param name="m">Rows of A and C.</param>
+    /// <param name="n">Columns of B and C.</param>
+    /// <param name="k">Columns of A, rows of B.</param>
+    /// <param name="a">A's storage.</param>
+    /// <param name="aRowStride">Distance between rows of A.</param>
+    /// <param name="aColStride">Distance between columns of A.</param>
+    /// <param name="b">B's storage.</param>
+    /// <param name="bRowStride">Distance between rows of B.</param>
+    /// <param name="bColStride">Distance between columns of B.</param>
+    /// <param name="c">C's storage.</param>
+    /// <param name="ldc">Row stride of C.</param>
+    /// <param name="accumulate">Add to C instead of overwriting it.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats for packed panels.</param>
+    public static unsafe void Multiply(int m, int n, int k,
+        ReadOnlySpan<float> a, int aRowStride, int aColStride,
+        ReadOnlySpan<float> b, int bRowStride, int bColStride,
+        Span<float> c, int ldc, bool accumulate, Span<float> scratch)
+    {
+        Debug.Assert(scratch.Length >= ScratchLength, "scratch too short");
+        if (m <= 0 || n <= 0) return;
+        if (k <= 0)
+        {
+            if (!accumulate)
+            {
+                for (int i = 0; i < m; i++) c.Slice(i * ldc, n).Clear();
+            }
+
+            return;
+        }
+
+        fixed (float* pa = a, pb = b, pc = c, ps = scratch)
+        {
+            float* packA = ps;
+            float* packB = ps + MC * KC;
+            float* edge = stackalloc float[MR * NR];
+            for (int jc = 0; jc < n; jc += NC)
+            {
+                int nc = Math.Min(NC, n - jc);
+                int blockK = BlockK(k);
+                for (int pc0 = 0; pc0 < k; pc0 += blockK)
+                {
+                    int kc = Math.Min(blockK, k - pc0);
+                    bool add = accumulate || pc0 > 0;
+                    PackB(pb + pc0 * bRowStride + jc * bColStride, bRowStride, bColStride, kc, nc, packB);
+                    MultiplyBlock(m, nc, kc, pa + pc0 * aColStride, aRowStride, aColStride, packB, pc + jc, ldc, add, packA, edge);
+                }
+            }
+        }
+    }
+
+    // K split into equal blocks of at most KC: 784 = 4 × 196 rather than 3 × 256 + 16, whose last block
+    // would load and store every C tile for 16 multiply-adds.
+    private static int BlockK(int k)
+    {
+        int blocks = (k + KC - 1) / KC;
+        return (k + blocks - 1) / blocks;
+    }
+
+    /// <summary>Floats of a B operand <c>[k × n]</c> packed once by <see cref="PackB(ReadOnlySpan{float}, int, int, int, int, Span{float})"/>.</summary>
+    /// <param name="k">Rows of B.</param>
+    /// <param name="n">Columns of B.</param>
+    /// <returns><c>k · n</c> with n rounded up to whole 16-column panels.</returns>
+    public static int PackedBLength(int k, int n) => k * ((n + NR - 1) / NR * NR);
+
+    /// <summary>
+    /// Packs all of B <c>[k × n]</c> (element (p, j) at <c>b[p*bRowStride + j*bColStride]</c>) the way
+    /// <see cref="Multiply"/> packs it per call: K in blocks of 256 rows, each block as 16-column panels, so a
+    /// B that does not change between calls (a layer's weights at inference) is packed once.
+    /// </summary>
+    /// <param name="b">B's storage.</param>
+    /// <param name="bRowStride">Distance between rows of B.</param>
+    /// <param name="bColStride">Distance between columns of B.</param>
+    /// <param name="k">Rows of B.</param>
+    /// <param name="n">Columns of B.</param>
+    /// <param name="packed">At least <see cref="PackedBLength"/> floats.</param>
+    public static unsafe void PackB(ReadOnlySpan<float> b, int bRowStride, int bColStride, int k, int n, Span<float> packed)
+    {
+        Debug.Assert(packed.Length >= PackedBLength(k, n), "packed too short");
+        int n16 = (n + NR - 1) / NR * NR;
+        fixed (float* pb = b, pp = packed)
+        {
+            int blockK = BlockK(k);
+            for (int pc0 = 0; pc0 < k; pc0 += blockK)
+            {
+                PackB(pb + (long)pc0 * bRowStride, bRowStride, bColStride, Math.Min(blockK, k - pc0), n, pp + (long)pc0 * n16);
+            }
+        }
+    }
+
+    /// <summary>
+    /// <c>C[m × (hi − lo)] (+)= A[m×k]·B[k, lo:hi]</c> with B packed beforehand by <see cref="PackB(ReadOnlySpan{float}, int, int, int, int, Span{float})"/>
+    /// (all <paramref name="n"/> of its columns; <paramref name="lo"/> a multiple of 16): only A is packed per call.
+    /// </summary>
+    internal static unsafe void MultiplyPacked(int m, int n, int lo, int hi, int k, float* a, int aRowStride, int aColStride, float* packedB, float* c, int ldc, bool accumulate, float* scratch)
+    {
+        Debug.Assert(lo % NR == 0, "columns start on a panel");
+        if (m <= 0 || hi <= lo || k <= 0) return;
+        int n16 = (n + NR - 1) / NR * NR;
+        float* packA = scratch;
+        float* edge = stackalloc float[MR * NR];
+        int blockK = BlockK(k);
+        for (int pc0 = 0; pc0 < k; pc0 += blockK)
+        {
+            int kc = Math.Min(blockK, k - pc0);
+            bool add = accumulate || pc0 > 0;
+            // This K block's panels for columns lo… start lo·kc floats into the block.
+            MultiplyBlock(m, hi - lo, kc, a + (long)pc0 * aColStride, aRowStride, aColStride, packedB + (long)pc0 * n16 + (long)lo * kc, c, ldc, add, packA, edge);
+        }
+    }
+
+    // C[m × nc] (+)= A[m × kc] · B, B a packed K block (16-column panels of kc rows): A packed MC rows at a
+    // time into packA, then every panel of B against every 6-row panel of A.
+    private static unsafe void MultiplyBlock(int m, int nc, int kc, float* a, int aRowStride, int aColStride, float* packedB, float* c, int ldc, bool add, float* packA, float* edge)
+    {
+        for (int ic = 0; ic < m; ic += MC)
+        {
+            int mc = Math.Min(MC, m - ic);
+            PackA(a + (long)ic * aRowStride, aRowStride, aColStride, mc, kc, packA);
+            for (int jr = 0; jr < nc; jr += NR)
+            {
+                int nr = Math.Min(NR, nc - jr);
+                float* bPanel = packedB + (long)jr * kc;
+                for (int ir = 0; ir < mc; ir += MR)
+                {
+                    Tile(kc, packA + ir * kc, bPanel, c + (long)(ic + ir) * ldc + jr, ldc, Math.Min(MR, mc - ir), nr, add, edge);
+                }
+            }
+        }
+    }
+
+    // A block (mc × kc) → panels of MR rows, each stored p-major: panel[p*MR + i]; rows past mc are zero.
+    internal static unsafe void PackA(float* a, int rowStride, int colStride, int mc, int kc, float* dest)
+    {
+        for (int ir = 0; ir < mc; ir += MR)
+        {
+            int mr = Math.Min(MR, mc - ir);
+            float* panel = dest + ir * kc;
+            float* rows = a + ir * rowStride;
+            if (mr == MR && colStride == 1)
+            {
+                float* r0 = rows, r1 = rows + rowStride, r2 = rows + 2 * rowStride, r3 = rows + 3 * rowStride, r4 = rows + 4 * rowStride, r5 = rows + 5 * rowStride;
+                for (int p = 0; p < kc; p++, panel += MR)
+                {
+                    panel[0] = r0[p];
+                    panel[1] = r1[p];
+                    panel[2] = r2[p];
+                    panel[3] = r3[p];
+                    panel[4] = r4[p];
+                    panel[5] = r5[p];
+                }
+
+                continue;
+            }
+
+            for (int p = 0; p < kc; p++, panel += MR)
+            {
+                float* column = rows + p * colStride;
+                int i = 0;
+                for (; i < mr; i++) panel[i] = column[i * rowStride];
+                for (; i < MR; i++) panel[i] = 0f;
+            }
+        }
+    }
+
+    // B block (kc × nc) → panels of NR columns, each stored p-major: panel[p*NR + j]; columns past nc are zero.
+    private static unsafe void PackB(float* b, int rowStride, int colStride, int kc, int nc, float* dest)
+    {
+        for (int jr = 0; jr < nc; jr += NR)
+        {
+            int nr = Math.Min(NR, nc - jr);
+            float* panel = dest + jr * kc;
+            float* columns = b + jr * colStride;
+            if (nr == NR && colStride == 1)
+            {
+                for (int p = 0; p < kc; p++, panel += NR)
+                {
+                    float* row = columns + p * rowStride;
+                    Vector256.Store(Vector256.Load(row), panel);
+                    Vector256.Store(Vector256.Load(row + 8), panel + 8);
+                }
+
+                continue;
+            }
+
+            if (rowStride == 1 && nr == NR && Avx.IsSupported)
+            {
+                // A transposed operand (a linear layer's weight): 8 columns × 8 rows at a time, transposed in registers.
+                int p = 0;
+                for (; p + 8 <= kc; p += 8)
+                {
+                    Transpose8x8(columns + p, colStride, panel + p * NR, NR);
+                    Transpose8x8(columns + 8 * colStride + p, colStride, panel + p * NR + 8, NR);
+                }
+
+                for (; p < kc; p++)
+                {
+                    for (int j = 0; j < NR; j++) panel[p * NR + j] = columns[j * colStride + p];
+                }
+
+                continue;
+            }
+
+            if (rowStride == 1)
+            {
+                // A transposed operand: each column is contiguous, so walk columns, not rows.
+                for (int j = 0; j < NR; j++)
+                {
+                    if (j < nr)
+                    {
+                        float* column = columns + j * colStride;
+                        for (int p = 0; p < kc; p++) panel[p * NR + j] = column[p];
+                    }
+                    else
+                    {
+                        for (int p = 0; p < kc; p++) panel[p * NR + j] = 0f;
+                    }
+                }
+
+                continue;
+            }
+
+            for (int p = 0; p < kc; p++, panel += NR)
+            {
+                float* row = columns + p * rowStride;
+                int j = 0;
+                for (; j < nr; j++) panel[j] = row[j * colStride];
+                for (; j < NR; j++) panel[j] = 0f;
+            }
+        }
+    }
+
+    // dest[r·destStride + c] = source[c·sourceStride + r] for an 8×8 block: eight loads, three rounds of
+    // shuffles, eight stores.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe void Transpose8x8(float* source, int sourceStride, float* dest, int destStride)
+    {
+        var r0 = Avx.LoadVector256(source);
+        var r1 = Avx.LoadVector256(source + sourceStride);
+        var r2 = Avx.LoadVector256(source + 2 * sourceStride);
+        var r3 = Avx.LoadVector256(source + 3 * sourceStride);
+        var r4 = Avx.LoadVector256(source + 4 * sourceStride);
+        var r5 = Avx.LoadVector256(source + 5 * sourceStride);
+        var r6 = Avx.LoadVector256(source + 6 * sourceStride);
+        var r7 = Avx.LoadVector256(source + 7 * sourceStride);
+        var t0 = Avx.UnpackLow(r0, r1);
+        var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3);
+        var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5);
+        var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7);
+        var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44);
+        var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44);
+        var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44);
+        var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44);
+        var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dest, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dest + destStride, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dest + 2 * destStride, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dest + 3 * destStride, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dest + 4 * destStride, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dest + 5 * destStride, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dest + 6 * destStride, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dest + 7 * destStride, Avx.Permute2x128(u3, u7, 0x31));
+    }
+
+    /// <summary>
+    /// One mr × nr tile of C (at most MR × NR) from packed panels; a partial tile is computed whole into
+    /// <paramref name="edge"/> (MR·NR floats) and only its valid part is added or copied.
+    /// </summary>
+    internal static unsafe void Tile(int kc, float* aPanel, float* bPanel, float* c, int ldc, int mr, int nr, bool accumulate, float* edge)
+    {
+        if (mr == MR && nr == NR)
+        {
+            Kernel(kc, aPanel, bPanel, c, ldc, accumulate);
+            return;
+        }
+
+        Kernel(kc, aPanel, bPanel, edge, NR, accumulate: false);
+        CopyEdge(edge, c, ldc, mr, nr, accumulate);
+    }
+
+    /// <summary>
+    /// <see cref="Tile"/> with B read in place: row p of the 16-column B block is the 16 floats at
+    /// <c>b + offsets[p]</c> (a convolution's shifted image rows; no packed panel).
+    /// </summary>
+    /// <remarks>
+    /// With <paramref name="rowBias"/> (first K block only, not accumulating) row i starts from rowBias[i]; with
+    /// <paramref name="relu"/> (last K block) the stored values are ReLU'd: a convolution's bias and fused ReLU
+    /// applied in the store, with no pass of their own.
+    /// </remarks>
+    internal static unsafe void TileOffsets(int kc, float* aPanel, float* b, int* offsets, float* c, int ldc, int mr, int nr, bool accumulate, float* edge,
+        float* rowBias = null, bool relu = false)
+    {
+        if (mr == MR && nr == NR)
+        {
+            KernelOffsets(kc, aPanel, b, offsets, c, ldc, accumulate, rowBias, relu);
+            return;
+        }
+
+        KernelOffsets(kc, aPanel, b, offsets, edge, NR, accumulate: false, null, relu: false);
+        for (int i = 0; i < mr; i++)
+        {
+            for (int j = 0; j < nr; j++)
+            {
+                float v = accumulate ? c[i * ldc + j] + edge[i * NR + j] : rowBias != null ? edge[i * NR + j] + rowBias[i] : edge[i * NR + j];
+                c[i * ldc + j] = relu && !(v > 0f || float.IsNaN(v)) ? 0f : v;
+            }
+        }
+    }
+
+    /// <summary>The 6×16 register block with B rows at <c>b + offsets[p]</c>: C[6×16] (+)= A panel (kc × 6) · B, rows started from rowBias when given, ReLU'd when asked.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void KernelOffsets(int kc, float* a, float* b, int* offsets, float* c, int ldc, bool accumulate, float* rowBias = null, bool relu = false)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        if (rowBias != null)
+        {
+            c00 = c01 = Vector256.Create(rowBias[0]);
+            c10 = c11 = Vector256.Create(rowBias[1]);
+            c20 = c21 = Vector256.Create(rowBias[2]);
+            c30 = c31 = Vector256.Create(rowBias[3]);
+            c40 = c41 = Vector256.Create(rowBias[4]);
+            c50 = c51 = Vector256.Create(rowBias[5]);
+        }
+
+        for (int p = 0; p < kc; p++)
+        {
+            float* row = b + offsets[p];
+            var b0 = Vector256.Load(row);
+            var b1 = Vector256.Load(row + 8);
+            var a0 = Vector256.Create(a[0]);
+            c00 = Fmadd(a0, b0, c00);
+            c01 = Fmadd(a0, b1, c01);
+            var a1 = Vector256.Create(a[1]);
+            c10 = Fmadd(a1, b0, c10);
+            c11 = Fmadd(a1, b1, c11);
+            var a2 = Vector256.Create(a[2]);
+            c20 = Fmadd(a2, b0, c20);
+            c21 = Fmadd(a2, b1, c21);
+            var a3 = Vector256.Create(a[3]);
+            c30 = Fmadd(a3, b0, c30);
+            c31 = Fmadd(a3, b1, c31);
+            var a4 = Vector256.Create(a[4]);
+            c40 = Fmadd(a4, b0, c40);
+            c41 = Fmadd(a4, b1, c41);
+            var a5 = Vector256.Create(a[5]);
+            c50 = Fmadd(a5, b0, c50);
+            c51 = Fmadd(a5, b1, c51);
+            a += MR;
+        }
+
+        StoreBlock(c, ldc, accumulate, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, relu);
+    }
+
+    /// <summary>
+    /// The 6×16 register block with A read in place: row i of A is the contiguous run at <c>a + rows[i]</c>
+    /// (a convolution's shifted image row), B a packed panel. C[6×16] (+)= A (6 × kc) · B (kc × 16).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void KernelRows(int kc, float* a, int* rows, float* b, float* c, int ldc, bool accumulate)
+    {
+        float* r0 = a + rows[0], r1 = a + rows[1], r2 = a + rows[2], r3 = a + rows[3], r4 = a + rows[4], r5 = a + rows[5];
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var a0 = Vector256.Create(r0[p]);
+            c00 = Fmadd(a0, b0, c00);
+            c01 = Fmadd(a0, b1, c01);
+            var a1 = Vector256.Create(r1[p]);
+            c10 = Fmadd(a1, b0, c10);
+            c11 = Fmadd(a1, b1, c11);
+            var a2 = Vector256.Create(r2[p]);
+            c20 = Fmadd(a2, b0, c20);
+            c21 = Fmadd(a2, b1, c21);
+            var a3 = Vector256.Create(r3[p]);
+            c30 = Fmadd(a3, b0, c30);
+            c31 = Fmadd(a3, b1, c31);
+            var a4 = Vector256.Create(r4[p]);
+            c40 = Fmadd(a4, b0, c40);
+            c41 = Fmadd(a4, b1, c41);
+            var a5 = Vector256.Create(r5[p]);
+            c50 = Fmadd(a5, b0, c50);
+            c51 = Fmadd(a5, b1, c51);
+            b += NR;
+        }
+
+        StoreBlock(c, ldc, accumulate, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
+    }
+
+    // The valid mr × nr part of a tile computed whole into edge, added to or copied into C.
+    private static unsafe void CopyEdge(float* edge, float* c, int ldc, int mr, int nr, bool accumulate)
+    {
+        for (int i = 0; i < mr; i++)
+        {
+            for (int j = 0; j < nr; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + edge[i * NR + j] : edge[i * NR + j];
+        }
+    }
+
+    // A 6×16 register block into C: added to what is there when accumulating, else stored.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreBlock(float* c, int ldc, bool accumulate,
+        Vector256<float> c00, Vector256<float> c01, Vector256<float> c10, Vector256<float> c11, Vector256<float> c20, Vector256<float> c21,
+        Vector256<float> c30, Vector256<float> c31, Vector256<float> c40, Vector256<float> c41, Vector256<float> c50, Vector256<float> c51, bool relu = false)
+    {
+        if (accumulate)
+        {
+            c00 += Vector256.Load(c); c01 += Vector256.Load(c + 8);
+            c10 += Vector256.Load(c + ldc); c11 += Vector256.Load(c + ldc + 8);
+            c20 += Vector256.Load(c + 2 * ldc); c21 += Vector256.Load(c + 2 * ldc + 8);
+            c30 += Vector256.Load(c + 3 * ldc); c31 += Vector256.Load(c + 3 * ldc + 8);
+            c40 += Vector256.Load(c + 4 * ldc); c41 += Vector256.Load(c + 4 * ldc + 8);
+            c50 += Vector256.Load(c + 5 * ldc); c51 += Vector256.Load(c + 5 * ldc + 8);
+        }
+
+        if (relu)
+        {
+            c00 = Activations.Relu(c00); c01 = Activations.Relu(c01); c10 = Activations.Relu(c10); c11 = Activations.Relu(c11);
+            c20 = Activations.Relu(c20); c21 = Activations.Relu(c21); c30 = Activations.Relu(c30); c31 = Activations.Relu(c31);
+            c40 = Activations.Relu(c40); c41 = Activations.Relu(c41); c50 = Activations.Relu(c50); c51 = Activations.Relu(c51);
+        }
+
+        Vector256.Store(c00, c); Vector256.Store(c01, c + 8);
+        Vector256.Store(c10, c + ldc); Vector256.Store(c11, c + ldc + 8);
+        Vector256.Store(c20, c + 2 * ldc); Vector256.Store(c21, c + 2 * ldc + 8);
+        Vector256.Store(c30, c + 3 * ldc); Vector256.Store(c31, c + 3 * ldc + 8);
+        Vector256.Store(c40, c + 4 * ldc); Vector256.Store(c41, c + 4 * ldc + 8);
+        Vector256.Store(c50, c + 5 * ldc); Vector256.Store(c51, c + 5 * ldc + 8);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Fmadd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
+        Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : a * b + c;
+
+    /// <summary>The 6×16 register block: C[6×16] (+)= A panel (kc × 6) · B panel (kc × 16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void Kernel(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var a0 = Vector256.Create(a[0]);
+            c00 = Fmadd(a0, b0, c00);
+            c01 = Fmadd(a0, b1, c01);
+            var a1 = Vector256.Create(a[1]);
+            c10 = Fmadd(a1, b0, c10);
+            c11 = Fmadd(a1, b1, c11);
+            var a2 = Vector256.Create(a[2]);
+            c20 = Fmadd(a2, b0, c20);
+            c21 = Fmadd(a2, b1, c21);
+            var a3 = Vector256.Create(a[3]);
+            c30 = Fmadd(a3, b0, c30);
+            c31 = Fmadd(a3, b1, c31);
+            var a4 = Vector256.Create(a[4]);
+            c40 = Fmadd(a4, b0, c40);
+            c41 = Fmadd(a4, b1, c41);
+            var a5 = Vector256.Create(a[5]);
+            c50 = Fmadd(a5, b0, c50);
+            c51 = Fmadd(a5, b1, c51);
+            a += MR;
+            b += NR;
+        }
+
+        StoreBlock(c, ldc, accumulate, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
+    }
+}
