@@ -35,12 +35,16 @@ namespace Snapshots
         private const int Layer1RunningVar = 2; // 1.running_var [2]
         private const int Layer1NumBatchesTracked = 0; // 1.num_batches_tracked []
 
-        // Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.
-        private const int InputCopy = 0;
-        private const int Layer0Out = 32; // 0 output [2, 3, 3]
-        private const int Layer1Out = 64; // 1 output [2, 3, 3]
-        private const int ArenaPerSample = 96;
-        private const int WorkPerSample = 32; // the largest activation
+        // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
+        // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
+        // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
+        private const int InputCopy = 0; // the input [1, 5, 5], kept for backward
+        private const int Layer0Out = 64; // 0 output [2, 3, 3], kept for backward
+        private const int Layer1Out = 32; // 1 output [2, 3, 3]
+        private const int Layer0Grad = 96; // dL/d(0 output)
+        private const int Layer1Grad = 32; // dL/d(1 output)
+        private const int Layer1Infer = 32; // 1 output at inference
+        private const int ArenaPerSample = 128;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
         private const int CacheLength = 32;
@@ -74,10 +78,8 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 1, 5, 5 };
         private static readonly int[] s_outputShape = { 2, 3, 3 };
 
-        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
-        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one
-        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
-        private readonly int _workB;
+        // One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.
+        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one
         private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
@@ -104,17 +106,15 @@ namespace Snapshots
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public One(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample) + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * ArenaPerSample + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
                     $"One with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
             }
 
-            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
-            _workA = maxBatch * ArenaPerSample;
-            _workB = _workA + maxBatch * WorkPerSample;
-            _scratch = _workB + maxBatch * WorkPerSample;
+            // The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.
+            _scratch = maxBatch * ArenaPerSample;
             _cache = _scratch + Threads * s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new global::Dsl.Runtime.AlignedFloats(_folded + FoldedLength);
@@ -147,10 +147,10 @@ namespace Snapshots
             var buffers = BufferStorage;
             var counters = CounterStorage;
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 18);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 18);
-            input.CopyTo(x); // backward needs the input of the first layer
+            input.CopyTo(x); // a backward reads the input
 
             // 0: conv(1, 2, 3) — batch_one_bn2d.nn(1,31) — [N, 1, 5, 5] → [N, 2, 3, 3]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(x, parameters.AsSpan(Layer0Weight, 18), parameters.AsSpan(Layer0Bias, 2), y0, batch, in Layer0Geometry, scratch, Pool);
@@ -174,15 +174,14 @@ namespace Snapshots
             // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
             bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 18);
-            var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 18);
 
-            // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g1 = _arena.AsSpan(_workA, batch * OutputLength);
+            // g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.
+            var g1 = _arena.AsSpan(Layer1Grad * MaxBatch, batch * OutputLength);
             outputGrad.CopyTo(g1);
 
-            var g0 = _arena.AsSpan(_workB, batch * 18);
+            var g0 = _arena.AsSpan(Layer0Grad * MaxBatch, batch * 18);
             // 1: bn2d — batch_one_bn2d.nn(1,48) — [N, 2, 3, 3] → [N, 2, 3, 3] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 2).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 2).Clear();
@@ -213,7 +212,7 @@ namespace Snapshots
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv(1, 2, 3) — batch_one_bn2d.nn(1,31) — [N, 1, 5, 5] → [N, 2, 3, 3] — with 1 folded in
-            var h0 = _arena.AsSpan(_workA, batch * 18);
+            var h0 = _arena.AsSpan(Layer1Infer * MaxBatch, batch * 18);
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer0FoldedWeight, 18), folded.Slice(Layer0FoldedBias, 2), h0, batch, in Layer0Geometry, scratch, Pool);
             h = h0;
 

@@ -51,25 +51,40 @@ namespace Examples.BatchNormStudy
         private const int Layer12Weight = 105440; // 12.weight [10, 64]
         private const int Layer12Bias = 106080; // 12.bias [10]
 
-        // Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.
-        private const int InputCopy = 0;
-        private const int Layer0Out = 784; // 0 output [16, 28, 28]
-        private const int Layer1Out = 13328; // 1 output [16, 28, 28]
-        private const int Layer2Out = 25872; // 2 output [16, 28, 28]
-        private const int Layer3Out = 38416; // 3 output [16, 14, 14]
-        private const int Layer4Out = 41552; // 4 output [32, 14, 14]
-        private const int Layer5Out = 47824; // 5 output [32, 14, 14]
-        private const int Layer6Out = 54096; // 6 output [32, 14, 14]
-        private const int Layer7Out = 60368; // 7 output [32, 7, 7]
-        private const int Layer9Out = 61936; // 9 output [64]
-        private const int Layer10Out = 62000; // 10 output [64]
-        private const int Layer11Out = 62064; // 11 output [64]
-        private const int Layer12Out = 62128; // 12 output [10]
-        private const int ArenaPerSample = 62144;
-        private const int WorkPerSample = 12544; // the largest activation
-        private const int IndicesPerSample = 4704;
-        private const int Layer3Indices = 0; // 3 argmax, per sample
-        private const int Layer7Indices = 3136; // 7 argmax, per sample
+        // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
+        // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
+        // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
+        private const int InputCopy = 53312; // the input [1, 28, 28], kept for backward
+        private const int Layer0Out = 0; // 0 output [16, 28, 28]
+        private const int Layer1Out = 12544; // 1 output [16, 28, 28], kept for backward
+        private const int Layer2Out = 0; // 2 output [16, 28, 28]
+        private const int Layer3Out = 43904; // 3 output [16, 14, 14], kept for backward
+        private const int Layer4Out = 0; // 4 output [32, 14, 14]
+        private const int Layer5Out = 37632; // 5 output [32, 14, 14], kept for backward
+        private const int Layer6Out = 0; // 6 output [32, 14, 14]
+        private const int Layer7Out = 50176; // 7 output [32, 7, 7], kept for backward
+        private const int Layer9Out = 0; // 9 output [64]
+        private const int Layer10Out = 54096; // 10 output [64], kept for backward
+        private const int Layer11Out = 54160; // 11 output [64], kept for backward
+        private const int Layer12Out = 0; // 12 output [10]
+        private const int Layer3Indices = 47040; // 3 argmax (ints)
+        private const int Layer7Indices = 51744; // 7 argmax (ints)
+        private const int Layer1Grad = 25088; // dL/d(1 output)
+        private const int Layer2Grad = 0; // dL/d(2 output)
+        private const int Layer3Grad = 25088; // dL/d(3 output)
+        private const int Layer5Grad = 6272; // dL/d(5 output)
+        private const int Layer6Grad = 0; // dL/d(6 output)
+        private const int Layer8Grad = 6272; // dL/d(8 output)
+        private const int Layer10Grad = 64; // dL/d(10 output)
+        private const int Layer11Grad = 0; // dL/d(11 output)
+        private const int Layer12Grad = 64; // dL/d(12 output)
+        private const int Layer0Infer = 0; // 0 output at inference
+        private const int Layer3Infer = 25088; // 3 output at inference
+        private const int Layer4Infer = 0; // 4 output at inference
+        private const int Layer7Infer = 6272; // 7 output at inference
+        private const int Layer9Infer = 0; // 9 output at inference
+        private const int Layer12Infer = 64; // 12 output at inference
+        private const int ArenaPerSample = 54224;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
         private const int CacheLength = 224;
@@ -136,11 +151,8 @@ namespace Examples.BatchNormStudy
         private static readonly int[] s_inputShape = { 1, 28, 28 };
         private static readonly int[] s_outputShape = { 10 };
 
-        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
-        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one
-        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
-        private readonly int _workB;
-        private readonly int _indices; // max pooling's argmax, stored as ints
+        // One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.
+        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one
         private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
@@ -167,18 +179,15 @@ namespace Examples.BatchNormStudy
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public BnAfterRelu(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample + IndicesPerSample) + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * ArenaPerSample + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
                     $"BnAfterRelu with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
             }
 
-            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
-            _workA = maxBatch * ArenaPerSample;
-            _workB = _workA + maxBatch * WorkPerSample;
-            _indices = _workB + maxBatch * WorkPerSample;
-            _scratch = _indices + maxBatch * IndicesPerSample;
+            // The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.
+            _scratch = maxBatch * ArenaPerSample;
             _cache = _scratch + Threads * s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new global::Dsl.Runtime.AlignedFloats(_folded + FoldedLength);
@@ -234,7 +243,7 @@ namespace Examples.BatchNormStudy
             var buffers = BufferStorage;
             var counters = CounterStorage;
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 12544);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 12544);
             var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 12544);
@@ -248,7 +257,7 @@ namespace Examples.BatchNormStudy
             var y10 = _arena.AsSpan(Layer10Out * MaxBatch, batch * 64);
             var y11 = _arena.AsSpan(Layer11Out * MaxBatch, batch * 64);
             var y12 = _arena.AsSpan(Layer12Out * MaxBatch, batch * 10);
-            input.CopyTo(x); // backward needs the input of the first layer
+            input.CopyTo(x); // a backward reads the input
 
             // 0: conv(1, 16, 3, padding: 1) — bnstudy_bn_after_relu.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), y0, batch, in Layer0Geometry, scratch, Pool);
@@ -308,31 +317,25 @@ namespace Examples.BatchNormStudy
             // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
             bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
-            var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 12544);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 12544);
-            var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 12544);
             var y3 = _arena.AsSpan(Layer3Out * MaxBatch, batch * 3136);
-            var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 6272);
             var y5 = _arena.AsSpan(Layer5Out * MaxBatch, batch * 6272);
-            var y6 = _arena.AsSpan(Layer6Out * MaxBatch, batch * 6272);
             var y7 = _arena.AsSpan(Layer7Out * MaxBatch, batch * 1568);
             var y8 = y7; // 8: flatten shares its input's memory
-            var y9 = _arena.AsSpan(Layer9Out * MaxBatch, batch * 64);
             var y10 = _arena.AsSpan(Layer10Out * MaxBatch, batch * 64);
             var y11 = _arena.AsSpan(Layer11Out * MaxBatch, batch * 64);
-            var y12 = _arena.AsSpan(Layer12Out * MaxBatch, batch * 10);
 
-            // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g12 = _arena.AsSpan(_workA, batch * OutputLength);
+            // g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.
+            var g12 = _arena.AsSpan(Layer12Grad * MaxBatch, batch * OutputLength);
             outputGrad.CopyTo(g12);
 
-            var g11 = _arena.AsSpan(_workB, batch * 64);
+            var g11 = _arena.AsSpan(Layer11Grad * MaxBatch, batch * 64);
             // 12: linear(64, 10) — bnstudy_bn_after_relu.nn(8,55) — [N, 64] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g12, y11, gradients.AsSpan(Layer12Weight, 640), gradients.AsSpan(Layer12Bias, 10), batch, 64, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g12, parameters.AsSpan(Layer12Weight, 640), g11, batch, 64, 10, scratch, Pool);
 
-            var g10 = _arena.AsSpan(_workA, batch * 64);
+            var g10 = _arena.AsSpan(Layer10Grad * MaxBatch, batch * 64);
             // 11: bn1d — bnstudy_bn_after_relu.nn(8,47) — [N, 64] → [N, 64] — backward
             if (!accumulate) gradients.AsSpan(Layer11Weight, 64).Clear();
             if (!accumulate) gradients.AsSpan(Layer11Bias, 64).Clear();
@@ -344,7 +347,7 @@ namespace Examples.BatchNormStudy
             // 10: relu — bnstudy_bn_after_relu.nn(8,39) — [N, 64] → [N, 64] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y10, g10, g9, Pool);
 
-            var g8 = _arena.AsSpan(_workB, batch * 1568);
+            var g8 = _arena.AsSpan(Layer8Grad * MaxBatch, batch * 1568);
             // 9: linear(1568, 64) — bnstudy_bn_after_relu.nn(8,19) — [N, 1568] → [N, 64] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 100352), gradients.AsSpan(Layer9Bias, 64), batch, 1568, 64, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 100352), g8, batch, 1568, 64, scratch, Pool);
@@ -352,11 +355,11 @@ namespace Examples.BatchNormStudy
             var g7 = g8;
             // 8: flatten — bnstudy_bn_after_relu.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — backward
 
-            var g6 = _arena.AsSpan(_workA, batch * 6272);
+            var g6 = _arena.AsSpan(Layer6Grad * MaxBatch, batch * 6272);
             // 7: maxpool(2) — bnstudy_bn_after_relu.nn(7,55) — [N, 32, 14, 14] → [N, 32, 7, 7] — backward
             global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 1568), g6, batch, in Layer7Geometry, Pool);
 
-            var g5 = _arena.AsSpan(_workB, batch * 6272);
+            var g5 = _arena.AsSpan(Layer5Grad * MaxBatch, batch * 6272);
             // 6: bn2d — bnstudy_bn_after_relu.nn(7,47) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer6Weight, 32).Clear();
             if (!accumulate) gradients.AsSpan(Layer6Bias, 32).Clear();
@@ -368,18 +371,18 @@ namespace Examples.BatchNormStudy
             // 5: relu — bnstudy_bn_after_relu.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y5, g5, g4, Pool);
 
-            var g3 = _arena.AsSpan(_workA, batch * 3136);
+            var g3 = _arena.AsSpan(Layer3Grad * MaxBatch, batch * 3136);
             // 4: conv(16, 32, 3, padding: 1) — bnstudy_bn_after_relu.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer4Weight, 4608).Clear();
             if (!accumulate) gradients.AsSpan(Layer4Bias, 32).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 4608), gradients.AsSpan(Layer4Bias, 32), batch, in Layer4Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 4608), g3, batch, in Layer4Geometry, scratch, Pool);
 
-            var g2 = _arena.AsSpan(_workB, batch * 12544);
+            var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 12544);
             // 3: maxpool(2) — bnstudy_bn_after_relu.nn(6,51) — [N, 16, 28, 28] → [N, 16, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 3136), g2, batch, in Layer3Geometry, Pool);
 
-            var g1 = _arena.AsSpan(_workA, batch * 12544);
+            var g1 = _arena.AsSpan(Layer1Grad * MaxBatch, batch * 12544);
             // 2: bn2d — bnstudy_bn_after_relu.nn(6,43) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer2Weight, 16).Clear();
             if (!accumulate) gradients.AsSpan(Layer2Bias, 16).Clear();
@@ -414,7 +417,7 @@ namespace Examples.BatchNormStudy
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv(1, 16, 3, padding: 1) — bnstudy_bn_after_relu.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM
-            var h0 = _arena.AsSpan(_workA, batch * 12544);
+            var h0 = _arena.AsSpan(Layer0Infer * MaxBatch, batch * 12544);
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), h0, batch, in Layer0Geometry, scratch, Pool);
             h = h0;
 
@@ -426,12 +429,12 @@ namespace Examples.BatchNormStudy
             // 2: bn2d — bnstudy_bn_after_relu.nn(6,43) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by 1 (relu) as it wrote its output
 
             // 3: maxpool(2) — bnstudy_bn_after_relu.nn(6,51) — [N, 16, 28, 28] → [N, 16, 14, 14]
-            var h2 = _arena.AsSpan(_workB, batch * 3136);
+            var h2 = _arena.AsSpan(Layer3Infer * MaxBatch, batch * 3136);
             global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h2, batch, in Layer3Geometry, Pool);
             h = h2;
 
             // 4: conv(16, 32, 3, padding: 1) — bnstudy_bn_after_relu.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            var h3 = _arena.AsSpan(_workA, batch * 6272);
+            var h3 = _arena.AsSpan(Layer4Infer * MaxBatch, batch * 6272);
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, parameters.AsSpan(Layer4Weight, 4608), parameters.AsSpan(Layer4Bias, 32), h3, batch, in Layer4Geometry, scratch, Pool);
             h = h3;
 
@@ -443,14 +446,14 @@ namespace Examples.BatchNormStudy
             // 6: bn2d — bnstudy_bn_after_relu.nn(7,47) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by 5 (relu) as it wrote its output
 
             // 7: maxpool(2) — bnstudy_bn_after_relu.nn(7,55) — [N, 32, 14, 14] → [N, 32, 7, 7]
-            var h5 = _arena.AsSpan(_workB, batch * 1568);
+            var h5 = _arena.AsSpan(Layer7Infer * MaxBatch, batch * 1568);
             global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h5, batch, in Layer7Geometry, Pool);
             h = h5;
 
             // 8: flatten — bnstudy_bn_after_relu.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — identity at inference
 
             // 9: linear(1568, 64) — bnstudy_bn_after_relu.nn(8,19) — [N, 1568] → [N, 64]
-            var h6 = _arena.AsSpan(_workA, batch * 64);
+            var h6 = _arena.AsSpan(Layer9Infer * MaxBatch, batch * 64);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer9Weight, 100352), folded.Slice(Layer9PackedWeight, 100352), parameters.AsSpan(Layer9Bias, 64), h6, batch, 1568, 64, scratch, Pool);
             h = h6;
 
@@ -462,7 +465,7 @@ namespace Examples.BatchNormStudy
             // 11: bn1d — bnstudy_bn_after_relu.nn(8,47) — [N, 64] → [N, 64] — applied by 10 (relu) as it wrote its output
 
             // 12: linear(64, 10) — bnstudy_bn_after_relu.nn(8,55) — [N, 64] → [N, 10]
-            var h8 = _arena.AsSpan(_workB, batch * 10);
+            var h8 = _arena.AsSpan(Layer12Infer * MaxBatch, batch * 10);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 640), folded.Slice(Layer12PackedWeight, 1024), parameters.AsSpan(Layer12Bias, 10), h8, batch, 64, 10, scratch, Pool);
             h = h8;
 
@@ -495,8 +498,8 @@ namespace Examples.BatchNormStudy
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer12Weight, 640), folded.Slice(Layer12PackedWeight, 1024), 64, 10);
         }
 
-        /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>
-        private global::System.Span<int> Indices(int layer, int length) =>
-            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(_indices + layer * MaxBatch, length));
+        /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
+        private global::System.Span<int> Indices(int offset, int length) =>
+            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
     }
 }

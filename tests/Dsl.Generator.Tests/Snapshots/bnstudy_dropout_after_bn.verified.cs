@@ -48,27 +48,38 @@ namespace Examples.BatchNormStudy
         private const int Layer13Weight = 105328; // 13.weight [10, 64]
         private const int Layer13Bias = 105968; // 13.bias [10]
 
-        // Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.
-        private const int InputCopy = 0;
-        private const int Layer0Out = 784; // 0 output [16, 28, 28]
-        private const int Layer1Out = 13328; // 1 output [16, 28, 28]
-        private const int Layer2Out = 13328; // 2 output [16, 28, 28]
-        private const int Layer3Out = 25872; // 3 output [16, 14, 14]
-        private const int Layer4Out = 29008; // 4 output [32, 14, 14]
-        private const int Layer5Out = 35280; // 5 output [32, 14, 14]
-        private const int Layer6Out = 35280; // 6 output [32, 14, 14]
-        private const int Layer7Out = 41552; // 7 output [32, 7, 7]
-        private const int Layer9Out = 43120; // 9 output [64]
-        private const int Layer10Out = 43184; // 10 output [64]
-        private const int Layer11Out = 43184; // 11 output [64]
-        private const int Layer12Out = 43248; // 12 output [64]
-        private const int Layer12Mask = 43312; // 12 dropout mask
-        private const int Layer13Out = 43376; // 13 output [10]
-        private const int ArenaPerSample = 43392;
-        private const int WorkPerSample = 12544; // the largest activation
-        private const int IndicesPerSample = 4704;
-        private const int Layer3Indices = 0; // 3 argmax, per sample
-        private const int Layer7Indices = 3136; // 7 argmax, per sample
+        // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
+        // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
+        // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
+        private const int InputCopy = 72128; // the input [1, 28, 28], kept for backward
+        private const int Layer0Out = 12544; // 0 output [16, 28, 28], kept for backward
+        private const int Layer1Out = 25088; // 1 output [16, 28, 28], kept for backward
+        private const int Layer3Out = 62720; // 3 output [16, 14, 14], kept for backward
+        private const int Layer4Out = 50176; // 4 output [32, 14, 14], kept for backward
+        private const int Layer5Out = 56448; // 5 output [32, 14, 14], kept for backward
+        private const int Layer7Out = 68992; // 7 output [32, 7, 7], kept for backward
+        private const int Layer9Out = 72912; // 9 output [64], kept for backward
+        private const int Layer10Out = 72976; // 10 output [64], kept for backward
+        private const int Layer12Out = 73040; // 12 output [64], kept for backward
+        private const int Layer13Out = 0; // 13 output [10]
+        private const int Layer12Mask = 73104; // 12 dropout mask
+        private const int Layer3Indices = 65856; // 3 argmax (ints)
+        private const int Layer7Indices = 70560; // 7 argmax (ints)
+        private const int Layer0Grad = 37632; // dL/d(0 output)
+        private const int Layer2Grad = 0; // dL/d(2 output)
+        private const int Layer3Grad = 37632; // dL/d(3 output)
+        private const int Layer4Grad = 6272; // dL/d(4 output)
+        private const int Layer6Grad = 0; // dL/d(6 output)
+        private const int Layer8Grad = 6272; // dL/d(8 output)
+        private const int Layer9Grad = 64; // dL/d(9 output)
+        private const int Layer12Grad = 0; // dL/d(12 output)
+        private const int Layer13Grad = 64; // dL/d(13 output)
+        private const int Layer2Infer = 0; // 2 output at inference
+        private const int Layer3Infer = 37632; // 3 output at inference
+        private const int Layer7Infer = 0; // 7 output at inference
+        private const int Layer11Infer = 1568; // 11 output at inference
+        private const int Layer13Infer = 0; // 13 output at inference
+        private const int ArenaPerSample = 73168;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
         private const int CacheLength = 224;
@@ -138,11 +149,8 @@ namespace Examples.BatchNormStudy
         private static readonly int[] s_inputShape = { 1, 28, 28 };
         private static readonly int[] s_outputShape = { 10 };
 
-        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
-        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one
-        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
-        private readonly int _workB;
-        private readonly int _indices; // max pooling's argmax, stored as ints
+        // One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.
+        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one
         private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
@@ -179,18 +187,15 @@ namespace Examples.BatchNormStudy
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public DropoutAfterBn(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample + IndicesPerSample) + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * ArenaPerSample + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
                     $"DropoutAfterBn with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
             }
 
-            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
-            _workA = maxBatch * ArenaPerSample;
-            _workB = _workA + maxBatch * WorkPerSample;
-            _indices = _workB + maxBatch * WorkPerSample;
-            _scratch = _indices + maxBatch * IndicesPerSample;
+            // The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.
+            _scratch = maxBatch * ArenaPerSample;
             _cache = _scratch + Threads * s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new global::Dsl.Runtime.AlignedFloats(_folded + FoldedLength);
@@ -244,7 +249,7 @@ namespace Examples.BatchNormStudy
             var buffers = BufferStorage;
             var counters = CounterStorage;
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 12544);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 12544);
             var y2 = y1; // 2: relu, written by 1 (batch norm) as it normalizes
@@ -259,7 +264,7 @@ namespace Examples.BatchNormStudy
             var y11 = y10; // 11: relu, written by 10 (batch norm) as it normalizes
             var y12 = _arena.AsSpan(Layer12Out * MaxBatch, batch * 64);
             var y13 = _arena.AsSpan(Layer13Out * MaxBatch, batch * 10);
-            input.CopyTo(x); // backward needs the input of the first layer
+            input.CopyTo(x); // a backward reads the input
 
             // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_dropout_after_bn.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 144), default, y0, batch, in Layer0Geometry, scratch, Pool);
@@ -319,7 +324,7 @@ namespace Examples.BatchNormStudy
             // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
             bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 12544);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 12544);
             var y2 = y1; // 2: relu, written by 1 (batch norm) as it normalizes
@@ -333,13 +338,12 @@ namespace Examples.BatchNormStudy
             var y10 = _arena.AsSpan(Layer10Out * MaxBatch, batch * 64);
             var y11 = y10; // 11: relu, written by 10 (batch norm) as it normalizes
             var y12 = _arena.AsSpan(Layer12Out * MaxBatch, batch * 64);
-            var y13 = _arena.AsSpan(Layer13Out * MaxBatch, batch * 10);
 
-            // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g13 = _arena.AsSpan(_workA, batch * OutputLength);
+            // g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.
+            var g13 = _arena.AsSpan(Layer13Grad * MaxBatch, batch * OutputLength);
             outputGrad.CopyTo(g13);
 
-            var g12 = _arena.AsSpan(_workB, batch * 64);
+            var g12 = _arena.AsSpan(Layer12Grad * MaxBatch, batch * 64);
             // 13: linear(64, 10) — bnstudy_dropout_after_bn.nn(8,84) — [N, 64] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g13, y12, gradients.AsSpan(Layer13Weight, 640), gradients.AsSpan(Layer13Bias, 10), batch, 64, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g13, parameters.AsSpan(Layer13Weight, 640), g12, batch, 64, 10, scratch, Pool);
@@ -352,7 +356,7 @@ namespace Examples.BatchNormStudy
             // 11: relu — bnstudy_dropout_after_bn.nn(8,60) — [N, 64] → [N, 64] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y11, g11, g10, Pool);
 
-            var g9 = _arena.AsSpan(_workA, batch * 64);
+            var g9 = _arena.AsSpan(Layer9Grad * MaxBatch, batch * 64);
             // 10: bn1d — bnstudy_dropout_after_bn.nn(8,52) — [N, 64] → [N, 64] — backward
             if (!accumulate) gradients.AsSpan(Layer10Weight, 64).Clear();
             if (!accumulate) gradients.AsSpan(Layer10Bias, 64).Clear();
@@ -360,7 +364,7 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g10, y9, parameters.AsSpan(Layer10Weight, 64), _arena.AsSpan(_cache + Layer10SaveMean, 64), _arena.AsSpan(_cache + Layer10SaveInvStd, 64), g9,
                 gradients.AsSpan(Layer10Weight, 64), gradients.AsSpan(Layer10Bias, 64), batch, 64, 1, Pool);
 
-            var g8 = _arena.AsSpan(_workB, batch * 1568);
+            var g8 = _arena.AsSpan(Layer8Grad * MaxBatch, batch * 1568);
             // 9: linear(1568, 64, bias: false) — bnstudy_dropout_after_bn.nn(8,19) — [N, 1568] → [N, 64] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 100352), default, batch, 1568, 64, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 100352), g8, batch, 1568, 64, scratch, Pool);
@@ -368,7 +372,7 @@ namespace Examples.BatchNormStudy
             var g7 = g8;
             // 8: flatten — bnstudy_dropout_after_bn.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — backward
 
-            var g6 = _arena.AsSpan(_workA, batch * 6272);
+            var g6 = _arena.AsSpan(Layer6Grad * MaxBatch, batch * 6272);
             // 7: maxpool(2) — bnstudy_dropout_after_bn.nn(7,68) — [N, 32, 14, 14] → [N, 32, 7, 7] — backward
             global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 1568), g6, batch, in Layer7Geometry, Pool);
 
@@ -376,7 +380,7 @@ namespace Examples.BatchNormStudy
             // 6: relu — bnstudy_dropout_after_bn.nn(7,60) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y6, g6, g5, Pool);
 
-            var g4 = _arena.AsSpan(_workB, batch * 6272);
+            var g4 = _arena.AsSpan(Layer4Grad * MaxBatch, batch * 6272);
             // 5: bn2d — bnstudy_dropout_after_bn.nn(7,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer5Weight, 32).Clear();
             if (!accumulate) gradients.AsSpan(Layer5Bias, 32).Clear();
@@ -384,13 +388,13 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g5, y4, parameters.AsSpan(Layer5Weight, 32), _arena.AsSpan(_cache + Layer5SaveMean, 32), _arena.AsSpan(_cache + Layer5SaveInvStd, 32), g4,
                 gradients.AsSpan(Layer5Weight, 32), gradients.AsSpan(Layer5Bias, 32), batch, 32, 196, Pool);
 
-            var g3 = _arena.AsSpan(_workA, batch * 3136);
+            var g3 = _arena.AsSpan(Layer3Grad * MaxBatch, batch * 3136);
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_dropout_after_bn.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer4Weight, 4608).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 4608), default, batch, in Layer4Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 4608), g3, batch, in Layer4Geometry, scratch, Pool);
 
-            var g2 = _arena.AsSpan(_workB, batch * 12544);
+            var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 12544);
             // 3: maxpool(2) — bnstudy_dropout_after_bn.nn(6,64) — [N, 16, 28, 28] → [N, 16, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 3136), g2, batch, in Layer3Geometry, Pool);
 
@@ -398,7 +402,7 @@ namespace Examples.BatchNormStudy
             // 2: relu — bnstudy_dropout_after_bn.nn(6,56) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y2, g2, g1, Pool);
 
-            var g0 = _arena.AsSpan(_workA, batch * 12544);
+            var g0 = _arena.AsSpan(Layer0Grad * MaxBatch, batch * 12544);
             // 1: bn2d — bnstudy_dropout_after_bn.nn(6,48) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 16).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 16).Clear();
@@ -428,7 +432,7 @@ namespace Examples.BatchNormStudy
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_dropout_after_bn.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — with 1 folded in — direct: a reduction of few taps, no GEMM — 2 (relu) applied as it writes
-            var h0 = _arena.AsSpan(_workA, batch * 12544);
+            var h0 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 12544);
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
             h = h0;
 
@@ -437,12 +441,12 @@ namespace Examples.BatchNormStudy
             // 2: relu — bnstudy_dropout_after_bn.nn(6,56) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by 0 (conv2d) as it wrote its output
 
             // 3: maxpool(2) — bnstudy_dropout_after_bn.nn(6,64) — [N, 16, 28, 28] → [N, 16, 14, 14]
-            var h1 = _arena.AsSpan(_workB, batch * 3136);
+            var h1 = _arena.AsSpan(Layer3Infer * MaxBatch, batch * 3136);
             global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h1, batch, in Layer3Geometry, Pool);
             h = h1;
 
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_dropout_after_bn.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — with 5 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes — 7 (maxpool 2×2) applied as it writes, one window per tile
-            var h2 = _arena.AsSpan(_workA, batch * 1568);
+            var h2 = _arena.AsSpan(Layer7Infer * MaxBatch, batch * 1568);
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer4FoldedWeight, 4608), folded.Slice(Layer4FoldedBias, 32), h2, batch, in Layer4Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h2;
 
@@ -455,7 +459,7 @@ namespace Examples.BatchNormStudy
             // 8: flatten — bnstudy_dropout_after_bn.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — identity at inference
 
             // 9: linear(1568, 64, bias: false) — bnstudy_dropout_after_bn.nn(8,19) — [N, 1568] → [N, 64] — with 10 folded in — 11 (relu) applied as it writes
-            var h3 = _arena.AsSpan(_workB, batch * 64);
+            var h3 = _arena.AsSpan(Layer11Infer * MaxBatch, batch * 64);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, folded.Slice(Layer9FoldedWeight, 100352), folded.Slice(Layer9PackedWeight, 100352), folded.Slice(Layer9FoldedBias, 64), h3, batch, 1568, 64, scratch, Pool, relu: true);
             h = h3;
 
@@ -466,7 +470,7 @@ namespace Examples.BatchNormStudy
             // 12: dropout(0.5) — bnstudy_dropout_after_bn.nn(8,68) — [N, 64] → [N, 64] — identity at inference
 
             // 13: linear(64, 10) — bnstudy_dropout_after_bn.nn(8,84) — [N, 64] → [N, 10]
-            var h4 = _arena.AsSpan(_workA, batch * 10);
+            var h4 = _arena.AsSpan(Layer13Infer * MaxBatch, batch * 10);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer13Weight, 640), folded.Slice(Layer13PackedWeight, 1024), parameters.AsSpan(Layer13Bias, 10), h4, batch, 64, 10, scratch, Pool);
             h = h4;
 
@@ -508,8 +512,8 @@ namespace Examples.BatchNormStudy
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer13Weight, 640), folded.Slice(Layer13PackedWeight, 1024), 64, 10);
         }
 
-        /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>
-        private global::System.Span<int> Indices(int layer, int length) =>
-            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(_indices + layer * MaxBatch, length));
+        /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
+        private global::System.Span<int> Indices(int offset, int length) =>
+            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
     }
 }

@@ -36,22 +36,33 @@ namespace Examples.BatchNormStudy
         private const int Layer9Weight = 105216; // 9.weight [10, 64]
         private const int Layer9Bias = 105856; // 9.bias [10]
 
-        // Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.
-        private const int InputCopy = 0;
-        private const int Layer0Out = 784; // 0 output [16, 28, 28]
-        private const int Layer1Out = 13328; // 1 output [16, 28, 28]
-        private const int Layer2Out = 25872; // 2 output [16, 14, 14]
-        private const int Layer3Out = 29008; // 3 output [32, 14, 14]
-        private const int Layer4Out = 35280; // 4 output [32, 14, 14]
-        private const int Layer5Out = 41552; // 5 output [32, 7, 7]
-        private const int Layer7Out = 43120; // 7 output [64]
-        private const int Layer8Out = 43184; // 8 output [64]
-        private const int Layer9Out = 43248; // 9 output [10]
-        private const int ArenaPerSample = 43264;
-        private const int WorkPerSample = 12544; // the largest activation
-        private const int IndicesPerSample = 4704;
-        private const int Layer2Indices = 0; // 2 argmax, per sample
-        private const int Layer5Indices = 3136; // 5 argmax, per sample
+        // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
+        // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
+        // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
+        private const int InputCopy = 43904; // the input [1, 28, 28], kept for backward
+        private const int Layer0Out = 0; // 0 output [16, 28, 28]
+        private const int Layer1Out = 12544; // 1 output [16, 28, 28], kept for backward
+        private const int Layer2Out = 34496; // 2 output [16, 14, 14], kept for backward
+        private const int Layer3Out = 0; // 3 output [32, 14, 14]
+        private const int Layer4Out = 25088; // 4 output [32, 14, 14], kept for backward
+        private const int Layer5Out = 40768; // 5 output [32, 7, 7], kept for backward
+        private const int Layer7Out = 0; // 7 output [64]
+        private const int Layer8Out = 44688; // 8 output [64], kept for backward
+        private const int Layer9Out = 0; // 9 output [10]
+        private const int Layer2Indices = 37632; // 2 argmax (ints)
+        private const int Layer5Indices = 42336; // 5 argmax (ints)
+        private const int Layer1Grad = 0; // dL/d(1 output)
+        private const int Layer2Grad = 31360; // dL/d(2 output)
+        private const int Layer4Grad = 0; // dL/d(4 output)
+        private const int Layer6Grad = 6272; // dL/d(6 output)
+        private const int Layer8Grad = 0; // dL/d(8 output)
+        private const int Layer9Grad = 64; // dL/d(9 output)
+        private const int Layer1Infer = 0; // 1 output at inference
+        private const int Layer2Infer = 31360; // 2 output at inference
+        private const int Layer5Infer = 0; // 5 output at inference
+        private const int Layer8Infer = 1568; // 8 output at inference
+        private const int Layer9Infer = 0; // 9 output at inference
+        private const int ArenaPerSample = 44752;
 
         // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
         private const int FoldedLength = 101376;
@@ -88,11 +99,8 @@ namespace Examples.BatchNormStudy
         private static readonly int[] s_inputShape = { 1, 28, 28 };
         private static readonly int[] s_outputShape = { 10 };
 
-        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
-        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one
-        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
-        private readonly int _workB;
-        private readonly int _indices; // max pooling's argmax, stored as ints
+        // One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.
+        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one
         private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _folded;
         private int _foldedVersion = -1;
@@ -118,18 +126,15 @@ namespace Examples.BatchNormStudy
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public Plain(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample + IndicesPerSample) + (long)Threads * s_scratchLength + FoldedLength;
+            long length = (long)maxBatch * ArenaPerSample + (long)Threads * s_scratchLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
                     $"Plain with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
             }
 
-            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
-            _workA = maxBatch * ArenaPerSample;
-            _workB = _workA + maxBatch * WorkPerSample;
-            _indices = _workB + maxBatch * WorkPerSample;
-            _scratch = _indices + maxBatch * IndicesPerSample;
+            // The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.
+            _scratch = maxBatch * ArenaPerSample;
             _folded = _scratch + Threads * s_scratchLength;
             _arena = new global::Dsl.Runtime.AlignedFloats(_folded + FoldedLength);
             ResetParameters(seed);
@@ -160,7 +165,7 @@ namespace Examples.BatchNormStudy
         {
             var parameters = ParameterStorage;
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 12544);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 12544);
             var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 3136);
@@ -171,7 +176,7 @@ namespace Examples.BatchNormStudy
             var y7 = _arena.AsSpan(Layer7Out * MaxBatch, batch * 64);
             var y8 = _arena.AsSpan(Layer8Out * MaxBatch, batch * 64);
             var y9 = _arena.AsSpan(Layer9Out * MaxBatch, batch * 10);
-            input.CopyTo(x); // backward needs the input of the first layer
+            input.CopyTo(x); // a backward reads the input
 
             // 0: conv(1, 16, 3, padding: 1) — bnstudy_plain.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), y0, batch, in Layer0Geometry, scratch, Pool);
@@ -216,23 +221,19 @@ namespace Examples.BatchNormStudy
             // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
             bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
-            var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 12544);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 12544);
             var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 3136);
-            var y3 = _arena.AsSpan(Layer3Out * MaxBatch, batch * 6272);
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 6272);
             var y5 = _arena.AsSpan(Layer5Out * MaxBatch, batch * 1568);
             var y6 = y5; // 6: flatten shares its input's memory
-            var y7 = _arena.AsSpan(Layer7Out * MaxBatch, batch * 64);
             var y8 = _arena.AsSpan(Layer8Out * MaxBatch, batch * 64);
-            var y9 = _arena.AsSpan(Layer9Out * MaxBatch, batch * 10);
 
-            // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g9 = _arena.AsSpan(_workA, batch * OutputLength);
+            // g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.
+            var g9 = _arena.AsSpan(Layer9Grad * MaxBatch, batch * OutputLength);
             outputGrad.CopyTo(g9);
 
-            var g8 = _arena.AsSpan(_workB, batch * 64);
+            var g8 = _arena.AsSpan(Layer8Grad * MaxBatch, batch * 64);
             // 9: linear(64, 10) — bnstudy_plain.nn(8,47) — [N, 64] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 640), gradients.AsSpan(Layer9Bias, 10), batch, 64, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 640), g8, batch, 64, 10, scratch, Pool);
@@ -241,7 +242,7 @@ namespace Examples.BatchNormStudy
             // 8: relu — bnstudy_plain.nn(8,39) — [N, 64] → [N, 64] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y8, g8, g7, Pool);
 
-            var g6 = _arena.AsSpan(_workA, batch * 1568);
+            var g6 = _arena.AsSpan(Layer6Grad * MaxBatch, batch * 1568);
             // 7: linear(1568, 64) — bnstudy_plain.nn(8,19) — [N, 1568] → [N, 64] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 100352), gradients.AsSpan(Layer7Bias, 64), batch, 1568, 64, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g7, parameters.AsSpan(Layer7Weight, 100352), g6, batch, 1568, 64, scratch, Pool);
@@ -249,7 +250,7 @@ namespace Examples.BatchNormStudy
             var g5 = g6;
             // 6: flatten — bnstudy_plain.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — backward
 
-            var g4 = _arena.AsSpan(_workB, batch * 6272);
+            var g4 = _arena.AsSpan(Layer4Grad * MaxBatch, batch * 6272);
             // 5: maxpool(2) — bnstudy_plain.nn(7,47) — [N, 32, 14, 14] → [N, 32, 7, 7] — backward
             global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g5, Indices(Layer5Indices, batch * 1568), g4, batch, in Layer5Geometry, Pool);
 
@@ -257,14 +258,14 @@ namespace Examples.BatchNormStudy
             // 4: relu — bnstudy_plain.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y4, g4, g3, Pool);
 
-            var g2 = _arena.AsSpan(_workA, batch * 3136);
+            var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 3136);
             // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer3Weight, 4608).Clear();
             if (!accumulate) gradients.AsSpan(Layer3Bias, 32).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 4608), gradients.AsSpan(Layer3Bias, 32), batch, in Layer3Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 4608), g2, batch, in Layer3Geometry, scratch, Pool);
 
-            var g1 = _arena.AsSpan(_workB, batch * 12544);
+            var g1 = _arena.AsSpan(Layer1Grad * MaxBatch, batch * 12544);
             // 2: maxpool(2) — bnstudy_plain.nn(6,43) — [N, 16, 28, 28] → [N, 16, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g2, Indices(Layer2Indices, batch * 3136), g1, batch, in Layer2Geometry, Pool);
 
@@ -295,19 +296,19 @@ namespace Examples.BatchNormStudy
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv(1, 16, 3, padding: 1) — bnstudy_plain.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM — 1 (relu) applied as it writes
-            var h0 = _arena.AsSpan(_workA, batch * 12544);
+            var h0 = _arena.AsSpan(Layer1Infer * MaxBatch, batch * 12544);
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
             h = h0;
 
             // 1: relu — bnstudy_plain.nn(6,35) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by 0 (conv2d) as it wrote its output
 
             // 2: maxpool(2) — bnstudy_plain.nn(6,43) — [N, 16, 28, 28] → [N, 16, 14, 14]
-            var h1 = _arena.AsSpan(_workB, batch * 3136);
+            var h1 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 3136);
             global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h1, batch, in Layer2Geometry, Pool);
             h = h1;
 
             // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 4 (relu) applied as it writes — 5 (maxpool 2×2) applied as it writes, one window per tile
-            var h2 = _arena.AsSpan(_workA, batch * 1568);
+            var h2 = _arena.AsSpan(Layer5Infer * MaxBatch, batch * 1568);
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, parameters.AsSpan(Layer3Weight, 4608), parameters.AsSpan(Layer3Bias, 32), h2, batch, in Layer3Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h2;
 
@@ -318,14 +319,14 @@ namespace Examples.BatchNormStudy
             // 6: flatten — bnstudy_plain.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — identity at inference
 
             // 7: linear(1568, 64) — bnstudy_plain.nn(8,19) — [N, 1568] → [N, 64] — 8 (relu) applied as it writes
-            var h3 = _arena.AsSpan(_workB, batch * 64);
+            var h3 = _arena.AsSpan(Layer8Infer * MaxBatch, batch * 64);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer7Weight, 100352), folded.Slice(Layer7PackedWeight, 100352), parameters.AsSpan(Layer7Bias, 64), h3, batch, 1568, 64, scratch, Pool, relu: true);
             h = h3;
 
             // 8: relu — bnstudy_plain.nn(8,39) — [N, 64] → [N, 64] — applied by 7 (linear) as it wrote its output
 
             // 9: linear(64, 10) — bnstudy_plain.nn(8,47) — [N, 64] → [N, 10]
-            var h4 = _arena.AsSpan(_workA, batch * 10);
+            var h4 = _arena.AsSpan(Layer9Infer * MaxBatch, batch * 10);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer9Weight, 640), folded.Slice(Layer9PackedWeight, 1024), parameters.AsSpan(Layer9Bias, 10), h4, batch, 64, 10, scratch, Pool);
             h = h4;
 
@@ -346,8 +347,8 @@ namespace Examples.BatchNormStudy
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer9Weight, 640), folded.Slice(Layer9PackedWeight, 1024), 64, 10);
         }
 
-        /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>
-        private global::System.Span<int> Indices(int layer, int length) =>
-            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(_indices + layer * MaxBatch, length));
+        /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
+        private global::System.Span<int> Indices(int offset, int length) =>
+            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
     }
 }

@@ -37,16 +37,23 @@ namespace Snapshots
         private const int Layer4Weight = 168; // 4.weight [10, 1350]
         private const int Layer4Bias = 13668; // 4.bias [10]
 
-        // Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.
-        private const int InputCopy = 0;
-        private const int Layer0Out = 1168; // 0 output [6, 30, 30]
-        private const int Layer1Out = 6576; // 1 output [6, 30, 30]
-        private const int Layer2Out = 11984; // 2 output [6, 15, 15]
-        private const int Layer4Out = 13344; // 4 output [10]
-        private const int ArenaPerSample = 13360;
-        private const int WorkPerSample = 5408; // the largest activation
-        private const int IndicesPerSample = 1360;
-        private const int Layer2Indices = 0; // 2 argmax, per sample
+        // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
+        // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
+        // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
+        private const int InputCopy = 18944; // the input [1, 34, 34], kept for backward
+        private const int Layer0Out = 5408; // 0 output [6, 30, 30], kept for backward
+        private const int Layer1Out = 0; // 1 output [6, 30, 30]
+        private const int Layer2Out = 16224; // 2 output [6, 15, 15], kept for backward
+        private const int Layer4Out = 0; // 4 output [10]
+        private const int Layer2Indices = 17584; // 2 argmax (ints)
+        private const int Layer0Grad = 10816; // dL/d(0 output)
+        private const int Layer1Grad = 0; // dL/d(1 output)
+        private const int Layer3Grad = 10816; // dL/d(3 output)
+        private const int Layer4Grad = 0; // dL/d(4 output)
+        private const int Layer1Infer = 0; // 1 output at inference
+        private const int Layer2Infer = 10816; // 2 output at inference
+        private const int Layer4Infer = 0; // 4 output at inference
+        private const int ArenaPerSample = 20112;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
         private const int CacheLength = 32;
@@ -86,11 +93,8 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 1, 34, 34 };
         private static readonly int[] s_outputShape = { 10 };
 
-        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
-        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one
-        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
-        private readonly int _workB;
-        private readonly int _indices; // max pooling's argmax, stored as ints
+        // One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.
+        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one
         private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
@@ -117,18 +121,15 @@ namespace Snapshots
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public Chain(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample + IndicesPerSample) + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * ArenaPerSample + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
                     $"Chain with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
             }
 
-            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
-            _workA = maxBatch * ArenaPerSample;
-            _workB = _workA + maxBatch * WorkPerSample;
-            _indices = _workB + maxBatch * WorkPerSample;
-            _scratch = _indices + maxBatch * IndicesPerSample;
+            // The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.
+            _scratch = maxBatch * ArenaPerSample;
             _cache = _scratch + Threads * s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new global::Dsl.Runtime.AlignedFloats(_folded + FoldedLength);
@@ -164,13 +165,13 @@ namespace Snapshots
             var buffers = BufferStorage;
             var counters = CounterStorage;
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 5400);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 5400);
             var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 1350);
             var y3 = y2; // 3: flatten shares its input's memory
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 10);
-            input.CopyTo(x); // backward needs the input of the first layer
+            input.CopyTo(x); // a backward reads the input
 
             // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — direct: a reduction of few taps, no GEMM
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 150), parameters.AsSpan(Layer0Bias, 6), y0, batch, in Layer0Geometry, scratch, Pool);
@@ -202,18 +203,16 @@ namespace Snapshots
             // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
             bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 5400);
-            var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 5400);
             var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 1350);
             var y3 = y2; // 3: flatten shares its input's memory
-            var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 10);
 
-            // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g4 = _arena.AsSpan(_workA, batch * OutputLength);
+            // g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.
+            var g4 = _arena.AsSpan(Layer4Grad * MaxBatch, batch * OutputLength);
             outputGrad.CopyTo(g4);
 
-            var g3 = _arena.AsSpan(_workB, batch * 1350);
+            var g3 = _arena.AsSpan(Layer3Grad * MaxBatch, batch * 1350);
             // 4: linear(1350, 10) — card_chain.nn(1,85) — [N, 1350] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 13500), gradients.AsSpan(Layer4Bias, 10), batch, 1350, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 13500), g3, batch, 1350, 10, scratch, Pool);
@@ -221,11 +220,11 @@ namespace Snapshots
             var g2 = g3;
             // 3: flatten — card_chain.nn(1,74) — [N, 6, 15, 15] → [N, 1350] — backward
 
-            var g1 = _arena.AsSpan(_workA, batch * 5400);
+            var g1 = _arena.AsSpan(Layer1Grad * MaxBatch, batch * 5400);
             // 2: maxpool(2) — card_chain.nn(1,60) — [N, 6, 30, 30] → [N, 6, 15, 15] — backward
             global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g2, Indices(Layer2Indices, batch * 1350), g1, batch, in Layer2Geometry, Pool);
 
-            var g0 = _arena.AsSpan(_workB, batch * 5400);
+            var g0 = _arena.AsSpan(Layer0Grad * MaxBatch, batch * 5400);
             // 1: bn2d — card_chain.nn(1,52) — [N, 6, 30, 30] → [N, 6, 30, 30] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 6).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 6).Clear();
@@ -256,21 +255,21 @@ namespace Snapshots
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — with 1 folded in — direct: a reduction of few taps, no GEMM
-            var h0 = _arena.AsSpan(_workA, batch * 5400);
+            var h0 = _arena.AsSpan(Layer1Infer * MaxBatch, batch * 5400);
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 150), folded.Slice(Layer0FoldedBias, 6), h0, batch, in Layer0Geometry, scratch, Pool);
             h = h0;
 
             // 1: bn2d — card_chain.nn(1,52) — [N, 6, 30, 30] → [N, 6, 30, 30] — folded into 0
 
             // 2: maxpool(2) — card_chain.nn(1,60) — [N, 6, 30, 30] → [N, 6, 15, 15]
-            var h1 = _arena.AsSpan(_workB, batch * 1350);
+            var h1 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 1350);
             global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h1, batch, in Layer2Geometry, Pool);
             h = h1;
 
             // 3: flatten — card_chain.nn(1,74) — [N, 6, 15, 15] → [N, 1350] — identity at inference
 
             // 4: linear(1350, 10) — card_chain.nn(1,85) — [N, 1350] → [N, 10]
-            var h2 = _arena.AsSpan(_workA, batch * 10);
+            var h2 = _arena.AsSpan(Layer4Infer * MaxBatch, batch * 10);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer4Weight, 13500), folded.Slice(Layer4PackedWeight, 21600), parameters.AsSpan(Layer4Bias, 10), h2, batch, 1350, 10, scratch, Pool);
             h = h2;
 
@@ -295,8 +294,8 @@ namespace Snapshots
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer4Weight, 13500), folded.Slice(Layer4PackedWeight, 21600), 1350, 10);
         }
 
-        /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>
-        private global::System.Span<int> Indices(int layer, int length) =>
-            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(_indices + layer * MaxBatch, length));
+        /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
+        private global::System.Span<int> Indices(int offset, int length) =>
+            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
     }
 }

@@ -35,13 +35,17 @@ namespace Snapshots
         private const int Conv1BnRunningVar = 10; // conv1_bn.running_var [10]
         private const int Conv1BnNumBatchesTracked = 0; // conv1_bn.num_batches_tracked []
 
-        // Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.
-        private const int InputCopy = 0;
-        private const int Conv1Out = 32; // conv1 output [10, 28]
-        private const int Layer1Out = 320; // 1 output [10, 28]
-        private const int Conv1BnOut = 608; // conv1_bn output [10, 28]
+        // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
+        // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
+        // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
+        private const int InputCopy = 864; // the input [1, 32], kept for backward
+        private const int Conv1Out = 0; // conv1 output [10, 28]
+        private const int Layer1Out = 288; // 1 output [10, 28], kept for backward
+        private const int Conv1BnOut = 0; // conv1_bn output [10, 28]
+        private const int Layer1Grad = 576; // dL/d(1 output)
+        private const int Conv1BnGrad = 0; // dL/d(conv1_bn output)
+        private const int Conv1Infer = 0; // conv1 output at inference
         private const int ArenaPerSample = 896;
-        private const int WorkPerSample = 288; // the largest activation
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
         private const int CacheLength = 32;
@@ -73,10 +77,8 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 1, 32 };
         private static readonly int[] s_outputShape = { 10, 28 };
 
-        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
-        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one
-        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
-        private readonly int _workB;
+        // One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.
+        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one
         private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
@@ -103,17 +105,15 @@ namespace Snapshots
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public Conv1dBn(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample) + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * ArenaPerSample + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
                     $"Conv1dBn with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
             }
 
-            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
-            _workA = maxBatch * ArenaPerSample;
-            _workB = _workA + maxBatch * WorkPerSample;
-            _scratch = _workB + maxBatch * WorkPerSample;
+            // The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.
+            _scratch = maxBatch * ArenaPerSample;
             _cache = _scratch + Threads * s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new global::Dsl.Runtime.AlignedFloats(_folded + FoldedLength);
@@ -146,11 +146,11 @@ namespace Snapshots
             var buffers = BufferStorage;
             var counters = CounterStorage;
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Conv1Out * MaxBatch, batch * 280);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 280);
             var y2 = _arena.AsSpan(Conv1BnOut * MaxBatch, batch * 280);
-            input.CopyTo(x); // backward needs the input of the first layer
+            input.CopyTo(x); // a backward reads the input
 
             // conv1: conv1d(1, 10, 5) as conv1 — conv1d_relu_bn.nn(1,34) — [N, 1, 32] → [N, 10, 28] — direct: a reduction of few taps, no GEMM
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), y0, batch, in Conv1Geometry, scratch, Pool);
@@ -177,16 +177,14 @@ namespace Snapshots
             // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
             bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
-            var y0 = _arena.AsSpan(Conv1Out * MaxBatch, batch * 280);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 280);
-            var y2 = _arena.AsSpan(Conv1BnOut * MaxBatch, batch * 280);
 
-            // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g2 = _arena.AsSpan(_workA, batch * OutputLength);
+            // g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.
+            var g2 = _arena.AsSpan(Conv1BnGrad * MaxBatch, batch * OutputLength);
             outputGrad.CopyTo(g2);
 
-            var g1 = _arena.AsSpan(_workB, batch * 280);
+            var g1 = _arena.AsSpan(Layer1Grad * MaxBatch, batch * 280);
             // conv1_bn: bn1d(10) as conv1_bn — conv1d_relu_bn.nn(1,71) — [N, 10, 28] → [N, 10, 28] — backward
             if (!accumulate) gradients.AsSpan(Conv1BnWeight, 10).Clear();
             if (!accumulate) gradients.AsSpan(Conv1BnBias, 10).Clear();
@@ -221,7 +219,7 @@ namespace Snapshots
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // conv1: conv1d(1, 10, 5) as conv1 — conv1d_relu_bn.nn(1,34) — [N, 1, 32] → [N, 10, 28] — direct: a reduction of few taps, no GEMM
-            var h0 = _arena.AsSpan(_workA, batch * 280);
+            var h0 = _arena.AsSpan(Conv1Infer * MaxBatch, batch * 280);
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), h0, batch, in Conv1Geometry, scratch, Pool);
             h = h0;
 

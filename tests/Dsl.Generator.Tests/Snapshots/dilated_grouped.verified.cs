@@ -37,14 +37,20 @@ namespace Snapshots
         private const int Layer4Weight = 168; // 4.weight [2, 288]
         private const int Layer4Bias = 744; // 4.bias [2]
 
-        // Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.
-        private const int InputCopy = 0;
-        private const int Layer0Out = 400; // 0 output [8, 6, 6]
-        private const int Layer1Out = 688; // 1 output [8, 6, 6]
-        private const int Layer2Out = 976; // 2 output [8, 6, 6]
-        private const int Layer4Out = 1264; // 4 output [2]
-        private const int ArenaPerSample = 1280;
-        private const int WorkPerSample = 400; // the largest activation
+        // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
+        // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
+        // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
+        private const int InputCopy = 0; // the input [4, 10, 10], kept for backward
+        private const int Layer0Out = 688; // 0 output [8, 6, 6], kept for backward
+        private const int Layer1Out = 400; // 1 output [8, 6, 6]
+        private const int Layer2Out = 976; // 2 output [8, 6, 6], kept for backward
+        private const int Layer4Out = 400; // 4 output [2]
+        private const int Layer0Grad = 1264; // dL/d(0 output)
+        private const int Layer3Grad = 400; // dL/d(3 output)
+        private const int Layer4Grad = 1264; // dL/d(4 output)
+        private const int Layer1Infer = 400; // 1 output at inference
+        private const int Layer4Infer = 1264; // 4 output at inference
+        private const int ArenaPerSample = 1552;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
         private const int CacheLength = 32;
@@ -81,10 +87,8 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 4, 10, 10 };
         private static readonly int[] s_outputShape = { 2 };
 
-        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
-        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one
-        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
-        private readonly int _workB;
+        // One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.
+        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one
         private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
@@ -111,17 +115,15 @@ namespace Snapshots
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public Dilated(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample) + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * ArenaPerSample + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
                     $"Dilated with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
             }
 
-            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
-            _workA = maxBatch * ArenaPerSample;
-            _workB = _workA + maxBatch * WorkPerSample;
-            _scratch = _workB + maxBatch * WorkPerSample;
+            // The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.
+            _scratch = maxBatch * ArenaPerSample;
             _cache = _scratch + Threads * s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new global::Dsl.Runtime.AlignedFloats(_folded + FoldedLength);
@@ -157,13 +159,13 @@ namespace Snapshots
             var buffers = BufferStorage;
             var counters = CounterStorage;
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 288);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 288);
             var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 288);
             var y3 = y2; // 3: flatten shares its input's memory
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 2);
-            input.CopyTo(x); // backward needs the input of the first layer
+            input.CopyTo(x); // a backward reads the input
 
             // 0: conv2d(4, 8, 3, dilation: 2, groups: 2) — dilated_grouped.nn(1,37) — [N, 4, 10, 10] → [N, 8, 6, 6]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(x, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 8), y0, batch, in Layer0Geometry, scratch, Pool);
@@ -195,18 +197,16 @@ namespace Snapshots
             // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
             bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 288);
-            var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 288);
             var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 288);
             var y3 = y2; // 3: flatten shares its input's memory
-            var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 2);
 
-            // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g4 = _arena.AsSpan(_workA, batch * OutputLength);
+            // g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.
+            var g4 = _arena.AsSpan(Layer4Grad * MaxBatch, batch * OutputLength);
             outputGrad.CopyTo(g4);
 
-            var g3 = _arena.AsSpan(_workB, batch * 288);
+            var g3 = _arena.AsSpan(Layer3Grad * MaxBatch, batch * 288);
             // 4: linear(288, 2) — dilated_grouped.nn(1,107) — [N, 288] → [N, 2] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 576), gradients.AsSpan(Layer4Bias, 2), batch, 288, 2, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 576), g3, batch, 288, 2, scratch, Pool);
@@ -218,7 +218,7 @@ namespace Snapshots
             // 2: tanh — dilated_grouped.nn(1,88) — [N, 8, 6, 6] → [N, 8, 6, 6] — backward
             global::Dsl.Runtime.Kernels.Activations.TanhBackward(y2, g2, g1);
 
-            var g0 = _arena.AsSpan(_workA, batch * 288);
+            var g0 = _arena.AsSpan(Layer0Grad * MaxBatch, batch * 288);
             // 1: bn2d — dilated_grouped.nn(1,80) — [N, 8, 6, 6] → [N, 8, 6, 6] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 8).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 8).Clear();
@@ -249,7 +249,7 @@ namespace Snapshots
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv2d(4, 8, 3, dilation: 2, groups: 2) — dilated_grouped.nn(1,37) — [N, 4, 10, 10] → [N, 8, 6, 6] — with 1 folded in
-            var h0 = _arena.AsSpan(_workA, batch * 288);
+            var h0 = _arena.AsSpan(Layer1Infer * MaxBatch, batch * 288);
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 8), h0, batch, in Layer0Geometry, scratch, Pool);
             h = h0;
 
@@ -263,7 +263,7 @@ namespace Snapshots
             // 3: flatten — dilated_grouped.nn(1,96) — [N, 8, 6, 6] → [N, 288] — identity at inference
 
             // 4: linear(288, 2) — dilated_grouped.nn(1,107) — [N, 288] → [N, 2]
-            var h2 = _arena.AsSpan(_workB, batch * 2);
+            var h2 = _arena.AsSpan(Layer4Infer * MaxBatch, batch * 2);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer4Weight, 576), folded.Slice(Layer4PackedWeight, 4608), parameters.AsSpan(Layer4Bias, 2), h2, batch, 288, 2, scratch, Pool);
             h = h2;
 

@@ -37,18 +37,27 @@ namespace Snapshots
         private const int Layer5Weight = 84; // 5.weight [3, 4]
         private const int Layer5Bias = 96; // 5.bias [3]
 
-        // Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.
-        private const int InputCopy = 0;
-        private const int Layer0Out = 176; // 0 output [4, 9, 9]
-        private const int Layer1Out = 512; // 1 output [4, 9, 9]
-        private const int Layer2Out = 848; // 2 output [4, 9, 9]
-        private const int Layer3Out = 1184; // 3 output [4, 4, 4]
-        private const int Layer4Out = 1248; // 4 output [4]
-        private const int Layer5Out = 1264; // 5 output [3]
-        private const int ArenaPerSample = 1280;
-        private const int WorkPerSample = 336; // the largest activation
-        private const int IndicesPerSample = 64;
-        private const int Layer3Indices = 0; // 3 argmax, per sample
+        // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
+        // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
+        // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
+        private const int InputCopy = 1344; // the input [2, 9, 9], kept for backward
+        private const int Layer0Out = 336; // 0 output [4, 9, 9], kept for backward
+        private const int Layer1Out = 672; // 1 output [4, 9, 9], kept for backward
+        private const int Layer2Out = 0; // 2 output [4, 9, 9]
+        private const int Layer3Out = 1008; // 3 output [4, 4, 4]
+        private const int Layer4Out = 1584; // 4 output [4], kept for backward
+        private const int Layer5Out = 0; // 5 output [3]
+        private const int Layer3Indices = 1520; // 3 argmax (ints)
+        private const int Layer0Grad = 1008; // dL/d(0 output)
+        private const int Layer2Grad = 0; // dL/d(2 output)
+        private const int Layer3Grad = 1008; // dL/d(3 output)
+        private const int Layer4Grad = 16; // dL/d(4 output)
+        private const int Layer5Grad = 0; // dL/d(5 output)
+        private const int Layer1Infer = 0; // 1 output at inference
+        private const int Layer3Infer = 1008; // 3 output at inference
+        private const int Layer4Infer = 0; // 4 output at inference
+        private const int Layer5Infer = 16; // 5 output at inference
+        private const int ArenaPerSample = 1600;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
         private const int CacheLength = 32;
@@ -88,11 +97,8 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 2, 9, 9 };
         private static readonly int[] s_outputShape = { 3 };
 
-        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
-        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one
-        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
-        private readonly int _workB;
-        private readonly int _indices; // max pooling's argmax, stored as ints
+        // One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.
+        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one
         private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
@@ -119,18 +125,15 @@ namespace Snapshots
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public EpsMomentum(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample + IndicesPerSample) + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * ArenaPerSample + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
                     $"EpsMomentum with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
             }
 
-            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
-            _workA = maxBatch * ArenaPerSample;
-            _workB = _workA + maxBatch * WorkPerSample;
-            _indices = _workB + maxBatch * WorkPerSample;
-            _scratch = _indices + maxBatch * IndicesPerSample;
+            // The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.
+            _scratch = maxBatch * ArenaPerSample;
             _cache = _scratch + Threads * s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new global::Dsl.Runtime.AlignedFloats(_folded + FoldedLength);
@@ -166,14 +169,14 @@ namespace Snapshots
             var buffers = BufferStorage;
             var counters = CounterStorage;
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 324);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 324);
             var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 324);
             var y3 = _arena.AsSpan(Layer3Out * MaxBatch, batch * 64);
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 4);
             var y5 = _arena.AsSpan(Layer5Out * MaxBatch, batch * 3);
-            input.CopyTo(x); // backward needs the input of the first layer
+            input.CopyTo(x); // a backward reads the input
 
             // 0: conv(2, 4, 3, padding: 1) — eps_momentum.nn(1,39) — [N, 2, 9, 9] → [N, 4, 9, 9]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(x, parameters.AsSpan(Layer0Weight, 72), parameters.AsSpan(Layer0Bias, 4), y0, batch, in Layer0Geometry, scratch, Pool);
@@ -209,28 +212,25 @@ namespace Snapshots
             // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
             bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 324);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 324);
-            var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 324);
-            var y3 = _arena.AsSpan(Layer3Out * MaxBatch, batch * 64);
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 4);
-            var y5 = _arena.AsSpan(Layer5Out * MaxBatch, batch * 3);
 
-            // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g5 = _arena.AsSpan(_workA, batch * OutputLength);
+            // g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.
+            var g5 = _arena.AsSpan(Layer5Grad * MaxBatch, batch * OutputLength);
             outputGrad.CopyTo(g5);
 
-            var g4 = _arena.AsSpan(_workB, batch * 4);
+            var g4 = _arena.AsSpan(Layer4Grad * MaxBatch, batch * 4);
             // 5: linear(4, 3) — eps_momentum.nn(1,164) — [N, 4] → [N, 3] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 12), gradients.AsSpan(Layer5Bias, 3), batch, 4, 3, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 12), g4, batch, 4, 3, scratch, Pool);
 
-            var g3 = _arena.AsSpan(_workA, batch * 64);
+            var g3 = _arena.AsSpan(Layer3Grad * MaxBatch, batch * 64);
             // 4: global_avgpool — eps_momentum.nn(1,146) — [N, 4, 4, 4] → [N, 4] — backward
             global::Dsl.Runtime.Kernels.Pooling.GlobalAvgBackward(g4, g3, batch, 4, 16);
 
-            var g2 = _arena.AsSpan(_workB, batch * 324);
+            var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 324);
             // 3: maxpool(3, stride: 2) — eps_momentum.nn(1,121) — [N, 4, 9, 9] → [N, 4, 4, 4] — backward
             global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 64), g2, batch, in Layer3Geometry, Pool);
 
@@ -238,7 +238,7 @@ namespace Snapshots
             // 2: leaky_relu(0.1) — eps_momentum.nn(1,102) — [N, 4, 9, 9] → [N, 4, 9, 9] — backward
             global::Dsl.Runtime.Kernels.Activations.LeakyReluBackward(y1, g2, g1, 0.1f);
 
-            var g0 = _arena.AsSpan(_workA, batch * 324);
+            var g0 = _arena.AsSpan(Layer0Grad * MaxBatch, batch * 324);
             // 1: bn2d(eps: 1e-3, momentum: 0.3) — eps_momentum.nn(1,68) — [N, 4, 9, 9] → [N, 4, 9, 9] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 4).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 4).Clear();
@@ -269,7 +269,7 @@ namespace Snapshots
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv(2, 4, 3, padding: 1) — eps_momentum.nn(1,39) — [N, 2, 9, 9] → [N, 4, 9, 9] — with 1 folded in
-            var h0 = _arena.AsSpan(_workA, batch * 324);
+            var h0 = _arena.AsSpan(Layer1Infer * MaxBatch, batch * 324);
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer0FoldedWeight, 72), folded.Slice(Layer0FoldedBias, 4), h0, batch, in Layer0Geometry, scratch, Pool);
             h = h0;
 
@@ -281,17 +281,17 @@ namespace Snapshots
             h = h1;
 
             // 3: maxpool(3, stride: 2) — eps_momentum.nn(1,121) — [N, 4, 9, 9] → [N, 4, 4, 4]
-            var h2 = _arena.AsSpan(_workB, batch * 64);
+            var h2 = _arena.AsSpan(Layer3Infer * MaxBatch, batch * 64);
             global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h2, batch, in Layer3Geometry, Pool);
             h = h2;
 
             // 4: global_avgpool — eps_momentum.nn(1,146) — [N, 4, 4, 4] → [N, 4]
-            var h3 = _arena.AsSpan(_workA, batch * 4);
+            var h3 = _arena.AsSpan(Layer4Infer * MaxBatch, batch * 4);
             global::Dsl.Runtime.Kernels.Pooling.GlobalAvgForward(h, h3, batch, 4, 16);
             h = h3;
 
             // 5: linear(4, 3) — eps_momentum.nn(1,164) — [N, 4] → [N, 3]
-            var h4 = _arena.AsSpan(_workB, batch * 3);
+            var h4 = _arena.AsSpan(Layer5Infer * MaxBatch, batch * 3);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer5Weight, 12), folded.Slice(Layer5PackedWeight, 64), parameters.AsSpan(Layer5Bias, 3), h4, batch, 4, 3, scratch, Pool);
             h = h4;
 
@@ -316,8 +316,8 @@ namespace Snapshots
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer5Weight, 12), folded.Slice(Layer5PackedWeight, 64), 4, 3);
         }
 
-        /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>
-        private global::System.Span<int> Indices(int layer, int length) =>
-            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(_indices + layer * MaxBatch, length));
+        /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
+        private global::System.Span<int> Indices(int offset, int length) =>
+            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
     }
 }

@@ -51,25 +51,36 @@ namespace Examples.FashionMnist
         private const int Layer12Weight = 420800; // 12.weight [10, 128]
         private const int Layer12Bias = 422080; // 12.bias [10]
 
-        // Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.
-        private const int InputCopy = 0;
-        private const int Layer0Out = 784; // 0 output [32, 28, 28]
-        private const int Layer1Out = 25872; // 1 output [32, 28, 28]
-        private const int Layer2Out = 25872; // 2 output [32, 28, 28]
-        private const int Layer3Out = 50960; // 3 output [32, 14, 14]
-        private const int Layer4Out = 57232; // 4 output [64, 14, 14]
-        private const int Layer5Out = 69776; // 5 output [64, 14, 14]
-        private const int Layer6Out = 69776; // 6 output [64, 14, 14]
-        private const int Layer7Out = 82320; // 7 output [64, 7, 7]
-        private const int Layer9Out = 85456; // 9 output [128]
-        private const int Layer10Out = 85584; // 10 output [128]
-        private const int Layer11Out = 85584; // 11 output [128]
-        private const int Layer12Out = 85712; // 12 output [10]
-        private const int ArenaPerSample = 85728;
-        private const int WorkPerSample = 25088; // the largest activation
-        private const int IndicesPerSample = 9408;
-        private const int Layer3Indices = 0; // 3 argmax, per sample
-        private const int Layer7Indices = 6272; // 7 argmax, per sample
+        // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
+        // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
+        // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
+        private const int InputCopy = 144256; // the input [1, 28, 28], kept for backward
+        private const int Layer0Out = 25088; // 0 output [32, 28, 28], kept for backward
+        private const int Layer1Out = 50176; // 1 output [32, 28, 28], kept for backward
+        private const int Layer3Out = 125440; // 3 output [32, 14, 14], kept for backward
+        private const int Layer4Out = 100352; // 4 output [64, 14, 14], kept for backward
+        private const int Layer5Out = 112896; // 5 output [64, 14, 14], kept for backward
+        private const int Layer7Out = 137984; // 7 output [64, 7, 7], kept for backward
+        private const int Layer9Out = 145040; // 9 output [128], kept for backward
+        private const int Layer10Out = 145168; // 10 output [128], kept for backward
+        private const int Layer12Out = 0; // 12 output [10]
+        private const int Layer3Indices = 131712; // 3 argmax (ints)
+        private const int Layer7Indices = 141120; // 7 argmax (ints)
+        private const int Layer0Grad = 75264; // dL/d(0 output)
+        private const int Layer2Grad = 0; // dL/d(2 output)
+        private const int Layer3Grad = 75264; // dL/d(3 output)
+        private const int Layer4Grad = 12544; // dL/d(4 output)
+        private const int Layer6Grad = 0; // dL/d(6 output)
+        private const int Layer8Grad = 12544; // dL/d(8 output)
+        private const int Layer9Grad = 128; // dL/d(9 output)
+        private const int Layer11Grad = 0; // dL/d(11 output)
+        private const int Layer12Grad = 128; // dL/d(12 output)
+        private const int Layer2Infer = 0; // 2 output at inference
+        private const int Layer3Infer = 75264; // 3 output at inference
+        private const int Layer7Infer = 0; // 7 output at inference
+        private const int Layer11Infer = 3136; // 11 output at inference
+        private const int Layer12Infer = 0; // 12 output at inference
+        private const int ArenaPerSample = 145296;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
         private const int CacheLength = 448;
@@ -142,11 +153,8 @@ namespace Examples.FashionMnist
         private static readonly int[] s_inputShape = { 1, 28, 28 };
         private static readonly int[] s_outputShape = { 10 };
 
-        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
-        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one
-        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
-        private readonly int _workB;
-        private readonly int _indices; // max pooling's argmax, stored as ints
+        // One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.
+        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one
         private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
@@ -173,18 +181,15 @@ namespace Examples.FashionMnist
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public Fmnist(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample + IndicesPerSample) + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * ArenaPerSample + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
                     $"Fmnist with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
             }
 
-            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
-            _workA = maxBatch * ArenaPerSample;
-            _workB = _workA + maxBatch * WorkPerSample;
-            _indices = _workB + maxBatch * WorkPerSample;
-            _scratch = _indices + maxBatch * IndicesPerSample;
+            // The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.
+            _scratch = maxBatch * ArenaPerSample;
             _cache = _scratch + Threads * s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new global::Dsl.Runtime.AlignedFloats(_folded + FoldedLength);
@@ -240,7 +245,7 @@ namespace Examples.FashionMnist
             var buffers = BufferStorage;
             var counters = CounterStorage;
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 25088);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 25088);
             var y2 = y1; // 2: relu, written by 1 (batch norm) as it normalizes
@@ -254,7 +259,7 @@ namespace Examples.FashionMnist
             var y10 = _arena.AsSpan(Layer10Out * MaxBatch, batch * 128);
             var y11 = y10; // 11: relu, written by 10 (batch norm) as it normalizes
             var y12 = _arena.AsSpan(Layer12Out * MaxBatch, batch * 10);
-            input.CopyTo(x); // backward needs the input of the first layer
+            input.CopyTo(x); // a backward reads the input
 
             // 0: conv(1, 32, 3, padding: 1) — fmnist.nn(7,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — direct: a reduction of few taps, no GEMM
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 288), parameters.AsSpan(Layer0Bias, 32), y0, batch, in Layer0Geometry, scratch, Pool);
@@ -311,7 +316,7 @@ namespace Examples.FashionMnist
             // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
             bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 25088);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 25088);
             var y2 = y1; // 2: relu, written by 1 (batch norm) as it normalizes
@@ -324,13 +329,12 @@ namespace Examples.FashionMnist
             var y9 = _arena.AsSpan(Layer9Out * MaxBatch, batch * 128);
             var y10 = _arena.AsSpan(Layer10Out * MaxBatch, batch * 128);
             var y11 = y10; // 11: relu, written by 10 (batch norm) as it normalizes
-            var y12 = _arena.AsSpan(Layer12Out * MaxBatch, batch * 10);
 
-            // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g12 = _arena.AsSpan(_workA, batch * OutputLength);
+            // g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.
+            var g12 = _arena.AsSpan(Layer12Grad * MaxBatch, batch * OutputLength);
             outputGrad.CopyTo(g12);
 
-            var g11 = _arena.AsSpan(_workB, batch * 128);
+            var g11 = _arena.AsSpan(Layer11Grad * MaxBatch, batch * 128);
             // 12: linear(128, 10) — fmnist.nn(11,8) — [N, 128] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g12, y11, gradients.AsSpan(Layer12Weight, 1280), gradients.AsSpan(Layer12Bias, 10), batch, 128, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g12, parameters.AsSpan(Layer12Weight, 1280), g11, batch, 128, 10, scratch, Pool);
@@ -339,7 +343,7 @@ namespace Examples.FashionMnist
             // 11: relu — fmnist.nn(10,37) — [N, 128] → [N, 128] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y11, g11, g10, Pool);
 
-            var g9 = _arena.AsSpan(_workA, batch * 128);
+            var g9 = _arena.AsSpan(Layer9Grad * MaxBatch, batch * 128);
             // 10: bn1d — fmnist.nn(10,29) — [N, 128] → [N, 128] — backward
             if (!accumulate) gradients.AsSpan(Layer10Weight, 128).Clear();
             if (!accumulate) gradients.AsSpan(Layer10Bias, 128).Clear();
@@ -347,7 +351,7 @@ namespace Examples.FashionMnist
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g10, y9, parameters.AsSpan(Layer10Weight, 128), _arena.AsSpan(_cache + Layer10SaveMean, 128), _arena.AsSpan(_cache + Layer10SaveInvStd, 128), g9,
                 gradients.AsSpan(Layer10Weight, 128), gradients.AsSpan(Layer10Bias, 128), batch, 128, 1, Pool);
 
-            var g8 = _arena.AsSpan(_workB, batch * 3136);
+            var g8 = _arena.AsSpan(Layer8Grad * MaxBatch, batch * 3136);
             // 9: linear(3136, 128) — fmnist.nn(10,8) — [N, 3136] → [N, 128] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 401408), gradients.AsSpan(Layer9Bias, 128), batch, 3136, 128, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 401408), g8, batch, 3136, 128, scratch, Pool);
@@ -355,7 +359,7 @@ namespace Examples.FashionMnist
             var g7 = g8;
             // 8: flatten — fmnist.nn(9,8) — [N, 64, 7, 7] → [N, 3136] — backward
 
-            var g6 = _arena.AsSpan(_workA, batch * 12544);
+            var g6 = _arena.AsSpan(Layer6Grad * MaxBatch, batch * 12544);
             // 7: maxpool(2) — fmnist.nn(8,55) — [N, 64, 14, 14] → [N, 64, 7, 7] — backward
             global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g7, Indices(Layer7Indices, batch * 3136), g6, batch, in Layer7Geometry, Pool);
 
@@ -363,7 +367,7 @@ namespace Examples.FashionMnist
             // 6: relu — fmnist.nn(8,47) — [N, 64, 14, 14] → [N, 64, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y6, g6, g5, Pool);
 
-            var g4 = _arena.AsSpan(_workB, batch * 12544);
+            var g4 = _arena.AsSpan(Layer4Grad * MaxBatch, batch * 12544);
             // 5: bn2d — fmnist.nn(8,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer5Weight, 64).Clear();
             if (!accumulate) gradients.AsSpan(Layer5Bias, 64).Clear();
@@ -371,14 +375,14 @@ namespace Examples.FashionMnist
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g5, y4, parameters.AsSpan(Layer5Weight, 64), _arena.AsSpan(_cache + Layer5SaveMean, 64), _arena.AsSpan(_cache + Layer5SaveInvStd, 64), g4,
                 gradients.AsSpan(Layer5Weight, 64), gradients.AsSpan(Layer5Bias, 64), batch, 64, 196, Pool);
 
-            var g3 = _arena.AsSpan(_workA, batch * 6272);
+            var g3 = _arena.AsSpan(Layer3Grad * MaxBatch, batch * 6272);
             // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer4Weight, 18432).Clear();
             if (!accumulate) gradients.AsSpan(Layer4Bias, 64).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 18432), gradients.AsSpan(Layer4Bias, 64), batch, in Layer4Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 18432), g3, batch, in Layer4Geometry, scratch, Pool);
 
-            var g2 = _arena.AsSpan(_workB, batch * 25088);
+            var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 25088);
             // 3: maxpool(2) — fmnist.nn(7,51) — [N, 32, 28, 28] → [N, 32, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g3, Indices(Layer3Indices, batch * 6272), g2, batch, in Layer3Geometry, Pool);
 
@@ -386,7 +390,7 @@ namespace Examples.FashionMnist
             // 2: relu — fmnist.nn(7,43) — [N, 32, 28, 28] → [N, 32, 28, 28] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y2, g2, g1, Pool);
 
-            var g0 = _arena.AsSpan(_workA, batch * 25088);
+            var g0 = _arena.AsSpan(Layer0Grad * MaxBatch, batch * 25088);
             // 1: bn2d — fmnist.nn(7,35) — [N, 32, 28, 28] → [N, 32, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 32).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 32).Clear();
@@ -417,7 +421,7 @@ namespace Examples.FashionMnist
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv(1, 32, 3, padding: 1) — fmnist.nn(7,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — with 1 folded in — direct: a reduction of few taps, no GEMM — 2 (relu) applied as it writes
-            var h0 = _arena.AsSpan(_workA, batch * 25088);
+            var h0 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 25088);
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 288), folded.Slice(Layer0FoldedBias, 32), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
             h = h0;
 
@@ -426,12 +430,12 @@ namespace Examples.FashionMnist
             // 2: relu — fmnist.nn(7,43) — [N, 32, 28, 28] → [N, 32, 28, 28] — applied by 0 (conv2d) as it wrote its output
 
             // 3: maxpool(2) — fmnist.nn(7,51) — [N, 32, 28, 28] → [N, 32, 14, 14]
-            var h1 = _arena.AsSpan(_workB, batch * 6272);
+            var h1 = _arena.AsSpan(Layer3Infer * MaxBatch, batch * 6272);
             global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h1, batch, in Layer3Geometry, Pool);
             h = h1;
 
             // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — with 5 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes — 7 (maxpool 2×2) applied as it writes, one window per tile
-            var h2 = _arena.AsSpan(_workA, batch * 3136);
+            var h2 = _arena.AsSpan(Layer7Infer * MaxBatch, batch * 3136);
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer4FoldedWeight, 18432), folded.Slice(Layer4FoldedBias, 64), h2, batch, in Layer4Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h2;
 
@@ -444,7 +448,7 @@ namespace Examples.FashionMnist
             // 8: flatten — fmnist.nn(9,8) — [N, 64, 7, 7] → [N, 3136] — identity at inference
 
             // 9: linear(3136, 128) — fmnist.nn(10,8) — [N, 3136] → [N, 128] — with 10 folded in — 11 (relu) applied as it writes
-            var h3 = _arena.AsSpan(_workB, batch * 128);
+            var h3 = _arena.AsSpan(Layer11Infer * MaxBatch, batch * 128);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, folded.Slice(Layer9FoldedWeight, 401408), folded.Slice(Layer9PackedWeight, 401408), folded.Slice(Layer9FoldedBias, 128), h3, batch, 3136, 128, scratch, Pool, relu: true);
             h = h3;
 
@@ -453,7 +457,7 @@ namespace Examples.FashionMnist
             // 11: relu — fmnist.nn(10,37) — [N, 128] → [N, 128] — applied by 9 (linear) as it wrote its output
 
             // 12: linear(128, 10) — fmnist.nn(11,8) — [N, 128] → [N, 10]
-            var h4 = _arena.AsSpan(_workA, batch * 10);
+            var h4 = _arena.AsSpan(Layer12Infer * MaxBatch, batch * 10);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 1280), folded.Slice(Layer12PackedWeight, 2048), parameters.AsSpan(Layer12Bias, 10), h4, batch, 128, 10, scratch, Pool);
             h = h4;
 
@@ -495,8 +499,8 @@ namespace Examples.FashionMnist
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer12Weight, 1280), folded.Slice(Layer12PackedWeight, 2048), 128, 10);
         }
 
-        /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>
-        private global::System.Span<int> Indices(int layer, int length) =>
-            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(_indices + layer * MaxBatch, length));
+        /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
+        private global::System.Span<int> Indices(int offset, int length) =>
+            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
     }
 }

@@ -37,16 +37,23 @@ namespace Examples.LeNet
         private const int Fc1Weight = 168; // fc1.weight [10, 1350]
         private const int Fc1Bias = 13668; // fc1.bias [10]
 
-        // Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.
-        private const int InputCopy = 0;
-        private const int Conv1Out = 1168; // conv1 output [6, 30, 30]
-        private const int Layer1Out = 6576; // 1 output [6, 15, 15]
-        private const int Bn1Out = 7936; // bn1 output [6, 15, 15]
-        private const int Fc1Out = 9296; // fc1 output [10]
-        private const int ArenaPerSample = 9312;
-        private const int WorkPerSample = 5408; // the largest activation
-        private const int IndicesPerSample = 1360;
-        private const int Layer1Indices = 0; // 1 argmax, per sample
+        // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
+        // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
+        // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
+        private const int InputCopy = 10848; // the input [1, 34, 34], kept for backward
+        private const int Conv1Out = 0; // conv1 output [6, 30, 30]
+        private const int Layer1Out = 6768; // 1 output [6, 15, 15], kept for backward
+        private const int Bn1Out = 9488; // bn1 output [6, 15, 15], kept for backward
+        private const int Fc1Out = 0; // fc1 output [10]
+        private const int Layer1Indices = 8128; // 1 argmax (ints)
+        private const int Conv1Grad = 0; // dL/d(conv1 output)
+        private const int Layer1Grad = 5408; // dL/d(1 output)
+        private const int Layer3Grad = 0; // dL/d(3 output)
+        private const int Fc1Grad = 1360; // dL/d(fc1 output)
+        private const int Conv1Infer = 0; // conv1 output at inference
+        private const int Bn1Infer = 5408; // bn1 output at inference
+        private const int Fc1Infer = 0; // fc1 output at inference
+        private const int ArenaPerSample = 12016;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
         private const int CacheLength = 32;
@@ -84,11 +91,8 @@ namespace Examples.LeNet
         private static readonly int[] s_inputShape = { 1, 34, 34 };
         private static readonly int[] s_outputShape = { 10 };
 
-        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
-        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one
-        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
-        private readonly int _workB;
-        private readonly int _indices; // max pooling's argmax, stored as ints
+        // One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.
+        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one
         private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
@@ -115,18 +119,15 @@ namespace Examples.LeNet
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public LeNet(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample + IndicesPerSample) + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * ArenaPerSample + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
                     $"LeNet with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
             }
 
-            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
-            _workA = maxBatch * ArenaPerSample;
-            _workB = _workA + maxBatch * WorkPerSample;
-            _indices = _workB + maxBatch * WorkPerSample;
-            _scratch = _indices + maxBatch * IndicesPerSample;
+            // The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.
+            _scratch = maxBatch * ArenaPerSample;
             _cache = _scratch + Threads * s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new global::Dsl.Runtime.AlignedFloats(_folded + FoldedLength);
@@ -162,13 +163,13 @@ namespace Examples.LeNet
             var buffers = BufferStorage;
             var counters = CounterStorage;
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Conv1Out * MaxBatch, batch * 5400);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 1350);
             var y2 = _arena.AsSpan(Bn1Out * MaxBatch, batch * 1350);
             var y3 = y2; // 3: flatten shares its input's memory
             var y4 = _arena.AsSpan(Fc1Out * MaxBatch, batch * 10);
-            input.CopyTo(x); // backward needs the input of the first layer
+            input.CopyTo(x); // a backward reads the input
 
             // conv1: conv(1, 6, 5) as conv1 — lenet.nn(6,5) — [N, 1, 34, 34] → [N, 6, 30, 30] — direct: a reduction of few taps, no GEMM
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), y0, batch, in Conv1Geometry, scratch, Pool);
@@ -200,18 +201,16 @@ namespace Examples.LeNet
             // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
             bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
-            var y0 = _arena.AsSpan(Conv1Out * MaxBatch, batch * 5400);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 1350);
             var y2 = _arena.AsSpan(Bn1Out * MaxBatch, batch * 1350);
             var y3 = y2; // 3: flatten shares its input's memory
-            var y4 = _arena.AsSpan(Fc1Out * MaxBatch, batch * 10);
 
-            // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g4 = _arena.AsSpan(_workA, batch * OutputLength);
+            // g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.
+            var g4 = _arena.AsSpan(Fc1Grad * MaxBatch, batch * OutputLength);
             outputGrad.CopyTo(g4);
 
-            var g3 = _arena.AsSpan(_workB, batch * 1350);
+            var g3 = _arena.AsSpan(Layer3Grad * MaxBatch, batch * 1350);
             // fc1: linear(1350, 10) as fc1 — lenet.nn(10,8) — [N, 1350] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Fc1Weight, 13500), gradients.AsSpan(Fc1Bias, 10), batch, 1350, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g4, parameters.AsSpan(Fc1Weight, 13500), g3, batch, 1350, 10, scratch, Pool);
@@ -219,7 +218,7 @@ namespace Examples.LeNet
             var g2 = g3;
             // 3: flatten — lenet.nn(9,8) — [N, 6, 15, 15] → [N, 1350] — backward
 
-            var g1 = _arena.AsSpan(_workA, batch * 1350);
+            var g1 = _arena.AsSpan(Layer1Grad * MaxBatch, batch * 1350);
             // bn1: bn2d as bn1 — lenet.nn(8,8) — [N, 6, 15, 15] → [N, 6, 15, 15] — backward
             if (!accumulate) gradients.AsSpan(Bn1Weight, 6).Clear();
             if (!accumulate) gradients.AsSpan(Bn1Bias, 6).Clear();
@@ -227,7 +226,7 @@ namespace Examples.LeNet
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g2, y1, parameters.AsSpan(Bn1Weight, 6), _arena.AsSpan(_cache + Bn1SaveMean, 6), _arena.AsSpan(_cache + Bn1SaveInvStd, 6), g1,
                 gradients.AsSpan(Bn1Weight, 6), gradients.AsSpan(Bn1Bias, 6), batch, 6, 225, Pool);
 
-            var g0 = _arena.AsSpan(_workB, batch * 5400);
+            var g0 = _arena.AsSpan(Conv1Grad * MaxBatch, batch * 5400);
             // 1: maxpool(2) — lenet.nn(7,8) — [N, 6, 30, 30] → [N, 6, 15, 15] — backward
             global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g1, Indices(Layer1Indices, batch * 1350), g0, batch, in Layer1Geometry, Pool);
 
@@ -254,12 +253,12 @@ namespace Examples.LeNet
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // conv1: conv(1, 6, 5) as conv1 — lenet.nn(6,5) — [N, 1, 34, 34] → [N, 6, 30, 30] — direct: a reduction of few taps, no GEMM
-            var h0 = _arena.AsSpan(_workA, batch * 5400);
+            var h0 = _arena.AsSpan(Conv1Infer * MaxBatch, batch * 5400);
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, parameters.AsSpan(Conv1Weight, 150), parameters.AsSpan(Conv1Bias, 6), h0, batch, in Conv1Geometry, scratch, Pool);
             h = h0;
 
             // 1: maxpool(2) — lenet.nn(7,8) — [N, 6, 30, 30] → [N, 6, 15, 15] — with bn1 (batch norm) applied as it writes
-            var h1 = _arena.AsSpan(_workB, batch * 1350);
+            var h1 = _arena.AsSpan(Bn1Infer * MaxBatch, batch * 1350);
             global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h1, batch, in Layer1Geometry, folded.Slice(Bn1Scale, 6), folded.Slice(Bn1Shift, 6), Pool);
             h = h1;
 
@@ -268,7 +267,7 @@ namespace Examples.LeNet
             // 3: flatten — lenet.nn(9,8) — [N, 6, 15, 15] → [N, 1350] — identity at inference
 
             // fc1: linear(1350, 10) as fc1 — lenet.nn(10,8) — [N, 1350] → [N, 10]
-            var h2 = _arena.AsSpan(_workA, batch * 10);
+            var h2 = _arena.AsSpan(Fc1Infer * MaxBatch, batch * 10);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Fc1Weight, 13500), folded.Slice(Fc1PackedWeight, 21600), parameters.AsSpan(Fc1Bias, 10), h2, batch, 1350, 10, scratch, Pool);
             h = h2;
 
@@ -290,8 +289,8 @@ namespace Examples.LeNet
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Fc1Weight, 13500), folded.Slice(Fc1PackedWeight, 21600), 1350, 10);
         }
 
-        /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>
-        private global::System.Span<int> Indices(int layer, int length) =>
-            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(_indices + layer * MaxBatch, length));
+        /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
+        private global::System.Span<int> Indices(int offset, int length) =>
+            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
     }
 }

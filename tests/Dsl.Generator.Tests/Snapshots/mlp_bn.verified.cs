@@ -37,13 +37,19 @@ namespace Snapshots
         private const int Layer2Weight = 65; // 2.weight [1, 5]
         private const int Layer2Bias = 70; // 2.bias [1]
 
-        // Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.
-        private const int InputCopy = 0;
-        private const int Layer0Out = 16; // 0 output [5]
-        private const int Layer1Out = 32; // 1 output [5]
-        private const int Layer2Out = 48; // 2 output [1]
-        private const int ArenaPerSample = 64;
-        private const int WorkPerSample = 16; // the largest activation
+        // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
+        // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
+        // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
+        private const int InputCopy = 0; // the input [10], kept for backward
+        private const int Layer0Out = 32; // 0 output [5], kept for backward
+        private const int Layer1Out = 64; // 1 output [5], kept for backward
+        private const int Layer2Out = 16; // 2 output [1]
+        private const int Layer0Grad = 16; // dL/d(0 output)
+        private const int Layer1Grad = 48; // dL/d(1 output)
+        private const int Layer2Grad = 16; // dL/d(2 output)
+        private const int Layer1Infer = 16; // 1 output at inference
+        private const int Layer2Infer = 48; // 2 output at inference
+        private const int ArenaPerSample = 80;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
         private const int CacheLength = 32;
@@ -78,10 +84,8 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 10 };
         private static readonly int[] s_outputShape = { 1 };
 
-        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
-        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one
-        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
-        private readonly int _workB;
+        // One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.
+        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one
         private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
@@ -108,17 +112,15 @@ namespace Snapshots
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public Mlp(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample) + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * ArenaPerSample + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
                     $"Mlp with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
             }
 
-            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
-            _workA = maxBatch * ArenaPerSample;
-            _workB = _workA + maxBatch * WorkPerSample;
-            _scratch = _workB + maxBatch * WorkPerSample;
+            // The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.
+            _scratch = maxBatch * ArenaPerSample;
             _cache = _scratch + Threads * s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new global::Dsl.Runtime.AlignedFloats(_folded + FoldedLength);
@@ -156,11 +158,11 @@ namespace Snapshots
             var buffers = BufferStorage;
             var counters = CounterStorage;
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 5);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 5);
             var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 1);
-            input.CopyTo(x); // backward needs the input of the first layer
+            input.CopyTo(x); // a backward reads the input
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5]
             global::Dsl.Runtime.Kernels.Linear.Forward(x, parameters.AsSpan(Layer0Weight, 50), parameters.AsSpan(Layer0Bias, 5), y0, batch, 10, 5, scratch, Pool);
@@ -187,21 +189,20 @@ namespace Snapshots
             // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
             bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 5);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 5);
-            var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 1);
 
-            // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g2 = _arena.AsSpan(_workA, batch * OutputLength);
+            // g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.
+            var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * OutputLength);
             outputGrad.CopyTo(g2);
 
-            var g1 = _arena.AsSpan(_workB, batch * 5);
+            var g1 = _arena.AsSpan(Layer1Grad * MaxBatch, batch * 5);
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g2, y1, gradients.AsSpan(Layer2Weight, 5), gradients.AsSpan(Layer2Bias, 1), batch, 5, 1, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g2, parameters.AsSpan(Layer2Weight, 5), g1, batch, 5, 1, scratch, Pool);
 
-            var g0 = _arena.AsSpan(_workA, batch * 5);
+            var g0 = _arena.AsSpan(Layer0Grad * MaxBatch, batch * 5);
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 5).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 5).Clear();
@@ -230,14 +231,14 @@ namespace Snapshots
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5] — with 1 folded in
-            var h0 = _arena.AsSpan(_workA, batch * 5);
+            var h0 = _arena.AsSpan(Layer1Infer * MaxBatch, batch * 5);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, folded.Slice(Layer0FoldedWeight, 50), folded.Slice(Layer0PackedWeight, 160), folded.Slice(Layer0FoldedBias, 5), h0, batch, 10, 5, scratch, Pool);
             h = h0;
 
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — folded into 0
 
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1]
-            var h1 = _arena.AsSpan(_workB, batch * 1);
+            var h1 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 1);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer2Weight, 5), folded.Slice(Layer2PackedWeight, 80), parameters.AsSpan(Layer2Bias, 1), h1, batch, 5, 1, scratch, Pool);
             h = h1;
 

@@ -31,11 +31,15 @@ namespace Snapshots
         private const int Layer0RunningVar = 4; // 0.running_var [4]
         private const int Layer0NumBatchesTracked = 0; // 0.num_batches_tracked []
 
-        // Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.
-        private const int InputCopy = 0;
+        // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
+        // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
+        // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
+        private const int InputCopy = 0; // the input [4, 5, 5], kept for backward
         private const int Layer0Out = 112; // 0 output [4, 5, 5]
-        private const int ArenaPerSample = 224;
-        private const int WorkPerSample = 112; // the largest activation
+        private const int InputGrad = 224; // dL/d(input) when the caller does not ask for it
+        private const int Layer0Grad = 112; // dL/d(0 output)
+        private const int Layer0Infer = 112; // 0 output at inference
+        private const int ArenaPerSample = 336;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
         private const int CacheLength = 32;
@@ -58,10 +62,8 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 4, 5, 5 };
         private static readonly int[] s_outputShape = { 4, 5, 5 };
 
-        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
-        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one
-        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
-        private readonly int _workB;
+        // One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.
+        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one
         private readonly int _cache;
         private readonly int _folded;
         private int _foldedVersion = -1;
@@ -87,17 +89,15 @@ namespace Snapshots
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public Cumulative(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample) + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * ArenaPerSample + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
                     $"Cumulative with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
             }
 
-            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
-            _workA = maxBatch * ArenaPerSample;
-            _workB = _workA + maxBatch * WorkPerSample;
-            _cache = _workB + maxBatch * WorkPerSample;
+            // The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.
+            _cache = maxBatch * ArenaPerSample;
             _folded = _cache + 2 * CacheLength;
             _arena = new global::Dsl.Runtime.AlignedFloats(_folded + FoldedLength);
             ResetParameters(seed);
@@ -123,9 +123,9 @@ namespace Snapshots
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var counters = CounterStorage;
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 100);
-            input.CopyTo(x); // backward needs the input of the first layer
+            input.CopyTo(x); // a backward reads the input
 
             // 0: bn2d(4, momentum: none, affine: false) — momentum_none.nn(1,38) — [N, 4, 5, 5] → [N, 4, 5, 5] — batch statistics; running statistics updated
             counters[Layer0NumBatchesTracked]++;
@@ -141,15 +141,14 @@ namespace Snapshots
         {
             var parameters = ParameterStorage;
             var gradients = GradientStorage;
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
-            var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 100);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
 
-            // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g0 = _arena.AsSpan(_workA, batch * OutputLength);
+            // g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.
+            var g0 = _arena.AsSpan(Layer0Grad * MaxBatch, batch * OutputLength);
             outputGrad.CopyTo(g0);
 
             // 0: bn2d(4, momentum: none, affine: false) — momentum_none.nn(1,38) — [N, 4, 5, 5] → [N, 4, 5, 5] — backward
-            var dx = inputGrad.IsEmpty ? _arena.AsSpan(_workB, batch * InputLength) : inputGrad;
+            var dx = inputGrad.IsEmpty ? _arena.AsSpan(InputGrad * MaxBatch, batch * InputLength) : inputGrad;
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g0, x, default, _arena.AsSpan(_cache + Layer0SaveMean, 4), _arena.AsSpan(_cache + Layer0SaveInvStd, 4), dx,
                 default, default, batch, 4, 25, Pool);
@@ -170,7 +169,7 @@ namespace Snapshots
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: bn2d(4, momentum: none, affine: false) — momentum_none.nn(1,38) — [N, 4, 5, 5] → [N, 4, 5, 5] — running statistics as a per-channel scale and shift
-            var h0 = _arena.AsSpan(_workA, batch * 100); // the caller's input stays untouched
+            var h0 = _arena.AsSpan(Layer0Infer * MaxBatch, batch * 100); // the caller's input stays untouched
             global::Dsl.Runtime.Kernels.BatchNorm.ApplyScaleShift(h, h0, folded.Slice(Layer0Scale, 4), folded.Slice(Layer0Shift, 4), batch, 4, 25);
             h = h0;
 

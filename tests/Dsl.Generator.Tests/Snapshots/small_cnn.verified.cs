@@ -48,24 +48,35 @@ namespace Snapshots
         private const int Layer11Weight = 7472; // 11.weight [10, 32]
         private const int Layer11Bias = 7792; // 11.bias [10]
 
-        // Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.
-        private const int InputCopy = 0;
-        private const int Layer0Out = 3072; // 0 output [16, 32, 32]
-        private const int Layer1Out = 19456; // 1 output [16, 32, 32]
-        private const int Layer2Out = 19456; // 2 output [16, 32, 32]
-        private const int Layer3Out = 35840; // 3 output [16, 32, 32]
-        private const int Layer4Out = 52224; // 4 output [16, 32, 32]
-        private const int Layer5Out = 52224; // 5 output [16, 32, 32]
-        private const int Layer6Out = 68608; // 6 output [16, 16, 16]
-        private const int Layer7Out = 72704; // 7 output [32, 16, 16]
-        private const int Layer8Out = 80896; // 8 output [32, 16, 16]
-        private const int Layer9Out = 80896; // 9 output [32, 16, 16]
-        private const int Layer10Out = 89088; // 10 output [32]
-        private const int Layer11Out = 89120; // 11 output [10]
-        private const int ArenaPerSample = 89136;
-        private const int WorkPerSample = 16384; // the largest activation
-        private const int IndicesPerSample = 4096;
-        private const int Layer6Indices = 0; // 6 argmax, per sample
+        // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
+        // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
+        // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
+        private const int InputCopy = 122880; // the input [3, 32, 32], kept for backward
+        private const int Layer0Out = 16384; // 0 output [16, 32, 32], kept for backward
+        private const int Layer1Out = 32768; // 1 output [16, 32, 32], kept for backward
+        private const int Layer3Out = 49152; // 3 output [16, 32, 32], kept for backward
+        private const int Layer4Out = 65536; // 4 output [16, 32, 32], kept for backward
+        private const int Layer6Out = 114688; // 6 output [16, 16, 16], kept for backward
+        private const int Layer7Out = 98304; // 7 output [32, 16, 16], kept for backward
+        private const int Layer8Out = 106496; // 8 output [32, 16, 16], kept for backward
+        private const int Layer10Out = 125952; // 10 output [32], kept for backward
+        private const int Layer11Out = 0; // 11 output [10]
+        private const int Layer6Indices = 118784; // 6 argmax (ints)
+        private const int Layer0Grad = 81920; // dL/d(0 output)
+        private const int Layer2Grad = 0; // dL/d(2 output)
+        private const int Layer3Grad = 81920; // dL/d(3 output)
+        private const int Layer5Grad = 0; // dL/d(5 output)
+        private const int Layer6Grad = 81920; // dL/d(6 output)
+        private const int Layer7Grad = 8192; // dL/d(7 output)
+        private const int Layer9Grad = 0; // dL/d(9 output)
+        private const int Layer10Grad = 8192; // dL/d(10 output)
+        private const int Layer11Grad = 0; // dL/d(11 output)
+        private const int Layer2Infer = 0; // 2 output at inference
+        private const int Layer6Infer = 81920; // 6 output at inference
+        private const int Layer9Infer = 0; // 9 output at inference
+        private const int Layer10Infer = 8192; // 10 output at inference
+        private const int Layer11Infer = 0; // 11 output at inference
+        private const int ArenaPerSample = 125984;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
         private const int CacheLength = 128;
@@ -134,11 +145,8 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 3, 32, 32 };
         private static readonly int[] s_outputShape = { 10 };
 
-        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
-        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one
-        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
-        private readonly int _workB;
-        private readonly int _indices; // max pooling's argmax, stored as ints
+        // One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.
+        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one
         private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
@@ -165,18 +173,15 @@ namespace Snapshots
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public SmallCnn(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample + IndicesPerSample) + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * ArenaPerSample + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
                     $"SmallCnn with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
             }
 
-            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
-            _workA = maxBatch * ArenaPerSample;
-            _workB = _workA + maxBatch * WorkPerSample;
-            _indices = _workB + maxBatch * WorkPerSample;
-            _scratch = _indices + maxBatch * IndicesPerSample;
+            // The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.
+            _scratch = maxBatch * ArenaPerSample;
             _cache = _scratch + Threads * s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new global::Dsl.Runtime.AlignedFloats(_folded + FoldedLength);
@@ -227,7 +232,7 @@ namespace Snapshots
             var buffers = BufferStorage;
             var counters = CounterStorage;
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 16384);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 16384);
             var y2 = y1; // 2: relu, written by 1 (batch norm) as it normalizes
@@ -240,7 +245,7 @@ namespace Snapshots
             var y9 = y8; // 9: relu, written by 8 (batch norm) as it normalizes
             var y10 = _arena.AsSpan(Layer10Out * MaxBatch, batch * 32);
             var y11 = _arena.AsSpan(Layer11Out * MaxBatch, batch * 10);
-            input.CopyTo(x); // backward needs the input of the first layer
+            input.CopyTo(x); // a backward reads the input
 
             // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — direct: a reduction of few taps, no GEMM
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 432), default, y0, batch, in Layer0Geometry, scratch, Pool);
@@ -295,7 +300,7 @@ namespace Snapshots
             // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
             bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 16384);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 16384);
             var y2 = y1; // 2: relu, written by 1 (batch norm) as it normalizes
@@ -307,18 +312,17 @@ namespace Snapshots
             var y8 = _arena.AsSpan(Layer8Out * MaxBatch, batch * 8192);
             var y9 = y8; // 9: relu, written by 8 (batch norm) as it normalizes
             var y10 = _arena.AsSpan(Layer10Out * MaxBatch, batch * 32);
-            var y11 = _arena.AsSpan(Layer11Out * MaxBatch, batch * 10);
 
-            // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g11 = _arena.AsSpan(_workA, batch * OutputLength);
+            // g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.
+            var g11 = _arena.AsSpan(Layer11Grad * MaxBatch, batch * OutputLength);
             outputGrad.CopyTo(g11);
 
-            var g10 = _arena.AsSpan(_workB, batch * 32);
+            var g10 = _arena.AsSpan(Layer10Grad * MaxBatch, batch * 32);
             // 11: linear(32, 10) — small_cnn.nn(1,249) — [N, 32] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g11, y10, gradients.AsSpan(Layer11Weight, 320), gradients.AsSpan(Layer11Bias, 10), batch, 32, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g11, parameters.AsSpan(Layer11Weight, 320), g10, batch, 32, 10, scratch, Pool);
 
-            var g9 = _arena.AsSpan(_workA, batch * 8192);
+            var g9 = _arena.AsSpan(Layer9Grad * MaxBatch, batch * 8192);
             // 10: global_avgpool — small_cnn.nn(1,231) — [N, 32, 16, 16] → [N, 32] — backward
             global::Dsl.Runtime.Kernels.Pooling.GlobalAvgBackward(g10, g9, batch, 32, 256);
 
@@ -326,7 +330,7 @@ namespace Snapshots
             // 9: relu — small_cnn.nn(1,223) — [N, 32, 16, 16] → [N, 32, 16, 16] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y9, g9, g8, Pool);
 
-            var g7 = _arena.AsSpan(_workB, batch * 8192);
+            var g7 = _arena.AsSpan(Layer7Grad * MaxBatch, batch * 8192);
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — backward
             if (!accumulate) gradients.AsSpan(Layer8Weight, 32).Clear();
             if (!accumulate) gradients.AsSpan(Layer8Bias, 32).Clear();
@@ -334,13 +338,13 @@ namespace Snapshots
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g8, y7, parameters.AsSpan(Layer8Weight, 32), _arena.AsSpan(_cache + Layer8SaveMean, 32), _arena.AsSpan(_cache + Layer8SaveInvStd, 32), g7,
                 gradients.AsSpan(Layer8Weight, 32), gradients.AsSpan(Layer8Bias, 32), batch, 32, 256, Pool);
 
-            var g6 = _arena.AsSpan(_workA, batch * 4096);
+            var g6 = _arena.AsSpan(Layer6Grad * MaxBatch, batch * 4096);
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — backward
             if (!accumulate) gradients.AsSpan(Layer7Weight, 4608).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 4608), default, batch, in Layer7Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g7, parameters.AsSpan(Layer7Weight, 4608), g6, batch, in Layer7Geometry, scratch, Pool);
 
-            var g5 = _arena.AsSpan(_workB, batch * 16384);
+            var g5 = _arena.AsSpan(Layer5Grad * MaxBatch, batch * 16384);
             // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16] — backward
             global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g6, Indices(Layer6Indices, batch * 4096), g5, batch, in Layer6Geometry, Pool);
 
@@ -348,7 +352,7 @@ namespace Snapshots
             // 5: relu — small_cnn.nn(1,149) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y5, g5, g4, Pool);
 
-            var g3 = _arena.AsSpan(_workA, batch * 16384);
+            var g3 = _arena.AsSpan(Layer3Grad * MaxBatch, batch * 16384);
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
             if (!accumulate) gradients.AsSpan(Layer4Weight, 16).Clear();
             if (!accumulate) gradients.AsSpan(Layer4Bias, 16).Clear();
@@ -356,7 +360,7 @@ namespace Snapshots
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g4, y3, parameters.AsSpan(Layer4Weight, 16), _arena.AsSpan(_cache + Layer4SaveMean, 16), _arena.AsSpan(_cache + Layer4SaveInvStd, 16), g3,
                 gradients.AsSpan(Layer4Weight, 16), gradients.AsSpan(Layer4Bias, 16), batch, 16, 1024, Pool);
 
-            var g2 = _arena.AsSpan(_workB, batch * 16384);
+            var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 16384);
             // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
             if (!accumulate) gradients.AsSpan(Layer3Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 2304), default, batch, in Layer3Geometry, scratch, Pool);
@@ -366,7 +370,7 @@ namespace Snapshots
             // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y2, g2, g1, Pool);
 
-            var g0 = _arena.AsSpan(_workA, batch * 16384);
+            var g0 = _arena.AsSpan(Layer0Grad * MaxBatch, batch * 16384);
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 16).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 16).Clear();
@@ -396,7 +400,7 @@ namespace Snapshots
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — with 1 folded in — direct: a reduction of few taps, no GEMM — 2 (relu) applied as it writes
-            var h0 = _arena.AsSpan(_workA, batch * 16384);
+            var h0 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 16384);
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 432), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
             h = h0;
 
@@ -405,7 +409,7 @@ namespace Snapshots
             // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 0 (conv2d) as it wrote its output
 
             // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — with 4 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 5 (relu) applied as it writes — 6 (maxpool 2×2) applied as it writes, one window per tile
-            var h1 = _arena.AsSpan(_workB, batch * 4096);
+            var h1 = _arena.AsSpan(Layer6Infer * MaxBatch, batch * 4096);
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3FoldedBias, 16), h1, batch, in Layer3Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h1;
 
@@ -416,7 +420,7 @@ namespace Snapshots
             // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16] — applied by 3 (conv2d) as it wrote its output
 
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — with 8 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 9 (relu) applied as it writes
-            var h2 = _arena.AsSpan(_workA, batch * 8192);
+            var h2 = _arena.AsSpan(Layer9Infer * MaxBatch, batch * 8192);
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), h2, batch, in Layer7Geometry, scratch, Pool, relu: true);
             h = h2;
 
@@ -425,12 +429,12 @@ namespace Snapshots
             // 9: relu — small_cnn.nn(1,223) — [N, 32, 16, 16] → [N, 32, 16, 16] — applied by 7 (conv2d) as it wrote its output
 
             // 10: global_avgpool — small_cnn.nn(1,231) — [N, 32, 16, 16] → [N, 32]
-            var h3 = _arena.AsSpan(_workB, batch * 32);
+            var h3 = _arena.AsSpan(Layer10Infer * MaxBatch, batch * 32);
             global::Dsl.Runtime.Kernels.Pooling.GlobalAvgForward(h, h3, batch, 32, 256);
             h = h3;
 
             // 11: linear(32, 10) — small_cnn.nn(1,249) — [N, 32] → [N, 10]
-            var h4 = _arena.AsSpan(_workA, batch * 10);
+            var h4 = _arena.AsSpan(Layer11Infer * MaxBatch, batch * 10);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer11Weight, 320), folded.Slice(Layer11PackedWeight, 512), parameters.AsSpan(Layer11Bias, 10), h4, batch, 32, 10, scratch, Pool);
             h = h4;
 
@@ -469,8 +473,8 @@ namespace Snapshots
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer11Weight, 320), folded.Slice(Layer11PackedWeight, 512), 32, 10);
         }
 
-        /// <summary>Max pooling's argmax for <paramref name="layer"/>, an int view of its region of the arena.</summary>
-        private global::System.Span<int> Indices(int layer, int length) =>
-            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(_indices + layer * MaxBatch, length));
+        /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
+        private global::System.Span<int> Indices(int offset, int length) =>
+            global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
     }
 }

@@ -37,15 +37,23 @@ namespace Snapshots
         private const int Layer3Weight = 66; // 3.weight [4, 6]
         private const int Layer3Bias = 90; // 3.bias [4]
 
-        // Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.
-        private const int InputCopy = 0;
-        private const int Layer0Out = 16; // 0 output [6]
-        private const int Layer1Out = 32; // 1 output [6]
-        private const int Layer2Out = 48; // 2 output [6]
-        private const int Layer3Out = 64; // 3 output [4]
-        private const int Layer4Out = 80; // 4 output [4]
+        // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
+        // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
+        // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
+        private const int InputCopy = 0; // the input [8], kept for backward
+        private const int Layer0Out = 32; // 0 output [6], kept for backward
+        private const int Layer1Out = 16; // 1 output [6]
+        private const int Layer2Out = 64; // 2 output [6], kept for backward
+        private const int Layer3Out = 16; // 3 output [4]
+        private const int Layer4Out = 80; // 4 output [4], kept for backward
+        private const int Layer0Grad = 48; // dL/d(0 output)
+        private const int Layer2Grad = 16; // dL/d(2 output)
+        private const int Layer3Grad = 48; // dL/d(3 output)
+        private const int Layer4Grad = 16; // dL/d(4 output)
+        private const int Layer1Infer = 16; // 1 output at inference
+        private const int Layer3Infer = 48; // 3 output at inference
+        private const int Layer4Infer = 16; // 4 output at inference
         private const int ArenaPerSample = 96;
-        private const int WorkPerSample = 16; // the largest activation
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
         private const int CacheLength = 32;
@@ -80,10 +88,8 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 8 };
         private static readonly int[] s_outputShape = { 4 };
 
-        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
-        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one
-        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
-        private readonly int _workB;
+        // One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.
+        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one
         private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
@@ -110,17 +116,15 @@ namespace Snapshots
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public Head(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample) + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * ArenaPerSample + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
                     $"Head with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
             }
 
-            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
-            _workA = maxBatch * ArenaPerSample;
-            _workB = _workA + maxBatch * WorkPerSample;
-            _scratch = _workB + maxBatch * WorkPerSample;
+            // The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.
+            _scratch = maxBatch * ArenaPerSample;
             _cache = _scratch + Threads * s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new global::Dsl.Runtime.AlignedFloats(_folded + FoldedLength);
@@ -158,13 +162,13 @@ namespace Snapshots
             var buffers = BufferStorage;
             var counters = CounterStorage;
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 6);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 6);
             var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 6);
             var y3 = _arena.AsSpan(Layer3Out * MaxBatch, batch * 4);
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 4);
-            input.CopyTo(x); // backward needs the input of the first layer
+            input.CopyTo(x); // a backward reads the input
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6]
             global::Dsl.Runtime.Kernels.Linear.Forward(x, parameters.AsSpan(Layer0Weight, 48), parameters.AsSpan(Layer0Bias, 6), y0, batch, 8, 6, scratch, Pool);
@@ -197,22 +201,20 @@ namespace Snapshots
             // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
             bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 6);
-            var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 6);
             var y2 = _arena.AsSpan(Layer2Out * MaxBatch, batch * 6);
-            var y3 = _arena.AsSpan(Layer3Out * MaxBatch, batch * 4);
             var y4 = _arena.AsSpan(Layer4Out * MaxBatch, batch * 4);
 
-            // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g4 = _arena.AsSpan(_workA, batch * OutputLength);
+            // g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.
+            var g4 = _arena.AsSpan(Layer4Grad * MaxBatch, batch * OutputLength);
             outputGrad.CopyTo(g4);
 
-            var g3 = _arena.AsSpan(_workB, batch * 4);
+            var g3 = _arena.AsSpan(Layer3Grad * MaxBatch, batch * 4);
             // 4: log_softmax — softmax_head.nn(1,77) — [N, 4] → [N, 4] — backward
             global::Dsl.Runtime.Kernels.Activations.LogSoftmaxBackward(y4, g4, g3, batch, 4);
 
-            var g2 = _arena.AsSpan(_workA, batch * 6);
+            var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 6);
             // 3: linear(6, 4) — softmax_head.nn(1,61) — [N, 6] → [N, 4] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 24), gradients.AsSpan(Layer3Bias, 4), batch, 6, 4, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 24), g2, batch, 6, 4, scratch, Pool);
@@ -221,7 +223,7 @@ namespace Snapshots
             // 2: sigmoid — softmax_head.nn(1,50) — [N, 6] → [N, 6] — backward
             global::Dsl.Runtime.Kernels.Activations.SigmoidBackward(y2, g2, g1);
 
-            var g0 = _arena.AsSpan(_workB, batch * 6);
+            var g0 = _arena.AsSpan(Layer0Grad * MaxBatch, batch * 6);
             // 1: bn1d — softmax_head.nn(1,42) — [N, 6] → [N, 6] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 6).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 6).Clear();
@@ -250,7 +252,7 @@ namespace Snapshots
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6] — with 1 folded in
-            var h0 = _arena.AsSpan(_workA, batch * 6);
+            var h0 = _arena.AsSpan(Layer1Infer * MaxBatch, batch * 6);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, folded.Slice(Layer0FoldedWeight, 48), folded.Slice(Layer0PackedWeight, 128), folded.Slice(Layer0FoldedBias, 6), h0, batch, 8, 6, scratch, Pool);
             h = h0;
 
@@ -262,12 +264,12 @@ namespace Snapshots
             h = h1;
 
             // 3: linear(6, 4) — softmax_head.nn(1,61) — [N, 6] → [N, 4]
-            var h2 = _arena.AsSpan(_workB, batch * 4);
+            var h2 = _arena.AsSpan(Layer3Infer * MaxBatch, batch * 4);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer3Weight, 24), folded.Slice(Layer3PackedWeight, 96), parameters.AsSpan(Layer3Bias, 4), h2, batch, 6, 4, scratch, Pool);
             h = h2;
 
             // 4: log_softmax — softmax_head.nn(1,77) — [N, 4] → [N, 4]
-            var h3 = _arena.AsSpan(_workA, batch * 4);
+            var h3 = _arena.AsSpan(Layer4Infer * MaxBatch, batch * 4);
             global::Dsl.Runtime.Kernels.Activations.LogSoftmaxForward(h, h3, batch, 4);
             h = h3;
 

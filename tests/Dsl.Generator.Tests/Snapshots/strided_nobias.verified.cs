@@ -36,15 +36,22 @@ namespace Snapshots
         private const int Layer5Weight = 232; // 5.weight [5, 128]
         private const int Layer5Bias = 872; // 5.bias [5]
 
-        // Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.
-        private const int InputCopy = 0;
-        private const int Layer0Out = 768; // 0 output [8, 8, 8]
-        private const int Layer1Out = 1280; // 1 output [8, 8, 8]
-        private const int Layer2Out = 1280; // 2 output [8, 8, 8]
-        private const int Layer3Out = 1792; // 3 output [8, 4, 4]
-        private const int Layer5Out = 1920; // 5 output [5]
-        private const int ArenaPerSample = 1936;
-        private const int WorkPerSample = 768; // the largest activation
+        // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
+        // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
+        // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
+        private const int InputCopy = 0; // the input [3, 16, 16], kept for backward
+        private const int Layer0Out = 1280; // 0 output [8, 8, 8], kept for backward
+        private const int Layer1Out = 1792; // 1 output [8, 8, 8], kept for backward
+        private const int Layer3Out = 2816; // 3 output [8, 4, 4], kept for backward
+        private const int Layer5Out = 768; // 5 output [5]
+        private const int Layer0Grad = 2304; // dL/d(0 output)
+        private const int Layer2Grad = 768; // dL/d(2 output)
+        private const int Layer4Grad = 2304; // dL/d(4 output)
+        private const int Layer5Grad = 768; // dL/d(5 output)
+        private const int Layer2Infer = 768; // 2 output at inference
+        private const int Layer3Infer = 2304; // 3 output at inference
+        private const int Layer5Infer = 768; // 5 output at inference
+        private const int ArenaPerSample = 2944;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
         private const int CacheLength = 32;
@@ -83,10 +90,8 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 3, 16, 16 };
         private static readonly int[] s_outputShape = { 5 };
 
-        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
-        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one
-        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
-        private readonly int _workB;
+        // One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.
+        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one
         private readonly int _scratch; // GEMM panels and im2col columns
         private readonly int _cache;
         private readonly int _folded;
@@ -113,17 +118,15 @@ namespace Snapshots
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public Strided(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample) + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
+            long length = (long)maxBatch * ArenaPerSample + (long)Threads * s_scratchLength + 2L * CacheLength + FoldedLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
                     $"Strided with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
             }
 
-            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
-            _workA = maxBatch * ArenaPerSample;
-            _workB = _workA + maxBatch * WorkPerSample;
-            _scratch = _workB + maxBatch * WorkPerSample;
+            // The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.
+            _scratch = maxBatch * ArenaPerSample;
             _cache = _scratch + Threads * s_scratchLength;
             _folded = _cache + 2 * CacheLength;
             _arena = new global::Dsl.Runtime.AlignedFloats(_folded + FoldedLength);
@@ -158,14 +161,14 @@ namespace Snapshots
             var buffers = BufferStorage;
             var counters = CounterStorage;
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 512);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 512);
             var y2 = y1; // 2: relu, written by 1 (batch norm) as it normalizes
             var y3 = _arena.AsSpan(Layer3Out * MaxBatch, batch * 128);
             var y4 = y3; // 4: flatten shares its input's memory
             var y5 = _arena.AsSpan(Layer5Out * MaxBatch, batch * 5);
-            input.CopyTo(x); // backward needs the input of the first layer
+            input.CopyTo(x); // a backward reads the input
 
             // 0: conv2d(3, 8, 3, stride: 2, padding: 1, bias: false) — strided_nobias.nn(1,37) — [N, 3, 16, 16] → [N, 8, 8, 8]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(x, parameters.AsSpan(Layer0Weight, 216), default, y0, batch, in Layer0Geometry, scratch, Pool);
@@ -199,19 +202,18 @@ namespace Snapshots
             // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
             bool accumulate = BeginGradients();
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 512);
             var y1 = _arena.AsSpan(Layer1Out * MaxBatch, batch * 512);
             var y2 = y1; // 2: relu, written by 1 (batch norm) as it normalizes
             var y3 = _arena.AsSpan(Layer3Out * MaxBatch, batch * 128);
             var y4 = y3; // 4: flatten shares its input's memory
-            var y5 = _arena.AsSpan(Layer5Out * MaxBatch, batch * 5);
 
-            // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g5 = _arena.AsSpan(_workA, batch * OutputLength);
+            // g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.
+            var g5 = _arena.AsSpan(Layer5Grad * MaxBatch, batch * OutputLength);
             outputGrad.CopyTo(g5);
 
-            var g4 = _arena.AsSpan(_workB, batch * 128);
+            var g4 = _arena.AsSpan(Layer4Grad * MaxBatch, batch * 128);
             // 5: linear(128, 5) — strided_nobias.nn(1,133) — [N, 128] → [N, 5] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 640), gradients.AsSpan(Layer5Bias, 5), batch, 128, 5, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 640), g4, batch, 128, 5, scratch, Pool);
@@ -219,7 +221,7 @@ namespace Snapshots
             var g3 = g4;
             // 4: flatten — strided_nobias.nn(1,122) — [N, 8, 4, 4] → [N, 128] — backward
 
-            var g2 = _arena.AsSpan(_workA, batch * 512);
+            var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 512);
             // 3: avgpool(2) — strided_nobias.nn(1,108) — [N, 8, 8, 8] → [N, 8, 4, 4] — backward
             global::Dsl.Runtime.Kernels.Pooling.AvgBackward(g3, g2, batch, in Layer3Geometry, countIncludePad: true);
 
@@ -227,7 +229,7 @@ namespace Snapshots
             // 2: relu — strided_nobias.nn(1,100) — [N, 8, 8, 8] → [N, 8, 8, 8] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y2, g2, g1, Pool);
 
-            var g0 = _arena.AsSpan(_workB, batch * 512);
+            var g0 = _arena.AsSpan(Layer0Grad * MaxBatch, batch * 512);
             // 1: bn2d — strided_nobias.nn(1,92) — [N, 8, 8, 8] → [N, 8, 8, 8] — backward
             if (!accumulate) gradients.AsSpan(Layer1Weight, 8).Clear();
             if (!accumulate) gradients.AsSpan(Layer1Bias, 8).Clear();
@@ -257,7 +259,7 @@ namespace Snapshots
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: conv2d(3, 8, 3, stride: 2, padding: 1, bias: false) — strided_nobias.nn(1,37) — [N, 3, 16, 16] → [N, 8, 8, 8] — with 1 folded in — 2 (relu) applied as it writes
-            var h0 = _arena.AsSpan(_workA, batch * 512);
+            var h0 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 512);
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer0FoldedWeight, 216), folded.Slice(Layer0FoldedBias, 8), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
             h = h0;
 
@@ -266,14 +268,14 @@ namespace Snapshots
             // 2: relu — strided_nobias.nn(1,100) — [N, 8, 8, 8] → [N, 8, 8, 8] — applied by 0 (conv2d) as it wrote its output
 
             // 3: avgpool(2) — strided_nobias.nn(1,108) — [N, 8, 8, 8] → [N, 8, 4, 4]
-            var h1 = _arena.AsSpan(_workB, batch * 128);
+            var h1 = _arena.AsSpan(Layer3Infer * MaxBatch, batch * 128);
             global::Dsl.Runtime.Kernels.Pooling.AvgForward(h, h1, batch, in Layer3Geometry, countIncludePad: true);
             h = h1;
 
             // 4: flatten — strided_nobias.nn(1,122) — [N, 8, 4, 4] → [N, 128] — identity at inference
 
             // 5: linear(128, 5) — strided_nobias.nn(1,133) — [N, 128] → [N, 5]
-            var h2 = _arena.AsSpan(_workA, batch * 5);
+            var h2 = _arena.AsSpan(Layer5Infer * MaxBatch, batch * 5);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer5Weight, 640), folded.Slice(Layer5PackedWeight, 2048), parameters.AsSpan(Layer5Bias, 5), h2, batch, 128, 5, scratch, Pool);
             h = h2;
 

@@ -30,11 +30,15 @@ namespace Snapshots
         private const int Layer0Weight = 0; // 0.weight [3]
         private const int Layer0Bias = 3; // 0.bias [3]
 
-        // Training arena, per sample (× maxBatch): the input, then each layer's output, kept for backward.
-        private const int InputCopy = 0;
+        // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
+        // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
+        // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
+        private const int InputCopy = 0; // the input [3, 4, 4], kept for backward
         private const int Layer0Out = 48; // 0 output [3, 4, 4]
-        private const int ArenaPerSample = 96;
-        private const int WorkPerSample = 48; // the largest activation
+        private const int InputGrad = 96; // dL/d(input) when the caller does not ask for it
+        private const int Layer0Grad = 48; // dL/d(0 output)
+        private const int Layer0Infer = 48; // 0 output at inference
+        private const int ArenaPerSample = 144;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
         private const int CacheLength = 32;
@@ -51,10 +55,8 @@ namespace Snapshots
         private static readonly int[] s_inputShape = { 3, 4, 4 };
         private static readonly int[] s_outputShape = { 3, 4, 4 };
 
-        // One arena for everything but parameters, gradients and running statistics; the offsets below are where each region starts.
-        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region below starts on one
-        private readonly int _workA; // gradients in Backward, activations in Infer: never live across calls
-        private readonly int _workB;
+        // One arena for everything but parameters, gradients and running statistics; the offsets above and below are where each region starts.
+        private readonly global::Dsl.Runtime.AlignedFloats _arena; // element 0 on a cache line, and every region starts on one
         private readonly int _cache;
 
         /// <inheritdoc/>
@@ -78,17 +80,15 @@ namespace Snapshots
         /// <param name="threads">Threads for large layers: 0 (the default) for every core, 1 to stay on the caller's thread.</param>
         public Untracked(int maxBatch, int seed = 0, int threads = 0) : base(maxBatch, s_tensors, threads)
         {
-            long length = (long)maxBatch * (ArenaPerSample + 2L * WorkPerSample) + 2L * CacheLength;
+            long length = (long)maxBatch * ArenaPerSample + 2L * CacheLength;
             if (length > global::System.Array.MaxLength)
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
                     $"Untracked with maxBatch {maxBatch} needs {length} floats of activations and scratch, more than one array holds ({(global::System.Array.MaxLength)}); use a smaller maxBatch.");
             }
 
-            // The arena's layout, fixed at compile time: kept activations, two work buffers, then the rest.
-            _workA = maxBatch * ArenaPerSample;
-            _workB = _workA + maxBatch * WorkPerSample;
-            _cache = _workB + maxBatch * WorkPerSample;
+            // The arena's layout, fixed at compile time: the batch-scaled regions, then the rest.
+            _cache = maxBatch * ArenaPerSample;
             _arena = new global::Dsl.Runtime.AlignedFloats(_cache + 2 * CacheLength);
             ResetParameters(seed);
         }
@@ -108,9 +108,9 @@ namespace Snapshots
         protected override void ForwardCore(global::System.ReadOnlySpan<float> input, global::System.Span<float> output, int batch)
         {
             var parameters = ParameterStorage;
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
             var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 48);
-            input.CopyTo(x); // backward needs the input of the first layer
+            input.CopyTo(x); // a backward reads the input
 
             // 0: bn2d(3, track_running_stats: false) — untracked.nn(1,37) — [N, 3, 4, 4] → [N, 3, 4, 4] — batch statistics, no running statistics
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(x, parameters.AsSpan(Layer0Weight, 3), parameters.AsSpan(Layer0Bias, 3), y0, _arena.AsSpan(_cache + Layer0SaveMean, 3), _arena.AsSpan(_cache + Layer0SaveInvStd, 3),
@@ -129,15 +129,14 @@ namespace Snapshots
             var gradients = GradientStorage;
             // After ZeroGrad the gradients are written, not added to: linear layers write theirs, the others clear theirs first.
             bool accumulate = BeginGradients();
-            var x = _arena.AsSpan(InputCopy, batch * InputLength);
-            var y0 = _arena.AsSpan(Layer0Out * MaxBatch, batch * 48);
+            var x = _arena.AsSpan(InputCopy * MaxBatch, batch * InputLength);
 
-            // g<i> is dL/d(output of layer i); the two work buffers alternate, elementwise layers work in place.
-            var g0 = _arena.AsSpan(_workA, batch * OutputLength);
+            // g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.
+            var g0 = _arena.AsSpan(Layer0Grad * MaxBatch, batch * OutputLength);
             outputGrad.CopyTo(g0);
 
             // 0: bn2d(3, track_running_stats: false) — untracked.nn(1,37) — [N, 3, 4, 4] → [N, 3, 4, 4] — backward
-            var dx = inputGrad.IsEmpty ? _arena.AsSpan(_workB, batch * InputLength) : inputGrad;
+            var dx = inputGrad.IsEmpty ? _arena.AsSpan(InputGrad * MaxBatch, batch * InputLength) : inputGrad;
             if (!accumulate) gradients.AsSpan(Layer0Weight, 3).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 3).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -152,7 +151,7 @@ namespace Snapshots
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
             // 0: bn2d(3, track_running_stats: false) — untracked.nn(1,37) — [N, 3, 4, 4] → [N, 3, 4, 4] — track_running_stats: false: batch statistics, as PyTorch does in eval mode
-            var h0 = _arena.AsSpan(_workA, batch * 48);
+            var h0 = _arena.AsSpan(Layer0Infer * MaxBatch, batch * 48);
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(h, parameters.AsSpan(Layer0Weight, 3), parameters.AsSpan(Layer0Bias, 3), h0, _arena.AsSpan(_cache + CacheLength + Layer0SaveMean, 3), _arena.AsSpan(_cache + CacheLength + Layer0SaveInvStd, 3),
                 default, default, 0f, 1E-05f, batch, 3, 16, pool: Pool);
             h = h0;
