@@ -109,7 +109,7 @@ public class AllocationTests
         var g = new PoolGeometry(c, 32, 32, 2, 2, 2, 2, 0, 0, 1, 1, false);
         var pooled = new float[n * g.OutputLength];
         var indices = new int[pooled.Length];
-        AssertNoAllocation("BatchNorm.ForwardTraining (2 threads)", () => BatchNorm.ForwardTraining(x, gamma, beta, y, mean, invStd, runningMean, runningVar, 0.1f, 1e-5f, n, c, s, relu: true, pool));
+        AssertNoAllocation("BatchNorm.ForwardTraining (2 threads)", () => BatchNorm.ForwardTraining(x, gamma, beta, y, mean, invStd, runningMean, runningVar, 0.1f, 1e-5f, n, c, s, FusedActivation.Relu, pool));
         AssertNoAllocation("BatchNorm.Backward (2 threads)", () => BatchNorm.Backward(x, y, gamma, mean, invStd, dx, dgamma, dbeta, n, c, s, pool));
         AssertNoAllocation("Pooling.MaxForward (2 threads)", () => Pooling.MaxForward(x, pooled, indices, n, g, pool));
         AssertNoAllocation("Pooling.MaxForward inference (2 threads)", () => Pooling.MaxForward(x, pooled, n, g, gamma, beta, pool));
@@ -123,7 +123,7 @@ public class AllocationTests
         var fdx = new float[fx.Length];
         var fGamma = TestUtil.Random(features, 5);
         var (fMean, fInvStd, fdGamma, fdBeta) = (new float[features], new float[features], new float[features], new float[features]);
-        AssertNoAllocation("BatchNorm.ForwardTraining, features (2 threads)", () => BatchNorm.ForwardTraining(fx, fGamma, fGamma, fy, fMean, fInvStd, default, default, 0.1f, 1e-5f, rows, features, 1, relu: true, pool));
+        AssertNoAllocation("BatchNorm.ForwardTraining, features (2 threads)", () => BatchNorm.ForwardTraining(fx, fGamma, fGamma, fy, fMean, fInvStd, default, default, 0.1f, 1e-5f, rows, features, 1, FusedActivation.Relu, pool));
         AssertNoAllocation("BatchNorm.Backward, features (2 threads)", () => BatchNorm.Backward(fx, fy, fGamma, fMean, fInvStd, fdx, fdGamma, fdBeta, rows, features, 1, pool));
     }
 

@@ -82,7 +82,7 @@ public sealed class FusedBatchNormReluTests
             invStd = new float[c];
             runningMean = new float[c];
             runningVar = Enumerable.Repeat(1f, c).ToArray();
-            BatchNorm.ForwardTraining(x, gamma, beta, y, mean, invStd, runningMean, runningVar, 0.1f, 1e-5f, n, c, s, relu);
+            BatchNorm.ForwardTraining(x, gamma, beta, y, mean, invStd, runningMean, runningVar, 0.1f, 1e-5f, n, c, s, relu ? FusedActivation.Relu : FusedActivation.None);
             return y;
         }
 

@@ -37,8 +37,8 @@ public sealed class ParallelElementwiseTests
                     var beta = affine ? TestUtil.Random(c, 3) : [];
                     var serial = new Outputs(tracked, n * c * s, c);
                     var parallel = new Outputs(tracked, n * c * s, c);
-                    BatchNorm.ForwardTraining(x, gamma, beta, serial.Y, serial.Mean, serial.InvStd, serial.RunningMean, serial.RunningVar, 0.1f, 1e-5f, n, c, s, relu);
-                    BatchNorm.ForwardTraining(x, gamma, beta, parallel.Y, parallel.Mean, parallel.InvStd, parallel.RunningMean, parallel.RunningVar, 0.1f, 1e-5f, n, c, s, relu, pool);
+                    BatchNorm.ForwardTraining(x, gamma, beta, serial.Y, serial.Mean, serial.InvStd, serial.RunningMean, serial.RunningVar, 0.1f, 1e-5f, n, c, s, relu ? FusedActivation.Relu : FusedActivation.None);
+                    BatchNorm.ForwardTraining(x, gamma, beta, parallel.Y, parallel.Mean, parallel.InvStd, parallel.RunningMean, parallel.RunningVar, 0.1f, 1e-5f, n, c, s, relu ? FusedActivation.Relu : FusedActivation.None, pool);
                     serial.AssertSameBits(parallel);
                 }
             }

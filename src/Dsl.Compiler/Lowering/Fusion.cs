@@ -86,7 +86,7 @@ namespace Dsl.Compiler.Lowering
                 if (node.Op.IsView || taken.Contains(node)) continue;
                 var epilogues = new List<Epilogue>();
                 // Nothing reads the batch norm's output: its backward needs its input, the ReLU's backward its output.
-                if (node.Op is BatchNormOp { UsesBatchStatistics: true } && graph.SoleConsumer(node.Output) is { Op: ActivationOp { Function.FusesIntoProducer: true } } relu)
+                if (node.Op is BatchNormOp { UsesBatchStatistics: true } && graph.SoleConsumer(node.Output) is { Op: ActivationOp { Function: { FusesIntoBatchNorm: true, BackwardReads: BackwardReads.Output } } } relu)
                 {
                     epilogues.Add(new Epilogue(relu, EpilogueKind.Activation));
                     taken.Add(relu);
@@ -139,7 +139,7 @@ namespace Dsl.Compiler.Lowering
             // An activation the producer's kernel can apply, right after a conv or linear (or the batch norm folded into one).
             foreach (var node in graph.Nodes)
             {
-                if (node.Op is not ActivationOp { Function.FusesIntoProducer: true } || fused.Contains(node) || epilogues[node].Count > 0) continue;
+                if (node.Op is not ActivationOp { Function.FusesIntoWeighted: true } || fused.Contains(node) || epilogues[node].Count > 0) continue;
                 if (Owner(node.Input) is not { Op: WeightedOp } producer || fused.Contains(producer)) continue;
                 if (epilogues[producer].Any(e => e.Kind == EpilogueKind.Activation)) continue;
                 epilogues[producer].Add(new Epilogue(node, EpilogueKind.Activation));

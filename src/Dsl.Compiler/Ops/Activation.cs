@@ -7,13 +7,16 @@ namespace Dsl.Compiler.Ops
 {
     /// <summary>
     /// An element-wise activation: its <c>.nn</c> name, the runtime kernels (<c>Activations.{Kernel}Forward/Backward</c>,
-    /// <c>ActivationEpilogues.{Kernel}</c>), which forward value its backward reads, and whether a conv, a linear or
-    /// a batch norm can apply it as they write (today ReLU, whose kernels take <c>relu: true</c>).
+    /// <c>ActivationEpilogues.{Kernel}</c> when it carries a batch norm's scale and shift), which forward value its
+    /// backward reads, and which producers apply it as they write: a batch norm in training (the kernel's
+    /// <c>FusedActivation.{Kernel}</c>), a conv or linear at inference (their kernels take <c>relu: true</c>).
+    /// Only an activation whose backward reads its output can be written over the batch norm's output in training:
+    /// SiLU's and GELU's backward read their input, which that fusion would overwrite.
     /// </summary>
     public sealed record ActivationFunction(string Name, string Kernel, BackwardReads BackwardReads, bool HasSlope = false,
-        bool FusesIntoProducer = false, bool HasEpilogue = true, bool BackwardTakesPool = false)
+        bool FusesIntoBatchNorm = false, bool FusesIntoWeighted = false, bool HasEpilogue = true, bool BackwardTakesPool = false)
     {
-        public static readonly ActivationFunction Relu = new("relu", "Relu", BackwardReads.Output, FusesIntoProducer: true, BackwardTakesPool: true);
+        public static readonly ActivationFunction Relu = new("relu", "Relu", BackwardReads.Output, FusesIntoBatchNorm: true, FusesIntoWeighted: true, BackwardTakesPool: true);
         public static readonly ActivationFunction Sigmoid = new("sigmoid", "Sigmoid", BackwardReads.Output);
         public static readonly ActivationFunction Tanh = new("tanh", "Tanh", BackwardReads.Output);
         public static readonly ActivationFunction LeakyRelu = new("leaky_relu", "LeakyRelu", BackwardReads.Input, HasSlope: true);
@@ -65,8 +68,12 @@ namespace Dsl.Compiler.Ops
 
         public override bool InfersInPlace => true;
 
-        /// <summary>The argument a producer's kernel takes to apply this activation as it writes.</summary>
-        public string KernelArgument => Function.FusesIntoProducer ? ", relu: true" : throw new UnreachableException();
+        /// <summary>The argument a conv's or linear's kernel takes to apply this activation as it writes.</summary>
+        public string KernelArgument => Function.FusesIntoWeighted ? ", relu: true" : throw new UnreachableException();
+
+        /// <summary>The argument batch norm's training kernel takes to apply this activation as it writes.</summary>
+        public string BatchNormArgument(Emit.OpEmitContext e) =>
+            Function.FusesIntoBatchNorm ? $", activation: {e.Kernels}.FusedActivation.{Function.Kernel}" : throw new UnreachableException();
 
         private string Slope(Emit.OpEmitContext e) => Function.HasSlope ? ", " + e.Float(NegativeSlope) : "";
 

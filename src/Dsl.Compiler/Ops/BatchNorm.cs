@@ -176,7 +176,7 @@ namespace Dsl.Compiler.Ops
         {
             string eps = e.Float(Eps);
             var activation = e.TrainingGroup?.Find(EpilogueKind.Activation);
-            string fused = activation is null ? "" : ((ActivationOp)activation.Node.Op).KernelArgument;
+            string fused = activation is null ? "" : ((ActivationOp)activation.Node.Op).BatchNormArgument(e);
             string note = activation is null ? "" : $" — then {activation.Node.Op.Name} ({activation.Node.Op.KindName}) as it writes";
             if (Frozen)
             {

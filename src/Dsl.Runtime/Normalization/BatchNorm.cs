@@ -37,17 +37,17 @@ public static class BatchNorm
     public static void ForwardTraining(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
         Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar,
         float momentum, float eps, int n, int channels, int spatial) =>
-        ForwardTraining(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, spatial, relu: false);
+        ForwardTraining(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, spatial, FusedActivation.None);
 
     /// <summary>
     /// <see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int)"/>
-    /// with a following ReLU applied as each plane is written (training's conv → bn → relu: one pass over the
+    /// with a following activation applied as each plane is written (training's conv → bn → relu: one pass over the
     /// activation less; the ReLU's backward needs only its output, and batch norm's only its input).
     /// </summary>
     /// <param name="x">Input <c>[n, channels, spatial]</c>.</param>
     /// <param name="gamma">Scale, or empty.</param>
     /// <param name="beta">Shift, or empty.</param>
-    /// <param name="y">Output: ReLU of the normalized input when <paramref name="relu"/>; overwritten.</param>
+    /// <param name="y">Output: the activation of the normalized input (just the normalized input with <see cref="FusedActivation.None"/>); overwritten.</param>
     /// <param name="saveMean">Receives the batch mean per channel.</param>
     /// <param name="saveInvStd">Receives <c>1/sqrt(var + eps)</c> per channel.</param>
     /// <param name="runningMean">Running mean, updated; empty when not tracked.</param>
@@ -57,11 +57,11 @@ public static class BatchNorm
     /// <param name="n">Batch size.</param>
     /// <param name="channels">Number of channels.</param>
     /// <param name="spatial">Values per channel per sample.</param>
-    /// <param name="relu">Apply ReLU to the output as it is written.</param>
+    /// <param name="activation">The activation applied to the output as each plane (or row) is written, while it is in L1.</param>
     /// <param name="pool">Splits the channels across its threads when the tensor is large enough (<see cref="ParallelElements"/>); null stays on the caller. Each channel's statistics and outputs are the same bits either way.</param>
     public static unsafe void ForwardTraining(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
         Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar,
-        float momentum, float eps, int n, int channels, int spatial, bool relu = false, WorkerPool? pool = null)
+        float momentum, float eps, int n, int channels, int spatial, FusedActivation activation = FusedActivation.None, WorkerPool? pool = null)
     {
         long count = (long)n * spatial;
         if (count <= 1) ThrowSingleValue(n, channels, spatial);
@@ -78,14 +78,14 @@ public static class BatchNorm
             fixed (float* px = x, pg = gamma, pb = beta, py = y, pm = saveMean, pi = saveInvStd, prm = runningMean, prv = runningVar)
             {
                 var job = new Job { X = px, Gamma = pg, Beta = pb, Y = py, SaveMean = pm, SaveInvStd = pi, RunningMean = prm, RunningVar = prv,
-                    Momentum = momentum, Eps = eps, N = n, Channels = channels, Spatial = spatial, Relu = relu };
+                    Momentum = momentum, Eps = eps, N = n, Channels = channels, Spatial = spatial, Activation = activation };
                 pool!.RunChunks(&ForwardTrainingChunk, &job, pool.Threads);
             }
 
             return;
         }
 
-        ForwardTrainingRange(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, spatial, relu, 0, channels);
+        ForwardTrainingRange(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, spatial, activation, 0, channels);
     }
 
     private static unsafe void ForwardTrainingChunk(void* state, int chunk, int chunks, int thread)
@@ -94,23 +94,23 @@ public static class BatchNorm
         var (lo, hi) = Share(j->Channels, j->Spatial, chunk, chunks);
         int length = j->N * j->Channels * j->Spatial, channels = j->Channels;
         ForwardTrainingRange(Read(j->X, length), Read(j->Gamma, channels), Read(j->Beta, channels), Write(j->Y, length), Write(j->SaveMean, channels), Write(j->SaveInvStd, channels),
-            Write(j->RunningMean, channels), Write(j->RunningVar, channels), j->Momentum, j->Eps, j->N, channels, j->Spatial, j->Relu, lo, hi);
+            Write(j->RunningMean, channels), Write(j->RunningVar, channels), j->Momentum, j->Eps, j->N, channels, j->Spatial, j->Activation, lo, hi);
     }
 
     // Channels [lo, hi), on the features path ([n, C]) or the per-plane one.
     private static void ForwardTrainingRange(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
         Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar,
-        float momentum, float eps, int n, int channels, int spatial, bool relu, int lo, int hi)
+        float momentum, float eps, int n, int channels, int spatial, FusedActivation activation, int lo, int hi)
     {
         if (lo == hi) return;
-        if (IsFeatures(channels, spatial)) ForwardTrainingFeatures(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, relu, lo, hi);
-        else ForwardTrainingChannels(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, spatial, relu, lo, hi);
+        if (IsFeatures(channels, spatial)) ForwardTrainingFeatures(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, activation, lo, hi);
+        else ForwardTrainingChannels(x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, momentum, eps, n, channels, spatial, activation, lo, hi);
     }
 
     // The per-plane path for channels [lo, hi): everything a channel reads and writes is its own.
     private static void ForwardTrainingChannels(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
         Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar,
-        float momentum, float eps, int n, int channels, int spatial, bool relu, int lo, int hi)
+        float momentum, float eps, int n, int channels, int spatial, FusedActivation activation, int lo, int hi)
     {
         long count = (long)n * spatial;
         int stride = channels * spatial;
@@ -137,7 +137,7 @@ public static class BatchNorm
                 runningVar[c] = (float)((1.0 - momentum) * runningVar[c] + momentum * unbiased);
             }
 
-            Normalize(x, y, c, meanF, invStd, gamma.IsEmpty ? 1f : gamma[c], beta.IsEmpty ? 0f : beta[c], n, stride, spatial, relu);
+            Normalize(x, y, c, meanF, invStd, gamma.IsEmpty ? 1f : gamma[c], beta.IsEmpty ? 0f : beta[c], n, stride, spatial, activation);
         }
     }
 
@@ -183,8 +183,8 @@ public static class BatchNorm
     /// <param name="dy">Output gradient <c>[n, channels, spatial]</c>.</param>
     /// <param name="x">Forward input.</param>
     /// <param name="gamma">Scale, or empty when not affine.</param>
-    /// <param name="saveMean">Batch mean from <see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int, bool, WorkerPool?)"/>.</param>
-    /// <param name="saveInvStd">Batch inverse standard deviation from <see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int, bool, WorkerPool?)"/>.</param>
+    /// <param name="saveMean">Batch mean from <see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int, FusedActivation, WorkerPool?)"/>.</param>
+    /// <param name="saveInvStd">Batch inverse standard deviation from <see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int, FusedActivation, WorkerPool?)"/>.</param>
     /// <param name="dx">Input gradient; overwritten (may alias <paramref name="dy"/>).</param>
     /// <param name="dgamma">Scale gradient, accumulated into; empty when not affine.</param>
     /// <param name="dbeta">Shift gradient, accumulated into; empty when not affine.</param>
@@ -405,7 +405,7 @@ public static class BatchNorm
 
     /// <summary>
     /// Tensors of at least this many values (<c>n · channels · spatial</c>) split their channels across a pool's threads
-    /// in the training passes (<see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int, bool, WorkerPool?)"/>,
+    /// in the training passes (<see cref="ForwardTraining(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float, int, int, int, FusedActivation, WorkerPool?)"/>,
     /// <see cref="Backward"/>): below it, waking a worker costs more than the half pass it would take. Features
     /// (<c>[n, C]</c>, a row at a time across channels) split in runs of 16 channels.
     /// </summary>
@@ -433,7 +433,7 @@ public static class BatchNorm
         public float* X, Gamma, Beta, Y, SaveMean, SaveInvStd, RunningMean, RunningVar, Dy, Dx, DGamma, DBeta;
         public float Momentum, Eps;
         public int N, Channels, Spatial;
-        public bool Relu;
+        public FusedActivation Activation;
     }
 
     private static unsafe ReadOnlySpan<float> Read(float* p, int length) => p == null ? default : new ReadOnlySpan<float>(p, length);
@@ -447,7 +447,7 @@ public static class BatchNorm
     // Features [lo, hi) (all of them on one thread; a 16-aligned share of them as a chunk): each column's values
     // are its own, and every operation is element by element along the row, so any split gives the same bits.
     private static void ForwardTrainingFeatures(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
-        Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar, float momentum, float eps, int n, int channels, bool relu,
+        Span<float> saveMean, Span<float> saveInvStd, Span<float> runningMean, Span<float> runningVar, float momentum, float eps, int n, int channels, FusedActivation activation,
         int lo, int hi)
     {
         int width = hi - lo;
@@ -487,7 +487,7 @@ public static class BatchNorm
             var row = y.Slice(s * channels + lo, width); // holds x − mean
             TensorPrimitives.Multiply(row, squares, row);
             if (!beta.IsEmpty) TensorPrimitives.Add(row, beta.Slice(lo, width), row);
-            if (relu) Activations.ReluForward(row, row); // the row is still in L1
+            Activations.Apply(activation, row); // the row is still in L1
         }
     }
 
@@ -536,7 +536,7 @@ public static class BatchNorm
     private static float InvStd(float variance, float eps) => (float)(1.0 / Math.Sqrt((double)variance + eps));
 
     // y = (x - mean) * invstd * gamma + beta for every value of channel c.
-    private static void Normalize(ReadOnlySpan<float> x, Span<float> y, int c, float mean, float invStd, float gamma, float beta, int n, int stride, int spatial, bool relu = false)
+    private static void Normalize(ReadOnlySpan<float> x, Span<float> y, int c, float mean, float invStd, float gamma, float beta, int n, int stride, int spatial, FusedActivation activation = FusedActivation.None)
     {
         float scale = invStd * gamma;
         for (int s = 0; s < n; s++)
@@ -544,7 +544,7 @@ public static class BatchNorm
             int start = s * stride + c * spatial;
             var plane = y.Slice(start, spatial);
             PlaneMath.Normalize(x.Slice(start, spatial), mean, scale, beta, plane);
-            if (relu) Activations.ReluForward(plane, plane); // the plane is still in L1
+            Activations.Apply(activation, plane); // the plane is still in L1
         }
     }
 

@@ -272,7 +272,7 @@ namespace Examples.BatchNormStudy
             // 1: bn2d — bnstudy_dropout_after_bn.nn(6,48) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y1, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
-                buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, relu: true, pool: Pool);
+                buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
             // 2: relu — bnstudy_dropout_after_bn.nn(6,56) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by 1 (batch norm) as it wrote this output
 
@@ -285,7 +285,7 @@ namespace Examples.BatchNormStudy
             // 5: bn2d — bnstudy_dropout_after_bn.nn(7,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated — then 6 (relu) as it writes
             counters[Layer5NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y4, parameters.AsSpan(Layer5Weight, 32), parameters.AsSpan(Layer5Bias, 32), y5, _arena.AsSpan(_cache + Layer5SaveMean, 32), _arena.AsSpan(_cache + Layer5SaveInvStd, 32),
-                buffers.AsSpan(Layer5RunningMean, 32), buffers.AsSpan(Layer5RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, relu: true, pool: Pool);
+                buffers.AsSpan(Layer5RunningMean, 32), buffers.AsSpan(Layer5RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
             // 6: relu — bnstudy_dropout_after_bn.nn(7,60) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by 5 (batch norm) as it wrote this output
 
@@ -300,7 +300,7 @@ namespace Examples.BatchNormStudy
             // 10: bn1d — bnstudy_dropout_after_bn.nn(8,52) — [N, 64] → [N, 64] — batch statistics; running statistics updated — then 11 (relu) as it writes
             counters[Layer10NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y9, parameters.AsSpan(Layer10Weight, 64), parameters.AsSpan(Layer10Bias, 64), y10, _arena.AsSpan(_cache + Layer10SaveMean, 64), _arena.AsSpan(_cache + Layer10SaveInvStd, 64),
-                buffers.AsSpan(Layer10RunningMean, 64), buffers.AsSpan(Layer10RunningVar, 64), 0.1f, 1E-05f, batch, 64, 1, relu: true, pool: Pool);
+                buffers.AsSpan(Layer10RunningMean, 64), buffers.AsSpan(Layer10RunningVar, 64), 0.1f, 1E-05f, batch, 64, 1, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
             // 11: relu — bnstudy_dropout_after_bn.nn(8,60) — [N, 64] → [N, 64] — applied by 10 (batch norm) as it wrote this output
 

@@ -267,7 +267,7 @@ namespace Examples.FashionMnist
             // 1: bn2d — fmnist.nn(7,35) — [N, 32, 28, 28] → [N, 32, 28, 28] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 32), parameters.AsSpan(Layer1Bias, 32), y1, _arena.AsSpan(_cache + Layer1SaveMean, 32), _arena.AsSpan(_cache + Layer1SaveInvStd, 32),
-                buffers.AsSpan(Layer1RunningMean, 32), buffers.AsSpan(Layer1RunningVar, 32), 0.1f, 1E-05f, batch, 32, 784, relu: true, pool: Pool);
+                buffers.AsSpan(Layer1RunningMean, 32), buffers.AsSpan(Layer1RunningVar, 32), 0.1f, 1E-05f, batch, 32, 784, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
             // 2: relu — fmnist.nn(7,43) — [N, 32, 28, 28] → [N, 32, 28, 28] — applied by 1 (batch norm) as it wrote this output
 
@@ -280,7 +280,7 @@ namespace Examples.FashionMnist
             // 5: bn2d — fmnist.nn(8,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — batch statistics; running statistics updated — then 6 (relu) as it writes
             counters[Layer5NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y4, parameters.AsSpan(Layer5Weight, 64), parameters.AsSpan(Layer5Bias, 64), y5, _arena.AsSpan(_cache + Layer5SaveMean, 64), _arena.AsSpan(_cache + Layer5SaveInvStd, 64),
-                buffers.AsSpan(Layer5RunningMean, 64), buffers.AsSpan(Layer5RunningVar, 64), 0.1f, 1E-05f, batch, 64, 196, relu: true, pool: Pool);
+                buffers.AsSpan(Layer5RunningMean, 64), buffers.AsSpan(Layer5RunningVar, 64), 0.1f, 1E-05f, batch, 64, 196, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
             // 6: relu — fmnist.nn(8,47) — [N, 64, 14, 14] → [N, 64, 14, 14] — applied by 5 (batch norm) as it wrote this output
 
@@ -295,7 +295,7 @@ namespace Examples.FashionMnist
             // 10: bn1d — fmnist.nn(10,29) — [N, 128] → [N, 128] — batch statistics; running statistics updated — then 11 (relu) as it writes
             counters[Layer10NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y9, parameters.AsSpan(Layer10Weight, 128), parameters.AsSpan(Layer10Bias, 128), y10, _arena.AsSpan(_cache + Layer10SaveMean, 128), _arena.AsSpan(_cache + Layer10SaveInvStd, 128),
-                buffers.AsSpan(Layer10RunningMean, 128), buffers.AsSpan(Layer10RunningVar, 128), 0.1f, 1E-05f, batch, 128, 1, relu: true, pool: Pool);
+                buffers.AsSpan(Layer10RunningMean, 128), buffers.AsSpan(Layer10RunningVar, 128), 0.1f, 1E-05f, batch, 128, 1, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
             // 11: relu — fmnist.nn(10,37) — [N, 128] → [N, 128] — applied by 10 (batch norm) as it wrote this output
 

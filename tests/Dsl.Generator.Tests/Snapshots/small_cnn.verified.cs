@@ -253,7 +253,7 @@ namespace Snapshots
             // 1: bn2d — small_cnn.nn(1,81) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 16), parameters.AsSpan(Layer1Bias, 16), y1, _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16),
-                buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024, relu: true, pool: Pool);
+                buffers.AsSpan(Layer1RunningMean, 16), buffers.AsSpan(Layer1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
             // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 1 (batch norm) as it wrote this output
 
@@ -263,7 +263,7 @@ namespace Snapshots
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — batch statistics; running statistics updated — then 5 (relu) as it writes
             counters[Layer4NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y3, parameters.AsSpan(Layer4Weight, 16), parameters.AsSpan(Layer4Bias, 16), y4, _arena.AsSpan(_cache + Layer4SaveMean, 16), _arena.AsSpan(_cache + Layer4SaveInvStd, 16),
-                buffers.AsSpan(Layer4RunningMean, 16), buffers.AsSpan(Layer4RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024, relu: true, pool: Pool);
+                buffers.AsSpan(Layer4RunningMean, 16), buffers.AsSpan(Layer4RunningVar, 16), 0.1f, 1E-05f, batch, 16, 1024, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
             // 5: relu — small_cnn.nn(1,149) — [N, 16, 32, 32] → [N, 16, 32, 32] — applied by 4 (batch norm) as it wrote this output
 
@@ -276,7 +276,7 @@ namespace Snapshots
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — batch statistics; running statistics updated — then 9 (relu) as it writes
             counters[Layer8NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y7, parameters.AsSpan(Layer8Weight, 32), parameters.AsSpan(Layer8Bias, 32), y8, _arena.AsSpan(_cache + Layer8SaveMean, 32), _arena.AsSpan(_cache + Layer8SaveInvStd, 32),
-                buffers.AsSpan(Layer8RunningMean, 32), buffers.AsSpan(Layer8RunningVar, 32), 0.1f, 1E-05f, batch, 32, 256, relu: true, pool: Pool);
+                buffers.AsSpan(Layer8RunningMean, 32), buffers.AsSpan(Layer8RunningVar, 32), 0.1f, 1E-05f, batch, 32, 256, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
             // 9: relu — small_cnn.nn(1,223) — [N, 32, 16, 16] → [N, 32, 16, 16] — applied by 8 (batch norm) as it wrote this output
 

@@ -176,7 +176,7 @@ namespace Snapshots
             // 1: bn2d — strided_nobias.nn(1,92) — [N, 8, 8, 8] → [N, 8, 8, 8] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Layer1NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Layer1Weight, 8), parameters.AsSpan(Layer1Bias, 8), y1, _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8),
-                buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 0.1f, 1E-05f, batch, 8, 64, relu: true, pool: Pool);
+                buffers.AsSpan(Layer1RunningMean, 8), buffers.AsSpan(Layer1RunningVar, 8), 0.1f, 1E-05f, batch, 8, 64, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
             // 2: relu — strided_nobias.nn(1,100) — [N, 8, 8, 8] → [N, 8, 8, 8] — applied by 1 (batch norm) as it wrote this output
 
