@@ -119,7 +119,7 @@ public sealed class SafetensorsFile : IDisposable
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkBytes, 8);
-        if (!stream.CanSeek || stream.Length - stream.Position <= inMemoryLimit)
+        if (!stream.CanSeek || stream.Length - stream.Position <= Math.Max(inMemoryLimit, 8))
         {
             byte[] bytes = ReadToEnd(stream);
             if (ownsStream) stream.Dispose();
@@ -134,7 +134,7 @@ public sealed class SafetensorsFile : IDisposable
         long start = stream.Position;
         long fileLength = stream.Length - start;
         Span<byte> prefix = stackalloc byte[8];
-        stream.ReadExactly(prefix); // the in-memory branch took every stream shorter than 8 bytes
+        stream.ReadExactly(prefix); // the in-memory branch took every stream of 8 bytes or fewer
         int length = CheckHeaderLength(BinaryPrimitives.ReadUInt64LittleEndian(prefix), fileLength - 8);
         var header = new byte[length];
         stream.ReadExactly(header);

@@ -104,9 +104,9 @@ public static class Checkpoint
     /// <returns>The file's metadata (use <see cref="LoaderState.FromMetadata"/> for the loader position).</returns>
     public static IReadOnlyDictionary<string, string> Load(string path, CompiledModel model, Optimizer? optimizer = null, bool allowArchitectureMismatch = false)
     {
-        using var file = SafetensorsFile.Read(path);
         try
         {
+            using var file = SafetensorsFile.Read(path);
             return Load(file, model, optimizer, allowArchitectureMismatch);
         }
         catch (InvalidDataException e)
