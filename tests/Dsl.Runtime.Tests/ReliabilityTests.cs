@@ -371,7 +371,7 @@ public sealed class ReliabilityTests : IDisposable
         {
             var output = new float[4 * 3];
             start.SignalAndWait();
-            for (int i = 0; i < 300; i++)
+            for (int i = 0; i < 1000; i++)
             {
                 try
                 {
@@ -390,6 +390,6 @@ public sealed class ReliabilityTests : IDisposable
         foreach (var t in threads) t.Start();
         foreach (var t in threads) t.Join();
         Assert.Equal(0, wrong);
-        Assert.Equal(600, right + refused);
+        Assert.Equal(2000, right + refused);
     }
 }
