@@ -11,8 +11,9 @@ public static class Cli
           nnc check FILE...                      report errors and warnings (exit 1 on any error)
           nnc summary FILE [--model NAME]        per-layer table: shapes, parameters, FLOPs, memory
           nnc emit FILE [--namespace NS]         print the C# the source generator produces
-          nnc compare MODEL.nn BUNDLE.safetensors [--model NAME] [--tolerance 1e-4]
+          nnc compare MODEL.nn BUNDLE.safetensors [--model NAME] [--tolerance 1e-4] [--allow-missing]
                                                  run the model on a PyTorch reference bundle, compare every tensor
+                                                 (--allow-missing: pass although the bundle lacks some references)
         """;
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool plain)

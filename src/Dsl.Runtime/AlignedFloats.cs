@@ -60,6 +60,9 @@ public sealed class AlignedFloats
     /// <summary><paramref name="length"/> floats from <paramref name="start"/>.</summary>
     public Span<float> AsSpan(int start, int length) => AsSpan().Slice(start, length);
 
+    /// <summary><paramref name="length"/> floats from <paramref name="start"/>, as memory (e.g. for <see cref="SafetensorsWriter.AddView"/>).</summary>
+    public Memory<float> AsMemory(int start, int length) => new Memory<float>(_array, _start, Length).Slice(start, length);
+
     /// <summary>Rounds <paramref name="offset"/> up to a multiple of <see cref="FloatsPerLine"/>, so that a region starting there is aligned too.</summary>
     public static int RoundUp(int offset) => checked(offset + FloatsPerLine - 1) & ~(FloatsPerLine - 1);
 

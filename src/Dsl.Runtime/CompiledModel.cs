@@ -1,5 +1,8 @@
-// The base of every generated model: flat buffers, named tensors, argument checks and safetensors I/O.
+// The base of every generated model: flat buffers, named tensors, argument checks, safetensors I/O and the one-caller guard.
 using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+using System.Text;
 using Dsl.Runtime.Kernels;
 
 namespace Dsl.Runtime;
@@ -31,7 +34,9 @@ public sealed record TensorInfo(string Name, int[] Shape, TensorStorage Storage,
 
 /// <summary>
 /// What generated models share. A derived class is generated from a <c>.nn</c> model; it allocates
-/// everything in its constructor and nothing afterwards.
+/// everything in its constructor and nothing afterwards. An instance serves one caller at a time: a call that
+/// starts while another is running on it (from another thread) throws <see cref="InvalidOperationException"/>
+/// instead of computing with half-written buffers; give each thread its own instance.
 /// </summary>
 public abstract class CompiledModel
 {
@@ -49,6 +54,8 @@ public abstract class CompiledModel
     private readonly Dictionary<string, TensorInfo> _byName;
     private int _version;
     private int _lastTrainingBatch;
+    private int _busy; // 1 while a public entry point runs: the guard against a second thread (Interlocked, no allocation)
+    private string? _fingerprint;
 
     /// <summary>Allocates the parameter, gradient and buffer storage described by <paramref name="tensors"/>.</summary>
     /// <param name="maxBatch">The largest batch the model will be called with.</param>
@@ -128,7 +135,12 @@ public abstract class CompiledModel
     /// taken from <see cref="Gradients"/> before this call, the old values stay visible until one of those
     /// happens, and what is written there is lost.
     /// </summary>
-    public void ZeroGrad() => _zeroPending = true;
+    public void ZeroGrad()
+    {
+        Enter(nameof(ZeroGrad));
+        _zeroPending = true;
+        Exit();
+    }
 
     // Set by ZeroGrad: the gradients are zero, but their array not yet cleared.
     private bool _zeroPending;
@@ -215,10 +227,18 @@ public abstract class CompiledModel
     public void Forward(ReadOnlySpan<float> input, Span<float> output, int batch)
     {
         CheckCall(input.Length, output.Length, batch);
-        _lastTrainingBatch = 0;
-        ForwardCore(input, output, batch);
-        _lastTrainingBatch = batch;
-        ParametersChanged();
+        Enter(nameof(Forward));
+        try
+        {
+            _lastTrainingBatch = 0;
+            ForwardCore(input, output, batch);
+            _lastTrainingBatch = batch;
+            ParametersChanged();
+        }
+        finally
+        {
+            Exit();
+        }
     }
 
     /// <summary>
@@ -226,6 +246,19 @@ public abstract class CompiledModel
     /// <see cref="Gradients"/> and, when <paramref name="inputGrad"/> is not empty, writes dL/d(input).
     /// </summary>
     public void Backward(ReadOnlySpan<float> outputGrad, Span<float> inputGrad = default)
+    {
+        Enter(nameof(Backward));
+        try
+        {
+            BackwardChecked(outputGrad, inputGrad);
+        }
+        finally
+        {
+            Exit();
+        }
+    }
+
+    private void BackwardChecked(ReadOnlySpan<float> outputGrad, Span<float> inputGrad)
     {
         int batch = _lastTrainingBatch;
         if (batch == 0) throw new InvalidOperationException("Backward needs a successful Forward (training mode) first.");
@@ -260,8 +293,36 @@ public abstract class CompiledModel
     public void Infer(ReadOnlySpan<float> input, Span<float> output, int batch)
     {
         CheckCall(input.Length, output.Length, batch);
-        InferCore(input, output, batch, _version);
+        Enter(nameof(Infer));
+        try
+        {
+            InferCore(input, output, batch, _version);
+        }
+        finally
+        {
+            Exit();
+        }
     }
+
+    /// <summary>
+    /// Marks the instance busy for the duration of one call, or throws when another call holds it: two threads on one
+    /// instance would share its arena and caches and return wrong results without a sign. One interlocked
+    /// compare-and-swap per call; no allocation.
+    /// </summary>
+    /// <param name="operation">The entry point, for the message.</param>
+    internal void Enter(string operation)
+    {
+        if (Interlocked.CompareExchange(ref _busy, 1, 0) != 0) ThrowConcurrentCall(operation);
+    }
+
+    /// <summary>Ends the call started by <see cref="Enter"/>.</summary>
+    internal void Exit() => Volatile.Write(ref _busy, 0);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowConcurrentCall(string operation) =>
+        throw new InvalidOperationException(
+            $"{Name}.{operation} was called while another call on the same instance is still running (from another thread). " +
+            "A model instance is not thread-safe: give each thread its own instance (copy the weights with SaveSafetensors and LoadSafetensors).");
 
     /// <summary>The generated training forward pass; arguments are already checked.</summary>
     protected abstract void ForwardCore(ReadOnlySpan<float> input, Span<float> output, int batch);
@@ -348,23 +409,76 @@ public abstract class CompiledModel
             $"Expected more than 1 value per channel when training, got input size {inputSize} at '{layer}': batch norm over features needs a batch of at least 2.",
             "batch");
 
-    /// <summary>Writes every parameter and buffer with its <c>state_dict</c> name (<c>num_batches_tracked</c> as I64).</summary>
-    public void SaveSafetensors(Stream stream)
+    /// <summary>Metadata key of the model's name in files this runtime writes.</summary>
+    public const string ModelKey = "model";
+
+    /// <summary>Metadata key of the model's <see cref="ArchitectureFingerprint"/> in files this runtime writes.</summary>
+    public const string FingerprintKey = "model.fingerprint";
+
+    /// <summary>
+    /// The text <see cref="ArchitectureFingerprint"/> is computed from: the model's name, its input and output shapes and
+    /// every tensor's name, storage and shape. Generated code may override it with more of the <c>.nn</c> model's
+    /// structure (layers without tensors, such as activations), so that two models with the same tensors differ too.
+    /// </summary>
+    protected virtual string Architecture
     {
-        var writer = new SafetensorsWriter();
+        get
+        {
+            var text = new StringBuilder();
+            text.Append("model ").Append(Name).Append('\n');
+            text.Append("input [").AppendJoin(", ", SampleInputShape).Append("]\n");
+            text.Append("output [").AppendJoin(", ", SampleOutputShape).Append("]\n");
+            foreach (var t in _tensors) text.Append(t.Storage).Append(' ').Append(t.Name).Append(' ').Append(t.ShapeText).Append('\n');
+            return text.ToString();
+        }
+    }
+
+    /// <summary>
+    /// A short hash of <see cref="Architecture"/>, e.g. <c>sha256:3f9a…</c> (16 hex digits): saved with the model's name
+    /// in every file this runtime writes, and compared when a file is loaded, so that a checkpoint of another
+    /// architecture is refused even where its tensor names and shapes agree.
+    /// </summary>
+    public string ArchitectureFingerprint =>
+        _fingerprint ??= "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Architecture)).AsSpan(0, 8));
+
+    /// <summary>
+    /// Adds every parameter and buffer with its <c>state_dict</c> name (<c>num_batches_tracked</c> as I64) to
+    /// <paramref name="writer"/>, with the metadata <c>format</c>, <see cref="ModelKey"/> and <see cref="FingerprintKey"/>.
+    /// The float tensors are added as views (<see cref="SafetensorsWriter.AddView"/>): write before the model changes.
+    /// </summary>
+    /// <param name="writer">The file being written.</param>
+    public void AddState(SafetensorsWriter writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
         foreach (var t in _tensors)
         {
             switch (t.Storage)
             {
-                case TensorStorage.Parameter: writer.Add(t.Name, _parameters.AsSpan(t.Offset, t.Length), t.Shape); break;
-                case TensorStorage.Buffer: writer.Add(t.Name, _buffers.AsSpan(t.Offset, t.Length), t.Shape); break;
+                case TensorStorage.Parameter: writer.AddView(t.Name, _parameters.AsMemory(t.Offset, t.Length), t.Shape); break;
+                case TensorStorage.Buffer: writer.AddView(t.Name, _buffers.AsMemory(t.Offset, t.Length), t.Shape); break;
                 default: writer.Add(t.Name, _counters.AsSpan(t.Offset, t.Length), t.Shape); break;
             }
         }
 
         writer.AddMetadata("format", "pt");
-        writer.AddMetadata("model", Name);
-        writer.WriteTo(stream);
+        writer.AddMetadata(ModelKey, Name);
+        writer.AddMetadata(FingerprintKey, ArchitectureFingerprint);
+    }
+
+    /// <summary>Writes every parameter and buffer with its <c>state_dict</c> name (<c>num_batches_tracked</c> as I64), streamed tensor by tensor.</summary>
+    public void SaveSafetensors(Stream stream)
+    {
+        Enter(nameof(SaveSafetensors));
+        try
+        {
+            var writer = new SafetensorsWriter();
+            AddState(writer);
+            writer.WriteTo(stream);
+        }
+        finally
+        {
+            Exit();
+        }
     }
 
     /// <summary>Writes <see cref="SaveSafetensors(Stream)"/> to a file atomically (a crash leaves the old file intact).</summary>
@@ -373,17 +487,42 @@ public abstract class CompiledModel
     /// <summary>Loads a <c>state_dict</c> saved by PyTorch (safetensors) or by <see cref="SaveSafetensors(Stream)"/>.</summary>
     /// <param name="stream">The safetensors bytes.</param>
     /// <param name="allowExtra">Ignore tensors this model does not have (e.g. a bundle that also holds inputs); by default they are an error.</param>
-    /// <exception cref="InvalidDataException">A tensor is missing, extra, mis-shaped, of the wrong dtype, or the file is corrupt; nothing is loaded.</exception>
-    public void LoadSafetensors(Stream stream, bool allowExtra = false) => LoadState(SafetensorsFile.Read(stream), allowExtra);
-
-    /// <summary>Loads from a file; see <see cref="LoadSafetensors(Stream, bool)"/>.</summary>
-    public void LoadSafetensors(string path, bool allowExtra = false) => LoadState(SafetensorsFile.Read(path), allowExtra);
-
-    /// <summary>Loads every tensor of this model from <paramref name="file"/>, all or nothing.</summary>
-    public void LoadState(SafetensorsFile file, bool allowExtra = false)
+    /// <param name="allowArchitectureMismatch">Load a file saved from another model (another name or fingerprint) whose tensors fit; by default it is refused.</param>
+    /// <exception cref="InvalidDataException">A tensor is missing, extra, mis-shaped, of the wrong dtype, the file is of another model or corrupt; nothing is loaded.</exception>
+    public void LoadSafetensors(Stream stream, bool allowExtra = false, bool allowArchitectureMismatch = false)
     {
-        // Validate everything first: a rejected file must leave the model exactly as it was.
+        using var file = SafetensorsFile.Read(stream);
+        LoadState(file, allowExtra, allowArchitectureMismatch);
+    }
+
+    /// <summary>Loads from a file; see <see cref="LoadSafetensors(Stream, bool, bool)"/>.</summary>
+    public void LoadSafetensors(string path, bool allowExtra = false, bool allowArchitectureMismatch = false)
+    {
+        using var file = SafetensorsFile.Read(path);
+        LoadState(file, allowExtra, allowArchitectureMismatch);
+    }
+
+    /// <summary>
+    /// Lists what prevents this model from loading <paramref name="file"/>: missing, mis-shaped or mistyped tensors,
+    /// extra ones unless <paramref name="allowExtra"/>, and a file saved from another model (its <see cref="ModelKey"/>
+    /// or <see cref="FingerprintKey"/> differs) unless <paramref name="allowArchitectureMismatch"/>.
+    /// </summary>
+    /// <returns>One message per problem; empty when the file loads.</returns>
+    public IReadOnlyList<string> CheckState(SafetensorsFile file, bool allowExtra = false, bool allowArchitectureMismatch = false)
+    {
+        ArgumentNullException.ThrowIfNull(file);
         var problems = new List<string>();
+        if (!allowArchitectureMismatch)
+        {
+            file.Metadata.TryGetValue(ModelKey, out string? savedName);
+            file.Metadata.TryGetValue(FingerprintKey, out string? savedPrint);
+            if ((savedName is not null && savedName != Name) || (savedPrint is not null && savedPrint != ArchitectureFingerprint))
+            {
+                problems.Add($"it was saved from model '{savedName ?? "(unnamed)"}' (fingerprint {savedPrint ?? "none"}), not from '{Name}' " +
+                    $"(fingerprint {ArchitectureFingerprint}); pass allowArchitectureMismatch: true to load it anyway");
+            }
+        }
+
         foreach (var t in _tensors)
         {
             if (!file.TryGet(t.Name, out var tensor))
@@ -405,21 +544,40 @@ public abstract class CompiledModel
                 problems.Add($"'{tensor.Name}' is not a tensor of {Name}");
         }
 
-        if (problems.Count > 0)
-            throw new InvalidDataException($"cannot load {Name}: {string.Join("; ", problems)}. Nothing was loaded.");
+        return problems;
+    }
 
-        foreach (var t in _tensors)
+    /// <summary>Loads every tensor of this model from <paramref name="file"/>, all or nothing; see <see cref="CheckState"/> for what is refused.</summary>
+    public void LoadState(SafetensorsFile file, bool allowExtra = false, bool allowArchitectureMismatch = false)
+    {
+        Enter(nameof(LoadState));
+        try
         {
-            var tensor = file[t.Name];
-            switch (t.Storage)
-            {
-                case TensorStorage.Parameter: tensor.CopyTo(_parameters.AsSpan(t.Offset, t.Length)); break;
-                case TensorStorage.Buffer: tensor.CopyTo(_buffers.AsSpan(t.Offset, t.Length)); break;
-                default: tensor.ToInt64Array().CopyTo(_counters.AsSpan(t.Offset, t.Length)); break;
-            }
-        }
+            // Validate everything first: a rejected file must leave the model exactly as it was.
+            var problems = CheckState(file, allowExtra, allowArchitectureMismatch);
+            if (problems.Count > 0)
+                throw new InvalidDataException($"cannot load {Name}: {string.Join("; ", problems)}. Nothing was loaded.");
 
-        ParametersChanged();
+            // The counters are read first and written last, so that a file cut short while it is read (after its header
+            // was checked) fails before the counters change; the floats are copied straight from the file.
+            var counters = _tensors.Where(t => t.Storage == TensorStorage.Counter).Select(t => (t, file[t.Name].ToInt64Array())).ToList();
+            foreach (var t in _tensors)
+            {
+                var tensor = file[t.Name];
+                switch (t.Storage)
+                {
+                    case TensorStorage.Parameter: tensor.CopyTo(_parameters.AsSpan(t.Offset, t.Length)); break;
+                    case TensorStorage.Buffer: tensor.CopyTo(_buffers.AsSpan(t.Offset, t.Length)); break;
+                }
+            }
+
+            foreach (var (t, values) in counters) values.CopyTo(_counters.AsSpan(t.Offset, t.Length));
+            ParametersChanged();
+        }
+        finally
+        {
+            Exit();
+        }
     }
 
     /// <summary>Formats a float for messages, invariant culture.</summary>

@@ -1,15 +1,15 @@
 // Model + optimizer + loader position in one safetensors file, written atomically.
 using System.Globalization;
-using System.Runtime.InteropServices;
 
 namespace Dsl.Training;
 
 /// <summary>
 /// Training checkpoints: one safetensors file with the model's tensors under their <c>state_dict</c> names (so PyTorch
-/// and <see cref="CompiledModel.LoadSafetensors(string, bool)"/> with <c>allowExtra</c> read it), the optimizer's state
-/// under <c>optimizer.*</c> (<c>optimizer.step</c> as I64) and string metadata: the loader's position
-/// (<c>loader.*</c>) and whatever the caller adds (epoch, step, schedule…). Files are written with
-/// <see cref="AtomicFile"/>: a crash while saving leaves the previous checkpoint intact.
+/// and <see cref="CompiledModel.LoadSafetensors(string, bool, bool)"/> with <c>allowExtra</c> read it), the optimizer's state
+/// under <c>optimizer.*</c> (<c>optimizer.step</c> as I64) and string metadata: the model's name and architecture
+/// fingerprint, the loader's position (<c>loader.*</c>) and whatever the caller adds (epoch, step, schedule…). Files are
+/// written with <see cref="AtomicFile"/>, streamed tensor by tensor from the model's and optimizer's own storage: a crash
+/// while saving leaves the previous checkpoint intact, and the next save removes the temporary file it left.
 /// </summary>
 public static class Checkpoint
 {
@@ -19,11 +19,38 @@ public static class Checkpoint
     /// <param name="optimizer">The optimizer whose state to include, or null.</param>
     /// <param name="loader">The loader position to include, or null.</param>
     /// <param name="metadata">Extra metadata entries, or null.</param>
+    /// <exception cref="ArgumentException"><paramref name="metadata"/> sets a key the checkpoint itself writes (see <see cref="IsReservedKey"/>).</exception>
     public static void Save(string path, CompiledModel model, Optimizer? optimizer = null, LoaderState? loader = null, IEnumerable<KeyValuePair<string, string>>? metadata = null)
     {
         var writer = CreateWriter(model, optimizer, loader, metadata);
-        AtomicFile.Write(path, writer.WriteTo);
+        Write(model, () => AtomicFile.Write(path, writer.WriteTo));
     }
+
+    // The writer reads the model's tensors in place: no other call may change them while it writes.
+    private static void Write(CompiledModel model, Action write)
+    {
+        model.Enter("Checkpoint.Save");
+        try
+        {
+            write();
+        }
+        finally
+        {
+            model.Exit();
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="key"/> is one the checkpoint writes itself, which caller metadata may not set:
+    /// <c>format</c>, <c>model</c>, <c>model.*</c> (fingerprint, dropout state), <c>optimizer.*</c> and <c>loader.*</c>.
+    /// </summary>
+    /// <param name="key">A metadata key.</param>
+    /// <returns>True when reserved.</returns>
+    public static bool IsReservedKey(string key) =>
+        key is "format" or CompiledModel.ModelKey
+        || key.StartsWith("model.", StringComparison.Ordinal)
+        || key.StartsWith(Optimizer.StatePrefix, StringComparison.Ordinal)
+        || key.StartsWith("loader.", StringComparison.Ordinal);
 
     /// <summary>Writes a checkpoint to <paramref name="stream"/>.</summary>
     /// <param name="stream">Destination.</param>
@@ -31,21 +58,26 @@ public static class Checkpoint
     /// <param name="optimizer">The optimizer, or null.</param>
     /// <param name="loader">The loader position, or null.</param>
     /// <param name="metadata">Extra metadata, or null.</param>
-    public static void Save(Stream stream, CompiledModel model, Optimizer? optimizer = null, LoaderState? loader = null, IEnumerable<KeyValuePair<string, string>>? metadata = null) =>
-        CreateWriter(model, optimizer, loader, metadata).WriteTo(stream);
+    public static void Save(Stream stream, CompiledModel model, Optimizer? optimizer = null, LoaderState? loader = null, IEnumerable<KeyValuePair<string, string>>? metadata = null)
+    {
+        var writer = CreateWriter(model, optimizer, loader, metadata);
+        Write(model, () => writer.WriteTo(stream));
+    }
 
     private static SafetensorsWriter CreateWriter(CompiledModel model, Optimizer? optimizer, LoaderState? loader, IEnumerable<KeyValuePair<string, string>>? metadata)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var writer = new SafetensorsWriter();
-        foreach (var t in model.Tensors)
+        var extra = metadata?.ToList() ?? [];
+        var reserved = extra.Where(e => IsReservedKey(e.Key)).Select(e => $"'{e.Key}'").ToList();
+        if (reserved.Count > 0)
         {
-            if (t.Storage == TensorStorage.Counter) writer.Add(t.Name, MemoryMarshal.CreateReadOnlySpan(ref model.Counter(t.Name), 1), t.Shape);
-            else writer.Add(t.Name, model.Tensor(t.Name), t.Shape);
+            throw new ArgumentException(
+                $"metadata {string.Join(", ", reserved)} would overwrite what the checkpoint writes itself (format, model, model.*, optimizer.*, loader.*); choose other keys.",
+                nameof(metadata));
         }
 
-        writer.AddMetadata("format", "pt");
-        writer.AddMetadata("model", model.Name);
+        var writer = new SafetensorsWriter();
+        model.AddState(writer); // tensors as views of the model's storage, format, model and fingerprint
         if (model.DropoutRandomState is { } dropout) writer.AddMetadata(DropoutStateKey, dropout.ToString(CultureInfo.InvariantCulture));
         optimizer?.SaveState(writer);
         if (loader is { } state)
@@ -53,11 +85,7 @@ public static class Checkpoint
             foreach (var (key, value) in state.ToMetadata()) writer.AddMetadata(key, value);
         }
 
-        if (metadata is not null)
-        {
-            foreach (var (key, value) in metadata) writer.AddMetadata(key, value);
-        }
-
+        foreach (var (key, value) in extra) writer.AddMetadata(key, value);
         return writer;
     }
 
@@ -72,13 +100,14 @@ public static class Checkpoint
     /// <param name="path">The checkpoint file.</param>
     /// <param name="model">Receives the model tensors.</param>
     /// <param name="optimizer">Receives the optimizer state, or null to ignore it.</param>
+    /// <param name="allowArchitectureMismatch">Load a checkpoint saved from another model (another name or architecture fingerprint) whose tensors fit; by default it is refused.</param>
     /// <returns>The file's metadata (use <see cref="LoaderState.FromMetadata"/> for the loader position).</returns>
-    public static IReadOnlyDictionary<string, string> Load(string path, CompiledModel model, Optimizer? optimizer = null)
+    public static IReadOnlyDictionary<string, string> Load(string path, CompiledModel model, Optimizer? optimizer = null, bool allowArchitectureMismatch = false)
     {
-        var file = SafetensorsFile.Read(path);
         try
         {
-            return Load(file, model, optimizer);
+            using var file = SafetensorsFile.Read(path);
+            return Load(file, model, optimizer, allowArchitectureMismatch);
         }
         catch (InvalidDataException e)
         {
@@ -86,12 +115,13 @@ public static class Checkpoint
         }
     }
 
-    /// <summary>Loads a parsed checkpoint; see <see cref="Load(string, CompiledModel, Optimizer?)"/>.</summary>
+    /// <summary>Loads a parsed checkpoint; see <see cref="Load(string, CompiledModel, Optimizer?, bool)"/>.</summary>
     /// <param name="file">The checkpoint.</param>
     /// <param name="model">Receives the model tensors.</param>
     /// <param name="optimizer">Receives the optimizer state, or null.</param>
+    /// <param name="allowArchitectureMismatch">Load a checkpoint of another model whose tensors fit.</param>
     /// <returns>The metadata.</returns>
-    public static IReadOnlyDictionary<string, string> Load(SafetensorsFile file, CompiledModel model, Optimizer? optimizer = null)
+    public static IReadOnlyDictionary<string, string> Load(SafetensorsFile file, CompiledModel model, Optimizer? optimizer = null, bool allowArchitectureMismatch = false)
     {
         ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(model);
@@ -103,6 +133,7 @@ public static class Checkpoint
                 problems.Add($"'{t.Name}' is neither a tensor of {model.Name} nor optimizer state");
         }
 
+        problems.AddRange(model.CheckState(file, allowExtra: true, allowArchitectureMismatch));
         if (optimizer is not null)
         {
             if (optimizer.ParameterCount != model.Parameters.Length)
@@ -124,7 +155,7 @@ public static class Checkpoint
 
         if (problems.Count > 0) throw new InvalidDataException($"cannot load the checkpoint: {string.Join("; ", problems)}. Nothing was loaded.");
 
-        model.LoadState(file, allowExtra: true); // validates the model's tensors itself, all or nothing
+        model.LoadState(file, allowExtra: true, allowArchitectureMismatch); // checked above; re-checks, all or nothing
         optimizer?.LoadState(file);               // validated above, cannot fail
         if (dropout is not null) model.DropoutRandomState = dropout; // a checkpoint without it (older) leaves the generator as it is
         return file.Metadata;

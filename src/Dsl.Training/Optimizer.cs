@@ -65,9 +65,23 @@ public abstract class Optimizer
     /// <see cref="CompiledModel.Parameters"/> marks them changed, so inference refolds batch norm.
     /// </summary>
     /// <param name="model">The model whose <see cref="CompiledModel.Gradients"/> were filled by <see cref="CompiledModel.Backward"/>.</param>
+    /// <exception cref="InvalidOperationException">Another call on <paramref name="model"/> is running (from another thread).</exception>
     public void Step(CompiledModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
+        model.Enter("Optimizer.Step"); // a forward pass on another thread would read half-updated weights
+        try
+        {
+            StepExclusive(model);
+        }
+        finally
+        {
+            model.Exit();
+        }
+    }
+
+    private void StepExclusive(CompiledModel model)
+    {
         var parameters = model.Parameters; // marks them changed
         if (model.UpdatePool is not { Threads: > 1 } pool || ParameterCount < CompiledModel.ParallelUpdateThreshold || parameters.Length != ParameterCount)
         {
@@ -147,7 +161,7 @@ public abstract class Optimizer
     {
         ArgumentNullException.ThrowIfNull(writer);
         writer.Add(StatePrefix + "step", [StepCount], []);
-        foreach (var (name, data) in StateTensors) writer.Add(StatePrefix + name, data.AsSpan(), [data.Length]);
+        foreach (var (name, data) in StateTensors) writer.AddView(StatePrefix + name, data.AsMemory(0, data.Length), [data.Length]); // written in place, streamed
         writer.AddMetadata(StatePrefix + "kind", Kind);
         writer.AddMetadata(StatePrefix + "lr", LearningRate.ToString("R", CultureInfo.InvariantCulture));
         writer.AddMetadata(StatePrefix + "weight_decay", WeightDecay.ToString("R", CultureInfo.InvariantCulture));

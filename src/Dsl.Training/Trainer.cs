@@ -223,7 +223,7 @@ public sealed class Trainer
     /// <exception cref="InvalidDataException">The checkpoint does not fit this model, optimizer or loader; nothing is loaded.</exception>
     public IReadOnlyDictionary<string, string> LoadCheckpoint(string path)
     {
-        var file = SafetensorsFile.Read(path);
+        using var file = SafetensorsFile.Read(path);
         var state = LoaderState.FromMetadata(file.Metadata) ?? throw new InvalidDataException($"{path}: the checkpoint has no loader position (loader.* metadata).");
         if (state.Seed != Loader.Seed) throw new InvalidDataException($"{path}: the checkpoint's loader seed is {state.Seed}, this loader's {Loader.Seed}.");
         var metadata = Checkpoint.Load(file, Model, Optimizer);

@@ -38,7 +38,10 @@ public sealed class CompareTests : IDisposable
         Assert.Contains("eval.output", output);
         Assert.Contains("train.output", output);
         Assert.DoesNotContain("FAIL", output);
-        Assert.Matches(@"\d+ passed, 0 failed", output.Trim().Split('\n').Last());
+        Assert.DoesNotContain("missing", output);
+        // Issue #22: the count of tensors compared is every reference the bundle holds, none skipped.
+        int references = SafetensorsFile.Read(GoldenPath(name)).Tensors.Count(t => t.Name.StartsWith("train.", StringComparison.Ordinal) || t.Name == "eval.output");
+        Assert.Equal($"compared {references} tensor(s): {references} passed, 0 failed", output.Trim().Split('\n').Last());
     }
 
     /// <summary>Rewrites the seed_lenet bundle with <paramref name="edit"/> applied to its tensors and metadata.</summary>
@@ -93,9 +96,15 @@ public sealed class CompareTests : IDisposable
             return dropped ? null : data;
         }, new Dictionary<string, string> { ["model"] = "LeNet" });
         var (exit, output, error) = Run("compare", NnFor("seed_lenet"), bundle);
+        Assert.Equal(1, exit); // issue #22: no training results for a model that trains is a failure unless allowed
+        Assert.Contains("training results", error);
+        Assert.Contains("--allow-missing", error);
+
+        (exit, output, error) = Run("compare", NnFor("seed_lenet"), bundle, "--allow-missing");
         Assert.True(exit == 0, output + error);
-        Assert.DoesNotContain("train.", output);
-        Assert.Contains("1 passed, 0 failed", output);
+        Assert.DoesNotContain(output.Split('\n'), line => line.StartsWith("train.", StringComparison.Ordinal));
+        Assert.Contains("missing: training results", output);
+        Assert.Equal("compared 1 tensor(s): 1 passed, 0 failed; 1 missing (allowed)", output.Trim().Split('\n').Last());
     }
 
     [Fact]
@@ -117,9 +126,10 @@ public sealed class CompareTests : IDisposable
         string bundle = Path.Combine(_directory, "mlp_error.safetensors");
         using (var stream = File.Create(bundle)) writer.WriteTo(stream);
 
-        var (exit, output, error) = Run("compare", nn, bundle);
+        var (exit, output, error) = Run("compare", nn, bundle, "--allow-missing"); // no eval.output
         Assert.True(exit == 0, output + error);
         Assert.Contains("train (expected to fail)", output);
+        Assert.Contains("compared 0 tensor(s): 1 passed, 0 failed; 1 missing (allowed)", output);
         Assert.Contains("Expected more than 1 value per channel when training", output);
     }
 
@@ -131,5 +141,135 @@ public sealed class CompareTests : IDisposable
         var (exit, _, error) = Run("compare", nn, GoldenPath("seed_lenet"));
         Assert.Equal(1, exit);
         Assert.Contains("error NN1011", error);
+    }
+
+    /// <summary>The seed_lenet bundle rebuilt with its tensors and metadata edited (a tensor set to null is dropped).</summary>
+    private string Edited(Action<Dictionary<string, (Array Data, int[] Shape)?>> tensors, Action<Dictionary<string, string>>? metadata = null, string source = "seed_lenet")
+    {
+        var file = SafetensorsFile.Read(GoldenPath(source));
+        var table = file.Tensors.ToDictionary(t => t.Name, t => ((Array Data, int[] Shape)?)(t.DTypeName == "I64" ? t.ToInt64Array() : t.ToFloatArray(), t.Shape));
+        var meta = file.Metadata.ToDictionary();
+        tensors(table);
+        metadata?.Invoke(meta);
+        var writer = new SafetensorsWriter();
+        foreach (var (name, entry) in table)
+        {
+            if (entry is not { } e) continue;
+            if (e.Data is long[] longs) writer.Add(name, longs, e.Shape);
+            else writer.Add(name, (float[])e.Data, e.Shape);
+        }
+
+        foreach (var (key, value) in meta) writer.AddMetadata(key, value);
+        string path = Path.Combine(_directory, Guid.NewGuid().ToString("N") + ".safetensors");
+        using var stream = File.Create(path);
+        writer.WriteTo(stream);
+        return path;
+    }
+
+    private static void AssertCleanError((int Exit, string Out, string Err) result, string expected)
+    {
+        Assert.True(result.Exit == 1, result.Out + result.Err);
+        Assert.StartsWith("nnc: ", result.Err);
+        Assert.Contains(expected, result.Err);
+        Assert.DoesNotContain("   at ", result.Err); // no stack trace
+    }
+
+    public static TheoryData<string, string> MalformedMetadata() => new()
+    {
+        { "abc", "train_steps is 'abc'" },           // was FormatException, exit 134
+        { "99999999999", "train_steps is '99999999999'" }, // was OverflowException
+        { "-1", "not a whole number from 1 to" },
+        { "0", "not a whole number from 1 to" },
+    };
+
+    [Theory]
+    [MemberData(nameof(MalformedMetadata))]
+    public void Malformed_train_steps_is_an_error_not_a_crash(string steps, string expected) =>
+        AssertCleanError(Run("compare", NnFor("seed_lenet"), Edited(_ => { }, m => m["train_steps"] = steps)), expected);
+
+    [Fact]
+    public void An_output_grad_of_the_wrong_length_is_an_error()
+    {
+        string bundle = Edited(t => t["output_grad"] = (new float[39], new[] { 39 }));
+        AssertCleanError(Run("compare", NnFor("seed_lenet"), bundle), "'output_grad' has shape [39], not 4 samples of [10]");
+    }
+
+    [Fact]
+    public void A_num_batches_tracked_of_shape_0_is_an_error()
+    {
+        string bundle = Edited(t => t["train.state.bn1.num_batches_tracked"] = (Array.Empty<long>(), new[] { 0 }));
+        AssertCleanError(Run("compare", NnFor("seed_lenet"), bundle), "'train.state.bn1.num_batches_tracked' is I64 [0], not an I64 scalar");
+    }
+
+    [Fact]
+    public void A_bundle_with_nothing_to_compare_is_an_error_when_stdout_is_redirected()
+    {
+        string bundle = Edited(t =>
+        {
+            foreach (var name in t.Keys.Where(n => n.StartsWith("train.", StringComparison.Ordinal) || n.StartsWith("eval.", StringComparison.Ordinal)).ToList()) t.Remove(name);
+        });
+        AssertCleanError(Run("compare", NnFor("seed_lenet"), bundle), "nothing to compare");
+        AssertCleanError(Run("compare", NnFor("seed_lenet"), bundle, "--allow-missing"), "nothing to compare");
+    }
+
+    [Theory]
+    [InlineData(new[] { 0, 1, 34, 34 }, "'input' has shape [0, 1, 34, 34]: no samples")]
+    [InlineData(new[] { 1, 4624 }, "'input' has shape [1, 4624], not 1 samples of [1, 34, 34]")]
+    public void An_input_without_whole_samples_is_an_error_without_batch_metadata(int[] shape, string expected)
+    {
+        string bundle = Edited(
+            t => t["input"] = (new float[shape.Aggregate(1, (a, b) => a * b)], shape),
+            m => m.Remove("batch"));
+        AssertCleanError(Run("compare", NnFor("seed_lenet"), bundle), expected);
+    }
+
+    [Fact]
+    public void Training_that_fails_without_a_recorded_train_error_is_an_error()
+    {
+        // bn1d at batch 1: PyTorch would have raised, so a bundle that says it trained is inconsistent.
+        string nn = Path.Combine(_directory, "mlp.nn");
+        File.WriteAllText(nn, SafetensorsFile.Read(GoldenPath("mlp_bn")).Metadata["nn"]);
+        string bundle = Edited(t =>
+        {
+            foreach (var name in t.Keys.ToList())
+            {
+                if (t[name] is not { Data: float[] data, Shape: var shape } || shape.Length != 2 || shape[0] != 10) continue;
+                t[name] = (data[..shape[1]], new[] { 1, shape[1] }); // the first sample of input, output_grad, train.output, eval.output
+            }
+        }, m => m["batch"] = "1", source: "mlp_bn");
+        AssertCleanError(Run("compare", nn, bundle), "Expected more than 1 value per channel when training");
+    }
+
+    [Fact]
+    public void A_bundle_without_gradients_for_a_model_with_parameters_fails_unless_allowed()
+    {
+        // Issue #22: a bundle whose export forgot the gradients used to pass, comparing only what it had.
+        string bundle = Edited(t =>
+        {
+            foreach (var name in t.Keys.Where(n => n.StartsWith("train.grad.", StringComparison.Ordinal)).ToList()) t.Remove(name);
+        });
+        var (exit, output, error) = Run("compare", NnFor("seed_lenet"), bundle);
+        Assert.Equal(1, exit);
+        Assert.Contains("parameter gradient train.grad.conv1.weight", error);
+        Assert.Contains("missing: parameter gradient train.grad.fc1.bias", output);
+        Assert.Equal("compared 6 tensor(s): 6 passed, 0 failed; 6 missing", output.Trim().Split('\n').Last());
+
+        (exit, output, error) = Run("compare", NnFor("seed_lenet"), bundle, "--allow-missing");
+        Assert.True(exit == 0, output + error);
+        Assert.Equal("compared 6 tensor(s): 6 passed, 0 failed; 6 missing (allowed)", output.Trim().Split('\n').Last());
+    }
+
+    public static TheoryData<string> Corruptions() => new(Dsl.Training.Tests.Corruption.Names);
+
+    [Theory]
+    [MemberData(nameof(Corruptions))]
+    public void A_damaged_bundle_is_an_error_not_a_crash(string corruption)
+    {
+        string bundle = Path.Combine(_directory, "damaged.safetensors");
+        File.WriteAllBytes(bundle, Dsl.Training.Tests.Corruption.Apply(corruption, File.ReadAllBytes(GoldenPath("seed_lenet"))));
+        var result = Run("compare", NnFor("seed_lenet"), bundle);
+        Assert.True(result.Exit == 1, corruption + ": " + result.Out + result.Err);
+        Assert.StartsWith("nnc: ", result.Err);
+        Assert.DoesNotContain("   at ", result.Err);
     }
 }

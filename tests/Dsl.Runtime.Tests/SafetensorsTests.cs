@@ -179,11 +179,27 @@ public class SafetensorsTests
     }
 
     [Fact]
-    public void HeaderLengthNotAMultipleOfEightIsRejected()
+    public void AnUnpaddedHeaderIsRead()
     {
+        // Issue #16 item 5: the format pads the header to a multiple of 8 but does not require it, and other writers omit it.
         string header = Valid;
         while (header.Length % 8 != 1) header += " ";
-        Assert.Contains("not a multiple of 8", Rejected(Build(header, new byte[12], pad: false)));
+        var data = new byte[12];
+        BinaryPrimitives.WriteSingleLittleEndian(data.AsSpan(8), 2.5f);
+        var file = SafetensorsFile.Read(new MemoryStream(Build(header, data, pad: false)));
+        Assert.Equal([2.5f], file["b"].ToFloatArray());
+        Assert.Equal(0UL, BinaryPrimitives.ReadUInt64LittleEndian(Write(new SafetensorsWriter())) % 8); // ours stay padded
+    }
+
+    [Fact]
+    public void AHeaderKeyOfInvalidUtf8IsInvalidData()
+    {
+        // Issue #16 item 5: this was an InvalidOperationException from System.Text.Json, not the documented InvalidDataException.
+        var file = Build(Valid.Replace("\"b\"", "\"\u00ff\""), new byte[12]);
+        int at = Array.IndexOf(file, (byte)0xC3);
+        file[at] = 0xFF; // ÿ's lead byte (0xC3) becomes 0xFF, which never occurs in UTF-8
+        file[at + 1] = (byte)'b';
+        Assert.Contains("not valid UTF-8", Rejected(file));
     }
 
     [Fact]

@@ -122,9 +122,11 @@ public sealed class CheckpointTests : IDisposable
         var data = Synthetic(16, 4);
         var trainer = NewDropoutTrainer(data);
         trainer.TrainBatch(out _, out _);
-        // Extra metadata is written after the model's own, so this replaces the generator state with junk.
+        // Caller metadata cannot overwrite the generator state, so the junk is written into the file by hand.
         string broken = Path.Combine(_dir, "broken.safetensors");
-        using (var stream = File.Create(broken)) Checkpoint.Save(stream, trainer.Model, metadata: [new(Checkpoint.DropoutStateKey, "-3")]);
+        Assert.Throws<ArgumentException>(() => Checkpoint.Save(broken, trainer.Model, metadata: [new(Checkpoint.DropoutStateKey, "-3")]));
+        using (var stream = File.Create(broken)) Checkpoint.Save(stream, trainer.Model);
+        RewriteMetadata(broken, m => m[Checkpoint.DropoutStateKey] = "-3");
 
         var other = NewDropoutTrainer(data);
         var before = other.Model.Parameters.ToArray();
@@ -132,6 +134,28 @@ public sealed class CheckpointTests : IDisposable
         Assert.Contains("not an unsigned 64-bit integer", e.Message);
         Assert.Contains("Nothing was loaded", e.Message);
         Assert.Equal(before, other.Model.Parameters.ToArray());
+    }
+
+    /// <summary>Rewrites a safetensors file with its metadata edited: what a hand-edited or foreign file looks like.</summary>
+    internal static void RewriteMetadata(string path, Action<Dictionary<string, string>> edit)
+    {
+        var writer = new SafetensorsWriter();
+        Dictionary<string, string> metadata;
+        using (var file = SafetensorsFile.Read(path))
+        {
+            foreach (var t in file.Tensors)
+            {
+                if (t.DTypeName == "I64") writer.Add(t.Name, t.ToInt64Array(), t.Shape);
+                else writer.Add(t.Name, t.ToFloatArray(), t.Shape);
+            }
+
+            metadata = file.Metadata.ToDictionary();
+        }
+
+        edit(metadata);
+        foreach (var (key, value) in metadata) writer.AddMetadata(key, value);
+        using var stream = File.Create(path);
+        writer.WriteTo(stream);
     }
 
     [Fact]

@@ -1,17 +1,28 @@
 // Reader for the safetensors format that validates the header and offsets before exposing any tensor.
 using System.Buffers.Binary;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace Dsl.Runtime;
 
 /// <summary>
 /// A parsed safetensors file (https://github.com/huggingface/safetensors): 8-byte little-endian header length N,
-/// N bytes of JSON header, then the tensor data. The whole file is held in memory and tensors are views into it.
+/// N bytes of JSON header, then the tensor data. The header is validated whole before any tensor is exposed. A file
+/// of up to 64 MiB is read into memory at once; a larger one stays open and each tensor is read from it, in chunks,
+/// straight into its destination when copied (so files above 2 GiB load without one buffer holding them). Dispose
+/// the instance to close such a file; until then the file must not be rewritten in place (<see cref="AtomicFile"/>
+/// replaces it by a rename, which is safe).
 /// </summary>
-public sealed class SafetensorsFile
+public sealed class SafetensorsFile : IDisposable
 {
     /// <summary>Largest header accepted, as in the reference implementation (100 MB): protects against absurd lengths.</summary>
     private const ulong MaxHeaderLength = 100_000_000;
+
+    /// <summary>Files (or seekable streams) up to this many bytes are read into memory whole; larger ones are read tensor by tensor.</summary>
+    internal const long DefaultInMemoryLimit = 64L << 20;
+
+    /// <summary>The most bytes one read moves from the file into a destination.</summary>
+    internal const int DefaultChunkBytes = 1 << 20;
 
     private const string MetadataKey = "__metadata__";
 
@@ -36,11 +47,13 @@ public sealed class SafetensorsFile
     };
 
     private readonly Dictionary<string, SafetensorsTensor> _byName;
+    private readonly TensorSource _source;
 
-    private SafetensorsFile(IReadOnlyDictionary<string, string> metadata, List<SafetensorsTensor> tensors)
+    private SafetensorsFile(IReadOnlyDictionary<string, string> metadata, List<SafetensorsTensor> tensors, TensorSource source)
     {
         Metadata = metadata;
         Tensors = tensors;
+        _source = source;
         _byName = new Dictionary<string, SafetensorsTensor>(StringComparer.Ordinal);
         foreach (var t in tensors) _byName.Add(t.Name, t);
     }
@@ -50,6 +63,9 @@ public sealed class SafetensorsFile
 
     /// <summary>All tensors, in header order.</summary>
     public IReadOnlyList<SafetensorsTensor> Tensors { get; }
+
+    /// <summary>Whether the tensors are read from the file on demand (a file above 64 MiB) rather than held in memory.</summary>
+    public bool IsStreamed => _source is not MemorySource;
 
     /// <summary>Looks a tensor up by name.</summary>
     /// <param name="name">Tensor name.</param>
@@ -63,57 +79,119 @@ public sealed class SafetensorsFile
     public SafetensorsTensor this[string name] =>
         _byName.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"The safetensors file has no tensor named '{name}'.");
 
+    /// <summary>Closes the file when its tensors are read on demand (nothing to do for one held in memory).</summary>
+    public void Dispose() => _source.Dispose();
+
     /// <summary>Reads and validates a safetensors file.</summary>
     /// <param name="path">File path.</param>
-    /// <returns>The parsed file.</returns>
+    /// <returns>The parsed file; dispose it to close a large file read on demand.</returns>
     /// <exception cref="InvalidDataException">The file is malformed; the message says what is wrong and names the tensor involved.</exception>
-    public static SafetensorsFile Read(string path)
+    public static SafetensorsFile Read(string path) => Read(path, DefaultInMemoryLimit, DefaultChunkBytes);
+
+    /// <summary>Reads and validates a safetensors file, with the memory limit and chunk size given (tests use small ones).</summary>
+    internal static SafetensorsFile Read(string path, long inMemoryLimit, int chunkBytes)
     {
         ArgumentNullException.ThrowIfNull(path);
-        using var stream = File.OpenRead(path);
-        return Read(stream);
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.RandomAccess);
+        try
+        {
+            return Read(stream, inMemoryLimit, chunkBytes, ownsStream: true);
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
     }
 
-    /// <summary>Reads and validates a safetensors stream (read to its end).</summary>
+    /// <summary>
+    /// Reads and validates a safetensors stream from its current position. A seekable stream of up to 64 MiB, or one
+    /// that cannot seek, is read to its end into memory; a larger seekable stream is read tensor by tensor when the
+    /// tensors are copied, so it must stay open (and unmoved by others) until then.
+    /// </summary>
     /// <param name="stream">Readable stream positioned at the start of the file.</param>
     /// <returns>The parsed file.</returns>
     /// <exception cref="InvalidDataException">The data is malformed; the message says what is wrong and names the tensor involved.</exception>
-    public static SafetensorsFile Read(Stream stream)
+    public static SafetensorsFile Read(Stream stream) => Read(stream, DefaultInMemoryLimit, DefaultChunkBytes, ownsStream: false);
+
+    /// <summary>Reads a stream with the memory limit and chunk size given; closes it on failure or with the file when <paramref name="ownsStream"/>.</summary>
+    internal static SafetensorsFile Read(Stream stream, long inMemoryLimit, int chunkBytes, bool ownsStream)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        var buffer = new MemoryStream(stream.CanSeek ? (int)Math.Min(Math.Max(stream.Length - stream.Position, 0), Array.MaxLength) : 0);
-        stream.CopyTo(buffer);
-        return Parse(new ReadOnlyMemory<byte>(buffer.GetBuffer(), 0, (int)buffer.Length));
+        ArgumentOutOfRangeException.ThrowIfLessThan(chunkBytes, 8);
+        if (!stream.CanSeek || stream.Length - stream.Position <= Math.Max(inMemoryLimit, 8))
+        {
+            byte[] bytes = ReadToEnd(stream);
+            if (ownsStream) stream.Dispose();
+            var memory = new MemorySource(bytes);
+            ReadOnlySpan<byte> span = bytes;
+            if (span.Length < 8)
+                throw new InvalidDataException($"File is truncated: {span.Length} bytes, too short for the 8-byte header length.");
+            int headerLength = CheckHeaderLength(BinaryPrimitives.ReadUInt64LittleEndian(span), span.Length - 8L);
+            return Parse(span.Slice(8, headerLength), span.Length - 8L - headerLength, memory, 8 + headerLength, chunkBytes);
+        }
+
+        long start = stream.Position;
+        long fileLength = stream.Length - start;
+        Span<byte> prefix = stackalloc byte[8];
+        stream.ReadExactly(prefix); // the in-memory branch took every stream of 8 bytes or fewer
+        int length = CheckHeaderLength(BinaryPrimitives.ReadUInt64LittleEndian(prefix), fileLength - 8);
+        var header = new byte[length];
+        stream.ReadExactly(header);
+        var source = new StreamSource(stream, ownsStream);
+        return Parse(header, fileLength - 8 - length, source, start + 8 + length, chunkBytes);
     }
 
-    private static SafetensorsFile Parse(ReadOnlyMemory<byte> file)
+    private static byte[] ReadToEnd(Stream stream)
     {
-        if (file.Length < 8)
+        if (stream.CanSeek)
         {
-            throw new InvalidDataException($"File is truncated: {file.Length} bytes, too short for the 8-byte header length.");
+            var bytes = new byte[Math.Max(0, stream.Length - stream.Position)];
+            stream.ReadExactly(bytes);
+            return bytes;
         }
-        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(file.Span);
+
+        var buffer = new MemoryStream();
+        try
+        {
+            stream.CopyTo(buffer);
+        }
+        catch (IOException e) when (buffer.Length > int.MaxValue / 2)
+        {
+            throw new InvalidDataException("The safetensors data is over 2 GiB and its stream cannot seek: read it from a file instead.", e);
+        }
+
+        return buffer.ToArray();
+    }
+
+    private static int CheckHeaderLength(ulong headerLength, long available)
+    {
         if (headerLength > MaxHeaderLength)
         {
             throw new InvalidDataException($"Header length {headerLength} is too large (limit {MaxHeaderLength} bytes).");
         }
-        if (headerLength > (ulong)(file.Length - 8))
+        if (headerLength > (ulong)available)
         {
             throw new InvalidDataException(
-                $"Header length {headerLength} is too large: only {file.Length - 8} bytes follow the length prefix (file truncated or corrupt).");
-        }
-        if (headerLength % 8 != 0)
-        {
-            throw new InvalidDataException($"Header length {headerLength} is not a multiple of 8.");
+                $"Header length {headerLength} is too large: only {available} bytes follow the length prefix (file truncated or corrupt).");
         }
 
-        int dataStart = 8 + (int)headerLength;
-        ReadOnlyMemory<byte> data = file.Slice(dataStart);
+        // The format pads the header to a multiple of 8 for aligned data, but does not require it: some writers omit
+        // the padding, and copying each tensor out needs no alignment. Our writer still pads.
+        return (int)headerLength;
+    }
+
+    private static SafetensorsFile Parse(ReadOnlySpan<byte> header, long dataLength, TensorSource source, long dataStart, int chunkBytes)
+    {
+        if (!Utf8.IsValid(header))
+        {
+            throw new InvalidDataException("Header is not valid UTF-8.");
+        }
 
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(file.Slice(8, (int)headerLength));
+            document = JsonDocument.Parse(header.ToArray());
         }
         catch (JsonException e)
         {
@@ -134,32 +212,40 @@ public sealed class SafetensorsFile
             var names = new HashSet<string>(StringComparer.Ordinal);
             bool sawMetadata = false;
 
-            foreach (JsonProperty property in root.EnumerateObject())
+            try
             {
-                if (property.Name == MetadataKey)
+                foreach (JsonProperty property in root.EnumerateObject())
                 {
-                    if (sawMetadata) throw new InvalidDataException("Header contains '__metadata__' more than once.");
-                    sawMetadata = true;
-                    ReadMetadata(property.Value, metadata);
-                    continue;
-                }
+                    if (property.Name == MetadataKey)
+                    {
+                        if (sawMetadata) throw new InvalidDataException("Header contains '__metadata__' more than once.");
+                        sawMetadata = true;
+                        ReadMetadata(property.Value, metadata);
+                        continue;
+                    }
 
-                string name = property.Name;
-                if (!names.Add(name)) throw new InvalidDataException($"Duplicate tensor name '{name}' in header.");
+                    string name = property.Name;
+                    if (!names.Add(name)) throw new InvalidDataException($"Duplicate tensor name '{name}' in header.");
 
-                var (dtypeName, dtype, _, shape, count, begin, end) = ReadEntry(name, property.Value);
-                if (end > data.Length)
-                {
-                    throw new InvalidDataException(
-                        $"Tensor '{name}' data_offsets [{begin}, {end}] extend past the end of the data section ({data.Length} bytes): " +
-                        "the offsets point outside the data or the file is truncated.");
+                    var (dtypeName, dtype, _, shape, count, begin, end) = ReadEntry(name, property.Value);
+                    if (end > dataLength)
+                    {
+                        throw new InvalidDataException(
+                            $"Tensor '{name}' data_offsets [{begin}, {end}] extend past the end of the data section ({dataLength} bytes): " +
+                            "the offsets point outside the data or the file is truncated.");
+                    }
+                    offsets.Add((begin, end, name));
+                    tensors.Add(new SafetensorsTensor(name, dtypeName, dtype, shape, count, source, dataStart + begin, end - begin, chunkBytes));
                 }
-                offsets.Add((begin, end, name));
-                tensors.Add(new SafetensorsTensor(name, dtypeName, dtype, shape, count, data.Slice((int)begin, (int)(end - begin))));
+            }
+            catch (InvalidOperationException e)
+            {
+                // System.Text.Json's own complaint about text it cannot turn into a string (already excluded above).
+                throw new InvalidDataException($"Header is malformed: {e.Message}", e);
             }
 
-            CheckLayout(offsets, data.Length);
-            return new SafetensorsFile(metadata, tensors);
+            CheckLayout(offsets, dataLength);
+            return new SafetensorsFile(metadata, tensors, source);
         }
     }
 

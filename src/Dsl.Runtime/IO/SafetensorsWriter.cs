@@ -1,4 +1,4 @@
-// Writer for the safetensors format in the canonical layout (sorted keys, space-padded header, data in key order).
+// Writer for the safetensors format in the canonical layout (sorted keys, space-padded header, data in key order), streamed chunk by chunk.
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
@@ -16,7 +16,13 @@ public sealed class SafetensorsWriter
     private readonly SortedDictionary<string, Entry> _tensors = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, string> _metadata = new(StringComparer.Ordinal);
 
-    private sealed record Entry(string DType, int[] Shape, byte[] Bytes);
+    /// <summary>The floats written per call to the stream (4 MiB): large tensors go out in pieces, never as one array of bytes.</summary>
+    private const int ChunkFloats = 1 << 20;
+
+    private sealed record Entry(string DType, int[] Shape, ReadOnlyMemory<float> Floats, long[]? Longs)
+    {
+        public long ByteLength => Longs is null ? Floats.Length * (long)sizeof(float) : Longs.Length * (long)sizeof(long);
+    }
 
     /// <summary>Creates an empty writer.</summary>
     public SafetensorsWriter()
@@ -31,16 +37,22 @@ public sealed class SafetensorsWriter
     public void Add(string name, ReadOnlySpan<float> data, ReadOnlySpan<int> shape)
     {
         CheckNew(name, data.Length, shape);
-        var bytes = new byte[data.Length * sizeof(float)];
-        if (BitConverter.IsLittleEndian)
-        {
-            MemoryMarshal.AsBytes(data).CopyTo(bytes);
-        }
-        else
-        {
-            for (int i = 0; i < data.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * 4), data[i]);
-        }
-        _tensors.Add(name, new Entry("F32", shape.ToArray(), bytes));
+        _tensors.Add(name, new Entry("F32", shape.ToArray(), data.ToArray(), null));
+    }
+
+    /// <summary>
+    /// Adds an F32 tensor without copying it: its elements are read from <paramref name="data"/> when
+    /// <see cref="WriteTo"/> runs, so they must not change before. This is how models and optimizers save their
+    /// state: nothing as large as the state is allocated.
+    /// </summary>
+    /// <param name="name">Unique tensor name (not <c>__metadata__</c>).</param>
+    /// <param name="data">Elements in row-major order.</param>
+    /// <param name="shape">Dimensions; empty for a scalar. Their product must equal <c>data.Length</c>.</param>
+    /// <exception cref="ArgumentException">Duplicate or reserved name, negative dimension, or shape/length mismatch.</exception>
+    public void AddView(string name, ReadOnlyMemory<float> data, ReadOnlySpan<int> shape)
+    {
+        CheckNew(name, data.Length, shape);
+        _tensors.Add(name, new Entry("F32", shape.ToArray(), data, null));
     }
 
     /// <summary>Adds an I64 tensor (the data is copied).</summary>
@@ -51,16 +63,7 @@ public sealed class SafetensorsWriter
     public void Add(string name, ReadOnlySpan<long> data, ReadOnlySpan<int> shape)
     {
         CheckNew(name, data.Length, shape);
-        var bytes = new byte[data.Length * sizeof(long)];
-        if (BitConverter.IsLittleEndian)
-        {
-            MemoryMarshal.AsBytes(data).CopyTo(bytes);
-        }
-        else
-        {
-            for (int i = 0; i < data.Length; i++) BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(i * 8), data[i]);
-        }
-        _tensors.Add(name, new Entry("I64", shape.ToArray(), bytes));
+        _tensors.Add(name, new Entry("I64", shape.ToArray(), default, data.ToArray()));
     }
 
     /// <summary>Sets a <c>__metadata__</c> entry (a later call with the same key replaces the value).</summary>
@@ -83,8 +86,43 @@ public sealed class SafetensorsWriter
         BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
         stream.Write(length);
         stream.Write(header);
-        foreach (var entry in _tensors.Values) stream.Write(entry.Bytes);
+        byte[]? swap = BitConverter.IsLittleEndian ? null : new byte[ChunkFloats * sizeof(float)];
+        foreach (var entry in _tensors.Values)
+        {
+            if (entry.Longs is { } longs)
+            {
+                WriteLongs(stream, longs);
+                continue;
+            }
+
+            for (int done = 0; done < entry.Floats.Length; done += ChunkFloats)
+            {
+                var part = entry.Floats.Span.Slice(done, Math.Min(ChunkFloats, entry.Floats.Length - done));
+                if (swap is null)
+                {
+                    stream.Write(MemoryMarshal.AsBytes(part));
+                    continue;
+                }
+
+                for (int i = 0; i < part.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(swap.AsSpan(i * 4), part[i]);
+                stream.Write(swap, 0, part.Length * 4);
+            }
+        }
+
         stream.Flush();
+    }
+
+    private static void WriteLongs(Stream stream, long[] data)
+    {
+        if (BitConverter.IsLittleEndian)
+        {
+            stream.Write(MemoryMarshal.AsBytes(data.AsSpan()));
+            return;
+        }
+
+        var bytes = new byte[data.Length * sizeof(long)];
+        for (int i = 0; i < data.Length; i++) BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(i * 8), data[i]);
+        stream.Write(bytes);
     }
 
     private byte[] BuildHeader()
@@ -106,14 +144,14 @@ public sealed class SafetensorsWriter
                 json.WriteStartObject(name);
                 json.WriteStartArray("data_offsets");
                 json.WriteNumberValue(offset);
-                json.WriteNumberValue(offset + entry.Bytes.Length);
+                json.WriteNumberValue(offset + entry.ByteLength);
                 json.WriteEndArray();
                 json.WriteString("dtype", entry.DType);
                 json.WriteStartArray("shape");
                 foreach (int d in entry.Shape) json.WriteNumberValue(d);
                 json.WriteEndArray();
                 json.WriteEndObject();
-                offset += entry.Bytes.Length;
+                offset += entry.ByteLength;
             }
             if (!metadataWritten) WriteMetadata(json);
             json.WriteEndObject();
@@ -143,7 +181,7 @@ public sealed class SafetensorsWriter
         foreach (int d in shape)
         {
             if (d < 0) throw new ArgumentException($"Tensor '{name}': negative dimension {d}.", nameof(shape));
-            count *= d;
+            count = checked(count * d);
         }
         if (count != length)
         {
