@@ -316,6 +316,12 @@ namespace Dsl.Compiler.Emit
             Line($"public override string Name => \"{_model.Name}\";");
             Line();
             Line("/// <inheritdoc/>");
+            Line("protected override string Architecture => base.Architecture + ArchitectureLayers;");
+            Line();
+            Line("// Every layer with its arguments resolved: two models whose tensors agree (an activation more) still differ.");
+            Line($"private const string ArchitectureLayers = \"{string.Concat(_graph.Nodes.Select(n => $"n{n.Id} {n.Op.Describe()} <- {string.Join(", ", n.Inputs.Select(v => $"v{v.Id}"))}\\n"))}\";");
+            Line();
+            Line("/// <inheritdoc/>");
             Line("public override int SampleInputLength => InputLength;");
             Line();
             Line("/// <inheritdoc/>");

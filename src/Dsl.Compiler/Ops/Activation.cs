@@ -75,6 +75,8 @@ namespace Dsl.Compiler.Ops
         public string BatchNormArgument(Emit.OpEmitContext e) =>
             Function.FusesIntoBatchNorm ? $", activation: {e.Kernels}.FusedActivation.{Function.Kernel}" : throw new UnreachableException();
 
+        public override string Describe() => Function.HasSlope ? $"{KindName}({Number(NegativeSlope)})" : KindName;
+
         private string Slope(Emit.OpEmitContext e) => Function.HasSlope ? ", " + e.Float(NegativeSlope) : "";
 
         public override void EmitForward(Emit.OpEmitContext e, string x, string y)

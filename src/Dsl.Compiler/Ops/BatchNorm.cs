@@ -95,6 +95,9 @@ namespace Dsl.Compiler.Ops
         public bool TrackRunningStats { get; }
         public bool Frozen { get; }
 
+        public override string Describe() =>
+            $"{KindName}({Channels}, eps: {Number(Eps)}, momentum: {(Momentum is { } m ? Number(m) : "none")}, affine: {Flag(Affine)}, track_running_stats: {Flag(TrackRunningStats)}, frozen: {Flag(Frozen)})";
+
         /// <summary>Normalizes with the statistics of the batch in training (not frozen).</summary>
         public bool UsesBatchStatistics => !Frozen;
 

@@ -123,6 +123,9 @@ namespace Dsl.Compiler.Ops
         public int OutH => OutputShape.Count == 3 ? OutputShape[1] : 1;
         public int OutW => OutputShape[OutputShape.Count - 1];
 
+        public override string Describe() =>
+            $"{KindName}({InChannels}, {OutChannels}, kernel: ({Kernel.H}, {Kernel.W}), stride: ({Stride.H}, {Stride.W}), padding: ({Padding.H}, {Padding.W}), dilation: ({Dilation.H}, {Dilation.W}), groups: {Groups}, bias: {Flag(Bias)})";
+
         /// <summary>The kernel rule of the shared contract, applied to this layer.</summary>
         public ConvAlgorithm Algorithm =>
             ConvolutionRules.Winograd(InChannels, OutChannels, Kernel.H, Kernel.W, Stride.H, Stride.W, Dilation.H, Dilation.W, Groups, OutH, OutW) ? ConvAlgorithm.Winograd

@@ -30,6 +30,8 @@ namespace Dsl.Compiler.Ops
 
         public double P { get; }
 
+        public override string Describe() => $"dropout({Number(P)})";
+
         /// <summary>With p = 0 nothing is dropped: the output is the input.</summary>
         public override bool IsView => P == 0;
 

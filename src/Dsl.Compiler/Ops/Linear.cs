@@ -60,6 +60,8 @@ namespace Dsl.Compiler.Ops
         public int InFeatures { get; }
         public int OutFeatures { get; }
 
+        public override string Describe() => $"linear({InFeatures}, {OutFeatures}, bias: {Flag(Bias)})";
+
         /// <summary>Floats of the weight packed as the GEMM's B operand at inference (the shared contract's length).</summary>
         public int PackedWeightLength => PackedLengths.LinearWeight(InFeatures, OutFeatures);
 

@@ -177,6 +177,17 @@ namespace Dsl.Compiler.Ops
         /// <summary>The span of an argument as written, else of the layer's name.</summary>
         public SourceSpan SpanOf(string parameter) => ArgumentValues.TryGetValue(parameter, out var value) ? value.Span : Syntax.Name.Span;
 
+        /// <summary>
+        /// The layer with every argument resolved (defaults included), in one canonical line: what the model's
+        /// architecture fingerprint is made of, so that spelling and layout of the <c>.nn</c> file do not change it.
+        /// </summary>
+        public virtual string Describe() => KindName;
+
+        /// <summary>A number as it appears in <see cref="Describe"/>: round-trip and culture-free.</summary>
+        protected static string Number(double value) => value.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+
+        protected static string Flag(bool value) => value ? "true" : "false";
+
         // ---- What the lowering passes ask ----
 
         /// <summary>The output is the input's memory in training and inference (flatten; dropout with p = 0).</summary>

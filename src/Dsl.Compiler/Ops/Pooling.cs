@@ -117,7 +117,8 @@ namespace Dsl.Compiler.Ops
 
         public override int IndicesLength => Max ? OutputLength : 0;
 
-        private string Flag(bool value) => value ? "true" : "false";
+        public override string Describe() =>
+            $"{KindName}(kernel: ({Kernel.H}, {Kernel.W}), stride: ({Stride.H}, {Stride.W}), padding: ({Padding.H}, {Padding.W}), dilation: ({Dilation.H}, {Dilation.W}), ceil_mode: {Flag(CeilMode)}{(Max ? "" : $", count_include_pad: {Flag(CountIncludePad)}")})";
 
         public void EmitGeometry(Emit.OpEmitContext e)
         {

@@ -26,7 +26,8 @@ namespace Dsl.Compiler.Semantics
             "ResetParameters", "ParameterStorage", "GradientStorage", "BeginGradients", "WritesGradientsAfterZeroGrad", "BufferStorage", "CounterStorage", "ThrowSingleValuePerChannel",
             "SaveSafetensors", "LoadSafetensors", "LoadState", "Format", "RefreshFolded", "InputCopy", "ArenaPerSample", "WorkPerSample",
             "IndicesPerSample", "CacheLength", "FoldedLength", "Equals", "GetHashCode", "GetType", "ToString", "MemberwiseClone",
-            "Finalize", "CompiledModel", "Indices", "Dispose",
+            "Finalize", "CompiledModel", "Indices", "Dispose", "InputGrad", "Architecture", "ArchitectureLayers", "ArchitectureFingerprint",
+            "ModelKey", "FingerprintKey",
         };
 
         public static bool IsKeyword(string name) => Keywords.Contains(name);

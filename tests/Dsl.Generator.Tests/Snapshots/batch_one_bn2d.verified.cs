@@ -89,6 +89,12 @@ namespace Snapshots
         public override string Name => "One";
 
         /// <inheritdoc/>
+        protected override string Architecture => base.Architecture + ArchitectureLayers;
+
+        // Every layer with its arguments resolved: two models whose tensors agree (an activation more) still differ.
+        private const string ArchitectureLayers = "n0 conv2d(1, 2, kernel: (3, 3), stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: 1, bias: true) <- v0\nn1 bn2d(2, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v1\n";
+
+        /// <inheritdoc/>
         public override int SampleInputLength => InputLength;
 
         /// <inheritdoc/>

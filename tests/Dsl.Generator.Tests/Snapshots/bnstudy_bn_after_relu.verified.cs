@@ -162,6 +162,12 @@ namespace Examples.BatchNormStudy
         public override string Name => "BnAfterRelu";
 
         /// <inheritdoc/>
+        protected override string Architecture => base.Architecture + ArchitectureLayers;
+
+        // Every layer with its arguments resolved: two models whose tensors agree (an activation more) still differ.
+        private const string ArchitectureLayers = "n0 conv2d(1, 16, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1, bias: true) <- v0\nn1 relu <- v1\nn2 bn2d(16, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v2\nn3 maxpool2d(kernel: (2, 2), stride: (2, 2), padding: (0, 0), dilation: (1, 1), ceil_mode: false) <- v3\nn4 conv2d(16, 32, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1, bias: true) <- v4\nn5 relu <- v5\nn6 bn2d(32, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v6\nn7 maxpool2d(kernel: (2, 2), stride: (2, 2), padding: (0, 0), dilation: (1, 1), ceil_mode: false) <- v7\nn8 flatten <- v8\nn9 linear(1568, 64, bias: true) <- v9\nn10 relu <- v10\nn11 bn1d(64, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v11\nn12 linear(64, 10, bias: true) <- v12\n";
+
+        /// <inheritdoc/>
         public override int SampleInputLength => InputLength;
 
         /// <inheritdoc/>

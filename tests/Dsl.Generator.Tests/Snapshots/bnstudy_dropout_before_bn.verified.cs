@@ -168,6 +168,12 @@ namespace Examples.BatchNormStudy
         public override string Name => "DropoutBeforeBn";
 
         /// <inheritdoc/>
+        protected override string Architecture => base.Architecture + ArchitectureLayers;
+
+        // Every layer with its arguments resolved: two models whose tensors agree (an activation more) still differ.
+        private const string ArchitectureLayers = "n0 conv2d(1, 16, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1, bias: false) <- v0\nn1 bn2d(16, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v1\nn2 relu <- v2\nn3 maxpool2d(kernel: (2, 2), stride: (2, 2), padding: (0, 0), dilation: (1, 1), ceil_mode: false) <- v3\nn4 conv2d(16, 32, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1, bias: false) <- v4\nn5 bn2d(32, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v5\nn6 relu <- v6\nn7 maxpool2d(kernel: (2, 2), stride: (2, 2), padding: (0, 0), dilation: (1, 1), ceil_mode: false) <- v7\nn8 flatten <- v8\nn9 linear(1568, 64, bias: false) <- v9\nn10 dropout(0.5) <- v10\nn11 bn1d(64, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v11\nn12 relu <- v12\nn13 linear(64, 10, bias: true) <- v13\n";
+
+        /// <inheritdoc/>
         public override int SampleInputLength => InputLength;
 
         /// <inheritdoc/>

@@ -109,6 +109,12 @@ namespace Examples.BatchNormStudy
         public override string Name => "Plain";
 
         /// <inheritdoc/>
+        protected override string Architecture => base.Architecture + ArchitectureLayers;
+
+        // Every layer with its arguments resolved: two models whose tensors agree (an activation more) still differ.
+        private const string ArchitectureLayers = "n0 conv2d(1, 16, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1, bias: true) <- v0\nn1 relu <- v1\nn2 maxpool2d(kernel: (2, 2), stride: (2, 2), padding: (0, 0), dilation: (1, 1), ceil_mode: false) <- v2\nn3 conv2d(16, 32, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1, bias: true) <- v3\nn4 relu <- v4\nn5 maxpool2d(kernel: (2, 2), stride: (2, 2), padding: (0, 0), dilation: (1, 1), ceil_mode: false) <- v5\nn6 flatten <- v6\nn7 linear(1568, 64, bias: true) <- v7\nn8 relu <- v8\nn9 linear(64, 10, bias: true) <- v9\n";
+
+        /// <inheritdoc/>
         public override int SampleInputLength => InputLength;
 
         /// <inheritdoc/>

@@ -88,6 +88,12 @@ namespace Snapshots
         public override string Name => "Conv1dBn";
 
         /// <inheritdoc/>
+        protected override string Architecture => base.Architecture + ArchitectureLayers;
+
+        // Every layer with its arguments resolved: two models whose tensors agree (an activation more) still differ.
+        private const string ArchitectureLayers = "n0 conv1d(1, 10, kernel: (1, 5), stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: 1, bias: true) <- v0\nn1 relu <- v1\nn2 bn1d(10, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v2\n";
+
+        /// <inheritdoc/>
         public override int SampleInputLength => InputLength;
 
         /// <inheritdoc/>

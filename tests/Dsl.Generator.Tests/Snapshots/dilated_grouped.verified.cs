@@ -98,6 +98,12 @@ namespace Snapshots
         public override string Name => "Dilated";
 
         /// <inheritdoc/>
+        protected override string Architecture => base.Architecture + ArchitectureLayers;
+
+        // Every layer with its arguments resolved: two models whose tensors agree (an activation more) still differ.
+        private const string ArchitectureLayers = "n0 conv2d(4, 8, kernel: (3, 3), stride: (1, 1), padding: (0, 0), dilation: (2, 2), groups: 2, bias: true) <- v0\nn1 bn2d(8, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v1\nn2 tanh <- v2\nn3 flatten <- v3\nn4 linear(288, 2, bias: true) <- v4\n";
+
+        /// <inheritdoc/>
         public override int SampleInputLength => InputLength;
 
         /// <inheritdoc/>

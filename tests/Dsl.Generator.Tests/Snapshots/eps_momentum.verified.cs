@@ -108,6 +108,12 @@ namespace Snapshots
         public override string Name => "EpsMomentum";
 
         /// <inheritdoc/>
+        protected override string Architecture => base.Architecture + ArchitectureLayers;
+
+        // Every layer with its arguments resolved: two models whose tensors agree (an activation more) still differ.
+        private const string ArchitectureLayers = "n0 conv2d(2, 4, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1, bias: true) <- v0\nn1 bn2d(4, eps: 0.001, momentum: 0.3, affine: true, track_running_stats: true, frozen: false) <- v1\nn2 leaky_relu(0.1) <- v2\nn3 maxpool2d(kernel: (3, 3), stride: (2, 2), padding: (0, 0), dilation: (1, 1), ceil_mode: false) <- v3\nn4 global_avgpool <- v4\nn5 linear(4, 3, bias: true) <- v5\n";
+
+        /// <inheritdoc/>
         public override int SampleInputLength => InputLength;
 
         /// <inheritdoc/>

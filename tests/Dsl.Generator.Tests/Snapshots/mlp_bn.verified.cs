@@ -95,6 +95,12 @@ namespace Snapshots
         public override string Name => "Mlp";
 
         /// <inheritdoc/>
+        protected override string Architecture => base.Architecture + ArchitectureLayers;
+
+        // Every layer with its arguments resolved: two models whose tensors agree (an activation more) still differ.
+        private const string ArchitectureLayers = "n0 linear(10, 5, bias: true) <- v0\nn1 bn1d(5, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v1\nn2 linear(5, 1, bias: true) <- v2\n";
+
+        /// <inheritdoc/>
         public override int SampleInputLength => InputLength;
 
         /// <inheritdoc/>

@@ -72,6 +72,12 @@ namespace Snapshots
         public override string Name => "Cumulative";
 
         /// <inheritdoc/>
+        protected override string Architecture => base.Architecture + ArchitectureLayers;
+
+        // Every layer with its arguments resolved: two models whose tensors agree (an activation more) still differ.
+        private const string ArchitectureLayers = "n0 bn2d(4, eps: 1E-05, momentum: none, affine: false, track_running_stats: true, frozen: false) <- v0\n";
+
+        /// <inheritdoc/>
         public override int SampleInputLength => InputLength;
 
         /// <inheritdoc/>

@@ -102,6 +102,12 @@ namespace Snapshots
         public override string Name => "LeNet";
 
         /// <inheritdoc/>
+        protected override string Architecture => base.Architecture + ArchitectureLayers;
+
+        // Every layer with its arguments resolved: two models whose tensors agree (an activation more) still differ.
+        private const string ArchitectureLayers = "n0 conv2d(1, 6, kernel: (5, 5), stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: 1, bias: true) <- v0\nn1 maxpool2d(kernel: (2, 2), stride: (2, 2), padding: (0, 0), dilation: (1, 1), ceil_mode: false) <- v1\nn2 bn2d(6, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v2\nn3 flatten <- v3\nn4 linear(1350, 10, bias: true) <- v4\n";
+
+        /// <inheritdoc/>
         public override int SampleInputLength => InputLength;
 
         /// <inheritdoc/>

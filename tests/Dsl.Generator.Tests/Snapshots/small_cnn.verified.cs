@@ -156,6 +156,12 @@ namespace Snapshots
         public override string Name => "SmallCnn";
 
         /// <inheritdoc/>
+        protected override string Architecture => base.Architecture + ArchitectureLayers;
+
+        // Every layer with its arguments resolved: two models whose tensors agree (an activation more) still differ.
+        private const string ArchitectureLayers = "n0 conv2d(3, 16, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1, bias: false) <- v0\nn1 bn2d(16, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v1\nn2 relu <- v2\nn3 conv2d(16, 16, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1, bias: false) <- v3\nn4 bn2d(16, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v4\nn5 relu <- v5\nn6 maxpool2d(kernel: (2, 2), stride: (2, 2), padding: (0, 0), dilation: (1, 1), ceil_mode: false) <- v6\nn7 conv2d(16, 32, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1, bias: false) <- v7\nn8 bn2d(32, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v8\nn9 relu <- v9\nn10 global_avgpool <- v10\nn11 linear(32, 10, bias: true) <- v11\n";
+
+        /// <inheritdoc/>
         public override int SampleInputLength => InputLength;
 
         /// <inheritdoc/>

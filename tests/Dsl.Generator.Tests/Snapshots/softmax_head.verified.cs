@@ -99,6 +99,12 @@ namespace Snapshots
         public override string Name => "Head";
 
         /// <inheritdoc/>
+        protected override string Architecture => base.Architecture + ArchitectureLayers;
+
+        // Every layer with its arguments resolved: two models whose tensors agree (an activation more) still differ.
+        private const string ArchitectureLayers = "n0 linear(8, 6, bias: true) <- v0\nn1 bn1d(6, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v1\nn2 sigmoid <- v2\nn3 linear(6, 4, bias: true) <- v3\nn4 log_softmax <- v4\n";
+
+        /// <inheritdoc/>
         public override int SampleInputLength => InputLength;
 
         /// <inheritdoc/>

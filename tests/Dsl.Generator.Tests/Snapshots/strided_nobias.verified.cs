@@ -101,6 +101,12 @@ namespace Snapshots
         public override string Name => "Strided";
 
         /// <inheritdoc/>
+        protected override string Architecture => base.Architecture + ArchitectureLayers;
+
+        // Every layer with its arguments resolved: two models whose tensors agree (an activation more) still differ.
+        private const string ArchitectureLayers = "n0 conv2d(3, 8, kernel: (3, 3), stride: (2, 2), padding: (1, 1), dilation: (1, 1), groups: 1, bias: false) <- v0\nn1 bn2d(8, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v1\nn2 relu <- v2\nn3 avgpool2d(kernel: (2, 2), stride: (2, 2), padding: (0, 0), dilation: (1, 1), ceil_mode: false, count_include_pad: true) <- v3\nn4 flatten <- v4\nn5 linear(128, 5, bias: true) <- v5\n";
+
+        /// <inheritdoc/>
         public override int SampleInputLength => InputLength;
 
         /// <inheritdoc/>

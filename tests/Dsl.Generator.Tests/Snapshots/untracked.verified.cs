@@ -63,6 +63,12 @@ namespace Snapshots
         public override string Name => "Untracked";
 
         /// <inheritdoc/>
+        protected override string Architecture => base.Architecture + ArchitectureLayers;
+
+        // Every layer with its arguments resolved: two models whose tensors agree (an activation more) still differ.
+        private const string ArchitectureLayers = "n0 bn2d(3, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: false, frozen: false) <- v0\n";
+
+        /// <inheritdoc/>
         public override int SampleInputLength => InputLength;
 
         /// <inheritdoc/>

@@ -107,6 +107,12 @@ namespace Snapshots
         public override string Name => "ActsCnn";
 
         /// <inheritdoc/>
+        protected override string Architecture => base.Architecture + ArchitectureLayers;
+
+        // Every layer with its arguments resolved: two models whose tensors agree (an activation more) still differ.
+        private const string ArchitectureLayers = "n0 conv2d(2, 4, kernel: (3, 3), stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: 1, bias: false) <- v0\nn1 bn2d(4, eps: 1E-05, momentum: 0.1, affine: true, track_running_stats: true, frozen: false) <- v1\nn2 silu <- v2\nn3 conv2d(4, 4, kernel: (3, 3), stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: 1, bias: true) <- v3\nn4 gelu <- v4\nn5 flatten <- v5\nn6 linear(16, 3, bias: true) <- v6\n";
+
+        /// <inheritdoc/>
         public override int SampleInputLength => InputLength;
 
         /// <inheritdoc/>
