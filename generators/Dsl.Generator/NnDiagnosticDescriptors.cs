@@ -13,7 +13,10 @@ namespace Dsl.Generator
     /// </summary>
     internal static class NnDiagnosticDescriptors
     {
-        /// <summary>The language reference; each descriptor links to its row, <c>#nn1011</c>.</summary>
+        /// <summary>
+        /// The language reference; each descriptor links to its row, <c>#nn1011</c> (an anchor in the table). The
+        /// repository records no public address yet: this constant is the one place to change when it has one.
+        /// </summary>
         public const string LanguageReference = "https://github.com/dsl-nn/dsl/blob/main/docs/language.md";
 
         /// <summary>NN0001 (error): Syntax error.</summary>
