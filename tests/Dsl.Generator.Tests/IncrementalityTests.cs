@@ -127,4 +127,24 @@ public sealed class IncrementalityTests
         Assert.Equal(IncrementalStepRunReason.Cached, StepReasons(driver, NnGenerator.OwnedStep)[1].Single());
         Assert.Contains("also declared in a.nn(2,7)", driver.GetRunResult().Diagnostics.Single().GetMessage(System.Globalization.CultureInfo.InvariantCulture));
     }
+
+    [Fact]
+    public void What_feeds_code_generation_holds_no_position()
+    {
+        // OwnedStep combines CompiledStep (NnGenerated) with ClassesStep (ClassFile): no type in them may carry a place.
+        var positional = new[] { typeof(LocationInfo), typeof(DiagnosticInfo), typeof(DeclaredClass), typeof(Dsl.Compiler.Text.SourceSpan), typeof(Location) };
+        var seen = new HashSet<Type>();
+        void Check(Type type)
+        {
+            if (!seen.Add(type)) return;
+            Assert.DoesNotContain(type, positional);
+            foreach (var argument in type.GetGenericArguments()) Check(argument);
+            if (type.Namespace?.StartsWith("Dsl.", StringComparison.Ordinal) == true)
+                foreach (var property in type.GetProperties()) Check(property.PropertyType);
+        }
+
+        Check(typeof(NnGenerated));
+        Check(typeof(ClassFile));
+        Assert.Contains(typeof(SourceInfo), seen);
+    }
 }
