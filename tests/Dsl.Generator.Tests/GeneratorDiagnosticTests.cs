@@ -90,6 +90,19 @@ public sealed class GeneratorDiagnosticTests
     }
 
     [Fact]
+    public void Every_syntax_error_of_a_file_reaches_the_build_at_its_place()
+    {
+        var broken = Tutorial30.Replace("conv(1, 6, 5)", "conv(1, 6, 5").Replace("-> flatten", "-> flatten flatten");
+        var (run, output) = GeneratorHarness.Run(null, new AdditionalText[] { new NnText("/src/lenet.nn", broken) }, UserCode);
+        Assert.Equal(new[] { "NN0001", "NN0001" }, run.Diagnostics.Select(d => d.Id));
+        Assert.Equal(new[] { (3, 23), (6, 15) }, run.Diagnostics.Select(d => (d.Location.GetLineSpan().StartLinePosition.Line, d.Location.GetLineSpan().StartLinePosition.Character)));
+        Assert.Equal(new[] { "unexpected 'as'; expected ',' or ')'", "unexpected 'flatten'; expected '->' or '}'" },
+            run.Diagnostics.Select(d => d.GetMessage(System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.All(run.Diagnostics, d => Assert.EndsWith("docs/language.md#nn0001", d.Descriptor.HelpLinkUri, StringComparison.Ordinal));
+        Assert.Empty(output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error)); // the placeholder still stands in
+    }
+
+    [Fact]
     public void Warnings_are_reported_and_code_is_still_generated()
     {
         var (run, output) = GeneratorHarness.Run("App", new AdditionalText[] { new NnText("/src/mlp.nn", "model Mlp(input: [4]) { linear(4, 3) -> bn1d }") });

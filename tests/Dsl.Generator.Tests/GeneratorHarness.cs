@@ -25,11 +25,14 @@ internal static class GeneratorHarness
         References,
         new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable, warningLevel: 9999));
 
-    public static GeneratorDriver Driver(string? rootNamespace, params AdditionalText[] files) => CSharpGeneratorDriver.Create(
+    public static GeneratorDriver Driver(string? rootNamespace, params AdditionalText[] files) => Driver(rootNamespace, null, files);
+
+    /// <summary>A driver as in a build that passes <c>ProjectDir</c> (the SDK does; hint names are relative to it).</summary>
+    public static GeneratorDriver Driver(string? rootNamespace, string? projectDir, AdditionalText[] files) => CSharpGeneratorDriver.Create(
         new[] { new NnGenerator().AsSourceGenerator() },
         files,
         ParseOptions,
-        new OptionsProvider(rootNamespace),
+        new OptionsProvider(rootNamespace, projectDir),
         new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
 
     /// <summary>Runs the generator over the .nn files and returns the run and the compilation with its output.</summary>
@@ -47,11 +50,13 @@ internal sealed class NnText(string path, string text) : AdditionalText
     public override SourceText GetText(CancellationToken cancellationToken = default) => SourceText.From(text);
 }
 
-internal sealed class OptionsProvider(string? rootNamespace) : AnalyzerConfigOptionsProvider
+internal sealed class OptionsProvider(string? rootNamespace, string? projectDir = null) : AnalyzerConfigOptionsProvider
 {
-    public override AnalyzerConfigOptions GlobalOptions { get; } = new Options(rootNamespace is null
-        ? ImmutableDictionary<string, string>.Empty
-        : ImmutableDictionary<string, string>.Empty.Add("build_property.RootNamespace", rootNamespace));
+    // Keys compare as in a build's .editorconfig, ignoring case (the SDK writes build_property.ProjectDir).
+    public override AnalyzerConfigOptions GlobalOptions { get; } = new Options(ImmutableDictionary.Create<string, string>(AnalyzerConfigOptions.KeyComparer)
+        .AddRange(new[] { ("build_property.RootNamespace", rootNamespace), ("build_property.projectdir", projectDir) }
+            .Where(p => p.Item2 is not null)
+            .Select(p => new KeyValuePair<string, string>(p.Item1, p.Item2!))));
 
     public override AnalyzerConfigOptions GetOptions(SyntaxTree tree) => GlobalOptions;
 

@@ -182,34 +182,49 @@ namespace Dsl.Compiler.Syntax
             select (dims.GetOrElse(Enumerable.Empty<ValueSyntax>()).ToList(),
                     new SourceSpan(open.Span.Start, close.Span.End - open.Span.Start, open.Span.Line, open.Span.Column));
 
-        internal static readonly Parser<ModelSyntax> Model =
-            from keyword in Keyword("model")
+        internal static readonly Parser<Identifier> ModelKeyword = Keyword("model");
+
+        /// <summary><c>model Name(input: [..]) {</c>: everything before the chain.</summary>
+        internal static readonly Parser<(Identifier Keyword, Identifier Name, (List<ValueSyntax> Dims, SourceSpan Span) Input)> ModelHeader =
+            from keyword in ModelKeyword
             from name in Identifier.Named("model name")
             from open in Symbol("(")
             from input in InputShape
             from close in Symbol(")")
             from brace in Symbol("{")
+            select (keyword, name, input);
+
+        /// <summary>The chain and the closing brace: what follows <see cref="ModelHeader"/>, and what error recovery resumes after a <c>-&gt;</c>.</summary>
+        internal static readonly Parser<(List<LayerSyntax> Layers, SourceSpan End)> Body =
             from layers in Chain
             from end in Token(Spanned(Parse.Char('}'))).Named("'->' or '}'")
-            select new ModelSyntax(
-                name,
-                input.Dims,
-                input.Span,
-                layers.ToList(),
-                new SourceSpan(keyword.Span.Start, end.Span.End - keyword.Span.Start, keyword.Span.Line, keyword.Span.Column));
+            select (layers.ToList(), end.Span);
 
-        private static readonly Parser<List<Identifier>> Namespace =
+        internal static readonly Parser<ModelSyntax> Model =
+            from header in ModelHeader
+            from body in Body
+            select MakeModel(header.Keyword, header.Name, header.Input, body.Layers, body.End);
+
+        internal static ModelSyntax MakeModel(Identifier keyword, Identifier name, (List<ValueSyntax> Dims, SourceSpan Span) input, List<LayerSyntax> layers, SourceSpan end) =>
+            new(name, input.Dims, input.Span, layers,
+                new SourceSpan(keyword.Span.Start, end.End - keyword.Span.Start, keyword.Span.Line, keyword.Span.Column));
+
+        internal static readonly Parser<List<Identifier>> Namespace =
             from keyword in Keyword("namespace")
             from first in Identifier
             from rest in (from dot in Symbol(".") from part in Identifier select part).XMany()
             from semicolon in Symbol(";").Named("'.' or ';'")
             select new[] { first }.Concat(rest).ToList();
 
-        private static readonly Parser<object?> EndOfInput = input =>
+        internal static readonly Parser<object?> EndOfInput = input =>
             input.AtEnd
                 ? Result.Success<object?>(null, input)
                 : Result.Failure<object?>(input, "unexpected text", new[] { "'model'" });
 
+        /// <summary>
+        /// The whole file as one parser, which stops at the first error. <see cref="RecoveringParser"/> runs the same
+        /// pieces with recovery; this definition is the reference its first error is tested against.
+        /// </summary>
         internal static readonly Parser<FileSyntax> File =
             from leading in Trivia
             from ns in Namespace.XOptional()

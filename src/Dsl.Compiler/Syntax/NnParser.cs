@@ -3,11 +3,10 @@ using System.Collections.Generic;
 using System.Linq;
 using Dsl.Compiler.Diagnostics;
 using Dsl.Compiler.Text;
-using Sprache;
 
 namespace Dsl.Compiler.Syntax
 {
-    /// <summary>The result of parsing: a tree when the text is well formed, and the diagnostics.</summary>
+    /// <summary>The result of parsing: a tree when the text is well formed, and the diagnostics (every syntax error found, in text order).</summary>
     public sealed record ParseResult(FileSyntax? File, IReadOnlyList<NnDiagnostic> Diagnostics);
 
     /// <summary>Parses <c>.nn</c> text. Never throws: every failure is a diagnostic.</summary>
@@ -21,11 +20,10 @@ namespace Dsl.Compiler.Syntax
 
             // Sprache counts lines at '\n' only; every other line break is one character too, so mapping
             // them to '\n' keeps offsets and makes token lines agree with LineMap (and Roslyn).
-            var result = Grammar.File.TryParse(NormalizeLineBreaks(text));
-            if (!result.WasSuccessful)
-                return new ParseResult(null, new[] { SyntaxError(text, lines, result) });
+            var (file, failures) = RecoveringParser.Parse(NormalizeLineBreaks(text));
+            if (file is null)
+                return new ParseResult(null, failures.Select(f => SyntaxError(text, lines, f)).ToList());
 
-            var file = result.Value;
             if (file.Models.Count == 0)
             {
                 var span = lines.Span(text.Length, 0);
@@ -98,12 +96,12 @@ namespace Dsl.Compiler.Syntax
         private static bool IsAllowed(char c) =>
             char.IsLetterOrDigit(c) || char.IsWhiteSpace(c) || c == '_' || "()[]{},:;.->+/*".IndexOf(c) >= 0;
 
-        private static NnDiagnostic SyntaxError(string text, LineMap lines, IResult<FileSyntax> result)
+        private static NnDiagnostic SyntaxError(string text, LineMap lines, SyntaxFailure failure)
         {
-            int position = Math.Min(result.Remainder.Position, text.Length);
+            int position = Math.Min(failure.At.Position, text.Length);
             int length = position >= text.Length ? 0 : TokenLength(text, position);
             string found = position >= text.Length ? "end of file" : length > 1 ? $"'{text.Substring(position, length)}'" : Describe(text[position]);
-            var expected = result.Expectations.Distinct().ToList();
+            var expected = failure.Expected.Distinct().ToList();
             string message = expected.Count == 0
                 ? $"unexpected {found}"
                 : $"unexpected {found}; expected {JoinOr(expected)}";
