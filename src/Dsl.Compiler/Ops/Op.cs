@@ -9,7 +9,7 @@ using Dsl.Compiler.Text;
 namespace Dsl.Compiler.Ops
 {
     /// <summary>
-    /// A layer name of the language (<c>conv</c>, <c>conv2d</c>, <c>bn</c>, <c>silu</c>, …): its arguments in PyTorch's
+    /// A layer name of the language (<c>conv</c>, <c>conv2d</c>, <c>bn</c>, <c>relu</c>, …): its arguments in PyTorch's
     /// positional order, and how a use of it binds into an <see cref="Op"/>. One registry (<see cref="OpRegistry"/>)
     /// lists them all; everything else the compiler knows about a layer lives in its op's file.
     /// </summary>

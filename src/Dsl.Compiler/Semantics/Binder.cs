@@ -316,6 +316,8 @@ namespace Dsl.Compiler.Semantics
                     if (value.Kind != ValueKind.Boolean) break;
                     result = value.BooleanValue;
                     return true;
+                default:
+                    throw new UnreachableException();
             }
 
             Report(DiagnosticDescriptors.WrongValueKind, value.Span, WrongKind());
