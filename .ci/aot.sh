@@ -47,5 +47,7 @@ best_ms() {
 }
 jit_dll="examples/LeNet/bin/Release/net10.0/LeNet.dll"
 echo "aot: output identical to dotnet run ($(wc -l < "$work/aot.txt") lines)"
-echo "aot: native binary $(( $(stat -c %s "$native") / 1024 )) KiB (self-contained, no .NET runtime needed)"
+jit_kib=$(( $(cat examples/LeNet/bin/Release/net10.0/*.dll | wc -c) / 1024 ))
+runtime_dir="$(dotnet --list-runtimes | sed -nE 's/^Microsoft\.NETCore\.App ([^ ]+) \[(.*)\]$/\2\/\1/p' | tail -1)"
+echo "aot: native binary $(( $(stat -c %s "$native") / 1024 )) KiB, self-contained; JIT build: $jit_kib KiB of assemblies plus the shared runtime ($(du -sk "$runtime_dir" | cut -f1) KiB in $runtime_dir)"
 echo "aot: whole run $(best_ms "$native") ms native, $(best_ms dotnet "$jit_dll") ms JIT (dotnet LeNet.dll), best of 5"
