@@ -88,10 +88,11 @@ test('every .nn file of the repository: each token outside comments has a role, 
       if (inComment(token) || token.text.trim() === '') continue;
       const innermost = token.scopes[token.scopes.length - 1];
       assert.notEqual(innermost, 'source.nn', `unscoped token at ${at}`);
-      if (innermost.startsWith('invalid.')) {
-        assert.ok([...token.text].every((c) => !allowedCharacter.test(c)), `an allowed character scoped invalid at ${at}`);
+      if (innermost === 'invalid.illegal.character.nn') {
+        assert.ok([...token.text].every((c) => !allowedCharacter.test(c)), `an allowed character scoped as NN0005 at ${at}`);
         continue;
       }
+      if (innermost === 'invalid.illegal.unexpected.nn') continue; // a syntax error in the file (NN0001)
       if (token.text === '->') assert.equal(innermost, 'keyword.operator.arrow.nn', at);
       if (/^-?\d/.test(token.text)) assert.match(innermost, /^constant\.numeric\.(integer|decimal)\.nn$/, at);
       if (token.text === 'model') assert.equal(innermost, 'storage.type.model.nn', at);
@@ -194,6 +195,20 @@ test('edge cases: Unicode names, CRLF, a layer split over lines, a negative valu
   assert.equal(scopeOf(tokens, '#'), 'invalid.illegal.character.nn');
   assert.equal(scopeOf(tokens, 'Next'), 'entity.name.type.model.nn', 'the grammar is back at file level after the first model');
   assert.equal(scopeOf(tokens, 'relu', { line: 5 }), 'support.function.layer.nn');
+});
+
+test('tokens where the syntax has no place for them are unexpected, the rest of the file still highlights', () => {
+  const tokens = tokenize('modle Net(input: [8]) { relu }\nmodel Ok(input: [8, x]) { relu, tanh . sigmoid }\nmodel Last(input: [4]) { relu }');
+  assert.equal(scopeOf(tokens, 'modle'), 'invalid.illegal.unexpected.nn');
+  assert.equal(scopeOf(tokens, 'relu', { line: 1 }), 'invalid.illegal.unexpected.nn');
+  assert.equal(scopeOf(tokens, ',', { line: 2 }), 'punctuation.separator.comma.nn');
+  assert.equal(scopeOf(tokens, 'x'), 'invalid.illegal.unexpected.nn');
+  assert.equal(scopeOf(tokens, ',', { line: 2, nth: 1 }), 'invalid.illegal.unexpected.nn');
+  assert.equal(scopeOf(tokens, '.'), 'invalid.illegal.unexpected.nn');
+  assert.equal(scopeOf(tokens, 'sigmoid'), 'support.function.layer.nn');
+  assert.equal(scopeOf(tokens, 'Ok'), 'entity.name.type.model.nn');
+  assert.equal(scopeOf(tokens, 'Last'), 'entity.name.type.model.nn');
+  assert.equal(scopeOf(tokens, 'relu', { line: 3 }), 'support.function.layer.nn');
 });
 
 test('language configuration: comment toggling, bracket matching, auto-closing', () => {
