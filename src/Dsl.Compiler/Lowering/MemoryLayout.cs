@@ -238,7 +238,9 @@ namespace Dsl.Compiler.Lowering
                 }
                 else
                 {
-                    int start = value == graph.Output ? outputGradCopy : graph.Consumers(value).Min(Backward);
+                    // A value nothing reads (a dead branch) has a zero gradient, there when its producer's backward runs.
+                    int start = value == graph.Output ? outputGradCopy
+                        : graph.Consumers(value).Count == 0 ? Backward(value.Producer!) : graph.Consumers(value).Min(Backward);
                     region = new Region(RegionKind.Gradient, value, Alignment.Line(value.Length), start, start);
                     regions.Add(region);
                 }
