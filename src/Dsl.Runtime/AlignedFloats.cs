@@ -64,7 +64,7 @@ public sealed class AlignedFloats
     public Memory<float> AsMemory(int start, int length) => new Memory<float>(_array, _start, Length).Slice(start, length);
 
     /// <summary>Rounds <paramref name="offset"/> up to a multiple of <see cref="FloatsPerLine"/>, so that a region starting there is aligned too.</summary>
-    public static int RoundUp(int offset) => checked(offset + FloatsPerLine - 1) & ~(FloatsPerLine - 1);
+    public static int RoundUp(int offset) => Dsl.Contract.Alignment.Line(offset);
 
     private void ThrowIndex(int index) =>
         throw new ArgumentOutOfRangeException(nameof(index), index, $"index must be between 0 and {Length - 1}.");

@@ -11,6 +11,28 @@ namespace Dsl.Generator.Tests;
 /// </summary>
 public sealed class ConvKernelChoiceTests
 {
+    /// <summary>
+    /// The rules live once, in src/Dsl.Contract, compiled into both assemblies (issue #13): each has its own internal
+    /// copy of the same types, and neither states a rule of its own any more.
+    /// </summary>
+    [Theory]
+    [InlineData("Dsl.Contract.OutputSizes")]
+    [InlineData("Dsl.Contract.ConvolutionRules")]
+    [InlineData("Dsl.Contract.Alignment")]
+    [InlineData("Dsl.Contract.PackedLengths")]
+    public void The_contract_is_compiled_into_the_compiler_and_the_runtime(string type)
+    {
+        foreach (var assembly in new[] { typeof(Dsl.Compiler.NnCompiler).Assembly, typeof(Dsl.Runtime.CompiledModel).Assembly })
+        {
+            var contract = assembly.GetType(type);
+            Assert.True(contract is { IsPublic: false }, $"{assembly.GetName().Name} lacks the internal {type}");
+        }
+
+        string root = Repository.Root;
+        foreach (var file in new[] { "src/Dsl.Runtime/Convolution/ConvDirect.cs", "src/Dsl.Runtime/Convolution/ConvWinograd.cs", "src/Dsl.Compiler/Ops/Convolution.cs" })
+            Assert.Contains("ConvolutionRules.", File.ReadAllText(Path.Combine(root, file)), StringComparison.Ordinal);
+    }
+
     public static TheoryData<string, string, bool> Layers() => new()
     {
         // input, layer, expected choice (direct or not; the Winograd cases are below)

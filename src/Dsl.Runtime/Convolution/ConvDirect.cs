@@ -26,20 +26,19 @@ namespace Dsl.Runtime.Kernels;
 public static unsafe class ConvDirect
 {
     /// <summary>Longest reduction (input channels × kernel taps) the direct path takes.</summary>
-    public const int MaxTaps = 32;
+    public const int MaxTaps = Dsl.Contract.ConvolutionRules.DirectMaxTaps;
 
     /// <summary>Widest kernel row the weight-gradient registers hold.</summary>
-    public const int MaxKernelW = 5;
+    public const int MaxKernelW = Dsl.Contract.ConvolutionRules.DirectMaxKernelW;
 
     /// <summary>Narrowest output row: one register tile is 16 columns.</summary>
-    public const int MinOutW = 16;
+    public const int MinOutW = Dsl.Contract.ConvolutionRules.DirectMinOutW;
 
     /// <summary>Whether the direct path computes <paramref name="g"/>: no groups, stride and dilation 1, a reduction of at most <see cref="MaxTaps"/>, kernel rows of at most <see cref="MaxKernelW"/>, output rows of at least <see cref="MinOutW"/>.</summary>
     /// <param name="g">Convolution geometry.</param>
     /// <returns>True when <see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, in ConvGeometry, Span{float})"/> and <see cref="BackwardWeight(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, in ConvGeometry, Span{float})"/> run directly.</returns>
     public static bool Suits(in ConvGeometry g) =>
-        g.Groups == 1 && g.StrideH == 1 && g.StrideW == 1 && g.DilationH == 1 && g.DilationW == 1
-        && g.InChannels * g.KernelH * g.KernelW <= MaxTaps && g.KernelW <= MaxKernelW && g.OutW >= MinOutW;
+        Dsl.Contract.ConvolutionRules.Direct(g.InChannels, g.KernelH, g.KernelW, g.StrideH, g.StrideW, g.DilationH, g.DilationW, g.Groups, g.OutW);
 
     private static int PaddedH(in ConvGeometry g) => g.InH + 2 * g.PadH;
 

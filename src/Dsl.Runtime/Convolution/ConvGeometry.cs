@@ -113,12 +113,9 @@ public readonly struct ConvGeometry
     /// <summary>PyTorch's fan-in of the weight (<c>InChannels/Groups*KernelH*KernelW</c>), used for default initialization.</summary>
     public int FanIn => InPerGroup * KernelH * KernelW;
 
-    private static int OutputSize(int input, int kernel, int stride, int pad, int dilation)
-    {
-        // Floor division: a negative numerator must round down (giving an output < 1, rejected above), not toward zero.
-        int numerator = input + 2 * pad - dilation * (kernel - 1) - 1;
-        return (int)Math.Floor(numerator / (double)stride) + 1;
-    }
+    // PyTorch's rule, written once for the compiler and the runtime (an output below 1 is rejected above).
+    private static int OutputSize(int input, int kernel, int stride, int pad, int dilation) =>
+        (int)Dsl.Contract.OutputSizes.Of(input, kernel, stride, pad, dilation);
 
     private static void RequirePositive(int value, string name)
     {

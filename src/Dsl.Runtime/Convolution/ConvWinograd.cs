@@ -36,11 +36,10 @@ public static unsafe class ConvWinograd
     /// <param name="g">Convolution geometry.</param>
     /// <returns>True when the layer is computed here.</returns>
     public static bool Suits(in ConvGeometry g) =>
-        g.KernelH == 3 && g.KernelW == 3 && g.StrideH == 1 && g.StrideW == 1 && g.DilationH == 1 && g.DilationW == 1
-        && g.Groups == 1 && g.InChannels >= MinChannels && g.OutChannels >= MinChannels && g.OutH >= 2 && g.OutW >= 2;
+        Dsl.Contract.ConvolutionRules.Winograd(g.InChannels, g.OutChannels, g.KernelH, g.KernelW, g.StrideH, g.StrideW, g.DilationH, g.DilationW, g.Groups, g.OutH, g.OutW);
 
     /// <summary>Fewest input and output channels for which the transforms cost less than the multiplies they save.</summary>
-    public const int MinChannels = 16;
+    public const int MinChannels = Dsl.Contract.ConvolutionRules.WinogradMinChannels;
 
     /// <summary>
     /// Whether the weight gradient of <paramref name="g"/> runs here too: when at least 7/8 of the tiles computed lie

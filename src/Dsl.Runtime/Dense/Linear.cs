@@ -58,7 +58,7 @@ public static unsafe class Linear
     /// <param name="inFeatures">Input features.</param>
     /// <param name="outFeatures">Output features.</param>
     /// <returns>The packed length.</returns>
-    public static int PackedWeightLength(int inFeatures, int outFeatures) => Gemm.PackedBLength(inFeatures, outFeatures);
+    public static int PackedWeightLength(int inFeatures, int outFeatures) => Dsl.Contract.PackedLengths.LinearWeight(inFeatures, outFeatures);
 
     /// <summary>
     /// Packs <c>Wᵀ</c> once as the GEMM's B operand (what <see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, Span{float})"/>

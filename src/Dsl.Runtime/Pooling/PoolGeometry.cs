@@ -99,15 +99,9 @@ public readonly struct PoolGeometry
     /// <summary>Elements of one output sample: <c>Channels*OutH*OutW</c>.</summary>
     public int OutputLength => Channels * OutH * OutW;
 
-    // PyTorch's pooling_output_shape.
-    private static int OutputSize(int input, int kernel, int stride, int pad, int dilation, bool ceilMode)
-    {
-        int numerator = input + 2 * pad - dilation * (kernel - 1) - 1 + (ceilMode ? stride - 1 : 0);
-        int output = (int)Math.Floor(numerator / (double)stride) + 1;
-        // In ceil mode the last window must still start inside the input or the left padding, never in the right padding.
-        if (ceilMode && (output - 1) * stride >= input + pad) output--;
-        return output;
-    }
+    // PyTorch's pooling_output_shape, written once for the compiler and the runtime.
+    private static int OutputSize(int input, int kernel, int stride, int pad, int dilation, bool ceilMode) =>
+        (int)Dsl.Contract.OutputSizes.Of(input, kernel, stride, pad, dilation, ceilMode);
 
     private static void RequirePositive(int value, string name)
     {
