@@ -24,12 +24,19 @@ public static class InMemoryModel
             ? models.Count == 1 ? models[0] : throw new InvalidDataException($"{fileName} declares {models.Count} models ({string.Join(", ", models.Select(m => m.Name))}); name one with --model")
             : models.FirstOrDefault(m => m.Name == modelName) ?? throw new InvalidDataException($"{fileName} has no model '{modelName}'; it declares {string.Join(", ", models.Select(m => m.Name))}");
 
+        return Load(generation.Sources.Select(s => (s.HintName, s.Text)), $"{model.Namespace}.{model.Name}", maxBatch);
+    }
+
+    /// <summary>Compiles generated C# (one or more files) in memory and builds <paramref name="typeName"/> for <paramref name="maxBatch"/>.</summary>
+    /// <exception cref="InvalidOperationException">The code does not compile.</exception>
+    public static CompiledModel Load(IEnumerable<(string Path, string Text)> sources, string typeName, int maxBatch)
+    {
         var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
             .Where(p => Path.GetFileName(p).StartsWith("System.", StringComparison.Ordinal) || Path.GetFileName(p) is "netstandard.dll" or "mscorlib.dll")
             .Append(typeof(CompiledModel).Assembly.Location)
             .Select(p => MetadataReference.CreateFromFile(p));
-        var trees = generation.Sources.Select(s => CSharpSyntaxTree.ParseText(s.Text, new CSharpParseOptions(LanguageVersion.Latest), path: s.HintName));
-        var compilation = CSharpCompilation.Create("NncCompare." + model.Name, trees, references,
+        var trees = sources.Select(s => CSharpSyntaxTree.ParseText(s.Text, new CSharpParseOptions(LanguageVersion.Latest), path: s.Path));
+        var compilation = CSharpCompilation.Create("NncCompare." + typeName, trees, references,
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, optimizationLevel: OptimizationLevel.Release, nullableContextOptions: NullableContextOptions.Enable));
         using var image = new MemoryStream();
         var emitted = compilation.Emit(image);
@@ -43,7 +50,7 @@ public static class InMemoryModel
         image.Position = 0;
         var context = new AssemblyLoadContext("nnc-compare", isCollectible: true);
         var assembly = context.LoadFromStream(image);
-        var type = assembly.GetType($"{model.Namespace}.{model.Name}") ?? throw new InvalidOperationException($"no type {model.Name} in the compiled model");
+        var type = assembly.GetType(typeName) ?? throw new InvalidOperationException($"no type {typeName} in the compiled model");
         try
         {
             return (CompiledModel)Activator.CreateInstance(type, maxBatch, 0, 0)!;

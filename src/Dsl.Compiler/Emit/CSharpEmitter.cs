@@ -47,7 +47,7 @@ namespace Dsl.Compiler.Emit
         private static readonly string[] MemberSuffixes =
         {
             "Weight", "Bias", "RunningMean", "RunningVar", "NumBatchesTracked", "Out", "Mask", "Indices", "SaveMean", "SaveInvStd",
-            "Scale", "Shift", "FoldedWeight", "FoldedBias", "Geometry", "Grad", "Infer", "PackedWeight",
+            "Scale", "Shift", "FoldedWeight", "FoldedBias", "Geometry", "Grad", "GradPart", "Infer", "PackedWeight",
         };
 
         private readonly BoundModel _model;
@@ -57,7 +57,6 @@ namespace Dsl.Compiler.Emit
         private readonly string _fileName;
         private readonly string _toolVersion;
         private readonly Dictionary<Node, string> _names = new();
-        private string? _lastInferVariable;
 
         public ModelEmitter(LoweredModel lowered, string source, string fileName, string toolVersion)
         {
@@ -164,6 +163,7 @@ namespace Dsl.Compiler.Emit
             RegionKind.Indices => $"{_names[region.Value.Producer!]}Indices",
             RegionKind.Gradient => region.Value.Producer is { } node ? $"{_names[node]}Grad" : "InputGrad",
             RegionKind.Inference => $"{_names[region.Value.Producer!]}Infer",
+            RegionKind.GradientPart => $"{_names[region.Reader!]}GradPart",
             _ => throw new UnreachableException(),
         };
 
@@ -178,6 +178,7 @@ namespace Dsl.Compiler.Emit
                 RegionKind.Indices => $"{region.Value.Producer!.Op.Name} argmax (ints)",
                 RegionKind.Gradient => region.Value.Producer is null ? "dL/d(input) when the caller does not ask for it" : $"dL/d({what})",
                 RegionKind.Inference => $"{what} at inference",
+                RegionKind.GradientPart => $"{region.Reader!.Op.Name}'s share of dL/d({what}), before it is added",
                 _ => throw new UnreachableException(),
             };
         }
@@ -209,7 +210,7 @@ namespace Dsl.Compiler.Emit
             Line("// The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its");
             Line("// forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their");
             Line("// backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.");
-            foreach (var kind in new[] { RegionKind.Value, RegionKind.Mask, RegionKind.Indices, RegionKind.Gradient, RegionKind.Inference })
+            foreach (var kind in new[] { RegionKind.Value, RegionKind.Mask, RegionKind.Indices, RegionKind.Gradient, RegionKind.GradientPart, RegionKind.Inference })
             {
                 foreach (var region in _memory.Regions.Where(r => r.Kind == kind).OrderBy(r => r.Value.Id))
                     Line($"private const int {RegionName(region)} = {Int(region.Offset)}; // {RegionComment(region)}");
@@ -400,7 +401,7 @@ namespace Dsl.Compiler.Emit
         }
 
         /// <summary>The variable holding a training value: x (the input or its copy) or y&lt;producer&gt;.</summary>
-        private string ValueName(Value value) => value.Producer is { } node ? $"y{node.Id}" : _memory.InputCopied ? "x" : "input";
+        public string ValueName(Value value) => value.Producer is { } node ? $"y{node.Id}" : _memory.InputCopied ? "x" : "input";
 
         private static string GradientName(Value value) => $"g{value.Producer!.Id}";
 
@@ -460,9 +461,6 @@ namespace Dsl.Compiler.Emit
 
         private void EmitBackward()
         {
-            if (_graph.Values.Any(v => _graph.Consumers(v).Count > 1))
-                throw new UnreachableException(); // summing the gradients of a shared value comes with the graph language
-
             if (HasParameters)
             {
                 Line("/// <inheritdoc/>");
@@ -486,26 +484,65 @@ namespace Dsl.Compiler.Emit
                 DeclareActivations(backward: true);
                 Line();
                 Line("// g<i> is dL/d(output of layer i), in its planned region; element-wise layers write dL/dx over dL/dy.");
+                if (_graph.Values.Any(v => _graph.Consumers(v).Count > 1))
+                    Line("// A value read by several layers sums their shares: the last reader writes it, the others add theirs.");
                 var output = _graph.Output;
                 Line($"var {GradientName(output)} = _arena.AsSpan({RegionName(_memory.GradientRegion(output)!)} * MaxBatch, batch * OutputLength);");
                 Line($"outputGrad.CopyTo({GradientName(output)});");
+                var written = new HashSet<Value>(); // values whose gradient some reader has written already
                 foreach (var node in _graph.Nodes.Reverse())
                 {
                     Line();
-                    var e = new OpEmitContext(this, node, isFirst: node.Input == _graph.Input);
-                    string dy = GradientName(node.Output);
-                    string dx = "inputGrad";
-                    if (!e.IsFirst)
+                    if (node.Op is MergeOp)
                     {
-                        dx = GradientName(node.Input);
-                        var region = _memory.GradientRegion(node.Input)!;
-                        Line(region == _memory.GradientRegion(node.Output)
-                            ? $"var {dx} = {dy};"
-                            : $"var {dx} = {Span(region, node.Input.Length)};");
+                        var targets = new List<(string?, bool, string)>();
+                        foreach (var input in node.Inputs)
+                        {
+                            bool first = written.Add(input);
+                            if (input == _graph.Input)
+                            {
+                                targets.Add(("inputGrad", !first, "if (!inputGrad.IsEmpty) "));
+                                continue;
+                            }
+
+                            if (first) Line($"var {GradientName(input)} = {Span(_memory.GradientRegion(input)!, input.Length)};");
+                            targets.Add((GradientName(input), !first, ""));
+                        }
+
+                        var merge = new OpEmitContext(this, node) { InputGradients = targets };
+                        merge.Header(" — backward");
+                        node.Op.EmitBackward(merge, ValueName(node.Input), $"y{node.Id}", GradientName(node.Output), "");
+                        continue;
                     }
 
-                    e.Header(" — backward");
-                    node.Op.EmitBackward(e, ValueName(node.Input), $"y{node.Id}", dy, dx);
+                    var value = node.Input;
+                    bool writes = written.Add(value);
+                    string dy = GradientName(node.Output);
+                    if (writes)
+                    {
+                        var e = new OpEmitContext(this, node, isFirst: value == _graph.Input);
+                        string dx = "inputGrad";
+                        if (!e.IsFirst)
+                        {
+                            dx = GradientName(value);
+                            var region = _memory.GradientRegion(value)!;
+                            Line(region == _memory.GradientRegion(node.Output) ? $"var {dx} = {dy};" : $"var {dx} = {Span(region, value.Length)};");
+                        }
+
+                        e.Header(" — backward");
+                        node.Op.EmitBackward(e, ValueName(value), $"y{node.Id}", dy, dx);
+                        continue;
+                    }
+
+                    // Another reader already wrote this value's gradient: compute this share apart, then add it.
+                    string part = $"part{node.Id}";
+                    var share = new OpEmitContext(this, node);
+                    Line($"var {part} = {Span(_memory.GradientPart(node)!, value.Length)};");
+                    share.Header(" — backward, its share added to what the later readers wrote");
+                    node.Op.EmitBackward(share, ValueName(value), $"y{node.Id}", dy, part);
+                    Line(value == _graph.Input
+                        ? $"if (!inputGrad.IsEmpty) {Kernels}.Merges.Accumulate({part}, inputGrad);"
+                        : $"{Kernels}.Merges.Accumulate({part}, {GradientName(value)});");
                 }
             }
 
@@ -523,9 +560,14 @@ namespace Dsl.Compiler.Emit
         {
             var group = Lowered.Inference.LedBy(node)!;
             Line(InferInPlace(node)
-                ? $"var {variable} = {_lastInferVariable}; // in place"
+                ? $"var {variable} = {InferName(node.Input)}; // in place"
                 : $"var {variable} = {Span(_memory.InferenceRegion(group.Last.Output)!, group.Last.Output.Length)};{comment}");
         }
+
+        /// <summary>The inference variable holding <paramref name="value"/>: the caller's input, or the h&lt;k&gt; its group declared.</summary>
+        public string InferName(Value value) => _inferNames.TryGetValue(value, out var name) ? name : "input";
+
+        private readonly Dictionary<Value, string> _inferNames = new();
 
         private void EmitInfer()
         {
@@ -550,6 +592,7 @@ namespace Dsl.Compiler.Emit
                 if (HasGemm) Line("var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);");
                 Line("global::System.ReadOnlySpan<float> h = input; // the current activation");
                 int counter = 0;
+                var current = _graph.Input;
                 foreach (var e in Contexts)
                 {
                     var node = e.Node;
@@ -557,6 +600,8 @@ namespace Dsl.Compiler.Emit
                     if (Lowered.Inference.Identities.Contains(node))
                     {
                         e.Header(" — identity at inference");
+                        if (_inferNames.TryGetValue(node.Input, out var passed)) _inferNames[node.Output] = passed;
+                        if (current == node.Input) current = node.Output;
                         continue;
                     }
 
@@ -570,10 +615,14 @@ namespace Dsl.Compiler.Emit
                         continue;
                     }
 
+                    // A graph: this node reads a value other than the one just computed.
+                    if (node.Op is not MergeOp && current != node.Input) Line($"h = {InferName(node.Input)};");
                     string v = $"h{counter++}";
                     node.Op.EmitInfer(e, v);
                     Line($"h = {v};");
-                    _lastInferVariable = v;
+                    var led = Lowered.Inference.LedBy(node)!;
+                    foreach (var member in led.Members) _inferNames[member.Output] = v;
+                    current = led.Last.Output;
                 }
 
                 Line();

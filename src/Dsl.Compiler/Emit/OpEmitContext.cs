@@ -103,6 +103,18 @@ namespace Dsl.Compiler.Emit
         /// <summary>The header note for a batch norm applied as this node writes; empty when none.</summary>
         public string ScaleShiftNote => Group?.Find(EpilogueKind.ScaleShift) is { } bn ? $" — with {bn.Node.Op.Name} (batch norm) applied as it writes" : "";
 
+        /// <summary>In training, the variables of the values the node reads, in argument order.</summary>
+        public IReadOnlyList<string> InputNames => Node.Inputs.Select(_model.ValueName).ToList();
+
+        /// <summary>At inference, the variables of the values the node reads, in argument order.</summary>
+        public IReadOnlyList<string> InferInputNames => Node.Inputs.Select(_model.InferName).ToList();
+
+        /// <summary>
+        /// For a merge's backward: each input's gradient variable (null: nothing to write), whether to add to it (another
+        /// reader wrote it first), and the condition on writing it (the caller's input gradient only when asked for).
+        /// </summary>
+        public IReadOnlyList<(string? Target, bool Accumulate, string Guard)> InputGradients { get; internal set; } = System.Array.Empty<(string?, bool, string)>();
+
         /// <summary>The context of another node (a batch norm folding into its producer writes the producer's spans).</summary>
         public OpEmitContext For(Node node) => new(_model, node);
     }

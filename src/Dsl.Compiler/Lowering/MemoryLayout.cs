@@ -25,6 +25,12 @@ namespace Dsl.Compiler.Lowering
 
         /// <summary>An inference value, in <c>Infer</c>.</summary>
         Inference,
+
+        /// <summary>
+        /// One reader's share of the gradient of a value several layers read, during that reader's backward step, before
+        /// it is added to what the readers after it (in forward order) wrote.
+        /// </summary>
+        GradientPart,
     }
 
     /// <summary>
@@ -51,6 +57,9 @@ namespace Dsl.Compiler.Lowering
         public int End { get; internal set; }
         public int Offset { get; internal set; } = -1;
 
+        /// <summary>For a <see cref="RegionKind.GradientPart"/>: the reader whose share it holds.</summary>
+        public Node? Reader { get; internal set; }
+
         /// <summary>Training regions live in Forward/Backward's timeline, inference ones in Infer's.</summary>
         public bool IsInference => Kind == RegionKind.Inference;
 
@@ -64,8 +73,9 @@ namespace Dsl.Compiler.Lowering
             Dictionary<Node, Region> masks, Dictionary<Node, Region> indices, IReadOnlyList<Region> regions, int perSample,
             IReadOnlyList<(Node Node, int Offset)> caches, int cacheLength, IReadOnlyList<PlannedTensor> tensors, int parameterLength, int bufferLength,
             int counterLength, Dictionary<Node, int> scales, Dictionary<Node, (int Weight, int Bias)> foldedWeights, Dictionary<Node, int> packedWeights,
-            int foldedLength, Region? discardedInputGradient, bool inputCopied)
+            int foldedLength, Region? discardedInputGradient, bool inputCopied, Dictionary<Node, Region> parts)
         {
+            _parts = parts;
             _values = values;
             _gradients = gradients;
             _inference = inference;
@@ -95,6 +105,10 @@ namespace Dsl.Compiler.Lowering
         private readonly Dictionary<Node, int> _scales;
         private readonly Dictionary<Node, (int Weight, int Bias)> _foldedWeights;
         private readonly Dictionary<Node, int> _packedWeights;
+        private readonly Dictionary<Node, Region> _parts;
+
+        /// <summary>Where <paramref name="reader"/> writes its share of its input's gradient when a later reader wrote that gradient first.</summary>
+        public Region? GradientPart(Node reader) => _parts.TryGetValue(reader, out var region) ? region : null;
 
         /// <summary>Every batch-scaled region, training then inference.</summary>
         public IReadOnlyList<Region> Regions { get; }
@@ -251,10 +265,28 @@ namespace Dsl.Compiler.Lowering
             }
 
             foreach (var value in graph.Values.Skip(1).Reverse()) GradientOf(value);
-            Region? discarded = null;
-            if (graph.Consumers(graph.Input).Any(c => c.Op is BatchNormOp))
+            // A value several layers read: the last reader (the first to run backward) writes its gradient; every other
+            // reader but a merge (which adds in place) computes its share apart, then adds it.
+            var parts = new Dictionary<Node, Region>();
+            foreach (var value in graph.Values)
             {
-                int at = graph.Consumers(graph.Input).Where(c => c.Op is BatchNormOp).Min(Backward);
+                var readers = graph.Consumers(value);
+                if (readers.Count < 2) continue;
+                int lastReader = readers.Max(r => r.Id);
+                foreach (var reader in readers)
+                {
+                    if (reader.Id == lastReader || reader.Op is MergeOp) continue;
+                    int at = Backward(reader);
+                    parts[reader] = new Region(RegionKind.GradientPart, value, Alignment.Line(value.Length), at, at) { Reader = reader };
+                    regions.Add(parts[reader]);
+                }
+            }
+
+            Region? discarded = null;
+            // The first layer's batch norm writes dL/d(input) even when the caller did not ask for it (the last reader only).
+            if (graph.Consumers(graph.Input).Count > 0 && graph.Consumers(graph.Input).OrderBy(c => c.Id).Last() is { Op: BatchNormOp } firstWriter)
+            {
+                int at = Backward(firstWriter);
                 discarded = new Region(RegionKind.Gradient, graph.Input, Alignment.Line(graph.Input.Length), at, at);
                 regions.Add(discarded);
             }
@@ -263,7 +295,7 @@ namespace Dsl.Compiler.Lowering
             int last = Backward(graph.Nodes[0]);
             foreach (var region in regions)
             {
-                if (region.Kind != RegionKind.Gradient && region.Start < gap && region.End > gap) region.End = last;
+                if (region.Kind is RegionKind.Value or RegionKind.Mask or RegionKind.Indices && region.Start < gap && region.End > gap) region.End = last;
             }
 
             // Inference: each group's kernel writes its last member's value; identities pass their input on; a group
@@ -375,7 +407,7 @@ namespace Dsl.Compiler.Lowering
             }
 
             return new MemoryPlan(values, gradients, inference, masks, indices, regions, perSample, caches, cache, tensors, parameters, buffers, counters,
-                scales, foldedWeights, packed, folded, discarded, inputCopied);
+                scales, foldedWeights, packed, folded, discarded, inputCopied, parts);
         }
 
         /// <summary>

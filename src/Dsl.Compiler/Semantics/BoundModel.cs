@@ -37,6 +37,17 @@ namespace Dsl.Compiler.Semantics
             Graph = DataflowGraph.Chain(inputShape, layers);
         }
 
+        /// <summary>A model over a graph built by the caller (the graph language's binder, or a test).</summary>
+        public BoundModel(string name, string? @namespace, DataflowGraph graph, ModelSyntax syntax)
+        {
+            Name = name;
+            Namespace = @namespace;
+            InputShape = graph.Input.Shape;
+            Layers = graph.Nodes.Select(n => n.Op).ToList();
+            Syntax = syntax;
+            Graph = graph;
+        }
+
         public string Name { get; }
         public string? Namespace { get; }
         public IReadOnlyList<int> InputShape { get; }
