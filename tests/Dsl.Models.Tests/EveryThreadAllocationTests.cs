@@ -1,9 +1,10 @@
+using Dsl.Runtime.Training;
 using Dsl.Tests;
 
 namespace Dsl.Models.Tests;
 
 /// <summary>
-/// On two threads, each pass of every model of <see cref="AllocationTests"/> allocates nothing on any thread: the
+/// On two threads, each pass and optimizer step of every model of <see cref="AllocationTests"/> allocates nothing on any thread: the
 /// worker pool's chunks included, which the per-thread count of <see cref="AllocationTests"/> cannot see. Measured
 /// with <see cref="EveryThreadAllocation"/> around steady-state calls, after a warm-up, with the pool started.
 /// </summary>
@@ -40,6 +41,10 @@ public sealed class EveryThreadAllocationTests
         outputGrad.AsSpan().Fill(0.1f);
         var inputGrad = new float[input.Length];
 
+        // These models are below CompiledModel.ParallelUpdateThreshold, so their steps and clears run on the caller;
+        // Dsl.Runtime.Tests' WideMlp covers the ones split across the pool.
+        var sgd = new Sgd(model, 1e-3f, momentum: 0.9f, weightDecay: 1e-4f);
+        var adam = new AdamW(model, 1e-4f);
         var passes = new (string Name, Action Calls)[]
         {
             ("Forward", () => model.Forward(input, result, Batch)),
@@ -54,6 +59,13 @@ public sealed class EveryThreadAllocationTests
             {
                 model.ZeroGrad();
                 _ = model.Gradients;
+            }),
+            ("SGD step", () => sgd.Step(model)),
+            ("AdamW step", () => adam.Step(model)),
+            ("ZeroGrad then an SGD step (the clear deferred to the step)", () =>
+            {
+                model.ZeroGrad();
+                sgd.Step(model);
             }),
             ("Infer after a parameter change (folds again)", () =>
             {
