@@ -15,11 +15,6 @@ public sealed class EveryThreadAllocationTests
     // backward above their thresholds), and inference at 3 and 1 the splits by channel.
     private const int Batch = 32;
 
-    // Calls per measured pass: at least this many, and for at least 50 ms, so that the worker claims chunks (one not
-    // on a core when a job starts leaves all of its chunks to the caller).
-    private const int MinCalls = 5;
-    private static readonly long MinTicks = System.Diagnostics.Stopwatch.Frequency / 20;
-
     public static TheoryData<string> Models()
     {
         var data = new TheoryData<string>();
@@ -88,11 +83,8 @@ public sealed class EveryThreadAllocationTests
         model.Forward(input, result, Batch); // a backward needs a forward before it
         foreach (var (pass, calls) in passes)
         {
-            long allocated = EveryThreadAllocation.BytesAllocatedBy(WorkerPool.Shared(2), () =>
-            {
-                long until = System.Diagnostics.Stopwatch.GetTimestamp() + MinTicks;
-                for (int i = 0; i < MinCalls || System.Diagnostics.Stopwatch.GetTimestamp() < until; i++) calls();
-            });
+            // 50 ms of calls (at least 5), so that the worker claims chunks.
+            long allocated = EveryThreadAllocation.BytesAllocatedByCalls(WorkerPool.Shared(2), calls, minCalls: 5, milliseconds: 50);
             Assert.True(allocated == 0, $"{name}: {pass} allocated {allocated} bytes on the pool's threads");
         }
     }

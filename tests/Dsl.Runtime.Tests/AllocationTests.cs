@@ -10,23 +10,14 @@ public class AllocationTests
 {
     private delegate void Kernel();
 
-    // A kernel split across the pool: measured on the caller and on the pool's workers, over enough calls that a
-    // worker claims chunks. A worker that is not on a core when a job starts can be too late for all of its chunks,
-    // which the caller then runs: on a loaded machine (two cores, load average above 10) a worker-only allocation in
-    // batch norm's backward chunk showed once in 20 calls, so each kernel runs for 100 ms (and at least 20 times).
-    private const int ParallelCalls = 20;
-    private static readonly long ParallelTicks = System.Diagnostics.Stopwatch.Frequency / 10;
-
+    // A kernel split across the pool: measured on the caller and on the pool's workers, for 100 ms of calls (at
+    // least 20) so that the worker claims chunks.
     private static void AssertNoAllocationOnAnyThread(string name, WorkerPool pool, Kernel kernel)
     {
         kernel(); // warm-up: JIT compilation and static initialization may allocate
         kernel();
         EveryThreadAllocation.LetWorkersSleep();
-        long allocated = EveryThreadAllocation.BytesAllocatedBy(pool, () =>
-        {
-            long until = System.Diagnostics.Stopwatch.GetTimestamp() + ParallelTicks;
-            for (int i = 0; i < ParallelCalls || System.Diagnostics.Stopwatch.GetTimestamp() < until; i++) kernel();
-        });
+        long allocated = EveryThreadAllocation.BytesAllocatedByCalls(pool, () => kernel(), minCalls: 20, milliseconds: 100);
         Assert.True(allocated == 0, $"{name} allocated {allocated} bytes on the pool's threads in 100 ms of calls");
     }
 

@@ -12,26 +12,18 @@ public sealed class EveryThreadAllocationTests
     // the deferred clear across the pool; the others take the serial step, which runs on the caller.
     private const int Batch = 32;
 
-    // Calls per measured pass: at least this many, and for at least 50 ms, so that the worker claims chunks (one not
-    // on a core when a job starts leaves all of its chunks to the caller).
-    private const int MinCalls = 5;
-    private static readonly long MinTicks = System.Diagnostics.Stopwatch.Frequency / 20;
-
     public static TheoryData<string> Models() => new() { nameof(TinyCnn), nameof(TinyDropout), nameof(WideMlp), nameof(MixedLayers), nameof(MixedOneD) };
 
     private static CompiledModel Create(string name) =>
         (CompiledModel)Activator.CreateInstance(typeof(TinyCnn).Assembly.GetType($"Dsl.Runtime.Tests.Training.{name}")!, Batch, 3, 2)!;
 
-    private static void AssertNoAllocation(string what, Action call, int minCalls = MinCalls)
+    // 50 ms of calls (at least minCalls), so that the worker claims chunks.
+    private static void AssertNoAllocation(string what, Action call, int minCalls = 5)
     {
         call(); // warm-up: JIT, type loading, the optimizers' cached delegates
         call();
         EveryThreadAllocation.LetWorkersSleep();
-        long allocated = EveryThreadAllocation.BytesAllocatedBy(WorkerPool.Shared(2), () =>
-        {
-            long until = System.Diagnostics.Stopwatch.GetTimestamp() + MinTicks;
-            for (int i = 0; i < minCalls || System.Diagnostics.Stopwatch.GetTimestamp() < until; i++) call();
-        });
+        long allocated = EveryThreadAllocation.BytesAllocatedByCalls(WorkerPool.Shared(2), call, minCalls, milliseconds: 50);
         Assert.True(allocated == 0, $"{what} allocated {allocated} bytes on the pool's threads");
     }
 
