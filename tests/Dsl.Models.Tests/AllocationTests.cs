@@ -21,10 +21,7 @@ public sealed class AllocationTests
     [MemberData(nameof(Models))]
     public void A_new_instance_allocates_zero_bytes_from_its_first_call(string name, int threads)
     {
-        const int Batch = 4;
-        CompiledModel Create() => name.StartsWith("golden:", StringComparison.Ordinal)
-            ? Golden.CreateModel(Golden.Load(name.Substring(7)), Batch, threads)
-            : (CompiledModel)Activator.CreateInstance(typeof(GcMlp).Assembly.GetType($"Dsl.Models.Tests.{name}")!, Batch, 0, threads)!;
+        CompiledModel Create() => AllocationTests.Create(name, 4, threads);
 
         // The process's one-time work (JIT, type loading, cached delegates) happens on a first instance.
         Run(Create());
@@ -32,6 +29,11 @@ public sealed class AllocationTests
         // A fresh instance then allocates nothing from its very first call: its scratch is part of its arena.
         Assert.Equal(0, Run(Create()));
     }
+
+    /// <summary>A new instance of a model of <see cref="Models"/>: a golden network (<c>golden:NAME</c>) or a test model by class name.</summary>
+    internal static CompiledModel Create(string name, int maxBatch, int threads) => name.StartsWith("golden:", StringComparison.Ordinal)
+        ? Golden.CreateModel(Golden.Load(name.Substring(7)), maxBatch, threads)
+        : (CompiledModel)Activator.CreateInstance(typeof(GcMlp).Assembly.GetType($"Dsl.Models.Tests.{name}")!, maxBatch, 0, threads)!;
 
     /// <summary>Three training steps and inferences; returns the bytes the model's calls allocated (the test's own arrays excluded).</summary>
     private static long Run(CompiledModel model)

@@ -3,10 +3,24 @@ using Xunit.Abstractions;
 namespace Dsl.Models.Tests;
 
 /// <summary>
-/// Backward agrees with finite differences of Forward on small random models of every layer kind.
-/// With L = Σ output·R, the analytic directional derivative ∇L·v is compared with
-/// (L(θ + εv) − L(θ − εv)) / 2ε along random directions v, for the parameters and for the input.
+/// Backward agrees with finite differences of Forward on small random models of every layer kind, element by
+/// element: every parameter and every input value is moved alone, and its gradient compared with the central
+/// difference of L = Σ output·R (R random, accumulated in double).
 /// </summary>
+/// <remarks>
+/// No double-precision form of a model exists (the generated code and the kernels are float), so the differences
+/// come from float forwards, and ε and the tolerance are set for that. The gradient is compared with the central
+/// difference at ε = 5e-3, within 1e-3 + 1e-2 · |gradient|. Measured on these models: the truncation error
+/// (ε²/6 times the third derivative) and the rounding of L over a few hundred float outputs, divided by 2ε, are
+/// each near 1e-4 at most (GcPool, whose every output moves with any input through batch norm); the largest error,
+/// 7e-3 on GcFrozen's conv bias (gradient −1.007), comes from moving a whole channel, several of whose ReLU inputs
+/// then cross 0. A wrong term or a wrong index gives errors of the gradient's own size. ReLU, leaky ReLU and max
+/// pooling have kinks: a value within ε of one gives a difference that mixes two slopes. Such an element shows
+/// because its differences at ε and 2ε disagree (without a kink in reach they agree within the tolerance); it is
+/// checked again at ε = 5e-4 (and 1e-3), within 1e-2 + 1e-2 · |gradient| for the larger rounding, and only an
+/// element whose differences still disagree there (a kink closer than 1e-3) is left out: at most 1 in 100 per
+/// model, counted in the test's output.
+/// </remarks>
 public sealed class GradientCheckTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Models() => new()
@@ -20,7 +34,7 @@ public sealed class GradientCheckTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Models))]
-    public void Backward_matches_finite_differences(string name)
+    public void Backward_matches_finite_differences_for_every_parameter_and_input(string name)
     {
         const int Batch = 3;
         var model = Create(name, Batch);
@@ -35,46 +49,67 @@ public sealed class GradientCheckTests(ITestOutputHelper output)
         var input = Randoms(Batch * model.SampleInputLength);
         var weights = Randoms(Batch * model.SampleOutputLength);
         var result = new float[weights.Length];
-        double Loss(float[] x)
+        double Loss()
         {
-            model.Forward(x, result, Batch);
+            model.Forward(input, result, Batch);
             double sum = 0;
             for (int i = 0; i < result.Length; i++) sum += result[i] * (double)weights[i];
             return sum;
         }
 
         model.ZeroGrad();
-        Loss(input);
+        Loss();
         var inputGrad = new float[input.Length];
         model.Backward(weights, inputGrad);
         var analytic = model.Gradients.ToArray();
 
-        const float Epsilon = 1e-3f;
-        for (int trial = 0; trial < 4; trial++)
+        // The central difference of L along one value (a parameter or an input), read by get and written by set.
+        double Difference(Func<float> get, Action<float> set, float epsilon)
         {
-            // Parameters.
-            var v = Randoms(analytic.Length);
-            var saved = model.Parameters.ToArray();
-            var p = model.Parameters;
-            for (int i = 0; i < p.Length; i++) p[i] = saved[i] + Epsilon * v[i];
-            double plus = Loss(input);
-            p = model.Parameters;
-            for (int i = 0; i < p.Length; i++) p[i] = saved[i] - Epsilon * v[i];
-            double minus = Loss(input);
-            saved.CopyTo(model.Parameters);
-            double numeric = (plus - minus) / (2 * Epsilon);
-            double expected = analytic.Select((g, i) => (double)g * v[i]).Sum();
-            output.WriteLine($"{name} parameters: analytic {expected:F5}, numeric {numeric:F5}");
-            Assert.True(Math.Abs(numeric - expected) <= 1e-2 * Math.Max(1, Math.Abs(expected)), $"parameters: analytic {expected} vs numeric {numeric}");
-
-            // Input.
-            var u = Randoms(input.Length);
-            double plusX = Loss(input.Select((x, i) => x + Epsilon * u[i]).ToArray());
-            double minusX = Loss(input.Select((x, i) => x - Epsilon * u[i]).ToArray());
-            double numericX = (plusX - minusX) / (2 * Epsilon);
-            double expectedX = inputGrad.Select((g, i) => (double)g * u[i]).Sum();
-            output.WriteLine($"{name} input: analytic {expectedX:F5}, numeric {numericX:F5}");
-            Assert.True(Math.Abs(numericX - expectedX) <= 1e-2 * Math.Max(1, Math.Abs(expectedX)), $"input: analytic {expectedX} vs numeric {numericX}");
+            float saved = get();
+            set(saved + epsilon);
+            double plus = Loss();
+            set(saved - epsilon);
+            double minus = Loss();
+            set(saved);
+            return (plus - minus) / (2 * epsilon);
         }
+
+        int checkedCount = 0, kinks = 0;
+        double worst = 0;
+        string worstAt = "";
+        void Check(string what, double expected, Func<float> get, Action<float> set)
+        {
+            foreach (var (epsilon, absolute) in new[] { (1e-2f, 1e-3), (1e-3f, 1e-2) })
+            {
+                double coarse = Difference(get, set, epsilon), fine = Difference(get, set, epsilon / 2);
+                double tolerance = absolute + 1e-2 * Math.Abs(expected);
+                if (Math.Abs(coarse - fine) > tolerance) continue; // a kink within ε: try a smaller one
+                checkedCount++;
+                double error = Math.Abs(fine - expected);
+                if (error / tolerance > worst) (worst, worstAt) = (error / tolerance, $"{what}: analytic {expected:G6}, numeric {fine:G6} (ε = {epsilon / 2})");
+                Assert.True(error <= tolerance, $"{name} {what}: analytic {expected}, numeric {fine} at ε = {epsilon / 2} (and {coarse} at {epsilon})");
+                return;
+            }
+
+            kinks++;
+        }
+
+        for (int i = 0; i < analytic.Length; i++)
+        {
+            int k = i;
+            Check($"parameter {k}", analytic[k], () => model.Parameters[k], v => model.Parameters[k] = v);
+        }
+
+        for (int i = 0; i < input.Length; i++)
+        {
+            int k = i;
+            Check($"input {k}", inputGrad[k], () => input[k], v => input[k] = v);
+        }
+
+        int total = analytic.Length + input.Length;
+        output.WriteLine($"{name}: {checkedCount} of {total} values checked ({analytic.Length} parameters, {input.Length} inputs), {kinks} left out at a kink; worst {worst:F3} of the tolerance at {worstAt}");
+        Assert.Equal(total, checkedCount + kinks);
+        Assert.True(kinks * 100 <= total, $"{name}: {kinks} of {total} values at a kink closer than 1e-3");
     }
 }

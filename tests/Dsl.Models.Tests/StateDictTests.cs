@@ -16,10 +16,33 @@ public sealed class StateDictTests : IDisposable
         return stream.ToArray();
     }
 
-    /// <summary>A valid LeNet state with one tensor changed by <paramref name="edit"/> (null drops it).</summary>
-    private static byte[] LeNetState(string? replaced = null, Action<SafetensorsWriter>? edit = null, bool extra = false)
+    /// <summary>
+    /// A LeNet whose every value differs from a new model's: weights from another seed, batch norm's γ, β and
+    /// running statistics off 1, 0, 0 and 1, a batch count off 0.
+    /// </summary>
+    private static LeNet Source()
     {
         var source = new LeNet(1, seed: 9);
+        var gamma = source.Tensor("bn1.weight");
+        var beta = source.Tensor("bn1.bias");
+        var mean = source.Tensor("bn1.running_mean");
+        var variance = source.Tensor("bn1.running_var");
+        for (int i = 0; i < mean.Length; i++)
+        {
+            gamma[i] = 0.5f + 0.125f * i;
+            beta[i] = -0.25f * (i + 1);
+            mean[i] = 0.25f * (i + 1);
+            variance[i] = 1.5f + i;
+        }
+
+        source.Counter("bn1.num_batches_tracked") = 17;
+        return source;
+    }
+
+    /// <summary>A valid LeNet state (<see cref="Source"/>'s) with one tensor changed by <paramref name="edit"/> (null drops it).</summary>
+    private static byte[] LeNetState(string? replaced = null, Action<SafetensorsWriter>? edit = null, bool extra = false)
+    {
+        var source = Source();
         return Write(w =>
         {
             foreach (var t in source.Tensors)
@@ -47,8 +70,36 @@ public sealed class StateDictTests : IDisposable
         Assert.Equal(before, model.Parameters.ToArray()); // nothing half-loaded
     }
 
+    // Every parameter, running statistic and counter of the file lands in the model (each differed before the
+    // load), and inference then uses them: batch norm is folded again from the loaded values.
     [Fact]
-    public void A_valid_state_loads() => new LeNet(1).LoadSafetensors(new MemoryStream(LeNetState()));
+    public void A_valid_state_loads_every_value()
+    {
+        var source = Source();
+        var model = new LeNet(1, seed: 1);
+        var input = Enumerable.Range(0, LeNet.InputLength).Select(i => MathF.Sin(0.1f * i)).ToArray();
+        var before = new float[10];
+        model.Infer(input, before, 1);
+        foreach (var t in source.Tensors.Where(t => t.Storage != TensorStorage.Counter))
+            Assert.NotEqual(source.Tensor(t.Name).ToArray(), model.Tensor(t.Name).ToArray());
+        Assert.NotEqual(source.Counter("bn1.num_batches_tracked"), model.Counter("bn1.num_batches_tracked"));
+
+        model.LoadSafetensors(new MemoryStream(LeNetState()));
+
+        Assert.Equal(9, source.Tensors.Count); // conv1 and fc1 (weight, bias); bn1 (weight, bias, running mean and variance, batch count)
+        foreach (var t in source.Tensors)
+        {
+            if (t.Storage == TensorStorage.Counter) Assert.Equal(source.Counter(t.Name), model.Counter(t.Name));
+            else Assert.Equal(source.Tensor(t.Name).ToArray(), model.Tensor(t.Name).ToArray());
+        }
+
+        var expected = new float[10];
+        var loaded = new float[10];
+        source.Infer(input, expected, 1);
+        model.Infer(input, loaded, 1);
+        Assert.Equal(expected, loaded);
+        Assert.NotEqual(before, loaded);
+    }
 
     [Fact]
     public void Missing_tensor_is_named() => AssertRejected(LeNetState("conv1.bias"), "'conv1.bias' [6] is missing");

@@ -1,9 +1,25 @@
 // Kernels are called every training step from generated code, so after warm-up they must not allocate at all.
+using Dsl.Tests;
+
 namespace Dsl.Runtime.Tests;
 
+// In the collection that runs alone: the parallel kernels are measured on the shared pool's threads, which
+// another test's jobs must not use meanwhile.
+[Collection(EveryThreadAllocation.Collection)]
 public class AllocationTests
 {
     private delegate void Kernel();
+
+    // A kernel split across the pool: measured on the caller and on the pool's workers, for 100 ms of calls (at
+    // least 20) so that the worker claims chunks.
+    private static void AssertNoAllocationOnAnyThread(string name, WorkerPool pool, Kernel kernel)
+    {
+        kernel(); // warm-up: JIT compilation and static initialization may allocate
+        kernel();
+        EveryThreadAllocation.LetWorkersSleep();
+        long allocated = EveryThreadAllocation.BytesAllocatedByCalls(pool, () => kernel(), minCalls: 20, milliseconds: 100);
+        Assert.True(allocated == 0, $"{name} allocated {allocated} bytes on the pool's threads in 100 ms of calls");
+    }
 
     private static void AssertNoAllocation(string name, Kernel kernel)
     {
@@ -64,7 +80,8 @@ public class AllocationTests
     }
 
     // Across two threads, as chunks handed to whichever thread is free (WorkerPool.RunChunks): batch 8 and 40
-    // take the small-batch kernels and the GEMM for each pass, all above the parallel threshold.
+    // take the small-batch kernels and the GEMM for each pass, all above the parallel threshold. Measured on
+    // every thread of the pool, not only the caller's.
     [Theory]
     [InlineData(8)]
     [InlineData(40)]
@@ -82,14 +99,59 @@ public class AllocationTests
         var dx = new float[x.Length];
         var dw = new float[w.Length];
         var db = new float[outF];
-        AssertNoAllocation("Linear.Forward (2 threads)", () => Linear.Forward(x, w, b, y, n, inF, outF, scratch, pool, relu: true));
-        AssertNoAllocation("Linear.ForwardPacked (2 threads)", () => Linear.ForwardPacked(x, w, packed, b, y, n, inF, outF, scratch, pool));
-        AssertNoAllocation("Linear.BackwardInput (2 threads)", () => Linear.BackwardInput(y, w, dx, n, inF, outF, scratch, pool));
-        AssertNoAllocation("Linear.BackwardWeight (2 threads)", () => Linear.BackwardWeight(y, x, dw, db, n, inF, outF, scratch, pool, accumulate: false));
+        AssertNoAllocationOnAnyThread("Linear.Forward (2 threads)", pool, () => Linear.Forward(x, w, b, y, n, inF, outF, scratch, pool, relu: true));
+        AssertNoAllocationOnAnyThread("Linear.ForwardPacked (2 threads)", pool, () => Linear.ForwardPacked(x, w, packed, b, y, n, inF, outF, scratch, pool));
+        AssertNoAllocationOnAnyThread("Linear.BackwardInput (2 threads)", pool, () => Linear.BackwardInput(y, w, dx, n, inF, outF, scratch, pool));
+        AssertNoAllocationOnAnyThread("Linear.BackwardWeight (2 threads)", pool, () => Linear.BackwardWeight(y, x, dw, db, n, inF, outF, scratch, pool, accumulate: false));
+    }
+
+    // The convolutions split across two threads, one chunk per thread with its scratch region: the direct kernel
+    // (3 input channels), Winograd (16 → 16, 3×3) and the general GEMM path (stride 2, groups 2), each pass above
+    // its parallel threshold at batch 16. Measured on every thread of the pool.
+    [Fact]
+    public void ParallelConvolutionKernelsDoNotAllocate()
+    {
+        const int n = 16;
+        var pool = WorkerPool.Shared(2);
+        foreach (var (kind, g) in new[]
+        {
+            ("ConvDirect", new ConvGeometry(3, 16, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1)),
+            ("ConvWinograd", new ConvGeometry(16, 16, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1)),
+            ("Conv2d", new ConvGeometry(16, 32, 32, 32, 3, 3, 2, 2, 1, 1, 1, 1, 2)),
+        })
+        {
+            var x = TestUtil.Random(n * g.InputLength, 1);
+            var w = TestUtil.Random(g.WeightLength, 2);
+            var b = TestUtil.Random(g.OutChannels, 3);
+            var y = new float[n * g.OutputLength];
+            var dx = new float[x.Length];
+            var dw = new float[w.Length];
+            var db = new float[b.Length];
+            var scratch = new float[2 * Math.Max(Math.Max(ConvDirect.ParallelScratchLength(g), ConvWinograd.ParallelScratchLength(g)), ConvGemm.ParallelScratchLength(g))];
+            switch (kind)
+            {
+                case "ConvDirect":
+                    Assert.True(ConvDirect.Suits(g));
+                    AssertNoAllocationOnAnyThread("ConvDirect.Forward (2 threads)", pool, () => ConvDirect.Forward(x, w, b, y, n, g, scratch, pool, relu: true));
+                    AssertNoAllocationOnAnyThread("ConvDirect.BackwardWeight (2 threads)", pool, () => ConvDirect.BackwardWeight(y, x, dw, db, n, g, scratch, pool));
+                    break;
+                case "ConvWinograd":
+                    Assert.True(ConvWinograd.Suits(g));
+                    AssertNoAllocationOnAnyThread("ConvWinograd.Forward (2 threads)", pool, () => ConvWinograd.Forward(x, w, b, y, n, g, scratch, pool, relu: true));
+                    AssertNoAllocationOnAnyThread("ConvWinograd.BackwardInput (2 threads)", pool, () => ConvWinograd.BackwardInput(y, w, dx, n, g, scratch, pool));
+                    AssertNoAllocationOnAnyThread("ConvWinograd.BackwardWeight (2 threads)", pool, () => ConvWinograd.BackwardWeight(y, x, dw, db, n, g, scratch, pool));
+                    break;
+                default:
+                    AssertNoAllocationOnAnyThread("ConvGemm.Forward (2 threads)", pool, () => ConvGemm.Forward(x, w, b, y, n, g, scratch, pool, relu: true));
+                    AssertNoAllocationOnAnyThread("ConvGemm.BackwardInput (2 threads)", pool, () => ConvGemm.BackwardInput(y, w, dx, n, g, scratch, pool));
+                    AssertNoAllocationOnAnyThread("ConvGemm.BackwardWeight (2 threads)", pool, () => ConvGemm.BackwardWeight(y, x, dw, db, n, g, scratch, pool));
+                    break;
+            }
+        }
     }
 
     // Batch norm's training passes, max pooling and the ReLU backward split across two threads (above their
-    // thresholds): the job state is a struct on the caller's stack.
+    // thresholds): the job state is a struct on the caller's stack. Measured on every thread of the pool.
     [Fact]
     public void ParallelElementwiseKernelsDoNotAllocate()
     {
@@ -109,12 +171,12 @@ public class AllocationTests
         var g = new PoolGeometry(c, 32, 32, 2, 2, 2, 2, 0, 0, 1, 1, false);
         var pooled = new float[n * g.OutputLength];
         var indices = new int[pooled.Length];
-        AssertNoAllocation("BatchNorm.ForwardTraining (2 threads)", () => BatchNorm.ForwardTraining(x, gamma, beta, y, mean, invStd, runningMean, runningVar, 0.1f, 1e-5f, n, c, s, FusedActivation.Relu, pool));
-        AssertNoAllocation("BatchNorm.Backward (2 threads)", () => BatchNorm.Backward(x, y, gamma, mean, invStd, dx, dgamma, dbeta, n, c, s, pool));
-        AssertNoAllocation("Pooling.MaxForward (2 threads)", () => Pooling.MaxForward(x, pooled, indices, n, g, pool));
-        AssertNoAllocation("Pooling.MaxForward inference (2 threads)", () => Pooling.MaxForward(x, pooled, n, g, gamma, beta, pool));
-        AssertNoAllocation("Pooling.MaxBackward (2 threads)", () => Pooling.MaxBackward(pooled, indices, dx, n, g, pool));
-        AssertNoAllocation("Activations.ReluBackward (2 threads)", () => Activations.ReluBackward(y, x, dx, pool));
+        AssertNoAllocationOnAnyThread("BatchNorm.ForwardTraining (2 threads)", pool, () => BatchNorm.ForwardTraining(x, gamma, beta, y, mean, invStd, runningMean, runningVar, 0.1f, 1e-5f, n, c, s, FusedActivation.Relu, pool));
+        AssertNoAllocationOnAnyThread("BatchNorm.Backward (2 threads)", pool, () => BatchNorm.Backward(x, y, gamma, mean, invStd, dx, dgamma, dbeta, n, c, s, pool));
+        AssertNoAllocationOnAnyThread("Pooling.MaxForward (2 threads)", pool, () => Pooling.MaxForward(x, pooled, indices, n, g, pool));
+        AssertNoAllocationOnAnyThread("Pooling.MaxForward inference (2 threads)", pool, () => Pooling.MaxForward(x, pooled, n, g, gamma, beta, pool));
+        AssertNoAllocationOnAnyThread("Pooling.MaxBackward (2 threads)", pool, () => Pooling.MaxBackward(pooled, indices, dx, n, g, pool));
+        AssertNoAllocationOnAnyThread("Activations.ReluBackward (2 threads)", pool, () => Activations.ReluBackward(y, x, dx, pool));
 
         // Batch norm over features ([n, C]), split in runs of 16 channels: per-channel buffers on each thread's stack.
         const int rows = 128, features = 512;
@@ -123,8 +185,8 @@ public class AllocationTests
         var fdx = new float[fx.Length];
         var fGamma = TestUtil.Random(features, 5);
         var (fMean, fInvStd, fdGamma, fdBeta) = (new float[features], new float[features], new float[features], new float[features]);
-        AssertNoAllocation("BatchNorm.ForwardTraining, features (2 threads)", () => BatchNorm.ForwardTraining(fx, fGamma, fGamma, fy, fMean, fInvStd, default, default, 0.1f, 1e-5f, rows, features, 1, FusedActivation.Relu, pool));
-        AssertNoAllocation("BatchNorm.Backward, features (2 threads)", () => BatchNorm.Backward(fx, fy, fGamma, fMean, fInvStd, fdx, fdGamma, fdBeta, rows, features, 1, pool));
+        AssertNoAllocationOnAnyThread("BatchNorm.ForwardTraining, features (2 threads)", pool, () => BatchNorm.ForwardTraining(fx, fGamma, fGamma, fy, fMean, fInvStd, default, default, 0.1f, 1e-5f, rows, features, 1, FusedActivation.Relu, pool));
+        AssertNoAllocationOnAnyThread("BatchNorm.Backward, features (2 threads)", pool, () => BatchNorm.Backward(fx, fy, fGamma, fMean, fInvStd, fdx, fdGamma, fdBeta, rows, features, 1, pool));
     }
 
     [Fact]
