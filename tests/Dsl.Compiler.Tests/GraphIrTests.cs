@@ -121,6 +121,21 @@ public sealed class GraphIrTests
         Assert.True(memory.PerSample < memory.Regions.Sum(r => r.Length));
     }
 
+    [Theory]
+    [InlineData("relu", true)]
+    [InlineData("silu", false)]
+    [InlineData("gelu", false)]
+    public void A_max_pooling_joins_a_Winograd_convolution_only_through_an_activation_it_commutes_with(string activation, bool pooled)
+    {
+        var model = NnCompiler.Compile($"model X(input: [16, 8, 8]) {{ conv(16, 16, 3, padding: 1) -> {activation} -> maxpool(2) -> flatten -> linear(256, 2) }}").Models.Single();
+        var lowered = Lowerer.Lower(model);
+        var conv = model.Graph.Nodes[0];
+        Assert.Equal(ConvAlgorithm.Winograd, lowered.Kernels[conv]);
+        var group = lowered.Inference.LedBy(conv)!;
+        Assert.NotNull(group.Find(EpilogueKind.Activation)); // relu, silu and gelu are applied by the convolution
+        Assert.Equal(pooled, group.Find(EpilogueKind.MaxPool2x2) is not null);
+    }
+
     [Fact]
     public void An_input_no_backward_reads_is_not_copied()
     {

@@ -160,3 +160,66 @@ public sealed class SiluGeluTests
         Assert.Equal(plain, fused);
     }
 }
+
+/// <summary>The conv and linear kernels apply SiLU and GELU in the same call, with the bits of a separate pass.</summary>
+public sealed class FusedSiluGeluTests
+{
+    [Theory]
+    [InlineData(FusedActivation.Silu)]
+    [InlineData(FusedActivation.Gelu)]
+    [InlineData(FusedActivation.Relu)]
+    public void Conv_and_linear_kernels_apply_the_activation_with_the_bits_of_a_separate_pass(FusedActivation activation)
+    {
+        using var pool = new WorkerPool(2);
+        const int n = 3;
+        foreach (var g in new[]
+        {
+            new ConvGeometry(1, 6, 20, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1),   // direct
+            new ConvGeometry(16, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1),   // Winograd
+            new ConvGeometry(3, 5, 9, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1),     // the GEMM
+        })
+        {
+            var x = TestUtil.Random(n * g.InputLength, 1);
+            var w = TestUtil.Random(g.WeightLength, 2);
+            var b = TestUtil.Random(g.OutChannels, 3);
+            var scratch = new float[2 * Math.Max(Math.Max(ConvDirect.ParallelScratchLength(g), ConvWinograd.ParallelScratchLength(g)), ConvGemm.ParallelScratchLength(g))];
+            foreach (var (name, plain, fused) in new (string, Action<float[]>, Action<float[]>)[]
+            {
+                ("direct", y => ConvDirect.Forward(x, w, b, y, n, g, scratch, pool, relu: false), y => ConvDirect.Forward(x, w, b, y, n, g, scratch, pool, activation)),
+                ("winograd", y => ConvWinograd.Forward(x, w, b, y, n, g, scratch, pool, relu: false), y => ConvWinograd.Forward(x, w, b, y, n, g, scratch, pool, activation)),
+                ("gemm", y => ConvGemm.Forward(x, w, b, y, n, g, scratch, pool, relu: false), y => ConvGemm.Forward(x, w, b, y, n, g, scratch, pool, activation)),
+            })
+            {
+                var expected = new float[n * g.OutputLength];
+                plain(expected);
+                Activations.Apply(activation, expected);
+                var actual = new float[expected.Length];
+                fused(actual);
+                Assert.True(expected.AsSpan().SequenceEqual(actual), $"{name} on {g.InChannels}→{g.OutChannels} differs");
+            }
+        }
+
+        const int inF = 40, outF = 48, rows = 20;
+        var lx = TestUtil.Random(rows * inF, 4);
+        var lw = TestUtil.Random(outF * inF, 5);
+        var lb = TestUtil.Random(outF, 6);
+        var packed = new float[Linear.PackedWeightLength(inF, outF)];
+        Linear.PackWeight(lw, packed, inF, outF);
+        var lscratch = new float[2 * Gemm.ScratchLength];
+        var lexpected = new float[rows * outF];
+        Linear.ForwardPacked(lx, lw, packed, lb, lexpected, rows, inF, outF, lscratch, pool);
+        Activations.Apply(activation, lexpected);
+        var lactual = new float[lexpected.Length];
+        Linear.ForwardPacked(lx, lw, packed, lb, lactual, rows, inF, outF, lscratch, pool, activation);
+        Assert.Equal(lexpected, lactual);
+    }
+
+    [Fact]
+    public void A_non_monotonic_activation_is_refused_with_a_fused_max_pooling()
+    {
+        var g = new ConvGeometry(16, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+        var error = Assert.Throws<ArgumentException>(() => ConvWinograd.Forward(new float[g.InputLength], new float[g.WeightLength], default, new float[g.OutputLength], 1, g,
+            new float[ConvWinograd.ParallelScratchLength(g)], null, FusedActivation.Silu, maxPool: true));
+        Assert.Contains("not monotonic", error.Message);
+    }
+}

@@ -70,8 +70,8 @@ namespace Dsl.Compiler.Lowering
     /// <summary>
     /// Pass 2: which nodes run inside another's kernel. Training: a ReLU after a batch norm with batch statistics is
     /// written by the batch norm. Inference: a batch norm with running statistics folds into the conv or linear
-    /// before it, else rides on the pooling or activation before it as a scale and shift; a ReLU after a conv or
-    /// linear (through a folded batch norm) is applied as it writes; a 2×2 max pooling after a Winograd convolution
+    /// before it, else rides on the pooling or activation before it as a scale and shift; a ReLU, SiLU or GELU after a
+    /// conv or linear (through a folded batch norm) is applied by it; a 2×2 max pooling after a Winograd convolution
     /// (through its ReLU) is applied in its output transform. A value read by more than one node is never fused away.
     /// </summary>
     public static class Fusion
@@ -152,6 +152,8 @@ namespace Dsl.Compiler.Lowering
                 if (node.Op is not PoolOp { IsMaxPool2x2: true } || fused.Contains(node) || epilogues[node].Count > 0) continue;
                 if (Owner(node.Input) is not { } producer || fused.Contains(producer)) continue;
                 if (!kernels.TryGetValue(producer, out var algorithm) || algorithm != ConvAlgorithm.Winograd) continue;
+                // The maximum commutes with ReLU, not with SiLU or GELU (not monotonic): those pool after the activation.
+                if (epilogues[producer].FirstOrDefault(e => e.Kind == EpilogueKind.Activation) is { Node.Op: ActivationOp { Function: var function } } && function != ActivationFunction.Relu) continue;
                 epilogues[producer].Add(new Epilogue(node, EpilogueKind.MaxPool2x2));
                 fused.Add(node);
             }

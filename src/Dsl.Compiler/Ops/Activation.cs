@@ -9,7 +9,8 @@ namespace Dsl.Compiler.Ops
     /// An element-wise activation: its <c>.nn</c> name, the runtime kernels (<c>Activations.{Kernel}Forward/Backward</c>,
     /// <c>ActivationEpilogues.{Kernel}</c> when it carries a batch norm's scale and shift), which forward value its
     /// backward reads, and which producers apply it as they write: a batch norm in training (the kernel's
-    /// <c>FusedActivation.{Kernel}</c>), a conv or linear at inference (their kernels take <c>relu: true</c>).
+    /// <c>FusedActivation.{Kernel}</c>), a conv or linear at inference (<c>relu: true</c> in their register tiles;
+    /// SiLU and GELU by the same call, over the output right after the kernel wrote it).
     /// Only an activation whose backward reads its output can be written over the batch norm's output in training:
     /// SiLU's and GELU's backward read their input, which that fusion would overwrite.
     /// </summary>
@@ -22,10 +23,10 @@ namespace Dsl.Compiler.Ops
         public static readonly ActivationFunction LeakyRelu = new("leaky_relu", "LeakyRelu", BackwardReads.Input, HasSlope: true);
 
         /// <summary><c>nn.SiLU</c>: x·σ(x).</summary>
-        public static readonly ActivationFunction Silu = new("silu", "Silu", BackwardReads.Input, HasEpilogue: false);
+        public static readonly ActivationFunction Silu = new("silu", "Silu", BackwardReads.Input, FusesIntoWeighted: true, HasEpilogue: false);
 
         /// <summary><c>nn.GELU()</c>, the exact form: x·Φ(x) = x·(1 + erf(x/√2))/2.</summary>
-        public static readonly ActivationFunction Gelu = new("gelu", "Gelu", BackwardReads.Input, HasEpilogue: false);
+        public static readonly ActivationFunction Gelu = new("gelu", "Gelu", BackwardReads.Input, FusesIntoWeighted: true, HasEpilogue: false);
 
         public static IReadOnlyList<ActivationFunction> All { get; } = new[] { Relu, Sigmoid, Tanh, LeakyRelu, Silu, Gelu };
     }
@@ -69,7 +70,10 @@ namespace Dsl.Compiler.Ops
         public override bool InfersInPlace => true;
 
         /// <summary>The argument a conv's or linear's kernel takes to apply this activation as it writes.</summary>
-        public string KernelArgument => Function.FusesIntoWeighted ? ", relu: true" : throw new UnreachableException();
+        public string KernelArgument(Emit.OpEmitContext e) =>
+            !Function.FusesIntoWeighted ? throw new UnreachableException()
+            : Function == ActivationFunction.Relu ? ", relu: true"
+            : $", activation: {e.Kernels}.FusedActivation.{Function.Kernel}";
 
         /// <summary>The argument batch norm's training kernel takes to apply this activation as it writes.</summary>
         public string BatchNormArgument(Emit.OpEmitContext e) =>

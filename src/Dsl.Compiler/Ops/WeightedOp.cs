@@ -76,6 +76,6 @@ namespace Dsl.Compiler.Ops
 
         /// <summary>The fused-activation argument of the kernels: <c>, relu: true</c> or nothing.</summary>
         protected static string ActivationArgument(Emit.OpEmitContext e) =>
-            e.Group?.Find(Lowering.EpilogueKind.Activation) is { } activation ? ((ActivationOp)activation.Node.Op).KernelArgument : "";
+            e.Group?.Find(Lowering.EpilogueKind.Activation) is { } activation ? ((ActivationOp)activation.Node.Op).KernelArgument(e) : "";
     }
 }

@@ -361,6 +361,22 @@ public static unsafe class ConvDirect
     public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool) =>
         Forward(x, w, bias, y, n, g, scratch, pool, relu: false);
 
+    /// <summary>
+    /// Forward across <paramref name="pool"/> with <paramref name="activation"/> applied by this call: ReLU as the kernel
+    /// writes (in its register tiles), SiLU and GELU over the output right after the kernel has written it (no layer of
+    /// their own, no buffer of their own).
+    /// </summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    /// <param name="activation">The activation the layer's output goes through.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool, FusedActivation activation)
+    {
+        Forward(x, w, bias, y, n, g, scratch, pool, relu: activation == FusedActivation.Relu);
+        if (activation is not (FusedActivation.None or FusedActivation.Relu)) Activations.Apply(activation, y.Slice(0, n * g.OutputLength));
+    }
+
     /// <summary>Forward with the batch split across <paramref name="pool"/>, ReLU applied as it writes when <paramref name="relu"/>.</summary>
     /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
     /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>

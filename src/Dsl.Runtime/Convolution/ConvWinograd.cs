@@ -241,6 +241,26 @@ public static unsafe class ConvWinograd
     public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool, bool relu) =>
         Forward(x, w, bias, y, n, g, scratch, pool, relu, maxPool: false);
 
+    /// <summary>
+    /// Forward across <paramref name="pool"/> with <paramref name="activation"/> applied by this call: ReLU as the kernel
+    /// writes (in its register tiles), SiLU and GELU over the output right after the kernel has written it (no layer of
+    /// their own, no buffer of their own).
+    /// </summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    /// <param name="activation">The activation the layer's output goes through.</param>
+    /// <param name="maxPool">Write the 2×2 max pooling of the (activated) output instead; only with no activation or ReLU, which commute with the maximum.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool, FusedActivation activation, bool maxPool = false)
+    {
+        bool applied = activation is FusedActivation.None or FusedActivation.Relu;
+        if (maxPool && !applied)
+            throw new ArgumentException($"{activation} does not commute with max pooling (it is not monotonic): pool after it, not in the output transform.", nameof(activation));
+        Forward(x, w, bias, y, n, g, scratch, pool, relu: activation == FusedActivation.Relu, maxPool);
+        if (!applied) Activations.Apply(activation, y.Slice(0, n * g.OutputLength));
+    }
+
     /// <summary>Forward split across <paramref name="pool"/>, ReLU'd when <paramref name="relu"/>, 2×2 max pooled when <paramref name="maxPool"/> (see the serial overload).</summary>
     /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param>
     /// <param name="y">Output, or its 2×2 max pooling; overwritten.</param>

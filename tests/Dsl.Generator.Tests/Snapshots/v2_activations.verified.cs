@@ -46,8 +46,8 @@ namespace Snapshots
         private const int Layer1Grad = 16; // dL/d(1 output)
         private const int Layer3Grad = 48; // dL/d(3 output)
         private const int Layer4Grad = 16; // dL/d(4 output)
-        private const int Layer0Infer = 16; // 0 output at inference
-        private const int Layer2Infer = 48; // 2 output at inference
+        private const int Layer1Infer = 16; // 1 output at inference
+        private const int Layer3Infer = 48; // 3 output at inference
         private const int Layer4Infer = 16; // 4 output at inference
         private const int ArenaPerSample = 112;
 
@@ -227,30 +227,24 @@ namespace Snapshots
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // 0: linear(10, 8) — v2_activations.nn(1,27) — [N, 10] → [N, 8]
-            var h0 = _arena.AsSpan(Layer0Infer * MaxBatch, batch * 8);
-            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer0Weight, 80), folded.Slice(Layer0PackedWeight, 160), parameters.AsSpan(Layer0Bias, 8), h0, batch, 10, 8, scratch, Pool);
+            // 0: linear(10, 8) — v2_activations.nn(1,27) — [N, 10] → [N, 8] — 1 (gelu) applied as it writes
+            var h0 = _arena.AsSpan(Layer1Infer * MaxBatch, batch * 8);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer0Weight, 80), folded.Slice(Layer0PackedWeight, 160), parameters.AsSpan(Layer0Bias, 8), h0, batch, 10, 8, scratch, Pool, activation: global::Dsl.Runtime.Kernels.FusedActivation.Gelu);
             h = h0;
 
-            // 1: gelu — v2_activations.nn(1,44) — [N, 8] → [N, 8]
-            var h1 = h0; // in place
-            global::Dsl.Runtime.Kernels.Activations.GeluForward(h, h1);
+            // 1: gelu — v2_activations.nn(1,44) — [N, 8] → [N, 8] — applied by 0 (linear) as it wrote its output
+
+            // 2: linear(8, 8) — v2_activations.nn(1,52) — [N, 8] → [N, 8] — 3 (silu) applied as it writes
+            var h1 = _arena.AsSpan(Layer3Infer * MaxBatch, batch * 8);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer2Weight, 64), folded.Slice(Layer2PackedWeight, 128), parameters.AsSpan(Layer2Bias, 8), h1, batch, 8, 8, scratch, Pool, activation: global::Dsl.Runtime.Kernels.FusedActivation.Silu);
             h = h1;
 
-            // 2: linear(8, 8) — v2_activations.nn(1,52) — [N, 8] → [N, 8]
-            var h2 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 8);
-            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer2Weight, 64), folded.Slice(Layer2PackedWeight, 128), parameters.AsSpan(Layer2Bias, 8), h2, batch, 8, 8, scratch, Pool);
-            h = h2;
-
-            // 3: silu — v2_activations.nn(1,68) — [N, 8] → [N, 8]
-            var h3 = h2; // in place
-            global::Dsl.Runtime.Kernels.Activations.SiluForward(h, h3);
-            h = h3;
+            // 3: silu — v2_activations.nn(1,68) — [N, 8] → [N, 8] — applied by 2 (linear) as it wrote its output
 
             // 4: linear(8, 2) — v2_activations.nn(1,76) — [N, 8] → [N, 2]
-            var h4 = _arena.AsSpan(Layer4Infer * MaxBatch, batch * 2);
-            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer4Weight, 16), folded.Slice(Layer4PackedWeight, 128), parameters.AsSpan(Layer4Bias, 2), h4, batch, 8, 2, scratch, Pool);
-            h = h4;
+            var h2 = _arena.AsSpan(Layer4Infer * MaxBatch, batch * 2);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer4Weight, 16), folded.Slice(Layer4PackedWeight, 128), parameters.AsSpan(Layer4Bias, 2), h2, batch, 8, 2, scratch, Pool);
+            h = h2;
 
             h.CopyTo(output);
         }

@@ -52,8 +52,8 @@ namespace Snapshots
         private const int Layer2Grad = 80; // dL/d(2 output)
         private const int Layer5Grad = 336; // dL/d(5 output)
         private const int Layer6Grad = 80; // dL/d(6 output)
-        private const int Layer1Infer = 80; // 1 output at inference
-        private const int Layer3Infer = 336; // 3 output at inference
+        private const int Layer2Infer = 80; // 2 output at inference
+        private const int Layer4Infer = 336; // 4 output at inference
         private const int Layer6Infer = 80; // 6 output at inference
         private const int ArenaPerSample = 432;
 
@@ -286,34 +286,28 @@ namespace Snapshots
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // 0: conv(2, 4, 3, bias: false) — v2_activations_cnn.nn(1,35) — [N, 2, 6, 6] → [N, 4, 4, 4] — with 1 folded in
-            var h0 = _arena.AsSpan(Layer1Infer * MaxBatch, batch * 64);
-            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer0FoldedWeight, 72), folded.Slice(Layer0FoldedBias, 4), h0, batch, in Layer0Geometry, scratch, Pool);
+            // 0: conv(2, 4, 3, bias: false) — v2_activations_cnn.nn(1,35) — [N, 2, 6, 6] → [N, 4, 4, 4] — with 1 folded in — 2 (silu) applied as it writes
+            var h0 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 64);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer0FoldedWeight, 72), folded.Slice(Layer0FoldedBias, 4), h0, batch, in Layer0Geometry, scratch, Pool, activation: global::Dsl.Runtime.Kernels.FusedActivation.Silu);
             h = h0;
 
             // 1: bn2d — v2_activations_cnn.nn(1,65) — [N, 4, 4, 4] → [N, 4, 4, 4] — folded into 0
 
-            // 2: silu — v2_activations_cnn.nn(1,73) — [N, 4, 4, 4] → [N, 4, 4, 4]
-            var h1 = h0; // in place
-            global::Dsl.Runtime.Kernels.Activations.SiluForward(h, h1);
+            // 2: silu — v2_activations_cnn.nn(1,73) — [N, 4, 4, 4] → [N, 4, 4, 4] — applied by 0 (conv2d) as it wrote its output
+
+            // 3: conv(4, 4, 3) — v2_activations_cnn.nn(1,81) — [N, 4, 4, 4] → [N, 4, 2, 2] — 4 (gelu) applied as it writes
+            var h1 = _arena.AsSpan(Layer4Infer * MaxBatch, batch * 16);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, parameters.AsSpan(Layer3Weight, 144), parameters.AsSpan(Layer3Bias, 4), h1, batch, in Layer3Geometry, scratch, Pool, activation: global::Dsl.Runtime.Kernels.FusedActivation.Gelu);
             h = h1;
 
-            // 3: conv(4, 4, 3) — v2_activations_cnn.nn(1,81) — [N, 4, 4, 4] → [N, 4, 2, 2]
-            var h2 = _arena.AsSpan(Layer3Infer * MaxBatch, batch * 16);
-            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, parameters.AsSpan(Layer3Weight, 144), parameters.AsSpan(Layer3Bias, 4), h2, batch, in Layer3Geometry, scratch, Pool);
-            h = h2;
-
-            // 4: gelu — v2_activations_cnn.nn(1,98) — [N, 4, 2, 2] → [N, 4, 2, 2]
-            var h3 = h2; // in place
-            global::Dsl.Runtime.Kernels.Activations.GeluForward(h, h3);
-            h = h3;
+            // 4: gelu — v2_activations_cnn.nn(1,98) — [N, 4, 2, 2] → [N, 4, 2, 2] — applied by 3 (conv2d) as it wrote its output
 
             // 5: flatten — v2_activations_cnn.nn(1,106) — [N, 4, 2, 2] → [N, 16] — identity at inference
 
             // 6: linear(16, 3) — v2_activations_cnn.nn(1,117) — [N, 16] → [N, 3]
-            var h4 = _arena.AsSpan(Layer6Infer * MaxBatch, batch * 3);
-            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer6Weight, 48), folded.Slice(Layer6PackedWeight, 256), parameters.AsSpan(Layer6Bias, 3), h4, batch, 16, 3, scratch, Pool);
-            h = h4;
+            var h2 = _arena.AsSpan(Layer6Infer * MaxBatch, batch * 3);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer6Weight, 48), folded.Slice(Layer6PackedWeight, 256), parameters.AsSpan(Layer6Bias, 3), h2, batch, 16, 3, scratch, Pool);
+            h = h2;
 
             h.CopyTo(output);
         }
