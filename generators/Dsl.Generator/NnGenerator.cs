@@ -4,7 +4,7 @@ using System.Collections.Immutable;
 using System.Linq;
 using System.Text;
 using System.Threading;
-using Dsl.Compiler.Emit;
+using Dsl.Compiler;
 using Dsl.Compiler.Text;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Text;

@@ -83,7 +83,7 @@ public static class Cli
         if (options.Positional.Count != 1) return UsageError(stderr, "emit takes one .nn file");
         string file = options.Positional[0];
         options.Named.TryGetValue("--namespace", out var ns);
-        var result = Dsl.Compiler.Emit.CodeGeneration.Generate(File.ReadAllText(file), Path.GetFileName(file), ns);
+        var result = Dsl.Compiler.CodeGeneration.Generate(File.ReadAllText(file), Path.GetFileName(file), ns);
         foreach (var diagnostic in result.Diagnostics) stderr.WriteLine(diagnostic.Format(file));
         foreach (var source in result.Sources)
         {

@@ -1,6 +1,6 @@
 using System.Reflection;
 using System.Runtime.Loader;
-using Dsl.Compiler.Emit;
+using Dsl.Compiler;
 using Dsl.Runtime;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;

@@ -25,7 +25,7 @@ namespace Dsl.Compiler
                 if (parsed.File is null || parsed.Diagnostics.Any(d => d.IsError))
                     return new CompilationResult(parsed.File, Array.Empty<BoundModel>(), parsed.Diagnostics);
 
-                var (models, diagnostics) = Binder.Bind(parsed.File, defaultNamespace);
+                var (models, diagnostics) = Binder.Bind(parsed.File, defaultNamespace, text ?? string.Empty);
                 var ordered = diagnostics.OrderBy(d => d.Span.Start).ThenBy(d => d.Id, StringComparer.Ordinal).ToList();
                 return new CompilationResult(parsed.File, models, ordered);
             }

@@ -1,5 +1,6 @@
 using Dsl.Cli;
 using Dsl.Compiler.Emit;
+using Dsl.Compiler.Lowering;
 using Dsl.Compiler.Graph;
 using Dsl.Compiler.Ops;
 using Dsl.Compiler.Semantics;
@@ -28,11 +29,11 @@ public sealed class GraphTrainingTests
         var a = builder.Add(ops[0], x);
         var t = builder.Add(ops[1], a);
         var c = builder.Add(ops[2], t);
-        var s = builder.Add(MergeOp.Add("add", new LayerSyntax(new Identifier("add", span), Array.Empty<ArgumentSyntax>(), null, span, true), new[] { c.Shape, a.Shape }), c, a);
-        var output = builder.Add(MergeOp.Concat("concat", new LayerSyntax(new Identifier("cat", span), Array.Empty<ArgumentSyntax>(), null, span, true), new[] { s.Shape, a.Shape, x.Shape }), s, a, x);
+        var s = builder.Add(MergeOp.Add("add", new LayerSyntax(new Identifier("add", span), Array.Empty<ArgumentSyntax>(), null, span, true), new[] { c.Shape, a.Shape }, "add(c, a)"), c, a);
+        var output = builder.Add(MergeOp.Concat("concat", new LayerSyntax(new Identifier("cat", span), Array.Empty<ArgumentSyntax>(), null, span, true), new[] { s.Shape, a.Shape, x.Shape }, "concat(s, a, input)"), s, a, x);
         var syntax = new ModelSyntax(new Identifier("Residual", span), Array.Empty<ValueSyntax>(), span, Array.Empty<LayerSyntax>(), span);
         var model = new BoundModel("Residual", "GraphTests", builder.Build(output), syntax);
-        code = CSharpEmitter.Emit(model, "add", "residual.nn");
+        code = CSharpEmitter.Emit(Lowerer.Lower(model), "residual.nn");
         if (Environment.GetEnvironmentVariable("DSL_PRINT_GRAPH_CODE") is { } path) File.WriteAllText(path, code);
         return InMemoryModel.Load(new[] { ("Residual.g.cs", code) }, "GraphTests.Residual", maxBatch: 4);
     }

@@ -13,7 +13,7 @@ namespace Dsl.Compiler.Emit
     /// <summary>
     /// Writes one C# class per model from its lowered form: constants for every shape and offset, the ops' forward
     /// and backward blocks in training mode, and the inference pass with batch norm folded. It prints; the lowering
-    /// passes decide. The text is deterministic: it depends only on the model, the file name and the source text.
+    /// passes decide. The text is deterministic: it depends only on the lowered model and the file name.
     /// </summary>
     public static class CSharpEmitter
     {
@@ -23,8 +23,9 @@ namespace Dsl.Compiler.Emit
         /// <summary>The namespace of the kernels generated code calls.</summary>
         public const string Kernels = "global::Dsl.Runtime.Kernels";
 
-        public static string Emit(BoundModel model, string source, string fileName, string toolVersion = "0.1.0") =>
-            new ModelEmitter(Lowerer.Lower(model), source, fileName, toolVersion).Emit();
+        /// <summary>Prints a lowered model (see <see cref="Lowerer"/>) as one C# class.</summary>
+        public static string Emit(LoweredModel model, string fileName, string toolVersion = "0.1.0") =>
+            new ModelEmitter(model, fileName, toolVersion).Emit();
 
         /// <summary>A float literal that round-trips, in the invariant culture.</summary>
         internal static string Float(double value)
@@ -53,18 +54,16 @@ namespace Dsl.Compiler.Emit
         private readonly BoundModel _model;
         private readonly DataflowGraph _graph;
         private readonly MemoryPlan _memory;
-        private readonly string _source;
         private readonly string _fileName;
         private readonly string _toolVersion;
         private readonly Dictionary<Node, string> _names = new();
 
-        public ModelEmitter(LoweredModel lowered, string source, string fileName, string toolVersion)
+        public ModelEmitter(LoweredModel lowered, string fileName, string toolVersion)
         {
             Lowered = lowered;
             _model = lowered.Model;
             _graph = lowered.Graph;
             _memory = lowered.Memory;
-            _source = source;
             _fileName = fileName;
             _toolVersion = toolVersion;
             // Each node's members are <prefix><suffix>; no two may coincide (layers 'a_folded' and 'a' would both give
@@ -100,18 +99,10 @@ namespace Dsl.Compiler.Emit
 
         private static string BatchShape(IReadOnlyList<int> shape) => "[N, " + string.Join(", ", shape) + "]";
 
-        /// <summary>The layer as written in the .nn file, on one line.</summary>
-        private string SourceOf(Op op)
-        {
-            int start = Math.Min(op.Span.Start, _source.Length);
-            int length = Math.Min(op.Span.Length, _source.Length - start);
-            return Regex.Replace(_source.Substring(start, length), @"\s+", " ");
-        }
-
         public void Header(Node node, string note)
         {
             var op = node.Op;
-            Line($"// {op.Name}: {SourceOf(op)} — {_fileName}({op.Span.Line},{op.Span.Column}) — {BatchShape(op.InputShape)} → {BatchShape(op.OutputShape)}{note}");
+            Line($"// {op.Name}: {op.Source} — {_fileName}({op.Span.Line},{op.Span.Column}) — {BatchShape(op.InputShape)} → {BatchShape(op.OutputShape)}{note}");
         }
 
         public string Emit()

@@ -26,16 +26,16 @@ namespace Dsl.Compiler.Ops
         public IReadOnlyList<IReadOnlyList<int>> InputShapes { get; }
 
         /// <summary>An element-wise sum of values of one shape (the caller checks the shapes agree).</summary>
-        public static MergeOp Add(string name, LayerSyntax syntax, IReadOnlyList<IReadOnlyList<int>> inputs) =>
+        public static MergeOp Add(string name, LayerSyntax syntax, IReadOnlyList<IReadOnlyList<int>> inputs, string? source = null) =>
             new(new OpCore(name, "add", syntax, inputs[0], inputs[0], System.Array.Empty<TensorSpec>(), Shapes.Elements(inputs[0]) * (inputs.Count - 1),
-                new Dictionary<string, ValueSyntax>()), concat: false, inputs);
+                new Dictionary<string, ValueSyntax>()) { Source = source }, concat: false, inputs);
 
         /// <summary>A concatenation along the first (channel) dimension (the caller checks the other dimensions agree).</summary>
-        public static MergeOp Concat(string name, LayerSyntax syntax, IReadOnlyList<IReadOnlyList<int>> inputs)
+        public static MergeOp Concat(string name, LayerSyntax syntax, IReadOnlyList<IReadOnlyList<int>> inputs, string? source = null)
         {
             var output = new[] { inputs.Sum(s => s[0]) }.Concat(inputs[0].Skip(1)).ToArray();
             return new MergeOp(new OpCore(name, "concat", syntax, inputs[0], output, System.Array.Empty<TensorSpec>(), 0,
-                new Dictionary<string, ValueSyntax>()), concat: true, inputs);
+                new Dictionary<string, ValueSyntax>()) { Source = source }, concat: true, inputs);
         }
 
         /// <summary>Each input's length per sample.</summary>

@@ -96,7 +96,10 @@ namespace Dsl.Compiler.Ops
 
         /// <summary>The common fields of every op bound here.</summary>
         public OpCore Core(string kindName, IReadOnlyList<int> input, IReadOnlyList<int> output, IReadOnlyList<TensorSpec> tensors, long flops) =>
-            new(Name, kindName, Syntax, input, output, tensors, flops, Arguments.Values);
+            new(Name, kindName, Syntax, input, output, tensors, flops, Arguments.Values) { Source = Source };
+
+        /// <summary>The layer as written, white space collapsed: what the generated code quotes over its block.</summary>
+        public string? Source { get; internal set; }
 
         /// <summary>
         /// Refuses an op whose output or largest tensor would not fit the 2^29-float cap (<see cref="Binder.MaxElements"/>),
@@ -118,7 +121,11 @@ namespace Dsl.Compiler.Ops
 
     /// <summary>The fields every bound op has, built by <see cref="LayerBinding.Core"/>.</summary>
     public sealed record OpCore(string Name, string KindName, LayerSyntax Syntax, IReadOnlyList<int> InputShape, IReadOnlyList<int> OutputShape,
-        IReadOnlyList<TensorSpec> Tensors, long Flops, IReadOnlyDictionary<string, ValueSyntax> ArgumentValues);
+        IReadOnlyList<TensorSpec> Tensors, long Flops, IReadOnlyDictionary<string, ValueSyntax> ArgumentValues)
+    {
+        /// <summary>The layer as written in the <c>.nn</c> file, on one line; the kind name when there is no text.</summary>
+        public string? Source { get; init; }
+    }
 
     /// <summary>Which of its forward values an op's backward reads.</summary>
     [Flags]
@@ -146,6 +153,7 @@ namespace Dsl.Compiler.Ops
             Tensors = core.Tensors;
             Flops = core.Flops;
             ArgumentValues = core.ArgumentValues;
+            Source = core.Source ?? core.KindName;
         }
 
         /// <summary>The <c>state_dict</c> prefix: the <c>as</c> name, else the position in the chain.</summary>
@@ -164,6 +172,9 @@ namespace Dsl.Compiler.Ops
 
         /// <summary>The value written for each argument, by PyTorch name, so findings can point at it.</summary>
         public IReadOnlyDictionary<string, ValueSyntax> ArgumentValues { get; }
+
+        /// <summary>The layer as written in the <c>.nn</c> file, on one line (white space collapsed).</summary>
+        public string Source { get; }
 
         public SourceSpan Span => Syntax.Span;
         public int InputLength => Shapes.Length(InputShape);

@@ -23,14 +23,23 @@ namespace Dsl.Compiler.Semantics
         public const long MaxElements = 1L << 29;
 
         private readonly List<NnDiagnostic> _diagnostics = new();
+        private string _text = "";
+
+        /// <summary>The text a span covers, on one line.</summary>
+        private string TextOf(SourceSpan span)
+        {
+            int start = Math.Min(span.Start, _text.Length);
+            int length = Math.Min(span.Length, _text.Length - start);
+            return length <= 0 ? "" : System.Text.RegularExpressions.Regex.Replace(_text.Substring(start, length), @"\s+", " ");
+        }
 
         private Binder()
         {
         }
 
-        public static (IReadOnlyList<BoundModel> Models, IReadOnlyList<NnDiagnostic> Diagnostics) Bind(FileSyntax file, string? defaultNamespace)
+        public static (IReadOnlyList<BoundModel> Models, IReadOnlyList<NnDiagnostic> Diagnostics) Bind(FileSyntax file, string? defaultNamespace, string text = "")
         {
-            var binder = new Binder();
+            var binder = new Binder { _text = text };
             var models = binder.BindFile(file, defaultNamespace);
             return (models, binder._diagnostics);
         }
@@ -118,7 +127,7 @@ namespace Dsl.Compiler.Semantics
                 var previous = layers.Count > 0 ? layers[layers.Count - 1] : null;
                 var reader = new ArgumentReader(arguments, definition.Name, definition.Rank, Report);
                 // Arguments are range-checked even when the shape is unknown, so one pass reports every bad value.
-                var binding = new LayerBinding(definition, syntax, reader, argumentsOk ? shape : null, name, previous, Report, () => ErrorCount);
+                var binding = new LayerBinding(definition, syntax, reader, argumentsOk ? shape : null, name, previous, Report, () => ErrorCount) { Source = TextOf(syntax.Span) };
                 var layer = definition.Bind(binding);
                 if (layer is null || !argumentsOk)
                 {

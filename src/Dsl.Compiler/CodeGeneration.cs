@@ -3,9 +3,11 @@ using System.Collections.Generic;
 using System.Linq;
 using System.Text.RegularExpressions;
 using Dsl.Compiler.Diagnostics;
+using Dsl.Compiler.Emit;
+using Dsl.Compiler.Lowering;
 using Dsl.Compiler.Semantics;
 
-namespace Dsl.Compiler.Emit
+namespace Dsl.Compiler
 {
     /// <summary>One generated C# file: the class <paramref name="QualifiedName"/>, declared at <paramref name="NameSpan"/> of the .nn file.</summary>
     public sealed record GeneratedSource(string HintName, string Text, string QualifiedName, Text.SourceSpan NameSpan);
@@ -44,7 +46,7 @@ namespace Dsl.Compiler.Emit
                 foreach (var model in result.Models)
                 {
                     if (!generated.Add(model.Name)) continue;
-                    sources.Add(new GeneratedSource(HintName(model.Namespace, model.Name), CSharpEmitter.Emit(model, text, fileName, toolVersion),
+                    sources.Add(new GeneratedSource(HintName(model.Namespace, model.Name), CSharpEmitter.Emit(Lowerer.Lower(model), fileName, toolVersion),
                         Qualified(model.Namespace, model.Name), model.Syntax.Name.Span));
                 }
             }
