@@ -89,7 +89,7 @@ public sealed class GeneratedCodeFuzzTests
                 var (a, m, _) = BuildAndRun(cases, null);
                 Interlocked.Add(ref accepted, a);
                 Interlocked.Add(ref models, m);
-            }, iter: Math.Max(1, Iterations(480) / FilesPerCompilation), threads: 1, seed: Seed);
+            }, iter: Math.Max(1, Iterations(240) / FilesPerCompilation), threads: 1, seed: Seed);
 
         Assert.False(NnCompiler.Compile(Corpus).HasErrors, string.Join("\n", NnCompiler.Compile(Corpus).Diagnostics));
         _output.WriteLine($"{accepted} edited files accepted, {models} models built and run");
