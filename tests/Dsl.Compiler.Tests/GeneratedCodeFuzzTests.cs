@@ -43,8 +43,10 @@ public sealed class GeneratedCodeFuzzTests
             Interlocked.Add(ref rejected, r);
         }, iter: Math.Max(1, files / FilesPerCompilation), threads: 1, seed: Seed);
 
+        var ids = _rejections.Select(r => System.Text.RegularExpressions.Regex.Match(r, "NN[0-9]{4}").Value).GroupBy(id => id).Select(g => $"{g.Key} ×{g.Count()}");
+        _output.WriteLine($"rejected by: {string.Join(", ", ids)}");
         foreach (string reason in _rejections.Take(8)) _output.WriteLine("rejected: " + reason);
-        _output.WriteLine($"build {s_buildTicks / (double)Stopwatch.Frequency:F1} s, build+run {s_runTicks / (double)Stopwatch.Frequency:F1} s");
+        _output.WriteLine($"Roslyn compiling took {s_buildTicks / (double)Stopwatch.Frequency:F1} s of {s_runTicks / (double)Stopwatch.Frequency:F1} s building and running (both properties, so far)");
         _output.WriteLine($"{accepted} files accepted ({models} models built, trained a step and inferred), {rejected} rejected, in {clock.Elapsed.TotalSeconds:F1} s");
         // The generator aims at valid files: if most were rejected, the fuzz would test little.
         Assert.True(accepted >= 3 * rejected, $"{rejected} of {accepted + rejected} random files were rejected; the generator drifted from the language");
