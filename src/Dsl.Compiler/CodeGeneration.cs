@@ -70,7 +70,7 @@ namespace Dsl.Compiler
                     : ModelName.Matches(text).Cast<Match>().Select(m => (m.Groups[1].Value, lines.Span(m.Groups[1].Index, m.Groups[1].Length)));
                 foreach (var (name, span) in names)
                 {
-                    if (CSharpNames.ModelNameProblem(name) is not null || !generated.Add(name)) continue;
+                    if (CSharpNames.ModelNameProblem(name, ns) is not null || !generated.Add(name)) continue;
                     sources.Add(new GeneratedSource(HintName(ns, name), Placeholder(name, ns, fileName, toolVersion), Qualified(ns, name), span));
                 }
             }

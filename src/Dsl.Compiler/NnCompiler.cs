@@ -25,8 +25,10 @@ namespace Dsl.Compiler
                 if (parsed.File is null || parsed.Diagnostics.Any(d => d.IsError))
                     return new CompilationResult(parsed.File, Array.Empty<BoundModel>(), parsed.Diagnostics);
 
-                var (models, diagnostics) = Binder.Bind(parsed.File, defaultNamespace, text ?? string.Empty);
-                var ordered = diagnostics.OrderBy(d => d.Span.Start).ThenBy(d => d.Id, StringComparer.Ordinal).ToList();
+                var (bound, diagnostics) = Binder.Bind(parsed.File, defaultNamespace, text ?? string.Empty);
+                var all = diagnostics.ToList();
+                var models = ModelLimits.Check(bound, all);
+                var ordered = all.OrderBy(d => d.Span.Start).ThenBy(d => d.Id, StringComparer.Ordinal).ToList();
                 return new CompilationResult(parsed.File, models, ordered);
             }
             catch (Exception exception) when (exception is not OutOfMemoryException)

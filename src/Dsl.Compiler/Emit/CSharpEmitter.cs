@@ -51,6 +51,9 @@ namespace Dsl.Compiler.Emit
             "Scale", "Shift", "FoldedWeight", "FoldedBias", "Geometry", "Grad", "GradPart", "Infer", "PackedWeight",
         };
 
+        /// <summary>The longest member prefix taken from a layer name; longer names are cut (they stay whole in state_dict names).</summary>
+        private const int MaxPrefixLength = 200;
+
         private readonly BoundModel _model;
         private readonly DataflowGraph _graph;
         private readonly MemoryPlan _memory;
@@ -66,14 +69,22 @@ namespace Dsl.Compiler.Emit
             _memory = lowered.Memory;
             _fileName = fileName;
             _toolVersion = toolVersion;
-            // Each node's members are <prefix><suffix>; no two may coincide (layers 'a_folded' and 'a' would both give
-            // AFoldedWeight), nor match the class's own name (model Fc1Weight).
+            // Each node's members are <prefix><suffix>. No two may coincide (layers 'fc' and 'fc_packed' both give
+            // FcPackedWeight; 'a_b' and 'a__b' both give AB), nor match a fixed member (a layer 'input' gives InputGrad), a
+            // CompiledModel member, or the class's own name (model FcPackedWeight, CS0542): a clash adds At<node id>, then a
+            // counter, until every member is unique. Prefixes are cut to MaxPrefixLength, so a layer name of any length
+            // gives member names far below C#'s 1,023-byte limit (CS7013).
+            var suffixes = MemberSuffixes.Concat(_graph.Nodes.SelectMany(n => n.Op.Tensors).Select(t => CSharpNames.Pascal(t.LocalName)))
+                .Distinct(StringComparer.Ordinal).ToList();
             var members = new HashSet<string>(StringComparer.Ordinal) { _model.Name };
             foreach (var node in _graph.Nodes)
             {
-                string name = CSharpNames.Pascal(node.Op.Name);
-                if (MemberSuffixes.Any(suffix => members.Contains(name + suffix))) name += "At" + CSharpEmitter.Int(node.Id);
-                foreach (var suffix in MemberSuffixes) members.Add(name + suffix);
+                string prefix = CSharpNames.Pascal(node.Op.Name);
+                if (prefix.Length > MaxPrefixLength) prefix = prefix.Substring(0, char.IsHighSurrogate(prefix[MaxPrefixLength - 1]) ? MaxPrefixLength - 1 : MaxPrefixLength);
+                string name = prefix;
+                for (int attempt = 0; suffixes.Any(suffix => members.Contains(name + suffix) || CSharpNames.IsGeneratedMember(name + suffix)); attempt++)
+                    name = prefix + "At" + CSharpEmitter.Int(node.Id) + (attempt == 0 ? "" : "_" + CSharpEmitter.Int(attempt));
+                foreach (var suffix in suffixes) members.Add(name + suffix);
                 _names[node] = name;
             }
         }

@@ -78,10 +78,42 @@ namespace Dsl.Compiler.Ops
             }
 
             var spatial = Ops.Spatial.Output(b, kind, input, kernel, stride, padding, dilation, ceilMode);
-            if (spatial is null) return null;
+            if (spatial is null || !EveryWindowReadsTheInput(b, kind, input, spatial, kernel, stride, padding, dilation)) return null;
             var output = new[] { input[0] }.Concat(spatial).ToArray();
             var core = b.Core(kind, input, output, System.Array.Empty<TensorSpec>(), Shapes.Elements(output) * kernel.H * kernel.W);
             return b.Checked(new PoolOp(core, Max, kernel, stride, padding, dilation, ceilMode, countIncludePad));
+        }
+
+        /// <summary>
+        /// With dilation, a window near the edge can hold nothing but padding (kernel 2, dilation 3 and padding 1 on a
+        /// length of 2 reads positions -1 and 2). PyTorch accepts that (its rules are p ≤ k/2 and p ≤ half the effective
+        /// kernel) and returns -inf with an argmax outside the input; here it is NN1020 at the padding. Only windows that
+        /// start in the leading padding can miss: a later one starts inside the input (PyTorch's ceil-mode rule keeps the
+        /// last start below the input size), so its first tap reads it.
+        /// </summary>
+        private bool EveryWindowReadsTheInput(LayerBinding b, string kind, System.Collections.Generic.IReadOnlyList<int> input, int[] output,
+            (int H, int W) kernel, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation)
+        {
+            var dims = input.Count == 2
+                ? new[] { ("length", input[1], output[0], kernel.W, stride.W, padding.W, dilation.W) }
+                : new[] { ("height", input[1], output[0], kernel.H, stride.H, padding.H, dilation.H), ("width", input[2], output[1], kernel.W, stride.W, padding.W, dilation.W) };
+            foreach (var (label, size, outSize, k, s, p, d) in dims)
+            {
+                for (long o = 0; o < outSize; o++)
+                {
+                    long start = o * s - p;
+                    if (start >= 0 && o > 0 && o < outSize - 1) o = outSize - 2; // the middle starts inside the input
+                    long first = start >= 0 ? start : start + (-start + d - 1) / d * d; // the first tap at or after 0
+                    if (first < size && first <= start + (long)(k - 1) * d) continue;
+                    var taps = Enumerable.Range(0, System.Math.Min(k, 4)).Select(j => (start + (long)j * d).ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    b.Report(DiagnosticDescriptors.PoolPaddingTooLarge, b.SpanOf("padding"),
+                        $"padding of '{Name}' leaves a window with nothing but padding in it: window {o} of the {label} reads positions {string.Join(", ", taps)}{(k > 4 ? ", …" : "")} "
+                        + $"of an input {label} of {size} (kernel {k}, stride {s}, padding {p}, dilation {d}); '{kind}' would output -inf there. Use less padding or a smaller dilation");
+                    return false;
+                }
+            }
+
+            return true;
         }
 
         private static string Show((int H, int W) pair) =>

@@ -88,7 +88,7 @@ namespace Dsl.Compiler.Semantics
                 Report(DiagnosticDescriptors.InvalidName, model.Name.Span,
                     $"'{model.Name.Text}' is a C# keyword and cannot name a model (it becomes a class); choose another name");
             }
-            else if (CSharpNames.ModelNameProblem(model.Name.Text) is { } problem)
+            else if (CSharpNames.ModelNameProblem(model.Name.Text, ns) is { } problem)
             {
                 Report(DiagnosticDescriptors.InvalidName, model.Name.Span, problem);
             }
