@@ -540,8 +540,14 @@ public abstract class CompiledModel
 
         if (!allowExtra)
         {
+            int before = problems.Count;
             foreach (var tensor in file.Tensors.Where(x => !_byName.ContainsKey(x.Name)))
                 problems.Add($"'{tensor.Name}' is not a tensor of {Name}");
+            if (problems.Count > before)
+            {
+                // One hint after the list: the common case is a PyTorch bias that the .nn file dropped (bias: false before batch norm).
+                problems[^1] += $" (pass allowExtra: true to ignore the tensors {Name} does not have, such as a bias that bias: false dropped)";
+            }
         }
 
         return problems;
