@@ -214,6 +214,28 @@ public abstract class CompiledModel
         return ref _counters[info.Offset];
     }
 
+    /// <summary>
+    /// The per-layer table <c>nnc summary</c> prints for this model (layer, <c>state_dict</c> name, output shape,
+    /// parameters, FLOPs, activation memory, and totals), as fixed-width text. Allocates; meant for logs and consoles.
+    /// </summary>
+    /// <returns>The table, lines ended by <c>\n</c>.</returns>
+    public string Summary()
+    {
+        var rows = SummaryLayers;
+        long parameters = 0, buffers = 0, flops = 0;
+        foreach (var t in _tensors)
+        {
+            if (t.Storage == TensorStorage.Parameter) parameters += t.Length;
+            else buffers += t.Length;
+        }
+
+        foreach (var row in rows) flops = flops > long.MaxValue - row.Flops ? long.MaxValue : flops + row.Flops;
+        return ModelSummaryFormat.Plain(Name, "[B, " + string.Join(", ", SampleInputShape) + "]", rows, parameters, buffers, flops);
+    }
+
+    /// <summary>The rows of <see cref="Summary"/>, one per layer; generated models override it with a constant table.</summary>
+    protected virtual IReadOnlyList<LayerSummary> SummaryLayers => [];
+
     /// <summary>The description of the tensor named <paramref name="name"/>.</summary>
     public TensorInfo Info(string name) =>
         _byName.TryGetValue(name, out var info)
