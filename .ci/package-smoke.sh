@@ -10,12 +10,14 @@ trap 'rm -rf "$work"' EXIT
 
 # The packaging a user follows (README: "Using it in a project"): pack.sh writes every package to one folder.
 bash "$repo/pack.sh" "$work/feed"
-for package in Dsl.Generator Dsl.Runtime Dsl.Training; do
-  unzip -p "$work/feed/$package.0.1.0.nupkg" "$package.nuspec" | grep -q '<license type="expression">MIT</license>' \
-    || { echo "package smoke test: $package has no license expression" >&2; exit 1; }
-  unzip -l "$work/feed/$package.0.1.0.nupkg" | grep -q ' README.md$' || { echo "package smoke test: $package has no readme" >&2; exit 1; }
+for package in Dsl.Generator Dsl.Runtime Dsl.Training Dsl.Cli; do
+  # Read whole before grep -q: with pipefail, a grep that stops early would fail the pipe.
+  nuspec="$(unzip -p "$work/feed/$package.0.1.0.nupkg" "$package.nuspec")"
+  files="$(unzip -l "$work/feed/$package.0.1.0.nupkg")"
+  grep -q '<license type="expression">MIT</license>' <<< "$nuspec" || { echo "package smoke test: $package has no license expression" >&2; exit 1; }
+  grep -q '<readme>README.md</readme>' <<< "$nuspec" && grep -q ' README.md$' <<< "$files" || { echo "package smoke test: $package has no readme" >&2; exit 1; }
 done
-if unzip -p "$work/feed/Dsl.Runtime.0.1.0.nupkg" Dsl.Runtime.nuspec | grep -q Spectre; then
+if grep -q Spectre <<< "$(unzip -p "$work/feed/Dsl.Runtime.0.1.0.nupkg" Dsl.Runtime.nuspec)"; then
   echo "package smoke test: Dsl.Runtime depends on Spectre.Console; only Dsl.Training should" >&2
   exit 1
 fi
@@ -66,12 +68,11 @@ cd "$work/app"
 # A private package folder, so a stale cached 0.1.0 from an earlier pack is never used.
 dotnet restore --packages "$work/packages" --nologo -v q
 dotnet run --no-restore
-grep -q 'Summary()' Program.cs
 
 # The nnc tool, installed from the same folder as README says (a tool path instead of --global, to leave the machine as it was).
-dotnet tool install Dsl.Cli --version 0.1.0 --tool-path "$work/tools" --add-source "$work/feed" --nologo
+dotnet tool install Dsl.Cli --version 0.1.0 --tool-path "$work/tools" --add-source "$work/feed"
 "$work/tools/nnc" check Models/tiny.nn
-"$work/tools/nnc" summary Models/tiny.nn | grep -q 'Total params: 54' || { echo "package smoke test: nnc summary did not print the table" >&2; exit 1; }
+grep -q 'Total params: 126 ' <<< "$("$work/tools/nnc" summary Models/tiny.nn)" || { echo "package smoke test: nnc summary did not print the table" >&2; exit 1; }
 sed -i 's/linear(4, 2)/linear(5, 2)/' Models/tiny.nn
 if dotnet build --no-restore --nologo -v q > "$work/build.log" 2>&1; then
   echo "package smoke test: a wrong .nn file built without error" >&2
