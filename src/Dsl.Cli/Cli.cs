@@ -147,7 +147,7 @@ internal sealed record Options(List<string> Positional, Dictionary<string, strin
             }
             else if (e.Current.StartsWith("--", StringComparison.Ordinal))
             {
-                throw new UsageException($"unknown option '{e.Current}'");
+                throw new UsageException($"unknown option '{e.Current}'" + Cli.DidYouMean(e.Current, valued));
             }
             else
             {

@@ -96,6 +96,16 @@ public sealed class CliTests : IDisposable
         Assert.Contains("no model 'C'", missing.Err);
     }
 
+    [Fact]
+    public void Unknown_commands_options_and_models_get_a_suggestion()
+    {
+        string path = Write("nets.nn", "model LeNet(input: [4]) { relu }\nmodel Mlp(input: [4]) { linear(4, 2) }");
+        Assert.Contains("unknown command 'chekc'; did you mean 'check'?", Run("chekc", path).Err);
+        Assert.Contains("unknown option '--mdoel'; did you mean '--model'?", Run("summary", path, "--mdoel", "Mlp").Err);
+        Assert.Contains("no model 'LeNte' in", Run("summary", path, "--model", "LeNte").Err);
+        Assert.Contains("did you mean 'LeNet'?", Run("summary", path, "--model", "LeNte").Err);
+    }
+
     /// <summary>Every .nn file the repository trains or checks against PyTorch: the golden bundles' models and the examples.</summary>
     public static TheoryData<string> SummaryModels()
     {
