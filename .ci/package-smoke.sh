@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packs Dsl.Runtime, Dsl.Training and Dsl.Generator and builds a fresh user project from those packages alone:
+# Packs everything with pack.sh (Dsl.Runtime, Dsl.Training, Dsl.Generator, the nnc tool) and builds a fresh user project from those packages alone:
 # proves that the generator package carries its dependencies (Dsl.Compiler, Sprache) and its props, that
 # Dsl.Training brings its own (Spectre.Console) where Dsl.Runtime brings none, and that a .nn error fails
 # the user's build with the error located in the .nn file.
@@ -8,10 +8,16 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-dotnet pack "$repo/src/Dsl.Runtime" -c Release -o "$work/feed" --nologo -v q
-dotnet pack "$repo/src/Dsl.Training" -c Release -o "$work/feed" --nologo -v q
-dotnet pack "$repo/generators/Dsl.Generator" -c Release -o "$work/feed" --nologo -v q
-if unzip -p "$work/feed/Dsl.Runtime.0.1.0.nupkg" Dsl.Runtime.nuspec | grep -q Spectre; then
+# The packaging a user follows (README: "Using it in a project"): pack.sh writes every package to one folder.
+bash "$repo/pack.sh" "$work/feed"
+for package in Dsl.Generator Dsl.Runtime Dsl.Training Dsl.Cli; do
+  # Read whole before grep -q: with pipefail, a grep that stops early would fail the pipe.
+  nuspec="$(unzip -p "$work/feed/$package.0.1.0.nupkg" "$package.nuspec")"
+  files="$(unzip -l "$work/feed/$package.0.1.0.nupkg")"
+  grep -q '<license type="expression">MIT</license>' <<< "$nuspec" || { echo "package smoke test: $package has no license expression" >&2; exit 1; }
+  grep -q '<readme>README.md</readme>' <<< "$nuspec" && grep -q ' README.md$' <<< "$files" || { echo "package smoke test: $package has no readme" >&2; exit 1; }
+done
+if grep -q Spectre <<< "$(unzip -p "$work/feed/Dsl.Runtime.0.1.0.nupkg" Dsl.Runtime.nuspec)"; then
   echo "package smoke test: Dsl.Runtime depends on Spectre.Console; only Dsl.Training should" >&2
   exit 1
 fi
@@ -55,12 +61,18 @@ model.Backward(outputGrad);
 sgd.Step(model);
 model.Infer(new float[2 * App.Tiny.InputLength], output, 2);
 System.Console.WriteLine($"package smoke test: Tiny has {App.Tiny.ParameterCount} parameters, one SGD step from loss {loss:F3}");
+System.Console.Write(model.Summary());
 CS
 
 cd "$work/app"
 # A private package folder, so a stale cached 0.1.0 from an earlier pack is never used.
 dotnet restore --packages "$work/packages" --nologo -v q
 dotnet run --no-restore
+
+# The nnc tool, installed from the same folder as README says (a tool path instead of --global, to leave the machine as it was).
+dotnet tool install Dsl.Cli --version 0.1.0 --tool-path "$work/tools" --add-source "$work/feed"
+"$work/tools/nnc" check Models/tiny.nn
+grep -q 'Total params: 126 ' <<< "$("$work/tools/nnc" summary Models/tiny.nn)" || { echo "package smoke test: nnc summary did not print the table" >&2; exit 1; }
 sed -i 's/linear(4, 2)/linear(5, 2)/' Models/tiny.nn
 if dotnet build --no-restore --nologo -v q > "$work/build.log" 2>&1; then
   echo "package smoke test: a wrong .nn file built without error" >&2

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project template: packs Dsl.Runtime, Dsl.Training, Dsl.Generator and Dsl.Templates to a local feed, installs the
+# The project template: packs everything with pack.sh (Dsl.Runtime, Dsl.Training, Dsl.Generator, Dsl.Templates) to a local feed, installs the
 # templates package with `dotnet new install` (into a private template hive), creates a project with
 # `dotnet new nn-console -n MyNet`, and builds (warnings as errors) and runs it against the local feed.
 set -euo pipefail
@@ -7,9 +7,7 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-for project in src/Dsl.Runtime src/Dsl.Training generators/Dsl.Generator templates/Dsl.Templates; do
-  dotnet pack "$repo/$project" -c Release -o "$work/feed" --nologo -v q
-done
+bash "$repo/pack.sh" "$work/feed" # the packages a user gets from pack.sh, the templates package among them
 
 hive="$work/hive" # a private hive: the machine's own `dotnet new` templates stay as they were
 dotnet new install "$work/feed/Dsl.Templates.0.1.0.nupkg" --debug:custom-hive "$hive"

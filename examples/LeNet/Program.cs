@@ -1,5 +1,6 @@
 // A few training steps of the tutorial LeNet on random data, then inference: the generated class at work.
 using System.Globalization;
+using Dsl.Training;
 using Examples.LeNet;
 
 const int Batch = 8;
@@ -16,16 +17,15 @@ for (int i = 0; i < Batch; i++) labels[i] = random.Next(Classes);
 
 var logits = new float[Batch * Classes];
 var logitsGrad = new float[Batch * Classes];
-const float LearningRate = 0.005f; // small: 1350 features and 8 samples are memorized in one step at 0.05
+// Dsl.Training's SGD (PyTorch's torch.optim.SGD); small steps: 1350 features and 8 samples are memorized in one step at 0.05.
+var sgd = new Sgd(model, learningRate: 0.005f);
 for (int step = 1; step <= 10; step++)
 {
     model.ZeroGrad();
-    model.Forward(images, logits, Batch); // training mode: batch statistics, running statistics updated
-    float loss = CrossEntropy(logits, labels, logitsGrad);
-    model.Backward(logitsGrad);
-    var parameters = model.Parameters;
-    var gradients = model.Gradients;
-    for (int i = 0; i < parameters.Length; i++) parameters[i] -= LearningRate * gradients[i];
+    model.Forward(images, logits, Batch);                        // training mode: batch statistics, running statistics updated
+    float loss = Losses.CrossEntropy(logits, labels, logitsGrad); // mean softmax cross-entropy, and its gradient
+    model.Backward(logitsGrad);                                  // gradients into model.Gradients
+    sgd.Step(model);                                             // parameters -= learning rate × gradients
     Console.WriteLine($"step {step,2}: loss {loss.ToString("0.0000", CultureInfo.InvariantCulture)}");
 }
 
@@ -37,7 +37,7 @@ int correct = 0;
 for (int n = 0; n < Batch; n++)
 {
     var row = predictions.AsSpan(n * Classes, Classes);
-    int best = row.IndexOf(System.Numerics.Tensors.TensorPrimitives.Max(row));
+    int best = Metrics.ArgMax(row);
     if (best == labels[n]) correct++;
     Console.WriteLine($"sample {n}: label {labels[n]}, predicted {best}, logits [{string.Join(", ", row.ToArray().Select(v => v.ToString("0.00", CultureInfo.InvariantCulture)))}]");
 }
@@ -45,22 +45,3 @@ for (int n = 0; n < Batch; n++)
 Console.WriteLine($"memorized {correct}/{Batch} training samples; running mean of bn1: [{string.Join(", ", model.Tensor("bn1.running_mean").ToArray().Select(v => v.ToString("0.000", CultureInfo.InvariantCulture)))}]");
 return correct >= Batch / 2 ? 0 : 1;
 
-// Mean softmax cross-entropy and its gradient with respect to the logits.
-static float CrossEntropy(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, Span<float> grad)
-{
-    int batch = labels.Length, classes = logits.Length / batch;
-    double total = 0;
-    for (int n = 0; n < batch; n++)
-    {
-        var row = logits.Slice(n * classes, classes);
-        float max = float.NegativeInfinity;
-        foreach (var v in row) max = Math.Max(max, v);
-        double sum = 0;
-        foreach (var v in row) sum += Math.Exp(v - max);
-        total += Math.Log(sum) + max - row[labels[n]];
-        for (int c = 0; c < classes; c++)
-            grad[n * classes + c] = (float)((Math.Exp(row[c] - max) / sum - (c == labels[n] ? 1 : 0)) / batch);
-    }
-
-    return (float)(total / batch);
-}

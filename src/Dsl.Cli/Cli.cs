@@ -32,7 +32,7 @@ public static class Cli
                 "summary" => Summary(args.Skip(1).ToList(), stdout, stderr, plain),
                 "emit" => Emit(args.Skip(1).ToList(), stdout, stderr),
                 "compare" => Compare.Run(args.Skip(1).ToList(), stdout, stderr, plain),
-                _ => UsageError(stderr, $"unknown command '{args[0]}'"),
+                _ => UsageError(stderr, $"unknown command '{args[0]}'" + DidYouMean(args[0], "check", "summary", "emit", "compare")),
             };
         }
         catch (UsageException exception)
@@ -107,7 +107,8 @@ public static class Cli
         var models = result.Models.Where(m => wanted is null || m.Name == wanted).ToList();
         if (models.Count == 0)
         {
-            stderr.WriteLine($"nnc: no model '{wanted}' in {file}; it declares {string.Join(", ", result.Models.Select(m => m.Name))}");
+            stderr.WriteLine($"nnc: no model '{wanted}' in {file}; it declares {string.Join(", ", result.Models.Select(m => m.Name))}"
+                + DidYouMean(wanted!, result.Models.Select(m => m.Name).ToArray()));
             return 1;
         }
 
@@ -120,6 +121,10 @@ public static class Cli
 
         return 0;
     }
+
+    /// <summary>"; did you mean 'x'?" for the candidate nearest <paramref name="name"/> (the compiler's edit distance), or "".</summary>
+    internal static string DidYouMean(string name, params string[] candidates) =>
+        Dsl.Compiler.Ops.OpRegistry.Closest(name, candidates) is { } closest ? $"; did you mean '{closest}'?" : "";
 }
 
 /// <summary>A command line nnc cannot make sense of: exit code 2 and the usage.</summary>
@@ -142,7 +147,7 @@ internal sealed record Options(List<string> Positional, Dictionary<string, strin
             }
             else if (e.Current.StartsWith("--", StringComparison.Ordinal))
             {
-                throw new UsageException($"unknown option '{e.Current}'");
+                throw new UsageException($"unknown option '{e.Current}'" + Cli.DidYouMean(e.Current, valued));
             }
             else
             {

@@ -214,6 +214,28 @@ public abstract class CompiledModel
         return ref _counters[info.Offset];
     }
 
+    /// <summary>
+    /// The per-layer table <c>nnc summary</c> prints for this model (layer, <c>state_dict</c> name, output shape,
+    /// parameters, FLOPs, activation memory, and totals), as fixed-width text. Allocates; meant for logs and consoles.
+    /// </summary>
+    /// <returns>The table, lines ended by <c>\n</c>.</returns>
+    public string Summary()
+    {
+        var rows = SummaryLayers;
+        long parameters = 0, buffers = 0, flops = 0;
+        foreach (var t in _tensors)
+        {
+            if (t.Storage == TensorStorage.Parameter) parameters += t.Length;
+            else buffers += t.Length;
+        }
+
+        foreach (var row in rows) flops = flops > long.MaxValue - row.Flops ? long.MaxValue : flops + row.Flops;
+        return ModelSummaryFormat.Plain(Name, "[B, " + string.Join(", ", SampleInputShape) + "]", rows, parameters, buffers, flops);
+    }
+
+    /// <summary>The rows of <see cref="Summary"/>, one per layer; generated models override it with a constant table.</summary>
+    protected virtual IReadOnlyList<LayerSummary> SummaryLayers => [];
+
     /// <summary>The description of the tensor named <paramref name="name"/>.</summary>
     public TensorInfo Info(string name) =>
         _byName.TryGetValue(name, out var info)
@@ -221,9 +243,14 @@ public abstract class CompiledModel
             : throw new KeyNotFoundException($"{Name} has no tensor '{name}'; it has {string.Join(", ", _tensors.Select(t => t.Name))}.");
 
     /// <summary>Training-mode forward pass: batch statistics, running statistics updated, dropout active.</summary>
-    /// <param name="input">batch × <see cref="SampleInputLength"/> floats, row-major.</param>
-    /// <param name="output">batch × <see cref="SampleOutputLength"/> floats.</param>
+    /// <param name="input">
+    /// At least batch × <see cref="SampleInputLength"/> floats, row-major; only that many are read, so a buffer sized for
+    /// <see cref="MaxBatch"/> serves every batch.
+    /// </param>
+    /// <param name="output">At least batch × <see cref="SampleOutputLength"/> floats; only that many are written, as a TensorPrimitives destination.</param>
     /// <param name="batch">Samples in this call, 1 to <see cref="MaxBatch"/>.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batch"/> is below 1 or above <see cref="MaxBatch"/>.</exception>
+    /// <exception cref="ArgumentException">A span is shorter than the batch needs; the message says how many floats it needs.</exception>
     public void Forward(ReadOnlySpan<float> input, Span<float> output, int batch)
     {
         CheckCall(input.Length, output.Length, batch);
@@ -231,7 +258,7 @@ public abstract class CompiledModel
         try
         {
             _lastTrainingBatch = 0;
-            ForwardCore(input, output, batch);
+            ForwardCore(input[..(batch * SampleInputLength)], output[..(batch * SampleOutputLength)], batch);
             _lastTrainingBatch = batch;
             ParametersChanged();
         }
@@ -245,6 +272,10 @@ public abstract class CompiledModel
     /// Backward pass of the last <see cref="Forward"/>: accumulates every parameter's gradient into
     /// <see cref="Gradients"/> and, when <paramref name="inputGrad"/> is not empty, writes dL/d(input).
     /// </summary>
+    /// <param name="outputGrad">dL/d(output): at least batch × <see cref="SampleOutputLength"/> floats for the batch of the last <see cref="Forward"/>; only that many are read.</param>
+    /// <param name="inputGrad">Empty, or at least batch × <see cref="SampleInputLength"/> floats to receive dL/d(input); only that many are written.</param>
+    /// <exception cref="InvalidOperationException">No successful <see cref="Forward"/> came before.</exception>
+    /// <exception cref="ArgumentException">A span is shorter than the batch needs.</exception>
     public void Backward(ReadOnlySpan<float> outputGrad, Span<float> inputGrad = default)
     {
         Enter(nameof(Backward));
@@ -262,10 +293,12 @@ public abstract class CompiledModel
     {
         int batch = _lastTrainingBatch;
         if (batch == 0) throw new InvalidOperationException("Backward needs a successful Forward (training mode) first.");
-        if (outputGrad.Length != batch * SampleOutputLength)
+        if (outputGrad.Length < batch * SampleOutputLength)
             throw new ArgumentException(LengthMessage("outputGrad", outputGrad.Length, batch, SampleOutputShape), nameof(outputGrad));
-        if (!inputGrad.IsEmpty && inputGrad.Length != batch * SampleInputLength)
+        if (!inputGrad.IsEmpty && inputGrad.Length < batch * SampleInputLength)
             throw new ArgumentException(LengthMessage("inputGrad", inputGrad.Length, batch, SampleInputShape), nameof(inputGrad));
+        outputGrad = outputGrad[..(batch * SampleOutputLength)];
+        if (!inputGrad.IsEmpty) inputGrad = inputGrad[..(batch * SampleInputLength)];
         // A model whose backward does not write its gradients after ZeroGrad (one generated before it could, or
         // written by hand) gets them cleared here. If the pass fails part-way, the gradients count as zeroed
         // again, so no layer's stale values pass for current ones.
@@ -290,13 +323,18 @@ public abstract class CompiledModel
     protected virtual bool WritesGradientsAfterZeroGrad => false;
 
     /// <summary>Inference: running statistics (batch norm folded into the preceding conv or linear), dropout off.</summary>
+    /// <param name="input">At least batch × <see cref="SampleInputLength"/> floats, row-major; only that many are read.</param>
+    /// <param name="output">At least batch × <see cref="SampleOutputLength"/> floats; only that many are written.</param>
+    /// <param name="batch">Samples in this call, 1 to <see cref="MaxBatch"/>.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batch"/> is below 1 or above <see cref="MaxBatch"/>.</exception>
+    /// <exception cref="ArgumentException">A span is shorter than the batch needs; the message says how many floats it needs.</exception>
     public void Infer(ReadOnlySpan<float> input, Span<float> output, int batch)
     {
         CheckCall(input.Length, output.Length, batch);
         Enter(nameof(Infer));
         try
         {
-            InferCore(input, output, batch, _version);
+            InferCore(input[..(batch * SampleInputLength)], output[..(batch * SampleOutputLength)], batch, _version);
         }
         finally
         {
@@ -386,16 +424,16 @@ public abstract class CompiledModel
     {
         if (batch < 1 || batch > MaxBatch)
             throw new ArgumentOutOfRangeException(nameof(batch), batch, $"batch must be between 1 and maxBatch = {MaxBatch} (the constructor's argument), got {batch}.");
-        if (inputLength != batch * SampleInputLength)
+        if (inputLength < batch * SampleInputLength)
             throw new ArgumentException(LengthMessage("input", inputLength, batch, SampleInputShape), "input");
-        if (outputLength != batch * SampleOutputLength)
+        if (outputLength < batch * SampleOutputLength)
             throw new ArgumentException(LengthMessage("output", outputLength, batch, SampleOutputShape), "output");
     }
 
     private static string LengthMessage(string what, int actual, int batch, IReadOnlyList<int> shape)
     {
         int expected = batch * shape.Aggregate(1, (a, b) => a * b);
-        return $"{what} has {actual} floats, but batch {batch} × [{string.Join(", ", shape)}] needs {expected}.";
+        return $"{what} has {actual} floats, but batch {batch} × [{string.Join(", ", shape)}] needs at least {expected}.";
     }
 
     /// <summary>
@@ -540,8 +578,14 @@ public abstract class CompiledModel
 
         if (!allowExtra)
         {
+            int before = problems.Count;
             foreach (var tensor in file.Tensors.Where(x => !_byName.ContainsKey(x.Name)))
                 problems.Add($"'{tensor.Name}' is not a tensor of {Name}");
+            if (problems.Count > before)
+            {
+                // One hint after the list: the common case is a PyTorch bias that the .nn file dropped (bias: false before batch norm).
+                problems[^1] += $" (pass allowExtra: true to ignore the tensors {Name} does not have, such as a bias that bias: false dropped)";
+            }
         }
 
         return problems;

@@ -172,23 +172,48 @@ public sealed class BatchLoader
     /// <param name="inputs">At least <see cref="BatchSize"/> × sample length floats; the first size × sample length are written.</param>
     /// <param name="labels">At least <see cref="BatchSize"/> ints.</param>
     /// <returns>The number of samples written.</returns>
+    /// <exception cref="InvalidOperationException">The data set has float targets: use the other overload.</exception>
     public int Next(Span<float> inputs, Span<int> labels)
     {
-        int sampleLength = _data.SampleLength;
+        if (!_data.HasLabels) throw new InvalidOperationException($"the data set has float targets ({_data.TargetLength} per sample), not labels: call Next(inputs, Span<float> targets).");
+        if (labels.Length < BatchSize) throw new ArgumentException($"labels holds {labels.Length} ints; a batch needs {BatchSize}.", nameof(labels));
+        return NextBatch(inputs, labels, default);
+    }
+
+    /// <summary>
+    /// Copies the next batch of a data set with float targets into <paramref name="inputs"/> and <paramref name="targets"/>;
+    /// otherwise as <see cref="Next(Span{float}, Span{int})"/>.
+    /// </summary>
+    /// <param name="inputs">At least <see cref="BatchSize"/> × sample length floats.</param>
+    /// <param name="targets">At least <see cref="BatchSize"/> × target length floats.</param>
+    /// <returns>The number of samples written.</returns>
+    /// <exception cref="InvalidOperationException">The data set has labels: use the other overload.</exception>
+    public int Next(Span<float> inputs, Span<float> targets)
+    {
+        if (_data.HasLabels) throw new InvalidOperationException("the data set has class labels: call Next(inputs, Span<int> labels).");
+        if (targets.Length < BatchSize * _data.TargetLength)
+            throw new ArgumentException($"targets holds {targets.Length} floats; a batch needs {BatchSize * _data.TargetLength}.", nameof(targets));
+        return NextBatch(inputs, default, targets);
+    }
+
+    private int NextBatch(Span<float> inputs, Span<int> labels, Span<float> targets)
+    {
+        int sampleLength = _data.SampleLength, targetLength = _data.TargetLength;
         if (inputs.Length < BatchSize * sampleLength)
             throw new ArgumentException($"inputs holds {inputs.Length} floats; a batch needs {BatchSize * sampleLength}.", nameof(inputs));
-        if (labels.Length < BatchSize) throw new ArgumentException($"labels holds {labels.Length} ints; a batch needs {BatchSize}.", nameof(labels));
         if (!HasNext) return 0;
 
         int count = Math.Min(BatchSize, _data.Count - Cursor);
         var samples = _data.Samples;
         var allLabels = _data.Labels;
+        var allTargets = _data.Targets;
         for (int k = 0; k < count; k++)
         {
             int index = _order[Cursor + k];
             var destination = inputs.Slice(k * sampleLength, sampleLength);
             samples.Slice(index * sampleLength, sampleLength).CopyTo(destination);
-            labels[k] = allLabels[index];
+            if (targetLength == 0) labels[k] = allLabels[index];
+            else allTargets.Slice(index * targetLength, targetLength).CopyTo(targets.Slice(k * targetLength, targetLength));
             if (_flipWidth > 0 && Flip(Cursor + k))
             {
                 for (int row = 0; row < sampleLength; row += _flipWidth) destination.Slice(row, _flipWidth).Reverse();

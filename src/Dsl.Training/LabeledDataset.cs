@@ -21,11 +21,15 @@ public readonly record struct Normalization(float Mean, float Std)
     public float Apply(byte value) => (value / 255f - Mean) / Std;
 }
 
-/// <summary>Samples (flat floats, all of one shape) with integer class labels, in memory.</summary>
+/// <summary>
+/// Samples (flat floats, all of one shape) with their targets, in memory: integer class labels (classification), or
+/// <see cref="TargetLength"/> floats per sample (regression, multi-label: <see cref="HasLabels"/> is false).
+/// </summary>
 public sealed class LabeledDataset
 {
     private readonly float[] _samples;
     private readonly int[] _labels;
+    private readonly float[] _targets = [];
 
     /// <summary>Wraps <paramref name="samples"/> and <paramref name="labels"/> (not copied).</summary>
     /// <param name="samples">Count × <paramref name="sampleLength"/> floats.</param>
@@ -49,21 +53,55 @@ public sealed class LabeledDataset
         _labels = labels;
         SampleLength = sampleLength;
         Classes = classes;
+        Count = labels.Length;
+    }
+
+    /// <summary>Wraps <paramref name="samples"/> and float <paramref name="targets"/> (not copied): a regression or multi-label set.</summary>
+    /// <param name="samples">Count × <paramref name="sampleLength"/> floats.</param>
+    /// <param name="targets">Count × <paramref name="targetLength"/> floats: what the model's output should be for each sample.</param>
+    /// <param name="sampleLength">Floats per sample.</param>
+    /// <param name="targetLength">Floats per target (the model's output length).</param>
+    public LabeledDataset(float[] samples, float[] targets, int sampleLength, int targetLength)
+    {
+        ArgumentNullException.ThrowIfNull(samples);
+        ArgumentNullException.ThrowIfNull(targets);
+        ArgumentOutOfRangeException.ThrowIfLessThan(sampleLength, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(targetLength, 1);
+        if (targets.Length % targetLength != 0)
+            throw new ArgumentException($"targets has {targets.Length} floats, not a multiple of {targetLength} per sample.", nameof(targets));
+        int count = targets.Length / targetLength;
+        if ((long)count * sampleLength != samples.Length)
+            throw new ArgumentException($"{count} targets need {(long)count * sampleLength} floats of {sampleLength} each, got {samples.Length}.", nameof(samples));
+        _samples = samples;
+        _labels = [];
+        _targets = targets;
+        SampleLength = sampleLength;
+        TargetLength = targetLength;
+        Count = count;
     }
 
     /// <summary>Number of samples.</summary>
-    public int Count => _labels.Length;
+    public int Count { get; }
+
+    /// <summary>Whether the targets are class labels (<see cref="Labels"/>); false for float targets (<see cref="Targets"/>).</summary>
+    public bool HasLabels => TargetLength == 0;
+
+    /// <summary>Floats per target for a set of float targets; 0 for a labeled set.</summary>
+    public int TargetLength { get; }
+
+    /// <summary>All float targets, flat (empty for a labeled set).</summary>
+    public ReadOnlySpan<float> Targets => _targets;
 
     /// <summary>Floats per sample.</summary>
     public int SampleLength { get; }
 
-    /// <summary>Number of classes.</summary>
+    /// <summary>Number of classes (0 for a set of float targets).</summary>
     public int Classes { get; }
 
     /// <summary>All samples, flat.</summary>
     public ReadOnlySpan<float> Samples => _samples;
 
-    /// <summary>All labels.</summary>
+    /// <summary>All labels (empty for a set of float targets).</summary>
     public ReadOnlySpan<int> Labels => _labels;
 
     /// <summary>Sample <paramref name="index"/>.</summary>
@@ -80,7 +118,10 @@ public sealed class LabeledDataset
         ArgumentOutOfRangeException.ThrowIfNegative(start);
         ArgumentOutOfRangeException.ThrowIfNegative(count);
         if (start + count > Count) throw new ArgumentOutOfRangeException(nameof(count), count, $"the data set has {Count} samples.");
-        return new LabeledDataset(_samples.AsSpan(start * SampleLength, count * SampleLength).ToArray(), _labels.AsSpan(start, count).ToArray(), SampleLength, Classes);
+        var samples = _samples.AsSpan(start * SampleLength, count * SampleLength).ToArray();
+        return HasLabels
+            ? new LabeledDataset(samples, _labels.AsSpan(start, count).ToArray(), SampleLength, Classes)
+            : new LabeledDataset(samples, _targets.AsSpan(start * TargetLength, count * TargetLength).ToArray(), SampleLength, TargetLength);
     }
 
     /// <summary>The first <paramref name="count"/> samples (all of them when <paramref name="count"/> ≥ <see cref="Count"/>).</summary>

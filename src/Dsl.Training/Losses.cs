@@ -74,6 +74,75 @@ public static class Losses
 
         return (float)(total / predictions.Length);
     }
+
+    /// <summary>Mean absolute error <c>Σ|p − t|/n</c> (PyTorch's <c>nn.L1Loss()</c>), gradient <c>sign(p − t)/n</c> (0 where p = t, as PyTorch).</summary>
+    /// <param name="predictions">Predicted values.</param>
+    /// <param name="targets">Targets, same length.</param>
+    /// <param name="predictionsGrad">Receives dLoss/dpredictions (may be empty to skip the gradient).</param>
+    /// <returns>The mean loss.</returns>
+    public static float L1(ReadOnlySpan<float> predictions, ReadOnlySpan<float> targets, Span<float> predictionsGrad) =>
+        Elementwise(predictions, targets, predictionsGrad, 0, static (d, _) => (Math.Abs(d), Math.Sign(d)));
+
+    /// <summary>
+    /// Huber loss (PyTorch's <c>nn.HuberLoss(delta: δ)</c>, mean): <c>½d²</c> where <c>|d| ≤ δ</c>, else <c>δ(|d| − ½δ)</c>,
+    /// with <c>d = p − t</c>; gradient <c>d</c> or <c>δ·sign(d)</c>, over n.
+    /// </summary>
+    /// <param name="predictions">Predicted values.</param>
+    /// <param name="targets">Targets, same length.</param>
+    /// <param name="predictionsGrad">Receives dLoss/dpredictions (may be empty to skip the gradient).</param>
+    /// <param name="delta">δ &gt; 0, where the loss turns from quadratic to linear.</param>
+    /// <returns>The mean loss.</returns>
+    public static float Huber(ReadOnlySpan<float> predictions, ReadOnlySpan<float> targets, Span<float> predictionsGrad, float delta = 1)
+    {
+        if (!(delta > 0)) throw new ArgumentOutOfRangeException(nameof(delta), delta, "delta must be greater than 0.");
+        return Elementwise(predictions, targets, predictionsGrad, delta,
+            static (d, k) => Math.Abs(d) <= k ? (0.5 * d * d, d) : (k * (Math.Abs(d) - 0.5 * k), k * Math.Sign(d)));
+    }
+
+    /// <summary>
+    /// Binary cross-entropy on logits (PyTorch's <c>nn.BCEWithLogitsLoss()</c>, mean): per value
+    /// <c>max(z, 0) − z·t + log(1 + exp(−|z|))</c>, stable for any z; gradient <c>(σ(z) − t)/n</c>. Targets in [0, 1].
+    /// </summary>
+    /// <param name="logits">One logit per target.</param>
+    /// <param name="targets">Probabilities in [0, 1] (0 or 1 for labels), same length.</param>
+    /// <param name="logitsGrad">Receives dLoss/dlogits (may be empty to skip the gradient).</param>
+    /// <returns>The mean loss.</returns>
+    public static float BinaryCrossEntropyWithLogits(ReadOnlySpan<float> logits, ReadOnlySpan<float> targets, Span<float> logitsGrad)
+    {
+        Check(logits, targets, logitsGrad);
+        double total = 0, invN = 1.0 / logits.Length;
+        for (int i = 0; i < logits.Length; i++)
+        {
+            double z = logits[i], t = targets[i];
+            total += Math.Max(z, 0) - z * t + Math.Log(1 + Math.Exp(-Math.Abs(z)));
+            if (!logitsGrad.IsEmpty) logitsGrad[i] = (float)((1 / (1 + Math.Exp(-z)) - t) * invN);
+        }
+
+        return (float)(total * invN);
+    }
+
+    private static float Elementwise(ReadOnlySpan<float> predictions, ReadOnlySpan<float> targets, Span<float> grad, double parameter,
+        Func<double, double, (double Loss, double Slope)> term)
+    {
+        Check(predictions, targets, grad);
+        double total = 0, invN = 1.0 / predictions.Length;
+        for (int i = 0; i < predictions.Length; i++)
+        {
+            var (loss, slope) = term((double)predictions[i] - targets[i], parameter);
+            total += loss;
+            if (!grad.IsEmpty) grad[i] = (float)(slope * invN);
+        }
+
+        return (float)(total * invN);
+    }
+
+    private static void Check(ReadOnlySpan<float> predictions, ReadOnlySpan<float> targets, Span<float> grad)
+    {
+        if (predictions.Length == 0) throw new ArgumentException("predictions is empty.", nameof(predictions));
+        if (targets.Length != predictions.Length) throw new ArgumentException($"targets has {targets.Length} values, predictions {predictions.Length}.", nameof(targets));
+        if (!grad.IsEmpty && grad.Length != predictions.Length)
+            throw new ArgumentException($"the gradient has {grad.Length} values, predictions {predictions.Length}.", nameof(grad));
+    }
 }
 
 /// <summary>Classification metrics.</summary>
@@ -117,4 +186,28 @@ public static class Metrics
     /// <param name="labels">N labels.</param>
     /// <returns>Accuracy in [0, 1].</returns>
     public static float Accuracy(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels) => (float)CountCorrect(logits, labels) / labels.Length;
+
+    /// <summary>Mean squared error over all values (a regression metric; no gradient).</summary>
+    /// <param name="predictions">Predicted values.</param>
+    /// <param name="targets">Targets, same length.</param>
+    /// <returns>The mean of (p − t)².</returns>
+    public static double MeanSquaredError(ReadOnlySpan<float> predictions, ReadOnlySpan<float> targets) => Losses.MeanSquaredError(predictions, targets, default);
+
+    /// <summary>Mean absolute error over all values (a regression metric; no gradient).</summary>
+    /// <param name="predictions">Predicted values.</param>
+    /// <param name="targets">Targets, same length.</param>
+    /// <returns>The mean of |p − t|.</returns>
+    public static double MeanAbsoluteError(ReadOnlySpan<float> predictions, ReadOnlySpan<float> targets) => Losses.L1(predictions, targets, default);
+
+    /// <summary>Binary accuracy of logits: a logit above 0 predicts 1, and is right where the target is at least 0.5.</summary>
+    /// <param name="logits">One logit per target.</param>
+    /// <param name="targets">Targets in [0, 1], same length.</param>
+    /// <returns>The fraction right.</returns>
+    public static double BinaryAccuracy(ReadOnlySpan<float> logits, ReadOnlySpan<float> targets)
+    {
+        if (targets.Length != logits.Length || logits.Length == 0) throw new ArgumentException($"targets has {targets.Length} values, logits {logits.Length}.", nameof(targets));
+        int right = 0;
+        for (int i = 0; i < logits.Length; i++) right += (logits[i] > 0) == (targets[i] >= 0.5f) ? 1 : 0;
+        return (double)right / logits.Length;
+    }
 }

@@ -95,9 +95,13 @@ public sealed class TrainingProgress
         double meanSeconds = _results.Average(r => r.Seconds);
         double samplesPerSecond = _results.Sum(r => r.Samples) / Math.Max(1e-9, _results.Sum(r => r.Seconds));
         var last = _results[^1];
-        var best = _results.Where(r => r.TestAccuracy is not null).MaxBy(r => r.TestAccuracy!.Value);
-        string totals = string.Create(c, $"{_results.Count} epoch(s), {meanSeconds:0.0} s/epoch on average, {samplesPerSecond:0} samples/s; final train loss {last.Loss:0.0000}, train acc {last.Accuracy:0.0000}")
-            + (last.TestAccuracy is { } acc ? string.Create(c, $", test acc {acc:0.0000}") : "")
+        // Accuracies are best when highest, errors (mse, mae) when lowest.
+        bool higherIsBetter = last.MetricName.EndsWith("acc", StringComparison.Ordinal);
+        var tested = _results.Where(r => r.TestAccuracy is not null);
+        var best = higherIsBetter ? tested.MaxBy(r => r.TestAccuracy!.Value) : tested.MinBy(r => r.TestAccuracy!.Value);
+        string metric = last.MetricName;
+        string totals = string.Create(c, $"{_results.Count} epoch(s), {meanSeconds:0.0} s/epoch on average, {samplesPerSecond:0} samples/s; final train loss {last.Loss:0.0000}, train {metric} {last.Accuracy:0.0000}")
+            + (last.TestAccuracy is { } acc ? string.Create(c, $", test {metric} {acc:0.0000}") : "")
             + (best is not null && best != last ? string.Create(c, $" (best {best.TestAccuracy:0.0000} at epoch {best.Epoch})") : "");
         if (!Interactive)
         {
@@ -109,7 +113,7 @@ public sealed class TrainingProgress
 
         var table = new Table().RoundedBorder();
         if (title is not null) table.Title(Markup.Escape(title));
-        foreach (var h in new[] { "epoch", "loss", "acc", "test loss", "test acc", "lr", "samples/s", "s" }) table.AddColumn(new TableColumn(h).RightAligned());
+        foreach (var h in new[] { "epoch", "loss", metric, "test loss", "test " + metric, "lr", "samples/s", "s" }) table.AddColumn(new TableColumn(h).RightAligned());
         foreach (var r in _results)
         {
             table.AddRow(r.Epoch.ToString(c), r.Loss.ToString("0.0000", c), r.Accuracy.ToString("0.0000", c),
@@ -127,7 +131,7 @@ public sealed class TrainingProgress
     {
         var c = CultureInfo.InvariantCulture;
         string test = r.TestAccuracy is { } acc ? string.Create(c, $" test {acc:0.0000}") : "";
-        return string.Create(c, $"{Label(r.Epoch)} loss {r.Loss:0.0000} acc {r.Accuracy:0.0000}{test} {r.SamplesPerSecond:0}/s");
+        return string.Create(c, $"{Label(r.Epoch)} loss {r.Loss:0.0000} {r.MetricName} {r.Accuracy:0.0000}{test} {r.SamplesPerSecond:0}/s");
     }
 
     private sealed class NullReporter : IEpochProgress

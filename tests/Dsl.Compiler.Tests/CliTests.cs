@@ -95,4 +95,41 @@ public sealed class CliTests : IDisposable
         Assert.Equal(1, missing.Exit);
         Assert.Contains("no model 'C'", missing.Err);
     }
+
+    [Fact]
+    public void Unknown_commands_options_and_models_get_a_suggestion()
+    {
+        string path = Write("nets.nn", "model LeNet(input: [4]) { relu }\nmodel Mlp(input: [4]) { linear(4, 2) }");
+        Assert.Contains("unknown command 'chekc'; did you mean 'check'?", Run("chekc", path).Err);
+        Assert.Contains("unknown option '--mdoel'; did you mean '--model'?", Run("summary", path, "--mdoel", "Mlp").Err);
+        Assert.Contains("no model 'LeNte' in", Run("summary", path, "--model", "LeNte").Err);
+        Assert.Contains("did you mean 'LeNet'?", Run("summary", path, "--model", "LeNte").Err);
+    }
+
+    /// <summary>Every .nn file the repository trains or checks against PyTorch: the golden bundles' models and the examples.</summary>
+    public static TheoryData<string> SummaryModels()
+    {
+        var data = new TheoryData<string>();
+        foreach (var bundle in Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "Golden"), "*.safetensors").Order(StringComparer.Ordinal))
+            data.Add(Dsl.Runtime.SafetensorsFile.Read(bundle).Metadata["nn"]);
+        var root = new DirectoryInfo(AppContext.BaseDirectory);
+        while (!File.Exists(Path.Combine(root.FullName, "Dsl.sln"))) root = root.Parent!;
+        foreach (var file in Directory.GetFiles(Path.Combine(root.FullName, "examples"), "*.nn", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+            data.Add(File.ReadAllText(file));
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(SummaryModels))]
+    public void A_generated_models_Summary_is_what_nnc_summary_prints(string nn)
+    {
+        string path = Write("model.nn", nn);
+        foreach (var model in NnCompiler.Compile(nn).Models)
+        {
+            var (exit, output, error) = Run("summary", path, "--model", model.Name);
+            Assert.True(exit == 0, error);
+            var generated = InMemoryModel.Create(nn, "model.nn", model.Name, maxBatch: 1);
+            Assert.Equal(output, generated.Summary().Replace("\n", Environment.NewLine, StringComparison.Ordinal));
+        }
+    }
 }

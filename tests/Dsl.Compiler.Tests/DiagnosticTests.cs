@@ -9,6 +9,7 @@ public sealed class DiagnosticTests
     // NN0xxx: syntax
     [InlineData("NN0001", "model X(input: [1, 8]) { conv1d(1, 2, 3 [|}|] }", "unexpected '}'", "expected ',' or ')'")]
     [InlineData("NN0001", "model X(input: [1, 8]) { relu -> [|}|]", "expected layer")]
+    [InlineData("NN0001", "model X(input: [8]) { relu [|-|] tanh }", "unexpected '-'", "expected '->'")]
     [InlineData("NN0001", "model X(input: [8]) { relu } [|junk|]", "unexpected 'junk'", "expected 'model'")]
     [InlineData("NN0001", "namespace A.B\n[|model|] X(input: [8]) { relu }", "expected '.' or ';'")]
     [InlineData("NN0002", "model X(input: [8]) { relu } [|/*|] never closed", "unterminated block comment", "'*/'")]
@@ -19,6 +20,8 @@ public sealed class DiagnosticTests
     // NN1xxx: semantics and shapes
     [InlineData("NN1001", "model X(input: [6, 4, 4]) { [|batchnorm2d|] }", "unknown layer 'batchnorm2d'", "did you mean 'bn2d'?")]
     [InlineData("NN1001", "model X(input: [6]) { [|relux|] }", "did you mean 'relu'?")]
+    [InlineData("NN1001", "model X(input: [6]) { [|rleu|] }", "unknown layer 'rleu'", "did you mean 'relu'?")]
+    [InlineData("NN1002", "model X(input: [1, 8, 8]) { conv(1, 2, 3, [|sritde|]: 2) }", "no argument 'sritde'", "did you mean 'stride'?")]
     [InlineData("NN1002", "model X(input: [1, 8, 8]) { conv(1, 2, 3, [|kernal|]: 2) }", "no argument 'kernal'", "did you mean 'kernel'?")]
     [InlineData("NN1003", "model X(input: [1, 8, 8]) { conv(1, 2, 3, [|kernel_size: 2|]) }", "'kernel_size'", "more than once")]
     [InlineData("NN1004", "model X(input: [1, 8, 8]) { [|conv|](1, 2) }", "needs 'kernel_size'", "conv(1, 6, 5)")]
@@ -43,6 +46,13 @@ public sealed class DiagnosticTests
     [InlineData("NN1012", "model X(input: [6, 4, 4]) { bn2d([|16|]) }", "num_features 16 but its input has 6 channels", "bn2d(6)")]
     [InlineData("NN1013", "model X(input: [6, 4, 4]) { [|linear|](96, 10) }", "takes an input of shape [F] but receives [6, 4, 4]", "insert 'flatten'")]
     [InlineData("NN1013", "model X(input: [64]) { [|conv2d|](64, 8, 3) }", "[C, H, W]", "receives [64]")]
+    [InlineData("NN1013", "model X(input: [16]) { [|bn2d|] }", "receives [16]", "did you mean 'bn1d'?")]
+    [InlineData("NN1013", "model X(input: [4, 16]) { [|bn2d|] }", "receives [4, 16]", "did you mean 'bn1d'?")]
+    [InlineData("NN1013", "model X(input: [4, 8, 8]) { [|bn1d|] }", "receives [4, 8, 8]", "did you mean 'bn2d'?")]
+    [InlineData("NN1013", "model X(input: [4, 16]) { [|conv2d|](4, 8, 3) }", "[C, H, W] but receives [4, 16]", "did you mean 'conv1d'?")]
+    [InlineData("NN1013", "model X(input: [4, 8, 8]) { [|conv1d|](4, 8, 3) }", "[C, L] but receives [4, 8, 8]", "did you mean 'conv2d'?")]
+    [InlineData("NN1013", "model X(input: [4, 16]) { [|maxpool2d|](2) }", "receives [4, 16]", "did you mean 'maxpool1d'?")]
+    [InlineData("NN1013", "model X(input: [4, 8, 8]) { [|avgpool1d|](2) }", "receives [4, 8, 8]", "did you mean 'avgpool2d'?")]
     [InlineData("NN1014", "model X(input: [1, 4, 4]) { conv(1, 6, [|5|]) }", "reduces the height to 0", "input height of 4")]
     [InlineData("NN1014", "model X(input: [1, 8, 8]) { maxpool(2) -> maxpool(2) -> maxpool(2) -> maxpool([|2|]) }", "reduces the height to 0")]
     [InlineData("NN1015", "model X(input: [2, 4, 4]) { conv(2, 4, 3, groups: [|3|]) }", "groups 3 must divide both in_channels 2 and out_channels 4")]
@@ -63,6 +73,7 @@ public sealed class DiagnosticTests
     [InlineData("NN1022", "model X(input: [4]) { [|linear|](4, 2147483647) }", "produces 2147483647 values per sample")]
     // NN2xxx: warnings
     [InlineData("NN2001", "model X(input: [1, 8, 8]) { [|conv|](1, 6, 3) -> bn2d }", "cancelled by the following 'bn2d'", "bias: false")]
+    [InlineData("NN2001", "model X(input: [1, 8, 8]) { [|conv|](1, 6, 3) as c1 -> bn2d }", "weights that carry 'c1.bias'", "allowExtra: true")]
     [InlineData("NN2001", "model X(input: [4]) { linear(4, 3, bias: [|true|]) -> bn1d }", "bias: false")]
     [InlineData("NN2002", "model X(input: [4]) { [|dropout|](0.2) -> linear(4, 4, bias: false) -> bn1d }", "'dropout' before 'bn1d'", "variance")]
     [InlineData("NN2003", "model X(input: [4]) { bn(momentum: [|0.99|]) }", "replace 99% of the running statistics", "momentum: 0.01")]
@@ -172,4 +183,13 @@ public sealed class DiagnosticTests
         var d = NnCompiler.Compile("model X(input: [64]) { relu -> linear(128, 10) }").Diagnostics.Single();
         Assert.Equal("lenet.nn(1,39): error NN1011: 'linear' expects 128 input features but receives 64 (the output of 'relu', [64]); write linear(64, 10)", d.Format("lenet.nn"));
     }
+
+    [Theory]
+    [InlineData("rleu", "relu", 1)] // a transposition is one edit (optimal string alignment)
+    [InlineData("relu", "relu", 0)]
+    [InlineData("lienar", "linear", 1)]
+    [InlineData("ca", "abc", 3)] // OSA, not unrestricted Damerau (which says 2)
+    [InlineData("kernal", "kernel", 1)]
+    public void Edit_distance_counts_adjacent_transpositions_as_one(string a, string b, int distance) =>
+        Assert.Equal(distance, Dsl.Compiler.Ops.OpRegistry.EditDistance(a, b));
 }

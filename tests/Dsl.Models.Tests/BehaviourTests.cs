@@ -22,14 +22,41 @@ public sealed class BehaviourTests
     {
         var model = new LeNet(maxBatch: 4);
         var e = Assert.Throws<ArgumentException>(() => model.Forward(new float[10], new float[40], 4));
-        Assert.Equal("input has 10 floats, but batch 4 × [1, 34, 34] needs 4624. (Parameter 'input')", e.Message);
+        Assert.Equal("input has 10 floats, but batch 4 × [1, 34, 34] needs at least 4624. (Parameter 'input')", e.Message);
         e = Assert.Throws<ArgumentException>(() => model.Infer(new float[4624], new float[39], 4));
-        Assert.Equal("output has 39 floats, but batch 4 × [10] needs 40. (Parameter 'output')", e.Message);
+        Assert.Equal("output has 39 floats, but batch 4 × [10] needs at least 40. (Parameter 'output')", e.Message);
         model.Forward(new float[4624], new float[40], 4);
         e = Assert.Throws<ArgumentException>(() => model.Backward(new float[30]));
-        Assert.Contains("outputGrad has 30 floats, but batch 4 × [10] needs 40", e.Message);
+        Assert.Contains("outputGrad has 30 floats, but batch 4 × [10] needs at least 40", e.Message);
         e = Assert.Throws<ArgumentException>(() => model.Backward(new float[40], new float[5]));
         Assert.Contains("inputGrad has 5 floats", e.Message);
+    }
+
+    [Fact]
+    public void Longer_spans_are_accepted_and_only_the_batch_is_read_and_written()
+    {
+        // As TensorPrimitives does for destinations: buffers sized for maxBatch serve a smaller batch.
+        var exact = new LeNet(maxBatch: 4, seed: 3);
+        var longer = new LeNet(maxBatch: 4, seed: 3);
+        var input = Ramp(4 * LeNet.InputLength);
+        var expected = new float[2 * LeNet.OutputLength];
+        exact.Infer(input.AsSpan(0, 2 * LeNet.InputLength), expected, 2);
+        var output = Enumerable.Repeat(42f, 4 * LeNet.OutputLength + 3).ToArray();
+        longer.Infer(input, output, 2);
+        Assert.Equal(expected, output[..expected.Length]);
+        Assert.All(output[expected.Length..], v => Assert.Equal(42f, v));
+
+        exact.Forward(input.AsSpan(0, 2 * LeNet.InputLength), expected, 2);
+        longer.Forward(input, output, 2);
+        Assert.Equal(expected, output[..expected.Length]);
+        Assert.All(output[expected.Length..], v => Assert.Equal(42f, v));
+        var inputGrad = new float[2 * LeNet.InputLength];
+        var longInputGrad = Enumerable.Repeat(7f, 4 * LeNet.InputLength).ToArray();
+        exact.Backward(Ramp(2 * LeNet.OutputLength), inputGrad);
+        longer.Backward(Ramp(4 * LeNet.OutputLength), longInputGrad);
+        Assert.Equal(inputGrad, longInputGrad[..inputGrad.Length]);
+        Assert.All(longInputGrad[inputGrad.Length..], v => Assert.Equal(7f, v));
+        Assert.Equal(exact.Gradients.ToArray(), longer.Gradients.ToArray());
     }
 
     [Fact]

@@ -105,7 +105,7 @@ public sealed class StateDictTests : IDisposable
     public void Missing_tensor_is_named() => AssertRejected(LeNetState("conv1.bias"), "'conv1.bias' [6] is missing");
 
     [Fact]
-    public void Extra_tensor_is_named() => AssertRejected(LeNetState(extra: true), "'conv2.weight' is not a tensor of LeNet");
+    public void Extra_tensor_is_named() => AssertRejected(LeNetState(extra: true), "'conv2.weight' is not a tensor of LeNet (pass allowExtra: true");
 
     [Fact]
     public void Misshaped_tensor_is_named() =>

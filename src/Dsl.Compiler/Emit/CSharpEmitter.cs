@@ -40,7 +40,7 @@ namespace Dsl.Compiler.Emit
     }
 
     /// <summary>The class of one model; per-op blocks come from the ops' own emitters.</summary>
-    internal sealed class ModelEmitter
+    internal sealed partial class ModelEmitter
     {
         private const string Runtime = CSharpEmitter.Runtime;
         private const string Kernels = CSharpEmitter.Kernels;
@@ -154,6 +154,7 @@ namespace Dsl.Compiler.Emit
                 EmitInfer();
                 EmitRefresh();
                 EmitIndicesView();
+                EmitSummaryLayers();
             }
         }
 

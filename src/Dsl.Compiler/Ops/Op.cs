@@ -89,9 +89,34 @@ namespace Dsl.Compiler.Ops
         {
             if (Array.IndexOf(allowed, input.Count) >= 0) return true;
             string expected = string.Join(" or ", allowed.Select(r => r switch { 1 => "[F]", 2 => "[C, L]", _ => "[C, H, W]" }));
-            string fix = input.Count > 1 && allowed.Contains(1) && !allowed.Contains(input.Count) ? "; insert 'flatten' before it" : "";
+            string fix = RankedKind(Syntax.Name.Text, input.Count) is { } kind ? $"; did you mean '{kind}'?"
+                : input.Count > 1 && allowed.Contains(1) && !allowed.Contains(input.Count) ? "; insert 'flatten' before it" : "";
             Report(DiagnosticDescriptors.WrongRank, Syntax.Name.Span, $"'{Syntax.Name.Text}' takes an input of shape {expected} but receives {Shapes.Text(input)}{fix}");
             return false;
+        }
+
+        /// <summary>
+        /// The layer of the same family that takes an input of <paramref name="rank"/> (bn2d on [F] → bn1d, conv2d on
+        /// [C, L] → conv1d, …), or null when the family has none.
+        /// </summary>
+        internal static string? RankedKind(string written, int rank)
+        {
+            string? family = written switch
+            {
+                "bn1d" or "bn2d" or "batchnorm1d" or "batchnorm2d" => "bn",
+                "conv1d" or "conv2d" => "conv",
+                "maxpool1d" or "maxpool2d" => "maxpool",
+                "avgpool1d" or "avgpool2d" => "avgpool",
+                _ => null,
+            };
+            return (family, rank) switch
+            {
+                ("bn", 1 or 2) => "bn1d",
+                ("bn", 3) => "bn2d",
+                (not null and not "bn", 2) => family + "1d",
+                (not null and not "bn", 3) => family + "2d",
+                _ => null,
+            };
         }
 
         /// <summary>The common fields of every op bound here.</summary>

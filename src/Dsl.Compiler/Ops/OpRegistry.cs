@@ -73,25 +73,28 @@ namespace Dsl.Compiler.Ops
             return bestDistance <= allowed ? best : null;
         }
 
-        private static int EditDistance(string a, string b)
+        /// <summary>
+        /// Damerau–Levenshtein distance in its optimal-string-alignment form: insertions, deletions, substitutions and
+        /// transpositions of adjacent characters each cost 1, so <c>rleu</c> is one edit from <c>relu</c>.
+        /// </summary>
+        internal static int EditDistance(string a, string b)
         {
             if (a.Length > 64 || b.Length > 64) return int.MaxValue;
-            var previous = new int[b.Length + 1];
-            var current = new int[b.Length + 1];
-            for (int j = 0; j <= b.Length; j++) previous[j] = j;
+            var d = new int[a.Length + 1, b.Length + 1];
+            for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
+            for (int j = 0; j <= b.Length; j++) d[0, j] = j;
             for (int i = 1; i <= a.Length; i++)
             {
-                current[0] = i;
                 for (int j = 1; j <= b.Length; j++)
                 {
                     int cost = a[i - 1] == b[j - 1] ? 0 : 1;
-                    current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + cost);
+                    int best = Math.Min(Math.Min(d[i, j - 1] + 1, d[i - 1, j] + 1), d[i - 1, j - 1] + cost);
+                    if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) best = Math.Min(best, d[i - 2, j - 2] + 1);
+                    d[i, j] = best;
                 }
-
-                (previous, current) = (current, previous);
             }
 
-            return previous[b.Length];
+            return d[a.Length, b.Length];
         }
     }
 }

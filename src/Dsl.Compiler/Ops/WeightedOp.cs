@@ -35,7 +35,7 @@ namespace Dsl.Compiler.Ops
             if (Bias && context.Next is BatchNormOp { Frozen: false } bn)
             {
                 yield return DiagnosticDescriptors.RedundantBias.At(SpanOf("bias"),
-                    $"the bias of '{KindName}' is cancelled by the following '{bn.KindName}' (batch norm subtracts the per-channel mean), so its {OutChannels} parameters never learn anything; write bias: false");
+                    $"the bias of '{KindName}' is cancelled by the following '{bn.KindName}' (batch norm subtracts the per-channel mean), so its {OutChannels} parameters never learn anything; write bias: false (to keep loading PyTorch weights that carry '{Name}.bias', keep the bias, or load them with allowExtra: true)");
             }
         }
 

@@ -27,7 +27,7 @@ namespace Dsl.Compiler.Semantics
             "SaveSafetensors", "LoadSafetensors", "LoadState", "Format", "RefreshFolded", "InputCopy", "ArenaPerSample", "WorkPerSample",
             "IndicesPerSample", "CacheLength", "FoldedLength", "Equals", "GetHashCode", "GetType", "ToString", "MemberwiseClone",
             "Finalize", "CompiledModel", "Indices", "Dispose", "InputGrad", "Architecture", "ArchitectureLayers", "ArchitectureFingerprint",
-            "ModelKey", "FingerprintKey", "GetDropoutRandomState", "SetDropoutRandomState",
+            "ModelKey", "FingerprintKey", "GetDropoutRandomState", "SetDropoutRandomState", "Summary", "SummaryLayers",
         };
 
         public static bool IsKeyword(string name) => Keywords.Contains(name);

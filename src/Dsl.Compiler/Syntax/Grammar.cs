@@ -68,7 +68,17 @@ namespace Dsl.Compiler.Syntax
         };
 
         private static Parser<string> Symbol(string text) =>
-            Token(Parse.String(text).Text()).Named($"'{text}'");
+            Token(Whole(Parse.String(text).Text())).Named($"'{text}'");
+
+        /// <summary>
+        /// A token that matches whole or fails where it starts: a lone <c>-</c> is "expected '-&gt;'" at the <c>-</c>,
+        /// not "expected &gt;" at the character after it.
+        /// </summary>
+        private static Parser<T> Whole<T>(Parser<T> parser) => input =>
+        {
+            var result = parser(input);
+            return result.WasSuccessful ? result : Result.Failure<T>(input, result.Message, result.Expectations);
+        };
 
         private static readonly Parser<string> RawIdentifier =
             Parse.Identifier(Parse.Letter.Or(Parse.Char('_')), Parse.LetterOrDigit.Or(Parse.Char('_')));

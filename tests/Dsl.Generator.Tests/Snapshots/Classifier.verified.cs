@@ -310,5 +310,19 @@ namespace Snapshots
         /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
         private global::System.Span<int> Indices(int offset, int length) =>
             global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv(1, 8, 3, padding: 1, bias: false) (conv2d)", "conv1", "[B, 8, 8, 8]", 72, 9216, 2048),
+            new global::Dsl.Runtime.LayerSummary("bn2d", "bn1", "[B, 8, 8, 8]", 16, 1024, 2048),
+            new global::Dsl.Runtime.LayerSummary("relu", "2", "[B, 8, 8, 8]", 0, 512, 2048),
+            new global::Dsl.Runtime.LayerSummary("maxpool(2) (maxpool2d)", "3", "[B, 8, 4, 4]", 0, 512, 512),
+            new global::Dsl.Runtime.LayerSummary("flatten", "4", "[B, 128]", 0, 0, 512),
+            new global::Dsl.Runtime.LayerSummary("linear(128, 4)", "head", "[B, 4]", 516, 1028, 16),
+        };
     }
 }

@@ -508,5 +508,26 @@ namespace Dsl.Benchmarks.Models
         /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
         private global::System.Span<int> Indices(int offset, int length) =>
             global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv(1, 32, 3, padding: 1) (conv2d)", "0", "[B, 32, 28, 28]", 320, 476672, 100352),
+            new global::Dsl.Runtime.LayerSummary("bn2d", "1", "[B, 32, 28, 28]", 64, 50176, 100352),
+            new global::Dsl.Runtime.LayerSummary("relu", "2", "[B, 32, 28, 28]", 0, 25088, 100352),
+            new global::Dsl.Runtime.LayerSummary("maxpool(2) (maxpool2d)", "3", "[B, 32, 14, 14]", 0, 25088, 25088),
+            new global::Dsl.Runtime.LayerSummary("conv(32, 64, 3, padding: 1) (conv2d)", "4", "[B, 64, 14, 14]", 18496, 7237888, 50176),
+            new global::Dsl.Runtime.LayerSummary("bn2d", "5", "[B, 64, 14, 14]", 128, 25088, 50176),
+            new global::Dsl.Runtime.LayerSummary("relu", "6", "[B, 64, 14, 14]", 0, 12544, 50176),
+            new global::Dsl.Runtime.LayerSummary("maxpool(2) (maxpool2d)", "7", "[B, 64, 7, 7]", 0, 12544, 12544),
+            new global::Dsl.Runtime.LayerSummary("flatten", "8", "[B, 3136]", 0, 0, 12544),
+            new global::Dsl.Runtime.LayerSummary("linear(3136, 128)", "9", "[B, 128]", 401536, 802944, 512),
+            new global::Dsl.Runtime.LayerSummary("bn1d", "10", "[B, 128]", 256, 256, 512),
+            new global::Dsl.Runtime.LayerSummary("relu", "11", "[B, 128]", 0, 128, 512),
+            new global::Dsl.Runtime.LayerSummary("linear(128, 10)", "12", "[B, 10]", 1290, 2570, 40),
+        };
     }
 }

@@ -370,5 +370,20 @@ namespace Dsl.Benchmarks.Models
             // 6: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer6Weight, 5120), folded.Slice(Layer6PackedWeight, 8192), 512, 10);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("linear(784, 512)", "0", "[B, 512]", 401920, 803328, 2048),
+            new global::Dsl.Runtime.LayerSummary("bn1d", "1", "[B, 512]", 1024, 1024, 2048),
+            new global::Dsl.Runtime.LayerSummary("relu", "2", "[B, 512]", 0, 512, 2048),
+            new global::Dsl.Runtime.LayerSummary("linear(512, 512)", "3", "[B, 512]", 262656, 524800, 2048),
+            new global::Dsl.Runtime.LayerSummary("bn1d", "4", "[B, 512]", 1024, 1024, 2048),
+            new global::Dsl.Runtime.LayerSummary("relu", "5", "[B, 512]", 0, 512, 2048),
+            new global::Dsl.Runtime.LayerSummary("linear(512, 10)", "6", "[B, 10]", 5130, 10250, 40),
+        };
     }
 }

@@ -332,5 +332,19 @@ namespace Dsl.Benchmarks.Models
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer3Weight, 36864), default, folded.Slice(Layer4Scale, 64), folded.Slice(Layer4Shift, 64),
                 folded.Slice(Layer3FoldedWeight, 36864), folded.Slice(Layer3FoldedBias, 64), 64, 576);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv(64, 64, 3, padding: 1, bias: false) (conv2d)", "0", "[B, 64, 32, 32]", 36864, 75497472, 262144),
+            new global::Dsl.Runtime.LayerSummary("bn2d", "1", "[B, 64, 32, 32]", 128, 131072, 262144),
+            new global::Dsl.Runtime.LayerSummary("relu", "2", "[B, 64, 32, 32]", 0, 65536, 262144),
+            new global::Dsl.Runtime.LayerSummary("conv(64, 64, 3, padding: 1, bias: false) (conv2d)", "3", "[B, 64, 32, 32]", 36864, 75497472, 262144),
+            new global::Dsl.Runtime.LayerSummary("bn2d", "4", "[B, 64, 32, 32]", 128, 131072, 262144),
+            new global::Dsl.Runtime.LayerSummary("relu", "5", "[B, 64, 32, 32]", 0, 65536, 262144),
+        };
     }
 }

@@ -241,5 +241,15 @@ namespace Snapshots
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 18), parameters.AsSpan(Layer0Bias, 2), folded.Slice(Layer1Scale, 2), folded.Slice(Layer1Shift, 2),
                 folded.Slice(Layer0FoldedWeight, 18), folded.Slice(Layer0FoldedBias, 2), 2, 9);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv(1, 2, 3) (conv2d)", "0", "[B, 2, 3, 3]", 20, 342, 72),
+            new global::Dsl.Runtime.LayerSummary("bn2d", "1", "[B, 2, 3, 3]", 4, 36, 72),
+        };
     }
 }

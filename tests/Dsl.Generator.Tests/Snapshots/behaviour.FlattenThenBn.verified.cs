@@ -249,5 +249,17 @@ namespace Snapshots
         /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
         private global::System.Span<int> Indices(int offset, int length) =>
             global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("maxpool(2) (maxpool2d)", "0", "[B, 2, 2, 2]", 0, 32, 32),
+            new global::Dsl.Runtime.LayerSummary("flatten", "1", "[B, 8]", 0, 0, 32),
+            new global::Dsl.Runtime.LayerSummary("bn1d(frozen: true)", "2", "[B, 8]", 16, 16, 32),
+            new global::Dsl.Runtime.LayerSummary("softmax", "3", "[B, 8]", 0, 24, 32),
+        };
     }
 }

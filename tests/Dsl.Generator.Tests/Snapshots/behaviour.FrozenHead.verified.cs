@@ -249,5 +249,16 @@ namespace Snapshots
             // 0: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(folded.Slice(Layer0FoldedWeight, 12), folded.Slice(Layer0PackedWeight, 64), 4, 3);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("linear(4, 3, bias: false)", "0", "[B, 3]", 12, 24, 12),
+            new global::Dsl.Runtime.LayerSummary("bn1d(frozen: true)", "1", "[B, 3]", 6, 6, 12),
+            new global::Dsl.Runtime.LayerSummary("relu", "2", "[B, 3]", 0, 3, 12),
+        };
     }
 }

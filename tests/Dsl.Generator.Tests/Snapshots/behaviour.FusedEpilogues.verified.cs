@@ -724,5 +724,31 @@ namespace Snapshots
         /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
         private global::System.Span<int> Indices(int offset, int length) =>
             global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("bn2d(frozen: true)", "0", "[B, 2, 6, 6]", 4, 144, 288),
+            new global::Dsl.Runtime.LayerSummary("conv(2, 4, 3, padding: 1, bias: false) (conv2d)", "1", "[B, 4, 6, 6]", 72, 5184, 576),
+            new global::Dsl.Runtime.LayerSummary("relu", "2", "[B, 4, 6, 6]", 0, 144, 576),
+            new global::Dsl.Runtime.LayerSummary("bn2d(frozen: true)", "3", "[B, 4, 6, 6]", 8, 288, 576),
+            new global::Dsl.Runtime.LayerSummary("maxpool(2) (maxpool2d)", "4", "[B, 4, 3, 3]", 0, 144, 144),
+            new global::Dsl.Runtime.LayerSummary("bn2d(frozen: true)", "5", "[B, 4, 3, 3]", 8, 72, 144),
+            new global::Dsl.Runtime.LayerSummary("leaky_relu(0.1)", "6", "[B, 4, 3, 3]", 0, 36, 144),
+            new global::Dsl.Runtime.LayerSummary("bn2d(frozen: true)", "7", "[B, 4, 3, 3]", 8, 72, 144),
+            new global::Dsl.Runtime.LayerSummary("avgpool(2, stride: 1) (avgpool2d)", "8", "[B, 4, 2, 2]", 0, 64, 64),
+            new global::Dsl.Runtime.LayerSummary("bn2d(frozen: true)", "9", "[B, 4, 2, 2]", 8, 32, 64),
+            new global::Dsl.Runtime.LayerSummary("sigmoid", "10", "[B, 4, 2, 2]", 0, 16, 64),
+            new global::Dsl.Runtime.LayerSummary("bn(frozen: true) (bn2d)", "11", "[B, 4, 2, 2]", 8, 32, 64),
+            new global::Dsl.Runtime.LayerSummary("tanh", "12", "[B, 4, 2, 2]", 0, 16, 64),
+            new global::Dsl.Runtime.LayerSummary("bn(frozen: true) (bn2d)", "13", "[B, 4, 2, 2]", 8, 32, 64),
+            new global::Dsl.Runtime.LayerSummary("global_avgpool", "14", "[B, 4]", 0, 16, 16),
+            new global::Dsl.Runtime.LayerSummary("bn1d(frozen: true)", "15", "[B, 4]", 8, 8, 16),
+            new global::Dsl.Runtime.LayerSummary("linear(4, 4)", "16", "[B, 4]", 20, 36, 16),
+            new global::Dsl.Runtime.LayerSummary("bn1d(frozen: true)", "17", "[B, 4]", 8, 8, 16),
+        };
     }
 }

@@ -207,5 +207,14 @@ namespace Snapshots
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer0Weight, 64), parameters.AsSpan(Layer0Bias, 64), buffers.AsSpan(Layer0RunningMean, 64), buffers.AsSpan(Layer0RunningVar, 64), 1E-05f,
                 folded.Slice(Layer0Scale, 64), folded.Slice(Layer0Shift, 64));
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("bn1d(64)", "0", "[B, 64]", 128, 128, 256),
+        };
     }
 }

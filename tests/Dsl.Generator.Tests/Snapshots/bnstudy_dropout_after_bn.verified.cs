@@ -521,5 +521,27 @@ namespace Examples.BatchNormStudy
         /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
         private global::System.Span<int> Indices(int offset, int length) =>
             global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv(1, 16, 3, padding: 1, bias: false) (conv2d)", "0", "[B, 16, 28, 28]", 144, 225792, 50176),
+            new global::Dsl.Runtime.LayerSummary("bn2d", "1", "[B, 16, 28, 28]", 32, 25088, 50176),
+            new global::Dsl.Runtime.LayerSummary("relu", "2", "[B, 16, 28, 28]", 0, 12544, 50176),
+            new global::Dsl.Runtime.LayerSummary("maxpool(2) (maxpool2d)", "3", "[B, 16, 14, 14]", 0, 12544, 12544),
+            new global::Dsl.Runtime.LayerSummary("conv(16, 32, 3, padding: 1, bias: false) (conv2d)", "4", "[B, 32, 14, 14]", 4608, 1806336, 25088),
+            new global::Dsl.Runtime.LayerSummary("bn2d", "5", "[B, 32, 14, 14]", 64, 12544, 25088),
+            new global::Dsl.Runtime.LayerSummary("relu", "6", "[B, 32, 14, 14]", 0, 6272, 25088),
+            new global::Dsl.Runtime.LayerSummary("maxpool(2) (maxpool2d)", "7", "[B, 32, 7, 7]", 0, 6272, 6272),
+            new global::Dsl.Runtime.LayerSummary("flatten", "8", "[B, 1568]", 0, 0, 6272),
+            new global::Dsl.Runtime.LayerSummary("linear(1568, 64, bias: false)", "9", "[B, 64]", 100352, 200704, 256),
+            new global::Dsl.Runtime.LayerSummary("bn1d", "10", "[B, 64]", 128, 128, 256),
+            new global::Dsl.Runtime.LayerSummary("relu", "11", "[B, 64]", 0, 64, 256),
+            new global::Dsl.Runtime.LayerSummary("dropout(0.5)", "12", "[B, 64]", 0, 0, 256),
+            new global::Dsl.Runtime.LayerSummary("linear(64, 10)", "13", "[B, 10]", 650, 1290, 40),
+        };
     }
 }

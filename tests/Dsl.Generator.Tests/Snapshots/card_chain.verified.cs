@@ -303,5 +303,18 @@ namespace Snapshots
         /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
         private global::System.Span<int> Indices(int offset, int length) =>
             global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv(1, 6, 5) (conv2d)", "0", "[B, 6, 30, 30]", 156, 275400, 21600),
+            new global::Dsl.Runtime.LayerSummary("bn2d", "1", "[B, 6, 30, 30]", 12, 10800, 21600),
+            new global::Dsl.Runtime.LayerSummary("maxpool(2) (maxpool2d)", "2", "[B, 6, 15, 15]", 0, 5400, 5400),
+            new global::Dsl.Runtime.LayerSummary("flatten", "3", "[B, 1350]", 0, 0, 5400),
+            new global::Dsl.Runtime.LayerSummary("linear(1350, 10)", "4", "[B, 10]", 13510, 27010, 40),
+        };
     }
 }

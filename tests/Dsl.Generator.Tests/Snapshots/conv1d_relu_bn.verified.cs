@@ -250,5 +250,16 @@ namespace Snapshots
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Conv1BnWeight, 10), parameters.AsSpan(Conv1BnBias, 10), buffers.AsSpan(Conv1BnRunningMean, 10), buffers.AsSpan(Conv1BnRunningVar, 10), 1E-05f,
                 folded.Slice(Conv1BnScale, 10), folded.Slice(Conv1BnShift, 10));
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv1d(1, 10, 5)", "conv1", "[B, 10, 28]", 60, 3080, 1120),
+            new global::Dsl.Runtime.LayerSummary("relu", "1", "[B, 10, 28]", 0, 280, 1120),
+            new global::Dsl.Runtime.LayerSummary("bn1d(10)", "conv1_bn", "[B, 10, 28]", 20, 560, 1120),
+        };
     }
 }

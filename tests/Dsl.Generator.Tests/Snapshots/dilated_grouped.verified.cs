@@ -293,5 +293,18 @@ namespace Snapshots
             // 4: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer4Weight, 576), folded.Slice(Layer4PackedWeight, 4608), 288, 2);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv2d(4, 8, 3, dilation: 2, groups: 2)", "0", "[B, 8, 6, 6]", 152, 10656, 1152),
+            new global::Dsl.Runtime.LayerSummary("bn2d", "1", "[B, 8, 6, 6]", 16, 576, 1152),
+            new global::Dsl.Runtime.LayerSummary("tanh", "2", "[B, 8, 6, 6]", 0, 288, 1152),
+            new global::Dsl.Runtime.LayerSummary("flatten", "3", "[B, 288]", 0, 0, 1152),
+            new global::Dsl.Runtime.LayerSummary("linear(288, 2)", "4", "[B, 2]", 578, 1154, 8),
+        };
     }
 }

@@ -325,5 +325,19 @@ namespace Snapshots
         /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
         private global::System.Span<int> Indices(int offset, int length) =>
             global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv(2, 4, 3, padding: 1) (conv2d)", "0", "[B, 4, 9, 9]", 76, 11988, 1296),
+            new global::Dsl.Runtime.LayerSummary("bn2d(eps: 1e-3, momentum: 0.3)", "1", "[B, 4, 9, 9]", 8, 648, 1296),
+            new global::Dsl.Runtime.LayerSummary("leaky_relu(0.1)", "2", "[B, 4, 9, 9]", 0, 324, 1296),
+            new global::Dsl.Runtime.LayerSummary("maxpool(3, stride: 2) (maxpool2d)", "3", "[B, 4, 4, 4]", 0, 576, 256),
+            new global::Dsl.Runtime.LayerSummary("global_avgpool", "4", "[B, 4]", 0, 64, 16),
+            new global::Dsl.Runtime.LayerSummary("linear(4, 3)", "5", "[B, 3]", 15, 27, 12),
+        };
     }
 }

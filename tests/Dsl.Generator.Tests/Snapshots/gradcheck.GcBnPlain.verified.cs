@@ -243,5 +243,17 @@ namespace Snapshots
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(default, default, buffers.AsSpan(Layer0RunningMean, 3), buffers.AsSpan(Layer0RunningVar, 3), 1E-05f,
                 folded.Slice(Layer0Scale, 3), folded.Slice(Layer0Shift, 3));
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("bn2d(affine: false, momentum: none)", "0", "[B, 3, 4, 4]", 0, 96, 192),
+            new global::Dsl.Runtime.LayerSummary("leaky_relu(0.2)", "1", "[B, 3, 4, 4]", 0, 48, 192),
+            new global::Dsl.Runtime.LayerSummary("avgpool(3, stride: 2, padding: 1, ceil_mode: true, count_include_pad: false) (avgpool2d)", "2", "[B, 3, 3, 3]", 0, 243, 108),
+            new global::Dsl.Runtime.LayerSummary("global_avgpool", "3", "[B, 3]", 0, 27, 12),
+        };
     }
 }

@@ -314,5 +314,19 @@ namespace Snapshots
         /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
         private global::System.Span<int> Indices(int offset, int length) =>
             global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv1d(3, 4, 3, stride: 2, padding: 1, dilation: 2, bias: false)", "0", "[B, 4, 5]", 36, 360, 80),
+            new global::Dsl.Runtime.LayerSummary("bn1d", "1", "[B, 4, 5]", 8, 40, 80),
+            new global::Dsl.Runtime.LayerSummary("sigmoid", "2", "[B, 4, 5]", 0, 20, 80),
+            new global::Dsl.Runtime.LayerSummary("maxpool1d(2, ceil_mode: true)", "3", "[B, 4, 3]", 0, 24, 48),
+            new global::Dsl.Runtime.LayerSummary("flatten", "4", "[B, 12]", 0, 0, 48),
+            new global::Dsl.Runtime.LayerSummary("linear(12, 2)", "5", "[B, 2]", 26, 50, 8),
+        };
     }
 }

@@ -236,5 +236,17 @@ namespace Snapshots
             // 3: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer3Weight, 192), folded.Slice(Layer3PackedWeight, 1024), 64, 3);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv2d(2, 4, (3, 2), stride: (2, 1), padding: (1, 0), dilation: (1, 2), groups: 2)", "0", "[B, 4, 4, 4]", 28, 832, 256),
+            new global::Dsl.Runtime.LayerSummary("tanh", "1", "[B, 4, 4, 4]", 0, 64, 256),
+            new global::Dsl.Runtime.LayerSummary("flatten", "2", "[B, 64]", 0, 0, 256),
+            new global::Dsl.Runtime.LayerSummary("linear(64, 3)", "3", "[B, 3]", 195, 387, 12),
+        };
     }
 }

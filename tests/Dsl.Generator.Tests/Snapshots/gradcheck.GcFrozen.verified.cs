@@ -327,5 +327,20 @@ namespace Snapshots
             // 5: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer5Weight, 72), folded.Slice(Layer5PackedWeight, 576), 36, 2);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv(3, 4, 3, padding: 1) (conv2d)", "conv", "[B, 4, 5, 5]", 112, 5500, 400),
+            new global::Dsl.Runtime.LayerSummary("bn2d(frozen: true)", "frozen", "[B, 4, 5, 5]", 8, 200, 400),
+            new global::Dsl.Runtime.LayerSummary("relu", "2", "[B, 4, 5, 5]", 0, 100, 400),
+            new global::Dsl.Runtime.LayerSummary("avgpool(2, padding: 1) (avgpool2d)", "3", "[B, 4, 3, 3]", 0, 144, 144),
+            new global::Dsl.Runtime.LayerSummary("flatten", "4", "[B, 36]", 0, 0, 144),
+            new global::Dsl.Runtime.LayerSummary("linear(36, 2)", "5", "[B, 2]", 74, 146, 8),
+            new global::Dsl.Runtime.LayerSummary("log_softmax", "6", "[B, 2]", 0, 6, 8),
+        };
     }
 }

@@ -299,5 +299,18 @@ namespace Snapshots
             // 3: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer3Weight, 20), folded.Slice(Layer3PackedWeight, 80), 5, 4);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("linear(6, 5, bias: false)", "0", "[B, 5]", 30, 60, 20),
+            new global::Dsl.Runtime.LayerSummary("bn1d(eps: 1e-3)", "1", "[B, 5]", 10, 10, 20),
+            new global::Dsl.Runtime.LayerSummary("tanh", "2", "[B, 5]", 0, 5, 20),
+            new global::Dsl.Runtime.LayerSummary("linear(5, 4)", "3", "[B, 4]", 24, 44, 16),
+            new global::Dsl.Runtime.LayerSummary("softmax", "4", "[B, 4]", 0, 12, 16),
+        };
     }
 }

@@ -247,5 +247,17 @@ namespace Snapshots
         /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
         private global::System.Span<int> Indices(int offset, int length) =>
             global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("maxpool2d((3, 2), stride: 2, padding: 1, dilation: (1, 2))", "0", "[B, 2, 5, 5]", 0, 300, 200),
+            new global::Dsl.Runtime.LayerSummary("bn (bn2d)", "1", "[B, 2, 5, 5]", 4, 100, 200),
+            new global::Dsl.Runtime.LayerSummary("avgpool(2, stride: 1) (avgpool2d)", "2", "[B, 2, 4, 4]", 0, 128, 128),
+            new global::Dsl.Runtime.LayerSummary("flatten", "3", "[B, 32]", 0, 0, 128),
+        };
     }
 }

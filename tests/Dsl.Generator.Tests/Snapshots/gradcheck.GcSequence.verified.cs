@@ -261,5 +261,18 @@ namespace Snapshots
         /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
         private global::System.Span<int> Indices(int offset, int length) =>
             global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("bn1d(track_running_stats: false)", "0", "[B, 4, 6]", 8, 48, 96),
+            new global::Dsl.Runtime.LayerSummary("conv(4, 2, 3, padding: 1) (conv1d)", "1", "[B, 2, 6]", 26, 300, 48),
+            new global::Dsl.Runtime.LayerSummary("avgpool(3, stride: 1, padding: 1) (avgpool1d)", "2", "[B, 2, 6]", 0, 36, 48),
+            new global::Dsl.Runtime.LayerSummary("maxpool(2) (maxpool1d)", "3", "[B, 2, 3]", 0, 12, 24),
+            new global::Dsl.Runtime.LayerSummary("global_avgpool", "4", "[B, 2]", 0, 6, 8),
+        };
     }
 }

@@ -271,5 +271,16 @@ namespace Snapshots
             // 2: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer2Weight, 5), folded.Slice(Layer2PackedWeight, 80), 5, 1);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("linear(10, 5)", "0", "[B, 5]", 55, 105, 20),
+            new global::Dsl.Runtime.LayerSummary("bn1d(5)", "1", "[B, 5]", 10, 10, 20),
+            new global::Dsl.Runtime.LayerSummary("linear(5, 1)", "2", "[B, 1]", 6, 11, 4),
+        };
     }
 }

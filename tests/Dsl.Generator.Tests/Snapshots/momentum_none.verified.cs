@@ -193,5 +193,14 @@ namespace Snapshots
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(default, default, buffers.AsSpan(Layer0RunningMean, 4), buffers.AsSpan(Layer0RunningVar, 4), 1E-05f,
                 folded.Slice(Layer0Scale, 4), folded.Slice(Layer0Shift, 4));
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("bn2d(4, momentum: none, affine: false)", "0", "[B, 4, 5, 5]", 0, 200, 400),
+        };
     }
 }

@@ -482,5 +482,25 @@ namespace Snapshots
         /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
         private global::System.Span<int> Indices(int offset, int length) =>
             global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv(3, 16, 3, padding: 1, bias: false) (conv2d)", "0", "[B, 16, 32, 32]", 432, 884736, 65536),
+            new global::Dsl.Runtime.LayerSummary("bn2d", "1", "[B, 16, 32, 32]", 32, 32768, 65536),
+            new global::Dsl.Runtime.LayerSummary("relu", "2", "[B, 16, 32, 32]", 0, 16384, 65536),
+            new global::Dsl.Runtime.LayerSummary("conv(16, 16, 3, padding: 1, bias: false) (conv2d)", "3", "[B, 16, 32, 32]", 2304, 4718592, 65536),
+            new global::Dsl.Runtime.LayerSummary("bn2d", "4", "[B, 16, 32, 32]", 32, 32768, 65536),
+            new global::Dsl.Runtime.LayerSummary("relu", "5", "[B, 16, 32, 32]", 0, 16384, 65536),
+            new global::Dsl.Runtime.LayerSummary("maxpool(2) (maxpool2d)", "6", "[B, 16, 16, 16]", 0, 16384, 16384),
+            new global::Dsl.Runtime.LayerSummary("conv(16, 32, 3, padding: 1, bias: false) (conv2d)", "7", "[B, 32, 16, 16]", 4608, 2359296, 32768),
+            new global::Dsl.Runtime.LayerSummary("bn2d", "8", "[B, 32, 16, 16]", 64, 16384, 32768),
+            new global::Dsl.Runtime.LayerSummary("relu", "9", "[B, 32, 16, 16]", 0, 8192, 32768),
+            new global::Dsl.Runtime.LayerSummary("global_avgpool", "10", "[B, 32]", 0, 8192, 128),
+            new global::Dsl.Runtime.LayerSummary("linear(32, 10)", "11", "[B, 10]", 330, 650, 40),
+        };
     }
 }

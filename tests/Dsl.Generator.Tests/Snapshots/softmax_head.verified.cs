@@ -302,5 +302,18 @@ namespace Snapshots
             // 3: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer3Weight, 24), folded.Slice(Layer3PackedWeight, 96), 6, 4);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("linear(8, 6)", "0", "[B, 6]", 54, 102, 24),
+            new global::Dsl.Runtime.LayerSummary("bn1d", "1", "[B, 6]", 12, 12, 24),
+            new global::Dsl.Runtime.LayerSummary("sigmoid", "2", "[B, 6]", 0, 6, 24),
+            new global::Dsl.Runtime.LayerSummary("linear(6, 4)", "3", "[B, 4]", 28, 52, 16),
+            new global::Dsl.Runtime.LayerSummary("log_softmax", "4", "[B, 4]", 0, 12, 16),
+        };
     }
 }

@@ -305,5 +305,19 @@ namespace Snapshots
             // 5: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer5Weight, 640), folded.Slice(Layer5PackedWeight, 2048), 128, 5);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv2d(3, 8, 3, stride: 2, padding: 1, bias: false)", "0", "[B, 8, 8, 8]", 216, 27648, 2048),
+            new global::Dsl.Runtime.LayerSummary("bn2d", "1", "[B, 8, 8, 8]", 16, 1024, 2048),
+            new global::Dsl.Runtime.LayerSummary("relu", "2", "[B, 8, 8, 8]", 0, 512, 2048),
+            new global::Dsl.Runtime.LayerSummary("avgpool(2) (avgpool2d)", "3", "[B, 8, 4, 4]", 0, 512, 512),
+            new global::Dsl.Runtime.LayerSummary("flatten", "4", "[B, 128]", 0, 0, 512),
+            new global::Dsl.Runtime.LayerSummary("linear(128, 5)", "5", "[B, 5]", 645, 1285, 20),
+        };
     }
 }

@@ -520,5 +520,25 @@ namespace Dsl.Training.Tests
             // fc2: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Fc2Weight, 200), folded.Slice(Fc2PackedWeight, 640), 40, 5);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("bn2d(frozen: true)", "bn0", "[B, 3, 12, 12]", 6, 864, 1728),
+            new global::Dsl.Runtime.LayerSummary("conv(3, 16, 3, padding: 1, bias: false) (conv2d)", "c1", "[B, 16, 12, 12]", 432, 124416, 9216),
+            new global::Dsl.Runtime.LayerSummary("bn2d(affine: false)", "bn1", "[B, 16, 12, 12]", 0, 4608, 9216),
+            new global::Dsl.Runtime.LayerSummary("relu", "3", "[B, 16, 12, 12]", 0, 2304, 9216),
+            new global::Dsl.Runtime.LayerSummary("conv(16, 16, 3, padding: 1) (conv2d)", "c2", "[B, 16, 12, 12]", 2320, 665856, 9216),
+            new global::Dsl.Runtime.LayerSummary("bn2d(frozen: true)", "bn2", "[B, 16, 12, 12]", 32, 4608, 9216),
+            new global::Dsl.Runtime.LayerSummary("relu", "6", "[B, 16, 12, 12]", 0, 2304, 9216),
+            new global::Dsl.Runtime.LayerSummary("conv(16, 8, 3, stride: 2, padding: 1) (conv2d)", "c3", "[B, 8, 6, 6]", 1160, 83232, 1152),
+            new global::Dsl.Runtime.LayerSummary("flatten", "8", "[B, 288]", 0, 0, 1152),
+            new global::Dsl.Runtime.LayerSummary("linear(288, 40, bias: false)", "fc1", "[B, 40]", 11520, 23040, 160),
+            new global::Dsl.Runtime.LayerSummary("bn1d", "bn3", "[B, 40]", 80, 80, 160),
+            new global::Dsl.Runtime.LayerSummary("linear(40, 5)", "fc2", "[B, 5]", 205, 405, 20),
+        };
     }
 }

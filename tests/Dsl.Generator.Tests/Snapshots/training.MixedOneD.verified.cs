@@ -287,5 +287,18 @@ namespace Dsl.Training.Tests
             // fc: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(FcWeight, 324), folded.Slice(FcPackedWeight, 1728), 108, 3);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv1d(4, 6, 3)", "c1", "[B, 6, 18]", 78, 2700, 432),
+            new global::Dsl.Runtime.LayerSummary("bn1d(frozen: true)", "bn1", "[B, 6, 18]", 12, 216, 432),
+            new global::Dsl.Runtime.LayerSummary("relu", "2", "[B, 6, 18]", 0, 108, 432),
+            new global::Dsl.Runtime.LayerSummary("flatten", "3", "[B, 108]", 0, 0, 432),
+            new global::Dsl.Runtime.LayerSummary("linear(108, 3, bias: false)", "fc", "[B, 3]", 324, 648, 12),
+        };
     }
 }

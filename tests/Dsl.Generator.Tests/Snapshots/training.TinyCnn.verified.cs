@@ -396,5 +396,22 @@ namespace Dsl.Training.Tests
         /// <summary>Max pooling's argmax at per-sample <paramref name="offset"/>, an int view of its region of the arena.</summary>
         private global::System.Span<int> Indices(int offset, int length) =>
             global::System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_arena.AsSpan(offset * MaxBatch, length));
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv(1, 4, 3, padding: 1, bias: false) (conv2d)", "conv1", "[B, 4, 6, 6]", 36, 2592, 576),
+            new global::Dsl.Runtime.LayerSummary("bn2d", "bn1", "[B, 4, 6, 6]", 8, 288, 576),
+            new global::Dsl.Runtime.LayerSummary("relu", "2", "[B, 4, 6, 6]", 0, 144, 576),
+            new global::Dsl.Runtime.LayerSummary("maxpool(2) (maxpool2d)", "3", "[B, 4, 3, 3]", 0, 144, 144),
+            new global::Dsl.Runtime.LayerSummary("flatten", "4", "[B, 36]", 0, 0, 144),
+            new global::Dsl.Runtime.LayerSummary("linear(36, 8, bias: false)", "fc1", "[B, 8]", 288, 576, 32),
+            new global::Dsl.Runtime.LayerSummary("bn1d", "bn2", "[B, 8]", 16, 16, 32),
+            new global::Dsl.Runtime.LayerSummary("relu", "7", "[B, 8]", 0, 8, 32),
+            new global::Dsl.Runtime.LayerSummary("linear(8, 3)", "fc2", "[B, 3]", 27, 51, 12),
+        };
     }
 }

@@ -247,5 +247,17 @@ namespace Dsl.Training.Tests
             // fc2: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Fc2Weight, 48), folded.Slice(Fc2PackedWeight, 256), 16, 3);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("linear(36, 16)", "fc1", "[B, 16]", 592, 1168, 64),
+            new global::Dsl.Runtime.LayerSummary("relu", "1", "[B, 16]", 0, 16, 64),
+            new global::Dsl.Runtime.LayerSummary("dropout(0.5)", "2", "[B, 16]", 0, 0, 64),
+            new global::Dsl.Runtime.LayerSummary("linear(16, 3)", "fc2", "[B, 3]", 51, 99, 12),
+        };
     }
 }

@@ -278,5 +278,17 @@ namespace Dsl.Training.Tests
             // fc2: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Fc2Weight, 2560), folded.Slice(Fc2PackedWeight, 4096), 256, 10);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("linear(300, 256, bias: false)", "fc1", "[B, 256]", 76800, 153600, 1024),
+            new global::Dsl.Runtime.LayerSummary("bn1d", "bn1", "[B, 256]", 512, 512, 1024),
+            new global::Dsl.Runtime.LayerSummary("relu", "2", "[B, 256]", 0, 256, 1024),
+            new global::Dsl.Runtime.LayerSummary("linear(256, 10)", "fc2", "[B, 10]", 2570, 5130, 40),
+        };
     }
 }

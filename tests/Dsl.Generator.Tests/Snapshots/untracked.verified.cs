@@ -165,5 +165,14 @@ namespace Snapshots
             h.CopyTo(output);
         }
 
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("bn2d(3, track_running_stats: false)", "0", "[B, 3, 4, 4]", 6, 96, 192),
+        };
     }
 }

@@ -265,5 +265,18 @@ namespace Snapshots
             // 4: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer4Weight, 16), folded.Slice(Layer4PackedWeight, 128), 8, 2);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("linear(10, 8)", "0", "[B, 8]", 88, 168, 32),
+            new global::Dsl.Runtime.LayerSummary("gelu", "1", "[B, 8]", 0, 8, 32),
+            new global::Dsl.Runtime.LayerSummary("linear(8, 8)", "2", "[B, 8]", 72, 136, 32),
+            new global::Dsl.Runtime.LayerSummary("silu", "3", "[B, 8]", 0, 8, 32),
+            new global::Dsl.Runtime.LayerSummary("linear(8, 2)", "4", "[B, 2]", 18, 34, 8),
+        };
     }
 }

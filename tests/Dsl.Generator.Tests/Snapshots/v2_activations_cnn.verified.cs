@@ -329,5 +329,20 @@ namespace Snapshots
             // 6: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer6Weight, 48), folded.Slice(Layer6PackedWeight, 256), 16, 3);
         }
+
+        /// <inheritdoc/>
+        protected override global::System.Collections.Generic.IReadOnlyList<global::Dsl.Runtime.LayerSummary> SummaryLayers => s_summaryLayers;
+
+        // The rows of Summary() and `nnc summary`: layer as written, state_dict name, output, parameters, FLOPs, activation bytes (per sample).
+        private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
+        {
+            new global::Dsl.Runtime.LayerSummary("conv(2, 4, 3, bias: false) (conv2d)", "0", "[B, 4, 4, 4]", 72, 2304, 256),
+            new global::Dsl.Runtime.LayerSummary("bn2d", "1", "[B, 4, 4, 4]", 8, 128, 256),
+            new global::Dsl.Runtime.LayerSummary("silu", "2", "[B, 4, 4, 4]", 0, 64, 256),
+            new global::Dsl.Runtime.LayerSummary("conv(4, 4, 3) (conv2d)", "3", "[B, 4, 2, 2]", 148, 1168, 64),
+            new global::Dsl.Runtime.LayerSummary("gelu", "4", "[B, 4, 2, 2]", 0, 16, 64),
+            new global::Dsl.Runtime.LayerSummary("flatten", "5", "[B, 16]", 0, 0, 64),
+            new global::Dsl.Runtime.LayerSummary("linear(16, 3)", "6", "[B, 3]", 51, 99, 12),
+        };
     }
 }
