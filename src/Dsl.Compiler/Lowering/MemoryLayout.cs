@@ -17,6 +17,9 @@ namespace Dsl.Compiler.Lowering
         /// <summary>Dropout's mask, from forward to the dropout's backward.</summary>
         Mask,
 
+        /// <summary>Per-sample statistics (layer, group, instance norm), from forward to the op's backward.</summary>
+        Saved,
+
         /// <summary>Max pooling's argmax (ints), from forward to the pooling's backward.</summary>
         Indices,
 
@@ -216,6 +219,13 @@ namespace Dsl.Compiler.Lowering
                 if (node.Op.MaskLength > 0)
                 {
                     masks[node] = new Region(RegionKind.Mask, node.Output, Alignment.Line(node.Op.MaskLength), Forward(node), Backward(node));
+                    regions.Add(masks[node]);
+                }
+
+                if (node.Op.SavedLength > 0)
+                {
+                    // Keyed by node like a mask (no op has both).
+                    masks[node] = new Region(RegionKind.Saved, node.Output, Alignment.Line(node.Op.SavedLength), Forward(node), Backward(node));
                     regions.Add(masks[node]);
                 }
 
