@@ -62,14 +62,13 @@ public static class LayerNorm
         Debug.Assert(dbeta.IsEmpty || dbeta.Length >= length, "dbeta too short");
         if (!dx.IsEmpty) SampleNormalization.Backward(dy, x, gamma, saveMean, saveInvStd, dx, default, rows, length, length, 1, pool);
         if (dgamma.IsEmpty && dbeta.IsEmpty) return;
-        const int ColumnUnit = 64; // columns per chunk: whole cache lines
-        int chunks = (length + ColumnUnit - 1) / ColumnUnit;
-        if (pool is { Threads: > 1 } && chunks >= 2 && (long)rows * length >= 1 << 15)
+        int units = (length + ColumnUnit - 1) / ColumnUnit;
+        if (pool is { Threads: > 1 } && units >= 2 && (long)rows * length >= 1 << 15)
         {
             fixed (float* pdy = dy, px = x, pm = saveMean, pi = saveInvStd, pg = dgamma, pb = dbeta)
             {
-                var job = new SampleNormalization.Job { Dy = pdy, X = px, Mean = pm, InvStd = pi, Gamma = pg, Beta = pb, Rows = rows, Length = length, Units = ColumnUnit };
-                pool.RunChunks(&ColumnChunk, &job, chunks);
+                var job = new SampleNormalization.Job { Dy = pdy, X = px, Mean = pm, InvStd = pi, Gamma = pg, Beta = pb, Rows = rows, Length = length, Units = units };
+                pool.RunChunks(&ColumnChunk, &job, Math.Min(units, 4 * pool.Threads));
             }
 
             return;
@@ -78,11 +77,15 @@ public static class LayerNorm
         ParameterGradients(dy, x, saveMean, saveInvStd, dgamma, dbeta, rows, length, 0, length);
     }
 
+    // Columns of dγ and dβ per share: whole cache lines, so no two threads write one line.
+    private const int ColumnUnit = 64;
+
     private static unsafe void ColumnChunk(void* state, int chunk, int chunks, int thread)
     {
         var j = (SampleNormalization.Job*)state;
         int total = j->Rows * j->Length;
-        int lo = chunk * j->Units, hi = Math.Min(j->Length, lo + j->Units);
+        var (first, last) = WorkerPool.Share(j->Units, chunk, chunks);
+        int lo = first * ColumnUnit, hi = Math.Min(j->Length, last * ColumnUnit);
         ParameterGradients(SampleNormalization.Read(j->Dy, total), SampleNormalization.Read(j->X, total), SampleNormalization.Read(j->Mean, j->Rows),
             SampleNormalization.Read(j->InvStd, j->Rows), SampleNormalization.Write(j->Gamma, j->Gamma == null ? 0 : j->Length),
             SampleNormalization.Write(j->Beta, j->Beta == null ? 0 : j->Length), j->Rows, j->Length, lo, hi);
