@@ -249,7 +249,16 @@ public class SampleNormalizationTests
             return (y, dx, dg, db);
         }
 
-        foreach (var run in new Func<WorkerPool?, (float[], float[], float[], float[])>[] { Group, Layer })
+        (float[] Y, float[] Dx, float[] Dg, float[] Db) Running(WorkerPool? p)
+        {
+            var rm = TestUtil.Random(channels, 29);
+            var rv = TestUtil.Random(channels, 30, 0.5f, 2f);
+            var y = new float[x.Length];
+            InstanceNorm.InferWithRunningStatistics(x, gamma, beta, rm, rv, y, Eps, n, channels, spatial, p);
+            return (y, [], [], []);
+        }
+
+        foreach (var run in new Func<WorkerPool?, (float[], float[], float[], float[])>[] { Group, Layer, Running })
         {
             var serial = run(null);
             var parallel = run(pool);

@@ -135,7 +135,7 @@ namespace Dsl.Compiler.Ops
                 e.Header(" — running statistics, as PyTorch's eval mode");
                 e.DeclareInferOutput(v);
                 e.Line($"{e.Kernels}.InstanceNorm.InferWithRunningStatistics(h, {gamma}, {beta}, {e.Param("RunningMean", Channels, "BufferStorage")}, {e.Param("RunningVar", Channels, "BufferStorage")},");
-                e.Line($"    {v}, {e.Float(Eps)}, {Dims(e)});");
+                e.Line($"    {v}, {e.Float(Eps)}, {Dims(e)}, Pool);");
                 return;
             }
 

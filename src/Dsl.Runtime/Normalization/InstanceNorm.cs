@@ -81,19 +81,46 @@ public static class InstanceNorm
     /// <param name="n">Batch size.</param>
     /// <param name="channels">Channels.</param>
     /// <param name="spatial">Values per channel per sample.</param>
-    public static void InferWithRunningStatistics(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
-        ReadOnlySpan<float> runningMean, ReadOnlySpan<float> runningVar, Span<float> y, float eps, int n, int channels, int spatial)
+    /// <param name="pool">Splits the planes across its threads when large; null stays on the caller. The same bits either way.</param>
+    public static unsafe void InferWithRunningStatistics(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        ReadOnlySpan<float> runningMean, ReadOnlySpan<float> runningVar, Span<float> y, float eps, int n, int channels, int spatial, WorkerPool? pool = null)
     {
-        for (int c = 0; c < channels; c++)
+        Debug.Assert(x.Length >= n * channels * spatial && y.Length >= n * channels * spatial, "x or y too short");
+        int rows = n * channels;
+        if (SampleNormalization.Splits(pool, rows, spatial))
         {
+            fixed (float* px = x, pg = gamma, pb = beta, pm = runningMean, pv = runningVar, py = y)
+            {
+                var job = new SampleNormalization.Job { X = px, Gamma = pg, Beta = pb, Mean = pm, InvStd = pv, Y = py, Eps = eps, Rows = rows, Length = spatial, RowsPerSet = channels };
+                pool!.RunChunks(&RunningChunk, &job, Math.Min(rows, 4 * pool.Threads));
+            }
+
+            return;
+        }
+
+        RunningRows(x, gamma, beta, runningMean, runningVar, y, eps, spatial, channels, 0, rows);
+    }
+
+    private static unsafe void RunningChunk(void* state, int chunk, int chunks, int thread)
+    {
+        var j = (SampleNormalization.Job*)state;
+        var (lo, hi) = WorkerPool.Share(j->Rows, chunk, chunks);
+        int total = j->Rows * j->Length, c = j->RowsPerSet;
+        RunningRows(SampleNormalization.Read(j->X, total), SampleNormalization.Read(j->Gamma, c), SampleNormalization.Read(j->Beta, c), SampleNormalization.Read(j->Mean, c),
+            SampleNormalization.Read(j->InvStd, c), SampleNormalization.Write(j->Y, total), j->Eps, j->Length, c, lo, hi);
+    }
+
+    // Planes [lo, hi) of [n·channels, spatial].
+    private static void RunningRows(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, ReadOnlySpan<float> runningMean, ReadOnlySpan<float> runningVar,
+        Span<float> y, float eps, int spatial, int channels, int lo, int hi)
+    {
+        for (int row = lo; row < hi; row++)
+        {
+            int c = row % channels;
             float invStd = (float)(1.0 / Math.Sqrt((double)runningVar[c] + eps));
             float scale = gamma.IsEmpty ? invStd : invStd * gamma[c];
             float shift = beta.IsEmpty ? 0f : beta[c];
-            for (int s = 0; s < n; s++)
-            {
-                int start = (s * channels + c) * spatial;
-                PlaneMath.Normalize(x.Slice(start, spatial), runningMean[c], scale, shift, y.Slice(start, spatial));
-            }
+            PlaneMath.Normalize(x.Slice(row * spatial, spatial), runningMean[c], scale, shift, y.Slice(row * spatial, spatial));
         }
     }
 
