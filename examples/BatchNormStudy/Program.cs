@@ -13,7 +13,8 @@ CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 int trainCount = 10_000, testCount = 5_000, epochs = 3, threads = 0;
 string dataDir = MnistFiles.FashionMnistDirectory;
 string? outDir = null;
-bool quick = false;
+bool quick = false, onlySmallBatches = false;
+int smallBatchSeedCount = 3;
 for (int i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -26,8 +27,10 @@ for (int i = 0; i < args.Length; i++)
         case "--threads": threads = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
         case "--data": dataDir = args[++i]; break;
         case "--out": outDir = args[++i]; break;
+        case "--small-batches": onlySmallBatches = true; break;
+        case "--seeds": smallBatchSeedCount = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
         default:
-            Console.Error.WriteLine("usage: dotnet run --project examples/BatchNormStudy -c Release -- [--full | --quick] [--train N] [--test N] [--epochs N] [--threads N] [--data DIR] [--out DIR]");
+            Console.Error.WriteLine("usage: dotnet run --project examples/BatchNormStudy -c Release -- [--full | --quick] [--train N] [--test N] [--epochs N] [--threads N] [--data DIR] [--out DIR] [--small-batches] [--seeds N]");
             return 2;
     }
 }
@@ -55,6 +58,9 @@ CompiledModel Create(string name, int seed) => name switch
     "DropoutBeforeBn" => new DropoutBeforeBn(MaxBatch, seed, threads),
     "DropoutAfterBn" => new DropoutAfterBn(MaxBatch, seed, threads),
     "BnFrozen" => new BnFrozen(MaxBatch, seed, threads),
+    "Gn2" => new Gn2(MaxBatch, seed, threads),
+    "Gn8" => new Gn8(MaxBatch, seed, threads),
+    "Ln" => new Ln(MaxBatch, seed, threads),
     _ => throw new ArgumentException(name),
 };
 
@@ -69,6 +75,22 @@ RunResult Run(string model, int batch, float lr, int seed)
 }
 
 Console.WriteLine($"BatchNormStudy: {train.Count} training images, {test.Count} test images, {epochs} epoch(s), SGD momentum 0.9, output {outDir}");
+
+// 5. Small batches: batch norm against group and layer norm (also alone, with --small-batches: it writes its own part).
+int[] smallBatchSeeds = Enumerable.Range(1, quick ? 1 : smallBatchSeedCount).ToArray();
+string SmallBatchSection()
+{
+    string section = SmallBatches.Run(Create, train, test, epochs, smallBatchSeeds, outDir, log.Add);
+    File.WriteAllText(Path.Combine(outDir, "small-batches.md"), section);
+    return section;
+}
+
+if (onlySmallBatches)
+{
+    SmallBatchSection();
+    Console.WriteLine($"wrote {Path.Combine(outDir, "small-batches.md")} in {(DateTime.UtcNow - started).TotalMinutes:0.0} min");
+    return 0;
+}
 
 // 1. With and without batch norm, across learning rates and batch sizes.
 float[] lrs = [0.01f, 0.1f, 0.5f];
@@ -172,8 +194,9 @@ Plots.Lines(Path.Combine(outDir, "finetune-accuracy.png"), "Fine-tuning a pre-tr
     fine.Select(kv => new Series($"{(kv.Key.Mode == "Bn" ? "normal BN" : "frozen BN")}, batch {kv.Key.Batch}",
         kv.Value.Points.Select(p => p.Samples).ToArray(), kv.Value.Points.Select(p => p.TestAccuracy).ToArray(), kv.Key.Mode == "BnFrozen", kv.Key.Batch == 2 ? 3 : 0)));
 
+string smallBatches = SmallBatchSection();
 File.WriteAllText(Path.Combine(outDir, "report.md"), Report.Write(new ReportInput(train.Count, test.Count, epochs, fineTuneCount, lrs, batches, grid, placement, pre, fine, batchOne,
-    DateTime.UtcNow - started, threads)));
+    DateTime.UtcNow - started, threads)) + Environment.NewLine + smallBatches);
 Console.WriteLine($"wrote {Path.Combine(outDir, "report.md")} and {Directory.GetFiles(outDir, "*.png").Length} PNG files in {(DateTime.UtcNow - started).TotalMinutes:0.0} min");
 return 0;
 

@@ -97,6 +97,15 @@ namespace Dsl.Generator
         /// <summary>NN1022 (error): Model too large.</summary>
         public static readonly DiagnosticDescriptor TooLarge = From(Table.TooLarge);
 
+        /// <summary>NN1023 (error): num_groups does not divide the channels.</summary>
+        public static readonly DiagnosticDescriptor NumGroupsDoNotDivide = From(Table.NumGroupsDoNotDivide);
+
+        /// <summary>NN1024 (error): normalized_shape is not the input's last dimension.</summary>
+        public static readonly DiagnosticDescriptor NormalizedShapeMismatch = From(Table.NormalizedShapeMismatch);
+
+        /// <summary>NN1025 (error): Instance norm on features.</summary>
+        public static readonly DiagnosticDescriptor InstanceNormOnFeatures = From(Table.InstanceNormOnFeatures);
+
         /// <summary>NN2001 (warning): Bias cancelled by batch norm.</summary>
         public static readonly DiagnosticDescriptor RedundantBias = From(Table.RedundantBias);
 
@@ -129,6 +138,7 @@ namespace Dsl.Generator
             TooManyPositional, PositionalAfterNamed, ChannelMismatch, FeatureMismatch, NumFeaturesMismatch,
             WrongRank, SpatialSizeNotPositive, GroupsDoNotDivide, DuplicateModel, DuplicateLayerName,
             InvalidName, InvalidInputShape, PoolPaddingTooLarge, FrozenWithoutStatistics, TooLarge,
+            NumGroupsDoNotDivide, NormalizedShapeMismatch, InstanceNormOnFeatures,
             RedundantBias, DropoutBeforeBatchNorm, KerasMomentum, ZeroMomentum, ConsecutiveBatchNorm,
             LayerAfterSoftmax, BatchDependentInference, InternalError,
         };

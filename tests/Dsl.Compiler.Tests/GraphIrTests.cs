@@ -165,8 +165,11 @@ public sealed class GraphIrTests
             }
         }
 
-        // Every value that a backward reads lives in a region kept to the end of Backward.
+        // Every value that a backward reads, and every mask, argmax and saved statistic, lives in a region kept to the
+        // end of Backward (which may run more than once after one Forward).
         int last = 2 * graph.Nodes.Count + 2 + 2 * graph.Nodes.Count;
+        foreach (var r in regions.Where(r => r.Kind is RegionKind.Mask or RegionKind.Saved or RegionKind.Indices))
+            Assert.True(r.End == last, $"{r} is not kept to the end of Backward ({last})");
         foreach (var node in graph.Nodes)
         {
             if ((node.Op.BackwardReads & BackwardReads.Output) != 0) Assert.Equal(last, memory.ValueRegion(node.Output)!.End);

@@ -7,7 +7,7 @@ public sealed class AllocationTests
     {
         var data = new TheoryData<string, int>();
         var names = Golden.CaseNames().Select(n => "golden:" + n)
-            .Concat(new[] { nameof(GcConv2d), nameof(GcConv1d), nameof(GcBnPlain), nameof(GcFrozen), nameof(GcMlp), nameof(GcPool), nameof(GcSequence), nameof(Drop) });
+            .Concat(new[] { nameof(GcConv2d), nameof(GcConv1d), nameof(GcBnPlain), nameof(GcFrozen), nameof(GcMlp), nameof(GcPool), nameof(GcSequence), nameof(GcLayerGroup), nameof(GcInstance), nameof(Drop) });
         foreach (var name in names)
         {
             data.Add(name, 1); // single-threaded

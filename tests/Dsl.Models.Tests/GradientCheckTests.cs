@@ -25,7 +25,7 @@ public sealed class GradientCheckTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Models() => new()
     {
-        nameof(GcConv2d), nameof(GcConv1d), nameof(GcBnPlain), nameof(GcFrozen), nameof(GcMlp), nameof(GcPool), nameof(GcSequence),
+        nameof(GcConv2d), nameof(GcConv1d), nameof(GcBnPlain), nameof(GcFrozen), nameof(GcMlp), nameof(GcPool), nameof(GcSequence), nameof(GcLayerGroup), nameof(GcInstance),
         nameof(Head), // Chain and SmallCnn have too many max-pool and ReLU kinks for ±ε; the PyTorch bundles check their gradients
     };
 

@@ -87,6 +87,15 @@ namespace Dsl.Compiler.Diagnostics
         /// <summary>NN1022: <c>'layer' produces N values per sample, more than the model limit</c>.</summary>
         public static readonly DiagnosticDescriptor TooLarge = new("NN1022", Severity.Error, "Model too large");
 
+        /// <summary>NN1023: <c>num_groups G does not divide the C channels of 'group_norm'</c>.</summary>
+        public static readonly DiagnosticDescriptor NumGroupsDoNotDivide = new("NN1023", Severity.Error, "num_groups does not divide the channels");
+
+        /// <summary>NN1024: <c>normalized_shape N is not the input's last dimension</c>.</summary>
+        public static readonly DiagnosticDescriptor NormalizedShapeMismatch = new("NN1024", Severity.Error, "normalized_shape is not the input's last dimension");
+
+        /// <summary>NN1025: <c>instance norm on [F]: a feature vector has no positions to normalize over</c>.</summary>
+        public static readonly DiagnosticDescriptor InstanceNormOnFeatures = new("NN1025", Severity.Error, "Instance norm on features");
+
         /// <summary>NN2001: <c>the bias of 'conv2d' is cancelled by the following batch norm; use bias: false</c>.</summary>
         public static readonly DiagnosticDescriptor RedundantBias = new("NN2001", Severity.Warning, "Bias cancelled by batch norm");
 
@@ -118,7 +127,7 @@ namespace Dsl.Compiler.Diagnostics
             UnknownLayer, UnknownArgument, RepeatedArgument, MissingArgument, WrongValueKind, ValueOutOfRange,
             TooManyPositional, PositionalAfterNamed, ChannelMismatch, FeatureMismatch, NumFeaturesMismatch, WrongRank,
             SpatialSizeNotPositive, GroupsDoNotDivide, DuplicateModel, DuplicateLayerName, InvalidName, InvalidInputShape,
-            PoolPaddingTooLarge, FrozenWithoutStatistics, TooLarge,
+            PoolPaddingTooLarge, FrozenWithoutStatistics, TooLarge, NumGroupsDoNotDivide, NormalizedShapeMismatch, InstanceNormOnFeatures,
             RedundantBias, DropoutBeforeBatchNorm, KerasMomentum, ZeroMomentum, ConsecutiveBatchNorm, LayerAfterSoftmax,
             BatchDependentInference, InternalError,
         };

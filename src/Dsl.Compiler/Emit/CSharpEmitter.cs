@@ -163,6 +163,7 @@ namespace Dsl.Compiler.Emit
         {
             RegionKind.Value => region.Value.Producer is { } node ? $"{_names[node]}Out" : "InputCopy",
             RegionKind.Mask => $"{_names[region.Value.Producer!]}Mask",
+            RegionKind.Saved => $"{_names[region.Value.Producer!]}Saved",
             RegionKind.Indices => $"{_names[region.Value.Producer!]}Indices",
             RegionKind.Gradient => region.Value.Producer is { } node ? $"{_names[node]}Grad" : "InputGrad",
             RegionKind.Inference => $"{_names[region.Value.Producer!]}Infer",
@@ -178,6 +179,7 @@ namespace Dsl.Compiler.Emit
             {
                 RegionKind.Value => $"{what} {Shape(region.Value.Shape)}{(kept ? ", kept for backward" : "")}",
                 RegionKind.Mask => $"{region.Value.Producer!.Op.Name} dropout mask",
+                RegionKind.Saved => $"{region.Value.Producer!.Op.Name} per-sample statistics",
                 RegionKind.Indices => $"{region.Value.Producer!.Op.Name} argmax (ints)",
                 RegionKind.Gradient => region.Value.Producer is null ? "dL/d(input) when the caller does not ask for it" : $"dL/d({what})",
                 RegionKind.Inference => $"{what} at inference",
@@ -213,7 +215,7 @@ namespace Dsl.Compiler.Emit
             Line("// The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its");
             Line("// forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their");
             Line("// backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.");
-            foreach (var kind in new[] { RegionKind.Value, RegionKind.Mask, RegionKind.Indices, RegionKind.Gradient, RegionKind.GradientPart, RegionKind.Inference })
+            foreach (var kind in new[] { RegionKind.Value, RegionKind.Mask, RegionKind.Saved, RegionKind.Indices, RegionKind.Gradient, RegionKind.GradientPart, RegionKind.Inference })
             {
                 foreach (var region in _memory.Regions.Where(r => r.Kind == kind).OrderBy(r => r.Value.Id))
                     Line($"private const int {RegionName(region)} = {Int(region.Offset)}; // {RegionComment(region)}");

@@ -82,6 +82,9 @@ namespace Dsl.Compiler.Emit
         /// <summary>Max pooling's argmax, as ints.</summary>
         public string Indices() => $"Indices({N}Indices, batch * {Int(Op.OutputLength)})";
 
+        /// <summary>Part of the node's per-sample statistics (<see cref="Op.SavedLength"/>): <paramref name="length"/> floats from <paramref name="start"/>.</summary>
+        public string Saved(string start, string length) => $"_arena.AsSpan({N}Saved * MaxBatch{(start == "0" ? "" : " + " + start)}, {length})";
+
         /// <summary>Dropout's mask.</summary>
         public string Mask() => $"_arena.AsSpan({N}Mask * MaxBatch, batch * {Int(Op.OutputLength)})";
 

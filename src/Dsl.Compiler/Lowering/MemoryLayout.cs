@@ -17,6 +17,9 @@ namespace Dsl.Compiler.Lowering
         /// <summary>Dropout's mask, from forward to the dropout's backward.</summary>
         Mask,
 
+        /// <summary>Per-sample statistics (layer, group, instance norm), from forward to the op's backward.</summary>
+        Saved,
+
         /// <summary>Max pooling's argmax (ints), from forward to the pooling's backward.</summary>
         Indices,
 
@@ -233,6 +236,13 @@ namespace Dsl.Compiler.Lowering
                     regions.Add(masks[node]);
                 }
 
+                if (node.Op.SavedLength > 0)
+                {
+                    // Keyed by node like a mask (no op has both).
+                    masks[node] = new Region(RegionKind.Saved, node.Output, Alignment.Line(node.Op.SavedLength), Forward(node), Backward(node));
+                    regions.Add(masks[node]);
+                }
+
                 if (node.Op.IndicesLength > 0)
                 {
                     indices[node] = new Region(RegionKind.Indices, node.Output, Alignment.Line(node.Op.IndicesLength), Forward(node), Backward(node));
@@ -295,7 +305,7 @@ namespace Dsl.Compiler.Lowering
             int last = Backward(graph.Nodes[0]);
             foreach (var region in regions)
             {
-                if (region.Kind is RegionKind.Value or RegionKind.Mask or RegionKind.Indices && region.Start < gap && region.End > gap) region.End = last;
+                if (region.Kind is RegionKind.Value or RegionKind.Mask or RegionKind.Saved or RegionKind.Indices && region.Start < gap && region.End > gap) region.End = last;
             }
 
             // Inference: each group's kernel writes its last member's value; identities pass their input on; a group

@@ -241,6 +241,9 @@ namespace Dsl.Compiler.Ops
         /// <summary>Floats per sample it keeps from forward for backward besides values (dropout's mask).</summary>
         public virtual int MaskLength => 0;
 
+        /// <summary>Floats per sample it keeps from forward for backward besides values: per-sample statistics (layer, group and instance norm).</summary>
+        public virtual int SavedLength => 0;
+
         /// <summary>Ints per sample it keeps from forward for backward (max pooling's argmax).</summary>
         public virtual int IndicesLength => 0;
 

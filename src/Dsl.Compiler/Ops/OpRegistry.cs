@@ -16,6 +16,11 @@ namespace Dsl.Compiler.Ops
             new BatchNormDefinition("bn1d", rank: 2),
             new BatchNormDefinition("bn2d", rank: 3),
             new LinearDefinition(),
+            new LayerNormDefinition(),
+            new GroupNormDefinition(),
+            new InstanceNormDefinition("instance_norm", rank: null),
+            new InstanceNormDefinition("instance_norm1d", rank: 2),
+            new InstanceNormDefinition("instance_norm2d", rank: 3),
             new PoolDefinition("maxpool", max: true, rank: null),
             new PoolDefinition("maxpool1d", max: true, rank: 2),
             new PoolDefinition("maxpool2d", max: true, rank: 3),
@@ -41,6 +46,8 @@ namespace Dsl.Compiler.Ops
             ["averagepooling2d"] = "avgpool2d", ["avg_pool2d"] = "avgpool2d", ["avg_pool"] = "avgpool",
             ["adaptiveavgpool2d"] = "global_avgpool", ["globalaveragepooling2d"] = "global_avgpool",
             ["global_avg_pool"] = "global_avgpool", ["gap"] = "global_avgpool", ["logsoftmax"] = "log_softmax",
+            ["layernorm"] = "layer_norm", ["groupnorm"] = "group_norm", ["instancenorm1d"] = "instance_norm1d", ["instancenorm2d"] = "instance_norm2d",
+            ["ln"] = "layer_norm", ["gn"] = "group_norm",
         };
 
         public static OpDefinition? Find(string name) => ByName.TryGetValue(name, out var definition) ? definition : null;
