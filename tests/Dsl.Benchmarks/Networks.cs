@@ -37,6 +37,22 @@ public sealed record BatchNormLayer(string Name, int Channels) : Layer(Name)
     public override int[] OutputShape(int[] s) => s;
 }
 
+/// <summary><c>group_norm(groups)</c> on [C, H, W] with PyTorch's defaults (eps 1e-5, affine).</summary>
+public sealed record GroupNormLayer(string Name, int Groups, int Channels) : Layer(Name)
+{
+    public const double Eps = 1e-5;
+
+    public override int[] OutputShape(int[] s) => s;
+}
+
+/// <summary><c>layer_norm</c> over the whole sample shape, with PyTorch's defaults (eps 1e-5, affine).</summary>
+public sealed record LayerNormLayer(string Name, int[] Shape) : Layer(Name)
+{
+    public const double Eps = 1e-5;
+
+    public override int[] OutputShape(int[] s) => s;
+}
+
 public sealed record ReluLayer(string Name) : Layer(Name)
 {
     public override int[] OutputShape(int[] s) => s;
@@ -176,10 +192,54 @@ public sealed class Network
         ],
         [1, 8, 32, 128]);
 
+    /// <summary>FmnistBn with group norm (8 groups) after the convs and layer norm after the hidden linear.</summary>
+    public static readonly Network FmnistGn = new(
+        nameof(FmnistGn), [1, 28, 28], (maxBatch, seed, threads) => new FmnistGn(maxBatch, seed, threads),
+        [
+            new Conv2dLayer("0", 1, 32, 3, Padding: 1),
+            new GroupNormLayer("1", 8, 32),
+            new ReluLayer("2"),
+            new MaxPool2dLayer("3", 2),
+            new Conv2dLayer("4", 32, 64, 3, Padding: 1),
+            new GroupNormLayer("5", 8, 64),
+            new ReluLayer("6"),
+            new MaxPool2dLayer("7", 2),
+            new FlattenLayer("8"),
+            new LinearLayer("9", 3136, 128),
+            new LayerNormLayer("10", [128]),
+            new ReluLayer("11"),
+            new LinearLayer("12", 128, 10),
+        ],
+        [1, 8, 32, 128]);
+
+    /// <summary>FmnistBn with layer norm over each whole sample in place of every batch norm.</summary>
+    public static readonly Network FmnistLn = new(
+        nameof(FmnistLn), [1, 28, 28], (maxBatch, seed, threads) => new FmnistLn(maxBatch, seed, threads),
+        [
+            new Conv2dLayer("0", 1, 32, 3, Padding: 1),
+            new LayerNormLayer("1", [32, 28, 28]),
+            new ReluLayer("2"),
+            new MaxPool2dLayer("3", 2),
+            new Conv2dLayer("4", 32, 64, 3, Padding: 1),
+            new LayerNormLayer("5", [64, 14, 14]),
+            new ReluLayer("6"),
+            new MaxPool2dLayer("7", 2),
+            new FlattenLayer("8"),
+            new LinearLayer("9", 3136, 128),
+            new LayerNormLayer("10", [128]),
+            new ReluLayer("11"),
+            new LinearLayer("12", 128, 10),
+        ],
+        [1, 8, 32, 128]);
+
+    /// <summary>The networks of a run; <see cref="FmnistGn"/> and <see cref="FmnistLn"/> run when named with --networks.</summary>
     public static IReadOnlyList<Network> All { get; } = [SeedLenet, FmnistBn, Resblock64, MlpBn];
 
+    /// <summary>Every network --networks can name.</summary>
+    public static IReadOnlyList<Network> Known { get; } = [SeedLenet, FmnistBn, Resblock64, MlpBn, FmnistGn, FmnistLn];
+
     public static Network Get(string name) =>
-        All.FirstOrDefault(n => n.Name == name) ?? throw new ArgumentException($"unknown network '{name}'", nameof(name));
+        Known.FirstOrDefault(n => n.Name == name) ?? throw new ArgumentException($"unknown network '{name}'", nameof(name));
 
     public override string ToString() => Name;
 }

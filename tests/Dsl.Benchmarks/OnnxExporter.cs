@@ -55,6 +55,30 @@ public static class OnnxExporter
                     attributes.Add(Float("epsilon", (float)BatchNormLayer.Eps));
                     attributes.Add(Float("momentum", (float)(1 - BatchNormLayer.Momentum))); // ONNX's momentum is PyTorch's 1 − m
                     break;
+                case LayerNormLayer ln:
+                    op = "LayerNormalization"; // opset 17: over the last len(shape) axes
+                    inputs.Add(Initializer(initializers, model, $"{ln.Name}.weight"));
+                    inputs.Add(Initializer(initializers, model, $"{ln.Name}.bias"));
+                    attributes.Add(Int("axis", -ln.Shape.Length));
+                    attributes.Add(Float("epsilon", (float)LayerNormLayer.Eps));
+                    break;
+                case GroupNormLayer gn:
+                {
+                    // GroupNormalization is opset 18; in opset 17: reshape to [N, G, rest], instance-normalize each
+                    // group, reshape back, then the per-channel affine.
+                    var shape = network.ShapeBefore(gn);
+                    string p = gn.Name;
+                    graph.Message(1, Node("Reshape", $"Reshape_{p}_groups", [current, Constant(initializers, $"{p}.groups_shape", [0, gn.Groups, -1])], $"{p}_grouped", []));
+                    graph.Message(1, Node("InstanceNormalization", $"InstanceNormalization_{p}",
+                        [$"{p}_grouped", Floats(initializers, $"{p}.ones", Enumerable.Repeat(1f, gn.Groups).ToArray(), [gn.Groups]), Floats(initializers, $"{p}.zeros", new float[gn.Groups], [gn.Groups])],
+                        $"{p}_normalized", [Float("epsilon", (float)GroupNormLayer.Eps)]));
+                    graph.Message(1, Node("Reshape", $"Reshape_{p}_back", [$"{p}_normalized", Constant(initializers, $"{p}.sample_shape", [0, .. shape.Select(d => (long)d)])], $"{p}_plain", []));
+                    graph.Message(1, Node("Mul", $"Mul_{p}", [$"{p}_plain", Floats(initializers, $"{p}.weight_c11", model.Tensor($"{p}.weight").ToArray(), [gn.Channels, 1, 1])], $"{p}_scaled", []));
+                    op = "Add";
+                    inputs = [$"{p}_scaled", Floats(initializers, $"{p}.bias_c11", model.Tensor($"{p}.bias").ToArray(), [gn.Channels, 1, 1])];
+                    break;
+                }
+
                 case ReluLayer:
                     op = "Relu";
                     break;
@@ -112,6 +136,34 @@ public static class OnnxExporter
         tensor.Int64(2, TensorFloat); // data_type
         tensor.String(8, name); // name
         tensor.Bytes(9, raw); // raw_data: little-endian float32
+        initializers.Add(tensor.ToArray());
+        return name;
+    }
+
+    /// <summary>Adds an int64 tensor initializer (a shape operand) and returns its name.</summary>
+    private static string Constant(List<byte[]> initializers, string name, long[] values)
+    {
+        var raw = new byte[values.Length * 8];
+        for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteInt64LittleEndian(raw.AsSpan(8 * i), values[i]);
+        var tensor = new ProtoWriter();
+        tensor.Int64(1, values.Length); // dims
+        tensor.Int64(2, 7); // data_type: INT64
+        tensor.String(8, name);
+        tensor.Bytes(9, raw);
+        initializers.Add(tensor.ToArray());
+        return name;
+    }
+
+    /// <summary>Adds a float tensor initializer of the given dims and returns its name.</summary>
+    private static string Floats(List<byte[]> initializers, string name, float[] values, long[] dims)
+    {
+        var raw = new byte[values.Length * 4];
+        for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(raw.AsSpan(4 * i), values[i]);
+        var tensor = new ProtoWriter();
+        foreach (long d in dims) tensor.Int64(1, d);
+        tensor.Int64(2, TensorFloat);
+        tensor.String(8, name);
+        tensor.Bytes(9, raw);
         initializers.Add(tensor.ToArray());
         return name;
     }

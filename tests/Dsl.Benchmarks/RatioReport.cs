@@ -49,7 +49,7 @@ public static class RatioReport
 
         var rows = measurements
             .GroupBy(m => (m.Network, m.Batch, m.Workload, m.Threads))
-            .OrderBy(g => Network.All.ToList().FindIndex(n => n.Name == g.Key.Network))
+            .OrderBy(g => Network.Known.ToList().FindIndex(n => n.Name == g.Key.Network))
             .ThenBy(g => g.Key.Workload == nameof(NetworkBenchmarks.Train) ? 0 : 1)
             .ThenBy(g => g.Key.Batch)
             .ThenBy(g => g.Key.Threads);

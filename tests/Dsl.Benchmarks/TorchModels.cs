@@ -18,6 +18,8 @@ public static class TorchModels
                 Conv2dLayer c => nn.Conv2d(c.In, c.Out, c.Kernel, padding: c.Padding, bias: c.Bias),
                 BatchNormLayer b when network.ShapeBefore(b).Length == 1 => nn.BatchNorm1d(b.Channels, BatchNormLayer.Eps, BatchNormLayer.Momentum),
                 BatchNormLayer b => nn.BatchNorm2d(b.Channels, BatchNormLayer.Eps, BatchNormLayer.Momentum),
+                GroupNormLayer g => nn.GroupNorm(g.Groups, g.Channels, GroupNormLayer.Eps),
+                LayerNormLayer l => nn.LayerNorm(l.Shape.Select(d => (long)d).ToArray(), LayerNormLayer.Eps),
                 ReluLayer => nn.ReLU(),
                 MaxPool2dLayer m => nn.MaxPool2d(m.Kernel),
                 FlattenLayer => nn.Flatten(),
