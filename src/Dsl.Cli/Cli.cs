@@ -9,7 +9,8 @@ public static class Cli
     public const string Usage = """
         usage:
           nnc check FILE...                      report errors and warnings (exit 1 on any error)
-          nnc summary FILE [--model NAME]        per-layer table: shapes, parameters, FLOPs, memory
+          nnc summary FILE [--model NAME] [--format text|json]
+                                                 per-layer table: shapes, parameters, FLOPs, memory
           nnc emit FILE [--namespace NS]         print the C# the source generator produces
           nnc compare MODEL.nn BUNDLE.safetensors [--model NAME] [--tolerance 1e-4] [--allow-missing]
                                                  run the model on a PyTorch reference bundle, compare every tensor
@@ -96,8 +97,10 @@ public static class Cli
 
     private static int Summary(List<string> args, TextWriter stdout, TextWriter stderr, bool plain)
     {
-        var options = Options.Parse(args, "--model");
+        var options = Options.Parse(args, "--model", "--format");
         if (options.Positional.Count != 1) return UsageError(stderr, "summary takes one .nn file");
+        string format = options.Named.TryGetValue("--format", out var f) ? f : "text";
+        if (format is not ("text" or "json")) return UsageError(stderr, $"--format takes text or json, not '{format}'" + DidYouMean(format, "text", "json"));
         string file = options.Positional[0];
         var result = NnCompiler.Compile(File.ReadAllText(file));
         foreach (var diagnostic in result.Diagnostics) stderr.WriteLine(diagnostic.Format(file));
@@ -110,6 +113,12 @@ public static class Cli
             stderr.WriteLine($"nnc: no model '{wanted}' in {file}; it declares {string.Join(", ", result.Models.Select(m => m.Name))}"
                 + DidYouMean(wanted!, result.Models.Select(m => m.Name).ToArray()));
             return 1;
+        }
+
+        if (format == "json")
+        {
+            ModelSummary.WriteJson(models, stdout);
+            return 0;
         }
 
         foreach (var model in models)

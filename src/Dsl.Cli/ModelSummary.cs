@@ -26,6 +26,70 @@ public static class ModelSummary
 
     private static IEnumerable<string> Totals(Table t) => ModelSummaryFormat.Totals(t.Parameters, t.Buffers, t.Flops, t.ActivationBytes);
 
+    /// <summary>
+    /// The summary as JSON, for tools: one object per model (an array when several are shown) with the model's name,
+    /// shapes, parameter and buffer counts, FLOPs, its <c>state_dict</c> (key, shape, dtype <c>F32</c> or <c>I64</c>,
+    /// in PyTorch's order) and its layers.
+    /// </summary>
+    public static void WriteJson(IReadOnlyList<BoundModel> models, TextWriter writer)
+    {
+        using var stream = new MemoryStream();
+        using (var json = new System.Text.Json.Utf8JsonWriter(stream, new System.Text.Json.JsonWriterOptions { Indented = true }))
+        {
+            if (models.Count != 1) json.WriteStartArray();
+            foreach (var model in models) WriteModel(json, model);
+            if (models.Count != 1) json.WriteEndArray();
+        }
+
+        writer.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+    }
+
+    private static void WriteModel(System.Text.Json.Utf8JsonWriter json, BoundModel model)
+    {
+        var table = Build(model);
+        json.WriteStartObject();
+        json.WriteString("model", model.Name);
+        if (model.Namespace is { } ns) json.WriteString("namespace", ns);
+        WriteShape(json, "input", model.InputShape);
+        WriteShape(json, "output", model.OutputShape);
+        json.WriteNumber("parameters", model.ParameterCount);
+        json.WriteNumber("buffers", table.Buffers);
+        json.WriteNumber("flops", model.Flops);
+        json.WriteStartArray("state_dict");
+        foreach (var tensor in model.Tensors)
+        {
+            json.WriteStartObject();
+            json.WriteString("key", tensor.Name);
+            WriteShape(json, "shape", tensor.Shape);
+            json.WriteString("dtype", tensor.Role == TensorRole.NumBatchesTracked ? "I64" : "F32");
+            json.WriteEndObject();
+        }
+
+        json.WriteEndArray();
+        json.WriteStartArray("layers");
+        foreach (var (layer, row) in model.Layers.Zip(table.Rows))
+        {
+            json.WriteStartObject();
+            json.WriteString("name", layer.Name);
+            json.WriteString("kind", layer.KindName);
+            json.WriteString("source", layer.Source);
+            WriteShape(json, "output", layer.OutputShape);
+            json.WriteNumber("parameters", row.Parameters);
+            json.WriteNumber("flops", row.Flops);
+            json.WriteEndObject();
+        }
+
+        json.WriteEndArray();
+        json.WriteEndObject();
+    }
+
+    private static void WriteShape(System.Text.Json.Utf8JsonWriter json, string name, IReadOnlyList<int> shape)
+    {
+        json.WriteStartArray(name);
+        foreach (int d in shape) json.WriteNumberValue(d);
+        json.WriteEndArray();
+    }
+
     /// <summary>Fixed-width text for pipes and logs: <see cref="ModelSummaryFormat.Plain"/>, as a generated class's Summary().</summary>
     public static void WritePlain(Table table, TextWriter writer) =>
         writer.Write(ModelSummaryFormat.Plain(table.Model, table.InputShape, table.Rows.Select(ToRuntime).ToList(), table.Parameters, table.Buffers, table.Flops)

@@ -84,6 +84,35 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Summary_as_json_lists_the_state_dict_with_shapes_and_dtypes()
+    {
+        string path = Write("lenet.nn", Tutorial30.Replace("30, 30", "34, 34"));
+        var (exit, output, _) = Run("summary", path, "--format", "json");
+        Assert.Equal(0, exit);
+        using var json = System.Text.Json.JsonDocument.Parse(output);
+        var model = json.RootElement;
+        Assert.Equal("LeNet", model.GetProperty("model").GetString());
+        Assert.Equal(13678, model.GetProperty("parameters").GetInt64());
+        Assert.Equal(13, model.GetProperty("buffers").GetInt64());
+        var keys = model.GetProperty("state_dict").EnumerateArray()
+            .Select(t => (t.GetProperty("key").GetString(), string.Join(",", t.GetProperty("shape").EnumerateArray().Select(d => d.GetInt32())), t.GetProperty("dtype").GetString()))
+            .ToList();
+        Assert.Equal(new (string?, string, string?)[]
+        {
+            ("conv1.weight", "6,1,5,5", "F32"), ("conv1.bias", "6", "F32"),
+            ("bn1.weight", "6", "F32"), ("bn1.bias", "6", "F32"), ("bn1.running_mean", "6", "F32"), ("bn1.running_var", "6", "F32"), ("bn1.num_batches_tracked", "", "I64"),
+            ("fc1.weight", "10,1350", "F32"), ("fc1.bias", "10", "F32"),
+        }, keys);
+        Assert.Equal(5, model.GetProperty("layers").GetArrayLength());
+        Assert.Equal("conv2d", model.GetProperty("layers")[0].GetProperty("kind").GetString());
+
+        string two = Write("two.nn", "model A(input: [4]) { relu }\nmodel B(input: [4]) { linear(4, 2) }");
+        using var both = System.Text.Json.JsonDocument.Parse(Run("summary", two, "--format", "json").Out);
+        Assert.Equal(2, both.RootElement.GetArrayLength()); // several models: an array
+        Assert.Equal(2, Run("summary", two, "--format", "xml").Exit);
+    }
+
+    [Fact]
     public void Summary_selects_a_model_and_rejects_unknown_ones()
     {
         string path = Write("two.nn", "model A(input: [4]) { relu }\nmodel B(input: [4]) { linear(4, 2) }");
