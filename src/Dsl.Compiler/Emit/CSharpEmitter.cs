@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
-using System.Text.RegularExpressions;
 using Dsl.Compiler.Graph;
 using Dsl.Compiler.Lowering;
 using Dsl.Compiler.Ops;
@@ -174,10 +173,9 @@ namespace Dsl.Compiler.Emit
         private string RegionComment(Region region)
         {
             string what = region.Value.Producer is { } node ? $"{node.Op.Name} output" : "the input";
-            bool kept = region.Start < 2 * _graph.Nodes.Count + 2 && region.End > 2 * _graph.Nodes.Count + 2;
             return region.Kind switch
             {
-                RegionKind.Value => $"{what} {Shape(region.Value.Shape)}{(kept ? ", kept for backward" : "")}",
+                RegionKind.Value => $"{what} {Shape(region.Value.Shape)}{(region.IsKept ? ", kept for backward" : "")}",
                 RegionKind.Mask => $"{region.Value.Producer!.Op.Name} dropout mask",
                 RegionKind.Saved => $"{region.Value.Producer!.Op.Name} per-sample statistics",
                 RegionKind.Indices => $"{region.Value.Producer!.Op.Name} argmax (ints)",
@@ -415,12 +413,11 @@ namespace Dsl.Compiler.Emit
         /// <summary>Declares the views of the training values; in Backward only those a backward reads.</summary>
         private void DeclareActivations(bool backward)
         {
-            int gap = 2 * _graph.Nodes.Count + 2;
-            if (_memory.InputCopied) Line($"var x = {Span(_memory.ValueRegion(_graph.Input)!, _graph.Input.Length).Replace(Int(_graph.Input.Length), "InputLength")};");
+            if (_memory.InputCopied) Line($"var x = _arena.AsSpan({RegionName(_memory.ValueRegion(_graph.Input)!)} * MaxBatch, batch * InputLength);");
             foreach (var node in _graph.Nodes)
             {
                 var region = _memory.ValueRegion(node.Output);
-                if (backward && (region is null || region.End <= gap)) continue;
+                if (backward && region is not { IsKept: true }) continue;
                 var op = node.Op;
                 if (op.IsView)
                     Line($"var y{node.Id} = {ValueName(node.Input)}; // {op.Name}: {op.KindName} shares its input's memory");

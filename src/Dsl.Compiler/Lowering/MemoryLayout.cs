@@ -60,6 +60,9 @@ namespace Dsl.Compiler.Lowering
         public int End { get; internal set; }
         public int Offset { get; internal set; } = -1;
 
+        /// <summary>Whether Backward reads it after Forward wrote it: it lives across the gap between the calls, to the end of Backward.</summary>
+        public bool IsKept { get; internal set; }
+
         /// <summary>For a <see cref="RegionKind.GradientPart"/>: the reader whose share it holds.</summary>
         public Node? Reader { get; internal set; }
 
@@ -305,7 +308,11 @@ namespace Dsl.Compiler.Lowering
             int last = Backward(graph.Nodes[0]);
             foreach (var region in regions)
             {
-                if (region.Kind is RegionKind.Value or RegionKind.Mask or RegionKind.Saved or RegionKind.Indices && region.Start < gap && region.End > gap) region.End = last;
+                if (region.Kind is RegionKind.Value or RegionKind.Mask or RegionKind.Saved or RegionKind.Indices && region.Start < gap && region.End > gap)
+                {
+                    region.End = last;
+                    region.IsKept = true;
+                }
             }
 
             // Inference: each group's kernel writes its last member's value; identities pass their input on; a group
@@ -345,9 +352,8 @@ namespace Dsl.Compiler.Lowering
                 if (pair.Key == graph.Output) pair.Value.End = Math.Max(pair.Value.End, n + 1);
             }
 
-            bool Kept(Region r) => !r.IsInference && r.Start < gap && r.End > gap;
             bool Conflict(Region a, Region b) =>
-                a.IsInference == b.IsInference ? a.Start <= b.End && b.Start <= a.End : a.IsInference ? Kept(b) : Kept(a);
+                a.IsInference == b.IsInference ? a.Start <= b.End && b.Start <= a.End : a.IsInference ? b.IsKept : a.IsKept;
             int perSample = Place(regions, Conflict);
 
             // Batch norm's saved statistics: one copy for training, one for inference (after CacheLength).
