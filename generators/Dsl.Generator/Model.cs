@@ -10,7 +10,11 @@ namespace Dsl.Generator
     internal sealed record LocationInfo(string Path, int Start, int Length, int StartLine, int StartColumn, int EndLine, int EndColumn);
 
     /// <summary>A diagnostic as a plain value: its id (which names its descriptor), message and place.</summary>
-    internal sealed record DiagnosticInfo(string Id, string Message, LocationInfo Location);
+    internal sealed record DiagnosticInfo(string Id, string Message, LocationInfo Location)
+    {
+        /// <summary>Secondary locations (an error of a block's use: the layer inside the block that fails).</summary>
+        public EquatableArray<LocationInfo> Additional { get; init; } = EquatableArray.From(System.Array.Empty<LocationInfo>());
+    }
 
     /// <summary>A generated file and the class it declares (no positions: a comment edit must not change it).</summary>
     internal sealed record SourceInfo(string HintName, string Text, string QualifiedName);

@@ -106,6 +106,39 @@ namespace Dsl.Generator
         /// <summary>NN1025 (error): Instance norm on features.</summary>
         public static readonly DiagnosticDescriptor InstanceNormOnFeatures = From(Table.InstanceNormOnFeatures);
 
+        /// <summary>NN1026 (error): add of values with different shapes.</summary>
+        public static readonly DiagnosticDescriptor AddShapeMismatch = From(Table.AddShapeMismatch);
+
+        /// <summary>NN1027 (error): concat of values whose other dimensions differ.</summary>
+        public static readonly DiagnosticDescriptor ConcatShapeMismatch = From(Table.ConcatShapeMismatch);
+
+        /// <summary>NN1028 (error): Merge of fewer than two values.</summary>
+        public static readonly DiagnosticDescriptor MergeArity = From(Table.MergeArity);
+
+        /// <summary>NN1029 (error): Unknown block.</summary>
+        public static readonly DiagnosticDescriptor UnknownBlock = From(Table.UnknownBlock);
+
+        /// <summary>NN1030 (error): Recursive block.</summary>
+        public static readonly DiagnosticDescriptor RecursiveBlock = From(Table.RecursiveBlock);
+
+        /// <summary>NN1031 (error): Unknown value.</summary>
+        public static readonly DiagnosticDescriptor UnknownValue = From(Table.UnknownValue);
+
+        /// <summary>NN1032 (error): Value bound twice or misnamed.</summary>
+        public static readonly DiagnosticDescriptor InvalidBinding = From(Table.InvalidBinding);
+
+        /// <summary>NN1033 (error): Group without 'as'.</summary>
+        public static readonly DiagnosticDescriptor GroupWithoutName = From(Table.GroupWithoutName);
+
+        /// <summary>NN1034 (error): Invalid repetition.</summary>
+        public static readonly DiagnosticDescriptor InvalidRepetition = From(Table.InvalidRepetition);
+
+        /// <summary>NN1035 (error): Misplaced value or statement.</summary>
+        public static readonly DiagnosticDescriptor MisplacedStatement = From(Table.MisplacedStatement);
+
+        /// <summary>NN1036 (error): Invalid block declaration.</summary>
+        public static readonly DiagnosticDescriptor InvalidBlock = From(Table.InvalidBlock);
+
         /// <summary>NN2001 (warning): Bias cancelled by batch norm.</summary>
         public static readonly DiagnosticDescriptor RedundantBias = From(Table.RedundantBias);
 
@@ -127,6 +160,9 @@ namespace Dsl.Generator
         /// <summary>NN2007 (warning): Inference depends on the batch.</summary>
         public static readonly DiagnosticDescriptor BatchDependentInference = From(Table.BatchDependentInference);
 
+        /// <summary>NN2008 (warning): Unused value.</summary>
+        public static readonly DiagnosticDescriptor UnusedValue = From(Table.UnusedValue);
+
         /// <summary>NN9001 (error): Internal compiler error.</summary>
         public static readonly DiagnosticDescriptor InternalError = From(Table.InternalError);
 
@@ -139,8 +175,10 @@ namespace Dsl.Generator
             WrongRank, SpatialSizeNotPositive, GroupsDoNotDivide, DuplicateModel, DuplicateLayerName,
             InvalidName, InvalidInputShape, PoolPaddingTooLarge, FrozenWithoutStatistics, TooLarge,
             NumGroupsDoNotDivide, NormalizedShapeMismatch, InstanceNormOnFeatures,
+            AddShapeMismatch, ConcatShapeMismatch, MergeArity, UnknownBlock, RecursiveBlock, UnknownValue,
+            InvalidBinding, GroupWithoutName, InvalidRepetition, MisplacedStatement, InvalidBlock,
             RedundantBias, DropoutBeforeBatchNorm, KerasMomentum, ZeroMomentum, ConsecutiveBatchNorm,
-            LayerAfterSoftmax, BatchDependentInference, InternalError,
+            LayerAfterSoftmax, BatchDependentInference, UnusedValue, InternalError,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> ById = Index(All);

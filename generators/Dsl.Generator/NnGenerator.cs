@@ -151,7 +151,7 @@ namespace Dsl.Generator
                 return new LocationInfo(file.Path, span.Start, span.Length, span.Line - 1, span.Column - 1, endLine - 1, endColumn - 1);
             }
 
-            var diagnostics = result.Diagnostics.Select(d => new DiagnosticInfo(d.Id, d.Message, Locate(d.Span)));
+            var diagnostics = result.Diagnostics.Select(d => new DiagnosticInfo(d.Id, d.Message, Locate(d.Span)) { Additional = EquatableArray.From(d.AdditionalSpans.Select(Locate)) });
             var hintNames = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
             string prefix = Sanitize(ProjectRelativePath(file.Path, options.ProjectDirectory));
             var sources = result.Sources.Select(s => new SourceInfo(UniqueHintName(hintNames, prefix + "." + Sanitize(s.HintName)), s.Text, s.QualifiedName));
@@ -208,10 +208,9 @@ namespace Dsl.Generator
 
         private static Diagnostic ToDiagnostic(DiagnosticInfo info)
         {
-            var l = info.Location;
-            var location = Location.Create(l.Path, new TextSpan(l.Start, l.Length),
+            static Location ToLocation(LocationInfo l) => Location.Create(l.Path, new TextSpan(l.Start, l.Length),
                 new LinePositionSpan(new LinePosition(l.StartLine, l.StartColumn), new LinePosition(l.EndLine, l.EndColumn)));
-            return Diagnostic.Create(NnDiagnosticDescriptors.For(info.Id), location, info.Message);
+            return Diagnostic.Create(NnDiagnosticDescriptors.For(info.Id), ToLocation(info.Location), info.Additional.Select(ToLocation), info.Message);
         }
     }
 }

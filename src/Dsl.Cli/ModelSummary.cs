@@ -9,20 +9,23 @@ namespace Dsl.Cli;
 /// <summary>torchinfo-style per-layer table of a bound model.</summary>
 public static class ModelSummary
 {
-    public sealed record Row(string Layer, string Name, string OutputShape, long Parameters, long Flops, long ActivationBytes);
+    public sealed record Row(string Layer, string Name, string OutputShape, long Parameters, long Flops, long ActivationBytes)
+    {
+        public bool IsGroup { get; init; }
+    }
 
     public sealed record Table(string Model, string InputShape, IReadOnlyList<Row> Rows, long Parameters, long Buffers, long Flops, long ActivationBytes);
 
     public static Table Build(BoundModel model)
     {
         // The compiler builds the rows and the runtime formats them, as for a generated class's Summary(): one text for both.
-        var rows = SummaryRows.Build(model).Select(r => new Row(r.Layer, r.Name, r.OutputShape, r.Parameters, r.Flops, r.ActivationBytes)).ToList();
+        var rows = SummaryRows.Build(model).Select(r => new Row(r.Layer, r.Name, r.OutputShape, r.Parameters, r.Flops, r.ActivationBytes) { IsGroup = r.IsGroup }).ToList();
         long buffers = model.Tensors.Where(t => !t.IsParameter).Sum(t => (long)t.ElementCount);
         return new Table(model.Name, "[B, " + string.Join(", ", model.InputShape) + "]", rows, model.ParameterCount, buffers,
             model.Flops, rows.Sum(r => r.ActivationBytes));
     }
 
-    private static LayerSummary ToRuntime(Row r) => new(r.Layer, r.Name, r.OutputShape, r.Parameters, r.Flops, r.ActivationBytes);
+    private static LayerSummary ToRuntime(Row r) => new(r.Layer, r.Name, r.OutputShape, r.Parameters, r.Flops, r.ActivationBytes) { IsGroup = r.IsGroup };
 
     private static IEnumerable<string> Totals(Table t) => ModelSummaryFormat.Totals(t.Parameters, t.Buffers, t.Flops, t.ActivationBytes);
 
@@ -67,19 +70,51 @@ public static class ModelSummary
 
         json.WriteEndArray();
         json.WriteStartArray("layers");
-        foreach (var (layer, row) in model.Layers.Zip(table.Rows))
+        foreach (var layer in model.Layers)
         {
             json.WriteStartObject();
             json.WriteString("name", layer.Name);
             json.WriteString("kind", layer.KindName);
             json.WriteString("source", layer.Source);
             WriteShape(json, "output", layer.OutputShape);
-            json.WriteNumber("parameters", row.Parameters);
-            json.WriteNumber("flops", row.Flops);
+            json.WriteNumber("parameters", layer.ParameterCount);
+            json.WriteNumber("flops", layer.Flops);
             json.WriteEndObject();
         }
 
         json.WriteEndArray();
+        if (model.Modules is { } root && root.Children.Any(c => c.Kind is ModuleKind.Block or ModuleKind.Group))
+        {
+            json.WriteStartArray("modules");
+            foreach (var child in root.Children) WriteModule(json, child);
+            json.WriteEndArray();
+        }
+
+        json.WriteEndObject();
+    }
+
+    /// <summary>The hierarchy: each block use or group with its totals and children, each layer by name.</summary>
+    private static void WriteModule(System.Text.Json.Utf8JsonWriter json, ModuleNode module)
+    {
+        json.WriteStartObject();
+        json.WriteString("name", module.Path);
+        json.WriteString("kind", module.Kind switch
+        {
+            ModuleKind.Block => "block",
+            ModuleKind.Group => "group",
+            ModuleKind.Merge => "merge",
+            _ => "layer",
+        });
+        json.WriteString("type", module.TypeName);
+        if (module.Arguments is { } arguments) json.WriteString("arguments", arguments);
+        json.WriteNumber("parameters", module.ParameterCount);
+        if (module.Op is null)
+        {
+            json.WriteStartArray("children");
+            foreach (var child in module.Children) WriteModule(json, child);
+            json.WriteEndArray();
+        }
+
         json.WriteEndObject();
     }
 

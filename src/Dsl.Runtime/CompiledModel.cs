@@ -229,7 +229,11 @@ public abstract class CompiledModel
             else buffers += t.Length;
         }
 
-        foreach (var row in rows) flops = flops > long.MaxValue - row.Flops ? long.MaxValue : flops + row.Flops;
+        foreach (var row in rows)
+        {
+            if (!row.IsGroup) flops = flops > long.MaxValue - row.Flops ? long.MaxValue : flops + row.Flops; // a group's row repeats its layers' total
+        }
+
         return ModelSummaryFormat.Plain(Name, "[B, " + string.Join(", ", SampleInputShape) + "]", rows, parameters, buffers, flops);
     }
 

@@ -11,7 +11,14 @@ namespace Dsl.Runtime;
 /// <param name="Parameters">Its learnable parameters.</param>
 /// <param name="Flops">Its forward FLOPs per sample (a multiply-add counts 2).</param>
 /// <param name="ActivationBytes">Bytes of its float32 output per sample.</param>
-public sealed record LayerSummary(string Layer, string Name, string OutputShape, long Parameters, long Flops, long ActivationBytes);
+public sealed record LayerSummary(string Layer, string Name, string OutputShape, long Parameters, long Flops, long ActivationBytes)
+{
+    /// <summary>
+    /// A block use or group (graph models): a heading row whose parameters and FLOPs are the totals of the rows indented
+    /// under it, and which holds no activations of its own.
+    /// </summary>
+    public bool IsGroup { get; init; }
+}
 
 /// <summary>Formats a model's summary table, the same text for <see cref="CompiledModel.Summary"/> and <c>nnc summary</c>.</summary>
 public static class ModelSummaryFormat
@@ -25,7 +32,7 @@ public static class ModelSummaryFormat
     public static string[] Cells(LayerSummary row)
     {
         ArgumentNullException.ThrowIfNull(row);
-        return [row.Layer, row.Name, row.OutputShape, Count(row.Parameters), Count(row.Flops), Bytes(row.ActivationBytes)];
+        return [row.Layer, row.Name, row.OutputShape, Count(row.Parameters), Count(row.Flops), row.IsGroup ? "" : Bytes(row.ActivationBytes)];
     }
 
     /// <summary>The lines under the table: parameters, buffers, FLOPs and activation memory.</summary>

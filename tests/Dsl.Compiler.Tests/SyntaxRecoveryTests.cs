@@ -14,20 +14,23 @@ public sealed class SyntaxRecoveryTests
     [Theory]
     // Two models, one mistake each.
     [InlineData("model A(input: [8]) { relu [|tanh|] -> sigmoid }\nmodel B(input: [4]) { linear(4, 2 [|as|] fc }",
-        "unexpected 'tanh'; expected '->' or '}'", "unexpected 'as'; expected ',' or ')'")]
+        "unexpected 'tanh'; expected '->', ';' or '}'", "unexpected 'as'; expected ',' or ')'")]
     // Three in one chain: resumed at each '->'.
     // (An arrow is reported as its '-', as the one-error parser always did.)
     [InlineData("model A(input: [8]) {\n    linear(8, 4 [|-|]> relu\n    -> [|)|] bn1d\n    -> tanh [|sigmoid|]\n}",
-        "unexpected '-'; expected ',' or ')'", "unexpected ')'; expected layer", "unexpected 'sigmoid'; expected '->' or '}'")]
+        "unexpected '-'; expected ',' or ')'", "unexpected ')'; expected layer", "unexpected 'sigmoid'; expected '->', ';' or '}'")]
     // A broken header: its chain is still read from the '{'.
-    [InlineData("model A(input: [8[|)|] { relu [|tanh|] }", "unexpected ')'; expected ',' or ']'", "unexpected 'tanh'; expected '->' or '}'")]
+    [InlineData("model A(input: [8[|)|] { relu [|tanh|] }", "unexpected ')'; expected ',' or ']'", "unexpected 'tanh'; expected '->', ';' or '}'")]
     // A broken namespace line, then a model.
     [InlineData("namespace A.B\n[|model|] X(input: [8]) { relu [|tanh|] }", "unexpected 'model'; expected '.' or ';'", "unexpected 'tanh'")]
-    // v2's block and ';' are not v1: one error each, and the model after them is read.
-    [InlineData("model A(input: [8]) { relu [|tanh|] }\n[|block|] B(x) { relu; }\nmodel C(input: [4]) { relu [|;|] tanh }",
-        "unexpected 'tanh'", "unexpected 'block'; expected 'model'", "unexpected ';'; expected '->' or '}'")]
+    // A block between two broken models is read, and so is the model after it.
+    [InlineData("model A(input: [8]) { relu [|tanh|] }\nblock B(x) { relu }\nmodel C(input: [4]) { relu [|:|] tanh }",
+        "unexpected 'tanh'", "unexpected ':'; expected '->', ';' or '}'")]
+    // A broken block: its body is still read, and the model after it.
+    [InlineData("block B(x[|:|] { relu [|tanh|] }\nmodel C(input: [4]) { relu [|:|] tanh }",
+        "unexpected ':'; expected ',' or ')'", "unexpected 'tanh'", "unexpected ':'")]
     // A model left open: the next declaration ends it.
-    [InlineData("model A(input: [8]) { relu\n[|model|] B(input: [4]) { relu [|)|] }", "unexpected 'model'; expected '->' or '}'", "unexpected ')'")]
+    [InlineData("model A(input: [8]) { relu\n[|model|] B(input: [4]) { relu [|)|] }", "unexpected 'model'; expected '->', ';' or '}'", "unexpected ')'")]
     // Junk between models.
     [InlineData("model A(input: [8]) { relu }\n[|junk|] more junk\nmodel B(input: [4]) { relu -> [|}|]", "unexpected 'junk'; expected 'model'", "unexpected '}'; expected layer")]
     public void Every_independent_error_is_reported_at_its_span(string markup, params string[] messages)
@@ -50,7 +53,8 @@ public sealed class SyntaxRecoveryTests
     [InlineData("model A(input: [8]) { relu [|tanh|] -> }")]
     [InlineData("model X(input: [1, 8]) { conv1d(1, 2, 3 [|}|] }")] // one '}' for a ')': the second brace is the model's
     [InlineData("model X(input: [1, 8]) { conv1d(1, 2, 3 [|}|]")]
-    [InlineData("model A(input: [8]) { relu [|;|] }")]
+    [InlineData("model A(input: [8]) { relu [|:|] }")]
+    [InlineData("model A(input: [8]) { x = relu; add(x, [|)|] }")]
     [InlineData("model A(input: [8]) { relu [|{|] tanh }")]
     [InlineData("model [|(|]input: [8]) { relu }")]
     [InlineData("model A(input: [8]) [|relu|] -> tanh }")]

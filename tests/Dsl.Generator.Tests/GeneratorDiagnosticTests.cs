@@ -96,7 +96,7 @@ public sealed class GeneratorDiagnosticTests
         var (run, output) = GeneratorHarness.Run(null, new AdditionalText[] { new NnText("/src/lenet.nn", broken) }, UserCode);
         Assert.Equal(new[] { "NN0001", "NN0001" }, run.Diagnostics.Select(d => d.Id));
         Assert.Equal(new[] { (3, 23), (6, 15) }, run.Diagnostics.Select(d => (d.Location.GetLineSpan().StartLinePosition.Line, d.Location.GetLineSpan().StartLinePosition.Character)));
-        Assert.Equal(new[] { "unexpected 'as'; expected ',' or ')'", "unexpected 'flatten'; expected '->' or '}'" },
+        Assert.Equal(new[] { "unexpected 'as'; expected ',' or ')'", "unexpected 'flatten'; expected '->', ';' or '}'" },
             run.Diagnostics.Select(d => d.GetMessage(System.Globalization.CultureInfo.InvariantCulture)));
         Assert.All(run.Diagnostics, d => Assert.EndsWith("docs/language.md#nn0001", d.Descriptor.HelpLinkUri, StringComparison.Ordinal));
         Assert.Empty(output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error)); // the placeholder still stands in

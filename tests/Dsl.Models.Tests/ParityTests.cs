@@ -3,7 +3,7 @@ using Xunit.Abstractions;
 namespace Dsl.Models.Tests;
 
 /// <summary>
-/// Each of the 19 PyTorch bundles (13 of v1; 6 of v2: activations and the normalization family): the generated model, loaded with the bundle's initial state, must
+/// Each of the 21 PyTorch bundles (13 of v1; 8 of v2: activations, the normalization family, a ResNet and a dense concatenation): the generated model, loaded with the bundle's initial state, must
 /// reproduce PyTorch's training output, input gradient, every parameter gradient, the updated running
 /// statistics and the eval output, each within 1e-4 · max(1, max |reference|) (max abs error).
 /// </summary>
@@ -25,7 +25,7 @@ public sealed class ParityTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void All_nineteen_bundles_are_tested() => Assert.Equal(19, Cases().Count);
+    public void All_twenty_one_bundles_are_tested() => Assert.Equal(21, Cases().Count);
 
     [Theory]
     [MemberData(nameof(CasesAndThreads))]

@@ -96,6 +96,39 @@ namespace Dsl.Compiler.Diagnostics
         /// <summary>NN1025: <c>instance norm on [F]: a feature vector has no positions to normalize over</c>.</summary>
         public static readonly DiagnosticDescriptor InstanceNormOnFeatures = new("NN1025", Severity.Error, "Instance norm on features");
 
+        /// <summary>NN1026: <c>add: 'skip' is [32, 14, 14] but 'out' is [16, 28, 28]</c>.</summary>
+        public static readonly DiagnosticDescriptor AddShapeMismatch = new("NN1026", Severity.Error, "add of values with different shapes");
+
+        /// <summary>NN1027: <c>concat: 'b' is [8, 14, 14] but 'a' is [8, 28, 28]; all but the channels must agree</c>.</summary>
+        public static readonly DiagnosticDescriptor ConcatShapeMismatch = new("NN1027", Severity.Error, "concat of values whose other dimensions differ");
+
+        /// <summary>NN1028: <c>add needs at least two values</c>.</summary>
+        public static readonly DiagnosticDescriptor MergeArity = new("NN1028", Severity.Error, "Merge of fewer than two values");
+
+        /// <summary>NN1029: <c>unknown block 'Foo'; did you mean 'Bar'?</c>.</summary>
+        public static readonly DiagnosticDescriptor UnknownBlock = new("NN1029", Severity.Error, "Unknown block");
+
+        /// <summary>NN1030: <c>block 'A' uses itself (A → B → A)</c>.</summary>
+        public static readonly DiagnosticDescriptor RecursiveBlock = new("NN1030", Severity.Error, "Recursive block");
+
+        /// <summary>NN1031: <c>'x' is used before it is bound</c>, or is bound nowhere.</summary>
+        public static readonly DiagnosticDescriptor UnknownValue = new("NN1031", Severity.Error, "Unknown value");
+
+        /// <summary>NN1032: <c>'x' is already bound</c>, or names a layer or <c>input</c>.</summary>
+        public static readonly DiagnosticDescriptor InvalidBinding = new("NN1032", Severity.Error, "Value bound twice or misnamed");
+
+        /// <summary>NN1033: <c>a group needs a name: ( ... ) as name</c>.</summary>
+        public static readonly DiagnosticDescriptor GroupWithoutName = new("NN1033", Severity.Error, "Group without 'as'");
+
+        /// <summary>NN1034: <c>* n</c> with n not an integer of at least 1, on a group, or with <c>as</c>.</summary>
+        public static readonly DiagnosticDescriptor InvalidRepetition = new("NN1034", Severity.Error, "Invalid repetition");
+
+        /// <summary>NN1035: a value where a layer belongs, an unbound chain before the last, a named or empty output.</summary>
+        public static readonly DiagnosticDescriptor MisplacedStatement = new("NN1035", Severity.Error, "Misplaced value or statement");
+
+        /// <summary>NN1036: a block declared twice, a lower-case block name, a parameter declared twice or named <c>input</c>.</summary>
+        public static readonly DiagnosticDescriptor InvalidBlock = new("NN1036", Severity.Error, "Invalid block declaration");
+
         /// <summary>NN2001: <c>the bias of 'conv2d' is cancelled by the following batch norm; use bias: false</c>.</summary>
         public static readonly DiagnosticDescriptor RedundantBias = new("NN2001", Severity.Warning, "Bias cancelled by batch norm");
 
@@ -117,6 +150,9 @@ namespace Dsl.Compiler.Diagnostics
         /// <summary>NN2007: <c>track_running_stats: false makes inference depend on the batch</c>.</summary>
         public static readonly DiagnosticDescriptor BatchDependentInference = new("NN2007", Severity.Warning, "Inference depends on the batch");
 
+        /// <summary>NN2008: <c>'x' is bound but never used</c>.</summary>
+        public static readonly DiagnosticDescriptor UnusedValue = new("NN2008", Severity.Warning, "Unused value");
+
         /// <summary>NN9001: <c>internal compiler error</c>: a bug, reported instead of crashing.</summary>
         public static readonly DiagnosticDescriptor InternalError = new("NN9001", Severity.Error, "Internal compiler error");
 
@@ -128,8 +164,10 @@ namespace Dsl.Compiler.Diagnostics
             TooManyPositional, PositionalAfterNamed, ChannelMismatch, FeatureMismatch, NumFeaturesMismatch, WrongRank,
             SpatialSizeNotPositive, GroupsDoNotDivide, DuplicateModel, DuplicateLayerName, InvalidName, InvalidInputShape,
             PoolPaddingTooLarge, FrozenWithoutStatistics, TooLarge, NumGroupsDoNotDivide, NormalizedShapeMismatch, InstanceNormOnFeatures,
+            AddShapeMismatch, ConcatShapeMismatch, MergeArity, UnknownBlock, RecursiveBlock, UnknownValue, InvalidBinding,
+            GroupWithoutName, InvalidRepetition, MisplacedStatement, InvalidBlock,
             RedundantBias, DropoutBeforeBatchNorm, KerasMomentum, ZeroMomentum, ConsecutiveBatchNorm, LayerAfterSoftmax,
-            BatchDependentInference, InternalError,
+            BatchDependentInference, UnusedValue, InternalError,
         };
     }
 }

@@ -1,3 +1,6 @@
+using System;
+using System.Collections.Generic;
+using System.Text;
 using Dsl.Compiler.Text;
 
 namespace Dsl.Compiler.Diagnostics
@@ -13,9 +16,25 @@ namespace Dsl.Compiler.Diagnostics
     {
         public bool IsError => Severity == Severity.Error;
 
-        /// <summary>MSBuild's canonical form: <c>path(line,col): error NN1234: message</c>.</summary>
-        public string Format(string path) =>
-            $"{path}({Span.Line},{Span.Column}): {(IsError ? "error" : "warning")} {Id}: {Message}";
+        /// <summary>
+        /// Secondary locations (Roslyn's <c>additionalLocations</c>): for an error inside a block that comes from how the
+        /// block is used, the calls of nested blocks and the layer inside the block that fails, outermost first.
+        /// </summary>
+        public IReadOnlyList<SourceSpan> AdditionalSpans { get; init; } = Array.Empty<SourceSpan>();
+
+        /// <summary>
+        /// MSBuild's canonical form: <c>path(line,col): error NN1234: message</c>, then one line per secondary location:
+        /// <c>path(line,col): related to NN1234</c>.
+        /// </summary>
+        public string Format(string path)
+        {
+            string first = $"{path}({Span.Line},{Span.Column}): {(IsError ? "error" : "warning")} {Id}: {Message}";
+            if (AdditionalSpans.Count == 0) return first;
+            var text = new StringBuilder(first);
+            foreach (var span in AdditionalSpans)
+                text.Append(Environment.NewLine).Append($"{path}({span.Line},{span.Column}): related location of {Id}");
+            return text.ToString();
+        }
 
         public override string ToString() => Format("<input>");
     }

@@ -278,22 +278,38 @@ namespace Dsl.Compiler.Ops
         public abstract void EmitInfer(Emit.OpEmitContext e, string v);
     }
 
-    /// <summary>What a lint sees around an op: its neighbours in the chain.</summary>
+    /// <summary>What a lint sees around an op: its neighbours in the graph (in a chain, the layers before and after).</summary>
     public sealed class LintContext
     {
-        internal LintContext(IReadOnlyList<Op> ops, int index)
+        private readonly Graph.DataflowGraph _graph;
+        private readonly Graph.Node _node;
+
+        internal LintContext(Graph.DataflowGraph graph, Graph.Node node)
         {
-            Ops = ops;
-            Index = index;
+            _graph = graph;
+            _node = node;
         }
 
-        public IReadOnlyList<Op> Ops { get; }
-        public int Index { get; }
-        public Op? Previous => Index > 0 ? Ops[Index - 1] : null;
-        public Op? Next => Index + 1 < Ops.Count ? Ops[Index + 1] : null;
+        /// <summary>The op that produces this one's input, when it has one input (not a merge) and it is not the model input.</summary>
+        public Op? Previous => _node.Inputs.Count == 1 ? _node.Input.Producer?.Op : null;
 
-        /// <summary>The ops after this one, in order.</summary>
-        public IEnumerable<Op> Later => Ops.Skip(Index + 1);
+        /// <summary>The op that reads this one's output, when it is the only one.</summary>
+        public Op? Next => _graph.SoleConsumer(_node.Output)?.Op;
+
+        /// <summary>The ops this one's output reaches, in execution order.</summary>
+        public IEnumerable<Op> Later
+        {
+            get
+            {
+                var reached = new HashSet<Graph.Value> { _node.Output };
+                foreach (var node in _graph.Nodes.Skip(_node.Id + 1))
+                {
+                    if (!node.Inputs.Any(reached.Contains)) continue;
+                    reached.Add(node.Output);
+                    yield return node.Op;
+                }
+            }
+        }
     }
 
     /// <summary>Shape arithmetic and text shared by the ops.</summary>

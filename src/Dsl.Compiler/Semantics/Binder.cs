@@ -14,7 +14,7 @@ namespace Dsl.Compiler.Semantics
     /// binds only when it has no error; after the first shape error in a chain, later layers
     /// still have their arguments checked but not their shapes, so one mistake yields one error.
     /// </summary>
-    public sealed class Binder
+    public sealed partial class Binder
     {
         /// <summary>
         /// The most floats a model may hold per sample in activations, or in parameters: 2^29 (2 GiB of
@@ -58,6 +58,7 @@ namespace Dsl.Compiler.Semantics
                 ns = string.Join(".", file.Namespace.Select(p => p.Text));
             }
 
+            DeclareBlocks(file);
             var models = new List<BoundModel>();
             var seen = new Dictionary<string, Identifier>(StringComparer.Ordinal);
             foreach (var model in file.Models)
@@ -94,54 +95,10 @@ namespace Dsl.Compiler.Semantics
             }
 
             IReadOnlyList<int>? shape = BindInputShape(model);
-            var layers = new List<Op>();
-            var aliases = new Dictionary<string, Identifier>(StringComparer.Ordinal);
-            for (int index = 0; index < model.Layers.Count; index++)
-            {
-                var syntax = model.Layers[index];
-                if (syntax.Alias is { } alias)
-                {
-                    if (aliases.TryGetValue(alias.Text, out var first))
-                    {
-                        Report(DiagnosticDescriptors.DuplicateLayerName, alias.Span,
-                            $"layer name '{alias.Text}' is already used at ({first.Span.Line},{first.Span.Column}); state_dict names must be unique");
-                    }
-                    else
-                    {
-                        aliases.Add(alias.Text, alias);
-                    }
-                }
-
-                var definition = OpRegistry.Find(syntax.Name.Text);
-                if (definition is null)
-                {
-                    string? suggestion = OpRegistry.Suggest(syntax.Name.Text);
-                    Report(DiagnosticDescriptors.UnknownLayer, syntax.Name.Span,
-                        $"unknown layer '{syntax.Name.Text}'" + (suggestion is null ? "; see docs/language.md for the layers of v1" : $"; did you mean '{suggestion}'?"));
-                    shape = null;
-                    continue;
-                }
-
-                var arguments = BindArguments(definition, syntax, out bool argumentsOk);
-                string name = syntax.Alias?.Text ?? index.ToString(CultureInfo.InvariantCulture);
-                var previous = layers.Count > 0 ? layers[layers.Count - 1] : null;
-                var reader = new ArgumentReader(arguments, definition.Name, definition.Rank, Report);
-                // Arguments are range-checked even when the shape is unknown, so one pass reports every bad value.
-                var binding = new LayerBinding(definition, syntax, reader, argumentsOk ? shape : null, name, previous, Report, () => ErrorCount) { Source = TextOf(syntax.Span) };
-                var layer = definition.Bind(binding);
-                if (layer is null || !argumentsOk)
-                {
-                    shape = null;
-                    continue;
-                }
-
-                layers.Add(layer);
-                shape = layer.OutputShape;
-            }
-
-            if (ErrorCount != errorsBefore || shape is null) return null;
-            long activations = layers.Sum(l => (long)l.OutputLength) + layers[0].InputLength;
-            long parameters = layers.Sum(l => l.ParameterCount);
+            var (graph, modules) = BindModelBody(model, shape);
+            if (ErrorCount != errorsBefore || graph is null) return null;
+            long activations = graph.Values.Sum(v => (long)v.Length);
+            long parameters = graph.Nodes.Sum(n => n.Op.ParameterCount);
             if (activations > MaxElements || parameters > MaxElements)
             {
                 Report(DiagnosticDescriptors.TooLarge, model.Name.Span, activations > MaxElements
@@ -150,8 +107,12 @@ namespace Dsl.Compiler.Semantics
                 return null;
             }
 
-            var bound = new BoundModel(model.Name.Text, ns, layers[0].InputShape, layers, model);
-            for (int i = 0; i < layers.Count; i++) _diagnostics.AddRange(layers[i].Lint(new LintContext(layers, i)));
+            var bound = new BoundModel(model.Name.Text, ns, graph, model, modules);
+            foreach (var node in graph.Nodes)
+            {
+                foreach (var finding in node.Op.Lint(new LintContext(graph, node))) Add(finding);
+            }
+
             return bound;
         }
 
@@ -191,7 +152,7 @@ namespace Dsl.Compiler.Semantics
         private static string Text(IReadOnlyList<ValueSyntax> dims) => "[" + string.Join(", ", dims.Select(d => d.Text)) + "]";
 
         /// <summary>Matches arguments to parameters; returns those that converted, so each can still be range-checked.</summary>
-        private Dictionary<string, BoundArgument> BindArguments(OpDefinition signature, LayerSyntax layer, out bool ok)
+        private Dictionary<string, BoundArgument> BindArguments(OpDefinition signature, LayerSyntax layer, out bool ok, bool convert = true)
         {
             var result = new Dictionary<string, BoundArgument>(StringComparer.Ordinal);
             ok = true;
@@ -204,7 +165,7 @@ namespace Dsl.Compiler.Semantics
                 {
                     if (seenNamed)
                     {
-                        Report(DiagnosticDescriptors.PositionalAfterNamed, argument.Span,
+                        ReportText(DiagnosticDescriptors.PositionalAfterNamed, argument.Span,
                             $"a positional argument cannot follow named arguments in '{signature.Name}'; name it or move it first");
                         ok = false;
                         continue;
@@ -212,7 +173,7 @@ namespace Dsl.Compiler.Semantics
 
                     if (positional >= signature.Parameters.Count)
                     {
-                        Report(DiagnosticDescriptors.TooManyPositional, argument.Span, signature.Parameters.Count == 0
+                        ReportText(DiagnosticDescriptors.TooManyPositional, argument.Span, signature.Parameters.Count == 0
                             ? $"'{signature.Name}' takes no arguments"
                             : $"'{signature.Name}' takes at most {signature.Parameters.Count} positional arguments ({string.Join(", ", signature.Parameters.Select(p => p.Name))})");
                         ok = false;
@@ -234,7 +195,7 @@ namespace Dsl.Compiler.Semantics
                             : $"'{signature.Name}' has no argument '{argument.Name.Text}'" + (suggestion is null
                                 ? $"; it takes {string.Join(", ", signature.Parameters.Select(p => p.Name))}"
                                 : $"; did you mean '{suggestion}'?");
-                        Report(DiagnosticDescriptors.UnknownArgument, argument.Name.Span, message);
+                        ReportText(DiagnosticDescriptors.UnknownArgument, argument.Name.Span, message);
                         ok = false;
                         continue;
                     }
@@ -242,9 +203,15 @@ namespace Dsl.Compiler.Semantics
 
                 if (result.TryGetValue(spec.Name, out var first))
                 {
-                    Report(DiagnosticDescriptors.RepeatedArgument, argument.Span,
+                    ReportText(DiagnosticDescriptors.RepeatedArgument, argument.Span,
                         $"argument '{spec.Name}' of '{signature.Name}' is given more than once (first at ({first.Syntax.Span.Line},{first.Syntax.Span.Column}))");
                     ok = false;
+                    continue;
+                }
+
+                if (!convert)
+                {
+                    result.Add(spec.Name, new BoundArgument(spec, argument.Value, null));
                     continue;
                 }
 
@@ -261,7 +228,7 @@ namespace Dsl.Compiler.Semantics
             {
                 if (!ok) break; // a misspelt argument already explains the gap
                 var required = signature.Parameters.Where(p => p.Required).Select(p => p.Name);
-                Report(DiagnosticDescriptors.MissingArgument, layer.Name.Span,
+                ReportText(DiagnosticDescriptors.MissingArgument, layer.Name.Span,
                     $"'{signature.Name}' needs '{spec.Name}' (it requires {string.Join(", ", required)}), e.g. {signature.Example}");
                 ok = false;
             }
@@ -375,11 +342,6 @@ namespace Dsl.Compiler.Semantics
 
         private int ErrorCount { get; set; }
 
-        private void Report(DiagnosticDescriptor descriptor, SourceSpan span, string message)
-        {
-            var diagnostic = descriptor.At(span, message);
-            if (diagnostic.IsError) ErrorCount++;
-            _diagnostics.Add(diagnostic);
-        }
+
     }
 }

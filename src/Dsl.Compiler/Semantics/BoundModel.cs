@@ -38,7 +38,7 @@ namespace Dsl.Compiler.Semantics
         }
 
         /// <summary>A model over a graph built by the caller (the graph language's binder, or a test).</summary>
-        public BoundModel(string name, string? @namespace, DataflowGraph graph, ModelSyntax syntax)
+        public BoundModel(string name, string? @namespace, DataflowGraph graph, ModelSyntax syntax, ModuleNode? modules = null)
         {
             Name = name;
             Namespace = @namespace;
@@ -46,7 +46,14 @@ namespace Dsl.Compiler.Semantics
             Layers = graph.Nodes.Select(n => n.Op).ToList();
             Syntax = syntax;
             Graph = graph;
+            Modules = modules;
         }
+
+        /// <summary>
+        /// The model's children as PyTorch nests them (blocks and groups, their layers), for summaries and exporters; null
+        /// for a graph built by hand, whose ops are all direct children.
+        /// </summary>
+        public ModuleNode? Modules { get; }
 
         public string Name { get; }
         public string? Namespace { get; }
@@ -64,5 +71,86 @@ namespace Dsl.Compiler.Semantics
         public long ParameterCount => Layers.Sum(l => l.ParameterCount);
         public long Flops => Layers.Aggregate(0L, (total, l) => total > long.MaxValue - l.Flops ? long.MaxValue : total + l.Flops);
         public IEnumerable<TensorSpec> Tensors => Layers.SelectMany(l => l.Tensors);
+    }
+}
+
+namespace Dsl.Compiler.Semantics
+{
+    public enum ModuleKind
+    {
+        Model,
+        Block,
+        Group,
+        Layer,
+
+        /// <summary>An <c>add</c> or <c>concat</c>: listed where it runs, but not a PyTorch child (no name, no position, no tensors).</summary>
+        Merge,
+    }
+
+    /// <summary>
+    /// One module of a model's hierarchy: the model, a block use, a group (<c>nn.Sequential</c>) or a layer. Its
+    /// <see cref="Path"/> is the <c>state_dict</c> prefix of its tensors (<c>layer2.0.downsample</c>).
+    /// </summary>
+    public sealed class ModuleNode
+    {
+        private ModuleNode(Builder builder)
+        {
+            Name = builder.Name;
+            Path = builder.Path;
+            Kind = builder.Kind;
+            TypeName = builder.TypeName;
+            Arguments = builder.Arguments;
+            Span = builder.Span;
+            Op = builder.Op;
+            Children = builder.Children.Select(c => c.Build()).ToList();
+        }
+
+        /// <summary>Its name in its parent: the <c>as</c> name or the position (<c>"0"</c>); empty for the model.</summary>
+        public string Name { get; }
+
+        public string Path { get; }
+        public ModuleKind Kind { get; }
+
+        /// <summary>The model or block name, <c>Sequential</c> for a group, the layer's kind (<c>conv2d</c>).</summary>
+        public string TypeName { get; }
+
+        /// <summary>A block use's argument values, in parameter order (<c>16, 32, 2</c>); null otherwise.</summary>
+        public string? Arguments { get; }
+
+        public Text.SourceSpan Span { get; }
+
+        /// <summary>The layer's op; null for models, blocks and groups.</summary>
+        public Op? Op { get; }
+
+        public IReadOnlyList<ModuleNode> Children { get; }
+
+        /// <summary>The layers under it, in order.</summary>
+        public IEnumerable<Op> Ops => Op is not null ? new[] { Op } : Children.SelectMany(c => c.Ops);
+
+        public long ParameterCount => Ops.Sum(o => o.ParameterCount);
+
+        /// <summary>Builds the tree as the binder walks the bodies.</summary>
+        internal sealed class Builder
+        {
+            public Builder(string name, string path, ModuleKind kind, string typeName, Text.SourceSpan span)
+            {
+                Name = name;
+                Path = path;
+                Kind = kind;
+                TypeName = typeName;
+                Span = span;
+            }
+
+            public string Name { get; }
+            public string Path { get; }
+            public ModuleKind Kind { get; }
+            public string TypeName { get; }
+            public Text.SourceSpan Span { get; }
+            public string? Arguments { get; set; }
+            public Op? Op { get; set; }
+            public List<Builder> Children { get; } = new();
+
+            public ModuleNode Build() => new(this);
+        }
     }
 }

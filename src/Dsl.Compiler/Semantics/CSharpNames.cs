@@ -82,15 +82,19 @@ namespace Dsl.Compiler.Semantics
 
         private static string Abbreviate(string text) => text.Length <= 40 ? text : text.Substring(0, 20) + "…" + text.Substring(text.Length - 12);
 
-        /// <summary><c>conv1_bn</c> → <c>Conv1Bn</c>; a leading digit gets a <c>Layer</c> prefix (<c>0</c> → <c>Layer0</c>).</summary>
+        /// <summary><c>conv1_bn</c> → <c>Conv1Bn</c>, <c>layer1.0.conv1</c> → <c>Layer1_0Conv1</c>; a leading digit gets a <c>Layer</c> prefix (<c>0</c> → <c>Layer0</c>).</summary>
         public static string Pascal(string name)
         {
             var builder = new StringBuilder();
             bool upper = true;
-            foreach (char c in name)
+            for (int i = 0; i < name.Length; i++)
             {
+                char c = name[i];
                 if (c == '_' || c == '.')
                 {
+                    // A path's positions stay apart: layer1.0.conv1 → Layer1_0Conv1, not Layer10Conv1 (layer10.conv1's).
+                    if (c == '.' && builder.Length > 0 && char.IsDigit(builder[builder.Length - 1]) && i + 1 < name.Length && char.IsDigit(name[i + 1]))
+                        builder.Append('_');
                     upper = true;
                     continue;
                 }

@@ -94,7 +94,7 @@ namespace Dsl.Compiler.Syntax
         }
 
         private static bool IsAllowed(char c) =>
-            char.IsLetterOrDigit(c) || char.IsWhiteSpace(c) || c == '_' || "()[]{},:;.->+/*".IndexOf(c) >= 0;
+            char.IsLetterOrDigit(c) || char.IsWhiteSpace(c) || c == '_' || "()[]{},:;.->+/*=".IndexOf(c) >= 0;
 
         private static NnDiagnostic SyntaxError(string text, LineMap lines, SyntaxFailure failure)
         {

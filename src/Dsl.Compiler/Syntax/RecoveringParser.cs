@@ -67,11 +67,12 @@ namespace Dsl.Compiler.Syntax
             }
 
             var models = new List<ModelSyntax>();
+            var blocks = new List<BlockSyntax>();
             while (!i.AtEnd)
             {
-                if (Grammar.ModelKeyword(i).WasSuccessful)
+                if (Grammar.ModelKeyword(i).WasSuccessful || Grammar.BlockKeyword(i).WasSuccessful)
                 {
-                    i = Model(i, models);
+                    i = Declaration(i, models, blocks);
                     continue;
                 }
 
@@ -81,13 +82,13 @@ namespace Dsl.Compiler.Syntax
                 while (!i.AtEnd && !IsDeclaration(i)) i = NextToken(i);
             }
 
-            return new FileSyntax(ns, models);
+            return new FileSyntax(ns, models) { Blocks = blocks };
         }
 
-        /// <summary>Parses one model from its keyword; adds it when it parsed whole. Returns where the file goes on.</summary>
-        private IInput Model(IInput start, List<ModelSyntax> models)
+        /// <summary>Parses one model or block from its keyword; adds it when it parsed whole. Returns where the file goes on.</summary>
+        private IInput Declaration(IInput start, List<ModelSyntax> models, List<BlockSyntax> blocks)
         {
-            var header = Grammar.ModelHeader(start);
+            var header = Grammar.DeclarationHeader(start);
             IInput at;
             if (header.WasSuccessful)
             {
@@ -103,14 +104,20 @@ namespace Dsl.Compiler.Syntax
             }
 
             bool whole = header.WasSuccessful;
-            var layers = new List<LayerSyntax>();
+            var statements = new List<StatementSyntax>();
             while (true)
             {
                 var body = Grammar.Body(at);
                 if (body.WasSuccessful)
                 {
-                    layers.AddRange(body.Value.Layers);
-                    if (whole) models.Add(Grammar.MakeModel(header.Value.Keyword, header.Value.Name, header.Value.Input, layers, body.Value.End));
+                    statements.AddRange(body.Value.Statements);
+                    if (whole)
+                    {
+                        var declaration = Grammar.MakeDeclaration(header.Value, statements, body.Value.End);
+                        if (declaration is ModelSyntax model) models.Add(model);
+                        else blocks.Add((BlockSyntax)declaration);
+                    }
+
                     return body.Remainder;
                 }
 

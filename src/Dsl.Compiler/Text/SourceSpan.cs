@@ -5,6 +5,9 @@ namespace Dsl.Compiler.Text
     {
         public int End => Start + Length;
 
+        /// <summary>From the start of <paramref name="first"/> to the end of <paramref name="last"/>.</summary>
+        public static SourceSpan Cover(SourceSpan first, SourceSpan last) => new(first.Start, last.End - first.Start, first.Line, first.Column);
+
         public override string ToString() => $"({Line},{Column})+{Length}";
     }
 
