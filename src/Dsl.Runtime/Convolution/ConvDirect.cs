@@ -100,6 +100,40 @@ public static unsafe class ConvDirect
             return;
         }
 
+        Run(x, w, bias, y, n, g, scratch, relu, null, FusedActivation.None);
+    }
+
+    /// <summary>
+    /// Computes <c>y = act(conv(x, w) + bias + residual)</c>: a graph's residual add (and the activation after it)
+    /// done as each sample's output is written, while it is in cache.
+    /// </summary>
+    /// <param name="x">Input <c>[n, InChannels, InH, InW]</c>.</param>
+    /// <param name="w">Weight <c>[OutChannels, InChannels, KernelH, KernelW]</c>.</param>
+    /// <param name="bias">Bias <c>[OutChannels]</c>, or empty for no bias.</param>
+    /// <param name="y">Output <c>[n, OutChannels, OutH, OutW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Convolution geometry.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
+    /// <param name="activation">The activation after the add.</param>
+    /// <param name="residual">The add's other input, laid out like <paramref name="y"/>.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch,
+        FusedActivation activation, ReadOnlySpan<float> residual)
+    {
+        if (!Suits(g))
+        {
+            ConvGemm.Forward(x, w, bias, y, n, g, scratch, activation, residual);
+            return;
+        }
+
+        ResidualEpilogue.Check(residual, n, g.OutputLength);
+        fixed (float* pr = residual)
+            Run(x, w, bias, y, n, g, scratch, relu: false, pr, activation);
+    }
+
+    // The direct kernel; with a residual, each sample's output gets it (and the activation) once written.
+    private static void Run(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch,
+        bool relu, float* residual, FusedActivation activation)
+    {
         Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && y.Length >= n * g.OutputLength, "buffer too short");
         Debug.Assert(bias.IsEmpty || bias.Length >= g.OutChannels, "bias too short");
         Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
@@ -116,6 +150,7 @@ public static unsafe class ConvDirect
                 int o = 0;
                 for (; o + 4 <= g.OutChannels; o += 4) ForwardChannels4(image, pw + (long)o * taps, bias.IsEmpty ? null : pb + o, ys + (long)o * g.OutH * g.OutW, offsets, taps, wp, g.OutH, g.OutW, relu);
                 for (; o < g.OutChannels; o++) ForwardChannel(image, pw + (long)o * taps, bias.IsEmpty ? 0f : pb[o], ys + (long)o * g.OutH * g.OutW, offsets, taps, wp, g.OutH, g.OutW, relu);
+                if (residual != null) ResidualEpilogue.Apply(ys, residual + (long)s * g.OutputLength, g.OutputLength, activation);
             }
         }
     }
@@ -351,6 +386,8 @@ public static unsafe class ConvDirect
         public int BiasLength, N, ScratchStride;
         public ConvGeometry G;
         public bool Relu;
+        public float* Residual; // null: no residual add
+        public FusedActivation Activation; // after the residual add
     }
 
     /// <summary>Forward with the batch split across <paramref name="pool"/>.</summary>
@@ -375,6 +412,39 @@ public static unsafe class ConvDirect
     {
         Forward(x, w, bias, y, n, g, scratch, pool, relu: activation == FusedActivation.Relu);
         if (activation is not (FusedActivation.None or FusedActivation.Relu)) Activations.Apply(activation, y.Slice(0, n * g.OutputLength));
+    }
+
+    /// <summary>
+    /// Forward across <paramref name="pool"/> with a graph's residual add and the activation after it applied as
+    /// each sample's output is written: <c>y = act(conv(x, w) + bias + residual)</c>.
+    /// </summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    /// <param name="activation">The activation after the add.</param>
+    /// <param name="residual">The add's other input, laid out like <paramref name="y"/>.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool,
+        FusedActivation activation, ReadOnlySpan<float> residual)
+    {
+        if (!Suits(g))
+        {
+            ConvGemm.Forward(x, w, bias, y, n, g, scratch, pool, activation, residual);
+            return;
+        }
+
+        ResidualEpilogue.Check(residual, n, g.OutputLength);
+        if (!Parallel(pool, n, g))
+        {
+            Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)), activation, residual);
+            return;
+        }
+
+        fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch, pr = residual)
+        {
+            var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g, Residual = pr, Activation = activation };
+            pool.RunChunks(&ForwardPart, &job, pool.Threads);
+        }
     }
 
     /// <summary>Forward with the batch split across <paramref name="pool"/>, ReLU applied as it writes when <paramref name="relu"/>.</summary>
@@ -410,9 +480,9 @@ public static unsafe class ConvDirect
         var (lo, hi) = WorkerPool.Share(job->N, part, parts);
         if (lo == hi) return;
         var g = job->G;
-        Forward(new ReadOnlySpan<float>(job->X + (long)lo * g.InputLength, (hi - lo) * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
+        Run(new ReadOnlySpan<float>(job->X + (long)lo * g.InputLength, (hi - lo) * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
             new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y + (long)lo * g.OutputLength, (hi - lo) * g.OutputLength),
-            hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), job->Relu);
+            hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), job->Relu, job->Residual == null ? null : job->Residual + (long)lo * g.OutputLength, job->Activation);
     }
 
     /// <summary>

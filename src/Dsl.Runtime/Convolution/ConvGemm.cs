@@ -69,6 +69,29 @@ public static unsafe class ConvGemm
         ImplicitGemm.Forward(x, w, bias, y, n, g, scratch, relu);
     }
 
+    /// <summary>
+    /// Computes <c>y = act(conv(x, w) + bias + residual)</c>: a graph's residual add (and the activation after it)
+    /// done as each sample's output is written, while it is in cache.
+    /// </summary>
+    /// <param name="x">Input <c>[n, InChannels, InH, InW]</c>.</param>
+    /// <param name="w">Weight <c>[OutChannels, InChannels/Groups, KernelH, KernelW]</c>.</param>
+    /// <param name="bias">Bias <c>[OutChannels]</c>, or empty for no bias.</param>
+    /// <param name="y">Output <c>[n, OutChannels, OutH, OutW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Convolution geometry.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
+    /// <param name="activation">The activation after the add.</param>
+    /// <param name="residual">The add's other input, laid out like <paramref name="y"/>.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch,
+        FusedActivation activation, ReadOnlySpan<float> residual)
+    {
+        Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && y.Length >= n * g.OutputLength, "buffer too short");
+        Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
+        ResidualEpilogue.Check(residual, n, g.OutputLength);
+        fixed (float* pr = residual)
+            ImplicitGemm.Forward(x, w, bias, y, n, g, scratch, relu: false, pr, activation);
+    }
+
     /// <summary>Input gradient <c>dx = conv_transpose(dy, w)</c>, with per-thread scratch; <paramref name="dx"/> is overwritten.</summary>
     /// <param name="dy">Output gradient <c>[n, OutChannels, OutH, OutW]</c>.</param>
     /// <param name="w">Weight.</param>
@@ -178,6 +201,8 @@ public static unsafe class ConvGemm
         public int BiasLength, N, ScratchStride;
         public ConvGeometry G;
         public bool Relu;
+        public float* Residual; // null: no residual add
+        public FusedActivation Activation; // after the residual add
     }
 
     /// <summary><see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, in ConvGeometry, Span{float})"/> with the batch split across <paramref name="pool"/>.</summary>
@@ -202,6 +227,33 @@ public static unsafe class ConvGemm
     {
         Forward(x, w, bias, y, n, g, scratch, pool, relu: activation == FusedActivation.Relu);
         if (activation is not (FusedActivation.None or FusedActivation.Relu)) Activations.Apply(activation, y.Slice(0, n * g.OutputLength));
+    }
+
+    /// <summary>
+    /// Forward across <paramref name="pool"/> with a graph's residual add and the activation after it applied as
+    /// each part's output is written: <c>y = act(conv(x, w) + bias + residual)</c>.
+    /// </summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    /// <param name="activation">The activation after the add.</param>
+    /// <param name="residual">The add's other input, laid out like <paramref name="y"/>.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool,
+        FusedActivation activation, ReadOnlySpan<float> residual)
+    {
+        ResidualEpilogue.Check(residual, n, g.OutputLength);
+        if (!Parallel(pool, n, g) || (n == 1 && !ImplicitGemm.CanSplitForward(g)))
+        {
+            Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)), activation, residual);
+            return;
+        }
+
+        fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch, pr = residual)
+        {
+            var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g, Residual = pr, Activation = activation };
+            pool.RunChunks(ByChannels(pool, n, ImplicitGemm.CanSplitForward(g)) ? &ForwardChannelsPart : &ForwardPart, &job, pool.Threads);
+        }
     }
 
     /// <summary>Forward with the batch (or, for fewer samples than threads, the output channels) split across <paramref name="pool"/>, ReLU applied as it writes when <paramref name="relu"/>.</summary>
@@ -233,7 +285,7 @@ public static unsafe class ConvGemm
         if (lo == hi) return;
         ImplicitGemm.ForwardChannels(new ReadOnlySpan<float>(job->X, job->N * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
             new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y, job->N * g.OutputLength), job->N, g,
-            new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi, job->Relu);
+            new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi, job->Relu, job->Residual, job->Activation);
     }
 
     private static void ForwardPart(void* state, int part, int parts, int thread)
@@ -242,9 +294,10 @@ public static unsafe class ConvGemm
         var (lo, hi) = WorkerPool.Share(job->N, part, parts);
         if (lo == hi) return;
         var g = job->G;
-        Forward(new ReadOnlySpan<float>(job->X + (long)lo * g.InputLength, (hi - lo) * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
+        ImplicitGemm.Forward(new ReadOnlySpan<float>(job->X + (long)lo * g.InputLength, (hi - lo) * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
             new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y + (long)lo * g.OutputLength, (hi - lo) * g.OutputLength),
-            hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), job->Relu);
+            hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), job->Relu,
+            job->Residual == null ? null : job->Residual + (long)lo * g.OutputLength, job->Activation);
     }
 
     /// <summary>Input gradient with the batch split across <paramref name="pool"/>.</summary>

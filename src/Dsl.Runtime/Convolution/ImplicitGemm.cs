@@ -56,20 +56,26 @@ internal static unsafe class ImplicitGemm
         return (k + blocks - 1) / blocks;
     }
 
-    /// <summary>y (overwritten) = conv(x, w) + bias for n samples, with ReLU applied as it writes when <paramref name="relu"/>.</summary>
-    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, bool relu = false)
+    /// <summary>
+    /// y (overwritten) = conv(x, w) + bias for n samples, with ReLU applied as it writes when <paramref name="relu"/>;
+    /// with a <paramref name="residual"/> (a graph's residual add), <c>act(conv + bias + residual)</c>, each
+    /// sample's planes summed and activated once written (then <paramref name="relu"/> must be false).
+    /// </summary>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, bool relu = false,
+        float* residual = null, FusedActivation activation = FusedActivation.None)
     {
         if (OnPaddedGrid(g))
         {
-            ForwardOnPaddedGrid(x, w, bias, y, n, g, scratch, 0, g.OutPerGroup, relu);
+            ForwardOnPaddedGrid(x, w, bias, y, n, g, scratch, 0, g.OutPerGroup, relu, residual, activation);
             return;
         }
 
-        ForwardPacked(x, w, bias, y, n, g, scratch);
+        ForwardPacked(x, w, bias, y, n, g, scratch, residual, activation);
         if (relu) Activations.ReluForward(y.Slice(0, n * g.OutputLength), y);
     }
 
-    private static void ForwardPacked(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch)
+    private static void ForwardPacked(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch,
+        float* residual, FusedActivation activation)
     {
         int m = g.OutPerGroup;
         int k = g.InPerGroup * g.KernelH * g.KernelW;
@@ -121,6 +127,8 @@ internal static unsafe class ImplicitGemm
                             }
                         }
                     }
+
+                    if (residual != null) ResidualEpilogue.Apply(ys, residual + (ys - py), (long)m * pixels, activation);
                 }
             }
         }
@@ -143,8 +151,9 @@ internal static unsafe class ImplicitGemm
     public static bool CanSplitBackwardWeight(in ConvGeometry g) => g.Groups == 1 && WeightOnPaddedGrid(g);
 
     /// <summary>Forward on the padded grid for output channels [<paramref name="oLo"/>, <paramref name="oHi"/>) of one group (oLo a multiple of 6).</summary>
-    public static void ForwardChannels(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi, bool relu) =>
-        ForwardOnPaddedGrid(x, w, bias, y, n, g, scratch, oLo, oHi, relu);
+    public static void ForwardChannels(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi, bool relu,
+        float* residual = null, FusedActivation activation = FusedActivation.None) =>
+        ForwardOnPaddedGrid(x, w, bias, y, n, g, scratch, oLo, oHi, relu, residual, activation);
 
     /// <summary>Input gradient (stride 1) for input channels [<paramref name="cLo"/>, <paramref name="cHi"/>) of one group (cLo a multiple of 6).</summary>
     public static void BackwardInputChannels(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, in ConvGeometry g, Span<float> scratch, int cLo, int cHi)
@@ -161,7 +170,9 @@ internal static unsafe class ImplicitGemm
     // each block of K, each 16-column tile of output and each 6-row tile of weights, the micro-kernel reads
     // tap p's image row at offsets[p] past the tile's start. Output channels [oLo, oHi) of each group; the
     // tiles are those of the whole layer, so a split by channels computes the same bits as one pass.
-    private static void ForwardOnPaddedGrid(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi, bool relu)
+    // With a residual, each sample's planes [oLo, oHi) get it (and the activation) once written.
+    private static void ForwardOnPaddedGrid(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi, bool relu,
+        float* residual = null, FusedActivation activation = FusedActivation.None)
     {
         int m = g.OutPerGroup, cg = g.InPerGroup, mine = oHi - oLo;
         int k = cg * g.KernelH * g.KernelW;
@@ -212,6 +223,7 @@ internal static unsafe class ImplicitGemm
                             }
                         }
 
+                        if (residual != null) ResidualEpilogue.Apply(yg, residual + (yg - py), (long)mine * pixels, activation);
                         continue;
                     }
 
@@ -239,6 +251,8 @@ internal static unsafe class ImplicitGemm
                         for (int oh = 0; oh < g.OutH; oh++)
                             WriteRow(grid + (long)o * gridPixels + (long)oh * wp, ys + (long)o * pixels + (long)oh * g.OutW, g.OutW, b, relu);
                     }
+
+                    if (residual != null) ResidualEpilogue.Apply(ys, residual + (ys - py), (long)mine * pixels, activation);
                 }
             }
         }
