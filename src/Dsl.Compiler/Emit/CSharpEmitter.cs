@@ -611,14 +611,19 @@ namespace Dsl.Compiler.Emit
                     {
                         var group = Lowered.Inference.GroupOf(node)!;
                         var producer = group.Producer.Op;
-                        e.Header(group.Epilogues.First(x => x.Node == node).Kind == EpilogueKind.FoldedBatchNorm
-                            ? $" — folded into {producer.Name}"
-                            : $" — applied by {producer.Name} ({producer.KindName}) as it wrote its output");
+                        var epilogue = group.Epilogues.First(x => x.Node == node);
+                        e.Header(epilogue.Kind switch
+                        {
+                            EpilogueKind.FoldedBatchNorm => $" — folded into {producer.Name}",
+                            EpilogueKind.ResidualAdd => $" — no pass of its own: {producer.Name} ({producer.KindName}) added {e.InferSourceOf(epilogue.Residual!)} as it wrote its output",
+                            _ => $" — applied by {producer.Name} ({producer.KindName}) as it wrote its output",
+                        });
                         continue;
                     }
 
                     // A graph: this node reads a value other than the one just computed.
-                    if (node.Op is not MergeOp && current != node.Input) Line($"h = {InferName(node.Input)};");
+                    if (node.Op is not MergeOp && current != node.Input)
+                        Line($"h = {InferName(node.Input)}; // another branch: {node.Op.Name} reads {(node.Input.Producer is { } from ? from.Op.Name + "'s output" : "the model input")}");
                     string v = $"h{counter++}";
                     node.Op.EmitInfer(e, v);
                     Line($"h = {v};");

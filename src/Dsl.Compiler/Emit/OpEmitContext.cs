@@ -109,6 +109,13 @@ namespace Dsl.Compiler.Emit
         /// <summary>In training, the variables of the values the node reads, in argument order.</summary>
         public IReadOnlyList<string> InputNames => Node.Inputs.Select(_model.ValueName).ToList();
 
+        /// <summary>At inference, the variable holding <paramref name="value"/>.</summary>
+        public string InferNameOf(Graph.Value value) => _model.InferName(value);
+
+        /// <summary>At inference, <paramref name="value"/> for a comment: its variable and the layer that wrote it.</summary>
+        public string InferSourceOf(Graph.Value value) =>
+            value.Producer is { } node ? $"{_model.InferName(value)} ({node.Op.Name} output)" : "input (the model input)";
+
         /// <summary>At inference, the variables of the values the node reads, in argument order.</summary>
         public IReadOnlyList<string> InferInputNames => Node.Inputs.Select(_model.InferName).ToList();
 
