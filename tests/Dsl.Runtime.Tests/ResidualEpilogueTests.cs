@@ -83,6 +83,68 @@ public sealed class ResidualEpilogueTests
         }
     }
 
+    // The general entry point of the kernel class generated code calls for the geometry.
+    private static void Strided(int kind, float[] x, float[] w, float[] b, Span<float> y, int n, in ConvGeometry g, float[] scratch, WorkerPool? pool, FusedActivation activation, ReadOnlySpan<float> residual, int stride)
+    {
+        if (kind == 0) ConvWinograd.Forward(x, w, b, y, n, g, scratch, pool, activation, residual, stride);
+        else if (kind == 3) ConvDirect.Forward(x, w, b, y, n, g, scratch, pool, activation, residual, stride);
+        else ConvGemm.Forward(x, w, b, y, n, g, scratch, pool, activation, residual, stride);
+    }
+
+    [Theory]
+    [MemberData(nameof(Convolutions))]
+    public void A_convolution_writes_its_slice_of_a_concatenation_in_place(string path, int kind)
+    {
+        var g = Geometry(kind);
+        const int before = 7, after = 5; // channels of the other inputs, on either side
+        int plane = g.OutH * g.OutW, stride = (before + g.OutChannels + after) * plane, offset = before * plane;
+        foreach (int threads in new[] { 1, 2 })
+        {
+            foreach (int n in new[] { 1, 5 })
+            {
+                foreach (var activation in new[] { FusedActivation.None, FusedActivation.Relu, FusedActivation.Silu })
+                {
+                    foreach (bool withResidual in new[] { false, true })
+                    {
+                        var x = TestUtil.Random(n * g.InputLength, 1);
+                        var w = TestUtil.Random(g.WeightLength, 2);
+                        var b = TestUtil.Random(g.OutChannels, 3);
+                        var pool = threads == 1 ? null : WorkerPool.Shared(threads);
+                        var scratch = new float[threads * Math.Max(ConvWinograd.ParallelScratchLength(g), ConvDirect.ParallelScratchLength(g))];
+                        var residual = TestUtil.Random(n * g.OutputLength, 4);
+
+                        // Contiguous, then copied into the slices: what the unfused graph does.
+                        var contiguous = new float[n * g.OutputLength];
+                        Unfused(kind, x, w, b, contiguous, n, g, scratch, pool);
+                        if (withResidual) Merges.Add(contiguous, residual, contiguous);
+                        Activations.Apply(activation, contiguous);
+                        var expected = TestUtil.Random(n * stride, 5); // the other inputs' channels
+                        Merges.WriteSlice(contiguous, g.OutputLength, expected, stride, offset, n);
+
+                        var actual = TestUtil.Random(n * stride, 5);
+                        var stridedResidual = new float[n * stride];
+                        Merges.WriteSlice(residual, g.OutputLength, stridedResidual, stride, offset, n);
+                        var span = actual.AsSpan(offset, (n - 1) * stride + g.OutputLength);
+                        Strided(kind, x, w, b, span, n, g, scratch, pool, activation,
+                            withResidual ? stridedResidual.AsSpan(offset, (n - 1) * stride + g.OutputLength) : ReadOnlySpan<float>.Empty, stride);
+                        Assert.True(expected.AsSpan().SequenceEqual(actual), $"{path}, {threads} thread(s), batch {n}, {activation}, residual {withResidual}");
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void A_sample_stride_shorter_than_a_sample_is_refused()
+    {
+        var g = Geometry(3);
+        var scratch = new float[ConvDirect.ParallelScratchLength(g)];
+        Assert.Throws<ArgumentOutOfRangeException>(() => ConvDirect.Forward(new float[2 * g.InputLength], new float[g.WeightLength], new float[g.OutChannels], new float[2 * g.OutputLength], 2, g, scratch, null,
+            FusedActivation.None, ReadOnlySpan<float>.Empty, g.OutputLength - 1));
+        Assert.Throws<ArgumentException>(() => ConvDirect.Forward(new float[2 * g.InputLength], new float[g.WeightLength], new float[g.OutChannels], new float[2 * g.OutputLength], 2, g, scratch, null,
+            FusedActivation.None, ReadOnlySpan<float>.Empty, g.OutputLength + 1));
+    }
+
     [Theory]
     [InlineData(3)]    // dot products
     [InlineData(130)]  // GEMM

@@ -202,7 +202,8 @@ public static unsafe class ConvGemm
         public ConvGeometry G;
         public bool Relu;
         public float* Residual; // null: no residual add
-        public FusedActivation Activation; // after the residual add
+        public FusedActivation Activation; // applied to each part's output once written (after the residual add)
+        public long YStride; // floats between samples of Y; 0: the output length
     }
 
     /// <summary><see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, in ConvGeometry, Span{float})"/> with the batch split across <paramref name="pool"/>.</summary>
@@ -243,15 +244,38 @@ public static unsafe class ConvGemm
         FusedActivation activation, ReadOnlySpan<float> residual)
     {
         ResidualEpilogue.Check(residual, n, g.OutputLength);
-        if (!Parallel(pool, n, g) || (n == 1 && !ImplicitGemm.CanSplitForward(g)))
-        {
-            Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)), activation, residual);
-            return;
-        }
+        Forward(x, w, bias, y, n, g, scratch, pool, activation, residual, g.OutputLength);
+    }
 
+    /// <summary>
+    /// Forward across <paramref name="pool"/> into samples <paramref name="outputStride"/> floats apart: a slice of a
+    /// concatenation's output, written in place (each sample's channels at their offset), with the activation and an
+    /// optional residual applied as each part's output is written.
+    /// </summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param>
+    /// <param name="y">Output: sample s at s·<paramref name="outputStride"/>; the floats between samples are left as they are.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    /// <param name="activation">The activation the output goes through (after the residual add, if any).</param>
+    /// <param name="residual">The add's other input, laid out like <paramref name="y"/>, or empty for none.</param>
+    /// <param name="outputStride">Floats between the starts of consecutive samples of <paramref name="y"/>, at least the output length.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool,
+        FusedActivation activation, ReadOnlySpan<float> residual, int outputStride)
+    {
+        ResidualEpilogue.Extent(y, residual, n, g.OutputLength, outputStride);
+        bool relu = residual.IsEmpty && activation == FusedActivation.Relu; // in the register tiles where the path has them
+        var after = relu ? FusedActivation.None : activation;
         fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch, pr = residual)
         {
-            var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g, Residual = pr, Activation = activation };
+            if (!Parallel(pool, n, g) || (n == 1 && !ImplicitGemm.CanSplitForward(g)))
+            {
+                ImplicitGemm.Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)), relu, residual.IsEmpty ? null : pr, after, outputStride);
+                return;
+            }
+
+            var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g, Relu = relu,
+                Residual = residual.IsEmpty ? null : pr, Activation = after, YStride = outputStride };
             pool.RunChunks(ByChannels(pool, n, ImplicitGemm.CanSplitForward(g)) ? &ForwardChannelsPart : &ForwardPart, &job, pool.Threads);
         }
     }
@@ -283,9 +307,10 @@ public static unsafe class ConvGemm
         var g = job->G;
         var (lo, hi) = Channels(g.OutChannels, Gemm.MR, part, parts);
         if (lo == hi) return;
+        long stride = job->YStride == 0 ? g.OutputLength : job->YStride;
         ImplicitGemm.ForwardChannels(new ReadOnlySpan<float>(job->X, job->N * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
-            new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y, job->N * g.OutputLength), job->N, g,
-            new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi, job->Relu, job->Residual, job->Activation);
+            new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y, (int)((job->N - 1) * stride + g.OutputLength)), job->N, g,
+            new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi, job->Relu, job->Residual, job->Activation, stride);
     }
 
     private static void ForwardPart(void* state, int part, int parts, int thread)
@@ -294,10 +319,11 @@ public static unsafe class ConvGemm
         var (lo, hi) = WorkerPool.Share(job->N, part, parts);
         if (lo == hi) return;
         var g = job->G;
+        long stride = job->YStride == 0 ? g.OutputLength : job->YStride;
         ImplicitGemm.Forward(new ReadOnlySpan<float>(job->X + (long)lo * g.InputLength, (hi - lo) * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
-            new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y + (long)lo * g.OutputLength, (hi - lo) * g.OutputLength),
+            new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y + lo * stride, (int)((hi - lo - 1) * stride + g.OutputLength)),
             hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), job->Relu,
-            job->Residual == null ? null : job->Residual + (long)lo * g.OutputLength, job->Activation);
+            job->Residual == null ? null : job->Residual + lo * stride, job->Activation, stride);
     }
 
     /// <summary>Input gradient with the batch split across <paramref name="pool"/>.</summary>

@@ -24,11 +24,19 @@ public static unsafe class ResidualEpilogue
         Activations.Apply(activation, y);
     }
 
-    /// <summary>The same over <paramref name="length"/> floats at <paramref name="y"/> and <paramref name="residual"/> (a kernel's pointers).</summary>
-    /// <param name="y">The block the kernel wrote.</param><param name="residual">The same block of the other input.</param>
+    /// <summary>
+    /// The same over <paramref name="length"/> floats at <paramref name="y"/> and <paramref name="residual"/> (a
+    /// kernel's pointers); with no residual, only the activation (a kernel writing a slice of a concatenation applies
+    /// it per sample, the slices not being one run).
+    /// </summary>
+    /// <param name="y">The block the kernel wrote.</param><param name="residual">The same block of the other input, or null.</param>
     /// <param name="length">Floats in the block.</param><param name="activation">The activation after the add.</param>
-    internal static void Apply(float* y, float* residual, long length, FusedActivation activation) =>
-        Apply(new Span<float>(y, checked((int)length)), new ReadOnlySpan<float>(residual, checked((int)length)), activation);
+    internal static void Apply(float* y, float* residual, long length, FusedActivation activation)
+    {
+        var written = new Span<float>(y, checked((int)length));
+        if (residual == null) Activations.Apply(activation, written);
+        else Apply(written, new ReadOnlySpan<float>(residual, checked((int)length)), activation);
+    }
 
     /// <summary>
     /// The same over rows [<paramref name="rowLo"/>, <paramref name="rowHi"/>) of every plane of one sample
@@ -39,7 +47,7 @@ public static unsafe class ResidualEpilogue
     {
         if (rowLo >= rowHi) return;
         long plane = (long)rows * width, offset = (long)rowLo * width, length = (long)(rowHi - rowLo) * width;
-        for (int c = 0; c < planes; c++) Apply(y + c * plane + offset, residual + c * plane + offset, length, activation);
+        for (int c = 0; c < planes; c++) Apply(y + c * plane + offset, residual == null ? null : residual + c * plane + offset, length, activation);
     }
 
     /// <summary>Checks the residual covers the output of <paramref name="n"/> samples of <paramref name="perSample"/> floats.</summary>
@@ -47,5 +55,19 @@ public static unsafe class ResidualEpilogue
     {
         if (residual.Length < n * perSample)
             throw new ArgumentException($"a residual of {residual.Length} floats is shorter than the output ({n} × {perSample}).", nameof(residual));
+    }
+
+    /// <summary>
+    /// Floats an output of <paramref name="n"/> samples of <paramref name="perSample"/> floats spans when sample s
+    /// starts at s·<paramref name="stride"/>; checks the stride and <paramref name="y"/> (and a residual, laid out alike).
+    /// </summary>
+    internal static long Extent(ReadOnlySpan<float> y, ReadOnlySpan<float> residual, int n, long perSample, long stride)
+    {
+        if (stride < perSample) throw new ArgumentOutOfRangeException(nameof(stride), stride, $"a sample stride must be at least the {perSample} floats of a sample.");
+        long extent = n == 0 ? 0 : (n - 1) * stride + perSample;
+        if (y.Length < extent) throw new ArgumentException($"an output of {y.Length} floats is shorter than {n} samples at a stride of {stride} ({extent}).", nameof(y));
+        if (!residual.IsEmpty && residual.Length < extent)
+            throw new ArgumentException($"a residual of {residual.Length} floats is shorter than the output ({n} samples at a stride of {stride}).", nameof(residual));
+        return extent;
     }
 }
