@@ -29,24 +29,12 @@ public sealed class GraphBlockTests
         public CompiledModel Load(int maxBatch) => InMemoryModel.Load(new[] { (Name + ".g.cs", Code) }, "GraphTests." + Name, maxBatch);
     }
 
-    private static readonly SourceSpan Span = new(0, 3, 1, 1);
-
-    private static IReadOnlyList<Op> Ops(string nn) => NnCompiler.Compile(nn).Models.Single().Layers;
-
-    private static MergeOp Add(Value a, Value b, string source) =>
-        MergeOp.Add("add", new LayerSyntax(new Identifier("add", Span), Array.Empty<ArgumentSyntax>(), null, Span, true), new[] { a.Shape, b.Shape }, source);
-
-    private static MergeOp Concat(Value a, Value b, string source) =>
-        MergeOp.Concat("cat", new LayerSyntax(new Identifier("concat", Span), Array.Empty<ArgumentSyntax>(), null, Span, true), new[] { a.Shape, b.Shape }, source);
-
-    private static Block Lower(string name, DataflowGraph graph, int[] inputShape, Func<DoubleReference, DoubleReference.V, CompiledModel, bool, DoubleReference.V> reference)
+    private static Block Lower(BoundModel model, Func<DoubleReference, DoubleReference.V, CompiledModel, bool, DoubleReference.V> reference)
     {
-        var syntax = new ModelSyntax(new Identifier(name, Span), Array.Empty<ValueSyntax>(), Span, Array.Empty<LayerSyntax>(), Span);
-        var model = new BoundModel(name, "GraphTests", graph, syntax);
         var lowered = Lowerer.Lower(model);
-        string code = CSharpEmitter.Emit(lowered, name.ToLowerInvariant() + ".nn");
-        if (Environment.GetEnvironmentVariable("DSL_PRINT_GRAPH_CODE") is { } folder) File.WriteAllText(Path.Combine(folder, name + ".g.cs"), code);
-        return new Block(name, model, lowered, code, inputShape, reference);
+        string code = CSharpEmitter.Emit(lowered, model.Name.ToLowerInvariant() + ".nn");
+        if (Environment.GetEnvironmentVariable("DSL_PRINT_GRAPH_CODE") is { } folder) File.WriteAllText(Path.Combine(folder, model.Name + ".g.cs"), code);
+        return new Block(model.Name, model, lowered, code, model.InputShape.ToArray(), reference);
     }
 
     private static float[] T(CompiledModel m, string name) => m.Tensor(name).ToArray();
@@ -54,69 +42,36 @@ public sealed class GraphBlockTests
     private static DoubleReference.V ConvBn(DoubleReference r, DoubleReference.V x, CompiledModel m, bool train, string conv, string bn, int outC, int k, int stride, int pad) =>
         r.BatchNorm(r.Conv(x, conv, T(m, conv + ".weight"), outC, k, stride, pad), bn, T(m, bn + ".weight"), T(m, bn + ".bias"), T(m, bn + ".running_mean"), T(m, bn + ".running_var"), train);
 
-    /// <summary>torchvision's BasicBlock: relu(bn2(conv2(relu(bn1(conv1(x))))) + x).</summary>
-    internal static Block BasicBlock()
+    /// <summary>The block of <see cref="GraphBlocks"/> named <paramref name="name"/>, with its reference.</summary>
+    internal static Block Get(string name) => Lower(GraphBlocks.Get(name), name switch
     {
-        var ops = Ops("model B(input: [16, 6, 6]) { conv(16, 16, 3, padding: 1, bias: false) as conv1 -> bn2d(16) as bn1 -> relu as relu1 -> conv(16, 16, 3, padding: 1, bias: false) as conv2 -> bn2d(16) as bn2 -> relu as relu2 }");
-        var b = new DataflowGraph.Builder(new[] { 16, 6, 6 });
-        var x = b.Input;
-        var out1 = b.Add(ops[2], b.Add(ops[1], b.Add(ops[0], x)));
-        var out2 = b.Add(ops[4], b.Add(ops[3], out1));
-        var sum = b.Add(Add(out2, x, "add(out, input)"), out2, x);
-        var graph = b.Build(b.Add(ops[5], sum));
-        return Lower("BasicBlock", graph, new[] { 16, 6, 6 }, (r, v, m, train) =>
+        "BasicBlock" => (r, v, m, train) =>
         {
             var h = r.Relu(ConvBn(r, v, m, train, "conv1", "bn1", 16, 3, 1, 1));
             h = ConvBn(r, h, m, train, "conv2", "bn2", 16, 3, 1, 1);
             return r.Relu(r.Add(h, v));
-        });
-    }
-
-    /// <summary>A down-sampling BasicBlock: relu(bn2(conv2(relu(bn1(conv1_s2(x))))) + downsample_1(downsample_0(x))), the shortcut a 1×1 stride-2 conv and a batch norm.</summary>
-    internal static Block DownBlock()
-    {
-        var ops = Ops("model D(input: [8, 10, 10]) { conv(8, 16, 3, stride: 2, padding: 1, bias: false) as conv1 -> bn2d(16) as bn1 -> relu as relu1 -> conv(16, 16, 3, padding: 1, bias: false) as conv2 -> bn2d(16) as bn2 -> relu as relu2 }");
-        var shortcut = Ops("model S(input: [8, 10, 10]) { conv(8, 16, 1, stride: 2, bias: false) as downsample_0 -> bn2d(16) as downsample_1 }");
-        var b = new DataflowGraph.Builder(new[] { 8, 10, 10 });
-        var x = b.Input;
-        var out1 = b.Add(ops[2], b.Add(ops[1], b.Add(ops[0], x)));
-        var out2 = b.Add(ops[4], b.Add(ops[3], out1));
-        var identity = b.Add(shortcut[1], b.Add(shortcut[0], x));
-        var sum = b.Add(Add(out2, identity, "add(out, downsample)"), out2, identity);
-        var graph = b.Build(b.Add(ops[5], sum));
-        return Lower("DownBlock", graph, new[] { 8, 10, 10 }, (r, v, m, train) =>
+        },
+        "DownBlock" => (r, v, m, train) =>
         {
             var h = r.Relu(ConvBn(r, v, m, train, "conv1", "bn1", 16, 3, 2, 1));
             h = ConvBn(r, h, m, train, "conv2", "bn2", 16, 3, 1, 1);
             var identity = ConvBn(r, v, m, train, "downsample_0", "downsample_1", 16, 1, 2, 0);
             return r.Relu(r.Add(h, identity));
-        });
-    }
-
-    /// <summary>A dense block after a stem: s = bn(conv(x)); concat(s, conv(relu(norm(s)))): the block input feeds the new branch and the concat.</summary>
-    internal static Block DenseBlock()
-    {
-        var ops = Ops("model X(input: [3, 6, 6]) { conv(3, 8, 3, padding: 1, bias: false) as stem -> bn2d(8) as stem_bn -> bn2d(8) as norm -> relu as relu -> conv(8, 4, 3, padding: 1, bias: false) as conv }");
-        var b = new DataflowGraph.Builder(new[] { 3, 6, 6 });
-        var s = b.Add(ops[1], b.Add(ops[0], b.Input));
-        var added = b.Add(ops[4], b.Add(ops[3], b.Add(ops[2], s)));
-        var graph = b.Build(b.Add(Concat(s, added, "concat(input, new)"), s, added));
-        return Lower("DenseBlock", graph, new[] { 3, 6, 6 }, (r, v, m, train) =>
+        },
+        "DenseBlock" => (r, v, m, train) =>
         {
             var block = ConvBn(r, v, m, train, "stem", "stem_bn", 8, 3, 1, 1);
             var h = r.Relu(r.BatchNorm(block, "norm", T(m, "norm.weight"), T(m, "norm.bias"), T(m, "norm.running_mean"), T(m, "norm.running_var"), train));
             return r.Concat(block, r.Conv(h, "conv", T(m, "conv.weight"), 4, 3, 1, 1));
-        });
-    }
+        },
+        _ => (r, v, m, train) =>
+        {
+            var block = r.Relu(ConvBn(r, v, m, train, "stem", "stem_bn", 16, 3, 1, 1));
+            return r.Concat(r.Relu(ConvBn(r, block, m, train, "branch1", "branch1_bn", 8, 1, 1, 0)), r.Relu(ConvBn(r, block, m, train, "branch3", "branch3_bn", 16, 3, 1, 1)));
+        },
+    });
 
-    private static Block Get(string name) => name switch
-    {
-        "BasicBlock" => BasicBlock(),
-        "DownBlock" => DownBlock(),
-        _ => DenseBlock(),
-    };
-
-    public static TheoryData<string> Blocks() => new() { "BasicBlock", "DownBlock", "DenseBlock" };
+    public static TheoryData<string> Blocks() => new(GraphBlocks.Names);
 
     /// <summary>Random parameters, and running statistics away from 0 and 1 so that folding them matters.</summary>
     private static void Randomize(CompiledModel model, int seed)
@@ -252,9 +207,56 @@ public sealed class GraphBlockTests
     }
 
     [Fact]
+    public void A_dense_block_writes_the_new_channels_in_place_and_copies_the_block_input_once()
+    {
+        var block = Get("DenseBlock");
+        var graph = block.Model.Graph;
+        var concat = graph.Nodes.Single(n => n.Op is MergeOp);
+        var memory = block.Lowered.Memory;
+        // The block input is read by the new branch too: it keeps its own region and is copied into slice 0.
+        Assert.Null(memory.SliceOf(concat.Inputs[0]));
+        // The new channels: the conv writes them at floats 288–431 of each sample's 432.
+        var slice = memory.SliceOf(concat.Inputs[1])!;
+        Assert.Equal((288, 432), (slice.Offset, slice.Stride));
+        Assert.Same(memory.InferenceRegion(concat.Output), slice.Region);
+        Assert.Equal("conv", concat.Inputs[1].Producer!.Op.Name);
+
+        string infer = InferBody(block.Code);
+        Assert.Equal(1, Count(infer, "Merges.WriteSlice("));
+        Assert.Contains("Merges.WriteSlice(h0, 288, h4, 432, 0, batch);", infer, StringComparison.Ordinal);
+        Assert.Contains("residual: default, outputStride: 432);", infer, StringComparison.Ordinal);
+        Assert.Contains("written in place by conv", infer, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Branches_that_only_the_concat_reads_write_their_slices_in_place_with_no_copy()
+    {
+        var block = Get("BranchBlock");
+        var concat = block.Model.Graph.Nodes.Single(n => n.Op is MergeOp);
+        var memory = block.Lowered.Memory;
+        var first = memory.SliceOf(concat.Inputs[0])!;
+        var second = memory.SliceOf(concat.Inputs[1])!;
+        Assert.Equal((0, 1536), (first.Offset, first.Stride));
+        Assert.Equal((512, 1536), (second.Offset, second.Stride));
+        // The concat's region lives from the first branch's conv, and no region live meanwhile overlaps it (the invariant test).
+        Assert.Equal(concat.Inputs[0].Producer!.Id - 2 + 1, first.Region.Start);
+        string infer = InferBody(block.Code);
+        Assert.DoesNotContain("Merges.WriteSlice(", infer, StringComparison.Ordinal);
+        Assert.Equal(2, Count(infer, "FusedActivation.Relu, residual: default, outputStride: 1536);"));
+        Assert.Contains("Merges.WriteSlice(", block.Code, StringComparison.Ordinal); // training's forward still copies
+    }
+
+    private static int Count(string text, string what)
+    {
+        int count = 0;
+        for (int at = text.IndexOf(what, StringComparison.Ordinal); at >= 0; at = text.IndexOf(what, at + 1, StringComparison.Ordinal)) count++;
+        return count;
+    }
+
+    [Fact]
     public void The_shortcut_stays_live_until_the_conv_that_adds_it_has_run()
     {
-        foreach (var block in new[] { BasicBlock(), DownBlock() })
+        foreach (var block in new[] { Get("BasicBlock"), Get("DownBlock") })
         {
             var graph = block.Model.Graph;
             var group = block.Lowered.Inference.Groups.Single(g => g.Find(EpilogueKind.ResidualAdd) is not null);
@@ -283,12 +285,7 @@ public sealed class GraphBlockAllocationTests
     public void Infer_and_a_training_step_allocate_zero_bytes_on_every_thread(string name)
     {
         const int batch = 8;
-        var block = name switch
-        {
-            "BasicBlock" => GraphBlockTests.BasicBlock(),
-            "DownBlock" => GraphBlockTests.DownBlock(),
-            _ => GraphBlockTests.DenseBlock(),
-        };
+        var block = GraphBlockTests.Get(name);
         var model = block.Load(maxBatch: batch);
         Assert.Equal(2, model.Threads);
         var input = new float[batch * model.SampleInputLength];
