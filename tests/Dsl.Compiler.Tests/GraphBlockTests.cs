@@ -206,6 +206,29 @@ public sealed class GraphBlockTests
         GraphIrTests.AssertNoSharedMemoryWhileLive(block.Model.Graph, block.Lowered.Memory);
     }
 
+    [Theory]
+    [InlineData("BasicBlock", "bn1:conv1", "bn2:conv2")]
+    [InlineData("DownBlock", "bn1:conv1", "bn2:conv2", "downsample_1:downsample_0")]
+    [InlineData("DenseBlock", "stem_bn:stem")]
+    [InlineData("BranchBlock", "stem_bn:stem", "branch1_bn:branch1", "branch3_bn:branch3")]
+    public void Batch_norm_folds_into_the_conv_before_it_in_every_branch_and_shortcut(string name, params string[] folds)
+    {
+        var block = Get(name);
+        var plan = block.Lowered.Inference;
+        foreach (var fold in folds)
+        {
+            var (bn, conv) = (fold.Split(':')[0], fold.Split(':')[1]);
+            var node = block.Model.Graph.Nodes.Single(n => n.Op.Name == bn);
+            var group = plan.GroupOf(node)!;
+            Assert.Equal(conv, group.Producer.Op.Name);
+            Assert.Same(node, group.Find(EpilogueKind.FoldedBatchNorm)!.Node);
+            Assert.NotNull(block.Lowered.Memory.FoldedWeight(group.Producer));
+        }
+
+        // The dense block's norm reads the block input, which the concat reads too: it cannot fold, and runs as a scale and shift.
+        if (name == "DenseBlock") Assert.False(plan.IsEpilogue(block.Model.Graph.Nodes.Single(n => n.Op.Name == "norm")));
+    }
+
     [Fact]
     public void A_dense_block_writes_the_new_channels_in_place_and_copies_the_block_input_once()
     {
