@@ -189,6 +189,32 @@ public sealed class GraphBlockTests
         Assert.Contains("Merges.Add(", block.Code, StringComparison.Ordinal); // training's forward still adds
     }
 
+    [Fact]
+    public void A_conv_that_runs_before_the_other_input_exists_does_not_take_the_add()
+    {
+        // a = c1(x) runs first, b = tanh(x) after it: c1 cannot add b as it writes, and tanh is no conv, so the add stays a pass.
+        var ops = NnCompiler.Compile("model X(input: [4, 6, 6]) { conv(4, 4, 3, padding: 1) as c1 -> tanh as t }").Models.Single().Layers;
+        var span = new SourceSpan(0, 3, 1, 1);
+        var b = new DataflowGraph.Builder(new[] { 4, 6, 6 });
+        var first = b.Add(ops[0], b.Input);
+        var second = b.Add(ops[1], b.Input);
+        var add = MergeOp.Add("add", new LayerSyntax(new Identifier("add", span), Array.Empty<ArgumentSyntax>(), null, span, true), new[] { first.Shape, second.Shape }, "add(a, b)");
+        var graph = b.Build(b.Add(add, first, second));
+        var model = new BoundModel("Late", "GraphTests", graph, new ModelSyntax(new Identifier("Late", span), Array.Empty<ValueSyntax>(), span, Array.Empty<LayerSyntax>(), span));
+        var block = Lower(model, (r, v, m, train) => throw new NotSupportedException());
+        Assert.False(block.Lowered.Inference.IsEpilogue(graph.Nodes[2]));
+        Assert.Contains("Merges.Add(", InferBody(block.Code), StringComparison.Ordinal);
+
+        // And it infers what training's forward computes (no batch norm: the same function).
+        var compiled = block.Load(maxBatch: 2);
+        var input = Enumerable.Range(0, 2 * 144).Select(i => (float)Math.Sin(i)).ToArray();
+        var trained = new float[2 * 144];
+        var inferred = new float[2 * 144];
+        compiled.Forward(input, trained, 2);
+        compiled.Infer(input, inferred, 2);
+        Assert.Equal(trained, inferred);
+    }
+
     /// <summary>The text of the generated InferCore method.</summary>
     internal static string InferBody(string code)
     {
