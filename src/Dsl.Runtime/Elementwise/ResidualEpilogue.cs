@@ -2,6 +2,8 @@
 // has just written: no buffer for conv(x), no pass of its own over the sum.
 using System.ComponentModel;
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Dsl.Runtime.Kernels;
 
@@ -20,8 +22,33 @@ public static unsafe class ResidualEpilogue
     public static void Apply(Span<float> y, ReadOnlySpan<float> residual, FusedActivation activation)
     {
         if (residual.Length != y.Length) throw new ArgumentException($"a residual of {residual.Length} floats does not match the {y.Length} written.", nameof(residual));
+        if (activation == FusedActivation.Relu)
+        {
+            AddRelu(y, residual);
+            return;
+        }
+
         TensorPrimitives.Add(y, residual, y);
         Activations.Apply(activation, y);
+    }
+
+    // y = relu(y + residual) in one pass: the same bits as the add, then Activations.ReluForward (NaN kept, as PyTorch).
+    private static void AddRelu(Span<float> y, ReadOnlySpan<float> residual)
+    {
+        ref float py = ref MemoryMarshal.GetReference(y);
+        ref float pr = ref MemoryMarshal.GetReference(residual);
+        int i = 0;
+        for (; i <= y.Length - 8; i += 8)
+        {
+            var v = Vector256.LoadUnsafe(ref py, (nuint)i) + Vector256.LoadUnsafe(ref pr, (nuint)i);
+            Activations.Relu(v).StoreUnsafe(ref py, (nuint)i);
+        }
+
+        for (; i < y.Length; i++)
+        {
+            float v = y[i] + residual[i];
+            y[i] = v > 0f || float.IsNaN(v) ? v : 0f;
+        }
     }
 
     /// <summary>
