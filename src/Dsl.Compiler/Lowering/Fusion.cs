@@ -77,7 +77,8 @@ namespace Dsl.Compiler.Lowering
     /// Pass 2: which nodes run inside another's kernel. Training: a ReLU after a batch norm with batch statistics is
     /// written by the batch norm. Inference: a batch norm with running statistics folds into the conv or linear
     /// before it, else rides on the pooling or activation before it as a scale and shift; a ReLU, SiLU or GELU after a
-    /// conv or linear (through a folded batch norm) is applied by it; a 2×2 max pooling after a Winograd convolution
+    /// conv or linear (through a folded batch norm) is applied by it; a residual <c>add</c> is done by the conv or linear
+    /// that writes one of its inputs, before the activation after it; a 2×2 max pooling after a Winograd convolution
     /// (through its ReLU) is applied in its output transform. A value read by more than one node is never fused away.
     /// </summary>
     public static class Fusion
