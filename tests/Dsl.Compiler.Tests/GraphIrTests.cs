@@ -144,7 +144,7 @@ public sealed class GraphIrTests
     }
 
     /// <summary>Regions that are live at the same time (on their timelines, or kept across Forward → Backward) never overlap in memory.</summary>
-    private static void AssertNoSharedMemoryWhileLive(DataflowGraph graph, MemoryPlan memory)
+    internal static void AssertNoSharedMemoryWhileLive(DataflowGraph graph, MemoryPlan memory)
     {
         int gap = 2 * graph.Nodes.Count + 2;
         bool Kept(Region r) => !r.IsInference && r.Start < gap && r.End > gap;

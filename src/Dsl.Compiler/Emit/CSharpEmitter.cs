@@ -555,12 +555,22 @@ namespace Dsl.Compiler.Emit
         {
             var group = Lowered.Inference.LedBy(node)!;
             var written = _memory.InferenceRegion(group.Last.Output);
-            return written is not null && written == _memory.InferenceRegion(node.Input);
+            // A concatenation's region also holds the inputs written into it in place: that is not writing over its input.
+            return written is not null && written == _memory.InferenceRegion(node.Input) && _memory.SliceOf(node.Input) is null;
         }
 
         public void DeclareInferOutput(Node node, string variable, string comment)
         {
             var group = Lowered.Inference.LedBy(node)!;
+            if (_memory.SliceOf(group.Last.Output) is { } slice)
+            {
+                int length = group.Last.Output.Length;
+                string start = slice.Offset == 0 ? $"{RegionName(slice.Region)} * MaxBatch" : $"{RegionName(slice.Region)} * MaxBatch + {Int(slice.Offset)}";
+                Line($"var {variable} = _arena.AsSpan({start}, (batch - 1) * {Int(slice.Stride)} + {Int(length)}); " +
+                    $"// its slice of {slice.Concat.Op.Name}'s output, in place: floats {Int(slice.Offset)}–{Int(slice.Offset + length - 1)} of each sample's {Int(slice.Stride)}");
+                return;
+            }
+
             Line(InferInPlace(node)
                 ? $"var {variable} = {InferName(node.Input)}; // in place"
                 : $"var {variable} = {Span(_memory.InferenceRegion(group.Last.Output)!, group.Last.Output.Length)};{comment}");
@@ -611,14 +621,19 @@ namespace Dsl.Compiler.Emit
                     {
                         var group = Lowered.Inference.GroupOf(node)!;
                         var producer = group.Producer.Op;
-                        e.Header(group.Epilogues.First(x => x.Node == node).Kind == EpilogueKind.FoldedBatchNorm
-                            ? $" — folded into {producer.Name}"
-                            : $" — applied by {producer.Name} ({producer.KindName}) as it wrote its output");
+                        var epilogue = group.Epilogues.First(x => x.Node == node);
+                        e.Header(epilogue.Kind switch
+                        {
+                            EpilogueKind.FoldedBatchNorm => $" — folded into {producer.Name}",
+                            EpilogueKind.ResidualAdd => $" — no pass of its own: {producer.Name} ({producer.KindName}) added {e.InferSourceOf(epilogue.Residual!)} as it wrote its output",
+                            _ => $" — applied by {producer.Name} ({producer.KindName}) as it wrote its output",
+                        });
                         continue;
                     }
 
                     // A graph: this node reads a value other than the one just computed.
-                    if (node.Op is not MergeOp && current != node.Input) Line($"h = {InferName(node.Input)};");
+                    if (node.Op is not MergeOp && current != node.Input)
+                        Line($"h = {InferName(node.Input)}; // another branch: {node.Op.Name} reads {(node.Input.Producer is { } from ? from.Op.Name + "'s output" : "the model input")}");
                     string v = $"h{counter++}";
                     node.Op.EmitInfer(e, v);
                     Line($"h = {v};");

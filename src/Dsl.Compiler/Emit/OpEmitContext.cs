@@ -109,6 +109,22 @@ namespace Dsl.Compiler.Emit
         /// <summary>In training, the variables of the values the node reads, in argument order.</summary>
         public IReadOnlyList<string> InputNames => Node.Inputs.Select(_model.ValueName).ToList();
 
+        /// <summary>At inference, where the group this node leads writes its value when that is a slice of a concatenation's output (in place); else null.</summary>
+        public InferenceSlice? InferOutputSlice => Group is { } group ? _model.Lowered.Memory.SliceOf(group.Last.Output) : null;
+
+        /// <summary>At inference, whether <paramref name="value"/> was written in place into its slice of a concatenation's output.</summary>
+        public bool IsWrittenInPlace(Graph.Value value) => _model.Lowered.Memory.SliceOf(value) is not null;
+
+        /// <summary>At inference, the node whose kernel writes <paramref name="value"/> (its group's producer); null for the model input.</summary>
+        public Node? InferWriterOf(Graph.Value value) => value.Producer is { } node ? _model.Lowered.Inference.GroupOf(node)?.Producer ?? node : null;
+
+        /// <summary>At inference, the variable holding <paramref name="value"/>.</summary>
+        public string InferNameOf(Graph.Value value) => _model.InferName(value);
+
+        /// <summary>At inference, <paramref name="value"/> for a comment: its variable and the layer that wrote it.</summary>
+        public string InferSourceOf(Graph.Value value) =>
+            value.Producer is { } node ? $"{_model.InferName(value)} ({node.Op.Name} output)" : "input (the model input)";
+
         /// <summary>At inference, the variables of the values the node reads, in argument order.</summary>
         public IReadOnlyList<string> InferInputNames => Node.Inputs.Select(_model.InferName).ToList();
 

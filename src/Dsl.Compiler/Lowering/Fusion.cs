@@ -19,10 +19,16 @@ namespace Dsl.Compiler.Lowering
 
         /// <summary>A 2×2 stride-2 max pooling applied in a Winograd convolution's output transform (one window per tile).</summary>
         MaxPool2x2,
+
+        /// <summary>
+        /// A graph's <c>add(a, b)</c> done by the conv or linear that produces one input (through its folded batch norm)
+        /// as it writes: it adds the other input, the residual, before the activation after the add (if any).
+        /// </summary>
+        ResidualAdd,
     }
 
-    /// <summary>A node whose work another node's kernel does.</summary>
-    public sealed record Epilogue(Node Node, EpilogueKind Kind);
+    /// <summary>A node whose work another node's kernel does; for a <see cref="EpilogueKind.ResidualAdd"/>, the value it adds.</summary>
+    public sealed record Epilogue(Node Node, EpilogueKind Kind, Value? Residual = null);
 
     /// <summary>A producer and the nodes it applies as it writes, in graph order: one kernel call, one pass over memory.</summary>
     public sealed record FusedGroup(Node Producer, IReadOnlyList<Epilogue> Epilogues)
@@ -71,7 +77,8 @@ namespace Dsl.Compiler.Lowering
     /// Pass 2: which nodes run inside another's kernel. Training: a ReLU after a batch norm with batch statistics is
     /// written by the batch norm. Inference: a batch norm with running statistics folds into the conv or linear
     /// before it, else rides on the pooling or activation before it as a scale and shift; a ReLU, SiLU or GELU after a
-    /// conv or linear (through a folded batch norm) is applied by it; a 2×2 max pooling after a Winograd convolution
+    /// conv or linear (through a folded batch norm) is applied by it; a residual <c>add</c> is done by the conv or linear
+    /// that writes one of its inputs, before the activation after it; a 2×2 max pooling after a Winograd convolution
     /// (through its ReLU) is applied in its output transform. A value read by more than one node is never fused away.
     /// </summary>
     public static class Fusion
@@ -136,6 +143,32 @@ namespace Dsl.Compiler.Lowering
                 }
             }
 
+            // A residual add: add(a, b) where a conv or linear (through its folded batch norm) writes a for the add alone and
+            // runs after b exists; its kernel adds b as it writes. When both inputs qualify, the later producer takes it
+            // (the other value is then ready). The residual stays live to the add's step in the memory plan, past the
+            // producer's step, so nothing the producer writes overlaps it.
+            foreach (var node in graph.Nodes)
+            {
+                if (node.Op is not MergeOp { IsConcat: false } || node.Inputs.Count != 2 || node.Inputs[0] == node.Inputs[1]) continue;
+                Node? best = null;
+                Value? residual = null;
+                for (int i = 0; i < 2; i++)
+                {
+                    if (Owner(node.Inputs[i]) is not { Op: WeightedOp } producer || fused.Contains(producer)) continue;
+                    var other = node.Inputs[1 - i];
+                    if (other.Producer is { } before && before.Id >= producer.Id) continue;
+                    if (best is null || producer.Id > best.Id)
+                    {
+                        best = producer;
+                        residual = other;
+                    }
+                }
+
+                if (best is null) continue;
+                epilogues[best].Add(new Epilogue(node, EpilogueKind.ResidualAdd, residual));
+                fused.Add(node);
+            }
+
             // An activation the producer's kernel can apply, right after a conv or linear (or the batch norm folded into one).
             foreach (var node in graph.Nodes)
             {
@@ -152,6 +185,7 @@ namespace Dsl.Compiler.Lowering
                 if (node.Op is not PoolOp { IsMaxPool2x2: true } || fused.Contains(node) || epilogues[node].Count > 0) continue;
                 if (Owner(node.Input) is not { } producer || fused.Contains(producer)) continue;
                 if (!kernels.TryGetValue(producer, out var algorithm) || algorithm != ConvAlgorithm.Winograd) continue;
+                if (epilogues[producer].Any(e => e.Kind == EpilogueKind.ResidualAdd)) continue; // the sum is written whole, then pooled
                 // The maximum commutes with ReLU, not with SiLU or GELU (not monotonic): those pool after the activation.
                 if (epilogues[producer].FirstOrDefault(e => e.Kind == EpilogueKind.Activation) is { Node.Op: ActivationOp { Function: var function } } && function != ActivationFunction.Relu) continue;
                 epilogues[producer].Add(new Epilogue(node, EpilogueKind.MaxPool2x2));

@@ -79,9 +79,10 @@ namespace Dsl.Compiler.Lowering
             Dictionary<Node, Region> masks, Dictionary<Node, Region> indices, IReadOnlyList<Region> regions, int perSample,
             IReadOnlyList<(Node Node, int Offset)> caches, int cacheLength, IReadOnlyList<PlannedTensor> tensors, int parameterLength, int bufferLength,
             int counterLength, Dictionary<Node, int> scales, Dictionary<Node, (int Weight, int Bias)> foldedWeights, Dictionary<Node, int> packedWeights,
-            int foldedLength, Region? discardedInputGradient, bool inputCopied, Dictionary<Node, Region> parts)
+            int foldedLength, Region? discardedInputGradient, bool inputCopied, Dictionary<Node, Region> parts, Dictionary<Value, InferenceSlice> slices)
         {
             _parts = parts;
+            _slices = slices;
             _values = values;
             _gradients = gradients;
             _inference = inference;
@@ -112,6 +113,10 @@ namespace Dsl.Compiler.Lowering
         private readonly Dictionary<Node, (int Weight, int Bias)> _foldedWeights;
         private readonly Dictionary<Node, int> _packedWeights;
         private readonly Dictionary<Node, Region> _parts;
+        private readonly Dictionary<Value, InferenceSlice> _slices;
+
+        /// <summary>At inference, where a concatenation's input is written in place: its slice of the concatenation's region; null when it has its own.</summary>
+        public InferenceSlice? SliceOf(Value value) => _slices.TryGetValue(value, out var slice) ? slice : null;
 
         /// <summary>Where <paramref name="reader"/> writes its share of its input's gradient when a later reader wrote that gradient first.</summary>
         public Region? GradientPart(Node reader) => _parts.TryGetValue(reader, out var region) ? region : null;
@@ -162,6 +167,12 @@ namespace Dsl.Compiler.Lowering
 
         public int? PackedWeight(Node node) => _packedWeights.TryGetValue(node, out int offset) ? offset : null;
     }
+
+    /// <summary>
+    /// A value a conv writes straight into its slice of a concatenation's output at inference: sample s at
+    /// <c>s·Stride + Offset</c> floats into <see cref="Region"/> (the concatenation's), <see cref="Concat"/> copying nothing for it.
+    /// </summary>
+    public sealed record InferenceSlice(Node Concat, Region Region, int Offset, int Stride);
 
     public enum StorageKind
     {
@@ -319,9 +330,51 @@ namespace Dsl.Compiler.Lowering
             // that can write over its input does so when nothing after it reads that input.
             int Step(Node node) => node.Id + 1;
             var inference = new Dictionary<Value, Region>();
+
+            // Concatenations in place: an input that only the concat reads, written by a conv's group, is written by that
+            // conv straight into its slice of the concat's output (its kernels take a sample stride); the concat's region
+            // then lives from the first such conv's step, and the concat copies only the other inputs.
+            var slices = new Dictionary<Value, InferenceSlice>();
+            var concatRegions = new Dictionary<Node, Region>();
+            var inPlace = new Dictionary<Value, (Node Concat, int Offset)>();
+            foreach (var node in graph.Nodes)
+            {
+                if (node.Op is not MergeOp { IsConcat: true } || inferencePlan.Identities.Contains(node)) continue;
+                int offset = 0;
+                foreach (var input in node.Inputs)
+                {
+                    if (graph.SoleConsumer(input) == node && node.Inputs.Count(v => v == input) == 1 && input.Producer is { } producer
+                        && inferencePlan.GroupOf(producer) is { Producer.Op: ConvOp } group && group.Last == producer
+                        && group.Find(EpilogueKind.ResidualAdd) is null && group.Find(EpilogueKind.MaxPool2x2) is null)
+                    {
+                        inPlace[input] = (node, offset);
+                    }
+
+                    offset += input.Length;
+                }
+            }
+
+            Region ConcatRegion(Node concat, int start)
+            {
+                if (!concatRegions.TryGetValue(concat, out var region))
+                {
+                    region = new Region(RegionKind.Inference, concat.Output, Alignment.Line(concat.Output.Length), start, start);
+                    concatRegions[concat] = region;
+                    regions.Add(region);
+                }
+
+                return region;
+            }
+
             foreach (var node in graph.Nodes)
             {
                 if (inference.ContainsKey(node.Output)) continue; // written by an earlier group's kernel
+                if (concatRegions.TryGetValue(node, out var concatRegion))
+                {
+                    inference[node.Output] = concatRegion; // its in-place inputs wrote their slices already
+                    continue;
+                }
+
                 if (inferencePlan.Identities.Contains(node))
                 {
                     if (inference.TryGetValue(node.Input, out var passed)) inference[node.Output] = passed;
@@ -330,6 +383,14 @@ namespace Dsl.Compiler.Lowering
 
                 var group = inferencePlan.LedBy(node) ?? throw new UnreachableException();
                 var written = group.Last.Output;
+                if (inPlace.TryGetValue(written, out var slice))
+                {
+                    var into = ConcatRegion(slice.Concat, Step(node));
+                    slices[written] = new InferenceSlice(slice.Concat, into, slice.Offset, slice.Concat.Output.Length);
+                    foreach (var member in group.Members) inference[member.Output] = into;
+                    continue;
+                }
+
                 Region? region = null;
                 if (node.Op.InfersInPlace && inference.TryGetValue(node.Input, out var source)
                     && !graph.Nodes.Any(later => later.Id > node.Id && !group.Members.Contains(later) && later.Inputs.Any(v => inference.TryGetValue(v, out var r) && r == source)))
@@ -423,7 +484,7 @@ namespace Dsl.Compiler.Lowering
             }
 
             return new MemoryPlan(values, gradients, inference, masks, indices, regions, perSample, caches, cache, tensors, parameters, buffers, counters,
-                scales, foldedWeights, packed, folded, discarded, inputCopied, parts);
+                scales, foldedWeights, packed, folded, discarded, inputCopied, parts, slices);
         }
 
         /// <summary>

@@ -179,8 +179,16 @@ namespace Dsl.Compiler.Ops
             var (w, b) = InferenceWeights(e);
             string fused = e.Group?.Find(EpilogueKind.MaxPool2x2) is not null
                 ? $", relu: {(e.Group.Find(EpilogueKind.Activation) is null ? "false" : "true")}, maxPool: true"
+                : e.InferOutputSlice is { } slice ? SliceArguments(e, slice)
                 : ActivationArgument(e);
             e.Line($"{e.Kernels}.{KernelClass(e.Algorithm)}.Forward(h, {w}, {b}, {v}, batch, in {e.N}Geometry, scratch, Pool{fused});");
+        }
+
+        /// <summary>The arguments of the kernels' strided entry point: the activation, no residual, and the concatenation's sample stride.</summary>
+        private static string SliceArguments(Emit.OpEmitContext e, InferenceSlice slice)
+        {
+            string function = e.Group?.Find(EpilogueKind.Activation) is { Node.Op: ActivationOp activation } ? activation.Function.Kernel : "None";
+            return $", {e.Kernels}.FusedActivation.{function}, residual: default, outputStride: {e.Int(slice.Stride)}";
         }
     }
 

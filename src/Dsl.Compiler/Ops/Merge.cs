@@ -50,15 +50,21 @@ namespace Dsl.Compiler.Ops
             EmitMerge(e, inputs, y);
         }
 
-        private void EmitMerge(Emit.OpEmitContext e, IReadOnlyList<string> inputs, string y)
+        private void EmitMerge(Emit.OpEmitContext e, IReadOnlyList<string> inputs, string y, bool inference = false)
         {
             if (IsConcat)
             {
-                // Each input is written into its slice of every sample's output.
+                // Each input is written into its slice of every sample's output; at inference a conv that only this
+                // concat reads has written its slice already, in place.
                 int offset = 0;
-                foreach (var (input, length) in inputs.Zip(Lengths, (v, l) => (v, l)))
+                for (int i = 0; i < inputs.Count; i++)
                 {
-                    e.Line($"{e.Kernels}.Merges.WriteSlice({input}, {e.Int(length)}, {y}, {e.Int(OutputLength)}, {e.Int(offset)}, batch);");
+                    int length = Shapes.Length(InputShapes[i]);
+                    var value = e.Node.Inputs[i];
+                    if (inference && e.IsWrittenInPlace(value))
+                        e.Line($"// {inputs[i]} ({value.Producer!.Op.Name} output): written in place by {e.InferWriterOf(value)!.Op.Name}, floats {e.Int(offset)}–{e.Int(offset + length - 1)} of each sample");
+                    else
+                        e.Line($"{e.Kernels}.Merges.WriteSlice({inputs[i]}, {e.Int(length)}, {y}, {e.Int(OutputLength)}, {e.Int(offset)}, batch);");
                     offset += length;
                 }
 
@@ -90,7 +96,7 @@ namespace Dsl.Compiler.Ops
         {
             e.Header();
             e.DeclareInferOutput(v);
-            EmitMerge(e, e.InferInputNames, v);
+            EmitMerge(e, e.InferInputNames, v, inference: true);
         }
     }
 }

@@ -54,10 +54,12 @@ namespace Dsl.Compiler.Ops
             return notes;
         }
 
-        /// <summary>The notes after the kernel's own: the activation and pooling applied as it writes.</summary>
+        /// <summary>The notes after the kernel's own: the residual add, the activation and pooling applied as it writes.</summary>
         protected static string AppliedNotes(Emit.OpEmitContext e)
         {
             string notes = "";
+            if (e.Group?.Find(Lowering.EpilogueKind.ResidualAdd) is { } add)
+                notes += $" — {add.Node.Op.Name} (add) applied as it writes: adds {e.InferSourceOf(add.Residual!)}";
             if (e.Group?.Find(Lowering.EpilogueKind.Activation) is { } activation)
                 notes += $" — {activation.Node.Op.Name} ({activation.Node.Op.KindName}) applied as it writes";
             if (e.Group?.Find(Lowering.EpilogueKind.MaxPool2x2) is { } pool)
@@ -74,8 +76,20 @@ namespace Dsl.Compiler.Ops
                 : (e.Weight(), e.BiasOrDefault());
         }
 
-        /// <summary>The fused-activation argument of the kernels: <c>, relu: true</c> or nothing.</summary>
-        protected static string ActivationArgument(Emit.OpEmitContext e) =>
-            e.Group?.Find(Lowering.EpilogueKind.Activation) is { } activation ? ((ActivationOp)activation.Node.Op).KernelArgument(e) : "";
+        /// <summary>
+        /// The fused-activation argument of the kernels: <c>, relu: true</c> or nothing; with a residual add, the
+        /// activation after it and the residual: <c>, FusedActivation.Relu, residual: h2</c>.
+        /// </summary>
+        protected static string ActivationArgument(Emit.OpEmitContext e)
+        {
+            var activation = e.Group?.Find(Lowering.EpilogueKind.Activation);
+            if (e.Group?.Find(Lowering.EpilogueKind.ResidualAdd) is { } add)
+            {
+                string function = activation is null ? "None" : ((ActivationOp)activation.Node.Op).Function.Kernel;
+                return $", {e.Kernels}.FusedActivation.{function}, residual: {e.InferNameOf(add.Residual!)}";
+            }
+
+            return activation is not null ? ((ActivationOp)activation.Node.Op).KernelArgument(e) : "";
+        }
     }
 }

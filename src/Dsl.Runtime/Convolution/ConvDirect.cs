@@ -100,7 +100,43 @@ public static unsafe class ConvDirect
             return;
         }
 
-        Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && y.Length >= n * g.OutputLength, "buffer too short");
+        Run(x, w, bias, y, n, g, scratch, relu, null, FusedActivation.None);
+    }
+
+    /// <summary>
+    /// Computes <c>y = act(conv(x, w) + bias + residual)</c>: a graph's residual add (and the activation after it)
+    /// done as each sample's output is written, while it is in cache.
+    /// </summary>
+    /// <param name="x">Input <c>[n, InChannels, InH, InW]</c>.</param>
+    /// <param name="w">Weight <c>[OutChannels, InChannels, KernelH, KernelW]</c>.</param>
+    /// <param name="bias">Bias <c>[OutChannels]</c>, or empty for no bias.</param>
+    /// <param name="y">Output <c>[n, OutChannels, OutH, OutW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Convolution geometry.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
+    /// <param name="activation">The activation after the add.</param>
+    /// <param name="residual">The add's other input, laid out like <paramref name="y"/>.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch,
+        FusedActivation activation, ReadOnlySpan<float> residual)
+    {
+        if (!Suits(g))
+        {
+            ConvGemm.Forward(x, w, bias, y, n, g, scratch, activation, residual);
+            return;
+        }
+
+        ResidualEpilogue.Check(residual, n, g.OutputLength);
+        fixed (float* pr = residual)
+            Run(x, w, bias, y, n, g, scratch, relu: false, pr, activation);
+    }
+
+    // The direct kernel; with a residual (or an activation not applied in the tiles), each sample's output gets it once
+    // written. Sample s of y (and of the residual) starts at s·yStride (0: the output length).
+    private static void Run(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch,
+        bool relu, float* residual, FusedActivation activation, long yStride = 0)
+    {
+        long stride = yStride == 0 ? g.OutputLength : yStride;
+        Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && (n == 0 || y.Length >= (n - 1) * stride + g.OutputLength), "buffer too short");
         Debug.Assert(bias.IsEmpty || bias.Length >= g.OutChannels, "bias too short");
         Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
         int taps = g.InChannels * g.KernelH * g.KernelW, wp = PaddedW(g);
@@ -112,10 +148,11 @@ public static unsafe class ConvDirect
             for (int s = 0; s < n; s++)
             {
                 float* image = Padded(px + (long)s * g.InputLength, g, ps);
-                float* ys = py + (long)s * g.OutputLength;
+                float* ys = py + s * stride;
                 int o = 0;
                 for (; o + 4 <= g.OutChannels; o += 4) ForwardChannels4(image, pw + (long)o * taps, bias.IsEmpty ? null : pb + o, ys + (long)o * g.OutH * g.OutW, offsets, taps, wp, g.OutH, g.OutW, relu);
                 for (; o < g.OutChannels; o++) ForwardChannel(image, pw + (long)o * taps, bias.IsEmpty ? 0f : pb[o], ys + (long)o * g.OutH * g.OutW, offsets, taps, wp, g.OutH, g.OutW, relu);
+                if (residual != null || activation != FusedActivation.None) ResidualEpilogue.Apply(ys, residual == null ? null : residual + s * stride, g.OutputLength, activation);
             }
         }
     }
@@ -351,6 +388,9 @@ public static unsafe class ConvDirect
         public int BiasLength, N, ScratchStride;
         public ConvGeometry G;
         public bool Relu;
+        public float* Residual; // null: no residual add
+        public FusedActivation Activation; // applied to each sample once written (after the residual add)
+        public long YStride; // floats between samples of Y; 0: the output length
     }
 
     /// <summary>Forward with the batch split across <paramref name="pool"/>.</summary>
@@ -375,6 +415,63 @@ public static unsafe class ConvDirect
     {
         Forward(x, w, bias, y, n, g, scratch, pool, relu: activation == FusedActivation.Relu);
         if (activation is not (FusedActivation.None or FusedActivation.Relu)) Activations.Apply(activation, y.Slice(0, n * g.OutputLength));
+    }
+
+    /// <summary>
+    /// Forward across <paramref name="pool"/> with a graph's residual add and the activation after it applied as
+    /// each sample's output is written: <c>y = act(conv(x, w) + bias + residual)</c>.
+    /// </summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    /// <param name="activation">The activation after the add.</param>
+    /// <param name="residual">The add's other input, laid out like <paramref name="y"/>.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool,
+        FusedActivation activation, ReadOnlySpan<float> residual)
+    {
+        ResidualEpilogue.Check(residual, n, g.OutputLength);
+        Forward(x, w, bias, y, n, g, scratch, pool, activation, residual, g.OutputLength);
+    }
+
+    /// <summary>
+    /// Forward across <paramref name="pool"/> into samples <paramref name="outputStride"/> floats apart: a slice of a
+    /// concatenation's output, written in place (each sample's channels at their offset), with the activation and an
+    /// optional residual applied as each sample's output is written.
+    /// </summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param>
+    /// <param name="y">Output: sample s at s·<paramref name="outputStride"/>; the floats between samples are left as they are.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    /// <param name="activation">The activation the output goes through (after the residual add, if any).</param>
+    /// <param name="residual">The add's other input, laid out like <paramref name="y"/>, or empty for none.</param>
+    /// <param name="outputStride">Floats between the starts of consecutive samples of <paramref name="y"/>, at least the output length.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool,
+        FusedActivation activation, ReadOnlySpan<float> residual, int outputStride)
+    {
+        if (!Suits(g))
+        {
+            ConvGemm.Forward(x, w, bias, y, n, g, scratch, pool, activation, residual, outputStride);
+            return;
+        }
+
+        ResidualEpilogue.Extent(y, residual, n, g.OutputLength, outputStride);
+        bool relu = residual.IsEmpty && activation == FusedActivation.Relu; // in the register tiles
+        var after = relu ? FusedActivation.None : activation;
+        fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch, pr = residual)
+        {
+            float* r = residual.IsEmpty ? null : pr;
+            if (!Parallel(pool, n, g))
+            {
+                Run(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)), relu, r, after, outputStride);
+                return;
+            }
+
+            var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g, Relu = relu,
+                Residual = r, Activation = after, YStride = outputStride };
+            pool.RunChunks(&ForwardPart, &job, pool.Threads);
+        }
     }
 
     /// <summary>Forward with the batch split across <paramref name="pool"/>, ReLU applied as it writes when <paramref name="relu"/>.</summary>
@@ -410,9 +507,10 @@ public static unsafe class ConvDirect
         var (lo, hi) = WorkerPool.Share(job->N, part, parts);
         if (lo == hi) return;
         var g = job->G;
-        Forward(new ReadOnlySpan<float>(job->X + (long)lo * g.InputLength, (hi - lo) * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
-            new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y + (long)lo * g.OutputLength, (hi - lo) * g.OutputLength),
-            hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), job->Relu);
+        long stride = job->YStride == 0 ? g.OutputLength : job->YStride;
+        Run(new ReadOnlySpan<float>(job->X + (long)lo * g.InputLength, (hi - lo) * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
+            new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y + lo * stride, (int)((hi - lo - 1) * stride + g.OutputLength)),
+            hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), job->Relu, job->Residual == null ? null : job->Residual + lo * stride, job->Activation, stride);
     }
 
     /// <summary>

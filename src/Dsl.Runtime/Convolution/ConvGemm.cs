@@ -69,6 +69,29 @@ public static unsafe class ConvGemm
         ImplicitGemm.Forward(x, w, bias, y, n, g, scratch, relu);
     }
 
+    /// <summary>
+    /// Computes <c>y = act(conv(x, w) + bias + residual)</c>: a graph's residual add (and the activation after it)
+    /// done as each sample's output is written, while it is in cache.
+    /// </summary>
+    /// <param name="x">Input <c>[n, InChannels, InH, InW]</c>.</param>
+    /// <param name="w">Weight <c>[OutChannels, InChannels/Groups, KernelH, KernelW]</c>.</param>
+    /// <param name="bias">Bias <c>[OutChannels]</c>, or empty for no bias.</param>
+    /// <param name="y">Output <c>[n, OutChannels, OutH, OutW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Convolution geometry.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
+    /// <param name="activation">The activation after the add.</param>
+    /// <param name="residual">The add's other input, laid out like <paramref name="y"/>.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch,
+        FusedActivation activation, ReadOnlySpan<float> residual)
+    {
+        Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && y.Length >= n * g.OutputLength, "buffer too short");
+        Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
+        ResidualEpilogue.Check(residual, n, g.OutputLength);
+        fixed (float* pr = residual)
+            ImplicitGemm.Forward(x, w, bias, y, n, g, scratch, relu: false, pr, activation);
+    }
+
     /// <summary>Input gradient <c>dx = conv_transpose(dy, w)</c>, with per-thread scratch; <paramref name="dx"/> is overwritten.</summary>
     /// <param name="dy">Output gradient <c>[n, OutChannels, OutH, OutW]</c>.</param>
     /// <param name="w">Weight.</param>
@@ -178,6 +201,9 @@ public static unsafe class ConvGemm
         public int BiasLength, N, ScratchStride;
         public ConvGeometry G;
         public bool Relu;
+        public float* Residual; // null: no residual add
+        public FusedActivation Activation; // applied to each part's output once written (after the residual add)
+        public long YStride; // floats between samples of Y; 0: the output length
     }
 
     /// <summary><see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, in ConvGeometry, Span{float})"/> with the batch split across <paramref name="pool"/>.</summary>
@@ -202,6 +228,56 @@ public static unsafe class ConvGemm
     {
         Forward(x, w, bias, y, n, g, scratch, pool, relu: activation == FusedActivation.Relu);
         if (activation is not (FusedActivation.None or FusedActivation.Relu)) Activations.Apply(activation, y.Slice(0, n * g.OutputLength));
+    }
+
+    /// <summary>
+    /// Forward across <paramref name="pool"/> with a graph's residual add and the activation after it applied as
+    /// each part's output is written: <c>y = act(conv(x, w) + bias + residual)</c>.
+    /// </summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    /// <param name="activation">The activation after the add.</param>
+    /// <param name="residual">The add's other input, laid out like <paramref name="y"/>.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool,
+        FusedActivation activation, ReadOnlySpan<float> residual)
+    {
+        ResidualEpilogue.Check(residual, n, g.OutputLength);
+        Forward(x, w, bias, y, n, g, scratch, pool, activation, residual, g.OutputLength);
+    }
+
+    /// <summary>
+    /// Forward across <paramref name="pool"/> into samples <paramref name="outputStride"/> floats apart: a slice of a
+    /// concatenation's output, written in place (each sample's channels at their offset), with the activation and an
+    /// optional residual applied as each part's output is written.
+    /// </summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param>
+    /// <param name="y">Output: sample s at s·<paramref name="outputStride"/>; the floats between samples are left as they are.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    /// <param name="activation">The activation the output goes through (after the residual add, if any).</param>
+    /// <param name="residual">The add's other input, laid out like <paramref name="y"/>, or empty for none.</param>
+    /// <param name="outputStride">Floats between the starts of consecutive samples of <paramref name="y"/>, at least the output length.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool,
+        FusedActivation activation, ReadOnlySpan<float> residual, int outputStride)
+    {
+        ResidualEpilogue.Extent(y, residual, n, g.OutputLength, outputStride);
+        bool relu = residual.IsEmpty && activation == FusedActivation.Relu; // in the register tiles where the path has them
+        var after = relu ? FusedActivation.None : activation;
+        fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch, pr = residual)
+        {
+            if (!Parallel(pool, n, g) || (n == 1 && !ImplicitGemm.CanSplitForward(g)))
+            {
+                ImplicitGemm.Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)), relu, residual.IsEmpty ? null : pr, after, outputStride);
+                return;
+            }
+
+            var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g, Relu = relu,
+                Residual = residual.IsEmpty ? null : pr, Activation = after, YStride = outputStride };
+            pool.RunChunks(ByChannels(pool, n, ImplicitGemm.CanSplitForward(g)) ? &ForwardChannelsPart : &ForwardPart, &job, pool.Threads);
+        }
     }
 
     /// <summary>Forward with the batch (or, for fewer samples than threads, the output channels) split across <paramref name="pool"/>, ReLU applied as it writes when <paramref name="relu"/>.</summary>
@@ -231,9 +307,10 @@ public static unsafe class ConvGemm
         var g = job->G;
         var (lo, hi) = Channels(g.OutChannels, Gemm.MR, part, parts);
         if (lo == hi) return;
+        long stride = job->YStride == 0 ? g.OutputLength : job->YStride;
         ImplicitGemm.ForwardChannels(new ReadOnlySpan<float>(job->X, job->N * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
-            new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y, job->N * g.OutputLength), job->N, g,
-            new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi, job->Relu);
+            new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y, (int)((job->N - 1) * stride + g.OutputLength)), job->N, g,
+            new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), lo, hi, job->Relu, job->Residual, job->Activation, stride);
     }
 
     private static void ForwardPart(void* state, int part, int parts, int thread)
@@ -242,9 +319,11 @@ public static unsafe class ConvGemm
         var (lo, hi) = WorkerPool.Share(job->N, part, parts);
         if (lo == hi) return;
         var g = job->G;
-        Forward(new ReadOnlySpan<float>(job->X + (long)lo * g.InputLength, (hi - lo) * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
-            new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y + (long)lo * g.OutputLength, (hi - lo) * g.OutputLength),
-            hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), job->Relu);
+        long stride = job->YStride == 0 ? g.OutputLength : job->YStride;
+        ImplicitGemm.Forward(new ReadOnlySpan<float>(job->X + (long)lo * g.InputLength, (hi - lo) * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
+            new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y + lo * stride, (int)((hi - lo - 1) * stride + g.OutputLength)),
+            hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), job->Relu,
+            job->Residual == null ? null : job->Residual + lo * stride, job->Activation, stride);
     }
 
     /// <summary>Input gradient with the batch split across <paramref name="pool"/>.</summary>

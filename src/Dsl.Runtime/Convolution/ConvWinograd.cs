@@ -186,6 +186,101 @@ public static unsafe class ConvWinograd
         }
     }
 
+    /// <summary>
+    /// Computes <c>y = act(conv(x, w) + bias + residual)</c> on the caller's thread: a graph's residual add (and the
+    /// activation after it) done on each block of tile rows as the output transform writes it.
+    /// </summary>
+    /// <param name="x">Input <c>[n, InChannels, InH, InW]</c>.</param>
+    /// <param name="w">Weight <c>[OutChannels, InChannels, 3, 3]</c>.</param>
+    /// <param name="bias">Bias <c>[OutChannels]</c>, or empty.</param>
+    /// <param name="y">Output <c>[n, OutChannels, OutH, OutW]</c>; overwritten.</param>
+    /// <param name="n">Batch size.</param>
+    /// <param name="g">Convolution geometry.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
+    /// <param name="activation">The activation after the add.</param>
+    /// <param name="residual">The add's other input, laid out like <paramref name="y"/>.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch,
+        FusedActivation activation, ReadOnlySpan<float> residual)
+    {
+        if (!Suits(g))
+        {
+            ConvGemm.Forward(x, w, bias, y, n, g, scratch, activation, residual);
+            return;
+        }
+
+        ResidualEpilogue.Check(residual, n, g.OutputLength);
+        Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && y.Length >= n * g.OutputLength, "buffer too short");
+        var plan = Plan.Of(g);
+        Debug.Assert(scratch.Length >= plan.ScratchLength, "scratch too short");
+        fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch, pr = residual)
+        {
+            TransformWeights(pw, ps, plan, flipped: false);
+            Run(px, ps, bias.IsEmpty ? null : pb, py, plan, ps + plan.ULength, 0, n * plan.Blocks, relu: false, maxPool: false, pr, activation);
+        }
+    }
+
+    /// <summary>
+    /// Forward across <paramref name="pool"/> with a graph's residual add and the activation after it applied to each
+    /// block of tile rows as the output transform writes it: <c>y = act(conv(x, w) + bias + residual)</c>.
+    /// </summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    /// <param name="activation">The activation after the add.</param>
+    /// <param name="residual">The add's other input, laid out like <paramref name="y"/>.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool,
+        FusedActivation activation, ReadOnlySpan<float> residual)
+    {
+        ResidualEpilogue.Check(residual, n, g.OutputLength);
+        Forward(x, w, bias, y, n, g, scratch, pool, activation, residual, g.OutputLength);
+    }
+
+    /// <summary>
+    /// Forward across <paramref name="pool"/> into samples <paramref name="outputStride"/> floats apart: a slice of a
+    /// concatenation's output, written in place (each sample's channels at their offset), with the activation and an
+    /// optional residual applied to each block of tile rows as the output transform writes it.
+    /// </summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param>
+    /// <param name="y">Output: sample s at s·<paramref name="outputStride"/>; the floats between samples are left as they are.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    /// <param name="activation">The activation the output goes through (after the residual add, if any).</param>
+    /// <param name="residual">The add's other input, laid out like <paramref name="y"/>, or empty for none.</param>
+    /// <param name="outputStride">Floats between the starts of consecutive samples of <paramref name="y"/>, at least the output length.</param>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool,
+        FusedActivation activation, ReadOnlySpan<float> residual, int outputStride)
+    {
+        if (!Suits(g))
+        {
+            ConvGemm.Forward(x, w, bias, y, n, g, scratch, pool, activation, residual, outputStride);
+            return;
+        }
+
+        ResidualEpilogue.Extent(y, residual, n, g.OutputLength, outputStride);
+        bool relu = residual.IsEmpty && activation == FusedActivation.Relu; // in the output transform
+        var after = relu ? FusedActivation.None : activation;
+        var plan = Plan.Of(g);
+        bool parallel = Parallel(pool, n, g);
+        var mine = parallel ? scratch : scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1));
+        Debug.Assert(mine.Length >= plan.ScratchLength, "scratch too short");
+        fixed (float* px = x, pw = w, pb = bias, py = y, ps = mine, pr = residual)
+        {
+            float* r = residual.IsEmpty ? null : pr;
+            TransformWeights(pw, ps, plan, flipped: false);
+            if (!parallel)
+            {
+                Run(px, ps, bias.IsEmpty ? null : pb, py, plan, ps + plan.ULength, 0, n * plan.Blocks, relu, maxPool: false, r, after, outputStride);
+                return;
+            }
+
+            var job = new Job { X = px, U = ps, Bias = bias.IsEmpty ? null : pb, Y = py, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = n * plan.Blocks, Plan = plan,
+                Relu = relu, Residual = r, Activation = after, YStride = outputStride };
+            pool.RunChunks(&Part, &job, pool.Threads);
+        }
+    }
+
     // Floats per sample of the forward output, pooled or not.
     private static int OutputLength(in ConvGeometry g, bool maxPool) => maxPool ? g.OutChannels * (g.OutH / 2) * (g.OutW / 2) : g.OutputLength;
 
@@ -607,6 +702,9 @@ public static unsafe class ConvWinograd
         public int Items;
         public Plan Plan;
         public bool Relu, MaxPool;
+        public float* Residual; // null: no residual add
+        public FusedActivation Activation; // applied to each block once transformed (after the residual add)
+        public long YStride; // floats between samples of Y; 0: the output length
     }
 
     // Chunk `part`'s share of the items (one chunk per thread, claimed by whichever is free); the transformed weights lie at the start of region 0.
@@ -615,14 +713,18 @@ public static unsafe class ConvWinograd
         var job = (Job*)state;
         var (lo, hi) = WorkerPool.Share(job->Items, part, parts);
         if (lo == hi) return;
-        Run(job->X, job->U, job->Bias, job->Y, job->Plan, job->Scratch + part * job->ScratchStride + job->Plan.ULength, lo, hi, job->Relu, job->MaxPool);
+        Run(job->X, job->U, job->Bias, job->Y, job->Plan, job->Scratch + part * job->ScratchStride + job->Plan.ULength, lo, hi, job->Relu, job->MaxPool, job->Residual, job->Activation, job->YStride);
     }
 
     // Items [lo, hi): item i is block i % Blocks of sample i / Blocks. work = this thread's copy, V and M.
-    private static void Run(float* x, float* u, float* bias, float* y, in Plan p, float* work, int lo, int hi, bool relu, bool maxPool = false)
+    // With a residual or an activation (never with maxPool), each block's rows of every channel get it once transformed.
+    // Sample s of y (and of the residual) starts at s·yStride (0: the output length).
+    private static void Run(float* x, float* u, float* bias, float* y, in Plan p, float* work, int lo, int hi, bool relu, bool maxPool = false,
+        float* residual = null, FusedActivation activation = FusedActivation.None, long yStride = 0)
     {
         float* copy = work, v = copy + p.CopyLength, m = v + p.VLength;
         long inLength = (long)p.Cin * p.InH * p.InW, outLength = maxPool ? (long)p.Cout * (p.OutH / 2) * (p.OutW / 2) : (long)p.Cout * p.OutH * p.OutW;
+        if (yStride != 0) outLength = yStride;
         for (int item = lo; item < hi;)
         {
             int sample = item / p.Blocks, first = item % p.Blocks;
@@ -635,6 +737,11 @@ public static unsafe class ConvWinograd
                 Multiply(u, v, m, p);
                 if (maxPool) TransformOutputPooled(m, bias, y + sample * outLength, p, block, relu);
                 else TransformOutput(m, bias, y + sample * outLength, p, block, relu);
+                if (residual != null || activation != FusedActivation.None)
+                {
+                    ResidualEpilogue.ApplyRows(y + sample * outLength, residual == null ? null : residual + sample * outLength, p.Cout, p.OutH, p.OutW,
+                        2 * p.BlockRows * block, Math.Min(p.OutH, 2 * p.BlockRows * (block + 1)), activation);
+                }
             }
 
             item += last - first;

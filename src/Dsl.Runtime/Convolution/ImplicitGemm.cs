@@ -56,21 +56,30 @@ internal static unsafe class ImplicitGemm
         return (k + blocks - 1) / blocks;
     }
 
-    /// <summary>y (overwritten) = conv(x, w) + bias for n samples, with ReLU applied as it writes when <paramref name="relu"/>.</summary>
-    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, bool relu = false)
+    /// <summary>
+    /// y (overwritten) = conv(x, w) + bias for n samples, with ReLU applied as it writes when <paramref name="relu"/>;
+    /// with a <paramref name="residual"/> (a graph's residual add), <c>act(conv + bias + residual)</c>, each
+    /// sample's planes summed and activated once written (then <paramref name="relu"/> must be false); an
+    /// <paramref name="activation"/> without a residual is likewise applied to each sample's planes once written.
+    /// Sample s of y (and of the residual) starts at s·<paramref name="yStride"/> (0: the output length; more: y is
+    /// a slice of a concatenation's output, which this writes in place).
+    /// </summary>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, bool relu = false,
+        float* residual = null, FusedActivation activation = FusedActivation.None, long yStride = 0)
     {
         if (OnPaddedGrid(g))
         {
-            ForwardOnPaddedGrid(x, w, bias, y, n, g, scratch, 0, g.OutPerGroup, relu);
+            ForwardOnPaddedGrid(x, w, bias, y, n, g, scratch, 0, g.OutPerGroup, relu, residual, activation, yStride);
             return;
         }
 
-        ForwardPacked(x, w, bias, y, n, g, scratch);
-        if (relu) Activations.ReluForward(y.Slice(0, n * g.OutputLength), y);
+        ForwardPacked(x, w, bias, y, n, g, scratch, residual, relu ? FusedActivation.Relu : activation, yStride);
     }
 
-    private static void ForwardPacked(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch)
+    private static void ForwardPacked(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch,
+        float* residual, FusedActivation activation, long yStride)
     {
+        long stride = yStride == 0 ? g.OutputLength : yStride;
         int m = g.OutPerGroup;
         int k = g.InPerGroup * g.KernelH * g.KernelW;
         int pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
@@ -94,7 +103,7 @@ internal static unsafe class ImplicitGemm
                 for (int s = 0; s < n; s++)
                 {
                     float* xs = px + (long)s * g.InputLength + (long)group * g.InPerGroup * inPlane;
-                    float* ys = py + (long)s * g.OutputLength + (long)group * m * pixels;
+                    float* ys = py + s * stride + (long)group * m * pixels;
                     if (pb != null)
                     {
                         for (int o = 0; o < m; o++) new Span<float>(ys + (long)o * pixels, pixels).Fill(pb[group * m + o]);
@@ -121,6 +130,8 @@ internal static unsafe class ImplicitGemm
                             }
                         }
                     }
+
+                    if (residual != null || activation != FusedActivation.None) ResidualEpilogue.Apply(ys, residual == null ? null : residual + (ys - py), (long)m * pixels, activation);
                 }
             }
         }
@@ -143,8 +154,9 @@ internal static unsafe class ImplicitGemm
     public static bool CanSplitBackwardWeight(in ConvGeometry g) => g.Groups == 1 && WeightOnPaddedGrid(g);
 
     /// <summary>Forward on the padded grid for output channels [<paramref name="oLo"/>, <paramref name="oHi"/>) of one group (oLo a multiple of 6).</summary>
-    public static void ForwardChannels(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi, bool relu) =>
-        ForwardOnPaddedGrid(x, w, bias, y, n, g, scratch, oLo, oHi, relu);
+    public static void ForwardChannels(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi, bool relu,
+        float* residual = null, FusedActivation activation = FusedActivation.None, long yStride = 0) =>
+        ForwardOnPaddedGrid(x, w, bias, y, n, g, scratch, oLo, oHi, relu, residual, activation, yStride);
 
     /// <summary>Input gradient (stride 1) for input channels [<paramref name="cLo"/>, <paramref name="cHi"/>) of one group (cLo a multiple of 6).</summary>
     public static void BackwardInputChannels(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int n, in ConvGeometry g, Span<float> scratch, int cLo, int cHi)
@@ -161,8 +173,12 @@ internal static unsafe class ImplicitGemm
     // each block of K, each 16-column tile of output and each 6-row tile of weights, the micro-kernel reads
     // tap p's image row at offsets[p] past the tile's start. Output channels [oLo, oHi) of each group; the
     // tiles are those of the whole layer, so a split by channels computes the same bits as one pass.
-    private static void ForwardOnPaddedGrid(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi, bool relu)
+    // With a residual (or an activation not applied in the tiles), each sample's planes [oLo, oHi) get it once written;
+    // sample s of y starts at s·yStride (0: the output length).
+    private static void ForwardOnPaddedGrid(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, int oLo, int oHi, bool relu,
+        float* residual = null, FusedActivation activation = FusedActivation.None, long yStride = 0)
     {
+        long stride = yStride == 0 ? g.OutputLength : yStride;
         int m = g.OutPerGroup, cg = g.InPerGroup, mine = oHi - oLo;
         int k = cg * g.KernelH * g.KernelW;
         int wp = PaddedW(g), pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
@@ -190,7 +206,7 @@ internal static unsafe class ImplicitGemm
                     {
                         // Rows of whole 16-column tiles: each tile reads its image row in place and is stored
                         // straight into y, the bias as the accumulators' start and the ReLU in the last store.
-                        float* yg = py + (long)s * g.OutputLength + ((long)group * m + oLo) * pixels;
+                        float* yg = py + s * stride + ((long)group * m + oLo) * pixels;
                         float* bg = pb != null ? pb + group * m + oLo : null;
                         for (int pc = 0; pc < k; pc += blockK)
                         {
@@ -212,6 +228,7 @@ internal static unsafe class ImplicitGemm
                             }
                         }
 
+                        if (residual != null || activation != FusedActivation.None) ResidualEpilogue.Apply(yg, residual == null ? null : residual + (yg - py), (long)mine * pixels, activation);
                         continue;
                     }
 
@@ -232,13 +249,15 @@ internal static unsafe class ImplicitGemm
                     }
 
                     // Drop the padded columns; add the bias (and apply ReLU) as it writes.
-                    float* ys = py + (long)s * g.OutputLength + ((long)group * m + oLo) * pixels;
+                    float* ys = py + s * stride + ((long)group * m + oLo) * pixels;
                     for (int o = 0; o < mine; o++)
                     {
                         float b = pb != null ? pb[group * m + oLo + o] : 0f;
                         for (int oh = 0; oh < g.OutH; oh++)
                             WriteRow(grid + (long)o * gridPixels + (long)oh * wp, ys + (long)o * pixels + (long)oh * g.OutW, g.OutW, b, relu);
                     }
+
+                    if (residual != null || activation != FusedActivation.None) ResidualEpilogue.Apply(ys, residual == null ? null : residual + (ys - py), (long)mine * pixels, activation);
                 }
             }
         }

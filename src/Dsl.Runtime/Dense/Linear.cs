@@ -92,6 +92,25 @@ public static unsafe class Linear
     }
 
     /// <summary>
+    /// Inference forward with a graph's residual add and the activation after it: <c>y = act(x·Wᵀ + bias + residual)</c>,
+    /// in the one pass over the output that the packed path makes for its activation anyway (a linear layer's
+    /// output is one short row per sample), instead of an add pass and an activation pass.
+    /// </summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="packed">The same weight, packed.</param><param name="bias">Bias, or empty.</param>
+    /// <param name="y">Output; overwritten.</param><param name="n">Batch size.</param><param name="inFeatures">Input features.</param><param name="outFeatures">Output features.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="Gemm.ScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null.</param>
+    /// <param name="activation">The activation after the add.</param>
+    /// <param name="residual">The add's other input, <c>[n, outFeatures]</c>.</param>
+    public static void ForwardPacked(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> packed, ReadOnlySpan<float> bias, Span<float> y, int n, int inFeatures, int outFeatures,
+        Span<float> scratch, WorkerPool? pool, FusedActivation activation, ReadOnlySpan<float> residual)
+    {
+        ResidualEpilogue.Check(residual, n, outFeatures);
+        ForwardPacked(x, w, packed, bias, y, n, inFeatures, outFeatures, scratch, pool, relu: false);
+        ResidualEpilogue.Apply(y.Slice(0, n * outFeatures), residual.Slice(0, n * outFeatures), activation);
+    }
+
+    /// <summary>
     /// Inference forward with the weight also packed beforehand (<see cref="PackWeight"/>): from
     /// <see cref="PackedBatchLimit"/> samples the GEMM reads the packed weight and packs only x; below it, and
     /// for a layer of at most 32 outputs where AVX-512 is present (the last layer of a classifier), the dot
