@@ -276,34 +276,26 @@ namespace Dsl.Models.Tests
         private const int Layer2Infer = 0; // 2 output at inference
         private const int MaxpoolInfer = 196608; // maxpool output at inference
         private const int Layer1_0_2Infer = 0; // layer1.0.2 output at inference
-        private const int Layer1_0Bn2Infer = 16384; // layer1.0.bn2 output at inference
-        private const int Layer1_0AddInfer = 0; // layer1.0.add output at inference
-        private const int Layer1_1_2Infer = 16384; // layer1.1.2 output at inference
-        private const int Layer1_1Bn2Infer = 32768; // layer1.1.bn2 output at inference
-        private const int Layer1_1AddInfer = 16384; // layer1.1.add output at inference
+        private const int Layer1_0_5Infer = 16384; // layer1.0.5 output at inference
+        private const int Layer1_1_2Infer = 0; // layer1.1.2 output at inference
+        private const int Layer1_1_5Infer = 32768; // layer1.1.5 output at inference
         private const int Layer2_0_2Infer = 0; // layer2.0.2 output at inference
         private const int Layer2_0Bn2Infer = 8192; // layer2.0.bn2 output at inference
-        private const int Layer2_0Downsample1Infer = 0; // layer2.0.downsample.1 output at inference
-        private const int Layer2_0AddInfer = 16384; // layer2.0.add output at inference
-        private const int Layer2_1_2Infer = 0; // layer2.1.2 output at inference
-        private const int Layer2_1Bn2Infer = 8192; // layer2.1.bn2 output at inference
-        private const int Layer2_1AddInfer = 0; // layer2.1.add output at inference
-        private const int Layer3_0_2Infer = 8192; // layer3.0.2 output at inference
-        private const int Layer3_0Bn2Infer = 12288; // layer3.0.bn2 output at inference
-        private const int Layer3_0Downsample1Infer = 8192; // layer3.0.downsample.1 output at inference
-        private const int Layer3_0AddInfer = 0; // layer3.0.add output at inference
+        private const int Layer2_0_6Infer = 0; // layer2.0.6 output at inference
+        private const int Layer2_1_2Infer = 8192; // layer2.1.2 output at inference
+        private const int Layer2_1_5Infer = 16384; // layer2.1.5 output at inference
+        private const int Layer3_0_2Infer = 0; // layer3.0.2 output at inference
+        private const int Layer3_0Bn2Infer = 4096; // layer3.0.bn2 output at inference
+        private const int Layer3_0_6Infer = 0; // layer3.0.6 output at inference
         private const int Layer3_1_2Infer = 4096; // layer3.1.2 output at inference
-        private const int Layer3_1Bn2Infer = 8192; // layer3.1.bn2 output at inference
-        private const int Layer3_1AddInfer = 4096; // layer3.1.add output at inference
+        private const int Layer3_1_5Infer = 8192; // layer3.1.5 output at inference
         private const int Layer4_0_2Infer = 0; // layer4.0.2 output at inference
         private const int Layer4_0Bn2Infer = 2048; // layer4.0.bn2 output at inference
-        private const int Layer4_0Downsample1Infer = 0; // layer4.0.downsample.1 output at inference
-        private const int Layer4_0AddInfer = 4096; // layer4.0.add output at inference
-        private const int Layer4_1_2Infer = 0; // layer4.1.2 output at inference
-        private const int Layer4_1Bn2Infer = 2048; // layer4.1.bn2 output at inference
-        private const int Layer4_1AddInfer = 0; // layer4.1.add output at inference
-        private const int Layer8Infer = 2048; // 8 output at inference
-        private const int FcInfer = 0; // fc output at inference
+        private const int Layer4_0_6Infer = 0; // layer4.0.6 output at inference
+        private const int Layer4_1_2Infer = 2048; // layer4.1.2 output at inference
+        private const int Layer4_1_5Infer = 4096; // layer4.1.5 output at inference
+        private const int Layer8Infer = 0; // 8 output at inference
+        private const int FcInfer = 512; // fc output at inference
         private const int ArenaPerSample = 567808;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
@@ -1687,238 +1679,190 @@ namespace Dsl.Models.Tests
 
             // layer1.0.2: relu — resnet.nn(6,29) — [N, 64, 16, 16] → [N, 64, 16, 16] — applied by layer1.0.conv1 (conv2d) as it wrote its output
 
-            // layer1.0.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — resnet.nn(7,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — with layer1.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            var h3 = _arena.AsSpan(Layer1_0Bn2Infer * MaxBatch, batch * 16384);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer1_0Conv2FoldedWeight, 36864), folded.Slice(Layer1_0Conv2FoldedBias, 64), h3, batch, in Layer1_0Conv2Geometry, scratch, Pool);
+            // layer1.0.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — resnet.nn(7,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — with layer1.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.0.add (add) applied as it writes: adds h1 (maxpool output) — layer1.0.5 (relu) applied as it writes
+            var h3 = _arena.AsSpan(Layer1_0_5Infer * MaxBatch, batch * 16384);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer1_0Conv2FoldedWeight, 36864), folded.Slice(Layer1_0Conv2FoldedBias, 64), h3, batch, in Layer1_0Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h1);
             h = h3;
 
             // layer1.0.bn2: bn2d as bn2 — resnet.nn(8,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — folded into layer1.0.conv2
 
-            // layer1.0.add: add(out, input) — resnet.nn(9,5) — [N, 64, 16, 16] → [N, 64, 16, 16]
-            var h4 = _arena.AsSpan(Layer1_0AddInfer * MaxBatch, batch * 16384);
-            global::Dsl.Runtime.Kernels.Merges.Add(h3, h1, h4);
-            h = h4;
+            // layer1.0.add: add(out, input) — resnet.nn(9,5) — [N, 64, 16, 16] → [N, 64, 16, 16] — no pass of its own: layer1.0.conv2 (conv2d) added h1 (maxpool output) as it wrote its output
 
-            // layer1.0.5: relu — resnet.nn(9,24) — [N, 64, 16, 16] → [N, 64, 16, 16]
-            var h5 = h4; // in place
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(h, h5);
-            h = h5;
+            // layer1.0.5: relu — resnet.nn(9,24) — [N, 64, 16, 16] → [N, 64, 16, 16] — applied by layer1.0.conv2 (conv2d) as it wrote its output
 
             // layer1.1.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet.nn(5,11) — [N, 64, 16, 16] → [N, 64, 16, 16] — with layer1.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.1.2 (relu) applied as it writes
-            var h6 = _arena.AsSpan(Layer1_1_2Infer * MaxBatch, batch * 16384);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer1_1Conv1FoldedWeight, 36864), folded.Slice(Layer1_1Conv1FoldedBias, 64), h6, batch, in Layer1_1Conv1Geometry, scratch, Pool, relu: true);
-            h = h6;
+            var h4 = _arena.AsSpan(Layer1_1_2Infer * MaxBatch, batch * 16384);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer1_1Conv1FoldedWeight, 36864), folded.Slice(Layer1_1Conv1FoldedBias, 64), h4, batch, in Layer1_1Conv1Geometry, scratch, Pool, relu: true);
+            h = h4;
 
             // layer1.1.bn1: bn2d as bn1 — resnet.nn(6,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — folded into layer1.1.conv1
 
             // layer1.1.2: relu — resnet.nn(6,29) — [N, 64, 16, 16] → [N, 64, 16, 16] — applied by layer1.1.conv1 (conv2d) as it wrote its output
 
-            // layer1.1.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — resnet.nn(7,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — with layer1.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            var h7 = _arena.AsSpan(Layer1_1Bn2Infer * MaxBatch, batch * 16384);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer1_1Conv2FoldedWeight, 36864), folded.Slice(Layer1_1Conv2FoldedBias, 64), h7, batch, in Layer1_1Conv2Geometry, scratch, Pool);
-            h = h7;
+            // layer1.1.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — resnet.nn(7,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — with layer1.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.1.add (add) applied as it writes: adds h3 (layer1.0.5 output) — layer1.1.5 (relu) applied as it writes
+            var h5 = _arena.AsSpan(Layer1_1_5Infer * MaxBatch, batch * 16384);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer1_1Conv2FoldedWeight, 36864), folded.Slice(Layer1_1Conv2FoldedBias, 64), h5, batch, in Layer1_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h3);
+            h = h5;
 
             // layer1.1.bn2: bn2d as bn2 — resnet.nn(8,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — folded into layer1.1.conv2
 
-            // layer1.1.add: add(out, input) — resnet.nn(9,5) — [N, 64, 16, 16] → [N, 64, 16, 16]
-            var h8 = _arena.AsSpan(Layer1_1AddInfer * MaxBatch, batch * 16384);
-            global::Dsl.Runtime.Kernels.Merges.Add(h7, h5, h8);
-            h = h8;
+            // layer1.1.add: add(out, input) — resnet.nn(9,5) — [N, 64, 16, 16] → [N, 64, 16, 16] — no pass of its own: layer1.1.conv2 (conv2d) added h3 (layer1.0.5 output) as it wrote its output
 
-            // layer1.1.5: relu — resnet.nn(9,24) — [N, 64, 16, 16] → [N, 64, 16, 16]
-            var h9 = h8; // in place
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(h, h9);
-            h = h9;
+            // layer1.1.5: relu — resnet.nn(9,24) — [N, 64, 16, 16] → [N, 64, 16, 16] — applied by layer1.1.conv2 (conv2d) as it wrote its output
 
             // layer2.0.conv1: conv(64, 128, 3, stride: 2, padding: 1, bias: false) as conv1 — resnet.nn(13,11) — [N, 64, 16, 16] → [N, 128, 8, 8] — with layer2.0.bn1 folded in — layer2.0.2 (relu) applied as it writes
-            var h10 = _arena.AsSpan(Layer2_0_2Infer * MaxBatch, batch * 8192);
-            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer2_0Conv1FoldedWeight, 73728), folded.Slice(Layer2_0Conv1FoldedBias, 128), h10, batch, in Layer2_0Conv1Geometry, scratch, Pool, relu: true);
-            h = h10;
+            var h6 = _arena.AsSpan(Layer2_0_2Infer * MaxBatch, batch * 8192);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer2_0Conv1FoldedWeight, 73728), folded.Slice(Layer2_0Conv1FoldedBias, 128), h6, batch, in Layer2_0Conv1Geometry, scratch, Pool, relu: true);
+            h = h6;
 
             // layer2.0.bn1: bn2d as bn1 — resnet.nn(14,14) — [N, 128, 8, 8] → [N, 128, 8, 8] — folded into layer2.0.conv1
 
             // layer2.0.2: relu — resnet.nn(14,29) — [N, 128, 8, 8] → [N, 128, 8, 8] — applied by layer2.0.conv1 (conv2d) as it wrote its output
 
             // layer2.0.conv2: conv(128, 128, 3, padding: 1, bias: false) as conv2 — resnet.nn(15,14) — [N, 128, 8, 8] → [N, 128, 8, 8] — with layer2.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            var h11 = _arena.AsSpan(Layer2_0Bn2Infer * MaxBatch, batch * 8192);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_0Conv2FoldedWeight, 147456), folded.Slice(Layer2_0Conv2FoldedBias, 128), h11, batch, in Layer2_0Conv2Geometry, scratch, Pool);
-            h = h11;
+            var h7 = _arena.AsSpan(Layer2_0Bn2Infer * MaxBatch, batch * 8192);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_0Conv2FoldedWeight, 147456), folded.Slice(Layer2_0Conv2FoldedBias, 128), h7, batch, in Layer2_0Conv2Geometry, scratch, Pool);
+            h = h7;
 
             // layer2.0.bn2: bn2d as bn2 — resnet.nn(16,14) — [N, 128, 8, 8] → [N, 128, 8, 8] — folded into layer2.0.conv2
 
-            h = h9;
-            // layer2.0.downsample.0: conv(64, 128, 1, stride: 2, bias: false) — resnet.nn(17,22) — [N, 64, 16, 16] → [N, 128, 8, 8] — with layer2.0.downsample.1 folded in
-            var h12 = _arena.AsSpan(Layer2_0Downsample1Infer * MaxBatch, batch * 8192);
-            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer2_0Downsample0FoldedWeight, 8192), folded.Slice(Layer2_0Downsample0FoldedBias, 128), h12, batch, in Layer2_0Downsample0Geometry, scratch, Pool);
-            h = h12;
+            h = h5; // another branch: layer2.0.downsample.0 reads layer1.1.5's output
+            // layer2.0.downsample.0: conv(64, 128, 1, stride: 2, bias: false) — resnet.nn(17,22) — [N, 64, 16, 16] → [N, 128, 8, 8] — with layer2.0.downsample.1 folded in — layer2.0.add (add) applied as it writes: adds h7 (layer2.0.bn2 output) — layer2.0.6 (relu) applied as it writes
+            var h8 = _arena.AsSpan(Layer2_0_6Infer * MaxBatch, batch * 8192);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer2_0Downsample0FoldedWeight, 8192), folded.Slice(Layer2_0Downsample0FoldedBias, 128), h8, batch, in Layer2_0Downsample0Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h7);
+            h = h8;
 
             // layer2.0.downsample.1: bn2d — resnet.nn(17,80) — [N, 128, 8, 8] → [N, 128, 8, 8] — folded into layer2.0.downsample.0
 
-            // layer2.0.add: add(out, skip) — resnet.nn(18,5) — [N, 128, 8, 8] → [N, 128, 8, 8]
-            var h13 = _arena.AsSpan(Layer2_0AddInfer * MaxBatch, batch * 8192);
-            global::Dsl.Runtime.Kernels.Merges.Add(h11, h12, h13);
-            h = h13;
+            // layer2.0.add: add(out, skip) — resnet.nn(18,5) — [N, 128, 8, 8] → [N, 128, 8, 8] — no pass of its own: layer2.0.downsample.0 (conv2d) added h7 (layer2.0.bn2 output) as it wrote its output
 
-            // layer2.0.6: relu — resnet.nn(18,23) — [N, 128, 8, 8] → [N, 128, 8, 8]
-            var h14 = h13; // in place
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(h, h14);
-            h = h14;
+            // layer2.0.6: relu — resnet.nn(18,23) — [N, 128, 8, 8] → [N, 128, 8, 8] — applied by layer2.0.downsample.0 (conv2d) as it wrote its output
 
             // layer2.1.conv1: conv(128, 128, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet.nn(5,11) — [N, 128, 8, 8] → [N, 128, 8, 8] — with layer2.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer2.1.2 (relu) applied as it writes
-            var h15 = _arena.AsSpan(Layer2_1_2Infer * MaxBatch, batch * 8192);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_1Conv1FoldedWeight, 147456), folded.Slice(Layer2_1Conv1FoldedBias, 128), h15, batch, in Layer2_1Conv1Geometry, scratch, Pool, relu: true);
-            h = h15;
+            var h9 = _arena.AsSpan(Layer2_1_2Infer * MaxBatch, batch * 8192);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_1Conv1FoldedWeight, 147456), folded.Slice(Layer2_1Conv1FoldedBias, 128), h9, batch, in Layer2_1Conv1Geometry, scratch, Pool, relu: true);
+            h = h9;
 
             // layer2.1.bn1: bn2d as bn1 — resnet.nn(6,14) — [N, 128, 8, 8] → [N, 128, 8, 8] — folded into layer2.1.conv1
 
             // layer2.1.2: relu — resnet.nn(6,29) — [N, 128, 8, 8] → [N, 128, 8, 8] — applied by layer2.1.conv1 (conv2d) as it wrote its output
 
-            // layer2.1.conv2: conv(128, 128, 3, padding: 1, bias: false) as conv2 — resnet.nn(7,14) — [N, 128, 8, 8] → [N, 128, 8, 8] — with layer2.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            var h16 = _arena.AsSpan(Layer2_1Bn2Infer * MaxBatch, batch * 8192);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_1Conv2FoldedWeight, 147456), folded.Slice(Layer2_1Conv2FoldedBias, 128), h16, batch, in Layer2_1Conv2Geometry, scratch, Pool);
-            h = h16;
+            // layer2.1.conv2: conv(128, 128, 3, padding: 1, bias: false) as conv2 — resnet.nn(7,14) — [N, 128, 8, 8] → [N, 128, 8, 8] — with layer2.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer2.1.add (add) applied as it writes: adds h8 (layer2.0.6 output) — layer2.1.5 (relu) applied as it writes
+            var h10 = _arena.AsSpan(Layer2_1_5Infer * MaxBatch, batch * 8192);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_1Conv2FoldedWeight, 147456), folded.Slice(Layer2_1Conv2FoldedBias, 128), h10, batch, in Layer2_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h8);
+            h = h10;
 
             // layer2.1.bn2: bn2d as bn2 — resnet.nn(8,14) — [N, 128, 8, 8] → [N, 128, 8, 8] — folded into layer2.1.conv2
 
-            // layer2.1.add: add(out, input) — resnet.nn(9,5) — [N, 128, 8, 8] → [N, 128, 8, 8]
-            var h17 = _arena.AsSpan(Layer2_1AddInfer * MaxBatch, batch * 8192);
-            global::Dsl.Runtime.Kernels.Merges.Add(h16, h14, h17);
-            h = h17;
+            // layer2.1.add: add(out, input) — resnet.nn(9,5) — [N, 128, 8, 8] → [N, 128, 8, 8] — no pass of its own: layer2.1.conv2 (conv2d) added h8 (layer2.0.6 output) as it wrote its output
 
-            // layer2.1.5: relu — resnet.nn(9,24) — [N, 128, 8, 8] → [N, 128, 8, 8]
-            var h18 = h17; // in place
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(h, h18);
-            h = h18;
+            // layer2.1.5: relu — resnet.nn(9,24) — [N, 128, 8, 8] → [N, 128, 8, 8] — applied by layer2.1.conv2 (conv2d) as it wrote its output
 
             // layer3.0.conv1: conv(128, 256, 3, stride: 2, padding: 1, bias: false) as conv1 — resnet.nn(13,11) — [N, 128, 8, 8] → [N, 256, 4, 4] — with layer3.0.bn1 folded in — layer3.0.2 (relu) applied as it writes
-            var h19 = _arena.AsSpan(Layer3_0_2Infer * MaxBatch, batch * 4096);
-            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer3_0Conv1FoldedWeight, 294912), folded.Slice(Layer3_0Conv1FoldedBias, 256), h19, batch, in Layer3_0Conv1Geometry, scratch, Pool, relu: true);
-            h = h19;
+            var h11 = _arena.AsSpan(Layer3_0_2Infer * MaxBatch, batch * 4096);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer3_0Conv1FoldedWeight, 294912), folded.Slice(Layer3_0Conv1FoldedBias, 256), h11, batch, in Layer3_0Conv1Geometry, scratch, Pool, relu: true);
+            h = h11;
 
             // layer3.0.bn1: bn2d as bn1 — resnet.nn(14,14) — [N, 256, 4, 4] → [N, 256, 4, 4] — folded into layer3.0.conv1
 
             // layer3.0.2: relu — resnet.nn(14,29) — [N, 256, 4, 4] → [N, 256, 4, 4] — applied by layer3.0.conv1 (conv2d) as it wrote its output
 
             // layer3.0.conv2: conv(256, 256, 3, padding: 1, bias: false) as conv2 — resnet.nn(15,14) — [N, 256, 4, 4] → [N, 256, 4, 4] — with layer3.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            var h20 = _arena.AsSpan(Layer3_0Bn2Infer * MaxBatch, batch * 4096);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_0Conv2FoldedWeight, 589824), folded.Slice(Layer3_0Conv2FoldedBias, 256), h20, batch, in Layer3_0Conv2Geometry, scratch, Pool);
-            h = h20;
+            var h12 = _arena.AsSpan(Layer3_0Bn2Infer * MaxBatch, batch * 4096);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_0Conv2FoldedWeight, 589824), folded.Slice(Layer3_0Conv2FoldedBias, 256), h12, batch, in Layer3_0Conv2Geometry, scratch, Pool);
+            h = h12;
 
             // layer3.0.bn2: bn2d as bn2 — resnet.nn(16,14) — [N, 256, 4, 4] → [N, 256, 4, 4] — folded into layer3.0.conv2
 
-            h = h18;
-            // layer3.0.downsample.0: conv(128, 256, 1, stride: 2, bias: false) — resnet.nn(17,22) — [N, 128, 8, 8] → [N, 256, 4, 4] — with layer3.0.downsample.1 folded in
-            var h21 = _arena.AsSpan(Layer3_0Downsample1Infer * MaxBatch, batch * 4096);
-            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer3_0Downsample0FoldedWeight, 32768), folded.Slice(Layer3_0Downsample0FoldedBias, 256), h21, batch, in Layer3_0Downsample0Geometry, scratch, Pool);
-            h = h21;
+            h = h10; // another branch: layer3.0.downsample.0 reads layer2.1.5's output
+            // layer3.0.downsample.0: conv(128, 256, 1, stride: 2, bias: false) — resnet.nn(17,22) — [N, 128, 8, 8] → [N, 256, 4, 4] — with layer3.0.downsample.1 folded in — layer3.0.add (add) applied as it writes: adds h12 (layer3.0.bn2 output) — layer3.0.6 (relu) applied as it writes
+            var h13 = _arena.AsSpan(Layer3_0_6Infer * MaxBatch, batch * 4096);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer3_0Downsample0FoldedWeight, 32768), folded.Slice(Layer3_0Downsample0FoldedBias, 256), h13, batch, in Layer3_0Downsample0Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h12);
+            h = h13;
 
             // layer3.0.downsample.1: bn2d — resnet.nn(17,80) — [N, 256, 4, 4] → [N, 256, 4, 4] — folded into layer3.0.downsample.0
 
-            // layer3.0.add: add(out, skip) — resnet.nn(18,5) — [N, 256, 4, 4] → [N, 256, 4, 4]
-            var h22 = _arena.AsSpan(Layer3_0AddInfer * MaxBatch, batch * 4096);
-            global::Dsl.Runtime.Kernels.Merges.Add(h20, h21, h22);
-            h = h22;
+            // layer3.0.add: add(out, skip) — resnet.nn(18,5) — [N, 256, 4, 4] → [N, 256, 4, 4] — no pass of its own: layer3.0.downsample.0 (conv2d) added h12 (layer3.0.bn2 output) as it wrote its output
 
-            // layer3.0.6: relu — resnet.nn(18,23) — [N, 256, 4, 4] → [N, 256, 4, 4]
-            var h23 = h22; // in place
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(h, h23);
-            h = h23;
+            // layer3.0.6: relu — resnet.nn(18,23) — [N, 256, 4, 4] → [N, 256, 4, 4] — applied by layer3.0.downsample.0 (conv2d) as it wrote its output
 
             // layer3.1.conv1: conv(256, 256, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet.nn(5,11) — [N, 256, 4, 4] → [N, 256, 4, 4] — with layer3.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer3.1.2 (relu) applied as it writes
-            var h24 = _arena.AsSpan(Layer3_1_2Infer * MaxBatch, batch * 4096);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_1Conv1FoldedWeight, 589824), folded.Slice(Layer3_1Conv1FoldedBias, 256), h24, batch, in Layer3_1Conv1Geometry, scratch, Pool, relu: true);
-            h = h24;
+            var h14 = _arena.AsSpan(Layer3_1_2Infer * MaxBatch, batch * 4096);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_1Conv1FoldedWeight, 589824), folded.Slice(Layer3_1Conv1FoldedBias, 256), h14, batch, in Layer3_1Conv1Geometry, scratch, Pool, relu: true);
+            h = h14;
 
             // layer3.1.bn1: bn2d as bn1 — resnet.nn(6,14) — [N, 256, 4, 4] → [N, 256, 4, 4] — folded into layer3.1.conv1
 
             // layer3.1.2: relu — resnet.nn(6,29) — [N, 256, 4, 4] → [N, 256, 4, 4] — applied by layer3.1.conv1 (conv2d) as it wrote its output
 
-            // layer3.1.conv2: conv(256, 256, 3, padding: 1, bias: false) as conv2 — resnet.nn(7,14) — [N, 256, 4, 4] → [N, 256, 4, 4] — with layer3.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            var h25 = _arena.AsSpan(Layer3_1Bn2Infer * MaxBatch, batch * 4096);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_1Conv2FoldedWeight, 589824), folded.Slice(Layer3_1Conv2FoldedBias, 256), h25, batch, in Layer3_1Conv2Geometry, scratch, Pool);
-            h = h25;
+            // layer3.1.conv2: conv(256, 256, 3, padding: 1, bias: false) as conv2 — resnet.nn(7,14) — [N, 256, 4, 4] → [N, 256, 4, 4] — with layer3.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer3.1.add (add) applied as it writes: adds h13 (layer3.0.6 output) — layer3.1.5 (relu) applied as it writes
+            var h15 = _arena.AsSpan(Layer3_1_5Infer * MaxBatch, batch * 4096);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_1Conv2FoldedWeight, 589824), folded.Slice(Layer3_1Conv2FoldedBias, 256), h15, batch, in Layer3_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h13);
+            h = h15;
 
             // layer3.1.bn2: bn2d as bn2 — resnet.nn(8,14) — [N, 256, 4, 4] → [N, 256, 4, 4] — folded into layer3.1.conv2
 
-            // layer3.1.add: add(out, input) — resnet.nn(9,5) — [N, 256, 4, 4] → [N, 256, 4, 4]
-            var h26 = _arena.AsSpan(Layer3_1AddInfer * MaxBatch, batch * 4096);
-            global::Dsl.Runtime.Kernels.Merges.Add(h25, h23, h26);
-            h = h26;
+            // layer3.1.add: add(out, input) — resnet.nn(9,5) — [N, 256, 4, 4] → [N, 256, 4, 4] — no pass of its own: layer3.1.conv2 (conv2d) added h13 (layer3.0.6 output) as it wrote its output
 
-            // layer3.1.5: relu — resnet.nn(9,24) — [N, 256, 4, 4] → [N, 256, 4, 4]
-            var h27 = h26; // in place
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(h, h27);
-            h = h27;
+            // layer3.1.5: relu — resnet.nn(9,24) — [N, 256, 4, 4] → [N, 256, 4, 4] — applied by layer3.1.conv2 (conv2d) as it wrote its output
 
             // layer4.0.conv1: conv(256, 512, 3, stride: 2, padding: 1, bias: false) as conv1 — resnet.nn(13,11) — [N, 256, 4, 4] → [N, 512, 2, 2] — with layer4.0.bn1 folded in — layer4.0.2 (relu) applied as it writes
-            var h28 = _arena.AsSpan(Layer4_0_2Infer * MaxBatch, batch * 2048);
-            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer4_0Conv1FoldedWeight, 1179648), folded.Slice(Layer4_0Conv1FoldedBias, 512), h28, batch, in Layer4_0Conv1Geometry, scratch, Pool, relu: true);
-            h = h28;
+            var h16 = _arena.AsSpan(Layer4_0_2Infer * MaxBatch, batch * 2048);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer4_0Conv1FoldedWeight, 1179648), folded.Slice(Layer4_0Conv1FoldedBias, 512), h16, batch, in Layer4_0Conv1Geometry, scratch, Pool, relu: true);
+            h = h16;
 
             // layer4.0.bn1: bn2d as bn1 — resnet.nn(14,14) — [N, 512, 2, 2] → [N, 512, 2, 2] — folded into layer4.0.conv1
 
             // layer4.0.2: relu — resnet.nn(14,29) — [N, 512, 2, 2] → [N, 512, 2, 2] — applied by layer4.0.conv1 (conv2d) as it wrote its output
 
             // layer4.0.conv2: conv(512, 512, 3, padding: 1, bias: false) as conv2 — resnet.nn(15,14) — [N, 512, 2, 2] → [N, 512, 2, 2] — with layer4.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            var h29 = _arena.AsSpan(Layer4_0Bn2Infer * MaxBatch, batch * 2048);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer4_0Conv2FoldedWeight, 2359296), folded.Slice(Layer4_0Conv2FoldedBias, 512), h29, batch, in Layer4_0Conv2Geometry, scratch, Pool);
-            h = h29;
+            var h17 = _arena.AsSpan(Layer4_0Bn2Infer * MaxBatch, batch * 2048);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer4_0Conv2FoldedWeight, 2359296), folded.Slice(Layer4_0Conv2FoldedBias, 512), h17, batch, in Layer4_0Conv2Geometry, scratch, Pool);
+            h = h17;
 
             // layer4.0.bn2: bn2d as bn2 — resnet.nn(16,14) — [N, 512, 2, 2] → [N, 512, 2, 2] — folded into layer4.0.conv2
 
-            h = h27;
-            // layer4.0.downsample.0: conv(256, 512, 1, stride: 2, bias: false) — resnet.nn(17,22) — [N, 256, 4, 4] → [N, 512, 2, 2] — with layer4.0.downsample.1 folded in
-            var h30 = _arena.AsSpan(Layer4_0Downsample1Infer * MaxBatch, batch * 2048);
-            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer4_0Downsample0FoldedWeight, 131072), folded.Slice(Layer4_0Downsample0FoldedBias, 512), h30, batch, in Layer4_0Downsample0Geometry, scratch, Pool);
-            h = h30;
+            h = h15; // another branch: layer4.0.downsample.0 reads layer3.1.5's output
+            // layer4.0.downsample.0: conv(256, 512, 1, stride: 2, bias: false) — resnet.nn(17,22) — [N, 256, 4, 4] → [N, 512, 2, 2] — with layer4.0.downsample.1 folded in — layer4.0.add (add) applied as it writes: adds h17 (layer4.0.bn2 output) — layer4.0.6 (relu) applied as it writes
+            var h18 = _arena.AsSpan(Layer4_0_6Infer * MaxBatch, batch * 2048);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer4_0Downsample0FoldedWeight, 131072), folded.Slice(Layer4_0Downsample0FoldedBias, 512), h18, batch, in Layer4_0Downsample0Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h17);
+            h = h18;
 
             // layer4.0.downsample.1: bn2d — resnet.nn(17,80) — [N, 512, 2, 2] → [N, 512, 2, 2] — folded into layer4.0.downsample.0
 
-            // layer4.0.add: add(out, skip) — resnet.nn(18,5) — [N, 512, 2, 2] → [N, 512, 2, 2]
-            var h31 = _arena.AsSpan(Layer4_0AddInfer * MaxBatch, batch * 2048);
-            global::Dsl.Runtime.Kernels.Merges.Add(h29, h30, h31);
-            h = h31;
+            // layer4.0.add: add(out, skip) — resnet.nn(18,5) — [N, 512, 2, 2] → [N, 512, 2, 2] — no pass of its own: layer4.0.downsample.0 (conv2d) added h17 (layer4.0.bn2 output) as it wrote its output
 
-            // layer4.0.6: relu — resnet.nn(18,23) — [N, 512, 2, 2] → [N, 512, 2, 2]
-            var h32 = h31; // in place
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(h, h32);
-            h = h32;
+            // layer4.0.6: relu — resnet.nn(18,23) — [N, 512, 2, 2] → [N, 512, 2, 2] — applied by layer4.0.downsample.0 (conv2d) as it wrote its output
 
             // layer4.1.conv1: conv(512, 512, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet.nn(5,11) — [N, 512, 2, 2] → [N, 512, 2, 2] — with layer4.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer4.1.2 (relu) applied as it writes
-            var h33 = _arena.AsSpan(Layer4_1_2Infer * MaxBatch, batch * 2048);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer4_1Conv1FoldedWeight, 2359296), folded.Slice(Layer4_1Conv1FoldedBias, 512), h33, batch, in Layer4_1Conv1Geometry, scratch, Pool, relu: true);
-            h = h33;
+            var h19 = _arena.AsSpan(Layer4_1_2Infer * MaxBatch, batch * 2048);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer4_1Conv1FoldedWeight, 2359296), folded.Slice(Layer4_1Conv1FoldedBias, 512), h19, batch, in Layer4_1Conv1Geometry, scratch, Pool, relu: true);
+            h = h19;
 
             // layer4.1.bn1: bn2d as bn1 — resnet.nn(6,14) — [N, 512, 2, 2] → [N, 512, 2, 2] — folded into layer4.1.conv1
 
             // layer4.1.2: relu — resnet.nn(6,29) — [N, 512, 2, 2] → [N, 512, 2, 2] — applied by layer4.1.conv1 (conv2d) as it wrote its output
 
-            // layer4.1.conv2: conv(512, 512, 3, padding: 1, bias: false) as conv2 — resnet.nn(7,14) — [N, 512, 2, 2] → [N, 512, 2, 2] — with layer4.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            var h34 = _arena.AsSpan(Layer4_1Bn2Infer * MaxBatch, batch * 2048);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer4_1Conv2FoldedWeight, 2359296), folded.Slice(Layer4_1Conv2FoldedBias, 512), h34, batch, in Layer4_1Conv2Geometry, scratch, Pool);
-            h = h34;
+            // layer4.1.conv2: conv(512, 512, 3, padding: 1, bias: false) as conv2 — resnet.nn(7,14) — [N, 512, 2, 2] → [N, 512, 2, 2] — with layer4.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer4.1.add (add) applied as it writes: adds h18 (layer4.0.6 output) — layer4.1.5 (relu) applied as it writes
+            var h20 = _arena.AsSpan(Layer4_1_5Infer * MaxBatch, batch * 2048);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer4_1Conv2FoldedWeight, 2359296), folded.Slice(Layer4_1Conv2FoldedBias, 512), h20, batch, in Layer4_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h18);
+            h = h20;
 
             // layer4.1.bn2: bn2d as bn2 — resnet.nn(8,14) — [N, 512, 2, 2] → [N, 512, 2, 2] — folded into layer4.1.conv2
 
-            // layer4.1.add: add(out, input) — resnet.nn(9,5) — [N, 512, 2, 2] → [N, 512, 2, 2]
-            var h35 = _arena.AsSpan(Layer4_1AddInfer * MaxBatch, batch * 2048);
-            global::Dsl.Runtime.Kernels.Merges.Add(h34, h32, h35);
-            h = h35;
+            // layer4.1.add: add(out, input) — resnet.nn(9,5) — [N, 512, 2, 2] → [N, 512, 2, 2] — no pass of its own: layer4.1.conv2 (conv2d) added h18 (layer4.0.6 output) as it wrote its output
 
-            // layer4.1.5: relu — resnet.nn(9,24) — [N, 512, 2, 2] → [N, 512, 2, 2]
-            var h36 = h35; // in place
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(h, h36);
-            h = h36;
+            // layer4.1.5: relu — resnet.nn(9,24) — [N, 512, 2, 2] → [N, 512, 2, 2] — applied by layer4.1.conv2 (conv2d) as it wrote its output
 
             // 8: global_avgpool — resnet.nn(29,8) — [N, 512, 2, 2] → [N, 512]
-            var h37 = _arena.AsSpan(Layer8Infer * MaxBatch, batch * 512);
-            global::Dsl.Runtime.Kernels.Pooling.GlobalAvgForward(h, h37, batch, 512, 4);
-            h = h37;
+            var h21 = _arena.AsSpan(Layer8Infer * MaxBatch, batch * 512);
+            global::Dsl.Runtime.Kernels.Pooling.GlobalAvgForward(h, h21, batch, 512, 4);
+            h = h21;
 
             // fc: linear(512, 10) as fc — resnet.nn(30,8) — [N, 512] → [N, 10]
-            var h38 = _arena.AsSpan(FcInfer * MaxBatch, batch * 10);
-            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(FcWeight, 5120), folded.Slice(FcPackedWeight, 8192), parameters.AsSpan(FcBias, 10), h38, batch, 512, 10, scratch, Pool);
-            h = h38;
+            var h22 = _arena.AsSpan(FcInfer * MaxBatch, batch * 10);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(FcWeight, 5120), folded.Slice(FcPackedWeight, 8192), parameters.AsSpan(FcBias, 10), h22, batch, 512, 10, scratch, Pool);
+            h = h22;
 
             h.CopyTo(output);
         }
@@ -2088,68 +2032,83 @@ namespace Dsl.Models.Tests
             new global::Dsl.Runtime.LayerSummary("bn2d", "bn1", "[B, 64, 32, 32]", 128, 131072, 262144),
             new global::Dsl.Runtime.LayerSummary("relu", "2", "[B, 64, 32, 32]", 0, 65536, 262144),
             new global::Dsl.Runtime.LayerSummary("maxpool(3, stride: 2, padding: 1) (maxpool2d)", "maxpool", "[B, 64, 16, 16]", 0, 147456, 65536),
-            new global::Dsl.Runtime.LayerSummary("conv(64, 64, 3, stride: 1, padding: 1, bias: false) (conv2d)", "layer1.0.conv1", "[B, 64, 16, 16]", 36864, 18874368, 65536),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer1.0.bn1", "[B, 64, 16, 16]", 128, 32768, 65536),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer1.0.2", "[B, 64, 16, 16]", 0, 16384, 65536),
-            new global::Dsl.Runtime.LayerSummary("conv(64, 64, 3, padding: 1, bias: false) (conv2d)", "layer1.0.conv2", "[B, 64, 16, 16]", 36864, 18874368, 65536),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer1.0.bn2", "[B, 64, 16, 16]", 128, 32768, 65536),
-            new global::Dsl.Runtime.LayerSummary("add()", "layer1.0.add", "[B, 64, 16, 16]", 0, 16384, 65536),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer1.0.5", "[B, 64, 16, 16]", 0, 16384, 65536),
-            new global::Dsl.Runtime.LayerSummary("conv(64, 64, 3, stride: 1, padding: 1, bias: false) (conv2d)", "layer1.1.conv1", "[B, 64, 16, 16]", 36864, 18874368, 65536),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer1.1.bn1", "[B, 64, 16, 16]", 128, 32768, 65536),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer1.1.2", "[B, 64, 16, 16]", 0, 16384, 65536),
-            new global::Dsl.Runtime.LayerSummary("conv(64, 64, 3, padding: 1, bias: false) (conv2d)", "layer1.1.conv2", "[B, 64, 16, 16]", 36864, 18874368, 65536),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer1.1.bn2", "[B, 64, 16, 16]", 128, 32768, 65536),
-            new global::Dsl.Runtime.LayerSummary("add()", "layer1.1.add", "[B, 64, 16, 16]", 0, 16384, 65536),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer1.1.5", "[B, 64, 16, 16]", 0, 16384, 65536),
-            new global::Dsl.Runtime.LayerSummary("conv(64, 128, 3, stride: 2, padding: 1, bias: false) (conv2d)", "layer2.0.conv1", "[B, 128, 8, 8]", 73728, 9437184, 32768),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer2.0.bn1", "[B, 128, 8, 8]", 256, 16384, 32768),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer2.0.2", "[B, 128, 8, 8]", 0, 8192, 32768),
-            new global::Dsl.Runtime.LayerSummary("conv(128, 128, 3, padding: 1, bias: false) (conv2d)", "layer2.0.conv2", "[B, 128, 8, 8]", 147456, 18874368, 32768),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer2.0.bn2", "[B, 128, 8, 8]", 256, 16384, 32768),
-            new global::Dsl.Runtime.LayerSummary("conv(64, 128, 1, stride: 2, bias: false) (conv2d)", "layer2.0.downsample.0", "[B, 128, 8, 8]", 8192, 1048576, 32768),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer2.0.downsample.1", "[B, 128, 8, 8]", 256, 16384, 32768),
-            new global::Dsl.Runtime.LayerSummary("add()", "layer2.0.add", "[B, 128, 8, 8]", 0, 8192, 32768),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer2.0.6", "[B, 128, 8, 8]", 0, 8192, 32768),
-            new global::Dsl.Runtime.LayerSummary("conv(128, 128, 3, stride: 1, padding: 1, bias: false) (conv2d)", "layer2.1.conv1", "[B, 128, 8, 8]", 147456, 18874368, 32768),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer2.1.bn1", "[B, 128, 8, 8]", 256, 16384, 32768),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer2.1.2", "[B, 128, 8, 8]", 0, 8192, 32768),
-            new global::Dsl.Runtime.LayerSummary("conv(128, 128, 3, padding: 1, bias: false) (conv2d)", "layer2.1.conv2", "[B, 128, 8, 8]", 147456, 18874368, 32768),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer2.1.bn2", "[B, 128, 8, 8]", 256, 16384, 32768),
-            new global::Dsl.Runtime.LayerSummary("add()", "layer2.1.add", "[B, 128, 8, 8]", 0, 8192, 32768),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer2.1.5", "[B, 128, 8, 8]", 0, 8192, 32768),
-            new global::Dsl.Runtime.LayerSummary("conv(128, 256, 3, stride: 2, padding: 1, bias: false) (conv2d)", "layer3.0.conv1", "[B, 256, 4, 4]", 294912, 9437184, 16384),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer3.0.bn1", "[B, 256, 4, 4]", 512, 8192, 16384),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer3.0.2", "[B, 256, 4, 4]", 0, 4096, 16384),
-            new global::Dsl.Runtime.LayerSummary("conv(256, 256, 3, padding: 1, bias: false) (conv2d)", "layer3.0.conv2", "[B, 256, 4, 4]", 589824, 18874368, 16384),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer3.0.bn2", "[B, 256, 4, 4]", 512, 8192, 16384),
-            new global::Dsl.Runtime.LayerSummary("conv(128, 256, 1, stride: 2, bias: false) (conv2d)", "layer3.0.downsample.0", "[B, 256, 4, 4]", 32768, 1048576, 16384),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer3.0.downsample.1", "[B, 256, 4, 4]", 512, 8192, 16384),
-            new global::Dsl.Runtime.LayerSummary("add()", "layer3.0.add", "[B, 256, 4, 4]", 0, 4096, 16384),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer3.0.6", "[B, 256, 4, 4]", 0, 4096, 16384),
-            new global::Dsl.Runtime.LayerSummary("conv(256, 256, 3, stride: 1, padding: 1, bias: false) (conv2d)", "layer3.1.conv1", "[B, 256, 4, 4]", 589824, 18874368, 16384),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer3.1.bn1", "[B, 256, 4, 4]", 512, 8192, 16384),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer3.1.2", "[B, 256, 4, 4]", 0, 4096, 16384),
-            new global::Dsl.Runtime.LayerSummary("conv(256, 256, 3, padding: 1, bias: false) (conv2d)", "layer3.1.conv2", "[B, 256, 4, 4]", 589824, 18874368, 16384),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer3.1.bn2", "[B, 256, 4, 4]", 512, 8192, 16384),
-            new global::Dsl.Runtime.LayerSummary("add()", "layer3.1.add", "[B, 256, 4, 4]", 0, 4096, 16384),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer3.1.5", "[B, 256, 4, 4]", 0, 4096, 16384),
-            new global::Dsl.Runtime.LayerSummary("conv(256, 512, 3, stride: 2, padding: 1, bias: false) (conv2d)", "layer4.0.conv1", "[B, 512, 2, 2]", 1179648, 9437184, 8192),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer4.0.bn1", "[B, 512, 2, 2]", 1024, 4096, 8192),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer4.0.2", "[B, 512, 2, 2]", 0, 2048, 8192),
-            new global::Dsl.Runtime.LayerSummary("conv(512, 512, 3, padding: 1, bias: false) (conv2d)", "layer4.0.conv2", "[B, 512, 2, 2]", 2359296, 18874368, 8192),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer4.0.bn2", "[B, 512, 2, 2]", 1024, 4096, 8192),
-            new global::Dsl.Runtime.LayerSummary("conv(256, 512, 1, stride: 2, bias: false) (conv2d)", "layer4.0.downsample.0", "[B, 512, 2, 2]", 131072, 1048576, 8192),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer4.0.downsample.1", "[B, 512, 2, 2]", 1024, 4096, 8192),
-            new global::Dsl.Runtime.LayerSummary("add()", "layer4.0.add", "[B, 512, 2, 2]", 0, 2048, 8192),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer4.0.6", "[B, 512, 2, 2]", 0, 2048, 8192),
-            new global::Dsl.Runtime.LayerSummary("conv(512, 512, 3, stride: 1, padding: 1, bias: false) (conv2d)", "layer4.1.conv1", "[B, 512, 2, 2]", 2359296, 18874368, 8192),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer4.1.bn1", "[B, 512, 2, 2]", 1024, 4096, 8192),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer4.1.2", "[B, 512, 2, 2]", 0, 2048, 8192),
-            new global::Dsl.Runtime.LayerSummary("conv(512, 512, 3, padding: 1, bias: false) (conv2d)", "layer4.1.conv2", "[B, 512, 2, 2]", 2359296, 18874368, 8192),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer4.1.bn2", "[B, 512, 2, 2]", 1024, 4096, 8192),
-            new global::Dsl.Runtime.LayerSummary("add()", "layer4.1.add", "[B, 512, 2, 2]", 0, 2048, 8192),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer4.1.5", "[B, 512, 2, 2]", 0, 2048, 8192),
+            new global::Dsl.Runtime.LayerSummary("group", "layer1", "[B, 64, 16, 16]", 147968, 75726848, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("  BasicBlock(64, 64, 1)", "layer1.0", "[B, 64, 16, 16]", 73984, 37863424, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("    conv(64, 64, 3, stride: 1, padding: 1, bias: false) (conv2d)", "layer1.0.conv1", "[B, 64, 16, 16]", 36864, 18874368, 65536),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer1.0.bn1", "[B, 64, 16, 16]", 128, 32768, 65536),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer1.0.2", "[B, 64, 16, 16]", 0, 16384, 65536),
+            new global::Dsl.Runtime.LayerSummary("    conv(64, 64, 3, padding: 1, bias: false) (conv2d)", "layer1.0.conv2", "[B, 64, 16, 16]", 36864, 18874368, 65536),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer1.0.bn2", "[B, 64, 16, 16]", 128, 32768, 65536),
+            new global::Dsl.Runtime.LayerSummary("    add(out, input)", "", "[B, 64, 16, 16]", 0, 16384, 65536),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer1.0.5", "[B, 64, 16, 16]", 0, 16384, 65536),
+            new global::Dsl.Runtime.LayerSummary("  BasicBlock(64, 64, 1)", "layer1.1", "[B, 64, 16, 16]", 73984, 37863424, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("    conv(64, 64, 3, stride: 1, padding: 1, bias: false) (conv2d)", "layer1.1.conv1", "[B, 64, 16, 16]", 36864, 18874368, 65536),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer1.1.bn1", "[B, 64, 16, 16]", 128, 32768, 65536),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer1.1.2", "[B, 64, 16, 16]", 0, 16384, 65536),
+            new global::Dsl.Runtime.LayerSummary("    conv(64, 64, 3, padding: 1, bias: false) (conv2d)", "layer1.1.conv2", "[B, 64, 16, 16]", 36864, 18874368, 65536),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer1.1.bn2", "[B, 64, 16, 16]", 128, 32768, 65536),
+            new global::Dsl.Runtime.LayerSummary("    add(out, input)", "", "[B, 64, 16, 16]", 0, 16384, 65536),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer1.1.5", "[B, 64, 16, 16]", 0, 16384, 65536),
+            new global::Dsl.Runtime.LayerSummary("group", "layer2", "[B, 128, 8, 8]", 525568, 67239936, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("  DownBlock(64, 128, 2)", "layer2.0", "[B, 128, 8, 8]", 230144, 29433856, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("    conv(64, 128, 3, stride: 2, padding: 1, bias: false) (conv2d)", "layer2.0.conv1", "[B, 128, 8, 8]", 73728, 9437184, 32768),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer2.0.bn1", "[B, 128, 8, 8]", 256, 16384, 32768),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer2.0.2", "[B, 128, 8, 8]", 0, 8192, 32768),
+            new global::Dsl.Runtime.LayerSummary("    conv(128, 128, 3, padding: 1, bias: false) (conv2d)", "layer2.0.conv2", "[B, 128, 8, 8]", 147456, 18874368, 32768),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer2.0.bn2", "[B, 128, 8, 8]", 256, 16384, 32768),
+            new global::Dsl.Runtime.LayerSummary("    group", "layer2.0.downsample", "[B, 128, 8, 8]", 8448, 1064960, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("      conv(64, 128, 1, stride: 2, bias: false) (conv2d)", "layer2.0.downsample.0", "[B, 128, 8, 8]", 8192, 1048576, 32768),
+            new global::Dsl.Runtime.LayerSummary("      bn2d", "layer2.0.downsample.1", "[B, 128, 8, 8]", 256, 16384, 32768),
+            new global::Dsl.Runtime.LayerSummary("    add(out, skip)", "", "[B, 128, 8, 8]", 0, 8192, 32768),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer2.0.6", "[B, 128, 8, 8]", 0, 8192, 32768),
+            new global::Dsl.Runtime.LayerSummary("  BasicBlock(128, 128, 1)", "layer2.1", "[B, 128, 8, 8]", 295424, 37806080, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("    conv(128, 128, 3, stride: 1, padding: 1, bias: false) (conv2d)", "layer2.1.conv1", "[B, 128, 8, 8]", 147456, 18874368, 32768),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer2.1.bn1", "[B, 128, 8, 8]", 256, 16384, 32768),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer2.1.2", "[B, 128, 8, 8]", 0, 8192, 32768),
+            new global::Dsl.Runtime.LayerSummary("    conv(128, 128, 3, padding: 1, bias: false) (conv2d)", "layer2.1.conv2", "[B, 128, 8, 8]", 147456, 18874368, 32768),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer2.1.bn2", "[B, 128, 8, 8]", 256, 16384, 32768),
+            new global::Dsl.Runtime.LayerSummary("    add(out, input)", "", "[B, 128, 8, 8]", 0, 8192, 32768),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer2.1.5", "[B, 128, 8, 8]", 0, 8192, 32768),
+            new global::Dsl.Runtime.LayerSummary("group", "layer3", "[B, 256, 4, 4]", 2099712, 67174400, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("  DownBlock(128, 256, 2)", "layer3.0", "[B, 256, 4, 4]", 919040, 29396992, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("    conv(128, 256, 3, stride: 2, padding: 1, bias: false) (conv2d)", "layer3.0.conv1", "[B, 256, 4, 4]", 294912, 9437184, 16384),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer3.0.bn1", "[B, 256, 4, 4]", 512, 8192, 16384),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer3.0.2", "[B, 256, 4, 4]", 0, 4096, 16384),
+            new global::Dsl.Runtime.LayerSummary("    conv(256, 256, 3, padding: 1, bias: false) (conv2d)", "layer3.0.conv2", "[B, 256, 4, 4]", 589824, 18874368, 16384),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer3.0.bn2", "[B, 256, 4, 4]", 512, 8192, 16384),
+            new global::Dsl.Runtime.LayerSummary("    group", "layer3.0.downsample", "[B, 256, 4, 4]", 33280, 1056768, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("      conv(128, 256, 1, stride: 2, bias: false) (conv2d)", "layer3.0.downsample.0", "[B, 256, 4, 4]", 32768, 1048576, 16384),
+            new global::Dsl.Runtime.LayerSummary("      bn2d", "layer3.0.downsample.1", "[B, 256, 4, 4]", 512, 8192, 16384),
+            new global::Dsl.Runtime.LayerSummary("    add(out, skip)", "", "[B, 256, 4, 4]", 0, 4096, 16384),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer3.0.6", "[B, 256, 4, 4]", 0, 4096, 16384),
+            new global::Dsl.Runtime.LayerSummary("  BasicBlock(256, 256, 1)", "layer3.1", "[B, 256, 4, 4]", 1180672, 37777408, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("    conv(256, 256, 3, stride: 1, padding: 1, bias: false) (conv2d)", "layer3.1.conv1", "[B, 256, 4, 4]", 589824, 18874368, 16384),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer3.1.bn1", "[B, 256, 4, 4]", 512, 8192, 16384),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer3.1.2", "[B, 256, 4, 4]", 0, 4096, 16384),
+            new global::Dsl.Runtime.LayerSummary("    conv(256, 256, 3, padding: 1, bias: false) (conv2d)", "layer3.1.conv2", "[B, 256, 4, 4]", 589824, 18874368, 16384),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer3.1.bn2", "[B, 256, 4, 4]", 512, 8192, 16384),
+            new global::Dsl.Runtime.LayerSummary("    add(out, input)", "", "[B, 256, 4, 4]", 0, 4096, 16384),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer3.1.5", "[B, 256, 4, 4]", 0, 4096, 16384),
+            new global::Dsl.Runtime.LayerSummary("group", "layer4", "[B, 512, 2, 2]", 8393728, 67141632, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("  DownBlock(256, 512, 2)", "layer4.0", "[B, 512, 2, 2]", 3673088, 29378560, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("    conv(256, 512, 3, stride: 2, padding: 1, bias: false) (conv2d)", "layer4.0.conv1", "[B, 512, 2, 2]", 1179648, 9437184, 8192),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer4.0.bn1", "[B, 512, 2, 2]", 1024, 4096, 8192),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer4.0.2", "[B, 512, 2, 2]", 0, 2048, 8192),
+            new global::Dsl.Runtime.LayerSummary("    conv(512, 512, 3, padding: 1, bias: false) (conv2d)", "layer4.0.conv2", "[B, 512, 2, 2]", 2359296, 18874368, 8192),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer4.0.bn2", "[B, 512, 2, 2]", 1024, 4096, 8192),
+            new global::Dsl.Runtime.LayerSummary("    group", "layer4.0.downsample", "[B, 512, 2, 2]", 132096, 1052672, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("      conv(256, 512, 1, stride: 2, bias: false) (conv2d)", "layer4.0.downsample.0", "[B, 512, 2, 2]", 131072, 1048576, 8192),
+            new global::Dsl.Runtime.LayerSummary("      bn2d", "layer4.0.downsample.1", "[B, 512, 2, 2]", 1024, 4096, 8192),
+            new global::Dsl.Runtime.LayerSummary("    add(out, skip)", "", "[B, 512, 2, 2]", 0, 2048, 8192),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer4.0.6", "[B, 512, 2, 2]", 0, 2048, 8192),
+            new global::Dsl.Runtime.LayerSummary("  BasicBlock(512, 512, 1)", "layer4.1", "[B, 512, 2, 2]", 4720640, 37763072, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("    conv(512, 512, 3, stride: 1, padding: 1, bias: false) (conv2d)", "layer4.1.conv1", "[B, 512, 2, 2]", 2359296, 18874368, 8192),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer4.1.bn1", "[B, 512, 2, 2]", 1024, 4096, 8192),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer4.1.2", "[B, 512, 2, 2]", 0, 2048, 8192),
+            new global::Dsl.Runtime.LayerSummary("    conv(512, 512, 3, padding: 1, bias: false) (conv2d)", "layer4.1.conv2", "[B, 512, 2, 2]", 2359296, 18874368, 8192),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer4.1.bn2", "[B, 512, 2, 2]", 1024, 4096, 8192),
+            new global::Dsl.Runtime.LayerSummary("    add(out, input)", "", "[B, 512, 2, 2]", 0, 2048, 8192),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer4.1.5", "[B, 512, 2, 2]", 0, 2048, 8192),
             new global::Dsl.Runtime.LayerSummary("global_avgpool", "8", "[B, 512]", 0, 2048, 2048),
             new global::Dsl.Runtime.LayerSummary("linear(512, 10)", "fc", "[B, 10]", 5130, 10250, 40),
         };

@@ -51,16 +51,16 @@ namespace Snapshots
         // The batch-scaled arena, per sample (× maxBatch), planned from live ranges: a training value lives from its
         // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
         // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
-        private const int InputCopy = 14112; // the input [3, 12, 12], kept for backward
-        private const int StemOut = 12384; // stem output [6, 12, 12], kept for backward
-        private const int Dense1NormOut = 13248; // dense1.norm output [6, 12, 12], kept for backward
+        private const int InputCopy = 13536; // the input [3, 12, 12], kept for backward
+        private const int StemOut = 11808; // stem output [6, 12, 12], kept for backward
+        private const int Dense1NormOut = 12672; // dense1.norm output [6, 12, 12], kept for backward
         private const int Dense1ConvOut = 0; // dense1.conv output [4, 12, 12]
-        private const int Dense1ConcatOut = 8064; // dense1.concat output [10, 12, 12], kept for backward
-        private const int Dense2NormOut = 9504; // dense2.norm output [10, 12, 12], kept for backward
+        private const int Dense1ConcatOut = 8928; // dense1.concat output [10, 12, 12], kept for backward
+        private const int Dense2NormOut = 10368; // dense2.norm output [10, 12, 12], kept for backward
         private const int Dense2ConvOut = 0; // dense2.conv output [4, 12, 12]
         private const int Dense2ConcatOut = 2016; // dense2.concat output [14, 12, 12], kept for backward
         private const int NormOut = 4032; // norm output [14, 12, 12], kept for backward
-        private const int Layer5Out = 14544; // 5 output [14], kept for backward
+        private const int Layer5Out = 13968; // 5 output [14], kept for backward
         private const int FcOut = 0; // fc output [5]
         private const int StemGrad = 6048; // dL/d(stem output)
         private const int Dense1_1Grad = 0; // dL/d(dense1.1 output)
@@ -73,17 +73,15 @@ namespace Snapshots
         private const int Layer5Grad = 6048; // dL/d(5 output)
         private const int FcGrad = 0; // dL/d(fc output)
         private const int Dense1NormGradPart = 864; // dense1.norm's share of dL/d(stem output), before it is added
-        private const int Dense2NormGradPart = 10944; // dense2.norm's share of dL/d(dense1.concat output), before it is added
+        private const int Dense2NormGradPart = 7488; // dense2.norm's share of dL/d(dense1.concat output), before it is added
         private const int StemInfer = 0; // stem output at inference
         private const int Dense1NormInfer = 864; // dense1.norm output at inference
-        private const int Dense1ConvInfer = 7488; // dense1.conv output at inference
         private const int Dense1ConcatInfer = 6048; // dense1.concat output at inference
-        private const int Dense2NormInfer = 0; // dense2.norm output at inference
-        private const int Dense2ConvInfer = 7488; // dense2.conv output at inference
+        private const int Dense2NormInfer = 7488; // dense2.norm output at inference
         private const int Dense2ConcatInfer = 0; // dense2.concat output at inference
         private const int Layer5Infer = 6048; // 5 output at inference
         private const int FcInfer = 0; // fc output at inference
-        private const int ArenaPerSample = 14560;
+        private const int ArenaPerSample = 13984;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
         private const int CacheLength = 96;
@@ -435,14 +433,14 @@ namespace Snapshots
             h = h2;
 
             // dense1.conv: conv(6, 4, 3, padding: 1, bias: false) as conv — v2_dense_concat.nn(2,45) — [N, 6, 12, 12] → [N, 4, 12, 12]
-            var h3 = _arena.AsSpan(Dense1ConvInfer * MaxBatch, batch * 576);
-            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, parameters.AsSpan(Dense1ConvWeight, 216), default, h3, batch, in Dense1ConvGeometry, scratch, Pool);
+            var h3 = _arena.AsSpan(Dense1ConcatInfer * MaxBatch + 864, (batch - 1) * 1440 + 576); // its slice of dense1.concat's output, in place: floats 864–1439 of each sample's 1440
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, parameters.AsSpan(Dense1ConvWeight, 216), default, h3, batch, in Dense1ConvGeometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.None, residual: default, outputStride: 1440);
             h = h3;
 
             // dense1.concat: concat(input, new) — v2_dense_concat.nn(3,5) — [N, 6, 12, 12] → [N, 10, 12, 12]
             var h4 = _arena.AsSpan(Dense1ConcatInfer * MaxBatch, batch * 1440);
             global::Dsl.Runtime.Kernels.Merges.WriteSlice(h0, 864, h4, 1440, 0, batch);
-            global::Dsl.Runtime.Kernels.Merges.WriteSlice(h3, 576, h4, 1440, 864, batch);
+            // h3 (dense1.conv output): written in place by dense1.conv, floats 864–1439 of each sample
             h = h4;
 
             // dense2.norm: bn2d(10) as norm — v2_dense_concat.nn(2,11) — [N, 10, 12, 12] → [N, 10, 12, 12] — running statistics as a per-channel scale and shift
@@ -456,14 +454,14 @@ namespace Snapshots
             h = h6;
 
             // dense2.conv: conv(10, 4, 3, padding: 1, bias: false) as conv — v2_dense_concat.nn(2,45) — [N, 10, 12, 12] → [N, 4, 12, 12]
-            var h7 = _arena.AsSpan(Dense2ConvInfer * MaxBatch, batch * 576);
-            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, parameters.AsSpan(Dense2ConvWeight, 360), default, h7, batch, in Dense2ConvGeometry, scratch, Pool);
+            var h7 = _arena.AsSpan(Dense2ConcatInfer * MaxBatch + 1440, (batch - 1) * 2016 + 576); // its slice of dense2.concat's output, in place: floats 1440–2015 of each sample's 2016
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, parameters.AsSpan(Dense2ConvWeight, 360), default, h7, batch, in Dense2ConvGeometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.None, residual: default, outputStride: 2016);
             h = h7;
 
             // dense2.concat: concat(input, new) — v2_dense_concat.nn(3,5) — [N, 10, 12, 12] → [N, 14, 12, 12]
             var h8 = _arena.AsSpan(Dense2ConcatInfer * MaxBatch, batch * 2016);
             global::Dsl.Runtime.Kernels.Merges.WriteSlice(h4, 1440, h8, 2016, 0, batch);
-            global::Dsl.Runtime.Kernels.Merges.WriteSlice(h7, 576, h8, 2016, 1440, batch);
+            // h7 (dense2.conv output): written in place by dense2.conv, floats 1440–2015 of each sample
             h = h8;
 
             // norm: bn2d as norm — v2_dense_concat.nn(10,8) — [N, 14, 12, 12] → [N, 14, 12, 12] — running statistics as a per-channel scale and shift
@@ -519,14 +517,16 @@ namespace Snapshots
         private static readonly global::Dsl.Runtime.LayerSummary[] s_summaryLayers = new global::Dsl.Runtime.LayerSummary[]
         {
             new global::Dsl.Runtime.LayerSummary("conv(3, 6, 3, padding: 1, bias: false) (conv2d)", "stem", "[B, 6, 12, 12]", 162, 46656, 3456),
-            new global::Dsl.Runtime.LayerSummary("bn2d(6)", "dense1.norm", "[B, 6, 12, 12]", 12, 1728, 3456),
-            new global::Dsl.Runtime.LayerSummary("relu", "dense1.1", "[B, 6, 12, 12]", 0, 864, 3456),
-            new global::Dsl.Runtime.LayerSummary("conv(6, 4, 3, padding: 1, bias: false) (conv2d)", "dense1.conv", "[B, 4, 12, 12]", 216, 62208, 2304),
-            new global::Dsl.Runtime.LayerSummary("concat()", "dense1.concat", "[B, 10, 12, 12]", 0, 0, 5760),
-            new global::Dsl.Runtime.LayerSummary("bn2d(10)", "dense2.norm", "[B, 10, 12, 12]", 20, 2880, 5760),
-            new global::Dsl.Runtime.LayerSummary("relu", "dense2.1", "[B, 10, 12, 12]", 0, 1440, 5760),
-            new global::Dsl.Runtime.LayerSummary("conv(10, 4, 3, padding: 1, bias: false) (conv2d)", "dense2.conv", "[B, 4, 12, 12]", 360, 103680, 2304),
-            new global::Dsl.Runtime.LayerSummary("concat()", "dense2.concat", "[B, 14, 12, 12]", 0, 0, 8064),
+            new global::Dsl.Runtime.LayerSummary("Dense(6, 4)", "dense1", "[B, 10, 12, 12]", 228, 64800, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("  bn2d(6)", "dense1.norm", "[B, 6, 12, 12]", 12, 1728, 3456),
+            new global::Dsl.Runtime.LayerSummary("  relu", "dense1.1", "[B, 6, 12, 12]", 0, 864, 3456),
+            new global::Dsl.Runtime.LayerSummary("  conv(6, 4, 3, padding: 1, bias: false) (conv2d)", "dense1.conv", "[B, 4, 12, 12]", 216, 62208, 2304),
+            new global::Dsl.Runtime.LayerSummary("  concat(input, new)", "", "[B, 10, 12, 12]", 0, 0, 5760),
+            new global::Dsl.Runtime.LayerSummary("Dense(10, 4)", "dense2", "[B, 14, 12, 12]", 380, 108000, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("  bn2d(10)", "dense2.norm", "[B, 10, 12, 12]", 20, 2880, 5760),
+            new global::Dsl.Runtime.LayerSummary("  relu", "dense2.1", "[B, 10, 12, 12]", 0, 1440, 5760),
+            new global::Dsl.Runtime.LayerSummary("  conv(10, 4, 3, padding: 1, bias: false) (conv2d)", "dense2.conv", "[B, 4, 12, 12]", 360, 103680, 2304),
+            new global::Dsl.Runtime.LayerSummary("  concat(input, new)", "", "[B, 14, 12, 12]", 0, 0, 8064),
             new global::Dsl.Runtime.LayerSummary("bn2d", "norm", "[B, 14, 12, 12]", 28, 4032, 8064),
             new global::Dsl.Runtime.LayerSummary("relu", "4", "[B, 14, 12, 12]", 0, 2016, 8064),
             new global::Dsl.Runtime.LayerSummary("global_avgpool", "5", "[B, 14]", 0, 2016, 56),

@@ -142,16 +142,13 @@ namespace Snapshots
         private const int Layer3_0Conv1GradPart = 1024; // layer3.0.conv1's share of dL/d(layer2.0.6 output), before it is added
         private const int Layer2Infer = 0; // 2 output at inference
         private const int Layer1_0_2Infer = 6144; // layer1.0.2 output at inference
-        private const int Layer1_0Bn2Infer = 8192; // layer1.0.bn2 output at inference
-        private const int Layer1_0AddInfer = 6144; // layer1.0.add output at inference
+        private const int Layer1_0_5Infer = 8192; // layer1.0.5 output at inference
         private const int Layer2_0_2Infer = 0; // layer2.0.2 output at inference
         private const int Layer2_0Bn2Infer = 1024; // layer2.0.bn2 output at inference
-        private const int Layer2_0Downsample1Infer = 0; // layer2.0.downsample.1 output at inference
-        private const int Layer2_0AddInfer = 6144; // layer2.0.add output at inference
-        private const int Layer3_0_2Infer = 0; // layer3.0.2 output at inference
-        private const int Layer3_0Bn2Infer = 512; // layer3.0.bn2 output at inference
-        private const int Layer3_0Downsample1Infer = 0; // layer3.0.downsample.1 output at inference
-        private const int Layer3_0AddInfer = 1024; // layer3.0.add output at inference
+        private const int Layer2_0_6Infer = 0; // layer2.0.6 output at inference
+        private const int Layer3_0_2Infer = 1024; // layer3.0.2 output at inference
+        private const int Layer3_0Bn2Infer = 1536; // layer3.0.bn2 output at inference
+        private const int Layer3_0_6Infer = 1024; // layer3.0.6 output at inference
         private const int Layer6Infer = 0; // 6 output at inference
         private const int FcInfer = 32; // fc output at inference
         private const int ArenaPerSample = 26912;
@@ -847,100 +844,82 @@ namespace Snapshots
 
             // layer1.0.2: relu — v2_resnet8.nn(3,29) — [N, 8, 16, 16] → [N, 8, 16, 16] — applied by layer1.0.conv1 (conv2d) as it wrote its output
 
-            // layer1.0.conv2: conv(8, 8, 3, padding: 1, bias: false) as conv2 — v2_resnet8.nn(4,14) — [N, 8, 16, 16] → [N, 8, 16, 16] — with layer1.0.bn2 folded in
-            var h2 = _arena.AsSpan(Layer1_0Bn2Infer * MaxBatch, batch * 2048);
-            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer1_0Conv2FoldedWeight, 576), folded.Slice(Layer1_0Conv2FoldedBias, 8), h2, batch, in Layer1_0Conv2Geometry, scratch, Pool);
+            // layer1.0.conv2: conv(8, 8, 3, padding: 1, bias: false) as conv2 — v2_resnet8.nn(4,14) — [N, 8, 16, 16] → [N, 8, 16, 16] — with layer1.0.bn2 folded in — layer1.0.add (add) applied as it writes: adds h0 (2 output) — layer1.0.5 (relu) applied as it writes
+            var h2 = _arena.AsSpan(Layer1_0_5Infer * MaxBatch, batch * 2048);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer1_0Conv2FoldedWeight, 576), folded.Slice(Layer1_0Conv2FoldedBias, 8), h2, batch, in Layer1_0Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h0);
             h = h2;
 
             // layer1.0.bn2: bn2d as bn2 — v2_resnet8.nn(5,14) — [N, 8, 16, 16] → [N, 8, 16, 16] — folded into layer1.0.conv2
 
-            // layer1.0.add: add(out, input) — v2_resnet8.nn(6,5) — [N, 8, 16, 16] → [N, 8, 16, 16]
-            var h3 = _arena.AsSpan(Layer1_0AddInfer * MaxBatch, batch * 2048);
-            global::Dsl.Runtime.Kernels.Merges.Add(h2, h0, h3);
-            h = h3;
+            // layer1.0.add: add(out, input) — v2_resnet8.nn(6,5) — [N, 8, 16, 16] → [N, 8, 16, 16] — no pass of its own: layer1.0.conv2 (conv2d) added h0 (2 output) as it wrote its output
 
-            // layer1.0.5: relu — v2_resnet8.nn(6,24) — [N, 8, 16, 16] → [N, 8, 16, 16]
-            var h4 = h3; // in place
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(h, h4);
-            h = h4;
+            // layer1.0.5: relu — v2_resnet8.nn(6,24) — [N, 8, 16, 16] → [N, 8, 16, 16] — applied by layer1.0.conv2 (conv2d) as it wrote its output
 
             // layer2.0.conv1: conv(8, 16, 3, stride: 2, padding: 1, bias: false) as conv1 — v2_resnet8.nn(10,11) — [N, 8, 16, 16] → [N, 16, 8, 8] — with layer2.0.bn1 folded in — layer2.0.2 (relu) applied as it writes
-            var h5 = _arena.AsSpan(Layer2_0_2Infer * MaxBatch, batch * 1024);
-            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer2_0Conv1FoldedWeight, 1152), folded.Slice(Layer2_0Conv1FoldedBias, 16), h5, batch, in Layer2_0Conv1Geometry, scratch, Pool, relu: true);
-            h = h5;
+            var h3 = _arena.AsSpan(Layer2_0_2Infer * MaxBatch, batch * 1024);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer2_0Conv1FoldedWeight, 1152), folded.Slice(Layer2_0Conv1FoldedBias, 16), h3, batch, in Layer2_0Conv1Geometry, scratch, Pool, relu: true);
+            h = h3;
 
             // layer2.0.bn1: bn2d as bn1 — v2_resnet8.nn(11,14) — [N, 16, 8, 8] → [N, 16, 8, 8] — folded into layer2.0.conv1
 
             // layer2.0.2: relu — v2_resnet8.nn(11,29) — [N, 16, 8, 8] → [N, 16, 8, 8] — applied by layer2.0.conv1 (conv2d) as it wrote its output
 
             // layer2.0.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — v2_resnet8.nn(12,14) — [N, 16, 8, 8] → [N, 16, 8, 8] — with layer2.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            var h6 = _arena.AsSpan(Layer2_0Bn2Infer * MaxBatch, batch * 1024);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_0Conv2FoldedWeight, 2304), folded.Slice(Layer2_0Conv2FoldedBias, 16), h6, batch, in Layer2_0Conv2Geometry, scratch, Pool);
-            h = h6;
+            var h4 = _arena.AsSpan(Layer2_0Bn2Infer * MaxBatch, batch * 1024);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_0Conv2FoldedWeight, 2304), folded.Slice(Layer2_0Conv2FoldedBias, 16), h4, batch, in Layer2_0Conv2Geometry, scratch, Pool);
+            h = h4;
 
             // layer2.0.bn2: bn2d as bn2 — v2_resnet8.nn(13,14) — [N, 16, 8, 8] → [N, 16, 8, 8] — folded into layer2.0.conv2
 
-            h = h4;
-            // layer2.0.downsample.0: conv(8, 16, 1, stride: 2, bias: false) — v2_resnet8.nn(14,22) — [N, 8, 16, 16] → [N, 16, 8, 8] — with layer2.0.downsample.1 folded in
-            var h7 = _arena.AsSpan(Layer2_0Downsample1Infer * MaxBatch, batch * 1024);
-            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer2_0Downsample0FoldedWeight, 128), folded.Slice(Layer2_0Downsample0FoldedBias, 16), h7, batch, in Layer2_0Downsample0Geometry, scratch, Pool);
-            h = h7;
+            h = h2; // another branch: layer2.0.downsample.0 reads layer1.0.5's output
+            // layer2.0.downsample.0: conv(8, 16, 1, stride: 2, bias: false) — v2_resnet8.nn(14,22) — [N, 8, 16, 16] → [N, 16, 8, 8] — with layer2.0.downsample.1 folded in — layer2.0.add (add) applied as it writes: adds h4 (layer2.0.bn2 output) — layer2.0.6 (relu) applied as it writes
+            var h5 = _arena.AsSpan(Layer2_0_6Infer * MaxBatch, batch * 1024);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer2_0Downsample0FoldedWeight, 128), folded.Slice(Layer2_0Downsample0FoldedBias, 16), h5, batch, in Layer2_0Downsample0Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h4);
+            h = h5;
 
             // layer2.0.downsample.1: bn2d — v2_resnet8.nn(14,80) — [N, 16, 8, 8] → [N, 16, 8, 8] — folded into layer2.0.downsample.0
 
-            // layer2.0.add: add(out, skip) — v2_resnet8.nn(15,5) — [N, 16, 8, 8] → [N, 16, 8, 8]
-            var h8 = _arena.AsSpan(Layer2_0AddInfer * MaxBatch, batch * 1024);
-            global::Dsl.Runtime.Kernels.Merges.Add(h6, h7, h8);
-            h = h8;
+            // layer2.0.add: add(out, skip) — v2_resnet8.nn(15,5) — [N, 16, 8, 8] → [N, 16, 8, 8] — no pass of its own: layer2.0.downsample.0 (conv2d) added h4 (layer2.0.bn2 output) as it wrote its output
 
-            // layer2.0.6: relu — v2_resnet8.nn(15,23) — [N, 16, 8, 8] → [N, 16, 8, 8]
-            var h9 = h8; // in place
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(h, h9);
-            h = h9;
+            // layer2.0.6: relu — v2_resnet8.nn(15,23) — [N, 16, 8, 8] → [N, 16, 8, 8] — applied by layer2.0.downsample.0 (conv2d) as it wrote its output
 
             // layer3.0.conv1: conv(16, 32, 3, stride: 2, padding: 1, bias: false) as conv1 — v2_resnet8.nn(10,11) — [N, 16, 8, 8] → [N, 32, 4, 4] — with layer3.0.bn1 folded in — layer3.0.2 (relu) applied as it writes
-            var h10 = _arena.AsSpan(Layer3_0_2Infer * MaxBatch, batch * 512);
-            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer3_0Conv1FoldedWeight, 4608), folded.Slice(Layer3_0Conv1FoldedBias, 32), h10, batch, in Layer3_0Conv1Geometry, scratch, Pool, relu: true);
-            h = h10;
+            var h6 = _arena.AsSpan(Layer3_0_2Infer * MaxBatch, batch * 512);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer3_0Conv1FoldedWeight, 4608), folded.Slice(Layer3_0Conv1FoldedBias, 32), h6, batch, in Layer3_0Conv1Geometry, scratch, Pool, relu: true);
+            h = h6;
 
             // layer3.0.bn1: bn2d as bn1 — v2_resnet8.nn(11,14) — [N, 32, 4, 4] → [N, 32, 4, 4] — folded into layer3.0.conv1
 
             // layer3.0.2: relu — v2_resnet8.nn(11,29) — [N, 32, 4, 4] → [N, 32, 4, 4] — applied by layer3.0.conv1 (conv2d) as it wrote its output
 
             // layer3.0.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — v2_resnet8.nn(12,14) — [N, 32, 4, 4] → [N, 32, 4, 4] — with layer3.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
-            var h11 = _arena.AsSpan(Layer3_0Bn2Infer * MaxBatch, batch * 512);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_0Conv2FoldedWeight, 9216), folded.Slice(Layer3_0Conv2FoldedBias, 32), h11, batch, in Layer3_0Conv2Geometry, scratch, Pool);
-            h = h11;
+            var h7 = _arena.AsSpan(Layer3_0Bn2Infer * MaxBatch, batch * 512);
+            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_0Conv2FoldedWeight, 9216), folded.Slice(Layer3_0Conv2FoldedBias, 32), h7, batch, in Layer3_0Conv2Geometry, scratch, Pool);
+            h = h7;
 
             // layer3.0.bn2: bn2d as bn2 — v2_resnet8.nn(13,14) — [N, 32, 4, 4] → [N, 32, 4, 4] — folded into layer3.0.conv2
 
-            h = h9;
-            // layer3.0.downsample.0: conv(16, 32, 1, stride: 2, bias: false) — v2_resnet8.nn(14,22) — [N, 16, 8, 8] → [N, 32, 4, 4] — with layer3.0.downsample.1 folded in
-            var h12 = _arena.AsSpan(Layer3_0Downsample1Infer * MaxBatch, batch * 512);
-            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer3_0Downsample0FoldedWeight, 512), folded.Slice(Layer3_0Downsample0FoldedBias, 32), h12, batch, in Layer3_0Downsample0Geometry, scratch, Pool);
-            h = h12;
+            h = h5; // another branch: layer3.0.downsample.0 reads layer2.0.6's output
+            // layer3.0.downsample.0: conv(16, 32, 1, stride: 2, bias: false) — v2_resnet8.nn(14,22) — [N, 16, 8, 8] → [N, 32, 4, 4] — with layer3.0.downsample.1 folded in — layer3.0.add (add) applied as it writes: adds h7 (layer3.0.bn2 output) — layer3.0.6 (relu) applied as it writes
+            var h8 = _arena.AsSpan(Layer3_0_6Infer * MaxBatch, batch * 512);
+            global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer3_0Downsample0FoldedWeight, 512), folded.Slice(Layer3_0Downsample0FoldedBias, 32), h8, batch, in Layer3_0Downsample0Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h7);
+            h = h8;
 
             // layer3.0.downsample.1: bn2d — v2_resnet8.nn(14,80) — [N, 32, 4, 4] → [N, 32, 4, 4] — folded into layer3.0.downsample.0
 
-            // layer3.0.add: add(out, skip) — v2_resnet8.nn(15,5) — [N, 32, 4, 4] → [N, 32, 4, 4]
-            var h13 = _arena.AsSpan(Layer3_0AddInfer * MaxBatch, batch * 512);
-            global::Dsl.Runtime.Kernels.Merges.Add(h11, h12, h13);
-            h = h13;
+            // layer3.0.add: add(out, skip) — v2_resnet8.nn(15,5) — [N, 32, 4, 4] → [N, 32, 4, 4] — no pass of its own: layer3.0.downsample.0 (conv2d) added h7 (layer3.0.bn2 output) as it wrote its output
 
-            // layer3.0.6: relu — v2_resnet8.nn(15,23) — [N, 32, 4, 4] → [N, 32, 4, 4]
-            var h14 = h13; // in place
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(h, h14);
-            h = h14;
+            // layer3.0.6: relu — v2_resnet8.nn(15,23) — [N, 32, 4, 4] → [N, 32, 4, 4] — applied by layer3.0.downsample.0 (conv2d) as it wrote its output
 
             // 6: global_avgpool — v2_resnet8.nn(22,8) — [N, 32, 4, 4] → [N, 32]
-            var h15 = _arena.AsSpan(Layer6Infer * MaxBatch, batch * 32);
-            global::Dsl.Runtime.Kernels.Pooling.GlobalAvgForward(h, h15, batch, 32, 16);
-            h = h15;
+            var h9 = _arena.AsSpan(Layer6Infer * MaxBatch, batch * 32);
+            global::Dsl.Runtime.Kernels.Pooling.GlobalAvgForward(h, h9, batch, 32, 16);
+            h = h9;
 
             // fc: linear(32, 10) as fc — v2_resnet8.nn(23,8) — [N, 32] → [N, 10]
-            var h16 = _arena.AsSpan(FcInfer * MaxBatch, batch * 10);
-            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(FcWeight, 320), folded.Slice(FcPackedWeight, 512), parameters.AsSpan(FcBias, 10), h16, batch, 32, 10, scratch, Pool);
-            h = h16;
+            var h10 = _arena.AsSpan(FcInfer * MaxBatch, batch * 10);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(FcWeight, 320), folded.Slice(FcPackedWeight, 512), parameters.AsSpan(FcBias, 10), h10, batch, 32, 10, scratch, Pool);
+            h = h10;
 
             h.CopyTo(output);
         }
@@ -1028,31 +1007,39 @@ namespace Snapshots
             new global::Dsl.Runtime.LayerSummary("conv(3, 8, 3, padding: 1, bias: false) (conv2d)", "conv1", "[B, 8, 16, 16]", 216, 110592, 8192),
             new global::Dsl.Runtime.LayerSummary("bn2d", "bn1", "[B, 8, 16, 16]", 16, 4096, 8192),
             new global::Dsl.Runtime.LayerSummary("relu", "2", "[B, 8, 16, 16]", 0, 2048, 8192),
-            new global::Dsl.Runtime.LayerSummary("conv(8, 8, 3, stride: 1, padding: 1, bias: false) (conv2d)", "layer1.0.conv1", "[B, 8, 16, 16]", 576, 294912, 8192),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer1.0.bn1", "[B, 8, 16, 16]", 16, 4096, 8192),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer1.0.2", "[B, 8, 16, 16]", 0, 2048, 8192),
-            new global::Dsl.Runtime.LayerSummary("conv(8, 8, 3, padding: 1, bias: false) (conv2d)", "layer1.0.conv2", "[B, 8, 16, 16]", 576, 294912, 8192),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer1.0.bn2", "[B, 8, 16, 16]", 16, 4096, 8192),
-            new global::Dsl.Runtime.LayerSummary("add()", "layer1.0.add", "[B, 8, 16, 16]", 0, 2048, 8192),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer1.0.5", "[B, 8, 16, 16]", 0, 2048, 8192),
-            new global::Dsl.Runtime.LayerSummary("conv(8, 16, 3, stride: 2, padding: 1, bias: false) (conv2d)", "layer2.0.conv1", "[B, 16, 8, 8]", 1152, 147456, 4096),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer2.0.bn1", "[B, 16, 8, 8]", 32, 2048, 4096),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer2.0.2", "[B, 16, 8, 8]", 0, 1024, 4096),
-            new global::Dsl.Runtime.LayerSummary("conv(16, 16, 3, padding: 1, bias: false) (conv2d)", "layer2.0.conv2", "[B, 16, 8, 8]", 2304, 294912, 4096),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer2.0.bn2", "[B, 16, 8, 8]", 32, 2048, 4096),
-            new global::Dsl.Runtime.LayerSummary("conv(8, 16, 1, stride: 2, bias: false) (conv2d)", "layer2.0.downsample.0", "[B, 16, 8, 8]", 128, 16384, 4096),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer2.0.downsample.1", "[B, 16, 8, 8]", 32, 2048, 4096),
-            new global::Dsl.Runtime.LayerSummary("add()", "layer2.0.add", "[B, 16, 8, 8]", 0, 1024, 4096),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer2.0.6", "[B, 16, 8, 8]", 0, 1024, 4096),
-            new global::Dsl.Runtime.LayerSummary("conv(16, 32, 3, stride: 2, padding: 1, bias: false) (conv2d)", "layer3.0.conv1", "[B, 32, 4, 4]", 4608, 147456, 2048),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer3.0.bn1", "[B, 32, 4, 4]", 64, 1024, 2048),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer3.0.2", "[B, 32, 4, 4]", 0, 512, 2048),
-            new global::Dsl.Runtime.LayerSummary("conv(32, 32, 3, padding: 1, bias: false) (conv2d)", "layer3.0.conv2", "[B, 32, 4, 4]", 9216, 294912, 2048),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer3.0.bn2", "[B, 32, 4, 4]", 64, 1024, 2048),
-            new global::Dsl.Runtime.LayerSummary("conv(16, 32, 1, stride: 2, bias: false) (conv2d)", "layer3.0.downsample.0", "[B, 32, 4, 4]", 512, 16384, 2048),
-            new global::Dsl.Runtime.LayerSummary("bn2d", "layer3.0.downsample.1", "[B, 32, 4, 4]", 64, 1024, 2048),
-            new global::Dsl.Runtime.LayerSummary("add()", "layer3.0.add", "[B, 32, 4, 4]", 0, 512, 2048),
-            new global::Dsl.Runtime.LayerSummary("relu", "layer3.0.6", "[B, 32, 4, 4]", 0, 512, 2048),
+            new global::Dsl.Runtime.LayerSummary("group", "layer1", "[B, 8, 16, 16]", 1184, 604160, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("  BasicBlock(8, 8, 1)", "layer1.0", "[B, 8, 16, 16]", 1184, 604160, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("    conv(8, 8, 3, stride: 1, padding: 1, bias: false) (conv2d)", "layer1.0.conv1", "[B, 8, 16, 16]", 576, 294912, 8192),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer1.0.bn1", "[B, 8, 16, 16]", 16, 4096, 8192),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer1.0.2", "[B, 8, 16, 16]", 0, 2048, 8192),
+            new global::Dsl.Runtime.LayerSummary("    conv(8, 8, 3, padding: 1, bias: false) (conv2d)", "layer1.0.conv2", "[B, 8, 16, 16]", 576, 294912, 8192),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer1.0.bn2", "[B, 8, 16, 16]", 16, 4096, 8192),
+            new global::Dsl.Runtime.LayerSummary("    add(out, input)", "", "[B, 8, 16, 16]", 0, 2048, 8192),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer1.0.5", "[B, 8, 16, 16]", 0, 2048, 8192),
+            new global::Dsl.Runtime.LayerSummary("group", "layer2", "[B, 16, 8, 8]", 3680, 467968, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("  DownBlock(8, 16, 2)", "layer2.0", "[B, 16, 8, 8]", 3680, 467968, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("    conv(8, 16, 3, stride: 2, padding: 1, bias: false) (conv2d)", "layer2.0.conv1", "[B, 16, 8, 8]", 1152, 147456, 4096),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer2.0.bn1", "[B, 16, 8, 8]", 32, 2048, 4096),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer2.0.2", "[B, 16, 8, 8]", 0, 1024, 4096),
+            new global::Dsl.Runtime.LayerSummary("    conv(16, 16, 3, padding: 1, bias: false) (conv2d)", "layer2.0.conv2", "[B, 16, 8, 8]", 2304, 294912, 4096),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer2.0.bn2", "[B, 16, 8, 8]", 32, 2048, 4096),
+            new global::Dsl.Runtime.LayerSummary("    group", "layer2.0.downsample", "[B, 16, 8, 8]", 160, 18432, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("      conv(8, 16, 1, stride: 2, bias: false) (conv2d)", "layer2.0.downsample.0", "[B, 16, 8, 8]", 128, 16384, 4096),
+            new global::Dsl.Runtime.LayerSummary("      bn2d", "layer2.0.downsample.1", "[B, 16, 8, 8]", 32, 2048, 4096),
+            new global::Dsl.Runtime.LayerSummary("    add(out, skip)", "", "[B, 16, 8, 8]", 0, 1024, 4096),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer2.0.6", "[B, 16, 8, 8]", 0, 1024, 4096),
+            new global::Dsl.Runtime.LayerSummary("group", "layer3", "[B, 32, 4, 4]", 14528, 463360, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("  DownBlock(16, 32, 2)", "layer3.0", "[B, 32, 4, 4]", 14528, 463360, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("    conv(16, 32, 3, stride: 2, padding: 1, bias: false) (conv2d)", "layer3.0.conv1", "[B, 32, 4, 4]", 4608, 147456, 2048),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer3.0.bn1", "[B, 32, 4, 4]", 64, 1024, 2048),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer3.0.2", "[B, 32, 4, 4]", 0, 512, 2048),
+            new global::Dsl.Runtime.LayerSummary("    conv(32, 32, 3, padding: 1, bias: false) (conv2d)", "layer3.0.conv2", "[B, 32, 4, 4]", 9216, 294912, 2048),
+            new global::Dsl.Runtime.LayerSummary("    bn2d", "layer3.0.bn2", "[B, 32, 4, 4]", 64, 1024, 2048),
+            new global::Dsl.Runtime.LayerSummary("    group", "layer3.0.downsample", "[B, 32, 4, 4]", 576, 17408, 0) { IsGroup = true },
+            new global::Dsl.Runtime.LayerSummary("      conv(16, 32, 1, stride: 2, bias: false) (conv2d)", "layer3.0.downsample.0", "[B, 32, 4, 4]", 512, 16384, 2048),
+            new global::Dsl.Runtime.LayerSummary("      bn2d", "layer3.0.downsample.1", "[B, 32, 4, 4]", 64, 1024, 2048),
+            new global::Dsl.Runtime.LayerSummary("    add(out, skip)", "", "[B, 32, 4, 4]", 0, 512, 2048),
+            new global::Dsl.Runtime.LayerSummary("    relu", "layer3.0.6", "[B, 32, 4, 4]", 0, 512, 2048),
             new global::Dsl.Runtime.LayerSummary("global_avgpool", "6", "[B, 32]", 0, 512, 128),
             new global::Dsl.Runtime.LayerSummary("linear(32, 10)", "fc", "[B, 10]", 330, 650, 40),
         };

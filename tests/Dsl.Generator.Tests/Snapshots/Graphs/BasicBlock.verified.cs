@@ -362,7 +362,7 @@ namespace GraphTests
             new global::Dsl.Runtime.LayerSummary("relu", "relu1", "[B, 16, 6, 6]", 0, 576, 2304),
             new global::Dsl.Runtime.LayerSummary("conv(16, 16, 3, padding: 1, bias: false) (conv2d)", "conv2", "[B, 16, 6, 6]", 2304, 165888, 2304),
             new global::Dsl.Runtime.LayerSummary("bn2d(16)", "bn2", "[B, 16, 6, 6]", 32, 1152, 2304),
-            new global::Dsl.Runtime.LayerSummary("add()", "add", "[B, 16, 6, 6]", 0, 576, 2304),
+            new global::Dsl.Runtime.LayerSummary("add(out, input)", "", "[B, 16, 6, 6]", 0, 576, 2304),
             new global::Dsl.Runtime.LayerSummary("relu", "relu2", "[B, 16, 6, 6]", 0, 576, 2304),
         };
     }

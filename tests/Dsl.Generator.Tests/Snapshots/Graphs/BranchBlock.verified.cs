@@ -454,7 +454,7 @@ namespace GraphTests
             new global::Dsl.Runtime.LayerSummary("conv(16, 16, 3, padding: 1, bias: false) (conv2d)", "branch3", "[B, 16, 8, 8]", 2304, 294912, 4096),
             new global::Dsl.Runtime.LayerSummary("bn2d(16)", "branch3_bn", "[B, 16, 8, 8]", 32, 2048, 4096),
             new global::Dsl.Runtime.LayerSummary("relu", "branch3_relu", "[B, 16, 8, 8]", 0, 1024, 4096),
-            new global::Dsl.Runtime.LayerSummary("concat()", "cat", "[B, 24, 8, 8]", 0, 0, 6144),
+            new global::Dsl.Runtime.LayerSummary("concat(branch1, branch3)", "", "[B, 24, 8, 8]", 0, 0, 6144),
         };
     }
 }

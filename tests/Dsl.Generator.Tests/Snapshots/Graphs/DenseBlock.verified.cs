@@ -357,7 +357,7 @@ namespace GraphTests
             new global::Dsl.Runtime.LayerSummary("bn2d(8)", "norm", "[B, 8, 6, 6]", 16, 576, 1152),
             new global::Dsl.Runtime.LayerSummary("relu", "relu", "[B, 8, 6, 6]", 0, 288, 1152),
             new global::Dsl.Runtime.LayerSummary("conv(8, 4, 3, padding: 1, bias: false) (conv2d)", "conv", "[B, 4, 6, 6]", 288, 20736, 576),
-            new global::Dsl.Runtime.LayerSummary("concat()", "cat", "[B, 12, 6, 6]", 0, 0, 1728),
+            new global::Dsl.Runtime.LayerSummary("concat(input, new)", "", "[B, 12, 6, 6]", 0, 0, 1728),
         };
     }
 }

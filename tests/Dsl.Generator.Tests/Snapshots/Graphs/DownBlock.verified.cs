@@ -438,7 +438,7 @@ namespace GraphTests
             new global::Dsl.Runtime.LayerSummary("bn2d(16)", "bn2", "[B, 16, 5, 5]", 32, 800, 1600),
             new global::Dsl.Runtime.LayerSummary("conv(8, 16, 1, stride: 2, bias: false) (conv2d)", "downsample_0", "[B, 16, 5, 5]", 128, 6400, 1600),
             new global::Dsl.Runtime.LayerSummary("bn2d(16)", "downsample_1", "[B, 16, 5, 5]", 32, 800, 1600),
-            new global::Dsl.Runtime.LayerSummary("add()", "add", "[B, 16, 5, 5]", 0, 400, 1600),
+            new global::Dsl.Runtime.LayerSummary("add(out, downsample)", "", "[B, 16, 5, 5]", 0, 400, 1600),
             new global::Dsl.Runtime.LayerSummary("relu", "relu2", "[B, 16, 5, 5]", 0, 400, 1600),
         };
     }
