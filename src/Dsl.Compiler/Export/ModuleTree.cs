@@ -6,12 +6,12 @@ using Dsl.Compiler.Ops;
 
 namespace Dsl.Compiler.Export
 {
-    /// <summary>How a container holds its children, which decides how a child is reached from its parent.</summary>
+    /// <summary>
+    /// How a container below the model holds its children, which decides how a child is reached from its parent (the
+    /// model class itself holds its children as attributes, or <c>add_module</c> names where they are not identifiers).
+    /// </summary>
     public enum ContainerKind
     {
-        /// <summary>The model class itself: children are attributes (or <c>add_module</c> names when not identifiers).</summary>
-        Model,
-
         /// <summary><c>nn.Sequential</c>: children named 0, 1, … in order, reached by index.</summary>
         Sequential,
 
