@@ -46,6 +46,26 @@ public sealed class ExportTests(ITestOutputHelper output) : IDisposable
         Assert.True(error <= tolerance, $"{name}: max abs error {error:E3} > {tolerance:E3}");
     }
 
+    [Theory]
+    [MemberData(nameof(LayerOptionModels.Names), MemberType = typeof(LayerOptionModels))]
+    public void Onnx_runtime_gives_what_Infer_gives_with_every_layer_option(string name)
+    {
+        const int batch = 4;
+        var model = LayerOptionModels.Create(name, batch);
+        string weights = Path.Combine(_directory, name + ".safetensors");
+        model.SaveSafetensors(weights);
+        var input = LayerOptionModels.Input(model, batch);
+        var ours = new float[batch * model.SampleOutputLength];
+        model.Infer(input, ours, batch);
+
+        using var file = SafetensorsFile.Read(weights);
+        var onnx = OnnxWriter.Write(OnnxGraphBuilder.Build(LayerOptionModels.Bound(name)), file, name + ".safetensors", "test");
+        var theirs = RunOnnx(onnx, input, new[] { batch }.Concat(model.SampleInputShape).ToArray());
+        var (error, tolerance) = Compare(theirs, ours);
+        output.WriteLine($"{name}: ONNX Runtime vs Infer, max abs error {error:E2} (tolerance {tolerance:E2})");
+        Assert.True(error <= tolerance, $"{name}: max abs error {error:E3} > {tolerance:E3}");
+    }
+
     /// <summary>Runs an ONNX model on one input with ONNX Runtime (CPU, one thread); returns the output, flat.</summary>
     internal static float[] RunOnnx(byte[] onnx, float[] input, int[] shape)
     {

@@ -61,6 +61,38 @@ public sealed class TorchExportTests(ITestOutputHelper output) : IDisposable
     }
 
     [TorchFact]
+    public void PyTorch_eval_gives_what_Infer_gives_with_every_layer_option()
+    {
+        const int batch = 4;
+        File.WriteAllText(Path.Combine(_directory, "options.py"),
+            PyTorchExporter.Export(NnCompiler.Compile(LayerOptionModels.Source).Models, "options.nn", "0.1.0"));
+        foreach (var name in new[] { "Options", "Sequence", "Frozen" })
+        {
+            var model = LayerOptionModels.Create(name, batch);
+            model.SaveSafetensors(Path.Combine(_directory, "weights.safetensors"));
+            var input = LayerOptionModels.Input(model, batch);
+            var ours = new float[batch * model.SampleOutputLength];
+            model.Infer(input, ours, batch);
+            File.WriteAllText(Path.Combine(_directory, "input.json"), JsonSerializer.Serialize(input));
+            var result = RunPython($$"""
+                import json, sys, torch
+                sys.path.insert(0, ".")
+                import options
+                model = options.{{name}}()
+                options.load_safetensors(model, "weights.safetensors")
+                model.eval()
+                x = torch.tensor(json.load(open("input.json")), dtype=torch.float32).reshape({{batch}}, {{string.Join(", ", model.SampleInputShape)}})
+                with torch.no_grad():
+                    print(json.dumps({"output": model(x).reshape(-1).tolist()}))
+                """);
+            var theirs = result.GetProperty("output").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+            var (error, tolerance) = ExportTests.Compare(theirs, ours);
+            output.WriteLine($"{name}: PyTorch eval vs Infer, max abs error {error:E2} (tolerance {tolerance:E2})");
+            Assert.True(error <= tolerance, $"{name}: max abs error {error:E3} > {tolerance:E3}");
+        }
+    }
+
+    [TorchFact]
     public void A_frozen_batch_norm_stays_in_eval_mode_after_train()
     {
         var models = NnCompiler.Compile("model Frozen(input: [3, 4, 4]) { conv(3, 3, 1, bias: false) -> bn2d(frozen: true) as bn -> relu }").Models;
