@@ -17,8 +17,10 @@ public static class Cli
                                                  (--allow-missing: pass although the bundle lacks some references)
           nnc export pytorch FILE [--model NAME] [-o FILE.py]
                                                  a PyTorch nn.Module per model (same state_dict keys), safetensors load/save
+                                                 (to stdout without -o)
           nnc export onnx FILE --weights W.safetensors [--model NAME] [-o FILE.onnx]
-                                                 the inference graph with those weights (opset 17, symbolic batch)
+                                                 the inference graph with those weights (opset 17, symbolic batch;
+                                                 without -o, FILE's name with .onnx)
         """;
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool plain)
