@@ -15,6 +15,12 @@ public static class Cli
           nnc compare MODEL.nn BUNDLE.safetensors [--model NAME] [--tolerance 1e-4] [--allow-missing]
                                                  run the model on a PyTorch reference bundle, compare every tensor
                                                  (--allow-missing: pass although the bundle lacks some references)
+          nnc export pytorch FILE [--model NAME] [-o FILE.py]
+                                                 a PyTorch nn.Module per model (same state_dict keys), safetensors load/save
+                                                 (to stdout without -o)
+          nnc export onnx FILE --weights W.safetensors [--model NAME] [-o FILE.onnx]
+                                                 the inference graph with those weights (opset 17, symbolic batch;
+                                                 without -o, FILE's name with .onnx)
         """;
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool plain)
@@ -33,7 +39,8 @@ public static class Cli
                 "summary" => Summary(args.Skip(1).ToList(), stdout, stderr, plain),
                 "emit" => Emit(args.Skip(1).ToList(), stdout, stderr),
                 "compare" => Compare.Run(args.Skip(1).ToList(), stdout, stderr, plain),
-                _ => UsageError(stderr, $"unknown command '{args[0]}'" + DidYouMean(args[0], "check", "summary", "emit", "compare")),
+                "export" => Export.Run(args.Skip(1).ToList(), stdout, stderr),
+                _ => UsageError(stderr, $"unknown command '{args[0]}'" + DidYouMean(args[0], "check", "summary", "emit", "compare", "export")),
             };
         }
         catch (UsageException exception)
