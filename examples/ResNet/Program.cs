@@ -1,12 +1,12 @@
 // A residual network written in .nn at work: ResNet-20 trains a few steps on Fashion-MNIST (batch statistics through
 // every branch, gradients summed where a value feeds both a block and its shortcut), then infers with batch norm
-// folded into the convolutions. Options: --steps N (default 60), --batch N (32), --test N (1000 test images).
+// folded into the convolutions. Options: --steps N (default 150), --batch N (32), --test N (1000 test images).
 using System.Diagnostics;
 using System.Globalization;
 using Dsl.Training;
 using Examples.ResNet;
 
-int steps = 60, batch = 32, testCount = 1000;
+int steps = 150, batch = 32, testCount = 1000;
 for (int i = 0; i + 1 < args.Length; i += 2)
 {
     int value = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
@@ -33,7 +33,7 @@ Console.WriteLine(model.Summary());
 
 var loader = new BatchLoader(train, batch, shuffle: true, dropLast: true, seed: 1UL);
 var optimizer = new Sgd(model, 0.05f, momentum: 0.9f, weightDecay: 5e-4f);
-var trainer = new Trainer(model, optimizer, loader, LearningRateSchedule.Constant(0.05f), labelSmoothing: 0f);
+var trainer = new Trainer(model, optimizer, loader, new CosineSchedule(0.05f, loader.BatchesPerEpoch), labelSmoothing: 0f);
 var clock = Stopwatch.StartNew();
 var result = trainer.TrainEpoch();
 clock.Stop();
