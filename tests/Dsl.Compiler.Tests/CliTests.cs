@@ -46,6 +46,52 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Check_prints_the_layer_inside_a_block_on_a_second_line()
+    {
+        string path = Write("block.nn", "block B(c) {\n    conv(c, c, 3) as conv\n}\nmodel M(input: [4, 2, 2]) {\n    B(4) as b\n}\n");
+        var (exit, output, _) = Run("check", path);
+        Assert.Equal(1, exit);
+        var lines = output.Split(Environment.NewLine);
+        Assert.StartsWith($"{path}(5,5): error NN1014: in 'b' = B(c: 4): ", lines[0]);
+        Assert.Equal($"{path}(2,16): related location of NN1014", lines[1]);
+        Assert.Equal("1 file(s): 1 error(s), 0 warning(s)", lines[2]);
+    }
+
+    private const string TwoBlocks = """
+        block BasicBlock(inplanes, planes, stride = 1) {
+            out = conv(inplanes, planes, 3, stride: stride, padding: 1, bias: false) as conv1
+                  -> bn2d as bn1 -> relu
+                  -> conv(planes, planes, 3, padding: 1, bias: false) as conv2
+                  -> bn2d as bn2;
+            add(out, input) -> relu
+        }
+        model Res(input: [4, 8, 8]) {
+            conv(4, 8, 3, padding: 1, bias: false) as stem -> (BasicBlock(8, 8) * 2) as layer1 -> global_avgpool -> linear(8, 2) as fc
+        }
+        """;
+
+    [Fact]
+    public void Summary_prints_blocks_and_groups_with_their_totals_and_their_layers_indented()
+    {
+        var (exit, output, _) = Run("summary", Write("res.nn", TwoBlocks));
+        Assert.Equal(0, exit);
+        var rows = output.Split(Environment.NewLine).Select(l => l.TrimEnd()).ToList();
+        // group: 2 × (2 convs of 8·8·9 + 2 batch norms of 16) = 2 × 1,184
+        Assert.Matches(@"^group +layer1 +\[B, 8, 8, 8\] +2,368 +", rows.Single(r => r.StartsWith("group", StringComparison.Ordinal)));
+        Assert.Matches(@"^  BasicBlock\(8, 8, 1\) +layer1\.1 +\[B, 8, 8, 8\] +1,184 +", rows.Single(r => r.Contains("layer1.1 ", StringComparison.Ordinal) && r.Contains("BasicBlock", StringComparison.Ordinal)));
+        Assert.Contains(rows, r => r.StartsWith("    conv(8, 8, 3, stride: 1, padding: 1, bias: false) (conv2d)  layer1.0.conv1", StringComparison.Ordinal));
+        Assert.Contains(rows, r => r.StartsWith("    add(out, input)", StringComparison.Ordinal));
+        Assert.Contains("Total params: 2,674", output); // stem 288 + 2,368 + fc 18; each layer counted once
+
+        using var json = System.Text.Json.JsonDocument.Parse(Run("summary", Write("res2.nn", TwoBlocks), "--format", "json").Out);
+        var layer1 = json.RootElement.GetProperty("modules").EnumerateArray().Single(m => m.GetProperty("name").GetString() == "layer1");
+        Assert.Equal("group", layer1.GetProperty("kind").GetString());
+        Assert.Equal(2368, layer1.GetProperty("parameters").GetInt64());
+        var block = layer1.GetProperty("children")[0];
+        Assert.Equal(("block", "BasicBlock", "8, 8, 1"), (block.GetProperty("kind").GetString(), block.GetProperty("type").GetString(), block.GetProperty("arguments").GetString()));
+    }
+
+    [Fact]
     public void Check_exits_0_with_warnings_only()
     {
         string path = Write("warn.nn", "model X(input: [4]) { linear(4, 3) -> bn1d }");

@@ -33,6 +33,21 @@ public sealed class GeneratorDiagnosticTests
         """;
 
     [Fact]
+    public void An_error_of_a_blocks_use_is_at_the_use_with_the_layer_inside_as_an_additional_location()
+    {
+        const string nn = "block B(c) {\n    conv(c, c, 3) as conv\n}\nmodel M(input: [4, 2, 2]) {\n    B(4) as b\n}\n";
+        var (run, _) = GeneratorHarness.Run("App", new AdditionalText[] { new NnText("/src/m.nn", nn) });
+        var diagnostic = Assert.Single(run.Diagnostics);
+        Assert.Equal("NN1014", diagnostic.Id);
+        Assert.Equal("/src/m.nn", diagnostic.Location.GetLineSpan().Path);
+        Assert.Equal(4, diagnostic.Location.GetLineSpan().StartLinePosition.Line);
+        Assert.StartsWith("in 'b' = B(c: 4): ", diagnostic.GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+        var inner = Assert.Single(diagnostic.AdditionalLocations);
+        Assert.Equal("/src/m.nn", inner.GetLineSpan().Path);
+        Assert.Equal((1, 15), (inner.GetLineSpan().StartLinePosition.Line, inner.GetLineSpan().StartLinePosition.Character));
+    }
+
+    [Fact]
     public void Errors_are_located_in_the_nn_file()
     {
         var (run, _) = GeneratorHarness.Run(null, new AdditionalText[] { new NnText("/src/lenet.nn", Tutorial30) });
