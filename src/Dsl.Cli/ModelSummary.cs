@@ -14,15 +14,31 @@ public static class ModelSummary
         public bool IsGroup { get; init; }
     }
 
-    public sealed record Table(string Model, string InputShape, IReadOnlyList<Row> Rows, long Parameters, long Buffers, long Flops, long ActivationBytes);
+    public sealed record Table(string Model, string InputShape, IReadOnlyList<Row> Rows, long Parameters, long Buffers, long Flops, long ActivationBytes)
+    {
+        /// <summary>Floats per sample of the generated class's arena (training and inference regions, placed by live range).</summary>
+        public long ArenaFloats { get; init; }
+
+        /// <summary>Floats per sample the training regions would take without reuse.</summary>
+        public long UnsharedFloats { get; init; }
+
+        /// <summary>Floats per sample that Forward keeps for Backward (live across the gap between the calls).</summary>
+        public long KeptFloats { get; init; }
+    }
 
     public static Table Build(BoundModel model)
     {
         // The compiler builds the rows and the runtime formats them, as for a generated class's Summary(): one text for both.
         var rows = SummaryRows.Build(model).Select(r => new Row(r.Layer, r.Name, r.OutputShape, r.Parameters, r.Flops, r.ActivationBytes) { IsGroup = r.IsGroup }).ToList();
         long buffers = model.Tensors.Where(t => !t.IsParameter).Sum(t => (long)t.ElementCount);
+        var memory = Dsl.Compiler.Lowering.Lowerer.Lower(model).Memory;
         return new Table(model.Name, "[B, " + string.Join(", ", model.InputShape) + "]", rows, model.ParameterCount, buffers,
-            model.Flops, rows.Sum(r => r.ActivationBytes));
+            model.Flops, rows.Sum(r => r.ActivationBytes))
+        {
+            ArenaFloats = memory.PerSample,
+            UnsharedFloats = memory.Regions.Where(r => !r.IsInference).Sum(r => (long)r.Length),
+            KeptFloats = memory.Regions.Where(r => r.IsKept).Sum(r => (long)r.Length),
+        };
     }
 
     private static LayerSummary ToRuntime(Row r) => new(r.Layer, r.Name, r.OutputShape, r.Parameters, r.Flops, r.ActivationBytes) { IsGroup = r.IsGroup };
@@ -58,6 +74,8 @@ public static class ModelSummary
         json.WriteNumber("parameters", model.ParameterCount);
         json.WriteNumber("buffers", table.Buffers);
         json.WriteNumber("flops", model.Flops);
+        json.WriteNumber("arena_floats_per_sample", table.ArenaFloats);
+        json.WriteNumber("kept_for_backward_floats_per_sample", table.KeptFloats);
         json.WriteStartArray("state_dict");
         foreach (var tensor in model.Tensors)
         {
@@ -125,10 +143,28 @@ public static class ModelSummary
         json.WriteEndArray();
     }
 
-    /// <summary>Fixed-width text for pipes and logs: <see cref="ModelSummaryFormat.Plain"/>, as a generated class's Summary().</summary>
-    public static void WritePlain(Table table, TextWriter writer) =>
+    /// <summary>
+    /// The memory the generated class plans per sample: its arena, what the same regions would take without reuse, and
+    /// what Forward keeps for Backward. Printed by <c>nnc summary</c> after the table (a generated class's Summary() has
+    /// the table alone).
+    /// </summary>
+    public static string ArenaLine(Table t) => string.Create(CultureInfo.InvariantCulture,
+        $"Arena per sample: {Size(t.ArenaFloats)} planned from live ranges (training and inference; {Size(t.UnsharedFloats)} without reuse), {Size(t.KeptFloats)} of it kept from Forward for Backward");
+
+    private static string Size(long floats)
+    {
+        long bytes = 4 * floats;
+        return bytes < 1024 ? $"{bytes} B" : bytes < 1024 * 1024 ? string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024.0:0.0} KiB") : string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024):0.00} MiB");
+    }
+
+    /// <summary>Fixed-width text for pipes and logs: <see cref="ModelSummaryFormat.Plain"/>, as a generated class's Summary(), then <see cref="ArenaLine"/>.</summary>
+    public static void WritePlain(Table table, TextWriter writer)
+    {
         writer.Write(ModelSummaryFormat.Plain(table.Model, table.InputShape, table.Rows.Select(ToRuntime).ToList(), table.Parameters, table.Buffers, table.Flops)
             .Replace("\n", writer.NewLine, StringComparison.Ordinal));
+        writer.WriteLine(ArenaLine(table));
+        writer.WriteLine();
+    }
 
     /// <summary>A Spectre.Console table for a terminal.</summary>
     public static void WriteRich(Table table)
@@ -140,6 +176,7 @@ public static class ModelSummary
         foreach (var row in table.Rows) grid.AddRow(ModelSummaryFormat.Cells(ToRuntime(row)).Select(Markup.Escape).ToArray());
         AnsiConsole.Write(grid);
         foreach (var line in Totals(table)) AnsiConsole.MarkupLine(Markup.Escape(line));
+        AnsiConsole.MarkupLine(Markup.Escape(ArenaLine(table)));
         AnsiConsole.WriteLine();
     }
 }
