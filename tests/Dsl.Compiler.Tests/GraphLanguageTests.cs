@@ -236,4 +236,27 @@ public sealed class GraphLanguageTests
         Assert.Equal("NN2001", warning.Id);
         Assert.Equal(nn.IndexOf("true", StringComparison.Ordinal), warning.Span.Start);
     }
+
+    [Fact]
+    public void A_model_whose_output_is_its_input_computes_nothing_and_is_an_error()
+    {
+        Assert.Contains("model 'M' computes nothing: its output is its input", Markup.Expect("model [|M|](input: [4]) { input }", "NN1035").Message);
+        Markup.Expect("block Identity() { input }\nmodel [|M|](input: [4]) { Identity() }", "NN1035");
+        Assert.Equal(new[] { 4 }, Model("block Identity() { input }\nmodel M(input: [4]) { Identity() -> relu }").OutputShape);
+    }
+
+    [Fact]
+    public void What_only_an_unused_value_computes_is_left_out_of_the_model()
+    {
+        var result = NnCompiler.Compile("model M(input: [4]) { a = linear(4, 4) as dead -> relu; input -> tanh -> linear(4, 2) as fc }");
+        Assert.Equal("NN2008", Assert.Single(result.Diagnostics).Id);
+        var model = Assert.Single(result.Models);
+        Assert.Equal(new[] { "tanh", "linear" }, model.Graph.Nodes.Select(n => n.Op.KindName));
+        Assert.Equal(new[] { "fc.weight", "fc.bias" }, model.Tensors.Select(t => t.Name));
+        Assert.Equal(new[] { "2", "fc" }, model.Modules!.Children.Select(c => c.Name)); // positions count the left-out layers: dead is 0, its relu 1
+        // And it trains and infers like the same model without the unused statement.
+        var (errors, assembly) = GeneratedCompilation.Build(GeneratedCompilation.Generate("model M(input: [4]) { a = linear(4, 4) as dead -> relu; input -> tanh -> linear(4, 2) as fc }"));
+        Assert.Empty(errors);
+        GeneratedCompilation.Run(assembly!.GetTypes().Single(t => t.Name == "M"));
+    }
 }

@@ -278,9 +278,44 @@ namespace Dsl.Compiler.Semantics
             var input = _graph is null ? BoundValue.Unknown : new BoundValue(_graph.Input, inputShape, null);
             var module = new ModuleNode.Builder("", "", ModuleKind.Model, model.Name.Text, model.Span);
             var output = BindBody(model.Body, new Scope("", input, null, module, isGroup: false), null);
-            var graph = _graph;
+            var builder = _graph;
             _graph = null;
-            return output.IsKnown && graph is not null ? (graph.Build(output.Graph!), module.Build()) : (null, null);
+            if (!output.IsKnown || builder is null) return (null, null);
+            var graph = builder.Build(output.Graph!);
+            if (output.Graph == graph.Input)
+            {
+                ReportText(DiagnosticDescriptors.MisplacedStatement, model.Name.Span,
+                    $"model '{model.Name.Text}' computes nothing: its output is its input; end its body with a layer");
+                return (null, null);
+            }
+
+            return Prune(graph, module);
+        }
+
+        /// <summary>
+        /// Drops the nodes whose value never reaches the output (behind an unused name, NN2008): they would be computed
+        /// for nothing and have no gradient. Their layers leave the hierarchy and the state_dict too.
+        /// </summary>
+        private static (DataflowGraph, ModuleNode) Prune(DataflowGraph graph, ModuleNode.Builder module)
+        {
+            var live = new HashSet<Node>();
+            var pending = new Stack<Value>();
+            pending.Push(graph.Output);
+            while (pending.Count > 0)
+            {
+                var value = pending.Pop();
+                if (value.Producer is not { } node || !live.Add(node)) continue;
+                foreach (var input in node.Inputs) pending.Push(input);
+            }
+
+            if (live.Count == graph.Nodes.Count) return (graph, module.Build());
+            var rebuilt = new DataflowGraph.Builder(graph.Input.Shape);
+            var map = new Dictionary<Value, Value> { [graph.Input] = rebuilt.Input };
+            foreach (var node in graph.Nodes.Where(live.Contains))
+                map[node.Output] = rebuilt.Add(node.Op, node.Inputs.Select(v => map[v]).ToArray());
+            var ops = new HashSet<Op>(live.Select(n => n.Op));
+            module.RemoveWhere(b => b.Op is { } op ? !ops.Contains(op) : false);
+            return (rebuilt.Build(map[graph.Output]), module.Build());
         }
 
         /// <summary>Binds the statements of a body; returns its output (the last statement's value).</summary>
@@ -330,7 +365,7 @@ namespace Dsl.Compiler.Semantics
             foreach (var binding in scope.Names.Values.Where(b => !b.Used))
             {
                 ReportText(DiagnosticDescriptors.UnusedValue, binding.Name.Span,
-                    $"'{binding.Name.Text}' is bound but never used; use it (e.g. add({binding.Name.Text}, input)) or remove the statement");
+                    $"'{binding.Name.Text}' is bound but never used, so what computes only it is left out of the model (not run, no parameters); use it (e.g. add({binding.Name.Text}, input)) or remove the statement");
             }
 
             return output;

@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Linq;
 using Dsl.Compiler.Graph;
@@ -151,6 +152,14 @@ namespace Dsl.Compiler.Semantics
             public List<Builder> Children { get; } = new();
 
             public ModuleNode Build() => new(this);
+
+            /// <summary>Removes the layers <paramref name="dead"/> selects, and the blocks and groups left empty.</summary>
+            public void RemoveWhere(Func<Builder, bool> dead)
+            {
+                Children.RemoveAll(c => dead(c));
+                foreach (var child in Children) child.RemoveWhere(dead);
+                Children.RemoveAll(c => c.Op is null && c.Children.Count == 0);
+            }
         }
     }
 }
