@@ -260,3 +260,47 @@ public sealed class GraphLanguageTests
         GeneratedCompilation.Run(assembly!.GetTypes().Single(t => t.Name == "M"));
     }
 }
+
+/// <summary>
+/// A merge may read one value twice (<c>add(x, x)</c>, <c>concat(x, x)</c>, as PyTorch allows): the value's gradient is the
+/// sum of both shares. Checked against central differences of the loss sum(output · g) in double precision.
+/// </summary>
+public sealed class RepeatedMergeArgumentTests
+{
+    [Theory]
+    [InlineData("model M(input: [4]) { x = linear(4, 4) as a; add(x, x) -> tanh -> linear(4, 2) as b }")]
+    [InlineData("model M(input: [4]) { x = tanh; concat(x, x) -> linear(8, 2) as b }")]
+    [InlineData("model M(input: [4]) { add(input, input, input) -> tanh -> linear(4, 2) as b }")]
+    [InlineData("model M(input: [4]) { x = linear(4, 4) as a -> tanh; y = add(x, input); concat(y, x, y) -> linear(12, 2) as b }")]
+    public void The_input_gradient_equals_central_differences(string nn)
+    {
+        const int batch = 3;
+        var model = Dsl.Cli.InMemoryModel.Create(nn, "m.nn", "M", maxBatch: batch);
+        var random = new Random(5);
+        var input = Enumerable.Range(0, batch * 4).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        var g = Enumerable.Range(0, batch * 2).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        var output = new float[batch * 2];
+        var inputGrad = new float[input.Length];
+        model.ZeroGrad();
+        model.Forward(input, output, batch);
+        model.Backward(g, inputGrad);
+
+        double Loss(float[] x)
+        {
+            var y = new float[batch * 2];
+            model.Infer(x, y, batch); // no batch norm or dropout: inference is the same function
+            return y.Select((v, i) => (double)v * g[i]).Sum();
+        }
+
+        for (int i = 0; i < input.Length; i++)
+        {
+            const float h = 1e-2f;
+            var plus = (float[])input.Clone();
+            var minus = (float[])input.Clone();
+            plus[i] += h;
+            minus[i] -= h;
+            double numeric = (Loss(plus) - Loss(minus)) / (2 * h);
+            Assert.True(Math.Abs(numeric - inputGrad[i]) <= 2e-3 * Math.Max(1, Math.Abs(numeric)), $"dL/dx[{i}]: backward {inputGrad[i]}, central difference {numeric}");
+        }
+    }
+}
