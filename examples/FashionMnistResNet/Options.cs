@@ -6,7 +6,8 @@ namespace Examples.FashionMnistResNet;
 
 internal sealed record Options(int? Epochs, double TimeBudgetMinutes, int MaxEpochs, int Limit, int TestLimit, int Threads, int Batch,
     string Optimizer, float LearningRate, float WeightDecay, float LabelSmoothing, string Schedule, double PctStart, int WarmupEpochs,
-    int CropPadding, bool Flip, float Erasing, bool DecayAll, int Seed, string DataDir, string OutputDir, string? Checkpoint, string? Resume, string? Save)
+    int CropPadding, bool Flip, float Erasing, bool DecayAll, int Seed, string DataDir, string OutputDir, string? Checkpoint, string? Resume, string? Save,
+    double MinAccuracy)
 {
     private const string Usage = """
         usage: dotnet run --project examples/FashionMnistResNet -c Release -- [options]
@@ -35,6 +36,7 @@ internal sealed record Options(int? Epochs, double TimeBudgetMinutes, int MaxEpo
           --checkpoint PATH     also save a checkpoint (model + optimizer + loader) after every epoch
           --resume PATH         continue from a checkpoint (its planned epochs unless --epochs is given)
           --save PATH           save the final model (safetensors state_dict)
+          --min-accuracy X      exit with status 1 when the final test accuracy is below X (for CI; default 0: never)
         """;
 
     private static string Check(string value, string name, params string[] allowed) =>
@@ -43,7 +45,7 @@ internal sealed record Options(int? Epochs, double TimeBudgetMinutes, int MaxEpo
     public static Options? Parse(string[] args)
     {
         var o = new Options(null, 30, 60, int.MaxValue, int.MaxValue, 0, 128, "sgd", float.NaN, float.NaN, 0.1f, "onecycle", 0.25, 1,
-            2, true, 0, false, 1, MnistFiles.FashionMnistDirectory, Path.Combine("artifacts", "FashionMnistResNet"), null, null, null);
+            2, true, 0, false, 1, MnistFiles.FashionMnistDirectory, Path.Combine("artifacts", "FashionMnistResNet"), null, null, null, 0);
         try
         {
             for (int i = 0; i < args.Length; i++)
@@ -77,6 +79,7 @@ internal sealed record Options(int? Epochs, double TimeBudgetMinutes, int MaxEpo
                     "--checkpoint" => o with { Checkpoint = Value() },
                     "--resume" => o with { Resume = Value() },
                     "--save" => o with { Save = Value() },
+                    "--min-accuracy" => o with { MinAccuracy = Float() },
                     "-h" or "--help" => throw new FormatException(""),
                     _ => throw new FormatException($"unknown option {args[i]}"),
                 };

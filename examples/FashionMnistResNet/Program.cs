@@ -125,4 +125,10 @@ if (options.Save is not null)
     Console.WriteLine($"model saved to {options.Save}");
 }
 
+if (options.MinAccuracy > 0 && !(progress.Results.Count > 0 && progress.Results[^1].TestAccuracy >= options.MinAccuracy))
+{
+    Console.Error.WriteLine(string.Create(c, $"the final test accuracy is below --min-accuracy {options.MinAccuracy}"));
+    return 1;
+}
+
 return 0;

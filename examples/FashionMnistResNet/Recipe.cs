@@ -30,8 +30,8 @@ internal static class Recipe
 
     public static LearningRateSchedule Schedule(Options o, long totalSteps, int stepsPerEpoch) => o.Schedule switch
     {
-        // PyTorch's OneCycleLR(max_lr, total_steps, pct_start 0.3, div 25, final div 1e4): needs ≥ 4 steps to have its phases.
-        "onecycle" when totalSteps >= 4 => new OneCycleSchedule(o.LearningRate, totalSteps, pctStart: o.PctStart),
+        // PyTorch's OneCycleLR(max_lr, total_steps, pct_start, div 25, final div 1e4); its rising phase needs pct_start·total > 1 steps.
+        "onecycle" when o.PctStart * totalSteps > 1 => new OneCycleSchedule(o.LearningRate, totalSteps, pctStart: o.PctStart),
         "onecycle" => LearningRateSchedule.Constant(o.LearningRate),
         // LinearLR(start_factor 0.1) over the warm-up epochs, then CosineAnnealingLR to 0.
         "cosine" => new CosineSchedule(o.LearningRate, totalSteps, warmupSteps: Math.Min((long)o.WarmupEpochs * stepsPerEpoch, totalSteps - 1), warmupStartFactor: 0.1f),
