@@ -53,10 +53,11 @@ internal sealed record Options(int? Epochs, double TimeBudgetMinutes, int MaxEpo
                 string Value() => i + 1 < args.Length ? args[++i] : throw new FormatException($"{args[i]} needs a value");
                 int Int() => int.Parse(Value(), CultureInfo.InvariantCulture);
                 float Float() => float.Parse(Value(), CultureInfo.InvariantCulture);
+                double Double() => double.Parse(Value(), CultureInfo.InvariantCulture);
                 o = args[i] switch
                 {
                     "--epochs" => o with { Epochs = Int() },
-                    "--time-budget" => o with { TimeBudgetMinutes = Float() },
+                    "--time-budget" => o with { TimeBudgetMinutes = Double() },
                     "--max-epochs" => o with { MaxEpochs = Int() },
                     "--limit" => o with { Limit = Int() },
                     "--test-limit" => o with { TestLimit = Int() },
@@ -67,7 +68,7 @@ internal sealed record Options(int? Epochs, double TimeBudgetMinutes, int MaxEpo
                     "--weight-decay" => o with { WeightDecay = Float() },
                     "--label-smoothing" => o with { LabelSmoothing = Float() },
                     "--schedule" => o with { Schedule = Check(Value(), "--schedule", "onecycle", "cosine", "step", "constant") },
-                    "--pct-start" => o with { PctStart = Float() },
+                    "--pct-start" => o with { PctStart = Double() },
                     "--warmup-epochs" => o with { WarmupEpochs = Int() },
                     "--crop" => o with { CropPadding = Int() },
                     "--no-flip" => o with { Flip = false },
@@ -79,7 +80,7 @@ internal sealed record Options(int? Epochs, double TimeBudgetMinutes, int MaxEpo
                     "--checkpoint" => o with { Checkpoint = Value() },
                     "--resume" => o with { Resume = Value() },
                     "--save" => o with { Save = Value() },
-                    "--min-accuracy" => o with { MinAccuracy = Float() },
+                    "--min-accuracy" => o with { MinAccuracy = Double() },
                     "-h" or "--help" => throw new FormatException(""),
                     _ => throw new FormatException($"unknown option {args[i]}"),
                 };
