@@ -57,6 +57,7 @@ public sealed class BatchLoader
 {
     private const ulong Golden = 0x9E3779B97F4A7C15UL; // SplitMix64's increment: its state after n draws is seed + n·Golden
     private const ulong FlipStream = 0xD1B54A32D192ED03UL; // separates the flip draws from the shuffling draws
+    private const ulong AugmentationStream = 0x8CB92BA72F3D8DD7UL; // and the augmentations' seeds from both
 
     private readonly LabeledDataset _data;
     private readonly int[] _order;
@@ -64,6 +65,7 @@ public sealed class BatchLoader
     private ulong _epochRngState;
     private ulong _flipSeed;
     private int _flipWidth;
+    private SampleAugmentation[] _augmentations = [];
 
     /// <summary>A loader over <paramref name="data"/>.</summary>
     /// <param name="data">The samples.</param>
@@ -104,6 +106,35 @@ public sealed class BatchLoader
             if (value > 0 && _data.SampleLength % value != 0)
                 throw new ArgumentException($"samples of {_data.SampleLength} floats are not rows of width {value}.", nameof(value));
             _flipWidth = value;
+        }
+    }
+
+    /// <summary>
+    /// Augmentations applied to every served sample, in order, after the horizontal flip (flip and crop commute in
+    /// distribution, so this is torchvision's <c>RandomCrop</c>, <c>RandomHorizontalFlip</c>, …, <c>RandomErasing</c>).
+    /// Each gets a seed that is a function of the epoch's generator state, the sample's position and the
+    /// augmentation's index, so a restored loader repeats them; none allocates per batch.
+    /// </summary>
+    /// <exception cref="ArgumentException">An augmentation is for samples of another length.</exception>
+    public IReadOnlyList<SampleAugmentation> Augmentations
+    {
+        get => _augmentations;
+        init
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            var augmentations = value.ToArray();
+            foreach (var augmentation in augmentations)
+            {
+                ArgumentNullException.ThrowIfNull(augmentation, nameof(value));
+                if (augmentation.SampleLength != _data.SampleLength)
+                {
+                    throw new ArgumentException(
+                        string.Create(CultureInfo.InvariantCulture, $"{augmentation.GetType().Name} is for samples of {augmentation.SampleLength} floats ([{augmentation.Channels}, {augmentation.Height}, {augmentation.Width}]); the data set's have {_data.SampleLength}."),
+                        nameof(value));
+                }
+            }
+
+            _augmentations = augmentations;
         }
     }
 
@@ -218,6 +249,8 @@ public sealed class BatchLoader
             {
                 for (int row = 0; row < sampleLength; row += _flipWidth) destination.Slice(row, _flipWidth).Reverse();
             }
+
+            if (_augmentations.Length > 0) Augment(destination, Cursor + k);
         }
 
         Cursor += count;
@@ -228,6 +261,14 @@ public sealed class BatchLoader
 
     // The position-th draw of a SplitMix64 stream seeded with _flipSeed: its top bit.
     private bool Flip(int position) => (new SplitMix64(_flipSeed + (ulong)position * Golden).NextUInt64() >> 63) != 0;
+
+    // Sample seeds: a SplitMix64 stream seeded with the position's hash, one draw per augmentation, so that no two
+    // samples share draws (seeding with seed + position·Golden would make sample p's second draw sample p+1's first).
+    private void Augment(Span<float> sample, int position)
+    {
+        var random = new SplitMix64(new SplitMix64((_flipSeed ^ AugmentationStream) + (ulong)position * Golden).NextUInt64());
+        foreach (var augmentation in _augmentations) augmentation.Apply(sample, random.NextUInt64());
+    }
 
     /// <summary>The loader's position, for a checkpoint.</summary>
     public LoaderState State => new(Seed, HasNext ? _epochRngState : _rngState, Epoch, Cursor, HasNext);

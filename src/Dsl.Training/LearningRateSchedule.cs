@@ -1,4 +1,6 @@
 // Learning-rate schedules as pure functions of the step count, so a checkpoint only needs the step to resume one.
+using System.Diagnostics;
+
 namespace Dsl.Training;
 
 /// <summary>
@@ -96,7 +98,11 @@ public sealed class MultiStepSchedule : LearningRateSchedule
 /// <summary>
 /// Cosine annealing (PyTorch's <c>CosineAnnealingLR</c> without restarts), optionally after a linear warm-up:
 /// <c>lr = min + (base − min)·(1 + cos(π·t/T))/2</c>, t the steps after warm-up, T the steps of the cosine part;
-/// after T steps the rate stays at the minimum.
+/// after T steps the rate stays at the minimum. The warm-up of W steps is, without a start factor,
+/// <c>base·(step + 1)/W</c> (PyTorch's <c>LinearLR(start_factor=1/W, total_iters=W−1)</c>); with a start factor s,
+/// <c>base·(s + (1 − s)·step/W)</c>, which with the cosine part is PyTorch's
+/// <c>SequentialLR([LinearLR(start_factor=s, total_iters=W), CosineAnnealingLR(T_max=total−W, eta_min=min)], milestones=[W])</c>
+/// stepped once per update.
 /// </summary>
 public sealed class CosineSchedule : LearningRateSchedule
 {
@@ -105,16 +111,26 @@ public sealed class CosineSchedule : LearningRateSchedule
     /// <param name="totalSteps">Steps of the whole schedule, warm-up included (≥ 1).</param>
     /// <param name="minLearningRate">The final learning rate (PyTorch's <c>eta_min</c>).</param>
     /// <param name="warmupSteps">Steps of linear warm-up from base/warmup to base (0 for none).</param>
-    public CosineSchedule(float baseLearningRate, long totalSteps, float minLearningRate = 0, long warmupSteps = 0)
+    /// <param name="warmupStartFactor">
+    /// PyTorch's <c>LinearLR</c> <c>start_factor</c> in (0, 1]: the warm-up's first rate is base·factor and it rises
+    /// linearly to base at step <paramref name="warmupSteps"/>; null for the warm-up <c>base·(step + 1)/W</c>.
+    /// </param>
+    public CosineSchedule(float baseLearningRate, long totalSteps, float minLearningRate = 0, long warmupSteps = 0, float? warmupStartFactor = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(totalSteps, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(warmupSteps);
         if (warmupSteps >= totalSteps) throw new ArgumentOutOfRangeException(nameof(warmupSteps), warmupSteps, "warm-up must be shorter than the schedule.");
+        if (warmupStartFactor is { } factor && !(factor > 0 && factor <= 1))
+            throw new ArgumentException($"warmupStartFactor must be in (0, 1] (PyTorch's LinearLR start_factor), got {factor.ToString(System.Globalization.CultureInfo.InvariantCulture)}.", nameof(warmupStartFactor));
         BaseLearningRate = baseLearningRate;
         TotalSteps = totalSteps;
         MinLearningRate = minLearningRate;
         WarmupSteps = warmupSteps;
+        WarmupStartFactor = warmupStartFactor;
     }
+
+    /// <summary>The warm-up's start factor (PyTorch's <c>LinearLR</c> <c>start_factor</c>), or null for <c>(step + 1)/W</c>.</summary>
+    public float? WarmupStartFactor { get; }
 
     /// <summary>The peak learning rate.</summary>
     public float BaseLearningRate { get; }
@@ -131,7 +147,13 @@ public sealed class CosineSchedule : LearningRateSchedule
     /// <inheritdoc/>
     public override float At(long step)
     {
-        if (step < WarmupSteps) return (float)((double)BaseLearningRate * (step + 1) / WarmupSteps);
+        if (step < WarmupSteps)
+        {
+            return WarmupStartFactor is { } s
+                ? (float)(BaseLearningRate * (s + (1 - (double)s) * step / WarmupSteps))
+                : (float)((double)BaseLearningRate * (step + 1) / WarmupSteps);
+        }
+
         long t = Math.Min(step - WarmupSteps, TotalSteps - WarmupSteps);
         double cosine = (1 + Math.Cos(Math.PI * t / (TotalSteps - WarmupSteps))) / 2;
         return (float)(MinLearningRate + ((double)BaseLearningRate - MinLearningRate) * cosine);
@@ -139,5 +161,118 @@ public sealed class CosineSchedule : LearningRateSchedule
 
     /// <inheritdoc/>
     public override string ToString() =>
-        Inv($"cosine({BaseLearningRate:G4} → {MinLearningRate:G4}, {TotalSteps} steps{(WarmupSteps > 0 ? $", {WarmupSteps} warm-up" : "")})");
+        Inv($"cosine({BaseLearningRate:G4} → {MinLearningRate:G4}, {TotalSteps} steps{(WarmupSteps > 0 ? Inv($", {WarmupSteps} warm-up{(WarmupStartFactor is { } s ? Inv($" from ×{s:G4}") : "")}") : "")})");
+}
+
+/// <summary>How a <see cref="OneCycleSchedule"/> moves between its rates (PyTorch's <c>anneal_strategy</c>).</summary>
+public enum AnnealStrategy
+{
+    /// <summary>Half a cosine: <c>end + (start − end)·(1 + cos(π·pct))/2</c> (PyTorch's <c>'cos'</c>, the default).</summary>
+    Cosine,
+
+    /// <summary>A straight line: <c>start + (end − start)·pct</c> (PyTorch's <c>'linear'</c>).</summary>
+    Linear,
+}
+
+/// <summary>
+/// PyTorch's <c>OneCycleLR</c> (Smith and Topin, 2018), stepped once per update: from <c>max/div_factor</c> up to
+/// <c>max</c> over the first <c>pct_start·total</c> steps, then down to <c>max/(div_factor·final_div_factor)</c> at step
+/// <c>total − 1</c>; with <c>three_phase</c>, back down to <c>max/div_factor</c> symmetrically before the final
+/// annihilation. The phase boundaries are PyTorch's: phase ends at <c>pct_start·total − 1</c> (and <c>2·pct_start·total − 2</c>)
+/// and <c>total − 1</c>. Momentum is not cycled (PyTorch's <c>cycle_momentum=False</c>): the optimizer keeps its own.
+/// Past <c>total − 1</c> steps, where PyTorch raises, the rate stays at the minimum.
+/// </summary>
+public sealed class OneCycleSchedule : LearningRateSchedule
+{
+    private readonly (double EndStep, double Start, double End)[] _phases;
+
+    /// <summary>A one-cycle schedule of <paramref name="totalSteps"/> updates peaking at <paramref name="maxLearningRate"/>.</summary>
+    /// <param name="maxLearningRate">The peak rate (PyTorch's <c>max_lr</c>, &gt; 0).</param>
+    /// <param name="totalSteps">Updates in the cycle (PyTorch's <c>total_steps</c>, ≥ 2).</param>
+    /// <param name="pctStart">Fraction of the cycle spent rising (PyTorch's <c>pct_start</c>, default 0.3).</param>
+    /// <param name="divFactor">The initial rate is max/divFactor (default 25).</param>
+    /// <param name="finalDivFactor">The final rate is initial/finalDivFactor (default 1e4).</param>
+    /// <param name="threePhase">PyTorch's <c>three_phase</c>: fall back to the initial rate before the final annealing.</param>
+    /// <param name="anneal">Cosine (default) or linear interpolation within a phase.</param>
+    /// <exception cref="ArgumentException">An argument is out of PyTorch's range; the message says which and what it must be.</exception>
+    public OneCycleSchedule(float maxLearningRate, long totalSteps, double pctStart = 0.3, double divFactor = 25, double finalDivFactor = 1e4,
+        bool threePhase = false, AnnealStrategy anneal = AnnealStrategy.Cosine)
+    {
+        if (!(maxLearningRate > 0)) throw new ArgumentException(Inv($"maxLearningRate must be > 0, got {maxLearningRate}."), nameof(maxLearningRate));
+        if (totalSteps < 2) throw new ArgumentException(Inv($"totalSteps must be at least 2, got {totalSteps}."), nameof(totalSteps));
+        if (!(pctStart > 0 && pctStart < 1)) throw new ArgumentException(Inv($"pctStart must be in (0, 1), got {pctStart}."), nameof(pctStart));
+        if (!(divFactor > 0)) throw new ArgumentException(Inv($"divFactor must be > 0, got {divFactor}."), nameof(divFactor));
+        if (!(finalDivFactor > 0)) throw new ArgumentException(Inv($"finalDivFactor must be > 0, got {finalDivFactor}."), nameof(finalDivFactor));
+        if (!Enum.IsDefined(anneal)) throw new ArgumentException(Inv($"anneal must be Cosine or Linear, got {(int)anneal}."), nameof(anneal));
+        double rampEnd = pctStart * totalSteps - 1;
+        if (rampEnd <= 0 || (threePhase ? 2 * rampEnd : rampEnd) >= totalSteps - 1)
+        {
+            throw new ArgumentException(
+                Inv($"pctStart {pctStart} leaves no room for a phase in {totalSteps} steps: pctStart·totalSteps must be above 1 and its phases must end before step {totalSteps - 1}."),
+                nameof(pctStart));
+        }
+
+        MaxLearningRate = maxLearningRate;
+        TotalSteps = totalSteps;
+        PctStart = pctStart;
+        DivFactor = divFactor;
+        FinalDivFactor = finalDivFactor;
+        ThreePhase = threePhase;
+        Anneal = anneal;
+        double initial = maxLearningRate / divFactor, min = initial / finalDivFactor;
+        _phases = threePhase
+            ? [(rampEnd, initial, maxLearningRate), (2 * pctStart * totalSteps - 2, maxLearningRate, initial), (totalSteps - 1, initial, min)]
+            : [(rampEnd, initial, maxLearningRate), (totalSteps - 1, maxLearningRate, min)];
+    }
+
+    /// <summary>The peak rate.</summary>
+    public float MaxLearningRate { get; }
+
+    /// <summary>Updates in the cycle.</summary>
+    public long TotalSteps { get; }
+
+    /// <summary>Fraction of the cycle spent rising.</summary>
+    public double PctStart { get; }
+
+    /// <summary>The initial rate is max/DivFactor.</summary>
+    public double DivFactor { get; }
+
+    /// <summary>The final rate is initial/FinalDivFactor.</summary>
+    public double FinalDivFactor { get; }
+
+    /// <summary>Whether the cycle has three phases.</summary>
+    public bool ThreePhase { get; }
+
+    /// <summary>The interpolation within a phase.</summary>
+    public AnnealStrategy Anneal { get; }
+
+    /// <summary>The first rate, max/DivFactor.</summary>
+    public float InitialLearningRate => (float)(MaxLearningRate / DivFactor);
+
+    /// <summary>The last rate, initial/FinalDivFactor.</summary>
+    public float MinLearningRate => (float)(MaxLearningRate / DivFactor / FinalDivFactor);
+
+    /// <inheritdoc/>
+    public override float At(long step)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(step);
+        double t = Math.Min(step, TotalSteps - 1), startStep = 0;
+        for (int i = 0; i < _phases.Length; i++)
+        {
+            var (endStep, start, end) = _phases[i];
+            if (t <= endStep || i == _phases.Length - 1)
+            {
+                double pct = (t - startStep) / (endStep - startStep);
+                return (float)(Anneal == AnnealStrategy.Cosine ? end + (start - end) / 2 * (Math.Cos(Math.PI * pct) + 1) : (end - start) * pct + start);
+            }
+
+            startStep = endStep;
+        }
+
+        throw new UnreachableException();
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() =>
+        Inv($"one-cycle({InitialLearningRate:G4} → {MaxLearningRate:G4} → {MinLearningRate:G4}, {TotalSteps} steps, {PctStart:G3} rising{(ThreePhase ? ", three-phase" : "")}{(Anneal == AnnealStrategy.Linear ? ", linear" : "")})");
 }

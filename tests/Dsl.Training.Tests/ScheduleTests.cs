@@ -1,4 +1,4 @@
-// Learning-rate schedules as PyTorch defines StepLR, MultiStepLR and CosineAnnealingLR.
+// Learning-rate schedules as PyTorch defines StepLR, MultiStepLR, CosineAnnealingLR, LinearLR and OneCycleLR.
 
 namespace Dsl.Training.Tests;
 
@@ -46,5 +46,69 @@ public class ScheduleTests
         Assert.Equal(1f, s.At(10), 6);
         Assert.Equal(0.5f, s.At(60), 6);
         Assert.Equal(0f, s.At(110), 6);
+    }
+
+    // Expected values: PyTorch's OneCycleLR.get_lr (torch/optim/lr_scheduler.py, its _annealing_cos/_annealing_linear and
+    // phase table) evaluated in double precision in Python, step by step.
+    [Fact]
+    public void OneCycleMatchesPyTorchsOneCycleLR()
+    {
+        var s = new OneCycleSchedule(0.1f, 100); // pct_start 0.3, div_factor 25, final_div_factor 1e4, cos
+        (long Step, double Lr)[] expected =
+        [
+            (0, 0.0040000000000000036), (10, 0.029516394846410082), (28, 0.09971862194340926), (29, 0.1),
+            (30, 0.09994965352845243), (64, 0.0500002), (98, 5.07464715475788e-05), (99, 4e-07),
+        ];
+        foreach (var (step, lr) in expected) Assert.Equal(lr, s.At(step), lr * 1e-6); // float: 24-bit mantissa
+        Assert.Equal(4e-07, s.At(500), 1e-12); // past the cycle (PyTorch raises): the minimum
+        Assert.Equal(0.004f, s.InitialLearningRate, 1e-9f);
+        Assert.Equal(4e-7f, s.MinLearningRate, 1e-13f);
+    }
+
+    [Fact]
+    public void OneCycleThreePhaseLinearMatchesPyTorch()
+    {
+        var s = new OneCycleSchedule(0.4f, 100, pctStart: 0.25, threePhase: true, anneal: AnnealStrategy.Linear);
+        (long Step, double Lr)[] expected =
+        [
+            (0, 0.016), (12, 0.20800000000000002), (24, 0.4), (36, 0.20800000000000002), (48, 0.016000000000000014),
+            (70, 0.009098729411764706), (99, 1.6000000000009063e-06),
+        ];
+        foreach (var (step, lr) in expected) Assert.Equal(lr, s.At(step), lr * 1e-6);
+    }
+
+    [Fact]
+    public void OneCycleRejectsWhatPyTorchCannotSchedule()
+    {
+        Assert.Equal("maxLearningRate must be > 0, got 0. (Parameter 'maxLearningRate')",
+            Assert.Throws<ArgumentException>(() => new OneCycleSchedule(0, 100)).Message);
+        Assert.Equal("totalSteps must be at least 2, got 1. (Parameter 'totalSteps')",
+            Assert.Throws<ArgumentException>(() => new OneCycleSchedule(0.1f, 1)).Message);
+        Assert.Equal("pctStart must be in (0, 1), got 1. (Parameter 'pctStart')",
+            Assert.Throws<ArgumentException>(() => new OneCycleSchedule(0.1f, 100, pctStart: 1)).Message);
+        Assert.Equal("divFactor must be > 0, got -1. (Parameter 'divFactor')",
+            Assert.Throws<ArgumentException>(() => new OneCycleSchedule(0.1f, 100, divFactor: -1)).Message);
+        Assert.Equal("pctStart 0.01 leaves no room for a phase in 100 steps: pctStart·totalSteps must be above 1 and its phases must end before step 99. (Parameter 'pctStart')",
+            Assert.Throws<ArgumentException>(() => new OneCycleSchedule(0.1f, 100, pctStart: 0.01)).Message);
+        Assert.Equal("pctStart 0.6 leaves no room for a phase in 100 steps: pctStart·totalSteps must be above 1 and its phases must end before step 99. (Parameter 'pctStart')",
+            Assert.Throws<ArgumentException>(() => new OneCycleSchedule(0.1f, 100, pctStart: 0.6, threePhase: true)).Message);
+        Assert.Equal("one-cycle(0.004 → 0.1 → 4E-07, 100 steps, 0.3 rising)", new OneCycleSchedule(0.1f, 100).ToString());
+    }
+
+    // SequentialLR([LinearLR(start_factor=1/3, total_iters=5), CosineAnnealingLR(T_max=15, eta_min=0.001)], milestones=[5]),
+    // base 0.3, one scheduler step per update; expected values from the two schedulers' documented closed forms.
+    [Fact]
+    public void WarmupWithAStartFactorIsPyTorchsLinearLRThenCosine()
+    {
+        var s = new CosineSchedule(0.3f, 20, minLearningRate: 0.001f, warmupSteps: 5, warmupStartFactor: 1f / 3);
+        (long Step, double Lr)[] expected =
+        [
+            (0, 0.09999999999999999), (1, 0.13999999999999999), (4, 0.26), (5, 0.3), (6, 0.2967330663097039),
+            (12, 0.1661270052585142), (19, 0.00426693369029605), (20, 0.001),
+        ];
+        foreach (var (step, lr) in expected) Assert.Equal(lr, s.At(step), lr * 1e-6);
+        Assert.Equal("cosine(0.3 → 0.001, 20 steps, 5 warm-up from ×0.3333)", s.ToString());
+        Assert.Equal("warmupStartFactor must be in (0, 1] (PyTorch's LinearLR start_factor), got 0. (Parameter 'warmupStartFactor')",
+            Assert.Throws<ArgumentException>(() => new CosineSchedule(0.3f, 20, warmupSteps: 5, warmupStartFactor: 0)).Message);
     }
 }

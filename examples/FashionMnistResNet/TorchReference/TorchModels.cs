@@ -1,0 +1,98 @@
+// The example's networks in TorchSharp: plain-20 (ResNet.nn, the placeholder) and ResNet-20 (ResNet20.nn.v2) in
+// torchvision's BasicBlock layout with projection shortcuts, one input channel, [1, 28, 28].
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Examples.FashionMnistResNet;
+
+internal static class TorchModels
+{
+    private static Conv2d Conv3x3(long inPlanes, long planes, long stride = 1) => nn.Conv2d(inPlanes, planes, 3, stride: stride, padding: 1, bias: false);
+
+    /// <summary>ResNet.nn's Plain20: 19 conv → bn → relu, global average pooling, linear; children named by position as the unnamed .nn layers.</summary>
+    public static nn.Module<Tensor, Tensor> Plain20()
+    {
+        var layers = new List<(string, nn.Module<Tensor, Tensor>)>();
+        void Add(nn.Module<Tensor, Tensor> layer) => layers.Add((layers.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), layer));
+        void ConvBnRelu(long inPlanes, long planes, long stride = 1)
+        {
+            Add(Conv3x3(inPlanes, planes, stride));
+            Add(nn.BatchNorm2d(planes));
+            Add(nn.ReLU());
+        }
+
+        ConvBnRelu(1, 16);
+        for (int i = 0; i < 6; i++) ConvBnRelu(16, 16);
+        ConvBnRelu(16, 32, 2);
+        for (int i = 0; i < 5; i++) ConvBnRelu(32, 32);
+        ConvBnRelu(32, 64, 2);
+        for (int i = 0; i < 5; i++) ConvBnRelu(64, 64);
+        Add(nn.AdaptiveAvgPool2d(1));
+        Add(nn.Flatten());
+        Add(nn.Linear(64, 10));
+        return nn.Sequential(layers);
+    }
+
+    /// <summary>torchvision's BasicBlock: conv3x3 → bn → relu → conv3x3 → bn, plus the input (or its 1×1 projection), → relu.</summary>
+    internal sealed class BasicBlock : nn.Module<Tensor, Tensor>
+    {
+        private readonly Conv2d conv1;
+        private readonly BatchNorm2d bn1;
+        private readonly Conv2d conv2;
+        private readonly BatchNorm2d bn2;
+        private readonly Sequential? downsample;
+
+        public BasicBlock(long inPlanes, long planes, long stride = 1)
+            : base(nameof(BasicBlock))
+        {
+            conv1 = Conv3x3(inPlanes, planes, stride);
+            bn1 = nn.BatchNorm2d(planes);
+            conv2 = Conv3x3(planes, planes);
+            bn2 = nn.BatchNorm2d(planes);
+            if (stride != 1 || inPlanes != planes)
+                downsample = nn.Sequential(("0", nn.Conv2d(inPlanes, planes, 1, stride: stride, bias: false)), ("1", nn.BatchNorm2d(planes)));
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor input)
+        {
+            using var scope = NewDisposeScope();
+            var output = bn2.forward(conv2.forward(nn.functional.relu(bn1.forward(conv1.forward(input)))));
+            var identity = downsample is null ? input : downsample.forward(input);
+            return nn.functional.relu(output.add_(identity)).MoveToOuterDisposeScope();
+        }
+    }
+
+    /// <summary>CIFAR-style ResNet-20 on [1, 28, 28]: keys conv1.weight, layer2.0.downsample.0.weight, fc.bias, … (272,186 parameters).</summary>
+    internal sealed class ResNet20 : nn.Module<Tensor, Tensor>
+    {
+        private readonly Conv2d conv1;
+        private readonly BatchNorm2d bn1;
+        private readonly Sequential layer1;
+        private readonly Sequential layer2;
+        private readonly Sequential layer3;
+        private readonly Linear fc;
+
+        public ResNet20()
+            : base(nameof(ResNet20))
+        {
+            conv1 = Conv3x3(1, 16);
+            bn1 = nn.BatchNorm2d(16);
+            layer1 = nn.Sequential(("0", new BasicBlock(16, 16)), ("1", new BasicBlock(16, 16)), ("2", new BasicBlock(16, 16)));
+            layer2 = nn.Sequential(("0", new BasicBlock(16, 32, 2)), ("1", new BasicBlock(32, 32)), ("2", new BasicBlock(32, 32)));
+            layer3 = nn.Sequential(("0", new BasicBlock(32, 64, 2)), ("1", new BasicBlock(64, 64)), ("2", new BasicBlock(64, 64)));
+            fc = nn.Linear(64, 10);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor input)
+        {
+            using var scope = NewDisposeScope();
+            var x = nn.functional.relu(bn1.forward(conv1.forward(input)));
+            x = layer3.forward(layer2.forward(layer1.forward(x)));
+            x = nn.functional.adaptive_avg_pool2d(x, 1).flatten(1);
+            return fc.forward(x).MoveToOuterDisposeScope();
+        }
+    }
+}
