@@ -7,7 +7,7 @@ using System.Globalization;
 using Dsl.Runtime;
 using Dsl.Training;
 using Examples.FashionMnistResNet;
-using Net = Examples.FashionMnistResNet.Plain20; // the model: the one line to change (to ResNet20) when ResNet.nn becomes ResNet20.nn.v2
+using Net = Examples.FashionMnistResNet.ResNet20; // the model of ResNet.nn
 
 var options = Options.Parse(args);
 if (options is null) return 2;

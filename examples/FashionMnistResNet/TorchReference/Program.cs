@@ -8,9 +8,9 @@ using Dsl.Training;
 using Examples.FashionMnistResNet;
 using TorchSharp;
 using static TorchSharp.torch;
-using OurNet = Examples.FashionMnistResNet.Plain20; // the generated model: ResNet20 once ResNet.nn is ResNet20.nn.v2
+using OurNet = Examples.FashionMnistResNet.ResNet20; // the generated model (ResNet.nn)
 
-const string OurModel = "plain20"; // what OurNet is, in --model's terms
+const string OurModel = "resnet20"; // what OurNet is, in --model's terms
 var c = CultureInfo.InvariantCulture;
 string model = OurModel, sides = "torch,ours";
 int epochs = 1, threads = 2;
@@ -47,7 +47,7 @@ foreach (var side in sides.Split(','))
 {
     if (side == "ours" && model != OurModel)
     {
-        Console.WriteLine($"ours: skipped, the generated model is {OurModel} until the graph language lands (ResNet20.nn.v2)");
+        Console.WriteLine($"ours: skipped, the generated model is {OurModel} (ResNet.nn); plain20 runs on the torch side only");
         continue;
     }
 

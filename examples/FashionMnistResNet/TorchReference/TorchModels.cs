@@ -1,5 +1,5 @@
-// The example's networks in TorchSharp: plain-20 (ResNet.nn, the placeholder) and ResNet-20 (ResNet20.nn.v2) in
-// torchvision's BasicBlock layout with projection shortcuts, one input channel, [1, 28, 28].
+// The example's networks in TorchSharp: ResNet-20 (ResNet.nn) in torchvision's BasicBlock layout with projection
+// shortcuts, one input channel, [1, 28, 28]; and plain-20 (the same layers without the skips), for the torch side only.
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -10,7 +10,7 @@ internal static class TorchModels
 {
     private static Conv2d Conv3x3(long inPlanes, long planes, long stride = 1) => nn.Conv2d(inPlanes, planes, 3, stride: stride, padding: 1, bias: false);
 
-    /// <summary>ResNet.nn's Plain20: 19 conv → bn → relu, global average pooling, linear; children named by position as the unnamed .nn layers.</summary>
+    /// <summary>plain-20: 19 conv → bn → relu, global average pooling, linear; children named by position as the unnamed .nn layers.</summary>
     public static nn.Module<Tensor, Tensor> Plain20()
     {
         var layers = new List<(string, nn.Module<Tensor, Tensor>)>();
