@@ -295,6 +295,48 @@ public sealed class ExportTests(ITestOutputHelper output) : IDisposable
         }
         """;
 
+    /// <summary>Nested blocks, a named group inside a block, a merge of a merge, keyword arguments, a frozen batch norm in a block.</summary>
+    internal const string NestedBlocks = """
+        block Inner(c, frozen = false) {
+            x = bn2d(frozen: frozen) as bn -> relu;
+            add(x, input)
+        }
+        block Outer(c, k = 3) {
+            a = (conv(c, c, k, padding: 1, bias: false) as first -> Inner(c) -> Inner(c, frozen: true) as deep) as body;
+            b = input -> avgpool(k, stride: 1, padding: 1);
+            concat(add(a, b), input) -> bn2d as mix
+        }
+        model Edge(input: [4, 6, 6]) {
+            Outer(4) as o1 -> conv(8, 4, 1, bias: false) -> (Outer(4, k: 3) -> conv(8, 4, 1, bias: false) -> Outer(4)) as rep -> global_avgpool -> linear(8, 2) as fc
+        }
+        """;
+
+    [Fact]
+    public void Nested_blocks_named_groups_and_frozen_batch_norms_in_blocks_are_written_with_block_classes()
+    {
+        string text = ExportFile(NestedBlocks, "edge.nn");
+        output.WriteLine(text);
+        Assert.Contains("""
+                    self.body = nn.ModuleDict({
+                        "first": nn.Conv2d(c, c, kernel_size=k, padding=1, bias=False),
+                        "1": Inner(c),
+                        "deep": Inner(c, frozen=True),
+                    })
+                    self.add_module("1", nn.AvgPool2d(kernel_size=k, stride=1, padding=1))
+            """.Replace("\r\n", "\n"), text, StringComparison.Ordinal);
+        Assert.Contains("""
+                    a = self.body.first(x)
+                    a = self.body["1"](a)
+                    a = self.body.deep(a)
+                    b = getattr(self, "1")(x)
+                    y = self.mix(torch.cat([a + b, x], dim=1))
+                    return y
+            """.Replace("\r\n", "\n"), text, StringComparison.Ordinal);
+        Assert.Contains("        x_ = self.bn(x)\n        x_ = getattr(self, \"1\")(x_)\n        return x_ + x\n", text, StringComparison.Ordinal); // a value named x
+        Assert.Contains("self.rep = nn.Sequential(Outer(4, k=3), nn.Conv2d(8, 4, kernel_size=1, bias=False), Outer(4))", text, StringComparison.Ordinal);
+        Assert.Contains("        self.get_submodule(\"rep.0.body.deep.bn\").eval()  # frozen: true\n", text, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Inferred_channels_are_traced_through_the_block_else_a_parameter_else_the_literal_else_containers()
     {

@@ -70,6 +70,7 @@ public sealed class TorchExportTests(ITestOutputHelper output) : IDisposable
             ("v2_resnet8", File.ReadAllText(Path.Combine(ExportTests.RepositoryRoot, "tests", "Dsl.Models.Tests", "Golden", "v2_resnet8.nn"))),
             ("v2_dense_concat", File.ReadAllText(Path.Combine(ExportTests.RepositoryRoot, "tests", "Dsl.Models.Tests", "Golden", "v2_dense_concat.nn"))),
             ("inferred", ExportTests.InferredChannels),
+            ("edge", ExportTests.NestedBlocks),
         };
         foreach (var (name, text) in files)
         {
@@ -113,6 +114,20 @@ public sealed class TorchExportTests(ITestOutputHelper output) : IDisposable
         var (error, tolerance) = ExportTests.Compare(actual, expected);
         output.WriteLine($"Inferred (block classes): PyTorch eval vs Infer, max abs error {error:E2} (tolerance {tolerance:E2})");
         Assert.True(error <= tolerance, $"max abs error {error:E3} > {tolerance:E3}");
+
+        // A frozen batch norm inside a block stays in eval mode when the model trains.
+        var frozen = RunPython("""
+            import json, sys, torch
+            sys.path.insert(0, ".")
+            import edge
+            model = edge.Edge().train()
+            model(torch.randn(2, 4, 6, 6)).sum().backward()
+            print(json.dumps({"frozen": model.rep[0].body.deep.bn.training, "other": model.rep[0].body["1"].bn.training,
+                              "count": int(model.o1.body.deep.bn.num_batches_tracked)}))
+            """);
+        Assert.False(frozen.GetProperty("frozen").GetBoolean());
+        Assert.True(frozen.GetProperty("other").GetBoolean());
+        Assert.Equal(0, frozen.GetProperty("count").GetInt32());
     }
 
     [TorchFact]

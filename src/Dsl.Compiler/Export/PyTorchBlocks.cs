@@ -357,7 +357,7 @@ namespace Dsl.Compiler.Export
 
             private Channels? MergeChannels(ItemSyntax start) => start is MergeItemSyntax ? _lastMerge : _channels["x"];
 
-            /// <summary><c>add</c> as <c>a + b</c>, <c>concat</c> as <c>torch.cat([a, b], dim=1)</c>; sets the merge's channels.</summary>
+            /// <summary><c>add</c> as <c>a + b</c> (in parentheses inside another <c>add</c>), <c>concat</c> as <c>torch.cat([a, b], dim=1)</c>; sets the merge's channels.</summary>
             private string Merge(MergeSyntax merge, bool nested)
             {
                 var arguments = new List<string>();
@@ -366,7 +366,7 @@ namespace Dsl.Compiler.Export
                 {
                     if (argument is MergeSyntax inner)
                     {
-                        arguments.Add(Merge(inner, nested: true));
+                        arguments.Add(Merge(inner, nested: merge.Kind.Text == "add"));
                         channels.Add(_lastMerge);
                     }
                     else
