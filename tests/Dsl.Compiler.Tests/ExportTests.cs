@@ -253,6 +253,12 @@ public sealed class ExportTests(ITestOutputHelper output) : IDisposable
             """.Replace("\r\n", "\n"), text, StringComparison.Ordinal);
         Assert.DoesNotContain("nested containers", text, StringComparison.Ordinal);
         Assert.Equal(text, ExportFile(source, "resnet20.nn")); // deterministic
+
+        // nnc export pytorch passes the file's blocks.
+        string py = Path.Combine(_directory, "resnet20.py");
+        var (exit, stdout, stderr) = Run("export", "pytorch", Write("resnet20.nn", source), "-o", py);
+        Assert.Equal((0, "", ""), (exit, stdout, stderr));
+        Assert.Equal(text, File.ReadAllText(py));
     }
 
     [Fact]

@@ -100,6 +100,13 @@ namespace Dsl.Compiler.Export
                 if (plan.Failed.ContainsKey(block)) continue;
                 try
                 {
+                    if (!IsIdentifier(block.Name.Text)) throw new FallbackException($"block {block.Name.Text} is not an ASCII Python class name");
+                    foreach (var parameter in block.Parameters)
+                    {
+                        PythonName(parameter.Name.Text);
+                        if (parameter.Default is { } value) PythonValue(value);
+                    }
+
                     Decide(plan, block);
                     BodyWalk? first = null;
                     string? firstText = null;
