@@ -47,7 +47,7 @@ public static class Export
         {
             if (format == "pytorch")
             {
-                string text = PyTorchExporter.Export(models, Path.GetFileName(file), ToolVersion);
+                string text = PyTorchExporter.Export(models, Path.GetFileName(file), ToolVersion, result.Syntax?.Blocks);
                 if (output is null) stdout.Write(text);
                 else File.WriteAllText(output, text);
                 return 0;

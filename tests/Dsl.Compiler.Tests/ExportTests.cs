@@ -190,6 +190,197 @@ public sealed class ExportTests(ITestOutputHelper output) : IDisposable
             """.Replace("\r\n", "\n"), text, StringComparison.Ordinal);
     }
 
+    // ---- blocks: one class per block declaration ----
+
+    /// <summary>Exports a file as nnc export pytorch does: its models, with its blocks.</summary>
+    internal static string ExportFile(string text, string fileName)
+    {
+        var result = NnCompiler.Compile(text);
+        Assert.False(result.HasErrors, string.Join("\n", result.Diagnostics.Select(d => d.Format(fileName))));
+        return PyTorchExporter.Export(result.Models, fileName, "0.1.0", result.Syntax!.Blocks);
+    }
+
+    [Fact]
+    public void Each_block_is_a_class_with_its_parameters_and_the_model_builds_the_blocks_by_name()
+    {
+        string source = File.ReadAllText(Path.Combine(RepositoryRoot, "examples", "ResNet", "resnet20.nn"));
+        string text = ExportFile(source, "resnet20.nn");
+        output.WriteLine(text);
+        Assert.Contains("# Blocks: BasicBlock, DownBlock, one class each, built by the models with their .nn arguments.\n", text, StringComparison.Ordinal);
+        Assert.Contains(""""
+            class BasicBlock(nn.Module):
+                """block BasicBlock of resnet20.nn; used as layer1.0, layer1.1, layer1.2, ... (7 uses)."""
+
+                def __init__(self, inplanes, planes, stride=1):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+                    self.bn1 = nn.BatchNorm2d(planes, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+                    self.add_module("2", nn.ReLU())
+                    self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
+                    self.bn2 = nn.BatchNorm2d(planes, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+                    self.add_module("5", nn.ReLU())
+
+                def forward(self, x: torch.Tensor) -> torch.Tensor:
+                    out = self.conv1(x)
+                    out = self.bn1(out)
+                    out = getattr(self, "2")(out)
+                    out = self.conv2(out)
+                    out = self.bn2(out)
+                    y = getattr(self, "5")(out + x)
+                    return y
+            """".Replace("\r\n", "\n"), text, StringComparison.Ordinal);
+        Assert.Contains("""
+                    self.downsample = nn.Sequential(
+                        nn.Conv2d(inplanes, planes, kernel_size=1, stride=stride, bias=False),
+                        nn.BatchNorm2d(planes, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True),
+                    )
+                    self.add_module("6", nn.ReLU())
+
+                def forward(self, x: torch.Tensor) -> torch.Tensor:
+                    out = self.conv1(x)
+                    out = self.bn1(out)
+                    out = getattr(self, "2")(out)
+                    out = self.conv2(out)
+                    out = self.bn2(out)
+                    skip = self.downsample(x)
+                    y = getattr(self, "6")(out + skip)
+                    return y
+            """.Replace("\r\n", "\n"), text, StringComparison.Ordinal);
+        Assert.Contains("""
+                    self.layer1 = nn.Sequential(BasicBlock(16, 16), BasicBlock(16, 16), BasicBlock(16, 16))
+                    self.layer2 = nn.Sequential(DownBlock(16, 32), BasicBlock(32, 32), BasicBlock(32, 32))
+                    self.layer3 = nn.Sequential(DownBlock(32, 64), BasicBlock(64, 64), BasicBlock(64, 64))
+            """.Replace("\r\n", "\n"), text, StringComparison.Ordinal);
+        Assert.DoesNotContain("nested containers", text, StringComparison.Ordinal);
+        Assert.Equal(text, ExportFile(source, "resnet20.nn")); // deterministic
+
+        // nnc export pytorch passes the file's blocks.
+        string py = Path.Combine(_directory, "resnet20.py");
+        var (exit, stdout, stderr) = Run("export", "pytorch", Write("resnet20.nn", source), "-o", py);
+        Assert.Equal((0, "", ""), (exit, stdout, stderr));
+        Assert.Equal(text, File.ReadAllText(py));
+    }
+
+    [Fact]
+    public void A_dense_block_concatenates_with_torch_cat_and_its_uses_pass_their_arguments()
+    {
+        string text = ExportFile(File.ReadAllText(Path.Combine(RepositoryRoot, "tests", "Dsl.Models.Tests", "Golden", "v2_dense_concat.nn")), "v2_dense_concat.nn");
+        Assert.Contains("""
+                def __init__(self, channels, growth):
+                    super().__init__()
+                    self.norm = nn.BatchNorm2d(channels, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+                    self.add_module("1", nn.ReLU())
+                    self.conv = nn.Conv2d(channels, growth, kernel_size=3, padding=1, bias=False)
+
+                def forward(self, x: torch.Tensor) -> torch.Tensor:
+                    new = self.norm(x)
+                    new = getattr(self, "1")(new)
+                    new = self.conv(new)
+                    return torch.cat([x, new], dim=1)
+            """.Replace("\r\n", "\n"), text, StringComparison.Ordinal);
+        Assert.Contains("        self.dense1 = Dense(6, 4)\n        self.dense2 = Dense(10, 4)\n", text, StringComparison.Ordinal);
+    }
+
+    /// <summary>Blocks whose batch norms infer their channels, each resolved by one rule (see <see cref="PyTorchExporter"/>).</summary>
+    internal const string InferredChannels = """
+        block Traced(a, b) {
+            l = conv(a, b, 1, bias: false) as left;
+            r = conv(a, b, 3, padding: 1, bias: false) as right;
+            concat(l, r) -> bn2d as norm -> relu
+        }
+        block ByParameter(c) { bn2d as norm -> relu }
+        block ByValue(scale) { bn2d as norm -> maxpool(scale, stride: 1) }
+        model Inferred(input: [4, 6, 6]) {
+            Traced(4, 3) as t1 -> Traced(6, 2) as t2
+            -> ByParameter(4) as p1 -> conv(4, 8, 1) -> ByParameter(8) as p2
+            -> (ByValue(1) * 2) as v
+        }
+        block Unresolved(scale) { bn2d as norm -> relu }
+        model Fallback(input: [4, 6, 6]) {
+            Unresolved(1) as a -> conv(4, 8, 1) -> Unresolved(1) as b
+        }
+        """;
+
+    /// <summary>Nested blocks, a named group inside a block, a merge of a merge, keyword arguments, a frozen batch norm in a block.</summary>
+    internal const string NestedBlocks = """
+        block Inner(c, frozen = false) {
+            x = bn2d(frozen: frozen) as bn -> relu;
+            add(x, input)
+        }
+        block Outer(c, k = 3) {
+            a = (conv(c, c, k, padding: 1, bias: false) as first -> Inner(c) -> Inner(c, frozen: true) as deep) as body;
+            b = input -> avgpool(k, stride: 1, padding: 1);
+            concat(add(a, b), input) -> bn2d as mix
+        }
+        model Edge(input: [4, 6, 6]) {
+            Outer(4) as o1 -> conv(8, 4, 1, bias: false) -> (Outer(4, k: 3) -> conv(8, 4, 1, bias: false) -> Outer(4)) as rep -> global_avgpool -> linear(8, 2) as fc
+        }
+        """;
+
+    [Fact]
+    public void Nested_blocks_named_groups_and_frozen_batch_norms_in_blocks_are_written_with_block_classes()
+    {
+        string text = ExportFile(NestedBlocks, "edge.nn");
+        output.WriteLine(text);
+        Assert.Contains("""
+                    self.body = nn.ModuleDict({
+                        "first": nn.Conv2d(c, c, kernel_size=k, padding=1, bias=False),
+                        "1": Inner(c),
+                        "deep": Inner(c, frozen=True),
+                    })
+                    self.add_module("1", nn.AvgPool2d(kernel_size=k, stride=1, padding=1))
+            """.Replace("\r\n", "\n"), text, StringComparison.Ordinal);
+        Assert.Contains("""
+                    a = self.body.first(x)
+                    a = self.body["1"](a)
+                    a = self.body.deep(a)
+                    b = getattr(self, "1")(x)
+                    y = self.mix(torch.cat([a + b, x], dim=1))
+                    return y
+            """.Replace("\r\n", "\n"), text, StringComparison.Ordinal);
+        Assert.Contains("        x_ = self.bn(x)\n        x_ = getattr(self, \"1\")(x_)\n        return x_ + x\n", text, StringComparison.Ordinal); // a value named x
+        Assert.Contains("self.rep = nn.Sequential(Outer(4, k=3), nn.Conv2d(8, 4, kernel_size=1, bias=False), Outer(4))", text, StringComparison.Ordinal);
+        Assert.Contains("        self.get_submodule(\"rep.0.body.deep.bn\").eval()  # frozen: true\n", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Inferred_channels_are_traced_through_the_block_else_a_parameter_else_the_literal_else_containers()
+    {
+        string text = ExportFile(InferredChannels, "inferred.nn");
+        output.WriteLine(text);
+        Assert.Contains("self.norm = nn.BatchNorm2d(b + b, eps=1e-05", text, StringComparison.Ordinal);       // conv out_channels, summed by concat
+        Assert.Contains("        y = self.norm(torch.cat([l, r], dim=1))\n        y = getattr(self, \"3\")(y)\n        return y\n", text, StringComparison.Ordinal);
+        Assert.Contains("class ByParameter(nn.Module):", text, StringComparison.Ordinal);
+        Assert.Contains("self.norm = nn.BatchNorm2d(c, eps=1e-05", text, StringComparison.Ordinal);           // the input's channels: a parameter equal at every use
+        Assert.Contains("self.norm = nn.BatchNorm2d(8, eps=1e-05", text, StringComparison.Ordinal);           // no parameter: the literal every use agrees on
+        Assert.Contains("self.add_module(\"1\", nn.MaxPool2d(kernel_size=scale, stride=1))", text, StringComparison.Ordinal);
+        Assert.Contains("self.v = nn.Sequential(ByValue(1), ByValue(1))", text, StringComparison.Ordinal);
+        Assert.Contains("# Fallback is written with nested containers, not block classes: the num_features of 'norm' in block Unresolved is inferred (4 at a, 8 at b), "
+            + "and neither the channels before it, nor a parameter, nor one value gives it at every use; write it in the block.\nclass Fallback(nn.Module):", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("class Unresolved", text, StringComparison.Ordinal);
+        Assert.Contains("\"norm\": nn.BatchNorm2d(4, eps=1e-05", text, StringComparison.Ordinal);            // the container export of Fallback
+    }
+
+    [Fact]
+    public void A_block_repeated_by_a_parameter_falls_back_to_containers_and_chains_are_unchanged_by_blocks()
+    {
+        const string source = """
+            block Stack(n) { conv(4, 4, 1) * n }
+            model Stacked(input: [4, 5, 5]) { Stack(2) as s }
+            model Plain(input: [4, 5, 5]) { conv(4, 4, 1) as c -> relu }
+            """;
+        string text = ExportFile(source, "stack.nn");
+        Assert.Contains("# Stacked is written with nested containers, not block classes: 'conv(...) * n' repeats by a parameter, so the block's children differ between uses.", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("class Stack(", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("# Blocks:", text, StringComparison.Ordinal);
+        // A model that uses no block is written as without blocks.
+        var plain = NnCompiler.Compile(source).Models.Where(m => m.Name == "Plain").ToList();
+        string alone = PyTorchExporter.Export(plain, "stack.nn", "0.1.0");
+        int start = alone.IndexOf("class Plain", StringComparison.Ordinal);
+        int end = alone.IndexOf("# ---- safetensors", StringComparison.Ordinal);
+        Assert.Contains(alone[start..end], text, StringComparison.Ordinal);
+    }
+
     // ---- nnc export on the command line ----
 
     private string Write(string name, string text)

@@ -1,3 +1,4 @@
+using Dsl.Cli;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -58,6 +59,75 @@ public sealed class TorchExportTests(ITestOutputHelper output) : IDisposable
         reloaded.LoadSafetensors(Path.Combine(_directory, "saved.safetensors"));
         foreach (var tensor in model.Tensors.Where(t => t.Role != Semantics.TensorRole.NumBatchesTracked))
             Assert.Equal(compiled.Tensor(tensor.Name).ToArray(), reloaded.Tensor(tensor.Name).ToArray());
+    }
+
+    [TorchFact]
+    public void Block_classes_give_our_state_dict_keys_and_shapes_and_our_outputs()
+    {
+        var files = new[]
+        {
+            ("resnet20", File.ReadAllText(Path.Combine(ExportTests.RepositoryRoot, "examples", "ResNet", "resnet20.nn"))),
+            ("v2_resnet8", File.ReadAllText(Path.Combine(ExportTests.RepositoryRoot, "tests", "Dsl.Models.Tests", "Golden", "v2_resnet8.nn"))),
+            ("v2_dense_concat", File.ReadAllText(Path.Combine(ExportTests.RepositoryRoot, "tests", "Dsl.Models.Tests", "Golden", "v2_dense_concat.nn"))),
+            ("inferred", ExportTests.InferredChannels),
+            ("edge", ExportTests.NestedBlocks),
+        };
+        foreach (var (name, text) in files)
+        {
+            File.WriteAllText(Path.Combine(_directory, name + ".py"), ExportTests.ExportFile(text, name + ".nn"));
+            foreach (var model in NnCompiler.Compile(text).Models)
+            {
+                var result = RunPython($$"""
+                    import json, sys
+                    sys.path.insert(0, ".")
+                    import {{name}}
+                    state = {{name}}.{{model.Name}}().state_dict()
+                    print(json.dumps([[key, list(value.shape)] for key, value in state.items()]))
+                    """);
+                var theirs = result.EnumerateArray().Select(e => $"{e[0].GetString()} [{string.Join(", ", e[1].EnumerateArray().Select(d => d.GetInt32()))}]").ToList();
+                var ours = model.Tensors.Select(t => $"{t.Name} [{string.Join(", ", t.Shape)}]").ToList();
+                output.WriteLine($"{name}.{model.Name}: {theirs.Count} state_dict entries");
+                Assert.Equal(ours, theirs);
+            }
+        }
+
+        // The block classes compute what the generated class computes (eval, loaded from the C# weights).
+        const int batch = 2;
+        var compiled = InMemoryModel.Create(ExportTests.InferredChannels, "inferred.nn", "Inferred", batch);
+        compiled.SaveSafetensors(Path.Combine(_directory, "weights.safetensors"));
+        var input = Enumerable.Range(0, batch * 4 * 6 * 6).Select(i => MathF.Sin(0.37f * i)).ToArray();
+        var expected = new float[batch * compiled.SampleOutputLength];
+        compiled.Infer(input, expected, batch);
+        File.WriteAllText(Path.Combine(_directory, "input.json"), JsonSerializer.Serialize(input));
+        var run = RunPython("""
+            import json, sys, torch
+            sys.path.insert(0, ".")
+            import inferred
+            model = inferred.Inferred()
+            inferred.load_safetensors(model, "weights.safetensors")
+            model.eval()
+            x = torch.tensor(json.load(open("input.json")), dtype=torch.float32).reshape(2, 4, 6, 6)
+            with torch.no_grad():
+                print(json.dumps({"output": model(x).reshape(-1).tolist()}))
+            """);
+        var actual = run.GetProperty("output").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        var (error, tolerance) = ExportTests.Compare(actual, expected);
+        output.WriteLine($"Inferred (block classes): PyTorch eval vs Infer, max abs error {error:E2} (tolerance {tolerance:E2})");
+        Assert.True(error <= tolerance, $"max abs error {error:E3} > {tolerance:E3}");
+
+        // A frozen batch norm inside a block stays in eval mode when the model trains.
+        var frozen = RunPython("""
+            import json, sys, torch
+            sys.path.insert(0, ".")
+            import edge
+            model = edge.Edge().train()
+            model(torch.randn(2, 4, 6, 6)).sum().backward()
+            print(json.dumps({"frozen": model.rep[0].body.deep.bn.training, "other": model.rep[0].body["1"].bn.training,
+                              "count": int(model.o1.body.deep.bn.num_batches_tracked)}))
+            """);
+        Assert.False(frozen.GetProperty("frozen").GetBoolean());
+        Assert.True(frozen.GetProperty("other").GetBoolean());
+        Assert.Equal(0, frozen.GetProperty("count").GetInt32());
     }
 
     [TorchFact]
