@@ -3,6 +3,8 @@
 // ONNX graph; Verification proves, once per network, that all three compute the same function.
 using Dsl.Benchmarks.Models;
 using Dsl.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Dsl.Benchmarks;
 
@@ -76,9 +78,28 @@ public sealed record LinearLayer(string Name, int In, int Out, bool Bias = true)
     public override long ForwardFlops(int[] s) => 2L * In * Out;
 }
 
-/// <summary>A benchmarked network: the generated class, its layers, and the batches it runs at.</summary>
+/// <summary>
+/// A benchmarked network: the generated class, and either its layers (a chain, from which the torch module and the
+/// ONNX graph are built) or, for a graph (<see cref="ResNet20"/>), its own torch module builder, ONNX model and FLOP
+/// count; and the batches it runs at.
+/// </summary>
 public sealed class Network
 {
+    /// <summary>A graph network: the torch module, the ONNX model and the FLOPs come from the network itself.</summary>
+    private Network(string name, int[] inputShape, int[] outputShape, Func<int, int, int, CompiledModel> create, long forwardFlopsPerSample,
+        Func<nn.Module<Tensor, Tensor>> buildTorch, Func<CompiledModel, byte[]> exportOnnx, int[] batches)
+    {
+        Name = name;
+        InputShape = inputShape;
+        OutputShape = outputShape;
+        Create = create;
+        Layers = [];
+        Batches = batches;
+        ForwardFlopsPerSample = forwardFlopsPerSample;
+        BuildTorch = buildTorch;
+        ExportOnnx = exportOnnx;
+    }
+
     private Network(string name, int[] inputShape, Func<int, int, int, CompiledModel> create, Layer[] layers, int[] batches)
     {
         Name = name;
@@ -110,7 +131,14 @@ public sealed class Network
     /// <summary>Creates the generated model: (maxBatch, seed, threads) → instance. Use <see cref="OursFactory"/> to get one.</summary>
     internal Func<int, int, int, CompiledModel> Create { get; }
 
+    /// <summary>The chain's layers; empty for a graph network (which has <see cref="BuildTorch"/> and <see cref="ExportOnnx"/>).</summary>
     public IReadOnlyList<Layer> Layers { get; }
+
+    /// <summary>A graph network's own TorchSharp module (state_dict keys equal ours); null for a chain, built from <see cref="Layers"/>.</summary>
+    public Func<nn.Module<Tensor, Tensor>>? BuildTorch { get; }
+
+    /// <summary>A graph network's ONNX model with a model's current state; null for a chain, exported from <see cref="Layers"/>.</summary>
+    public Func<CompiledModel, byte[]>? ExportOnnx { get; }
 
     public int[] Batches { get; }
 
@@ -232,11 +260,23 @@ public sealed class Network
         ],
         [1, 8, 32, 128]);
 
-    /// <summary>The networks of a run; <see cref="FmnistGn"/> and <see cref="FmnistLn"/> run when named with --networks.</summary>
+    /// <summary>
+    /// ResNet-20 for [1, 28, 28] (Models/ResNet20.nn, a copy of examples/ResNet/resnet20.nn): a graph with residual adds
+    /// and projection shortcuts, so it brings its own torch module (<see cref="TorchResNet"/>), its ONNX model (the
+    /// compiler's exporter, <see cref="GraphExport"/>) and its FLOPs (the compiler's count of its conv and linear ops).
+    /// </summary>
+    public static readonly Network ResNet20 = new(
+        nameof(ResNet20), [1, 28, 28], [10], (maxBatch, seed, threads) => new ResNet20(maxBatch, seed, threads),
+        GraphExport.ForwardFlops("ResNet20.nn", nameof(ResNet20)),
+        () => TorchResNet.ResNet20(),
+        model => GraphExport.Onnx("ResNet20.nn", nameof(ResNet20), model),
+        [1, 8, 32, 128]);
+
+    /// <summary>The networks of a run; <see cref="FmnistGn"/>, <see cref="FmnistLn"/> and <see cref="ResNet20"/> run when named with --networks.</summary>
     public static IReadOnlyList<Network> All { get; } = [SeedLenet, FmnistBn, Resblock64, MlpBn];
 
     /// <summary>Every network --networks can name.</summary>
-    public static IReadOnlyList<Network> Known { get; } = [SeedLenet, FmnistBn, Resblock64, MlpBn, FmnistGn, FmnistLn];
+    public static IReadOnlyList<Network> Known { get; } = [SeedLenet, FmnistBn, Resblock64, MlpBn, FmnistGn, FmnistLn, ResNet20];
 
     public static Network Get(string name) =>
         Known.FirstOrDefault(n => n.Name == name) ?? throw new ArgumentException($"unknown network '{name}'", nameof(name));

@@ -24,6 +24,7 @@ public static class OnnxExporter
     /// <summary>The ONNX model (bytes of a ModelProto) of <paramref name="network"/> with <paramref name="model"/>'s current state.</summary>
     public static byte[] Export(Network network, CompiledModel model)
     {
+        if (network.ExportOnnx is { } export) return export(model); // a graph network: the compiler's exporter (GraphExport)
         var graph = new ProtoWriter();
         var initializers = new List<byte[]>();
         string current = InputName;

@@ -10,6 +10,13 @@ public static class TorchModels
 {
     public static nn.Module<Tensor, Tensor> Build(Network network)
     {
+        if (network.BuildTorch is { } build)
+        {
+            var module = build();
+            module.to(float32);
+            return module;
+        }
+
         var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
         foreach (var layer in network.Layers)
         {
