@@ -261,15 +261,15 @@ public sealed class Network
         [1, 8, 32, 128]);
 
     /// <summary>
-    /// ResNet-20 for [1, 28, 28] (Models/ResNet20.nn, a copy of examples/ResNet/resnet20.nn): a graph with residual adds
+    /// ResNet-20 for [1, 28, 28] (Models/BenchResNet20.nn, a copy of examples/ResNet/resnet20.nn): a graph with residual adds
     /// and projection shortcuts, so it brings its own torch module (<see cref="TorchResNet"/>), its ONNX model (the
     /// compiler's exporter, <see cref="GraphExport"/>) and its FLOPs (the compiler's count of its conv and linear ops).
     /// </summary>
     public static readonly Network ResNet20 = new(
         nameof(ResNet20), [1, 28, 28], [10], (maxBatch, seed, threads) => new ResNet20(maxBatch, seed, threads),
-        GraphExport.ForwardFlops("ResNet20.nn", nameof(ResNet20)),
+        GraphExport.ForwardFlops("BenchResNet20.nn", nameof(ResNet20)),
         () => TorchResNet.ResNet20(),
-        model => GraphExport.Onnx("ResNet20.nn", nameof(ResNet20), model),
+        model => GraphExport.Onnx("BenchResNet20.nn", nameof(ResNet20), model),
         [1, 8, 32, 128]);
 
     /// <summary>The networks of a run; <see cref="FmnistGn"/>, <see cref="FmnistLn"/> and <see cref="ResNet20"/> run when named with --networks.</summary>
