@@ -67,7 +67,20 @@ namespace Dsl.Contract
         /// <summary>Columns of one packed GEMM panel (the micro-kernel's width).</summary>
         public const int PanelColumns = 16;
 
+        /// <summary>Rows of one packed GEMM A panel (the micro-kernel's height).</summary>
+        public const int PanelRows = 6;
+
+        /// <summary>Floats after each of Winograd's transformed weight matrices: room for the tail of a vector store.</summary>
+        public const int WinogradSlack = 8;
+
         /// <summary>A linear layer's <c>Wᵀ</c> packed as the GEMM's B operand: in · out, out rounded up to whole panels.</summary>
         public static int LinearWeight(int inFeatures, int outFeatures) => inFeatures * ((outFeatures + PanelColumns - 1) / PanelColumns * PanelColumns);
+
+        /// <summary>
+        /// A Winograd F(2×2, 3×3) convolution's transformed weights <c>U = G·g·Gᵀ</c>: sixteen <c>[out × in]</c> matrices
+        /// packed as the GEMM's A operand, out rounded up to whole panels, each followed by <see cref="WinogradSlack"/> floats.
+        /// </summary>
+        public static int WinogradWeight(int inChannels, int outChannels) =>
+            checked(16 * ((outChannels + PanelRows - 1) / PanelRows * PanelRows * inChannels + WinogradSlack));
     }
 }

@@ -90,6 +90,13 @@ public sealed class ConvKernelChoiceTests
         Assert.Equal(winograd, code.Contains("global::Dsl.Runtime.Kernels.ConvWinograd.Forward(", StringComparison.Ordinal));
         Assert.Equal(winograd, code.Contains("global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(", StringComparison.Ordinal));
         Assert.Equal(winograd, code.Contains("Winograd F(2×2, 3×3)", StringComparison.Ordinal));
+        // At inference the weights are transformed once, in RefreshFolded, into the length the runtime's kernel reads.
+        Assert.Equal(winograd, code.Contains("global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, ", StringComparison.Ordinal));
+        if (winograd)
+        {
+            Assert.Contains($"global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(parameters.AsSpan(CWeight, {g.WeightLength}), folded.Slice(CTransformedWeight, {ConvWinograd.TransformedWeightLength(g)}), in CGeometry);",
+                code, StringComparison.Ordinal);
+        }
         Assert.Equal(!winograd, code.Contains("global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(", StringComparison.Ordinal));
     }
 

@@ -172,6 +172,35 @@ public sealed class BehaviourTests
         Assert.Equal(Reference(model, input), after);
     }
 
+    // Infer reads the transformed weights RefreshFolded wrote: a change of the conv's weight (or of the folded batch
+    // norm) must reach them, and the result must be what a fresh model with the same state infers.
+    [Theory]
+    [InlineData(nameof(WinogradFolded))]
+    [InlineData(nameof(WinogradPlain))]
+    public void Inference_transforms_Winograd_weights_again_after_they_change(string name)
+    {
+        CompiledModel Create(int seed) => (CompiledModel)Activator.CreateInstance(typeof(WinogradPlain).Assembly.GetType($"Dsl.Models.Tests.{name}")!, 2, seed, 1)!;
+        var model = Create(5);
+        var input = Ramp(2 * model.SampleInputLength);
+        var before = new float[2 * model.SampleOutputLength];
+        model.Infer(input, before, 2);
+
+        var weight = model.Tensor("c.weight");
+        for (int i = 0; i < weight.Length; i += 7) weight[i] *= -2;
+        var after = new float[before.Length];
+        model.Infer(input, after, 2);
+        Assert.NotEqual(before, after);
+
+        var stream = new MemoryStream();
+        model.SaveSafetensors(stream);
+        stream.Position = 0;
+        var fresh = Create(99);
+        fresh.LoadSafetensors(stream);
+        var expected = new float[before.Length];
+        fresh.Infer(input, expected, 2);
+        Assert.Equal(expected, after);
+    }
+
     /// <summary>Infer of a fresh model loaded with the same state, which folds from scratch.</summary>
     private static float[] Reference(Chain model, float[] input)
     {

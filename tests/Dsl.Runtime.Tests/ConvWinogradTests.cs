@@ -208,6 +208,8 @@ public sealed class ConvWinogradTests
         var db = new float[b.Length];
         var pool = WorkerPool.Shared(2);
         var scratch = new float[2 * ConvWinograd.ParallelScratchLength(g)];
+        var transformed = new float[ConvWinograd.TransformedWeightLength(g)];
+        var y2 = new float[g.OutputLength];
         void All()
         {
             ConvWinograd.Forward(x, w, b, y, n, g, scratch, pool, relu: true);
@@ -216,6 +218,9 @@ public sealed class ConvWinogradTests
             ConvWinograd.Forward(x, w, b, y, 1, g, scratch, pool); // one image over both threads
             ConvWinograd.BackwardWeight(y, x, dw, db, 1, g, scratch, pool);
             ConvWinograd.WeightGradient(y, x, dw, db, n, g, scratch, pool);
+            ConvWinograd.TransformWeights(w, transformed, g);
+            ConvWinograd.ForwardTransformed(x, transformed, b, y, n, g, scratch, pool, relu: true);
+            ConvWinograd.ForwardTransformed(x, transformed, b, y, 1, g, scratch, pool, FusedActivation.Relu, y2);
         }
 
         All();
@@ -269,5 +274,92 @@ public sealed class ConvWinogradTests
         var stride2 = new ConvGeometry(inC, outC, inH, inW, 3, 3, 2, 2, pad, pad, 1, 1, 1);
         var error = Assert.Throws<ArgumentException>(() => ConvWinograd.Forward(x, w, b, new float[n * stride2.OutputLength], n, stride2, scratch, pool, relu: false, maxPool: true));
         Assert.Contains("suits Winograd", error.Message, StringComparison.Ordinal);
+    }
+
+    // Inference's cached path: the weights transformed once (TransformWeights, into an unaligned span whose slack is NaN,
+    // never read) and ForwardTransformed give the same bits as Forward, which transforms on every call, for every
+    // variant generated inference calls, serial and across threads.
+    [Theory]
+    [InlineData(64, 64, 32, 32, 1, 2)]
+    [InlineData(32, 48, 20, 18, 1, 2)]
+    [InlineData(32, 64, 14, 14, 1, 1)]
+    [InlineData(16, 16, 9, 13, 0, 2)]
+    [InlineData(17, 23, 11, 6, 1, 2)]
+    [InlineData(16, 16, 4, 4, 0, 1)]
+    public void Transformed_weights_give_the_same_bits_as_transforming_on_every_call(int inC, int outC, int inH, int inW, int pad, int threads)
+    {
+        var g = new ConvGeometry(inC, outC, inH, inW, 3, 3, 1, 1, pad, pad, 1, 1, 1);
+        const int n = 3;
+        var x = TestUtil.Random(n * g.InputLength, 1);
+        var w = TestUtil.Random(g.WeightLength, 2);
+        var b = TestUtil.Random(outC, 3);
+        var residual = TestUtil.Random(n * g.OutputLength, 4);
+        int length = ConvWinograd.TransformedWeightLength(g);
+        Assert.Equal(Dsl.Contract.PackedLengths.WinogradWeight(inC, outC), length);
+        var storage = new float[length + 3];
+        storage.AsSpan().Fill(float.NaN);
+        var u = storage.AsSpan(3, length); // off a cache line
+        ConvWinograd.TransformWeights(w, u, g);
+        var pool = WorkerPool.Shared(threads);
+        var scratch = new float[threads * ConvWinograd.ParallelScratchLength(g)];
+        var serial = scratch.AsSpan(0, ConvWinograd.ScratchLength(g));
+
+        // The matrices themselves equal what Forward leaves at the start of its scratch.
+        ConvWinograd.Forward(x, w, b, new float[n * g.OutputLength], n, g, serial);
+        int rows = (outC + Gemm.MR - 1) / Gemm.MR * Gemm.MR, stride = length / 16;
+        for (int xi = 0; xi < 16; xi++)
+            Assert.Equal(serial.Slice(xi * stride, rows * inC).ToArray(), u.Slice(xi * stride, rows * inC).ToArray());
+
+        var uncached = new float[n * g.OutputLength];
+        var cached = new float[uncached.Length];
+        void Same(string what, Action<float[]> withWeights, Action<float[]> withTransformed)
+        {
+            uncached.AsSpan().Fill(-3f);
+            cached.AsSpan().Fill(-3f);
+            withWeights(uncached);
+            withTransformed(cached);
+            Assert.True(uncached.AsSpan().SequenceEqual(cached), what);
+        }
+
+        var t = storage.AsMemory(3, length);
+        var one = scratch.AsMemory(0, ConvWinograd.ScratchLength(g));
+        Same("serial", y => ConvWinograd.Forward(x, w, b, y, n, g, one.Span), y => ConvWinograd.ForwardTransformed(x, t.Span, b, y, n, g, one.Span));
+        Same("serial relu", y => ConvWinograd.Forward(x, w, [], y, n, g, one.Span, relu: true), y => ConvWinograd.ForwardTransformed(x, t.Span, [], y, n, g, one.Span, relu: true));
+        Same("serial residual", y => ConvWinograd.Forward(x, w, b, y, n, g, one.Span, FusedActivation.Relu, residual),
+            y => ConvWinograd.ForwardTransformed(x, t.Span, b, y, n, g, one.Span, FusedActivation.Relu, residual));
+        Same("pool", y => ConvWinograd.Forward(x, w, b, y, n, g, scratch, pool), y => ConvWinograd.ForwardTransformed(x, t.Span, b, y, n, g, scratch, pool));
+        Same("pool relu", y => ConvWinograd.Forward(x, w, b, y, n, g, scratch, pool, relu: true), y => ConvWinograd.ForwardTransformed(x, t.Span, b, y, n, g, scratch, pool, relu: true));
+        Same("pool silu", y => ConvWinograd.Forward(x, w, b, y, n, g, scratch, pool, FusedActivation.Silu), y => ConvWinograd.ForwardTransformed(x, t.Span, b, y, n, g, scratch, pool, FusedActivation.Silu));
+        Same("pool residual", y => ConvWinograd.Forward(x, w, b, y, n, g, scratch, pool, FusedActivation.Relu, residual),
+            y => ConvWinograd.ForwardTransformed(x, t.Span, b, y, n, g, scratch, pool, FusedActivation.Relu, residual));
+        Same("pool max pooling", y => ConvWinograd.Forward(x, w, b, y, n, g, scratch, pool, relu: true, maxPool: true),
+            y => ConvWinograd.ForwardTransformed(x, t.Span, b, y, n, g, scratch, pool, relu: true, maxPool: true));
+
+        // A slice of a concatenation's output: samples 2·OutputLength apart, the floats between them left alone.
+        var wide = new float[2 * n * g.OutputLength];
+        var wideCached = new float[wide.Length];
+        wide.AsSpan().Fill(5f);
+        wideCached.AsSpan().Fill(5f);
+        ConvWinograd.Forward(x, w, b, wide, n, g, scratch, pool, FusedActivation.Relu, residual: default, outputStride: 2 * g.OutputLength);
+        ConvWinograd.ForwardTransformed(x, t.Span, b, wideCached, n, g, scratch, pool, FusedActivation.Relu, residual: default, outputStride: 2 * g.OutputLength);
+        Assert.Equal(wide, wideCached);
+    }
+
+    [Fact]
+    public void Transformed_weights_exist_only_where_Winograd_suits_and_must_be_long_enough()
+    {
+        Assert.Equal(Gemm.MR, Dsl.Contract.PackedLengths.PanelRows);
+        var stride2 = new ConvGeometry(32, 32, 16, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+        Assert.Throws<ArgumentException>(() => ConvWinograd.TransformedWeightLength(stride2));
+        Assert.Throws<ArgumentException>(() => ConvWinograd.TransformWeights(new float[stride2.WeightLength], new float[1 << 16], stride2));
+        Assert.Throws<ArgumentException>(() => ConvWinograd.ForwardTransformed(new float[stride2.InputLength], new float[1 << 16], default, new float[stride2.OutputLength], 1, stride2,
+            new float[ConvWinograd.ParallelScratchLength(stride2)], pool: null));
+
+        var g = new ConvGeometry(16, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+        var scratch = new float[ConvWinograd.ParallelScratchLength(g)];
+        // The weight itself where the transformed weights belong is too short: refused, not read past its end.
+        var error = Assert.Throws<ArgumentException>(() => ConvWinograd.ForwardTransformed(new float[g.InputLength], new float[g.WeightLength], default, new float[g.OutputLength], 1, g, scratch, pool: null));
+        Assert.Contains("TransformedWeightLength", error.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => ConvWinograd.TransformWeights(new float[g.WeightLength], new float[ConvWinograd.TransformedWeightLength(g) - 1], g));
     }
 }

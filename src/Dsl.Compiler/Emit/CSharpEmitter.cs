@@ -47,7 +47,7 @@ namespace Dsl.Compiler.Emit
         private static readonly string[] MemberSuffixes =
         {
             "Weight", "Bias", "RunningMean", "RunningVar", "NumBatchesTracked", "Out", "Mask", "Indices", "SaveMean", "SaveInvStd",
-            "Scale", "Shift", "FoldedWeight", "FoldedBias", "Geometry", "Grad", "GradPart", "Infer", "PackedWeight",
+            "Scale", "Shift", "FoldedWeight", "FoldedBias", "Geometry", "Grad", "GradPart", "Infer", "PackedWeight", "TransformedWeight",
         };
 
         /// <summary>The longest member prefix taken from a layer name; longer names are cut (they stay whole in state_dict names).</summary>
@@ -236,7 +236,8 @@ namespace Dsl.Compiler.Emit
             if (HasFolding)
             {
                 Line();
-                Line("// Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.");
+                Line("// Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,");
+                Line("// Winograd convolutions' weights transformed.");
                 Line($"private const int FoldedLength = {Int(_memory.FoldedLength)};");
                 foreach (var node in _graph.Nodes)
                 {
@@ -253,6 +254,7 @@ namespace Dsl.Compiler.Emit
                     }
 
                     if (_memory.PackedWeight(node) is { } packed) Line($"private const int {_names[node]}PackedWeight = {Int(packed)};");
+                    if (_memory.TransformedWeight(node) is { } transformed) Line($"private const int {_names[node]}TransformedWeight = {Int(transformed)};");
                 }
             }
 
@@ -661,7 +663,10 @@ namespace Dsl.Compiler.Emit
         private void EmitRefresh()
         {
             if (!HasFolding) return;
-            Line("/// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>");
+            Line("/// <summary>");
+            Line("/// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,");
+            Line("/// transforms the Winograd convolutions' weights and packs the linear weights.");
+            Line("/// </summary>");
             using (Writer.Block("private void RefreshFolded()"))
             {
                 Line("var parameters = ParameterStorage;");
@@ -669,10 +674,18 @@ namespace Dsl.Compiler.Emit
                 Line("var folded = _arena.AsSpan(_folded, FoldedLength);");
                 foreach (var e in Contexts)
                 {
+                    // A Winograd convolution's weight is transformed as soon as it is final: right after the fold, or at the layer.
+                    if (e.Op is ConvOp conv && _memory.TransformedWeight(e.Node) is not null && e.Group?.Find(EpilogueKind.FoldedBatchNorm) is null)
+                    {
+                        Line();
+                        conv.EmitWeightTransform(e);
+                    }
+
                     if (e.Op is not BatchNormOp bn) continue;
                     var group = Lowered.Inference.GroupOf(e.Node);
                     bool folds = group?.Find(EpilogueKind.FoldedBatchNorm)?.Node == e.Node;
                     bn.EmitRefresh(e, folds ? (WeightedOp)group!.Producer.Op : null, folds ? e.For(group!.Producer) : null);
+                    if (folds && group!.Producer.Op is ConvOp folded && _memory.TransformedWeight(group.Producer) is not null) folded.EmitWeightTransform(e.For(group.Producer));
                 }
 
                 foreach (var e in Contexts)

@@ -25,7 +25,7 @@ namespace Dsl.Compiler.Lowering
             var kernels = KernelSelection.Run(graph);
             var training = Fusion.Training(graph);
             var inference = Fusion.Inference(graph, kernels);
-            var memory = MemoryLayout.Run(graph, training, inference);
+            var memory = MemoryLayout.Run(graph, training, inference, kernels);
             return new LoweredModel(model, kernels, training, inference, memory);
         }
     }

@@ -79,7 +79,7 @@ namespace Dsl.Compiler.Lowering
             Dictionary<Node, Region> masks, Dictionary<Node, Region> indices, IReadOnlyList<Region> regions, int perSample,
             IReadOnlyList<(Node Node, int Offset)> caches, int cacheLength, IReadOnlyList<PlannedTensor> tensors, int parameterLength, int bufferLength,
             int counterLength, Dictionary<Node, int> scales, Dictionary<Node, (int Weight, int Bias)> foldedWeights, Dictionary<Node, int> packedWeights,
-            int foldedLength, Region? discardedInputGradient, bool inputCopied, Dictionary<Node, Region> parts, Dictionary<Value, InferenceSlice> slices)
+            Dictionary<Node, int> transformedWeights, int foldedLength, Region? discardedInputGradient, bool inputCopied, Dictionary<Node, Region> parts, Dictionary<Value, InferenceSlice> slices)
         {
             _parts = parts;
             _slices = slices;
@@ -99,6 +99,7 @@ namespace Dsl.Compiler.Lowering
             _scales = scales;
             _foldedWeights = foldedWeights;
             _packedWeights = packedWeights;
+            _transformedWeights = transformedWeights;
             FoldedLength = foldedLength;
             DiscardedInputGradient = discardedInputGradient;
             InputCopied = inputCopied;
@@ -112,6 +113,7 @@ namespace Dsl.Compiler.Lowering
         private readonly Dictionary<Node, int> _scales;
         private readonly Dictionary<Node, (int Weight, int Bias)> _foldedWeights;
         private readonly Dictionary<Node, int> _packedWeights;
+        private readonly Dictionary<Node, int> _transformedWeights;
         private readonly Dictionary<Node, Region> _parts;
         private readonly Dictionary<Value, InferenceSlice> _slices;
 
@@ -137,7 +139,7 @@ namespace Dsl.Compiler.Lowering
         public int BufferLength { get; }
         public int CounterLength { get; }
 
-        /// <summary>Floats of folded weights, scales and shifts and packed weights.</summary>
+        /// <summary>Floats of folded weights, scales and shifts, packed weights and Winograd's transformed weights.</summary>
         public int FoldedLength { get; }
 
         /// <summary>Where a first batch norm writes dL/d(input) that the caller did not ask for.</summary>
@@ -166,6 +168,9 @@ namespace Dsl.Compiler.Lowering
         public (int Weight, int Bias)? FoldedWeight(Node node) => _foldedWeights.TryGetValue(node, out var offsets) ? offsets : null;
 
         public int? PackedWeight(Node node) => _packedWeights.TryGetValue(node, out int offset) ? offset : null;
+
+        /// <summary>Where a Winograd convolution's transformed (folded) weights lie in the folded storage, for Infer; null for any other node.</summary>
+        public int? TransformedWeight(Node node) => _transformedWeights.TryGetValue(node, out int offset) ? offset : null;
     }
 
     /// <summary>
@@ -194,8 +199,10 @@ namespace Dsl.Compiler.Lowering
     /// </summary>
     public static class MemoryLayout
     {
-        public static MemoryPlan Run(DataflowGraph graph, FusionPlan training, FusionPlan inferencePlan)
+        /// <summary>Lays out <paramref name="graph"/>; <paramref name="kernels"/> (kernel selection's choices, computed when null) gives the Winograd convolutions their transformed weights.</summary>
+        public static MemoryPlan Run(DataflowGraph graph, FusionPlan training, FusionPlan inferencePlan, IReadOnlyDictionary<Node, ConvAlgorithm>? kernels = null)
         {
+            kernels ??= KernelSelection.Run(graph);
             int n = graph.Nodes.Count;
             int Forward(Node node) => 2 * (node.Id + 1);
             int outputCopy = 2 * n + 1;
@@ -457,7 +464,8 @@ namespace Dsl.Compiler.Lowering
             }
 
             // Folded storage: each batch norm's scale and shift, then the weights of the conv or linear it folds into;
-            // then every linear layer's weight packed for the GEMM.
+            // then every linear layer's weight packed for the GEMM; then every Winograd convolution's weight (folded or
+            // not) transformed, U = G·g·Gᵀ, which Infer would otherwise recompute on every call.
             var scales = new Dictionary<Node, int>();
             var foldedWeights = new Dictionary<Node, (int, int)>();
             var packed = new Dictionary<Node, int>();
@@ -483,8 +491,16 @@ namespace Dsl.Compiler.Lowering
                 folded = Alignment.Line(folded + linear.PackedWeightLength);
             }
 
+            var transformed = new Dictionary<Node, int>();
+            foreach (var node in graph.Nodes)
+            {
+                if (node.Op is not ConvOp conv || !kernels.TryGetValue(node, out var algorithm) || algorithm != ConvAlgorithm.Winograd) continue;
+                transformed[node] = folded;
+                folded = Alignment.Line(folded + conv.TransformedWeightLength);
+            }
+
             return new MemoryPlan(values, gradients, inference, masks, indices, regions, perSample, caches, cache, tensors, parameters, buffers, counters,
-                scales, foldedWeights, packed, folded, discarded, inputCopied, parts, slices);
+                scales, foldedWeights, packed, transformed, folded, discarded, inputCopied, parts, slices);
         }
 
         /// <summary>

@@ -132,6 +132,9 @@ namespace Dsl.Compiler.Ops
             : ConvolutionRules.Direct(InChannels, Kernel.H, Kernel.W, Stride.H, Stride.W, Dilation.H, Dilation.W, Groups, OutW) ? ConvAlgorithm.Direct
             : ConvAlgorithm.Gemm;
 
+        /// <summary>Floats of the weight after Winograd's transform, as inference keeps it (the shared contract's length).</summary>
+        public int TransformedWeightLength => PackedLengths.WinogradWeight(InChannels, OutChannels);
+
         private static string KernelClass(ConvAlgorithm algorithm) => algorithm switch
         {
             ConvAlgorithm.Winograd => "ConvWinograd",
@@ -181,7 +184,24 @@ namespace Dsl.Compiler.Ops
                 ? $", relu: {(e.Group.Find(EpilogueKind.Activation) is null ? "false" : "true")}, maxPool: true"
                 : e.InferOutputSlice is { } slice ? SliceArguments(e, slice)
                 : ActivationArgument(e);
-            e.Line($"{e.Kernels}.{KernelClass(e.Algorithm)}.Forward(h, {w}, {b}, {v}, batch, in {e.N}Geometry, scratch, Pool{fused});");
+            // Winograd reads the weights RefreshFolded transformed; the other kernels read the (folded) weights themselves.
+            string call = e.Algorithm == ConvAlgorithm.Winograd ? $"ForwardTransformed(h, {TransformedWeight(e)}" : $"Forward(h, {w}";
+            e.Line($"{e.Kernels}.{KernelClass(e.Algorithm)}.{call}, {b}, {v}, batch, in {e.N}Geometry, scratch, Pool{fused});");
+        }
+
+        /// <summary>The span of the folded storage that holds the transformed weights of a Winograd convolution.</summary>
+        private string TransformedWeight(Emit.OpEmitContext e) => $"folded.Slice({e.N}TransformedWeight, {e.Int(TransformedWeightLength)})";
+
+        /// <summary>
+        /// In RefreshFolded, for a Winograd convolution: transforms the weight Infer reads (the folded one, right after the
+        /// fold, when a batch norm was folded in) once per change of the parameters, not on every Infer call.
+        /// </summary>
+        public void EmitWeightTransform(Emit.OpEmitContext e)
+        {
+            var (w, _) = InferenceWeights(e);
+            bool folded = e.Group?.Find(EpilogueKind.FoldedBatchNorm) is not null;
+            e.Line($"// {Name}: Winograd's U = G·g·Gᵀ of the {(folded ? "folded " : "")}kernels, transformed here when they change rather than in every Infer");
+            e.Line($"{e.Kernels}.ConvWinograd.TransformWeights({w}, {TransformedWeight(e)}, in {e.N}Geometry);");
         }
 
         /// <summary>The arguments of the kernels' strided entry point: the activation, no residual, and the concatenation's sample stride.</summary>

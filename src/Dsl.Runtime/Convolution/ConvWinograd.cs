@@ -22,9 +22,12 @@ namespace Dsl.Runtime.Kernels;
 /// stay in L2. The transforms only add, subtract and halve, so results differ from the direct sum by
 /// rounding alone (about 1e-6 relative, well inside PyTorch parity; tested against <see cref="ImplicitGemm"/>).
 /// Every output element is computed the same way whichever thread or batch it is in.
+/// <c>Forward</c> transforms the weights on every call; where they stay constant between calls (inference, the folded
+/// weights), <see cref="TransformWeights(ReadOnlySpan{float}, Span{float}, in ConvGeometry)"/> does it once and
+/// <c>ForwardTransformed</c> reads the result, with the same bits out.
 /// </summary>
 [EditorBrowsable(EditorBrowsableState.Never)]
-public static unsafe class ConvWinograd
+public static unsafe partial class ConvWinograd
 {
     private const int Xi = 16; // 4×4 transformed positions
 
@@ -80,7 +83,7 @@ public static unsafe class ConvWinograd
         public readonly int RowLength;  // floats per even (or odd) row of the bordered copy
         public readonly int Rows;       // rows of the bordered copy
         public readonly long ULength, CopyLength, VLength, MLength;
-        public readonly long UStride;   // floats between U_ξ and U_ξ+1: 8 more than their size, room for a vector store's tail
+        public readonly long UStride;   // floats between U_ξ and U_ξ+1: 8 more than their size, room for a vector store's tail (the contract's WinogradSlack)
         public readonly long VStride;   // floats between V_ξ and V_ξ+1: a cache line more than their size, so the 16 stores of a transform do not share cache sets
 
         private Plan(in ConvGeometry g)
@@ -95,7 +98,7 @@ public static unsafe class ConvWinograd
             Blocks = (tileRows + BlockRows - 1) / BlockRows;
             RowLength = TileCols + 1;
             Rows = 2 * Blocks * BlockRows + 2;
-            UStride = (long)CoutPad * Cin + 8;
+            UStride = (long)CoutPad * Cin + Dsl.Contract.PackedLengths.WinogradSlack;
             ULength = Xi * UStride;
             CopyLength = (long)Cin * Rows * 2 * RowLength;
             VStride = (long)Cin * BlockTiles + 16;
@@ -175,15 +178,9 @@ public static unsafe class ConvWinograd
             return;
         }
 
-        Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && y.Length >= n * OutputLength(g, maxPool), "buffer too short");
-        Debug.Assert(bias.IsEmpty || bias.Length >= g.OutChannels, "bias too short");
-        var plan = Plan.Of(g);
-        Debug.Assert(scratch.Length >= plan.ScratchLength, "scratch too short");
-        fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
-        {
-            TransformWeights(pw, ps, plan, flipped: false);
-            Run(px, ps, bias.IsEmpty ? null : pb, py, plan, ps + plan.ULength, 0, n * plan.Blocks, relu, maxPool);
-        }
+        // U into the start of the scratch, which the transformed path leaves free for it.
+        TransformWeights(w, scratch, g);
+        ForwardTransformed(x, scratch, bias, y, n, g, scratch, relu, maxPool);
     }
 
     /// <summary>
@@ -208,15 +205,8 @@ public static unsafe class ConvWinograd
             return;
         }
 
-        ResidualEpilogue.Check(residual, n, g.OutputLength);
-        Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && y.Length >= n * g.OutputLength, "buffer too short");
-        var plan = Plan.Of(g);
-        Debug.Assert(scratch.Length >= plan.ScratchLength, "scratch too short");
-        fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch, pr = residual)
-        {
-            TransformWeights(pw, ps, plan, flipped: false);
-            Run(px, ps, bias.IsEmpty ? null : pb, py, plan, ps + plan.ULength, 0, n * plan.Blocks, relu: false, maxPool: false, pr, activation);
-        }
+        TransformWeights(w, scratch, g);
+        ForwardTransformed(x, scratch, bias, y, n, g, scratch, activation, residual);
     }
 
     /// <summary>
@@ -258,27 +248,9 @@ public static unsafe class ConvWinograd
             return;
         }
 
-        ResidualEpilogue.Extent(y, residual, n, g.OutputLength, outputStride);
-        bool relu = residual.IsEmpty && activation == FusedActivation.Relu; // in the output transform
-        var after = relu ? FusedActivation.None : activation;
-        var plan = Plan.Of(g);
-        bool parallel = Parallel(pool, n, g);
-        var mine = parallel ? scratch : scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1));
-        Debug.Assert(mine.Length >= plan.ScratchLength, "scratch too short");
-        fixed (float* px = x, pw = w, pb = bias, py = y, ps = mine, pr = residual)
-        {
-            float* r = residual.IsEmpty ? null : pr;
-            TransformWeights(pw, ps, plan, flipped: false);
-            if (!parallel)
-            {
-                Run(px, ps, bias.IsEmpty ? null : pb, py, plan, ps + plan.ULength, 0, n * plan.Blocks, relu, maxPool: false, r, after, outputStride);
-                return;
-            }
-
-            var job = new Job { X = px, U = ps, Bias = bias.IsEmpty ? null : pb, Y = py, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = n * plan.Blocks, Plan = plan,
-                Relu = relu, Residual = r, Activation = after, YStride = outputStride };
-            pool.RunChunks(&Part, &job, pool.Threads);
-        }
+        // U into the start of the scratch (thread 0's region), which the transformed path leaves free for it.
+        TransformWeights(w, scratch, g);
+        ForwardTransformed(x, scratch, bias, y, n, g, scratch, pool, activation, residual, outputStride);
     }
 
     // Floats per sample of the forward output, pooled or not.
@@ -373,19 +345,9 @@ public static unsafe class ConvWinograd
             return;
         }
 
-        if (!Parallel(pool, n, g))
-        {
-            Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)), relu, maxPool);
-            return;
-        }
-
-        var plan = Plan.Of(g);
-        fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
-        {
-            TransformWeights(pw, ps, plan, flipped: false);
-            var job = new Job { X = px, U = ps, Bias = bias.IsEmpty ? null : pb, Y = py, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = n * plan.Blocks, Plan = plan, Relu = relu, MaxPool = maxPool };
-            pool.RunChunks(&Part, &job, pool.Threads);
-        }
+        // U into the start of the scratch (thread 0's region), which the transformed path leaves free for it.
+        TransformWeights(w, scratch, g);
+        ForwardTransformed(x, scratch, bias, y, n, g, scratch, pool, relu, maxPool);
     }
 
     /// <summary>Input gradient with its items split across <paramref name="pool"/>; <paramref name="dx"/> is overwritten.</summary>
@@ -707,7 +669,8 @@ public static unsafe class ConvWinograd
         public long YStride; // floats between samples of Y; 0: the output length
     }
 
-    // Chunk `part`'s share of the items (one chunk per thread, claimed by whichever is free); the transformed weights lie at the start of region 0.
+    // Chunk `part`'s share of the items (one chunk per thread, claimed by whichever is free); the transformed weights at U (the start
+    // of region 0, or the caller's), each region's work after its first ULength floats.
     private static void Part(void* state, int part, int parts, int thread)
     {
         var job = (Job*)state;

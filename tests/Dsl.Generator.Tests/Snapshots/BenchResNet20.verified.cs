@@ -354,34 +354,41 @@ namespace Dsl.Benchmarks.Models
         private const int Layer3_2Bn2SaveMean = 1440;
         private const int Layer3_2Bn2SaveInvStd = 1504;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
-        private const int FoldedLength = 273344;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
+        private const int FoldedLength = 733120;
         private const int Conv1FoldedWeight = 32;
         private const int Conv1FoldedBias = 176;
         private const int Bn1Scale = 0;
         private const int Bn1Shift = 16;
         private const int Layer1_0Conv1FoldedWeight = 224;
         private const int Layer1_0Conv1FoldedBias = 2528;
+        private const int Layer1_0Conv1TransformedWeight = 273344;
         private const int Layer1_0Bn1Scale = 192;
         private const int Layer1_0Bn1Shift = 208;
         private const int Layer1_0Conv2FoldedWeight = 2576;
         private const int Layer1_0Conv2FoldedBias = 4880;
+        private const int Layer1_0Conv2TransformedWeight = 278080;
         private const int Layer1_0Bn2Scale = 2544;
         private const int Layer1_0Bn2Shift = 2560;
         private const int Layer1_1Conv1FoldedWeight = 4928;
         private const int Layer1_1Conv1FoldedBias = 7232;
+        private const int Layer1_1Conv1TransformedWeight = 282816;
         private const int Layer1_1Bn1Scale = 4896;
         private const int Layer1_1Bn1Shift = 4912;
         private const int Layer1_1Conv2FoldedWeight = 7280;
         private const int Layer1_1Conv2FoldedBias = 9584;
+        private const int Layer1_1Conv2TransformedWeight = 287552;
         private const int Layer1_1Bn2Scale = 7248;
         private const int Layer1_1Bn2Shift = 7264;
         private const int Layer1_2Conv1FoldedWeight = 9632;
         private const int Layer1_2Conv1FoldedBias = 11936;
+        private const int Layer1_2Conv1TransformedWeight = 292288;
         private const int Layer1_2Bn1Scale = 9600;
         private const int Layer1_2Bn1Shift = 9616;
         private const int Layer1_2Conv2FoldedWeight = 11984;
         private const int Layer1_2Conv2FoldedBias = 14288;
+        private const int Layer1_2Conv2TransformedWeight = 297024;
         private const int Layer1_2Bn2Scale = 11952;
         private const int Layer1_2Bn2Shift = 11968;
         private const int Layer2_0Conv1FoldedWeight = 14368;
@@ -390,6 +397,7 @@ namespace Dsl.Benchmarks.Models
         private const int Layer2_0Bn1Shift = 14336;
         private const int Layer2_0Conv2FoldedWeight = 19072;
         private const int Layer2_0Conv2FoldedBias = 28288;
+        private const int Layer2_0Conv2TransformedWeight = 301760;
         private const int Layer2_0Bn2Scale = 19008;
         private const int Layer2_0Bn2Shift = 19040;
         private const int Layer2_0Downsample0FoldedWeight = 28384;
@@ -398,18 +406,22 @@ namespace Dsl.Benchmarks.Models
         private const int Layer2_0Downsample1Shift = 28352;
         private const int Layer2_1Conv1FoldedWeight = 28992;
         private const int Layer2_1Conv1FoldedBias = 38208;
+        private const int Layer2_1Conv1TransformedWeight = 320320;
         private const int Layer2_1Bn1Scale = 28928;
         private const int Layer2_1Bn1Shift = 28960;
         private const int Layer2_1Conv2FoldedWeight = 38304;
         private const int Layer2_1Conv2FoldedBias = 47520;
+        private const int Layer2_1Conv2TransformedWeight = 338880;
         private const int Layer2_1Bn2Scale = 38240;
         private const int Layer2_1Bn2Shift = 38272;
         private const int Layer2_2Conv1FoldedWeight = 47616;
         private const int Layer2_2Conv1FoldedBias = 56832;
+        private const int Layer2_2Conv1TransformedWeight = 357440;
         private const int Layer2_2Bn1Scale = 47552;
         private const int Layer2_2Bn1Shift = 47584;
         private const int Layer2_2Conv2FoldedWeight = 56928;
         private const int Layer2_2Conv2FoldedBias = 66144;
+        private const int Layer2_2Conv2TransformedWeight = 376000;
         private const int Layer2_2Bn2Scale = 56864;
         private const int Layer2_2Bn2Shift = 56896;
         private const int Layer3_0Conv1FoldedWeight = 66304;
@@ -418,6 +430,7 @@ namespace Dsl.Benchmarks.Models
         private const int Layer3_0Bn1Shift = 66240;
         private const int Layer3_0Conv2FoldedWeight = 84928;
         private const int Layer3_0Conv2FoldedBias = 121792;
+        private const int Layer3_0Conv2TransformedWeight = 394560;
         private const int Layer3_0Bn2Scale = 84800;
         private const int Layer3_0Bn2Shift = 84864;
         private const int Layer3_0Downsample0FoldedWeight = 121984;
@@ -426,18 +439,22 @@ namespace Dsl.Benchmarks.Models
         private const int Layer3_0Downsample1Shift = 121920;
         private const int Layer3_1Conv1FoldedWeight = 124224;
         private const int Layer3_1Conv1FoldedBias = 161088;
+        private const int Layer3_1Conv1TransformedWeight = 462272;
         private const int Layer3_1Bn1Scale = 124096;
         private const int Layer3_1Bn1Shift = 124160;
         private const int Layer3_1Conv2FoldedWeight = 161280;
         private const int Layer3_1Conv2FoldedBias = 198144;
+        private const int Layer3_1Conv2TransformedWeight = 529984;
         private const int Layer3_1Bn2Scale = 161152;
         private const int Layer3_1Bn2Shift = 161216;
         private const int Layer3_2Conv1FoldedWeight = 198336;
         private const int Layer3_2Conv1FoldedBias = 235200;
+        private const int Layer3_2Conv1TransformedWeight = 597696;
         private const int Layer3_2Bn1Scale = 198208;
         private const int Layer3_2Bn1Shift = 198272;
         private const int Layer3_2Conv2FoldedWeight = 235392;
         private const int Layer3_2Conv2FoldedBias = 272256;
+        private const int Layer3_2Conv2TransformedWeight = 665408;
         private const int Layer3_2Bn2Scale = 235264;
         private const int Layer3_2Bn2Shift = 235328;
         private const int FcPackedWeight = 272320;
@@ -1743,7 +1760,7 @@ namespace Dsl.Benchmarks.Models
 
             // layer1.0.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.0.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.0.2 (relu) applied as it writes
             var h1 = _arena.AsSpan(Layer1_0_2Infer * MaxBatch, batch * 12544);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer1_0Conv1FoldedWeight, 2304), folded.Slice(Layer1_0Conv1FoldedBias, 16), h1, batch, in Layer1_0Conv1Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer1_0Conv1TransformedWeight, 4736), folded.Slice(Layer1_0Conv1FoldedBias, 16), h1, batch, in Layer1_0Conv1Geometry, scratch, Pool, relu: true);
             h = h1;
 
             // layer1.0.bn1: bn2d as bn1 — BenchResNet20.nn(8,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.0.conv1
@@ -1752,7 +1769,7 @@ namespace Dsl.Benchmarks.Models
 
             // layer1.0.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(9,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.0.add (add) applied as it writes: adds h0 (2 output) — layer1.0.5 (relu) applied as it writes
             var h2 = _arena.AsSpan(Layer1_0_5Infer * MaxBatch, batch * 12544);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer1_0Conv2FoldedWeight, 2304), folded.Slice(Layer1_0Conv2FoldedBias, 16), h2, batch, in Layer1_0Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h0);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer1_0Conv2TransformedWeight, 4736), folded.Slice(Layer1_0Conv2FoldedBias, 16), h2, batch, in Layer1_0Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h0);
             h = h2;
 
             // layer1.0.bn2: bn2d as bn2 — BenchResNet20.nn(10,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.0.conv2
@@ -1763,7 +1780,7 @@ namespace Dsl.Benchmarks.Models
 
             // layer1.1.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.1.2 (relu) applied as it writes
             var h3 = _arena.AsSpan(Layer1_1_2Infer * MaxBatch, batch * 12544);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer1_1Conv1FoldedWeight, 2304), folded.Slice(Layer1_1Conv1FoldedBias, 16), h3, batch, in Layer1_1Conv1Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer1_1Conv1TransformedWeight, 4736), folded.Slice(Layer1_1Conv1FoldedBias, 16), h3, batch, in Layer1_1Conv1Geometry, scratch, Pool, relu: true);
             h = h3;
 
             // layer1.1.bn1: bn2d as bn1 — BenchResNet20.nn(8,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.1.conv1
@@ -1772,7 +1789,7 @@ namespace Dsl.Benchmarks.Models
 
             // layer1.1.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(9,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.1.add (add) applied as it writes: adds h2 (layer1.0.5 output) — layer1.1.5 (relu) applied as it writes
             var h4 = _arena.AsSpan(Layer1_1_5Infer * MaxBatch, batch * 12544);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer1_1Conv2FoldedWeight, 2304), folded.Slice(Layer1_1Conv2FoldedBias, 16), h4, batch, in Layer1_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h2);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer1_1Conv2TransformedWeight, 4736), folded.Slice(Layer1_1Conv2FoldedBias, 16), h4, batch, in Layer1_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h2);
             h = h4;
 
             // layer1.1.bn2: bn2d as bn2 — BenchResNet20.nn(10,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.1.conv2
@@ -1783,7 +1800,7 @@ namespace Dsl.Benchmarks.Models
 
             // layer1.2.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.2.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.2.2 (relu) applied as it writes
             var h5 = _arena.AsSpan(Layer1_2_2Infer * MaxBatch, batch * 12544);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer1_2Conv1FoldedWeight, 2304), folded.Slice(Layer1_2Conv1FoldedBias, 16), h5, batch, in Layer1_2Conv1Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer1_2Conv1TransformedWeight, 4736), folded.Slice(Layer1_2Conv1FoldedBias, 16), h5, batch, in Layer1_2Conv1Geometry, scratch, Pool, relu: true);
             h = h5;
 
             // layer1.2.bn1: bn2d as bn1 — BenchResNet20.nn(8,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.2.conv1
@@ -1792,7 +1809,7 @@ namespace Dsl.Benchmarks.Models
 
             // layer1.2.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(9,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.2.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.2.add (add) applied as it writes: adds h4 (layer1.1.5 output) — layer1.2.5 (relu) applied as it writes
             var h6 = _arena.AsSpan(Layer1_2_5Infer * MaxBatch, batch * 12544);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer1_2Conv2FoldedWeight, 2304), folded.Slice(Layer1_2Conv2FoldedBias, 16), h6, batch, in Layer1_2Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h4);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer1_2Conv2TransformedWeight, 4736), folded.Slice(Layer1_2Conv2FoldedBias, 16), h6, batch, in Layer1_2Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h4);
             h = h6;
 
             // layer1.2.bn2: bn2d as bn2 — BenchResNet20.nn(10,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.2.conv2
@@ -1812,7 +1829,7 @@ namespace Dsl.Benchmarks.Models
 
             // layer2.0.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(18,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — with layer2.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             var h8 = _arena.AsSpan(Layer2_0Bn2Infer * MaxBatch, batch * 6272);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_0Conv2FoldedWeight, 9216), folded.Slice(Layer2_0Conv2FoldedBias, 32), h8, batch, in Layer2_0Conv2Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer2_0Conv2TransformedWeight, 18560), folded.Slice(Layer2_0Conv2FoldedBias, 32), h8, batch, in Layer2_0Conv2Geometry, scratch, Pool);
             h = h8;
 
             // layer2.0.bn2: bn2d as bn2 — BenchResNet20.nn(19,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.0.conv2
@@ -1831,7 +1848,7 @@ namespace Dsl.Benchmarks.Models
 
             // layer2.1.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — with layer2.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer2.1.2 (relu) applied as it writes
             var h10 = _arena.AsSpan(Layer2_1_2Infer * MaxBatch, batch * 6272);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_1Conv1FoldedWeight, 9216), folded.Slice(Layer2_1Conv1FoldedBias, 32), h10, batch, in Layer2_1Conv1Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer2_1Conv1TransformedWeight, 18560), folded.Slice(Layer2_1Conv1FoldedBias, 32), h10, batch, in Layer2_1Conv1Geometry, scratch, Pool, relu: true);
             h = h10;
 
             // layer2.1.bn1: bn2d as bn1 — BenchResNet20.nn(8,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.1.conv1
@@ -1840,7 +1857,7 @@ namespace Dsl.Benchmarks.Models
 
             // layer2.1.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(9,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — with layer2.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer2.1.add (add) applied as it writes: adds h9 (layer2.0.6 output) — layer2.1.5 (relu) applied as it writes
             var h11 = _arena.AsSpan(Layer2_1_5Infer * MaxBatch, batch * 6272);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_1Conv2FoldedWeight, 9216), folded.Slice(Layer2_1Conv2FoldedBias, 32), h11, batch, in Layer2_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h9);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer2_1Conv2TransformedWeight, 18560), folded.Slice(Layer2_1Conv2FoldedBias, 32), h11, batch, in Layer2_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h9);
             h = h11;
 
             // layer2.1.bn2: bn2d as bn2 — BenchResNet20.nn(10,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.1.conv2
@@ -1851,7 +1868,7 @@ namespace Dsl.Benchmarks.Models
 
             // layer2.2.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — with layer2.2.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer2.2.2 (relu) applied as it writes
             var h12 = _arena.AsSpan(Layer2_2_2Infer * MaxBatch, batch * 6272);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_2Conv1FoldedWeight, 9216), folded.Slice(Layer2_2Conv1FoldedBias, 32), h12, batch, in Layer2_2Conv1Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer2_2Conv1TransformedWeight, 18560), folded.Slice(Layer2_2Conv1FoldedBias, 32), h12, batch, in Layer2_2Conv1Geometry, scratch, Pool, relu: true);
             h = h12;
 
             // layer2.2.bn1: bn2d as bn1 — BenchResNet20.nn(8,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.2.conv1
@@ -1860,7 +1877,7 @@ namespace Dsl.Benchmarks.Models
 
             // layer2.2.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(9,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — with layer2.2.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer2.2.add (add) applied as it writes: adds h11 (layer2.1.5 output) — layer2.2.5 (relu) applied as it writes
             var h13 = _arena.AsSpan(Layer2_2_5Infer * MaxBatch, batch * 6272);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_2Conv2FoldedWeight, 9216), folded.Slice(Layer2_2Conv2FoldedBias, 32), h13, batch, in Layer2_2Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h11);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer2_2Conv2TransformedWeight, 18560), folded.Slice(Layer2_2Conv2FoldedBias, 32), h13, batch, in Layer2_2Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h11);
             h = h13;
 
             // layer2.2.bn2: bn2d as bn2 — BenchResNet20.nn(10,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.2.conv2
@@ -1880,7 +1897,7 @@ namespace Dsl.Benchmarks.Models
 
             // layer3.0.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(18,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — with layer3.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             var h15 = _arena.AsSpan(Layer3_0Bn2Infer * MaxBatch, batch * 3136);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_0Conv2FoldedWeight, 36864), folded.Slice(Layer3_0Conv2FoldedBias, 64), h15, batch, in Layer3_0Conv2Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3_0Conv2TransformedWeight, 67712), folded.Slice(Layer3_0Conv2FoldedBias, 64), h15, batch, in Layer3_0Conv2Geometry, scratch, Pool);
             h = h15;
 
             // layer3.0.bn2: bn2d as bn2 — BenchResNet20.nn(19,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.0.conv2
@@ -1899,7 +1916,7 @@ namespace Dsl.Benchmarks.Models
 
             // layer3.1.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — with layer3.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer3.1.2 (relu) applied as it writes
             var h17 = _arena.AsSpan(Layer3_1_2Infer * MaxBatch, batch * 3136);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_1Conv1FoldedWeight, 36864), folded.Slice(Layer3_1Conv1FoldedBias, 64), h17, batch, in Layer3_1Conv1Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3_1Conv1TransformedWeight, 67712), folded.Slice(Layer3_1Conv1FoldedBias, 64), h17, batch, in Layer3_1Conv1Geometry, scratch, Pool, relu: true);
             h = h17;
 
             // layer3.1.bn1: bn2d as bn1 — BenchResNet20.nn(8,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.1.conv1
@@ -1908,7 +1925,7 @@ namespace Dsl.Benchmarks.Models
 
             // layer3.1.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(9,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — with layer3.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer3.1.add (add) applied as it writes: adds h16 (layer3.0.6 output) — layer3.1.5 (relu) applied as it writes
             var h18 = _arena.AsSpan(Layer3_1_5Infer * MaxBatch, batch * 3136);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_1Conv2FoldedWeight, 36864), folded.Slice(Layer3_1Conv2FoldedBias, 64), h18, batch, in Layer3_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h16);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3_1Conv2TransformedWeight, 67712), folded.Slice(Layer3_1Conv2FoldedBias, 64), h18, batch, in Layer3_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h16);
             h = h18;
 
             // layer3.1.bn2: bn2d as bn2 — BenchResNet20.nn(10,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.1.conv2
@@ -1919,7 +1936,7 @@ namespace Dsl.Benchmarks.Models
 
             // layer3.2.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — with layer3.2.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer3.2.2 (relu) applied as it writes
             var h19 = _arena.AsSpan(Layer3_2_2Infer * MaxBatch, batch * 3136);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_2Conv1FoldedWeight, 36864), folded.Slice(Layer3_2Conv1FoldedBias, 64), h19, batch, in Layer3_2Conv1Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3_2Conv1TransformedWeight, 67712), folded.Slice(Layer3_2Conv1FoldedBias, 64), h19, batch, in Layer3_2Conv1Geometry, scratch, Pool, relu: true);
             h = h19;
 
             // layer3.2.bn1: bn2d as bn1 — BenchResNet20.nn(8,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.2.conv1
@@ -1928,7 +1945,7 @@ namespace Dsl.Benchmarks.Models
 
             // layer3.2.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(9,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — with layer3.2.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer3.2.add (add) applied as it writes: adds h18 (layer3.1.5 output) — layer3.2.5 (relu) applied as it writes
             var h20 = _arena.AsSpan(Layer3_2_5Infer * MaxBatch, batch * 3136);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_2Conv2FoldedWeight, 36864), folded.Slice(Layer3_2Conv2FoldedBias, 64), h20, batch, in Layer3_2Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h18);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3_2Conv2TransformedWeight, 67712), folded.Slice(Layer3_2Conv2FoldedBias, 64), h20, batch, in Layer3_2Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h18);
             h = h20;
 
             // layer3.2.bn2: bn2d as bn2 — BenchResNet20.nn(10,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.2.conv2
@@ -1950,7 +1967,10 @@ namespace Dsl.Benchmarks.Models
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -1970,6 +1990,8 @@ namespace Dsl.Benchmarks.Models
             // folded into layer1.0.conv1: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer1_0Conv1Weight, 2304), default, folded.Slice(Layer1_0Bn1Scale, 16), folded.Slice(Layer1_0Bn1Shift, 16),
                 folded.Slice(Layer1_0Conv1FoldedWeight, 2304), folded.Slice(Layer1_0Conv1FoldedBias, 16), 16, 144);
+            // layer1.0.conv1: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer1_0Conv1FoldedWeight, 2304), folded.Slice(Layer1_0Conv1TransformedWeight, 4736), in Layer1_0Conv1Geometry);
 
             // layer1.0.bn2: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1_0Bn2Weight, 16), parameters.AsSpan(Layer1_0Bn2Bias, 16), buffers.AsSpan(Layer1_0Bn2RunningMean, 16), buffers.AsSpan(Layer1_0Bn2RunningVar, 16), 1E-05f,
@@ -1977,6 +1999,8 @@ namespace Dsl.Benchmarks.Models
             // folded into layer1.0.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer1_0Conv2Weight, 2304), default, folded.Slice(Layer1_0Bn2Scale, 16), folded.Slice(Layer1_0Bn2Shift, 16),
                 folded.Slice(Layer1_0Conv2FoldedWeight, 2304), folded.Slice(Layer1_0Conv2FoldedBias, 16), 16, 144);
+            // layer1.0.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer1_0Conv2FoldedWeight, 2304), folded.Slice(Layer1_0Conv2TransformedWeight, 4736), in Layer1_0Conv2Geometry);
 
             // layer1.1.bn1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1_1Bn1Weight, 16), parameters.AsSpan(Layer1_1Bn1Bias, 16), buffers.AsSpan(Layer1_1Bn1RunningMean, 16), buffers.AsSpan(Layer1_1Bn1RunningVar, 16), 1E-05f,
@@ -1984,6 +2008,8 @@ namespace Dsl.Benchmarks.Models
             // folded into layer1.1.conv1: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer1_1Conv1Weight, 2304), default, folded.Slice(Layer1_1Bn1Scale, 16), folded.Slice(Layer1_1Bn1Shift, 16),
                 folded.Slice(Layer1_1Conv1FoldedWeight, 2304), folded.Slice(Layer1_1Conv1FoldedBias, 16), 16, 144);
+            // layer1.1.conv1: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer1_1Conv1FoldedWeight, 2304), folded.Slice(Layer1_1Conv1TransformedWeight, 4736), in Layer1_1Conv1Geometry);
 
             // layer1.1.bn2: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1_1Bn2Weight, 16), parameters.AsSpan(Layer1_1Bn2Bias, 16), buffers.AsSpan(Layer1_1Bn2RunningMean, 16), buffers.AsSpan(Layer1_1Bn2RunningVar, 16), 1E-05f,
@@ -1991,6 +2017,8 @@ namespace Dsl.Benchmarks.Models
             // folded into layer1.1.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer1_1Conv2Weight, 2304), default, folded.Slice(Layer1_1Bn2Scale, 16), folded.Slice(Layer1_1Bn2Shift, 16),
                 folded.Slice(Layer1_1Conv2FoldedWeight, 2304), folded.Slice(Layer1_1Conv2FoldedBias, 16), 16, 144);
+            // layer1.1.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer1_1Conv2FoldedWeight, 2304), folded.Slice(Layer1_1Conv2TransformedWeight, 4736), in Layer1_1Conv2Geometry);
 
             // layer1.2.bn1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1_2Bn1Weight, 16), parameters.AsSpan(Layer1_2Bn1Bias, 16), buffers.AsSpan(Layer1_2Bn1RunningMean, 16), buffers.AsSpan(Layer1_2Bn1RunningVar, 16), 1E-05f,
@@ -1998,6 +2026,8 @@ namespace Dsl.Benchmarks.Models
             // folded into layer1.2.conv1: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer1_2Conv1Weight, 2304), default, folded.Slice(Layer1_2Bn1Scale, 16), folded.Slice(Layer1_2Bn1Shift, 16),
                 folded.Slice(Layer1_2Conv1FoldedWeight, 2304), folded.Slice(Layer1_2Conv1FoldedBias, 16), 16, 144);
+            // layer1.2.conv1: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer1_2Conv1FoldedWeight, 2304), folded.Slice(Layer1_2Conv1TransformedWeight, 4736), in Layer1_2Conv1Geometry);
 
             // layer1.2.bn2: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1_2Bn2Weight, 16), parameters.AsSpan(Layer1_2Bn2Bias, 16), buffers.AsSpan(Layer1_2Bn2RunningMean, 16), buffers.AsSpan(Layer1_2Bn2RunningVar, 16), 1E-05f,
@@ -2005,6 +2035,8 @@ namespace Dsl.Benchmarks.Models
             // folded into layer1.2.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer1_2Conv2Weight, 2304), default, folded.Slice(Layer1_2Bn2Scale, 16), folded.Slice(Layer1_2Bn2Shift, 16),
                 folded.Slice(Layer1_2Conv2FoldedWeight, 2304), folded.Slice(Layer1_2Conv2FoldedBias, 16), 16, 144);
+            // layer1.2.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer1_2Conv2FoldedWeight, 2304), folded.Slice(Layer1_2Conv2TransformedWeight, 4736), in Layer1_2Conv2Geometry);
 
             // layer2.0.bn1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer2_0Bn1Weight, 32), parameters.AsSpan(Layer2_0Bn1Bias, 32), buffers.AsSpan(Layer2_0Bn1RunningMean, 32), buffers.AsSpan(Layer2_0Bn1RunningVar, 32), 1E-05f,
@@ -2019,6 +2051,8 @@ namespace Dsl.Benchmarks.Models
             // folded into layer2.0.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer2_0Conv2Weight, 9216), default, folded.Slice(Layer2_0Bn2Scale, 32), folded.Slice(Layer2_0Bn2Shift, 32),
                 folded.Slice(Layer2_0Conv2FoldedWeight, 9216), folded.Slice(Layer2_0Conv2FoldedBias, 32), 32, 288);
+            // layer2.0.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer2_0Conv2FoldedWeight, 9216), folded.Slice(Layer2_0Conv2TransformedWeight, 18560), in Layer2_0Conv2Geometry);
 
             // layer2.0.downsample.1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer2_0Downsample1Weight, 32), parameters.AsSpan(Layer2_0Downsample1Bias, 32), buffers.AsSpan(Layer2_0Downsample1RunningMean, 32), buffers.AsSpan(Layer2_0Downsample1RunningVar, 32), 1E-05f,
@@ -2033,6 +2067,8 @@ namespace Dsl.Benchmarks.Models
             // folded into layer2.1.conv1: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer2_1Conv1Weight, 9216), default, folded.Slice(Layer2_1Bn1Scale, 32), folded.Slice(Layer2_1Bn1Shift, 32),
                 folded.Slice(Layer2_1Conv1FoldedWeight, 9216), folded.Slice(Layer2_1Conv1FoldedBias, 32), 32, 288);
+            // layer2.1.conv1: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer2_1Conv1FoldedWeight, 9216), folded.Slice(Layer2_1Conv1TransformedWeight, 18560), in Layer2_1Conv1Geometry);
 
             // layer2.1.bn2: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer2_1Bn2Weight, 32), parameters.AsSpan(Layer2_1Bn2Bias, 32), buffers.AsSpan(Layer2_1Bn2RunningMean, 32), buffers.AsSpan(Layer2_1Bn2RunningVar, 32), 1E-05f,
@@ -2040,6 +2076,8 @@ namespace Dsl.Benchmarks.Models
             // folded into layer2.1.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer2_1Conv2Weight, 9216), default, folded.Slice(Layer2_1Bn2Scale, 32), folded.Slice(Layer2_1Bn2Shift, 32),
                 folded.Slice(Layer2_1Conv2FoldedWeight, 9216), folded.Slice(Layer2_1Conv2FoldedBias, 32), 32, 288);
+            // layer2.1.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer2_1Conv2FoldedWeight, 9216), folded.Slice(Layer2_1Conv2TransformedWeight, 18560), in Layer2_1Conv2Geometry);
 
             // layer2.2.bn1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer2_2Bn1Weight, 32), parameters.AsSpan(Layer2_2Bn1Bias, 32), buffers.AsSpan(Layer2_2Bn1RunningMean, 32), buffers.AsSpan(Layer2_2Bn1RunningVar, 32), 1E-05f,
@@ -2047,6 +2085,8 @@ namespace Dsl.Benchmarks.Models
             // folded into layer2.2.conv1: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer2_2Conv1Weight, 9216), default, folded.Slice(Layer2_2Bn1Scale, 32), folded.Slice(Layer2_2Bn1Shift, 32),
                 folded.Slice(Layer2_2Conv1FoldedWeight, 9216), folded.Slice(Layer2_2Conv1FoldedBias, 32), 32, 288);
+            // layer2.2.conv1: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer2_2Conv1FoldedWeight, 9216), folded.Slice(Layer2_2Conv1TransformedWeight, 18560), in Layer2_2Conv1Geometry);
 
             // layer2.2.bn2: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer2_2Bn2Weight, 32), parameters.AsSpan(Layer2_2Bn2Bias, 32), buffers.AsSpan(Layer2_2Bn2RunningMean, 32), buffers.AsSpan(Layer2_2Bn2RunningVar, 32), 1E-05f,
@@ -2054,6 +2094,8 @@ namespace Dsl.Benchmarks.Models
             // folded into layer2.2.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer2_2Conv2Weight, 9216), default, folded.Slice(Layer2_2Bn2Scale, 32), folded.Slice(Layer2_2Bn2Shift, 32),
                 folded.Slice(Layer2_2Conv2FoldedWeight, 9216), folded.Slice(Layer2_2Conv2FoldedBias, 32), 32, 288);
+            // layer2.2.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer2_2Conv2FoldedWeight, 9216), folded.Slice(Layer2_2Conv2TransformedWeight, 18560), in Layer2_2Conv2Geometry);
 
             // layer3.0.bn1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer3_0Bn1Weight, 64), parameters.AsSpan(Layer3_0Bn1Bias, 64), buffers.AsSpan(Layer3_0Bn1RunningMean, 64), buffers.AsSpan(Layer3_0Bn1RunningVar, 64), 1E-05f,
@@ -2068,6 +2110,8 @@ namespace Dsl.Benchmarks.Models
             // folded into layer3.0.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer3_0Conv2Weight, 36864), default, folded.Slice(Layer3_0Bn2Scale, 64), folded.Slice(Layer3_0Bn2Shift, 64),
                 folded.Slice(Layer3_0Conv2FoldedWeight, 36864), folded.Slice(Layer3_0Conv2FoldedBias, 64), 64, 576);
+            // layer3.0.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer3_0Conv2FoldedWeight, 36864), folded.Slice(Layer3_0Conv2TransformedWeight, 67712), in Layer3_0Conv2Geometry);
 
             // layer3.0.downsample.1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer3_0Downsample1Weight, 64), parameters.AsSpan(Layer3_0Downsample1Bias, 64), buffers.AsSpan(Layer3_0Downsample1RunningMean, 64), buffers.AsSpan(Layer3_0Downsample1RunningVar, 64), 1E-05f,
@@ -2082,6 +2126,8 @@ namespace Dsl.Benchmarks.Models
             // folded into layer3.1.conv1: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer3_1Conv1Weight, 36864), default, folded.Slice(Layer3_1Bn1Scale, 64), folded.Slice(Layer3_1Bn1Shift, 64),
                 folded.Slice(Layer3_1Conv1FoldedWeight, 36864), folded.Slice(Layer3_1Conv1FoldedBias, 64), 64, 576);
+            // layer3.1.conv1: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer3_1Conv1FoldedWeight, 36864), folded.Slice(Layer3_1Conv1TransformedWeight, 67712), in Layer3_1Conv1Geometry);
 
             // layer3.1.bn2: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer3_1Bn2Weight, 64), parameters.AsSpan(Layer3_1Bn2Bias, 64), buffers.AsSpan(Layer3_1Bn2RunningMean, 64), buffers.AsSpan(Layer3_1Bn2RunningVar, 64), 1E-05f,
@@ -2089,6 +2135,8 @@ namespace Dsl.Benchmarks.Models
             // folded into layer3.1.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer3_1Conv2Weight, 36864), default, folded.Slice(Layer3_1Bn2Scale, 64), folded.Slice(Layer3_1Bn2Shift, 64),
                 folded.Slice(Layer3_1Conv2FoldedWeight, 36864), folded.Slice(Layer3_1Conv2FoldedBias, 64), 64, 576);
+            // layer3.1.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer3_1Conv2FoldedWeight, 36864), folded.Slice(Layer3_1Conv2TransformedWeight, 67712), in Layer3_1Conv2Geometry);
 
             // layer3.2.bn1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer3_2Bn1Weight, 64), parameters.AsSpan(Layer3_2Bn1Bias, 64), buffers.AsSpan(Layer3_2Bn1RunningMean, 64), buffers.AsSpan(Layer3_2Bn1RunningVar, 64), 1E-05f,
@@ -2096,6 +2144,8 @@ namespace Dsl.Benchmarks.Models
             // folded into layer3.2.conv1: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer3_2Conv1Weight, 36864), default, folded.Slice(Layer3_2Bn1Scale, 64), folded.Slice(Layer3_2Bn1Shift, 64),
                 folded.Slice(Layer3_2Conv1FoldedWeight, 36864), folded.Slice(Layer3_2Conv1FoldedBias, 64), 64, 576);
+            // layer3.2.conv1: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer3_2Conv1FoldedWeight, 36864), folded.Slice(Layer3_2Conv1TransformedWeight, 67712), in Layer3_2Conv1Geometry);
 
             // layer3.2.bn2: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer3_2Bn2Weight, 64), parameters.AsSpan(Layer3_2Bn2Bias, 64), buffers.AsSpan(Layer3_2Bn2RunningMean, 64), buffers.AsSpan(Layer3_2Bn2RunningVar, 64), 1E-05f,
@@ -2103,6 +2153,8 @@ namespace Dsl.Benchmarks.Models
             // folded into layer3.2.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer3_2Conv2Weight, 36864), default, folded.Slice(Layer3_2Bn2Scale, 64), folded.Slice(Layer3_2Bn2Shift, 64),
                 folded.Slice(Layer3_2Conv2FoldedWeight, 36864), folded.Slice(Layer3_2Conv2FoldedBias, 64), 64, 576);
+            // layer3.2.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer3_2Conv2FoldedWeight, 36864), folded.Slice(Layer3_2Conv2TransformedWeight, 67712), in Layer3_2Conv2Geometry);
 
             // fc: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(FcWeight, 640), folded.Slice(FcPackedWeight, 1024), 64, 10);

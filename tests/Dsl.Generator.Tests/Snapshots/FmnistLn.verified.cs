@@ -83,8 +83,10 @@ namespace Dsl.Benchmarks.Models
         private const int Layer12Infer = 128; // 12 output at inference
         private const int ArenaPerSample = 145344;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
-        private const int FoldedLength = 403456;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
+        private const int FoldedLength = 437376;
+        private const int Layer4TransformedWeight = 403456;
         private const int Layer9PackedWeight = 0;
         private const int Layer12PackedWeight = 401408;
 
@@ -399,7 +401,7 @@ namespace Dsl.Benchmarks.Models
 
             // 4: conv(32, 64, 3, padding: 1) — FmnistLn.nn(6,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             var h4 = _arena.AsSpan(Layer4Infer * MaxBatch, batch * 12544);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, parameters.AsSpan(Layer4Weight, 18432), parameters.AsSpan(Layer4Bias, 64), h4, batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer4TransformedWeight, 33920), parameters.AsSpan(Layer4Bias, 64), h4, batch, in Layer4Geometry, scratch, Pool);
             h = h4;
 
             // 5: layer_norm — FmnistLn.nn(6,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — per-sample statistics, as in training
@@ -442,12 +444,18 @@ namespace Dsl.Benchmarks.Models
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var folded = _arena.AsSpan(_folded, FoldedLength);
+
+            // 4: Winograd's U = G·g·Gᵀ of the kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(parameters.AsSpan(Layer4Weight, 18432), folded.Slice(Layer4TransformedWeight, 33920), in Layer4Geometry);
 
             // 9: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer9Weight, 401408), folded.Slice(Layer9PackedWeight, 401408), 3136, 128);

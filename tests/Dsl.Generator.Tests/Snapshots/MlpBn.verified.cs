@@ -70,7 +70,8 @@ namespace Dsl.Benchmarks.Models
         private const int Layer4SaveMean = 1024;
         private const int Layer4SaveInvStd = 1536;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
         private const int FoldedLength = 1338368;
         private const int Layer0FoldedWeight = 1024;
         private const int Layer0FoldedBias = 402432;
@@ -340,7 +341,10 @@ namespace Dsl.Benchmarks.Models
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;

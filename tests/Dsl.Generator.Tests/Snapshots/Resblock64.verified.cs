@@ -63,14 +63,17 @@ namespace Dsl.Benchmarks.Models
         private const int Layer4SaveMean = 128;
         private const int Layer4SaveInvStd = 192;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
-        private const int FoldedLength = 74112;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
+        private const int FoldedLength = 209536;
         private const int Layer0FoldedWeight = 128;
         private const int Layer0FoldedBias = 36992;
+        private const int Layer0TransformedWeight = 74112;
         private const int Layer1Scale = 0;
         private const int Layer1Shift = 64;
         private const int Layer3FoldedWeight = 37184;
         private const int Layer3FoldedBias = 74048;
+        private const int Layer3TransformedWeight = 141824;
         private const int Layer4Scale = 37056;
         private const int Layer4Shift = 37120;
 
@@ -292,7 +295,7 @@ namespace Dsl.Benchmarks.Models
 
             // 0: conv(64, 64, 3, padding: 1, bias: false) — Resblock64.nn(5,5) — [N, 64, 32, 32] → [N, 64, 32, 32] — with 1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 2 (relu) applied as it writes
             var h0 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 65536);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer0FoldedWeight, 36864), folded.Slice(Layer0FoldedBias, 64), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer0TransformedWeight, 67712), folded.Slice(Layer0FoldedBias, 64), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
             h = h0;
 
             // 1: bn2d — Resblock64.nn(5,49) — [N, 64, 32, 32] → [N, 64, 32, 32] — folded into 0
@@ -301,7 +304,7 @@ namespace Dsl.Benchmarks.Models
 
             // 3: conv(64, 64, 3, padding: 1, bias: false) — Resblock64.nn(6,8) — [N, 64, 32, 32] → [N, 64, 32, 32] — with 4 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 5 (relu) applied as it writes
             var h1 = _arena.AsSpan(Layer5Infer * MaxBatch, batch * 65536);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3FoldedWeight, 36864), folded.Slice(Layer3FoldedBias, 64), h1, batch, in Layer3Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3TransformedWeight, 67712), folded.Slice(Layer3FoldedBias, 64), h1, batch, in Layer3Geometry, scratch, Pool, relu: true);
             h = h1;
 
             // 4: bn2d — Resblock64.nn(6,52) — [N, 64, 32, 32] → [N, 64, 32, 32] — folded into 3
@@ -311,7 +314,10 @@ namespace Dsl.Benchmarks.Models
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -324,6 +330,8 @@ namespace Dsl.Benchmarks.Models
             // folded into 0: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer0Weight, 36864), default, folded.Slice(Layer1Scale, 64), folded.Slice(Layer1Shift, 64),
                 folded.Slice(Layer0FoldedWeight, 36864), folded.Slice(Layer0FoldedBias, 64), 64, 576);
+            // 0: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer0FoldedWeight, 36864), folded.Slice(Layer0TransformedWeight, 67712), in Layer0Geometry);
 
             // 4: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer4Weight, 64), parameters.AsSpan(Layer4Bias, 64), buffers.AsSpan(Layer4RunningMean, 64), buffers.AsSpan(Layer4RunningVar, 64), 1E-05f,
@@ -331,6 +339,8 @@ namespace Dsl.Benchmarks.Models
             // folded into 3: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer3Weight, 36864), default, folded.Slice(Layer4Scale, 64), folded.Slice(Layer4Shift, 64),
                 folded.Slice(Layer3FoldedWeight, 36864), folded.Slice(Layer3FoldedBias, 64), 64, 576);
+            // 3: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer3FoldedWeight, 36864), folded.Slice(Layer3TransformedWeight, 67712), in Layer3Geometry);
         }
 
         /// <inheritdoc/>

@@ -60,7 +60,8 @@ namespace Dsl.Benchmarks.Models
         private const int Bn1SaveMean = 0;
         private const int Bn1SaveInvStd = 16;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
         private const int FoldedLength = 21632;
         private const int Bn1Scale = 0;
         private const int Bn1Shift = 16;
@@ -280,7 +281,10 @@ namespace Dsl.Benchmarks.Models
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;

@@ -95,10 +95,12 @@ namespace Examples.BatchNormStudy
         private const int Layer11SaveMean = 96;
         private const int Layer11SaveInvStd = 160;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
-        private const int FoldedLength = 101600;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
+        private const int FoldedLength = 110944;
         private const int Layer2Scale = 0;
         private const int Layer2Shift = 16;
+        private const int Layer4TransformedWeight = 101600;
         private const int Layer6Scale = 32;
         private const int Layer6Shift = 64;
         private const int Layer9PackedWeight = 224;
@@ -441,7 +443,7 @@ namespace Examples.BatchNormStudy
 
             // 4: conv(16, 32, 3, padding: 1) — bnstudy_bn_after_relu.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             var h3 = _arena.AsSpan(Layer4Infer * MaxBatch, batch * 6272);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, parameters.AsSpan(Layer4Weight, 4608), parameters.AsSpan(Layer4Bias, 32), h3, batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer4TransformedWeight, 9344), parameters.AsSpan(Layer4Bias, 32), h3, batch, in Layer4Geometry, scratch, Pool);
             h = h3;
 
             // 5: relu — bnstudy_bn_after_relu.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14] — with 6 (batch norm) applied as it writes
@@ -478,7 +480,10 @@ namespace Examples.BatchNormStudy
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -488,6 +493,9 @@ namespace Examples.BatchNormStudy
             // 2: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer2Weight, 16), parameters.AsSpan(Layer2Bias, 16), buffers.AsSpan(Layer2RunningMean, 16), buffers.AsSpan(Layer2RunningVar, 16), 1E-05f,
                 folded.Slice(Layer2Scale, 16), folded.Slice(Layer2Shift, 16));
+
+            // 4: Winograd's U = G·g·Gᵀ of the kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(parameters.AsSpan(Layer4Weight, 4608), folded.Slice(Layer4TransformedWeight, 9344), in Layer4Geometry);
 
             // 6: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer6Weight, 32), parameters.AsSpan(Layer6Bias, 32), buffers.AsSpan(Layer6RunningMean, 32), buffers.AsSpan(Layer6RunningVar, 32), 1E-05f,

@@ -91,14 +91,16 @@ namespace Examples.BatchNormStudy
         private const int Layer10SaveMean = 96;
         private const int Layer10SaveInvStd = 160;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
-        private const int FoldedLength = 206816;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
+        private const int FoldedLength = 216160;
         private const int Layer0FoldedWeight = 32;
         private const int Layer0FoldedBias = 176;
         private const int Layer1Scale = 0;
         private const int Layer1Shift = 16;
         private const int Layer4FoldedWeight = 256;
         private const int Layer4FoldedBias = 4864;
+        private const int Layer4TransformedWeight = 206816;
         private const int Layer5Scale = 192;
         private const int Layer5Shift = 224;
         private const int Layer9FoldedWeight = 5024;
@@ -430,7 +432,7 @@ namespace Examples.BatchNormStudy
 
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_bn_frozen.nn(8,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — with 5 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes — 7 (maxpool 2×2) applied as it writes, one window per tile
             var h2 = _arena.AsSpan(Layer7Infer * MaxBatch, batch * 1568);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer4FoldedWeight, 4608), folded.Slice(Layer4FoldedBias, 32), h2, batch, in Layer4Geometry, scratch, Pool, relu: true, maxPool: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer4TransformedWeight, 9344), folded.Slice(Layer4FoldedBias, 32), h2, batch, in Layer4Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h2;
 
             // 5: bn2d(frozen: true) — bnstudy_bn_frozen.nn(8,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into 4
@@ -458,7 +460,10 @@ namespace Examples.BatchNormStudy
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -478,6 +483,8 @@ namespace Examples.BatchNormStudy
             // folded into 4: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer4Weight, 4608), default, folded.Slice(Layer5Scale, 32), folded.Slice(Layer5Shift, 32),
                 folded.Slice(Layer4FoldedWeight, 4608), folded.Slice(Layer4FoldedBias, 32), 32, 144);
+            // 4: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer4FoldedWeight, 4608), folded.Slice(Layer4TransformedWeight, 9344), in Layer4Geometry);
 
             // 10: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer10Weight, 64), parameters.AsSpan(Layer10Bias, 64), buffers.AsSpan(Layer10RunningMean, 64), buffers.AsSpan(Layer10RunningVar, 64), 1E-05f,

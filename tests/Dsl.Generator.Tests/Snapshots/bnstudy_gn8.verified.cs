@@ -80,8 +80,10 @@ namespace Examples.BatchNormStudy
         private const int Layer12Infer = 64; // 12 output at inference
         private const int ArenaPerSample = 73312;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
-        private const int FoldedLength = 101376;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
+        private const int FoldedLength = 110720;
+        private const int Layer4TransformedWeight = 101376;
         private const int Layer9PackedWeight = 0;
         private const int Layer12PackedWeight = 100352;
 
@@ -388,7 +390,7 @@ namespace Examples.BatchNormStudy
 
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_gn8.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             var h4 = _arena.AsSpan(Layer4Infer * MaxBatch, batch * 6272);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, parameters.AsSpan(Layer4Weight, 4608), default, h4, batch, in Layer4Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer4TransformedWeight, 9344), default, h4, batch, in Layer4Geometry, scratch, Pool);
             h = h4;
 
             // 5: group_norm(8) — bnstudy_gn8.nn(7,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — per-sample statistics, as in training
@@ -431,12 +433,18 @@ namespace Examples.BatchNormStudy
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var folded = _arena.AsSpan(_folded, FoldedLength);
+
+            // 4: Winograd's U = G·g·Gᵀ of the kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(parameters.AsSpan(Layer4Weight, 4608), folded.Slice(Layer4TransformedWeight, 9344), in Layer4Geometry);
 
             // 9: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer9Weight, 100352), folded.Slice(Layer9PackedWeight, 100352), 1568, 64);

@@ -64,8 +64,10 @@ namespace Examples.BatchNormStudy
         private const int Layer9Infer = 0; // 9 output at inference
         private const int ArenaPerSample = 44752;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
-        private const int FoldedLength = 101376;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
+        private const int FoldedLength = 110720;
+        private const int Layer3TransformedWeight = 101376;
         private const int Layer7PackedWeight = 0;
         private const int Layer9PackedWeight = 100352;
 
@@ -315,7 +317,7 @@ namespace Examples.BatchNormStudy
 
             // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 4 (relu) applied as it writes — 5 (maxpool 2×2) applied as it writes, one window per tile
             var h2 = _arena.AsSpan(Layer5Infer * MaxBatch, batch * 1568);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, parameters.AsSpan(Layer3Weight, 4608), parameters.AsSpan(Layer3Bias, 32), h2, batch, in Layer3Geometry, scratch, Pool, relu: true, maxPool: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3TransformedWeight, 9344), parameters.AsSpan(Layer3Bias, 32), h2, batch, in Layer3Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h2;
 
             // 4: relu — bnstudy_plain.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by 3 (conv2d) as it wrote its output
@@ -339,12 +341,18 @@ namespace Examples.BatchNormStudy
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
             var buffers = BufferStorage;
             var folded = _arena.AsSpan(_folded, FoldedLength);
+
+            // 3: Winograd's U = G·g·Gᵀ of the kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(parameters.AsSpan(Layer3Weight, 4608), folded.Slice(Layer3TransformedWeight, 9344), in Layer3Geometry);
 
             // 7: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer7Weight, 100352), folded.Slice(Layer7PackedWeight, 100352), 1568, 64);

@@ -91,14 +91,16 @@ namespace Examples.FashionMnist
         private const int Layer10SaveMean = 192;
         private const int Layer10SaveInvStd = 320;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
-        private const int FoldedLength = 824256;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
+        private const int FoldedLength = 858176;
         private const int Layer0FoldedWeight = 64;
         private const int Layer0FoldedBias = 352;
         private const int Layer1Scale = 0;
         private const int Layer1Shift = 32;
         private const int Layer4FoldedWeight = 512;
         private const int Layer4FoldedBias = 18944;
+        private const int Layer4TransformedWeight = 824256;
         private const int Layer5Scale = 384;
         private const int Layer5Shift = 448;
         private const int Layer9FoldedWeight = 19264;
@@ -442,7 +444,7 @@ namespace Examples.FashionMnist
 
             // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — with 5 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes — 7 (maxpool 2×2) applied as it writes, one window per tile
             var h2 = _arena.AsSpan(Layer7Infer * MaxBatch, batch * 3136);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer4FoldedWeight, 18432), folded.Slice(Layer4FoldedBias, 64), h2, batch, in Layer4Geometry, scratch, Pool, relu: true, maxPool: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer4TransformedWeight, 33920), folded.Slice(Layer4FoldedBias, 64), h2, batch, in Layer4Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h2;
 
             // 5: bn2d — fmnist.nn(8,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — folded into 4
@@ -470,7 +472,10 @@ namespace Examples.FashionMnist
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -490,6 +495,8 @@ namespace Examples.FashionMnist
             // folded into 4: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer4Weight, 18432), parameters.AsSpan(Layer4Bias, 64), folded.Slice(Layer5Scale, 64), folded.Slice(Layer5Shift, 64),
                 folded.Slice(Layer4FoldedWeight, 18432), folded.Slice(Layer4FoldedBias, 64), 64, 288);
+            // 4: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer4FoldedWeight, 18432), folded.Slice(Layer4TransformedWeight, 33920), in Layer4Geometry);
 
             // 10: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer10Weight, 128), parameters.AsSpan(Layer10Bias, 128), buffers.AsSpan(Layer10RunningMean, 128), buffers.AsSpan(Layer10RunningVar, 128), 1E-05f,

@@ -341,26 +341,31 @@ namespace Dsl.Models.Tests
         private const int Layer4_1Bn2SaveMean = 8576;
         private const int Layer4_1Bn2SaveInvStd = 9088;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
-        private const int FoldedLength = 11189504;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
+        private const int FoldedLength = 28124032;
         private const int Conv1FoldedWeight = 128;
         private const int Conv1FoldedBias = 9536;
         private const int Bn1Scale = 0;
         private const int Bn1Shift = 64;
         private const int Layer1_0Conv1FoldedWeight = 9728;
         private const int Layer1_0Conv1FoldedBias = 46592;
+        private const int Layer1_0Conv1TransformedWeight = 11189504;
         private const int Layer1_0Bn1Scale = 9600;
         private const int Layer1_0Bn1Shift = 9664;
         private const int Layer1_0Conv2FoldedWeight = 46784;
         private const int Layer1_0Conv2FoldedBias = 83648;
+        private const int Layer1_0Conv2TransformedWeight = 11257216;
         private const int Layer1_0Bn2Scale = 46656;
         private const int Layer1_0Bn2Shift = 46720;
         private const int Layer1_1Conv1FoldedWeight = 83840;
         private const int Layer1_1Conv1FoldedBias = 120704;
+        private const int Layer1_1Conv1TransformedWeight = 11324928;
         private const int Layer1_1Bn1Scale = 83712;
         private const int Layer1_1Bn1Shift = 83776;
         private const int Layer1_1Conv2FoldedWeight = 120896;
         private const int Layer1_1Conv2FoldedBias = 157760;
+        private const int Layer1_1Conv2TransformedWeight = 11392640;
         private const int Layer1_1Bn2Scale = 120768;
         private const int Layer1_1Bn2Shift = 120832;
         private const int Layer2_0Conv1FoldedWeight = 158080;
@@ -369,6 +374,7 @@ namespace Dsl.Models.Tests
         private const int Layer2_0Bn1Shift = 157952;
         private const int Layer2_0Conv2FoldedWeight = 232192;
         private const int Layer2_0Conv2FoldedBias = 379648;
+        private const int Layer2_0Conv2TransformedWeight = 11460352;
         private const int Layer2_0Bn2Scale = 231936;
         private const int Layer2_0Bn2Shift = 232064;
         private const int Layer2_0Downsample0FoldedWeight = 380032;
@@ -377,10 +383,12 @@ namespace Dsl.Models.Tests
         private const int Layer2_0Downsample1Shift = 379904;
         private const int Layer2_1Conv1FoldedWeight = 388608;
         private const int Layer2_1Conv1FoldedBias = 536064;
+        private const int Layer2_1Conv1TransformedWeight = 11730816;
         private const int Layer2_1Bn1Scale = 388352;
         private const int Layer2_1Bn1Shift = 388480;
         private const int Layer2_1Conv2FoldedWeight = 536448;
         private const int Layer2_1Conv2FoldedBias = 683904;
+        private const int Layer2_1Conv2TransformedWeight = 12001280;
         private const int Layer2_1Bn2Scale = 536192;
         private const int Layer2_1Bn2Shift = 536320;
         private const int Layer3_0Conv1FoldedWeight = 684544;
@@ -389,6 +397,7 @@ namespace Dsl.Models.Tests
         private const int Layer3_0Bn1Shift = 684288;
         private const int Layer3_0Conv2FoldedWeight = 980224;
         private const int Layer3_0Conv2FoldedBias = 1570048;
+        private const int Layer3_0Conv2TransformedWeight = 12271744;
         private const int Layer3_0Bn2Scale = 979712;
         private const int Layer3_0Bn2Shift = 979968;
         private const int Layer3_0Downsample0FoldedWeight = 1570816;
@@ -397,10 +406,12 @@ namespace Dsl.Models.Tests
         private const int Layer3_0Downsample1Shift = 1570560;
         private const int Layer3_1Conv1FoldedWeight = 1604352;
         private const int Layer3_1Conv1FoldedBias = 2194176;
+        private const int Layer3_1Conv1TransformedWeight = 13328640;
         private const int Layer3_1Bn1Scale = 1603840;
         private const int Layer3_1Bn1Shift = 1604096;
         private const int Layer3_1Conv2FoldedWeight = 2194944;
         private const int Layer3_1Conv2FoldedBias = 2784768;
+        private const int Layer3_1Conv2TransformedWeight = 14385536;
         private const int Layer3_1Bn2Scale = 2194432;
         private const int Layer3_1Bn2Shift = 2194688;
         private const int Layer4_0Conv1FoldedWeight = 2786048;
@@ -409,6 +420,7 @@ namespace Dsl.Models.Tests
         private const int Layer4_0Bn1Shift = 2785536;
         private const int Layer4_0Conv2FoldedWeight = 3967232;
         private const int Layer4_0Conv2FoldedBias = 6326528;
+        private const int Layer4_0Conv2TransformedWeight = 15442432;
         private const int Layer4_0Bn2Scale = 3966208;
         private const int Layer4_0Bn2Shift = 3966720;
         private const int Layer4_0Downsample0FoldedWeight = 6328064;
@@ -417,10 +429,12 @@ namespace Dsl.Models.Tests
         private const int Layer4_0Downsample1Shift = 6327552;
         private const int Layer4_1Conv1FoldedWeight = 6460672;
         private const int Layer4_1Conv1FoldedBias = 8819968;
+        private const int Layer4_1Conv1TransformedWeight = 19669632;
         private const int Layer4_1Bn1Scale = 6459648;
         private const int Layer4_1Bn1Shift = 6460160;
         private const int Layer4_1Conv2FoldedWeight = 8821504;
         private const int Layer4_1Conv2FoldedBias = 11180800;
+        private const int Layer4_1Conv2TransformedWeight = 23896832;
         private const int Layer4_1Bn2Scale = 8820480;
         private const int Layer4_1Bn2Shift = 8820992;
         private const int FcPackedWeight = 11181312;
@@ -1672,7 +1686,7 @@ namespace Dsl.Models.Tests
 
             // layer1.0.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet18.nn(5,11) — [N, 64, 16, 16] → [N, 64, 16, 16] — with layer1.0.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.0.2 (relu) applied as it writes
             var h2 = _arena.AsSpan(Layer1_0_2Infer * MaxBatch, batch * 16384);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer1_0Conv1FoldedWeight, 36864), folded.Slice(Layer1_0Conv1FoldedBias, 64), h2, batch, in Layer1_0Conv1Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer1_0Conv1TransformedWeight, 67712), folded.Slice(Layer1_0Conv1FoldedBias, 64), h2, batch, in Layer1_0Conv1Geometry, scratch, Pool, relu: true);
             h = h2;
 
             // layer1.0.bn1: bn2d as bn1 — resnet18.nn(6,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — folded into layer1.0.conv1
@@ -1681,7 +1695,7 @@ namespace Dsl.Models.Tests
 
             // layer1.0.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — resnet18.nn(7,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — with layer1.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.0.add (add) applied as it writes: adds h1 (maxpool output) — layer1.0.5 (relu) applied as it writes
             var h3 = _arena.AsSpan(Layer1_0_5Infer * MaxBatch, batch * 16384);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer1_0Conv2FoldedWeight, 36864), folded.Slice(Layer1_0Conv2FoldedBias, 64), h3, batch, in Layer1_0Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h1);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer1_0Conv2TransformedWeight, 67712), folded.Slice(Layer1_0Conv2FoldedBias, 64), h3, batch, in Layer1_0Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h1);
             h = h3;
 
             // layer1.0.bn2: bn2d as bn2 — resnet18.nn(8,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — folded into layer1.0.conv2
@@ -1692,7 +1706,7 @@ namespace Dsl.Models.Tests
 
             // layer1.1.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet18.nn(5,11) — [N, 64, 16, 16] → [N, 64, 16, 16] — with layer1.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.1.2 (relu) applied as it writes
             var h4 = _arena.AsSpan(Layer1_1_2Infer * MaxBatch, batch * 16384);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer1_1Conv1FoldedWeight, 36864), folded.Slice(Layer1_1Conv1FoldedBias, 64), h4, batch, in Layer1_1Conv1Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer1_1Conv1TransformedWeight, 67712), folded.Slice(Layer1_1Conv1FoldedBias, 64), h4, batch, in Layer1_1Conv1Geometry, scratch, Pool, relu: true);
             h = h4;
 
             // layer1.1.bn1: bn2d as bn1 — resnet18.nn(6,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — folded into layer1.1.conv1
@@ -1701,7 +1715,7 @@ namespace Dsl.Models.Tests
 
             // layer1.1.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — resnet18.nn(7,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — with layer1.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.1.add (add) applied as it writes: adds h3 (layer1.0.5 output) — layer1.1.5 (relu) applied as it writes
             var h5 = _arena.AsSpan(Layer1_1_5Infer * MaxBatch, batch * 16384);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer1_1Conv2FoldedWeight, 36864), folded.Slice(Layer1_1Conv2FoldedBias, 64), h5, batch, in Layer1_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h3);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer1_1Conv2TransformedWeight, 67712), folded.Slice(Layer1_1Conv2FoldedBias, 64), h5, batch, in Layer1_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h3);
             h = h5;
 
             // layer1.1.bn2: bn2d as bn2 — resnet18.nn(8,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — folded into layer1.1.conv2
@@ -1721,7 +1735,7 @@ namespace Dsl.Models.Tests
 
             // layer2.0.conv2: conv(128, 128, 3, padding: 1, bias: false) as conv2 — resnet18.nn(15,14) — [N, 128, 8, 8] → [N, 128, 8, 8] — with layer2.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             var h7 = _arena.AsSpan(Layer2_0Bn2Infer * MaxBatch, batch * 8192);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_0Conv2FoldedWeight, 147456), folded.Slice(Layer2_0Conv2FoldedBias, 128), h7, batch, in Layer2_0Conv2Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer2_0Conv2TransformedWeight, 270464), folded.Slice(Layer2_0Conv2FoldedBias, 128), h7, batch, in Layer2_0Conv2Geometry, scratch, Pool);
             h = h7;
 
             // layer2.0.bn2: bn2d as bn2 — resnet18.nn(16,14) — [N, 128, 8, 8] → [N, 128, 8, 8] — folded into layer2.0.conv2
@@ -1740,7 +1754,7 @@ namespace Dsl.Models.Tests
 
             // layer2.1.conv1: conv(128, 128, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet18.nn(5,11) — [N, 128, 8, 8] → [N, 128, 8, 8] — with layer2.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer2.1.2 (relu) applied as it writes
             var h9 = _arena.AsSpan(Layer2_1_2Infer * MaxBatch, batch * 8192);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_1Conv1FoldedWeight, 147456), folded.Slice(Layer2_1Conv1FoldedBias, 128), h9, batch, in Layer2_1Conv1Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer2_1Conv1TransformedWeight, 270464), folded.Slice(Layer2_1Conv1FoldedBias, 128), h9, batch, in Layer2_1Conv1Geometry, scratch, Pool, relu: true);
             h = h9;
 
             // layer2.1.bn1: bn2d as bn1 — resnet18.nn(6,14) — [N, 128, 8, 8] → [N, 128, 8, 8] — folded into layer2.1.conv1
@@ -1749,7 +1763,7 @@ namespace Dsl.Models.Tests
 
             // layer2.1.conv2: conv(128, 128, 3, padding: 1, bias: false) as conv2 — resnet18.nn(7,14) — [N, 128, 8, 8] → [N, 128, 8, 8] — with layer2.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer2.1.add (add) applied as it writes: adds h8 (layer2.0.6 output) — layer2.1.5 (relu) applied as it writes
             var h10 = _arena.AsSpan(Layer2_1_5Infer * MaxBatch, batch * 8192);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_1Conv2FoldedWeight, 147456), folded.Slice(Layer2_1Conv2FoldedBias, 128), h10, batch, in Layer2_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h8);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer2_1Conv2TransformedWeight, 270464), folded.Slice(Layer2_1Conv2FoldedBias, 128), h10, batch, in Layer2_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h8);
             h = h10;
 
             // layer2.1.bn2: bn2d as bn2 — resnet18.nn(8,14) — [N, 128, 8, 8] → [N, 128, 8, 8] — folded into layer2.1.conv2
@@ -1769,7 +1783,7 @@ namespace Dsl.Models.Tests
 
             // layer3.0.conv2: conv(256, 256, 3, padding: 1, bias: false) as conv2 — resnet18.nn(15,14) — [N, 256, 4, 4] → [N, 256, 4, 4] — with layer3.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             var h12 = _arena.AsSpan(Layer3_0Bn2Infer * MaxBatch, batch * 4096);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_0Conv2FoldedWeight, 589824), folded.Slice(Layer3_0Conv2FoldedBias, 256), h12, batch, in Layer3_0Conv2Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3_0Conv2TransformedWeight, 1056896), folded.Slice(Layer3_0Conv2FoldedBias, 256), h12, batch, in Layer3_0Conv2Geometry, scratch, Pool);
             h = h12;
 
             // layer3.0.bn2: bn2d as bn2 — resnet18.nn(16,14) — [N, 256, 4, 4] → [N, 256, 4, 4] — folded into layer3.0.conv2
@@ -1788,7 +1802,7 @@ namespace Dsl.Models.Tests
 
             // layer3.1.conv1: conv(256, 256, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet18.nn(5,11) — [N, 256, 4, 4] → [N, 256, 4, 4] — with layer3.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer3.1.2 (relu) applied as it writes
             var h14 = _arena.AsSpan(Layer3_1_2Infer * MaxBatch, batch * 4096);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_1Conv1FoldedWeight, 589824), folded.Slice(Layer3_1Conv1FoldedBias, 256), h14, batch, in Layer3_1Conv1Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3_1Conv1TransformedWeight, 1056896), folded.Slice(Layer3_1Conv1FoldedBias, 256), h14, batch, in Layer3_1Conv1Geometry, scratch, Pool, relu: true);
             h = h14;
 
             // layer3.1.bn1: bn2d as bn1 — resnet18.nn(6,14) — [N, 256, 4, 4] → [N, 256, 4, 4] — folded into layer3.1.conv1
@@ -1797,7 +1811,7 @@ namespace Dsl.Models.Tests
 
             // layer3.1.conv2: conv(256, 256, 3, padding: 1, bias: false) as conv2 — resnet18.nn(7,14) — [N, 256, 4, 4] → [N, 256, 4, 4] — with layer3.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer3.1.add (add) applied as it writes: adds h13 (layer3.0.6 output) — layer3.1.5 (relu) applied as it writes
             var h15 = _arena.AsSpan(Layer3_1_5Infer * MaxBatch, batch * 4096);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_1Conv2FoldedWeight, 589824), folded.Slice(Layer3_1Conv2FoldedBias, 256), h15, batch, in Layer3_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h13);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3_1Conv2TransformedWeight, 1056896), folded.Slice(Layer3_1Conv2FoldedBias, 256), h15, batch, in Layer3_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h13);
             h = h15;
 
             // layer3.1.bn2: bn2d as bn2 — resnet18.nn(8,14) — [N, 256, 4, 4] → [N, 256, 4, 4] — folded into layer3.1.conv2
@@ -1817,7 +1831,7 @@ namespace Dsl.Models.Tests
 
             // layer4.0.conv2: conv(512, 512, 3, padding: 1, bias: false) as conv2 — resnet18.nn(15,14) — [N, 512, 2, 2] → [N, 512, 2, 2] — with layer4.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             var h17 = _arena.AsSpan(Layer4_0Bn2Infer * MaxBatch, batch * 2048);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer4_0Conv2FoldedWeight, 2359296), folded.Slice(Layer4_0Conv2FoldedBias, 512), h17, batch, in Layer4_0Conv2Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer4_0Conv2TransformedWeight, 4227200), folded.Slice(Layer4_0Conv2FoldedBias, 512), h17, batch, in Layer4_0Conv2Geometry, scratch, Pool);
             h = h17;
 
             // layer4.0.bn2: bn2d as bn2 — resnet18.nn(16,14) — [N, 512, 2, 2] → [N, 512, 2, 2] — folded into layer4.0.conv2
@@ -1836,7 +1850,7 @@ namespace Dsl.Models.Tests
 
             // layer4.1.conv1: conv(512, 512, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet18.nn(5,11) — [N, 512, 2, 2] → [N, 512, 2, 2] — with layer4.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer4.1.2 (relu) applied as it writes
             var h19 = _arena.AsSpan(Layer4_1_2Infer * MaxBatch, batch * 2048);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer4_1Conv1FoldedWeight, 2359296), folded.Slice(Layer4_1Conv1FoldedBias, 512), h19, batch, in Layer4_1Conv1Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer4_1Conv1TransformedWeight, 4227200), folded.Slice(Layer4_1Conv1FoldedBias, 512), h19, batch, in Layer4_1Conv1Geometry, scratch, Pool, relu: true);
             h = h19;
 
             // layer4.1.bn1: bn2d as bn1 — resnet18.nn(6,14) — [N, 512, 2, 2] → [N, 512, 2, 2] — folded into layer4.1.conv1
@@ -1845,7 +1859,7 @@ namespace Dsl.Models.Tests
 
             // layer4.1.conv2: conv(512, 512, 3, padding: 1, bias: false) as conv2 — resnet18.nn(7,14) — [N, 512, 2, 2] → [N, 512, 2, 2] — with layer4.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer4.1.add (add) applied as it writes: adds h18 (layer4.0.6 output) — layer4.1.5 (relu) applied as it writes
             var h20 = _arena.AsSpan(Layer4_1_5Infer * MaxBatch, batch * 2048);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer4_1Conv2FoldedWeight, 2359296), folded.Slice(Layer4_1Conv2FoldedBias, 512), h20, batch, in Layer4_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h18);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer4_1Conv2TransformedWeight, 4227200), folded.Slice(Layer4_1Conv2FoldedBias, 512), h20, batch, in Layer4_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h18);
             h = h20;
 
             // layer4.1.bn2: bn2d as bn2 — resnet18.nn(8,14) — [N, 512, 2, 2] → [N, 512, 2, 2] — folded into layer4.1.conv2
@@ -1867,7 +1881,10 @@ namespace Dsl.Models.Tests
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -1887,6 +1904,8 @@ namespace Dsl.Models.Tests
             // folded into layer1.0.conv1: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer1_0Conv1Weight, 36864), default, folded.Slice(Layer1_0Bn1Scale, 64), folded.Slice(Layer1_0Bn1Shift, 64),
                 folded.Slice(Layer1_0Conv1FoldedWeight, 36864), folded.Slice(Layer1_0Conv1FoldedBias, 64), 64, 576);
+            // layer1.0.conv1: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer1_0Conv1FoldedWeight, 36864), folded.Slice(Layer1_0Conv1TransformedWeight, 67712), in Layer1_0Conv1Geometry);
 
             // layer1.0.bn2: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1_0Bn2Weight, 64), parameters.AsSpan(Layer1_0Bn2Bias, 64), buffers.AsSpan(Layer1_0Bn2RunningMean, 64), buffers.AsSpan(Layer1_0Bn2RunningVar, 64), 1E-05f,
@@ -1894,6 +1913,8 @@ namespace Dsl.Models.Tests
             // folded into layer1.0.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer1_0Conv2Weight, 36864), default, folded.Slice(Layer1_0Bn2Scale, 64), folded.Slice(Layer1_0Bn2Shift, 64),
                 folded.Slice(Layer1_0Conv2FoldedWeight, 36864), folded.Slice(Layer1_0Conv2FoldedBias, 64), 64, 576);
+            // layer1.0.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer1_0Conv2FoldedWeight, 36864), folded.Slice(Layer1_0Conv2TransformedWeight, 67712), in Layer1_0Conv2Geometry);
 
             // layer1.1.bn1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1_1Bn1Weight, 64), parameters.AsSpan(Layer1_1Bn1Bias, 64), buffers.AsSpan(Layer1_1Bn1RunningMean, 64), buffers.AsSpan(Layer1_1Bn1RunningVar, 64), 1E-05f,
@@ -1901,6 +1922,8 @@ namespace Dsl.Models.Tests
             // folded into layer1.1.conv1: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer1_1Conv1Weight, 36864), default, folded.Slice(Layer1_1Bn1Scale, 64), folded.Slice(Layer1_1Bn1Shift, 64),
                 folded.Slice(Layer1_1Conv1FoldedWeight, 36864), folded.Slice(Layer1_1Conv1FoldedBias, 64), 64, 576);
+            // layer1.1.conv1: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer1_1Conv1FoldedWeight, 36864), folded.Slice(Layer1_1Conv1TransformedWeight, 67712), in Layer1_1Conv1Geometry);
 
             // layer1.1.bn2: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer1_1Bn2Weight, 64), parameters.AsSpan(Layer1_1Bn2Bias, 64), buffers.AsSpan(Layer1_1Bn2RunningMean, 64), buffers.AsSpan(Layer1_1Bn2RunningVar, 64), 1E-05f,
@@ -1908,6 +1931,8 @@ namespace Dsl.Models.Tests
             // folded into layer1.1.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer1_1Conv2Weight, 36864), default, folded.Slice(Layer1_1Bn2Scale, 64), folded.Slice(Layer1_1Bn2Shift, 64),
                 folded.Slice(Layer1_1Conv2FoldedWeight, 36864), folded.Slice(Layer1_1Conv2FoldedBias, 64), 64, 576);
+            // layer1.1.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer1_1Conv2FoldedWeight, 36864), folded.Slice(Layer1_1Conv2TransformedWeight, 67712), in Layer1_1Conv2Geometry);
 
             // layer2.0.bn1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer2_0Bn1Weight, 128), parameters.AsSpan(Layer2_0Bn1Bias, 128), buffers.AsSpan(Layer2_0Bn1RunningMean, 128), buffers.AsSpan(Layer2_0Bn1RunningVar, 128), 1E-05f,
@@ -1922,6 +1947,8 @@ namespace Dsl.Models.Tests
             // folded into layer2.0.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer2_0Conv2Weight, 147456), default, folded.Slice(Layer2_0Bn2Scale, 128), folded.Slice(Layer2_0Bn2Shift, 128),
                 folded.Slice(Layer2_0Conv2FoldedWeight, 147456), folded.Slice(Layer2_0Conv2FoldedBias, 128), 128, 1152);
+            // layer2.0.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer2_0Conv2FoldedWeight, 147456), folded.Slice(Layer2_0Conv2TransformedWeight, 270464), in Layer2_0Conv2Geometry);
 
             // layer2.0.downsample.1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer2_0Downsample1Weight, 128), parameters.AsSpan(Layer2_0Downsample1Bias, 128), buffers.AsSpan(Layer2_0Downsample1RunningMean, 128), buffers.AsSpan(Layer2_0Downsample1RunningVar, 128), 1E-05f,
@@ -1936,6 +1963,8 @@ namespace Dsl.Models.Tests
             // folded into layer2.1.conv1: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer2_1Conv1Weight, 147456), default, folded.Slice(Layer2_1Bn1Scale, 128), folded.Slice(Layer2_1Bn1Shift, 128),
                 folded.Slice(Layer2_1Conv1FoldedWeight, 147456), folded.Slice(Layer2_1Conv1FoldedBias, 128), 128, 1152);
+            // layer2.1.conv1: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer2_1Conv1FoldedWeight, 147456), folded.Slice(Layer2_1Conv1TransformedWeight, 270464), in Layer2_1Conv1Geometry);
 
             // layer2.1.bn2: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer2_1Bn2Weight, 128), parameters.AsSpan(Layer2_1Bn2Bias, 128), buffers.AsSpan(Layer2_1Bn2RunningMean, 128), buffers.AsSpan(Layer2_1Bn2RunningVar, 128), 1E-05f,
@@ -1943,6 +1972,8 @@ namespace Dsl.Models.Tests
             // folded into layer2.1.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer2_1Conv2Weight, 147456), default, folded.Slice(Layer2_1Bn2Scale, 128), folded.Slice(Layer2_1Bn2Shift, 128),
                 folded.Slice(Layer2_1Conv2FoldedWeight, 147456), folded.Slice(Layer2_1Conv2FoldedBias, 128), 128, 1152);
+            // layer2.1.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer2_1Conv2FoldedWeight, 147456), folded.Slice(Layer2_1Conv2TransformedWeight, 270464), in Layer2_1Conv2Geometry);
 
             // layer3.0.bn1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer3_0Bn1Weight, 256), parameters.AsSpan(Layer3_0Bn1Bias, 256), buffers.AsSpan(Layer3_0Bn1RunningMean, 256), buffers.AsSpan(Layer3_0Bn1RunningVar, 256), 1E-05f,
@@ -1957,6 +1988,8 @@ namespace Dsl.Models.Tests
             // folded into layer3.0.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer3_0Conv2Weight, 589824), default, folded.Slice(Layer3_0Bn2Scale, 256), folded.Slice(Layer3_0Bn2Shift, 256),
                 folded.Slice(Layer3_0Conv2FoldedWeight, 589824), folded.Slice(Layer3_0Conv2FoldedBias, 256), 256, 2304);
+            // layer3.0.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer3_0Conv2FoldedWeight, 589824), folded.Slice(Layer3_0Conv2TransformedWeight, 1056896), in Layer3_0Conv2Geometry);
 
             // layer3.0.downsample.1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer3_0Downsample1Weight, 256), parameters.AsSpan(Layer3_0Downsample1Bias, 256), buffers.AsSpan(Layer3_0Downsample1RunningMean, 256), buffers.AsSpan(Layer3_0Downsample1RunningVar, 256), 1E-05f,
@@ -1971,6 +2004,8 @@ namespace Dsl.Models.Tests
             // folded into layer3.1.conv1: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer3_1Conv1Weight, 589824), default, folded.Slice(Layer3_1Bn1Scale, 256), folded.Slice(Layer3_1Bn1Shift, 256),
                 folded.Slice(Layer3_1Conv1FoldedWeight, 589824), folded.Slice(Layer3_1Conv1FoldedBias, 256), 256, 2304);
+            // layer3.1.conv1: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer3_1Conv1FoldedWeight, 589824), folded.Slice(Layer3_1Conv1TransformedWeight, 1056896), in Layer3_1Conv1Geometry);
 
             // layer3.1.bn2: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer3_1Bn2Weight, 256), parameters.AsSpan(Layer3_1Bn2Bias, 256), buffers.AsSpan(Layer3_1Bn2RunningMean, 256), buffers.AsSpan(Layer3_1Bn2RunningVar, 256), 1E-05f,
@@ -1978,6 +2013,8 @@ namespace Dsl.Models.Tests
             // folded into layer3.1.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer3_1Conv2Weight, 589824), default, folded.Slice(Layer3_1Bn2Scale, 256), folded.Slice(Layer3_1Bn2Shift, 256),
                 folded.Slice(Layer3_1Conv2FoldedWeight, 589824), folded.Slice(Layer3_1Conv2FoldedBias, 256), 256, 2304);
+            // layer3.1.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer3_1Conv2FoldedWeight, 589824), folded.Slice(Layer3_1Conv2TransformedWeight, 1056896), in Layer3_1Conv2Geometry);
 
             // layer4.0.bn1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer4_0Bn1Weight, 512), parameters.AsSpan(Layer4_0Bn1Bias, 512), buffers.AsSpan(Layer4_0Bn1RunningMean, 512), buffers.AsSpan(Layer4_0Bn1RunningVar, 512), 1E-05f,
@@ -1992,6 +2029,8 @@ namespace Dsl.Models.Tests
             // folded into layer4.0.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer4_0Conv2Weight, 2359296), default, folded.Slice(Layer4_0Bn2Scale, 512), folded.Slice(Layer4_0Bn2Shift, 512),
                 folded.Slice(Layer4_0Conv2FoldedWeight, 2359296), folded.Slice(Layer4_0Conv2FoldedBias, 512), 512, 4608);
+            // layer4.0.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer4_0Conv2FoldedWeight, 2359296), folded.Slice(Layer4_0Conv2TransformedWeight, 4227200), in Layer4_0Conv2Geometry);
 
             // layer4.0.downsample.1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer4_0Downsample1Weight, 512), parameters.AsSpan(Layer4_0Downsample1Bias, 512), buffers.AsSpan(Layer4_0Downsample1RunningMean, 512), buffers.AsSpan(Layer4_0Downsample1RunningVar, 512), 1E-05f,
@@ -2006,6 +2045,8 @@ namespace Dsl.Models.Tests
             // folded into layer4.1.conv1: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer4_1Conv1Weight, 2359296), default, folded.Slice(Layer4_1Bn1Scale, 512), folded.Slice(Layer4_1Bn1Shift, 512),
                 folded.Slice(Layer4_1Conv1FoldedWeight, 2359296), folded.Slice(Layer4_1Conv1FoldedBias, 512), 512, 4608);
+            // layer4.1.conv1: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer4_1Conv1FoldedWeight, 2359296), folded.Slice(Layer4_1Conv1TransformedWeight, 4227200), in Layer4_1Conv1Geometry);
 
             // layer4.1.bn2: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer4_1Bn2Weight, 512), parameters.AsSpan(Layer4_1Bn2Bias, 512), buffers.AsSpan(Layer4_1Bn2RunningMean, 512), buffers.AsSpan(Layer4_1Bn2RunningVar, 512), 1E-05f,
@@ -2013,6 +2054,8 @@ namespace Dsl.Models.Tests
             // folded into layer4.1.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer4_1Conv2Weight, 2359296), default, folded.Slice(Layer4_1Bn2Scale, 512), folded.Slice(Layer4_1Bn2Shift, 512),
                 folded.Slice(Layer4_1Conv2FoldedWeight, 2359296), folded.Slice(Layer4_1Conv2FoldedBias, 512), 512, 4608);
+            // layer4.1.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer4_1Conv2FoldedWeight, 2359296), folded.Slice(Layer4_1Conv2TransformedWeight, 4227200), in Layer4_1Conv2Geometry);
 
             // fc: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(FcWeight, 5120), folded.Slice(FcPackedWeight, 8192), 512, 10);

@@ -87,18 +87,21 @@ namespace Snapshots
         private const int Layer8SaveMean = 64;
         private const int Layer8SaveInvStd = 96;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
-        private const int FoldedLength = 8048;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
+        private const int FoldedLength = 22128;
         private const int Layer0FoldedWeight = 32;
         private const int Layer0FoldedBias = 464;
         private const int Layer1Scale = 0;
         private const int Layer1Shift = 16;
         private const int Layer3FoldedWeight = 512;
         private const int Layer3FoldedBias = 2816;
+        private const int Layer3TransformedWeight = 8048;
         private const int Layer4Scale = 480;
         private const int Layer4Shift = 496;
         private const int Layer7FoldedWeight = 2896;
         private const int Layer7FoldedBias = 7504;
+        private const int Layer7TransformedWeight = 12784;
         private const int Layer8Scale = 2832;
         private const int Layer8Shift = 2864;
         private const int Layer11PackedWeight = 7536;
@@ -416,7 +419,7 @@ namespace Snapshots
 
             // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — with 4 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 5 (relu) applied as it writes — 6 (maxpool 2×2) applied as it writes, one window per tile
             var h1 = _arena.AsSpan(Layer6Infer * MaxBatch, batch * 4096);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3FoldedBias, 16), h1, batch, in Layer3Geometry, scratch, Pool, relu: true, maxPool: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3TransformedWeight, 4736), folded.Slice(Layer3FoldedBias, 16), h1, batch, in Layer3Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h1;
 
             // 4: bn2d — small_cnn.nn(1,141) — [N, 16, 32, 32] → [N, 16, 32, 32] — folded into 3
@@ -427,7 +430,7 @@ namespace Snapshots
 
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — with 8 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 9 (relu) applied as it writes
             var h2 = _arena.AsSpan(Layer9Infer * MaxBatch, batch * 8192);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), h2, batch, in Layer7Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer7TransformedWeight, 9344), folded.Slice(Layer7FoldedBias, 32), h2, batch, in Layer7Geometry, scratch, Pool, relu: true);
             h = h2;
 
             // 8: bn2d — small_cnn.nn(1,215) — [N, 32, 16, 16] → [N, 32, 16, 16] — folded into 7
@@ -447,7 +450,10 @@ namespace Snapshots
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -467,6 +473,8 @@ namespace Snapshots
             // folded into 3: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer3Weight, 2304), default, folded.Slice(Layer4Scale, 16), folded.Slice(Layer4Shift, 16),
                 folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3FoldedBias, 16), 16, 144);
+            // 3: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer3FoldedWeight, 2304), folded.Slice(Layer3TransformedWeight, 4736), in Layer3Geometry);
 
             // 8: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer8Weight, 32), parameters.AsSpan(Layer8Bias, 32), buffers.AsSpan(Layer8RunningMean, 32), buffers.AsSpan(Layer8RunningVar, 32), 1E-05f,
@@ -474,6 +482,8 @@ namespace Snapshots
             // folded into 7: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer7Weight, 4608), default, folded.Slice(Layer8Scale, 32), folded.Slice(Layer8Shift, 32),
                 folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7FoldedBias, 32), 32, 144);
+            // 7: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer7FoldedWeight, 4608), folded.Slice(Layer7TransformedWeight, 9344), in Layer7Geometry);
 
             // 11: Wᵀ packed in 16-column panels, for the GEMM at inference batches from Linear.PackedBatchLimit up
             if (MaxBatch >= global::Dsl.Runtime.Kernels.Linear.PackedBatchLimit) global::Dsl.Runtime.Kernels.Linear.PackWeight(parameters.AsSpan(Layer11Weight, 320), folded.Slice(Layer11PackedWeight, 512), 32, 10);

@@ -58,7 +58,8 @@ namespace Snapshots
         private const int Layer1SaveMean = 0;
         private const int Layer1SaveInvStd = 16;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
         private const int FoldedLength = 2320;
         private const int Layer0FoldedWeight = 32;
         private const int Layer0FoldedBias = 256;
@@ -288,7 +289,10 @@ namespace Snapshots
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;

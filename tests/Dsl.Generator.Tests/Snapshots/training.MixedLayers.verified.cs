@@ -97,8 +97,9 @@ namespace Dsl.Training.Tests
         private const int Bn3SaveMean = 96;
         private const int Bn3SaveInvStd = 144;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
-        private const int FoldedLength = 28992;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
+        private const int FoldedLength = 33728;
         private const int Bn0Scale = 0;
         private const int Bn0Shift = 16;
         private const int C1FoldedWeight = 64;
@@ -107,6 +108,7 @@ namespace Dsl.Training.Tests
         private const int Bn1Shift = 48;
         private const int C2FoldedWeight = 544;
         private const int C2FoldedBias = 2848;
+        private const int C2TransformedWeight = 28992;
         private const int Bn2Scale = 512;
         private const int Bn2Shift = 528;
         private const int Fc1FoldedWeight = 2960;
@@ -453,7 +455,7 @@ namespace Dsl.Training.Tests
 
             // c2: conv(16, 16, 3, padding: 1) as c2 — training.nn(39,8) — [N, 16, 12, 12] → [N, 16, 12, 12] — with bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes
             var h2 = _arena.AsSpan(Layer6Infer * MaxBatch, batch * 2304);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(C2FoldedWeight, 2304), folded.Slice(C2FoldedBias, 16), h2, batch, in C2Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(C2TransformedWeight, 4736), folded.Slice(C2FoldedBias, 16), h2, batch, in C2Geometry, scratch, Pool, relu: true);
             h = h2;
 
             // bn2: bn2d(frozen: true) as bn2 — training.nn(40,8) — [N, 16, 12, 12] → [N, 16, 12, 12] — folded into c2
@@ -482,7 +484,10 @@ namespace Dsl.Training.Tests
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -506,6 +511,8 @@ namespace Dsl.Training.Tests
             // folded into c2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(C2Weight, 2304), parameters.AsSpan(C2Bias, 16), folded.Slice(Bn2Scale, 16), folded.Slice(Bn2Shift, 16),
                 folded.Slice(C2FoldedWeight, 2304), folded.Slice(C2FoldedBias, 16), 16, 144);
+            // c2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(C2FoldedWeight, 2304), folded.Slice(C2TransformedWeight, 4736), in C2Geometry);
 
             // bn3: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Bn3Weight, 40), parameters.AsSpan(Bn3Bias, 40), buffers.AsSpan(Bn3RunningMean, 40), buffers.AsSpan(Bn3RunningVar, 40), 1E-05f,

@@ -63,7 +63,8 @@ namespace Snapshots
         private const int Layer6Infer = 16; // 6 output at inference
         private const int ArenaPerSample = 144;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
         private const int FoldedLength = 704;
         private const int Layer0PackedWeight = 0;
         private const int Layer3PackedWeight = 192;
@@ -313,7 +314,10 @@ namespace Snapshots
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;

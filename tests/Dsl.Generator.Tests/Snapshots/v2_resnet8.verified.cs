@@ -174,8 +174,9 @@ namespace Snapshots
         private const int Layer3_0Downsample1SaveMean = 320;
         private const int Layer3_0Downsample1SaveInvStd = 352;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
-        private const int FoldedLength = 20384;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
+        private const int FoldedLength = 43680;
         private const int Conv1FoldedWeight = 32;
         private const int Conv1FoldedBias = 256;
         private const int Bn1Scale = 0;
@@ -194,6 +195,7 @@ namespace Snapshots
         private const int Layer2_0Bn1Shift = 1536;
         private const int Layer2_0Conv2FoldedWeight = 2752;
         private const int Layer2_0Conv2FoldedBias = 5056;
+        private const int Layer2_0Conv2TransformedWeight = 20384;
         private const int Layer2_0Bn2Scale = 2720;
         private const int Layer2_0Bn2Shift = 2736;
         private const int Layer2_0Downsample0FoldedWeight = 5104;
@@ -206,6 +208,7 @@ namespace Snapshots
         private const int Layer3_0Bn1Shift = 5280;
         private const int Layer3_0Conv2FoldedWeight = 10016;
         private const int Layer3_0Conv2FoldedBias = 19232;
+        private const int Layer3_0Conv2TransformedWeight = 25120;
         private const int Layer3_0Bn2Scale = 9952;
         private const int Layer3_0Bn2Shift = 9984;
         private const int Layer3_0Downsample0FoldedWeight = 19328;
@@ -866,7 +869,7 @@ namespace Snapshots
 
             // layer2.0.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — v2_resnet8.nn(12,14) — [N, 16, 8, 8] → [N, 16, 8, 8] — with layer2.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             var h4 = _arena.AsSpan(Layer2_0Bn2Infer * MaxBatch, batch * 1024);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer2_0Conv2FoldedWeight, 2304), folded.Slice(Layer2_0Conv2FoldedBias, 16), h4, batch, in Layer2_0Conv2Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer2_0Conv2TransformedWeight, 4736), folded.Slice(Layer2_0Conv2FoldedBias, 16), h4, batch, in Layer2_0Conv2Geometry, scratch, Pool);
             h = h4;
 
             // layer2.0.bn2: bn2d as bn2 — v2_resnet8.nn(13,14) — [N, 16, 8, 8] → [N, 16, 8, 8] — folded into layer2.0.conv2
@@ -894,7 +897,7 @@ namespace Snapshots
 
             // layer3.0.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — v2_resnet8.nn(12,14) — [N, 32, 4, 4] → [N, 32, 4, 4] — with layer3.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             var h7 = _arena.AsSpan(Layer3_0Bn2Infer * MaxBatch, batch * 512);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Layer3_0Conv2FoldedWeight, 9216), folded.Slice(Layer3_0Conv2FoldedBias, 32), h7, batch, in Layer3_0Conv2Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3_0Conv2TransformedWeight, 18560), folded.Slice(Layer3_0Conv2FoldedBias, 32), h7, batch, in Layer3_0Conv2Geometry, scratch, Pool);
             h = h7;
 
             // layer3.0.bn2: bn2d as bn2 — v2_resnet8.nn(13,14) — [N, 32, 4, 4] → [N, 32, 4, 4] — folded into layer3.0.conv2
@@ -924,7 +927,10 @@ namespace Snapshots
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -965,6 +971,8 @@ namespace Snapshots
             // folded into layer2.0.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer2_0Conv2Weight, 2304), default, folded.Slice(Layer2_0Bn2Scale, 16), folded.Slice(Layer2_0Bn2Shift, 16),
                 folded.Slice(Layer2_0Conv2FoldedWeight, 2304), folded.Slice(Layer2_0Conv2FoldedBias, 16), 16, 144);
+            // layer2.0.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer2_0Conv2FoldedWeight, 2304), folded.Slice(Layer2_0Conv2TransformedWeight, 4736), in Layer2_0Conv2Geometry);
 
             // layer2.0.downsample.1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer2_0Downsample1Weight, 16), parameters.AsSpan(Layer2_0Downsample1Bias, 16), buffers.AsSpan(Layer2_0Downsample1RunningMean, 16), buffers.AsSpan(Layer2_0Downsample1RunningVar, 16), 1E-05f,
@@ -986,6 +994,8 @@ namespace Snapshots
             // folded into layer3.0.conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Layer3_0Conv2Weight, 9216), default, folded.Slice(Layer3_0Bn2Scale, 32), folded.Slice(Layer3_0Bn2Shift, 32),
                 folded.Slice(Layer3_0Conv2FoldedWeight, 9216), folded.Slice(Layer3_0Conv2FoldedBias, 32), 32, 288);
+            // layer3.0.conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Layer3_0Conv2FoldedWeight, 9216), folded.Slice(Layer3_0Conv2TransformedWeight, 18560), in Layer3_0Conv2Geometry);
 
             // layer3.0.downsample.1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Layer3_0Downsample1Weight, 32), parameters.AsSpan(Layer3_0Downsample1Bias, 32), buffers.AsSpan(Layer3_0Downsample1RunningMean, 32), buffers.AsSpan(Layer3_0Downsample1RunningVar, 32), 1E-05f,

@@ -67,14 +67,17 @@ namespace GraphTests
         private const int Bn2SaveMean = 32;
         private const int Bn2SaveInvStd = 48;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
-        private const int FoldedLength = 4704;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
+        private const int FoldedLength = 14176;
         private const int Conv1FoldedWeight = 32;
         private const int Conv1FoldedBias = 2336;
+        private const int Conv1TransformedWeight = 4704;
         private const int Bn1Scale = 0;
         private const int Bn1Shift = 16;
         private const int Conv2FoldedWeight = 2384;
         private const int Conv2FoldedBias = 4688;
+        private const int Conv2TransformedWeight = 9440;
         private const int Bn2Scale = 2352;
         private const int Bn2Shift = 2368;
 
@@ -308,7 +311,7 @@ namespace GraphTests
 
             // conv1: conv(16, 16, 3, padding: 1, bias: false) as conv1 — basicblock.nn(1,30) — [N, 16, 6, 6] → [N, 16, 6, 6] — with bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — relu1 (relu) applied as it writes
             var h0 = _arena.AsSpan(Relu1Infer * MaxBatch, batch * 576);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Conv1FoldedWeight, 2304), folded.Slice(Conv1FoldedBias, 16), h0, batch, in Conv1Geometry, scratch, Pool, relu: true);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Conv1TransformedWeight, 4736), folded.Slice(Conv1FoldedBias, 16), h0, batch, in Conv1Geometry, scratch, Pool, relu: true);
             h = h0;
 
             // bn1: bn2d(16) as bn1 — basicblock.nn(1,83) — [N, 16, 6, 6] → [N, 16, 6, 6] — folded into conv1
@@ -317,7 +320,7 @@ namespace GraphTests
 
             // conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — basicblock.nn(1,119) — [N, 16, 6, 6] → [N, 16, 6, 6] — with bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — add (add) applied as it writes: adds input (the model input) — relu2 (relu) applied as it writes
             var h1 = _arena.AsSpan(Relu2Infer * MaxBatch, batch * 576);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Conv2FoldedWeight, 2304), folded.Slice(Conv2FoldedBias, 16), h1, batch, in Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: input);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Conv2TransformedWeight, 4736), folded.Slice(Conv2FoldedBias, 16), h1, batch, in Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: input);
             h = h1;
 
             // bn2: bn2d(16) as bn2 — basicblock.nn(1,172) — [N, 16, 6, 6] → [N, 16, 6, 6] — folded into conv2
@@ -329,7 +332,10 @@ namespace GraphTests
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -342,6 +348,8 @@ namespace GraphTests
             // folded into conv1: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Conv1Weight, 2304), default, folded.Slice(Bn1Scale, 16), folded.Slice(Bn1Shift, 16),
                 folded.Slice(Conv1FoldedWeight, 2304), folded.Slice(Conv1FoldedBias, 16), 16, 144);
+            // conv1: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Conv1FoldedWeight, 2304), folded.Slice(Conv1TransformedWeight, 4736), in Conv1Geometry);
 
             // bn2: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Bn2Weight, 16), parameters.AsSpan(Bn2Bias, 16), buffers.AsSpan(Bn2RunningMean, 16), buffers.AsSpan(Bn2RunningVar, 16), 1E-05f,
@@ -349,6 +357,8 @@ namespace GraphTests
             // folded into conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Conv2Weight, 2304), default, folded.Slice(Bn2Scale, 16), folded.Slice(Bn2Shift, 16),
                 folded.Slice(Conv2FoldedWeight, 2304), folded.Slice(Conv2FoldedBias, 16), 16, 144);
+            // conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Conv2FoldedWeight, 2304), folded.Slice(Conv2TransformedWeight, 4736), in Conv2Geometry);
         }
 
         /// <inheritdoc/>

@@ -78,8 +78,9 @@ namespace GraphTests
         private const int Branch3BnSaveMean = 64;
         private const int Branch3BnSaveInvStd = 80;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
-        private const int FoldedLength = 3008;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
+        private const int FoldedLength = 7744;
         private const int StemFoldedWeight = 32;
         private const int StemFoldedBias = 464;
         private const int StemBnScale = 0;
@@ -90,6 +91,7 @@ namespace GraphTests
         private const int Branch1BnShift = 496;
         private const int Branch3FoldedWeight = 688;
         private const int Branch3FoldedBias = 2992;
+        private const int Branch3TransformedWeight = 3008;
         private const int Branch3BnScale = 656;
         private const int Branch3BnShift = 672;
 
@@ -394,7 +396,7 @@ namespace GraphTests
             h = h0; // another branch: branch3 reads stem_relu's output
             // branch3: conv(16, 16, 3, padding: 1, bias: false) as branch3 — branchblock.nn(1,30) — [N, 16, 8, 8] → [N, 16, 8, 8] — with branch3_bn folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — branch3_relu (relu) applied as it writes
             var h2 = _arena.AsSpan(CatInfer * MaxBatch + 512, (batch - 1) * 1536 + 1024); // its slice of cat's output, in place: floats 512–1535 of each sample's 1536
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Branch3FoldedWeight, 2304), folded.Slice(Branch3FoldedBias, 16), h2, batch, in Branch3Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: default, outputStride: 1536);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Branch3TransformedWeight, 4736), folded.Slice(Branch3FoldedBias, 16), h2, batch, in Branch3Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: default, outputStride: 1536);
             h = h2;
 
             // branch3_bn: bn2d(16) as branch3_bn — branchblock.nn(1,85) — [N, 16, 8, 8] → [N, 16, 8, 8] — folded into branch3
@@ -410,7 +412,10 @@ namespace GraphTests
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -437,6 +442,8 @@ namespace GraphTests
             // folded into branch3: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Branch3Weight, 2304), default, folded.Slice(Branch3BnScale, 16), folded.Slice(Branch3BnShift, 16),
                 folded.Slice(Branch3FoldedWeight, 2304), folded.Slice(Branch3FoldedBias, 16), 16, 144);
+            // branch3: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Branch3FoldedWeight, 2304), folded.Slice(Branch3TransformedWeight, 4736), in Branch3Geometry);
         }
 
         /// <inheritdoc/>

@@ -67,7 +67,8 @@ namespace GraphTests
         private const int NormSaveMean = 32;
         private const int NormSaveInvStd = 48;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
         private const int FoldedLength = 304;
         private const int StemFoldedWeight = 32;
         private const int StemFoldedBias = 256;
@@ -327,7 +328,10 @@ namespace GraphTests
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;

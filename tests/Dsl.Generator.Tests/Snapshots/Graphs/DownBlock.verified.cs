@@ -80,14 +80,16 @@ namespace GraphTests
         private const int Downsample1SaveMean = 64;
         private const int Downsample1SaveInvStd = 80;
 
-        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM.
-        private const int FoldedLength = 3728;
+        // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
+        // Winograd convolutions' weights transformed.
+        private const int FoldedLength = 8464;
         private const int Conv1FoldedWeight = 32;
         private const int Conv1FoldedBias = 1184;
         private const int Bn1Scale = 0;
         private const int Bn1Shift = 16;
         private const int Conv2FoldedWeight = 1232;
         private const int Conv2FoldedBias = 3536;
+        private const int Conv2TransformedWeight = 3728;
         private const int Bn2Scale = 1200;
         private const int Bn2Shift = 1216;
         private const int Downsample0FoldedWeight = 3584;
@@ -376,7 +378,7 @@ namespace GraphTests
 
             // conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — downblock.nn(1,130) — [N, 16, 5, 5] → [N, 16, 5, 5] — with bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             var h1 = _arena.AsSpan(Bn2Infer * MaxBatch, batch * 400);
-            global::Dsl.Runtime.Kernels.ConvWinograd.Forward(h, folded.Slice(Conv2FoldedWeight, 2304), folded.Slice(Conv2FoldedBias, 16), h1, batch, in Conv2Geometry, scratch, Pool);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Conv2TransformedWeight, 4736), folded.Slice(Conv2FoldedBias, 16), h1, batch, in Conv2Geometry, scratch, Pool);
             h = h1;
 
             // bn2: bn2d(16) as bn2 — downblock.nn(1,183) — [N, 16, 5, 5] → [N, 16, 5, 5] — folded into conv2
@@ -396,7 +398,10 @@ namespace GraphTests
             h.CopyTo(output);
         }
 
-        /// <summary>Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear, and packs the linear weights.</summary>
+        /// <summary>
+        /// Recomputes batch norm's scale and shift from γ, β and the running statistics, folds them into the preceding conv or linear,
+        /// transforms the Winograd convolutions' weights and packs the linear weights.
+        /// </summary>
         private void RefreshFolded()
         {
             var parameters = ParameterStorage;
@@ -416,6 +421,8 @@ namespace GraphTests
             // folded into conv2: W' = W·scale per output channel, b' = b·scale + shift
             global::Dsl.Runtime.Kernels.BatchNorm.Fold(parameters.AsSpan(Conv2Weight, 2304), default, folded.Slice(Bn2Scale, 16), folded.Slice(Bn2Shift, 16),
                 folded.Slice(Conv2FoldedWeight, 2304), folded.Slice(Conv2FoldedBias, 16), 16, 144);
+            // conv2: Winograd's U = G·g·Gᵀ of the folded kernels, transformed here when they change rather than in every Infer
+            global::Dsl.Runtime.Kernels.ConvWinograd.TransformWeights(folded.Slice(Conv2FoldedWeight, 2304), folded.Slice(Conv2TransformedWeight, 4736), in Conv2Geometry);
 
             // downsample_1: scale = γ/√(running_var + ε), shift = β − running_mean·scale
             global::Dsl.Runtime.Kernels.BatchNorm.ScaleShift(parameters.AsSpan(Downsample1Weight, 16), parameters.AsSpan(Downsample1Bias, 16), buffers.AsSpan(Downsample1RunningMean, 16), buffers.AsSpan(Downsample1RunningVar, 16), 1E-05f,
