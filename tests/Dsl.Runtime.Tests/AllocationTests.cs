@@ -177,6 +177,10 @@ public class AllocationTests
         AssertNoAllocationOnAnyThread("Pooling.MaxForward inference (2 threads)", pool, () => Pooling.MaxForward(x, pooled, n, g, gamma, beta, pool));
         AssertNoAllocationOnAnyThread("Pooling.MaxBackward (2 threads)", pool, () => Pooling.MaxBackward(pooled, indices, dx, n, g, pool));
         AssertNoAllocationOnAnyThread("Activations.ReluBackward (2 threads)", pool, () => Activations.ReluBackward(y, x, dx, pool));
+        AssertNoAllocationOnAnyThread("Activations.ReluForward (2 threads)", pool, () => Activations.ReluForward(x, dx, pool));
+        AssertNoAllocationOnAnyThread("Merges.Add (2 threads)", pool, () => Merges.Add(x, y, dx, pool));
+        AssertNoAllocationOnAnyThread("Merges.Accumulate (2 threads)", pool, () => Merges.Accumulate(x, dx, pool));
+        AssertNoAllocationOnAnyThread("Merges.Copy (2 threads)", pool, () => Merges.Copy(x, dx, pool));
 
         // Batch norm over features ([n, C]), split in runs of 16 channels: per-channel buffers on each thread's stack.
         const int rows = 128, features = 512;

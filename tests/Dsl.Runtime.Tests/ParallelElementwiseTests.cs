@@ -161,4 +161,50 @@ public sealed class ParallelElementwiseTests
         Activations.ReluBackward(y, inPlace, inPlace, pool);
         Assert.Equal(serial, inPlace);
     }
+
+    // The residual block's element-wise passes (training's add, ReLU, a gradient handed on or summed), at 1 thread
+    // (no pool, and a pool of one) and split: an odd length above the threshold, so shares are uneven and end mid-vector.
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Residual_passes_split_ranges_with_the_same_bits(int threads)
+    {
+        using var pool = new WorkerPool(threads);
+        const int length = Merges.ParallelElements + 13;
+        Assert.Equal(Activations.ParallelElements, Merges.ParallelElements);
+        var a = TestUtil.Random(length, 1);
+        var b = TestUtil.Random(length, 2);
+        a[5] = float.NaN; // ReLU keeps NaN
+        a[length - 1] = -0f;
+
+        var serial = Filled(length, float.NaN);
+        var parallel = Filled(length, float.NaN);
+        Activations.ReluForward(a, serial);
+        Activations.ReluForward(a, parallel, pool);
+        Assert.Equal(serial, parallel);
+        var inPlace = (float[])a.Clone();
+        Activations.ReluForward(inPlace, inPlace, pool);
+        Assert.Equal(serial, inPlace);
+
+        serial = Filled(length, float.NaN);
+        parallel = Filled(length, float.NaN);
+        Merges.Add(a, b, serial);
+        Merges.Add(a, b, parallel, pool);
+        Assert.Equal(serial, parallel);
+        inPlace = (float[])a.Clone();
+        Merges.Add(inPlace, b, inPlace, pool); // the output may alias an input
+        Assert.Equal(serial, inPlace);
+
+        serial = (float[])b.Clone();
+        parallel = (float[])b.Clone();
+        Merges.Accumulate(a, serial);
+        Merges.Accumulate(a, parallel, pool);
+        Assert.Equal(serial, parallel);
+
+        parallel = Filled(length + 3, 7f);
+        Merges.Copy(a, parallel, pool);
+        Assert.Equal(a, parallel.AsSpan(0, length).ToArray());
+        Assert.Equal(new[] { 7f, 7f, 7f }, parallel.AsSpan(length).ToArray());
+    }
 }

@@ -545,8 +545,8 @@ namespace Dsl.Compiler.Emit
                     share.Header(" — backward, its share added to what the later readers wrote");
                     node.Op.EmitBackward(share, ValueName(value), $"y{node.Id}", dy, part);
                     Line(value == _graph.Input
-                        ? $"if (!inputGrad.IsEmpty) {Kernels}.Merges.Accumulate({part}, inputGrad);"
-                        : $"{Kernels}.Merges.Accumulate({part}, {GradientName(value)});");
+                        ? $"if (!inputGrad.IsEmpty) {Kernels}.Merges.Accumulate({part}, inputGrad, Pool);"
+                        : $"{Kernels}.Merges.Accumulate({part}, {GradientName(value)}, Pool);");
                 }
             }
 

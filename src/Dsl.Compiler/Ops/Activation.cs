@@ -92,7 +92,8 @@ namespace Dsl.Compiler.Ops
             }
 
             e.Header();
-            e.Line($"{e.Kernels}.Activations.{Function.Kernel}Forward({x}, {y}{Slope(e)});");
+            // ReLU's training forward splits across the model's threads (element-wise: the same bits); its BackwardTakesPool says the kernels take one.
+            e.Line($"{e.Kernels}.Activations.{Function.Kernel}Forward({x}, {y}{Slope(e)}{(Function.BackwardTakesPool ? ", Pool" : "")});");
         }
 
         public override void EmitBackward(Emit.OpEmitContext e, string x, string y, string dy, string dx)

@@ -71,8 +71,10 @@ namespace Dsl.Compiler.Ops
                 return;
             }
 
-            e.Line($"{e.Kernels}.Merges.Add({inputs[0]}, {inputs[1]}, {y});");
-            for (int i = 2; i < inputs.Count; i++) e.Line($"{e.Kernels}.Merges.Accumulate({inputs[i]}, {y});");
+            // Training splits the passes across the model's threads (element-wise: the same bits); inference stays as it was.
+            string pool = inference ? "" : ", Pool";
+            e.Line($"{e.Kernels}.Merges.Add({inputs[0]}, {inputs[1]}, {y}{pool});");
+            for (int i = 2; i < inputs.Count; i++) e.Line($"{e.Kernels}.Merges.Accumulate({inputs[i]}, {y}{pool});");
         }
 
         /// <summary>Backward writes each input's gradient through <see cref="Emit.OpEmitContext.InputGradients"/>: dy itself for a sum, its slice for a concatenation.</summary>
@@ -87,7 +89,7 @@ namespace Dsl.Compiler.Ops
                 if (target is null) { offset += lengths[i]; continue; }
                 e.Line(guard + (IsConcat
                     ? $"{e.Kernels}.Merges.ReadSlice({dy}, {e.Int(OutputLength)}, {e.Int(offset)}, {target}, {e.Int(lengths[i])}, batch, accumulate: {(accumulate ? "true" : "false")});"
-                    : accumulate ? $"{e.Kernels}.Merges.Accumulate({dy}, {target});" : $"{dy}.CopyTo({target});"));
+                    : accumulate ? $"{e.Kernels}.Merges.Accumulate({dy}, {target}, Pool);" : $"{e.Kernels}.Merges.Copy({dy}, {target}, Pool);"));
                 offset += lengths[i];
             }
         }

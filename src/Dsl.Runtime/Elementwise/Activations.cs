@@ -63,9 +63,33 @@ public static class Activations
     /// <summary><c>y = max(x, 0)</c>; NaN propagates as in PyTorch.</summary>
     /// <param name="x">Input.</param>
     /// <param name="y">Output (may alias <paramref name="x"/>).</param>
-    public static void ReluForward(ReadOnlySpan<float> x, Span<float> y)
+    /// <param name="pool">Splits the range across its threads from <see cref="ParallelElements"/> values; null stays on the caller. Element by element: the same bits either way.</param>
+    public static unsafe void ReluForward(ReadOnlySpan<float> x, Span<float> y, WorkerPool? pool = null)
     {
         Debug.Assert(y.Length >= x.Length, "y too short");
+        if (pool is not { Threads: > 1 } || x.Length < ParallelElements)
+        {
+            ReluForwardRange(x, y);
+            return;
+        }
+
+        fixed (float* px = x, py = y)
+        {
+            var job = new Job { A = px, C = py, Length = x.Length };
+            pool.RunChunks(&ReluForwardChunk, &job, pool.Threads);
+        }
+    }
+
+    private static unsafe void ReluForwardChunk(void* state, int chunk, int chunks, int thread)
+    {
+        var j = (Job*)state;
+        var (lo, hi) = WorkerPool.Share(j->Length, chunk, chunks);
+        ReluForwardRange(new ReadOnlySpan<float>(j->A + lo, hi - lo), new Span<float>(j->C + lo, hi - lo));
+    }
+
+    // Element by element, so any split gives the same bits.
+    private static void ReluForwardRange(ReadOnlySpan<float> x, Span<float> y)
+    {
         ref float px = ref MemoryMarshal.GetReference(x);
         ref float py = ref MemoryMarshal.GetReference(y);
         int i = 0;

@@ -1001,10 +1001,10 @@ namespace Dsl.Benchmarks.Models
                 buffers.AsSpan(Layer1_0Bn2RunningMean, 16), buffers.AsSpan(Layer1_0Bn2RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, pool: Pool);
 
             // layer1.0.add: add(out, input) — BenchResNet20.nn(11,5) — [N, 16, 28, 28] → [N, 16, 28, 28]
-            global::Dsl.Runtime.Kernels.Merges.Add(y7, y2, y8);
+            global::Dsl.Runtime.Kernels.Merges.Add(y7, y2, y8, Pool);
 
             // layer1.0.5: relu — BenchResNet20.nn(11,24) — [N, 16, 28, 28] → [N, 16, 28, 28]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y8, y9);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y8, y9, Pool);
 
             // layer1.1.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y9, parameters.AsSpan(Layer1_1Conv1Weight, 2304), default, y10, batch, in Layer1_1Conv1Geometry, scratch, Pool);
@@ -1025,10 +1025,10 @@ namespace Dsl.Benchmarks.Models
                 buffers.AsSpan(Layer1_1Bn2RunningMean, 16), buffers.AsSpan(Layer1_1Bn2RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, pool: Pool);
 
             // layer1.1.add: add(out, input) — BenchResNet20.nn(11,5) — [N, 16, 28, 28] → [N, 16, 28, 28]
-            global::Dsl.Runtime.Kernels.Merges.Add(y14, y9, y15);
+            global::Dsl.Runtime.Kernels.Merges.Add(y14, y9, y15, Pool);
 
             // layer1.1.5: relu — BenchResNet20.nn(11,24) — [N, 16, 28, 28] → [N, 16, 28, 28]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y15, y16);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y15, y16, Pool);
 
             // layer1.2.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y16, parameters.AsSpan(Layer1_2Conv1Weight, 2304), default, y17, batch, in Layer1_2Conv1Geometry, scratch, Pool);
@@ -1049,10 +1049,10 @@ namespace Dsl.Benchmarks.Models
                 buffers.AsSpan(Layer1_2Bn2RunningMean, 16), buffers.AsSpan(Layer1_2Bn2RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, pool: Pool);
 
             // layer1.2.add: add(out, input) — BenchResNet20.nn(11,5) — [N, 16, 28, 28] → [N, 16, 28, 28]
-            global::Dsl.Runtime.Kernels.Merges.Add(y21, y16, y22);
+            global::Dsl.Runtime.Kernels.Merges.Add(y21, y16, y22, Pool);
 
             // layer1.2.5: relu — BenchResNet20.nn(11,24) — [N, 16, 28, 28] → [N, 16, 28, 28]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y22, y23);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y22, y23, Pool);
 
             // layer2.0.conv1: conv(16, 32, 3, stride: 2, padding: 1, bias: false) as conv1 — BenchResNet20.nn(16,11) — [N, 16, 28, 28] → [N, 32, 14, 14]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(y23, parameters.AsSpan(Layer2_0Conv1Weight, 4608), default, y24, batch, in Layer2_0Conv1Geometry, scratch, Pool);
@@ -1081,10 +1081,10 @@ namespace Dsl.Benchmarks.Models
                 buffers.AsSpan(Layer2_0Downsample1RunningMean, 32), buffers.AsSpan(Layer2_0Downsample1RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, pool: Pool);
 
             // layer2.0.add: add(out, skip) — BenchResNet20.nn(21,5) — [N, 32, 14, 14] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Kernels.Merges.Add(y28, y30, y31);
+            global::Dsl.Runtime.Kernels.Merges.Add(y28, y30, y31, Pool);
 
             // layer2.0.6: relu — BenchResNet20.nn(21,23) — [N, 32, 14, 14] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y31, y32);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y31, y32, Pool);
 
             // layer2.1.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y32, parameters.AsSpan(Layer2_1Conv1Weight, 9216), default, y33, batch, in Layer2_1Conv1Geometry, scratch, Pool);
@@ -1105,10 +1105,10 @@ namespace Dsl.Benchmarks.Models
                 buffers.AsSpan(Layer2_1Bn2RunningMean, 32), buffers.AsSpan(Layer2_1Bn2RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, pool: Pool);
 
             // layer2.1.add: add(out, input) — BenchResNet20.nn(11,5) — [N, 32, 14, 14] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Kernels.Merges.Add(y37, y32, y38);
+            global::Dsl.Runtime.Kernels.Merges.Add(y37, y32, y38, Pool);
 
             // layer2.1.5: relu — BenchResNet20.nn(11,24) — [N, 32, 14, 14] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y38, y39);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y38, y39, Pool);
 
             // layer2.2.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y39, parameters.AsSpan(Layer2_2Conv1Weight, 9216), default, y40, batch, in Layer2_2Conv1Geometry, scratch, Pool);
@@ -1129,10 +1129,10 @@ namespace Dsl.Benchmarks.Models
                 buffers.AsSpan(Layer2_2Bn2RunningMean, 32), buffers.AsSpan(Layer2_2Bn2RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, pool: Pool);
 
             // layer2.2.add: add(out, input) — BenchResNet20.nn(11,5) — [N, 32, 14, 14] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Kernels.Merges.Add(y44, y39, y45);
+            global::Dsl.Runtime.Kernels.Merges.Add(y44, y39, y45, Pool);
 
             // layer2.2.5: relu — BenchResNet20.nn(11,24) — [N, 32, 14, 14] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y45, y46);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y45, y46, Pool);
 
             // layer3.0.conv1: conv(32, 64, 3, stride: 2, padding: 1, bias: false) as conv1 — BenchResNet20.nn(16,11) — [N, 32, 14, 14] → [N, 64, 7, 7]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(y46, parameters.AsSpan(Layer3_0Conv1Weight, 18432), default, y47, batch, in Layer3_0Conv1Geometry, scratch, Pool);
@@ -1161,10 +1161,10 @@ namespace Dsl.Benchmarks.Models
                 buffers.AsSpan(Layer3_0Downsample1RunningMean, 64), buffers.AsSpan(Layer3_0Downsample1RunningVar, 64), 0.1f, 1E-05f, batch, 64, 49, pool: Pool);
 
             // layer3.0.add: add(out, skip) — BenchResNet20.nn(21,5) — [N, 64, 7, 7] → [N, 64, 7, 7]
-            global::Dsl.Runtime.Kernels.Merges.Add(y51, y53, y54);
+            global::Dsl.Runtime.Kernels.Merges.Add(y51, y53, y54, Pool);
 
             // layer3.0.6: relu — BenchResNet20.nn(21,23) — [N, 64, 7, 7] → [N, 64, 7, 7]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y54, y55);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y54, y55, Pool);
 
             // layer3.1.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y55, parameters.AsSpan(Layer3_1Conv1Weight, 36864), default, y56, batch, in Layer3_1Conv1Geometry, scratch, Pool);
@@ -1185,10 +1185,10 @@ namespace Dsl.Benchmarks.Models
                 buffers.AsSpan(Layer3_1Bn2RunningMean, 64), buffers.AsSpan(Layer3_1Bn2RunningVar, 64), 0.1f, 1E-05f, batch, 64, 49, pool: Pool);
 
             // layer3.1.add: add(out, input) — BenchResNet20.nn(11,5) — [N, 64, 7, 7] → [N, 64, 7, 7]
-            global::Dsl.Runtime.Kernels.Merges.Add(y60, y55, y61);
+            global::Dsl.Runtime.Kernels.Merges.Add(y60, y55, y61, Pool);
 
             // layer3.1.5: relu — BenchResNet20.nn(11,24) — [N, 64, 7, 7] → [N, 64, 7, 7]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y61, y62);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y61, y62, Pool);
 
             // layer3.2.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y62, parameters.AsSpan(Layer3_2Conv1Weight, 36864), default, y63, batch, in Layer3_2Conv1Geometry, scratch, Pool);
@@ -1209,10 +1209,10 @@ namespace Dsl.Benchmarks.Models
                 buffers.AsSpan(Layer3_2Bn2RunningMean, 64), buffers.AsSpan(Layer3_2Bn2RunningVar, 64), 0.1f, 1E-05f, batch, 64, 49, pool: Pool);
 
             // layer3.2.add: add(out, input) — BenchResNet20.nn(11,5) — [N, 64, 7, 7] → [N, 64, 7, 7]
-            global::Dsl.Runtime.Kernels.Merges.Add(y67, y62, y68);
+            global::Dsl.Runtime.Kernels.Merges.Add(y67, y62, y68, Pool);
 
             // layer3.2.5: relu — BenchResNet20.nn(11,24) — [N, 64, 7, 7] → [N, 64, 7, 7]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y68, y69);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y68, y69, Pool);
 
             // 6: global_avgpool — BenchResNet20.nn(29,8) — [N, 64, 7, 7] → [N, 64]
             global::Dsl.Runtime.Kernels.Pooling.GlobalAvgForward(y69, y70, batch, 64, 49);
@@ -1308,8 +1308,8 @@ namespace Dsl.Benchmarks.Models
             var g67 = _arena.AsSpan(Layer3_2Bn2Grad * MaxBatch, batch * 3136);
             var g62 = _arena.AsSpan(Layer3_1_5Grad * MaxBatch, batch * 3136);
             // layer3.2.add: add(out, input) — BenchResNet20.nn(11,5) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
-            g68.CopyTo(g67);
-            g68.CopyTo(g62);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g68, g67, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g68, g62, Pool);
 
             var g66 = _arena.AsSpan(Layer3_2Conv2Grad * MaxBatch, batch * 3136);
             // layer3.2.bn2: bn2d as bn2 — BenchResNet20.nn(10,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
@@ -1342,7 +1342,7 @@ namespace Dsl.Benchmarks.Models
             if (!accumulate) gradients.AsSpan(Layer3_2Conv1Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g63, y62, gradients.AsSpan(Layer3_2Conv1Weight, 36864), default, batch, in Layer3_2Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g63, parameters.AsSpan(Layer3_2Conv1Weight, 36864), part63, batch, in Layer3_2Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part63, g62);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part63, g62, Pool);
 
             var g61 = g62;
             // layer3.1.5: relu — BenchResNet20.nn(11,24) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
@@ -1351,8 +1351,8 @@ namespace Dsl.Benchmarks.Models
             var g60 = _arena.AsSpan(Layer3_1Bn2Grad * MaxBatch, batch * 3136);
             var g55 = _arena.AsSpan(Layer3_0_6Grad * MaxBatch, batch * 3136);
             // layer3.1.add: add(out, input) — BenchResNet20.nn(11,5) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
-            g61.CopyTo(g60);
-            g61.CopyTo(g55);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g61, g60, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g61, g55, Pool);
 
             var g59 = _arena.AsSpan(Layer3_1Conv2Grad * MaxBatch, batch * 3136);
             // layer3.1.bn2: bn2d as bn2 — BenchResNet20.nn(10,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
@@ -1385,7 +1385,7 @@ namespace Dsl.Benchmarks.Models
             if (!accumulate) gradients.AsSpan(Layer3_1Conv1Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g56, y55, gradients.AsSpan(Layer3_1Conv1Weight, 36864), default, batch, in Layer3_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g56, parameters.AsSpan(Layer3_1Conv1Weight, 36864), part56, batch, in Layer3_1Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part56, g55);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part56, g55, Pool);
 
             var g54 = g55;
             // layer3.0.6: relu — BenchResNet20.nn(21,23) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
@@ -1394,8 +1394,8 @@ namespace Dsl.Benchmarks.Models
             var g51 = _arena.AsSpan(Layer3_0Bn2Grad * MaxBatch, batch * 3136);
             var g53 = _arena.AsSpan(Layer3_0Downsample1Grad * MaxBatch, batch * 3136);
             // layer3.0.add: add(out, skip) — BenchResNet20.nn(21,5) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
-            g54.CopyTo(g51);
-            g54.CopyTo(g53);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g54, g51, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g54, g53, Pool);
 
             var g52 = _arena.AsSpan(Layer3_0Downsample0Grad * MaxBatch, batch * 3136);
             // layer3.0.downsample.1: bn2d — BenchResNet20.nn(20,80) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
@@ -1442,7 +1442,7 @@ namespace Dsl.Benchmarks.Models
             if (!accumulate) gradients.AsSpan(Layer3_0Conv1Weight, 18432).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g47, y46, gradients.AsSpan(Layer3_0Conv1Weight, 18432), default, batch, in Layer3_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g47, parameters.AsSpan(Layer3_0Conv1Weight, 18432), part47, batch, in Layer3_0Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part47, g46);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part47, g46, Pool);
 
             var g45 = g46;
             // layer2.2.5: relu — BenchResNet20.nn(11,24) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1451,8 +1451,8 @@ namespace Dsl.Benchmarks.Models
             var g44 = _arena.AsSpan(Layer2_2Bn2Grad * MaxBatch, batch * 6272);
             var g39 = _arena.AsSpan(Layer2_1_5Grad * MaxBatch, batch * 6272);
             // layer2.2.add: add(out, input) — BenchResNet20.nn(11,5) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
-            g45.CopyTo(g44);
-            g45.CopyTo(g39);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g45, g44, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g45, g39, Pool);
 
             var g43 = _arena.AsSpan(Layer2_2Conv2Grad * MaxBatch, batch * 6272);
             // layer2.2.bn2: bn2d as bn2 — BenchResNet20.nn(10,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1485,7 +1485,7 @@ namespace Dsl.Benchmarks.Models
             if (!accumulate) gradients.AsSpan(Layer2_2Conv1Weight, 9216).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g40, y39, gradients.AsSpan(Layer2_2Conv1Weight, 9216), default, batch, in Layer2_2Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g40, parameters.AsSpan(Layer2_2Conv1Weight, 9216), part40, batch, in Layer2_2Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part40, g39);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part40, g39, Pool);
 
             var g38 = g39;
             // layer2.1.5: relu — BenchResNet20.nn(11,24) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1494,8 +1494,8 @@ namespace Dsl.Benchmarks.Models
             var g37 = _arena.AsSpan(Layer2_1Bn2Grad * MaxBatch, batch * 6272);
             var g32 = _arena.AsSpan(Layer2_0_6Grad * MaxBatch, batch * 6272);
             // layer2.1.add: add(out, input) — BenchResNet20.nn(11,5) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
-            g38.CopyTo(g37);
-            g38.CopyTo(g32);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g38, g37, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g38, g32, Pool);
 
             var g36 = _arena.AsSpan(Layer2_1Conv2Grad * MaxBatch, batch * 6272);
             // layer2.1.bn2: bn2d as bn2 — BenchResNet20.nn(10,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1528,7 +1528,7 @@ namespace Dsl.Benchmarks.Models
             if (!accumulate) gradients.AsSpan(Layer2_1Conv1Weight, 9216).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g33, y32, gradients.AsSpan(Layer2_1Conv1Weight, 9216), default, batch, in Layer2_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g33, parameters.AsSpan(Layer2_1Conv1Weight, 9216), part33, batch, in Layer2_1Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part33, g32);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part33, g32, Pool);
 
             var g31 = g32;
             // layer2.0.6: relu — BenchResNet20.nn(21,23) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1537,8 +1537,8 @@ namespace Dsl.Benchmarks.Models
             var g28 = _arena.AsSpan(Layer2_0Bn2Grad * MaxBatch, batch * 6272);
             var g30 = _arena.AsSpan(Layer2_0Downsample1Grad * MaxBatch, batch * 6272);
             // layer2.0.add: add(out, skip) — BenchResNet20.nn(21,5) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
-            g31.CopyTo(g28);
-            g31.CopyTo(g30);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g31, g28, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g31, g30, Pool);
 
             var g29 = _arena.AsSpan(Layer2_0Downsample0Grad * MaxBatch, batch * 6272);
             // layer2.0.downsample.1: bn2d — BenchResNet20.nn(20,80) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1585,7 +1585,7 @@ namespace Dsl.Benchmarks.Models
             if (!accumulate) gradients.AsSpan(Layer2_0Conv1Weight, 4608).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g24, y23, gradients.AsSpan(Layer2_0Conv1Weight, 4608), default, batch, in Layer2_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g24, parameters.AsSpan(Layer2_0Conv1Weight, 4608), part24, batch, in Layer2_0Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part24, g23);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part24, g23, Pool);
 
             var g22 = g23;
             // layer1.2.5: relu — BenchResNet20.nn(11,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1594,8 +1594,8 @@ namespace Dsl.Benchmarks.Models
             var g21 = _arena.AsSpan(Layer1_2Bn2Grad * MaxBatch, batch * 12544);
             var g16 = _arena.AsSpan(Layer1_1_5Grad * MaxBatch, batch * 12544);
             // layer1.2.add: add(out, input) — BenchResNet20.nn(11,5) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
-            g22.CopyTo(g21);
-            g22.CopyTo(g16);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g22, g21, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g22, g16, Pool);
 
             var g20 = _arena.AsSpan(Layer1_2Conv2Grad * MaxBatch, batch * 12544);
             // layer1.2.bn2: bn2d as bn2 — BenchResNet20.nn(10,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1628,7 +1628,7 @@ namespace Dsl.Benchmarks.Models
             if (!accumulate) gradients.AsSpan(Layer1_2Conv1Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g17, y16, gradients.AsSpan(Layer1_2Conv1Weight, 2304), default, batch, in Layer1_2Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g17, parameters.AsSpan(Layer1_2Conv1Weight, 2304), part17, batch, in Layer1_2Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part17, g16);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part17, g16, Pool);
 
             var g15 = g16;
             // layer1.1.5: relu — BenchResNet20.nn(11,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1637,8 +1637,8 @@ namespace Dsl.Benchmarks.Models
             var g14 = _arena.AsSpan(Layer1_1Bn2Grad * MaxBatch, batch * 12544);
             var g9 = _arena.AsSpan(Layer1_0_5Grad * MaxBatch, batch * 12544);
             // layer1.1.add: add(out, input) — BenchResNet20.nn(11,5) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
-            g15.CopyTo(g14);
-            g15.CopyTo(g9);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g15, g14, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g15, g9, Pool);
 
             var g13 = _arena.AsSpan(Layer1_1Conv2Grad * MaxBatch, batch * 12544);
             // layer1.1.bn2: bn2d as bn2 — BenchResNet20.nn(10,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1671,7 +1671,7 @@ namespace Dsl.Benchmarks.Models
             if (!accumulate) gradients.AsSpan(Layer1_1Conv1Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g10, y9, gradients.AsSpan(Layer1_1Conv1Weight, 2304), default, batch, in Layer1_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g10, parameters.AsSpan(Layer1_1Conv1Weight, 2304), part10, batch, in Layer1_1Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part10, g9);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part10, g9, Pool);
 
             var g8 = g9;
             // layer1.0.5: relu — BenchResNet20.nn(11,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1680,8 +1680,8 @@ namespace Dsl.Benchmarks.Models
             var g7 = _arena.AsSpan(Layer1_0Bn2Grad * MaxBatch, batch * 12544);
             var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 12544);
             // layer1.0.add: add(out, input) — BenchResNet20.nn(11,5) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
-            g8.CopyTo(g7);
-            g8.CopyTo(g2);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g8, g7, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g8, g2, Pool);
 
             var g6 = _arena.AsSpan(Layer1_0Conv2Grad * MaxBatch, batch * 12544);
             // layer1.0.bn2: bn2d as bn2 — BenchResNet20.nn(10,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1714,7 +1714,7 @@ namespace Dsl.Benchmarks.Models
             if (!accumulate) gradients.AsSpan(Layer1_0Conv1Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer1_0Conv1Weight, 2304), default, batch, in Layer1_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Layer1_0Conv1Weight, 2304), part3, batch, in Layer1_0Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part3, g2);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part3, g2, Pool);
 
             var g1 = g2;
             // 2: relu — BenchResNet20.nn(25,72) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward

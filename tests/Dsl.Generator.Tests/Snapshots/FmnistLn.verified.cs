@@ -231,7 +231,7 @@ namespace Dsl.Benchmarks.Models
                 1E-05f, batch, 25088, Pool);
 
             // 2: relu — FmnistLn.nn(5,49) — [N, 32, 28, 28] → [N, 32, 28, 28]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2, Pool);
 
             // 3: maxpool(2) — FmnistLn.nn(5,57) — [N, 32, 28, 28] → [N, 32, 14, 14]
             global::Dsl.Runtime.Kernels.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 6272), batch, in Layer3Geometry, Pool);
@@ -244,7 +244,7 @@ namespace Dsl.Benchmarks.Models
                 1E-05f, batch, 12544, Pool);
 
             // 6: relu — FmnistLn.nn(6,53) — [N, 64, 14, 14] → [N, 64, 14, 14]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y5, y6);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y5, y6, Pool);
 
             // 7: maxpool(2) — FmnistLn.nn(6,61) — [N, 64, 14, 14] → [N, 64, 7, 7]
             global::Dsl.Runtime.Kernels.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 3136), batch, in Layer7Geometry, Pool);
@@ -259,7 +259,7 @@ namespace Dsl.Benchmarks.Models
                 1E-05f, batch, 128, Pool);
 
             // 11: relu — FmnistLn.nn(8,43) — [N, 128] → [N, 128]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y10, y11);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y10, y11, Pool);
 
             // 12: linear(128, 10) — FmnistLn.nn(9,8) — [N, 128] → [N, 10]
             global::Dsl.Runtime.Kernels.Linear.Forward(y11, parameters.AsSpan(Layer12Weight, 1280), parameters.AsSpan(Layer12Bias, 10), y12, batch, 128, 10, scratch, Pool);

@@ -164,7 +164,7 @@ namespace Snapshots
                 _arena.AsSpan(_cache + Layer1SaveMean, 3), _arena.AsSpan(_cache + Layer1SaveInvStd, 3), 1E-05f, batch, 3, 1);
 
             // 2: relu — behaviour.nn(4,83) — [N, 3] → [N, 3]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2, Pool);
 
             y2.CopyTo(output);
         }

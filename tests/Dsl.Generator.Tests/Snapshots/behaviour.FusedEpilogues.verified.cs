@@ -389,7 +389,7 @@ namespace Snapshots
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(y0, parameters.AsSpan(Layer1Weight, 72), default, y1, batch, in Layer1Geometry, scratch, Pool);
 
             // 2: relu — behaviour.nn(9,69) — [N, 4, 6, 6] → [N, 4, 6, 6]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2, Pool);
 
             // 3: bn2d(frozen: true) — behaviour.nn(9,77) — [N, 4, 6, 6] → [N, 4, 6, 6] — frozen: running statistics, never updated
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardWithStatistics(y2, parameters.AsSpan(Layer3Weight, 4), parameters.AsSpan(Layer3Bias, 4), buffers.AsSpan(Layer3RunningMean, 4), buffers.AsSpan(Layer3RunningVar, 4), y3,

@@ -271,7 +271,7 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), y0, batch, in Layer0Geometry, scratch, Pool);
 
             // 1: relu — bnstudy_bn_after_relu.nn(6,35) — [N, 16, 28, 28] → [N, 16, 28, 28]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y0, y1);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y0, y1, Pool);
 
             // 2: bn2d — bnstudy_bn_after_relu.nn(6,43) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated
             counters[Layer2NumBatchesTracked]++;
@@ -285,7 +285,7 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y3, parameters.AsSpan(Layer4Weight, 4608), parameters.AsSpan(Layer4Bias, 32), y4, batch, in Layer4Geometry, scratch, Pool);
 
             // 5: relu — bnstudy_bn_after_relu.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y4, y5);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y4, y5, Pool);
 
             // 6: bn2d — bnstudy_bn_after_relu.nn(7,47) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated
             counters[Layer6NumBatchesTracked]++;
@@ -301,7 +301,7 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Kernels.Linear.Forward(y8, parameters.AsSpan(Layer9Weight, 100352), parameters.AsSpan(Layer9Bias, 64), y9, batch, 1568, 64, scratch, Pool);
 
             // 10: relu — bnstudy_bn_after_relu.nn(8,39) — [N, 64] → [N, 64]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y9, y10);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y9, y10, Pool);
 
             // 11: bn1d — bnstudy_bn_after_relu.nn(8,47) — [N, 64] → [N, 64] — batch statistics; running statistics updated
             counters[Layer11NumBatchesTracked]++;

@@ -269,7 +269,7 @@ namespace Examples.BatchNormStudy
                 _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16), 1E-05f, batch, 16, 784);
 
             // 2: relu — bnstudy_bn_frozen.nn(7,70) — [N, 16, 28, 28] → [N, 16, 28, 28]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2, Pool);
 
             // 3: maxpool(2) — bnstudy_bn_frozen.nn(7,78) — [N, 16, 28, 28] → [N, 16, 14, 14]
             global::Dsl.Runtime.Kernels.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 3136), batch, in Layer3Geometry, Pool);
@@ -282,7 +282,7 @@ namespace Examples.BatchNormStudy
                 _arena.AsSpan(_cache + Layer5SaveMean, 32), _arena.AsSpan(_cache + Layer5SaveInvStd, 32), 1E-05f, batch, 32, 196);
 
             // 6: relu — bnstudy_bn_frozen.nn(8,74) — [N, 32, 14, 14] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y5, y6);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y5, y6, Pool);
 
             // 7: maxpool(2) — bnstudy_bn_frozen.nn(8,82) — [N, 32, 14, 14] → [N, 32, 7, 7]
             global::Dsl.Runtime.Kernels.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 1568), batch, in Layer7Geometry, Pool);
@@ -297,7 +297,7 @@ namespace Examples.BatchNormStudy
                 _arena.AsSpan(_cache + Layer10SaveMean, 64), _arena.AsSpan(_cache + Layer10SaveInvStd, 64), 1E-05f, batch, 64, 1);
 
             // 11: relu — bnstudy_bn_frozen.nn(9,74) — [N, 64] → [N, 64]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y10, y11);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y10, y11, Pool);
 
             // 12: linear(64, 10) — bnstudy_bn_frozen.nn(9,82) — [N, 64] → [N, 10]
             global::Dsl.Runtime.Kernels.Linear.Forward(y11, parameters.AsSpan(Layer12Weight, 640), parameters.AsSpan(Layer12Bias, 10), y12, batch, 64, 10, scratch, Pool);

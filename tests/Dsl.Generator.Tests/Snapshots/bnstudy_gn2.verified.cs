@@ -222,7 +222,7 @@ namespace Examples.BatchNormStudy
                 1E-05f, batch, 16, 784, 2, Pool);
 
             // 2: relu — bnstudy_gn2.nn(6,65) — [N, 16, 28, 28] → [N, 16, 28, 28]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2, Pool);
 
             // 3: maxpool(2) — bnstudy_gn2.nn(6,73) — [N, 16, 28, 28] → [N, 16, 14, 14]
             global::Dsl.Runtime.Kernels.Pooling.MaxForward(y2, y3, Indices(Layer3Indices, batch * 3136), batch, in Layer3Geometry, Pool);
@@ -235,7 +235,7 @@ namespace Examples.BatchNormStudy
                 1E-05f, batch, 32, 196, 2, Pool);
 
             // 6: relu — bnstudy_gn2.nn(7,69) — [N, 32, 14, 14] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y5, y6);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y5, y6, Pool);
 
             // 7: maxpool(2) — bnstudy_gn2.nn(7,77) — [N, 32, 14, 14] → [N, 32, 7, 7]
             global::Dsl.Runtime.Kernels.Pooling.MaxForward(y6, y7, Indices(Layer7Indices, batch * 1568), batch, in Layer7Geometry, Pool);
@@ -250,7 +250,7 @@ namespace Examples.BatchNormStudy
                 1E-05f, batch, 64, 1, 2, Pool);
 
             // 11: relu — bnstudy_gn2.nn(8,69) — [N, 64] → [N, 64]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y10, y11);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y10, y11, Pool);
 
             // 12: linear(64, 10) — bnstudy_gn2.nn(8,77) — [N, 64] → [N, 10]
             global::Dsl.Runtime.Kernels.Linear.Forward(y11, parameters.AsSpan(Layer12Weight, 640), parameters.AsSpan(Layer12Bias, 10), y12, batch, 64, 10, scratch, Pool);

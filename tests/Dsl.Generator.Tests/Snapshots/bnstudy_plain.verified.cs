@@ -190,7 +190,7 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), y0, batch, in Layer0Geometry, scratch, Pool);
 
             // 1: relu — bnstudy_plain.nn(6,35) — [N, 16, 28, 28] → [N, 16, 28, 28]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y0, y1);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y0, y1, Pool);
 
             // 2: maxpool(2) — bnstudy_plain.nn(6,43) — [N, 16, 28, 28] → [N, 16, 14, 14]
             global::Dsl.Runtime.Kernels.Pooling.MaxForward(y1, y2, Indices(Layer2Indices, batch * 3136), batch, in Layer2Geometry, Pool);
@@ -199,7 +199,7 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y2, parameters.AsSpan(Layer3Weight, 4608), parameters.AsSpan(Layer3Bias, 32), y3, batch, in Layer3Geometry, scratch, Pool);
 
             // 4: relu — bnstudy_plain.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y3, y4);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y3, y4, Pool);
 
             // 5: maxpool(2) — bnstudy_plain.nn(7,47) — [N, 32, 14, 14] → [N, 32, 7, 7]
             global::Dsl.Runtime.Kernels.Pooling.MaxForward(y4, y5, Indices(Layer5Indices, batch * 1568), batch, in Layer5Geometry, Pool);
@@ -210,7 +210,7 @@ namespace Examples.BatchNormStudy
             global::Dsl.Runtime.Kernels.Linear.Forward(y6, parameters.AsSpan(Layer7Weight, 100352), parameters.AsSpan(Layer7Bias, 64), y7, batch, 1568, 64, scratch, Pool);
 
             // 8: relu — bnstudy_plain.nn(8,39) — [N, 64] → [N, 64]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y7, y8);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y7, y8, Pool);
 
             // 9: linear(64, 10) — bnstudy_plain.nn(8,47) — [N, 64] → [N, 10]
             global::Dsl.Runtime.Kernels.Linear.Forward(y8, parameters.AsSpan(Layer9Weight, 640), parameters.AsSpan(Layer9Bias, 10), y9, batch, 64, 10, scratch, Pool);

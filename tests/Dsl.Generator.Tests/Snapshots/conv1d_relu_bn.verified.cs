@@ -163,7 +163,7 @@ namespace Snapshots
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Conv1Weight, 50), parameters.AsSpan(Conv1Bias, 10), y0, batch, in Conv1Geometry, scratch, Pool);
 
             // 1: relu — conv1d_relu_bn.nn(1,63) — [N, 10, 28] → [N, 10, 28]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y0, y1);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y0, y1, Pool);
 
             // conv1_bn: bn1d(10) as conv1_bn — conv1d_relu_bn.nn(1,71) — [N, 10, 28] → [N, 10, 28] — batch statistics; running statistics updated
             counters[Conv1BnNumBatchesTracked]++;

@@ -193,7 +193,7 @@ namespace Snapshots
                 _arena.AsSpan(_cache + FrozenSaveMean, 4), _arena.AsSpan(_cache + FrozenSaveInvStd, 4), 1E-05f, batch, 4, 25);
 
             // 2: relu — gradcheck.nn(12,74) — [N, 4, 5, 5] → [N, 4, 5, 5]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2, Pool);
 
             // 3: avgpool(2, padding: 1) — gradcheck.nn(12,82) — [N, 4, 5, 5] → [N, 4, 3, 3]
             global::Dsl.Runtime.Kernels.Pooling.AvgForward(y2, y3, batch, in Layer3Geometry, countIncludePad: true);

@@ -966,10 +966,10 @@ namespace Dsl.Models.Tests
                 buffers.AsSpan(Layer1_0Bn2RunningMean, 64), buffers.AsSpan(Layer1_0Bn2RunningVar, 64), 0.1f, 1E-05f, batch, 64, 256, pool: Pool);
 
             // layer1.0.add: add(out, input) — resnet18.nn(9,5) — [N, 64, 16, 16] → [N, 64, 16, 16]
-            global::Dsl.Runtime.Kernels.Merges.Add(y8, y3, y9);
+            global::Dsl.Runtime.Kernels.Merges.Add(y8, y3, y9, Pool);
 
             // layer1.0.5: relu — resnet18.nn(9,24) — [N, 64, 16, 16] → [N, 64, 16, 16]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y9, y10);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y9, y10, Pool);
 
             // layer1.1.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet18.nn(5,11) — [N, 64, 16, 16] → [N, 64, 16, 16] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y10, parameters.AsSpan(Layer1_1Conv1Weight, 36864), default, y11, batch, in Layer1_1Conv1Geometry, scratch, Pool);
@@ -990,10 +990,10 @@ namespace Dsl.Models.Tests
                 buffers.AsSpan(Layer1_1Bn2RunningMean, 64), buffers.AsSpan(Layer1_1Bn2RunningVar, 64), 0.1f, 1E-05f, batch, 64, 256, pool: Pool);
 
             // layer1.1.add: add(out, input) — resnet18.nn(9,5) — [N, 64, 16, 16] → [N, 64, 16, 16]
-            global::Dsl.Runtime.Kernels.Merges.Add(y15, y10, y16);
+            global::Dsl.Runtime.Kernels.Merges.Add(y15, y10, y16, Pool);
 
             // layer1.1.5: relu — resnet18.nn(9,24) — [N, 64, 16, 16] → [N, 64, 16, 16]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y16, y17);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y16, y17, Pool);
 
             // layer2.0.conv1: conv(64, 128, 3, stride: 2, padding: 1, bias: false) as conv1 — resnet18.nn(13,11) — [N, 64, 16, 16] → [N, 128, 8, 8]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(y17, parameters.AsSpan(Layer2_0Conv1Weight, 73728), default, y18, batch, in Layer2_0Conv1Geometry, scratch, Pool);
@@ -1022,10 +1022,10 @@ namespace Dsl.Models.Tests
                 buffers.AsSpan(Layer2_0Downsample1RunningMean, 128), buffers.AsSpan(Layer2_0Downsample1RunningVar, 128), 0.1f, 1E-05f, batch, 128, 64, pool: Pool);
 
             // layer2.0.add: add(out, skip) — resnet18.nn(18,5) — [N, 128, 8, 8] → [N, 128, 8, 8]
-            global::Dsl.Runtime.Kernels.Merges.Add(y22, y24, y25);
+            global::Dsl.Runtime.Kernels.Merges.Add(y22, y24, y25, Pool);
 
             // layer2.0.6: relu — resnet18.nn(18,23) — [N, 128, 8, 8] → [N, 128, 8, 8]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y25, y26);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y25, y26, Pool);
 
             // layer2.1.conv1: conv(128, 128, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet18.nn(5,11) — [N, 128, 8, 8] → [N, 128, 8, 8] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y26, parameters.AsSpan(Layer2_1Conv1Weight, 147456), default, y27, batch, in Layer2_1Conv1Geometry, scratch, Pool);
@@ -1046,10 +1046,10 @@ namespace Dsl.Models.Tests
                 buffers.AsSpan(Layer2_1Bn2RunningMean, 128), buffers.AsSpan(Layer2_1Bn2RunningVar, 128), 0.1f, 1E-05f, batch, 128, 64, pool: Pool);
 
             // layer2.1.add: add(out, input) — resnet18.nn(9,5) — [N, 128, 8, 8] → [N, 128, 8, 8]
-            global::Dsl.Runtime.Kernels.Merges.Add(y31, y26, y32);
+            global::Dsl.Runtime.Kernels.Merges.Add(y31, y26, y32, Pool);
 
             // layer2.1.5: relu — resnet18.nn(9,24) — [N, 128, 8, 8] → [N, 128, 8, 8]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y32, y33);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y32, y33, Pool);
 
             // layer3.0.conv1: conv(128, 256, 3, stride: 2, padding: 1, bias: false) as conv1 — resnet18.nn(13,11) — [N, 128, 8, 8] → [N, 256, 4, 4]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(y33, parameters.AsSpan(Layer3_0Conv1Weight, 294912), default, y34, batch, in Layer3_0Conv1Geometry, scratch, Pool);
@@ -1078,10 +1078,10 @@ namespace Dsl.Models.Tests
                 buffers.AsSpan(Layer3_0Downsample1RunningMean, 256), buffers.AsSpan(Layer3_0Downsample1RunningVar, 256), 0.1f, 1E-05f, batch, 256, 16, pool: Pool);
 
             // layer3.0.add: add(out, skip) — resnet18.nn(18,5) — [N, 256, 4, 4] → [N, 256, 4, 4]
-            global::Dsl.Runtime.Kernels.Merges.Add(y38, y40, y41);
+            global::Dsl.Runtime.Kernels.Merges.Add(y38, y40, y41, Pool);
 
             // layer3.0.6: relu — resnet18.nn(18,23) — [N, 256, 4, 4] → [N, 256, 4, 4]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y41, y42);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y41, y42, Pool);
 
             // layer3.1.conv1: conv(256, 256, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet18.nn(5,11) — [N, 256, 4, 4] → [N, 256, 4, 4] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y42, parameters.AsSpan(Layer3_1Conv1Weight, 589824), default, y43, batch, in Layer3_1Conv1Geometry, scratch, Pool);
@@ -1102,10 +1102,10 @@ namespace Dsl.Models.Tests
                 buffers.AsSpan(Layer3_1Bn2RunningMean, 256), buffers.AsSpan(Layer3_1Bn2RunningVar, 256), 0.1f, 1E-05f, batch, 256, 16, pool: Pool);
 
             // layer3.1.add: add(out, input) — resnet18.nn(9,5) — [N, 256, 4, 4] → [N, 256, 4, 4]
-            global::Dsl.Runtime.Kernels.Merges.Add(y47, y42, y48);
+            global::Dsl.Runtime.Kernels.Merges.Add(y47, y42, y48, Pool);
 
             // layer3.1.5: relu — resnet18.nn(9,24) — [N, 256, 4, 4] → [N, 256, 4, 4]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y48, y49);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y48, y49, Pool);
 
             // layer4.0.conv1: conv(256, 512, 3, stride: 2, padding: 1, bias: false) as conv1 — resnet18.nn(13,11) — [N, 256, 4, 4] → [N, 512, 2, 2]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(y49, parameters.AsSpan(Layer4_0Conv1Weight, 1179648), default, y50, batch, in Layer4_0Conv1Geometry, scratch, Pool);
@@ -1134,10 +1134,10 @@ namespace Dsl.Models.Tests
                 buffers.AsSpan(Layer4_0Downsample1RunningMean, 512), buffers.AsSpan(Layer4_0Downsample1RunningVar, 512), 0.1f, 1E-05f, batch, 512, 4, pool: Pool);
 
             // layer4.0.add: add(out, skip) — resnet18.nn(18,5) — [N, 512, 2, 2] → [N, 512, 2, 2]
-            global::Dsl.Runtime.Kernels.Merges.Add(y54, y56, y57);
+            global::Dsl.Runtime.Kernels.Merges.Add(y54, y56, y57, Pool);
 
             // layer4.0.6: relu — resnet18.nn(18,23) — [N, 512, 2, 2] → [N, 512, 2, 2]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y57, y58);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y57, y58, Pool);
 
             // layer4.1.conv1: conv(512, 512, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet18.nn(5,11) — [N, 512, 2, 2] → [N, 512, 2, 2] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y58, parameters.AsSpan(Layer4_1Conv1Weight, 2359296), default, y59, batch, in Layer4_1Conv1Geometry, scratch, Pool);
@@ -1158,10 +1158,10 @@ namespace Dsl.Models.Tests
                 buffers.AsSpan(Layer4_1Bn2RunningMean, 512), buffers.AsSpan(Layer4_1Bn2RunningVar, 512), 0.1f, 1E-05f, batch, 512, 4, pool: Pool);
 
             // layer4.1.add: add(out, input) — resnet18.nn(9,5) — [N, 512, 2, 2] → [N, 512, 2, 2]
-            global::Dsl.Runtime.Kernels.Merges.Add(y63, y58, y64);
+            global::Dsl.Runtime.Kernels.Merges.Add(y63, y58, y64, Pool);
 
             // layer4.1.5: relu — resnet18.nn(9,24) — [N, 512, 2, 2] → [N, 512, 2, 2]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y64, y65);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y64, y65, Pool);
 
             // 8: global_avgpool — resnet18.nn(29,8) — [N, 512, 2, 2] → [N, 512]
             global::Dsl.Runtime.Kernels.Pooling.GlobalAvgForward(y65, y66, batch, 512, 4);
@@ -1254,8 +1254,8 @@ namespace Dsl.Models.Tests
             var g63 = _arena.AsSpan(Layer4_1Bn2Grad * MaxBatch, batch * 2048);
             var g58 = _arena.AsSpan(Layer4_0_6Grad * MaxBatch, batch * 2048);
             // layer4.1.add: add(out, input) — resnet18.nn(9,5) — [N, 512, 2, 2] → [N, 512, 2, 2] — backward
-            g64.CopyTo(g63);
-            g64.CopyTo(g58);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g64, g63, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g64, g58, Pool);
 
             var g62 = _arena.AsSpan(Layer4_1Conv2Grad * MaxBatch, batch * 2048);
             // layer4.1.bn2: bn2d as bn2 — resnet18.nn(8,14) — [N, 512, 2, 2] → [N, 512, 2, 2] — backward
@@ -1288,7 +1288,7 @@ namespace Dsl.Models.Tests
             if (!accumulate) gradients.AsSpan(Layer4_1Conv1Weight, 2359296).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g59, y58, gradients.AsSpan(Layer4_1Conv1Weight, 2359296), default, batch, in Layer4_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g59, parameters.AsSpan(Layer4_1Conv1Weight, 2359296), part59, batch, in Layer4_1Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part59, g58);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part59, g58, Pool);
 
             var g57 = g58;
             // layer4.0.6: relu — resnet18.nn(18,23) — [N, 512, 2, 2] → [N, 512, 2, 2] — backward
@@ -1297,8 +1297,8 @@ namespace Dsl.Models.Tests
             var g54 = _arena.AsSpan(Layer4_0Bn2Grad * MaxBatch, batch * 2048);
             var g56 = _arena.AsSpan(Layer4_0Downsample1Grad * MaxBatch, batch * 2048);
             // layer4.0.add: add(out, skip) — resnet18.nn(18,5) — [N, 512, 2, 2] → [N, 512, 2, 2] — backward
-            g57.CopyTo(g54);
-            g57.CopyTo(g56);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g57, g54, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g57, g56, Pool);
 
             var g55 = _arena.AsSpan(Layer4_0Downsample0Grad * MaxBatch, batch * 2048);
             // layer4.0.downsample.1: bn2d — resnet18.nn(17,80) — [N, 512, 2, 2] → [N, 512, 2, 2] — backward
@@ -1345,7 +1345,7 @@ namespace Dsl.Models.Tests
             if (!accumulate) gradients.AsSpan(Layer4_0Conv1Weight, 1179648).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g50, y49, gradients.AsSpan(Layer4_0Conv1Weight, 1179648), default, batch, in Layer4_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g50, parameters.AsSpan(Layer4_0Conv1Weight, 1179648), part50, batch, in Layer4_0Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part50, g49);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part50, g49, Pool);
 
             var g48 = g49;
             // layer3.1.5: relu — resnet18.nn(9,24) — [N, 256, 4, 4] → [N, 256, 4, 4] — backward
@@ -1354,8 +1354,8 @@ namespace Dsl.Models.Tests
             var g47 = _arena.AsSpan(Layer3_1Bn2Grad * MaxBatch, batch * 4096);
             var g42 = _arena.AsSpan(Layer3_0_6Grad * MaxBatch, batch * 4096);
             // layer3.1.add: add(out, input) — resnet18.nn(9,5) — [N, 256, 4, 4] → [N, 256, 4, 4] — backward
-            g48.CopyTo(g47);
-            g48.CopyTo(g42);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g48, g47, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g48, g42, Pool);
 
             var g46 = _arena.AsSpan(Layer3_1Conv2Grad * MaxBatch, batch * 4096);
             // layer3.1.bn2: bn2d as bn2 — resnet18.nn(8,14) — [N, 256, 4, 4] → [N, 256, 4, 4] — backward
@@ -1388,7 +1388,7 @@ namespace Dsl.Models.Tests
             if (!accumulate) gradients.AsSpan(Layer3_1Conv1Weight, 589824).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g43, y42, gradients.AsSpan(Layer3_1Conv1Weight, 589824), default, batch, in Layer3_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g43, parameters.AsSpan(Layer3_1Conv1Weight, 589824), part43, batch, in Layer3_1Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part43, g42);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part43, g42, Pool);
 
             var g41 = g42;
             // layer3.0.6: relu — resnet18.nn(18,23) — [N, 256, 4, 4] → [N, 256, 4, 4] — backward
@@ -1397,8 +1397,8 @@ namespace Dsl.Models.Tests
             var g38 = _arena.AsSpan(Layer3_0Bn2Grad * MaxBatch, batch * 4096);
             var g40 = _arena.AsSpan(Layer3_0Downsample1Grad * MaxBatch, batch * 4096);
             // layer3.0.add: add(out, skip) — resnet18.nn(18,5) — [N, 256, 4, 4] → [N, 256, 4, 4] — backward
-            g41.CopyTo(g38);
-            g41.CopyTo(g40);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g41, g38, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g41, g40, Pool);
 
             var g39 = _arena.AsSpan(Layer3_0Downsample0Grad * MaxBatch, batch * 4096);
             // layer3.0.downsample.1: bn2d — resnet18.nn(17,80) — [N, 256, 4, 4] → [N, 256, 4, 4] — backward
@@ -1445,7 +1445,7 @@ namespace Dsl.Models.Tests
             if (!accumulate) gradients.AsSpan(Layer3_0Conv1Weight, 294912).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g34, y33, gradients.AsSpan(Layer3_0Conv1Weight, 294912), default, batch, in Layer3_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g34, parameters.AsSpan(Layer3_0Conv1Weight, 294912), part34, batch, in Layer3_0Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part34, g33);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part34, g33, Pool);
 
             var g32 = g33;
             // layer2.1.5: relu — resnet18.nn(9,24) — [N, 128, 8, 8] → [N, 128, 8, 8] — backward
@@ -1454,8 +1454,8 @@ namespace Dsl.Models.Tests
             var g31 = _arena.AsSpan(Layer2_1Bn2Grad * MaxBatch, batch * 8192);
             var g26 = _arena.AsSpan(Layer2_0_6Grad * MaxBatch, batch * 8192);
             // layer2.1.add: add(out, input) — resnet18.nn(9,5) — [N, 128, 8, 8] → [N, 128, 8, 8] — backward
-            g32.CopyTo(g31);
-            g32.CopyTo(g26);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g32, g31, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g32, g26, Pool);
 
             var g30 = _arena.AsSpan(Layer2_1Conv2Grad * MaxBatch, batch * 8192);
             // layer2.1.bn2: bn2d as bn2 — resnet18.nn(8,14) — [N, 128, 8, 8] → [N, 128, 8, 8] — backward
@@ -1488,7 +1488,7 @@ namespace Dsl.Models.Tests
             if (!accumulate) gradients.AsSpan(Layer2_1Conv1Weight, 147456).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g27, y26, gradients.AsSpan(Layer2_1Conv1Weight, 147456), default, batch, in Layer2_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g27, parameters.AsSpan(Layer2_1Conv1Weight, 147456), part27, batch, in Layer2_1Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part27, g26);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part27, g26, Pool);
 
             var g25 = g26;
             // layer2.0.6: relu — resnet18.nn(18,23) — [N, 128, 8, 8] → [N, 128, 8, 8] — backward
@@ -1497,8 +1497,8 @@ namespace Dsl.Models.Tests
             var g22 = _arena.AsSpan(Layer2_0Bn2Grad * MaxBatch, batch * 8192);
             var g24 = _arena.AsSpan(Layer2_0Downsample1Grad * MaxBatch, batch * 8192);
             // layer2.0.add: add(out, skip) — resnet18.nn(18,5) — [N, 128, 8, 8] → [N, 128, 8, 8] — backward
-            g25.CopyTo(g22);
-            g25.CopyTo(g24);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g25, g22, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g25, g24, Pool);
 
             var g23 = _arena.AsSpan(Layer2_0Downsample0Grad * MaxBatch, batch * 8192);
             // layer2.0.downsample.1: bn2d — resnet18.nn(17,80) — [N, 128, 8, 8] → [N, 128, 8, 8] — backward
@@ -1545,7 +1545,7 @@ namespace Dsl.Models.Tests
             if (!accumulate) gradients.AsSpan(Layer2_0Conv1Weight, 73728).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g18, y17, gradients.AsSpan(Layer2_0Conv1Weight, 73728), default, batch, in Layer2_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g18, parameters.AsSpan(Layer2_0Conv1Weight, 73728), part18, batch, in Layer2_0Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part18, g17);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part18, g17, Pool);
 
             var g16 = g17;
             // layer1.1.5: relu — resnet18.nn(9,24) — [N, 64, 16, 16] → [N, 64, 16, 16] — backward
@@ -1554,8 +1554,8 @@ namespace Dsl.Models.Tests
             var g15 = _arena.AsSpan(Layer1_1Bn2Grad * MaxBatch, batch * 16384);
             var g10 = _arena.AsSpan(Layer1_0_5Grad * MaxBatch, batch * 16384);
             // layer1.1.add: add(out, input) — resnet18.nn(9,5) — [N, 64, 16, 16] → [N, 64, 16, 16] — backward
-            g16.CopyTo(g15);
-            g16.CopyTo(g10);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g16, g15, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g16, g10, Pool);
 
             var g14 = _arena.AsSpan(Layer1_1Conv2Grad * MaxBatch, batch * 16384);
             // layer1.1.bn2: bn2d as bn2 — resnet18.nn(8,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — backward
@@ -1588,7 +1588,7 @@ namespace Dsl.Models.Tests
             if (!accumulate) gradients.AsSpan(Layer1_1Conv1Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g11, y10, gradients.AsSpan(Layer1_1Conv1Weight, 36864), default, batch, in Layer1_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g11, parameters.AsSpan(Layer1_1Conv1Weight, 36864), part11, batch, in Layer1_1Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part11, g10);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part11, g10, Pool);
 
             var g9 = g10;
             // layer1.0.5: relu — resnet18.nn(9,24) — [N, 64, 16, 16] → [N, 64, 16, 16] — backward
@@ -1597,8 +1597,8 @@ namespace Dsl.Models.Tests
             var g8 = _arena.AsSpan(Layer1_0Bn2Grad * MaxBatch, batch * 16384);
             var g3 = _arena.AsSpan(MaxpoolGrad * MaxBatch, batch * 16384);
             // layer1.0.add: add(out, input) — resnet18.nn(9,5) — [N, 64, 16, 16] → [N, 64, 16, 16] — backward
-            g9.CopyTo(g8);
-            g9.CopyTo(g3);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g9, g8, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g9, g3, Pool);
 
             var g7 = _arena.AsSpan(Layer1_0Conv2Grad * MaxBatch, batch * 16384);
             // layer1.0.bn2: bn2d as bn2 — resnet18.nn(8,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — backward
@@ -1631,7 +1631,7 @@ namespace Dsl.Models.Tests
             if (!accumulate) gradients.AsSpan(Layer1_0Conv1Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer1_0Conv1Weight, 36864), default, batch, in Layer1_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer1_0Conv1Weight, 36864), part4, batch, in Layer1_0Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part4, g3);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part4, g3, Pool);
 
             var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 65536);
             // maxpool: maxpool(3, stride: 2, padding: 1) as maxpool — resnet18.nn(24,8) — [N, 64, 32, 32] → [N, 64, 16, 16] — backward

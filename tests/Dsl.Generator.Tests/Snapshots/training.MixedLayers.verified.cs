@@ -303,7 +303,7 @@ namespace Dsl.Training.Tests
                 _arena.AsSpan(_cache + Bn2SaveMean, 16), _arena.AsSpan(_cache + Bn2SaveInvStd, 16), 1E-05f, batch, 16, 144);
 
             // 6: relu — training.nn(41,8) — [N, 16, 12, 12] → [N, 16, 12, 12]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y5, y6);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y5, y6, Pool);
 
             // c3: conv(16, 8, 3, stride: 2, padding: 1) as c3 — training.nn(42,8) — [N, 16, 12, 12] → [N, 8, 6, 6]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(y6, parameters.AsSpan(C3Weight, 1152), parameters.AsSpan(C3Bias, 8), y7, batch, in C3Geometry, scratch, Pool);

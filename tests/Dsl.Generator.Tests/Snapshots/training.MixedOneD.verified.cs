@@ -179,7 +179,7 @@ namespace Dsl.Training.Tests
                 _arena.AsSpan(_cache + Bn1SaveMean, 6), _arena.AsSpan(_cache + Bn1SaveInvStd, 6), 1E-05f, batch, 6, 18);
 
             // 2: relu — training.nn(52,8) — [N, 6, 18] → [N, 6, 18]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2, Pool);
 
             // 3: flatten — training.nn(53,8) — [N, 6, 18] → [N, 108] — a view, nothing to compute
 

@@ -155,7 +155,7 @@ namespace Dsl.Training.Tests
             global::Dsl.Runtime.Kernels.Linear.Forward(x, parameters.AsSpan(Fc1Weight, 576), parameters.AsSpan(Fc1Bias, 16), y0, batch, 36, 16, scratch, Pool);
 
             // 1: relu — training.nn(19,8) — [N, 16] → [N, 16]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y0, y1);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y0, y1, Pool);
 
             // 2: dropout(0.5) — training.nn(20,8) — [N, 16] → [N, 16] — zero with probability 0.5, scale the rest by 1/(1 - p)
             global::Dsl.Runtime.Kernels.Dropout.Forward(y1, y2, _arena.AsSpan(Layer2Mask * MaxBatch, batch * 16), 0.5f, ref _dropoutRng);

@@ -141,7 +141,7 @@ namespace Dsl.Training.Tests
             global::Dsl.Runtime.Kernels.Linear.Forward(x, parameters.AsSpan(Fc1Weight, 64), parameters.AsSpan(Fc1Bias, 16), y0, batch, 4, 16, scratch, Pool);
 
             // 1: relu — training.nn(60,8) — [N, 16] → [N, 16]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y0, y1);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y0, y1, Pool);
 
             // fc2: linear(16, 2) as fc2 — training.nn(61,8) — [N, 16] → [N, 2]
             global::Dsl.Runtime.Kernels.Linear.Forward(y1, parameters.AsSpan(Fc2Weight, 32), parameters.AsSpan(Fc2Bias, 2), y2, batch, 16, 2, scratch, Pool);

@@ -370,7 +370,7 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g5, y4, parameters.AsSpan(Dense2NormWeight, 10), _arena.AsSpan(_cache + Dense2NormSaveMean, 10), _arena.AsSpan(_cache + Dense2NormSaveInvStd, 10), part5,
                 gradients.AsSpan(Dense2NormWeight, 10), gradients.AsSpan(Dense2NormBias, 10), batch, 10, 144, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part5, g4);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part5, g4, Pool);
 
             var g0 = _arena.AsSpan(StemGrad * MaxBatch, batch * 864);
             var g3 = _arena.AsSpan(Dense1ConvGrad * MaxBatch, batch * 576);
@@ -395,7 +395,7 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Dense1NormWeight, 6), _arena.AsSpan(_cache + Dense1NormSaveMean, 6), _arena.AsSpan(_cache + Dense1NormSaveInvStd, 6), part1,
                 gradients.AsSpan(Dense1NormWeight, 6), gradients.AsSpan(Dense1NormBias, 6), batch, 6, 144, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part1, g0);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part1, g0, Pool);
 
             // stem: conv(3, 6, 3, padding: 1, bias: false) as stem — v2_dense_concat.nn(7,5) — [N, 3, 12, 12] → [N, 6, 12, 12] — backward
             if (!accumulate) gradients.AsSpan(StemWeight, 162).Clear();

@@ -188,7 +188,7 @@ namespace Snapshots
                 1E-05f, batch, 8, 64, 4, Pool);
 
             // 2: relu — v2_group_norm_batch1.nn(1,92) — [N, 8, 8, 8] → [N, 8, 8, 8]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2, Pool);
 
             // 3: conv(8, 8, 3, padding: 1) — v2_group_norm_batch1.nn(1,100) — [N, 8, 8, 8] → [N, 8, 8, 8]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(y2, parameters.AsSpan(Layer3Weight, 576), parameters.AsSpan(Layer3Bias, 8), y3, batch, in Layer3Geometry, scratch, Pool);
@@ -198,7 +198,7 @@ namespace Snapshots
                 0.0001f, batch, 8, 64, 2, Pool);
 
             // 5: relu — v2_group_norm_batch1.nn(1,160) — [N, 8, 8, 8] → [N, 8, 8, 8]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y4, y5);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y4, y5, Pool);
 
             // 6: global_avgpool — v2_group_norm_batch1.nn(1,168) — [N, 8, 8, 8] → [N, 8]
             global::Dsl.Runtime.Kernels.Pooling.GlobalAvgForward(y5, y6, batch, 8, 64);

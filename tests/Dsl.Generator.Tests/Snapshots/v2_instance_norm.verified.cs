@@ -179,7 +179,7 @@ namespace Snapshots
                 default, default, 0.0f, 1E-05f, batch, 5, 25, Pool);
 
             // 2: relu — v2_instance_norm.nn(1,84) — [N, 5, 5, 5] → [N, 5, 5, 5]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2, Pool);
 
             // 3: conv(5, 4, 3) — v2_instance_norm.nn(1,92) — [N, 5, 5, 5] → [N, 4, 3, 3]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(y2, parameters.AsSpan(Layer3Weight, 180), parameters.AsSpan(Layer3Bias, 4), y3, batch, in Layer3Geometry, scratch, Pool);

@@ -160,7 +160,7 @@ namespace Snapshots
                 1E-05f, batch, 144, Pool);
 
             // 2: relu — v2_layer_norm_cnn.nn(1,76) — [N, 4, 6, 6] → [N, 4, 6, 6]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2, Pool);
 
             // 3: flatten — v2_layer_norm_cnn.nn(1,84) — [N, 4, 6, 6] → [N, 144] — a view, nothing to compute
 

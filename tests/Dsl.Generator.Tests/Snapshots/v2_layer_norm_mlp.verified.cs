@@ -183,7 +183,7 @@ namespace Snapshots
                 1E-05f, batch, 16, Pool);
 
             // 2: relu — v2_layer_norm_mlp.nn(1,60) — [N, 16] → [N, 16]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y1, y2, Pool);
 
             // 3: linear(16, 16) — v2_layer_norm_mlp.nn(1,68) — [N, 16] → [N, 16]
             global::Dsl.Runtime.Kernels.Linear.Forward(y2, parameters.AsSpan(Layer3Weight, 256), parameters.AsSpan(Layer3Bias, 16), y3, batch, 16, 16, scratch, Pool);

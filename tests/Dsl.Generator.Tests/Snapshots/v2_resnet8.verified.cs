@@ -513,10 +513,10 @@ namespace Snapshots
                 buffers.AsSpan(Layer1_0Bn2RunningMean, 8), buffers.AsSpan(Layer1_0Bn2RunningVar, 8), 0.1f, 1E-05f, batch, 8, 256, pool: Pool);
 
             // layer1.0.add: add(out, input) — v2_resnet8.nn(6,5) — [N, 8, 16, 16] → [N, 8, 16, 16]
-            global::Dsl.Runtime.Kernels.Merges.Add(y7, y2, y8);
+            global::Dsl.Runtime.Kernels.Merges.Add(y7, y2, y8, Pool);
 
             // layer1.0.5: relu — v2_resnet8.nn(6,24) — [N, 8, 16, 16] → [N, 8, 16, 16]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y8, y9);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y8, y9, Pool);
 
             // layer2.0.conv1: conv(8, 16, 3, stride: 2, padding: 1, bias: false) as conv1 — v2_resnet8.nn(10,11) — [N, 8, 16, 16] → [N, 16, 8, 8]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(y9, parameters.AsSpan(Layer2_0Conv1Weight, 1152), default, y10, batch, in Layer2_0Conv1Geometry, scratch, Pool);
@@ -545,10 +545,10 @@ namespace Snapshots
                 buffers.AsSpan(Layer2_0Downsample1RunningMean, 16), buffers.AsSpan(Layer2_0Downsample1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 64, pool: Pool);
 
             // layer2.0.add: add(out, skip) — v2_resnet8.nn(15,5) — [N, 16, 8, 8] → [N, 16, 8, 8]
-            global::Dsl.Runtime.Kernels.Merges.Add(y14, y16, y17);
+            global::Dsl.Runtime.Kernels.Merges.Add(y14, y16, y17, Pool);
 
             // layer2.0.6: relu — v2_resnet8.nn(15,23) — [N, 16, 8, 8] → [N, 16, 8, 8]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y17, y18);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y17, y18, Pool);
 
             // layer3.0.conv1: conv(16, 32, 3, stride: 2, padding: 1, bias: false) as conv1 — v2_resnet8.nn(10,11) — [N, 16, 8, 8] → [N, 32, 4, 4]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(y18, parameters.AsSpan(Layer3_0Conv1Weight, 4608), default, y19, batch, in Layer3_0Conv1Geometry, scratch, Pool);
@@ -577,10 +577,10 @@ namespace Snapshots
                 buffers.AsSpan(Layer3_0Downsample1RunningMean, 32), buffers.AsSpan(Layer3_0Downsample1RunningVar, 32), 0.1f, 1E-05f, batch, 32, 16, pool: Pool);
 
             // layer3.0.add: add(out, skip) — v2_resnet8.nn(15,5) — [N, 32, 4, 4] → [N, 32, 4, 4]
-            global::Dsl.Runtime.Kernels.Merges.Add(y23, y25, y26);
+            global::Dsl.Runtime.Kernels.Merges.Add(y23, y25, y26, Pool);
 
             // layer3.0.6: relu — v2_resnet8.nn(15,23) — [N, 32, 4, 4] → [N, 32, 4, 4]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y26, y27);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y26, y27, Pool);
 
             // 6: global_avgpool — v2_resnet8.nn(22,8) — [N, 32, 4, 4] → [N, 32]
             global::Dsl.Runtime.Kernels.Pooling.GlobalAvgForward(y27, y28, batch, 32, 16);
@@ -646,8 +646,8 @@ namespace Snapshots
             var g23 = _arena.AsSpan(Layer3_0Bn2Grad * MaxBatch, batch * 512);
             var g25 = _arena.AsSpan(Layer3_0Downsample1Grad * MaxBatch, batch * 512);
             // layer3.0.add: add(out, skip) — v2_resnet8.nn(15,5) — [N, 32, 4, 4] → [N, 32, 4, 4] — backward
-            g26.CopyTo(g23);
-            g26.CopyTo(g25);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g26, g23, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g26, g25, Pool);
 
             var g24 = _arena.AsSpan(Layer3_0Downsample0Grad * MaxBatch, batch * 512);
             // layer3.0.downsample.1: bn2d — v2_resnet8.nn(14,80) — [N, 32, 4, 4] → [N, 32, 4, 4] — backward
@@ -694,7 +694,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer3_0Conv1Weight, 4608).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g19, y18, gradients.AsSpan(Layer3_0Conv1Weight, 4608), default, batch, in Layer3_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g19, parameters.AsSpan(Layer3_0Conv1Weight, 4608), part19, batch, in Layer3_0Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part19, g18);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part19, g18, Pool);
 
             var g17 = g18;
             // layer2.0.6: relu — v2_resnet8.nn(15,23) — [N, 16, 8, 8] → [N, 16, 8, 8] — backward
@@ -703,8 +703,8 @@ namespace Snapshots
             var g14 = _arena.AsSpan(Layer2_0Bn2Grad * MaxBatch, batch * 1024);
             var g16 = _arena.AsSpan(Layer2_0Downsample1Grad * MaxBatch, batch * 1024);
             // layer2.0.add: add(out, skip) — v2_resnet8.nn(15,5) — [N, 16, 8, 8] → [N, 16, 8, 8] — backward
-            g17.CopyTo(g14);
-            g17.CopyTo(g16);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g17, g14, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g17, g16, Pool);
 
             var g15 = _arena.AsSpan(Layer2_0Downsample0Grad * MaxBatch, batch * 1024);
             // layer2.0.downsample.1: bn2d — v2_resnet8.nn(14,80) — [N, 16, 8, 8] → [N, 16, 8, 8] — backward
@@ -751,7 +751,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer2_0Conv1Weight, 1152).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g10, y9, gradients.AsSpan(Layer2_0Conv1Weight, 1152), default, batch, in Layer2_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g10, parameters.AsSpan(Layer2_0Conv1Weight, 1152), part10, batch, in Layer2_0Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part10, g9);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part10, g9, Pool);
 
             var g8 = g9;
             // layer1.0.5: relu — v2_resnet8.nn(6,24) — [N, 8, 16, 16] → [N, 8, 16, 16] — backward
@@ -760,8 +760,8 @@ namespace Snapshots
             var g7 = _arena.AsSpan(Layer1_0Bn2Grad * MaxBatch, batch * 2048);
             var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 2048);
             // layer1.0.add: add(out, input) — v2_resnet8.nn(6,5) — [N, 8, 16, 16] → [N, 8, 16, 16] — backward
-            g8.CopyTo(g7);
-            g8.CopyTo(g2);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g8, g7, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g8, g2, Pool);
 
             var g6 = _arena.AsSpan(Layer1_0Conv2Grad * MaxBatch, batch * 2048);
             // layer1.0.bn2: bn2d as bn2 — v2_resnet8.nn(5,14) — [N, 8, 16, 16] → [N, 8, 16, 16] — backward
@@ -794,7 +794,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer1_0Conv1Weight, 576).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g3, y2, gradients.AsSpan(Layer1_0Conv1Weight, 576), default, batch, in Layer1_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g3, parameters.AsSpan(Layer1_0Conv1Weight, 576), part3, batch, in Layer1_0Conv1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part3, g2);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part3, g2, Pool);
 
             var g1 = g2;
             // 2: relu — v2_resnet8.nn(18,71) — [N, 8, 16, 16] → [N, 8, 16, 16] — backward

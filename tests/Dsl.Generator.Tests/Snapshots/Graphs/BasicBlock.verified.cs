@@ -220,10 +220,10 @@ namespace GraphTests
                 buffers.AsSpan(Bn2RunningMean, 16), buffers.AsSpan(Bn2RunningVar, 16), 0.1f, 1E-05f, batch, 16, 36, pool: Pool);
 
             // add: add(out, input) — basicblock.nn(1,1) — [N, 16, 6, 6] → [N, 16, 6, 6]
-            global::Dsl.Runtime.Kernels.Merges.Add(y4, x, y5);
+            global::Dsl.Runtime.Kernels.Merges.Add(y4, x, y5, Pool);
 
             // relu2: relu as relu2 — basicblock.nn(1,191) — [N, 16, 6, 6] → [N, 16, 6, 6]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y5, y6);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y5, y6, Pool);
 
             y6.CopyTo(output);
         }
@@ -257,8 +257,8 @@ namespace GraphTests
 
             var g4 = _arena.AsSpan(Bn2Grad * MaxBatch, batch * 576);
             // add: add(out, input) — basicblock.nn(1,1) — [N, 16, 6, 6] → [N, 16, 6, 6] — backward
-            g5.CopyTo(g4);
-            if (!inputGrad.IsEmpty) g5.CopyTo(inputGrad);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g5, g4, Pool);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Merges.Copy(g5, inputGrad, Pool);
 
             var g3 = _arena.AsSpan(Conv2Grad * MaxBatch, batch * 576);
             // bn2: bn2d(16) as bn2 — basicblock.nn(1,172) — [N, 16, 6, 6] → [N, 16, 6, 6] — backward
@@ -291,7 +291,7 @@ namespace GraphTests
             if (!accumulate) gradients.AsSpan(Conv1Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 2304), default, batch, in Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 2304), part0, batch, in Conv1Geometry, scratch, Pool);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Merges.Accumulate(part0, inputGrad);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Merges.Accumulate(part0, inputGrad, Pool);
         }
 
         /// <inheritdoc/>

@@ -340,7 +340,7 @@ namespace GraphTests
             if (!accumulate) gradients.AsSpan(Branch1Weight, 128).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g3, y2, gradients.AsSpan(Branch1Weight, 128), default, batch, in Branch1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g3, parameters.AsSpan(Branch1Weight, 128), part3, batch, in Branch1Geometry, scratch, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part3, g2);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part3, g2, Pool);
 
             var g1 = g2;
             // stem_relu: relu as stem_relu — branchblock.nn(1,103) — [N, 16, 8, 8] → [N, 16, 8, 8] — backward

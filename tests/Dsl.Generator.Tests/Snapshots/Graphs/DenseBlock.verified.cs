@@ -266,7 +266,7 @@ namespace GraphTests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g2, y1, parameters.AsSpan(NormWeight, 8), _arena.AsSpan(_cache + NormSaveMean, 8), _arena.AsSpan(_cache + NormSaveInvStd, 8), part2,
                 gradients.AsSpan(NormWeight, 8), gradients.AsSpan(NormBias, 8), batch, 8, 36, Pool);
-            global::Dsl.Runtime.Kernels.Merges.Accumulate(part2, g1);
+            global::Dsl.Runtime.Kernels.Merges.Accumulate(part2, g1, Pool);
 
             var g0 = _arena.AsSpan(StemGrad * MaxBatch, batch * 288);
             // stem_bn: bn2d(8) as stem_bn — denseblock.nn(1,79) — [N, 8, 6, 6] → [N, 8, 6, 6] — backward

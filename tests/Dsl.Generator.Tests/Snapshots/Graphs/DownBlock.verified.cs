@@ -263,10 +263,10 @@ namespace GraphTests
                 buffers.AsSpan(Downsample1RunningMean, 16), buffers.AsSpan(Downsample1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 25, pool: Pool);
 
             // add: add(out, downsample) — downblock.nn(1,1) — [N, 16, 5, 5] → [N, 16, 5, 5]
-            global::Dsl.Runtime.Kernels.Merges.Add(y4, y6, y7);
+            global::Dsl.Runtime.Kernels.Merges.Add(y4, y6, y7, Pool);
 
             // relu2: relu as relu2 — downblock.nn(1,202) — [N, 16, 5, 5] → [N, 16, 5, 5]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y7, y8);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y7, y8, Pool);
 
             y8.CopyTo(output);
         }
@@ -302,8 +302,8 @@ namespace GraphTests
             var g4 = _arena.AsSpan(Bn2Grad * MaxBatch, batch * 400);
             var g6 = _arena.AsSpan(Downsample1Grad * MaxBatch, batch * 400);
             // add: add(out, downsample) — downblock.nn(1,1) — [N, 16, 5, 5] → [N, 16, 5, 5] — backward
-            g7.CopyTo(g4);
-            g7.CopyTo(g6);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g7, g4, Pool);
+            global::Dsl.Runtime.Kernels.Merges.Copy(g7, g6, Pool);
 
             var g5 = _arena.AsSpan(Downsample0Grad * MaxBatch, batch * 400);
             // downsample_1: bn2d(16) as downsample_1 — downblock.nn(1,89) — [N, 16, 5, 5] → [N, 16, 5, 5] — backward
@@ -349,7 +349,7 @@ namespace GraphTests
             if (!accumulate) gradients.AsSpan(Conv1Weight, 1152).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 1152), default, batch, in Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 1152), part0, batch, in Conv1Geometry, scratch, Pool);
-            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Merges.Accumulate(part0, inputGrad);
+            if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Merges.Accumulate(part0, inputGrad, Pool);
         }
 
         /// <inheritdoc/>
