@@ -257,4 +257,58 @@ public sealed class MaxPool2x2Tests
             }
         }
     }
+
+    // The micro-kernels on 512-bit registers (one per row of the 6×16 block; two blocks side by side in
+    // KernelPair) give the bits of the 256-bit ones: each element of C is the same chain of fused multiply-adds
+    // down K. Depths around the unrolling, accumulation, a bias start, ReLU with negative zeros and NaN. On a CPU
+    // without AVX-512 the dispatching kernels take the 256-bit path and both sides agree trivially.
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(16)]
+    [InlineData(255)]
+    public unsafe void WideKernelsGiveTheNarrowKernelsBits(int kc)
+    {
+        const int ldc = 40;
+        var a = TestUtil.Random(kc * Gemm.MR, 1);
+        var b = TestUtil.Random(kc * 2 * Gemm.NR, 2);
+        var c0 = TestUtil.Random(Gemm.MR * ldc, 3);
+        c0[5] = float.NaN;
+        c0[ldc + 2] = -0f;
+        var bias = TestUtil.Random(Gemm.MR, 4);
+        var offsets = Enumerable.Range(0, kc).Select(p => (p * 37) % (kc * Gemm.NR)).ToArray();
+        var rows = new[] { 0, 3, 11, 20, 5, 17 };
+        var image = TestUtil.Random(kc * Gemm.NR + 40, 5);
+        image[7] = float.NaN;
+        foreach (bool accumulate in new[] { false, true })
+        {
+            var wide = (float[])c0.Clone();
+            var narrow = (float[])c0.Clone();
+            fixed (float* pa = a, pb = b, pw = wide, pn = narrow, pbias = bias, pimage = image)
+            fixed (int* po = offsets, pr = rows)
+            {
+                Gemm.Kernel(kc, pa, pb, pw, ldc, accumulate);
+                Gemm.KernelNarrow(kc, pa, pb, pn, ldc, accumulate);
+                Assert.Equal(narrow, wide);
+
+                Gemm.KernelPair(kc, pa, pb, pb + kc * Gemm.NR, pw, ldc, accumulate);
+                Gemm.KernelNarrow(kc, pa, pb, pn, ldc, accumulate);
+                Gemm.KernelNarrow(kc, pa, pb + kc * Gemm.NR, pn + Gemm.NR, ldc, accumulate);
+                Assert.Equal(narrow, wide);
+
+                foreach (bool relu in new[] { false, true })
+                {
+                    Gemm.KernelOffsets(kc, pa, pimage, po, pw, ldc, accumulate, accumulate ? null : pbias, relu);
+                    Gemm.KernelOffsetsNarrow(kc, pa, pimage, po, pn, ldc, accumulate, accumulate ? null : pbias, relu);
+                    Assert.Equal(narrow, wide);
+                }
+
+                Gemm.KernelRows(Math.Min(kc, 19), pimage, pr, pb, pw, ldc, accumulate);
+                Gemm.KernelRowsNarrow(Math.Min(kc, 19), pimage, pr, pb, pn, ldc, accumulate);
+                Assert.Equal(narrow, wide);
+            }
+
+            Assert.NotEqual(c0, wide);
+        }
+    }
 }

@@ -939,7 +939,21 @@ public static unsafe partial class ConvWinograd
         {
             float* uXi = u + xi * p.UStride;
             float* mXi = m + (long)xi * p.CoutPad * p.BlockTiles;
-            for (int q = 0; q < panels; q++)
+            int q = 0;
+            if (Gemm.Wide)
+            {
+                // Two panels of tiles per call (Gemm.KernelPair: the same products, twelve chains in flight).
+                for (; q + 2 <= panels; q += 2)
+                {
+                    float* bPanel = v + xi * p.VStride + (long)q * cin * Gemm.NR;
+                    for (int ir = 0; ir < p.CoutPad; ir += Gemm.MR)
+                    {
+                        Gemm.KernelPair(cin, uXi + (long)ir * cin, bPanel, bPanel + cin * Gemm.NR, mXi + (long)ir * p.BlockTiles + q * Gemm.NR, p.BlockTiles, accumulate: false);
+                    }
+                }
+            }
+
+            for (; q < panels; q++)
             {
                 float* bPanel = v + xi * p.VStride + (long)q * cin * Gemm.NR;
                 for (int ir = 0; ir < p.CoutPad; ir += Gemm.MR)

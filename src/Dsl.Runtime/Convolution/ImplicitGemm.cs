@@ -118,16 +118,7 @@ internal static unsafe class ImplicitGemm
                             bool add = pb != null || pc > 0;
                             PackImage(xs, g, pc, kc, jc, nc, packB);
                             float* aBlock = packedA + (long)pc * mPadded;
-                            for (int jr = 0; jr < nc; jr += Gemm.NR)
-                            {
-                                int nr = Math.Min(Gemm.NR, nc - jr);
-                                float* bPanel = packB + (long)jr * kc;
-                                for (int ir = 0; ir < m; ir += Gemm.MR)
-                                {
-                                    int mr = Math.Min(Gemm.MR, m - ir);
-                                    Gemm.Tile(kc, aBlock + (long)ir * kc, bPanel, ys + (long)ir * pixels + jc + jr, pixels, mr, nr, add, edge);
-                                }
-                            }
+                            Gemm.PanelProduct(kc, aBlock, m, packB, nc, ys + jc, pixels, add, edge);
                         }
                     }
 
@@ -492,16 +483,7 @@ internal static unsafe class ImplicitGemm
                             {
                                 int mc = Math.Min(Gemm.MC, m - ic);
                                 Gemm.PackA(dys + (long)ic * pixels + pc, pixels, 1, mc, kc, packA);
-                                for (int jr = 0; jr < nc; jr += Gemm.NR)
-                                {
-                                    int nr = Math.Min(Gemm.NR, nc - jr);
-                                    float* bPanel = packB + (long)jr * kc;
-                                    for (int ir = 0; ir < mc; ir += Gemm.MR)
-                                    {
-                                        int mr = Math.Min(Gemm.MR, mc - ir);
-                                        Gemm.Tile(kc, packA + (long)ir * kc, bPanel, dwg + (long)(ic + ir) * k + jc + jr, k, mr, nr, accumulate: true, edge);
-                                    }
-                                }
+                                Gemm.PanelProduct(kc, packA, mc, packB, nc, dwg + (long)ic * k + jc, k, accumulate: true, edge);
                             }
                         }
                     }

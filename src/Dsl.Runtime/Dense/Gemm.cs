@@ -1,4 +1,4 @@
-// Packed, cache-blocked single-precision matrix multiply with a 6×16 FMA register micro-kernel.
+// Packed, cache-blocked single-precision matrix multiply with a 6×16 FMA register micro-kernel (256- or 512-bit registers).
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
@@ -22,6 +22,14 @@ public static class Gemm
 
     /// <summary>Columns of C per micro-kernel call (two 8-float vectors).</summary>
     public const int NR = 16;
+
+    /// <summary>
+    /// Whether the micro-kernels hold a row of the 6×16 block in one 512-bit register (AVX-512F) instead of two
+    /// 256-bit ones. Each element of C is the same chain of fused multiply-adds down K either way, so both give
+    /// the same bits; on a core with full-width AVX-512 units (AMD Zen 5, Intel server cores) the wide ones do
+    /// twice the multiply-adds per instruction, and <see cref="KernelPair"/> keeps twelve of them in flight.
+    /// </summary>
+    internal static readonly bool Wide = Avx512F.IsSupported;
 
     internal const int KC = 256;
     internal const int MC = 96; // multiple of MR
@@ -153,14 +161,47 @@ public static class Gemm
         {
             int mc = Math.Min(MC, m - ic);
             PackA(a + (long)ic * aRowStride, aRowStride, aColStride, mc, kc, packA);
-            for (int jr = 0; jr < nc; jr += NR)
+            PanelProduct(kc, packA, mc, packedB, nc, c + (long)ic * ldc, ldc, add, edge);
+        }
+    }
+
+    /// <summary>
+    /// C[m × nc] (+)= A · B from packed operands: A as panels of <see cref="MR"/> rows (panel i at
+    /// <c>a + i·kc</c>, i a multiple of MR), B as panels of <see cref="NR"/> columns (panel j at <c>b + j·kc</c>),
+    /// each kc deep. Every B panel against every A panel, edge tiles through <paramref name="edge"/>; with
+    /// <see cref="Wide"/> two B panels at a time (<see cref="KernelPair"/>: the same products, more in flight).
+    /// </summary>
+    internal static unsafe void PanelProduct(int kc, float* a, int m, float* b, int nc, float* c, int ldc, bool accumulate, float* edge)
+    {
+        int jr = 0;
+        if (Wide)
+        {
+            for (; jr + 2 * NR <= nc; jr += 2 * NR)
             {
-                int nr = Math.Min(NR, nc - jr);
-                float* bPanel = packedB + (long)jr * kc;
-                for (int ir = 0; ir < mc; ir += MR)
+                float* bPanel = b + (long)jr * kc;
+                for (int ir = 0; ir < m; ir += MR)
                 {
-                    Tile(kc, packA + ir * kc, bPanel, c + (long)(ic + ir) * ldc + jr, ldc, Math.Min(MR, mc - ir), nr, add, edge);
+                    float* cTile = c + (long)ir * ldc + jr;
+                    if (m - ir >= MR)
+                    {
+                        KernelPair(kc, a + (long)ir * kc, bPanel, bPanel + kc * NR, cTile, ldc, accumulate);
+                    }
+                    else
+                    {
+                        Tile(kc, a + (long)ir * kc, bPanel, cTile, ldc, m - ir, NR, accumulate, edge);
+                        Tile(kc, a + (long)ir * kc, bPanel + kc * NR, cTile + NR, ldc, m - ir, NR, accumulate, edge);
+                    }
                 }
+            }
+        }
+
+        for (; jr < nc; jr += NR)
+        {
+            int nr = Math.Min(NR, nc - jr);
+            float* bPanel = b + (long)jr * kc;
+            for (int ir = 0; ir < m; ir += MR)
+            {
+                Tile(kc, a + (long)ir * kc, bPanel, c + (long)ir * ldc + jr, ldc, Math.Min(MR, m - ir), nr, accumulate, edge);
             }
         }
     }
@@ -351,8 +392,15 @@ public static class Gemm
     }
 
     /// <summary>The 6×16 register block with B rows at <c>b + offsets[p]</c>: C[6×16] (+)= A panel (kc × 6) · B, rows started from rowBias when given, ReLU'd when asked.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void KernelOffsets(int kc, float* a, float* b, int* offsets, float* c, int ldc, bool accumulate, float* rowBias = null, bool relu = false)
+    {
+        if (Wide) KernelOffsetsWide(kc, a, b, offsets, c, ldc, accumulate, rowBias, relu);
+        else KernelOffsetsNarrow(kc, a, b, offsets, c, ldc, accumulate, rowBias, relu);
+    }
+
+    /// <summary><see cref="KernelOffsets"/> in twelve 256-bit registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void KernelOffsetsNarrow(int kc, float* a, float* b, int* offsets, float* c, int ldc, bool accumulate, float* rowBias, bool relu)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -399,8 +447,15 @@ public static class Gemm
     /// The 6×16 register block with A read in place: row i of A is the contiguous run at <c>a + rows[i]</c>
     /// (a convolution's shifted image row), B a packed panel. C[6×16] (+)= A (6 × kc) · B (kc × 16).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void KernelRows(int kc, float* a, int* rows, float* b, float* c, int ldc, bool accumulate)
+    {
+        if (Wide) KernelRowsWide(kc, a, rows, b, c, ldc, accumulate);
+        else KernelRowsNarrow(kc, a, rows, b, c, ldc, accumulate);
+    }
+
+    /// <summary><see cref="KernelRows"/> in twelve 256-bit registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void KernelRowsNarrow(int kc, float* a, int* rows, float* b, float* c, int ldc, bool accumulate)
     {
         float* r0 = a + rows[0], r1 = a + rows[1], r2 = a + rows[2], r3 = a + rows[3], r4 = a + rows[4], r5 = a + rows[5];
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
@@ -478,8 +533,15 @@ public static class Gemm
         Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : a * b + c;
 
     /// <summary>The 6×16 register block: C[6×16] (+)= A panel (kc × 6) · B panel (kc × 16).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void Kernel(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    {
+        if (Wide) KernelWide(kc, a, b, c, ldc, accumulate);
+        else KernelNarrow(kc, a, b, c, ldc, accumulate);
+    }
+
+    /// <summary><see cref="Kernel"/> in twelve 256-bit registers (two per row of the block).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void KernelNarrow(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -511,4 +573,160 @@ public static class Gemm
 
         StoreBlock(c, ldc, accumulate, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
     }
+
+    /// <summary><see cref="Kernel"/> in six 512-bit registers (one per row of the block); the same bits as <see cref="KernelNarrow"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void KernelWide(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            c0 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[0]), b0, c0);
+            c1 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[1]), b0, c1);
+            c2 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[2]), b0, c2);
+            c3 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[3]), b0, c3);
+            c4 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[4]), b0, c4);
+            c5 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[5]), b0, c5);
+            a += MR;
+            b += NR;
+        }
+
+        StoreBlockWide(c, ldc, accumulate, c0, c1, c2, c3, c4, c5);
+    }
+
+    /// <summary>
+    /// Two 6×16 blocks side by side, C[6×32] (+)= A panel (kc × 6) · [B panel | next B panel], in twelve 512-bit
+    /// registers: each A element is read once for both, and twelve independent chains cover the multiply-add
+    /// latency that six cannot. The same bits as <see cref="Kernel"/> on each panel.
+    /// </summary>
+    /// <param name="kc">Depth.</param><param name="a">A panel (kc × 6, p-major).</param>
+    /// <param name="b">First B panel (kc × 16, p-major).</param><param name="bNext">Second B panel, for C's columns 16…31.</param>
+    /// <param name="c">C's first element.</param><param name="ldc">Row stride of C.</param><param name="accumulate">Add to C instead of overwriting it.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void KernelPair(int kc, float* a, float* b, float* bNext, float* c, int ldc, bool accumulate)
+    {
+        if (!Wide)
+        {
+            KernelNarrow(kc, a, b, c, ldc, accumulate);
+            KernelNarrow(kc, a, bNext, c + NR, ldc, accumulate);
+            return;
+        }
+
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(bNext);
+            var a0 = Vector512.Create(a[0]);
+            c00 = Avx512F.FusedMultiplyAdd(a0, b0, c00);
+            c01 = Avx512F.FusedMultiplyAdd(a0, b1, c01);
+            var a1 = Vector512.Create(a[1]);
+            c10 = Avx512F.FusedMultiplyAdd(a1, b0, c10);
+            c11 = Avx512F.FusedMultiplyAdd(a1, b1, c11);
+            var a2 = Vector512.Create(a[2]);
+            c20 = Avx512F.FusedMultiplyAdd(a2, b0, c20);
+            c21 = Avx512F.FusedMultiplyAdd(a2, b1, c21);
+            var a3 = Vector512.Create(a[3]);
+            c30 = Avx512F.FusedMultiplyAdd(a3, b0, c30);
+            c31 = Avx512F.FusedMultiplyAdd(a3, b1, c31);
+            var a4 = Vector512.Create(a[4]);
+            c40 = Avx512F.FusedMultiplyAdd(a4, b0, c40);
+            c41 = Avx512F.FusedMultiplyAdd(a4, b1, c41);
+            var a5 = Vector512.Create(a[5]);
+            c50 = Avx512F.FusedMultiplyAdd(a5, b0, c50);
+            c51 = Avx512F.FusedMultiplyAdd(a5, b1, c51);
+            a += MR;
+            b += NR;
+            bNext += NR;
+        }
+
+        StoreBlockWide(c, ldc, accumulate, c00, c10, c20, c30, c40, c50);
+        StoreBlockWide(c + NR, ldc, accumulate, c01, c11, c21, c31, c41, c51);
+    }
+
+    /// <summary><see cref="KernelOffsets"/> in six 512-bit registers; the same bits as <see cref="KernelOffsetsNarrow"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void KernelOffsetsWide(int kc, float* a, float* b, int* offsets, float* c, int ldc, bool accumulate, float* rowBias, bool relu)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        if (rowBias != null)
+        {
+            c0 = Vector512.Create(rowBias[0]);
+            c1 = Vector512.Create(rowBias[1]);
+            c2 = Vector512.Create(rowBias[2]);
+            c3 = Vector512.Create(rowBias[3]);
+            c4 = Vector512.Create(rowBias[4]);
+            c5 = Vector512.Create(rowBias[5]);
+        }
+
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b + offsets[p]);
+            c0 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[0]), b0, c0);
+            c1 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[1]), b0, c1);
+            c2 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[2]), b0, c2);
+            c3 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[3]), b0, c3);
+            c4 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[4]), b0, c4);
+            c5 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[5]), b0, c5);
+            a += MR;
+        }
+
+        StoreBlockWide(c, ldc, accumulate, c0, c1, c2, c3, c4, c5, relu);
+    }
+
+    /// <summary><see cref="KernelRows"/> in six 512-bit registers; the same bits as <see cref="KernelRowsNarrow"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void KernelRowsWide(int kc, float* a, int* rows, float* b, float* c, int ldc, bool accumulate)
+    {
+        float* r0 = a + rows[0], r1 = a + rows[1], r2 = a + rows[2], r3 = a + rows[3], r4 = a + rows[4], r5 = a + rows[5];
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            c0 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[p]), b0, c0);
+            c1 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[p]), b0, c1);
+            c2 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[p]), b0, c2);
+            c3 = Avx512F.FusedMultiplyAdd(Vector512.Create(r3[p]), b0, c3);
+            c4 = Avx512F.FusedMultiplyAdd(Vector512.Create(r4[p]), b0, c4);
+            c5 = Avx512F.FusedMultiplyAdd(Vector512.Create(r5[p]), b0, c5);
+            b += NR;
+        }
+
+        StoreBlockWide(c, ldc, accumulate, c0, c1, c2, c3, c4, c5);
+    }
+
+    // A 6×16 block of 512-bit rows into C: added to what is there when accumulating, ReLU'd when asked, stored
+    // (the operations of StoreBlock, lane for lane).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreBlockWide(float* c, int ldc, bool accumulate,
+        Vector512<float> c0, Vector512<float> c1, Vector512<float> c2, Vector512<float> c3, Vector512<float> c4, Vector512<float> c5, bool relu = false)
+    {
+        if (accumulate)
+        {
+            c0 += Vector512.Load(c);
+            c1 += Vector512.Load(c + ldc);
+            c2 += Vector512.Load(c + 2 * ldc);
+            c3 += Vector512.Load(c + 3 * ldc);
+            c4 += Vector512.Load(c + 4 * ldc);
+            c5 += Vector512.Load(c + 5 * ldc);
+        }
+
+        if (relu)
+        {
+            c0 = Relu(c0); c1 = Relu(c1); c2 = Relu(c2); c3 = Relu(c3); c4 = Relu(c4); c5 = Relu(c5);
+        }
+
+        Vector512.Store(c0, c);
+        Vector512.Store(c1, c + ldc);
+        Vector512.Store(c2, c + 2 * ldc);
+        Vector512.Store(c3, c + 3 * ldc);
+        Vector512.Store(c4, c + 4 * ldc);
+        Vector512.Store(c5, c + 5 * ldc);
+    }
+
+    // Activations.Relu on 16 lanes: max(v, 0), NaN kept.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Relu(Vector512<float> v) => v & (Vector512.GreaterThan(v, Vector512<float>.Zero) | ~Vector512.Equals(v, v));
 }
