@@ -132,7 +132,7 @@ namespace Snapshots
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(x, parameters.AsSpan(CWeight, 2304), parameters.AsSpan(CBias, 16), y0, batch, in CGeometry, scratch, Pool);
 
             // 1: relu — behaviour.nn(17,78) — [N, 16, 6, 6] → [N, 16, 6, 6]
-            global::Dsl.Runtime.Kernels.Activations.ReluForward(y0, y1);
+            global::Dsl.Runtime.Kernels.Activations.ReluForward(y0, y1, Pool);
 
             y1.CopyTo(output);
         }
