@@ -29,12 +29,14 @@ string csvPath = Path.Combine(options.OutputDir, "epochs.csv");
 
 // The epochs the schedule spans: given, read from the checkpoint resumed, or as many as the time budget holds.
 int? resumedEpochs = null;
+string resumedCuts = "";
 double resumedBest = double.NegativeInfinity;
 int resumedBestEpoch = 0;
 if (options.Resume is not null)
 {
     using var file = SafetensorsFile.Read(options.Resume);
     if (file.Metadata.TryGetValue("plan.epochs", out var planned)) resumedEpochs = int.Parse(planned, CultureInfo.InvariantCulture);
+    if (file.Metadata.TryGetValue("plan.cuts", out var cuts)) resumedCuts = cuts;
     if (file.Metadata.TryGetValue("best.test_accuracy", out var best)) resumedBest = double.Parse(best, CultureInfo.InvariantCulture);
     if (file.Metadata.TryGetValue("best.epoch", out var bestEpoch)) resumedBestEpoch = int.Parse(bestEpoch, CultureInfo.InvariantCulture);
 }
@@ -45,7 +47,18 @@ int epochs = options.Epochs ?? resumedEpochs ?? Recipe.PlanEpochs(options, train
 var model = new Net(maxBatch: maxBatch, seed: options.Seed, threads: options.Threads);
 var loader = Recipe.Loader(options, train, normalization);
 var optimizer = Recipe.Optimizer(options, model);
-var schedule = Recipe.Schedule(options, (long)epochs * loader.BatchesPerEpoch, loader.BatchesPerEpoch);
+// The schedule spans the planned epochs; when the machine turns out slower than measured, the rest of it is squeezed
+// into the epochs the budget still holds (below), so the run always ends annealed rather than cut off at a high rate.
+long plannedSteps = (long)epochs * loader.BatchesPerEpoch;
+var schedule = new ShortenedSchedule(Recipe.Schedule(options, plannedSteps, loader.BatchesPerEpoch), plannedSteps);
+foreach (var cut in resumedCuts.Split(';', StringSplitOptions.RemoveEmptyEntries))
+{
+    var parts = cut.Split(':');
+    schedule.Shorten(long.Parse(parts[0], CultureInfo.InvariantCulture), long.Parse(parts[1], CultureInfo.InvariantCulture));
+}
+
+int plannedEpochs = epochs;
+epochs = (int)(schedule.TotalSteps / loader.BatchesPerEpoch);
 var trainer = new Trainer(model, optimizer, loader, schedule, options.LabelSmoothing);
 
 if (options.Resume is not null)
@@ -81,7 +94,8 @@ while (trainer.CompletedEpochs < epochs)
     double accuracy = result.TestAccuracy ?? double.NaN;
     IEnumerable<KeyValuePair<string, string>> Plan() =>
     [
-        new("plan.epochs", epochs.ToString(c)),
+        new("plan.epochs", plannedEpochs.ToString(c)),
+        new("plan.cuts", string.Join(";", schedule.Cuts.Select(x => string.Create(c, $"{x.FromStep}:{x.TotalSteps}")))),
         new("best.test_accuracy", Math.Max(bestAccuracy, accuracy).ToString("R", c)),
         new("best.epoch", (accuracy > bestAccuracy ? epoch : bestEpochNumber).ToString(c)),
     ];
@@ -97,9 +111,20 @@ while (trainer.CompletedEpochs < epochs)
         $"epoch {epoch}/{epochs}: test accuracy {accuracy:0.0000} (best {bestAccuracy:0.0000} at epoch {bestEpochNumber}); {clock.Elapsed.TotalMinutes:0.0} min elapsed"));
     Plots.Write(progress.Results, test.Count, plotPath, csvPath, $"Fashion-MNIST, {model.Name} ({Net.ParameterCount:N0} parameters)");
 
-    // Stop when the next epoch, at the mean pace so far, would end past the budget.
+    // At the mean pace so far, how many more epochs the budget holds: fewer than planned, the rest of the schedule is
+    // squeezed into them (re-planned); none, the run stops here.
     double perEpoch = clock.Elapsed.TotalSeconds / epochsThisRun;
-    if (trainer.CompletedEpochs < epochs && clock.Elapsed.TotalSeconds + perEpoch > options.TimeBudgetMinutes * 60)
+    int fit = (int)Math.Floor((options.TimeBudgetMinutes * 60 - clock.Elapsed.TotalSeconds) / perEpoch);
+    if (trainer.CompletedEpochs < epochs && fit >= 1 && trainer.CompletedEpochs + fit < epochs)
+    {
+        int was = epochs;
+        epochs = trainer.CompletedEpochs + fit;
+        schedule.Shorten(optimizer.StepCount, (long)epochs * loader.BatchesPerEpoch);
+        progress.TotalEpochs = epochs;
+        Console.WriteLine(string.Create(c,
+            $"re-planned: {clock.Elapsed.TotalMinutes:0.0} of {options.TimeBudgetMinutes:0.#} min spent at {perEpoch:0} s per epoch, {fit} more epoch(s) fit: the rest of the schedule squeezed from {was} into {epochs} epochs"));
+    }
+    else if (trainer.CompletedEpochs < epochs && fit < 1)
     {
         stoppedByBudget = true;
         Console.WriteLine(string.Create(c,
@@ -113,6 +138,11 @@ if (progress.Results.Count > 0)
 {
     var last = progress.Results[^1];
     double secondsPerEpoch = progress.Results.Where(r => r.Samples == loader.SamplesPerEpoch).Select(r => r.Seconds).DefaultIfEmpty(double.NaN).Average();
+    // Test-time augmentation, reported beside the plain number (the final line keeps the plain one): each test image and
+    // its mirror through Infer, logits averaged.
+    double flipped = FlipEvaluation.Accuracy(model, test, width: 28);
+    Console.WriteLine(string.Create(c,
+        $"with a test-time flip: test accuracy {flipped:0.0000} (each image and its mirror through Infer, logits averaged; plain {last.TestAccuracy:0.0000})"));
     Console.WriteLine(string.Create(c,
         $"best: test accuracy {bestAccuracy:0.0000} at epoch {bestEpochNumber} ({bestPath}); {clock.Elapsed.TotalMinutes:0.0} min of training and evaluation{(stoppedByBudget ? ", stopped by the time budget" : "")}"));
     Console.WriteLine(string.Create(c,

@@ -29,8 +29,8 @@ public sealed class TrainingProgress
         Interactive = interactive ?? (!Console.IsOutputRedirected && _console.Profile.Capabilities.Interactive);
     }
 
-    /// <summary>Epochs planned.</summary>
-    public int TotalEpochs { get; }
+    /// <summary>Epochs planned (for "epoch 3/20"); a run that re-plans sets the new count.</summary>
+    public int TotalEpochs { get; set; }
 
     /// <summary>Whether progress bars are drawn (else plain lines).</summary>
     public bool Interactive { get; }

@@ -111,4 +111,49 @@ public class ScheduleTests
         Assert.Equal("warmupStartFactor must be in (0, 1] (PyTorch's LinearLR start_factor), got 0. (Parameter 'warmupStartFactor')",
             Assert.Throws<ArgumentException>(() => new CosineSchedule(0.3f, 20, warmupSteps: 5, warmupStartFactor: 0)).Message);
     }
+
+    // A run planned for 101 steps that turns out slower: the rest of its one-cycle is squeezed into fewer steps, the rates
+    // before the cut unchanged, the one at the cut unchanged, the last rate reached at the new last step.
+    [Fact]
+    public void ShortenedScheduleSqueezesTheRestIntoFewerSteps()
+    {
+        var inner = new OneCycleSchedule(0.1f, 101, pctStart: 0.25);
+        var s = new ShortenedSchedule(inner, 101);
+        for (long t = 0; t <= 120; t++) Assert.Equal(inner.At(t), s.At(t));
+        Assert.Equal(inner.ToString(), s.ToString());
+
+        s.Shorten(40, 71); // steps 40 … 70 ↦ inner steps 40 … 100, two inner steps per step
+        Assert.Equal(71, s.TotalSteps);
+        for (long t = 0; t <= 40; t++) Assert.Equal(inner.At(t), s.At(t));
+        Assert.Equal(inner.At(70), s.At(55));
+        Assert.Equal(inner.At(42), s.At(41));
+        Assert.Equal(inner.MinLearningRate, s.At(70));
+        Assert.Equal(inner.MinLearningRate, s.At(500));
+        for (long t = 40; t < 70; t++) Assert.True(s.At(t + 1) <= s.At(t), $"step {t}: the annealing keeps falling");
+
+        s.Shorten(50, 61); // the second cut starts where the first put step 50 (inner step 60): 60 + 4·(t − 50)
+        for (long t = 0; t <= 50; t++) Assert.Equal(t <= 40 ? inner.At(t) : inner.At(40 + 2 * (t - 40)), s.At(t));
+        Assert.Equal(inner.At(80), s.At(55));
+        Assert.Equal(inner.MinLearningRate, s.At(60));
+        Assert.Equal(new[] { (40L, 71L), (50L, 61L) }, s.Cuts);
+        Assert.Equal("one-cycle(0.004 → 0.1 → 4E-07, 101 steps, 0.25 rising), shortened to 61 steps (40 → 71, 50 → 61)", s.ToString());
+    }
+
+    [Fact]
+    public void ShortenedScheduleRefusesCutsThatCannotBe()
+    {
+        var s = new ShortenedSchedule(new CosineSchedule(0.1f, 100), 100);
+        Assert.Equal("originalSteps must be at least 2, got 1. (Parameter 'originalSteps')",
+            Assert.Throws<ArgumentException>(() => new ShortenedSchedule(new CosineSchedule(0.1f, 100), 1)).Message);
+        Assert.Equal("totalSteps must be in [32, 100] (more than one step after step 30, no longer than now), got 120. (Parameter 'totalSteps')",
+            Assert.Throws<ArgumentException>(() => s.Shorten(30, 120)).Message);
+        Assert.Equal("totalSteps must be in [32, 100] (more than one step after step 30, no longer than now), got 31. (Parameter 'totalSteps')",
+            Assert.Throws<ArgumentException>(() => s.Shorten(30, 31)).Message);
+        Assert.Equal("fromStep 99 is at or past the schedule's last step (99). (Parameter 'fromStep')",
+            Assert.Throws<ArgumentException>(() => s.Shorten(99, 100)).Message);
+        s.Shorten(30, 80);
+        Assert.Equal("fromStep 20 lies before the previous cut at step 30. (Parameter 'fromStep')",
+            Assert.Throws<ArgumentException>(() => s.Shorten(20, 60)).Message);
+        Assert.Equal(80, s.TotalSteps);
+    }
 }
