@@ -79,7 +79,7 @@ public sealed class GraphIrTests
         var kernels = KernelSelection.Run(graph);
         var training = Fusion.Training(graph);
         var inference = Fusion.Inference(graph, kernels);
-        var memory = MemoryLayout.Run(graph, training, inference);
+        var memory = MemoryLayout.Run(graph, training, inference, kernels);
 
         // tanh writes dL/dx over dL/dy when it is the only reader; v1's gradient sums two readers, so it has a region of its own.
         var own = memory.GradientRegion(v1)!;

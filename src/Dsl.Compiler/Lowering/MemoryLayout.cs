@@ -199,10 +199,9 @@ namespace Dsl.Compiler.Lowering
     /// </summary>
     public static class MemoryLayout
     {
-        /// <summary>Lays out <paramref name="graph"/>; <paramref name="kernels"/> (kernel selection's choices, computed when null) gives the Winograd convolutions their transformed weights.</summary>
-        public static MemoryPlan Run(DataflowGraph graph, FusionPlan training, FusionPlan inferencePlan, IReadOnlyDictionary<Node, ConvAlgorithm>? kernels = null)
+        /// <summary>Lays out <paramref name="graph"/>; <paramref name="kernels"/> (kernel selection's choices) gives the Winograd convolutions their transformed weights.</summary>
+        public static MemoryPlan Run(DataflowGraph graph, FusionPlan training, FusionPlan inferencePlan, IReadOnlyDictionary<Node, ConvAlgorithm> kernels)
         {
-            kernels ??= KernelSelection.Run(graph);
             int n = graph.Nodes.Count;
             int Forward(Node node) => 2 * (node.Id + 1);
             int outputCopy = 2 * n + 1;

@@ -931,36 +931,15 @@ public static unsafe partial class ConvWinograd
         k3 = o0 - o1;
     }
 
-    // M_ξ[o, tile] = Σ_c U_ξ[o, c]·V_ξ[c, tile] for the block: 16 products of [CoutPad × Cin]·[Cin × BlockTiles].
+    // M_ξ[o, tile] = Σ_c U_ξ[o, c]·V_ξ[c, tile] for the block: 16 products of [CoutPad × Cin]·[Cin × BlockTiles], U as Gemm's
+    // packed A panels and V as its B panels, so each is Gemm.PanelProduct (whole tiles only: CoutPad and BlockTiles are
+    // multiples of MR and NR, no edge buffer is needed).
     private static void Multiply(float* u, float* v, float* m, in Plan p)
     {
-        int cin = p.Cin, panels = p.BlockTiles / Gemm.NR;
         for (int xi = 0; xi < Xi; xi++)
         {
-            float* uXi = u + xi * p.UStride;
-            float* mXi = m + (long)xi * p.CoutPad * p.BlockTiles;
-            int q = 0;
-            if (Gemm.Wide)
-            {
-                // Two panels of tiles per call (Gemm.KernelPair: the same products, twelve chains in flight).
-                for (; q + 2 <= panels; q += 2)
-                {
-                    float* bPanel = v + xi * p.VStride + (long)q * cin * Gemm.NR;
-                    for (int ir = 0; ir < p.CoutPad; ir += Gemm.MR)
-                    {
-                        Gemm.KernelPair(cin, uXi + (long)ir * cin, bPanel, bPanel + cin * Gemm.NR, mXi + (long)ir * p.BlockTiles + q * Gemm.NR, p.BlockTiles, accumulate: false);
-                    }
-                }
-            }
-
-            for (; q < panels; q++)
-            {
-                float* bPanel = v + xi * p.VStride + (long)q * cin * Gemm.NR;
-                for (int ir = 0; ir < p.CoutPad; ir += Gemm.MR)
-                {
-                    Gemm.Kernel(cin, uXi + (long)ir * cin, bPanel, mXi + (long)ir * p.BlockTiles + q * Gemm.NR, p.BlockTiles, accumulate: false);
-                }
-            }
+            Gemm.PanelProduct(p.Cin, u + xi * p.UStride, p.CoutPad, v + xi * p.VStride, p.BlockTiles, m + (long)xi * p.CoutPad * p.BlockTiles, p.BlockTiles,
+                accumulate: false, edge: null);
         }
     }
 

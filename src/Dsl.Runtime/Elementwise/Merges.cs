@@ -67,8 +67,8 @@ public static class Merges
         }
     }
 
-    /// <summary>Element-wise passes of at least this many values split across a pool's threads; below it, waking a worker costs more than it saves.</summary>
-    public const int ParallelElements = 1 << 16;
+    /// <summary>Element-wise passes of at least this many values split across a pool's threads (the threshold of <see cref="Activations.ParallelElements"/>); below it, waking a worker costs more than it saves.</summary>
+    public const int ParallelElements = Activations.ParallelElements;
 
     // A parallel element-wise pass: its arrays, pinned by the caller for the duration of the job.
     private unsafe struct Job
