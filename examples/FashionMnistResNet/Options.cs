@@ -7,10 +7,11 @@ namespace Examples.FashionMnistResNet;
 internal sealed record Options(int? Epochs, double TimeBudgetMinutes, int MaxEpochs, int Limit, int TestLimit, int Threads, int Batch,
     string Optimizer, float LearningRate, float WeightDecay, float LabelSmoothing, string Schedule, double PctStart, int WarmupEpochs,
     int CropPadding, bool Flip, float Erasing, bool DecayAll, int Seed, string DataDir, string OutputDir, string? Checkpoint, string? Resume, string? Save,
-    double MinAccuracy)
+    double MinAccuracy, string Model)
 {
     private const string Usage = """
         usage: dotnet run --project examples/FashionMnistResNet -c Release -- [options]
+          --model M             the network of ResNet.nn: resnet14 (default) or resnet20
           --epochs N            epochs the schedule spans (default: as many as --time-budget holds, measured at start)
           --time-budget MIN     wall-clock minutes of training and evaluation (default 30); when epochs run slower than
                                 planned, the rest of the schedule is squeezed into the epochs that still fit
@@ -45,7 +46,7 @@ internal sealed record Options(int? Epochs, double TimeBudgetMinutes, int MaxEpo
     public static Options? Parse(string[] args)
     {
         var o = new Options(null, 30, 60, int.MaxValue, int.MaxValue, 0, 128, "sgd", float.NaN, float.NaN, 0.1f, "onecycle", 0.25, 1,
-            2, true, 0, false, 1, MnistFiles.FashionMnistDirectory, Path.Combine("artifacts", "FashionMnistResNet"), null, null, null, 0);
+            2, true, 0, false, 1, MnistFiles.FashionMnistDirectory, Path.Combine("artifacts", "FashionMnistResNet"), null, null, null, 0, Models.Default);
         try
         {
             for (int i = 0; i < args.Length; i++)
@@ -80,6 +81,7 @@ internal sealed record Options(int? Epochs, double TimeBudgetMinutes, int MaxEpo
                     "--checkpoint" => o with { Checkpoint = Value() },
                     "--resume" => o with { Resume = Value() },
                     "--save" => o with { Save = Value() },
+                    "--model" => o with { Model = Check(Value(), "--model", [.. Models.All.Select(m => m.Name)]) },
                     "--min-accuracy" => o with { MinAccuracy = Double() },
                     "-h" or "--help" => throw new FormatException(""),
                     _ => throw new FormatException($"unknown option {args[i]}"),

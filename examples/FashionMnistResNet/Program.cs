@@ -1,4 +1,4 @@
-// Trains the network of ResNet.nn on Fashion-MNIST with a full recipe (random crop, flips, optional random erasing,
+// Trains a network of ResNet.nn (--model: ResNet-14 by default, or ResNet-20) on Fashion-MNIST with a full recipe (random crop, flips, optional random erasing,
 // one-cycle schedule, label smoothing, weight decay without BN/biases), evaluates all test images with Infer after
 // every epoch, keeps the best checkpoint, plots the curves, and stops within a wall-clock budget.
 // Quick mode for CI: --epochs 1 --limit 2000 --test-limit 2000.
@@ -7,7 +7,6 @@ using System.Globalization;
 using Dsl.Runtime;
 using Dsl.Training;
 using Examples.FashionMnistResNet;
-using Net = Examples.FashionMnistResNet.ResNet20; // the model of ResNet.nn
 
 var options = Options.Parse(args);
 if (options is null) return 2;
@@ -35,16 +34,22 @@ int resumedBestEpoch = 0;
 if (options.Resume is not null)
 {
     using var file = SafetensorsFile.Read(options.Resume);
+    if (file.Metadata.TryGetValue("plan.model", out var resumedModel) && resumedModel != options.Model)
+    {
+        Console.Error.WriteLine($"{options.Resume} is a checkpoint of {resumedModel}, not of {options.Model}: pass --model {resumedModel}");
+        return 2;
+    }
+
     if (file.Metadata.TryGetValue("plan.epochs", out var planned)) resumedEpochs = int.Parse(planned, CultureInfo.InvariantCulture);
     if (file.Metadata.TryGetValue("plan.cuts", out var cuts)) resumedCuts = cuts;
     if (file.Metadata.TryGetValue("best.test_accuracy", out var best)) resumedBest = double.Parse(best, CultureInfo.InvariantCulture);
     if (file.Metadata.TryGetValue("best.epoch", out var bestEpoch)) resumedBestEpoch = int.Parse(bestEpoch, CultureInfo.InvariantCulture);
 }
 
-int epochs = options.Epochs ?? resumedEpochs ?? Recipe.PlanEpochs(options, train, test, normalization,
-    () => new Net(maxBatch: maxBatch, seed: options.Seed, threads: options.Threads));
+CompiledModel NewModel() => Models.Create(options.Model, maxBatch, options.Seed, options.Threads);
+int epochs = options.Epochs ?? resumedEpochs ?? Recipe.PlanEpochs(options, train, test, normalization, NewModel);
 
-var model = new Net(maxBatch: maxBatch, seed: options.Seed, threads: options.Threads);
+var model = NewModel();
 var loader = Recipe.Loader(options, train, normalization);
 var optimizer = Recipe.Optimizer(options, model);
 // The schedule spans the planned epochs; when the machine turns out slower than measured, the rest of it is squeezed
@@ -69,7 +74,7 @@ if (options.Resume is not null)
 
 var c = CultureInfo.InvariantCulture;
 Console.WriteLine(string.Create(c,
-    $"{model.Name}: {Net.ParameterCount:N0} parameters, {model.Threads} thread(s); {train.Count} training / {test.Count} test images; batch {options.Batch}, {loader.BatchesPerEpoch} steps/epoch, {epochs} epoch(s)"));
+    $"{model.Name}: {model.Parameters.Length:N0} parameters, {model.Threads} thread(s); {train.Count} training / {test.Count} test images; batch {options.Batch}, {loader.BatchesPerEpoch} steps/epoch, {epochs} epoch(s)"));
 Console.WriteLine(string.Create(c,
     $"{Recipe.DescribeOptimizer(options)}, weight decay {options.WeightDecay} ({(options.DecayAll ? "all parameters" : "not on biases and BN γ/β")}), label smoothing {options.LabelSmoothing}, schedule {schedule}"));
 Console.WriteLine($"augmentation: {Recipe.DescribeAugmentation(options, loader)}");
@@ -94,6 +99,7 @@ while (trainer.CompletedEpochs < epochs)
     double accuracy = result.TestAccuracy ?? double.NaN;
     IEnumerable<KeyValuePair<string, string>> Plan() =>
     [
+        new("plan.model", options.Model),
         new("plan.epochs", plannedEpochs.ToString(c)),
         new("plan.cuts", string.Join(";", schedule.Cuts.Select(x => string.Create(c, $"{x.FromStep}:{x.TotalSteps}")))),
         new("best.test_accuracy", Math.Max(bestAccuracy, accuracy).ToString("R", c)),
@@ -109,7 +115,7 @@ while (trainer.CompletedEpochs < epochs)
     if (options.Checkpoint is not null) trainer.SaveCheckpoint(options.Checkpoint, Plan());
     Console.WriteLine(string.Create(c,
         $"epoch {epoch}/{epochs}: test accuracy {accuracy:0.0000} (best {bestAccuracy:0.0000} at epoch {bestEpochNumber}); {clock.Elapsed.TotalMinutes:0.0} min elapsed"));
-    Plots.Write(progress.Results, test.Count, plotPath, csvPath, $"Fashion-MNIST, {model.Name} ({Net.ParameterCount:N0} parameters)");
+    Plots.Write(progress.Results, test.Count, plotPath, csvPath, $"Fashion-MNIST, {model.Name} ({model.Parameters.Length:N0} parameters)");
 
     // At the mean pace so far, how many more epochs the budget holds: fewer than planned, the rest of the schedule is
     // squeezed into them (re-planned); none, the run stops here.

@@ -8,11 +8,8 @@ using Dsl.Training;
 using Examples.FashionMnistResNet;
 using TorchSharp;
 using static TorchSharp.torch;
-using OurNet = Examples.FashionMnistResNet.ResNet20; // the generated model (ResNet.nn)
-
-const string OurModel = "resnet20"; // what OurNet is, in --model's terms
 var c = CultureInfo.InvariantCulture;
-string model = OurModel, sides = "torch,ours";
+string model = Models.Default, sides = "torch,ours";
 int epochs = 1, threads = 2;
 var rest = new List<string>();
 for (int i = 0; i < args.Length; i++)
@@ -27,14 +24,14 @@ for (int i = 0; i < args.Length; i++)
     }
 }
 
-if (model is not ("plain20" or "resnet20"))
+if (model != "plain20" && !Models.All.Any(m => m.Name == model))
 {
-    Console.Error.WriteLine("usage: run.sh [--model plain20|resnet20] [--sides torch,ours] [--epochs N] [--threads N] [the example's options: --limit, --batch, --lr, --optimizer, --crop, --erasing, …]");
+    Console.Error.WriteLine($"usage: run.sh [--model {string.Join("|", Models.All.Select(m => m.Name))}|plain20] [--sides torch,ours] [--epochs N] [--threads N] [the example's options: --limit, --batch, --lr, --optimizer, --crop, --erasing, …]");
     return 2;
 }
 
 // The example's options (recipe defaults included); the schedule spans exactly the timed epochs.
-var options = Options.Parse([.. rest, "--epochs", epochs.ToString(c), "--threads", threads.ToString(c)]);
+var options = Options.Parse([.. rest, "--model", model == "plain20" ? Models.Default : model, "--epochs", epochs.ToString(c), "--threads", threads.ToString(c)]);
 if (options is null) return 2;
 var normalization = Normalization.FashionMnist;
 var train = MnistFiles.Load(options.DataDir, train: true, normalization).Take(options.Limit);
@@ -45,9 +42,9 @@ Console.WriteLine(string.Create(c,
 var results = new Dictionary<string, (double Steady, double All, double EvalSeconds, double Accuracy)>();
 foreach (var side in sides.Split(','))
 {
-    if (side == "ours" && model != OurModel)
+    if (side == "ours" && model == "plain20")
     {
-        Console.WriteLine($"ours: skipped, the generated model is {OurModel} (ResNet.nn); plain20 runs on the torch side only");
+        Console.WriteLine("ours: skipped, plain20 runs on the torch side only (ResNet.nn has the residual networks)");
         continue;
     }
 
@@ -70,7 +67,7 @@ return 0;
 
 static (List<double> Seconds, double EvalSeconds, double Accuracy) Ours(Options options, LabeledDataset train, LabeledDataset test, int epochs)
 {
-    var net = new OurNet(maxBatch: Math.Max(options.Batch, 256), seed: options.Seed, threads: options.Threads);
+    var net = Models.Create(options.Model, Math.Max(options.Batch, 256), options.Seed, options.Threads);
     var loader = Recipe.Loader(options, train, Normalization.FashionMnist);
     var trainer = new Trainer(net, Recipe.Optimizer(options, net), loader,
         Recipe.Schedule(options, (long)epochs * loader.BatchesPerEpoch, loader.BatchesPerEpoch), options.LabelSmoothing);
@@ -92,7 +89,7 @@ static (List<double> Seconds, double EvalSeconds, double Accuracy) Torch(string 
     torch.set_num_threads(threads);
     torch.manual_seed(options.Seed);
     Console.WriteLine($"libtorch: {torch.get_num_threads()} thread(s), TorchSharp {typeof(torch).Assembly.GetName().Version}");
-    nn.Module<Tensor, Tensor> net = model == "resnet20" ? new TorchModels.ResNet20() : TorchModels.Plain20();
+    nn.Module<Tensor, Tensor> net = model == "plain20" ? TorchModels.Plain20() : new TorchModels.ResNet(Models.Blocks(model));
     Console.WriteLine($"{model}: {net.parameters().Sum(p => p.numel()):N0} parameters (torch)");
     // Weight decay on conv/linear weights only (dimension > 1), as the example's decayNormAndBias: false; the decay is
     // added to the gradient before the step (SGD's weight_decay) or applied decoupled (AdamW's), exactly as PyTorch does.

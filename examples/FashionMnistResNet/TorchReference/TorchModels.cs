@@ -1,5 +1,6 @@
-// The example's networks in TorchSharp: ResNet-20 (ResNet.nn) in torchvision's BasicBlock layout with projection
-// shortcuts, one input channel, [1, 28, 28]; and plain-20 (the same layers without the skips), for the torch side only.
+// The example's networks in TorchSharp: the CIFAR-style ResNets of ResNet.nn (ResNet-20, ResNet-14) in torchvision's
+// BasicBlock layout with projection shortcuts, one input channel, [1, 28, 28]; and plain-20 (ResNet-20's layers without
+// the skips), for the torch side only.
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -64,8 +65,11 @@ internal static class TorchModels
         }
     }
 
-    /// <summary>CIFAR-style ResNet-20 on [1, 28, 28]: keys conv1.weight, layer2.0.downsample.0.weight, fc.bias, … (272,186 parameters).</summary>
-    internal sealed class ResNet20 : nn.Module<Tensor, Tensor>
+    /// <summary>
+    /// CIFAR-style ResNet on [1, 28, 28] with <c>blocks[i]</c> BasicBlocks in stage i (16, 32, 64 channels): keys conv1.weight,
+    /// layer2.0.downsample.0.weight, fc.bias, … as the models of ResNet.nn ([3, 3, 3]: ResNet-20, 272,186 parameters).
+    /// </summary>
+    internal sealed class ResNet : nn.Module<Tensor, Tensor>
     {
         private readonly Conv2d conv1;
         private readonly BatchNorm2d bn1;
@@ -74,17 +78,24 @@ internal static class TorchModels
         private readonly Sequential layer3;
         private readonly Linear fc;
 
-        public ResNet20()
-            : base(nameof(ResNet20))
+        public ResNet(int[] blocks)
+            : base(nameof(ResNet))
         {
             conv1 = Conv3x3(1, 16);
             bn1 = nn.BatchNorm2d(16);
-            layer1 = nn.Sequential(("0", new BasicBlock(16, 16)), ("1", new BasicBlock(16, 16)), ("2", new BasicBlock(16, 16)));
-            layer2 = nn.Sequential(("0", new BasicBlock(16, 32, 2)), ("1", new BasicBlock(32, 32)), ("2", new BasicBlock(32, 32)));
-            layer3 = nn.Sequential(("0", new BasicBlock(32, 64, 2)), ("1", new BasicBlock(64, 64)), ("2", new BasicBlock(64, 64)));
+            layer1 = Stage(16, 16, 1, blocks[0]);
+            layer2 = Stage(16, 32, 2, blocks[1]);
+            layer3 = Stage(32, 64, 2, blocks[2]);
             fc = nn.Linear(64, 10);
             RegisterComponents();
         }
+
+        /// <summary>The first block changes the shape (stride, channels), the others keep it; children "0", "1", ….</summary>
+        private static Sequential Stage(long inPlanes, long planes, long stride, int count) =>
+            nn.Sequential(Enumerable.Range(0, count).Select(i => (
+                i.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                (nn.Module<Tensor, Tensor>)(i == 0 ? new BasicBlock(inPlanes, planes, stride) : new BasicBlock(planes, planes))))
+                .ToArray());
 
         public override Tensor forward(Tensor input)
         {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh [--model plain20|resnet20] [--sides torch,ours] [--epochs N] [--threads N] [example options…]
+# run.sh [--model resnet14|resnet20|plain20] [--sides torch,ours] [--epochs N] [--threads N] [example options…]
 # Builds the TorchSharp reference (Release), patches a private copy of TorchSharp's native library with the
 # benchmark helper's script (tests/Dsl.Benchmarks/scripts/patch-torchsharp.sh: Debian 12's libstdc++ lacks
 # GLIBCXX_3.4.32; nothing system-wide is changed), then times PyTorch and the generated class on the same epochs,

@@ -5,7 +5,7 @@
 namespace Examples.FashionMnistResNet
 {
     /// <summary>
-    /// <c>ResNet20</c> from ResNet.nn(24,1): input [N, 1, 28, 28] → output [N, 10],
+    /// <c>ResNet20</c> from ResNet.nn(27,1): input [N, 1, 28, 28] → output [N, 10],
     /// 272186 parameters. Layers: conv2d → bn2d → relu → conv2d → bn2d → relu → conv2d → bn2d → add → relu → conv2d → bn2d → relu → conv2d → bn2d → add → relu → conv2d → bn2d → relu → conv2d → bn2d → add → relu → conv2d → bn2d → relu → conv2d → bn2d → conv2d → bn2d → add → relu → conv2d → bn2d → relu → conv2d → bn2d → add → relu → conv2d → bn2d → relu → conv2d → bn2d → add → relu → conv2d → bn2d → relu → conv2d → bn2d → conv2d → bn2d → add → relu → conv2d → bn2d → relu → conv2d → bn2d → add → relu → conv2d → bn2d → relu → conv2d → bn2d → add → relu → global_avgpool → linear.
     /// </summary>
     [global::System.CodeDom.Compiler.GeneratedCode("Dsl.Generator", "0.1.0")]
@@ -972,252 +972,252 @@ namespace Examples.FashionMnistResNet
             var y71 = _arena.AsSpan(FcOut * MaxBatch, batch * 10);
             input.CopyTo(x); // a backward reads the input
 
-            // conv1: conv(1, 16, 3, padding: 1, bias: false) as conv1 — ResNet.nn(25,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM
+            // conv1: conv(1, 16, 3, padding: 1, bias: false) as conv1 — ResNet.nn(28,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(x, parameters.AsSpan(Conv1Weight, 144), default, y0, batch, in Conv1Geometry, scratch, Pool);
 
-            // bn1: bn2d as bn1 — ResNet.nn(25,57) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated — then 2 (relu) as it writes
+            // bn1: bn2d as bn1 — ResNet.nn(28,57) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated — then 2 (relu) as it writes
             counters[Bn1NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y0, parameters.AsSpan(Bn1Weight, 16), parameters.AsSpan(Bn1Bias, 16), y1, _arena.AsSpan(_cache + Bn1SaveMean, 16), _arena.AsSpan(_cache + Bn1SaveInvStd, 16),
                 buffers.AsSpan(Bn1RunningMean, 16), buffers.AsSpan(Bn1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
-            // 2: relu — ResNet.nn(25,72) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by bn1 (batch norm) as it wrote this output
+            // 2: relu — ResNet.nn(28,72) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by bn1 (batch norm) as it wrote this output
 
-            // layer1.0.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer1.0.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y2, parameters.AsSpan(Layer1_0Conv1Weight, 2304), default, y3, batch, in Layer1_0Conv1Geometry, scratch, Pool);
 
-            // layer1.0.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated — then layer1.0.2 (relu) as it writes
+            // layer1.0.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated — then layer1.0.2 (relu) as it writes
             counters[Layer1_0Bn1NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y3, parameters.AsSpan(Layer1_0Bn1Weight, 16), parameters.AsSpan(Layer1_0Bn1Bias, 16), y4, _arena.AsSpan(_cache + Layer1_0Bn1SaveMean, 16), _arena.AsSpan(_cache + Layer1_0Bn1SaveInvStd, 16),
                 buffers.AsSpan(Layer1_0Bn1RunningMean, 16), buffers.AsSpan(Layer1_0Bn1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
-            // layer1.0.2: relu — ResNet.nn(9,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.0.bn1 (batch norm) as it wrote this output
+            // layer1.0.2: relu — ResNet.nn(12,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.0.bn1 (batch norm) as it wrote this output
 
-            // layer1.0.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer1.0.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y5, parameters.AsSpan(Layer1_0Conv2Weight, 2304), default, y6, batch, in Layer1_0Conv2Geometry, scratch, Pool);
 
-            // layer1.0.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated
+            // layer1.0.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated
             counters[Layer1_0Bn2NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y6, parameters.AsSpan(Layer1_0Bn2Weight, 16), parameters.AsSpan(Layer1_0Bn2Bias, 16), y7, _arena.AsSpan(_cache + Layer1_0Bn2SaveMean, 16), _arena.AsSpan(_cache + Layer1_0Bn2SaveInvStd, 16),
                 buffers.AsSpan(Layer1_0Bn2RunningMean, 16), buffers.AsSpan(Layer1_0Bn2RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, pool: Pool);
 
-            // layer1.0.add: add(out, input) — ResNet.nn(12,5) — [N, 16, 28, 28] → [N, 16, 28, 28]
+            // layer1.0.add: add(out, input) — ResNet.nn(15,5) — [N, 16, 28, 28] → [N, 16, 28, 28]
             global::Dsl.Runtime.Kernels.Merges.Add(y7, y2, y8, Pool);
 
-            // layer1.0.5: relu — ResNet.nn(12,24) — [N, 16, 28, 28] → [N, 16, 28, 28]
+            // layer1.0.5: relu — ResNet.nn(15,24) — [N, 16, 28, 28] → [N, 16, 28, 28]
             global::Dsl.Runtime.Kernels.Activations.ReluForward(y8, y9, Pool);
 
-            // layer1.1.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer1.1.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y9, parameters.AsSpan(Layer1_1Conv1Weight, 2304), default, y10, batch, in Layer1_1Conv1Geometry, scratch, Pool);
 
-            // layer1.1.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated — then layer1.1.2 (relu) as it writes
+            // layer1.1.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated — then layer1.1.2 (relu) as it writes
             counters[Layer1_1Bn1NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y10, parameters.AsSpan(Layer1_1Bn1Weight, 16), parameters.AsSpan(Layer1_1Bn1Bias, 16), y11, _arena.AsSpan(_cache + Layer1_1Bn1SaveMean, 16), _arena.AsSpan(_cache + Layer1_1Bn1SaveInvStd, 16),
                 buffers.AsSpan(Layer1_1Bn1RunningMean, 16), buffers.AsSpan(Layer1_1Bn1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
-            // layer1.1.2: relu — ResNet.nn(9,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.1.bn1 (batch norm) as it wrote this output
+            // layer1.1.2: relu — ResNet.nn(12,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.1.bn1 (batch norm) as it wrote this output
 
-            // layer1.1.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer1.1.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y12, parameters.AsSpan(Layer1_1Conv2Weight, 2304), default, y13, batch, in Layer1_1Conv2Geometry, scratch, Pool);
 
-            // layer1.1.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated
+            // layer1.1.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated
             counters[Layer1_1Bn2NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y13, parameters.AsSpan(Layer1_1Bn2Weight, 16), parameters.AsSpan(Layer1_1Bn2Bias, 16), y14, _arena.AsSpan(_cache + Layer1_1Bn2SaveMean, 16), _arena.AsSpan(_cache + Layer1_1Bn2SaveInvStd, 16),
                 buffers.AsSpan(Layer1_1Bn2RunningMean, 16), buffers.AsSpan(Layer1_1Bn2RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, pool: Pool);
 
-            // layer1.1.add: add(out, input) — ResNet.nn(12,5) — [N, 16, 28, 28] → [N, 16, 28, 28]
+            // layer1.1.add: add(out, input) — ResNet.nn(15,5) — [N, 16, 28, 28] → [N, 16, 28, 28]
             global::Dsl.Runtime.Kernels.Merges.Add(y14, y9, y15, Pool);
 
-            // layer1.1.5: relu — ResNet.nn(12,24) — [N, 16, 28, 28] → [N, 16, 28, 28]
+            // layer1.1.5: relu — ResNet.nn(15,24) — [N, 16, 28, 28] → [N, 16, 28, 28]
             global::Dsl.Runtime.Kernels.Activations.ReluForward(y15, y16, Pool);
 
-            // layer1.2.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer1.2.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y16, parameters.AsSpan(Layer1_2Conv1Weight, 2304), default, y17, batch, in Layer1_2Conv1Geometry, scratch, Pool);
 
-            // layer1.2.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated — then layer1.2.2 (relu) as it writes
+            // layer1.2.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated — then layer1.2.2 (relu) as it writes
             counters[Layer1_2Bn1NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y17, parameters.AsSpan(Layer1_2Bn1Weight, 16), parameters.AsSpan(Layer1_2Bn1Bias, 16), y18, _arena.AsSpan(_cache + Layer1_2Bn1SaveMean, 16), _arena.AsSpan(_cache + Layer1_2Bn1SaveInvStd, 16),
                 buffers.AsSpan(Layer1_2Bn1RunningMean, 16), buffers.AsSpan(Layer1_2Bn1RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
-            // layer1.2.2: relu — ResNet.nn(9,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.2.bn1 (batch norm) as it wrote this output
+            // layer1.2.2: relu — ResNet.nn(12,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.2.bn1 (batch norm) as it wrote this output
 
-            // layer1.2.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer1.2.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y19, parameters.AsSpan(Layer1_2Conv2Weight, 2304), default, y20, batch, in Layer1_2Conv2Geometry, scratch, Pool);
 
-            // layer1.2.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated
+            // layer1.2.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — batch statistics; running statistics updated
             counters[Layer1_2Bn2NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y20, parameters.AsSpan(Layer1_2Bn2Weight, 16), parameters.AsSpan(Layer1_2Bn2Bias, 16), y21, _arena.AsSpan(_cache + Layer1_2Bn2SaveMean, 16), _arena.AsSpan(_cache + Layer1_2Bn2SaveInvStd, 16),
                 buffers.AsSpan(Layer1_2Bn2RunningMean, 16), buffers.AsSpan(Layer1_2Bn2RunningVar, 16), 0.1f, 1E-05f, batch, 16, 784, pool: Pool);
 
-            // layer1.2.add: add(out, input) — ResNet.nn(12,5) — [N, 16, 28, 28] → [N, 16, 28, 28]
+            // layer1.2.add: add(out, input) — ResNet.nn(15,5) — [N, 16, 28, 28] → [N, 16, 28, 28]
             global::Dsl.Runtime.Kernels.Merges.Add(y21, y16, y22, Pool);
 
-            // layer1.2.5: relu — ResNet.nn(12,24) — [N, 16, 28, 28] → [N, 16, 28, 28]
+            // layer1.2.5: relu — ResNet.nn(15,24) — [N, 16, 28, 28] → [N, 16, 28, 28]
             global::Dsl.Runtime.Kernels.Activations.ReluForward(y22, y23, Pool);
 
-            // layer2.0.conv1: conv(16, 32, 3, stride: 2, padding: 1, bias: false) as conv1 — ResNet.nn(16,11) — [N, 16, 28, 28] → [N, 32, 14, 14]
+            // layer2.0.conv1: conv(16, 32, 3, stride: 2, padding: 1, bias: false) as conv1 — ResNet.nn(19,11) — [N, 16, 28, 28] → [N, 32, 14, 14]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(y23, parameters.AsSpan(Layer2_0Conv1Weight, 4608), default, y24, batch, in Layer2_0Conv1Geometry, scratch, Pool);
 
-            // layer2.0.bn1: bn2d as bn1 — ResNet.nn(17,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated — then layer2.0.2 (relu) as it writes
+            // layer2.0.bn1: bn2d as bn1 — ResNet.nn(20,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated — then layer2.0.2 (relu) as it writes
             counters[Layer2_0Bn1NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y24, parameters.AsSpan(Layer2_0Bn1Weight, 32), parameters.AsSpan(Layer2_0Bn1Bias, 32), y25, _arena.AsSpan(_cache + Layer2_0Bn1SaveMean, 32), _arena.AsSpan(_cache + Layer2_0Bn1SaveInvStd, 32),
                 buffers.AsSpan(Layer2_0Bn1RunningMean, 32), buffers.AsSpan(Layer2_0Bn1RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
-            // layer2.0.2: relu — ResNet.nn(17,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.0.bn1 (batch norm) as it wrote this output
+            // layer2.0.2: relu — ResNet.nn(20,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.0.bn1 (batch norm) as it wrote this output
 
-            // layer2.0.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(18,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer2.0.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(21,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y26, parameters.AsSpan(Layer2_0Conv2Weight, 9216), default, y27, batch, in Layer2_0Conv2Geometry, scratch, Pool);
 
-            // layer2.0.bn2: bn2d as bn2 — ResNet.nn(19,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated
+            // layer2.0.bn2: bn2d as bn2 — ResNet.nn(22,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated
             counters[Layer2_0Bn2NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y27, parameters.AsSpan(Layer2_0Bn2Weight, 32), parameters.AsSpan(Layer2_0Bn2Bias, 32), y28, _arena.AsSpan(_cache + Layer2_0Bn2SaveMean, 32), _arena.AsSpan(_cache + Layer2_0Bn2SaveInvStd, 32),
                 buffers.AsSpan(Layer2_0Bn2RunningMean, 32), buffers.AsSpan(Layer2_0Bn2RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, pool: Pool);
 
-            // layer2.0.downsample.0: conv(16, 32, 1, stride: 2, bias: false) — ResNet.nn(20,22) — [N, 16, 28, 28] → [N, 32, 14, 14]
+            // layer2.0.downsample.0: conv(16, 32, 1, stride: 2, bias: false) — ResNet.nn(23,22) — [N, 16, 28, 28] → [N, 32, 14, 14]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(y23, parameters.AsSpan(Layer2_0Downsample0Weight, 512), default, y29, batch, in Layer2_0Downsample0Geometry, scratch, Pool);
 
-            // layer2.0.downsample.1: bn2d — ResNet.nn(20,80) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated
+            // layer2.0.downsample.1: bn2d — ResNet.nn(23,80) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated
             counters[Layer2_0Downsample1NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y29, parameters.AsSpan(Layer2_0Downsample1Weight, 32), parameters.AsSpan(Layer2_0Downsample1Bias, 32), y30, _arena.AsSpan(_cache + Layer2_0Downsample1SaveMean, 32), _arena.AsSpan(_cache + Layer2_0Downsample1SaveInvStd, 32),
                 buffers.AsSpan(Layer2_0Downsample1RunningMean, 32), buffers.AsSpan(Layer2_0Downsample1RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, pool: Pool);
 
-            // layer2.0.add: add(out, skip) — ResNet.nn(21,5) — [N, 32, 14, 14] → [N, 32, 14, 14]
+            // layer2.0.add: add(out, skip) — ResNet.nn(24,5) — [N, 32, 14, 14] → [N, 32, 14, 14]
             global::Dsl.Runtime.Kernels.Merges.Add(y28, y30, y31, Pool);
 
-            // layer2.0.6: relu — ResNet.nn(21,23) — [N, 32, 14, 14] → [N, 32, 14, 14]
+            // layer2.0.6: relu — ResNet.nn(24,23) — [N, 32, 14, 14] → [N, 32, 14, 14]
             global::Dsl.Runtime.Kernels.Activations.ReluForward(y31, y32, Pool);
 
-            // layer2.1.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer2.1.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y32, parameters.AsSpan(Layer2_1Conv1Weight, 9216), default, y33, batch, in Layer2_1Conv1Geometry, scratch, Pool);
 
-            // layer2.1.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated — then layer2.1.2 (relu) as it writes
+            // layer2.1.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated — then layer2.1.2 (relu) as it writes
             counters[Layer2_1Bn1NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y33, parameters.AsSpan(Layer2_1Bn1Weight, 32), parameters.AsSpan(Layer2_1Bn1Bias, 32), y34, _arena.AsSpan(_cache + Layer2_1Bn1SaveMean, 32), _arena.AsSpan(_cache + Layer2_1Bn1SaveInvStd, 32),
                 buffers.AsSpan(Layer2_1Bn1RunningMean, 32), buffers.AsSpan(Layer2_1Bn1RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
-            // layer2.1.2: relu — ResNet.nn(9,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.1.bn1 (batch norm) as it wrote this output
+            // layer2.1.2: relu — ResNet.nn(12,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.1.bn1 (batch norm) as it wrote this output
 
-            // layer2.1.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer2.1.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y35, parameters.AsSpan(Layer2_1Conv2Weight, 9216), default, y36, batch, in Layer2_1Conv2Geometry, scratch, Pool);
 
-            // layer2.1.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated
+            // layer2.1.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated
             counters[Layer2_1Bn2NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y36, parameters.AsSpan(Layer2_1Bn2Weight, 32), parameters.AsSpan(Layer2_1Bn2Bias, 32), y37, _arena.AsSpan(_cache + Layer2_1Bn2SaveMean, 32), _arena.AsSpan(_cache + Layer2_1Bn2SaveInvStd, 32),
                 buffers.AsSpan(Layer2_1Bn2RunningMean, 32), buffers.AsSpan(Layer2_1Bn2RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, pool: Pool);
 
-            // layer2.1.add: add(out, input) — ResNet.nn(12,5) — [N, 32, 14, 14] → [N, 32, 14, 14]
+            // layer2.1.add: add(out, input) — ResNet.nn(15,5) — [N, 32, 14, 14] → [N, 32, 14, 14]
             global::Dsl.Runtime.Kernels.Merges.Add(y37, y32, y38, Pool);
 
-            // layer2.1.5: relu — ResNet.nn(12,24) — [N, 32, 14, 14] → [N, 32, 14, 14]
+            // layer2.1.5: relu — ResNet.nn(15,24) — [N, 32, 14, 14] → [N, 32, 14, 14]
             global::Dsl.Runtime.Kernels.Activations.ReluForward(y38, y39, Pool);
 
-            // layer2.2.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer2.2.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y39, parameters.AsSpan(Layer2_2Conv1Weight, 9216), default, y40, batch, in Layer2_2Conv1Geometry, scratch, Pool);
 
-            // layer2.2.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated — then layer2.2.2 (relu) as it writes
+            // layer2.2.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated — then layer2.2.2 (relu) as it writes
             counters[Layer2_2Bn1NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y40, parameters.AsSpan(Layer2_2Bn1Weight, 32), parameters.AsSpan(Layer2_2Bn1Bias, 32), y41, _arena.AsSpan(_cache + Layer2_2Bn1SaveMean, 32), _arena.AsSpan(_cache + Layer2_2Bn1SaveInvStd, 32),
                 buffers.AsSpan(Layer2_2Bn1RunningMean, 32), buffers.AsSpan(Layer2_2Bn1RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
-            // layer2.2.2: relu — ResNet.nn(9,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.2.bn1 (batch norm) as it wrote this output
+            // layer2.2.2: relu — ResNet.nn(12,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.2.bn1 (batch norm) as it wrote this output
 
-            // layer2.2.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer2.2.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y42, parameters.AsSpan(Layer2_2Conv2Weight, 9216), default, y43, batch, in Layer2_2Conv2Geometry, scratch, Pool);
 
-            // layer2.2.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated
+            // layer2.2.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — batch statistics; running statistics updated
             counters[Layer2_2Bn2NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y43, parameters.AsSpan(Layer2_2Bn2Weight, 32), parameters.AsSpan(Layer2_2Bn2Bias, 32), y44, _arena.AsSpan(_cache + Layer2_2Bn2SaveMean, 32), _arena.AsSpan(_cache + Layer2_2Bn2SaveInvStd, 32),
                 buffers.AsSpan(Layer2_2Bn2RunningMean, 32), buffers.AsSpan(Layer2_2Bn2RunningVar, 32), 0.1f, 1E-05f, batch, 32, 196, pool: Pool);
 
-            // layer2.2.add: add(out, input) — ResNet.nn(12,5) — [N, 32, 14, 14] → [N, 32, 14, 14]
+            // layer2.2.add: add(out, input) — ResNet.nn(15,5) — [N, 32, 14, 14] → [N, 32, 14, 14]
             global::Dsl.Runtime.Kernels.Merges.Add(y44, y39, y45, Pool);
 
-            // layer2.2.5: relu — ResNet.nn(12,24) — [N, 32, 14, 14] → [N, 32, 14, 14]
+            // layer2.2.5: relu — ResNet.nn(15,24) — [N, 32, 14, 14] → [N, 32, 14, 14]
             global::Dsl.Runtime.Kernels.Activations.ReluForward(y45, y46, Pool);
 
-            // layer3.0.conv1: conv(32, 64, 3, stride: 2, padding: 1, bias: false) as conv1 — ResNet.nn(16,11) — [N, 32, 14, 14] → [N, 64, 7, 7]
+            // layer3.0.conv1: conv(32, 64, 3, stride: 2, padding: 1, bias: false) as conv1 — ResNet.nn(19,11) — [N, 32, 14, 14] → [N, 64, 7, 7]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(y46, parameters.AsSpan(Layer3_0Conv1Weight, 18432), default, y47, batch, in Layer3_0Conv1Geometry, scratch, Pool);
 
-            // layer3.0.bn1: bn2d as bn1 — ResNet.nn(17,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — batch statistics; running statistics updated — then layer3.0.2 (relu) as it writes
+            // layer3.0.bn1: bn2d as bn1 — ResNet.nn(20,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — batch statistics; running statistics updated — then layer3.0.2 (relu) as it writes
             counters[Layer3_0Bn1NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y47, parameters.AsSpan(Layer3_0Bn1Weight, 64), parameters.AsSpan(Layer3_0Bn1Bias, 64), y48, _arena.AsSpan(_cache + Layer3_0Bn1SaveMean, 64), _arena.AsSpan(_cache + Layer3_0Bn1SaveInvStd, 64),
                 buffers.AsSpan(Layer3_0Bn1RunningMean, 64), buffers.AsSpan(Layer3_0Bn1RunningVar, 64), 0.1f, 1E-05f, batch, 64, 49, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
-            // layer3.0.2: relu — ResNet.nn(17,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.0.bn1 (batch norm) as it wrote this output
+            // layer3.0.2: relu — ResNet.nn(20,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.0.bn1 (batch norm) as it wrote this output
 
-            // layer3.0.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(18,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer3.0.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(21,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y49, parameters.AsSpan(Layer3_0Conv2Weight, 36864), default, y50, batch, in Layer3_0Conv2Geometry, scratch, Pool);
 
-            // layer3.0.bn2: bn2d as bn2 — ResNet.nn(19,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — batch statistics; running statistics updated
+            // layer3.0.bn2: bn2d as bn2 — ResNet.nn(22,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — batch statistics; running statistics updated
             counters[Layer3_0Bn2NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y50, parameters.AsSpan(Layer3_0Bn2Weight, 64), parameters.AsSpan(Layer3_0Bn2Bias, 64), y51, _arena.AsSpan(_cache + Layer3_0Bn2SaveMean, 64), _arena.AsSpan(_cache + Layer3_0Bn2SaveInvStd, 64),
                 buffers.AsSpan(Layer3_0Bn2RunningMean, 64), buffers.AsSpan(Layer3_0Bn2RunningVar, 64), 0.1f, 1E-05f, batch, 64, 49, pool: Pool);
 
-            // layer3.0.downsample.0: conv(32, 64, 1, stride: 2, bias: false) — ResNet.nn(20,22) — [N, 32, 14, 14] → [N, 64, 7, 7]
+            // layer3.0.downsample.0: conv(32, 64, 1, stride: 2, bias: false) — ResNet.nn(23,22) — [N, 32, 14, 14] → [N, 64, 7, 7]
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(y46, parameters.AsSpan(Layer3_0Downsample0Weight, 2048), default, y52, batch, in Layer3_0Downsample0Geometry, scratch, Pool);
 
-            // layer3.0.downsample.1: bn2d — ResNet.nn(20,80) — [N, 64, 7, 7] → [N, 64, 7, 7] — batch statistics; running statistics updated
+            // layer3.0.downsample.1: bn2d — ResNet.nn(23,80) — [N, 64, 7, 7] → [N, 64, 7, 7] — batch statistics; running statistics updated
             counters[Layer3_0Downsample1NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y52, parameters.AsSpan(Layer3_0Downsample1Weight, 64), parameters.AsSpan(Layer3_0Downsample1Bias, 64), y53, _arena.AsSpan(_cache + Layer3_0Downsample1SaveMean, 64), _arena.AsSpan(_cache + Layer3_0Downsample1SaveInvStd, 64),
                 buffers.AsSpan(Layer3_0Downsample1RunningMean, 64), buffers.AsSpan(Layer3_0Downsample1RunningVar, 64), 0.1f, 1E-05f, batch, 64, 49, pool: Pool);
 
-            // layer3.0.add: add(out, skip) — ResNet.nn(21,5) — [N, 64, 7, 7] → [N, 64, 7, 7]
+            // layer3.0.add: add(out, skip) — ResNet.nn(24,5) — [N, 64, 7, 7] → [N, 64, 7, 7]
             global::Dsl.Runtime.Kernels.Merges.Add(y51, y53, y54, Pool);
 
-            // layer3.0.6: relu — ResNet.nn(21,23) — [N, 64, 7, 7] → [N, 64, 7, 7]
+            // layer3.0.6: relu — ResNet.nn(24,23) — [N, 64, 7, 7] → [N, 64, 7, 7]
             global::Dsl.Runtime.Kernels.Activations.ReluForward(y54, y55, Pool);
 
-            // layer3.1.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer3.1.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y55, parameters.AsSpan(Layer3_1Conv1Weight, 36864), default, y56, batch, in Layer3_1Conv1Geometry, scratch, Pool);
 
-            // layer3.1.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — batch statistics; running statistics updated — then layer3.1.2 (relu) as it writes
+            // layer3.1.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — batch statistics; running statistics updated — then layer3.1.2 (relu) as it writes
             counters[Layer3_1Bn1NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y56, parameters.AsSpan(Layer3_1Bn1Weight, 64), parameters.AsSpan(Layer3_1Bn1Bias, 64), y57, _arena.AsSpan(_cache + Layer3_1Bn1SaveMean, 64), _arena.AsSpan(_cache + Layer3_1Bn1SaveInvStd, 64),
                 buffers.AsSpan(Layer3_1Bn1RunningMean, 64), buffers.AsSpan(Layer3_1Bn1RunningVar, 64), 0.1f, 1E-05f, batch, 64, 49, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
-            // layer3.1.2: relu — ResNet.nn(9,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.1.bn1 (batch norm) as it wrote this output
+            // layer3.1.2: relu — ResNet.nn(12,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.1.bn1 (batch norm) as it wrote this output
 
-            // layer3.1.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer3.1.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y58, parameters.AsSpan(Layer3_1Conv2Weight, 36864), default, y59, batch, in Layer3_1Conv2Geometry, scratch, Pool);
 
-            // layer3.1.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — batch statistics; running statistics updated
+            // layer3.1.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — batch statistics; running statistics updated
             counters[Layer3_1Bn2NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y59, parameters.AsSpan(Layer3_1Bn2Weight, 64), parameters.AsSpan(Layer3_1Bn2Bias, 64), y60, _arena.AsSpan(_cache + Layer3_1Bn2SaveMean, 64), _arena.AsSpan(_cache + Layer3_1Bn2SaveInvStd, 64),
                 buffers.AsSpan(Layer3_1Bn2RunningMean, 64), buffers.AsSpan(Layer3_1Bn2RunningVar, 64), 0.1f, 1E-05f, batch, 64, 49, pool: Pool);
 
-            // layer3.1.add: add(out, input) — ResNet.nn(12,5) — [N, 64, 7, 7] → [N, 64, 7, 7]
+            // layer3.1.add: add(out, input) — ResNet.nn(15,5) — [N, 64, 7, 7] → [N, 64, 7, 7]
             global::Dsl.Runtime.Kernels.Merges.Add(y60, y55, y61, Pool);
 
-            // layer3.1.5: relu — ResNet.nn(12,24) — [N, 64, 7, 7] → [N, 64, 7, 7]
+            // layer3.1.5: relu — ResNet.nn(15,24) — [N, 64, 7, 7] → [N, 64, 7, 7]
             global::Dsl.Runtime.Kernels.Activations.ReluForward(y61, y62, Pool);
 
-            // layer3.2.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer3.2.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y62, parameters.AsSpan(Layer3_2Conv1Weight, 36864), default, y63, batch, in Layer3_2Conv1Geometry, scratch, Pool);
 
-            // layer3.2.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — batch statistics; running statistics updated — then layer3.2.2 (relu) as it writes
+            // layer3.2.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — batch statistics; running statistics updated — then layer3.2.2 (relu) as it writes
             counters[Layer3_2Bn1NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y63, parameters.AsSpan(Layer3_2Bn1Weight, 64), parameters.AsSpan(Layer3_2Bn1Bias, 64), y64, _arena.AsSpan(_cache + Layer3_2Bn1SaveMean, 64), _arena.AsSpan(_cache + Layer3_2Bn1SaveInvStd, 64),
                 buffers.AsSpan(Layer3_2Bn1RunningMean, 64), buffers.AsSpan(Layer3_2Bn1RunningVar, 64), 0.1f, 1E-05f, batch, 64, 49, activation: global::Dsl.Runtime.Kernels.FusedActivation.Relu, pool: Pool);
 
-            // layer3.2.2: relu — ResNet.nn(9,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.2.bn1 (batch norm) as it wrote this output
+            // layer3.2.2: relu — ResNet.nn(12,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.2.bn1 (batch norm) as it wrote this output
 
-            // layer3.2.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer3.2.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             global::Dsl.Runtime.Kernels.ConvWinograd.Forward(y65, parameters.AsSpan(Layer3_2Conv2Weight, 36864), default, y66, batch, in Layer3_2Conv2Geometry, scratch, Pool);
 
-            // layer3.2.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — batch statistics; running statistics updated
+            // layer3.2.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — batch statistics; running statistics updated
             counters[Layer3_2Bn2NumBatchesTracked]++;
             global::Dsl.Runtime.Kernels.BatchNorm.ForwardTraining(y66, parameters.AsSpan(Layer3_2Bn2Weight, 64), parameters.AsSpan(Layer3_2Bn2Bias, 64), y67, _arena.AsSpan(_cache + Layer3_2Bn2SaveMean, 64), _arena.AsSpan(_cache + Layer3_2Bn2SaveInvStd, 64),
                 buffers.AsSpan(Layer3_2Bn2RunningMean, 64), buffers.AsSpan(Layer3_2Bn2RunningVar, 64), 0.1f, 1E-05f, batch, 64, 49, pool: Pool);
 
-            // layer3.2.add: add(out, input) — ResNet.nn(12,5) — [N, 64, 7, 7] → [N, 64, 7, 7]
+            // layer3.2.add: add(out, input) — ResNet.nn(15,5) — [N, 64, 7, 7] → [N, 64, 7, 7]
             global::Dsl.Runtime.Kernels.Merges.Add(y67, y62, y68, Pool);
 
-            // layer3.2.5: relu — ResNet.nn(12,24) — [N, 64, 7, 7] → [N, 64, 7, 7]
+            // layer3.2.5: relu — ResNet.nn(15,24) — [N, 64, 7, 7] → [N, 64, 7, 7]
             global::Dsl.Runtime.Kernels.Activations.ReluForward(y68, y69, Pool);
 
-            // 6: global_avgpool — ResNet.nn(29,8) — [N, 64, 7, 7] → [N, 64]
+            // 6: global_avgpool — ResNet.nn(32,8) — [N, 64, 7, 7] → [N, 64]
             global::Dsl.Runtime.Kernels.Pooling.GlobalAvgForward(y69, y70, batch, 64, 49);
 
-            // fc: linear(64, 10) as fc — ResNet.nn(30,8) — [N, 64] → [N, 10]
+            // fc: linear(64, 10) as fc — ResNet.nn(33,8) — [N, 64] → [N, 10]
             global::Dsl.Runtime.Kernels.Linear.Forward(y70, parameters.AsSpan(FcWeight, 640), parameters.AsSpan(FcBias, 10), y71, batch, 64, 10, scratch, Pool);
 
             y71.CopyTo(output);
@@ -1293,26 +1293,26 @@ namespace Examples.FashionMnistResNet
             outputGrad.CopyTo(g71);
 
             var g70 = _arena.AsSpan(Layer6Grad * MaxBatch, batch * 64);
-            // fc: linear(64, 10) as fc — ResNet.nn(30,8) — [N, 64] → [N, 10] — backward
+            // fc: linear(64, 10) as fc — ResNet.nn(33,8) — [N, 64] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g71, y70, gradients.AsSpan(FcWeight, 640), gradients.AsSpan(FcBias, 10), batch, 64, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g71, parameters.AsSpan(FcWeight, 640), g70, batch, 64, 10, scratch, Pool);
 
             var g69 = _arena.AsSpan(Layer3_2_5Grad * MaxBatch, batch * 3136);
-            // 6: global_avgpool — ResNet.nn(29,8) — [N, 64, 7, 7] → [N, 64] — backward
+            // 6: global_avgpool — ResNet.nn(32,8) — [N, 64, 7, 7] → [N, 64] — backward
             global::Dsl.Runtime.Kernels.Pooling.GlobalAvgBackward(g70, g69, batch, 64, 49);
 
             var g68 = g69;
-            // layer3.2.5: relu — ResNet.nn(12,24) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.2.5: relu — ResNet.nn(15,24) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y69, g69, g68, Pool);
 
             var g67 = _arena.AsSpan(Layer3_2Bn2Grad * MaxBatch, batch * 3136);
             var g62 = _arena.AsSpan(Layer3_1_5Grad * MaxBatch, batch * 3136);
-            // layer3.2.add: add(out, input) — ResNet.nn(12,5) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.2.add: add(out, input) — ResNet.nn(15,5) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             global::Dsl.Runtime.Kernels.Merges.Copy(g68, g67, Pool);
             global::Dsl.Runtime.Kernels.Merges.Copy(g68, g62, Pool);
 
             var g66 = _arena.AsSpan(Layer3_2Conv2Grad * MaxBatch, batch * 3136);
-            // layer3.2.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.2.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_2Bn2Weight, 64).Clear();
             if (!accumulate) gradients.AsSpan(Layer3_2Bn2Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1320,17 +1320,17 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer3_2Bn2Weight, 64), gradients.AsSpan(Layer3_2Bn2Bias, 64), batch, 64, 49, Pool);
 
             var g65 = _arena.AsSpan(Layer3_2_2Grad * MaxBatch, batch * 3136);
-            // layer3.2.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.2.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_2Conv2Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g66, y65, gradients.AsSpan(Layer3_2Conv2Weight, 36864), default, batch, in Layer3_2Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g66, parameters.AsSpan(Layer3_2Conv2Weight, 36864), g65, batch, in Layer3_2Conv2Geometry, scratch, Pool);
 
             var g64 = g65;
-            // layer3.2.2: relu — ResNet.nn(9,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.2.2: relu — ResNet.nn(12,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y65, g65, g64, Pool);
 
             var g63 = _arena.AsSpan(Layer3_2Conv1Grad * MaxBatch, batch * 3136);
-            // layer3.2.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.2.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_2Bn1Weight, 64).Clear();
             if (!accumulate) gradients.AsSpan(Layer3_2Bn1Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1338,24 +1338,24 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer3_2Bn1Weight, 64), gradients.AsSpan(Layer3_2Bn1Bias, 64), batch, 64, 49, Pool);
 
             var part63 = _arena.AsSpan(Layer3_2Conv1GradPart * MaxBatch, batch * 3136);
-            // layer3.2.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward, its share added to what the later readers wrote
+            // layer3.2.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward, its share added to what the later readers wrote
             if (!accumulate) gradients.AsSpan(Layer3_2Conv1Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g63, y62, gradients.AsSpan(Layer3_2Conv1Weight, 36864), default, batch, in Layer3_2Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g63, parameters.AsSpan(Layer3_2Conv1Weight, 36864), part63, batch, in Layer3_2Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part63, g62, Pool);
 
             var g61 = g62;
-            // layer3.1.5: relu — ResNet.nn(12,24) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.1.5: relu — ResNet.nn(15,24) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y62, g62, g61, Pool);
 
             var g60 = _arena.AsSpan(Layer3_1Bn2Grad * MaxBatch, batch * 3136);
             var g55 = _arena.AsSpan(Layer3_0_6Grad * MaxBatch, batch * 3136);
-            // layer3.1.add: add(out, input) — ResNet.nn(12,5) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.1.add: add(out, input) — ResNet.nn(15,5) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             global::Dsl.Runtime.Kernels.Merges.Copy(g61, g60, Pool);
             global::Dsl.Runtime.Kernels.Merges.Copy(g61, g55, Pool);
 
             var g59 = _arena.AsSpan(Layer3_1Conv2Grad * MaxBatch, batch * 3136);
-            // layer3.1.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.1.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_1Bn2Weight, 64).Clear();
             if (!accumulate) gradients.AsSpan(Layer3_1Bn2Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1363,17 +1363,17 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer3_1Bn2Weight, 64), gradients.AsSpan(Layer3_1Bn2Bias, 64), batch, 64, 49, Pool);
 
             var g58 = _arena.AsSpan(Layer3_1_2Grad * MaxBatch, batch * 3136);
-            // layer3.1.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.1.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_1Conv2Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g59, y58, gradients.AsSpan(Layer3_1Conv2Weight, 36864), default, batch, in Layer3_1Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g59, parameters.AsSpan(Layer3_1Conv2Weight, 36864), g58, batch, in Layer3_1Conv2Geometry, scratch, Pool);
 
             var g57 = g58;
-            // layer3.1.2: relu — ResNet.nn(9,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.1.2: relu — ResNet.nn(12,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y58, g58, g57, Pool);
 
             var g56 = _arena.AsSpan(Layer3_1Conv1Grad * MaxBatch, batch * 3136);
-            // layer3.1.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.1.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_1Bn1Weight, 64).Clear();
             if (!accumulate) gradients.AsSpan(Layer3_1Bn1Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1381,24 +1381,24 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer3_1Bn1Weight, 64), gradients.AsSpan(Layer3_1Bn1Bias, 64), batch, 64, 49, Pool);
 
             var part56 = _arena.AsSpan(Layer3_1Conv1GradPart * MaxBatch, batch * 3136);
-            // layer3.1.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward, its share added to what the later readers wrote
+            // layer3.1.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward, its share added to what the later readers wrote
             if (!accumulate) gradients.AsSpan(Layer3_1Conv1Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g56, y55, gradients.AsSpan(Layer3_1Conv1Weight, 36864), default, batch, in Layer3_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g56, parameters.AsSpan(Layer3_1Conv1Weight, 36864), part56, batch, in Layer3_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part56, g55, Pool);
 
             var g54 = g55;
-            // layer3.0.6: relu — ResNet.nn(21,23) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.0.6: relu — ResNet.nn(24,23) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y55, g55, g54, Pool);
 
             var g51 = _arena.AsSpan(Layer3_0Bn2Grad * MaxBatch, batch * 3136);
             var g53 = _arena.AsSpan(Layer3_0Downsample1Grad * MaxBatch, batch * 3136);
-            // layer3.0.add: add(out, skip) — ResNet.nn(21,5) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.0.add: add(out, skip) — ResNet.nn(24,5) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             global::Dsl.Runtime.Kernels.Merges.Copy(g54, g51, Pool);
             global::Dsl.Runtime.Kernels.Merges.Copy(g54, g53, Pool);
 
             var g52 = _arena.AsSpan(Layer3_0Downsample0Grad * MaxBatch, batch * 3136);
-            // layer3.0.downsample.1: bn2d — ResNet.nn(20,80) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.0.downsample.1: bn2d — ResNet.nn(23,80) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_0Downsample1Weight, 64).Clear();
             if (!accumulate) gradients.AsSpan(Layer3_0Downsample1Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1406,13 +1406,13 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer3_0Downsample1Weight, 64), gradients.AsSpan(Layer3_0Downsample1Bias, 64), batch, 64, 49, Pool);
 
             var g46 = _arena.AsSpan(Layer2_2_5Grad * MaxBatch, batch * 6272);
-            // layer3.0.downsample.0: conv(32, 64, 1, stride: 2, bias: false) — ResNet.nn(20,22) — [N, 32, 14, 14] → [N, 64, 7, 7] — backward
+            // layer3.0.downsample.0: conv(32, 64, 1, stride: 2, bias: false) — ResNet.nn(23,22) — [N, 32, 14, 14] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_0Downsample0Weight, 2048).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g52, y46, gradients.AsSpan(Layer3_0Downsample0Weight, 2048), default, batch, in Layer3_0Downsample0Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g52, parameters.AsSpan(Layer3_0Downsample0Weight, 2048), g46, batch, in Layer3_0Downsample0Geometry, scratch, Pool);
 
             var g50 = _arena.AsSpan(Layer3_0Conv2Grad * MaxBatch, batch * 3136);
-            // layer3.0.bn2: bn2d as bn2 — ResNet.nn(19,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.0.bn2: bn2d as bn2 — ResNet.nn(22,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_0Bn2Weight, 64).Clear();
             if (!accumulate) gradients.AsSpan(Layer3_0Bn2Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1420,17 +1420,17 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer3_0Bn2Weight, 64), gradients.AsSpan(Layer3_0Bn2Bias, 64), batch, 64, 49, Pool);
 
             var g49 = _arena.AsSpan(Layer3_0_2Grad * MaxBatch, batch * 3136);
-            // layer3.0.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(18,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.0.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(21,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_0Conv2Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g50, y49, gradients.AsSpan(Layer3_0Conv2Weight, 36864), default, batch, in Layer3_0Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g50, parameters.AsSpan(Layer3_0Conv2Weight, 36864), g49, batch, in Layer3_0Conv2Geometry, scratch, Pool);
 
             var g48 = g49;
-            // layer3.0.2: relu — ResNet.nn(17,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.0.2: relu — ResNet.nn(20,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y49, g49, g48, Pool);
 
             var g47 = _arena.AsSpan(Layer3_0Conv1Grad * MaxBatch, batch * 3136);
-            // layer3.0.bn1: bn2d as bn1 — ResNet.nn(17,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
+            // layer3.0.bn1: bn2d as bn1 — ResNet.nn(20,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_0Bn1Weight, 64).Clear();
             if (!accumulate) gradients.AsSpan(Layer3_0Bn1Bias, 64).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1438,24 +1438,24 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer3_0Bn1Weight, 64), gradients.AsSpan(Layer3_0Bn1Bias, 64), batch, 64, 49, Pool);
 
             var part47 = _arena.AsSpan(Layer3_0Conv1GradPart * MaxBatch, batch * 6272);
-            // layer3.0.conv1: conv(32, 64, 3, stride: 2, padding: 1, bias: false) as conv1 — ResNet.nn(16,11) — [N, 32, 14, 14] → [N, 64, 7, 7] — backward, its share added to what the later readers wrote
+            // layer3.0.conv1: conv(32, 64, 3, stride: 2, padding: 1, bias: false) as conv1 — ResNet.nn(19,11) — [N, 32, 14, 14] → [N, 64, 7, 7] — backward, its share added to what the later readers wrote
             if (!accumulate) gradients.AsSpan(Layer3_0Conv1Weight, 18432).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g47, y46, gradients.AsSpan(Layer3_0Conv1Weight, 18432), default, batch, in Layer3_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g47, parameters.AsSpan(Layer3_0Conv1Weight, 18432), part47, batch, in Layer3_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part47, g46, Pool);
 
             var g45 = g46;
-            // layer2.2.5: relu — ResNet.nn(12,24) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.2.5: relu — ResNet.nn(15,24) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y46, g46, g45, Pool);
 
             var g44 = _arena.AsSpan(Layer2_2Bn2Grad * MaxBatch, batch * 6272);
             var g39 = _arena.AsSpan(Layer2_1_5Grad * MaxBatch, batch * 6272);
-            // layer2.2.add: add(out, input) — ResNet.nn(12,5) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.2.add: add(out, input) — ResNet.nn(15,5) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Merges.Copy(g45, g44, Pool);
             global::Dsl.Runtime.Kernels.Merges.Copy(g45, g39, Pool);
 
             var g43 = _arena.AsSpan(Layer2_2Conv2Grad * MaxBatch, batch * 6272);
-            // layer2.2.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.2.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_2Bn2Weight, 32).Clear();
             if (!accumulate) gradients.AsSpan(Layer2_2Bn2Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1463,17 +1463,17 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer2_2Bn2Weight, 32), gradients.AsSpan(Layer2_2Bn2Bias, 32), batch, 32, 196, Pool);
 
             var g42 = _arena.AsSpan(Layer2_2_2Grad * MaxBatch, batch * 6272);
-            // layer2.2.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.2.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_2Conv2Weight, 9216).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g43, y42, gradients.AsSpan(Layer2_2Conv2Weight, 9216), default, batch, in Layer2_2Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g43, parameters.AsSpan(Layer2_2Conv2Weight, 9216), g42, batch, in Layer2_2Conv2Geometry, scratch, Pool);
 
             var g41 = g42;
-            // layer2.2.2: relu — ResNet.nn(9,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.2.2: relu — ResNet.nn(12,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y42, g42, g41, Pool);
 
             var g40 = _arena.AsSpan(Layer2_2Conv1Grad * MaxBatch, batch * 6272);
-            // layer2.2.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.2.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_2Bn1Weight, 32).Clear();
             if (!accumulate) gradients.AsSpan(Layer2_2Bn1Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1481,24 +1481,24 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer2_2Bn1Weight, 32), gradients.AsSpan(Layer2_2Bn1Bias, 32), batch, 32, 196, Pool);
 
             var part40 = _arena.AsSpan(Layer2_2Conv1GradPart * MaxBatch, batch * 6272);
-            // layer2.2.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward, its share added to what the later readers wrote
+            // layer2.2.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward, its share added to what the later readers wrote
             if (!accumulate) gradients.AsSpan(Layer2_2Conv1Weight, 9216).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g40, y39, gradients.AsSpan(Layer2_2Conv1Weight, 9216), default, batch, in Layer2_2Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g40, parameters.AsSpan(Layer2_2Conv1Weight, 9216), part40, batch, in Layer2_2Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part40, g39, Pool);
 
             var g38 = g39;
-            // layer2.1.5: relu — ResNet.nn(12,24) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.1.5: relu — ResNet.nn(15,24) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y39, g39, g38, Pool);
 
             var g37 = _arena.AsSpan(Layer2_1Bn2Grad * MaxBatch, batch * 6272);
             var g32 = _arena.AsSpan(Layer2_0_6Grad * MaxBatch, batch * 6272);
-            // layer2.1.add: add(out, input) — ResNet.nn(12,5) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.1.add: add(out, input) — ResNet.nn(15,5) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Merges.Copy(g38, g37, Pool);
             global::Dsl.Runtime.Kernels.Merges.Copy(g38, g32, Pool);
 
             var g36 = _arena.AsSpan(Layer2_1Conv2Grad * MaxBatch, batch * 6272);
-            // layer2.1.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.1.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_1Bn2Weight, 32).Clear();
             if (!accumulate) gradients.AsSpan(Layer2_1Bn2Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1506,17 +1506,17 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer2_1Bn2Weight, 32), gradients.AsSpan(Layer2_1Bn2Bias, 32), batch, 32, 196, Pool);
 
             var g35 = _arena.AsSpan(Layer2_1_2Grad * MaxBatch, batch * 6272);
-            // layer2.1.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.1.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_1Conv2Weight, 9216).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g36, y35, gradients.AsSpan(Layer2_1Conv2Weight, 9216), default, batch, in Layer2_1Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g36, parameters.AsSpan(Layer2_1Conv2Weight, 9216), g35, batch, in Layer2_1Conv2Geometry, scratch, Pool);
 
             var g34 = g35;
-            // layer2.1.2: relu — ResNet.nn(9,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.1.2: relu — ResNet.nn(12,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y35, g35, g34, Pool);
 
             var g33 = _arena.AsSpan(Layer2_1Conv1Grad * MaxBatch, batch * 6272);
-            // layer2.1.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.1.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_1Bn1Weight, 32).Clear();
             if (!accumulate) gradients.AsSpan(Layer2_1Bn1Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1524,24 +1524,24 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer2_1Bn1Weight, 32), gradients.AsSpan(Layer2_1Bn1Bias, 32), batch, 32, 196, Pool);
 
             var part33 = _arena.AsSpan(Layer2_1Conv1GradPart * MaxBatch, batch * 6272);
-            // layer2.1.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward, its share added to what the later readers wrote
+            // layer2.1.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward, its share added to what the later readers wrote
             if (!accumulate) gradients.AsSpan(Layer2_1Conv1Weight, 9216).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g33, y32, gradients.AsSpan(Layer2_1Conv1Weight, 9216), default, batch, in Layer2_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g33, parameters.AsSpan(Layer2_1Conv1Weight, 9216), part33, batch, in Layer2_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part33, g32, Pool);
 
             var g31 = g32;
-            // layer2.0.6: relu — ResNet.nn(21,23) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.0.6: relu — ResNet.nn(24,23) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y32, g32, g31, Pool);
 
             var g28 = _arena.AsSpan(Layer2_0Bn2Grad * MaxBatch, batch * 6272);
             var g30 = _arena.AsSpan(Layer2_0Downsample1Grad * MaxBatch, batch * 6272);
-            // layer2.0.add: add(out, skip) — ResNet.nn(21,5) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.0.add: add(out, skip) — ResNet.nn(24,5) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Merges.Copy(g31, g28, Pool);
             global::Dsl.Runtime.Kernels.Merges.Copy(g31, g30, Pool);
 
             var g29 = _arena.AsSpan(Layer2_0Downsample0Grad * MaxBatch, batch * 6272);
-            // layer2.0.downsample.1: bn2d — ResNet.nn(20,80) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.0.downsample.1: bn2d — ResNet.nn(23,80) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_0Downsample1Weight, 32).Clear();
             if (!accumulate) gradients.AsSpan(Layer2_0Downsample1Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1549,13 +1549,13 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer2_0Downsample1Weight, 32), gradients.AsSpan(Layer2_0Downsample1Bias, 32), batch, 32, 196, Pool);
 
             var g23 = _arena.AsSpan(Layer1_2_5Grad * MaxBatch, batch * 12544);
-            // layer2.0.downsample.0: conv(16, 32, 1, stride: 2, bias: false) — ResNet.nn(20,22) — [N, 16, 28, 28] → [N, 32, 14, 14] — backward
+            // layer2.0.downsample.0: conv(16, 32, 1, stride: 2, bias: false) — ResNet.nn(23,22) — [N, 16, 28, 28] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_0Downsample0Weight, 512).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g29, y23, gradients.AsSpan(Layer2_0Downsample0Weight, 512), default, batch, in Layer2_0Downsample0Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g29, parameters.AsSpan(Layer2_0Downsample0Weight, 512), g23, batch, in Layer2_0Downsample0Geometry, scratch, Pool);
 
             var g27 = _arena.AsSpan(Layer2_0Conv2Grad * MaxBatch, batch * 6272);
-            // layer2.0.bn2: bn2d as bn2 — ResNet.nn(19,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.0.bn2: bn2d as bn2 — ResNet.nn(22,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_0Bn2Weight, 32).Clear();
             if (!accumulate) gradients.AsSpan(Layer2_0Bn2Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1563,17 +1563,17 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer2_0Bn2Weight, 32), gradients.AsSpan(Layer2_0Bn2Bias, 32), batch, 32, 196, Pool);
 
             var g26 = _arena.AsSpan(Layer2_0_2Grad * MaxBatch, batch * 6272);
-            // layer2.0.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(18,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.0.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(21,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_0Conv2Weight, 9216).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g27, y26, gradients.AsSpan(Layer2_0Conv2Weight, 9216), default, batch, in Layer2_0Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g27, parameters.AsSpan(Layer2_0Conv2Weight, 9216), g26, batch, in Layer2_0Conv2Geometry, scratch, Pool);
 
             var g25 = g26;
-            // layer2.0.2: relu — ResNet.nn(17,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.0.2: relu — ResNet.nn(20,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y26, g26, g25, Pool);
 
             var g24 = _arena.AsSpan(Layer2_0Conv1Grad * MaxBatch, batch * 6272);
-            // layer2.0.bn1: bn2d as bn1 — ResNet.nn(17,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
+            // layer2.0.bn1: bn2d as bn1 — ResNet.nn(20,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_0Bn1Weight, 32).Clear();
             if (!accumulate) gradients.AsSpan(Layer2_0Bn1Bias, 32).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1581,24 +1581,24 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer2_0Bn1Weight, 32), gradients.AsSpan(Layer2_0Bn1Bias, 32), batch, 32, 196, Pool);
 
             var part24 = _arena.AsSpan(Layer2_0Conv1GradPart * MaxBatch, batch * 12544);
-            // layer2.0.conv1: conv(16, 32, 3, stride: 2, padding: 1, bias: false) as conv1 — ResNet.nn(16,11) — [N, 16, 28, 28] → [N, 32, 14, 14] — backward, its share added to what the later readers wrote
+            // layer2.0.conv1: conv(16, 32, 3, stride: 2, padding: 1, bias: false) as conv1 — ResNet.nn(19,11) — [N, 16, 28, 28] → [N, 32, 14, 14] — backward, its share added to what the later readers wrote
             if (!accumulate) gradients.AsSpan(Layer2_0Conv1Weight, 4608).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g24, y23, gradients.AsSpan(Layer2_0Conv1Weight, 4608), default, batch, in Layer2_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g24, parameters.AsSpan(Layer2_0Conv1Weight, 4608), part24, batch, in Layer2_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part24, g23, Pool);
 
             var g22 = g23;
-            // layer1.2.5: relu — ResNet.nn(12,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.2.5: relu — ResNet.nn(15,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y23, g23, g22, Pool);
 
             var g21 = _arena.AsSpan(Layer1_2Bn2Grad * MaxBatch, batch * 12544);
             var g16 = _arena.AsSpan(Layer1_1_5Grad * MaxBatch, batch * 12544);
-            // layer1.2.add: add(out, input) — ResNet.nn(12,5) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.2.add: add(out, input) — ResNet.nn(15,5) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             global::Dsl.Runtime.Kernels.Merges.Copy(g22, g21, Pool);
             global::Dsl.Runtime.Kernels.Merges.Copy(g22, g16, Pool);
 
             var g20 = _arena.AsSpan(Layer1_2Conv2Grad * MaxBatch, batch * 12544);
-            // layer1.2.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.2.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1_2Bn2Weight, 16).Clear();
             if (!accumulate) gradients.AsSpan(Layer1_2Bn2Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1606,17 +1606,17 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer1_2Bn2Weight, 16), gradients.AsSpan(Layer1_2Bn2Bias, 16), batch, 16, 784, Pool);
 
             var g19 = _arena.AsSpan(Layer1_2_2Grad * MaxBatch, batch * 12544);
-            // layer1.2.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.2.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1_2Conv2Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g20, y19, gradients.AsSpan(Layer1_2Conv2Weight, 2304), default, batch, in Layer1_2Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g20, parameters.AsSpan(Layer1_2Conv2Weight, 2304), g19, batch, in Layer1_2Conv2Geometry, scratch, Pool);
 
             var g18 = g19;
-            // layer1.2.2: relu — ResNet.nn(9,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.2.2: relu — ResNet.nn(12,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y19, g19, g18, Pool);
 
             var g17 = _arena.AsSpan(Layer1_2Conv1Grad * MaxBatch, batch * 12544);
-            // layer1.2.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.2.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1_2Bn1Weight, 16).Clear();
             if (!accumulate) gradients.AsSpan(Layer1_2Bn1Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1624,24 +1624,24 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer1_2Bn1Weight, 16), gradients.AsSpan(Layer1_2Bn1Bias, 16), batch, 16, 784, Pool);
 
             var part17 = _arena.AsSpan(Layer1_2Conv1GradPart * MaxBatch, batch * 12544);
-            // layer1.2.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward, its share added to what the later readers wrote
+            // layer1.2.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward, its share added to what the later readers wrote
             if (!accumulate) gradients.AsSpan(Layer1_2Conv1Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g17, y16, gradients.AsSpan(Layer1_2Conv1Weight, 2304), default, batch, in Layer1_2Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g17, parameters.AsSpan(Layer1_2Conv1Weight, 2304), part17, batch, in Layer1_2Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part17, g16, Pool);
 
             var g15 = g16;
-            // layer1.1.5: relu — ResNet.nn(12,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.1.5: relu — ResNet.nn(15,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y16, g16, g15, Pool);
 
             var g14 = _arena.AsSpan(Layer1_1Bn2Grad * MaxBatch, batch * 12544);
             var g9 = _arena.AsSpan(Layer1_0_5Grad * MaxBatch, batch * 12544);
-            // layer1.1.add: add(out, input) — ResNet.nn(12,5) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.1.add: add(out, input) — ResNet.nn(15,5) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             global::Dsl.Runtime.Kernels.Merges.Copy(g15, g14, Pool);
             global::Dsl.Runtime.Kernels.Merges.Copy(g15, g9, Pool);
 
             var g13 = _arena.AsSpan(Layer1_1Conv2Grad * MaxBatch, batch * 12544);
-            // layer1.1.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.1.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1_1Bn2Weight, 16).Clear();
             if (!accumulate) gradients.AsSpan(Layer1_1Bn2Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1649,17 +1649,17 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer1_1Bn2Weight, 16), gradients.AsSpan(Layer1_1Bn2Bias, 16), batch, 16, 784, Pool);
 
             var g12 = _arena.AsSpan(Layer1_1_2Grad * MaxBatch, batch * 12544);
-            // layer1.1.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.1.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1_1Conv2Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g13, y12, gradients.AsSpan(Layer1_1Conv2Weight, 2304), default, batch, in Layer1_1Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g13, parameters.AsSpan(Layer1_1Conv2Weight, 2304), g12, batch, in Layer1_1Conv2Geometry, scratch, Pool);
 
             var g11 = g12;
-            // layer1.1.2: relu — ResNet.nn(9,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.1.2: relu — ResNet.nn(12,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y12, g12, g11, Pool);
 
             var g10 = _arena.AsSpan(Layer1_1Conv1Grad * MaxBatch, batch * 12544);
-            // layer1.1.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.1.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1_1Bn1Weight, 16).Clear();
             if (!accumulate) gradients.AsSpan(Layer1_1Bn1Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1667,24 +1667,24 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer1_1Bn1Weight, 16), gradients.AsSpan(Layer1_1Bn1Bias, 16), batch, 16, 784, Pool);
 
             var part10 = _arena.AsSpan(Layer1_1Conv1GradPart * MaxBatch, batch * 12544);
-            // layer1.1.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward, its share added to what the later readers wrote
+            // layer1.1.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward, its share added to what the later readers wrote
             if (!accumulate) gradients.AsSpan(Layer1_1Conv1Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g10, y9, gradients.AsSpan(Layer1_1Conv1Weight, 2304), default, batch, in Layer1_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g10, parameters.AsSpan(Layer1_1Conv1Weight, 2304), part10, batch, in Layer1_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part10, g9, Pool);
 
             var g8 = g9;
-            // layer1.0.5: relu — ResNet.nn(12,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.0.5: relu — ResNet.nn(15,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y9, g9, g8, Pool);
 
             var g7 = _arena.AsSpan(Layer1_0Bn2Grad * MaxBatch, batch * 12544);
             var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 12544);
-            // layer1.0.add: add(out, input) — ResNet.nn(12,5) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.0.add: add(out, input) — ResNet.nn(15,5) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             global::Dsl.Runtime.Kernels.Merges.Copy(g8, g7, Pool);
             global::Dsl.Runtime.Kernels.Merges.Copy(g8, g2, Pool);
 
             var g6 = _arena.AsSpan(Layer1_0Conv2Grad * MaxBatch, batch * 12544);
-            // layer1.0.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.0.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1_0Bn2Weight, 16).Clear();
             if (!accumulate) gradients.AsSpan(Layer1_0Bn2Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1692,17 +1692,17 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer1_0Bn2Weight, 16), gradients.AsSpan(Layer1_0Bn2Bias, 16), batch, 16, 784, Pool);
 
             var g5 = _arena.AsSpan(Layer1_0_2Grad * MaxBatch, batch * 12544);
-            // layer1.0.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.0.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1_0Conv2Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g6, y5, gradients.AsSpan(Layer1_0Conv2Weight, 2304), default, batch, in Layer1_0Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g6, parameters.AsSpan(Layer1_0Conv2Weight, 2304), g5, batch, in Layer1_0Conv2Geometry, scratch, Pool);
 
             var g4 = g5;
-            // layer1.0.2: relu — ResNet.nn(9,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.0.2: relu — ResNet.nn(12,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y5, g5, g4, Pool);
 
             var g3 = _arena.AsSpan(Layer1_0Conv1Grad * MaxBatch, batch * 12544);
-            // layer1.0.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // layer1.0.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1_0Bn1Weight, 16).Clear();
             if (!accumulate) gradients.AsSpan(Layer1_0Bn1Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -1710,25 +1710,25 @@ namespace Examples.FashionMnistResNet
                 gradients.AsSpan(Layer1_0Bn1Weight, 16), gradients.AsSpan(Layer1_0Bn1Bias, 16), batch, 16, 784, Pool);
 
             var part3 = _arena.AsSpan(Layer1_0Conv1GradPart * MaxBatch, batch * 12544);
-            // layer1.0.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward, its share added to what the later readers wrote
+            // layer1.0.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward, its share added to what the later readers wrote
             if (!accumulate) gradients.AsSpan(Layer1_0Conv1Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer1_0Conv1Weight, 2304), default, batch, in Layer1_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Layer1_0Conv1Weight, 2304), part3, batch, in Layer1_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part3, g2, Pool);
 
             var g1 = g2;
-            // 2: relu — ResNet.nn(25,72) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // 2: relu — ResNet.nn(28,72) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             global::Dsl.Runtime.Kernels.Activations.ReluBackward(y2, g2, g1, Pool);
 
             var g0 = _arena.AsSpan(Conv1Grad * MaxBatch, batch * 12544);
-            // bn1: bn2d as bn1 — ResNet.nn(25,57) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
+            // bn1: bn2d as bn1 — ResNet.nn(28,57) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Bn1Weight, 16).Clear();
             if (!accumulate) gradients.AsSpan(Bn1Bias, 16).Clear();
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Bn1Weight, 16), _arena.AsSpan(_cache + Bn1SaveMean, 16), _arena.AsSpan(_cache + Bn1SaveInvStd, 16), g0,
                 gradients.AsSpan(Bn1Weight, 16), gradients.AsSpan(Bn1Bias, 16), batch, 16, 784, Pool);
 
-            // conv1: conv(1, 16, 3, padding: 1, bias: false) as conv1 — ResNet.nn(25,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — backward
+            // conv1: conv(1, 16, 3, padding: 1, bias: false) as conv1 — ResNet.nn(28,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Conv1Weight, 144).Clear();
             global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 144), default, batch, in Conv1Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 144), inputGrad, batch, in Conv1Geometry, scratch, Pool);
@@ -1749,217 +1749,217 @@ namespace Examples.FashionMnistResNet
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // conv1: conv(1, 16, 3, padding: 1, bias: false) as conv1 — ResNet.nn(25,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — with bn1 folded in — direct: a reduction of few taps, no GEMM — 2 (relu) applied as it writes
+            // conv1: conv(1, 16, 3, padding: 1, bias: false) as conv1 — ResNet.nn(28,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — with bn1 folded in — direct: a reduction of few taps, no GEMM — 2 (relu) applied as it writes
             var h0 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 12544);
             global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, folded.Slice(Conv1FoldedWeight, 144), folded.Slice(Conv1FoldedBias, 16), h0, batch, in Conv1Geometry, scratch, Pool, relu: true);
             h = h0;
 
-            // bn1: bn2d as bn1 — ResNet.nn(25,57) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into conv1
+            // bn1: bn2d as bn1 — ResNet.nn(28,57) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into conv1
 
-            // 2: relu — ResNet.nn(25,72) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by conv1 (conv2d) as it wrote its output
+            // 2: relu — ResNet.nn(28,72) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by conv1 (conv2d) as it wrote its output
 
-            // layer1.0.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.0.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.0.2 (relu) applied as it writes
+            // layer1.0.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.0.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.0.2 (relu) applied as it writes
             var h1 = _arena.AsSpan(Layer1_0_2Infer * MaxBatch, batch * 12544);
             global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer1_0Conv1TransformedWeight, 4736), folded.Slice(Layer1_0Conv1FoldedBias, 16), h1, batch, in Layer1_0Conv1Geometry, scratch, Pool, relu: true);
             h = h1;
 
-            // layer1.0.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.0.conv1
+            // layer1.0.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.0.conv1
 
-            // layer1.0.2: relu — ResNet.nn(9,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.0.conv1 (conv2d) as it wrote its output
+            // layer1.0.2: relu — ResNet.nn(12,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.0.conv1 (conv2d) as it wrote its output
 
-            // layer1.0.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.0.add (add) applied as it writes: adds h0 (2 output) — layer1.0.5 (relu) applied as it writes
+            // layer1.0.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.0.add (add) applied as it writes: adds h0 (2 output) — layer1.0.5 (relu) applied as it writes
             var h2 = _arena.AsSpan(Layer1_0_5Infer * MaxBatch, batch * 12544);
             global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer1_0Conv2TransformedWeight, 4736), folded.Slice(Layer1_0Conv2FoldedBias, 16), h2, batch, in Layer1_0Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h0);
             h = h2;
 
-            // layer1.0.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.0.conv2
+            // layer1.0.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.0.conv2
 
-            // layer1.0.add: add(out, input) — ResNet.nn(12,5) — [N, 16, 28, 28] → [N, 16, 28, 28] — no pass of its own: layer1.0.conv2 (conv2d) added h0 (2 output) as it wrote its output
+            // layer1.0.add: add(out, input) — ResNet.nn(15,5) — [N, 16, 28, 28] → [N, 16, 28, 28] — no pass of its own: layer1.0.conv2 (conv2d) added h0 (2 output) as it wrote its output
 
-            // layer1.0.5: relu — ResNet.nn(12,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.0.conv2 (conv2d) as it wrote its output
+            // layer1.0.5: relu — ResNet.nn(15,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.0.conv2 (conv2d) as it wrote its output
 
-            // layer1.1.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.1.2 (relu) applied as it writes
+            // layer1.1.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.1.2 (relu) applied as it writes
             var h3 = _arena.AsSpan(Layer1_1_2Infer * MaxBatch, batch * 12544);
             global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer1_1Conv1TransformedWeight, 4736), folded.Slice(Layer1_1Conv1FoldedBias, 16), h3, batch, in Layer1_1Conv1Geometry, scratch, Pool, relu: true);
             h = h3;
 
-            // layer1.1.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.1.conv1
+            // layer1.1.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.1.conv1
 
-            // layer1.1.2: relu — ResNet.nn(9,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.1.conv1 (conv2d) as it wrote its output
+            // layer1.1.2: relu — ResNet.nn(12,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.1.conv1 (conv2d) as it wrote its output
 
-            // layer1.1.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.1.add (add) applied as it writes: adds h2 (layer1.0.5 output) — layer1.1.5 (relu) applied as it writes
+            // layer1.1.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.1.add (add) applied as it writes: adds h2 (layer1.0.5 output) — layer1.1.5 (relu) applied as it writes
             var h4 = _arena.AsSpan(Layer1_1_5Infer * MaxBatch, batch * 12544);
             global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer1_1Conv2TransformedWeight, 4736), folded.Slice(Layer1_1Conv2FoldedBias, 16), h4, batch, in Layer1_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h2);
             h = h4;
 
-            // layer1.1.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.1.conv2
+            // layer1.1.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.1.conv2
 
-            // layer1.1.add: add(out, input) — ResNet.nn(12,5) — [N, 16, 28, 28] → [N, 16, 28, 28] — no pass of its own: layer1.1.conv2 (conv2d) added h2 (layer1.0.5 output) as it wrote its output
+            // layer1.1.add: add(out, input) — ResNet.nn(15,5) — [N, 16, 28, 28] → [N, 16, 28, 28] — no pass of its own: layer1.1.conv2 (conv2d) added h2 (layer1.0.5 output) as it wrote its output
 
-            // layer1.1.5: relu — ResNet.nn(12,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.1.conv2 (conv2d) as it wrote its output
+            // layer1.1.5: relu — ResNet.nn(15,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.1.conv2 (conv2d) as it wrote its output
 
-            // layer1.2.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.2.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.2.2 (relu) applied as it writes
+            // layer1.2.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.2.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.2.2 (relu) applied as it writes
             var h5 = _arena.AsSpan(Layer1_2_2Infer * MaxBatch, batch * 12544);
             global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer1_2Conv1TransformedWeight, 4736), folded.Slice(Layer1_2Conv1FoldedBias, 16), h5, batch, in Layer1_2Conv1Geometry, scratch, Pool, relu: true);
             h = h5;
 
-            // layer1.2.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.2.conv1
+            // layer1.2.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.2.conv1
 
-            // layer1.2.2: relu — ResNet.nn(9,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.2.conv1 (conv2d) as it wrote its output
+            // layer1.2.2: relu — ResNet.nn(12,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.2.conv1 (conv2d) as it wrote its output
 
-            // layer1.2.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.2.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.2.add (add) applied as it writes: adds h4 (layer1.1.5 output) — layer1.2.5 (relu) applied as it writes
+            // layer1.2.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — with layer1.2.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer1.2.add (add) applied as it writes: adds h4 (layer1.1.5 output) — layer1.2.5 (relu) applied as it writes
             var h6 = _arena.AsSpan(Layer1_2_5Infer * MaxBatch, batch * 12544);
             global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer1_2Conv2TransformedWeight, 4736), folded.Slice(Layer1_2Conv2FoldedBias, 16), h6, batch, in Layer1_2Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h4);
             h = h6;
 
-            // layer1.2.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.2.conv2
+            // layer1.2.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into layer1.2.conv2
 
-            // layer1.2.add: add(out, input) — ResNet.nn(12,5) — [N, 16, 28, 28] → [N, 16, 28, 28] — no pass of its own: layer1.2.conv2 (conv2d) added h4 (layer1.1.5 output) as it wrote its output
+            // layer1.2.add: add(out, input) — ResNet.nn(15,5) — [N, 16, 28, 28] → [N, 16, 28, 28] — no pass of its own: layer1.2.conv2 (conv2d) added h4 (layer1.1.5 output) as it wrote its output
 
-            // layer1.2.5: relu — ResNet.nn(12,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.2.conv2 (conv2d) as it wrote its output
+            // layer1.2.5: relu — ResNet.nn(15,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by layer1.2.conv2 (conv2d) as it wrote its output
 
-            // layer2.0.conv1: conv(16, 32, 3, stride: 2, padding: 1, bias: false) as conv1 — ResNet.nn(16,11) — [N, 16, 28, 28] → [N, 32, 14, 14] — with layer2.0.bn1 folded in — layer2.0.2 (relu) applied as it writes
+            // layer2.0.conv1: conv(16, 32, 3, stride: 2, padding: 1, bias: false) as conv1 — ResNet.nn(19,11) — [N, 16, 28, 28] → [N, 32, 14, 14] — with layer2.0.bn1 folded in — layer2.0.2 (relu) applied as it writes
             var h7 = _arena.AsSpan(Layer2_0_2Infer * MaxBatch, batch * 6272);
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer2_0Conv1FoldedWeight, 4608), folded.Slice(Layer2_0Conv1FoldedBias, 32), h7, batch, in Layer2_0Conv1Geometry, scratch, Pool, relu: true);
             h = h7;
 
-            // layer2.0.bn1: bn2d as bn1 — ResNet.nn(17,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.0.conv1
+            // layer2.0.bn1: bn2d as bn1 — ResNet.nn(20,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.0.conv1
 
-            // layer2.0.2: relu — ResNet.nn(17,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.0.conv1 (conv2d) as it wrote its output
+            // layer2.0.2: relu — ResNet.nn(20,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.0.conv1 (conv2d) as it wrote its output
 
-            // layer2.0.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(18,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — with layer2.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer2.0.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(21,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — with layer2.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             var h8 = _arena.AsSpan(Layer2_0Bn2Infer * MaxBatch, batch * 6272);
             global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer2_0Conv2TransformedWeight, 18560), folded.Slice(Layer2_0Conv2FoldedBias, 32), h8, batch, in Layer2_0Conv2Geometry, scratch, Pool);
             h = h8;
 
-            // layer2.0.bn2: bn2d as bn2 — ResNet.nn(19,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.0.conv2
+            // layer2.0.bn2: bn2d as bn2 — ResNet.nn(22,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.0.conv2
 
             h = h6; // another branch: layer2.0.downsample.0 reads layer1.2.5's output
-            // layer2.0.downsample.0: conv(16, 32, 1, stride: 2, bias: false) — ResNet.nn(20,22) — [N, 16, 28, 28] → [N, 32, 14, 14] — with layer2.0.downsample.1 folded in — layer2.0.add (add) applied as it writes: adds h8 (layer2.0.bn2 output) — layer2.0.6 (relu) applied as it writes
+            // layer2.0.downsample.0: conv(16, 32, 1, stride: 2, bias: false) — ResNet.nn(23,22) — [N, 16, 28, 28] → [N, 32, 14, 14] — with layer2.0.downsample.1 folded in — layer2.0.add (add) applied as it writes: adds h8 (layer2.0.bn2 output) — layer2.0.6 (relu) applied as it writes
             var h9 = _arena.AsSpan(Layer2_0_6Infer * MaxBatch, batch * 6272);
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer2_0Downsample0FoldedWeight, 512), folded.Slice(Layer2_0Downsample0FoldedBias, 32), h9, batch, in Layer2_0Downsample0Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h8);
             h = h9;
 
-            // layer2.0.downsample.1: bn2d — ResNet.nn(20,80) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.0.downsample.0
+            // layer2.0.downsample.1: bn2d — ResNet.nn(23,80) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.0.downsample.0
 
-            // layer2.0.add: add(out, skip) — ResNet.nn(21,5) — [N, 32, 14, 14] → [N, 32, 14, 14] — no pass of its own: layer2.0.downsample.0 (conv2d) added h8 (layer2.0.bn2 output) as it wrote its output
+            // layer2.0.add: add(out, skip) — ResNet.nn(24,5) — [N, 32, 14, 14] → [N, 32, 14, 14] — no pass of its own: layer2.0.downsample.0 (conv2d) added h8 (layer2.0.bn2 output) as it wrote its output
 
-            // layer2.0.6: relu — ResNet.nn(21,23) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.0.downsample.0 (conv2d) as it wrote its output
+            // layer2.0.6: relu — ResNet.nn(24,23) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.0.downsample.0 (conv2d) as it wrote its output
 
-            // layer2.1.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — with layer2.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer2.1.2 (relu) applied as it writes
+            // layer2.1.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — with layer2.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer2.1.2 (relu) applied as it writes
             var h10 = _arena.AsSpan(Layer2_1_2Infer * MaxBatch, batch * 6272);
             global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer2_1Conv1TransformedWeight, 18560), folded.Slice(Layer2_1Conv1FoldedBias, 32), h10, batch, in Layer2_1Conv1Geometry, scratch, Pool, relu: true);
             h = h10;
 
-            // layer2.1.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.1.conv1
+            // layer2.1.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.1.conv1
 
-            // layer2.1.2: relu — ResNet.nn(9,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.1.conv1 (conv2d) as it wrote its output
+            // layer2.1.2: relu — ResNet.nn(12,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.1.conv1 (conv2d) as it wrote its output
 
-            // layer2.1.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — with layer2.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer2.1.add (add) applied as it writes: adds h9 (layer2.0.6 output) — layer2.1.5 (relu) applied as it writes
+            // layer2.1.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — with layer2.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer2.1.add (add) applied as it writes: adds h9 (layer2.0.6 output) — layer2.1.5 (relu) applied as it writes
             var h11 = _arena.AsSpan(Layer2_1_5Infer * MaxBatch, batch * 6272);
             global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer2_1Conv2TransformedWeight, 18560), folded.Slice(Layer2_1Conv2FoldedBias, 32), h11, batch, in Layer2_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h9);
             h = h11;
 
-            // layer2.1.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.1.conv2
+            // layer2.1.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.1.conv2
 
-            // layer2.1.add: add(out, input) — ResNet.nn(12,5) — [N, 32, 14, 14] → [N, 32, 14, 14] — no pass of its own: layer2.1.conv2 (conv2d) added h9 (layer2.0.6 output) as it wrote its output
+            // layer2.1.add: add(out, input) — ResNet.nn(15,5) — [N, 32, 14, 14] → [N, 32, 14, 14] — no pass of its own: layer2.1.conv2 (conv2d) added h9 (layer2.0.6 output) as it wrote its output
 
-            // layer2.1.5: relu — ResNet.nn(12,24) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.1.conv2 (conv2d) as it wrote its output
+            // layer2.1.5: relu — ResNet.nn(15,24) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.1.conv2 (conv2d) as it wrote its output
 
-            // layer2.2.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — with layer2.2.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer2.2.2 (relu) applied as it writes
+            // layer2.2.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — with layer2.2.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer2.2.2 (relu) applied as it writes
             var h12 = _arena.AsSpan(Layer2_2_2Infer * MaxBatch, batch * 6272);
             global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer2_2Conv1TransformedWeight, 18560), folded.Slice(Layer2_2Conv1FoldedBias, 32), h12, batch, in Layer2_2Conv1Geometry, scratch, Pool, relu: true);
             h = h12;
 
-            // layer2.2.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.2.conv1
+            // layer2.2.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.2.conv1
 
-            // layer2.2.2: relu — ResNet.nn(9,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.2.conv1 (conv2d) as it wrote its output
+            // layer2.2.2: relu — ResNet.nn(12,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.2.conv1 (conv2d) as it wrote its output
 
-            // layer2.2.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — with layer2.2.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer2.2.add (add) applied as it writes: adds h11 (layer2.1.5 output) — layer2.2.5 (relu) applied as it writes
+            // layer2.2.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — with layer2.2.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer2.2.add (add) applied as it writes: adds h11 (layer2.1.5 output) — layer2.2.5 (relu) applied as it writes
             var h13 = _arena.AsSpan(Layer2_2_5Infer * MaxBatch, batch * 6272);
             global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer2_2Conv2TransformedWeight, 18560), folded.Slice(Layer2_2Conv2FoldedBias, 32), h13, batch, in Layer2_2Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h11);
             h = h13;
 
-            // layer2.2.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.2.conv2
+            // layer2.2.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into layer2.2.conv2
 
-            // layer2.2.add: add(out, input) — ResNet.nn(12,5) — [N, 32, 14, 14] → [N, 32, 14, 14] — no pass of its own: layer2.2.conv2 (conv2d) added h11 (layer2.1.5 output) as it wrote its output
+            // layer2.2.add: add(out, input) — ResNet.nn(15,5) — [N, 32, 14, 14] → [N, 32, 14, 14] — no pass of its own: layer2.2.conv2 (conv2d) added h11 (layer2.1.5 output) as it wrote its output
 
-            // layer2.2.5: relu — ResNet.nn(12,24) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.2.conv2 (conv2d) as it wrote its output
+            // layer2.2.5: relu — ResNet.nn(15,24) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by layer2.2.conv2 (conv2d) as it wrote its output
 
-            // layer3.0.conv1: conv(32, 64, 3, stride: 2, padding: 1, bias: false) as conv1 — ResNet.nn(16,11) — [N, 32, 14, 14] → [N, 64, 7, 7] — with layer3.0.bn1 folded in — layer3.0.2 (relu) applied as it writes
+            // layer3.0.conv1: conv(32, 64, 3, stride: 2, padding: 1, bias: false) as conv1 — ResNet.nn(19,11) — [N, 32, 14, 14] → [N, 64, 7, 7] — with layer3.0.bn1 folded in — layer3.0.2 (relu) applied as it writes
             var h14 = _arena.AsSpan(Layer3_0_2Infer * MaxBatch, batch * 3136);
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer3_0Conv1FoldedWeight, 18432), folded.Slice(Layer3_0Conv1FoldedBias, 64), h14, batch, in Layer3_0Conv1Geometry, scratch, Pool, relu: true);
             h = h14;
 
-            // layer3.0.bn1: bn2d as bn1 — ResNet.nn(17,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.0.conv1
+            // layer3.0.bn1: bn2d as bn1 — ResNet.nn(20,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.0.conv1
 
-            // layer3.0.2: relu — ResNet.nn(17,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.0.conv1 (conv2d) as it wrote its output
+            // layer3.0.2: relu — ResNet.nn(20,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.0.conv1 (conv2d) as it wrote its output
 
-            // layer3.0.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(18,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — with layer3.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
+            // layer3.0.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(21,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — with layer3.0.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36
             var h15 = _arena.AsSpan(Layer3_0Bn2Infer * MaxBatch, batch * 3136);
             global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3_0Conv2TransformedWeight, 67712), folded.Slice(Layer3_0Conv2FoldedBias, 64), h15, batch, in Layer3_0Conv2Geometry, scratch, Pool);
             h = h15;
 
-            // layer3.0.bn2: bn2d as bn2 — ResNet.nn(19,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.0.conv2
+            // layer3.0.bn2: bn2d as bn2 — ResNet.nn(22,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.0.conv2
 
             h = h13; // another branch: layer3.0.downsample.0 reads layer2.2.5's output
-            // layer3.0.downsample.0: conv(32, 64, 1, stride: 2, bias: false) — ResNet.nn(20,22) — [N, 32, 14, 14] → [N, 64, 7, 7] — with layer3.0.downsample.1 folded in — layer3.0.add (add) applied as it writes: adds h15 (layer3.0.bn2 output) — layer3.0.6 (relu) applied as it writes
+            // layer3.0.downsample.0: conv(32, 64, 1, stride: 2, bias: false) — ResNet.nn(23,22) — [N, 32, 14, 14] → [N, 64, 7, 7] — with layer3.0.downsample.1 folded in — layer3.0.add (add) applied as it writes: adds h15 (layer3.0.bn2 output) — layer3.0.6 (relu) applied as it writes
             var h16 = _arena.AsSpan(Layer3_0_6Infer * MaxBatch, batch * 3136);
             global::Dsl.Runtime.Kernels.ConvGemm.Forward(h, folded.Slice(Layer3_0Downsample0FoldedWeight, 2048), folded.Slice(Layer3_0Downsample0FoldedBias, 64), h16, batch, in Layer3_0Downsample0Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h15);
             h = h16;
 
-            // layer3.0.downsample.1: bn2d — ResNet.nn(20,80) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.0.downsample.0
+            // layer3.0.downsample.1: bn2d — ResNet.nn(23,80) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.0.downsample.0
 
-            // layer3.0.add: add(out, skip) — ResNet.nn(21,5) — [N, 64, 7, 7] → [N, 64, 7, 7] — no pass of its own: layer3.0.downsample.0 (conv2d) added h15 (layer3.0.bn2 output) as it wrote its output
+            // layer3.0.add: add(out, skip) — ResNet.nn(24,5) — [N, 64, 7, 7] → [N, 64, 7, 7] — no pass of its own: layer3.0.downsample.0 (conv2d) added h15 (layer3.0.bn2 output) as it wrote its output
 
-            // layer3.0.6: relu — ResNet.nn(21,23) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.0.downsample.0 (conv2d) as it wrote its output
+            // layer3.0.6: relu — ResNet.nn(24,23) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.0.downsample.0 (conv2d) as it wrote its output
 
-            // layer3.1.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — with layer3.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer3.1.2 (relu) applied as it writes
+            // layer3.1.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — with layer3.1.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer3.1.2 (relu) applied as it writes
             var h17 = _arena.AsSpan(Layer3_1_2Infer * MaxBatch, batch * 3136);
             global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3_1Conv1TransformedWeight, 67712), folded.Slice(Layer3_1Conv1FoldedBias, 64), h17, batch, in Layer3_1Conv1Geometry, scratch, Pool, relu: true);
             h = h17;
 
-            // layer3.1.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.1.conv1
+            // layer3.1.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.1.conv1
 
-            // layer3.1.2: relu — ResNet.nn(9,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.1.conv1 (conv2d) as it wrote its output
+            // layer3.1.2: relu — ResNet.nn(12,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.1.conv1 (conv2d) as it wrote its output
 
-            // layer3.1.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — with layer3.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer3.1.add (add) applied as it writes: adds h16 (layer3.0.6 output) — layer3.1.5 (relu) applied as it writes
+            // layer3.1.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — with layer3.1.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer3.1.add (add) applied as it writes: adds h16 (layer3.0.6 output) — layer3.1.5 (relu) applied as it writes
             var h18 = _arena.AsSpan(Layer3_1_5Infer * MaxBatch, batch * 3136);
             global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3_1Conv2TransformedWeight, 67712), folded.Slice(Layer3_1Conv2FoldedBias, 64), h18, batch, in Layer3_1Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h16);
             h = h18;
 
-            // layer3.1.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.1.conv2
+            // layer3.1.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.1.conv2
 
-            // layer3.1.add: add(out, input) — ResNet.nn(12,5) — [N, 64, 7, 7] → [N, 64, 7, 7] — no pass of its own: layer3.1.conv2 (conv2d) added h16 (layer3.0.6 output) as it wrote its output
+            // layer3.1.add: add(out, input) — ResNet.nn(15,5) — [N, 64, 7, 7] → [N, 64, 7, 7] — no pass of its own: layer3.1.conv2 (conv2d) added h16 (layer3.0.6 output) as it wrote its output
 
-            // layer3.1.5: relu — ResNet.nn(12,24) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.1.conv2 (conv2d) as it wrote its output
+            // layer3.1.5: relu — ResNet.nn(15,24) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.1.conv2 (conv2d) as it wrote its output
 
-            // layer3.2.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(8,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — with layer3.2.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer3.2.2 (relu) applied as it writes
+            // layer3.2.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — with layer3.2.bn1 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer3.2.2 (relu) applied as it writes
             var h19 = _arena.AsSpan(Layer3_2_2Infer * MaxBatch, batch * 3136);
             global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3_2Conv1TransformedWeight, 67712), folded.Slice(Layer3_2Conv1FoldedBias, 64), h19, batch, in Layer3_2Conv1Geometry, scratch, Pool, relu: true);
             h = h19;
 
-            // layer3.2.bn1: bn2d as bn1 — ResNet.nn(9,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.2.conv1
+            // layer3.2.bn1: bn2d as bn1 — ResNet.nn(12,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.2.conv1
 
-            // layer3.2.2: relu — ResNet.nn(9,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.2.conv1 (conv2d) as it wrote its output
+            // layer3.2.2: relu — ResNet.nn(12,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.2.conv1 (conv2d) as it wrote its output
 
-            // layer3.2.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(10,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — with layer3.2.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer3.2.add (add) applied as it writes: adds h18 (layer3.1.5 output) — layer3.2.5 (relu) applied as it writes
+            // layer3.2.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — with layer3.2.bn2 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — layer3.2.add (add) applied as it writes: adds h18 (layer3.1.5 output) — layer3.2.5 (relu) applied as it writes
             var h20 = _arena.AsSpan(Layer3_2_5Infer * MaxBatch, batch * 3136);
             global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3_2Conv2TransformedWeight, 67712), folded.Slice(Layer3_2Conv2FoldedBias, 64), h20, batch, in Layer3_2Conv2Geometry, scratch, Pool, global::Dsl.Runtime.Kernels.FusedActivation.Relu, residual: h18);
             h = h20;
 
-            // layer3.2.bn2: bn2d as bn2 — ResNet.nn(11,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.2.conv2
+            // layer3.2.bn2: bn2d as bn2 — ResNet.nn(14,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — folded into layer3.2.conv2
 
-            // layer3.2.add: add(out, input) — ResNet.nn(12,5) — [N, 64, 7, 7] → [N, 64, 7, 7] — no pass of its own: layer3.2.conv2 (conv2d) added h18 (layer3.1.5 output) as it wrote its output
+            // layer3.2.add: add(out, input) — ResNet.nn(15,5) — [N, 64, 7, 7] → [N, 64, 7, 7] — no pass of its own: layer3.2.conv2 (conv2d) added h18 (layer3.1.5 output) as it wrote its output
 
-            // layer3.2.5: relu — ResNet.nn(12,24) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.2.conv2 (conv2d) as it wrote its output
+            // layer3.2.5: relu — ResNet.nn(15,24) — [N, 64, 7, 7] → [N, 64, 7, 7] — applied by layer3.2.conv2 (conv2d) as it wrote its output
 
-            // 6: global_avgpool — ResNet.nn(29,8) — [N, 64, 7, 7] → [N, 64]
+            // 6: global_avgpool — ResNet.nn(32,8) — [N, 64, 7, 7] → [N, 64]
             var h21 = _arena.AsSpan(Layer6Infer * MaxBatch, batch * 64);
             global::Dsl.Runtime.Kernels.Pooling.GlobalAvgForward(h, h21, batch, 64, 49);
             h = h21;
 
-            // fc: linear(64, 10) as fc — ResNet.nn(30,8) — [N, 64] → [N, 10]
+            // fc: linear(64, 10) as fc — ResNet.nn(33,8) — [N, 64] → [N, 10]
             var h22 = _arena.AsSpan(FcInfer * MaxBatch, batch * 10);
             global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(FcWeight, 640), folded.Slice(FcPackedWeight, 1024), parameters.AsSpan(FcBias, 10), h22, batch, 64, 10, scratch, Pool);
             h = h22;
