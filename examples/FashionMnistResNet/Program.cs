@@ -1,6 +1,7 @@
-// Trains a network of ResNet.nn (--model: ResNet-14 by default, or ResNet-20) on Fashion-MNIST with a full recipe (random crop, flips, optional random erasing,
-// one-cycle schedule, label smoothing, weight decay without BN/biases), evaluates all test images with Infer after
-// every epoch, keeps the best checkpoint, plots the curves, and stops within a wall-clock budget.
+// Trains a network of ResNet.nn (--model: ResNet-14 by default, or ResNet-20) on Fashion-MNIST with a full recipe
+// (random crop, flips, optional random erasing, one-cycle schedule, label smoothing, weight decay without BN/biases),
+// evaluates all test images with Infer after every epoch, keeps the best checkpoint, plots the curves, and stops within
+// a wall-clock budget.
 // Quick mode for CI: --epochs 1 --limit 2000 --test-limit 2000.
 using System.Diagnostics;
 using System.Globalization;
