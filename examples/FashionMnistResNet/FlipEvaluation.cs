@@ -1,4 +1,5 @@
 // Test-time augmentation by horizontal flip: each test image and its mirror image through Infer, logits averaged.
+using System.Numerics.Tensors;
 using Dsl.Runtime;
 using Dsl.Training;
 
@@ -14,33 +15,20 @@ internal static class FlipEvaluation
     public static double Accuracy(CompiledModel model, LabeledDataset data, int width)
     {
         int batch = model.MaxBatch, length = data.SampleLength, classes = model.SampleOutputLength, correct = 0;
-        var inputs = new float[batch * length];
         var mirrored = new float[batch * length];
         var logits = new float[batch * classes];
         var mirroredLogits = new float[batch * classes];
         for (int start = 0; start < data.Count; start += batch)
         {
             int n = Math.Min(batch, data.Count - start);
-            data.Samples.Slice(start * length, n * length).CopyTo(inputs);
-            for (int row = 0; row < n * length / width; row++)
-            {
-                var source = inputs.AsSpan(row * width, width);
-                var target = mirrored.AsSpan(row * width, width);
-                for (int x = 0; x < width; x++) target[x] = source[width - 1 - x];
-            }
+            var images = data.Samples.Slice(start * length, n * length);
+            images.CopyTo(mirrored);
+            for (int row = 0; row < n * length; row += width) mirrored.AsSpan(row, width).Reverse();
 
-            model.Infer(inputs.AsSpan(0, n * length), logits.AsSpan(0, n * classes), n);
+            model.Infer(images, logits.AsSpan(0, n * classes), n);
             model.Infer(mirrored.AsSpan(0, n * length), mirroredLogits.AsSpan(0, n * classes), n);
-            for (int i = 0; i < n; i++)
-            {
-                int best = 0;
-                for (int k = 1; k < classes; k++)
-                {
-                    if (logits[i * classes + k] + mirroredLogits[i * classes + k] > logits[i * classes + best] + mirroredLogits[i * classes + best]) best = k;
-                }
-
-                if (best == data.Labels[start + i]) correct++;
-            }
+            TensorPrimitives.Add(logits.AsSpan(0, n * classes), mirroredLogits.AsSpan(0, n * classes), logits.AsSpan(0, n * classes)); // the mean's arg max
+            correct += Metrics.CountCorrect(logits.AsSpan(0, n * classes), data.Labels.Slice(start, n));
         }
 
         return data.Count > 0 ? (double)correct / data.Count : double.NaN;
