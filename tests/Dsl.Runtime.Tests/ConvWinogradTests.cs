@@ -13,6 +13,9 @@ public sealed class ConvWinogradTests
         { 16, 16, 4, 4, 0 },    // a 2×2 output: one tile
         { 17, 23, 11, 6, 1 },   // channel counts that are not multiples of 6 or 8
         { 16, 40, 33, 50, 1 },  // 25 tiles per row: several vectors of tiles, a partial store at the row's end
+        { 64, 64, 7, 7, 1 },    // ResNet's last stage: 4 tiles per row, two tile rows per vector, 16 tiles computed (not 32)
+        { 16, 16, 10, 8, 0 },   // 8×6: 3 tiles per row, 4 tile rows, one block of half rows, no tile past the bottom
+        { 16, 24, 19, 6, 1 },   // 19×6: 10 tile rows in three blocks of four, the last tile row half outside
     };
 
     [Theory]
@@ -74,9 +77,10 @@ public sealed class ConvWinogradTests
     [InlineData(2, 1)]
     [InlineData(2, 5)]
     [InlineData(3, 2)]
-    public void Parallel_passes_equal_serial_bit_for_bit(int threads, int n)
+    [InlineData(2, 3, 7)]
+    public void Parallel_passes_equal_serial_bit_for_bit(int threads, int n, int size = 20)
     {
-        var g = new ConvGeometry(32, 48, 20, 18, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+        var g = new ConvGeometry(32, 48, size, size - 2, 3, 3, 1, 1, 1, 1, 1, 1, 1);
         var x = TestUtil.Random(n * g.InputLength, 1);
         var w = TestUtil.Random(g.WeightLength, 2);
         var b = TestUtil.Random(g.OutChannels, 3);
@@ -244,6 +248,8 @@ public sealed class ConvWinogradTests
     [InlineData(16, 24, 9, 13, 1)]
     [InlineData(16, 16, 36, 40, 1)]
     [InlineData(20, 16, 8, 8, 0)]
+    [InlineData(16, 16, 9, 7, 0)]
+    [InlineData(16, 32, 13, 9, 1)]
     public void A_fused_max_pooling_equals_pooling_the_output(int inC, int outC, int inH, int inW, int pad)
     {
         var g = new ConvGeometry(inC, outC, inH, inW, 3, 3, 1, 1, pad, pad, 1, 1, 1);
@@ -286,6 +292,7 @@ public sealed class ConvWinogradTests
     [InlineData(16, 16, 9, 13, 0, 2)]
     [InlineData(17, 23, 11, 6, 1, 2)]
     [InlineData(16, 16, 4, 4, 0, 1)]
+    [InlineData(64, 64, 7, 7, 1, 2)]
     public void Transformed_weights_give_the_same_bits_as_transforming_on_every_call(int inC, int outC, int inH, int inW, int pad, int threads)
     {
         var g = new ConvGeometry(inC, outC, inH, inW, 3, 3, 1, 1, pad, pad, 1, 1, 1);
