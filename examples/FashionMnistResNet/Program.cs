@@ -60,7 +60,7 @@ var schedule = new ShortenedSchedule(Recipe.Schedule(options, plannedSteps, load
 foreach (var cut in resumedCuts.Split(';', StringSplitOptions.RemoveEmptyEntries))
 {
     var parts = cut.Split(':');
-    schedule.Shorten(long.Parse(parts[0], CultureInfo.InvariantCulture), long.Parse(parts[1], CultureInfo.InvariantCulture));
+    schedule.Replay(long.Parse(parts[0], CultureInfo.InvariantCulture), long.Parse(parts[1], CultureInfo.InvariantCulture));
 }
 
 int plannedEpochs = epochs;
@@ -119,10 +119,22 @@ while (trainer.CompletedEpochs < epochs)
     Plots.Write(progress.Results, test.Count, plotPath, csvPath, $"Fashion-MNIST, {model.Name} ({model.Parameters.Length:N0} parameters)");
 
     // At the mean pace so far, how many more epochs the budget holds: fewer than planned, the rest of the schedule is
-    // squeezed into them (re-planned); none, the run stops here.
+    // squeezed into them (re-planned); none, the run stops here; more (the plan was measured while the machine was
+    // slow), even at a pace 3% slower than so far, the rest is stretched over them, up to --max-epochs.
     double perEpoch = clock.Elapsed.TotalSeconds / epochsThisRun;
-    int fit = (int)Math.Floor((options.TimeBudgetMinutes * 60 - clock.Elapsed.TotalSeconds) / perEpoch);
-    if (trainer.CompletedEpochs < epochs && fit >= 1 && trainer.CompletedEpochs + fit < epochs)
+    double left = options.TimeBudgetMinutes * 60 - clock.Elapsed.TotalSeconds;
+    int fit = (int)Math.Floor(left / perEpoch);
+    int fitSafely = Math.Min((int)Math.Floor(left / (perEpoch * 1.03)), options.MaxEpochs - trainer.CompletedEpochs);
+    if (options.Epochs is null && trainer.CompletedEpochs < epochs && trainer.CompletedEpochs + fitSafely > epochs)
+    {
+        int was = epochs;
+        epochs = trainer.CompletedEpochs + fitSafely;
+        schedule.Lengthen(optimizer.StepCount, (long)epochs * loader.BatchesPerEpoch);
+        progress.TotalEpochs = epochs;
+        Console.WriteLine(string.Create(c,
+            $"re-planned: {clock.Elapsed.TotalMinutes:0.0} of {options.TimeBudgetMinutes:0.#} min spent at {perEpoch:0} s per epoch, {fitSafely} more epoch(s) fit: the rest of the schedule stretched from {was} over {epochs} epochs"));
+    }
+    else if (trainer.CompletedEpochs < epochs && fit >= 1 && trainer.CompletedEpochs + fit < epochs)
     {
         int was = epochs;
         epochs = trainer.CompletedEpochs + fit;

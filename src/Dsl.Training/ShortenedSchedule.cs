@@ -1,4 +1,5 @@
-// A schedule whose remainder can be squeezed into fewer steps: for a wall-clock budget that turns out shorter than planned.
+// A schedule whose remainder can be squeezed into fewer steps, or stretched over more: for a wall-clock budget that
+// holds fewer (or more) epochs than planned.
 using System.Globalization;
 
 namespace Dsl.Training;
@@ -9,7 +10,9 @@ namespace Dsl.Training;
 /// annealing to the final rate) within its time budget instead of being cut off at a high rate.
 /// <see cref="Shorten"/> at step f to T steps maps the steps f … T − 1 linearly onto the steps the schedule had left,
 /// so the rate goes on from where it is, through every remaining phase, and reaches the schedule's last rate at step
-/// T − 1. Steps before f keep their rates. Each call compresses what is left again.
+/// T − 1. Steps before f keep their rates. Each call compresses what is left again. <see cref="Lengthen"/> is the same
+/// map onto more steps, for a run whose machine turns out faster than the plan measured (a plan made while another
+/// tenant held the cores): the rest of the schedule stretches instead of the run ending early with budget left.
 /// </summary>
 public sealed class ShortenedSchedule : LearningRateSchedule
 {
@@ -37,7 +40,7 @@ public sealed class ShortenedSchedule : LearningRateSchedule
     /// <summary>The updates it now spans (its last rate at <c>TotalSteps − 1</c>).</summary>
     public long TotalSteps { get; private set; }
 
-    /// <summary>Each shortening so far: from which step, to how many steps in all.</summary>
+    /// <summary>Each cut so far (shortening or lengthening): from which step, to how many steps in all.</summary>
     public IReadOnlyList<(long FromStep, long TotalSteps)> Cuts => _cuts.Select(c => (c.From, c.Total)).ToList();
 
     /// <summary>
@@ -58,6 +61,35 @@ public sealed class ShortenedSchedule : LearningRateSchedule
         TotalSteps = totalSteps;
     }
 
+    /// <summary>
+    /// Stretches the rest of the schedule, from <paramref name="fromStep"/> on, over <paramref name="totalSteps"/> steps in all:
+    /// the rate at <paramref name="fromStep"/> is unchanged and the last rate comes at <c>totalSteps − 1</c>. The opposite of
+    /// <see cref="Shorten"/>, recorded in <see cref="Cuts"/> the same way.
+    /// </summary>
+    /// <param name="fromStep">The first step whose rate changes (the updates taken so far); not before an earlier cut, before the last step.</param>
+    /// <param name="totalSteps">The new length, more than <see cref="TotalSteps"/>.</param>
+    /// <exception cref="ArgumentException">The cut lies before an earlier one or at the end, or does not lengthen the schedule; the message says which.</exception>
+    public void Lengthen(long fromStep, long totalSteps)
+    {
+        long last = _cuts.Count > 0 ? _cuts[^1].From : 0;
+        if (fromStep < last) throw new ArgumentException(Inv($"fromStep {fromStep} lies before the previous cut at step {last}."), nameof(fromStep));
+        if (fromStep >= TotalSteps - 1) throw new ArgumentException(Inv($"fromStep {fromStep} is at or past the schedule's last step ({TotalSteps - 1})."), nameof(fromStep));
+        if (totalSteps <= TotalSteps)
+            throw new ArgumentException(Inv($"totalSteps must be more than the {TotalSteps} steps the schedule spans now, got {totalSteps}."), nameof(totalSteps));
+        _cuts.Add(new Cut(fromStep, totalSteps, InnerStep(fromStep)));
+        TotalSteps = totalSteps;
+    }
+
+    /// <summary>Replays a cut recorded in <see cref="Cuts"/> (a resumed run): <see cref="Shorten"/> or <see cref="Lengthen"/>, whichever it was.</summary>
+    /// <param name="fromStep">The cut's first step.</param>
+    /// <param name="totalSteps">The cut's length.</param>
+    /// <exception cref="ArgumentException">The cut cannot follow the ones before it; the message says why.</exception>
+    public void Replay(long fromStep, long totalSteps)
+    {
+        if (totalSteps > TotalSteps) Lengthen(fromStep, totalSteps);
+        else Shorten(fromStep, totalSteps);
+    }
+
     /// <inheritdoc/>
     public override float At(long step)
     {
@@ -68,7 +100,7 @@ public sealed class ShortenedSchedule : LearningRateSchedule
     /// <inheritdoc/>
     public override string ToString() => _cuts.Count == 0
         ? Inner.ToString()
-        : Inv($"{Inner}, shortened to {TotalSteps} steps ({string.Join(", ", _cuts.Select(c => c.From.ToString(CultureInfo.InvariantCulture) + " → " + c.Total.ToString(CultureInfo.InvariantCulture)))})");
+        : Inv($"{Inner}, {(TotalSteps > OriginalSteps ? "lengthened" : "shortened")} to {TotalSteps} steps ({string.Join(", ", _cuts.Select(c => c.From.ToString(CultureInfo.InvariantCulture) + " → " + c.Total.ToString(CultureInfo.InvariantCulture)))})");
 
     // The inner schedule's (fractional) step for an outer step: the identity before the first cut; after a cut at f to T,
     // f ↦ the inner step it had and T − 1 ↦ OriginalSteps − 1, linearly between; past the end, the last step.

@@ -139,6 +139,42 @@ public class ScheduleTests
         Assert.Equal("one-cycle(0.004 → 0.1 → 4E-07, 101 steps, 0.25 rising), shortened to 61 steps (40 → 71, 50 → 61)", s.ToString());
     }
 
+    // A run planned while the machine was slow that turns out faster: the rest of its one-cycle stretches over more steps,
+    // the rates before the cut unchanged, the one at the cut unchanged, the last rate reached at the new last step; a
+    // later slowdown squeezes it again, and a resumed run replays both cuts to the same rates.
+    [Fact]
+    public void ShortenedScheduleStretchesTheRestOverMoreSteps()
+    {
+        var inner = new OneCycleSchedule(0.1f, 101, pctStart: 0.25);
+        var s = new ShortenedSchedule(inner, 101);
+        s.Lengthen(40, 161); // steps 40 … 160 ↦ inner steps 40 … 100, half an inner step per step
+        Assert.Equal(161, s.TotalSteps);
+        for (long t = 0; t <= 40; t++) Assert.Equal(inner.At(t), s.At(t));
+        Assert.Equal(inner.At(41), s.At(42));
+        Assert.Equal(inner.At(70), s.At(100));
+        Assert.Equal(inner.MinLearningRate, s.At(160));
+        Assert.Equal(inner.MinLearningRate, s.At(500));
+        for (long t = 40; t < 160; t++) Assert.True(s.At(t + 1) <= s.At(t), $"step {t}: the annealing keeps falling");
+        Assert.Equal("one-cycle(0.004 → 0.1 → 4E-07, 101 steps, 0.25 rising), lengthened to 161 steps (40 → 161)", s.ToString());
+
+        s.Shorten(100, 131); // step 100 is inner step 70: 70 + (t − 100) after it
+        Assert.Equal(inner.At(70), s.At(100));
+        Assert.Equal(inner.At(85), s.At(115));
+        Assert.Equal(inner.MinLearningRate, s.At(130));
+        Assert.Equal(new[] { (40L, 161L), (100L, 131L) }, s.Cuts);
+
+        var replayed = new ShortenedSchedule(inner, 101);
+        foreach (var (from, total) in s.Cuts) replayed.Replay(from, total);
+        for (long t = 0; t <= 140; t++) Assert.Equal(s.At(t), replayed.At(t));
+
+        Assert.Equal("totalSteps must be more than the 131 steps the schedule spans now, got 131. (Parameter 'totalSteps')",
+            Assert.Throws<ArgumentException>(() => s.Lengthen(110, 131)).Message);
+        Assert.Equal("fromStep 90 lies before the previous cut at step 100. (Parameter 'fromStep')",
+            Assert.Throws<ArgumentException>(() => s.Lengthen(90, 200)).Message);
+        Assert.Equal("fromStep 130 is at or past the schedule's last step (130). (Parameter 'fromStep')",
+            Assert.Throws<ArgumentException>(() => s.Lengthen(130, 200)).Message);
+    }
+
     [Fact]
     public void ShortenedScheduleRefusesCutsThatCannotBe()
     {
