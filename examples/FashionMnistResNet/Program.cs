@@ -125,23 +125,18 @@ while (trainer.CompletedEpochs < epochs)
     double left = options.TimeBudgetMinutes * 60 - clock.Elapsed.TotalSeconds;
     int fit = (int)Math.Floor(left / perEpoch);
     int fitSafely = Math.Min((int)Math.Floor(left / (perEpoch * 1.03)), options.MaxEpochs - trainer.CompletedEpochs);
-    if (options.Epochs is null && trainer.CompletedEpochs < epochs && trainer.CompletedEpochs + fitSafely > epochs)
+    int target = options.Epochs is null && trainer.CompletedEpochs + fitSafely > epochs ? trainer.CompletedEpochs + fitSafely
+        : fit >= 1 && trainer.CompletedEpochs + fit < epochs ? trainer.CompletedEpochs + fit : epochs;
+    if (trainer.CompletedEpochs < epochs && target != epochs)
     {
         int was = epochs;
-        epochs = trainer.CompletedEpochs + fitSafely;
-        schedule.Lengthen(optimizer.StepCount, (long)epochs * loader.BatchesPerEpoch);
+        bool longer = target > epochs;
+        epochs = target;
+        if (longer) schedule.Lengthen(optimizer.StepCount, (long)epochs * loader.BatchesPerEpoch);
+        else schedule.Shorten(optimizer.StepCount, (long)epochs * loader.BatchesPerEpoch);
         progress.TotalEpochs = epochs;
         Console.WriteLine(string.Create(c,
-            $"re-planned: {clock.Elapsed.TotalMinutes:0.0} of {options.TimeBudgetMinutes:0.#} min spent at {perEpoch:0} s per epoch, {fitSafely} more epoch(s) fit: the rest of the schedule stretched from {was} over {epochs} epochs"));
-    }
-    else if (trainer.CompletedEpochs < epochs && fit >= 1 && trainer.CompletedEpochs + fit < epochs)
-    {
-        int was = epochs;
-        epochs = trainer.CompletedEpochs + fit;
-        schedule.Shorten(optimizer.StepCount, (long)epochs * loader.BatchesPerEpoch);
-        progress.TotalEpochs = epochs;
-        Console.WriteLine(string.Create(c,
-            $"re-planned: {clock.Elapsed.TotalMinutes:0.0} of {options.TimeBudgetMinutes:0.#} min spent at {perEpoch:0} s per epoch, {fit} more epoch(s) fit: the rest of the schedule squeezed from {was} into {epochs} epochs"));
+            $"re-planned: {clock.Elapsed.TotalMinutes:0.0} of {options.TimeBudgetMinutes:0.#} min spent at {perEpoch:0} s per epoch, {epochs - trainer.CompletedEpochs} more epoch(s) fit: the rest of the schedule {(longer ? "stretched from" : "squeezed from")} {was} {(longer ? "over" : "into")} {epochs} epochs"));
     }
     else if (trainer.CompletedEpochs < epochs && fit < 1)
     {

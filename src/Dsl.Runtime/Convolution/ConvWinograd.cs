@@ -944,23 +944,7 @@ public static unsafe partial class ConvWinograd
                     ColumnPass(row1 + t0, len, out var b0, out var b1, out var b2, out var b3);
                     ColumnPass(row2 + t0, len, out var c0, out var c1, out var c2, out var c3);
                     ColumnPass(row3 + t0, len, out var d0, out var d1, out var d2, out var d3);
-                    // Then the rows (Bᵀ·): a·0 = r0 − r2, a·1 = r1 + r2, a·2 = r2 − r1, a·3 = r1 − r3.
-                    Vector256.Store(a0 - c0, dest);
-                    Vector256.Store(a1 - c1, dest + xiStride);
-                    Vector256.Store(a2 - c2, dest + 2 * xiStride);
-                    Vector256.Store(a3 - c3, dest + 3 * xiStride);
-                    Vector256.Store(b0 + c0, dest + 4 * xiStride);
-                    Vector256.Store(b1 + c1, dest + 5 * xiStride);
-                    Vector256.Store(b2 + c2, dest + 6 * xiStride);
-                    Vector256.Store(b3 + c3, dest + 7 * xiStride);
-                    Vector256.Store(c0 - b0, dest + 8 * xiStride);
-                    Vector256.Store(c1 - b1, dest + 9 * xiStride);
-                    Vector256.Store(c2 - b2, dest + 10 * xiStride);
-                    Vector256.Store(c3 - b3, dest + 11 * xiStride);
-                    Vector256.Store(b0 - d0, dest + 12 * xiStride);
-                    Vector256.Store(b1 - d1, dest + 13 * xiStride);
-                    Vector256.Store(b2 - d2, dest + 14 * xiStride);
-                    Vector256.Store(b3 - d3, dest + 15 * xiStride);
+                    RowPass(a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3, dest, xiStride);
                 }
             }
         }
@@ -987,24 +971,35 @@ public static unsafe partial class ConvWinograd
                 ColumnPassHalf(row1, row3, len, out var b0, out var b1, out var b2, out var b3);
                 ColumnPassHalf(row2, row4, len, out var c0, out var c1, out var c2, out var c3);
                 ColumnPassHalf(row3, row5, len, out var d0, out var d1, out var d2, out var d3);
-                Vector256.Store(a0 - c0, dest);
-                Vector256.Store(a1 - c1, dest + xiStride);
-                Vector256.Store(a2 - c2, dest + 2 * xiStride);
-                Vector256.Store(a3 - c3, dest + 3 * xiStride);
-                Vector256.Store(b0 + c0, dest + 4 * xiStride);
-                Vector256.Store(b1 + c1, dest + 5 * xiStride);
-                Vector256.Store(b2 + c2, dest + 6 * xiStride);
-                Vector256.Store(b3 + c3, dest + 7 * xiStride);
-                Vector256.Store(c0 - b0, dest + 8 * xiStride);
-                Vector256.Store(c1 - b1, dest + 9 * xiStride);
-                Vector256.Store(c2 - b2, dest + 10 * xiStride);
-                Vector256.Store(c3 - b3, dest + 11 * xiStride);
-                Vector256.Store(b0 - d0, dest + 12 * xiStride);
-                Vector256.Store(b1 - d1, dest + 13 * xiStride);
-                Vector256.Store(b2 - d2, dest + 14 * xiStride);
-                Vector256.Store(b3 - d3, dest + 15 * xiStride);
+                RowPass(a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3, dest, xiStride);
             }
         }
+    }
+
+    // The rows (Bᵀ·) of the four column passes a, b, c, d (bordered rows r … r + 3): a·k = r0 − r2, b·k = r1 + r2,
+    // c·k = r2 − r1, d·k = r1 − r3, stored as V_ξ for ξ = 4·row + k at dest + ξ·xiStride.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RowPass(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3,
+        Vector256<float> b0, Vector256<float> b1, Vector256<float> b2, Vector256<float> b3,
+        Vector256<float> c0, Vector256<float> c1, Vector256<float> c2, Vector256<float> c3,
+        Vector256<float> d0, Vector256<float> d1, Vector256<float> d2, Vector256<float> d3, float* dest, long xiStride)
+    {
+        Vector256.Store(a0 - c0, dest);
+        Vector256.Store(a1 - c1, dest + xiStride);
+        Vector256.Store(a2 - c2, dest + 2 * xiStride);
+        Vector256.Store(a3 - c3, dest + 3 * xiStride);
+        Vector256.Store(b0 + c0, dest + 4 * xiStride);
+        Vector256.Store(b1 + c1, dest + 5 * xiStride);
+        Vector256.Store(b2 + c2, dest + 6 * xiStride);
+        Vector256.Store(b3 + c3, dest + 7 * xiStride);
+        Vector256.Store(c0 - b0, dest + 8 * xiStride);
+        Vector256.Store(c1 - b1, dest + 9 * xiStride);
+        Vector256.Store(c2 - b2, dest + 10 * xiStride);
+        Vector256.Store(c3 - b3, dest + 11 * xiStride);
+        Vector256.Store(b0 - d0, dest + 12 * xiStride);
+        Vector256.Store(b1 - d1, dest + 13 * xiStride);
+        Vector256.Store(b2 - d2, dest + 14 * xiStride);
+        Vector256.Store(b3 - d3, dest + 15 * xiStride);
     }
 
     // ColumnPass for 4 tiles of each of two bordered rows: lanes 0–3 from `upper`, lanes 4–7 from `lower`.
