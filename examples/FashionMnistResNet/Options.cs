@@ -14,7 +14,8 @@ internal sealed record Options(int? Epochs, double TimeBudgetMinutes, int MaxEpo
           --model M             the network of ResNet.nn: resnet14 (default) or resnet20
           --epochs N            epochs the schedule spans (default: as many as --time-budget holds, measured at start)
           --time-budget MIN     wall-clock minutes of training and evaluation (default 30); when epochs run slower than
-                                planned, the rest of the schedule is squeezed into the epochs that still fit
+                                planned, the rest of the schedule is squeezed into the epochs that still fit (without
+                                --epochs, stretched over more when they run faster)
           --max-epochs N        the most epochs the budget may plan (default 60)
           --limit N             train on the first N training images (quick mode: --epochs 1 --limit 2000 --test-limit 2000)
           --test-limit N        evaluate on the first N test images (default all 10000)

@@ -62,10 +62,9 @@ internal static class Recipe
         // 30 calls (and its loops through on-stack replacement): timing the first steps overestimated a step by a
         // fifth (255 ms planned, 211 ms measured over the epochs) and planned 13 epochs where 16 fit.
         // On a shared machine a window of steps is sometimes slowed by other tenants (one probe measured 128 ms per step
-        // where the epochs then ran at 96): the plan takes the fastest of four windows, the machine's own pace. A run
-        // that turns out slower is re-planned downward by the training loop (the schedule squeezed), but one planned
-        // too short cannot grow, so erring fast is the cheaper error. Evaluation likewise: the faster of two passes
-        // (the first also compiles the inference path).
+        // where the epochs then ran at 96): the plan takes the fastest of four windows, the machine's own pace, and the
+        // training loop re-plans from the epochs' real pace either way (the schedule squeezed or stretched). Evaluation
+        // likewise: the faster of two passes (the first also compiles the inference path).
         const int Warmup = 40, Windows = 4, Timed = 10;
         var probe = newModel();
         var loader = Loader(o, train, normalization);

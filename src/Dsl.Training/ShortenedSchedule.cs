@@ -52,13 +52,10 @@ public sealed class ShortenedSchedule : LearningRateSchedule
     /// <exception cref="ArgumentException">The cut lies before an earlier one, leaves no step, or lengthens the schedule; the message says which.</exception>
     public void Shorten(long fromStep, long totalSteps)
     {
-        long last = _cuts.Count > 0 ? _cuts[^1].From : 0;
-        if (fromStep < last) throw new ArgumentException(Inv($"fromStep {fromStep} lies before the previous cut at step {last}."), nameof(fromStep));
-        if (fromStep >= TotalSteps - 1) throw new ArgumentException(Inv($"fromStep {fromStep} is at or past the schedule's last step ({TotalSteps - 1})."), nameof(fromStep));
+        CheckFrom(fromStep);
         if (totalSteps <= fromStep + 1 || totalSteps > TotalSteps)
             throw new ArgumentException(Inv($"totalSteps must be in [{fromStep + 2}, {TotalSteps}] (more than one step after step {fromStep}, no longer than now), got {totalSteps}."), nameof(totalSteps));
-        _cuts.Add(new Cut(fromStep, totalSteps, InnerStep(fromStep)));
-        TotalSteps = totalSteps;
+        AddCut(fromStep, totalSteps);
     }
 
     /// <summary>
@@ -71,13 +68,10 @@ public sealed class ShortenedSchedule : LearningRateSchedule
     /// <exception cref="ArgumentException">The cut lies before an earlier one or at the end, or does not lengthen the schedule; the message says which.</exception>
     public void Lengthen(long fromStep, long totalSteps)
     {
-        long last = _cuts.Count > 0 ? _cuts[^1].From : 0;
-        if (fromStep < last) throw new ArgumentException(Inv($"fromStep {fromStep} lies before the previous cut at step {last}."), nameof(fromStep));
-        if (fromStep >= TotalSteps - 1) throw new ArgumentException(Inv($"fromStep {fromStep} is at or past the schedule's last step ({TotalSteps - 1})."), nameof(fromStep));
+        CheckFrom(fromStep);
         if (totalSteps <= TotalSteps)
             throw new ArgumentException(Inv($"totalSteps must be more than the {TotalSteps} steps the schedule spans now, got {totalSteps}."), nameof(totalSteps));
-        _cuts.Add(new Cut(fromStep, totalSteps, InnerStep(fromStep)));
-        TotalSteps = totalSteps;
+        AddCut(fromStep, totalSteps);
     }
 
     /// <summary>Replays a cut recorded in <see cref="Cuts"/> (a resumed run): <see cref="Shorten"/> or <see cref="Lengthen"/>, whichever it was.</summary>
@@ -101,6 +95,20 @@ public sealed class ShortenedSchedule : LearningRateSchedule
     public override string ToString() => _cuts.Count == 0
         ? Inner.ToString()
         : Inv($"{Inner}, {(TotalSteps > OriginalSteps ? "lengthened" : "shortened")} to {TotalSteps} steps ({string.Join(", ", _cuts.Select(c => c.From.ToString(CultureInfo.InvariantCulture) + " → " + c.Total.ToString(CultureInfo.InvariantCulture)))})");
+
+    // A cut starts at or after the previous one and before the schedule's last step.
+    private void CheckFrom(long fromStep)
+    {
+        long last = _cuts.Count > 0 ? _cuts[^1].From : 0;
+        if (fromStep < last) throw new ArgumentException(Inv($"fromStep {fromStep} lies before the previous cut at step {last}."), nameof(fromStep));
+        if (fromStep >= TotalSteps - 1) throw new ArgumentException(Inv($"fromStep {fromStep} is at or past the schedule's last step ({TotalSteps - 1})."), nameof(fromStep));
+    }
+
+    private void AddCut(long fromStep, long totalSteps)
+    {
+        _cuts.Add(new Cut(fromStep, totalSteps, InnerStep(fromStep)));
+        TotalSteps = totalSteps;
+    }
 
     // The inner schedule's (fractional) step for an outer step: the identity before the first cut; after a cut at f to T,
     // f ↦ the inner step it had and T − 1 ↦ OriginalSteps − 1, linearly between; past the end, the last step.
