@@ -136,6 +136,23 @@ public sealed class GraphIrTests
         Assert.Equal(pooled, group.Find(EpilogueKind.MaxPool2x2) is not null);
     }
 
+    // Inference pools as the kernel writes where the kernel can: Winograd's output transform (one window per tile) and
+    // the direct kernel's tiles (two output rows at a time); a GEMM convolution's output is pooled by the pooling layer.
+    [Theory]
+    [InlineData("model X(input: [1, 32, 32]) { conv(1, 8, 3, padding: 1) -> relu -> maxpool(2) -> flatten -> linear(2048, 2) }", ConvAlgorithm.Direct, true)]
+    [InlineData("model X(input: [16, 8, 8]) { conv(16, 16, 3, padding: 1) -> relu -> maxpool(2) -> flatten -> linear(256, 2) }", ConvAlgorithm.Winograd, true)]
+    [InlineData("model X(input: [16, 8, 8]) { conv(16, 16, 1) -> relu -> maxpool(2) -> flatten -> linear(256, 2) }", ConvAlgorithm.Gemm, false)]
+    public void A_max_pooling_joins_the_convolutions_whose_kernels_pool(string source, ConvAlgorithm algorithm, bool pooled)
+    {
+        var model = NnCompiler.Compile(source).Models.Single();
+        var lowered = Lowerer.Lower(model);
+        var conv = model.Graph.Nodes[0];
+        Assert.Equal(algorithm, lowered.Kernels[conv]);
+        var group = lowered.Inference.LedBy(conv)!;
+        Assert.NotNull(group.Find(EpilogueKind.Activation));
+        Assert.Equal(pooled, group.Find(EpilogueKind.MaxPool2x2) is not null);
+    }
+
     [Fact]
     public void An_input_no_backward_reads_is_not_copied()
     {

@@ -82,6 +82,50 @@ public sealed class ConvDirectTests
         TestUtil.AssertClose(db1, db2, 1e-4, 1e-5, "db");
     }
 
+    // The fused maxpool(2) of inference: every output equals the unfused conv → ReLU → Pooling.MaxForward bit for bit
+    // (the same tiles, the window's maximum taken in the same order), serial and across threads, for even and odd
+    // outputs (floor pooling drops a last odd row or column; an odd row's last tile starts at an even column), channel
+    // counts with single channels after the blocks of four, rows of exactly 16, and NaN propagated as in Pooling.
+    [Theory]
+    [InlineData(1, 32, 28, 28, 3, 1)]  // Fashion-MNIST's first layer, then maxpool(2)
+    [InlineData(1, 6, 34, 34, 5, 0)]   // the tutorial's conv(1, 6, 5): 4 + 2 single channels, 30×30
+    [InlineData(3, 5, 17, 19, 3, 1)]   // 17×19: a last odd row and column
+    [InlineData(2, 4, 9, 16, 1, 0)]    // rows of exactly 16 outputs, 9 rows
+    [InlineData(1, 8, 12, 36, 3, 0)]   // rows of 34: two moved-back tiles' worth of overlap
+    public void A_fused_max_pooling_equals_pooling_the_output(int inC, int outC, int inH, int inW, int k, int pad)
+    {
+        var g = new ConvGeometry(inC, outC, inH, inW, k, k, 1, 1, pad, pad, 1, 1, 1);
+        Assert.True(ConvDirect.Suits(g));
+        var pg = new PoolGeometry(outC, g.OutH, g.OutW, 2, 2, 2, 2, 0, 0, 1, 1, false);
+        const int n = 3;
+        var x = TestUtil.Random(n * g.InputLength, 1);
+        x[g.InputLength + 20] = float.NaN; // one NaN input poisons the outputs of the second sample it reaches
+        var w = TestUtil.Random(g.WeightLength, 2);
+        var b = TestUtil.Random(outC, 3);
+        var pool = WorkerPool.Shared(2);
+        var scratch = new float[2 * ConvDirect.ParallelScratchLength(g)];
+        foreach (bool relu in new[] { false, true })
+        {
+            var full = new float[n * g.OutputLength];
+            ConvDirect.Forward(x, w, b, full, n, g, scratch, pool: null, relu);
+            var expected = new float[n * pg.OutputLength];
+            Pooling.MaxForward(full, expected, n, pg);
+            var serial = new float[expected.Length];
+            serial.AsSpan().Fill(-7f);
+            ConvDirect.Forward(x, w, b, serial, n, g, scratch, pool: null, relu, maxPool: true);
+            Assert.Equal(expected, serial);
+            var parallel = new float[expected.Length];
+            ConvDirect.Forward(x, w, b, parallel, n, g, scratch, pool, relu, maxPool: true);
+            Assert.Equal(expected, parallel);
+            Assert.Contains(serial, float.IsNaN);
+            Assert.DoesNotContain(serial.AsSpan(0, pg.OutputLength).ToArray(), float.IsNaN); // the first sample's output is clean
+        }
+
+        var stride2 = new ConvGeometry(inC, outC, inH, inW, k, k, 2, 2, pad, pad, 1, 1, 1);
+        var error = Assert.Throws<ArgumentException>(() => ConvDirect.Forward(x, w, b, new float[n * stride2.OutputLength], n, stride2, scratch, pool, relu: false, maxPool: true));
+        Assert.Contains("ConvDirect.Suits", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Geometries_it_does_not_suit_go_to_the_gemm()
     {

@@ -163,12 +163,15 @@ public class LinearTests
         }
     }
 
-    // The small-batch kernels' wide register blocks (8 samples × 3 outputs, 8 samples × 24 features, 8 rows × 24
-    // columns; with AVX-512's 32 registers) give the bits of the narrow ones, edges included: shapes that leave
-    // samples past a multiple of 8, outputs past a multiple of 3, features past a multiple of 24 and of 8, and
-    // sub-ranges as a thread's share. On a CPU without AVX-512 both sides take the narrow blocks.
+    // The small-batch kernels' wide register blocks (forward: 8 samples × 3 outputs below 16 samples, 4 × 6 from
+    // 16; 8 samples × 24 features, 8 rows × 24 columns; with AVX-512's 32 registers) give the bits of the narrow
+    // ones, edges included: shapes that leave samples past a multiple of 8 and of 4, outputs past a multiple of 3
+    // and of 6, features past a multiple of 24, 16 and 8, and sub-ranges as a thread's share. On a CPU without
+    // AVX-512 both sides take the narrow blocks.
     [Theory]
     [InlineData(8, 37, 13, 0, 13)]
+    [InlineData(16, 50, 17, 0, 17)]
+    [InlineData(35, 131, 128, 5, 70)]
     [InlineData(17, 300, 211, 16, 176)]
     [InlineData(24, 61, 10, 0, 10)]
     [InlineData(9, 784, 40, 3, 29)]

@@ -17,7 +17,10 @@ namespace Dsl.Compiler.Lowering
         /// <summary>An activation applied by the conv or linear (inference) or batch norm (training) before it as it writes.</summary>
         Activation,
 
-        /// <summary>A 2×2 stride-2 max pooling applied in a Winograd convolution's output transform (one window per tile).</summary>
+        /// <summary>
+        /// A 2×2 stride-2 max pooling applied as a convolution writes: in a Winograd convolution's output transform (one
+        /// window per tile), or in a direct convolution's tiles (two output rows at a time).
+        /// </summary>
         MaxPool2x2,
 
         /// <summary>
@@ -179,12 +182,12 @@ namespace Dsl.Compiler.Lowering
                 fused.Add(node);
             }
 
-            // A 2×2 max pooling right after a Winograd convolution (or the activation it applies).
+            // A 2×2 max pooling right after a Winograd or direct convolution (or the activation it applies).
             foreach (var node in graph.Nodes)
             {
                 if (node.Op is not PoolOp { IsMaxPool2x2: true } || fused.Contains(node) || epilogues[node].Count > 0) continue;
                 if (Owner(node.Input) is not { } producer || fused.Contains(producer)) continue;
-                if (!kernels.TryGetValue(producer, out var algorithm) || algorithm != ConvAlgorithm.Winograd) continue;
+                if (!kernels.TryGetValue(producer, out var algorithm) || algorithm is not (ConvAlgorithm.Winograd or ConvAlgorithm.Direct)) continue;
                 if (epilogues[producer].Any(e => e.Kind == EpilogueKind.ResidualAdd)) continue; // the sum is written whole, then pooled
                 // The maximum commutes with ReLU, not with SiLU or GELU (not monotonic): those pool after the activation.
                 if (epilogues[producer].FirstOrDefault(e => e.Kind == EpilogueKind.Activation) is { Node.Op: ActivationOp { Function: var function } } && function != ActivationFunction.Relu) continue;

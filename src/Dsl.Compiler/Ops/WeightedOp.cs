@@ -63,7 +63,8 @@ namespace Dsl.Compiler.Ops
             if (e.Group?.Find(Lowering.EpilogueKind.Activation) is { } activation)
                 notes += $" — {activation.Node.Op.Name} ({activation.Node.Op.KindName}) applied as it writes";
             if (e.Group?.Find(Lowering.EpilogueKind.MaxPool2x2) is { } pool)
-                notes += $" — {pool.Node.Op.Name} (maxpool 2×2) applied as it writes, one window per tile";
+                notes += $" — {pool.Node.Op.Name} (maxpool 2×2) applied as it writes, "
+                    + (e.Algorithm == ConvAlgorithm.Winograd ? "one window per tile" : "two output rows at a time");
             return notes;
         }
 

@@ -131,12 +131,15 @@ public static unsafe class ConvDirect
     }
 
     // The direct kernel; with a residual (or an activation not applied in the tiles), each sample's output gets it once
-    // written. Sample s of y (and of the residual) starts at s·yStride (0: the output length).
+    // written. Sample s of y (and of the residual) starts at s·yStride (0: the output length, or the pooled output's
+    // with maxPool, which writes the 2×2 max pooling of the output and takes no residual).
     private static void Run(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch,
-        bool relu, float* residual, FusedActivation activation, long yStride = 0)
+        bool relu, float* residual, FusedActivation activation, long yStride = 0, bool maxPool = false)
     {
-        long stride = yStride == 0 ? g.OutputLength : yStride;
-        Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && (n == 0 || y.Length >= (n - 1) * stride + g.OutputLength), "buffer too short");
+        Debug.Assert(!maxPool || (residual == null && activation == FusedActivation.None), "the pooled kernel takes no residual");
+        int outLength = maxPool ? PooledLength(g) : g.OutputLength, plane = maxPool ? PooledLength(g) / g.OutChannels : g.OutH * g.OutW;
+        long stride = yStride == 0 ? outLength : yStride;
+        Debug.Assert(x.Length >= n * g.InputLength && w.Length >= g.WeightLength && (n == 0 || y.Length >= (n - 1) * stride + outLength), "buffer too short");
         Debug.Assert(bias.IsEmpty || bias.Length >= g.OutChannels, "bias too short");
         Debug.Assert(scratch.Length >= ScratchLength(g), "scratch too short");
         int taps = g.InChannels * g.KernelH * g.KernelW, wp = PaddedW(g);
@@ -150,12 +153,25 @@ public static unsafe class ConvDirect
                 float* image = Padded(px + (long)s * g.InputLength, g, ps);
                 float* ys = py + s * stride;
                 int o = 0;
-                for (; o + 4 <= g.OutChannels; o += 4) ForwardChannels4(image, pw + (long)o * taps, bias.IsEmpty ? null : pb + o, ys + (long)o * g.OutH * g.OutW, offsets, taps, wp, g.OutH, g.OutW, relu);
-                for (; o < g.OutChannels; o++) ForwardChannel(image, pw + (long)o * taps, bias.IsEmpty ? 0f : pb[o], ys + (long)o * g.OutH * g.OutW, offsets, taps, wp, g.OutH, g.OutW, relu);
+                for (; o + 4 <= g.OutChannels; o += 4)
+                {
+                    if (maxPool) ForwardChannels4Pooled(image, pw + (long)o * taps, bias.IsEmpty ? null : pb + o, ys + (long)o * plane, offsets, taps, wp, g.OutH, g.OutW, relu);
+                    else ForwardChannels4(image, pw + (long)o * taps, bias.IsEmpty ? null : pb + o, ys + (long)o * plane, offsets, taps, wp, g.OutH, g.OutW, relu);
+                }
+
+                for (; o < g.OutChannels; o++)
+                {
+                    if (maxPool) ForwardChannelPooled(image, pw + (long)o * taps, bias.IsEmpty ? 0f : pb[o], ys + (long)o * plane, offsets, taps, wp, g.OutH, g.OutW, relu);
+                    else ForwardChannel(image, pw + (long)o * taps, bias.IsEmpty ? 0f : pb[o], ys + (long)o * plane, offsets, taps, wp, g.OutH, g.OutW, relu);
+                }
+
                 if (residual != null || activation != FusedActivation.None) ResidualEpilogue.Apply(ys, residual == null ? null : residual + s * stride, g.OutputLength, activation);
             }
         }
     }
+
+    // Floats of one sample's output after 2×2, stride-2 max pooling (floor).
+    private static int PooledLength(in ConvGeometry g) => g.OutChannels * (g.OutH / 2) * (g.OutW / 2);
 
     // Four output planes: 4 channels × 16 columns in eight registers per tile. The last tile of a row is
     // moved back to end at the row's end; the columns it recomputes get the same values.
@@ -163,42 +179,13 @@ public static unsafe class ConvDirect
     private static void ForwardChannels4(float* image, float* w, float* bias, float* y, int* offsets, int taps, int wp, int outH, int outW, bool relu)
     {
         int plane = outH * outW;
-        float* w0 = w, w1 = w + taps, w2 = w + 2 * taps, w3 = w + 3 * taps;
-        Vector256<float> b0 = Vector256.Create(bias == null ? 0f : bias[0]), b1 = Vector256.Create(bias == null ? 0f : bias[1]);
-        Vector256<float> b2 = Vector256.Create(bias == null ? 0f : bias[2]), b3 = Vector256.Create(bias == null ? 0f : bias[3]);
         for (int oh = 0; oh < outH; oh++)
         {
             float* row = image + (long)oh * wp;
             for (int ow = 0; ; ow += 16)
             {
                 if (ow > outW - 16) ow = outW - 16;
-                Vector256<float> c00 = b0, c01 = b0, c10 = b1, c11 = b1, c20 = b2, c21 = b2, c30 = b3, c31 = b3;
-                float* at = row + ow;
-                for (int t = 0; t < taps; t++)
-                {
-                    float* p = at + offsets[t];
-                    var v0 = Vector256.Load(p);
-                    var v1 = Vector256.Load(p + 8);
-                    var s = Vector256.Create(w0[t]);
-                    c00 = Fmadd(s, v0, c00);
-                    c01 = Fmadd(s, v1, c01);
-                    s = Vector256.Create(w1[t]);
-                    c10 = Fmadd(s, v0, c10);
-                    c11 = Fmadd(s, v1, c11);
-                    s = Vector256.Create(w2[t]);
-                    c20 = Fmadd(s, v0, c20);
-                    c21 = Fmadd(s, v1, c21);
-                    s = Vector256.Create(w3[t]);
-                    c30 = Fmadd(s, v0, c30);
-                    c31 = Fmadd(s, v1, c31);
-                }
-
-                if (relu)
-                {
-                    c00 = Activations.Relu(c00); c01 = Activations.Relu(c01); c10 = Activations.Relu(c10); c11 = Activations.Relu(c11);
-                    c20 = Activations.Relu(c20); c21 = Activations.Relu(c21); c30 = Activations.Relu(c30); c31 = Activations.Relu(c31);
-                }
-
+                Tile4(row + ow, w, bias, offsets, taps, relu, out var c00, out var c01, out var c10, out var c11, out var c20, out var c21, out var c30, out var c31);
                 float* out0 = y + (long)oh * outW + ow;
                 Vector256.Store(c00, out0); Vector256.Store(c01, out0 + 8);
                 Vector256.Store(c10, out0 + plane); Vector256.Store(c11, out0 + plane + 8);
@@ -209,36 +196,159 @@ public static unsafe class ConvDirect
         }
     }
 
+    // ForwardChannels4 followed by 2×2, stride-2 max pooling (an inference maxpool(2) fused into the layer): output rows
+    // 2i and 2i + 1 as two tiles, each window's maximum taken in PyTorch's order (top-left, top-right, bottom-left,
+    // bottom-right; the first maximum kept, NaN propagated), 8 pooled columns stored per channel. A last odd row or
+    // column is dropped, as floor pooling does; the last tile of a row starts at the last even column that leaves 16.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ForwardChannels4Pooled(float* image, float* w, float* bias, float* y, int* offsets, int taps, int wp, int outH, int outW, bool relu)
+    {
+        int pooledW = outW / 2, plane = outH / 2 * pooledW, last = (outW - 16) & ~1;
+        for (int i = 0; i < outH / 2; i++)
+        {
+            float* top = image + 2L * i * wp;
+            for (int ow = 0; ; ow += 16)
+            {
+                if (ow > last) ow = last;
+                Tile4(top + ow, w, bias, offsets, taps, relu, out var t00, out var t01, out var t10, out var t11, out var t20, out var t21, out var t30, out var t31);
+                var m0 = Across(t00, t01);
+                var m1 = Across(t10, t11);
+                var m2 = Across(t20, t21);
+                var m3 = Across(t30, t31);
+                Tile4(top + wp + ow, w, bias, offsets, taps, relu, out t00, out t01, out t10, out t11, out t20, out t21, out t30, out t31);
+                float* out0 = y + (long)i * pooledW + ow / 2;
+                Vector256.Store(Below(m0, t00, t01), out0);
+                Vector256.Store(Below(m1, t10, t11), out0 + plane);
+                Vector256.Store(Below(m2, t20, t21), out0 + 2 * plane);
+                Vector256.Store(Below(m3, t30, t31), out0 + 3 * plane);
+                if (ow == last) break;
+            }
+        }
+    }
+
+    // One tile of ForwardChannels4: 4 channels (w, w + taps, …) × the 16 columns from `at` of one output row, with
+    // the bias and, when asked, ReLU.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile4(float* at, float* w, float* bias, int* offsets, int taps, bool relu,
+        out Vector256<float> c00, out Vector256<float> c01, out Vector256<float> c10, out Vector256<float> c11,
+        out Vector256<float> c20, out Vector256<float> c21, out Vector256<float> c30, out Vector256<float> c31)
+    {
+        float* w0 = w, w1 = w + taps, w2 = w + 2 * taps, w3 = w + 3 * taps;
+        c00 = c01 = Vector256.Create(bias == null ? 0f : bias[0]);
+        c10 = c11 = Vector256.Create(bias == null ? 0f : bias[1]);
+        c20 = c21 = Vector256.Create(bias == null ? 0f : bias[2]);
+        c30 = c31 = Vector256.Create(bias == null ? 0f : bias[3]);
+        for (int t = 0; t < taps; t++)
+        {
+            float* p = at + offsets[t];
+            var v0 = Vector256.Load(p);
+            var v1 = Vector256.Load(p + 8);
+            var s = Vector256.Create(w0[t]);
+            c00 = Fmadd(s, v0, c00);
+            c01 = Fmadd(s, v1, c01);
+            s = Vector256.Create(w1[t]);
+            c10 = Fmadd(s, v0, c10);
+            c11 = Fmadd(s, v1, c11);
+            s = Vector256.Create(w2[t]);
+            c20 = Fmadd(s, v0, c20);
+            c21 = Fmadd(s, v1, c21);
+            s = Vector256.Create(w3[t]);
+            c30 = Fmadd(s, v0, c30);
+            c31 = Fmadd(s, v1, c31);
+        }
+
+        if (relu)
+        {
+            c00 = Activations.Relu(c00); c01 = Activations.Relu(c01); c10 = Activations.Relu(c10); c11 = Activations.Relu(c11);
+            c20 = Activations.Relu(c20); c21 = Activations.Relu(c21); c30 = Activations.Relu(c30); c31 = Activations.Relu(c31);
+        }
+    }
+
+    // The windows' top rows: of 16 columns (a: 0–7, b: 8–15), max(column 2j, column 2j + 1) in lane j.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Across(Vector256<float> a, Vector256<float> b)
+    {
+        Split(a, b, out var even, out var odd);
+        return Take(even, odd);
+    }
+
+    // The windows' bottom rows taken into their top rows' maxima, left then right.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Below(Vector256<float> max, Vector256<float> a, Vector256<float> b)
+    {
+        Split(a, b, out var even, out var odd);
+        return Take(Take(max, even), odd);
+    }
+
+    // even = columns 0, 2, …, 14 and odd = 1, 3, …, 15 of the 16 in a (0–7) and b (8–15).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Split(Vector256<float> a, Vector256<float> b, out Vector256<float> even, out Vector256<float> odd)
+    {
+        var order = Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7);
+        a = Vector256.Shuffle(a, order);
+        b = Vector256.Shuffle(b, order);
+        even = Vector256.Create(a.GetLower(), b.GetLower());
+        odd = Vector256.Create(a.GetUpper(), b.GetUpper());
+    }
+
+    // max(max, v) as PyTorch's max pooling takes it: v when greater or NaN, so the first maximum stays and NaN propagates.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Take(Vector256<float> max, Vector256<float> v) =>
+        Vector256.ConditionalSelect(Vector256.GreaterThan(v, max) | ~Vector256.Equals(v, v), v, max);
+
     // One output plane (the channels left after the blocks of four), 16 columns per tile.
     private static void ForwardChannel(float* image, float* w, float bias, float* y, int* offsets, int taps, int wp, int outH, int outW, bool relu)
     {
-        var b = Vector256.Create(bias);
         for (int oh = 0; oh < outH; oh++)
         {
             float* row = image + (long)oh * wp;
             for (int ow = 0; ; ow += 16)
             {
                 if (ow > outW - 16) ow = outW - 16;
-                Vector256<float> c0 = b, c1 = b;
-                float* at = row + ow;
-                for (int t = 0; t < taps; t++)
-                {
-                    float* p = at + offsets[t];
-                    var s = Vector256.Create(w[t]);
-                    c0 = Fmadd(s, Vector256.Load(p), c0);
-                    c1 = Fmadd(s, Vector256.Load(p + 8), c1);
-                }
-
-                if (relu)
-                {
-                    c0 = Activations.Relu(c0);
-                    c1 = Activations.Relu(c1);
-                }
-
+                Tile1(row + ow, w, bias, offsets, taps, relu, out var c0, out var c1);
                 Vector256.Store(c0, y + (long)oh * outW + ow);
                 Vector256.Store(c1, y + (long)oh * outW + ow + 8);
                 if (ow == outW - 16) break;
             }
+        }
+    }
+
+    // ForwardChannel followed by 2×2 max pooling, as ForwardChannels4Pooled.
+    private static void ForwardChannelPooled(float* image, float* w, float bias, float* y, int* offsets, int taps, int wp, int outH, int outW, bool relu)
+    {
+        int pooledW = outW / 2, last = (outW - 16) & ~1;
+        for (int i = 0; i < outH / 2; i++)
+        {
+            float* top = image + 2L * i * wp;
+            for (int ow = 0; ; ow += 16)
+            {
+                if (ow > last) ow = last;
+                Tile1(top + ow, w, bias, offsets, taps, relu, out var c0, out var c1);
+                var m = Across(c0, c1);
+                Tile1(top + wp + ow, w, bias, offsets, taps, relu, out c0, out c1);
+                Vector256.Store(Below(m, c0, c1), y + (long)i * pooledW + ow / 2);
+                if (ow == last) break;
+            }
+        }
+    }
+
+    // One tile of ForwardChannel: the 16 columns from `at` of one output row.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile1(float* at, float* w, float bias, int* offsets, int taps, bool relu, out Vector256<float> c0, out Vector256<float> c1)
+    {
+        c0 = c1 = Vector256.Create(bias);
+        for (int t = 0; t < taps; t++)
+        {
+            float* p = at + offsets[t];
+            var s = Vector256.Create(w[t]);
+            c0 = Fmadd(s, Vector256.Load(p), c0);
+            c1 = Fmadd(s, Vector256.Load(p + 8), c1);
+        }
+
+        if (relu)
+        {
+            c0 = Activations.Relu(c0);
+            c1 = Activations.Relu(c1);
         }
     }
 
@@ -390,7 +500,8 @@ public static unsafe class ConvDirect
         public bool Relu;
         public float* Residual; // null: no residual add
         public FusedActivation Activation; // applied to each sample once written (after the residual add)
-        public long YStride; // floats between samples of Y; 0: the output length
+        public long YStride; // floats between samples of Y; 0: the output length (the pooled one with MaxPool)
+        public bool MaxPool; // Y receives the 2×2 max pooling of the output
     }
 
     /// <summary>Forward with the batch split across <paramref name="pool"/>.</summary>
@@ -480,23 +591,42 @@ public static unsafe class ConvDirect
     /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
     /// <param name="pool">The pool, or null to run on the caller.</param>
     /// <param name="relu">Apply ReLU to the output as it is written.</param>
-    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool, bool relu)
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool, bool relu) =>
+        Forward(x, w, bias, y, n, g, scratch, pool, relu, maxPool: false);
+
+    /// <summary>
+    /// Forward with the batch split across <paramref name="pool"/>, ReLU applied as it writes when <paramref name="relu"/>,
+    /// and, when <paramref name="maxPool"/>, a 2×2, stride-2 max pooling (floor) of the output: an inference
+    /// <c>maxpool(2)</c> fused into the layer, so <paramref name="y"/> receives <c>[n, OutChannels, OutH / 2, OutW / 2]</c>
+    /// with the values and NaN propagation of <see cref="Pooling.MaxForward(ReadOnlySpan{float}, Span{float}, int, in PoolGeometry, WorkerPool?)"/>
+    /// and the full output is never written.
+    /// </summary>
+    /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output (pooled when <paramref name="maxPool"/>); overwritten.</param>
+    /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
+    /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
+    /// <param name="pool">The pool, or null to run on the caller.</param>
+    /// <param name="relu">Apply ReLU to the output as it is written (before the pooling).</param>
+    /// <param name="maxPool">Write the 2×2 max pooling of the output instead of the output.</param>
+    /// <exception cref="ArgumentException"><paramref name="maxPool"/> for a geometry the direct path does not compute (<see cref="Suits"/>).</exception>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, WorkerPool? pool, bool relu, bool maxPool)
     {
         if (!Suits(g))
         {
+            if (maxPool) throw new ArgumentException("The max pooling fused into a direct convolution needs a geometry the direct path computes (ConvDirect.Suits); pool separately.", nameof(g));
             ConvGemm.Forward(x, w, bias, y, n, g, scratch, pool, relu);
             return;
         }
 
         if (!Parallel(pool, n, g))
         {
-            Forward(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)), relu);
+            Run(x, w, bias, y, n, g, scratch.Slice(0, scratch.Length / (pool?.Threads ?? 1)), relu, null, FusedActivation.None, maxPool: maxPool);
             return;
         }
 
         fixed (float* px = x, pw = w, pb = bias, py = y, ps = scratch)
         {
-            var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g, Relu = relu };
+            var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g, Relu = relu,
+                MaxPool = maxPool };
             pool.RunChunks(&ForwardPart, &job, pool.Threads);
         }
     }
@@ -507,10 +637,12 @@ public static unsafe class ConvDirect
         var (lo, hi) = WorkerPool.Share(job->N, part, parts);
         if (lo == hi) return;
         var g = job->G;
-        long stride = job->YStride == 0 ? g.OutputLength : job->YStride;
+        int outLength = job->MaxPool ? PooledLength(g) : g.OutputLength;
+        long stride = job->YStride == 0 ? outLength : job->YStride;
         Run(new ReadOnlySpan<float>(job->X + (long)lo * g.InputLength, (hi - lo) * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
-            new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y + lo * stride, (int)((hi - lo - 1) * stride + g.OutputLength)),
-            hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), job->Relu, job->Residual == null ? null : job->Residual + lo * stride, job->Activation, stride);
+            new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y + lo * stride, (int)((hi - lo - 1) * stride + outLength)),
+            hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), job->Relu, job->Residual == null ? null : job->Residual + lo * stride, job->Activation, stride,
+            job->MaxPool);
     }
 
     /// <summary>

@@ -55,31 +55,30 @@ namespace Dsl.Benchmarks.Models
         // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
         // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
         private const int InputCopy = 144256; // the input [1, 28, 28], kept for backward
-        private const int Layer0Out = 25088; // 0 output [32, 28, 28], kept for backward
-        private const int Layer1Out = 50176; // 1 output [32, 28, 28], kept for backward
+        private const int Layer0Out = 0; // 0 output [32, 28, 28], kept for backward
+        private const int Layer1Out = 25088; // 1 output [32, 28, 28], kept for backward
         private const int Layer3Out = 125440; // 3 output [32, 14, 14], kept for backward
         private const int Layer4Out = 100352; // 4 output [64, 14, 14], kept for backward
         private const int Layer5Out = 112896; // 5 output [64, 14, 14], kept for backward
         private const int Layer7Out = 137984; // 7 output [64, 7, 7], kept for backward
         private const int Layer9Out = 145040; // 9 output [128], kept for backward
         private const int Layer10Out = 145168; // 10 output [128], kept for backward
-        private const int Layer12Out = 0; // 12 output [10]
+        private const int Layer12Out = 50176; // 12 output [10]
         private const int Layer3Indices = 131712; // 3 argmax (ints)
         private const int Layer7Indices = 141120; // 7 argmax (ints)
         private const int Layer0Grad = 75264; // dL/d(0 output)
-        private const int Layer2Grad = 0; // dL/d(2 output)
+        private const int Layer2Grad = 50176; // dL/d(2 output)
         private const int Layer3Grad = 75264; // dL/d(3 output)
-        private const int Layer4Grad = 12544; // dL/d(4 output)
-        private const int Layer6Grad = 0; // dL/d(6 output)
-        private const int Layer8Grad = 12544; // dL/d(8 output)
-        private const int Layer9Grad = 128; // dL/d(9 output)
-        private const int Layer11Grad = 0; // dL/d(11 output)
-        private const int Layer12Grad = 128; // dL/d(12 output)
-        private const int Layer2Infer = 0; // 2 output at inference
-        private const int Layer3Infer = 75264; // 3 output at inference
-        private const int Layer7Infer = 0; // 7 output at inference
-        private const int Layer11Infer = 3136; // 11 output at inference
-        private const int Layer12Infer = 0; // 12 output at inference
+        private const int Layer4Grad = 62720; // dL/d(4 output)
+        private const int Layer6Grad = 50176; // dL/d(6 output)
+        private const int Layer8Grad = 62720; // dL/d(8 output)
+        private const int Layer9Grad = 50304; // dL/d(9 output)
+        private const int Layer11Grad = 50176; // dL/d(11 output)
+        private const int Layer12Grad = 50304; // dL/d(12 output)
+        private const int Layer3Infer = 50176; // 3 output at inference
+        private const int Layer7Infer = 56448; // 7 output at inference
+        private const int Layer11Infer = 50176; // 11 output at inference
+        private const int Layer12Infer = 50304; // 12 output at inference
         private const int ArenaPerSample = 145296;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
@@ -428,24 +427,21 @@ namespace Dsl.Benchmarks.Models
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // 0: conv(1, 32, 3, padding: 1) — FmnistBn.nn(5,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — with 1 folded in — direct: a reduction of few taps, no GEMM — 2 (relu) applied as it writes
-            var h0 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 25088);
-            global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 288), folded.Slice(Layer0FoldedBias, 32), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
+            // 0: conv(1, 32, 3, padding: 1) — FmnistBn.nn(5,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — with 1 folded in — direct: a reduction of few taps, no GEMM — 2 (relu) applied as it writes — 3 (maxpool 2×2) applied as it writes, two output rows at a time
+            var h0 = _arena.AsSpan(Layer3Infer * MaxBatch, batch * 6272);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 288), folded.Slice(Layer0FoldedBias, 32), h0, batch, in Layer0Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h0;
 
             // 1: bn2d — FmnistBn.nn(5,35) — [N, 32, 28, 28] → [N, 32, 28, 28] — folded into 0
 
             // 2: relu — FmnistBn.nn(5,43) — [N, 32, 28, 28] → [N, 32, 28, 28] — applied by 0 (conv2d) as it wrote its output
 
-            // 3: maxpool(2) — FmnistBn.nn(5,51) — [N, 32, 28, 28] → [N, 32, 14, 14]
-            var h1 = _arena.AsSpan(Layer3Infer * MaxBatch, batch * 6272);
-            global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h1, batch, in Layer3Geometry, Pool);
-            h = h1;
+            // 3: maxpool(2) — FmnistBn.nn(5,51) — [N, 32, 28, 28] → [N, 32, 14, 14] — applied by 0 (conv2d) as it wrote its output
 
             // 4: conv(32, 64, 3, padding: 1) — FmnistBn.nn(6,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — with 5 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes — 7 (maxpool 2×2) applied as it writes, one window per tile
-            var h2 = _arena.AsSpan(Layer7Infer * MaxBatch, batch * 3136);
-            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer4TransformedWeight, 33920), folded.Slice(Layer4FoldedBias, 64), h2, batch, in Layer4Geometry, scratch, Pool, relu: true, maxPool: true);
-            h = h2;
+            var h1 = _arena.AsSpan(Layer7Infer * MaxBatch, batch * 3136);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer4TransformedWeight, 33920), folded.Slice(Layer4FoldedBias, 64), h1, batch, in Layer4Geometry, scratch, Pool, relu: true, maxPool: true);
+            h = h1;
 
             // 5: bn2d — FmnistBn.nn(6,39) — [N, 64, 14, 14] → [N, 64, 14, 14] — folded into 4
 
@@ -456,18 +452,18 @@ namespace Dsl.Benchmarks.Models
             // 8: flatten — FmnistBn.nn(7,8) — [N, 64, 7, 7] → [N, 3136] — identity at inference
 
             // 9: linear(3136, 128) — FmnistBn.nn(8,8) — [N, 3136] → [N, 128] — with 10 folded in — 11 (relu) applied as it writes
-            var h3 = _arena.AsSpan(Layer11Infer * MaxBatch, batch * 128);
-            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, folded.Slice(Layer9FoldedWeight, 401408), folded.Slice(Layer9PackedWeight, 401408), folded.Slice(Layer9FoldedBias, 128), h3, batch, 3136, 128, scratch, Pool, relu: true);
-            h = h3;
+            var h2 = _arena.AsSpan(Layer11Infer * MaxBatch, batch * 128);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, folded.Slice(Layer9FoldedWeight, 401408), folded.Slice(Layer9PackedWeight, 401408), folded.Slice(Layer9FoldedBias, 128), h2, batch, 3136, 128, scratch, Pool, relu: true);
+            h = h2;
 
             // 10: bn1d — FmnistBn.nn(8,29) — [N, 128] → [N, 128] — folded into 9
 
             // 11: relu — FmnistBn.nn(8,37) — [N, 128] → [N, 128] — applied by 9 (linear) as it wrote its output
 
             // 12: linear(128, 10) — FmnistBn.nn(9,8) — [N, 128] → [N, 10]
-            var h4 = _arena.AsSpan(Layer12Infer * MaxBatch, batch * 10);
-            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 1280), folded.Slice(Layer12PackedWeight, 2048), parameters.AsSpan(Layer12Bias, 10), h4, batch, 128, 10, scratch, Pool);
-            h = h4;
+            var h3 = _arena.AsSpan(Layer12Infer * MaxBatch, batch * 10);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 1280), folded.Slice(Layer12PackedWeight, 2048), parameters.AsSpan(Layer12Bias, 10), h3, batch, 128, 10, scratch, Pool);
+            h = h3;
 
             h.CopyTo(output);
         }

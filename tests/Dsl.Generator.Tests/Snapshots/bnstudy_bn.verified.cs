@@ -52,31 +52,30 @@ namespace Examples.BatchNormStudy
         // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
         // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
         private const int InputCopy = 72128; // the input [1, 28, 28], kept for backward
-        private const int Layer0Out = 12544; // 0 output [16, 28, 28], kept for backward
-        private const int Layer1Out = 25088; // 1 output [16, 28, 28], kept for backward
+        private const int Layer0Out = 0; // 0 output [16, 28, 28], kept for backward
+        private const int Layer1Out = 12544; // 1 output [16, 28, 28], kept for backward
         private const int Layer3Out = 62720; // 3 output [16, 14, 14], kept for backward
         private const int Layer4Out = 50176; // 4 output [32, 14, 14], kept for backward
         private const int Layer5Out = 56448; // 5 output [32, 14, 14], kept for backward
         private const int Layer7Out = 68992; // 7 output [32, 7, 7], kept for backward
         private const int Layer9Out = 72912; // 9 output [64], kept for backward
         private const int Layer10Out = 72976; // 10 output [64], kept for backward
-        private const int Layer12Out = 0; // 12 output [10]
+        private const int Layer12Out = 25088; // 12 output [10]
         private const int Layer3Indices = 65856; // 3 argmax (ints)
         private const int Layer7Indices = 70560; // 7 argmax (ints)
         private const int Layer0Grad = 37632; // dL/d(0 output)
-        private const int Layer2Grad = 0; // dL/d(2 output)
+        private const int Layer2Grad = 25088; // dL/d(2 output)
         private const int Layer3Grad = 37632; // dL/d(3 output)
-        private const int Layer4Grad = 6272; // dL/d(4 output)
-        private const int Layer6Grad = 0; // dL/d(6 output)
-        private const int Layer8Grad = 6272; // dL/d(8 output)
-        private const int Layer9Grad = 64; // dL/d(9 output)
-        private const int Layer11Grad = 0; // dL/d(11 output)
-        private const int Layer12Grad = 64; // dL/d(12 output)
-        private const int Layer2Infer = 0; // 2 output at inference
-        private const int Layer3Infer = 37632; // 3 output at inference
-        private const int Layer7Infer = 0; // 7 output at inference
-        private const int Layer11Infer = 1568; // 11 output at inference
-        private const int Layer12Infer = 0; // 12 output at inference
+        private const int Layer4Grad = 31360; // dL/d(4 output)
+        private const int Layer6Grad = 25088; // dL/d(6 output)
+        private const int Layer8Grad = 31360; // dL/d(8 output)
+        private const int Layer9Grad = 25152; // dL/d(9 output)
+        private const int Layer11Grad = 25088; // dL/d(11 output)
+        private const int Layer12Grad = 25152; // dL/d(12 output)
+        private const int Layer3Infer = 25088; // 3 output at inference
+        private const int Layer7Infer = 28224; // 7 output at inference
+        private const int Layer11Infer = 25088; // 11 output at inference
+        private const int Layer12Infer = 25152; // 12 output at inference
         private const int ArenaPerSample = 73040;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
@@ -417,24 +416,21 @@ namespace Examples.BatchNormStudy
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_bn.nn(7,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — with 1 folded in — direct: a reduction of few taps, no GEMM — 2 (relu) applied as it writes
-            var h0 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 12544);
-            global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
+            // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_bn.nn(7,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — with 1 folded in — direct: a reduction of few taps, no GEMM — 2 (relu) applied as it writes — 3 (maxpool 2×2) applied as it writes, two output rows at a time
+            var h0 = _arena.AsSpan(Layer3Infer * MaxBatch, batch * 3136);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 144), folded.Slice(Layer0FoldedBias, 16), h0, batch, in Layer0Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h0;
 
             // 1: bn2d — bnstudy_bn.nn(7,48) — [N, 16, 28, 28] → [N, 16, 28, 28] — folded into 0
 
             // 2: relu — bnstudy_bn.nn(7,56) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by 0 (conv2d) as it wrote its output
 
-            // 3: maxpool(2) — bnstudy_bn.nn(7,64) — [N, 16, 28, 28] → [N, 16, 14, 14]
-            var h1 = _arena.AsSpan(Layer3Infer * MaxBatch, batch * 3136);
-            global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h1, batch, in Layer3Geometry, Pool);
-            h = h1;
+            // 3: maxpool(2) — bnstudy_bn.nn(7,64) — [N, 16, 28, 28] → [N, 16, 14, 14] — applied by 0 (conv2d) as it wrote its output
 
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_bn.nn(8,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — with 5 folded in — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 6 (relu) applied as it writes — 7 (maxpool 2×2) applied as it writes, one window per tile
-            var h2 = _arena.AsSpan(Layer7Infer * MaxBatch, batch * 1568);
-            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer4TransformedWeight, 9344), folded.Slice(Layer4FoldedBias, 32), h2, batch, in Layer4Geometry, scratch, Pool, relu: true, maxPool: true);
-            h = h2;
+            var h1 = _arena.AsSpan(Layer7Infer * MaxBatch, batch * 1568);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer4TransformedWeight, 9344), folded.Slice(Layer4FoldedBias, 32), h1, batch, in Layer4Geometry, scratch, Pool, relu: true, maxPool: true);
+            h = h1;
 
             // 5: bn2d — bnstudy_bn.nn(8,52) — [N, 32, 14, 14] → [N, 32, 14, 14] — folded into 4
 
@@ -445,18 +441,18 @@ namespace Examples.BatchNormStudy
             // 8: flatten — bnstudy_bn.nn(9,8) — [N, 32, 7, 7] → [N, 1568] — identity at inference
 
             // 9: linear(1568, 64, bias: false) — bnstudy_bn.nn(9,19) — [N, 1568] → [N, 64] — with 10 folded in — 11 (relu) applied as it writes
-            var h3 = _arena.AsSpan(Layer11Infer * MaxBatch, batch * 64);
-            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, folded.Slice(Layer9FoldedWeight, 100352), folded.Slice(Layer9PackedWeight, 100352), folded.Slice(Layer9FoldedBias, 64), h3, batch, 1568, 64, scratch, Pool, relu: true);
-            h = h3;
+            var h2 = _arena.AsSpan(Layer11Infer * MaxBatch, batch * 64);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, folded.Slice(Layer9FoldedWeight, 100352), folded.Slice(Layer9PackedWeight, 100352), folded.Slice(Layer9FoldedBias, 64), h2, batch, 1568, 64, scratch, Pool, relu: true);
+            h = h2;
 
             // 10: bn1d — bnstudy_bn.nn(9,52) — [N, 64] → [N, 64] — folded into 9
 
             // 11: relu — bnstudy_bn.nn(9,60) — [N, 64] → [N, 64] — applied by 9 (linear) as it wrote its output
 
             // 12: linear(64, 10) — bnstudy_bn.nn(9,68) — [N, 64] → [N, 10]
-            var h4 = _arena.AsSpan(Layer12Infer * MaxBatch, batch * 10);
-            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 640), folded.Slice(Layer12PackedWeight, 1024), parameters.AsSpan(Layer12Bias, 10), h4, batch, 64, 10, scratch, Pool);
-            h = h4;
+            var h3 = _arena.AsSpan(Layer12Infer * MaxBatch, batch * 10);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer12Weight, 640), folded.Slice(Layer12PackedWeight, 1024), parameters.AsSpan(Layer12Bias, 10), h3, batch, 64, 10, scratch, Pool);
+            h = h3;
 
             h.CopyTo(output);
         }

@@ -42,26 +42,25 @@ namespace Examples.BatchNormStudy
         private const int InputCopy = 43904; // the input [1, 28, 28], kept for backward
         private const int Layer0Out = 0; // 0 output [16, 28, 28]
         private const int Layer1Out = 12544; // 1 output [16, 28, 28], kept for backward
-        private const int Layer2Out = 34496; // 2 output [16, 14, 14], kept for backward
+        private const int Layer2Out = 31360; // 2 output [16, 14, 14], kept for backward
         private const int Layer3Out = 0; // 3 output [32, 14, 14]
         private const int Layer4Out = 25088; // 4 output [32, 14, 14], kept for backward
         private const int Layer5Out = 40768; // 5 output [32, 7, 7], kept for backward
         private const int Layer7Out = 0; // 7 output [64]
         private const int Layer8Out = 44688; // 8 output [64], kept for backward
         private const int Layer9Out = 0; // 9 output [10]
-        private const int Layer2Indices = 37632; // 2 argmax (ints)
+        private const int Layer2Indices = 34496; // 2 argmax (ints)
         private const int Layer5Indices = 42336; // 5 argmax (ints)
         private const int Layer1Grad = 0; // dL/d(1 output)
-        private const int Layer2Grad = 31360; // dL/d(2 output)
+        private const int Layer2Grad = 37632; // dL/d(2 output)
         private const int Layer4Grad = 0; // dL/d(4 output)
         private const int Layer6Grad = 6272; // dL/d(6 output)
         private const int Layer8Grad = 0; // dL/d(8 output)
         private const int Layer9Grad = 64; // dL/d(9 output)
-        private const int Layer1Infer = 0; // 1 output at inference
-        private const int Layer2Infer = 31360; // 2 output at inference
-        private const int Layer5Infer = 0; // 5 output at inference
-        private const int Layer8Infer = 1568; // 8 output at inference
-        private const int Layer9Infer = 0; // 9 output at inference
+        private const int Layer2Infer = 0; // 2 output at inference
+        private const int Layer5Infer = 3136; // 5 output at inference
+        private const int Layer8Infer = 0; // 8 output at inference
+        private const int Layer9Infer = 64; // 9 output at inference
         private const int ArenaPerSample = 44752;
 
         // Inference: batch norm as per-channel scale and shift, conv/linear weights with it folded in, linear weights packed for the GEMM,
@@ -303,22 +302,19 @@ namespace Examples.BatchNormStudy
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // 0: conv(1, 16, 3, padding: 1) — bnstudy_plain.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM — 1 (relu) applied as it writes
-            var h0 = _arena.AsSpan(Layer1Infer * MaxBatch, batch * 12544);
-            global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), h0, batch, in Layer0Geometry, scratch, Pool, relu: true);
+            // 0: conv(1, 16, 3, padding: 1) — bnstudy_plain.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — direct: a reduction of few taps, no GEMM — 1 (relu) applied as it writes — 2 (maxpool 2×2) applied as it writes, two output rows at a time
+            var h0 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 3136);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, parameters.AsSpan(Layer0Weight, 144), parameters.AsSpan(Layer0Bias, 16), h0, batch, in Layer0Geometry, scratch, Pool, relu: true, maxPool: true);
             h = h0;
 
             // 1: relu — bnstudy_plain.nn(6,35) — [N, 16, 28, 28] → [N, 16, 28, 28] — applied by 0 (conv2d) as it wrote its output
 
-            // 2: maxpool(2) — bnstudy_plain.nn(6,43) — [N, 16, 28, 28] → [N, 16, 14, 14]
-            var h1 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 3136);
-            global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h1, batch, in Layer2Geometry, Pool);
-            h = h1;
+            // 2: maxpool(2) — bnstudy_plain.nn(6,43) — [N, 16, 28, 28] → [N, 16, 14, 14] — applied by 0 (conv2d) as it wrote its output
 
             // 3: conv(16, 32, 3, padding: 1) — bnstudy_plain.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — Winograd F(2×2, 3×3): 16 multiplies per 2×2 outputs and input channel, not 36 — 4 (relu) applied as it writes — 5 (maxpool 2×2) applied as it writes, one window per tile
-            var h2 = _arena.AsSpan(Layer5Infer * MaxBatch, batch * 1568);
-            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3TransformedWeight, 9344), parameters.AsSpan(Layer3Bias, 32), h2, batch, in Layer3Geometry, scratch, Pool, relu: true, maxPool: true);
-            h = h2;
+            var h1 = _arena.AsSpan(Layer5Infer * MaxBatch, batch * 1568);
+            global::Dsl.Runtime.Kernels.ConvWinograd.ForwardTransformed(h, folded.Slice(Layer3TransformedWeight, 9344), parameters.AsSpan(Layer3Bias, 32), h1, batch, in Layer3Geometry, scratch, Pool, relu: true, maxPool: true);
+            h = h1;
 
             // 4: relu — bnstudy_plain.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14] — applied by 3 (conv2d) as it wrote its output
 
@@ -327,16 +323,16 @@ namespace Examples.BatchNormStudy
             // 6: flatten — bnstudy_plain.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — identity at inference
 
             // 7: linear(1568, 64) — bnstudy_plain.nn(8,19) — [N, 1568] → [N, 64] — 8 (relu) applied as it writes
-            var h3 = _arena.AsSpan(Layer8Infer * MaxBatch, batch * 64);
-            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer7Weight, 100352), folded.Slice(Layer7PackedWeight, 100352), parameters.AsSpan(Layer7Bias, 64), h3, batch, 1568, 64, scratch, Pool, relu: true);
-            h = h3;
+            var h2 = _arena.AsSpan(Layer8Infer * MaxBatch, batch * 64);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer7Weight, 100352), folded.Slice(Layer7PackedWeight, 100352), parameters.AsSpan(Layer7Bias, 64), h2, batch, 1568, 64, scratch, Pool, relu: true);
+            h = h2;
 
             // 8: relu — bnstudy_plain.nn(8,39) — [N, 64] → [N, 64] — applied by 7 (linear) as it wrote its output
 
             // 9: linear(64, 10) — bnstudy_plain.nn(8,47) — [N, 64] → [N, 10]
-            var h4 = _arena.AsSpan(Layer9Infer * MaxBatch, batch * 10);
-            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer9Weight, 640), folded.Slice(Layer9PackedWeight, 1024), parameters.AsSpan(Layer9Bias, 10), h4, batch, 64, 10, scratch, Pool);
-            h = h4;
+            var h3 = _arena.AsSpan(Layer9Infer * MaxBatch, batch * 10);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer9Weight, 640), folded.Slice(Layer9PackedWeight, 1024), parameters.AsSpan(Layer9Bias, 10), h3, batch, 64, 10, scratch, Pool);
+            h = h3;
 
             h.CopyTo(output);
         }

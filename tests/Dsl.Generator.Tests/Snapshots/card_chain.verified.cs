@@ -41,18 +41,17 @@ namespace Snapshots
         // forward step to its last reader (kept for backward when a backward reads it), masks and argmax to their
         // backward, gradients within Backward, inference values within Infer; regions whose lives do not meet share memory.
         private const int InputCopy = 18944; // the input [1, 34, 34], kept for backward
-        private const int Layer0Out = 5408; // 0 output [6, 30, 30], kept for backward
-        private const int Layer1Out = 0; // 1 output [6, 30, 30]
+        private const int Layer0Out = 0; // 0 output [6, 30, 30], kept for backward
+        private const int Layer1Out = 5408; // 1 output [6, 30, 30]
         private const int Layer2Out = 16224; // 2 output [6, 15, 15], kept for backward
-        private const int Layer4Out = 0; // 4 output [10]
+        private const int Layer4Out = 5408; // 4 output [10]
         private const int Layer2Indices = 17584; // 2 argmax (ints)
         private const int Layer0Grad = 10816; // dL/d(0 output)
-        private const int Layer1Grad = 0; // dL/d(1 output)
+        private const int Layer1Grad = 5408; // dL/d(1 output)
         private const int Layer3Grad = 10816; // dL/d(3 output)
-        private const int Layer4Grad = 0; // dL/d(4 output)
-        private const int Layer1Infer = 0; // 1 output at inference
-        private const int Layer2Infer = 10816; // 2 output at inference
-        private const int Layer4Infer = 0; // 4 output at inference
+        private const int Layer4Grad = 5408; // dL/d(4 output)
+        private const int Layer2Infer = 5408; // 2 output at inference
+        private const int Layer4Infer = 6768; // 4 output at inference
         private const int ArenaPerSample = 20112;
 
         // Batch norm's batch mean and 1/sqrt(var + eps) per channel: kept by Forward for Backward; Infer uses a second copy.
@@ -261,24 +260,21 @@ namespace Snapshots
             var scratch = _arena.AsSpan(_scratch, Threads * s_scratchLength);
             global::System.ReadOnlySpan<float> h = input; // the current activation
 
-            // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — with 1 folded in — direct: a reduction of few taps, no GEMM
-            var h0 = _arena.AsSpan(Layer1Infer * MaxBatch, batch * 5400);
-            global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 150), folded.Slice(Layer0FoldedBias, 6), h0, batch, in Layer0Geometry, scratch, Pool);
+            // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — with 1 folded in — direct: a reduction of few taps, no GEMM — 2 (maxpool 2×2) applied as it writes, two output rows at a time
+            var h0 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 1350);
+            global::Dsl.Runtime.Kernels.ConvDirect.Forward(h, folded.Slice(Layer0FoldedWeight, 150), folded.Slice(Layer0FoldedBias, 6), h0, batch, in Layer0Geometry, scratch, Pool, relu: false, maxPool: true);
             h = h0;
 
             // 1: bn2d — card_chain.nn(1,52) — [N, 6, 30, 30] → [N, 6, 30, 30] — folded into 0
 
-            // 2: maxpool(2) — card_chain.nn(1,60) — [N, 6, 30, 30] → [N, 6, 15, 15]
-            var h1 = _arena.AsSpan(Layer2Infer * MaxBatch, batch * 1350);
-            global::Dsl.Runtime.Kernels.Pooling.MaxForward(h, h1, batch, in Layer2Geometry, Pool);
-            h = h1;
+            // 2: maxpool(2) — card_chain.nn(1,60) — [N, 6, 30, 30] → [N, 6, 15, 15] — applied by 0 (conv2d) as it wrote its output
 
             // 3: flatten — card_chain.nn(1,74) — [N, 6, 15, 15] → [N, 1350] — identity at inference
 
             // 4: linear(1350, 10) — card_chain.nn(1,85) — [N, 1350] → [N, 10]
-            var h2 = _arena.AsSpan(Layer4Infer * MaxBatch, batch * 10);
-            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer4Weight, 13500), folded.Slice(Layer4PackedWeight, 21600), parameters.AsSpan(Layer4Bias, 10), h2, batch, 1350, 10, scratch, Pool);
-            h = h2;
+            var h1 = _arena.AsSpan(Layer4Infer * MaxBatch, batch * 10);
+            global::Dsl.Runtime.Kernels.Linear.ForwardPacked(h, parameters.AsSpan(Layer4Weight, 13500), folded.Slice(Layer4PackedWeight, 21600), parameters.AsSpan(Layer4Bias, 10), h1, batch, 1350, 10, scratch, Pool);
+            h = h1;
 
             h.CopyTo(output);
         }
