@@ -12,9 +12,10 @@ namespace Dsl.Runtime.Kernels;
 /// Stride-1 2-d convolution computed directly from a zero-padded copy of each image, for layers whose
 /// reduction (input channels × kernel taps) is short: <c>conv(1, 6, 5)</c> sums 25 products per output,
 /// <c>conv(1, 32, 3, padding: 1)</c> only 9. A GEMM over such a short K spends its time packing the image
-/// and loading and storing tiles of C; here 4 output channels × 16 output columns stay in registers while
-/// every tap adds one shifted row of the image, and the weight gradient keeps 2 channels × a kernel row of
-/// taps in registers while the rows of dY stream past.
+/// and loading and storing tiles of C; here 4 output channels × 16 output columns (× 32 with AVX-512) stay in
+/// registers while every tap adds one shifted row of the image, and the weight gradient keeps 2 channels × a
+/// kernel row of taps in registers while the rows of dY stream past. At inference a 2×2 max pooling after the
+/// layer is taken in the tiles (two output rows at a time), so the full output is never written.
 /// </summary>
 /// <remarks>
 /// The generator picks this path at compile time for the layers <see cref="Suits"/> accepts (the compiler
@@ -134,8 +135,9 @@ public static unsafe class ConvDirect
     // written. Sample s of y (and of the residual) starts at s·yStride (0: the output length, or the pooled output's
     // with maxPool, which writes the 2×2 max pooling of the output and takes no residual).
     private static void Run(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch,
-        bool relu, float* residual, FusedActivation activation, long yStride = 0, bool maxPool = false)
+        bool relu, float* residual, FusedActivation activation, long yStride = 0, bool maxPool = false, bool wide = true)
     {
+        wide &= Wide;
         Debug.Assert(!maxPool || (residual == null && activation == FusedActivation.None), "the pooled kernel takes no residual");
         int outLength = maxPool ? PooledLength(g) : g.OutputLength, plane = maxPool ? PooledLength(g) / g.OutChannels : g.OutH * g.OutW;
         long stride = yStride == 0 ? outLength : yStride;
@@ -155,8 +157,11 @@ public static unsafe class ConvDirect
                 int o = 0;
                 for (; o + 4 <= g.OutChannels; o += 4)
                 {
-                    if (maxPool) ForwardChannels4Pooled(image, pw + (long)o * taps, bias.IsEmpty ? null : pb + o, ys + (long)o * plane, offsets, taps, wp, g.OutH, g.OutW, relu);
-                    else ForwardChannels4(image, pw + (long)o * taps, bias.IsEmpty ? null : pb + o, ys + (long)o * plane, offsets, taps, wp, g.OutH, g.OutW, relu);
+                    float* wo = pw + (long)o * taps, bo = bias.IsEmpty ? null : pb + o, yo = ys + (long)o * plane;
+                    if (wide && maxPool) ForwardChannels4PooledWide(image, wo, bo, yo, offsets, taps, wp, g.OutH, g.OutW, relu);
+                    else if (wide) ForwardChannels4Wide(image, wo, bo, yo, offsets, taps, wp, g.OutH, g.OutW, relu);
+                    else if (maxPool) ForwardChannels4Pooled(image, wo, bo, yo, offsets, taps, wp, g.OutH, g.OutW, relu);
+                    else ForwardChannels4(image, wo, bo, yo, offsets, taps, wp, g.OutH, g.OutW, relu);
                 }
 
                 for (; o < g.OutChannels; o++)
@@ -169,6 +174,10 @@ public static unsafe class ConvDirect
             }
         }
     }
+
+    /// <summary>The serial forward on the 256-bit tiles (<paramref name="wide"/> false) or, with AVX-512, the 512-bit ones: the tests compare their bits.</summary>
+    internal static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int n, in ConvGeometry g, Span<float> scratch, bool relu, bool maxPool, bool wide) =>
+        Run(x, w, bias, y, n, g, scratch, relu, null, FusedActivation.None, maxPool: maxPool, wide: wide);
 
     // Floats of one sample's output after 2×2, stride-2 max pooling (floor).
     private static int PooledLength(in ConvGeometry g) => g.OutChannels * (g.OutH / 2) * (g.OutW / 2);
@@ -295,6 +304,122 @@ public static unsafe class ConvDirect
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Take(Vector256<float> max, Vector256<float> v) =>
         Vector256.ConditionalSelect(Vector256.GreaterThan(v, max) | ~Vector256.Equals(v, v), v, max);
+
+    /// <summary>
+    /// Whether the blocks of four channels run on 512-bit vectors (AVX-512): a tile is 4 channels × two vectors of 16
+    /// columns, the same multiply-adds per output in the same order as the 256-bit tiles (bias, then the taps in
+    /// order), so the same bits, with half the instructions.
+    /// </summary>
+    internal static readonly bool Wide = Avx512F.IsSupported;
+
+    // ForwardChannels4 on 512-bit vectors: per row, tiles of two 16-column vectors at ow and ow + 16, either moved
+    // back to end at the row's end (a row of 28 takes one tile, columns 0–15 and 12–27; a row of 16 computes its
+    // vector twice); the columns computed twice get the same values.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ForwardChannels4Wide(float* image, float* w, float* bias, float* y, int* offsets, int taps, int wp, int outH, int outW, bool relu)
+    {
+        int plane = outH * outW, last = outW - 16;
+        for (int oh = 0; oh < outH; oh++)
+        {
+            float* row = image + (long)oh * wp;
+            float* yr = y + (long)oh * outW;
+            for (int ow = 0; ; ow += 32)
+            {
+                int c0 = Math.Min(ow, last), c1 = Math.Min(ow + 16, last);
+                Tile4Wide(row + c0, row + c1, w, bias, offsets, taps, relu, out var a00, out var a01, out var a10, out var a11, out var a20, out var a21, out var a30, out var a31);
+                Vector512.Store(a00, yr + c0); Vector512.Store(a01, yr + c1);
+                Vector512.Store(a10, yr + plane + c0); Vector512.Store(a11, yr + plane + c1);
+                Vector512.Store(a20, yr + 2 * plane + c0); Vector512.Store(a21, yr + 2 * plane + c1);
+                Vector512.Store(a30, yr + 3 * plane + c0); Vector512.Store(a31, yr + 3 * plane + c1);
+                if (c1 == last) break;
+            }
+        }
+    }
+
+    // ForwardChannels4Pooled on 512-bit vectors: each 16-column vector of rows 2i and 2i + 1 gives 8 pooled columns;
+    // vectors start at even columns (the last at the last even column that leaves 16 inside the row).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ForwardChannels4PooledWide(float* image, float* w, float* bias, float* y, int* offsets, int taps, int wp, int outH, int outW, bool relu)
+    {
+        int pooledW = outW / 2, plane = outH / 2 * pooledW, last = (outW - 16) & ~1;
+        for (int i = 0; i < outH / 2; i++)
+        {
+            float* top = image + 2L * i * wp;
+            float* yr = y + (long)i * pooledW;
+            for (int ow = 0; ; ow += 32)
+            {
+                int c0 = Math.Min(ow, last), c1 = Math.Min(ow + 16, last);
+                Tile4Wide(top + c0, top + c1, w, bias, offsets, taps, relu, out var t00, out var t01, out var t10, out var t11, out var t20, out var t21, out var t30, out var t31);
+                var m00 = Across(t00); var m01 = Across(t01);
+                var m10 = Across(t10); var m11 = Across(t11);
+                var m20 = Across(t20); var m21 = Across(t21);
+                var m30 = Across(t30); var m31 = Across(t31);
+                Tile4Wide(top + wp + c0, top + wp + c1, w, bias, offsets, taps, relu, out t00, out t01, out t10, out t11, out t20, out t21, out t30, out t31);
+                int p0 = c0 / 2, p1 = c1 / 2;
+                Vector256.Store(Below(m00, t00), yr + p0); Vector256.Store(Below(m01, t01), yr + p1);
+                Vector256.Store(Below(m10, t10), yr + plane + p0); Vector256.Store(Below(m11, t11), yr + plane + p1);
+                Vector256.Store(Below(m20, t20), yr + 2 * plane + p0); Vector256.Store(Below(m21, t21), yr + 2 * plane + p1);
+                Vector256.Store(Below(m30, t30), yr + 3 * plane + p0); Vector256.Store(Below(m31, t31), yr + 3 * plane + p1);
+                if (c1 == last) break;
+            }
+        }
+    }
+
+    // One tile of ForwardChannels4Wide: 4 channels × the 16 columns from `at0` and the 16 from `at1` of one output row.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile4Wide(float* at0, float* at1, float* w, float* bias, int* offsets, int taps, bool relu,
+        out Vector512<float> c00, out Vector512<float> c01, out Vector512<float> c10, out Vector512<float> c11,
+        out Vector512<float> c20, out Vector512<float> c21, out Vector512<float> c30, out Vector512<float> c31)
+    {
+        float* w0 = w, w1 = w + taps, w2 = w + 2 * taps, w3 = w + 3 * taps;
+        c00 = c01 = Vector512.Create(bias == null ? 0f : bias[0]);
+        c10 = c11 = Vector512.Create(bias == null ? 0f : bias[1]);
+        c20 = c21 = Vector512.Create(bias == null ? 0f : bias[2]);
+        c30 = c31 = Vector512.Create(bias == null ? 0f : bias[3]);
+        for (int t = 0; t < taps; t++)
+        {
+            var v0 = Vector512.Load(at0 + offsets[t]);
+            var v1 = Vector512.Load(at1 + offsets[t]);
+            var s = Vector512.Create(w0[t]);
+            c00 = Avx512F.FusedMultiplyAdd(s, v0, c00);
+            c01 = Avx512F.FusedMultiplyAdd(s, v1, c01);
+            s = Vector512.Create(w1[t]);
+            c10 = Avx512F.FusedMultiplyAdd(s, v0, c10);
+            c11 = Avx512F.FusedMultiplyAdd(s, v1, c11);
+            s = Vector512.Create(w2[t]);
+            c20 = Avx512F.FusedMultiplyAdd(s, v0, c20);
+            c21 = Avx512F.FusedMultiplyAdd(s, v1, c21);
+            s = Vector512.Create(w3[t]);
+            c30 = Avx512F.FusedMultiplyAdd(s, v0, c30);
+            c31 = Avx512F.FusedMultiplyAdd(s, v1, c31);
+        }
+
+        if (relu)
+        {
+            c00 = Relu(c00); c01 = Relu(c01); c10 = Relu(c10); c11 = Relu(c11);
+            c20 = Relu(c20); c21 = Relu(c21); c30 = Relu(c30); c31 = Relu(c31);
+        }
+    }
+
+    // Activations.Relu on 16 lanes: max(v, 0) with NaN propagated, the same bits per lane.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Relu(Vector512<float> v) => v & (Vector512.GreaterThan(v, Vector512<float>.Zero) | ~Vector512.Equals(v, v));
+
+    // The windows' top rows of one 16-column vector: max(column 2j, column 2j + 1) in lane j of 8.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Across(Vector512<float> v)
+    {
+        v = Vector512.Shuffle(v, Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+        return Take(v.GetLower(), v.GetUpper());
+    }
+
+    // The windows' bottom rows of one 16-column vector taken into their top rows' maxima, left then right.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Below(Vector256<float> max, Vector512<float> v)
+    {
+        v = Vector512.Shuffle(v, Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+        return Take(Take(max, v.GetLower()), v.GetUpper());
+    }
 
     // One output plane (the channels left after the blocks of four), 16 columns per tile.
     private static void ForwardChannel(float* image, float* w, float bias, float* y, int* offsets, int taps, int wp, int outH, int outW, bool relu)
