@@ -97,12 +97,15 @@ public sealed class ConvDirectTests
         var g = new ConvGeometry(inC, outC, inH, inW, k, k, 1, 1, pad, pad, 1, 1, 1);
         Assert.True(ConvDirect.Suits(g));
         var pg = new PoolGeometry(outC, g.OutH, g.OutW, 2, 2, 2, 2, 0, 0, 1, 1, false);
-        const int n = 3;
+        // Enough samples that the pool splits them (the parallel path's pooled sample stride), at least 3.
+        long perSample = (long)g.OutChannels * g.OutH * g.OutW * g.InChannels * g.KernelH * g.KernelW;
+        int n = (int)Math.Max(3, (ConvDirect.ParallelThreshold + perSample - 1) / perSample);
         var x = TestUtil.Random(n * g.InputLength, 1);
         x[g.InputLength + 20] = float.NaN; // one NaN input poisons the outputs of the second sample it reaches
         var w = TestUtil.Random(g.WeightLength, 2);
         var b = TestUtil.Random(outC, 3);
         var pool = WorkerPool.Shared(2);
+        Assert.True(ConvDirect.Parallel(pool, n, g));
         var scratch = new float[2 * ConvDirect.ParallelScratchLength(g)];
         foreach (bool relu in new[] { false, true })
         {

@@ -272,6 +272,25 @@ public class LinearTests
     }
 
     // y against a double-precision sum, within 1e-5 of the sum of |terms| per output.
+    // The narrow forward kernel on 8 lanes (the instance CPUs without AVX-512 run for every block) and on the lane
+    // width of this CPU, both against a double reference, edges past multiples of 4 outputs, 2 samples and 16 features.
+    [Theory]
+    [InlineData(1, 37, 13)]
+    [InlineData(5, 300, 7)]
+    [InlineData(8, 784, 10)]
+    public unsafe void The_narrow_forward_matches_a_double_reference_on_either_lane_width(int n, int inF, int outF)
+    {
+        var x = TestUtil.Random(n * inF, 1);
+        var w = TestUtil.Random(outF * inF, 2);
+        var zero = new float[outF];
+        foreach (bool wide in new[] { false, true })
+        {
+            var y = new float[n * outF];
+            fixed (float* px = x, pw = w, py = y) LinearSmall.ForwardNarrow(px, pw, py, n, inF, outF, 0, outF, wide);
+            AssertForwardMatchesReference(x, w, zero, y, n, inF, outF);
+        }
+    }
+
     private static void AssertForwardMatchesReference(float[] x, float[] w, float[] b, float[] y, int n, int inF, int outF)
     {
         for (int i = 0; i < n; i++)

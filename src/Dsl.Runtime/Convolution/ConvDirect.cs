@@ -21,7 +21,8 @@ namespace Dsl.Runtime.Kernels;
 /// The generator picks this path at compile time for the layers <see cref="Suits"/> accepts (the compiler
 /// applies the same rule to the layer's constant shape). The input gradient stays on <see cref="ConvGemm"/>:
 /// a first layer needs none, and a short reduction is long again in the transposed direction.
-/// Any geometry is accepted; one this kernel does not suit is passed to <see cref="ConvGemm"/>.
+/// Any geometry is accepted; one this kernel does not suit is passed to <see cref="ConvGemm"/>, except by the
+/// forward with a fused max pooling, which needs this kernel and says so with an <see cref="ArgumentException"/>.
 /// </remarks>
 [EditorBrowsable(EditorBrowsableState.Never)]
 public static unsafe class ConvDirect
@@ -310,7 +311,7 @@ public static unsafe class ConvDirect
     /// columns, the same multiply-adds per output in the same order as the 256-bit tiles (bias, then the taps in
     /// order), so the same bits, with half the instructions.
     /// </summary>
-    internal static readonly bool Wide = Avx512F.IsSupported;
+    internal static readonly bool Wide = Avx512F.IsSupported && Fma.IsSupported;
 
     // ForwardChannels4 on 512-bit vectors: per row, tiles of two 16-column vectors at ow and ow + 16, either moved
     // back to end at the row's end (a row of 28 takes one tile, columns 0–15 and 12–27; a row of 16 computes its
@@ -612,7 +613,7 @@ public static unsafe class ConvDirect
     // multiply-adds, about 35 µs) split across two cores saved 8–11 µs per inference in a plain loop, but in
     // the benchmark process it took 86–97 µs against 40 µs serial, in three runs: at this size one late
     // worker costs more than the split saves. Twice that work is where splitting starts.
-    private const long ParallelThreshold = 1L << 21;
+    internal const long ParallelThreshold = 1L << 21;
 
     internal static bool Parallel(WorkerPool? pool, int n, in ConvGeometry g) =>
         pool is { Threads: > 1 } && n > 1 && (long)n * g.OutChannels * g.OutH * g.OutW * g.InChannels * g.KernelH * g.KernelW >= ParallelThreshold;

@@ -214,9 +214,13 @@ internal static unsafe class LinearSmall
     /// the wide blocks, and every block without AVX-512. With AVX-512 its accumulators have the wide blocks' 16
     /// lanes, so every output has the same bits whichever block computes it.
     /// </summary>
-    internal static void ForwardNarrow(float* x, float* w, float* y, int n, int inF, int outF, int lo, int hi)
+    internal static void ForwardNarrow(float* x, float* w, float* y, int n, int inF, int outF, int lo, int hi) =>
+        ForwardNarrow(x, w, y, n, inF, outF, lo, hi, wide: true);
+
+    /// <summary><see cref="ForwardNarrow(float*, float*, float*, int, int, int, int, int)"/> on 8 lanes even where AVX-512 gives 16 (<paramref name="wide"/> false): the tests check both instances.</summary>
+    internal static void ForwardNarrow(float* x, float* w, float* y, int n, int inF, int outF, int lo, int hi, bool wide)
     {
-        if (Wide) ForwardNarrow<Lanes16, Vector512<float>>(x, w, y, n, inF, outF, lo, hi);
+        if (wide && Wide) ForwardNarrow<Lanes16, Vector512<float>>(x, w, y, n, inF, outF, lo, hi);
         else ForwardNarrow<Lanes8, Vector256<float>>(x, w, y, n, inF, outF, lo, hi);
     }
 
