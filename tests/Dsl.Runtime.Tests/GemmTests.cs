@@ -257,7 +257,11 @@ public sealed class MaxPool2x2Tests
             }
         }
     }
+}
 
+/// <summary>The GEMM's micro-kernels against each other: the 512-bit ones give the 256-bit ones' bits, the edge rows the whole kernel's.</summary>
+public sealed class GemmMicroKernelTests
+{
     // The micro-kernels on 512-bit registers (one per row of the 6×16 block; two blocks side by side in
     // KernelPair) give the bits of the 256-bit ones: each element of C is the same chain of fused multiply-adds
     // down K. Depths around the unrolling, accumulation, a bias start, ReLU with negative zeros and NaN. On a CPU
@@ -309,6 +313,60 @@ public sealed class MaxPool2x2Tests
             }
 
             Assert.NotEqual(c0, wide);
+        }
+    }
+
+    // The edge-row kernel (the 1 to 5 rows of A past its last whole 6-row panel, against 4, 2 and 1 B panels at a
+    // time) gives each element the bits of the 6×16 kernel computed whole and copied out, which is what it
+    // replaces, and writes nothing outside its rows and whole panels. Needs AVX-512 (it is only called with it).
+    [Theory]
+    [InlineData(1)]
+    [InlineData(9)]
+    [InlineData(196)]
+    public unsafe void EdgeRowsGiveTheWholeKernelsBits(int kc)
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
+        foreach (int panels in new[] { 1, 2, 3, 4, 5, 7 })
+        {
+            int ldc = panels * Gemm.NR + 5;
+            var b = TestUtil.Random(kc * panels * Gemm.NR, 2);
+            for (int rows = 1; rows < Gemm.MR; rows++)
+            {
+                var a = TestUtil.Random(kc * Gemm.MR, 10 + rows);
+                for (int p = 0; p < kc; p++)
+                {
+                    for (int i = rows; i < Gemm.MR; i++) a[p * Gemm.MR + i] = 0f; // as PackA leaves a short panel
+                }
+
+                var c0 = TestUtil.Random(Gemm.MR * ldc, 3);
+                c0[3] = float.NaN;
+                c0[ldc + 1] = -0f;
+                foreach (bool accumulate in new[] { false, true })
+                {
+                    var expected = (float[])c0.Clone();
+                    var actual = (float[])c0.Clone();
+                    var block = new float[Gemm.MR * Gemm.NR];
+                    fixed (float* pa = a, pb = b, pe = expected, pc = actual, pt = block)
+                    {
+                        for (int j = 0; j < panels; j++)
+                        {
+                            Gemm.KernelNarrow(kc, pa, pb + (long)j * kc * Gemm.NR, pt, Gemm.NR, accumulate: false);
+                            for (int i = 0; i < rows; i++)
+                            {
+                                for (int col = 0; col < Gemm.NR; col++)
+                                {
+                                    int at = i * ldc + j * Gemm.NR + col;
+                                    pe[at] = accumulate ? pe[at] + pt[i * Gemm.NR + col] : pt[i * Gemm.NR + col];
+                                }
+                            }
+                        }
+
+                        Gemm.EdgeRowsWide(kc, pa, rows, pb, panels, pc, ldc, accumulate);
+                    }
+
+                    Assert.True(expected.AsSpan().SequenceEqual(actual), $"kc {kc}, {rows} rows, {panels} panels, accumulate {accumulate}");
+                }
+            }
         }
     }
 }

@@ -176,23 +176,27 @@ public static class Gemm
         int jr = 0;
         if (Wide)
         {
+            // Whole 6-row panels against pairs of whole B panels, then against a last whole one; the rows past the
+            // last whole A panel against all the whole B panels, four at a time (EdgeRowsWide); then whatever
+            // is left (a partial B panel) by tiles.
+            int mFull = m / MR * MR, rows = m - mFull, whole = nc / NR;
             for (; jr + 2 * NR <= nc; jr += 2 * NR)
             {
                 float* bPanel = b + (long)jr * kc;
-                for (int ir = 0; ir < m; ir += MR)
+                for (int ir = 0; ir < mFull; ir += MR)
                 {
-                    float* cTile = c + (long)ir * ldc + jr;
-                    if (m - ir >= MR)
-                    {
-                        KernelPair(kc, a + (long)ir * kc, bPanel, bPanel + kc * NR, cTile, ldc, accumulate);
-                    }
-                    else
-                    {
-                        Tile(kc, a + (long)ir * kc, bPanel, cTile, ldc, m - ir, NR, accumulate, edge);
-                        Tile(kc, a + (long)ir * kc, bPanel + kc * NR, cTile + NR, ldc, m - ir, NR, accumulate, edge);
-                    }
+                    KernelPair(kc, a + (long)ir * kc, bPanel, bPanel + kc * NR, c + (long)ir * ldc + jr, ldc, accumulate);
                 }
             }
+
+            if (jr < whole * NR)
+            {
+                float* bPanel = b + (long)jr * kc;
+                for (int ir = 0; ir < mFull; ir += MR) KernelWide(kc, a + (long)ir * kc, bPanel, c + (long)ir * ldc + jr, ldc, accumulate);
+                jr += NR;
+            }
+
+            if (rows > 0 && whole > 0) EdgeRowsWide(kc, a + (long)mFull * kc, rows, b, whole, c + (long)mFull * ldc, ldc, accumulate);
         }
 
         for (; jr < nc; jr += NR)
@@ -645,6 +649,169 @@ public static class Gemm
         StoreBlockWide(c, ldc, accumulate, c00, c10, c20, c30, c40, c50);
         StoreBlockWide(c + NR, ldc, accumulate, c01, c11, c21, c31, c41, c51);
     }
+
+    /// <summary>
+    /// The rows of A past the last whole 6-row panel (<typeparamref name="TRows"/>: 1 to 5) against
+    /// <typeparamref name="TPanels"/> consecutive whole B panels (1, 2 or 4): C[rows × 16·panels] (+)= A panel's
+    /// first rows · B, in rows × panels 512-bit registers. The 6×16 kernels would compute all six rows (the missing
+    /// ones are zeros) and copy the valid ones out through the edge buffer; here only the rows that exist are
+    /// computed, and with 4 panels even 2 rows keep eight chains in flight. Each element of C is the same chain of
+    /// fused multiply-adds down K as in <see cref="KernelWide"/>, then the same add to C: the same bits.
+    /// </summary>
+    /// <param name="kc">Depth.</param><param name="a">A panel (kc × 6, p-major; only the first rows read).</param>
+    /// <param name="b">First B panel (kc × 16, p-major); the next ones follow it, kc × 16 floats apart.</param>
+    /// <param name="c">C's first element.</param><param name="ldc">Row stride of C.</param><param name="accumulate">Add to C instead of overwriting it.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void KernelEdgeRowsWide<TRows, TPanels>(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+        where TRows : struct, ICount
+        where TPanels : struct, ICount
+    {
+        int r = TRows.Value, q = TPanels.Value;
+        long panel = (long)kc * NR;
+        float* b1 = b + panel, b2 = b + 2 * panel, b3 = b + 3 * panel;
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var v0 = Vector512.Load(b);
+            var v1 = q > 1 ? Vector512.Load(b1) : default;
+            var v2 = q > 2 ? Vector512.Load(b2) : default;
+            var v3 = q > 2 ? Vector512.Load(b3) : default;
+            var a0 = Vector512.Create(a[0]);
+            c00 = Avx512F.FusedMultiplyAdd(a0, v0, c00);
+            if (q > 1) c01 = Avx512F.FusedMultiplyAdd(a0, v1, c01);
+            if (q > 2)
+            {
+                c02 = Avx512F.FusedMultiplyAdd(a0, v2, c02);
+                c03 = Avx512F.FusedMultiplyAdd(a0, v3, c03);
+            }
+
+            if (r > 1)
+            {
+                var a1 = Vector512.Create(a[1]);
+                c10 = Avx512F.FusedMultiplyAdd(a1, v0, c10);
+                if (q > 1) c11 = Avx512F.FusedMultiplyAdd(a1, v1, c11);
+                if (q > 2)
+                {
+                    c12 = Avx512F.FusedMultiplyAdd(a1, v2, c12);
+                    c13 = Avx512F.FusedMultiplyAdd(a1, v3, c13);
+                }
+            }
+
+            if (r > 2)
+            {
+                var a2 = Vector512.Create(a[2]);
+                c20 = Avx512F.FusedMultiplyAdd(a2, v0, c20);
+                if (q > 1) c21 = Avx512F.FusedMultiplyAdd(a2, v1, c21);
+                if (q > 2)
+                {
+                    c22 = Avx512F.FusedMultiplyAdd(a2, v2, c22);
+                    c23 = Avx512F.FusedMultiplyAdd(a2, v3, c23);
+                }
+            }
+
+            if (r > 3)
+            {
+                var a3 = Vector512.Create(a[3]);
+                c30 = Avx512F.FusedMultiplyAdd(a3, v0, c30);
+                if (q > 1) c31 = Avx512F.FusedMultiplyAdd(a3, v1, c31);
+                if (q > 2)
+                {
+                    c32 = Avx512F.FusedMultiplyAdd(a3, v2, c32);
+                    c33 = Avx512F.FusedMultiplyAdd(a3, v3, c33);
+                }
+            }
+
+            if (r > 4)
+            {
+                var a4 = Vector512.Create(a[4]);
+                c40 = Avx512F.FusedMultiplyAdd(a4, v0, c40);
+                if (q > 1) c41 = Avx512F.FusedMultiplyAdd(a4, v1, c41);
+                if (q > 2)
+                {
+                    c42 = Avx512F.FusedMultiplyAdd(a4, v2, c42);
+                    c43 = Avx512F.FusedMultiplyAdd(a4, v3, c43);
+                }
+            }
+            a += MR;
+            b += NR;
+            b1 += NR;
+            b2 += NR;
+            b3 += NR;
+        }
+
+        StoreRowWide<TPanels>(c + 0 * ldc, accumulate, c00, c01, c02, c03);
+        if (r > 1) StoreRowWide<TPanels>(c + 1 * ldc, accumulate, c10, c11, c12, c13);
+        if (r > 2) StoreRowWide<TPanels>(c + 2 * ldc, accumulate, c20, c21, c22, c23);
+        if (r > 3) StoreRowWide<TPanels>(c + 3 * ldc, accumulate, c30, c31, c32, c33);
+        if (r > 4) StoreRowWide<TPanels>(c + 4 * ldc, accumulate, c40, c41, c42, c43);
+    }
+
+    // One row of an edge block into C: 1, 2 or 4 vectors of 16, added to what is there when accumulating.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreRowWide<TPanels>(float* c, bool accumulate, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3)
+        where TPanels : struct, ICount
+    {
+        int q = TPanels.Value;
+        if (accumulate)
+        {
+            v0 += Vector512.Load(c);
+            if (q > 1) v1 += Vector512.Load(c + NR);
+            if (q > 2)
+            {
+                v2 += Vector512.Load(c + 2 * NR);
+                v3 += Vector512.Load(c + 3 * NR);
+            }
+        }
+
+        Vector512.Store(v0, c);
+        if (q > 1) Vector512.Store(v1, c + NR);
+        if (q > 2)
+        {
+            Vector512.Store(v2, c + 2 * NR);
+            Vector512.Store(v3, c + 3 * NR);
+        }
+    }
+
+    /// <summary>The edge rows (1 to 5) of an A panel against <paramref name="panels"/> whole B panels, 4, 2 and 1 at a time (<see cref="KernelEdgeRowsWide{TRows, TPanels}"/>).</summary>
+    internal static unsafe void EdgeRowsWide(int kc, float* a, int rows, float* b, int panels, float* c, int ldc, bool accumulate)
+    {
+        Debug.Assert(rows is > 0 and < MR, "edge rows only");
+        long panel = (long)kc * NR;
+        int j = 0;
+        for (; j + 4 <= panels; j += 4) EdgeRows<Four>(kc, a, rows, b + j * panel, c + j * NR, ldc, accumulate);
+        for (; j + 2 <= panels; j += 2) EdgeRows<Two>(kc, a, rows, b + j * panel, c + j * NR, ldc, accumulate);
+        for (; j < panels; j++) EdgeRows<One>(kc, a, rows, b + j * panel, c + j * NR, ldc, accumulate);
+    }
+
+    private static unsafe void EdgeRows<TPanels>(int kc, float* a, int rows, float* b, float* c, int ldc, bool accumulate)
+        where TPanels : struct, ICount
+    {
+        switch (rows)
+        {
+            case 1: KernelEdgeRowsWide<One, TPanels>(kc, a, b, c, ldc, accumulate); break;
+            case 2: KernelEdgeRowsWide<Two, TPanels>(kc, a, b, c, ldc, accumulate); break;
+            case 3: KernelEdgeRowsWide<Three, TPanels>(kc, a, b, c, ldc, accumulate); break;
+            case 4: KernelEdgeRowsWide<Four, TPanels>(kc, a, b, c, ldc, accumulate); break;
+            default: KernelEdgeRowsWide<Five, TPanels>(kc, a, b, c, ldc, accumulate); break;
+        }
+    }
+
+    /// <summary>A count known to the JIT: each kernel instantiated over these compiles without the branches it does not take.</summary>
+    internal interface ICount
+    {
+        /// <summary>The count.</summary>
+        static abstract int Value { get; }
+    }
+
+    private readonly struct One : ICount { public static int Value => 1; }
+    private readonly struct Two : ICount { public static int Value => 2; }
+    private readonly struct Three : ICount { public static int Value => 3; }
+    private readonly struct Four : ICount { public static int Value => 4; }
+    private readonly struct Five : ICount { public static int Value => 5; }
 
     /// <summary><see cref="KernelOffsets"/> in six 512-bit registers; the same bits as <see cref="KernelOffsetsNarrow"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
