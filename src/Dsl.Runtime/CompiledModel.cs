@@ -114,7 +114,7 @@ public abstract class CompiledModel
         }
     }
 
-    /// <summary>The gradients, at the same offsets as <see cref="Parameters"/>; accumulated by <see cref="Backward"/>.</summary>
+    /// <summary>The gradients, at the same offsets as <see cref="Parameters"/>; accumulated by <see cref="Backward(ReadOnlySpan{float}, Span{float})"/>.</summary>
     public Span<float> Gradients
     {
         get
@@ -130,7 +130,7 @@ public abstract class CompiledModel
     /// <summary>
     /// Sets every gradient to zero (the values of PyTorch's <c>zero_grad(set_to_none=False)</c>: an optimizer step
     /// right after still applies momentum and weight decay). As with <c>set_to_none=True</c>, no pass over the
-    /// gradients runs here: the next <see cref="Backward"/> writes them instead of adding to them, and reading them
+    /// gradients runs here: the next <see cref="Backward(ReadOnlySpan{float}, Span{float})"/> writes them instead of adding to them, and reading them
     /// first (<see cref="Gradients"/>, <see cref="Gradient"/>, an optimizer step) clears them then. Through a span
     /// taken from <see cref="Gradients"/> before this call, the old values stay visible until one of those
     /// happens, and what is written there is lost.
@@ -293,6 +293,45 @@ public abstract class CompiledModel
         }
     }
 
+    /// <summary>
+    /// <see cref="Backward(ReadOnlySpan{float}, Span{float})"/>, telling <paramref name="hook"/> each range of
+    /// parameters as soon as the pass has finished their gradients, while they are still in cache: what an
+    /// optimizer fused into backward needs (PyTorch's <c>register_post_accumulate_grad_hook</c>). A generated model
+    /// reports every parameter tensor once per pass, right after the layer that owns it, and never reads a
+    /// layer's parameters after reporting them, so the hook may update them in place.
+    /// </summary>
+    /// <param name="outputGrad">dL/d(output) of the last <see cref="Forward"/>.</param>
+    /// <param name="inputGrad">Empty, or at least batch × <see cref="SampleInputLength"/> floats to receive dL/d(input).</param>
+    /// <param name="hook">Called on this thread, inside the pass, with offsets into <see cref="Parameters"/> and <see cref="Gradients"/>.</param>
+    /// <exception cref="InvalidOperationException">No successful <see cref="Forward"/> came before.</exception>
+    /// <exception cref="ArgumentException">A span is shorter than the batch needs.</exception>
+    public void Backward(ReadOnlySpan<float> outputGrad, Span<float> inputGrad, IGradientHook hook)
+    {
+        ArgumentNullException.ThrowIfNull(hook);
+        Enter(nameof(Backward));
+        _gradientHook = hook;
+        try
+        {
+            BackwardChecked(outputGrad, inputGrad);
+        }
+        finally
+        {
+            _gradientHook = null;
+            Exit();
+        }
+    }
+
+    private IGradientHook? _gradientHook;
+
+    /// <summary>
+    /// For the generated backward pass: the gradients of parameters [<paramref name="offset"/>,
+    /// <paramref name="offset"/> + <paramref name="length"/>) are final for this pass, and no later step of the pass
+    /// reads those parameters. Tells the hook of <see cref="Backward(ReadOnlySpan{float}, Span{float}, IGradientHook)"/>, if any.
+    /// </summary>
+    /// <param name="offset">First parameter.</param>
+    /// <param name="length">Parameters in the range.</param>
+    protected void GradientsReady(int offset, int length) => _gradientHook?.GradientsReady(offset, length);
+
     private void BackwardChecked(ReadOnlySpan<float> outputGrad, Span<float> inputGrad)
     {
         int batch = _lastTrainingBatch;
@@ -321,7 +360,7 @@ public abstract class CompiledModel
 
     /// <summary>
     /// Whether the generated <see cref="BackwardCore"/> calls <see cref="BeginGradients"/> and, after a
-    /// <see cref="ZeroGrad"/>, writes every gradient rather than adding to it. When false, <see cref="Backward"/>
+    /// <see cref="ZeroGrad"/>, writes every gradient rather than adding to it. When false, <see cref="Backward(ReadOnlySpan{float}, Span{float})"/>
     /// clears the gradients first.
     /// </summary>
     protected virtual bool WritesGradientsAfterZeroGrad => false;

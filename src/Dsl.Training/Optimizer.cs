@@ -64,7 +64,7 @@ public abstract class Optimizer
     /// One update of <paramref name="model"/>'s parameters from its accumulated gradients. Taking
     /// <see cref="CompiledModel.Parameters"/> marks them changed, so inference refolds batch norm.
     /// </summary>
-    /// <param name="model">The model whose <see cref="CompiledModel.Gradients"/> were filled by <see cref="CompiledModel.Backward"/>.</param>
+    /// <param name="model">The model whose <see cref="CompiledModel.Gradients"/> were filled by <see cref="CompiledModel.Backward(ReadOnlySpan{float}, Span{float})"/>.</param>
     /// <exception cref="InvalidOperationException">Another call on <paramref name="model"/> is running (from another thread).</exception>
     public void Step(CompiledModel model)
     {
@@ -108,6 +108,120 @@ public abstract class Optimizer
 
     private AlignedFloats? _stepParameters, _stepGradients;
     private Action<int, int>? _stepPart;
+
+    /// <summary>
+    /// <see cref="CompiledModel.Backward(ReadOnlySpan{float}, Span{float})"/> and <see cref="Step(CompiledModel)"/> in
+    /// one pass: each parameter tensor is updated as soon as backward has finished its gradient, while the gradient
+    /// is still in cache, instead of in a pass over every parameter after backward (PyTorch's optimizer-in-backward
+    /// pattern with <c>register_post_accumulate_grad_hook</c>). The same bits as <c>Backward</c> then <c>Step</c>:
+    /// each element's update is the same arithmetic, and no layer reads its parameters after reporting them. Set
+    /// <see cref="LearningRate"/> before the call, as before a step. Allocates nothing.
+    /// </summary>
+    /// <param name="model">The model of the last <see cref="CompiledModel.Forward"/>.</param>
+    /// <param name="outputGrad">dL/d(output).</param>
+    /// <param name="inputGrad">Empty, or room for dL/d(input).</param>
+    /// <exception cref="ArgumentException">The model's parameter count is not this optimizer's, or a span is shorter than the batch needs.</exception>
+    /// <exception cref="InvalidOperationException">No successful <c>Forward</c> came before, or another call on the model is running.</exception>
+    /// <remarks>
+    /// When backward throws before its first gradient is final (arguments, no forward), nothing is updated and
+    /// <see cref="StepCount"/> is unchanged. A model that does not report its gradients (one generated before it
+    /// could) gets every segment updated after its backward: the same result, without the cache benefit.
+    /// </remarks>
+    public void BackwardAndStep(CompiledModel model, ReadOnlySpan<float> outputGrad, Span<float> inputGrad = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (model.ParameterArray.Length != ParameterCount)
+            throw new ArgumentException($"{model.Name} has {model.ParameterArray.Length} parameters, but this optimizer was built for {ParameterCount}.", nameof(model));
+        _fused ??= new FusedStep(this);
+        _fused.Start(model);
+        try
+        {
+            model.Backward(outputGrad, inputGrad, _fused);
+            _fused.Finish();
+        }
+        finally
+        {
+            _fused.End();
+        }
+    }
+
+    private FusedStep? _fused;
+
+    // The hook of BackwardAndStep: begins the step at the first report (so a backward that fails its checks leaves
+    // the optimizer as it was), updates each segment that lies inside a reported range, and after backward the
+    // segments no report covered.
+    private sealed class FusedStep(Optimizer optimizer) : IGradientHook
+    {
+        private readonly bool[] _done = new bool[optimizer._segments.Length];
+        private CompiledModel? _model;
+        private bool _begun;
+        private int _lo, _hi;
+        private float _decay;
+        private Action<int, int>? _part;
+
+        public void Start(CompiledModel model)
+        {
+            _model = model;
+            _begun = false;
+            Array.Clear(_done);
+        }
+
+        public void End() => _model = null;
+
+        public void GradientsReady(int offset, int length)
+        {
+            var segments = optimizer._segments;
+            for (int i = 0; i < segments.Length; i++)
+            {
+                var s = segments[i];
+                if (_done[i] || s.Offset < offset || s.Offset + s.Length > offset + length) continue;
+                Update(i);
+            }
+        }
+
+        public void Finish()
+        {
+            for (int i = 0; i < _done.Length; i++)
+            {
+                if (!_done[i]) Update(i);
+            }
+
+            if (!_begun) Begin(); // a model without parameter segments still counts the step
+            _model!.ParametersChanged();
+        }
+
+        private void Begin()
+        {
+            _begun = true;
+            optimizer.StepCount++;
+            optimizer.BeginStep();
+        }
+
+        private void Update(int index)
+        {
+            if (!_begun) Begin();
+            _done[index] = true;
+            var s = optimizer._segments[index];
+            var model = _model!;
+            float decay = s.Decay ? optimizer.WeightDecay : 0f;
+            if (model.UpdatePool is not { Threads: > 1 } pool || s.Length < CompiledModel.ParallelUpdateThreshold)
+            {
+                optimizer.Update(model.ParameterArray.AsSpan(s.Offset, s.Length), model.GradientArray.AsSpan(s.Offset, s.Length), s.Offset, decay);
+                return;
+            }
+
+            // Element by element, so each thread takes a contiguous share (the same bits as one thread).
+            (_lo, _hi, _decay) = (s.Offset, s.Offset + s.Length, decay);
+            pool.RunChunks(_part ??= Part, pool.Threads);
+        }
+
+        private void Part(int part, int parts)
+        {
+            var (lo, hi) = WorkerPool.Share((_hi - _lo) / 16, part, parts);
+            int start = _lo + lo * 16, end = part == parts - 1 ? _hi : _lo + hi * 16;
+            if (start < end) optimizer.Update(_model!.ParameterArray.AsSpan(start, end - start), _model.GradientArray.AsSpan(start, end - start), start, _decay);
+        }
+    }
 
     private void StepPart(int part, int parts)
     {

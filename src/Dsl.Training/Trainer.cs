@@ -65,8 +65,9 @@ public interface IEpochProgress
 /// <summary>
 /// Trains a model for any task: batches from a <see cref="BatchLoader"/>, a training-mode <see cref="CompiledModel.Forward"/>,
 /// the loss (<see cref="TrainingLoss"/>: cross-entropy over labels by default; MSE, L1, Huber, BCE with logits over float
-/// targets, or your own), <see cref="CompiledModel.Backward"/>, then an optimizer step at the learning rate the schedule
-/// gives for the step count. It reports the metric that matches the loss (accuracy, MSE, MAE). All buffers are allocated
+/// targets, or your own), then backward with the optimizer step fused into it (<see cref="Optimizer.BackwardAndStep"/>: each
+/// layer's parameters updated as soon as their gradients are final, the bits of <see cref="CompiledModel.Backward(ReadOnlySpan{float}, Span{float})"/>
+/// then <see cref="Optimizer.Step(CompiledModel)"/>) at the learning rate the schedule gives for the step count. It reports the metric that matches the loss (accuracy, MSE, MAE). All buffers are allocated
 /// in the constructor; a step allocates nothing.
 /// </summary>
 public sealed class Trainer
@@ -188,9 +189,8 @@ public sealed class Trainer
         Model.Forward(inputs, logits, n);
         loss = Loss.Compute(logits, labels, targets, grad);
         metric = Loss.MetricOf(logits, labels, targets);
-        Model.Backward(grad);
         if (Schedule is not null) Optimizer.LearningRate = Schedule.At(Optimizer.StepCount);
-        Optimizer.Step(Model);
+        Optimizer.BackwardAndStep(Model, grad); // each layer's update while its gradients are in cache: the bits of Backward, then Step
         return n;
     }
 

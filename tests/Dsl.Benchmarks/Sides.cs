@@ -90,13 +90,12 @@ public sealed class OursRunner : IDisposable
 
     public float[] Output => _output;
 
-    /// <summary>zero_grad, training forward, backward of sum(output * g), SGD momentum update.</summary>
+    /// <summary>zero_grad, training forward, backward of sum(output * g) with the SGD momentum update fused into it (the bits of Backward, then Step).</summary>
     public void TrainStep()
     {
         _model.ZeroGrad();
         _model.Forward(_input, _output, _batch);
-        _model.Backward(_outputGrad);
-        _sgd.Step(_model);
+        _sgd.BackwardAndStep(_model, _outputGrad);
     }
 
     public void Infer() => _model.Infer(_input, _output, _batch);

@@ -35,7 +35,7 @@ public sealed class PublicSurfaceTests
     {
         var surface = Runtime.GetExportedTypes().Where(t => t.Namespace == "Dsl.Runtime").Select(t => t.Name).Order(StringComparer.Ordinal);
         Assert.Equal(
-            ["AlignedFloats", "AtomicFile", "CompiledModel", "LayerSummary", "ModelSummaryFormat", "SafetensorsFile", "SafetensorsTensor", "SafetensorsWriter", "TensorDType", "TensorInfo", "TensorStorage"],
+            ["AlignedFloats", "AtomicFile", "CompiledModel", "IGradientHook", "LayerSummary", "ModelSummaryFormat", "SafetensorsFile", "SafetensorsTensor", "SafetensorsWriter", "TensorDType", "TensorInfo", "TensorStorage"],
             surface);
         Assert.DoesNotContain(Runtime.GetExportedTypes(), t => t.Namespace is not ("Dsl.Runtime" or "Dsl.Runtime.Kernels"));
     }

@@ -535,6 +535,7 @@ namespace Dsl.Compiler.Emit
 
                         e.Header(" — backward");
                         node.Op.EmitBackward(e, ValueName(value), $"y{node.Id}", dy, dx);
+                        ReportGradients(node);
                         continue;
                     }
 
@@ -547,10 +548,28 @@ namespace Dsl.Compiler.Emit
                     Line(value == _graph.Input
                         ? $"if (!inputGrad.IsEmpty) {Kernels}.Merges.Accumulate({part}, inputGrad, Pool);"
                         : $"{Kernels}.Merges.Accumulate({part}, {GradientName(value)}, Pool);");
+                    ReportGradients(node);
                 }
             }
 
             Line();
+        }
+
+        // After a layer's backward: its parameters' gradients are final and nothing later in the pass reads those
+        // parameters (each layer reads only its own), so a fused optimizer step may update them now. One call per
+        // run of contiguous parameter tensors (weight and bias are adjacent in state_dict order).
+        private void ReportGradients(Node node)
+        {
+            var tensors = _memory.Tensors.Where(t => t.Owner == node && t.Spec.IsParameter).OrderBy(t => t.Offset).ToList();
+            int i = 0;
+            while (i < tensors.Count)
+            {
+                int j = i + 1, end = tensors[i].Offset + tensors[i].Spec.ElementCount;
+                while (j < tensors.Count && tensors[j].Offset == end) end += tensors[j++].Spec.ElementCount;
+                string names = string.Join(", ", tensors.Skip(i).Take(j - i).Select(t => t.Spec.Name));
+                Line($"GradientsReady({_names[node]}{CSharpNames.Pascal(tensors[i].Spec.LocalName)}, {Int(end - tensors[i].Offset)}); // {names}: final, for an optimizer step fused into backward");
+                i = j;
+            }
         }
 
         public bool InferInPlace(Node node)

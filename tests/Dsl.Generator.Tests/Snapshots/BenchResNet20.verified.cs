@@ -1296,6 +1296,7 @@ namespace Dsl.Benchmarks.Models
             // fc: linear(64, 10) as fc — BenchResNet20.nn(30,8) — [N, 64] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g71, y70, gradients.AsSpan(FcWeight, 640), gradients.AsSpan(FcBias, 10), batch, 64, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g71, parameters.AsSpan(FcWeight, 640), g70, batch, 64, 10, scratch, Pool);
+            GradientsReady(FcWeight, 650); // fc.weight, fc.bias: final, for an optimizer step fused into backward
 
             var g69 = _arena.AsSpan(Layer3_2_5Grad * MaxBatch, batch * 3136);
             // 6: global_avgpool — BenchResNet20.nn(29,8) — [N, 64, 7, 7] → [N, 64] — backward
@@ -1318,12 +1319,14 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g67, y66, parameters.AsSpan(Layer3_2Bn2Weight, 64), _arena.AsSpan(_cache + Layer3_2Bn2SaveMean, 64), _arena.AsSpan(_cache + Layer3_2Bn2SaveInvStd, 64), g66,
                 gradients.AsSpan(Layer3_2Bn2Weight, 64), gradients.AsSpan(Layer3_2Bn2Bias, 64), batch, 64, 49, Pool);
+            GradientsReady(Layer3_2Bn2Weight, 128); // layer3.2.bn2.weight, layer3.2.bn2.bias: final, for an optimizer step fused into backward
 
             var g65 = _arena.AsSpan(Layer3_2_2Grad * MaxBatch, batch * 3136);
             // layer3.2.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(9,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_2Conv2Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g66, y65, gradients.AsSpan(Layer3_2Conv2Weight, 36864), default, batch, in Layer3_2Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g66, parameters.AsSpan(Layer3_2Conv2Weight, 36864), g65, batch, in Layer3_2Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer3_2Conv2Weight, 36864); // layer3.2.conv2.weight: final, for an optimizer step fused into backward
 
             var g64 = g65;
             // layer3.2.2: relu — BenchResNet20.nn(8,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
@@ -1336,6 +1339,7 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g64, y63, parameters.AsSpan(Layer3_2Bn1Weight, 64), _arena.AsSpan(_cache + Layer3_2Bn1SaveMean, 64), _arena.AsSpan(_cache + Layer3_2Bn1SaveInvStd, 64), g63,
                 gradients.AsSpan(Layer3_2Bn1Weight, 64), gradients.AsSpan(Layer3_2Bn1Bias, 64), batch, 64, 49, Pool);
+            GradientsReady(Layer3_2Bn1Weight, 128); // layer3.2.bn1.weight, layer3.2.bn1.bias: final, for an optimizer step fused into backward
 
             var part63 = _arena.AsSpan(Layer3_2Conv1GradPart * MaxBatch, batch * 3136);
             // layer3.2.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward, its share added to what the later readers wrote
@@ -1343,6 +1347,7 @@ namespace Dsl.Benchmarks.Models
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g63, y62, gradients.AsSpan(Layer3_2Conv1Weight, 36864), default, batch, in Layer3_2Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g63, parameters.AsSpan(Layer3_2Conv1Weight, 36864), part63, batch, in Layer3_2Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part63, g62, Pool);
+            GradientsReady(Layer3_2Conv1Weight, 36864); // layer3.2.conv1.weight: final, for an optimizer step fused into backward
 
             var g61 = g62;
             // layer3.1.5: relu — BenchResNet20.nn(11,24) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
@@ -1361,12 +1366,14 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g60, y59, parameters.AsSpan(Layer3_1Bn2Weight, 64), _arena.AsSpan(_cache + Layer3_1Bn2SaveMean, 64), _arena.AsSpan(_cache + Layer3_1Bn2SaveInvStd, 64), g59,
                 gradients.AsSpan(Layer3_1Bn2Weight, 64), gradients.AsSpan(Layer3_1Bn2Bias, 64), batch, 64, 49, Pool);
+            GradientsReady(Layer3_1Bn2Weight, 128); // layer3.1.bn2.weight, layer3.1.bn2.bias: final, for an optimizer step fused into backward
 
             var g58 = _arena.AsSpan(Layer3_1_2Grad * MaxBatch, batch * 3136);
             // layer3.1.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(9,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_1Conv2Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g59, y58, gradients.AsSpan(Layer3_1Conv2Weight, 36864), default, batch, in Layer3_1Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g59, parameters.AsSpan(Layer3_1Conv2Weight, 36864), g58, batch, in Layer3_1Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer3_1Conv2Weight, 36864); // layer3.1.conv2.weight: final, for an optimizer step fused into backward
 
             var g57 = g58;
             // layer3.1.2: relu — BenchResNet20.nn(8,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
@@ -1379,6 +1386,7 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g57, y56, parameters.AsSpan(Layer3_1Bn1Weight, 64), _arena.AsSpan(_cache + Layer3_1Bn1SaveMean, 64), _arena.AsSpan(_cache + Layer3_1Bn1SaveInvStd, 64), g56,
                 gradients.AsSpan(Layer3_1Bn1Weight, 64), gradients.AsSpan(Layer3_1Bn1Bias, 64), batch, 64, 49, Pool);
+            GradientsReady(Layer3_1Bn1Weight, 128); // layer3.1.bn1.weight, layer3.1.bn1.bias: final, for an optimizer step fused into backward
 
             var part56 = _arena.AsSpan(Layer3_1Conv1GradPart * MaxBatch, batch * 3136);
             // layer3.1.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward, its share added to what the later readers wrote
@@ -1386,6 +1394,7 @@ namespace Dsl.Benchmarks.Models
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g56, y55, gradients.AsSpan(Layer3_1Conv1Weight, 36864), default, batch, in Layer3_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g56, parameters.AsSpan(Layer3_1Conv1Weight, 36864), part56, batch, in Layer3_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part56, g55, Pool);
+            GradientsReady(Layer3_1Conv1Weight, 36864); // layer3.1.conv1.weight: final, for an optimizer step fused into backward
 
             var g54 = g55;
             // layer3.0.6: relu — BenchResNet20.nn(21,23) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
@@ -1404,12 +1413,14 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g53, y52, parameters.AsSpan(Layer3_0Downsample1Weight, 64), _arena.AsSpan(_cache + Layer3_0Downsample1SaveMean, 64), _arena.AsSpan(_cache + Layer3_0Downsample1SaveInvStd, 64), g52,
                 gradients.AsSpan(Layer3_0Downsample1Weight, 64), gradients.AsSpan(Layer3_0Downsample1Bias, 64), batch, 64, 49, Pool);
+            GradientsReady(Layer3_0Downsample1Weight, 128); // layer3.0.downsample.1.weight, layer3.0.downsample.1.bias: final, for an optimizer step fused into backward
 
             var g46 = _arena.AsSpan(Layer2_2_5Grad * MaxBatch, batch * 6272);
             // layer3.0.downsample.0: conv(32, 64, 1, stride: 2, bias: false) — BenchResNet20.nn(20,22) — [N, 32, 14, 14] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_0Downsample0Weight, 2048).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g52, y46, gradients.AsSpan(Layer3_0Downsample0Weight, 2048), default, batch, in Layer3_0Downsample0Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g52, parameters.AsSpan(Layer3_0Downsample0Weight, 2048), g46, batch, in Layer3_0Downsample0Geometry, scratch, Pool);
+            GradientsReady(Layer3_0Downsample0Weight, 2048); // layer3.0.downsample.0.weight: final, for an optimizer step fused into backward
 
             var g50 = _arena.AsSpan(Layer3_0Conv2Grad * MaxBatch, batch * 3136);
             // layer3.0.bn2: bn2d as bn2 — BenchResNet20.nn(19,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
@@ -1418,12 +1429,14 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g51, y50, parameters.AsSpan(Layer3_0Bn2Weight, 64), _arena.AsSpan(_cache + Layer3_0Bn2SaveMean, 64), _arena.AsSpan(_cache + Layer3_0Bn2SaveInvStd, 64), g50,
                 gradients.AsSpan(Layer3_0Bn2Weight, 64), gradients.AsSpan(Layer3_0Bn2Bias, 64), batch, 64, 49, Pool);
+            GradientsReady(Layer3_0Bn2Weight, 128); // layer3.0.bn2.weight, layer3.0.bn2.bias: final, for an optimizer step fused into backward
 
             var g49 = _arena.AsSpan(Layer3_0_2Grad * MaxBatch, batch * 3136);
             // layer3.0.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(18,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_0Conv2Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g50, y49, gradients.AsSpan(Layer3_0Conv2Weight, 36864), default, batch, in Layer3_0Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g50, parameters.AsSpan(Layer3_0Conv2Weight, 36864), g49, batch, in Layer3_0Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer3_0Conv2Weight, 36864); // layer3.0.conv2.weight: final, for an optimizer step fused into backward
 
             var g48 = g49;
             // layer3.0.2: relu — BenchResNet20.nn(17,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
@@ -1436,6 +1449,7 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g48, y47, parameters.AsSpan(Layer3_0Bn1Weight, 64), _arena.AsSpan(_cache + Layer3_0Bn1SaveMean, 64), _arena.AsSpan(_cache + Layer3_0Bn1SaveInvStd, 64), g47,
                 gradients.AsSpan(Layer3_0Bn1Weight, 64), gradients.AsSpan(Layer3_0Bn1Bias, 64), batch, 64, 49, Pool);
+            GradientsReady(Layer3_0Bn1Weight, 128); // layer3.0.bn1.weight, layer3.0.bn1.bias: final, for an optimizer step fused into backward
 
             var part47 = _arena.AsSpan(Layer3_0Conv1GradPart * MaxBatch, batch * 6272);
             // layer3.0.conv1: conv(32, 64, 3, stride: 2, padding: 1, bias: false) as conv1 — BenchResNet20.nn(16,11) — [N, 32, 14, 14] → [N, 64, 7, 7] — backward, its share added to what the later readers wrote
@@ -1443,6 +1457,7 @@ namespace Dsl.Benchmarks.Models
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g47, y46, gradients.AsSpan(Layer3_0Conv1Weight, 18432), default, batch, in Layer3_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g47, parameters.AsSpan(Layer3_0Conv1Weight, 18432), part47, batch, in Layer3_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part47, g46, Pool);
+            GradientsReady(Layer3_0Conv1Weight, 18432); // layer3.0.conv1.weight: final, for an optimizer step fused into backward
 
             var g45 = g46;
             // layer2.2.5: relu — BenchResNet20.nn(11,24) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1461,12 +1476,14 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g44, y43, parameters.AsSpan(Layer2_2Bn2Weight, 32), _arena.AsSpan(_cache + Layer2_2Bn2SaveMean, 32), _arena.AsSpan(_cache + Layer2_2Bn2SaveInvStd, 32), g43,
                 gradients.AsSpan(Layer2_2Bn2Weight, 32), gradients.AsSpan(Layer2_2Bn2Bias, 32), batch, 32, 196, Pool);
+            GradientsReady(Layer2_2Bn2Weight, 64); // layer2.2.bn2.weight, layer2.2.bn2.bias: final, for an optimizer step fused into backward
 
             var g42 = _arena.AsSpan(Layer2_2_2Grad * MaxBatch, batch * 6272);
             // layer2.2.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(9,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_2Conv2Weight, 9216).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g43, y42, gradients.AsSpan(Layer2_2Conv2Weight, 9216), default, batch, in Layer2_2Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g43, parameters.AsSpan(Layer2_2Conv2Weight, 9216), g42, batch, in Layer2_2Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer2_2Conv2Weight, 9216); // layer2.2.conv2.weight: final, for an optimizer step fused into backward
 
             var g41 = g42;
             // layer2.2.2: relu — BenchResNet20.nn(8,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1479,6 +1496,7 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g41, y40, parameters.AsSpan(Layer2_2Bn1Weight, 32), _arena.AsSpan(_cache + Layer2_2Bn1SaveMean, 32), _arena.AsSpan(_cache + Layer2_2Bn1SaveInvStd, 32), g40,
                 gradients.AsSpan(Layer2_2Bn1Weight, 32), gradients.AsSpan(Layer2_2Bn1Bias, 32), batch, 32, 196, Pool);
+            GradientsReady(Layer2_2Bn1Weight, 64); // layer2.2.bn1.weight, layer2.2.bn1.bias: final, for an optimizer step fused into backward
 
             var part40 = _arena.AsSpan(Layer2_2Conv1GradPart * MaxBatch, batch * 6272);
             // layer2.2.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward, its share added to what the later readers wrote
@@ -1486,6 +1504,7 @@ namespace Dsl.Benchmarks.Models
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g40, y39, gradients.AsSpan(Layer2_2Conv1Weight, 9216), default, batch, in Layer2_2Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g40, parameters.AsSpan(Layer2_2Conv1Weight, 9216), part40, batch, in Layer2_2Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part40, g39, Pool);
+            GradientsReady(Layer2_2Conv1Weight, 9216); // layer2.2.conv1.weight: final, for an optimizer step fused into backward
 
             var g38 = g39;
             // layer2.1.5: relu — BenchResNet20.nn(11,24) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1504,12 +1523,14 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g37, y36, parameters.AsSpan(Layer2_1Bn2Weight, 32), _arena.AsSpan(_cache + Layer2_1Bn2SaveMean, 32), _arena.AsSpan(_cache + Layer2_1Bn2SaveInvStd, 32), g36,
                 gradients.AsSpan(Layer2_1Bn2Weight, 32), gradients.AsSpan(Layer2_1Bn2Bias, 32), batch, 32, 196, Pool);
+            GradientsReady(Layer2_1Bn2Weight, 64); // layer2.1.bn2.weight, layer2.1.bn2.bias: final, for an optimizer step fused into backward
 
             var g35 = _arena.AsSpan(Layer2_1_2Grad * MaxBatch, batch * 6272);
             // layer2.1.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(9,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_1Conv2Weight, 9216).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g36, y35, gradients.AsSpan(Layer2_1Conv2Weight, 9216), default, batch, in Layer2_1Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g36, parameters.AsSpan(Layer2_1Conv2Weight, 9216), g35, batch, in Layer2_1Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer2_1Conv2Weight, 9216); // layer2.1.conv2.weight: final, for an optimizer step fused into backward
 
             var g34 = g35;
             // layer2.1.2: relu — BenchResNet20.nn(8,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1522,6 +1543,7 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g34, y33, parameters.AsSpan(Layer2_1Bn1Weight, 32), _arena.AsSpan(_cache + Layer2_1Bn1SaveMean, 32), _arena.AsSpan(_cache + Layer2_1Bn1SaveInvStd, 32), g33,
                 gradients.AsSpan(Layer2_1Bn1Weight, 32), gradients.AsSpan(Layer2_1Bn1Bias, 32), batch, 32, 196, Pool);
+            GradientsReady(Layer2_1Bn1Weight, 64); // layer2.1.bn1.weight, layer2.1.bn1.bias: final, for an optimizer step fused into backward
 
             var part33 = _arena.AsSpan(Layer2_1Conv1GradPart * MaxBatch, batch * 6272);
             // layer2.1.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward, its share added to what the later readers wrote
@@ -1529,6 +1551,7 @@ namespace Dsl.Benchmarks.Models
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g33, y32, gradients.AsSpan(Layer2_1Conv1Weight, 9216), default, batch, in Layer2_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g33, parameters.AsSpan(Layer2_1Conv1Weight, 9216), part33, batch, in Layer2_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part33, g32, Pool);
+            GradientsReady(Layer2_1Conv1Weight, 9216); // layer2.1.conv1.weight: final, for an optimizer step fused into backward
 
             var g31 = g32;
             // layer2.0.6: relu — BenchResNet20.nn(21,23) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1547,12 +1570,14 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g30, y29, parameters.AsSpan(Layer2_0Downsample1Weight, 32), _arena.AsSpan(_cache + Layer2_0Downsample1SaveMean, 32), _arena.AsSpan(_cache + Layer2_0Downsample1SaveInvStd, 32), g29,
                 gradients.AsSpan(Layer2_0Downsample1Weight, 32), gradients.AsSpan(Layer2_0Downsample1Bias, 32), batch, 32, 196, Pool);
+            GradientsReady(Layer2_0Downsample1Weight, 64); // layer2.0.downsample.1.weight, layer2.0.downsample.1.bias: final, for an optimizer step fused into backward
 
             var g23 = _arena.AsSpan(Layer1_2_5Grad * MaxBatch, batch * 12544);
             // layer2.0.downsample.0: conv(16, 32, 1, stride: 2, bias: false) — BenchResNet20.nn(20,22) — [N, 16, 28, 28] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_0Downsample0Weight, 512).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g29, y23, gradients.AsSpan(Layer2_0Downsample0Weight, 512), default, batch, in Layer2_0Downsample0Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g29, parameters.AsSpan(Layer2_0Downsample0Weight, 512), g23, batch, in Layer2_0Downsample0Geometry, scratch, Pool);
+            GradientsReady(Layer2_0Downsample0Weight, 512); // layer2.0.downsample.0.weight: final, for an optimizer step fused into backward
 
             var g27 = _arena.AsSpan(Layer2_0Conv2Grad * MaxBatch, batch * 6272);
             // layer2.0.bn2: bn2d as bn2 — BenchResNet20.nn(19,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1561,12 +1586,14 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g28, y27, parameters.AsSpan(Layer2_0Bn2Weight, 32), _arena.AsSpan(_cache + Layer2_0Bn2SaveMean, 32), _arena.AsSpan(_cache + Layer2_0Bn2SaveInvStd, 32), g27,
                 gradients.AsSpan(Layer2_0Bn2Weight, 32), gradients.AsSpan(Layer2_0Bn2Bias, 32), batch, 32, 196, Pool);
+            GradientsReady(Layer2_0Bn2Weight, 64); // layer2.0.bn2.weight, layer2.0.bn2.bias: final, for an optimizer step fused into backward
 
             var g26 = _arena.AsSpan(Layer2_0_2Grad * MaxBatch, batch * 6272);
             // layer2.0.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(18,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_0Conv2Weight, 9216).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g27, y26, gradients.AsSpan(Layer2_0Conv2Weight, 9216), default, batch, in Layer2_0Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g27, parameters.AsSpan(Layer2_0Conv2Weight, 9216), g26, batch, in Layer2_0Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer2_0Conv2Weight, 9216); // layer2.0.conv2.weight: final, for an optimizer step fused into backward
 
             var g25 = g26;
             // layer2.0.2: relu — BenchResNet20.nn(17,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1579,6 +1606,7 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g25, y24, parameters.AsSpan(Layer2_0Bn1Weight, 32), _arena.AsSpan(_cache + Layer2_0Bn1SaveMean, 32), _arena.AsSpan(_cache + Layer2_0Bn1SaveInvStd, 32), g24,
                 gradients.AsSpan(Layer2_0Bn1Weight, 32), gradients.AsSpan(Layer2_0Bn1Bias, 32), batch, 32, 196, Pool);
+            GradientsReady(Layer2_0Bn1Weight, 64); // layer2.0.bn1.weight, layer2.0.bn1.bias: final, for an optimizer step fused into backward
 
             var part24 = _arena.AsSpan(Layer2_0Conv1GradPart * MaxBatch, batch * 12544);
             // layer2.0.conv1: conv(16, 32, 3, stride: 2, padding: 1, bias: false) as conv1 — BenchResNet20.nn(16,11) — [N, 16, 28, 28] → [N, 32, 14, 14] — backward, its share added to what the later readers wrote
@@ -1586,6 +1614,7 @@ namespace Dsl.Benchmarks.Models
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g24, y23, gradients.AsSpan(Layer2_0Conv1Weight, 4608), default, batch, in Layer2_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g24, parameters.AsSpan(Layer2_0Conv1Weight, 4608), part24, batch, in Layer2_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part24, g23, Pool);
+            GradientsReady(Layer2_0Conv1Weight, 4608); // layer2.0.conv1.weight: final, for an optimizer step fused into backward
 
             var g22 = g23;
             // layer1.2.5: relu — BenchResNet20.nn(11,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1604,12 +1633,14 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g21, y20, parameters.AsSpan(Layer1_2Bn2Weight, 16), _arena.AsSpan(_cache + Layer1_2Bn2SaveMean, 16), _arena.AsSpan(_cache + Layer1_2Bn2SaveInvStd, 16), g20,
                 gradients.AsSpan(Layer1_2Bn2Weight, 16), gradients.AsSpan(Layer1_2Bn2Bias, 16), batch, 16, 784, Pool);
+            GradientsReady(Layer1_2Bn2Weight, 32); // layer1.2.bn2.weight, layer1.2.bn2.bias: final, for an optimizer step fused into backward
 
             var g19 = _arena.AsSpan(Layer1_2_2Grad * MaxBatch, batch * 12544);
             // layer1.2.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(9,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1_2Conv2Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g20, y19, gradients.AsSpan(Layer1_2Conv2Weight, 2304), default, batch, in Layer1_2Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g20, parameters.AsSpan(Layer1_2Conv2Weight, 2304), g19, batch, in Layer1_2Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer1_2Conv2Weight, 2304); // layer1.2.conv2.weight: final, for an optimizer step fused into backward
 
             var g18 = g19;
             // layer1.2.2: relu — BenchResNet20.nn(8,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1622,6 +1653,7 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g18, y17, parameters.AsSpan(Layer1_2Bn1Weight, 16), _arena.AsSpan(_cache + Layer1_2Bn1SaveMean, 16), _arena.AsSpan(_cache + Layer1_2Bn1SaveInvStd, 16), g17,
                 gradients.AsSpan(Layer1_2Bn1Weight, 16), gradients.AsSpan(Layer1_2Bn1Bias, 16), batch, 16, 784, Pool);
+            GradientsReady(Layer1_2Bn1Weight, 32); // layer1.2.bn1.weight, layer1.2.bn1.bias: final, for an optimizer step fused into backward
 
             var part17 = _arena.AsSpan(Layer1_2Conv1GradPart * MaxBatch, batch * 12544);
             // layer1.2.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward, its share added to what the later readers wrote
@@ -1629,6 +1661,7 @@ namespace Dsl.Benchmarks.Models
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g17, y16, gradients.AsSpan(Layer1_2Conv1Weight, 2304), default, batch, in Layer1_2Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g17, parameters.AsSpan(Layer1_2Conv1Weight, 2304), part17, batch, in Layer1_2Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part17, g16, Pool);
+            GradientsReady(Layer1_2Conv1Weight, 2304); // layer1.2.conv1.weight: final, for an optimizer step fused into backward
 
             var g15 = g16;
             // layer1.1.5: relu — BenchResNet20.nn(11,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1647,12 +1680,14 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g14, y13, parameters.AsSpan(Layer1_1Bn2Weight, 16), _arena.AsSpan(_cache + Layer1_1Bn2SaveMean, 16), _arena.AsSpan(_cache + Layer1_1Bn2SaveInvStd, 16), g13,
                 gradients.AsSpan(Layer1_1Bn2Weight, 16), gradients.AsSpan(Layer1_1Bn2Bias, 16), batch, 16, 784, Pool);
+            GradientsReady(Layer1_1Bn2Weight, 32); // layer1.1.bn2.weight, layer1.1.bn2.bias: final, for an optimizer step fused into backward
 
             var g12 = _arena.AsSpan(Layer1_1_2Grad * MaxBatch, batch * 12544);
             // layer1.1.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(9,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1_1Conv2Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g13, y12, gradients.AsSpan(Layer1_1Conv2Weight, 2304), default, batch, in Layer1_1Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g13, parameters.AsSpan(Layer1_1Conv2Weight, 2304), g12, batch, in Layer1_1Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer1_1Conv2Weight, 2304); // layer1.1.conv2.weight: final, for an optimizer step fused into backward
 
             var g11 = g12;
             // layer1.1.2: relu — BenchResNet20.nn(8,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1665,6 +1700,7 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g11, y10, parameters.AsSpan(Layer1_1Bn1Weight, 16), _arena.AsSpan(_cache + Layer1_1Bn1SaveMean, 16), _arena.AsSpan(_cache + Layer1_1Bn1SaveInvStd, 16), g10,
                 gradients.AsSpan(Layer1_1Bn1Weight, 16), gradients.AsSpan(Layer1_1Bn1Bias, 16), batch, 16, 784, Pool);
+            GradientsReady(Layer1_1Bn1Weight, 32); // layer1.1.bn1.weight, layer1.1.bn1.bias: final, for an optimizer step fused into backward
 
             var part10 = _arena.AsSpan(Layer1_1Conv1GradPart * MaxBatch, batch * 12544);
             // layer1.1.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward, its share added to what the later readers wrote
@@ -1672,6 +1708,7 @@ namespace Dsl.Benchmarks.Models
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g10, y9, gradients.AsSpan(Layer1_1Conv1Weight, 2304), default, batch, in Layer1_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g10, parameters.AsSpan(Layer1_1Conv1Weight, 2304), part10, batch, in Layer1_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part10, g9, Pool);
+            GradientsReady(Layer1_1Conv1Weight, 2304); // layer1.1.conv1.weight: final, for an optimizer step fused into backward
 
             var g8 = g9;
             // layer1.0.5: relu — BenchResNet20.nn(11,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1690,12 +1727,14 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g7, y6, parameters.AsSpan(Layer1_0Bn2Weight, 16), _arena.AsSpan(_cache + Layer1_0Bn2SaveMean, 16), _arena.AsSpan(_cache + Layer1_0Bn2SaveInvStd, 16), g6,
                 gradients.AsSpan(Layer1_0Bn2Weight, 16), gradients.AsSpan(Layer1_0Bn2Bias, 16), batch, 16, 784, Pool);
+            GradientsReady(Layer1_0Bn2Weight, 32); // layer1.0.bn2.weight, layer1.0.bn2.bias: final, for an optimizer step fused into backward
 
             var g5 = _arena.AsSpan(Layer1_0_2Grad * MaxBatch, batch * 12544);
             // layer1.0.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — BenchResNet20.nn(9,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1_0Conv2Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g6, y5, gradients.AsSpan(Layer1_0Conv2Weight, 2304), default, batch, in Layer1_0Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g6, parameters.AsSpan(Layer1_0Conv2Weight, 2304), g5, batch, in Layer1_0Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer1_0Conv2Weight, 2304); // layer1.0.conv2.weight: final, for an optimizer step fused into backward
 
             var g4 = g5;
             // layer1.0.2: relu — BenchResNet20.nn(8,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1708,6 +1747,7 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g4, y3, parameters.AsSpan(Layer1_0Bn1Weight, 16), _arena.AsSpan(_cache + Layer1_0Bn1SaveMean, 16), _arena.AsSpan(_cache + Layer1_0Bn1SaveInvStd, 16), g3,
                 gradients.AsSpan(Layer1_0Bn1Weight, 16), gradients.AsSpan(Layer1_0Bn1Bias, 16), batch, 16, 784, Pool);
+            GradientsReady(Layer1_0Bn1Weight, 32); // layer1.0.bn1.weight, layer1.0.bn1.bias: final, for an optimizer step fused into backward
 
             var part3 = _arena.AsSpan(Layer1_0Conv1GradPart * MaxBatch, batch * 12544);
             // layer1.0.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — BenchResNet20.nn(7,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward, its share added to what the later readers wrote
@@ -1715,6 +1755,7 @@ namespace Dsl.Benchmarks.Models
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer1_0Conv1Weight, 2304), default, batch, in Layer1_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Layer1_0Conv1Weight, 2304), part3, batch, in Layer1_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part3, g2, Pool);
+            GradientsReady(Layer1_0Conv1Weight, 2304); // layer1.0.conv1.weight: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // 2: relu — BenchResNet20.nn(25,72) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1727,11 +1768,13 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Bn1Weight, 16), _arena.AsSpan(_cache + Bn1SaveMean, 16), _arena.AsSpan(_cache + Bn1SaveInvStd, 16), g0,
                 gradients.AsSpan(Bn1Weight, 16), gradients.AsSpan(Bn1Bias, 16), batch, 16, 784, Pool);
+            GradientsReady(Bn1Weight, 32); // bn1.weight, bn1.bias: final, for an optimizer step fused into backward
 
             // conv1: conv(1, 16, 3, padding: 1, bias: false) as conv1 — BenchResNet20.nn(25,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Conv1Weight, 144).Clear();
             global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 144), default, batch, in Conv1Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 144), inputGrad, batch, in Conv1Geometry, scratch, Pool);
+            GradientsReady(Conv1Weight, 144); // conv1.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -225,6 +225,7 @@ namespace Snapshots
             // head: linear(128, 4) as head — Classifier.nn(9,8) — [N, 128] → [N, 4] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g5, y4, gradients.AsSpan(HeadWeight, 512), gradients.AsSpan(HeadBias, 4), batch, 128, 4, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g5, parameters.AsSpan(HeadWeight, 512), g4, batch, 128, 4, scratch, Pool);
+            GradientsReady(HeadWeight, 516); // head.weight, head.bias: final, for an optimizer step fused into backward
 
             var g3 = g4;
             // 4: flatten — Classifier.nn(8,8) — [N, 8, 4, 4] → [N, 128] — backward
@@ -244,11 +245,13 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Bn1Weight, 8), _arena.AsSpan(_cache + Bn1SaveMean, 8), _arena.AsSpan(_cache + Bn1SaveInvStd, 8), g0,
                 gradients.AsSpan(Bn1Weight, 8), gradients.AsSpan(Bn1Bias, 8), batch, 8, 64, Pool);
+            GradientsReady(Bn1Weight, 16); // bn1.weight, bn1.bias: final, for an optimizer step fused into backward
 
             // conv1: conv(1, 8, 3, padding: 1, bias: false) as conv1 — Classifier.nn(4,5) — [N, 1, 8, 8] → [N, 8, 8, 8] — backward
             if (!accumulate) gradients.AsSpan(Conv1Weight, 72).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 72), default, batch, in Conv1Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 72), inputGrad, batch, in Conv1Geometry, scratch, Pool);
+            GradientsReady(Conv1Weight, 72); // conv1.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

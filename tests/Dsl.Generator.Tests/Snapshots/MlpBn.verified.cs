@@ -265,6 +265,7 @@ namespace Dsl.Benchmarks.Models
             // 6: linear(512, 10) — MlpBn.nn(7,8) — [N, 512] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g6, y5, gradients.AsSpan(Layer6Weight, 5120), gradients.AsSpan(Layer6Bias, 10), batch, 512, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g6, parameters.AsSpan(Layer6Weight, 5120), g5, batch, 512, 10, scratch, Pool);
+            GradientsReady(Layer6Weight, 5130); // 6.weight, 6.bias: final, for an optimizer step fused into backward
 
             var g4 = g5;
             // 5: relu — MlpBn.nn(6,36) — [N, 512] → [N, 512] — backward
@@ -277,11 +278,13 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g4, y3, parameters.AsSpan(Layer4Weight, 512), _arena.AsSpan(_cache + Layer4SaveMean, 512), _arena.AsSpan(_cache + Layer4SaveInvStd, 512), g3,
                 gradients.AsSpan(Layer4Weight, 512), gradients.AsSpan(Layer4Bias, 512), batch, 512, 1, Pool);
+            GradientsReady(Layer4Weight, 1024); // 4.weight, 4.bias: final, for an optimizer step fused into backward
 
             var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 512);
             // 3: linear(512, 512) — MlpBn.nn(6,8) — [N, 512] → [N, 512] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 262144), gradients.AsSpan(Layer3Bias, 512), batch, 512, 512, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 262144), g2, batch, 512, 512, scratch, Pool);
+            GradientsReady(Layer3Weight, 262656); // 3.weight, 3.bias: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // 2: relu — MlpBn.nn(5,33) — [N, 512] → [N, 512] — backward
@@ -294,10 +297,12 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 512), _arena.AsSpan(_cache + Layer1SaveMean, 512), _arena.AsSpan(_cache + Layer1SaveInvStd, 512), g0,
                 gradients.AsSpan(Layer1Weight, 512), gradients.AsSpan(Layer1Bias, 512), batch, 512, 1, Pool);
+            GradientsReady(Layer1Weight, 1024); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: linear(784, 512) — MlpBn.nn(5,5) — [N, 784] → [N, 512] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 401408), gradients.AsSpan(Layer0Bias, 512), batch, 784, 512, scratch, Pool, accumulate);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 401408), inputGrad, batch, 784, 512, scratch, Pool);
+            GradientsReady(Layer0Weight, 401920); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -966,6 +966,7 @@ namespace Examples.FashionMnistResNet
             // fc: linear(64, 10) as fc — ResNet.nn(42,8) — [N, 64] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g50, y49, gradients.AsSpan(FcWeight, 640), gradients.AsSpan(FcBias, 10), batch, 64, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g50, parameters.AsSpan(FcWeight, 640), g49, batch, 64, 10, scratch, Pool);
+            GradientsReady(FcWeight, 650); // fc.weight, fc.bias: final, for an optimizer step fused into backward
 
             var g48 = _arena.AsSpan(Layer3_1_5Grad * MaxBatch, batch * 3136);
             // 6: global_avgpool — ResNet.nn(41,8) — [N, 64, 7, 7] → [N, 64] — backward
@@ -988,12 +989,14 @@ namespace Examples.FashionMnistResNet
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g46, y45, parameters.AsSpan(Layer3_1Bn2Weight, 64), _arena.AsSpan(_cache + Layer3_1Bn2SaveMean, 64), _arena.AsSpan(_cache + Layer3_1Bn2SaveInvStd, 64), g45,
                 gradients.AsSpan(Layer3_1Bn2Weight, 64), gradients.AsSpan(Layer3_1Bn2Bias, 64), batch, 64, 49, Pool);
+            GradientsReady(Layer3_1Bn2Weight, 128); // layer3.1.bn2.weight, layer3.1.bn2.bias: final, for an optimizer step fused into backward
 
             var g44 = _arena.AsSpan(Layer3_1_2Grad * MaxBatch, batch * 3136);
             // layer3.1.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_1Conv2Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g45, y44, gradients.AsSpan(Layer3_1Conv2Weight, 36864), default, batch, in Layer3_1Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g45, parameters.AsSpan(Layer3_1Conv2Weight, 36864), g44, batch, in Layer3_1Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer3_1Conv2Weight, 36864); // layer3.1.conv2.weight: final, for an optimizer step fused into backward
 
             var g43 = g44;
             // layer3.1.2: relu — ResNet.nn(12,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
@@ -1006,6 +1009,7 @@ namespace Examples.FashionMnistResNet
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g43, y42, parameters.AsSpan(Layer3_1Bn1Weight, 64), _arena.AsSpan(_cache + Layer3_1Bn1SaveMean, 64), _arena.AsSpan(_cache + Layer3_1Bn1SaveInvStd, 64), g42,
                 gradients.AsSpan(Layer3_1Bn1Weight, 64), gradients.AsSpan(Layer3_1Bn1Bias, 64), batch, 64, 49, Pool);
+            GradientsReady(Layer3_1Bn1Weight, 128); // layer3.1.bn1.weight, layer3.1.bn1.bias: final, for an optimizer step fused into backward
 
             var part42 = _arena.AsSpan(Layer3_1Conv1GradPart * MaxBatch, batch * 3136);
             // layer3.1.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward, its share added to what the later readers wrote
@@ -1013,6 +1017,7 @@ namespace Examples.FashionMnistResNet
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g42, y41, gradients.AsSpan(Layer3_1Conv1Weight, 36864), default, batch, in Layer3_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g42, parameters.AsSpan(Layer3_1Conv1Weight, 36864), part42, batch, in Layer3_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part42, g41, Pool);
+            GradientsReady(Layer3_1Conv1Weight, 36864); // layer3.1.conv1.weight: final, for an optimizer step fused into backward
 
             var g40 = g41;
             // layer3.0.6: relu — ResNet.nn(24,23) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
@@ -1031,12 +1036,14 @@ namespace Examples.FashionMnistResNet
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g39, y38, parameters.AsSpan(Layer3_0Downsample1Weight, 64), _arena.AsSpan(_cache + Layer3_0Downsample1SaveMean, 64), _arena.AsSpan(_cache + Layer3_0Downsample1SaveInvStd, 64), g38,
                 gradients.AsSpan(Layer3_0Downsample1Weight, 64), gradients.AsSpan(Layer3_0Downsample1Bias, 64), batch, 64, 49, Pool);
+            GradientsReady(Layer3_0Downsample1Weight, 128); // layer3.0.downsample.1.weight, layer3.0.downsample.1.bias: final, for an optimizer step fused into backward
 
             var g32 = _arena.AsSpan(Layer2_1_5Grad * MaxBatch, batch * 6272);
             // layer3.0.downsample.0: conv(32, 64, 1, stride: 2, bias: false) — ResNet.nn(23,22) — [N, 32, 14, 14] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_0Downsample0Weight, 2048).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g38, y32, gradients.AsSpan(Layer3_0Downsample0Weight, 2048), default, batch, in Layer3_0Downsample0Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g38, parameters.AsSpan(Layer3_0Downsample0Weight, 2048), g32, batch, in Layer3_0Downsample0Geometry, scratch, Pool);
+            GradientsReady(Layer3_0Downsample0Weight, 2048); // layer3.0.downsample.0.weight: final, for an optimizer step fused into backward
 
             var g36 = _arena.AsSpan(Layer3_0Conv2Grad * MaxBatch, batch * 3136);
             // layer3.0.bn2: bn2d as bn2 — ResNet.nn(22,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
@@ -1045,12 +1052,14 @@ namespace Examples.FashionMnistResNet
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g37, y36, parameters.AsSpan(Layer3_0Bn2Weight, 64), _arena.AsSpan(_cache + Layer3_0Bn2SaveMean, 64), _arena.AsSpan(_cache + Layer3_0Bn2SaveInvStd, 64), g36,
                 gradients.AsSpan(Layer3_0Bn2Weight, 64), gradients.AsSpan(Layer3_0Bn2Bias, 64), batch, 64, 49, Pool);
+            GradientsReady(Layer3_0Bn2Weight, 128); // layer3.0.bn2.weight, layer3.0.bn2.bias: final, for an optimizer step fused into backward
 
             var g35 = _arena.AsSpan(Layer3_0_2Grad * MaxBatch, batch * 3136);
             // layer3.0.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — ResNet.nn(21,14) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
             if (!accumulate) gradients.AsSpan(Layer3_0Conv2Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g36, y35, gradients.AsSpan(Layer3_0Conv2Weight, 36864), default, batch, in Layer3_0Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g36, parameters.AsSpan(Layer3_0Conv2Weight, 36864), g35, batch, in Layer3_0Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer3_0Conv2Weight, 36864); // layer3.0.conv2.weight: final, for an optimizer step fused into backward
 
             var g34 = g35;
             // layer3.0.2: relu — ResNet.nn(20,29) — [N, 64, 7, 7] → [N, 64, 7, 7] — backward
@@ -1063,6 +1072,7 @@ namespace Examples.FashionMnistResNet
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g34, y33, parameters.AsSpan(Layer3_0Bn1Weight, 64), _arena.AsSpan(_cache + Layer3_0Bn1SaveMean, 64), _arena.AsSpan(_cache + Layer3_0Bn1SaveInvStd, 64), g33,
                 gradients.AsSpan(Layer3_0Bn1Weight, 64), gradients.AsSpan(Layer3_0Bn1Bias, 64), batch, 64, 49, Pool);
+            GradientsReady(Layer3_0Bn1Weight, 128); // layer3.0.bn1.weight, layer3.0.bn1.bias: final, for an optimizer step fused into backward
 
             var part33 = _arena.AsSpan(Layer3_0Conv1GradPart * MaxBatch, batch * 6272);
             // layer3.0.conv1: conv(32, 64, 3, stride: 2, padding: 1, bias: false) as conv1 — ResNet.nn(19,11) — [N, 32, 14, 14] → [N, 64, 7, 7] — backward, its share added to what the later readers wrote
@@ -1070,6 +1080,7 @@ namespace Examples.FashionMnistResNet
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g33, y32, gradients.AsSpan(Layer3_0Conv1Weight, 18432), default, batch, in Layer3_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g33, parameters.AsSpan(Layer3_0Conv1Weight, 18432), part33, batch, in Layer3_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part33, g32, Pool);
+            GradientsReady(Layer3_0Conv1Weight, 18432); // layer3.0.conv1.weight: final, for an optimizer step fused into backward
 
             var g31 = g32;
             // layer2.1.5: relu — ResNet.nn(15,24) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1088,12 +1099,14 @@ namespace Examples.FashionMnistResNet
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g30, y29, parameters.AsSpan(Layer2_1Bn2Weight, 32), _arena.AsSpan(_cache + Layer2_1Bn2SaveMean, 32), _arena.AsSpan(_cache + Layer2_1Bn2SaveInvStd, 32), g29,
                 gradients.AsSpan(Layer2_1Bn2Weight, 32), gradients.AsSpan(Layer2_1Bn2Bias, 32), batch, 32, 196, Pool);
+            GradientsReady(Layer2_1Bn2Weight, 64); // layer2.1.bn2.weight, layer2.1.bn2.bias: final, for an optimizer step fused into backward
 
             var g28 = _arena.AsSpan(Layer2_1_2Grad * MaxBatch, batch * 6272);
             // layer2.1.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_1Conv2Weight, 9216).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g29, y28, gradients.AsSpan(Layer2_1Conv2Weight, 9216), default, batch, in Layer2_1Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g29, parameters.AsSpan(Layer2_1Conv2Weight, 9216), g28, batch, in Layer2_1Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer2_1Conv2Weight, 9216); // layer2.1.conv2.weight: final, for an optimizer step fused into backward
 
             var g27 = g28;
             // layer2.1.2: relu — ResNet.nn(12,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1106,6 +1119,7 @@ namespace Examples.FashionMnistResNet
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g27, y26, parameters.AsSpan(Layer2_1Bn1Weight, 32), _arena.AsSpan(_cache + Layer2_1Bn1SaveMean, 32), _arena.AsSpan(_cache + Layer2_1Bn1SaveInvStd, 32), g26,
                 gradients.AsSpan(Layer2_1Bn1Weight, 32), gradients.AsSpan(Layer2_1Bn1Bias, 32), batch, 32, 196, Pool);
+            GradientsReady(Layer2_1Bn1Weight, 64); // layer2.1.bn1.weight, layer2.1.bn1.bias: final, for an optimizer step fused into backward
 
             var part26 = _arena.AsSpan(Layer2_1Conv1GradPart * MaxBatch, batch * 6272);
             // layer2.1.conv1: conv(32, 32, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward, its share added to what the later readers wrote
@@ -1113,6 +1127,7 @@ namespace Examples.FashionMnistResNet
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g26, y25, gradients.AsSpan(Layer2_1Conv1Weight, 9216), default, batch, in Layer2_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g26, parameters.AsSpan(Layer2_1Conv1Weight, 9216), part26, batch, in Layer2_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part26, g25, Pool);
+            GradientsReady(Layer2_1Conv1Weight, 9216); // layer2.1.conv1.weight: final, for an optimizer step fused into backward
 
             var g24 = g25;
             // layer2.0.6: relu — ResNet.nn(24,23) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1131,12 +1146,14 @@ namespace Examples.FashionMnistResNet
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g23, y22, parameters.AsSpan(Layer2_0Downsample1Weight, 32), _arena.AsSpan(_cache + Layer2_0Downsample1SaveMean, 32), _arena.AsSpan(_cache + Layer2_0Downsample1SaveInvStd, 32), g22,
                 gradients.AsSpan(Layer2_0Downsample1Weight, 32), gradients.AsSpan(Layer2_0Downsample1Bias, 32), batch, 32, 196, Pool);
+            GradientsReady(Layer2_0Downsample1Weight, 64); // layer2.0.downsample.1.weight, layer2.0.downsample.1.bias: final, for an optimizer step fused into backward
 
             var g16 = _arena.AsSpan(Layer1_1_5Grad * MaxBatch, batch * 12544);
             // layer2.0.downsample.0: conv(16, 32, 1, stride: 2, bias: false) — ResNet.nn(23,22) — [N, 16, 28, 28] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_0Downsample0Weight, 512).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g22, y16, gradients.AsSpan(Layer2_0Downsample0Weight, 512), default, batch, in Layer2_0Downsample0Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g22, parameters.AsSpan(Layer2_0Downsample0Weight, 512), g16, batch, in Layer2_0Downsample0Geometry, scratch, Pool);
+            GradientsReady(Layer2_0Downsample0Weight, 512); // layer2.0.downsample.0.weight: final, for an optimizer step fused into backward
 
             var g20 = _arena.AsSpan(Layer2_0Conv2Grad * MaxBatch, batch * 6272);
             // layer2.0.bn2: bn2d as bn2 — ResNet.nn(22,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1145,12 +1162,14 @@ namespace Examples.FashionMnistResNet
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g21, y20, parameters.AsSpan(Layer2_0Bn2Weight, 32), _arena.AsSpan(_cache + Layer2_0Bn2SaveMean, 32), _arena.AsSpan(_cache + Layer2_0Bn2SaveInvStd, 32), g20,
                 gradients.AsSpan(Layer2_0Bn2Weight, 32), gradients.AsSpan(Layer2_0Bn2Bias, 32), batch, 32, 196, Pool);
+            GradientsReady(Layer2_0Bn2Weight, 64); // layer2.0.bn2.weight, layer2.0.bn2.bias: final, for an optimizer step fused into backward
 
             var g19 = _arena.AsSpan(Layer2_0_2Grad * MaxBatch, batch * 6272);
             // layer2.0.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — ResNet.nn(21,14) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer2_0Conv2Weight, 9216).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g20, y19, gradients.AsSpan(Layer2_0Conv2Weight, 9216), default, batch, in Layer2_0Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g20, parameters.AsSpan(Layer2_0Conv2Weight, 9216), g19, batch, in Layer2_0Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer2_0Conv2Weight, 9216); // layer2.0.conv2.weight: final, for an optimizer step fused into backward
 
             var g18 = g19;
             // layer2.0.2: relu — ResNet.nn(20,29) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -1163,6 +1182,7 @@ namespace Examples.FashionMnistResNet
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g18, y17, parameters.AsSpan(Layer2_0Bn1Weight, 32), _arena.AsSpan(_cache + Layer2_0Bn1SaveMean, 32), _arena.AsSpan(_cache + Layer2_0Bn1SaveInvStd, 32), g17,
                 gradients.AsSpan(Layer2_0Bn1Weight, 32), gradients.AsSpan(Layer2_0Bn1Bias, 32), batch, 32, 196, Pool);
+            GradientsReady(Layer2_0Bn1Weight, 64); // layer2.0.bn1.weight, layer2.0.bn1.bias: final, for an optimizer step fused into backward
 
             var part17 = _arena.AsSpan(Layer2_0Conv1GradPart * MaxBatch, batch * 12544);
             // layer2.0.conv1: conv(16, 32, 3, stride: 2, padding: 1, bias: false) as conv1 — ResNet.nn(19,11) — [N, 16, 28, 28] → [N, 32, 14, 14] — backward, its share added to what the later readers wrote
@@ -1170,6 +1190,7 @@ namespace Examples.FashionMnistResNet
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g17, y16, gradients.AsSpan(Layer2_0Conv1Weight, 4608), default, batch, in Layer2_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g17, parameters.AsSpan(Layer2_0Conv1Weight, 4608), part17, batch, in Layer2_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part17, g16, Pool);
+            GradientsReady(Layer2_0Conv1Weight, 4608); // layer2.0.conv1.weight: final, for an optimizer step fused into backward
 
             var g15 = g16;
             // layer1.1.5: relu — ResNet.nn(15,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1188,12 +1209,14 @@ namespace Examples.FashionMnistResNet
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g14, y13, parameters.AsSpan(Layer1_1Bn2Weight, 16), _arena.AsSpan(_cache + Layer1_1Bn2SaveMean, 16), _arena.AsSpan(_cache + Layer1_1Bn2SaveInvStd, 16), g13,
                 gradients.AsSpan(Layer1_1Bn2Weight, 16), gradients.AsSpan(Layer1_1Bn2Bias, 16), batch, 16, 784, Pool);
+            GradientsReady(Layer1_1Bn2Weight, 32); // layer1.1.bn2.weight, layer1.1.bn2.bias: final, for an optimizer step fused into backward
 
             var g12 = _arena.AsSpan(Layer1_1_2Grad * MaxBatch, batch * 12544);
             // layer1.1.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1_1Conv2Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g13, y12, gradients.AsSpan(Layer1_1Conv2Weight, 2304), default, batch, in Layer1_1Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g13, parameters.AsSpan(Layer1_1Conv2Weight, 2304), g12, batch, in Layer1_1Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer1_1Conv2Weight, 2304); // layer1.1.conv2.weight: final, for an optimizer step fused into backward
 
             var g11 = g12;
             // layer1.1.2: relu — ResNet.nn(12,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1206,6 +1229,7 @@ namespace Examples.FashionMnistResNet
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g11, y10, parameters.AsSpan(Layer1_1Bn1Weight, 16), _arena.AsSpan(_cache + Layer1_1Bn1SaveMean, 16), _arena.AsSpan(_cache + Layer1_1Bn1SaveInvStd, 16), g10,
                 gradients.AsSpan(Layer1_1Bn1Weight, 16), gradients.AsSpan(Layer1_1Bn1Bias, 16), batch, 16, 784, Pool);
+            GradientsReady(Layer1_1Bn1Weight, 32); // layer1.1.bn1.weight, layer1.1.bn1.bias: final, for an optimizer step fused into backward
 
             var part10 = _arena.AsSpan(Layer1_1Conv1GradPart * MaxBatch, batch * 12544);
             // layer1.1.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward, its share added to what the later readers wrote
@@ -1213,6 +1237,7 @@ namespace Examples.FashionMnistResNet
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g10, y9, gradients.AsSpan(Layer1_1Conv1Weight, 2304), default, batch, in Layer1_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g10, parameters.AsSpan(Layer1_1Conv1Weight, 2304), part10, batch, in Layer1_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part10, g9, Pool);
+            GradientsReady(Layer1_1Conv1Weight, 2304); // layer1.1.conv1.weight: final, for an optimizer step fused into backward
 
             var g8 = g9;
             // layer1.0.5: relu — ResNet.nn(15,24) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1231,12 +1256,14 @@ namespace Examples.FashionMnistResNet
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g7, y6, parameters.AsSpan(Layer1_0Bn2Weight, 16), _arena.AsSpan(_cache + Layer1_0Bn2SaveMean, 16), _arena.AsSpan(_cache + Layer1_0Bn2SaveInvStd, 16), g6,
                 gradients.AsSpan(Layer1_0Bn2Weight, 16), gradients.AsSpan(Layer1_0Bn2Bias, 16), batch, 16, 784, Pool);
+            GradientsReady(Layer1_0Bn2Weight, 32); // layer1.0.bn2.weight, layer1.0.bn2.bias: final, for an optimizer step fused into backward
 
             var g5 = _arena.AsSpan(Layer1_0_2Grad * MaxBatch, batch * 12544);
             // layer1.0.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — ResNet.nn(13,14) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer1_0Conv2Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g6, y5, gradients.AsSpan(Layer1_0Conv2Weight, 2304), default, batch, in Layer1_0Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g6, parameters.AsSpan(Layer1_0Conv2Weight, 2304), g5, batch, in Layer1_0Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer1_0Conv2Weight, 2304); // layer1.0.conv2.weight: final, for an optimizer step fused into backward
 
             var g4 = g5;
             // layer1.0.2: relu — ResNet.nn(12,29) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1249,6 +1276,7 @@ namespace Examples.FashionMnistResNet
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g4, y3, parameters.AsSpan(Layer1_0Bn1Weight, 16), _arena.AsSpan(_cache + Layer1_0Bn1SaveMean, 16), _arena.AsSpan(_cache + Layer1_0Bn1SaveInvStd, 16), g3,
                 gradients.AsSpan(Layer1_0Bn1Weight, 16), gradients.AsSpan(Layer1_0Bn1Bias, 16), batch, 16, 784, Pool);
+            GradientsReady(Layer1_0Bn1Weight, 32); // layer1.0.bn1.weight, layer1.0.bn1.bias: final, for an optimizer step fused into backward
 
             var part3 = _arena.AsSpan(Layer1_0Conv1GradPart * MaxBatch, batch * 12544);
             // layer1.0.conv1: conv(16, 16, 3, stride: 1, padding: 1, bias: false) as conv1 — ResNet.nn(11,11) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward, its share added to what the later readers wrote
@@ -1256,6 +1284,7 @@ namespace Examples.FashionMnistResNet
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer1_0Conv1Weight, 2304), default, batch, in Layer1_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Layer1_0Conv1Weight, 2304), part3, batch, in Layer1_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part3, g2, Pool);
+            GradientsReady(Layer1_0Conv1Weight, 2304); // layer1.0.conv1.weight: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // 2: relu — ResNet.nn(37,72) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -1268,11 +1297,13 @@ namespace Examples.FashionMnistResNet
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Bn1Weight, 16), _arena.AsSpan(_cache + Bn1SaveMean, 16), _arena.AsSpan(_cache + Bn1SaveInvStd, 16), g0,
                 gradients.AsSpan(Bn1Weight, 16), gradients.AsSpan(Bn1Bias, 16), batch, 16, 784, Pool);
+            GradientsReady(Bn1Weight, 32); // bn1.weight, bn1.bias: final, for an optimizer step fused into backward
 
             // conv1: conv(1, 16, 3, padding: 1, bias: false) as conv1 — ResNet.nn(37,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Conv1Weight, 144).Clear();
             global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 144), default, batch, in Conv1Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 144), inputGrad, batch, in Conv1Geometry, scratch, Pool);
+            GradientsReady(Conv1Weight, 144); // conv1.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -253,12 +253,14 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g4, y3, parameters.AsSpan(Layer4Weight, 64), _arena.AsSpan(_cache + Layer4SaveMean, 64), _arena.AsSpan(_cache + Layer4SaveInvStd, 64), g3,
                 gradients.AsSpan(Layer4Weight, 64), gradients.AsSpan(Layer4Bias, 64), batch, 64, 1024, Pool);
+            GradientsReady(Layer4Weight, 128); // 4.weight, 4.bias: final, for an optimizer step fused into backward
 
             var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 65536);
             // 3: conv(64, 64, 3, padding: 1, bias: false) — Resblock64.nn(6,8) — [N, 64, 32, 32] → [N, 64, 32, 32] — backward
             if (!accumulate) gradients.AsSpan(Layer3Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 36864), default, batch, in Layer3Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 36864), g2, batch, in Layer3Geometry, scratch, Pool);
+            GradientsReady(Layer3Weight, 36864); // 3.weight: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // 2: relu — Resblock64.nn(5,57) — [N, 64, 32, 32] → [N, 64, 32, 32] — backward
@@ -271,11 +273,13 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 64), _arena.AsSpan(_cache + Layer1SaveMean, 64), _arena.AsSpan(_cache + Layer1SaveInvStd, 64), g0,
                 gradients.AsSpan(Layer1Weight, 64), gradients.AsSpan(Layer1Bias, 64), batch, 64, 1024, Pool);
+            GradientsReady(Layer1Weight, 128); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: conv(64, 64, 3, padding: 1, bias: false) — Resblock64.nn(5,5) — [N, 64, 32, 32] → [N, 64, 32, 32] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 36864), default, batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 36864), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 36864); // 0.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

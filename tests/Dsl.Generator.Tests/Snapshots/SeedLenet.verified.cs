@@ -221,6 +221,7 @@ namespace Dsl.Benchmarks.Models
             // fc1: linear(1350, 10) as fc1 — SeedLenet.nn(10,8) — [N, 1350] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Fc1Weight, 13500), gradients.AsSpan(Fc1Bias, 10), batch, 1350, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g4, parameters.AsSpan(Fc1Weight, 13500), g3, batch, 1350, 10, scratch, Pool);
+            GradientsReady(Fc1Weight, 13510); // fc1.weight, fc1.bias: final, for an optimizer step fused into backward
 
             var g2 = g3;
             // 3: flatten — SeedLenet.nn(9,8) — [N, 6, 15, 15] → [N, 1350] — backward
@@ -232,6 +233,7 @@ namespace Dsl.Benchmarks.Models
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g2, y1, parameters.AsSpan(Bn1Weight, 6), _arena.AsSpan(_cache + Bn1SaveMean, 6), _arena.AsSpan(_cache + Bn1SaveInvStd, 6), g1,
                 gradients.AsSpan(Bn1Weight, 6), gradients.AsSpan(Bn1Bias, 6), batch, 6, 225, Pool);
+            GradientsReady(Bn1Weight, 12); // bn1.weight, bn1.bias: final, for an optimizer step fused into backward
 
             var g0 = _arena.AsSpan(Conv1Grad * MaxBatch, batch * 5400);
             // 1: maxpool(2) — SeedLenet.nn(7,8) — [N, 6, 30, 30] → [N, 6, 15, 15] — backward
@@ -242,6 +244,7 @@ namespace Dsl.Benchmarks.Models
             if (!accumulate) gradients.AsSpan(Conv1Bias, 6).Clear();
             global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 150), gradients.AsSpan(Conv1Bias, 6), batch, in Conv1Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 150), inputGrad, batch, in Conv1Geometry, scratch, Pool);
+            GradientsReady(Conv1Weight, 156); // conv1.weight, conv1.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -195,12 +195,14 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 2), _arena.AsSpan(_cache + Layer1SaveMean, 2), _arena.AsSpan(_cache + Layer1SaveInvStd, 2), g0,
                 gradients.AsSpan(Layer1Weight, 2), gradients.AsSpan(Layer1Bias, 2), batch, 2, 9, Pool);
+            GradientsReady(Layer1Weight, 4); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: conv(1, 2, 3) — batch_one_bn2d.nn(1,31) — [N, 1, 5, 5] → [N, 2, 3, 3] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 18).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 2).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 18), gradients.AsSpan(Layer0Bias, 2), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 18), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 20); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -193,6 +193,7 @@ namespace Snapshots
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g2, y1, parameters.AsSpan(Layer2Weight, 8), _arena.AsSpan(_cache + Layer2SaveMean, 8), _arena.AsSpan(_cache + Layer2SaveInvStd, 8), g1,
                 gradients.AsSpan(Layer2Weight, 8), gradients.AsSpan(Layer2Bias, 8), batch, 8, 1);
+            GradientsReady(Layer2Weight, 16); // 2.weight, 2.bias: final, for an optimizer step fused into backward
 
             var g0 = g1;
             // 1: flatten — behaviour.nn(13,55) — [N, 2, 2, 2] → [N, 8] — backward

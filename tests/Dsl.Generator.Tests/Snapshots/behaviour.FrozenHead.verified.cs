@@ -200,10 +200,12 @@ namespace Snapshots
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g1, y0, parameters.AsSpan(Layer1Weight, 3), _arena.AsSpan(_cache + Layer1SaveMean, 3), _arena.AsSpan(_cache + Layer1SaveInvStd, 3), g0,
                 gradients.AsSpan(Layer1Weight, 3), gradients.AsSpan(Layer1Bias, 3), batch, 3, 1);
+            GradientsReady(Layer1Weight, 6); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: linear(4, 3, bias: false) — behaviour.nn(4,32) — [N, 4] → [N, 3] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 12), default, batch, 4, 3, scratch, Pool, accumulate);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 12), inputGrad, batch, 4, 3, scratch, Pool);
+            GradientsReady(Layer0Weight, 12); // 0.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

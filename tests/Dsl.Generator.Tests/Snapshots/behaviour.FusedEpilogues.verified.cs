@@ -483,11 +483,13 @@ namespace Snapshots
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g17, y16, parameters.AsSpan(Layer17Weight, 4), _arena.AsSpan(_cache + Layer17SaveMean, 4), _arena.AsSpan(_cache + Layer17SaveInvStd, 4), g16,
                 gradients.AsSpan(Layer17Weight, 4), gradients.AsSpan(Layer17Bias, 4), batch, 4, 1);
+            GradientsReady(Layer17Weight, 8); // 17.weight, 17.bias: final, for an optimizer step fused into backward
 
             var g15 = _arena.AsSpan(Layer15Grad * MaxBatch, batch * 4);
             // 16: linear(4, 4) — behaviour.nn(11,76) — [N, 4] → [N, 4] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g16, y15, gradients.AsSpan(Layer16Weight, 16), gradients.AsSpan(Layer16Bias, 4), batch, 4, 4, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g16, parameters.AsSpan(Layer16Weight, 16), g15, batch, 4, 4, scratch, Pool);
+            GradientsReady(Layer16Weight, 20); // 16.weight, 16.bias: final, for an optimizer step fused into backward
 
             var g14 = _arena.AsSpan(Layer14Grad * MaxBatch, batch * 4);
             // 15: bn1d(frozen: true) — behaviour.nn(11,54) — [N, 4] → [N, 4] — backward
@@ -496,6 +498,7 @@ namespace Snapshots
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g15, y14, parameters.AsSpan(Layer15Weight, 4), _arena.AsSpan(_cache + Layer15SaveMean, 4), _arena.AsSpan(_cache + Layer15SaveInvStd, 4), g14,
                 gradients.AsSpan(Layer15Weight, 4), gradients.AsSpan(Layer15Bias, 4), batch, 4, 1);
+            GradientsReady(Layer15Weight, 8); // 15.weight, 15.bias: final, for an optimizer step fused into backward
 
             var g13 = _arena.AsSpan(Layer13Grad * MaxBatch, batch * 16);
             // 14: global_avgpool — behaviour.nn(11,36) — [N, 4, 2, 2] → [N, 4] — backward
@@ -508,6 +511,7 @@ namespace Snapshots
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g13, y12, parameters.AsSpan(Layer13Weight, 4), _arena.AsSpan(_cache + Layer13SaveMean, 4), _arena.AsSpan(_cache + Layer13SaveInvStd, 4), g12,
                 gradients.AsSpan(Layer13Weight, 4), gradients.AsSpan(Layer13Bias, 4), batch, 4, 4);
+            GradientsReady(Layer13Weight, 8); // 13.weight, 13.bias: final, for an optimizer step fused into backward
 
             var g11 = g12;
             // 12: tanh — behaviour.nn(11,8) — [N, 4, 2, 2] → [N, 4, 2, 2] — backward
@@ -520,6 +524,7 @@ namespace Snapshots
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g11, y10, parameters.AsSpan(Layer11Weight, 4), _arena.AsSpan(_cache + Layer11SaveMean, 4), _arena.AsSpan(_cache + Layer11SaveInvStd, 4), g10,
                 gradients.AsSpan(Layer11Weight, 4), gradients.AsSpan(Layer11Bias, 4), batch, 4, 4);
+            GradientsReady(Layer11Weight, 8); // 11.weight, 11.bias: final, for an optimizer step fused into backward
 
             var g9 = g10;
             // 10: sigmoid — behaviour.nn(10,96) — [N, 4, 2, 2] → [N, 4, 2, 2] — backward
@@ -532,6 +537,7 @@ namespace Snapshots
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g9, y8, parameters.AsSpan(Layer9Weight, 4), _arena.AsSpan(_cache + Layer9SaveMean, 4), _arena.AsSpan(_cache + Layer9SaveInvStd, 4), g8,
                 gradients.AsSpan(Layer9Weight, 4), gradients.AsSpan(Layer9Bias, 4), batch, 4, 4);
+            GradientsReady(Layer9Weight, 8); // 9.weight, 9.bias: final, for an optimizer step fused into backward
 
             var g7 = _arena.AsSpan(Layer7Grad * MaxBatch, batch * 36);
             // 8: avgpool(2, stride: 1) — behaviour.nn(10,49) — [N, 4, 3, 3] → [N, 4, 2, 2] — backward
@@ -544,6 +550,7 @@ namespace Snapshots
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g7, y6, parameters.AsSpan(Layer7Weight, 4), _arena.AsSpan(_cache + Layer7SaveMean, 4), _arena.AsSpan(_cache + Layer7SaveInvStd, 4), g6,
                 gradients.AsSpan(Layer7Weight, 4), gradients.AsSpan(Layer7Bias, 4), batch, 4, 9);
+            GradientsReady(Layer7Weight, 8); // 7.weight, 7.bias: final, for an optimizer step fused into backward
 
             var g5 = g6;
             // 6: leaky_relu(0.1) — behaviour.nn(10,8) — [N, 4, 3, 3] → [N, 4, 3, 3] — backward
@@ -556,6 +563,7 @@ namespace Snapshots
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g5, y4, parameters.AsSpan(Layer5Weight, 4), _arena.AsSpan(_cache + Layer5SaveMean, 4), _arena.AsSpan(_cache + Layer5SaveInvStd, 4), g4,
                 gradients.AsSpan(Layer5Weight, 4), gradients.AsSpan(Layer5Bias, 4), batch, 4, 9);
+            GradientsReady(Layer5Weight, 8); // 5.weight, 5.bias: final, for an optimizer step fused into backward
 
             var g3 = _arena.AsSpan(Layer3Grad * MaxBatch, batch * 144);
             // 4: maxpool(2) — behaviour.nn(9,99) — [N, 4, 6, 6] → [N, 4, 3, 3] — backward
@@ -568,6 +576,7 @@ namespace Snapshots
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g3, y2, parameters.AsSpan(Layer3Weight, 4), _arena.AsSpan(_cache + Layer3SaveMean, 4), _arena.AsSpan(_cache + Layer3SaveInvStd, 4), g2,
                 gradients.AsSpan(Layer3Weight, 4), gradients.AsSpan(Layer3Bias, 4), batch, 4, 36);
+            GradientsReady(Layer3Weight, 8); // 3.weight, 3.bias: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // 2: relu — behaviour.nn(9,69) — [N, 4, 6, 6] → [N, 4, 6, 6] — backward
@@ -578,6 +587,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer1Weight, 72).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g1, y0, gradients.AsSpan(Layer1Weight, 72), default, batch, in Layer1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g1, parameters.AsSpan(Layer1Weight, 72), g0, batch, in Layer1Geometry, scratch, Pool);
+            GradientsReady(Layer1Weight, 72); // 1.weight: final, for an optimizer step fused into backward
 
             // 0: bn2d(frozen: true) — behaviour.nn(9,5) — [N, 2, 6, 6] → [N, 2, 6, 6] — backward
             var dx = inputGrad.IsEmpty ? _arena.AsSpan(InputGrad * MaxBatch, batch * InputLength) : inputGrad;
@@ -586,6 +596,7 @@ namespace Snapshots
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g0, x, parameters.AsSpan(Layer0Weight, 2), _arena.AsSpan(_cache + Layer0SaveMean, 2), _arena.AsSpan(_cache + Layer0SaveInvStd, 2), dx,
                 gradients.AsSpan(Layer0Weight, 2), gradients.AsSpan(Layer0Bias, 2), batch, 2, 36);
+            GradientsReady(Layer0Weight, 4); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -150,6 +150,7 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 4), _arena.AsSpan(_cache + Layer0SaveMean, 4), _arena.AsSpan(_cache + Layer0SaveInvStd, 4), dx,
                 gradients.AsSpan(Layer0Weight, 4), gradients.AsSpan(Layer0Bias, 4), batch, 4, 1, Pool);
+            GradientsReady(Layer0Weight, 8); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -205,12 +205,14 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(BnWeight, 16), _arena.AsSpan(_cache + BnSaveMean, 16), _arena.AsSpan(_cache + BnSaveInvStd, 16), g0,
                 gradients.AsSpan(BnWeight, 16), gradients.AsSpan(BnBias, 16), batch, 16, 36, Pool);
+            GradientsReady(BnWeight, 32); // bn.weight, bn.bias: final, for an optimizer step fused into backward
 
             // c: conv(16, 16, 3, padding: 1) as c — behaviour.nn(16,43) — [N, 16, 6, 6] → [N, 16, 6, 6] — backward
             if (!accumulate) gradients.AsSpan(CWeight, 2304).Clear();
             if (!accumulate) gradients.AsSpan(CBias, 16).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g0, x, gradients.AsSpan(CWeight, 2304), gradients.AsSpan(CBias, 16), batch, in CGeometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g0, parameters.AsSpan(CWeight, 2304), inputGrad, batch, in CGeometry, scratch, Pool);
+            GradientsReady(CWeight, 2320); // c.weight, c.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

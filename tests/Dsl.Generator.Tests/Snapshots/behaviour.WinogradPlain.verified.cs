@@ -164,6 +164,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(CBias, 16).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g0, x, gradients.AsSpan(CWeight, 2304), gradients.AsSpan(CBias, 16), batch, in CGeometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g0, parameters.AsSpan(CWeight, 2304), inputGrad, batch, in CGeometry, scratch, Pool);
+            GradientsReady(CWeight, 2320); // c.weight, c.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -173,6 +173,7 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 64), _arena.AsSpan(_cache + Layer0SaveMean, 64), _arena.AsSpan(_cache + Layer0SaveInvStd, 64), dx,
                 gradients.AsSpan(Layer0Weight, 64), gradients.AsSpan(Layer0Bias, 64), batch, 64, 1, Pool);
+            GradientsReady(Layer0Weight, 128); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -342,6 +342,7 @@ namespace Examples.BatchNormStudy
             // 12: linear(64, 10) — bnstudy_bn_after_relu.nn(8,55) — [N, 64] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g12, y11, gradients.AsSpan(Layer12Weight, 640), gradients.AsSpan(Layer12Bias, 10), batch, 64, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g12, parameters.AsSpan(Layer12Weight, 640), g11, batch, 64, 10, scratch, Pool);
+            GradientsReady(Layer12Weight, 650); // 12.weight, 12.bias: final, for an optimizer step fused into backward
 
             var g10 = _arena.AsSpan(Layer10Grad * MaxBatch, batch * 64);
             // 11: bn1d — bnstudy_bn_after_relu.nn(8,47) — [N, 64] → [N, 64] — backward
@@ -350,6 +351,7 @@ namespace Examples.BatchNormStudy
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g11, y10, parameters.AsSpan(Layer11Weight, 64), _arena.AsSpan(_cache + Layer11SaveMean, 64), _arena.AsSpan(_cache + Layer11SaveInvStd, 64), g10,
                 gradients.AsSpan(Layer11Weight, 64), gradients.AsSpan(Layer11Bias, 64), batch, 64, 1, Pool);
+            GradientsReady(Layer11Weight, 128); // 11.weight, 11.bias: final, for an optimizer step fused into backward
 
             var g9 = g10;
             // 10: relu — bnstudy_bn_after_relu.nn(8,39) — [N, 64] → [N, 64] — backward
@@ -359,6 +361,7 @@ namespace Examples.BatchNormStudy
             // 9: linear(1568, 64) — bnstudy_bn_after_relu.nn(8,19) — [N, 1568] → [N, 64] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 100352), gradients.AsSpan(Layer9Bias, 64), batch, 1568, 64, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 100352), g8, batch, 1568, 64, scratch, Pool);
+            GradientsReady(Layer9Weight, 100416); // 9.weight, 9.bias: final, for an optimizer step fused into backward
 
             var g7 = g8;
             // 8: flatten — bnstudy_bn_after_relu.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — backward
@@ -374,6 +377,7 @@ namespace Examples.BatchNormStudy
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g6, y5, parameters.AsSpan(Layer6Weight, 32), _arena.AsSpan(_cache + Layer6SaveMean, 32), _arena.AsSpan(_cache + Layer6SaveInvStd, 32), g5,
                 gradients.AsSpan(Layer6Weight, 32), gradients.AsSpan(Layer6Bias, 32), batch, 32, 196, Pool);
+            GradientsReady(Layer6Weight, 64); // 6.weight, 6.bias: final, for an optimizer step fused into backward
 
             var g4 = g5;
             // 5: relu — bnstudy_bn_after_relu.nn(7,39) — [N, 32, 14, 14] → [N, 32, 14, 14] — backward
@@ -385,6 +389,7 @@ namespace Examples.BatchNormStudy
             if (!accumulate) gradients.AsSpan(Layer4Bias, 32).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 4608), gradients.AsSpan(Layer4Bias, 32), batch, in Layer4Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 4608), g3, batch, in Layer4Geometry, scratch, Pool);
+            GradientsReady(Layer4Weight, 4640); // 4.weight, 4.bias: final, for an optimizer step fused into backward
 
             var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 12544);
             // 3: maxpool(2) — bnstudy_bn_after_relu.nn(6,51) — [N, 16, 28, 28] → [N, 16, 14, 14] — backward
@@ -397,6 +402,7 @@ namespace Examples.BatchNormStudy
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g2, y1, parameters.AsSpan(Layer2Weight, 16), _arena.AsSpan(_cache + Layer2SaveMean, 16), _arena.AsSpan(_cache + Layer2SaveInvStd, 16), g1,
                 gradients.AsSpan(Layer2Weight, 16), gradients.AsSpan(Layer2Bias, 16), batch, 16, 784, Pool);
+            GradientsReady(Layer2Weight, 32); // 2.weight, 2.bias: final, for an optimizer step fused into backward
 
             var g0 = g1;
             // 1: relu — bnstudy_bn_after_relu.nn(6,35) — [N, 16, 28, 28] → [N, 16, 28, 28] — backward
@@ -407,6 +413,7 @@ namespace Examples.BatchNormStudy
             if (!accumulate) gradients.AsSpan(Layer0Bias, 16).Clear();
             global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), gradients.AsSpan(Layer0Bias, 16), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 160); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

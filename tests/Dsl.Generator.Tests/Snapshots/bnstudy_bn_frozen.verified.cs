@@ -335,6 +335,7 @@ namespace Examples.BatchNormStudy
             // 12: linear(64, 10) — bnstudy_bn_frozen.nn(9,82) — [N, 64] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g12, y11, gradients.AsSpan(Layer12Weight, 640), gradients.AsSpan(Layer12Bias, 10), batch, 64, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g12, parameters.AsSpan(Layer12Weight, 640), g11, batch, 64, 10, scratch, Pool);
+            GradientsReady(Layer12Weight, 650); // 12.weight, 12.bias: final, for an optimizer step fused into backward
 
             var g10 = g11;
             // 11: relu — bnstudy_bn_frozen.nn(9,74) — [N, 64] → [N, 64] — backward
@@ -347,11 +348,13 @@ namespace Examples.BatchNormStudy
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g10, y9, parameters.AsSpan(Layer10Weight, 64), _arena.AsSpan(_cache + Layer10SaveMean, 64), _arena.AsSpan(_cache + Layer10SaveInvStd, 64), g9,
                 gradients.AsSpan(Layer10Weight, 64), gradients.AsSpan(Layer10Bias, 64), batch, 64, 1);
+            GradientsReady(Layer10Weight, 128); // 10.weight, 10.bias: final, for an optimizer step fused into backward
 
             var g8 = _arena.AsSpan(Layer8Grad * MaxBatch, batch * 1568);
             // 9: linear(1568, 64, bias: false) — bnstudy_bn_frozen.nn(9,19) — [N, 1568] → [N, 64] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 100352), default, batch, 1568, 64, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 100352), g8, batch, 1568, 64, scratch, Pool);
+            GradientsReady(Layer9Weight, 100352); // 9.weight: final, for an optimizer step fused into backward
 
             var g7 = g8;
             // 8: flatten — bnstudy_bn_frozen.nn(9,8) — [N, 32, 7, 7] → [N, 1568] — backward
@@ -371,12 +374,14 @@ namespace Examples.BatchNormStudy
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g5, y4, parameters.AsSpan(Layer5Weight, 32), _arena.AsSpan(_cache + Layer5SaveMean, 32), _arena.AsSpan(_cache + Layer5SaveInvStd, 32), g4,
                 gradients.AsSpan(Layer5Weight, 32), gradients.AsSpan(Layer5Bias, 32), batch, 32, 196);
+            GradientsReady(Layer5Weight, 64); // 5.weight, 5.bias: final, for an optimizer step fused into backward
 
             var g3 = _arena.AsSpan(Layer3Grad * MaxBatch, batch * 3136);
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_bn_frozen.nn(8,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer4Weight, 4608).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 4608), default, batch, in Layer4Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 4608), g3, batch, in Layer4Geometry, scratch, Pool);
+            GradientsReady(Layer4Weight, 4608); // 4.weight: final, for an optimizer step fused into backward
 
             var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 12544);
             // 3: maxpool(2) — bnstudy_bn_frozen.nn(7,78) — [N, 16, 28, 28] → [N, 16, 14, 14] — backward
@@ -393,11 +398,13 @@ namespace Examples.BatchNormStudy
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g1, y0, parameters.AsSpan(Layer1Weight, 16), _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16), g0,
                 gradients.AsSpan(Layer1Weight, 16), gradients.AsSpan(Layer1Bias, 16), batch, 16, 784);
+            GradientsReady(Layer1Weight, 32); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_bn_frozen.nn(7,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 144).Clear();
             global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), default, batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 144); // 0.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -351,6 +351,7 @@ namespace Examples.BatchNormStudy
             // 13: linear(64, 10) — bnstudy_dropout_before_bn.nn(8,84) — [N, 64] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g13, y12, gradients.AsSpan(Layer13Weight, 640), gradients.AsSpan(Layer13Bias, 10), batch, 64, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g13, parameters.AsSpan(Layer13Weight, 640), g12, batch, 64, 10, scratch, Pool);
+            GradientsReady(Layer13Weight, 650); // 13.weight, 13.bias: final, for an optimizer step fused into backward
 
             var g11 = g12;
             // 12: relu — bnstudy_dropout_before_bn.nn(8,76) — [N, 64] → [N, 64] — backward
@@ -363,6 +364,7 @@ namespace Examples.BatchNormStudy
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g11, y10, parameters.AsSpan(Layer11Weight, 64), _arena.AsSpan(_cache + Layer11SaveMean, 64), _arena.AsSpan(_cache + Layer11SaveInvStd, 64), g10,
                 gradients.AsSpan(Layer11Weight, 64), gradients.AsSpan(Layer11Bias, 64), batch, 64, 1, Pool);
+            GradientsReady(Layer11Weight, 128); // 11.weight, 11.bias: final, for an optimizer step fused into backward
 
             var g9 = g10;
             // 10: dropout(0.5) — bnstudy_dropout_before_bn.nn(8,52) — [N, 64] → [N, 64] — backward
@@ -372,6 +374,7 @@ namespace Examples.BatchNormStudy
             // 9: linear(1568, 64, bias: false) — bnstudy_dropout_before_bn.nn(8,19) — [N, 1568] → [N, 64] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 100352), default, batch, 1568, 64, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 100352), g8, batch, 1568, 64, scratch, Pool);
+            GradientsReady(Layer9Weight, 100352); // 9.weight: final, for an optimizer step fused into backward
 
             var g7 = g8;
             // 8: flatten — bnstudy_dropout_before_bn.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — backward
@@ -391,12 +394,14 @@ namespace Examples.BatchNormStudy
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g5, y4, parameters.AsSpan(Layer5Weight, 32), _arena.AsSpan(_cache + Layer5SaveMean, 32), _arena.AsSpan(_cache + Layer5SaveInvStd, 32), g4,
                 gradients.AsSpan(Layer5Weight, 32), gradients.AsSpan(Layer5Bias, 32), batch, 32, 196, Pool);
+            GradientsReady(Layer5Weight, 64); // 5.weight, 5.bias: final, for an optimizer step fused into backward
 
             var g3 = _arena.AsSpan(Layer3Grad * MaxBatch, batch * 3136);
             // 4: conv(16, 32, 3, padding: 1, bias: false) — bnstudy_dropout_before_bn.nn(7,8) — [N, 16, 14, 14] → [N, 32, 14, 14] — backward
             if (!accumulate) gradients.AsSpan(Layer4Weight, 4608).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 4608), default, batch, in Layer4Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 4608), g3, batch, in Layer4Geometry, scratch, Pool);
+            GradientsReady(Layer4Weight, 4608); // 4.weight: final, for an optimizer step fused into backward
 
             var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 12544);
             // 3: maxpool(2) — bnstudy_dropout_before_bn.nn(6,64) — [N, 16, 28, 28] → [N, 16, 14, 14] — backward
@@ -413,11 +418,13 @@ namespace Examples.BatchNormStudy
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 16), _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16), g0,
                 gradients.AsSpan(Layer1Weight, 16), gradients.AsSpan(Layer1Bias, 16), batch, 16, 784, Pool);
+            GradientsReady(Layer1Weight, 32); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: conv(1, 16, 3, padding: 1, bias: false) — bnstudy_dropout_before_bn.nn(6,5) — [N, 1, 28, 28] → [N, 16, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 144).Clear();
             global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), default, batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 144); // 0.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -244,6 +244,7 @@ namespace Examples.BatchNormStudy
             // 9: linear(64, 10) — bnstudy_plain.nn(8,47) — [N, 64] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 640), gradients.AsSpan(Layer9Bias, 10), batch, 64, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 640), g8, batch, 64, 10, scratch, Pool);
+            GradientsReady(Layer9Weight, 650); // 9.weight, 9.bias: final, for an optimizer step fused into backward
 
             var g7 = g8;
             // 8: relu — bnstudy_plain.nn(8,39) — [N, 64] → [N, 64] — backward
@@ -253,6 +254,7 @@ namespace Examples.BatchNormStudy
             // 7: linear(1568, 64) — bnstudy_plain.nn(8,19) — [N, 1568] → [N, 64] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 100352), gradients.AsSpan(Layer7Bias, 64), batch, 1568, 64, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g7, parameters.AsSpan(Layer7Weight, 100352), g6, batch, 1568, 64, scratch, Pool);
+            GradientsReady(Layer7Weight, 100416); // 7.weight, 7.bias: final, for an optimizer step fused into backward
 
             var g5 = g6;
             // 6: flatten — bnstudy_plain.nn(8,8) — [N, 32, 7, 7] → [N, 1568] — backward
@@ -271,6 +273,7 @@ namespace Examples.BatchNormStudy
             if (!accumulate) gradients.AsSpan(Layer3Bias, 32).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 4608), gradients.AsSpan(Layer3Bias, 32), batch, in Layer3Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 4608), g2, batch, in Layer3Geometry, scratch, Pool);
+            GradientsReady(Layer3Weight, 4640); // 3.weight, 3.bias: final, for an optimizer step fused into backward
 
             var g1 = _arena.AsSpan(Layer1Grad * MaxBatch, batch * 12544);
             // 2: maxpool(2) — bnstudy_plain.nn(6,43) — [N, 16, 28, 28] → [N, 16, 14, 14] — backward
@@ -285,6 +288,7 @@ namespace Examples.BatchNormStudy
             if (!accumulate) gradients.AsSpan(Layer0Bias, 16).Clear();
             global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), gradients.AsSpan(Layer0Bias, 16), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 160); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

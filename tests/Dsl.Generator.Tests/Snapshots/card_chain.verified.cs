@@ -222,6 +222,7 @@ namespace Snapshots
             // 4: linear(1350, 10) — card_chain.nn(1,85) — [N, 1350] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 13500), gradients.AsSpan(Layer4Bias, 10), batch, 1350, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 13500), g3, batch, 1350, 10, scratch, Pool);
+            GradientsReady(Layer4Weight, 13510); // 4.weight, 4.bias: final, for an optimizer step fused into backward
 
             var g2 = g3;
             // 3: flatten — card_chain.nn(1,74) — [N, 6, 15, 15] → [N, 1350] — backward
@@ -237,12 +238,14 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 6), _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6), g0,
                 gradients.AsSpan(Layer1Weight, 6), gradients.AsSpan(Layer1Bias, 6), batch, 6, 900, Pool);
+            GradientsReady(Layer1Weight, 12); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: conv(1, 6, 5) — card_chain.nn(1,35) — [N, 1, 34, 34] → [N, 6, 30, 30] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 150).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 6).Clear();
             global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 150), gradients.AsSpan(Layer0Bias, 6), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 150), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 156); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

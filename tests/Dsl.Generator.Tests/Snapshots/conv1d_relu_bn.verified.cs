@@ -198,6 +198,7 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g2, y1, parameters.AsSpan(Conv1BnWeight, 10), _arena.AsSpan(_cache + Conv1BnSaveMean, 10), _arena.AsSpan(_cache + Conv1BnSaveInvStd, 10), g1,
                 gradients.AsSpan(Conv1BnWeight, 10), gradients.AsSpan(Conv1BnBias, 10), batch, 10, 28, Pool);
+            GradientsReady(Conv1BnWeight, 20); // conv1_bn.weight, conv1_bn.bias: final, for an optimizer step fused into backward
 
             var g0 = g1;
             // 1: relu — conv1d_relu_bn.nn(1,63) — [N, 10, 28] → [N, 10, 28] — backward
@@ -208,6 +209,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Conv1Bias, 10).Clear();
             global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 50), gradients.AsSpan(Conv1Bias, 10), batch, in Conv1Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 50), inputGrad, batch, in Conv1Geometry, scratch, Pool);
+            GradientsReady(Conv1Weight, 60); // conv1.weight, conv1.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

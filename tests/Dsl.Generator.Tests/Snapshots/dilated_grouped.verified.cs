@@ -217,6 +217,7 @@ namespace Snapshots
             // 4: linear(288, 2) — dilated_grouped.nn(1,107) — [N, 288] → [N, 2] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 576), gradients.AsSpan(Layer4Bias, 2), batch, 288, 2, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 576), g3, batch, 288, 2, scratch, Pool);
+            GradientsReady(Layer4Weight, 578); // 4.weight, 4.bias: final, for an optimizer step fused into backward
 
             var g2 = g3;
             // 3: flatten — dilated_grouped.nn(1,96) — [N, 8, 6, 6] → [N, 288] — backward
@@ -232,12 +233,14 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 8), _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8), g0,
                 gradients.AsSpan(Layer1Weight, 8), gradients.AsSpan(Layer1Bias, 8), batch, 8, 36, Pool);
+            GradientsReady(Layer1Weight, 16); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: conv2d(4, 8, 3, dilation: 2, groups: 2) — dilated_grouped.nn(1,37) — [N, 4, 10, 10] → [N, 8, 6, 6] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 144).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 8).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 144), gradients.AsSpan(Layer0Bias, 8), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 144), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 152); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -232,6 +232,7 @@ namespace Snapshots
             // 5: linear(4, 3) — eps_momentum.nn(1,164) — [N, 4] → [N, 3] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 12), gradients.AsSpan(Layer5Bias, 3), batch, 4, 3, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 12), g4, batch, 4, 3, scratch, Pool);
+            GradientsReady(Layer5Weight, 15); // 5.weight, 5.bias: final, for an optimizer step fused into backward
 
             var g3 = _arena.AsSpan(Layer3Grad * MaxBatch, batch * 64);
             // 4: global_avgpool — eps_momentum.nn(1,146) — [N, 4, 4, 4] → [N, 4] — backward
@@ -252,12 +253,14 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 4), _arena.AsSpan(_cache + Layer1SaveMean, 4), _arena.AsSpan(_cache + Layer1SaveInvStd, 4), g0,
                 gradients.AsSpan(Layer1Weight, 4), gradients.AsSpan(Layer1Bias, 4), batch, 4, 81, Pool);
+            GradientsReady(Layer1Weight, 8); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: conv(2, 4, 3, padding: 1) — eps_momentum.nn(1,39) — [N, 2, 9, 9] → [N, 4, 9, 9] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 72).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 4).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 72), gradients.AsSpan(Layer0Bias, 4), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 72), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 76); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -345,6 +345,7 @@ namespace Examples.FashionMnist
             // 12: linear(128, 10) — fmnist.nn(11,8) — [N, 128] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g12, y11, gradients.AsSpan(Layer12Weight, 1280), gradients.AsSpan(Layer12Bias, 10), batch, 128, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g12, parameters.AsSpan(Layer12Weight, 1280), g11, batch, 128, 10, scratch, Pool);
+            GradientsReady(Layer12Weight, 1290); // 12.weight, 12.bias: final, for an optimizer step fused into backward
 
             var g10 = g11;
             // 11: relu — fmnist.nn(10,37) — [N, 128] → [N, 128] — backward
@@ -357,11 +358,13 @@ namespace Examples.FashionMnist
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g10, y9, parameters.AsSpan(Layer10Weight, 128), _arena.AsSpan(_cache + Layer10SaveMean, 128), _arena.AsSpan(_cache + Layer10SaveInvStd, 128), g9,
                 gradients.AsSpan(Layer10Weight, 128), gradients.AsSpan(Layer10Bias, 128), batch, 128, 1, Pool);
+            GradientsReady(Layer10Weight, 256); // 10.weight, 10.bias: final, for an optimizer step fused into backward
 
             var g8 = _arena.AsSpan(Layer8Grad * MaxBatch, batch * 3136);
             // 9: linear(3136, 128) — fmnist.nn(10,8) — [N, 3136] → [N, 128] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Layer9Weight, 401408), gradients.AsSpan(Layer9Bias, 128), batch, 3136, 128, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g9, parameters.AsSpan(Layer9Weight, 401408), g8, batch, 3136, 128, scratch, Pool);
+            GradientsReady(Layer9Weight, 401536); // 9.weight, 9.bias: final, for an optimizer step fused into backward
 
             var g7 = g8;
             // 8: flatten — fmnist.nn(9,8) — [N, 64, 7, 7] → [N, 3136] — backward
@@ -381,6 +384,7 @@ namespace Examples.FashionMnist
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g5, y4, parameters.AsSpan(Layer5Weight, 64), _arena.AsSpan(_cache + Layer5SaveMean, 64), _arena.AsSpan(_cache + Layer5SaveInvStd, 64), g4,
                 gradients.AsSpan(Layer5Weight, 64), gradients.AsSpan(Layer5Bias, 64), batch, 64, 196, Pool);
+            GradientsReady(Layer5Weight, 128); // 5.weight, 5.bias: final, for an optimizer step fused into backward
 
             var g3 = _arena.AsSpan(Layer3Grad * MaxBatch, batch * 6272);
             // 4: conv(32, 64, 3, padding: 1) — fmnist.nn(8,8) — [N, 32, 14, 14] → [N, 64, 14, 14] — backward
@@ -388,6 +392,7 @@ namespace Examples.FashionMnist
             if (!accumulate) gradients.AsSpan(Layer4Bias, 64).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 18432), gradients.AsSpan(Layer4Bias, 64), batch, in Layer4Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 18432), g3, batch, in Layer4Geometry, scratch, Pool);
+            GradientsReady(Layer4Weight, 18496); // 4.weight, 4.bias: final, for an optimizer step fused into backward
 
             var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 25088);
             // 3: maxpool(2) — fmnist.nn(7,51) — [N, 32, 28, 28] → [N, 32, 14, 14] — backward
@@ -404,12 +409,14 @@ namespace Examples.FashionMnist
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 32), _arena.AsSpan(_cache + Layer1SaveMean, 32), _arena.AsSpan(_cache + Layer1SaveInvStd, 32), g0,
                 gradients.AsSpan(Layer1Weight, 32), gradients.AsSpan(Layer1Bias, 32), batch, 32, 784, Pool);
+            GradientsReady(Layer1Weight, 64); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: conv(1, 32, 3, padding: 1) — fmnist.nn(7,5) — [N, 1, 28, 28] → [N, 32, 28, 28] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 288).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 32).Clear();
             global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 288), gradients.AsSpan(Layer0Bias, 32), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 288), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 320); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

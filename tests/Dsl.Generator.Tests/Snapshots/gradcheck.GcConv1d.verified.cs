@@ -226,6 +226,7 @@ namespace Snapshots
             // 5: linear(12, 2) — gradcheck.nn(6,136) — [N, 12] → [N, 2] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 24), gradients.AsSpan(Layer5Bias, 2), batch, 12, 2, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 24), g4, batch, 12, 2, scratch, Pool);
+            GradientsReady(Layer5Weight, 26); // 5.weight, 5.bias: final, for an optimizer step fused into backward
 
             var g3 = g4;
             // 4: flatten — gradcheck.nn(6,125) — [N, 4, 3] → [N, 12] — backward
@@ -245,11 +246,13 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 4), _arena.AsSpan(_cache + Layer1SaveMean, 4), _arena.AsSpan(_cache + Layer1SaveInvStd, 4), g0,
                 gradients.AsSpan(Layer1Weight, 4), gradients.AsSpan(Layer1Bias, 4), batch, 4, 5, Pool);
+            GradientsReady(Layer1Weight, 8); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: conv1d(3, 4, 3, stride: 2, padding: 1, dilation: 2, bias: false) — gradcheck.nn(6,5) — [N, 3, 11] → [N, 4, 5] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 36).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 36), default, batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 36), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 36); // 0.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

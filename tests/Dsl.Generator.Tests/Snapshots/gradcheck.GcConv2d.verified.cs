@@ -177,6 +177,7 @@ namespace Snapshots
             // 3: linear(64, 3) — gradcheck.nn(3,110) — [N, 64] → [N, 3] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 192), gradients.AsSpan(Layer3Bias, 3), batch, 64, 3, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 192), g2, batch, 64, 3, scratch, Pool);
+            GradientsReady(Layer3Weight, 195); // 3.weight, 3.bias: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // 2: flatten — gradcheck.nn(3,99) — [N, 4, 4, 4] → [N, 64] — backward
@@ -190,6 +191,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer0Bias, 4).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 24), gradients.AsSpan(Layer0Bias, 4), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 24), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 28); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

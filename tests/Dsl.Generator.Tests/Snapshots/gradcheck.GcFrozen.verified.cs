@@ -240,6 +240,7 @@ namespace Snapshots
             // 5: linear(36, 2) — gradcheck.nn(12,119) — [N, 36] → [N, 2] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 72), gradients.AsSpan(Layer5Bias, 2), batch, 36, 2, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 72), g4, batch, 36, 2, scratch, Pool);
+            GradientsReady(Layer5Weight, 74); // 5.weight, 5.bias: final, for an optimizer step fused into backward
 
             var g3 = g4;
             // 4: flatten — gradcheck.nn(12,108) — [N, 4, 3, 3] → [N, 36] — backward
@@ -259,12 +260,14 @@ namespace Snapshots
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g1, y0, parameters.AsSpan(FrozenWeight, 4), _arena.AsSpan(_cache + FrozenSaveMean, 4), _arena.AsSpan(_cache + FrozenSaveInvStd, 4), g0,
                 gradients.AsSpan(FrozenWeight, 4), gradients.AsSpan(FrozenBias, 4), batch, 4, 25);
+            GradientsReady(FrozenWeight, 8); // frozen.weight, frozen.bias: final, for an optimizer step fused into backward
 
             // conv: conv(3, 4, 3, padding: 1) as conv — gradcheck.nn(12,5) — [N, 3, 5, 5] → [N, 4, 5, 5] — backward
             if (!accumulate) gradients.AsSpan(ConvWeight, 108).Clear();
             if (!accumulate) gradients.AsSpan(ConvBias, 4).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(ConvWeight, 108), gradients.AsSpan(ConvBias, 4), batch, in ConvGeometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(ConvWeight, 108), inputGrad, batch, in ConvGeometry, scratch, Pool);
+            GradientsReady(ConvWeight, 112); // conv.weight, conv.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -239,6 +239,7 @@ namespace Snapshots
             // through the row statistics: dx = invstd·(γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂))
             global::Dsl.Runtime.Kernels.LayerNorm.Backward(g5, y4, parameters.AsSpan(Layer5Weight, 16), _arena.AsSpan(Layer5Saved * MaxBatch, batch), _arena.AsSpan(Layer5Saved * MaxBatch + batch, batch), g4,
                 gradients.AsSpan(Layer5Weight, 16), gradients.AsSpan(Layer5Bias, 16), batch, 16, Pool);
+            GradientsReady(Layer5Weight, 32); // 5.weight, 5.bias: final, for an optimizer step fused into backward
 
             var g3 = _arena.AsSpan(Layer3Grad * MaxBatch, batch * 16);
             // 4: group_norm(4) — gradcheck.nn(27,129) — [N, 4, 4] → [N, 4, 4] — backward
@@ -247,6 +248,7 @@ namespace Snapshots
             // through the per-sample statistics: dx = invstd·(γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)) over each group
             global::Dsl.Runtime.Kernels.GroupNorm.Backward(g4, y3, parameters.AsSpan(Layer4Weight, 4), _arena.AsSpan(Layer4Saved * MaxBatch, batch * 4), _arena.AsSpan(Layer4Saved * MaxBatch + batch * 4, batch * 4),
                 _arena.AsSpan(Layer4Saved * MaxBatch + 2 * batch * 4, batch * 8), g3, gradients.AsSpan(Layer4Weight, 4), gradients.AsSpan(Layer4Bias, 4), batch, 4, 4, 4, Pool);
+            GradientsReady(Layer4Weight, 8); // 4.weight, 4.bias: final, for an optimizer step fused into backward
 
             var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 16);
             // 3: instance_norm1d(eps: 1e-3) — gradcheck.nn(27,99) — [N, 4, 4] → [N, 4, 4] — backward
@@ -260,6 +262,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer2Bias, 4).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g2, y1, gradients.AsSpan(Layer2Weight, 36), gradients.AsSpan(Layer2Bias, 4), batch, in Layer2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g2, parameters.AsSpan(Layer2Weight, 36), g1, batch, in Layer2Geometry, scratch, Pool);
+            GradientsReady(Layer2Weight, 40); // 2.weight, 2.bias: final, for an optimizer step fused into backward
 
             var g0 = g1;
             // 1: tanh — gradcheck.nn(27,72) — [N, 3, 6] → [N, 3, 6] — backward
@@ -271,6 +274,7 @@ namespace Snapshots
             // through the per-sample statistics: dx = invstd·(γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)) over each group
             global::Dsl.Runtime.Kernels.InstanceNorm.Backward(g0, x, parameters.AsSpan(InormWeight, 3), _arena.AsSpan(InormSaved * MaxBatch, batch * 3), _arena.AsSpan(InormSaved * MaxBatch + batch * 3, batch * 3),
                 _arena.AsSpan(InormSaved * MaxBatch + 2 * batch * 3, batch * 6), inputGrad, gradients.AsSpan(InormWeight, 3), gradients.AsSpan(InormBias, 3), batch, 3, 6, Pool);
+            GradientsReady(InormWeight, 6); // inorm.weight, inorm.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

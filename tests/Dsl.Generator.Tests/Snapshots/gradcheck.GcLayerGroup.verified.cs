@@ -221,11 +221,13 @@ namespace Snapshots
             // through the row statistics: dx = invstd·(γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂))
             global::Dsl.Runtime.Kernels.LayerNorm.Backward(g6, y5, parameters.AsSpan(Layer6Weight, 2), _arena.AsSpan(Layer6Saved * MaxBatch, batch), _arena.AsSpan(Layer6Saved * MaxBatch + batch, batch), g5,
                 gradients.AsSpan(Layer6Weight, 2), gradients.AsSpan(Layer6Bias, 2), batch, 2, Pool);
+            GradientsReady(Layer6Weight, 4); // 6.weight, 6.bias: final, for an optimizer step fused into backward
 
             var g4 = _arena.AsSpan(Layer4Grad * MaxBatch, batch * 24);
             // 5: linear(24, 2) — gradcheck.nn(24,103) — [N, 24] → [N, 2] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 48), gradients.AsSpan(Layer5Bias, 2), batch, 24, 2, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 48), g4, batch, 24, 2, scratch, Pool);
+            GradientsReady(Layer5Weight, 50); // 5.weight, 5.bias: final, for an optimizer step fused into backward
 
             var g3 = g4;
             // 4: flatten — gradcheck.nn(24,92) — [N, 4, 2, 3] → [N, 24] — backward
@@ -246,12 +248,14 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer1Bias, 4).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g1, y0, gradients.AsSpan(Layer1Weight, 108), gradients.AsSpan(Layer1Bias, 4), batch, in Layer1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g1, parameters.AsSpan(Layer1Weight, 108), g0, batch, in Layer1Geometry, scratch, Pool);
+            GradientsReady(Layer1Weight, 112); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: layer_norm(5, bias: false) — gradcheck.nn(24,5) — [N, 3, 4, 5] → [N, 3, 4, 5] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 5).Clear();
             // through the row statistics: dx = invstd·(γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂))
             global::Dsl.Runtime.Kernels.LayerNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 5), _arena.AsSpan(Layer0Saved * MaxBatch, batch * 12), _arena.AsSpan(Layer0Saved * MaxBatch + batch * 12, batch * 12), inputGrad,
                 gradients.AsSpan(Layer0Weight, 5), default, batch * 12, 5, Pool);
+            GradientsReady(Layer0Weight, 5); // 0.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

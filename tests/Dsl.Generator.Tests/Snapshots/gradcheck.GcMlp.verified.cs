@@ -222,6 +222,7 @@ namespace Snapshots
             // 3: linear(5, 4) — gradcheck.nn(15,61) — [N, 5] → [N, 4] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 20), gradients.AsSpan(Layer3Bias, 4), batch, 5, 4, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 20), g2, batch, 5, 4, scratch, Pool);
+            GradientsReady(Layer3Weight, 24); // 3.weight, 3.bias: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // 2: tanh — gradcheck.nn(15,53) — [N, 5] → [N, 5] — backward
@@ -234,10 +235,12 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 5), _arena.AsSpan(_cache + Layer1SaveMean, 5), _arena.AsSpan(_cache + Layer1SaveInvStd, 5), g0,
                 gradients.AsSpan(Layer1Weight, 5), gradients.AsSpan(Layer1Bias, 5), batch, 5, 1, Pool);
+            GradientsReady(Layer1Weight, 10); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: linear(6, 5, bias: false) — gradcheck.nn(15,5) — [N, 6] → [N, 5] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 30), default, batch, 6, 5, scratch, Pool, accumulate);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 30), inputGrad, batch, 6, 5, scratch, Pool);
+            GradientsReady(Layer0Weight, 30); // 0.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

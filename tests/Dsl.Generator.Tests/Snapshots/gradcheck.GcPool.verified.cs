@@ -197,6 +197,7 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 2), _arena.AsSpan(_cache + Layer1SaveMean, 2), _arena.AsSpan(_cache + Layer1SaveInvStd, 2), g0,
                 gradients.AsSpan(Layer1Weight, 2), gradients.AsSpan(Layer1Bias, 2), batch, 2, 25, Pool);
+            GradientsReady(Layer1Weight, 4); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: maxpool2d((3, 2), stride: 2, padding: 1, dilation: (1, 2)) — gradcheck.nn(18,5) — [N, 2, 9, 9] → [N, 2, 5, 5] — backward
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Pooling.MaxBackward(g0, Indices(Layer0Indices, batch * 50), inputGrad, batch, in Layer0Geometry, Pool);

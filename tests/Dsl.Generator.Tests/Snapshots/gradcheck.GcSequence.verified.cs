@@ -211,6 +211,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer1Bias, 2).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g1, y0, gradients.AsSpan(Layer1Weight, 24), gradients.AsSpan(Layer1Bias, 2), batch, in Layer1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g1, parameters.AsSpan(Layer1Weight, 24), g0, batch, in Layer1Geometry, scratch, Pool);
+            GradientsReady(Layer1Weight, 26); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: bn1d(track_running_stats: false) — gradcheck.nn(21,5) — [N, 4, 6] → [N, 4, 6] — backward
             var dx = inputGrad.IsEmpty ? _arena.AsSpan(InputGrad * MaxBatch, batch * InputLength) : inputGrad;
@@ -219,6 +220,7 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 4), _arena.AsSpan(_cache + Layer0SaveMean, 4), _arena.AsSpan(_cache + Layer0SaveInvStd, 4), dx,
                 gradients.AsSpan(Layer0Weight, 4), gradients.AsSpan(Layer0Bias, 4), batch, 4, 6, Pool);
+            GradientsReady(Layer0Weight, 8); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

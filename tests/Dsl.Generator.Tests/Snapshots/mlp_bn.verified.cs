@@ -208,6 +208,7 @@ namespace Snapshots
             // 2: linear(5, 1) — mlp_bn.nn(1,54) — [N, 5] → [N, 1] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g2, y1, gradients.AsSpan(Layer2Weight, 5), gradients.AsSpan(Layer2Bias, 1), batch, 5, 1, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g2, parameters.AsSpan(Layer2Weight, 5), g1, batch, 5, 1, scratch, Pool);
+            GradientsReady(Layer2Weight, 6); // 2.weight, 2.bias: final, for an optimizer step fused into backward
 
             var g0 = _arena.AsSpan(Layer0Grad * MaxBatch, batch * 5);
             // 1: bn1d(5) — mlp_bn.nn(1,43) — [N, 5] → [N, 5] — backward
@@ -216,10 +217,12 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 5), _arena.AsSpan(_cache + Layer1SaveMean, 5), _arena.AsSpan(_cache + Layer1SaveInvStd, 5), g0,
                 gradients.AsSpan(Layer1Weight, 5), gradients.AsSpan(Layer1Bias, 5), batch, 5, 1, Pool);
+            GradientsReady(Layer1Weight, 10); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: linear(10, 5) — mlp_bn.nn(1,26) — [N, 10] → [N, 5] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 50), gradients.AsSpan(Layer0Bias, 5), batch, 10, 5, scratch, Pool, accumulate);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 50), inputGrad, batch, 10, 5, scratch, Pool);
+            GradientsReady(Layer0Weight, 55); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -1242,6 +1242,7 @@ namespace Dsl.Models.Tests
             // fc: linear(512, 10) as fc — resnet18.nn(30,8) — [N, 512] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g67, y66, gradients.AsSpan(FcWeight, 5120), gradients.AsSpan(FcBias, 10), batch, 512, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g67, parameters.AsSpan(FcWeight, 5120), g66, batch, 512, 10, scratch, Pool);
+            GradientsReady(FcWeight, 5130); // fc.weight, fc.bias: final, for an optimizer step fused into backward
 
             var g65 = _arena.AsSpan(Layer4_1_5Grad * MaxBatch, batch * 2048);
             // 8: global_avgpool — resnet18.nn(29,8) — [N, 512, 2, 2] → [N, 512] — backward
@@ -1264,12 +1265,14 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g63, y62, parameters.AsSpan(Layer4_1Bn2Weight, 512), _arena.AsSpan(_cache + Layer4_1Bn2SaveMean, 512), _arena.AsSpan(_cache + Layer4_1Bn2SaveInvStd, 512), g62,
                 gradients.AsSpan(Layer4_1Bn2Weight, 512), gradients.AsSpan(Layer4_1Bn2Bias, 512), batch, 512, 4, Pool);
+            GradientsReady(Layer4_1Bn2Weight, 1024); // layer4.1.bn2.weight, layer4.1.bn2.bias: final, for an optimizer step fused into backward
 
             var g61 = _arena.AsSpan(Layer4_1_2Grad * MaxBatch, batch * 2048);
             // layer4.1.conv2: conv(512, 512, 3, padding: 1, bias: false) as conv2 — resnet18.nn(7,14) — [N, 512, 2, 2] → [N, 512, 2, 2] — backward
             if (!accumulate) gradients.AsSpan(Layer4_1Conv2Weight, 2359296).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g62, y61, gradients.AsSpan(Layer4_1Conv2Weight, 2359296), default, batch, in Layer4_1Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g62, parameters.AsSpan(Layer4_1Conv2Weight, 2359296), g61, batch, in Layer4_1Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer4_1Conv2Weight, 2359296); // layer4.1.conv2.weight: final, for an optimizer step fused into backward
 
             var g60 = g61;
             // layer4.1.2: relu — resnet18.nn(6,29) — [N, 512, 2, 2] → [N, 512, 2, 2] — backward
@@ -1282,6 +1285,7 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g60, y59, parameters.AsSpan(Layer4_1Bn1Weight, 512), _arena.AsSpan(_cache + Layer4_1Bn1SaveMean, 512), _arena.AsSpan(_cache + Layer4_1Bn1SaveInvStd, 512), g59,
                 gradients.AsSpan(Layer4_1Bn1Weight, 512), gradients.AsSpan(Layer4_1Bn1Bias, 512), batch, 512, 4, Pool);
+            GradientsReady(Layer4_1Bn1Weight, 1024); // layer4.1.bn1.weight, layer4.1.bn1.bias: final, for an optimizer step fused into backward
 
             var part59 = _arena.AsSpan(Layer4_1Conv1GradPart * MaxBatch, batch * 2048);
             // layer4.1.conv1: conv(512, 512, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet18.nn(5,11) — [N, 512, 2, 2] → [N, 512, 2, 2] — backward, its share added to what the later readers wrote
@@ -1289,6 +1293,7 @@ namespace Dsl.Models.Tests
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g59, y58, gradients.AsSpan(Layer4_1Conv1Weight, 2359296), default, batch, in Layer4_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g59, parameters.AsSpan(Layer4_1Conv1Weight, 2359296), part59, batch, in Layer4_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part59, g58, Pool);
+            GradientsReady(Layer4_1Conv1Weight, 2359296); // layer4.1.conv1.weight: final, for an optimizer step fused into backward
 
             var g57 = g58;
             // layer4.0.6: relu — resnet18.nn(18,23) — [N, 512, 2, 2] → [N, 512, 2, 2] — backward
@@ -1307,12 +1312,14 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g56, y55, parameters.AsSpan(Layer4_0Downsample1Weight, 512), _arena.AsSpan(_cache + Layer4_0Downsample1SaveMean, 512), _arena.AsSpan(_cache + Layer4_0Downsample1SaveInvStd, 512), g55,
                 gradients.AsSpan(Layer4_0Downsample1Weight, 512), gradients.AsSpan(Layer4_0Downsample1Bias, 512), batch, 512, 4, Pool);
+            GradientsReady(Layer4_0Downsample1Weight, 1024); // layer4.0.downsample.1.weight, layer4.0.downsample.1.bias: final, for an optimizer step fused into backward
 
             var g49 = _arena.AsSpan(Layer3_1_5Grad * MaxBatch, batch * 4096);
             // layer4.0.downsample.0: conv(256, 512, 1, stride: 2, bias: false) — resnet18.nn(17,22) — [N, 256, 4, 4] → [N, 512, 2, 2] — backward
             if (!accumulate) gradients.AsSpan(Layer4_0Downsample0Weight, 131072).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g55, y49, gradients.AsSpan(Layer4_0Downsample0Weight, 131072), default, batch, in Layer4_0Downsample0Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g55, parameters.AsSpan(Layer4_0Downsample0Weight, 131072), g49, batch, in Layer4_0Downsample0Geometry, scratch, Pool);
+            GradientsReady(Layer4_0Downsample0Weight, 131072); // layer4.0.downsample.0.weight: final, for an optimizer step fused into backward
 
             var g53 = _arena.AsSpan(Layer4_0Conv2Grad * MaxBatch, batch * 2048);
             // layer4.0.bn2: bn2d as bn2 — resnet18.nn(16,14) — [N, 512, 2, 2] → [N, 512, 2, 2] — backward
@@ -1321,12 +1328,14 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g54, y53, parameters.AsSpan(Layer4_0Bn2Weight, 512), _arena.AsSpan(_cache + Layer4_0Bn2SaveMean, 512), _arena.AsSpan(_cache + Layer4_0Bn2SaveInvStd, 512), g53,
                 gradients.AsSpan(Layer4_0Bn2Weight, 512), gradients.AsSpan(Layer4_0Bn2Bias, 512), batch, 512, 4, Pool);
+            GradientsReady(Layer4_0Bn2Weight, 1024); // layer4.0.bn2.weight, layer4.0.bn2.bias: final, for an optimizer step fused into backward
 
             var g52 = _arena.AsSpan(Layer4_0_2Grad * MaxBatch, batch * 2048);
             // layer4.0.conv2: conv(512, 512, 3, padding: 1, bias: false) as conv2 — resnet18.nn(15,14) — [N, 512, 2, 2] → [N, 512, 2, 2] — backward
             if (!accumulate) gradients.AsSpan(Layer4_0Conv2Weight, 2359296).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g53, y52, gradients.AsSpan(Layer4_0Conv2Weight, 2359296), default, batch, in Layer4_0Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g53, parameters.AsSpan(Layer4_0Conv2Weight, 2359296), g52, batch, in Layer4_0Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer4_0Conv2Weight, 2359296); // layer4.0.conv2.weight: final, for an optimizer step fused into backward
 
             var g51 = g52;
             // layer4.0.2: relu — resnet18.nn(14,29) — [N, 512, 2, 2] → [N, 512, 2, 2] — backward
@@ -1339,6 +1348,7 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g51, y50, parameters.AsSpan(Layer4_0Bn1Weight, 512), _arena.AsSpan(_cache + Layer4_0Bn1SaveMean, 512), _arena.AsSpan(_cache + Layer4_0Bn1SaveInvStd, 512), g50,
                 gradients.AsSpan(Layer4_0Bn1Weight, 512), gradients.AsSpan(Layer4_0Bn1Bias, 512), batch, 512, 4, Pool);
+            GradientsReady(Layer4_0Bn1Weight, 1024); // layer4.0.bn1.weight, layer4.0.bn1.bias: final, for an optimizer step fused into backward
 
             var part50 = _arena.AsSpan(Layer4_0Conv1GradPart * MaxBatch, batch * 4096);
             // layer4.0.conv1: conv(256, 512, 3, stride: 2, padding: 1, bias: false) as conv1 — resnet18.nn(13,11) — [N, 256, 4, 4] → [N, 512, 2, 2] — backward, its share added to what the later readers wrote
@@ -1346,6 +1356,7 @@ namespace Dsl.Models.Tests
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g50, y49, gradients.AsSpan(Layer4_0Conv1Weight, 1179648), default, batch, in Layer4_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g50, parameters.AsSpan(Layer4_0Conv1Weight, 1179648), part50, batch, in Layer4_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part50, g49, Pool);
+            GradientsReady(Layer4_0Conv1Weight, 1179648); // layer4.0.conv1.weight: final, for an optimizer step fused into backward
 
             var g48 = g49;
             // layer3.1.5: relu — resnet18.nn(9,24) — [N, 256, 4, 4] → [N, 256, 4, 4] — backward
@@ -1364,12 +1375,14 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g47, y46, parameters.AsSpan(Layer3_1Bn2Weight, 256), _arena.AsSpan(_cache + Layer3_1Bn2SaveMean, 256), _arena.AsSpan(_cache + Layer3_1Bn2SaveInvStd, 256), g46,
                 gradients.AsSpan(Layer3_1Bn2Weight, 256), gradients.AsSpan(Layer3_1Bn2Bias, 256), batch, 256, 16, Pool);
+            GradientsReady(Layer3_1Bn2Weight, 512); // layer3.1.bn2.weight, layer3.1.bn2.bias: final, for an optimizer step fused into backward
 
             var g45 = _arena.AsSpan(Layer3_1_2Grad * MaxBatch, batch * 4096);
             // layer3.1.conv2: conv(256, 256, 3, padding: 1, bias: false) as conv2 — resnet18.nn(7,14) — [N, 256, 4, 4] → [N, 256, 4, 4] — backward
             if (!accumulate) gradients.AsSpan(Layer3_1Conv2Weight, 589824).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g46, y45, gradients.AsSpan(Layer3_1Conv2Weight, 589824), default, batch, in Layer3_1Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g46, parameters.AsSpan(Layer3_1Conv2Weight, 589824), g45, batch, in Layer3_1Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer3_1Conv2Weight, 589824); // layer3.1.conv2.weight: final, for an optimizer step fused into backward
 
             var g44 = g45;
             // layer3.1.2: relu — resnet18.nn(6,29) — [N, 256, 4, 4] → [N, 256, 4, 4] — backward
@@ -1382,6 +1395,7 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g44, y43, parameters.AsSpan(Layer3_1Bn1Weight, 256), _arena.AsSpan(_cache + Layer3_1Bn1SaveMean, 256), _arena.AsSpan(_cache + Layer3_1Bn1SaveInvStd, 256), g43,
                 gradients.AsSpan(Layer3_1Bn1Weight, 256), gradients.AsSpan(Layer3_1Bn1Bias, 256), batch, 256, 16, Pool);
+            GradientsReady(Layer3_1Bn1Weight, 512); // layer3.1.bn1.weight, layer3.1.bn1.bias: final, for an optimizer step fused into backward
 
             var part43 = _arena.AsSpan(Layer3_1Conv1GradPart * MaxBatch, batch * 4096);
             // layer3.1.conv1: conv(256, 256, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet18.nn(5,11) — [N, 256, 4, 4] → [N, 256, 4, 4] — backward, its share added to what the later readers wrote
@@ -1389,6 +1403,7 @@ namespace Dsl.Models.Tests
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g43, y42, gradients.AsSpan(Layer3_1Conv1Weight, 589824), default, batch, in Layer3_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g43, parameters.AsSpan(Layer3_1Conv1Weight, 589824), part43, batch, in Layer3_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part43, g42, Pool);
+            GradientsReady(Layer3_1Conv1Weight, 589824); // layer3.1.conv1.weight: final, for an optimizer step fused into backward
 
             var g41 = g42;
             // layer3.0.6: relu — resnet18.nn(18,23) — [N, 256, 4, 4] → [N, 256, 4, 4] — backward
@@ -1407,12 +1422,14 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g40, y39, parameters.AsSpan(Layer3_0Downsample1Weight, 256), _arena.AsSpan(_cache + Layer3_0Downsample1SaveMean, 256), _arena.AsSpan(_cache + Layer3_0Downsample1SaveInvStd, 256), g39,
                 gradients.AsSpan(Layer3_0Downsample1Weight, 256), gradients.AsSpan(Layer3_0Downsample1Bias, 256), batch, 256, 16, Pool);
+            GradientsReady(Layer3_0Downsample1Weight, 512); // layer3.0.downsample.1.weight, layer3.0.downsample.1.bias: final, for an optimizer step fused into backward
 
             var g33 = _arena.AsSpan(Layer2_1_5Grad * MaxBatch, batch * 8192);
             // layer3.0.downsample.0: conv(128, 256, 1, stride: 2, bias: false) — resnet18.nn(17,22) — [N, 128, 8, 8] → [N, 256, 4, 4] — backward
             if (!accumulate) gradients.AsSpan(Layer3_0Downsample0Weight, 32768).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g39, y33, gradients.AsSpan(Layer3_0Downsample0Weight, 32768), default, batch, in Layer3_0Downsample0Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g39, parameters.AsSpan(Layer3_0Downsample0Weight, 32768), g33, batch, in Layer3_0Downsample0Geometry, scratch, Pool);
+            GradientsReady(Layer3_0Downsample0Weight, 32768); // layer3.0.downsample.0.weight: final, for an optimizer step fused into backward
 
             var g37 = _arena.AsSpan(Layer3_0Conv2Grad * MaxBatch, batch * 4096);
             // layer3.0.bn2: bn2d as bn2 — resnet18.nn(16,14) — [N, 256, 4, 4] → [N, 256, 4, 4] — backward
@@ -1421,12 +1438,14 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g38, y37, parameters.AsSpan(Layer3_0Bn2Weight, 256), _arena.AsSpan(_cache + Layer3_0Bn2SaveMean, 256), _arena.AsSpan(_cache + Layer3_0Bn2SaveInvStd, 256), g37,
                 gradients.AsSpan(Layer3_0Bn2Weight, 256), gradients.AsSpan(Layer3_0Bn2Bias, 256), batch, 256, 16, Pool);
+            GradientsReady(Layer3_0Bn2Weight, 512); // layer3.0.bn2.weight, layer3.0.bn2.bias: final, for an optimizer step fused into backward
 
             var g36 = _arena.AsSpan(Layer3_0_2Grad * MaxBatch, batch * 4096);
             // layer3.0.conv2: conv(256, 256, 3, padding: 1, bias: false) as conv2 — resnet18.nn(15,14) — [N, 256, 4, 4] → [N, 256, 4, 4] — backward
             if (!accumulate) gradients.AsSpan(Layer3_0Conv2Weight, 589824).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g37, y36, gradients.AsSpan(Layer3_0Conv2Weight, 589824), default, batch, in Layer3_0Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g37, parameters.AsSpan(Layer3_0Conv2Weight, 589824), g36, batch, in Layer3_0Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer3_0Conv2Weight, 589824); // layer3.0.conv2.weight: final, for an optimizer step fused into backward
 
             var g35 = g36;
             // layer3.0.2: relu — resnet18.nn(14,29) — [N, 256, 4, 4] → [N, 256, 4, 4] — backward
@@ -1439,6 +1458,7 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g35, y34, parameters.AsSpan(Layer3_0Bn1Weight, 256), _arena.AsSpan(_cache + Layer3_0Bn1SaveMean, 256), _arena.AsSpan(_cache + Layer3_0Bn1SaveInvStd, 256), g34,
                 gradients.AsSpan(Layer3_0Bn1Weight, 256), gradients.AsSpan(Layer3_0Bn1Bias, 256), batch, 256, 16, Pool);
+            GradientsReady(Layer3_0Bn1Weight, 512); // layer3.0.bn1.weight, layer3.0.bn1.bias: final, for an optimizer step fused into backward
 
             var part34 = _arena.AsSpan(Layer3_0Conv1GradPart * MaxBatch, batch * 8192);
             // layer3.0.conv1: conv(128, 256, 3, stride: 2, padding: 1, bias: false) as conv1 — resnet18.nn(13,11) — [N, 128, 8, 8] → [N, 256, 4, 4] — backward, its share added to what the later readers wrote
@@ -1446,6 +1466,7 @@ namespace Dsl.Models.Tests
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g34, y33, gradients.AsSpan(Layer3_0Conv1Weight, 294912), default, batch, in Layer3_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g34, parameters.AsSpan(Layer3_0Conv1Weight, 294912), part34, batch, in Layer3_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part34, g33, Pool);
+            GradientsReady(Layer3_0Conv1Weight, 294912); // layer3.0.conv1.weight: final, for an optimizer step fused into backward
 
             var g32 = g33;
             // layer2.1.5: relu — resnet18.nn(9,24) — [N, 128, 8, 8] → [N, 128, 8, 8] — backward
@@ -1464,12 +1485,14 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g31, y30, parameters.AsSpan(Layer2_1Bn2Weight, 128), _arena.AsSpan(_cache + Layer2_1Bn2SaveMean, 128), _arena.AsSpan(_cache + Layer2_1Bn2SaveInvStd, 128), g30,
                 gradients.AsSpan(Layer2_1Bn2Weight, 128), gradients.AsSpan(Layer2_1Bn2Bias, 128), batch, 128, 64, Pool);
+            GradientsReady(Layer2_1Bn2Weight, 256); // layer2.1.bn2.weight, layer2.1.bn2.bias: final, for an optimizer step fused into backward
 
             var g29 = _arena.AsSpan(Layer2_1_2Grad * MaxBatch, batch * 8192);
             // layer2.1.conv2: conv(128, 128, 3, padding: 1, bias: false) as conv2 — resnet18.nn(7,14) — [N, 128, 8, 8] → [N, 128, 8, 8] — backward
             if (!accumulate) gradients.AsSpan(Layer2_1Conv2Weight, 147456).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g30, y29, gradients.AsSpan(Layer2_1Conv2Weight, 147456), default, batch, in Layer2_1Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g30, parameters.AsSpan(Layer2_1Conv2Weight, 147456), g29, batch, in Layer2_1Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer2_1Conv2Weight, 147456); // layer2.1.conv2.weight: final, for an optimizer step fused into backward
 
             var g28 = g29;
             // layer2.1.2: relu — resnet18.nn(6,29) — [N, 128, 8, 8] → [N, 128, 8, 8] — backward
@@ -1482,6 +1505,7 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g28, y27, parameters.AsSpan(Layer2_1Bn1Weight, 128), _arena.AsSpan(_cache + Layer2_1Bn1SaveMean, 128), _arena.AsSpan(_cache + Layer2_1Bn1SaveInvStd, 128), g27,
                 gradients.AsSpan(Layer2_1Bn1Weight, 128), gradients.AsSpan(Layer2_1Bn1Bias, 128), batch, 128, 64, Pool);
+            GradientsReady(Layer2_1Bn1Weight, 256); // layer2.1.bn1.weight, layer2.1.bn1.bias: final, for an optimizer step fused into backward
 
             var part27 = _arena.AsSpan(Layer2_1Conv1GradPart * MaxBatch, batch * 8192);
             // layer2.1.conv1: conv(128, 128, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet18.nn(5,11) — [N, 128, 8, 8] → [N, 128, 8, 8] — backward, its share added to what the later readers wrote
@@ -1489,6 +1513,7 @@ namespace Dsl.Models.Tests
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g27, y26, gradients.AsSpan(Layer2_1Conv1Weight, 147456), default, batch, in Layer2_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g27, parameters.AsSpan(Layer2_1Conv1Weight, 147456), part27, batch, in Layer2_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part27, g26, Pool);
+            GradientsReady(Layer2_1Conv1Weight, 147456); // layer2.1.conv1.weight: final, for an optimizer step fused into backward
 
             var g25 = g26;
             // layer2.0.6: relu — resnet18.nn(18,23) — [N, 128, 8, 8] → [N, 128, 8, 8] — backward
@@ -1507,12 +1532,14 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g24, y23, parameters.AsSpan(Layer2_0Downsample1Weight, 128), _arena.AsSpan(_cache + Layer2_0Downsample1SaveMean, 128), _arena.AsSpan(_cache + Layer2_0Downsample1SaveInvStd, 128), g23,
                 gradients.AsSpan(Layer2_0Downsample1Weight, 128), gradients.AsSpan(Layer2_0Downsample1Bias, 128), batch, 128, 64, Pool);
+            GradientsReady(Layer2_0Downsample1Weight, 256); // layer2.0.downsample.1.weight, layer2.0.downsample.1.bias: final, for an optimizer step fused into backward
 
             var g17 = _arena.AsSpan(Layer1_1_5Grad * MaxBatch, batch * 16384);
             // layer2.0.downsample.0: conv(64, 128, 1, stride: 2, bias: false) — resnet18.nn(17,22) — [N, 64, 16, 16] → [N, 128, 8, 8] — backward
             if (!accumulate) gradients.AsSpan(Layer2_0Downsample0Weight, 8192).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g23, y17, gradients.AsSpan(Layer2_0Downsample0Weight, 8192), default, batch, in Layer2_0Downsample0Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g23, parameters.AsSpan(Layer2_0Downsample0Weight, 8192), g17, batch, in Layer2_0Downsample0Geometry, scratch, Pool);
+            GradientsReady(Layer2_0Downsample0Weight, 8192); // layer2.0.downsample.0.weight: final, for an optimizer step fused into backward
 
             var g21 = _arena.AsSpan(Layer2_0Conv2Grad * MaxBatch, batch * 8192);
             // layer2.0.bn2: bn2d as bn2 — resnet18.nn(16,14) — [N, 128, 8, 8] → [N, 128, 8, 8] — backward
@@ -1521,12 +1548,14 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g22, y21, parameters.AsSpan(Layer2_0Bn2Weight, 128), _arena.AsSpan(_cache + Layer2_0Bn2SaveMean, 128), _arena.AsSpan(_cache + Layer2_0Bn2SaveInvStd, 128), g21,
                 gradients.AsSpan(Layer2_0Bn2Weight, 128), gradients.AsSpan(Layer2_0Bn2Bias, 128), batch, 128, 64, Pool);
+            GradientsReady(Layer2_0Bn2Weight, 256); // layer2.0.bn2.weight, layer2.0.bn2.bias: final, for an optimizer step fused into backward
 
             var g20 = _arena.AsSpan(Layer2_0_2Grad * MaxBatch, batch * 8192);
             // layer2.0.conv2: conv(128, 128, 3, padding: 1, bias: false) as conv2 — resnet18.nn(15,14) — [N, 128, 8, 8] → [N, 128, 8, 8] — backward
             if (!accumulate) gradients.AsSpan(Layer2_0Conv2Weight, 147456).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g21, y20, gradients.AsSpan(Layer2_0Conv2Weight, 147456), default, batch, in Layer2_0Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g21, parameters.AsSpan(Layer2_0Conv2Weight, 147456), g20, batch, in Layer2_0Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer2_0Conv2Weight, 147456); // layer2.0.conv2.weight: final, for an optimizer step fused into backward
 
             var g19 = g20;
             // layer2.0.2: relu — resnet18.nn(14,29) — [N, 128, 8, 8] → [N, 128, 8, 8] — backward
@@ -1539,6 +1568,7 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g19, y18, parameters.AsSpan(Layer2_0Bn1Weight, 128), _arena.AsSpan(_cache + Layer2_0Bn1SaveMean, 128), _arena.AsSpan(_cache + Layer2_0Bn1SaveInvStd, 128), g18,
                 gradients.AsSpan(Layer2_0Bn1Weight, 128), gradients.AsSpan(Layer2_0Bn1Bias, 128), batch, 128, 64, Pool);
+            GradientsReady(Layer2_0Bn1Weight, 256); // layer2.0.bn1.weight, layer2.0.bn1.bias: final, for an optimizer step fused into backward
 
             var part18 = _arena.AsSpan(Layer2_0Conv1GradPart * MaxBatch, batch * 16384);
             // layer2.0.conv1: conv(64, 128, 3, stride: 2, padding: 1, bias: false) as conv1 — resnet18.nn(13,11) — [N, 64, 16, 16] → [N, 128, 8, 8] — backward, its share added to what the later readers wrote
@@ -1546,6 +1576,7 @@ namespace Dsl.Models.Tests
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g18, y17, gradients.AsSpan(Layer2_0Conv1Weight, 73728), default, batch, in Layer2_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g18, parameters.AsSpan(Layer2_0Conv1Weight, 73728), part18, batch, in Layer2_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part18, g17, Pool);
+            GradientsReady(Layer2_0Conv1Weight, 73728); // layer2.0.conv1.weight: final, for an optimizer step fused into backward
 
             var g16 = g17;
             // layer1.1.5: relu — resnet18.nn(9,24) — [N, 64, 16, 16] → [N, 64, 16, 16] — backward
@@ -1564,12 +1595,14 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g15, y14, parameters.AsSpan(Layer1_1Bn2Weight, 64), _arena.AsSpan(_cache + Layer1_1Bn2SaveMean, 64), _arena.AsSpan(_cache + Layer1_1Bn2SaveInvStd, 64), g14,
                 gradients.AsSpan(Layer1_1Bn2Weight, 64), gradients.AsSpan(Layer1_1Bn2Bias, 64), batch, 64, 256, Pool);
+            GradientsReady(Layer1_1Bn2Weight, 128); // layer1.1.bn2.weight, layer1.1.bn2.bias: final, for an optimizer step fused into backward
 
             var g13 = _arena.AsSpan(Layer1_1_2Grad * MaxBatch, batch * 16384);
             // layer1.1.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — resnet18.nn(7,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — backward
             if (!accumulate) gradients.AsSpan(Layer1_1Conv2Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g14, y13, gradients.AsSpan(Layer1_1Conv2Weight, 36864), default, batch, in Layer1_1Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g14, parameters.AsSpan(Layer1_1Conv2Weight, 36864), g13, batch, in Layer1_1Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer1_1Conv2Weight, 36864); // layer1.1.conv2.weight: final, for an optimizer step fused into backward
 
             var g12 = g13;
             // layer1.1.2: relu — resnet18.nn(6,29) — [N, 64, 16, 16] → [N, 64, 16, 16] — backward
@@ -1582,6 +1615,7 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g12, y11, parameters.AsSpan(Layer1_1Bn1Weight, 64), _arena.AsSpan(_cache + Layer1_1Bn1SaveMean, 64), _arena.AsSpan(_cache + Layer1_1Bn1SaveInvStd, 64), g11,
                 gradients.AsSpan(Layer1_1Bn1Weight, 64), gradients.AsSpan(Layer1_1Bn1Bias, 64), batch, 64, 256, Pool);
+            GradientsReady(Layer1_1Bn1Weight, 128); // layer1.1.bn1.weight, layer1.1.bn1.bias: final, for an optimizer step fused into backward
 
             var part11 = _arena.AsSpan(Layer1_1Conv1GradPart * MaxBatch, batch * 16384);
             // layer1.1.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet18.nn(5,11) — [N, 64, 16, 16] → [N, 64, 16, 16] — backward, its share added to what the later readers wrote
@@ -1589,6 +1623,7 @@ namespace Dsl.Models.Tests
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g11, y10, gradients.AsSpan(Layer1_1Conv1Weight, 36864), default, batch, in Layer1_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g11, parameters.AsSpan(Layer1_1Conv1Weight, 36864), part11, batch, in Layer1_1Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part11, g10, Pool);
+            GradientsReady(Layer1_1Conv1Weight, 36864); // layer1.1.conv1.weight: final, for an optimizer step fused into backward
 
             var g9 = g10;
             // layer1.0.5: relu — resnet18.nn(9,24) — [N, 64, 16, 16] → [N, 64, 16, 16] — backward
@@ -1607,12 +1642,14 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g8, y7, parameters.AsSpan(Layer1_0Bn2Weight, 64), _arena.AsSpan(_cache + Layer1_0Bn2SaveMean, 64), _arena.AsSpan(_cache + Layer1_0Bn2SaveInvStd, 64), g7,
                 gradients.AsSpan(Layer1_0Bn2Weight, 64), gradients.AsSpan(Layer1_0Bn2Bias, 64), batch, 64, 256, Pool);
+            GradientsReady(Layer1_0Bn2Weight, 128); // layer1.0.bn2.weight, layer1.0.bn2.bias: final, for an optimizer step fused into backward
 
             var g6 = _arena.AsSpan(Layer1_0_2Grad * MaxBatch, batch * 16384);
             // layer1.0.conv2: conv(64, 64, 3, padding: 1, bias: false) as conv2 — resnet18.nn(7,14) — [N, 64, 16, 16] → [N, 64, 16, 16] — backward
             if (!accumulate) gradients.AsSpan(Layer1_0Conv2Weight, 36864).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g7, y6, gradients.AsSpan(Layer1_0Conv2Weight, 36864), default, batch, in Layer1_0Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g7, parameters.AsSpan(Layer1_0Conv2Weight, 36864), g6, batch, in Layer1_0Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer1_0Conv2Weight, 36864); // layer1.0.conv2.weight: final, for an optimizer step fused into backward
 
             var g5 = g6;
             // layer1.0.2: relu — resnet18.nn(6,29) — [N, 64, 16, 16] → [N, 64, 16, 16] — backward
@@ -1625,6 +1662,7 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g5, y4, parameters.AsSpan(Layer1_0Bn1Weight, 64), _arena.AsSpan(_cache + Layer1_0Bn1SaveMean, 64), _arena.AsSpan(_cache + Layer1_0Bn1SaveInvStd, 64), g4,
                 gradients.AsSpan(Layer1_0Bn1Weight, 64), gradients.AsSpan(Layer1_0Bn1Bias, 64), batch, 64, 256, Pool);
+            GradientsReady(Layer1_0Bn1Weight, 128); // layer1.0.bn1.weight, layer1.0.bn1.bias: final, for an optimizer step fused into backward
 
             var part4 = _arena.AsSpan(Layer1_0Conv1GradPart * MaxBatch, batch * 16384);
             // layer1.0.conv1: conv(64, 64, 3, stride: 1, padding: 1, bias: false) as conv1 — resnet18.nn(5,11) — [N, 64, 16, 16] → [N, 64, 16, 16] — backward, its share added to what the later readers wrote
@@ -1632,6 +1670,7 @@ namespace Dsl.Models.Tests
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(Layer1_0Conv1Weight, 36864), default, batch, in Layer1_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g4, parameters.AsSpan(Layer1_0Conv1Weight, 36864), part4, batch, in Layer1_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part4, g3, Pool);
+            GradientsReady(Layer1_0Conv1Weight, 36864); // layer1.0.conv1.weight: final, for an optimizer step fused into backward
 
             var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 65536);
             // maxpool: maxpool(3, stride: 2, padding: 1) as maxpool — resnet18.nn(24,8) — [N, 64, 32, 32] → [N, 64, 16, 16] — backward
@@ -1648,11 +1687,13 @@ namespace Dsl.Models.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Bn1Weight, 64), _arena.AsSpan(_cache + Bn1SaveMean, 64), _arena.AsSpan(_cache + Bn1SaveInvStd, 64), g0,
                 gradients.AsSpan(Bn1Weight, 64), gradients.AsSpan(Bn1Bias, 64), batch, 64, 1024, Pool);
+            GradientsReady(Bn1Weight, 128); // bn1.weight, bn1.bias: final, for an optimizer step fused into backward
 
             // conv1: conv(3, 64, 7, stride: 2, padding: 3, bias: false) as conv1 — resnet18.nn(23,5) — [N, 3, 64, 64] → [N, 64, 32, 32] — backward
             if (!accumulate) gradients.AsSpan(Conv1Weight, 9408).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 9408), default, batch, in Conv1Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 9408), inputGrad, batch, in Conv1Geometry, scratch, Pool);
+            GradientsReady(Conv1Weight, 9408); // conv1.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

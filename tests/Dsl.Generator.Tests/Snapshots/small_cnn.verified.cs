@@ -330,6 +330,7 @@ namespace Snapshots
             // 11: linear(32, 10) — small_cnn.nn(1,249) — [N, 32] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g11, y10, gradients.AsSpan(Layer11Weight, 320), gradients.AsSpan(Layer11Bias, 10), batch, 32, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g11, parameters.AsSpan(Layer11Weight, 320), g10, batch, 32, 10, scratch, Pool);
+            GradientsReady(Layer11Weight, 330); // 11.weight, 11.bias: final, for an optimizer step fused into backward
 
             var g9 = _arena.AsSpan(Layer9Grad * MaxBatch, batch * 8192);
             // 10: global_avgpool — small_cnn.nn(1,231) — [N, 32, 16, 16] → [N, 32] — backward
@@ -346,12 +347,14 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g8, y7, parameters.AsSpan(Layer8Weight, 32), _arena.AsSpan(_cache + Layer8SaveMean, 32), _arena.AsSpan(_cache + Layer8SaveInvStd, 32), g7,
                 gradients.AsSpan(Layer8Weight, 32), gradients.AsSpan(Layer8Bias, 32), batch, 32, 256, Pool);
+            GradientsReady(Layer8Weight, 64); // 8.weight, 8.bias: final, for an optimizer step fused into backward
 
             var g6 = _arena.AsSpan(Layer6Grad * MaxBatch, batch * 4096);
             // 7: conv(16, 32, 3, padding: 1, bias: false) — small_cnn.nn(1,171) — [N, 16, 16, 16] → [N, 32, 16, 16] — backward
             if (!accumulate) gradients.AsSpan(Layer7Weight, 4608).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 4608), default, batch, in Layer7Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g7, parameters.AsSpan(Layer7Weight, 4608), g6, batch, in Layer7Geometry, scratch, Pool);
+            GradientsReady(Layer7Weight, 4608); // 7.weight: final, for an optimizer step fused into backward
 
             var g5 = _arena.AsSpan(Layer5Grad * MaxBatch, batch * 16384);
             // 6: maxpool(2) — small_cnn.nn(1,157) — [N, 16, 32, 32] → [N, 16, 16, 16] — backward
@@ -368,12 +371,14 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g4, y3, parameters.AsSpan(Layer4Weight, 16), _arena.AsSpan(_cache + Layer4SaveMean, 16), _arena.AsSpan(_cache + Layer4SaveInvStd, 16), g3,
                 gradients.AsSpan(Layer4Weight, 16), gradients.AsSpan(Layer4Bias, 16), batch, 16, 1024, Pool);
+            GradientsReady(Layer4Weight, 32); // 4.weight, 4.bias: final, for an optimizer step fused into backward
 
             var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 16384);
             // 3: conv(16, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,97) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
             if (!accumulate) gradients.AsSpan(Layer3Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 2304), default, batch, in Layer3Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 2304), g2, batch, in Layer3Geometry, scratch, Pool);
+            GradientsReady(Layer3Weight, 2304); // 3.weight: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // 2: relu — small_cnn.nn(1,89) — [N, 16, 32, 32] → [N, 16, 32, 32] — backward
@@ -386,11 +391,13 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 16), _arena.AsSpan(_cache + Layer1SaveMean, 16), _arena.AsSpan(_cache + Layer1SaveInvStd, 16), g0,
                 gradients.AsSpan(Layer1Weight, 16), gradients.AsSpan(Layer1Bias, 16), batch, 16, 1024, Pool);
+            GradientsReady(Layer1Weight, 32); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: conv(3, 16, 3, padding: 1, bias: false) — small_cnn.nn(1,38) — [N, 3, 32, 32] → [N, 16, 32, 32] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 432).Clear();
             global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 432), default, batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 432), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 432); // 0.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

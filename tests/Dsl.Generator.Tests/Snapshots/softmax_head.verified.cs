@@ -225,6 +225,7 @@ namespace Snapshots
             // 3: linear(6, 4) — softmax_head.nn(1,61) — [N, 6] → [N, 4] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 24), gradients.AsSpan(Layer3Bias, 4), batch, 6, 4, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 24), g2, batch, 6, 4, scratch, Pool);
+            GradientsReady(Layer3Weight, 28); // 3.weight, 3.bias: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // 2: sigmoid — softmax_head.nn(1,50) — [N, 6] → [N, 6] — backward
@@ -237,10 +238,12 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 6), _arena.AsSpan(_cache + Layer1SaveMean, 6), _arena.AsSpan(_cache + Layer1SaveInvStd, 6), g0,
                 gradients.AsSpan(Layer1Weight, 6), gradients.AsSpan(Layer1Bias, 6), batch, 6, 1, Pool);
+            GradientsReady(Layer1Weight, 12); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: linear(8, 6) — softmax_head.nn(1,26) — [N, 8] → [N, 6] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 48), gradients.AsSpan(Layer0Bias, 6), batch, 8, 6, scratch, Pool, accumulate);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 48), inputGrad, batch, 8, 6, scratch, Pool);
+            GradientsReady(Layer0Weight, 54); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -224,6 +224,7 @@ namespace Snapshots
             // 5: linear(128, 5) — strided_nobias.nn(1,133) — [N, 128] → [N, 5] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Layer5Weight, 640), gradients.AsSpan(Layer5Bias, 5), batch, 128, 5, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g5, parameters.AsSpan(Layer5Weight, 640), g4, batch, 128, 5, scratch, Pool);
+            GradientsReady(Layer5Weight, 645); // 5.weight, 5.bias: final, for an optimizer step fused into backward
 
             var g3 = g4;
             // 4: flatten — strided_nobias.nn(1,122) — [N, 8, 4, 4] → [N, 128] — backward
@@ -243,11 +244,13 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 8), _arena.AsSpan(_cache + Layer1SaveMean, 8), _arena.AsSpan(_cache + Layer1SaveInvStd, 8), g0,
                 gradients.AsSpan(Layer1Weight, 8), gradients.AsSpan(Layer1Bias, 8), batch, 8, 64, Pool);
+            GradientsReady(Layer1Weight, 16); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: conv2d(3, 8, 3, stride: 2, padding: 1, bias: false) — strided_nobias.nn(1,37) — [N, 3, 16, 16] → [N, 8, 8, 8] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 216).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 216), default, batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 216), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 216); // 0.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -356,6 +356,7 @@ namespace Dsl.Training.Tests
             // fc2: linear(40, 5) as fc2 — training.nn(46,8) — [N, 40] → [N, 5] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g11, y10, gradients.AsSpan(Fc2Weight, 200), gradients.AsSpan(Fc2Bias, 5), batch, 40, 5, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g11, parameters.AsSpan(Fc2Weight, 200), g10, batch, 40, 5, scratch, Pool);
+            GradientsReady(Fc2Weight, 205); // fc2.weight, fc2.bias: final, for an optimizer step fused into backward
 
             var g9 = _arena.AsSpan(Fc1Grad * MaxBatch, batch * 40);
             // bn3: bn1d as bn3 — training.nn(45,8) — [N, 40] → [N, 40] — backward
@@ -364,11 +365,13 @@ namespace Dsl.Training.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g10, y9, parameters.AsSpan(Bn3Weight, 40), _arena.AsSpan(_cache + Bn3SaveMean, 40), _arena.AsSpan(_cache + Bn3SaveInvStd, 40), g9,
                 gradients.AsSpan(Bn3Weight, 40), gradients.AsSpan(Bn3Bias, 40), batch, 40, 1, Pool);
+            GradientsReady(Bn3Weight, 80); // bn3.weight, bn3.bias: final, for an optimizer step fused into backward
 
             var g8 = _arena.AsSpan(Layer8Grad * MaxBatch, batch * 288);
             // fc1: linear(288, 40, bias: false) as fc1 — training.nn(44,8) — [N, 288] → [N, 40] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g9, y8, gradients.AsSpan(Fc1Weight, 11520), default, batch, 288, 40, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g9, parameters.AsSpan(Fc1Weight, 11520), g8, batch, 288, 40, scratch, Pool);
+            GradientsReady(Fc1Weight, 11520); // fc1.weight: final, for an optimizer step fused into backward
 
             var g7 = g8;
             // 8: flatten — training.nn(43,8) — [N, 8, 6, 6] → [N, 288] — backward
@@ -379,6 +382,7 @@ namespace Dsl.Training.Tests
             if (!accumulate) gradients.AsSpan(C3Bias, 8).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g7, y6, gradients.AsSpan(C3Weight, 1152), gradients.AsSpan(C3Bias, 8), batch, in C3Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g7, parameters.AsSpan(C3Weight, 1152), g6, batch, in C3Geometry, scratch, Pool);
+            GradientsReady(C3Weight, 1160); // c3.weight, c3.bias: final, for an optimizer step fused into backward
 
             var g5 = g6;
             // 6: relu — training.nn(41,8) — [N, 16, 12, 12] → [N, 16, 12, 12] — backward
@@ -391,6 +395,7 @@ namespace Dsl.Training.Tests
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g5, y4, parameters.AsSpan(Bn2Weight, 16), _arena.AsSpan(_cache + Bn2SaveMean, 16), _arena.AsSpan(_cache + Bn2SaveInvStd, 16), g4,
                 gradients.AsSpan(Bn2Weight, 16), gradients.AsSpan(Bn2Bias, 16), batch, 16, 144);
+            GradientsReady(Bn2Weight, 32); // bn2.weight, bn2.bias: final, for an optimizer step fused into backward
 
             var g3 = _arena.AsSpan(Layer3Grad * MaxBatch, batch * 2304);
             // c2: conv(16, 16, 3, padding: 1) as c2 — training.nn(39,8) — [N, 16, 12, 12] → [N, 16, 12, 12] — backward
@@ -398,6 +403,7 @@ namespace Dsl.Training.Tests
             if (!accumulate) gradients.AsSpan(C2Bias, 16).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g4, y3, gradients.AsSpan(C2Weight, 2304), gradients.AsSpan(C2Bias, 16), batch, in C2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g4, parameters.AsSpan(C2Weight, 2304), g3, batch, in C2Geometry, scratch, Pool);
+            GradientsReady(C2Weight, 2320); // c2.weight, c2.bias: final, for an optimizer step fused into backward
 
             var g2 = g3;
             // 3: relu — training.nn(38,8) — [N, 16, 12, 12] → [N, 16, 12, 12] — backward
@@ -414,6 +420,7 @@ namespace Dsl.Training.Tests
             if (!accumulate) gradients.AsSpan(C1Weight, 432).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g1, y0, gradients.AsSpan(C1Weight, 432), default, batch, in C1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g1, parameters.AsSpan(C1Weight, 432), g0, batch, in C1Geometry, scratch, Pool);
+            GradientsReady(C1Weight, 432); // c1.weight: final, for an optimizer step fused into backward
 
             // bn0: bn2d(frozen: true) as bn0 — training.nn(35,5) — [N, 3, 12, 12] → [N, 3, 12, 12] — backward
             var dx = inputGrad.IsEmpty ? _arena.AsSpan(InputGrad * MaxBatch, batch * InputLength) : inputGrad;
@@ -422,6 +429,7 @@ namespace Dsl.Training.Tests
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g0, x, parameters.AsSpan(Bn0Weight, 3), _arena.AsSpan(_cache + Bn0SaveMean, 3), _arena.AsSpan(_cache + Bn0SaveInvStd, 3), dx,
                 gradients.AsSpan(Bn0Weight, 3), gradients.AsSpan(Bn0Bias, 3), batch, 3, 144);
+            GradientsReady(Bn0Weight, 6); // bn0.weight, bn0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -214,6 +214,7 @@ namespace Dsl.Training.Tests
             // fc: linear(108, 3, bias: false) as fc — training.nn(54,8) — [N, 108] → [N, 3] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g4, y3, gradients.AsSpan(FcWeight, 324), default, batch, 108, 3, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g4, parameters.AsSpan(FcWeight, 324), g3, batch, 108, 3, scratch, Pool);
+            GradientsReady(FcWeight, 324); // fc.weight: final, for an optimizer step fused into backward
 
             var g2 = g3;
             // 3: flatten — training.nn(53,8) — [N, 6, 18] → [N, 108] — backward
@@ -229,12 +230,14 @@ namespace Dsl.Training.Tests
             // frozen: the statistics are constants, so dx = dy·γ/√(var + ε)
             global::Dsl.Runtime.Kernels.BatchNorm.BackwardConstantStatistics(g1, y0, parameters.AsSpan(Bn1Weight, 6), _arena.AsSpan(_cache + Bn1SaveMean, 6), _arena.AsSpan(_cache + Bn1SaveInvStd, 6), g0,
                 gradients.AsSpan(Bn1Weight, 6), gradients.AsSpan(Bn1Bias, 6), batch, 6, 18);
+            GradientsReady(Bn1Weight, 12); // bn1.weight, bn1.bias: final, for an optimizer step fused into backward
 
             // c1: conv1d(4, 6, 3) as c1 — training.nn(50,5) — [N, 4, 20] → [N, 6, 18] — backward
             if (!accumulate) gradients.AsSpan(C1Weight, 72).Clear();
             if (!accumulate) gradients.AsSpan(C1Bias, 6).Clear();
             global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(C1Weight, 72), gradients.AsSpan(C1Bias, 6), batch, in C1Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(C1Weight, 72), inputGrad, batch, in C1Geometry, scratch, Pool);
+            GradientsReady(C1Weight, 78); // c1.weight, c1.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -275,6 +275,7 @@ namespace Dsl.Training.Tests
             // fc2: linear(8, 3) as fc2 — training.nn(13,8) — [N, 8] → [N, 3] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g8, y7, gradients.AsSpan(Fc2Weight, 24), gradients.AsSpan(Fc2Bias, 3), batch, 8, 3, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g8, parameters.AsSpan(Fc2Weight, 24), g7, batch, 8, 3, scratch, Pool);
+            GradientsReady(Fc2Weight, 27); // fc2.weight, fc2.bias: final, for an optimizer step fused into backward
 
             var g6 = g7;
             // 7: relu — training.nn(12,8) — [N, 8] → [N, 8] — backward
@@ -287,11 +288,13 @@ namespace Dsl.Training.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g6, y5, parameters.AsSpan(Bn2Weight, 8), _arena.AsSpan(_cache + Bn2SaveMean, 8), _arena.AsSpan(_cache + Bn2SaveInvStd, 8), g5,
                 gradients.AsSpan(Bn2Weight, 8), gradients.AsSpan(Bn2Bias, 8), batch, 8, 1, Pool);
+            GradientsReady(Bn2Weight, 16); // bn2.weight, bn2.bias: final, for an optimizer step fused into backward
 
             var g4 = _arena.AsSpan(Layer4Grad * MaxBatch, batch * 36);
             // fc1: linear(36, 8, bias: false) as fc1 — training.nn(10,8) — [N, 36] → [N, 8] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g5, y4, gradients.AsSpan(Fc1Weight, 288), default, batch, 36, 8, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g5, parameters.AsSpan(Fc1Weight, 288), g4, batch, 36, 8, scratch, Pool);
+            GradientsReady(Fc1Weight, 288); // fc1.weight: final, for an optimizer step fused into backward
 
             var g3 = g4;
             // 4: flatten — training.nn(9,8) — [N, 4, 3, 3] → [N, 36] — backward
@@ -311,11 +314,13 @@ namespace Dsl.Training.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Bn1Weight, 4), _arena.AsSpan(_cache + Bn1SaveMean, 4), _arena.AsSpan(_cache + Bn1SaveInvStd, 4), g0,
                 gradients.AsSpan(Bn1Weight, 4), gradients.AsSpan(Bn1Bias, 4), batch, 4, 36, Pool);
+            GradientsReady(Bn1Weight, 8); // bn1.weight, bn1.bias: final, for an optimizer step fused into backward
 
             // conv1: conv(1, 4, 3, padding: 1, bias: false) as conv1 — training.nn(5,5) — [N, 1, 6, 6] → [N, 4, 6, 6] — backward
             if (!accumulate) gradients.AsSpan(Conv1Weight, 36).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 36), default, batch, in Conv1Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 36), inputGrad, batch, in Conv1Geometry, scratch, Pool);
+            GradientsReady(Conv1Weight, 36); // conv1.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

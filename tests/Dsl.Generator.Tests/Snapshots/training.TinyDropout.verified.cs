@@ -189,6 +189,7 @@ namespace Dsl.Training.Tests
             // fc2: linear(16, 3) as fc2 — training.nn(21,8) — [N, 16] → [N, 3] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Fc2Weight, 48), gradients.AsSpan(Fc2Bias, 3), batch, 16, 3, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g3, parameters.AsSpan(Fc2Weight, 48), g2, batch, 16, 3, scratch, Pool);
+            GradientsReady(Fc2Weight, 51); // fc2.weight, fc2.bias: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // 2: dropout(0.5) — training.nn(20,8) — [N, 16] → [N, 16] — backward
@@ -201,6 +202,7 @@ namespace Dsl.Training.Tests
             // fc1: linear(36, 16) as fc1 — training.nn(18,5) — [N, 36] → [N, 16] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g0, x, gradients.AsSpan(Fc1Weight, 576), gradients.AsSpan(Fc1Bias, 16), batch, 36, 16, scratch, Pool, accumulate);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Linear.BackwardInput(g0, parameters.AsSpan(Fc1Weight, 576), inputGrad, batch, 36, 16, scratch, Pool);
+            GradientsReady(Fc1Weight, 592); // fc1.weight, fc1.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

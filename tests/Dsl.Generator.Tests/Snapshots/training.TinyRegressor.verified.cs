@@ -171,6 +171,7 @@ namespace Dsl.Training.Tests
             // fc2: linear(16, 2) as fc2 — training.nn(61,8) — [N, 16] → [N, 2] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g2, y1, gradients.AsSpan(Fc2Weight, 32), gradients.AsSpan(Fc2Bias, 2), batch, 16, 2, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g2, parameters.AsSpan(Fc2Weight, 32), g1, batch, 16, 2, scratch, Pool);
+            GradientsReady(Fc2Weight, 34); // fc2.weight, fc2.bias: final, for an optimizer step fused into backward
 
             var g0 = g1;
             // 1: relu — training.nn(60,8) — [N, 16] → [N, 16] — backward
@@ -179,6 +180,7 @@ namespace Dsl.Training.Tests
             // fc1: linear(4, 16) as fc1 — training.nn(59,5) — [N, 4] → [N, 16] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g0, x, gradients.AsSpan(Fc1Weight, 64), gradients.AsSpan(Fc1Bias, 16), batch, 4, 16, scratch, Pool, accumulate);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Linear.BackwardInput(g0, parameters.AsSpan(Fc1Weight, 64), inputGrad, batch, 4, 16, scratch, Pool);
+            GradientsReady(Fc1Weight, 80); // fc1.weight, fc1.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -209,6 +209,7 @@ namespace Dsl.Training.Tests
             // fc2: linear(256, 10) as fc2 — training.nn(29,8) — [N, 256] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Fc2Weight, 2560), gradients.AsSpan(Fc2Bias, 10), batch, 256, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g3, parameters.AsSpan(Fc2Weight, 2560), g2, batch, 256, 10, scratch, Pool);
+            GradientsReady(Fc2Weight, 2570); // fc2.weight, fc2.bias: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // 2: relu — training.nn(28,8) — [N, 256] → [N, 256] — backward
@@ -221,10 +222,12 @@ namespace Dsl.Training.Tests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Bn1Weight, 256), _arena.AsSpan(_cache + Bn1SaveMean, 256), _arena.AsSpan(_cache + Bn1SaveInvStd, 256), g0,
                 gradients.AsSpan(Bn1Weight, 256), gradients.AsSpan(Bn1Bias, 256), batch, 256, 1, Pool);
+            GradientsReady(Bn1Weight, 512); // bn1.weight, bn1.bias: final, for an optimizer step fused into backward
 
             // fc1: linear(300, 256, bias: false) as fc1 — training.nn(26,5) — [N, 300] → [N, 256] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g0, x, gradients.AsSpan(Fc1Weight, 76800), default, batch, 300, 256, scratch, Pool, accumulate);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Linear.BackwardInput(g0, parameters.AsSpan(Fc1Weight, 76800), inputGrad, batch, 300, 256, scratch, Pool);
+            GradientsReady(Fc1Weight, 76800); // fc1.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -148,6 +148,7 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g0, x, parameters.AsSpan(Layer0Weight, 3), _arena.AsSpan(_cache + Layer0SaveMean, 3), _arena.AsSpan(_cache + Layer0SaveInvStd, 3), dx,
                 gradients.AsSpan(Layer0Weight, 3), gradients.AsSpan(Layer0Bias, 3), batch, 3, 16, Pool);
+            GradientsReady(Layer0Weight, 6); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -194,6 +194,7 @@ namespace Snapshots
             // 4: linear(8, 2) — v2_activations.nn(1,76) — [N, 8] → [N, 2] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 16), gradients.AsSpan(Layer4Bias, 2), batch, 8, 2, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 16), g3, batch, 8, 2, scratch, Pool);
+            GradientsReady(Layer4Weight, 18); // 4.weight, 4.bias: final, for an optimizer step fused into backward
 
             var g2 = g3;
             // 3: silu — v2_activations.nn(1,68) — [N, 8] → [N, 8] — backward
@@ -203,6 +204,7 @@ namespace Snapshots
             // 2: linear(8, 8) — v2_activations.nn(1,52) — [N, 8] → [N, 8] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g2, y1, gradients.AsSpan(Layer2Weight, 64), gradients.AsSpan(Layer2Bias, 8), batch, 8, 8, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g2, parameters.AsSpan(Layer2Weight, 64), g1, batch, 8, 8, scratch, Pool);
+            GradientsReady(Layer2Weight, 72); // 2.weight, 2.bias: final, for an optimizer step fused into backward
 
             var g0 = g1;
             // 1: gelu — v2_activations.nn(1,44) — [N, 8] → [N, 8] — backward
@@ -211,6 +213,7 @@ namespace Snapshots
             // 0: linear(10, 8) — v2_activations.nn(1,27) — [N, 10] → [N, 8] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 80), gradients.AsSpan(Layer0Bias, 8), batch, 10, 8, scratch, Pool, accumulate);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 80), inputGrad, batch, 10, 8, scratch, Pool);
+            GradientsReady(Layer0Weight, 88); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

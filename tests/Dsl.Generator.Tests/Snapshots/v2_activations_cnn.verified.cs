@@ -239,6 +239,7 @@ namespace Snapshots
             // 6: linear(16, 3) — v2_activations_cnn.nn(1,117) — [N, 16] → [N, 3] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g6, y5, gradients.AsSpan(Layer6Weight, 48), gradients.AsSpan(Layer6Bias, 3), batch, 16, 3, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g6, parameters.AsSpan(Layer6Weight, 48), g5, batch, 16, 3, scratch, Pool);
+            GradientsReady(Layer6Weight, 51); // 6.weight, 6.bias: final, for an optimizer step fused into backward
 
             var g4 = g5;
             // 5: flatten — v2_activations_cnn.nn(1,106) — [N, 4, 2, 2] → [N, 16] — backward
@@ -253,6 +254,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer3Bias, 4).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 144), gradients.AsSpan(Layer3Bias, 4), batch, in Layer3Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 144), g2, batch, in Layer3Geometry, scratch, Pool);
+            GradientsReady(Layer3Weight, 148); // 3.weight, 3.bias: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // 2: silu — v2_activations_cnn.nn(1,73) — [N, 4, 4, 4] → [N, 4, 4, 4] — backward
@@ -265,11 +267,13 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 4), _arena.AsSpan(_cache + Layer1SaveMean, 4), _arena.AsSpan(_cache + Layer1SaveInvStd, 4), g0,
                 gradients.AsSpan(Layer1Weight, 4), gradients.AsSpan(Layer1Bias, 4), batch, 4, 16, Pool);
+            GradientsReady(Layer1Weight, 8); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: conv(2, 4, 3, bias: false) — v2_activations_cnn.nn(1,35) — [N, 2, 6, 6] → [N, 4, 4, 4] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 72).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 72), default, batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 72), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 72); // 0.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -330,6 +330,7 @@ namespace Snapshots
             // fc: linear(14, 5) as fc — v2_dense_concat.nn(11,8) — [N, 14] → [N, 5] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g12, y11, gradients.AsSpan(FcWeight, 70), gradients.AsSpan(FcBias, 5), batch, 14, 5, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g12, parameters.AsSpan(FcWeight, 70), g11, batch, 14, 5, scratch, Pool);
+            GradientsReady(FcWeight, 75); // fc.weight, fc.bias: final, for an optimizer step fused into backward
 
             var g10 = _arena.AsSpan(Layer4Grad * MaxBatch, batch * 2016);
             // 5: global_avgpool — v2_dense_concat.nn(10,32) — [N, 14, 12, 12] → [N, 14] — backward
@@ -346,6 +347,7 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g9, y8, parameters.AsSpan(NormWeight, 14), _arena.AsSpan(_cache + NormSaveMean, 14), _arena.AsSpan(_cache + NormSaveInvStd, 14), g8,
                 gradients.AsSpan(NormWeight, 14), gradients.AsSpan(NormBias, 14), batch, 14, 144, Pool);
+            GradientsReady(NormWeight, 28); // norm.weight, norm.bias: final, for an optimizer step fused into backward
 
             var g4 = _arena.AsSpan(Dense1ConcatGrad * MaxBatch, batch * 1440);
             var g7 = _arena.AsSpan(Dense2ConvGrad * MaxBatch, batch * 576);
@@ -358,6 +360,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Dense2ConvWeight, 360).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g7, y6, gradients.AsSpan(Dense2ConvWeight, 360), default, batch, in Dense2ConvGeometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g7, parameters.AsSpan(Dense2ConvWeight, 360), g6, batch, in Dense2ConvGeometry, scratch, Pool);
+            GradientsReady(Dense2ConvWeight, 360); // dense2.conv.weight: final, for an optimizer step fused into backward
 
             var g5 = g6;
             // dense2.1: relu — v2_dense_concat.nn(2,37) — [N, 10, 12, 12] → [N, 10, 12, 12] — backward
@@ -371,6 +374,7 @@ namespace Snapshots
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g5, y4, parameters.AsSpan(Dense2NormWeight, 10), _arena.AsSpan(_cache + Dense2NormSaveMean, 10), _arena.AsSpan(_cache + Dense2NormSaveInvStd, 10), part5,
                 gradients.AsSpan(Dense2NormWeight, 10), gradients.AsSpan(Dense2NormBias, 10), batch, 10, 144, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part5, g4, Pool);
+            GradientsReady(Dense2NormWeight, 20); // dense2.norm.weight, dense2.norm.bias: final, for an optimizer step fused into backward
 
             var g0 = _arena.AsSpan(StemGrad * MaxBatch, batch * 864);
             var g3 = _arena.AsSpan(Dense1ConvGrad * MaxBatch, batch * 576);
@@ -383,6 +387,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Dense1ConvWeight, 216).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g3, y2, gradients.AsSpan(Dense1ConvWeight, 216), default, batch, in Dense1ConvGeometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g3, parameters.AsSpan(Dense1ConvWeight, 216), g2, batch, in Dense1ConvGeometry, scratch, Pool);
+            GradientsReady(Dense1ConvWeight, 216); // dense1.conv.weight: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // dense1.1: relu — v2_dense_concat.nn(2,37) — [N, 6, 12, 12] → [N, 6, 12, 12] — backward
@@ -396,11 +401,13 @@ namespace Snapshots
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Dense1NormWeight, 6), _arena.AsSpan(_cache + Dense1NormSaveMean, 6), _arena.AsSpan(_cache + Dense1NormSaveInvStd, 6), part1,
                 gradients.AsSpan(Dense1NormWeight, 6), gradients.AsSpan(Dense1NormBias, 6), batch, 6, 144, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part1, g0, Pool);
+            GradientsReady(Dense1NormWeight, 12); // dense1.norm.weight, dense1.norm.bias: final, for an optimizer step fused into backward
 
             // stem: conv(3, 6, 3, padding: 1, bias: false) as stem — v2_dense_concat.nn(7,5) — [N, 3, 12, 12] → [N, 6, 12, 12] — backward
             if (!accumulate) gradients.AsSpan(StemWeight, 162).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(StemWeight, 162), default, batch, in StemGeometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(StemWeight, 162), inputGrad, batch, in StemGeometry, scratch, Pool);
+            GradientsReady(StemWeight, 162); // stem.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

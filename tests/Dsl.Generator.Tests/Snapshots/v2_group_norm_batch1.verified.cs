@@ -235,6 +235,7 @@ namespace Snapshots
             // 7: linear(8, 4) — v2_group_norm_batch1.nn(1,186) — [N, 8] → [N, 4] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g7, y6, gradients.AsSpan(Layer7Weight, 32), gradients.AsSpan(Layer7Bias, 4), batch, 8, 4, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g7, parameters.AsSpan(Layer7Weight, 32), g6, batch, 8, 4, scratch, Pool);
+            GradientsReady(Layer7Weight, 36); // 7.weight, 7.bias: final, for an optimizer step fused into backward
 
             var g5 = _arena.AsSpan(Layer5Grad * MaxBatch, batch * 512);
             // 6: global_avgpool — v2_group_norm_batch1.nn(1,168) — [N, 8, 8, 8] → [N, 8] — backward
@@ -251,6 +252,7 @@ namespace Snapshots
             // through the per-sample statistics: dx = invstd·(γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)) over each group
             global::Dsl.Runtime.Kernels.GroupNorm.Backward(g4, y3, parameters.AsSpan(Layer4Weight, 8), _arena.AsSpan(Layer4Saved * MaxBatch, batch * 2), _arena.AsSpan(Layer4Saved * MaxBatch + batch * 2, batch * 2),
                 _arena.AsSpan(Layer4Saved * MaxBatch + 2 * batch * 2, batch * 16), g3, gradients.AsSpan(Layer4Weight, 8), gradients.AsSpan(Layer4Bias, 8), batch, 8, 64, 2, Pool);
+            GradientsReady(Layer4Weight, 16); // 4.weight, 4.bias: final, for an optimizer step fused into backward
 
             var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 512);
             // 3: conv(8, 8, 3, padding: 1) — v2_group_norm_batch1.nn(1,100) — [N, 8, 8, 8] → [N, 8, 8, 8] — backward
@@ -258,6 +260,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer3Bias, 8).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 576), gradients.AsSpan(Layer3Bias, 8), batch, in Layer3Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 576), g2, batch, in Layer3Geometry, scratch, Pool);
+            GradientsReady(Layer3Weight, 584); // 3.weight, 3.bias: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // 2: relu — v2_group_norm_batch1.nn(1,92) — [N, 8, 8, 8] → [N, 8, 8, 8] — backward
@@ -270,11 +273,13 @@ namespace Snapshots
             // through the per-sample statistics: dx = invstd·(γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)) over each group
             global::Dsl.Runtime.Kernels.GroupNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 8), _arena.AsSpan(Layer1Saved * MaxBatch, batch * 4), _arena.AsSpan(Layer1Saved * MaxBatch + batch * 4, batch * 4),
                 _arena.AsSpan(Layer1Saved * MaxBatch + 2 * batch * 4, batch * 16), g0, gradients.AsSpan(Layer1Weight, 8), gradients.AsSpan(Layer1Bias, 8), batch, 8, 64, 4, Pool);
+            GradientsReady(Layer1Weight, 16); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: conv(3, 8, 3, padding: 1, bias: false) — v2_group_norm_batch1.nn(1,33) — [N, 3, 8, 8] → [N, 8, 8, 8] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 216).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 216), default, batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 216), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 216); // 0.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -222,6 +222,7 @@ namespace Snapshots
             // 6: linear(36, 2) — v2_instance_norm.nn(1,137) — [N, 36] → [N, 2] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g6, y5, gradients.AsSpan(Layer6Weight, 72), gradients.AsSpan(Layer6Bias, 2), batch, 36, 2, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g6, parameters.AsSpan(Layer6Weight, 72), g5, batch, 36, 2, scratch, Pool);
+            GradientsReady(Layer6Weight, 74); // 6.weight, 6.bias: final, for an optimizer step fused into backward
 
             var g4 = g5;
             // 5: flatten — v2_instance_norm.nn(1,126) — [N, 4, 3, 3] → [N, 36] — backward
@@ -238,6 +239,7 @@ namespace Snapshots
             if (!accumulate) gradients.AsSpan(Layer3Bias, 4).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 180), gradients.AsSpan(Layer3Bias, 4), batch, in Layer3Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 180), g2, batch, in Layer3Geometry, scratch, Pool);
+            GradientsReady(Layer3Weight, 184); // 3.weight, 3.bias: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // 2: relu — v2_instance_norm.nn(1,84) — [N, 5, 5, 5] → [N, 5, 5, 5] — backward
@@ -250,12 +252,14 @@ namespace Snapshots
             // through the per-sample statistics: dx = invstd·(γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)) over each group
             global::Dsl.Runtime.Kernels.InstanceNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 5), _arena.AsSpan(Layer1Saved * MaxBatch, batch * 5), _arena.AsSpan(Layer1Saved * MaxBatch + batch * 5, batch * 5),
                 _arena.AsSpan(Layer1Saved * MaxBatch + 2 * batch * 5, batch * 10), g0, gradients.AsSpan(Layer1Weight, 5), gradients.AsSpan(Layer1Bias, 5), batch, 5, 25, Pool);
+            GradientsReady(Layer1Weight, 10); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: conv(2, 5, 3) — v2_instance_norm.nn(1,34) — [N, 2, 7, 7] → [N, 5, 5, 5] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 90).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 5).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 90), gradients.AsSpan(Layer0Bias, 5), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 90), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 95); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -194,6 +194,7 @@ namespace Snapshots
             // 4: linear(144, 3) — v2_layer_norm_cnn.nn(1,95) — [N, 144] → [N, 3] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g4, y3, gradients.AsSpan(Layer4Weight, 432), gradients.AsSpan(Layer4Bias, 3), batch, 144, 3, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g4, parameters.AsSpan(Layer4Weight, 432), g3, batch, 144, 3, scratch, Pool);
+            GradientsReady(Layer4Weight, 435); // 4.weight, 4.bias: final, for an optimizer step fused into backward
 
             var g2 = g3;
             // 3: flatten — v2_layer_norm_cnn.nn(1,84) — [N, 4, 6, 6] → [N, 144] — backward
@@ -209,12 +210,14 @@ namespace Snapshots
             // through the row statistics: dx = invstd·(γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂))
             global::Dsl.Runtime.Kernels.LayerNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 144), _arena.AsSpan(Layer1Saved * MaxBatch, batch), _arena.AsSpan(Layer1Saved * MaxBatch + batch, batch), g0,
                 gradients.AsSpan(Layer1Weight, 144), gradients.AsSpan(Layer1Bias, 144), batch, 144, Pool);
+            GradientsReady(Layer1Weight, 288); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: conv(2, 4, 3, padding: 1) — v2_layer_norm_cnn.nn(1,33) — [N, 2, 6, 6] → [N, 4, 6, 6] — backward
             if (!accumulate) gradients.AsSpan(Layer0Weight, 72).Clear();
             if (!accumulate) gradients.AsSpan(Layer0Bias, 4).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 72), gradients.AsSpan(Layer0Bias, 4), batch, in Layer0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 72), inputGrad, batch, in Layer0Geometry, scratch, Pool);
+            GradientsReady(Layer0Weight, 76); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -226,6 +226,7 @@ namespace Snapshots
             // 6: linear(16, 3) — v2_layer_norm_mlp.nn(1,123) — [N, 16] → [N, 3] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g6, y5, gradients.AsSpan(Layer6Weight, 48), gradients.AsSpan(Layer6Bias, 3), batch, 16, 3, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g6, parameters.AsSpan(Layer6Weight, 48), g5, batch, 16, 3, scratch, Pool);
+            GradientsReady(Layer6Weight, 51); // 6.weight, 6.bias: final, for an optimizer step fused into backward
 
             var g4 = g5;
             // 5: tanh — v2_layer_norm_mlp.nn(1,115) — [N, 16] → [N, 16] — backward
@@ -238,11 +239,13 @@ namespace Snapshots
             // through the row statistics: dx = invstd·(γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂))
             global::Dsl.Runtime.Kernels.LayerNorm.Backward(g4, y3, parameters.AsSpan(Layer4Weight, 16), _arena.AsSpan(Layer4Saved * MaxBatch, batch), _arena.AsSpan(Layer4Saved * MaxBatch + batch, batch), g3,
                 gradients.AsSpan(Layer4Weight, 16), gradients.AsSpan(Layer4Bias, 16), batch, 16, Pool);
+            GradientsReady(Layer4Weight, 32); // 4.weight, 4.bias: final, for an optimizer step fused into backward
 
             var g2 = _arena.AsSpan(Layer2Grad * MaxBatch, batch * 16);
             // 3: linear(16, 16) — v2_layer_norm_mlp.nn(1,68) — [N, 16] → [N, 16] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g3, y2, gradients.AsSpan(Layer3Weight, 256), gradients.AsSpan(Layer3Bias, 16), batch, 16, 16, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g3, parameters.AsSpan(Layer3Weight, 256), g2, batch, 16, 16, scratch, Pool);
+            GradientsReady(Layer3Weight, 272); // 3.weight, 3.bias: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // 2: relu — v2_layer_norm_mlp.nn(1,60) — [N, 16] → [N, 16] — backward
@@ -255,10 +258,12 @@ namespace Snapshots
             // through the row statistics: dx = invstd·(γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂))
             global::Dsl.Runtime.Kernels.LayerNorm.Backward(g1, y0, parameters.AsSpan(Layer1Weight, 16), _arena.AsSpan(Layer1Saved * MaxBatch, batch), _arena.AsSpan(Layer1Saved * MaxBatch + batch, batch), g0,
                 gradients.AsSpan(Layer1Weight, 16), gradients.AsSpan(Layer1Bias, 16), batch, 16, Pool);
+            GradientsReady(Layer1Weight, 32); // 1.weight, 1.bias: final, for an optimizer step fused into backward
 
             // 0: linear(12, 16) — v2_layer_norm_mlp.nn(1,28) — [N, 12] → [N, 16] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g0, x, gradients.AsSpan(Layer0Weight, 192), gradients.AsSpan(Layer0Bias, 16), batch, 12, 16, scratch, Pool, accumulate);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Linear.BackwardInput(g0, parameters.AsSpan(Layer0Weight, 192), inputGrad, batch, 12, 16, scratch, Pool);
+            GradientsReady(Layer0Weight, 208); // 0.weight, 0.bias: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -634,6 +634,7 @@ namespace Snapshots
             // fc: linear(32, 10) as fc — v2_resnet8.nn(23,8) — [N, 32] → [N, 10] — backward
             global::Dsl.Runtime.Kernels.Linear.BackwardWeight(g29, y28, gradients.AsSpan(FcWeight, 320), gradients.AsSpan(FcBias, 10), batch, 32, 10, scratch, Pool, accumulate);
             global::Dsl.Runtime.Kernels.Linear.BackwardInput(g29, parameters.AsSpan(FcWeight, 320), g28, batch, 32, 10, scratch, Pool);
+            GradientsReady(FcWeight, 330); // fc.weight, fc.bias: final, for an optimizer step fused into backward
 
             var g27 = _arena.AsSpan(Layer3_0_6Grad * MaxBatch, batch * 512);
             // 6: global_avgpool — v2_resnet8.nn(22,8) — [N, 32, 4, 4] → [N, 32] — backward
@@ -656,12 +657,14 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g25, y24, parameters.AsSpan(Layer3_0Downsample1Weight, 32), _arena.AsSpan(_cache + Layer3_0Downsample1SaveMean, 32), _arena.AsSpan(_cache + Layer3_0Downsample1SaveInvStd, 32), g24,
                 gradients.AsSpan(Layer3_0Downsample1Weight, 32), gradients.AsSpan(Layer3_0Downsample1Bias, 32), batch, 32, 16, Pool);
+            GradientsReady(Layer3_0Downsample1Weight, 64); // layer3.0.downsample.1.weight, layer3.0.downsample.1.bias: final, for an optimizer step fused into backward
 
             var g18 = _arena.AsSpan(Layer2_0_6Grad * MaxBatch, batch * 1024);
             // layer3.0.downsample.0: conv(16, 32, 1, stride: 2, bias: false) — v2_resnet8.nn(14,22) — [N, 16, 8, 8] → [N, 32, 4, 4] — backward
             if (!accumulate) gradients.AsSpan(Layer3_0Downsample0Weight, 512).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g24, y18, gradients.AsSpan(Layer3_0Downsample0Weight, 512), default, batch, in Layer3_0Downsample0Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g24, parameters.AsSpan(Layer3_0Downsample0Weight, 512), g18, batch, in Layer3_0Downsample0Geometry, scratch, Pool);
+            GradientsReady(Layer3_0Downsample0Weight, 512); // layer3.0.downsample.0.weight: final, for an optimizer step fused into backward
 
             var g22 = _arena.AsSpan(Layer3_0Conv2Grad * MaxBatch, batch * 512);
             // layer3.0.bn2: bn2d as bn2 — v2_resnet8.nn(13,14) — [N, 32, 4, 4] → [N, 32, 4, 4] — backward
@@ -670,12 +673,14 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g23, y22, parameters.AsSpan(Layer3_0Bn2Weight, 32), _arena.AsSpan(_cache + Layer3_0Bn2SaveMean, 32), _arena.AsSpan(_cache + Layer3_0Bn2SaveInvStd, 32), g22,
                 gradients.AsSpan(Layer3_0Bn2Weight, 32), gradients.AsSpan(Layer3_0Bn2Bias, 32), batch, 32, 16, Pool);
+            GradientsReady(Layer3_0Bn2Weight, 64); // layer3.0.bn2.weight, layer3.0.bn2.bias: final, for an optimizer step fused into backward
 
             var g21 = _arena.AsSpan(Layer3_0_2Grad * MaxBatch, batch * 512);
             // layer3.0.conv2: conv(32, 32, 3, padding: 1, bias: false) as conv2 — v2_resnet8.nn(12,14) — [N, 32, 4, 4] → [N, 32, 4, 4] — backward
             if (!accumulate) gradients.AsSpan(Layer3_0Conv2Weight, 9216).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g22, y21, gradients.AsSpan(Layer3_0Conv2Weight, 9216), default, batch, in Layer3_0Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g22, parameters.AsSpan(Layer3_0Conv2Weight, 9216), g21, batch, in Layer3_0Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer3_0Conv2Weight, 9216); // layer3.0.conv2.weight: final, for an optimizer step fused into backward
 
             var g20 = g21;
             // layer3.0.2: relu — v2_resnet8.nn(11,29) — [N, 32, 4, 4] → [N, 32, 4, 4] — backward
@@ -688,6 +693,7 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g20, y19, parameters.AsSpan(Layer3_0Bn1Weight, 32), _arena.AsSpan(_cache + Layer3_0Bn1SaveMean, 32), _arena.AsSpan(_cache + Layer3_0Bn1SaveInvStd, 32), g19,
                 gradients.AsSpan(Layer3_0Bn1Weight, 32), gradients.AsSpan(Layer3_0Bn1Bias, 32), batch, 32, 16, Pool);
+            GradientsReady(Layer3_0Bn1Weight, 64); // layer3.0.bn1.weight, layer3.0.bn1.bias: final, for an optimizer step fused into backward
 
             var part19 = _arena.AsSpan(Layer3_0Conv1GradPart * MaxBatch, batch * 1024);
             // layer3.0.conv1: conv(16, 32, 3, stride: 2, padding: 1, bias: false) as conv1 — v2_resnet8.nn(10,11) — [N, 16, 8, 8] → [N, 32, 4, 4] — backward, its share added to what the later readers wrote
@@ -695,6 +701,7 @@ namespace Snapshots
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g19, y18, gradients.AsSpan(Layer3_0Conv1Weight, 4608), default, batch, in Layer3_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g19, parameters.AsSpan(Layer3_0Conv1Weight, 4608), part19, batch, in Layer3_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part19, g18, Pool);
+            GradientsReady(Layer3_0Conv1Weight, 4608); // layer3.0.conv1.weight: final, for an optimizer step fused into backward
 
             var g17 = g18;
             // layer2.0.6: relu — v2_resnet8.nn(15,23) — [N, 16, 8, 8] → [N, 16, 8, 8] — backward
@@ -713,12 +720,14 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g16, y15, parameters.AsSpan(Layer2_0Downsample1Weight, 16), _arena.AsSpan(_cache + Layer2_0Downsample1SaveMean, 16), _arena.AsSpan(_cache + Layer2_0Downsample1SaveInvStd, 16), g15,
                 gradients.AsSpan(Layer2_0Downsample1Weight, 16), gradients.AsSpan(Layer2_0Downsample1Bias, 16), batch, 16, 64, Pool);
+            GradientsReady(Layer2_0Downsample1Weight, 32); // layer2.0.downsample.1.weight, layer2.0.downsample.1.bias: final, for an optimizer step fused into backward
 
             var g9 = _arena.AsSpan(Layer1_0_5Grad * MaxBatch, batch * 2048);
             // layer2.0.downsample.0: conv(8, 16, 1, stride: 2, bias: false) — v2_resnet8.nn(14,22) — [N, 8, 16, 16] → [N, 16, 8, 8] — backward
             if (!accumulate) gradients.AsSpan(Layer2_0Downsample0Weight, 128).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g15, y9, gradients.AsSpan(Layer2_0Downsample0Weight, 128), default, batch, in Layer2_0Downsample0Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g15, parameters.AsSpan(Layer2_0Downsample0Weight, 128), g9, batch, in Layer2_0Downsample0Geometry, scratch, Pool);
+            GradientsReady(Layer2_0Downsample0Weight, 128); // layer2.0.downsample.0.weight: final, for an optimizer step fused into backward
 
             var g13 = _arena.AsSpan(Layer2_0Conv2Grad * MaxBatch, batch * 1024);
             // layer2.0.bn2: bn2d as bn2 — v2_resnet8.nn(13,14) — [N, 16, 8, 8] → [N, 16, 8, 8] — backward
@@ -727,12 +736,14 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g14, y13, parameters.AsSpan(Layer2_0Bn2Weight, 16), _arena.AsSpan(_cache + Layer2_0Bn2SaveMean, 16), _arena.AsSpan(_cache + Layer2_0Bn2SaveInvStd, 16), g13,
                 gradients.AsSpan(Layer2_0Bn2Weight, 16), gradients.AsSpan(Layer2_0Bn2Bias, 16), batch, 16, 64, Pool);
+            GradientsReady(Layer2_0Bn2Weight, 32); // layer2.0.bn2.weight, layer2.0.bn2.bias: final, for an optimizer step fused into backward
 
             var g12 = _arena.AsSpan(Layer2_0_2Grad * MaxBatch, batch * 1024);
             // layer2.0.conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — v2_resnet8.nn(12,14) — [N, 16, 8, 8] → [N, 16, 8, 8] — backward
             if (!accumulate) gradients.AsSpan(Layer2_0Conv2Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g13, y12, gradients.AsSpan(Layer2_0Conv2Weight, 2304), default, batch, in Layer2_0Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g13, parameters.AsSpan(Layer2_0Conv2Weight, 2304), g12, batch, in Layer2_0Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer2_0Conv2Weight, 2304); // layer2.0.conv2.weight: final, for an optimizer step fused into backward
 
             var g11 = g12;
             // layer2.0.2: relu — v2_resnet8.nn(11,29) — [N, 16, 8, 8] → [N, 16, 8, 8] — backward
@@ -745,6 +756,7 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g11, y10, parameters.AsSpan(Layer2_0Bn1Weight, 16), _arena.AsSpan(_cache + Layer2_0Bn1SaveMean, 16), _arena.AsSpan(_cache + Layer2_0Bn1SaveInvStd, 16), g10,
                 gradients.AsSpan(Layer2_0Bn1Weight, 16), gradients.AsSpan(Layer2_0Bn1Bias, 16), batch, 16, 64, Pool);
+            GradientsReady(Layer2_0Bn1Weight, 32); // layer2.0.bn1.weight, layer2.0.bn1.bias: final, for an optimizer step fused into backward
 
             var part10 = _arena.AsSpan(Layer2_0Conv1GradPart * MaxBatch, batch * 2048);
             // layer2.0.conv1: conv(8, 16, 3, stride: 2, padding: 1, bias: false) as conv1 — v2_resnet8.nn(10,11) — [N, 8, 16, 16] → [N, 16, 8, 8] — backward, its share added to what the later readers wrote
@@ -752,6 +764,7 @@ namespace Snapshots
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g10, y9, gradients.AsSpan(Layer2_0Conv1Weight, 1152), default, batch, in Layer2_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g10, parameters.AsSpan(Layer2_0Conv1Weight, 1152), part10, batch, in Layer2_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part10, g9, Pool);
+            GradientsReady(Layer2_0Conv1Weight, 1152); // layer2.0.conv1.weight: final, for an optimizer step fused into backward
 
             var g8 = g9;
             // layer1.0.5: relu — v2_resnet8.nn(6,24) — [N, 8, 16, 16] → [N, 8, 16, 16] — backward
@@ -770,12 +783,14 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g7, y6, parameters.AsSpan(Layer1_0Bn2Weight, 8), _arena.AsSpan(_cache + Layer1_0Bn2SaveMean, 8), _arena.AsSpan(_cache + Layer1_0Bn2SaveInvStd, 8), g6,
                 gradients.AsSpan(Layer1_0Bn2Weight, 8), gradients.AsSpan(Layer1_0Bn2Bias, 8), batch, 8, 256, Pool);
+            GradientsReady(Layer1_0Bn2Weight, 16); // layer1.0.bn2.weight, layer1.0.bn2.bias: final, for an optimizer step fused into backward
 
             var g5 = _arena.AsSpan(Layer1_0_2Grad * MaxBatch, batch * 2048);
             // layer1.0.conv2: conv(8, 8, 3, padding: 1, bias: false) as conv2 — v2_resnet8.nn(4,14) — [N, 8, 16, 16] → [N, 8, 16, 16] — backward
             if (!accumulate) gradients.AsSpan(Layer1_0Conv2Weight, 576).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g6, y5, gradients.AsSpan(Layer1_0Conv2Weight, 576), default, batch, in Layer1_0Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g6, parameters.AsSpan(Layer1_0Conv2Weight, 576), g5, batch, in Layer1_0Conv2Geometry, scratch, Pool);
+            GradientsReady(Layer1_0Conv2Weight, 576); // layer1.0.conv2.weight: final, for an optimizer step fused into backward
 
             var g4 = g5;
             // layer1.0.2: relu — v2_resnet8.nn(3,29) — [N, 8, 16, 16] → [N, 8, 16, 16] — backward
@@ -788,6 +803,7 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g4, y3, parameters.AsSpan(Layer1_0Bn1Weight, 8), _arena.AsSpan(_cache + Layer1_0Bn1SaveMean, 8), _arena.AsSpan(_cache + Layer1_0Bn1SaveInvStd, 8), g3,
                 gradients.AsSpan(Layer1_0Bn1Weight, 8), gradients.AsSpan(Layer1_0Bn1Bias, 8), batch, 8, 256, Pool);
+            GradientsReady(Layer1_0Bn1Weight, 16); // layer1.0.bn1.weight, layer1.0.bn1.bias: final, for an optimizer step fused into backward
 
             var part3 = _arena.AsSpan(Layer1_0Conv1GradPart * MaxBatch, batch * 2048);
             // layer1.0.conv1: conv(8, 8, 3, stride: 1, padding: 1, bias: false) as conv1 — v2_resnet8.nn(2,11) — [N, 8, 16, 16] → [N, 8, 16, 16] — backward, its share added to what the later readers wrote
@@ -795,6 +811,7 @@ namespace Snapshots
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g3, y2, gradients.AsSpan(Layer1_0Conv1Weight, 576), default, batch, in Layer1_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g3, parameters.AsSpan(Layer1_0Conv1Weight, 576), part3, batch, in Layer1_0Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part3, g2, Pool);
+            GradientsReady(Layer1_0Conv1Weight, 576); // layer1.0.conv1.weight: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // 2: relu — v2_resnet8.nn(18,71) — [N, 8, 16, 16] → [N, 8, 16, 16] — backward
@@ -807,11 +824,13 @@ namespace Snapshots
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Bn1Weight, 8), _arena.AsSpan(_cache + Bn1SaveMean, 8), _arena.AsSpan(_cache + Bn1SaveInvStd, 8), g0,
                 gradients.AsSpan(Bn1Weight, 8), gradients.AsSpan(Bn1Bias, 8), batch, 8, 256, Pool);
+            GradientsReady(Bn1Weight, 16); // bn1.weight, bn1.bias: final, for an optimizer step fused into backward
 
             // conv1: conv(3, 8, 3, padding: 1, bias: false) as conv1 — v2_resnet8.nn(18,5) — [N, 3, 16, 16] → [N, 8, 16, 16] — backward
             if (!accumulate) gradients.AsSpan(Conv1Weight, 216).Clear();
             global::Dsl.Runtime.Kernels.ConvDirect.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 216), default, batch, in Conv1Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 216), inputGrad, batch, in Conv1Geometry, scratch, Pool);
+            GradientsReady(Conv1Weight, 216); // conv1.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -267,12 +267,14 @@ namespace GraphTests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g4, y3, parameters.AsSpan(Bn2Weight, 16), _arena.AsSpan(_cache + Bn2SaveMean, 16), _arena.AsSpan(_cache + Bn2SaveInvStd, 16), g3,
                 gradients.AsSpan(Bn2Weight, 16), gradients.AsSpan(Bn2Bias, 16), batch, 16, 36, Pool);
+            GradientsReady(Bn2Weight, 32); // bn2.weight, bn2.bias: final, for an optimizer step fused into backward
 
             var g2 = _arena.AsSpan(Relu1Grad * MaxBatch, batch * 576);
             // conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — basicblock.nn(1,119) — [N, 16, 6, 6] → [N, 16, 6, 6] — backward
             if (!accumulate) gradients.AsSpan(Conv2Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Conv2Weight, 2304), default, batch, in Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Conv2Weight, 2304), g2, batch, in Conv2Geometry, scratch, Pool);
+            GradientsReady(Conv2Weight, 2304); // conv2.weight: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // relu1: relu as relu1 — basicblock.nn(1,102) — [N, 16, 6, 6] → [N, 16, 6, 6] — backward
@@ -285,6 +287,7 @@ namespace GraphTests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Bn1Weight, 16), _arena.AsSpan(_cache + Bn1SaveMean, 16), _arena.AsSpan(_cache + Bn1SaveInvStd, 16), g0,
                 gradients.AsSpan(Bn1Weight, 16), gradients.AsSpan(Bn1Bias, 16), batch, 16, 36, Pool);
+            GradientsReady(Bn1Weight, 32); // bn1.weight, bn1.bias: final, for an optimizer step fused into backward
 
             var part0 = _arena.AsSpan(Conv1GradPart * MaxBatch, batch * 576);
             // conv1: conv(16, 16, 3, padding: 1, bias: false) as conv1 — basicblock.nn(1,30) — [N, 16, 6, 6] → [N, 16, 6, 6] — backward, its share added to what the later readers wrote
@@ -292,6 +295,7 @@ namespace GraphTests
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 2304), default, batch, in Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 2304), part0, batch, in Conv1Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Merges.Accumulate(part0, inputGrad, Pool);
+            GradientsReady(Conv1Weight, 2304); // conv1.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -316,12 +316,14 @@ namespace GraphTests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g7, y6, parameters.AsSpan(Branch3BnWeight, 16), _arena.AsSpan(_cache + Branch3BnSaveMean, 16), _arena.AsSpan(_cache + Branch3BnSaveInvStd, 16), g6,
                 gradients.AsSpan(Branch3BnWeight, 16), gradients.AsSpan(Branch3BnBias, 16), batch, 16, 64, Pool);
+            GradientsReady(Branch3BnWeight, 32); // branch3_bn.weight, branch3_bn.bias: final, for an optimizer step fused into backward
 
             var g2 = _arena.AsSpan(StemReluGrad * MaxBatch, batch * 1024);
             // branch3: conv(16, 16, 3, padding: 1, bias: false) as branch3 — branchblock.nn(1,30) — [N, 16, 8, 8] → [N, 16, 8, 8] — backward
             if (!accumulate) gradients.AsSpan(Branch3Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g6, y2, gradients.AsSpan(Branch3Weight, 2304), default, batch, in Branch3Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g6, parameters.AsSpan(Branch3Weight, 2304), g2, batch, in Branch3Geometry, scratch, Pool);
+            GradientsReady(Branch3Weight, 2304); // branch3.weight: final, for an optimizer step fused into backward
 
             var g4 = g5;
             // branch1_relu: relu as branch1_relu — branchblock.nn(1,97) — [N, 8, 8, 8] → [N, 8, 8, 8] — backward
@@ -334,6 +336,7 @@ namespace GraphTests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g4, y3, parameters.AsSpan(Branch1BnWeight, 8), _arena.AsSpan(_cache + Branch1BnSaveMean, 8), _arena.AsSpan(_cache + Branch1BnSaveInvStd, 8), g3,
                 gradients.AsSpan(Branch1BnWeight, 8), gradients.AsSpan(Branch1BnBias, 8), batch, 8, 64, Pool);
+            GradientsReady(Branch1BnWeight, 16); // branch1_bn.weight, branch1_bn.bias: final, for an optimizer step fused into backward
 
             var part3 = _arena.AsSpan(Branch1GradPart * MaxBatch, batch * 1024);
             // branch1: conv(16, 8, 1, bias: false) as branch1 — branchblock.nn(1,30) — [N, 16, 8, 8] → [N, 8, 8, 8] — backward, its share added to what the later readers wrote
@@ -341,6 +344,7 @@ namespace GraphTests
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g3, y2, gradients.AsSpan(Branch1Weight, 128), default, batch, in Branch1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g3, parameters.AsSpan(Branch1Weight, 128), part3, batch, in Branch1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part3, g2, Pool);
+            GradientsReady(Branch1Weight, 128); // branch1.weight: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // stem_relu: relu as stem_relu — branchblock.nn(1,103) — [N, 16, 8, 8] → [N, 16, 8, 8] — backward
@@ -353,11 +357,13 @@ namespace GraphTests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(StemBnWeight, 16), _arena.AsSpan(_cache + StemBnSaveMean, 16), _arena.AsSpan(_cache + StemBnSaveInvStd, 16), g0,
                 gradients.AsSpan(StemBnWeight, 16), gradients.AsSpan(StemBnBias, 16), batch, 16, 64, Pool);
+            GradientsReady(StemBnWeight, 32); // stem_bn.weight, stem_bn.bias: final, for an optimizer step fused into backward
 
             // stem: conv(3, 16, 3, padding: 1, bias: false) as stem — branchblock.nn(1,29) — [N, 3, 8, 8] → [N, 16, 8, 8] — backward
             if (!accumulate) gradients.AsSpan(StemWeight, 432).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(StemWeight, 432), default, batch, in StemGeometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(StemWeight, 432), inputGrad, batch, in StemGeometry, scratch, Pool);
+            GradientsReady(StemWeight, 432); // stem.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

@@ -254,6 +254,7 @@ namespace GraphTests
             if (!accumulate) gradients.AsSpan(ConvWeight, 288).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g4, y3, gradients.AsSpan(ConvWeight, 288), default, batch, in ConvGeometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g4, parameters.AsSpan(ConvWeight, 288), g3, batch, in ConvGeometry, scratch, Pool);
+            GradientsReady(ConvWeight, 288); // conv.weight: final, for an optimizer step fused into backward
 
             var g2 = g3;
             // relu: relu as relu — denseblock.nn(1,120) — [N, 8, 6, 6] → [N, 8, 6, 6] — backward
@@ -267,6 +268,7 @@ namespace GraphTests
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g2, y1, parameters.AsSpan(NormWeight, 8), _arena.AsSpan(_cache + NormSaveMean, 8), _arena.AsSpan(_cache + NormSaveInvStd, 8), part2,
                 gradients.AsSpan(NormWeight, 8), gradients.AsSpan(NormBias, 8), batch, 8, 36, Pool);
             global::Dsl.Runtime.Kernels.Merges.Accumulate(part2, g1, Pool);
+            GradientsReady(NormWeight, 16); // norm.weight, norm.bias: final, for an optimizer step fused into backward
 
             var g0 = _arena.AsSpan(StemGrad * MaxBatch, batch * 288);
             // stem_bn: bn2d(8) as stem_bn — denseblock.nn(1,79) — [N, 8, 6, 6] → [N, 8, 6, 6] — backward
@@ -275,11 +277,13 @@ namespace GraphTests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(StemBnWeight, 8), _arena.AsSpan(_cache + StemBnSaveMean, 8), _arena.AsSpan(_cache + StemBnSaveInvStd, 8), g0,
                 gradients.AsSpan(StemBnWeight, 8), gradients.AsSpan(StemBnBias, 8), batch, 8, 36, Pool);
+            GradientsReady(StemBnWeight, 16); // stem_bn.weight, stem_bn.bias: final, for an optimizer step fused into backward
 
             // stem: conv(3, 8, 3, padding: 1, bias: false) as stem — denseblock.nn(1,29) — [N, 3, 6, 6] → [N, 8, 6, 6] — backward
             if (!accumulate) gradients.AsSpan(StemWeight, 216).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(StemWeight, 216), default, batch, in StemGeometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(StemWeight, 216), inputGrad, batch, in StemGeometry, scratch, Pool);
+            GradientsReady(StemWeight, 216); // stem.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>

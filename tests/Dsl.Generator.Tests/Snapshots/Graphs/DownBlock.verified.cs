@@ -312,11 +312,13 @@ namespace GraphTests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g6, y5, parameters.AsSpan(Downsample1Weight, 16), _arena.AsSpan(_cache + Downsample1SaveMean, 16), _arena.AsSpan(_cache + Downsample1SaveInvStd, 16), g5,
                 gradients.AsSpan(Downsample1Weight, 16), gradients.AsSpan(Downsample1Bias, 16), batch, 16, 25, Pool);
+            GradientsReady(Downsample1Weight, 32); // downsample_1.weight, downsample_1.bias: final, for an optimizer step fused into backward
 
             // downsample_0: conv(8, 16, 1, stride: 2, bias: false) as downsample_0 — downblock.nn(1,31) — [N, 8, 10, 10] → [N, 16, 5, 5] — backward
             if (!accumulate) gradients.AsSpan(Downsample0Weight, 128).Clear();
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g5, x, gradients.AsSpan(Downsample0Weight, 128), default, batch, in Downsample0Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g5, parameters.AsSpan(Downsample0Weight, 128), inputGrad, batch, in Downsample0Geometry, scratch, Pool);
+            GradientsReady(Downsample0Weight, 128); // downsample_0.weight: final, for an optimizer step fused into backward
 
             var g3 = _arena.AsSpan(Conv2Grad * MaxBatch, batch * 400);
             // bn2: bn2d(16) as bn2 — downblock.nn(1,183) — [N, 16, 5, 5] → [N, 16, 5, 5] — backward
@@ -325,12 +327,14 @@ namespace GraphTests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g4, y3, parameters.AsSpan(Bn2Weight, 16), _arena.AsSpan(_cache + Bn2SaveMean, 16), _arena.AsSpan(_cache + Bn2SaveInvStd, 16), g3,
                 gradients.AsSpan(Bn2Weight, 16), gradients.AsSpan(Bn2Bias, 16), batch, 16, 25, Pool);
+            GradientsReady(Bn2Weight, 32); // bn2.weight, bn2.bias: final, for an optimizer step fused into backward
 
             var g2 = _arena.AsSpan(Relu1Grad * MaxBatch, batch * 400);
             // conv2: conv(16, 16, 3, padding: 1, bias: false) as conv2 — downblock.nn(1,130) — [N, 16, 5, 5] → [N, 16, 5, 5] — backward
             if (!accumulate) gradients.AsSpan(Conv2Weight, 2304).Clear();
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardWeight(g3, y2, gradients.AsSpan(Conv2Weight, 2304), default, batch, in Conv2Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvWinograd.BackwardInput(g3, parameters.AsSpan(Conv2Weight, 2304), g2, batch, in Conv2Geometry, scratch, Pool);
+            GradientsReady(Conv2Weight, 2304); // conv2.weight: final, for an optimizer step fused into backward
 
             var g1 = g2;
             // relu1: relu as relu1 — downblock.nn(1,113) — [N, 16, 5, 5] → [N, 16, 5, 5] — backward
@@ -343,6 +347,7 @@ namespace GraphTests
             // through the batch statistics: dx = γ/√(var + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))
             global::Dsl.Runtime.Kernels.BatchNorm.Backward(g1, y0, parameters.AsSpan(Bn1Weight, 16), _arena.AsSpan(_cache + Bn1SaveMean, 16), _arena.AsSpan(_cache + Bn1SaveInvStd, 16), g0,
                 gradients.AsSpan(Bn1Weight, 16), gradients.AsSpan(Bn1Bias, 16), batch, 16, 25, Pool);
+            GradientsReady(Bn1Weight, 32); // bn1.weight, bn1.bias: final, for an optimizer step fused into backward
 
             var part0 = _arena.AsSpan(Conv1GradPart * MaxBatch, batch * 800);
             // conv1: conv(8, 16, 3, stride: 2, padding: 1, bias: false) as conv1 — downblock.nn(1,31) — [N, 8, 10, 10] → [N, 16, 5, 5] — backward, its share added to what the later readers wrote
@@ -350,6 +355,7 @@ namespace GraphTests
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardWeight(g0, x, gradients.AsSpan(Conv1Weight, 1152), default, batch, in Conv1Geometry, scratch, Pool);
             global::Dsl.Runtime.Kernels.ConvGemm.BackwardInput(g0, parameters.AsSpan(Conv1Weight, 1152), part0, batch, in Conv1Geometry, scratch, Pool);
             if (!inputGrad.IsEmpty) global::Dsl.Runtime.Kernels.Merges.Accumulate(part0, inputGrad, Pool);
+            GradientsReady(Conv1Weight, 1152); // conv1.weight: final, for an optimizer step fused into backward
         }
 
         /// <inheritdoc/>
