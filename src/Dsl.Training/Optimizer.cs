@@ -89,12 +89,18 @@ public abstract class Optimizer
             return;
         }
 
-        // The update is element by element, so each thread takes a contiguous share of the flat buffer (the same
-        // bits as one thread): the step is a pass over parameters, gradients and state, bound by memory.
         StepCount++;
         BeginStep();
+        UpdateInParallel(pool, model, 0, ParameterCount);
+    }
+
+    // The update is element by element, so each thread takes a contiguous share of [lo, hi) (the same bits as one
+    // thread): a pass over parameters, gradients and state, bound by memory.
+    private void UpdateInParallel(WorkerPool pool, CompiledModel model, int lo, int hi)
+    {
         _stepParameters = model.ParameterArray;
         _stepGradients = model.GradientArray;
+        (_stepLo, _stepHi) = (lo, hi);
         try
         {
             pool.RunChunks(_stepPart ??= StepPart, pool.Threads); // a late worker's share goes to the caller
@@ -107,6 +113,7 @@ public abstract class Optimizer
     }
 
     private AlignedFloats? _stepParameters, _stepGradients;
+    private int _stepLo, _stepHi;
     private Action<int, int>? _stepPart;
 
     /// <summary>
@@ -155,9 +162,6 @@ public abstract class Optimizer
         private readonly bool[] _done = new bool[optimizer._segments.Length];
         private CompiledModel? _model;
         private bool _begun;
-        private int _lo, _hi;
-        private float _decay;
-        private Action<int, int>? _part;
 
         public void Start(CompiledModel model)
         {
@@ -203,30 +207,20 @@ public abstract class Optimizer
             _done[index] = true;
             var s = optimizer._segments[index];
             var model = _model!;
-            float decay = s.Decay ? optimizer.WeightDecay : 0f;
-            if (model.UpdatePool is not { Threads: > 1 } pool || s.Length < CompiledModel.ParallelUpdateThreshold)
+            if (model.UpdatePool is { Threads: > 1 } pool && s.Length >= CompiledModel.ParallelUpdateThreshold)
             {
-                optimizer.Update(model.ParameterArray.AsSpan(s.Offset, s.Length), model.GradientArray.AsSpan(s.Offset, s.Length), s.Offset, decay);
+                optimizer.UpdateInParallel(pool, model, s.Offset, s.Offset + s.Length);
                 return;
             }
 
-            // Element by element, so each thread takes a contiguous share (the same bits as one thread).
-            (_lo, _hi, _decay) = (s.Offset, s.Offset + s.Length, decay);
-            pool.RunChunks(_part ??= Part, pool.Threads);
-        }
-
-        private void Part(int part, int parts)
-        {
-            var (lo, hi) = WorkerPool.Share((_hi - _lo) / 16, part, parts);
-            int start = _lo + lo * 16, end = part == parts - 1 ? _hi : _lo + hi * 16;
-            if (start < end) optimizer.Update(_model!.ParameterArray.AsSpan(start, end - start), _model.GradientArray.AsSpan(start, end - start), start, _decay);
+            optimizer.Update(model.ParameterArray.AsSpan(s.Offset, s.Length), model.GradientArray.AsSpan(s.Offset, s.Length), s.Offset, s.Decay ? optimizer.WeightDecay : 0f);
         }
     }
 
     private void StepPart(int part, int parts)
     {
-        var (lo, hi) = WorkerPool.Share(ParameterCount / 16, part, parts);
-        int start = lo * 16, end = part == parts - 1 ? ParameterCount : hi * 16;
+        var (lo, hi) = WorkerPool.Share((_stepHi - _stepLo) / 16, part, parts);
+        int start = _stepLo + lo * 16, end = part == parts - 1 ? _stepHi : _stepLo + hi * 16;
         var parameters = _stepParameters!;
         var gradients = _stepGradients!;
         foreach (var s in _segments)
