@@ -118,6 +118,65 @@ public class ConvGemmTests
         TestUtil.AssertClose(Reference(x, weight, null, n, g), y, 1e-5, 1e-5, "y (no bias)");
     }
 
+    public static TheoryData<int[]> StridedGeometries() => new()
+    {
+        // cin, cout, h, w, kernel h, kernel w, stride h, stride w, pad h, pad w, dilation, groups
+        new[] { 16, 32, 28, 28, 3, 3, 2, 2, 1, 1, 1, 1 },  // ResNet's first downsampling conv (15 × 15 phases, 14 columns of 15 kept)
+        new[] { 32, 64, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1 },  // the second (8 × 8 phases)
+        new[] { 16, 32, 28, 28, 1, 3, 2, 2, 0, 1, 1, 1 },  // a 1×3 kernel: one row phase of two read, both column phases
+        new[] { 8, 4, 9, 9, 3, 1, 2, 2, 1, 0, 1, 1 },      // a 3×1 kernel: one column phase of two read
+        new[] { 3, 5, 9, 9, 3, 3, 2, 2, 1, 1, 1, 1 },      // padded 11 × 11: the phases have 6 and 5 rows, the short ones zero-filled
+        new[] { 2, 7, 10, 11, 3, 3, 3, 3, 1, 1, 1, 1 },    // stride 3: nine phases
+        new[] { 3, 4, 9, 12, 3, 3, 2, 1, 1, 1, 1, 1 },     // stride (2, 1)
+        new[] { 3, 4, 12, 9, 3, 2, 1, 2, 1, 0, 1, 1 },     // stride (1, 2), a 3 × 2 kernel
+        new[] { 2, 6, 13, 13, 3, 3, 2, 2, 2, 2, 2, 1 },    // dilation 2: taps (0, 2, 4) read phase 0 at shifts 0, 1, 2
+        new[] { 4, 6, 11, 10, 3, 3, 2, 2, 1, 1, 1, 2 },    // two groups, each its own phases
+        new[] { 2, 3, 34, 33, 3, 3, 2, 2, 1, 1, 1, 1 },    // 17 columns kept of 18
+        new[] { 2, 3, 32, 32, 3, 3, 2, 2, 1, 1, 1, 1 },    // 16 output columns: rows of whole tiles, stored straight into y
+        new[] { 1, 2, 3, 1100, 3, 3, 2, 2, 1, 1, 1, 1 },   // a padded row longer than the stack line: split from the source
+    };
+
+    [Fact]
+    public void AStridedOneByOneKernelPacksInsteadOfCopyingPhases()
+    {
+        // ResNet's projection shortcut reads one phase of four: it stays on the packed path, and matches the reference.
+        var g = new ConvGeometry(16, 32, 28, 28, 1, 1, 2, 2, 0, 0, 1, 1, 1);
+        Assert.False(ImplicitGemm.OnPaddedGrid(g));
+        Assert.True(ImplicitGemm.OnPaddedGrid(new ConvGeometry(16, 32, 28, 28, 1, 1, 1, 1, 0, 0, 1, 1, 1)));
+        var x = TestUtil.Random(2 * g.InputLength, 21);
+        var weight = TestUtil.Random(g.WeightLength, 22);
+        var y = new float[2 * g.OutputLength];
+        ConvGemm.Forward(x, weight, [], y, 2, g);
+        TestUtil.AssertClose(Reference(x, weight, null, 2, g), y, 1e-5, 1e-5, "y");
+    }
+
+    // The strided forward on the padded image's phases (ImplicitGemm.OnPaddedGrid), against the double reference,
+    // with and without bias, ReLU fused; two samples so the copy of the second overwrites the first's phases.
+    [Theory]
+    [MemberData(nameof(StridedGeometries))]
+    public void StridedForwardOnTheImagePhasesMatchesReference(int[] c)
+    {
+        var g = new ConvGeometry(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[10], c[11]);
+        int cout = c[1];
+        Assert.True(ImplicitGemm.OnPaddedGrid(g));
+        const int n = 2;
+        var x = TestUtil.Random(n * g.InputLength, 11);
+        var weight = TestUtil.Random(g.WeightLength, 12);
+        var bias = TestUtil.Random(cout, 13);
+        var y = new float[n * g.OutputLength];
+        var scratch = new float[ConvGemm.ScratchLength(g)];
+        scratch.AsSpan().Fill(float.NaN); // what a kept output reads is written first (unread phases stay NaN)
+        ConvGemm.Forward(x, weight, bias, y, n, g, scratch);
+        var reference = Reference(x, weight, bias, n, g);
+        TestUtil.AssertClose(reference, y, 1e-5, 1e-5, "y");
+
+        ConvGemm.Forward(x, weight, [], y, n, g, scratch);
+        TestUtil.AssertClose(Reference(x, weight, null, n, g), y, 1e-5, 1e-5, "y (no bias)");
+
+        ConvGemm.Forward(x, weight, bias, y, n, g, scratch, relu: true);
+        TestUtil.AssertClose(reference.Select(v => Math.Max(v, 0.0)).ToArray(), y, 1e-5, 1e-5, "relu(y)");
+    }
+
     // Finite differences with ε = 1e-2 in float; tolerance 1e-3 relative (the loss is linear in every argument, so only rounding remains).
     [Theory]
     [MemberData(nameof(Configurations))]

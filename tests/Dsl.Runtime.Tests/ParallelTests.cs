@@ -300,6 +300,15 @@ public sealed unsafe class ParallelTests
         // gradient) or input channels (input gradient), so the results equal the serial pass bit for bit.
         AssertParallelConvolutionEqualsSerial(new ConvGeometry(16, 20, 30, width, 3, 3, 1, 1, 1, 1, 1, 1, 1), n, threads, sameWeightGradientBits: true);
 
+    [Theory]
+    [InlineData(2, 1)]
+    [InlineData(3, 1)]
+    [InlineData(2, 3)]
+    public void A_strided_convolution_on_the_image_phases_splits_with_the_same_bits(int threads, int n) =>
+        // ResNet's downsampling conv: forward runs on the padded image's phases, so a batch smaller than the pool
+        // splits by output channels (whole register tiles) and a larger one by samples, both equal to the serial pass.
+        AssertParallelConvolutionEqualsSerial(new ConvGeometry(16, 32, 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1), n, threads, sameWeightGradientBits: n == 1);
+
     private static void AssertParallelConvolutionEqualsSerial(ConvGeometry g, int n, int threads, bool sameWeightGradientBits)
     {
         var x = Random(n * g.InputLength, 1);

@@ -617,7 +617,7 @@ public static unsafe partial class ConvWinograd
 
     // The 8 even and 8 odd values of 16 consecutive ones.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Deinterleave(float* s, out Vector256<float> even, out Vector256<float> odd)
+    internal static void Deinterleave(float* s, out Vector256<float> even, out Vector256<float> odd)
     {
         if (Avx2.IsSupported)
         {
@@ -1198,10 +1198,8 @@ public static unsafe partial class ConvWinograd
                 return;
             }
 
-            // Lanes below `columns`: their sign bit set.
-            var mask = Vector256.LessThan(Vector256.Create(0f, 1f, 2f, 3f, 4f, 5f, 6f, 7f), Vector256.Create((float)columns));
-            Avx.MaskStore(upper, mask, first);
-            if (lower != null) Avx.MaskStore(lower, mask, second);
+            PartialVector.Store(upper, first, columns);
+            if (lower != null) PartialVector.Store(lower, second, columns);
             return;
         }
 

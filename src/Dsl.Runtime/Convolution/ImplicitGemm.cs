@@ -1,4 +1,4 @@
-// Implicit-GEMM convolution: stride 1 on the padded grid (B read in place), otherwise B panels packed straight from the image.
+// Implicit-GEMM convolution: on the padded grid (B read in place; a strided one on the image's phases), otherwise B panels packed straight from the image.
 using System.Runtime.Intrinsics;
 
 namespace Dsl.Runtime.Kernels;
@@ -6,9 +6,10 @@ namespace Dsl.Runtime.Kernels;
 /// <summary>
 /// Convolution as <c>Y[out × pixels] = W[out × (c·kh·kw)] · col</c> without materializing col. With stride 1
 /// the row of col for a tap is the zero-padded image shifted by a constant, so the micro-kernel reads it in
-/// place (the padded grid: forward, the weight gradient, and the input gradient as a flipped convolution).
-/// Otherwise the packing step that feeds the micro-kernel reads the image directly, one output-row segment
-/// at a time. The weights are packed once per call for every sample.
+/// place (the padded grid: forward, the weight gradient, and the input gradient as a flipped convolution); with
+/// a stride, forward does the same on the padded image split into its stride phases. Otherwise (and for a
+/// strided weight gradient) the packing step that feeds the micro-kernel reads the image directly, one
+/// output-row segment at a time. The weights are packed once per call for every sample.
 /// </summary>
 internal static unsafe class ImplicitGemm
 {
@@ -26,9 +27,19 @@ internal static unsafe class ImplicitGemm
 
     private static int PaddedW(in ConvGeometry g) => g.InW + 2 * g.PadW;
 
-    private static long ImageLength(in ConvGeometry g) => (long)g.InPerGroup * PaddedH(g) * PaddedW(g) + (g.KernelW - 1) * g.DilationW + Gemm.NR;
+    // With a stride s > 1 the padded image is stored as its s_h·s_w phases (rows ≡ a, columns ≡ b mod s), each a
+    // GridH × GridW plane: output pixel (oh, ow) of tap (kh, kw) reads phase ((kh·d) mod s) at row oh + (kh·d) div s,
+    // column ow + (kw·d) div s, so consecutive output pixels read consecutive floats as with stride 1, and the
+    // strided convolution runs on the same in-place micro-kernel (output over the grid's width, extra columns
+    // dropped). With stride 1 there is one phase and the grid is the padded image.
+    private static int GridH(in ConvGeometry g) => (PaddedH(g) + g.StrideH - 1) / g.StrideH;
 
-    private static long GridOutputLength(in ConvGeometry g) => (long)g.OutPerGroup * g.OutH * PaddedW(g);
+    private static int GridW(in ConvGeometry g) => (PaddedW(g) + g.StrideW - 1) / g.StrideW;
+
+    private static long ImageLength(in ConvGeometry g) =>
+        (long)g.InPerGroup * g.StrideH * g.StrideW * GridH(g) * GridW(g) + (g.KernelW - 1) * g.DilationW / g.StrideW + Gemm.NR;
+
+    private static long GridOutputLength(in ConvGeometry g) => (long)g.OutPerGroup * g.OutH * GridW(g);
 
     private static int GridLength(in ConvGeometry g) => (int)(ImageLength(g) + GridOutputLength(g));
 
@@ -36,12 +47,15 @@ internal static unsafe class ImplicitGemm
     private const long MaxGridLength = 1L << 20;
 
     /// <summary>
-    /// Whether forward runs on the padded grid: stride 1, so each tap's row of the column matrix is the
-    /// padded image itself, shifted. The micro-kernel then reads B in place (no packing) and computes the
-    /// output over the padded width, whose extra columns are dropped.
+    /// Whether forward runs on the padded grid: each tap's row of the column matrix is the padded image itself
+    /// (with a stride, one of its phases), shifted. The micro-kernel then reads B in place (no packing) and
+    /// computes the output over the grid's width, whose extra columns are dropped. A strided 1×1 kernel reads one
+    /// phase of s², a copy that costs more than packing its few taps (measured 10–40% slower on ResNet's projection
+    /// shortcuts), so it packs.
     /// </summary>
     public static bool OnPaddedGrid(in ConvGeometry g) =>
-        g.StrideH == 1 && g.StrideW == 1 && g.InPerGroup * g.KernelH * g.KernelW <= MaxGridTaps && ImageLength(g) + GridOutputLength(g) <= MaxGridLength;
+        (g.StrideH == 1 && g.StrideW == 1 || g.KernelH * g.KernelW > 1)
+        && g.InPerGroup * g.KernelH * g.KernelW <= MaxGridTaps && ImageLength(g) + GridOutputLength(g) <= MaxGridLength;
 
     // The taps' offsets live on the stack.
     private const int MaxGridTaps = 4096;
@@ -172,7 +186,7 @@ internal static unsafe class ImplicitGemm
         long stride = yStride == 0 ? g.OutputLength : yStride;
         int m = g.OutPerGroup, cg = g.InPerGroup, mine = oHi - oLo;
         int k = cg * g.KernelH * g.KernelW;
-        int wp = PaddedW(g), pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
+        int wp = GridW(g), pixels = g.OutH * g.OutW, inPlane = g.InH * g.InW;
         int gridPixels = g.OutH * wp;
         int mPadded = (mine + Gemm.MR - 1) / Gemm.MR * Gemm.MR;
         int blocks = (k + GridKC - 1) / GridKC, blockK = (k + blocks - 1) / blocks;
@@ -265,19 +279,107 @@ internal static unsafe class ImplicitGemm
             Vector256.Store(relu ? Activations.Relu(v) : v, to + i);
         }
 
-        for (; i < length; i++)
+        if (i < length)
         {
-            float v = from[i] + bias;
-            to[i] = relu && !(v > 0f || float.IsNaN(v)) ? 0f : v;
+            // The last 1–7 as one vector: the lanes past the row neither read nor written.
+            var v = PartialVector.Load(from + i, length - i) + b;
+            PartialVector.Store(to + i, relu ? Activations.Relu(v) : v, length - i);
         }
     }
 
-    // One group's channels of a sample into the zero-bordered image, and the zero slack after it.
+    // One group's channels of a sample into the zero-bordered image (with a stride, its phases), and the zero
+    // slack after it.
     private static void CopyPadded(float* xs, in ConvGeometry g, float* image)
     {
-        CopyBordered(xs, g, g.InPerGroup, image);
-        long padded = (long)g.InPerGroup * PaddedH(g) * PaddedW(g);
+        if (g.StrideH == 1 && g.StrideW == 1) CopyBordered(xs, g, g.InPerGroup, image);
+        else CopyPhases(xs, g, image);
+        long padded = (long)g.InPerGroup * g.StrideH * g.StrideW * GridH(g) * GridW(g);
         new Span<float>(image + padded, (int)(ImageLength(g) - padded)).Clear();
+    }
+
+    // Longest padded row the phase split assembles on the stack; wider images split from the source directly.
+    private const int MaxPhaseLine = 1024;
+
+    /// <summary>
+    /// Copies a group's <see cref="ConvGeometry.InPerGroup"/> planes into their zero-bordered phases: channel c's
+    /// phase (a, b) is the plane <c>image + ((c·s_h + a)·s_w + b)·GridH·GridW</c> whose row i, column j is the padded
+    /// image's row i·s_h + a, column j·s_w + b (zero past the padded image). Phases no tap reads are skipped.
+    /// </summary>
+    private static void CopyPhases(float* xs, in ConvGeometry g, float* image)
+    {
+        int sh = g.StrideH, sw = g.StrideW, gh = GridH(g), gw = GridW(g), inPlane = g.InH * g.InW;
+        long plane = (long)gh * gw;
+        int lineLength = gw * sw;
+        bool onLine = lineLength <= MaxPhaseLine;
+        // The padded row: zeros outside the image (and past it to whole phases, and 16 more for the last
+        // vector's reads), the image row copied in between. Only the middle is ever rewritten.
+        float* line = stackalloc float[onLine ? lineLength + 16 : 1];
+        if (onLine) new Span<float>(line, lineLength + 16).Clear();
+        // The phases some tap reads (a 1×1 kernel of stride 2 reads one of four); the others are left unwritten.
+        int rowPhases = 0, columnPhases = 0;
+        for (int kh = 0; kh < g.KernelH; kh++) rowPhases |= 1 << (kh * g.DilationH % sh);
+        for (int kw = 0; kw < g.KernelW; kw++) columnPhases |= 1 << (kw * g.DilationW % sw);
+        for (int c = 0; c < g.InPerGroup; c++)
+        {
+            for (int r = 0; r < gh * sh; r++)
+            {
+                if ((rowPhases & (1 << (r % sh))) == 0) continue;
+                int ih = r - g.PadH;
+                float* row = (uint)ih < (uint)g.InH ? xs + (long)c * inPlane + (long)ih * g.InW : null;
+                // Phase (r mod s_h, b), row r div s_h, for b = 0 … s_w − 1, plane apart.
+                float* dest = image + ((long)(c * sh + r % sh) * sw * gh + r / sh) * gw;
+                if (row == null)
+                {
+                    for (int b = 0; b < sw; b++)
+                    {
+                        if ((columnPhases & (1 << b)) != 0) new Span<float>(dest + b * plane, gw).Clear();
+                    }
+
+                    continue;
+                }
+
+                if (!onLine)
+                {
+                    for (int b = 0; b < sw; b++)
+                    {
+                        if ((columnPhases & (1 << b)) == 0) continue;
+                        float* to = dest + b * plane;
+                        for (int j = 0, iw = b - g.PadW; j < gw; j++, iw += sw) to[j] = (uint)iw < (uint)g.InW ? row[iw] : 0f;
+                    }
+
+                    continue;
+                }
+
+                new ReadOnlySpan<float>(row, g.InW).CopyTo(new Span<float>(line + g.PadW, g.InW));
+                if (sw == 2)
+                {
+                    // Column phase 0 is always read (tap 0); phase 1 unless every tap's column is even.
+                    for (int j = 0; j < gw; j += 8)
+                    {
+                        ConvWinograd.Deinterleave(line + 2 * j, out var even, out var odd);
+                        if (j + 8 <= gw)
+                        {
+                            Vector256.Store(even, dest + j);
+                            if (columnPhases == 3) Vector256.Store(odd, dest + plane + j);
+                        }
+                        else
+                        {
+                            PartialVector.Store(dest + j, even, gw - j);
+                            if (columnPhases == 3) PartialVector.Store(dest + plane + j, odd, gw - j);
+                        }
+                    }
+
+                    continue;
+                }
+
+                for (int b = 0; b < sw; b++)
+                {
+                    if ((columnPhases & (1 << b)) == 0) continue;
+                    float* to = dest + b * plane;
+                    for (int j = 0; j < gw; j++) to[j] = line[j * sw + b];
+                }
+            }
+        }
     }
 
     /// <summary>
@@ -307,17 +409,25 @@ internal static unsafe class ImplicitGemm
     }
 
     /// <summary>
-    /// Where each tap (channel, kh, kw) of one group reads in the zero-bordered image: offsets[t] past an output
-    /// position's top-left corner. <paramref name="offsets"/> holds InPerGroup·KernelH·KernelW entries.
+    /// Where each tap (channel, kh, kw) of one group reads in the zero-bordered image (with a stride, in its
+    /// phases: <see cref="CopyPhases"/>): offsets[t] past an output position's place on the grid.
+    /// <paramref name="offsets"/> holds InPerGroup·KernelH·KernelW entries.
     /// </summary>
     internal static void TapOffsets(in ConvGeometry g, int* offsets)
     {
-        int hp = PaddedH(g), wp = PaddedW(g);
+        int sh = g.StrideH, sw = g.StrideW, gh = GridH(g), gw = GridW(g);
         for (int c = 0, t = 0; c < g.InPerGroup; c++)
         {
             for (int kh = 0; kh < g.KernelH; kh++)
             {
-                for (int kw = 0; kw < g.KernelW; kw++) offsets[t++] = (c * hp + kh * g.DilationH) * wp + kw * g.DilationW;
+                int dh = kh * g.DilationH;
+                for (int kw = 0; kw < g.KernelW; kw++)
+                {
+                    // Phase (dh mod s_h, dw mod s_w) of channel c, shifted by (dh div s_h, dw div s_w); with
+                    // stride 1, (c·Hp + dh)·Wp + dw.
+                    int dw = kw * g.DilationW;
+                    offsets[t++] = (((c * sh + dh % sh) * sw + dw % sw) * gh + dh / sh) * gw + dw / sw;
+                }
             }
         }
     }
