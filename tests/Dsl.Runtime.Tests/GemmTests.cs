@@ -282,7 +282,7 @@ public sealed class GemmMicroKernelTests
         var bias = TestUtil.Random(Gemm.MR, 4);
         var offsets = Enumerable.Range(0, kc).Select(p => (p * 37) % (kc * Gemm.NR)).ToArray();
         var rows = new[] { 0, 3, 11, 20, 5, 17 };
-        var image = TestUtil.Random(kc * Gemm.NR + 40, 5);
+        var image = TestUtil.Random(kc * Gemm.NR + 2 * Gemm.NR + 40, 5);
         image[7] = float.NaN;
         foreach (bool accumulate in new[] { false, true })
         {
@@ -304,6 +304,12 @@ public sealed class GemmMicroKernelTests
                 {
                     Gemm.KernelOffsets(kc, pa, pimage, po, pw, ldc, accumulate, accumulate ? null : pbias, relu);
                     Gemm.KernelOffsetsNarrow(kc, pa, pimage, po, pn, ldc, accumulate, accumulate ? null : pbias, relu);
+                    Assert.Equal(narrow, wide);
+
+                    // The pair: two adjacent 16-column tiles reading one 32-float row at each offset.
+                    Gemm.KernelOffsetsPair(kc, pa, pimage, po, pw, ldc, accumulate, accumulate ? null : pbias, relu);
+                    Gemm.KernelOffsetsNarrow(kc, pa, pimage, po, pn, ldc, accumulate, accumulate ? null : pbias, relu);
+                    Gemm.KernelOffsetsNarrow(kc, pa, pimage + Gemm.NR, po, pn + Gemm.NR, ldc, accumulate, accumulate ? null : pbias, relu);
                     Assert.Equal(narrow, wide);
                 }
 

@@ -220,13 +220,14 @@ internal static unsafe class ImplicitGemm
                             float* aBlock = packedA + (long)pc * mPadded;
                             for (int oh = 0; oh < g.OutH; oh++)
                             {
-                                for (int ow = 0; ow < g.OutW; ow += Gemm.NR)
+                                for (int ow = 0; ow < g.OutW; ow += 2 * Gemm.NR)
                                 {
                                     float* bRow = image + (long)oh * wp + ow;
+                                    int nr = Math.Min(2 * Gemm.NR, g.OutW - ow);
                                     for (int ir = 0; ir < mine; ir += Gemm.MR)
                                     {
                                         int mr = Math.Min(Gemm.MR, mine - ir);
-                                        Gemm.TileOffsets(kc, aBlock + (long)ir * kc, bRow, offsets + pc, yg + (long)ir * pixels + (long)oh * g.OutW + ow, pixels, mr, Gemm.NR,
+                                        GridTiles(kc, aBlock + (long)ir * kc, bRow, offsets + pc, yg + (long)ir * pixels + (long)oh * g.OutW + ow, pixels, mr, nr,
                                             accumulate: !first, edge, first && bg != null ? bg + ir : null, relu && last);
                                     }
                                 }
@@ -242,13 +243,13 @@ internal static unsafe class ImplicitGemm
                         int kc = Math.Min(blockK, k - pc);
                         bool add = pc > 0;
                         float* aBlock = packedA + (long)pc * mPadded;
-                        for (int jr = 0; jr < gridPixels; jr += Gemm.NR)
+                        for (int jr = 0; jr < gridPixels; jr += 2 * Gemm.NR)
                         {
-                            int nr = Math.Min(Gemm.NR, gridPixels - jr);
+                            int nr = Math.Min(2 * Gemm.NR, gridPixels - jr);
                             for (int ir = 0; ir < mine; ir += Gemm.MR)
                             {
                                 int mr = Math.Min(Gemm.MR, mine - ir);
-                                Gemm.TileOffsets(kc, aBlock + (long)ir * kc, image + jr, offsets + pc, grid + (long)ir * gridPixels + jr, gridPixels, mr, nr, add, edge);
+                                GridTiles(kc, aBlock + (long)ir * kc, image + jr, offsets + pc, grid + (long)ir * gridPixels + jr, gridPixels, mr, nr, add, edge);
                             }
                         }
                     }
@@ -266,6 +267,20 @@ internal static unsafe class ImplicitGemm
                 }
             }
         }
+    }
+
+    // The tiles of rows [0, mr) × columns [0, nr) (nr up to 32) at one place on the grid: whole 6×32 blocks on the
+    // pair kernel, the rest 16 columns at a time; every element the same chain as on the single tiles.
+    private static void GridTiles(int kc, float* aPanel, float* b, int* offsets, float* c, int ldc, int mr, int nr, bool accumulate, float* edge,
+        float* rowBias = null, bool relu = false)
+    {
+        if (mr == Gemm.MR && nr == 2 * Gemm.NR)
+        {
+            Gemm.KernelOffsetsPair(kc, aPanel, b, offsets, c, ldc, accumulate, rowBias, relu);
+            return;
+        }
+
+        for (int j = 0; j < nr; j += Gemm.NR) Gemm.TileOffsets(kc, aPanel, b + j, offsets, c + j, ldc, mr, Math.Min(Gemm.NR, nr - j), accumulate, edge, rowBias, relu);
     }
 
     // to[i] = from[i] + bias, or ReLU of it.

@@ -843,6 +843,69 @@ public static class Gemm
         StoreBlockWide(c, ldc, accumulate, c0, c1, c2, c3, c4, c5, relu);
     }
 
+    /// <summary>
+    /// Two <see cref="KernelOffsets"/> blocks side by side: C[6×32] (+)= A panel (kc × 6) · B, row p of B the 32
+    /// floats at <c>b + offsets[p]</c> (two adjacent 16-column tiles of a convolution's grid read one shifted row).
+    /// Twelve 512-bit accumulators, each broadcast of A feeding two multiply-adds: the six chains of the single
+    /// block leave the loads of A and B, not the multiply-adds, as the limit. Each element is the same chain down K,
+    /// then the same bias start, add to C and ReLU, as in the single block: the same bits.
+    /// </summary>
+    /// <param name="kc">Depth.</param><param name="a">A panel (kc × 6, p-major).</param>
+    /// <param name="b">B's origin.</param><param name="offsets">Row p of B at b + offsets[p].</param>
+    /// <param name="c">C's first element.</param><param name="ldc">Row stride of C.</param><param name="accumulate">Add to C instead of overwriting it.</param>
+    /// <param name="rowBias">Row i starts from rowBias[i] (not with accumulate), or null.</param><param name="relu">ReLU the stored values.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void KernelOffsetsPair(int kc, float* a, float* b, int* offsets, float* c, int ldc, bool accumulate, float* rowBias = null, bool relu = false)
+    {
+        if (!Wide)
+        {
+            KernelOffsetsNarrow(kc, a, b, offsets, c, ldc, accumulate, rowBias, relu);
+            KernelOffsetsNarrow(kc, a, b + NR, offsets, c + NR, ldc, accumulate, rowBias, relu);
+            return;
+        }
+
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        if (rowBias != null)
+        {
+            c00 = c01 = Vector512.Create(rowBias[0]);
+            c10 = c11 = Vector512.Create(rowBias[1]);
+            c20 = c21 = Vector512.Create(rowBias[2]);
+            c30 = c31 = Vector512.Create(rowBias[3]);
+            c40 = c41 = Vector512.Create(rowBias[4]);
+            c50 = c51 = Vector512.Create(rowBias[5]);
+        }
+
+        for (int p = 0; p < kc; p++)
+        {
+            float* row = b + offsets[p];
+            var b0 = Vector512.Load(row);
+            var b1 = Vector512.Load(row + NR);
+            var a0 = Vector512.Create(a[0]);
+            c00 = Avx512F.FusedMultiplyAdd(a0, b0, c00);
+            c01 = Avx512F.FusedMultiplyAdd(a0, b1, c01);
+            var a1 = Vector512.Create(a[1]);
+            c10 = Avx512F.FusedMultiplyAdd(a1, b0, c10);
+            c11 = Avx512F.FusedMultiplyAdd(a1, b1, c11);
+            var a2 = Vector512.Create(a[2]);
+            c20 = Avx512F.FusedMultiplyAdd(a2, b0, c20);
+            c21 = Avx512F.FusedMultiplyAdd(a2, b1, c21);
+            var a3 = Vector512.Create(a[3]);
+            c30 = Avx512F.FusedMultiplyAdd(a3, b0, c30);
+            c31 = Avx512F.FusedMultiplyAdd(a3, b1, c31);
+            var a4 = Vector512.Create(a[4]);
+            c40 = Avx512F.FusedMultiplyAdd(a4, b0, c40);
+            c41 = Avx512F.FusedMultiplyAdd(a4, b1, c41);
+            var a5 = Vector512.Create(a[5]);
+            c50 = Avx512F.FusedMultiplyAdd(a5, b0, c50);
+            c51 = Avx512F.FusedMultiplyAdd(a5, b1, c51);
+            a += MR;
+        }
+
+        StoreBlockWide(c, ldc, accumulate, c00, c10, c20, c30, c40, c50, relu);
+        StoreBlockWide(c + NR, ldc, accumulate, c01, c11, c21, c31, c41, c51, relu);
+    }
+
     /// <summary><see cref="KernelRows"/> in six 512-bit registers; the same bits as <see cref="KernelRowsNarrow"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void KernelRowsWide(int kc, float* a, int* rows, float* b, float* c, int ldc, bool accumulate)
