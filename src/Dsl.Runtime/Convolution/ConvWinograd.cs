@@ -1213,21 +1213,32 @@ public static unsafe partial class ConvWinograd
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Interleave(Vector256<float> even, Vector256<float> odd, float* dest, int columns, float* edge)
     {
-        float* target = columns == 16 ? dest : edge;
         if (Avx.IsSupported)
         {
             var lo = Avx.UnpackLow(even, odd);  // e0 o0 e1 o1 | e4 o4 e5 o5
             var hi = Avx.UnpackHigh(even, odd); // e2 o2 e3 o3 | e6 o6 e7 o7
-            Avx.Store(target, Avx.Permute2x128(lo, hi, 0x20));
-            Avx.Store(target + 8, Avx.Permute2x128(lo, hi, 0x31));
-        }
-        else
-        {
-            for (int j = 0; j < 8; j++)
+            var first = Avx.Permute2x128(lo, hi, 0x20);
+            var second = Avx.Permute2x128(lo, hi, 0x31);
+            // A row's last columns (a 14-wide row is all last columns) as masked stores, not a copy through edge.
+            if (columns >= 8)
             {
-                target[2 * j] = even[j];
-                target[2 * j + 1] = odd[j];
+                Avx.Store(dest, first);
+                if (columns == 16) Avx.Store(dest + 8, second);
+                else if (columns > 8) PartialVector.Store(dest + 8, second, columns - 8);
             }
+            else
+            {
+                PartialVector.Store(dest, first, columns);
+            }
+
+            return;
+        }
+
+        float* target = columns == 16 ? dest : edge;
+        for (int j = 0; j < 8; j++)
+        {
+            target[2 * j] = even[j];
+            target[2 * j + 1] = odd[j];
         }
 
         if (columns < 16)
