@@ -1126,7 +1126,6 @@ public static unsafe partial class ConvWinograd
     {
         long xiStride = (long)p.CoutPad * p.BlockTiles;
         int pooledH = p.OutH / 2, pooledW = p.OutW / 2, plane = pooledH * pooledW;
-        float* edge = stackalloc float[8];
         for (int o = 0; o < p.Cout; o++)
         {
             var b = Vector256.Create(bias == null ? 0f : bias[o]);
@@ -1141,13 +1140,10 @@ public static unsafe partial class ConvWinograd
                     int row = block * p.BlockRows + i;
                     if (row >= pooledH) break;
                     Tile(mo + i * p.TileCols, xiStride, b, relu, out var y00, out var y01, out var y10, out var y11);
-                    Vector256.Store(Take(Take(Take(y00, y01), y10), y11), edge);
+                    var max = Take(Take(Take(y00, y01), y10), y11);
                     float* target = yo + (long)row * pooledW;
-                    for (int j = 0; j < count; j++) target[j] = edge[j];
-                    if (row + 1 < pooledH)
-                    {
-                        for (int j = 0; j < count; j++) target[pooledW + j] = edge[4 + j];
-                    }
+                    PartialVector.Store(target, max, count);
+                    if (row + 1 < pooledH) PartialVector.Store(target + pooledW, Vector256.Create(max.GetUpper(), max.GetUpper()), count);
                 }
 
                 continue;
@@ -1163,14 +1159,8 @@ public static unsafe partial class ConvWinograd
                     var max = Take(Take(Take(y00, y01), y10), y11);
                     int count = Math.Min(8, pooledW - t0);
                     float* target = yo + (long)row * pooledW + t0;
-                    if (count == 8)
-                    {
-                        Vector256.Store(max, target);
-                        continue;
-                    }
-
-                    Vector256.Store(max, edge);
-                    for (int j = 0; j < count; j++) target[j] = edge[j];
+                    if (count == 8) Vector256.Store(max, target);
+                    else PartialVector.Store(target, max, count);
                 }
             }
         }
