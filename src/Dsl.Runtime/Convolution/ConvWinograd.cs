@@ -523,12 +523,9 @@ public static unsafe partial class ConvWinograd
     {
         int outW = p.OutW, plane = p.OutH * outW;
         long stride = p.DMStride;
-        float* edge = stackalloc float[32];
         if (p.Half)
         {
-            // Lanes 0–3 from tile row i (output rows 2i, 2i + 1), lanes 4–7 from tile row i + 1 (rows 2i + 2, 2i + 3):
-            // edge holds rows 2i and 2i + 2 (8 columns each, zero past the image), then 2i + 1 and 2i + 3.
-            int columns = Math.Min(8, outW);
+            // Lanes 0–3 from tile row i (output rows 2i, 2i + 1), lanes 4–7 from tile row i + 1 (rows 2i + 2, 2i + 3).
             for (int o = 0; o < p.Cout16; o++)
             {
                 float* channel = dy + (long)o * plane;
@@ -542,16 +539,9 @@ public static unsafe partial class ConvWinograd
                         continue;
                     }
 
-                    new Span<float>(edge, 32).Clear();
-                    for (int k = 0; k < 4; k++)
-                    {
-                        int source = row + (k & 1) * 2 + (k >> 1); // rows 2i, 2i + 2, 2i + 1, 2i + 3
-                        if (source >= p.OutH) continue;
-                        for (int j = 0; j < columns; j++) edge[8 * k + j] = channel[(long)source * outW + j];
-                    }
-
-                    Deinterleave(edge, out var d00, out var d01);
-                    Deinterleave(edge + 16, out var d10, out var d11);
+                    // Rows 2i and 2i + 2, then 2i + 1 and 2i + 3: at most 8 values each (masked loads), zero past the image.
+                    Deinterleave(Row(channel, row, p.OutH, outW), Row(channel, row + 2, p.OutH, outW), out var d00, out var d01);
+                    Deinterleave(Row(channel, row + 1, p.OutH, outW), Row(channel, row + 3, p.OutH, outW), out var d10, out var d11);
                     Columns(d00, d01, dest, stride);
                     Columns(d00 + d10, d01 + d11, dest + 4 * stride, stride);
                     Columns(d00 - d10, d01 - d11, dest + 8 * stride, stride);
@@ -561,6 +551,10 @@ public static unsafe partial class ConvWinograd
 
             return;
         }
+
+        // Row `source` of a channel of dY: its first (at most 8) values, zero past the image.
+        static Vector256<float> Row(float* channel, int source, int outH, int outW) =>
+            source < outH ? PartialVector.Load(channel + (long)source * outW, Math.Min(8, outW)) : Vector256<float>.Zero;
 
         for (int o = 0; o < p.Cout16; o++)
         {
@@ -582,21 +576,20 @@ public static unsafe partial class ConvWinograd
                     float* top = plan + (long)row * outW + col, bottom = top + outW;
                     int columns = Math.Min(16, outW - col);
                     bool second = row + 1 < p.OutH;
-                    if (columns < 16 || !second)
+                    Vector256<float> d00, d01, d10 = default, d11 = default;
+                    if (columns == 16)
                     {
-                        new Span<float>(edge, 32).Clear();
-                        for (int j = 0; j < columns; j++) edge[j] = top[j];
-                        if (second)
-                        {
-                            for (int j = 0; j < columns; j++) edge[16 + j] = bottom[j];
-                        }
-
-                        top = edge;
-                        bottom = edge + 16;
+                        Deinterleave(top, out d00, out d01);
+                        if (second) Deinterleave(bottom, out d10, out d11);
+                    }
+                    else
+                    {
+                        // The row's last columns: masked loads, zero past the image (and no second row past the bottom).
+                        int low = Math.Min(8, columns);
+                        Deinterleave(PartialVector.Load(top, low), PartialVector.Load(top + 8, columns - low), out d00, out d01);
+                        if (second) Deinterleave(PartialVector.Load(bottom, low), PartialVector.Load(bottom + 8, columns - low), out d10, out d11);
                     }
 
-                    Deinterleave(top, out var d00, out var d01);
-                    Deinterleave(bottom, out var d10, out var d11);
                     // Rows (A·dY): P0 = d0, P1 = d0 + d1, P2 = d0 − d1, P3 = −d1; then columns the same way.
                     Columns(d00, d01, dest, stride);
                     Columns(d00 + d10, d01 + d11, dest + 4 * stride, stride);
@@ -621,16 +614,28 @@ public static unsafe partial class ConvWinograd
     {
         if (Avx2.IsSupported)
         {
-            var a = Avx.LoadVector256(s);
-            var b = Avx.LoadVector256(s + 8);
+            Deinterleave(Avx.LoadVector256(s), Avx.LoadVector256(s + 8), out even, out odd);
+            return;
+        }
+
+        even = Vector256.Create(s[0], s[2], s[4], s[6], s[8], s[10], s[12], s[14]);
+        odd = Vector256.Create(s[1], s[3], s[5], s[7], s[9], s[11], s[13], s[15]);
+    }
+
+    // The 8 even and 8 odd values of a followed by b.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Deinterleave(Vector256<float> a, Vector256<float> b, out Vector256<float> even, out Vector256<float> odd)
+    {
+        if (Avx2.IsSupported)
+        {
             // a0 a2 b0 b2 | a4 a6 b4 b6, then the middle 64-bit halves swapped.
             even = Avx2.Permute4x64(Avx.Shuffle(a, b, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
             odd = Avx2.Permute4x64(Avx.Shuffle(a, b, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle();
             return;
         }
 
-        even = Vector256.Create(s[0], s[2], s[4], s[6], s[8], s[10], s[12], s[14]);
-        odd = Vector256.Create(s[1], s[3], s[5], s[7], s[9], s[11], s[13], s[15]);
+        even = Vector256.Create(a[0], a[2], a[4], a[6], b[0], b[2], b[4], b[6]);
+        odd = Vector256.Create(a[1], a[3], a[5], a[7], b[1], b[3], b[5], b[7]);
     }
 
     // DM_ξ[tile, o] packed as the micro-kernel's B panels of 16 output channels, by 8×8 transposes of the row-major transform.
@@ -903,8 +908,7 @@ public static unsafe partial class ConvWinograd
                 var mask1 = (Vector256.GreaterThanOrEqual(column, Vector256<int>.Zero) & Vector256.LessThan(column, limit)).AsSingle();
                 var a = Avx512F.VL.MaskLoad(row + first, mask0, Vector256<float>.Zero);
                 var b = Avx512F.VL.MaskLoad(row + first + 8, mask1, Vector256<float>.Zero);
-                var e = Avx2.Permute4x64(Avx.Shuffle(a, b, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
-                var o = Avx2.Permute4x64(Avx.Shuffle(a, b, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle();
+                Deinterleave(a, b, out var e, out var o);
                 if (v + 8 <= len)
                 {
                     Vector256.Store(e, even + v);
