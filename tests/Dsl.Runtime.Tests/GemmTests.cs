@@ -316,6 +316,12 @@ public sealed class GemmMicroKernelTests
                 Gemm.KernelRows(Math.Min(kc, 19), pimage, pr, pb, pw, ldc, accumulate);
                 Gemm.KernelRowsNarrow(Math.Min(kc, 19), pimage, pr, pb, pn, ldc, accumulate);
                 Assert.Equal(narrow, wide);
+
+                // The pair: the same six rows against two B panels.
+                Gemm.KernelRowsPair(Math.Min(kc, 19), pimage, pr, pb, pb + kc * Gemm.NR, pw, ldc, accumulate);
+                Gemm.KernelRowsNarrow(Math.Min(kc, 19), pimage, pr, pb, pn, ldc, accumulate);
+                Gemm.KernelRowsNarrow(Math.Min(kc, 19), pimage, pr, pb + kc * Gemm.NR, pn + Gemm.NR, ldc, accumulate);
+                Assert.Equal(narrow, wide);
             }
 
             Assert.NotEqual(c0, wide);

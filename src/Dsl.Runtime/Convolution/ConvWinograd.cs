@@ -503,10 +503,14 @@ public static unsafe partial class ConvWinograd
                     {
                         // Rows past Cin repeat the last channel; their sums land in dU's padding rows, never read.
                         for (int i = 0; i < Gemm.MR; i++) rows[i] = Math.Min(c0 + i, p.Cin - 1) * p.BlockTiles;
-                        for (int j = 0; j < p.Cout16; j += Gemm.NR)
+                        int j = 0;
+                        for (; j + 2 * Gemm.NR <= p.Cout16; j += 2 * Gemm.NR)
                         {
-                            Gemm.KernelRows(p.BlockTiles, vXi, rows, dmXi + (long)j * p.BlockTiles, duXi + (long)c0 * p.Cout16 + j, p.Cout16, accumulate: true);
+                            Gemm.KernelRowsPair(p.BlockTiles, vXi, rows, dmXi + (long)j * p.BlockTiles, dmXi + (long)(j + Gemm.NR) * p.BlockTiles,
+                                duXi + (long)c0 * p.Cout16 + j, p.Cout16, accumulate: true);
                         }
+
+                        if (j < p.Cout16) Gemm.KernelRows(p.BlockTiles, vXi, rows, dmXi + (long)j * p.BlockTiles, duXi + (long)c0 * p.Cout16 + j, p.Cout16, accumulate: true);
                     }
                 }
             }

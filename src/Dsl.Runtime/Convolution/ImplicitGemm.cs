@@ -669,11 +669,16 @@ internal static unsafe class ImplicitGemm
                     for (int jc = 0; jc < gridPixels; jc += GridJC)
                     {
                         int kc = Math.Min(GridJC, gridPixels - jc);
-                        for (int q = 0; q < mPadded; q += Gemm.NR)
+                        for (int q = 0; q < mPadded; q += 2 * Gemm.NR)
                         {
+                            // 32 channels at a time (two dY panels) where there are, else the last 16.
                             float* bPanel = panels + (long)q * gridPixels + (long)jc * Gemm.NR;
+                            bool pair = q + 2 * Gemm.NR <= mPadded;
                             for (int t = 0; t < kPadded; t += Gemm.MR)
-                                Gemm.KernelRows(kc, image + jc, offsets + t, bPanel, dwT + (long)t * mPadded + q, mPadded, accumulate: true);
+                            {
+                                if (pair) Gemm.KernelRowsPair(kc, image + jc, offsets + t, bPanel, bPanel + (long)Gemm.NR * gridPixels, dwT + (long)t * mPadded + q, mPadded, accumulate: true);
+                                else Gemm.KernelRows(kc, image + jc, offsets + t, bPanel, dwT + (long)t * mPadded + q, mPadded, accumulate: true);
+                            }
                         }
                     }
 

@@ -927,6 +927,57 @@ public static class Gemm
         StoreBlockWide(c, ldc, accumulate, c0, c1, c2, c3, c4, c5);
     }
 
+    /// <summary>
+    /// Two <see cref="KernelRows"/> blocks side by side: C[6×32] (+)= A (6 rows read in place) · [B panel | next B
+    /// panel], twelve 512-bit accumulators, each broadcast of A feeding two multiply-adds. Each element is the same
+    /// chain down K, then the same add to C, as in the single block: the same bits.
+    /// </summary>
+    /// <param name="kc">Depth.</param><param name="a">A's origin.</param><param name="rows">Row i of A at a + rows[i].</param>
+    /// <param name="b">First B panel (kc × 16, p-major).</param><param name="bNext">Second B panel, for C's columns 16…31.</param>
+    /// <param name="c">C's first element.</param><param name="ldc">Row stride of C.</param><param name="accumulate">Add to C instead of overwriting it.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void KernelRowsPair(int kc, float* a, int* rows, float* b, float* bNext, float* c, int ldc, bool accumulate)
+    {
+        if (!Wide)
+        {
+            KernelRowsNarrow(kc, a, rows, b, c, ldc, accumulate);
+            KernelRowsNarrow(kc, a, rows, bNext, c + NR, ldc, accumulate);
+            return;
+        }
+
+        float* r0 = a + rows[0], r1 = a + rows[1], r2 = a + rows[2], r3 = a + rows[3], r4 = a + rows[4], r5 = a + rows[5];
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(bNext);
+            var a0 = Vector512.Create(r0[p]);
+            c00 = Avx512F.FusedMultiplyAdd(a0, b0, c00);
+            c01 = Avx512F.FusedMultiplyAdd(a0, b1, c01);
+            var a1 = Vector512.Create(r1[p]);
+            c10 = Avx512F.FusedMultiplyAdd(a1, b0, c10);
+            c11 = Avx512F.FusedMultiplyAdd(a1, b1, c11);
+            var a2 = Vector512.Create(r2[p]);
+            c20 = Avx512F.FusedMultiplyAdd(a2, b0, c20);
+            c21 = Avx512F.FusedMultiplyAdd(a2, b1, c21);
+            var a3 = Vector512.Create(r3[p]);
+            c30 = Avx512F.FusedMultiplyAdd(a3, b0, c30);
+            c31 = Avx512F.FusedMultiplyAdd(a3, b1, c31);
+            var a4 = Vector512.Create(r4[p]);
+            c40 = Avx512F.FusedMultiplyAdd(a4, b0, c40);
+            c41 = Avx512F.FusedMultiplyAdd(a4, b1, c41);
+            var a5 = Vector512.Create(r5[p]);
+            c50 = Avx512F.FusedMultiplyAdd(a5, b0, c50);
+            c51 = Avx512F.FusedMultiplyAdd(a5, b1, c51);
+            b += NR;
+            bNext += NR;
+        }
+
+        StoreBlockWide(c, ldc, accumulate, c00, c10, c20, c30, c40, c50);
+        StoreBlockWide(c + NR, ldc, accumulate, c01, c11, c21, c31, c41, c51);
+    }
+
     // A 6×16 block of 512-bit rows into C: added to what is there when accumulating, ReLU'd when asked, stored
     // (the operations of StoreBlock, lane for lane).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
