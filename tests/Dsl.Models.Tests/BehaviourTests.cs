@@ -201,6 +201,44 @@ public sealed class BehaviourTests
         Assert.Equal(expected, after);
     }
 
+    private static int InferenceChunk(CompiledModel model) =>
+        (int)typeof(CompiledModel).GetProperty("InferenceChunk", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(model)!;
+
+    [Fact]
+    public void A_batch_larger_than_the_inference_chunk_gives_each_sample_its_own_result_without_allocating()
+    {
+        // 20 samples in chunks of at most 8 (7, 7, 6): each equals the sample inferred alone.
+        var model = new ChunkedInference(maxBatch: 20, seed: 3);
+        Assert.Equal(8, InferenceChunk(model));
+        var input = Ramp(20 * model.SampleInputLength);
+        var batch = new float[20 * model.SampleOutputLength];
+        model.Infer(input, batch, 20);
+        var single = new float[model.SampleOutputLength];
+        for (int s = 0; s < 20; s++)
+        {
+            model.Infer(input.AsSpan(s * model.SampleInputLength, model.SampleInputLength), single, 1);
+            for (int j = 0; j < single.Length; j++) Assert.Equal(single[j], batch[s * single.Length + j], 6);
+        }
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        model.Infer(input, batch, 20);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void Batch_statistics_at_inference_keep_the_whole_batch_together()
+    {
+        // Without running statistics, inference normalizes over the whole batch, as training does: no chunks.
+        var model = new WholeBatchStatistics(maxBatch: 20, seed: 3);
+        Assert.Equal(0, InferenceChunk(model));
+        var input = Ramp(20 * model.SampleInputLength);
+        var inferred = new float[20 * model.SampleOutputLength];
+        var trained = new float[inferred.Length];
+        model.Infer(input, inferred, 20);
+        model.Forward(input, trained, 20);
+        for (int i = 0; i < inferred.Length; i++) Assert.Equal(trained[i], inferred[i], 5);
+    }
+
     /// <summary>Infer of a fresh model loaded with the same state, which folds from scratch.</summary>
     private static float[] Reference(Chain model, float[] input)
     {

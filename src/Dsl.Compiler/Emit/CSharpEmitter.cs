@@ -339,6 +339,23 @@ namespace Dsl.Compiler.Emit
             Line("/// <inheritdoc/>");
             Line("public override global::System.Collections.Generic.IReadOnlyList<int> SampleOutputShape => s_outputShape;");
             Line();
+            if (InferenceChunk() is var (chunk, floats))
+            {
+                Line("/// <inheritdoc/>");
+                Line($"protected override int InferenceChunk => {chunk}; // samples whose largest convolution input + output ({floats} floats each) fit in 4 MiB");
+                Line();
+            }
+        }
+
+        // Inference in chunks (CompiledModel.InferenceChunk) for a network with a convolution: the most samples, a multiple of 8
+        // and at least 8, for which the largest convolution's input and output (per sample, summed) fit in 4 MiB of floats.
+        // Never where inference itself mixes samples: batch norm without running statistics normalizes over the whole batch.
+        private (int Chunk, int Floats)? InferenceChunk()
+        {
+            var convolutions = _graph.Nodes.Where(n => n.Op is ConvOp).ToList();
+            if (convolutions.Count == 0 || _graph.Nodes.Any(n => n.Op is BatchNormOp { TrackRunningStats: false })) return null;
+            int floats = convolutions.Max(n => n.Input.Length + n.Output.Length);
+            return (Math.Max(8, (1 << 20) / floats / 8 * 8), floats);
         }
 
         private void EmitConstructor()

@@ -23,7 +23,7 @@ namespace Dsl.Compiler.Semantics
             "InputLength", "OutputLength", "ParameterCount", "InputShape", "OutputShape", "Name", "SampleInputLength", "SampleOutputLength",
             "SampleInputShape", "SampleOutputShape", "MaxBatch", "Tensors", "Parameters", "Gradients", "ParametersChanged", "ZeroGrad",
             "Tensor", "Gradient", "Counter", "Info", "Forward", "Backward", "Infer", "ForwardCore", "BackwardCore", "InferCore",
-            "ResetParameters", "ParameterStorage", "GradientStorage", "BeginGradients", "WritesGradientsAfterZeroGrad", "BufferStorage", "CounterStorage", "ThrowSingleValuePerChannel",
+            "ResetParameters", "ParameterStorage", "GradientStorage", "BeginGradients", "WritesGradientsAfterZeroGrad", "InferenceChunk", "BufferStorage", "CounterStorage", "ThrowSingleValuePerChannel",
             "SaveSafetensors", "LoadSafetensors", "LoadState", "Format", "RefreshFolded", "InputCopy", "ArenaPerSample", "WorkPerSample",
             "IndicesPerSample", "CacheLength", "FoldedLength", "Equals", "GetHashCode", "GetType", "ToString", "MemberwiseClone",
             "Finalize", "CompiledModel", "Indices", "Dispose", "InputGrad", "Architecture", "ArchitectureLayers", "ArchitectureFingerprint",

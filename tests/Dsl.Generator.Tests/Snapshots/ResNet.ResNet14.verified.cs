@@ -514,6 +514,9 @@ namespace Examples.FashionMnistResNet
         /// <inheritdoc/>
         public override global::System.Collections.Generic.IReadOnlyList<int> SampleOutputShape => s_outputShape;
 
+        /// <inheritdoc/>
+        protected override int InferenceChunk => 40; // samples whose largest convolution input + output (25088 floats each) fit in 4 MiB
+
         /// <summary>Allocates everything the model will ever use, then initializes it as PyTorch does by default.</summary>
         /// <param name="maxBatch">The largest batch that Forward and Infer will be given.</param>
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>

@@ -147,6 +147,9 @@ namespace Examples.BatchNormStudy
         /// <inheritdoc/>
         public override global::System.Collections.Generic.IReadOnlyList<int> SampleOutputShape => s_outputShape;
 
+        /// <inheritdoc/>
+        protected override int InferenceChunk => 72; // samples whose largest convolution input + output (13328 floats each) fit in 4 MiB
+
         /// <summary>Allocates everything the model will ever use, then initializes it as PyTorch does by default.</summary>
         /// <param name="maxBatch">The largest batch that Forward and Infer will be given.</param>
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>

@@ -116,6 +116,9 @@ namespace Snapshots
         /// <inheritdoc/>
         public override global::System.Collections.Generic.IReadOnlyList<int> SampleOutputShape => s_outputShape;
 
+        /// <inheritdoc/>
+        protected override int InferenceChunk => 4696; // samples whose largest convolution input + output (223 floats each) fit in 4 MiB
+
         /// <summary>Allocates everything the model will ever use, then initializes it as PyTorch does by default.</summary>
         /// <param name="maxBatch">The largest batch that Forward and Infer will be given.</param>
         /// <param name="seed">Seeds the parameter initialization and the dropout masks.</param>
