@@ -133,7 +133,7 @@ public class ConvGemmTests
         new[] { 4, 6, 11, 10, 3, 3, 2, 2, 1, 1, 1, 2 },    // two groups, each its own phases
         new[] { 2, 3, 34, 33, 3, 3, 2, 2, 1, 1, 1, 1 },    // 17 columns kept of 18
         new[] { 2, 3, 32, 32, 3, 3, 2, 2, 1, 1, 1, 1 },    // 16 output columns: rows of whole tiles, stored straight into y
-        new[] { 1, 2, 3, 1100, 3, 3, 2, 2, 1, 1, 1, 1 },   // a padded row longer than the stack line: split from the source
+        new[] { 1, 2, 3, 1100, 3, 3, 2, 2, 1, 1, 1, 1 },   // a long row: the split's whole vectors, then its masked end
     };
 
     [Fact]
@@ -165,7 +165,7 @@ public class ConvGemmTests
         var bias = TestUtil.Random(cout, 13);
         var y = new float[n * g.OutputLength];
         var scratch = new float[ConvGemm.ScratchLength(g)];
-        scratch.AsSpan().Fill(float.NaN); // what a kept output reads is written first (unread phases stay NaN)
+        scratch.AsSpan().Fill(float.NaN); // what a kept output reads is written first (unread row phases stay NaN)
         ConvGemm.Forward(x, weight, bias, y, n, g, scratch);
         var reference = Reference(x, weight, bias, n, g);
         TestUtil.AssertClose(reference, y, 1e-5, 1e-5, "y");

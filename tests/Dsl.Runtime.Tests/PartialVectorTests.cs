@@ -29,4 +29,17 @@ public unsafe class PartialVectorTests
 
         for (int i = 0; i < target.Length; i++) Assert.Equal(i < count ? 9f : -5f, target[i]);
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(12)]
+    [InlineData(16)]
+    public void A_512_bit_store_writes_only_the_first_count_lanes(int count)
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return; // only called where AVX-512 is
+        var target = new float[32];
+        target.AsSpan().Fill(-5f);
+        fixed (float* t = target) PartialVector.Store(t, Vector512.Create(9f), count);
+        for (int i = 0; i < target.Length; i++) Assert.Equal(i < count ? 9f : -5f, target[i]);
+    }
 }

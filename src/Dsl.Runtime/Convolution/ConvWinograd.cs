@@ -614,7 +614,7 @@ public static unsafe partial class ConvWinograd
 
     // The 8 even and 8 odd values of 16 consecutive ones.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void Deinterleave(float* s, out Vector256<float> even, out Vector256<float> odd)
+    private static void Deinterleave(float* s, out Vector256<float> even, out Vector256<float> odd)
     {
         if (Avx2.IsSupported)
         {
@@ -894,8 +894,9 @@ public static unsafe partial class ConvWinograd
         }
     }
 
-    // even[t] = row[2t − pad], odd[t] = row[2t + 1 − pad], zero outside [0, width).
-    private static void Split(float* row, int width, int pad, float* even, float* odd, int len)
+    // even[t] = row[2t − pad], odd[t] = row[2t + 1 − pad], zero outside [0, width); also the phase split of a
+    // stride-2 convolution's rows (ImplicitGemm.CopyPhases).
+    internal static void Split(float* row, int width, int pad, float* even, float* odd, int len)
     {
         if (Avx512F.VL.IsSupported)
         {
@@ -1257,17 +1258,13 @@ public static unsafe partial class ConvWinograd
             {
                 Vector512.Store(low, dest);
                 if (columns == 32) Vector512.Store(high, dest + 16);
-                else if (columns > 16) Avx512F.MaskStore(dest + 16, Mask(columns - 16), high);
+                else if (columns > 16) PartialVector.Store(dest + 16, high, columns - 16);
             }
             else
             {
-                Avx512F.MaskStore(dest, Mask(columns), low);
+                PartialVector.Store(dest, low, columns);
             }
         }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static Vector512<float> Mask(int count) =>
-            Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(count)).AsSingle();
     }
 
     // TransformOutput followed by 2×2, stride-2 max pooling: tile (i, t) is pooling window (i, t), so each tile

@@ -312,86 +312,44 @@ internal static unsafe class ImplicitGemm
         new Span<float>(image + padded, (int)(ImageLength(g) - padded)).Clear();
     }
 
-    // Longest padded row the phase split assembles on the stack; wider images split from the source directly.
-    private const int MaxPhaseLine = 1024;
-
     /// <summary>
     /// Copies a group's <see cref="ConvGeometry.InPerGroup"/> planes into their zero-bordered phases: channel c's
     /// phase (a, b) is the plane <c>image + ((c·s_h + a)·s_w + b)·GridH·GridW</c> whose row i, column j is the padded
-    /// image's row i·s_h + a, column j·s_w + b (zero past the padded image). Phases no tap reads are skipped.
+    /// image's row i·s_h + a, column j·s_w + b (zero past the padded image). Row phases no tap reads are skipped
+    /// (a 1×1 kernel of stride 2 reads one of four phases). A stride of 2 across splits each row with Winograd's
+    /// even/odd split (masked loads for the border).
     /// </summary>
     private static void CopyPhases(float* xs, in ConvGeometry g, float* image)
     {
         int sh = g.StrideH, sw = g.StrideW, gh = GridH(g), gw = GridW(g), inPlane = g.InH * g.InW;
         long plane = (long)gh * gw;
-        int lineLength = gw * sw;
-        bool onLine = lineLength <= MaxPhaseLine;
-        // The padded row: zeros outside the image (and past it to whole phases, and 16 more for the last
-        // vector's reads), the image row copied in between. Only the middle is ever rewritten.
-        float* line = stackalloc float[onLine ? lineLength + 16 : 1];
-        if (onLine) new Span<float>(line, lineLength + 16).Clear();
-        // The phases some tap reads (a 1×1 kernel of stride 2 reads one of four); the others are left unwritten.
-        int rowPhases = 0, columnPhases = 0;
+        int rowPhases = 0;
         for (int kh = 0; kh < g.KernelH; kh++) rowPhases |= 1 << (kh * g.DilationH % sh);
-        for (int kw = 0; kw < g.KernelW; kw++) columnPhases |= 1 << (kw * g.DilationW % sw);
         for (int c = 0; c < g.InPerGroup; c++)
         {
             for (int r = 0; r < gh * sh; r++)
             {
                 if ((rowPhases & (1 << (r % sh))) == 0) continue;
                 int ih = r - g.PadH;
-                float* row = (uint)ih < (uint)g.InH ? xs + (long)c * inPlane + (long)ih * g.InW : null;
                 // Phase (r mod s_h, b), row r div s_h, for b = 0 … s_w − 1, plane apart.
                 float* dest = image + ((long)(c * sh + r % sh) * sw * gh + r / sh) * gw;
-                if (row == null)
+                if ((uint)ih >= (uint)g.InH)
                 {
-                    for (int b = 0; b < sw; b++)
-                    {
-                        if ((columnPhases & (1 << b)) != 0) new Span<float>(dest + b * plane, gw).Clear();
-                    }
-
+                    for (int b = 0; b < sw; b++) new Span<float>(dest + b * plane, gw).Clear();
                     continue;
                 }
 
-                if (!onLine)
-                {
-                    for (int b = 0; b < sw; b++)
-                    {
-                        if ((columnPhases & (1 << b)) == 0) continue;
-                        float* to = dest + b * plane;
-                        for (int j = 0, iw = b - g.PadW; j < gw; j++, iw += sw) to[j] = (uint)iw < (uint)g.InW ? row[iw] : 0f;
-                    }
-
-                    continue;
-                }
-
-                new ReadOnlySpan<float>(row, g.InW).CopyTo(new Span<float>(line + g.PadW, g.InW));
+                float* row = xs + (long)c * inPlane + (long)ih * g.InW;
                 if (sw == 2)
                 {
-                    // Column phase 0 is always read (tap 0); phase 1 unless every tap's column is even.
-                    for (int j = 0; j < gw; j += 8)
-                    {
-                        ConvWinograd.Deinterleave(line + 2 * j, out var even, out var odd);
-                        if (j + 8 <= gw)
-                        {
-                            Vector256.Store(even, dest + j);
-                            if (columnPhases == 3) Vector256.Store(odd, dest + plane + j);
-                        }
-                        else
-                        {
-                            PartialVector.Store(dest + j, even, gw - j);
-                            if (columnPhases == 3) PartialVector.Store(dest + plane + j, odd, gw - j);
-                        }
-                    }
-
+                    ConvWinograd.Split(row, g.InW, g.PadW, dest, dest + plane, gw);
                     continue;
                 }
 
                 for (int b = 0; b < sw; b++)
                 {
-                    if ((columnPhases & (1 << b)) == 0) continue;
                     float* to = dest + b * plane;
-                    for (int j = 0; j < gw; j++) to[j] = line[j * sw + b];
+                    for (int j = 0, iw = b - g.PadW; j < gw; j++, iw += sw) to[j] = (uint)iw < (uint)g.InW ? row[iw] : 0f;
                 }
             }
         }

@@ -29,6 +29,11 @@ internal static unsafe class PartialVector
         return v;
     }
 
+    /// <summary>Stores the first <paramref name="count"/> (0–16) lanes of a 512-bit <paramref name="v"/> at <paramref name="p"/>; needs AVX-512.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store(float* p, Vector512<float> v, int count) =>
+        Avx512F.MaskStore(p, Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(count)).AsSingle(), v);
+
     /// <summary>Stores the first <paramref name="count"/> lanes of <paramref name="v"/> at <paramref name="p"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(float* p, Vector256<float> v, int count)
