@@ -609,11 +609,16 @@ public static unsafe class ConvDirect
         if (kernelW > 4) dw1[4] += Vector256.Sum(b4);
     }
 
-    // Below this many multiply-adds a pass stays on the caller. SeedLenet's conv(1, 6, 5) at batch 8 (1.08M
-    // multiply-adds, about 35 µs) split across two cores saved 8–11 µs per inference in a plain loop, but in
-    // the benchmark process it took 86–97 µs against 40 µs serial, in three runs: at this size one late
-    // worker costs more than the split saves. Twice that work is where splitting starts.
-    internal const long ParallelThreshold = 1L << 21;
+    // Below this many multiply-adds a pass stays on the caller. It was 2^21 when a pass had one fixed part per
+    // thread and a late worker held up half the batch (SeedLenet's conv(1, 6, 5) at batch 8, 1.08M, took 86–97 µs
+    // split in the benchmark against 40 µs serial). In chunks of samples that the caller takes over when a worker is
+    // late, FmnistBn's conv(1, 32, 3) at batch 8 (1.8M) split saves about 30 µs of 250 on two threads, SeedLenet's
+    // training step at batch 8 92–97 → 74–77 µs.
+    internal const long ParallelThreshold = 1L << 19;
+
+    // Forward passes go in chunks of samples, up to four per thread: a worker that starts late or loses its core holds up
+    // at most a quarter of its share.
+    private static int ForwardChunks(int n, WorkerPool pool) => Math.Min(n, 4 * pool.Threads);
 
     internal static bool Parallel(WorkerPool? pool, int n, in ConvGeometry g) =>
         pool is { Threads: > 1 } && n > 1 && (long)n * g.OutChannels * g.OutH * g.OutW * g.InChannels * g.KernelH * g.KernelW >= ParallelThreshold;
@@ -707,7 +712,7 @@ public static unsafe class ConvDirect
 
             var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g, Relu = relu,
                 Residual = r, Activation = after, YStride = outputStride };
-            pool.RunChunks(&ForwardPart, &job, pool.Threads);
+            pool.RunChunks(&ForwardPart, &job, ForwardChunks(n, pool));
         }
     }
 
@@ -753,7 +758,7 @@ public static unsafe class ConvDirect
         {
             var job = new Job { X = px, W = pw, Bias = pb, BiasLength = bias.Length, Y = py, Scratch = ps, N = n, ScratchStride = scratch.Length / pool!.Threads, G = g, Relu = relu,
                 MaxPool = maxPool };
-            pool.RunChunks(&ForwardPart, &job, pool.Threads);
+            pool.RunChunks(&ForwardPart, &job, ForwardChunks(n, pool));
         }
     }
 
@@ -767,7 +772,7 @@ public static unsafe class ConvDirect
         long stride = job->YStride == 0 ? outLength : job->YStride;
         Run(new ReadOnlySpan<float>(job->X + (long)lo * g.InputLength, (hi - lo) * g.InputLength), new ReadOnlySpan<float>(job->W, g.WeightLength),
             new ReadOnlySpan<float>(job->Bias, job->BiasLength), new Span<float>(job->Y + lo * stride, (int)((hi - lo - 1) * stride + outLength)),
-            hi - lo, g, new Span<float>(job->Scratch + (long)part * job->ScratchStride, ScratchLength(g)), job->Relu, job->Residual == null ? null : job->Residual + lo * stride, job->Activation, stride,
+            hi - lo, g, new Span<float>(job->Scratch + (long)thread * job->ScratchStride, ScratchLength(g)), job->Relu, job->Residual == null ? null : job->Residual + lo * stride, job->Activation, stride,
             job->MaxPool);
     }
 

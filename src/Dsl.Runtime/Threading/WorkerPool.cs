@@ -26,7 +26,10 @@ public sealed unsafe class WorkerPool : IDisposable
     private int _remaining;
     private int _chunks;
     private int _completed; // chunks of the current chunked job finished
-    private long _ticket; // chunked job: chunk count << 16 | next chunk to claim (see RunChunks)
+    // Chunked job: thread t's block of chunks, as one word per thread, end << 16 | next, 128 bytes apart (no two
+    // threads' words on one cache line or adjacent-line pair). See RunChunks and ClaimChunks.
+    private readonly long[] _tickets;
+    private const int TicketStride = 16;
 
     // A new value per job, odd when the job is chunked, even otherwise: spinning workers watch it, sleeping ones
     // get their event. Job number and kind in one word, so a worker never pairs one job's number with another's kind.
@@ -46,6 +49,7 @@ public sealed unsafe class WorkerPool : IDisposable
         Threads = threads;
         _workers = new Thread[threads - 1];
         _start = new ManualResetEventSlim[threads - 1];
+        _tickets = new long[threads * TicketStride];
         for (int i = 0; i < _workers.Length; i++)
         {
             _start[i] = new ManualResetEventSlim(false, spinCount: 2000);
@@ -115,9 +119,12 @@ public sealed unsafe class WorkerPool : IDisposable
     /// <summary>
     /// Runs <c>body(state, chunk, chunks, thread)</c> for every chunk in <c>[0, chunks)</c>, each exactly once, on
     /// whichever thread claims it first (<c>thread</c> is that thread's index in <c>[0, Threads)</c>, 0 for the caller,
-    /// for per-thread scratch); returns when all are done. Unlike <c>Run</c>,
-    /// which gives each thread a fixed part, a late or descheduled worker costs at most the chunk it holds: the
-    /// others take the rest, and the caller never waits for a worker that has not started one.
+    /// for per-thread scratch); returns when all are done. Each thread first claims, in order, the chunks of its own
+    /// block (<c>Share(chunks, thread, Threads)</c>), so consecutive jobs split the same way (the layers of one pass)
+    /// find each chunk's data in the cache of the core that wrote it; a thread done with its block takes what is still
+    /// unclaimed in the others' from their ends. Unlike <c>Run</c>, which gives each thread a fixed part, a late or
+    /// descheduled worker costs at most the chunk it holds: the others take the rest, and the caller never waits for a
+    /// worker that has not started one.
     /// </summary>
     /// <param name="body">The job; a chunk's work must depend only on its index, not on the thread that runs it.</param>
     /// <param name="state">The job's state, alive and pinned until this returns.</param>
@@ -179,8 +186,14 @@ public sealed unsafe class WorkerPool : IDisposable
         _failure = null;
         _completed = 0;
         _done.Reset();
-        // Publish: a worker claims a chunk by advancing the ticket, then reads the fields above.
-        Interlocked.Exchange(ref _ticket, (long)chunks << 16);
+        // Publish: a worker claims a chunk by advancing a ticket, then reads the fields above. Until its ticket is
+        // set, a thread's block reads as empty (every ticket is when a job ends: all its chunks were claimed).
+        for (int t = 0; t < Threads; t++)
+        {
+            var (start, end) = Share(chunks, t, Threads);
+            Interlocked.Exchange(ref _tickets[t * TicketStride], (long)end << 16 | (uint)start);
+        }
+
         Volatile.Write(ref _signal, (_signal | 1) + 1 | 1);
         foreach (var start in _start) start.Set();
         try
@@ -198,27 +211,48 @@ public sealed unsafe class WorkerPool : IDisposable
         if (_failure is { } failure) throw new AggregateException("a chunk of a parallel job failed", failure);
     }
 
-    // Claims chunks of the published job until none is left. The claim (a compare-and-swap of the ticket) comes
-    // before any read of the job's fields: a claimed chunk is unfinished, so the job is still the caller's and its
-    // fields are still its own, even for a worker that woke up for an older job.
+    // Claims chunks of the published job until none is left: the front of its own block first, then the back of
+    // the others' (a thread that stole from a block leaves its owner the chunks nearest those it has done). A claim (a
+    // compare-and-swap of a ticket) comes before any read of the job's fields: a claimed chunk is unfinished, so the
+    // job is still the caller's and its fields are still its own, even for a worker that woke up for an older job.
     private void ClaimChunks(int thread)
     {
-        while (true)
+        int threads = Threads;
+        for (int i = 0; i < threads; i++)
         {
-            long ticket = Volatile.Read(ref _ticket);
-            int next = (int)(ticket & 0xFFFF), count = (int)(ticket >> 16);
-            if (next >= count) return;
-            if (Interlocked.CompareExchange(ref _ticket, ticket + 1, ticket) != ticket) continue;
-            try
+            int owner = thread + i < threads ? thread + i : thread + i - threads;
+            ref long slot = ref _tickets[owner * TicketStride];
+            while (true)
             {
-                RunChunk(_chunkBody, _state, _managedChunkBody, next, _chunks, thread);
-            }
-            catch (Exception exception)
-            {
-                Interlocked.CompareExchange(ref _failure, exception, null);
-            }
+                long ticket = Volatile.Read(ref slot);
+                int next = (int)(ticket & 0xFFFF), end = (int)(ticket >> 16);
+                if (next >= end) break;
+                int chunk;
+                long claimed;
+                if (i == 0)
+                {
+                    chunk = next;
+                    claimed = ticket + 1;
+                }
+                else
+                {
+                    chunk = end - 1;
+                    claimed = (long)(end - 1) << 16 | (uint)next;
+                }
 
-            if (Interlocked.Increment(ref _completed) == count) _done.Set();
+                if (Interlocked.CompareExchange(ref slot, claimed, ticket) != ticket) continue;
+                int chunks = _chunks; // read before this chunk counts as done: after that, the caller may publish another job
+                try
+                {
+                    RunChunk(_chunkBody, _state, _managedChunkBody, chunk, chunks, thread);
+                }
+                catch (Exception exception)
+                {
+                    Interlocked.CompareExchange(ref _failure, exception, null);
+                }
+
+                if (Interlocked.Increment(ref _completed) == chunks) _done.Set();
+            }
         }
     }
 
