@@ -282,6 +282,59 @@ public sealed class ConvWinogradTests
         Assert.Contains("suits Winograd", error.Message, StringComparison.Ordinal);
     }
 
+    // A batch of one image whose output is a single block of tiles (ResNet's 7×7 stage at batch 1) is one item: the pool
+    // splits it by output channels, whole panels of U per thread, each thread transforming the input itself. Every
+    // output channel must come out as on one thread, with each epilogue, into a slice of a wider output, for channel
+    // counts that split evenly, unevenly and into a padded last panel (20 = 6 + 6 + 6 + 2), on 2 and 3 threads. Each
+    // geometry is above the parallel threshold (2^20 multiply-adds at batch 1).
+    [Theory]
+    [InlineData(64, 64, 7, 7, 2)]    // ResNet-20's last stage: half rows (4 tiles a row), 11 panels: 5 + 6
+    [InlineData(64, 64, 7, 7, 3)]
+    [InlineData(48, 60, 8, 16, 2)]   // whole rows of 8 tiles, one block of 4 tile rows
+    [InlineData(128, 20, 8, 8, 2)]   // 4 panels, the last one 2 channels and 4 of padding
+    [InlineData(128, 20, 8, 8, 3)]
+    public void One_image_of_one_block_splits_by_output_channels_with_the_same_bits(int inC, int outC, int inH, int inW, int threads)
+    {
+        var g = new ConvGeometry(inC, outC, inH, inW, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+        Assert.True((long)outC * g.OutH * g.OutW * inC * 9 >= 1L << 20, "the geometry must be large enough to split");
+        var x = TestUtil.Random(g.InputLength, 1);
+        var w = TestUtil.Random(g.WeightLength, 2);
+        var b = TestUtil.Random(outC, 3);
+        var residual = TestUtil.Random(g.OutputLength, 4);
+        var t = new float[ConvWinograd.TransformedWeightLength(g)];
+        ConvWinograd.TransformWeights(w, t, g);
+        var pool = WorkerPool.Shared(threads);
+        var scratch = new float[threads * ConvWinograd.ParallelScratchLength(g)];
+        var one = scratch.AsMemory(0, ConvWinograd.ScratchLength(g));
+        var serial = new float[g.OutputLength];
+        var split = new float[g.OutputLength];
+        void Same(string what, Action<float[], bool> run)
+        {
+            serial.AsSpan().Fill(-3f);
+            split.AsSpan().Fill(-3f);
+            run(serial, false);
+            run(split, true);
+            Assert.True(serial.AsSpan().SequenceEqual(split), what);
+        }
+
+        Same("bias", (y, p) => ConvWinograd.ForwardTransformed(x, t, b, y, 1, g, p ? scratch : one.Span, p ? pool : null, relu: false, maxPool: false));
+        Same("relu", (y, p) => ConvWinograd.ForwardTransformed(x, t, [], y, 1, g, p ? scratch : one.Span, p ? pool : null, relu: true, maxPool: false));
+        Same("silu", (y, p) => ConvWinograd.ForwardTransformed(x, t, b, y, 1, g, p ? scratch : one.Span, p ? pool : null, FusedActivation.Silu));
+        Same("residual", (y, p) => ConvWinograd.ForwardTransformed(x, t, b, y, 1, g, p ? scratch : one.Span, p ? pool : null, FusedActivation.Relu, residual));
+        Same("weights each call", (y, p) => ConvWinograd.Forward(x, w, b, y, 1, g, p ? scratch : one.Span, p ? pool : null, relu: true));
+        Assert.Contains(serial, v => v > 0); // a real output, not two equal fills
+
+        // A slice of a concatenation's output: the floats after the sample left alone.
+        var wide = new float[2 * g.OutputLength];
+        var wideSplit = new float[wide.Length];
+        wide.AsSpan().Fill(5f);
+        wideSplit.AsSpan().Fill(5f);
+        ConvWinograd.ForwardTransformed(x, t, b, wide, 1, g, one.Span, null, FusedActivation.Relu, residual, 2 * g.OutputLength);
+        ConvWinograd.ForwardTransformed(x, t, b, wideSplit, 1, g, scratch, pool, FusedActivation.Relu, residual, 2 * g.OutputLength);
+        Assert.Equal(wide, wideSplit);
+        Assert.All(wideSplit.AsSpan(g.OutputLength).ToArray(), v => Assert.Equal(5f, v));
+    }
+
     // Inference's cached path: the weights transformed once (TransformWeights, into an unaligned span whose slack is NaN,
     // never read) and ForwardTransformed give the same bits as Forward, which transforms on every call, for every
     // variant generated inference calls, serial and across threads.

@@ -185,7 +185,7 @@ public static unsafe partial class ConvWinograd
         fixed (float* px = x, pu = transformed, pb = bias, py = y, ps = scratch)
         {
             var job = new Job { X = px, U = pu, Bias = bias.IsEmpty ? null : pb, Y = py, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = n * plan.Blocks, Plan = plan, Relu = relu, MaxPool = maxPool };
-            pool.RunChunks(&Part, &job, pool.Threads);
+            RunJob(pool, &job);
         }
     }
 
@@ -244,7 +244,7 @@ public static unsafe partial class ConvWinograd
 
             var job = new Job { X = px, U = pu, Bias = bias.IsEmpty ? null : pb, Y = py, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = n * plan.Blocks, Plan = plan,
                 Relu = relu, Residual = r, Activation = after, YStride = outputStride };
-            pool.RunChunks(&Part, &job, pool.Threads);
+            RunJob(pool, &job);
         }
     }
 

@@ -379,7 +379,7 @@ public static unsafe partial class ConvWinograd
         {
             TransformWeights(pw, ps, plan, flipped: true);
             var job = new Job { X = pdy, U = ps, Bias = null, Y = pdx, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = n * plan.Blocks, Plan = plan, Relu = false };
-            pool.RunChunks(&Part, &job, pool.Threads);
+            RunJob(pool, &job);
         }
     }
 
@@ -729,6 +729,42 @@ public static unsafe partial class ConvWinograd
         var (lo, hi) = WorkerPool.Share(job->Items, part, parts);
         if (lo == hi) return;
         Run(job->X, job->U, job->Bias, job->Y, job->Plan, job->Scratch + part * job->ScratchStride + job->Plan.ULength, lo, hi, job->Relu, job->MaxPool, job->Residual, job->Activation, job->YStride);
+    }
+
+    // Runs a forward job across the pool: its items (sample, block) split between the threads, or, when there is only
+    // one (a batch of one image whose output is a single block: 7×7, 8×8), that item split by output channels, whole
+    // panels of U per thread, each thread copying and transforming the input itself: the input transform is a small
+    // part of the work next to the products, and every channel is computed as on one thread (the same bits).
+    private static void RunJob(WorkerPool pool, Job* job)
+    {
+        if (job->Items == 1 && !job->MaxPool && job->Plan.CoutPad / Gemm.MR >= pool.Threads) pool.RunChunks(&ChannelPart, job, pool.Threads);
+        else pool.RunChunks(&Part, job, pool.Threads);
+    }
+
+    // Chunk `part`'s output channels of the job's one item: panels Share(CoutPad / MR, part, parts) of U.
+    private static void ChannelPart(void* state, int part, int parts, int thread)
+    {
+        var job = (Job*)state;
+        ref readonly Plan p = ref job->Plan;
+        var (first, last) = WorkerPool.Share(p.CoutPad / Gemm.MR, part, parts);
+        int oLo = first * Gemm.MR, oHi = Math.Min(last * Gemm.MR, p.Cout);
+        if (oLo >= oHi) return;
+        float* copy = job->Scratch + part * job->ScratchStride + p.ULength, v = copy + p.CopyLength, m = v + p.VLength;
+        Border(job->X, copy, p, 0, 2 * p.BlockRows + 2);
+        TransformInput(copy, v, p, 0);
+        for (int xi = 0; xi < Xi; xi++)
+        {
+            Gemm.PanelProduct(p.Cin, job->U + xi * p.UStride + (long)oLo * p.Cin, (last - first) * Gemm.MR, v + xi * p.VStride, p.BlockTiles,
+                m + ((long)xi * p.CoutPad + oLo) * p.BlockTiles, p.BlockTiles, accumulate: false, edge: null);
+        }
+
+        TransformOutput(m, job->Bias, job->Y, p, 0, job->Relu, oLo, oHi);
+        if (job->Residual != null || job->Activation != FusedActivation.None)
+        {
+            long plane = (long)p.OutH * p.OutW;
+            ResidualEpilogue.ApplyRows(job->Y + oLo * plane, job->Residual == null ? null : job->Residual + oLo * plane, oHi - oLo, p.OutH, p.OutW,
+                0, Math.Min(p.OutH, 2 * p.BlockRows), job->Activation);
+        }
     }
 
     // Items [lo, hi): item i is block i % Blocks of sample i / Blocks. work = this thread's copy, V and M.
@@ -1148,13 +1184,16 @@ public static unsafe partial class ConvWinograd
     }
 
     // y[o, 2i + r, 2t + s] = (Aᵀ·M·A)[r, s] + bias[o], Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]], 8 tiles at a time.
+    private static void TransformOutput(float* m, float* bias, float* y, in Plan p, int block, bool relu) => TransformOutput(m, bias, y, p, block, relu, 0, p.Cout);
+
+    // The same for output channels [oLo, oHi) only.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TransformOutput(float* m, float* bias, float* y, in Plan p, int block, bool relu)
+    private static void TransformOutput(float* m, float* bias, float* y, in Plan p, int block, bool relu, int oLo, int oHi)
     {
         long xiStride = (long)p.CoutPad * p.BlockTiles;
         int outW = p.OutW, plane = p.OutH * outW;
         float* edge = stackalloc float[16];
-        for (int o = 0; o < p.Cout; o++)
+        for (int o = oLo; o < oHi; o++)
         {
             var b = Vector256.Create(bias == null ? 0f : bias[o]);
             float* mo = m + (long)o * p.BlockTiles;
