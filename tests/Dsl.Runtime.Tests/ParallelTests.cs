@@ -177,7 +177,8 @@ public sealed unsafe class ParallelTests
     private struct SlowWorker
     {
         public int* Hits;
-        public int Done, WorkerChunks, TimedOut;
+        public int* CallerOrder; // when not null: the chunks the caller ran, in order
+        public int Done, WorkerChunks, WorkerChunk, CallerRan, TimedOut;
     }
 
     // A rendezvous makes the worker take part in every job: the caller's chunks do not finish until a worker has
@@ -190,6 +191,7 @@ public sealed unsafe class ParallelTests
         var wait = System.Diagnostics.Stopwatch.StartNew();
         if (thread != 0)
         {
+            s->WorkerChunk = chunk;
             Interlocked.Increment(ref s->WorkerChunks);
             while (Volatile.Read(ref s->Done) < chunks - 1 && Volatile.Read(ref s->TimedOut) == 0)
             {
@@ -204,6 +206,8 @@ public sealed unsafe class ParallelTests
                 if (wait.ElapsedMilliseconds > 10_000) s->TimedOut = 1;
                 Thread.Yield();
             }
+
+            if (s->CallerOrder != null) s->CallerOrder[s->CallerRan++] = chunk;
         }
 
         Interlocked.Increment(ref s->Hits[chunk]);
@@ -228,42 +232,6 @@ public sealed unsafe class ParallelTests
         }
     }
 
-    private struct Ownership
-    {
-        public int* CallerOrder;
-        public int CallerRan, WorkerChunk, WorkerChunks, Done, TimedOut;
-    }
-
-    // The worker's chunk waits for every other chunk, the caller's first waits for the worker to claim one (each
-    // wait gives up after 10 s, counted as a failure): so the worker claims exactly one chunk, and the caller all the rest.
-    private static void RecordOwnership(void* state, int chunk, int chunks, int thread)
-    {
-        var s = (Ownership*)state;
-        var wait = System.Diagnostics.Stopwatch.StartNew();
-        if (thread != 0)
-        {
-            s->WorkerChunk = chunk;
-            Interlocked.Increment(ref s->WorkerChunks);
-            while (Volatile.Read(ref s->Done) < chunks - 1 && Volatile.Read(ref s->TimedOut) == 0)
-            {
-                if (wait.ElapsedMilliseconds > 10_000) s->TimedOut = 1;
-                Thread.Sleep(1);
-            }
-        }
-        else
-        {
-            while (Volatile.Read(ref s->WorkerChunks) == 0 && Volatile.Read(ref s->TimedOut) == 0)
-            {
-                if (wait.ElapsedMilliseconds > 10_000) s->TimedOut = 1;
-                Thread.Yield();
-            }
-
-            s->CallerOrder[s->CallerRan++] = chunk;
-        }
-
-        Interlocked.Increment(ref s->Done);
-    }
-
     // Locality across consecutive jobs: each thread starts on its own block of chunks (Share(chunks, thread, Threads)),
     // so when two layers split the same samples into the same chunks, a sample's data stays with the core that wrote
     // it. The worker's first claim is the front of its block (8 of 16), the caller runs its block in order and then
@@ -273,15 +241,18 @@ public sealed unsafe class ParallelTests
     {
         using var pool = new WorkerPool(2);
         int* order = stackalloc int[16];
+        int* hits = stackalloc int[16];
         int[] expected = [0, 1, 2, 3, 4, 5, 6, 7, 15, 14, 13, 12, 11, 10, 9];
         for (int job = 0; job < 20; job++)
         {
-            var state = new Ownership { CallerOrder = order, WorkerChunk = -1 };
-            pool.RunChunks(&RecordOwnership, &state, 16);
+            new Span<int>(hits, 16).Clear();
+            var state = new SlowWorker { Hits = hits, CallerOrder = order, WorkerChunk = -1 };
+            pool.RunChunks(&SlowOnWorkers, &state, 16);
             Assert.True(state.TimedOut == 0, "a chunk waited 10 s: the worker never claimed one, or it held more than its own");
             Assert.Equal(1, state.WorkerChunks);
             Assert.Equal(8, state.WorkerChunk);
             Assert.Equal(expected, new Span<int>(order, state.CallerRan).ToArray());
+            Assert.Equal(Enumerable.Repeat(1, 16), new Span<int>(hits, 16).ToArray());
         }
     }
 
