@@ -285,7 +285,8 @@ public sealed class ConvWinogradTests
     // A batch of one image whose output is a single block of tiles (ResNet's 7×7 stage at batch 1) is one item: the pool
     // splits it by output channels, whole panels of U per thread, each thread transforming the input itself. Every
     // output channel must come out as on one thread, with each epilogue, into a slice of a wider output, for channel
-    // counts that split evenly, unevenly and into a padded last panel (20 = 6 + 6 + 6 + 2), on 2 and 3 threads. Each
+    // counts that split evenly, unevenly and into a padded last panel (20 = 6 + 6 + 6 + 2), on 2 and 3 threads, and the
+    // input gradient (the same pass on the flipped weights). Each
     // geometry is above the parallel threshold (2^20 multiply-adds at batch 1).
     [Theory]
     [InlineData(64, 64, 7, 7, 2)]    // ResNet-20's last stage: half rows (4 tiles a row), 11 panels: 5 + 6
@@ -323,6 +324,18 @@ public sealed class ConvWinogradTests
         Same("residual", (y, p) => ConvWinograd.ForwardTransformed(x, t, b, y, 1, g, p ? scratch : one.Span, p ? pool : null, FusedActivation.Relu, residual));
         Same("weights each call", (y, p) => ConvWinograd.Forward(x, w, b, y, 1, g, p ? scratch : one.Span, p ? pool : null, relu: true));
         Assert.Contains(serial, v => v > 0); // a real output, not two equal fills
+
+        // The input gradient is the same pass on the flipped weights (one item too: the input is one block): split by
+        // input channels, the same bits.
+        var dy = TestUtil.Random(g.OutputLength, 5);
+        var dxSerial = new float[g.InputLength];
+        var dxSplit = new float[g.InputLength];
+        dxSerial.AsSpan().Fill(-3f);
+        dxSplit.AsSpan().Fill(-3f);
+        ConvWinograd.BackwardInput(dy, w, dxSerial, 1, g, one.Span);
+        ConvWinograd.BackwardInput(dy, w, dxSplit, 1, g, scratch, pool);
+        Assert.Equal(dxSerial, dxSplit);
+        Assert.DoesNotContain(-3f, dxSerial);
 
         // A slice of a concatenation's output: the floats after the sample left alone.
         var wide = new float[2 * g.OutputLength];

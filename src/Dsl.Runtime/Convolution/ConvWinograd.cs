@@ -721,7 +721,7 @@ public static unsafe partial class ConvWinograd
         public long YStride; // floats between samples of Y; 0: the output length
     }
 
-    // Chunk `part`'s share of the items (one chunk per thread, claimed by whichever is free); the transformed weights at U (the start
+    // Chunk `part`'s share of the items (one chunk per thread, each thread's own first); the transformed weights at U (the start
     // of region 0, or the caller's), each region's work after its first ULength floats.
     private static void Part(void* state, int part, int parts, int thread)
     {
