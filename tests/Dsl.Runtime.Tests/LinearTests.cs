@@ -257,17 +257,23 @@ public class LinearTests
         var b = TestUtil.Random(outF, 3);
         var packed = new float[Linear.PackedWeightLength(inF, outF)];
         Linear.PackWeight(w, packed, inF, outF);
-        var pool = WorkerPool.Shared(2);
-        foreach (int n in new[] { 1, 15, Linear.PackedBatchLimit, 17, 33, 130 })
+        // The packed GEMM splits the samples: pairs of rows at 16–33 samples, whole 6-row tiles at 130 (on 3 threads
+        // 130 = 42 + 42 + 46); each thread's rows get the bias, the product and the ReLU, bit for bit as on one.
+        foreach (int threads in new[] { 2, 3 })
         {
-            var x = TestUtil.Random(n * inF, n);
-            var y = new float[n * outF];
-            y.AsSpan().Fill(float.NaN);
-            Linear.ForwardPacked(x, w, packed, b, y, n, inF, outF, new float[Gemm.ScratchLength], pool: null);
-            var y2 = new float[n * outF];
-            Linear.ForwardPacked(x, w, packed, b, y2, n, inF, outF, new float[2 * Gemm.ScratchLength], pool, relu: true);
-            AssertForwardMatchesReference(x, w, b, y, n, inF, outF);
-            for (int i = 0; i < y.Length; i++) Assert.Equal(Math.Max(y[i], 0f), y2[i]);
+            var pool = WorkerPool.Shared(threads);
+            foreach (int n in new[] { 1, 15, Linear.PackedBatchLimit, 17, 33, 130 })
+            {
+                var x = TestUtil.Random(n * inF, n);
+                var y = new float[n * outF];
+                y.AsSpan().Fill(float.NaN);
+                Linear.ForwardPacked(x, w, packed, b, y, n, inF, outF, new float[Gemm.ScratchLength], pool: null);
+                var y2 = new float[n * outF];
+                y2.AsSpan().Fill(float.NaN);
+                Linear.ForwardPacked(x, w, packed, b, y2, n, inF, outF, new float[threads * Gemm.ScratchLength], pool, relu: true);
+                AssertForwardMatchesReference(x, w, b, y, n, inF, outF);
+                for (int i = 0; i < y.Length; i++) Assert.Equal(Math.Max(y[i], 0f), y2[i]);
+            }
         }
     }
 
