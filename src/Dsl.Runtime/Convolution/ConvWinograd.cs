@@ -752,9 +752,10 @@ public static unsafe partial class ConvWinograd
         float* copy = job->Scratch + part * job->ScratchStride + p.ULength, v = copy + p.CopyLength, m = v + p.VLength;
         Border(job->X, copy, p, 0, 2 * p.BlockRows + 2);
         TransformInput(copy, v, p, 0);
+        int rows = ProductRows(p, oLo, last * Gemm.MR);
         for (int xi = 0; xi < Xi; xi++)
         {
-            Gemm.PanelProduct(p.Cin, job->U + xi * p.UStride + (long)oLo * p.Cin, (last - first) * Gemm.MR, v + xi * p.VStride, p.BlockTiles,
+            Gemm.PanelProduct(p.Cin, job->U + xi * p.UStride + (long)oLo * p.Cin, rows, v + xi * p.VStride, p.BlockTiles,
                 m + ((long)xi * p.CoutPad + oLo) * p.BlockTiles, p.BlockTiles, accumulate: false, edge: null);
         }
 
@@ -1171,17 +1172,23 @@ public static unsafe partial class ConvWinograd
         k3 = o0 - o1;
     }
 
-    // M_ξ[o, tile] = Σ_c U_ξ[o, c]·V_ξ[c, tile] for the block: 16 products of [CoutPad × Cin]·[Cin × BlockTiles], U as Gemm's
-    // packed A panels and V as its B panels, so each is Gemm.PanelProduct (whole tiles only: CoutPad and BlockTiles are
-    // multiples of MR and NR, no edge buffer is needed).
+    // M_ξ[o, tile] = Σ_c U_ξ[o, c]·V_ξ[c, tile] for the block: 16 products of [Cout × Cin]·[Cin × BlockTiles], U as Gemm's
+    // packed A panels and V as its B panels, so each is Gemm.PanelProduct (BlockTiles is a multiple of NR: no partial B
+    // panel, no edge buffer).
     private static void Multiply(float* u, float* v, float* m, in Plan p)
     {
+        int rows = ProductRows(p, 0, p.CoutPad);
         for (int xi = 0; xi < Xi; xi++)
         {
-            Gemm.PanelProduct(p.Cin, u + xi * p.UStride, p.CoutPad, v + xi * p.VStride, p.BlockTiles, m + (long)xi * p.CoutPad * p.BlockTiles, p.BlockTiles,
+            Gemm.PanelProduct(p.Cin, u + xi * p.UStride, rows, v + xi * p.VStride, p.BlockTiles, m + (long)xi * p.CoutPad * p.BlockTiles, p.BlockTiles,
                 accumulate: false, edge: null);
         }
     }
+
+    // Rows of M to compute for U's output channels [oLo, oHi) (whole panels): with the 512-bit kernels only those below
+    // Cout, the last panel's real rows through the edge-row kernels (16 or 32 channels are 18 or 36 rows in 6-row
+    // panels: 11% of the products were zero rows nobody reads); the 256-bit ones need whole panels (no edge buffer here).
+    private static int ProductRows(in Plan p, int oLo, int oHi) => (Gemm.Wide ? Math.Min(oHi, p.Cout) : oHi) - oLo;
 
     // y[o, 2i + r, 2t + s] = (Aᵀ·M·A)[r, s] + bias[o], Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]], 8 tiles at a time.
     private static void TransformOutput(float* m, float* bias, float* y, in Plan p, int block, bool relu) => TransformOutput(m, bias, y, p, block, relu, 0, p.Cout);
