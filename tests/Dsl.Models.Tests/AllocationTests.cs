@@ -55,7 +55,7 @@ public sealed class AllocationTests
             model.ParametersChanged(); // forces Infer to refold
             model.Infer(input, result, Batch);
             model.Infer(input.AsSpan(0, 3 * model.SampleInputLength), result.AsSpan(0, 3 * model.SampleOutputLength), 3); // a smaller batch
-            model.Infer(input.AsSpan(0, model.SampleInputLength), result.AsSpan(0, model.SampleOutputLength), 1); // one sample: split by channels
+            model.Infer(input.AsSpan(0, model.SampleInputLength), result.AsSpan(0, model.SampleOutputLength), 1); // one sample (its passes on the caller, or split by channels where large)
         }
 
         // A full collection empties this thread's allocation quantum before the window. Otherwise the

@@ -286,18 +286,18 @@ public sealed class ConvWinogradTests
     // splits it by output channels, whole panels of U per thread, each thread transforming the input itself. Every
     // output channel must come out as on one thread, with each epilogue, into a slice of a wider output, for channel
     // counts that split evenly, unevenly and into a padded last panel (20 = 6 + 6 + 6 + 2), on 2 and 3 threads, and the
-    // input gradient (the same pass on the flipped weights). Each
-    // geometry is above the parallel threshold (2^20 multiply-adds at batch 1).
+    // input gradient (the same pass on the flipped weights). Each geometry is above the threshold from which one
+    // sample's pass splits (ConvGemm.SingleSampleThreshold, 2^22 multiply-adds).
     [Theory]
-    [InlineData(64, 64, 7, 7, 2)]    // ResNet-20's last stage: half rows (4 tiles a row), 11 panels: 5 + 6
-    [InlineData(64, 64, 7, 7, 3)]
-    [InlineData(48, 60, 8, 16, 2)]   // whole rows of 8 tiles, one block of 4 tile rows
-    [InlineData(128, 20, 8, 8, 2)]   // 4 panels, the last one 2 channels and 4 of padding
-    [InlineData(128, 20, 8, 8, 3)]
+    [InlineData(160, 64, 7, 7, 2)]   // a 7×7 output: half rows (4 tiles a row), 11 panels: 5 + 6
+    [InlineData(160, 64, 7, 7, 3)]
+    [InlineData(64, 60, 8, 16, 2)]   // whole rows of 8 tiles, one block of 4 tile rows
+    [InlineData(384, 20, 8, 8, 2)]   // 4 panels, the last one 2 channels and 4 of padding
+    [InlineData(384, 20, 8, 8, 3)]
     public void One_image_of_one_block_splits_by_output_channels_with_the_same_bits(int inC, int outC, int inH, int inW, int threads)
     {
         var g = new ConvGeometry(inC, outC, inH, inW, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        Assert.True((long)outC * g.OutH * g.OutW * inC * 9 >= 1L << 20, "the geometry must be large enough to split");
+        Assert.True((long)outC * g.OutH * g.OutW * inC * 9 >= ConvGemm.SingleSampleThreshold, "the geometry must be large enough to split");
         var x = TestUtil.Random(g.InputLength, 1);
         var w = TestUtil.Random(g.WeightLength, 2);
         var b = TestUtil.Random(outC, 3);

@@ -16,7 +16,7 @@ public sealed class ResidualEpilogueTests
     private static ConvGeometry Geometry(int kind) => kind switch
     {
         0 => new ConvGeometry(16, 20, 30, 30, 3, 3, 1, 1, 1, 1, 1, 1, 1),
-        1 => new ConvGeometry(16, 20, 32, 32, 5, 5, 1, 1, 2, 2, 1, 1, 1), // above the parallel threshold: batch 1 splits by channels
+        1 => new ConvGeometry(16, 20, 32, 32, 5, 5, 1, 1, 2, 2, 1, 1, 1), // 8.2M multiply-adds, above the one-sample threshold: batch 1 splits by channels
         2 => new ConvGeometry(16, 20, 40, 40, 3, 3, 2, 2, 1, 1, 1, 1, 1),
         3 => new ConvGeometry(1, 6, 20, 20, 5, 5, 1, 1, 0, 0, 1, 1, 1),
         _ => new ConvGeometry(8, 12, 13, 13, 5, 5, 1, 1, 2, 2, 1, 1, 1),

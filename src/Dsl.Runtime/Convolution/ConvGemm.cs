@@ -179,13 +179,21 @@ public static unsafe class ConvGemm
     public static int ParallelScratchLength(in ConvGeometry g) => ScratchLength(g) + g.WeightLength + g.OutChannels;
 
     // Below this many multiply-adds a pass stays on the caller: waking workers costs microseconds. 2^19 (from 2^20)
-    // splits ResNet-20's strided convolutions at batch 1 by output channels (0.9M multiply-adds each) and its 1×1
-    // downsampling shortcuts at batch 8 (0.8M): inference on two threads, batch 1 431–436 → 424–431 µs, batch 8
-    // 1.81–1.83 → 1.67–1.70 ms.
+    // splits ResNet-20's 1×1 downsampling shortcuts at batch 8 (0.8M): inference on two threads 1.81–1.83 →
+    // 1.67–1.70 ms.
     private const long ParallelThreshold = 1L << 19;
 
+    // A pass over one sample splits (by output channels or blocks of pixels) only from this many multiply-adds, for
+    // this kernel and ConvWinograd alike: below it the split lost more than it gained (each thread copies and
+    // transforms the whole input, the halves of the output the next layer reads were written by different cores, and
+    // the worker starts a microsecond late, about 40 times a call). ResNet-20 on two threads, every pass of 0.9–1.8M
+    // split before, all on the caller now: inference batch 1 412–422 → 356–364 µs (one thread 355–368), a training
+    // step 2.51–2.99 → 1.92–2.41 ms (one thread 1.98–2.45). Resblock64's 29M-multiply-add layers still split
+    // (batch-1 inference 257–266 µs on two threads, 409–428 on one).
+    internal const long SingleSampleThreshold = 1L << 22;
+
     private static bool Parallel(WorkerPool? pool, int n, in ConvGeometry g) =>
-        pool is { Threads: > 1 } && (long)n * g.OutChannels * g.OutH * g.OutW * g.InPerGroup * g.KernelH * g.KernelW >= ParallelThreshold;
+        pool is { Threads: > 1 } && (long)n * g.OutChannels * g.OutH * g.OutW * g.InPerGroup * g.KernelH * g.KernelW >= (n > 1 ? ParallelThreshold : SingleSampleThreshold);
 
     // A batch of fewer samples than threads splits by channels where the layer allows it (then every part
     // computes whole register tiles of the same single pass: the same bits as serial); otherwise by samples.

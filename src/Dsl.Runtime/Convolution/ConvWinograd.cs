@@ -286,11 +286,12 @@ public static unsafe partial class ConvWinograd
         }
     }
 
-    // Below this many multiply-adds (of the direct sum) a pass stays on the caller, as ConvGemm's do.
+    // Below this many multiply-adds (of the direct sum) a pass stays on the caller, as ConvGemm's do; a pass over one
+    // sample below ConvGemm.SingleSampleThreshold (see there).
     private const long ParallelThreshold = 1L << 20;
 
     private static bool Parallel(WorkerPool? pool, int n, in ConvGeometry g) =>
-        pool is { Threads: > 1 } && (long)n * g.OutChannels * g.OutH * g.OutW * g.InChannels * 9 >= ParallelThreshold;
+        pool is { Threads: > 1 } && (long)n * g.OutChannels * g.OutH * g.OutW * g.InChannels * 9 >= (n > 1 ? ParallelThreshold : ConvGemm.SingleSampleThreshold);
 
     /// <summary>Forward with (sample, block of tile rows) items split across <paramref name="pool"/>.</summary>
     /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
