@@ -16,6 +16,12 @@ public static class Cells
     /// <summary>1 and all cores (2 on the reference machine).</summary>
     public static IReadOnlyList<int> ThreadCounts { get; set; } = new[] { 1, Environment.ProcessorCount }.Distinct().ToArray();
 
+    /// <summary>
+    /// How many times each cell is measured (the <see cref="NetworkBenchmarks.Round"/> parameter); the report
+    /// takes each side's fastest round. 2 in a full run, 1 with --quick; --rounds N sets it.
+    /// </summary>
+    public static int Rounds { get; set; } = 2;
+
     /// <summary>Batches to run, intersected with each network's own list.</summary>
     public static IReadOnlyList<int>? BatchFilter { get; set; }
 
@@ -69,6 +75,12 @@ public class NetworkBenchmarks
     public static IEnumerable<Side> SideValues => Enum.GetValues<Side>();
 
     public static IEnumerable<int> ThreadValues => Cells.ThreadCounts;
+
+    /// <summary>Which measurement of the cell this is (1 to <see cref="Cells.Rounds"/>); see <see cref="CellOrderer"/>.</summary>
+    [ParamsSource(nameof(RoundValues))]
+    public int Round { get; set; }
+
+    public static IEnumerable<int> RoundValues => Enumerable.Range(1, Cells.Rounds);
 
     [GlobalSetup(Target = nameof(Train))]
     public void SetupTrain()

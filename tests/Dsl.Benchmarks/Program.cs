@@ -5,6 +5,7 @@
 //   bash tests/Dsl.Benchmarks/run.sh --peak     single-core FMA peak only
 //   --verify-only                               only check that the three sides agree
 //   --networks A,B  --batches 1,8               narrow the grid (BenchmarkDotNet's --filter works too)
+//   --rounds N                                  measure each cell N times, sides side by side (default 2; --quick: 1)
 //   anything else goes to BenchmarkDotNet (e.g. --filter '*Infer*')
 using System.Globalization;
 using BenchmarkDotNet.Columns;
@@ -34,6 +35,7 @@ if (options.Peak)
 
 if (options.Networks is not null) Cells.Networks = options.Networks;
 if (options.Batches is not null) Cells.BatchFilter = options.Batches;
+Cells.Rounds = options.Rounds ?? (options.Quick ? 1 : 2);
 
 try
 {
@@ -78,6 +80,7 @@ var config = ManualConfig.CreateEmpty()
     .AddLogger(ConsoleLogger.Default)
     .AddExporter(MarkdownExporter.GitHub, CsvExporter.Default)
     .AddFilter(new SimpleFilter(Cells.IsValid))
+    .WithOrderer(new CellOrderer())
     .WithArtifactsPath(artifacts)
     .WithOptions(ConfigOptions.DisableLogFile | ConfigOptions.JoinSummary)
     .WithSummaryStyle(SummaryStyle.Default.WithMaxParameterColumnWidth(20));
@@ -105,13 +108,14 @@ Console.WriteLine(markdown);
 Console.WriteLine($"Benchmarks took {elapsed.TotalMinutes.ToString("0.0", CultureInfo.InvariantCulture)} min; ratios: {ratiosPath}; BenchmarkDotNet reports: {Path.Combine(artifacts, "results")}");
 return summary.Reports.All(r => r.Success) ? 0 : 1;
 
-internal sealed record Options(bool Quick, bool Peak, bool VerifyOnly, IReadOnlyList<Network>? Networks, IReadOnlyList<int>? Batches, string[] BenchmarkDotNetArgs)
+internal sealed record Options(bool Quick, bool Peak, bool VerifyOnly, IReadOnlyList<Network>? Networks, IReadOnlyList<int>? Batches, int? Rounds, string[] BenchmarkDotNetArgs)
 {
     public static Options Parse(string[] args)
     {
         bool quick = false, peak = false, verifyOnly = false;
         IReadOnlyList<Network>? networks = null;
         IReadOnlyList<int>? batches = null;
+        int? rounds = null;
         var rest = new List<string>();
         for (int i = 0; i < args.Length; i++)
         {
@@ -126,10 +130,14 @@ internal sealed record Options(bool Quick, bool Peak, bool VerifyOnly, IReadOnly
                 case "--batches" when i + 1 < args.Length:
                     batches = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToList();
                     break;
+                case "--rounds" when i + 1 < args.Length:
+                    rounds = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                    if (rounds < 1) throw new ArgumentException($"--rounds must be at least 1, got {rounds}.");
+                    break;
                 default: rest.Add(args[i]); break;
             }
         }
 
-        return new Options(quick, peak, verifyOnly, networks, batches, rest.ToArray());
+        return new Options(quick, peak, verifyOnly, networks, batches, rounds, rest.ToArray());
     }
 }
