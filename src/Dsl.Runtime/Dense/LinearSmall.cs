@@ -145,14 +145,15 @@ internal static unsafe class LinearSmall
             a70 = Fmadd(u, v0, a70); a71 = Fmadd(u, v1, a71); a72 = Fmadd(u, v2, a72);
         }
 
-        Dots3(x, w0, y, a00, a01, a02, k16, inF);
-        Dots3(x + s, w0, y + outF, a10, a11, a12, k16, inF);
-        Dots3(x + 2 * s, w0, y + 2 * outF, a20, a21, a22, k16, inF);
-        Dots3(x + 3 * s, w0, y + 3 * outF, a30, a31, a32, k16, inF);
-        Dots3(x + 4 * s, w0, y + 4 * outF, a40, a41, a42, k16, inF);
-        Dots3(x + 5 * s, w0, y + 5 * outF, a50, a51, a52, k16, inF);
-        Dots3(x + 6 * s, w0, y + 6 * outF, a60, a61, a62, k16, inF);
-        Dots3(x + 7 * s, w0, y + 7 * outF, a70, a71, a72, k16, inF);
+        // The 24 lane sums, sample by sample, in a few shuffles (LaneSums: Vector512.Sum's order, so the same bits).
+        float* sums = stackalloc float[24];
+        Vector512.Store(LaneSums.Sum16(a00, a01, a02, a10, a11, a12, a20, a21, a22, a30, a31, a32, a40, a41, a42, a50), sums);
+        Vector256.Store(LaneSums.Sum8(a51, a52, a60, a61, a62, a70, a71, a72), sums + 16);
+        for (int i = 0; i < 8; i++)
+        {
+            float* xi = x + i * s, yi = y + (long)i * outF;
+            for (int j = 0; j < 3; j++) yi[j] = sums[i * 3 + j] + Tail(xi, w0 + j * s, k16, inF);
+        }
     }
 
     // y[0..4, 0..6] = x[0..4, :]·W[0..6, :]ᵀ: six weight rows against four samples.
@@ -187,23 +188,14 @@ internal static unsafe class LinearSmall
             a05 = Fmadd(u0, v, a05); a15 = Fmadd(u1, v, a15); a25 = Fmadd(u2, v, a25); a35 = Fmadd(u3, v, a35);
         }
 
-        Dots3(x, w0, y, a00, a01, a02, k16, inF);
-        Dots3(x, w0 + 3 * s, y + 3, a03, a04, a05, k16, inF);
-        Dots3(x1, w0, y + outF, a10, a11, a12, k16, inF);
-        Dots3(x1, w0 + 3 * s, y + outF + 3, a13, a14, a15, k16, inF);
-        Dots3(x2, w0, y + 2 * outF, a20, a21, a22, k16, inF);
-        Dots3(x2, w0 + 3 * s, y + 2 * outF + 3, a23, a24, a25, k16, inF);
-        Dots3(x3, w0, y + 3 * outF, a30, a31, a32, k16, inF);
-        Dots3(x3, w0 + 3 * s, y + 3 * outF + 3, a33, a34, a35, k16, inF);
-    }
-
-    // One sample's three consecutive outputs from their accumulators: lanes summed, then the scalar tail.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Dots3(float* x, float* w0, float* y, Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, int k16, int inF)
-    {
-        y[0] = Vector512.Sum(a0) + Tail(x, w0, k16, inF);
-        y[1] = Vector512.Sum(a1) + Tail(x, w0 + inF, k16, inF);
-        y[2] = Vector512.Sum(a2) + Tail(x, w0 + 2 * inF, k16, inF);
+        float* sums = stackalloc float[24];
+        Vector512.Store(LaneSums.Sum16(a00, a01, a02, a03, a04, a05, a10, a11, a12, a13, a14, a15, a20, a21, a22, a23), sums);
+        Vector256.Store(LaneSums.Sum8(a24, a25, a30, a31, a32, a33, a34, a35), sums + 16);
+        for (int i = 0; i < 4; i++)
+        {
+            float* xi = x + i * s, yi = y + (long)i * outF;
+            for (int j = 0; j < 6; j++) yi[j] = sums[i * 6 + j] + Tail(xi, w0 + j * s, k16, inF);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
