@@ -243,6 +243,28 @@ public sealed class ConvWinogradTests
     // The fused maxpool(2): every output equals the unfused conv → ReLU → Pooling.MaxForward bit for bit (the same
     // values, max in the same order), serial and across threads, for even and odd outputs (floor pooling drops the
     // last partial windows) and several vectors of tiles; NaN propagates as in Pooling.
+    // FmnistBn's second convolution at batch 1 (32 → 64 at 14×14, 3.6M multiply-adds, its max pooling fused): one
+    // image that splits across two threads by blocks of tile rows since the single-sample threshold is 2^21. Each
+    // thread's block must come out as on one thread, pooled, with the ReLU.
+    [Fact]
+    public void One_image_of_FmnistBn_size_splits_by_blocks_with_its_max_pooling_and_the_same_bits()
+    {
+        var g = new ConvGeometry(32, 64, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+        long macs = (long)g.OutChannels * g.OutH * g.OutW * g.InChannels * 9;
+        Assert.InRange(macs, ConvGemm.SingleSampleThreshold, (1L << 22) - 1); // split now, not before
+        var x = TestUtil.Random(g.InputLength, 1);
+        var w = TestUtil.Random(g.WeightLength, 2);
+        var b = TestUtil.Random(64, 3);
+        var pool = WorkerPool.Shared(2);
+        var scratch = new float[2 * ConvWinograd.ParallelScratchLength(g)];
+        var serial = new float[64 * 7 * 7];
+        ConvWinograd.Forward(x, w, b, serial, 1, g, scratch.AsSpan(0, ConvWinograd.ScratchLength(g)), relu: true, maxPool: true);
+        var parallel = new float[serial.Length];
+        parallel.AsSpan().Fill(float.NaN);
+        ConvWinograd.Forward(x, w, b, parallel, 1, g, scratch, pool, relu: true, maxPool: true);
+        Assert.Equal(serial, parallel);
+    }
+
     [Theory]
     [InlineData(32, 64, 14, 14, 1)]
     [InlineData(16, 24, 9, 13, 1)]
@@ -287,7 +309,7 @@ public sealed class ConvWinogradTests
     // output channel must come out as on one thread, with each epilogue, into a slice of a wider output, for channel
     // counts that split evenly, unevenly and into a padded last panel (20 = 6 + 6 + 6 + 2), on 2 and 3 threads, and the
     // input gradient (the same pass on the flipped weights). Each geometry is above the threshold from which one
-    // sample's pass splits (ConvGemm.SingleSampleThreshold, 2^22 multiply-adds).
+    // sample's pass splits (ConvGemm.SingleSampleThreshold, 2^21 multiply-adds).
     [Theory]
     [InlineData(160, 64, 7, 7, 2)]   // a 7×7 output: half rows (4 tiles a row), 11 panels: 5 + 6
     [InlineData(160, 64, 7, 7, 3)]

@@ -189,8 +189,10 @@ public static unsafe class ConvGemm
     // the worker starts a microsecond late, about 40 times a call). ResNet-20 on two threads, every pass of 0.9–1.8M
     // split before, all on the caller now: inference batch 1 412–422 → 356–364 µs (one thread 355–368), a training
     // step 2.51–2.99 → 1.92–2.41 ms (one thread 1.98–2.45). Resblock64's 29M-multiply-add layers still split
-    // (batch-1 inference 257–266 µs on two threads, 409–428 on one).
-    internal const long SingleSampleThreshold = 1L << 22;
+    // (batch-1 inference 257–266 µs on two threads, 409–428 on one). 2^21 rather than 2^22: FmnistBn's second
+    // convolution (32 → 64 at 14×14 with its max pooling, 3.6M, split by blocks of tile rows) gains on two threads,
+    // batch-1 inference 47.6–60.5 → 41.8–51.1 µs; ResNet-20's 1.8M passes stay below it.
+    internal const long SingleSampleThreshold = 1L << 21;
 
     private static bool Parallel(WorkerPool? pool, int n, in ConvGeometry g) =>
         pool is { Threads: > 1 } && (long)n * g.OutChannels * g.OutH * g.OutW * g.InPerGroup * g.KernelH * g.KernelW >= (n > 1 ? ParallelThreshold : SingleSampleThreshold);
