@@ -149,11 +149,7 @@ internal static unsafe class LinearSmall
         float* sums = stackalloc float[24];
         Vector512.Store(LaneSums.Sum16(a00, a01, a02, a10, a11, a12, a20, a21, a22, a30, a31, a32, a40, a41, a42, a50), sums);
         Vector256.Store(LaneSums.Sum8(a51, a52, a60, a61, a62, a70, a71, a72), sums + 16);
-        for (int i = 0; i < 8; i++)
-        {
-            float* xi = x + i * s, yi = y + (long)i * outF;
-            for (int j = 0; j < 3; j++) yi[j] = sums[i * 3 + j] + Tail(xi, w0 + j * s, k16, inF);
-        }
+        Write(sums, 8, 3, x, w0, y, k16, inF, outF);
     }
 
     // y[0..4, 0..6] = x[0..4, :]·W[0..6, :]ᵀ: six weight rows against four samples.
@@ -191,10 +187,17 @@ internal static unsafe class LinearSmall
         float* sums = stackalloc float[24];
         Vector512.Store(LaneSums.Sum16(a00, a01, a02, a03, a04, a05, a10, a11, a12, a13, a14, a15, a20, a21, a22, a23), sums);
         Vector256.Store(LaneSums.Sum8(a24, a25, a30, a31, a32, a33, a34, a35), sums + 16);
-        for (int i = 0; i < 4; i++)
+        Write(sums, 4, 6, x, w0, y, k16, inF, outF);
+    }
+
+    // A block's outputs y[i, j] (rows × columns, sums row by row) with the scalar tail of each dot product added.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Write(float* sums, int rows, int columns, float* x, float* w0, float* y, int k16, int inF, int outF)
+    {
+        for (int i = 0; i < rows; i++)
         {
-            float* xi = x + i * s, yi = y + (long)i * outF;
-            for (int j = 0; j < 6; j++) yi[j] = sums[i * 6 + j] + Tail(xi, w0 + j * s, k16, inF);
+            float* xi = x + (long)i * inF, yi = y + (long)i * outF;
+            for (int j = 0; j < columns; j++) yi[j] = sums[i * columns + j] + Tail(xi, w0 + (long)j * inF, k16, inF);
         }
     }
 
