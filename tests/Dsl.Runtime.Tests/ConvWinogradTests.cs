@@ -240,9 +240,6 @@ public sealed class ConvWinogradTests
         Assert.False(ConvWinograd.SuitsWeightGradient(new ConvGeometry(32, 32, 16, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1))); // not Winograd at all
     }
 
-    // The fused maxpool(2): every output equals the unfused conv → ReLU → Pooling.MaxForward bit for bit (the same
-    // values, max in the same order), serial and across threads, for even and odd outputs (floor pooling drops the
-    // last partial windows) and several vectors of tiles; NaN propagates as in Pooling.
     // FmnistBn's second convolution at batch 1 (32 → 64 at 14×14, 3.6M multiply-adds, its max pooling fused): one
     // image that splits across two threads by blocks of tile rows since the single-sample threshold is 2^21. Each
     // thread's block must come out as on one thread, pooled, with the ReLU.
@@ -265,6 +262,9 @@ public sealed class ConvWinogradTests
         Assert.Equal(serial, parallel);
     }
 
+    // The fused maxpool(2): every output equals the unfused conv → ReLU → Pooling.MaxForward bit for bit (the same
+    // values, max in the same order), serial and across threads, for even and odd outputs (floor pooling drops the
+    // last partial windows) and several vectors of tiles; NaN propagates as in Pooling.
     [Theory]
     [InlineData(32, 64, 14, 14, 1)]
     [InlineData(16, 24, 9, 13, 1)]
