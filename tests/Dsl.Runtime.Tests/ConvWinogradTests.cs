@@ -1,4 +1,6 @@
 // Winograd's F(2×2, 3×3) convolution against the reference loops of ConvReference.
+using System.Runtime.Intrinsics.X86;
+
 namespace Dsl.Runtime.Tests;
 
 public sealed class ConvWinogradTests
@@ -16,6 +18,8 @@ public sealed class ConvWinogradTests
         { 64, 64, 7, 7, 1 },    // ResNet's last stage: 4 tiles per row, two tile rows per vector, 16 tiles computed (not 32)
         { 16, 16, 10, 8, 0 },   // 8×6: 3 tiles per row, 4 tile rows, one block of half rows, no tile past the bottom
         { 16, 24, 19, 6, 1 },   // 19×6: 10 tile rows in three blocks of four, the last tile row half outside
+        { 16, 16, 28, 28, 1 },  // ResNet's first stage: 14 tiles per row in blocks of two rows of 16 (7/8 of them on the output)
+        { 16, 16, 20, 20, 1 },  // 10 tiles per row, numbered across row ends and samples (vectors of 16 across panels)
     };
 
     [Theory]
@@ -238,6 +242,71 @@ public sealed class ConvWinogradTests
         Assert.True(ConvWinograd.SuitsWeightGradient(new ConvGeometry(32, 32, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1)));  // 196 of 224
         Assert.False(ConvWinograd.SuitsWeightGradient(new ConvGeometry(32, 64, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1))); // 49 of 64
         Assert.False(ConvWinograd.SuitsWeightGradient(new ConvGeometry(32, 32, 16, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1))); // not Winograd at all
+    }
+
+    // Where a tile row is not a whole number of vectors and the per-image blocks would waste more than 1/8 of the
+    // products (7 tiles a row at 14×14, 10 at 20×20, 6 at 12×12 and 7×11), and AVX-512 is there, the forward pass and
+    // the input gradient number the tiles across row ends and samples: a block of the products holds rows of several
+    // images, and a row's tiles cross the micro-kernel's 16-column panels. The products must compute the tiles that
+    // exist rounded up to whole panels per block, not per image row, and each sample must still come out with the
+    // bits it has alone, with every epilogue, on one thread and on two. 28×28 (14 of 16 tiles a row used) keeps its blocks.
+    [Theory]
+    [InlineData(32, 64, 14, 14, 1, 8, 400, 512)] // FmnistBn's second conv, 8 × 49 tiles: 6 blocks of 9 rows (63 tiles in 64 columns), 2 rows (14 in 16)
+    [InlineData(16, 16, 20, 20, 1, 3, 320, 480)] // 3 × 100 tiles, 16-tile vectors: 2 blocks of 12 rows (120 in 128), 6 rows (60 in 64)
+    [InlineData(16, 24, 12, 12, 1, 5, 192, 320)] // 5 × 36 tiles: 16 rows (96, 6 panels), 14 rows (84 in 96)
+    [InlineData(16, 16, 9, 13, 0, 3, 80, 96)]    // 7×11 output, 3 × 24 tiles (the last row and column half outside): one block of 12 rows (72 in 80)
+    [InlineData(16, 16, 28, 28, 1, 3, 672, 672)] // ResNet's first stage, 3 × 196 tiles: blocks of two rows of 16 per image
+    public void Tiles_across_row_ends_and_samples_compute_no_padding_tiles_and_the_bits_each_sample_has_alone(
+        int inC, int outC, int inH, int inW, int pad, int n, long computed, long perImage)
+    {
+        var g = new ConvGeometry(inC, outC, inH, inW, 3, 3, 1, 1, pad, pad, 1, 1, 1);
+        long tiles = (long)n * ((g.OutH + 1) / 2) * ((g.OutW + 1) / 2);
+        Assert.Equal(Avx512F.VL.IsSupported ? computed : perImage, ConvWinograd.ForwardTiles(g, n));
+        Assert.InRange(ConvWinograd.ForwardTiles(g, n), tiles, perImage);
+        var x = TestUtil.Random(n * g.InputLength, 1);
+        var w = TestUtil.Random(g.WeightLength, 2);
+        var b = TestUtil.Random(outC, 3);
+        var residual = TestUtil.Random(n * g.OutputLength, 4);
+        var dy = TestUtil.Random(n * g.OutputLength, 5);
+        int pooled = outC * (g.OutH / 2) * (g.OutW / 2);
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var pool = WorkerPool.Shared(threads);
+            var scratch = new float[threads * ConvWinograd.ParallelScratchLength(g)];
+
+            // Samples [first, first + count) through a pass, outputs of `length` floats per sample.
+            void Alone(string what, int length, Action<int, int, float[]> pass)
+            {
+                var batch = new float[n * length];
+                batch.AsSpan().Fill(float.NaN);
+                pass(0, n, batch);
+                for (int s = 0; s < n; s++)
+                {
+                    var single = new float[length];
+                    single.AsSpan().Fill(float.NaN);
+                    pass(s, 1, single);
+                    Assert.True(single.AsSpan().SequenceEqual(batch.AsSpan(s * length, length)), $"{what}, sample {s} of {n}, {threads} thread(s)");
+                }
+            }
+
+            Alone("relu", g.OutputLength, (first, count, y) =>
+                ConvWinograd.Forward(x.AsSpan(first * g.InputLength, count * g.InputLength), w, b, y, count, g, scratch, pool, relu: true));
+            Alone("max pooling", pooled, (first, count, y) =>
+                ConvWinograd.Forward(x.AsSpan(first * g.InputLength, count * g.InputLength), w, b, y, count, g, scratch, pool, relu: true, maxPool: true));
+            Alone("residual", g.OutputLength, (first, count, y) =>
+                ConvWinograd.Forward(x.AsSpan(first * g.InputLength, count * g.InputLength), w, b, y, count, g, scratch, pool, FusedActivation.Relu,
+                    residual.AsSpan(first * g.OutputLength, count * g.OutputLength)));
+            Alone("input gradient", g.InputLength, (first, count, dx) =>
+                ConvWinograd.BackwardInput(dy.AsSpan(first * g.OutputLength, count * g.OutputLength), w, dx, count, g, scratch, pool));
+
+            // The residual epilogue on the rows of each sample in a block: relu(conv + bias + residual), the same bits as adding after.
+            var plain = new float[n * g.OutputLength];
+            ConvWinograd.Forward(x, w, b, plain, n, g, scratch, pool);
+            var fused = new float[plain.Length];
+            ConvWinograd.Forward(x, w, b, fused, n, g, scratch, pool, FusedActivation.Relu, residual);
+            for (int i = 0; i < plain.Length; i++) plain[i] = Math.Max(plain[i] + residual[i], 0f);
+            Assert.Equal(plain, fused);
+        }
     }
 
     // FmnistBn's second convolution at batch 1 (32 → 64 at 14×14, 3.6M multiply-adds, its max pooling fused): one

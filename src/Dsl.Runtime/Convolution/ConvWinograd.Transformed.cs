@@ -87,7 +87,7 @@ public static unsafe partial class ConvWinograd
         Debug.Assert(scratch.Length >= plan.ScratchLength, "scratch too short");
         fixed (float* px = x, pu = transformed, pb = bias, py = y, ps = scratch)
         {
-            Run(px, pu, bias.IsEmpty ? null : pb, py, plan, ps + plan.ULength, 0, n * plan.Blocks, relu, maxPool);
+            Run(px, pu, bias.IsEmpty ? null : pb, py, plan, ps + plan.ULength, 0, plan.Items(n), relu, maxPool);
         }
     }
 
@@ -115,7 +115,7 @@ public static unsafe partial class ConvWinograd
         Debug.Assert(scratch.Length >= plan.ScratchLength, "scratch too short");
         fixed (float* px = x, pu = transformed, pb = bias, py = y, ps = scratch, pr = residual)
         {
-            Run(px, pu, bias.IsEmpty ? null : pb, py, plan, ps + plan.ULength, 0, n * plan.Blocks, relu: false, maxPool: false, pr, activation);
+            Run(px, pu, bias.IsEmpty ? null : pb, py, plan, ps + plan.ULength, 0, plan.Items(n), relu: false, maxPool: false, pr, activation);
         }
     }
 
@@ -184,7 +184,7 @@ public static unsafe partial class ConvWinograd
         CheckTransformed(transformed.Length, plan, nameof(transformed));
         fixed (float* px = x, pu = transformed, pb = bias, py = y, ps = scratch)
         {
-            var job = new Job { X = px, U = pu, Bias = bias.IsEmpty ? null : pb, Y = py, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = n * plan.Blocks, Plan = plan, Relu = relu, MaxPool = maxPool };
+            var job = new Job { X = px, U = pu, Bias = bias.IsEmpty ? null : pb, Y = py, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = plan.Items(n), Plan = plan, Relu = relu, MaxPool = maxPool };
             RunJob(pool, &job);
         }
     }
@@ -238,11 +238,11 @@ public static unsafe partial class ConvWinograd
             float* r = residual.IsEmpty ? null : pr;
             if (!parallel)
             {
-                Run(px, pu, bias.IsEmpty ? null : pb, py, plan, ps + plan.ULength, 0, n * plan.Blocks, relu, maxPool: false, r, after, outputStride);
+                Run(px, pu, bias.IsEmpty ? null : pb, py, plan, ps + plan.ULength, 0, plan.Items(n), relu, maxPool: false, r, after, outputStride);
                 return;
             }
 
-            var job = new Job { X = px, U = pu, Bias = bias.IsEmpty ? null : pb, Y = py, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = n * plan.Blocks, Plan = plan,
+            var job = new Job { X = px, U = pu, Bias = bias.IsEmpty ? null : pb, Y = py, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = plan.Items(n), Plan = plan,
                 Relu = relu, Residual = r, Activation = after, YStride = outputStride };
             RunJob(pool, &job);
         }

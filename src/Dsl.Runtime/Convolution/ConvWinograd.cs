@@ -19,7 +19,11 @@ namespace Dsl.Runtime.Kernels;
 /// </list>
 /// The input is split into the even and odd columns of a zero-bordered copy, so a transform reads 8
 /// tiles' patches with contiguous loads; tiles are processed a few tile rows at a time so that V and M
-/// stay in L2. The transforms only add, subtract and halve, so results differ from the direct sum by
+/// stay in L2. Where a tile row is not a whole number of vectors and that wastes more than 1/8 of the products
+/// (a 14×14 output has 7 tiles a row), the forward pass and the input gradient number the tiles across row ends
+/// and samples, so the products
+/// compute whole 16-column panels of tiles that exist (a batch of eight 14×14 images: 400 columns for 392 tiles,
+/// not 512); the weight gradient keeps blocks per image. The transforms only add, subtract and halve, so results differ from the direct sum by
 /// rounding alone (about 1e-6 relative, well inside PyTorch parity; tested against <see cref="ImplicitGemm"/>).
 /// Every output element is computed the same way whichever thread or batch it is in.
 /// <c>Forward</c> transforms the weights on every call; where they stay constant between calls (inference, the folded
@@ -30,6 +34,9 @@ namespace Dsl.Runtime.Kernels;
 public static unsafe partial class ConvWinograd
 {
     private const int Xi = 16; // 4×4 transformed positions
+
+    // Most tiles in a compact block (Plan.Compact): V and M of 128 tiles at 32 input and 64 output channels are 0.8 MB, in L2.
+    private const int MaxCompactTiles = 128;
 
     /// <summary>
     /// Whether geometry <paramref name="g"/> takes this kernel: 3×3, stride 1, no dilation, one group, and at
@@ -61,6 +68,22 @@ public static unsafe partial class ConvWinograd
         return 8 * used >= 7 * computed;
     }
 
+    /// <summary>
+    /// Tiles the products of a forward pass over <paramref name="n"/> samples compute on one thread, those past the
+    /// output included: the tiles of whole 16-column panels (with tiles across row ends and samples where that is
+    /// the plan), else of the per-image blocks.
+    /// </summary>
+    /// <param name="g">Convolution geometry; <see cref="Suits"/> must hold.</param>
+    /// <param name="n">Batch size.</param>
+    /// <returns>The number of tile columns multiplied.</returns>
+    internal static long ForwardTiles(in ConvGeometry g, int n)
+    {
+        var p = Plan.Of(g);
+        if (!p.Compact) return (long)n * p.Blocks * p.BlockTiles;
+        int rows = n * p.TileRows;
+        return (long)(rows / p.CompactRows) * p.CompactTiles + p.CompactColumns(rows % p.CompactRows);
+    }
+
     /// <summary>Whether the input gradient of <paramref name="g"/> (a stride-1 convolution of dY with flipped kernels) takes this kernel.</summary>
     /// <param name="g">Convolution geometry of the forward layer.</param>
     /// <returns>True when <see cref="BackwardInput(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, in ConvGeometry, Span{float})"/> runs here.</returns>
@@ -89,6 +112,19 @@ public static unsafe partial class ConvWinograd
         public readonly long UStride;   // floats between U_ξ and U_ξ+1: 8 more than their size, room for a vector store's tail (the contract's WinogradSlack)
         public readonly long VStride;   // floats between V_ξ and V_ξ+1: a cache line more than their size, so the 16 stores of a transform do not share cache sets
 
+        // Forward and input gradient where a tile row is not a whole number of vectors and the rounding wastes more than
+        // 1/8 of the products (14×14: rows of 7 tiles), with AVX-512's masked stores: the tiles are numbered across row
+        // ends and across samples, and a block is
+        // CompactRows consecutive tile rows of the batch (TileRows per sample), its CompactRows·Tc tiles back to
+        // back in V's panels and M's rows. Nothing is computed for the tiles a row rounded up to 8 or 16 would add,
+        // nor for a block's last rows past an image's end (a 14×14 image was 64 tiles for 49).
+        public readonly bool Compact;
+        public readonly int Tc;           // tiles per tile row, (OutW + 1) / 2
+        public readonly int TileRows;     // tile rows per image, (OutH + 1) / 2
+        public readonly int CompactRows;  // tile rows per compact block
+        public readonly int CompactTiles; // CompactRows·Tc rounded up to 16: the columns of the block's products
+        public readonly long CVStride;    // floats between V_ξ and V_ξ+1 of a compact block
+
         private Plan(in ConvGeometry g)
         {
             Cin = g.InChannels; Cout = g.OutChannels; CoutPad = (Cout + Gemm.MR - 1) / Gemm.MR * Gemm.MR;
@@ -109,7 +145,41 @@ public static unsafe partial class ConvWinograd
             VStride = (long)Cin * BlockTiles + 16;
             VLength = Xi * VStride;
             MLength = (long)Xi * CoutPad * BlockTiles;
+
+            Tc = (OutW + 1) / 2;
+            TileRows = tileRows;
+            // Where less than 7/8 of the per-image blocks' tiles lie on the output (SuitsWeightGradient's rule): 14×14's 49
+            // of 64, not 28×28's 196 of 224, whose 16-channel layers gained nothing (a row of 14 tiles crosses a panel
+            // at almost every row, and the stores that split it cost what the products save).
+            Compact = !Half && 8L * tileRows * Tc < 7L * Blocks * BlockTiles && Gemm.Wide && Avx512F.VL.IsSupported;
+            if (Compact)
+            {
+                // The number of rows, at most MaxCompactTiles tiles, whose tiles cost the least each (the most rows
+                // among equals): a block's cost is its 16-column panels, which the products take two at a time, a last
+                // odd one alone at about 3/4 of the speed. 9 rows of 7 tiles are 63 tiles in 4 panels, 12 of 10 120 in 8.
+                CompactRows = 1;
+                for (int k = 2; k * Tc <= MaxCompactTiles; k++)
+                {
+                    if ((long)k * Tc * Cost(CompactRows * Tc) >= (long)CompactRows * Tc * Cost(k * Tc)) CompactRows = k;
+                }
+
+                CompactTiles = Panels(CompactRows * Tc) * 16;
+                CVStride = (long)Cin * CompactTiles + 16;
+                VLength = Math.Max(VLength, Xi * CVStride);
+                // An output transform reads a row's last vector whole, up to 15 floats past the block's tiles.
+                MLength = Math.Max(MLength, (long)Xi * CoutPad * CompactTiles + 16);
+            }
+
+            static int Panels(int tiles) => (tiles + 15) / 16;
+
+            static int Cost(int tiles) => 3 * Panels(tiles) + (Panels(tiles) & 1); // in thirds of a panel
         }
+
+        /// <summary>Work items of a forward pass (or input gradient) over n samples: tile rows when compact, else (sample, block) pairs.</summary>
+        public int Items(int n) => Compact ? n * TileRows : n * Blocks;
+
+        /// <summary>Columns of a compact block's products for <paramref name="rows"/> tile rows: their tiles rounded up to whole panels.</summary>
+        public int CompactColumns(int rows) => (rows * Tc + Gemm.NR - 1) / Gemm.NR * Gemm.NR;
 
         public static Plan Of(in ConvGeometry g) => new(g);
 
@@ -282,7 +352,7 @@ public static unsafe partial class ConvWinograd
         fixed (float* pdy = dy, pw = w, pdx = dx, ps = scratch)
         {
             TransformWeights(pw, ps, plan, flipped: true);
-            Run(pdy, ps, null, pdx, plan, ps + plan.ULength, 0, n * plan.Blocks, relu: false);
+            Run(pdy, ps, null, pdx, plan, ps + plan.ULength, 0, plan.Items(n), relu: false);
         }
     }
 
@@ -379,7 +449,7 @@ public static unsafe partial class ConvWinograd
         fixed (float* pdy = dy, pw = w, pdx = dx, ps = scratch)
         {
             TransformWeights(pw, ps, plan, flipped: true);
-            var job = new Job { X = pdy, U = ps, Bias = null, Y = pdx, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = n * plan.Blocks, Plan = plan, Relu = false };
+            var job = new Job { X = pdy, U = ps, Bias = null, Y = pdx, Scratch = ps, ScratchStride = scratch.Length / pool!.Threads, Items = plan.Items(n), Plan = plan, Relu = false };
             RunJob(pool, &job);
         }
     }
@@ -738,7 +808,7 @@ public static unsafe partial class ConvWinograd
     // part of the work next to the products, and every channel is computed as on one thread (the same bits).
     private static void RunJob(WorkerPool pool, Job* job)
     {
-        if (job->Items == 1 && !job->MaxPool && job->Plan.CoutPad / Gemm.MR >= pool.Threads) pool.RunChunks(&ChannelPart, job, pool.Threads);
+        if (job->Items == 1 && !job->MaxPool && !job->Plan.Compact && job->Plan.CoutPad / Gemm.MR >= pool.Threads) pool.RunChunks(&ChannelPart, job, pool.Threads);
         else pool.RunChunks(&Part, job, pool.Threads);
     }
 
@@ -778,6 +848,12 @@ public static unsafe partial class ConvWinograd
         float* copy = work, v = copy + p.CopyLength, m = v + p.VLength;
         long inLength = (long)p.Cin * p.InH * p.InW, outLength = maxPool ? (long)p.Cout * (p.OutH / 2) * (p.OutW / 2) : (long)p.Cout * p.OutH * p.OutW;
         if (yStride != 0) outLength = yStride;
+        if (p.Compact)
+        {
+            RunCompact(x, u, bias, y, p, copy, v, m, inLength, outLength, lo, hi, relu, maxPool, residual, activation);
+            return;
+        }
+
         for (int item = lo; item < hi;)
         {
             int sample = item / p.Blocks, first = item % p.Blocks;
@@ -798,6 +874,49 @@ public static unsafe partial class ConvWinograd
             }
 
             item += last - first;
+        }
+    }
+
+    // Run on a compact plan: tile rows [lo, hi) of the batch (row r is tile row r % TileRows of sample r / TileRows),
+    // CompactRows at a time. Each block's rows are transformed sample by sample into one V, multiplied once, and
+    // written back sample by sample; a tile's arithmetic is the per-image blocks' own, so the bits are the same.
+    private static void RunCompact(float* x, float* u, float* bias, float* y, in Plan p, float* copy, float* v, float* m, long inLength, long outLength,
+        int lo, int hi, bool relu, bool maxPool, float* residual, FusedActivation activation)
+    {
+        int rows = ProductRows(p, 0, p.CoutPad);
+        for (int r0 = lo; r0 < hi; r0 += p.CompactRows)
+        {
+            int r1 = Math.Min(hi, r0 + p.CompactRows);
+            for (int r = r0; r < r1;)
+            {
+                int sample = r / p.TileRows, i0 = r % p.TileRows, i1 = Math.Min(p.TileRows, i0 + r1 - r);
+                // Input rows 2·i0 … 2·i1 + 1 of the bordered image serve tile rows i0 … i1 − 1.
+                Border(x + sample * inLength, copy, p, 2 * i0, 2 * i1 + 2);
+                TransformInputCompact(copy, v, p, i0, i1, (r - r0) * p.Tc);
+                r += i1 - i0;
+            }
+
+            int columns = p.CompactColumns(r1 - r0);
+            for (int xi = 0; xi < Xi; xi++)
+            {
+                Gemm.PanelProduct(p.Cin, u + xi * p.UStride, rows, v + xi * p.CVStride, columns, m + (long)xi * p.CoutPad * p.CompactTiles, p.CompactTiles,
+                    accumulate: false, edge: null);
+            }
+
+            for (int r = r0; r < r1;)
+            {
+                int sample = r / p.TileRows, i0 = r % p.TileRows, i1 = Math.Min(p.TileRows, i0 + r1 - r), q0 = (r - r0) * p.Tc;
+                float* ys = y + sample * outLength;
+                if (maxPool) TransformOutputPooled(m, p.CompactTiles, bias, ys, p, i0, i1, q0, p.Tc, relu);
+                else TransformOutput(m, p.CompactTiles, bias, ys, p, i0, i1, q0, p.Tc, relu, 0, p.Cout);
+                if (residual != null || activation != FusedActivation.None)
+                {
+                    ResidualEpilogue.ApplyRows(ys, residual == null ? null : residual + sample * outLength, p.Cout, p.OutH, p.OutW,
+                        2 * i0, Math.Min(p.OutH, 2 * i1), activation);
+                }
+
+                r += i1 - i0;
+            }
         }
     }
 
@@ -1173,6 +1292,137 @@ public static unsafe partial class ConvWinograd
         k3 = o0 - o1;
     }
 
+    // TransformInput for a compact plan: tile rows [i0, i1) of the bordered image in `copy`, row i's Tc tiles at the
+    // block's positions q0 + (i − i0)·Tc, …, stored as Gemm's packed B panels, V + ξ·CVStride + ((q/16)·Cin + c)·16 + q%16.
+    // The same arithmetic as TransformInput (16 tiles a vector where the bordered row has them, else 8), lane for
+    // lane; only where a vector lands differs (Slot). Rows go in order, every channel of a row before the next row.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TransformInputCompact(float* copy, float* v, in Plan p, int i0, int i1, int q0)
+    {
+        int len = p.RowLength, cin = p.Cin, tc = p.Tc;
+        long xiStride = p.CVStride, channelStride = (long)p.Rows * 2 * len;
+        for (int i = i0; i < i1; i++)
+        {
+            int q = q0 + (i - i0) * tc, t0 = 0;
+            for (; t0 < tc && t0 + 16 <= p.TileCols; t0 += 16)
+            {
+                var slot = new Slot(q + t0, Math.Min(16, tc - t0), 16, cin);
+                float* row0 = copy + (long)2 * i * 2 * len + t0;
+                for (int c = 0; c < cin; c++, row0 += channelStride)
+                {
+                    float* row1 = row0 + 2 * len, row2 = row1 + 2 * len, row3 = row2 + 2 * len;
+                    ColumnPassWide(row0, len, out var a0, out var a1, out var a2, out var a3);
+                    ColumnPassWide(row1, len, out var b0, out var b1, out var b2, out var b3);
+                    ColumnPassWide(row2, len, out var c0, out var c1, out var c2, out var c3);
+                    ColumnPassWide(row3, len, out var d0, out var d1, out var d2, out var d3);
+                    float* vc = v + c * Gemm.NR;
+                    slot.Put(vc, a0 - c0);
+                    slot.Put(vc + xiStride, a1 - c1);
+                    slot.Put(vc + 2 * xiStride, a2 - c2);
+                    slot.Put(vc + 3 * xiStride, a3 - c3);
+                    slot.Put(vc + 4 * xiStride, b0 + c0);
+                    slot.Put(vc + 5 * xiStride, b1 + c1);
+                    slot.Put(vc + 6 * xiStride, b2 + c2);
+                    slot.Put(vc + 7 * xiStride, b3 + c3);
+                    slot.Put(vc + 8 * xiStride, c0 - b0);
+                    slot.Put(vc + 9 * xiStride, c1 - b1);
+                    slot.Put(vc + 10 * xiStride, c2 - b2);
+                    slot.Put(vc + 11 * xiStride, c3 - b3);
+                    slot.Put(vc + 12 * xiStride, b0 - d0);
+                    slot.Put(vc + 13 * xiStride, b1 - d1);
+                    slot.Put(vc + 14 * xiStride, b2 - d2);
+                    slot.Put(vc + 15 * xiStride, b3 - d3);
+                }
+            }
+
+            for (; t0 < tc; t0 += 8)
+            {
+                var slot = new Slot(q + t0, Math.Min(8, tc - t0), 8, cin);
+                float* row0 = copy + (long)2 * i * 2 * len + t0;
+                for (int c = 0; c < cin; c++, row0 += channelStride)
+                {
+                    float* row1 = row0 + 2 * len, row2 = row1 + 2 * len, row3 = row2 + 2 * len;
+                    ColumnPass(row0, len, out var a0, out var a1, out var a2, out var a3);
+                    ColumnPass(row1, len, out var b0, out var b1, out var b2, out var b3);
+                    ColumnPass(row2, len, out var c0, out var c1, out var c2, out var c3);
+                    ColumnPass(row3, len, out var d0, out var d1, out var d2, out var d3);
+                    float* vc = v + c * Gemm.NR;
+                    slot.Put(vc, a0 - c0);
+                    slot.Put(vc + xiStride, a1 - c1);
+                    slot.Put(vc + 2 * xiStride, a2 - c2);
+                    slot.Put(vc + 3 * xiStride, a3 - c3);
+                    slot.Put(vc + 4 * xiStride, b0 + c0);
+                    slot.Put(vc + 5 * xiStride, b1 + c1);
+                    slot.Put(vc + 6 * xiStride, b2 + c2);
+                    slot.Put(vc + 7 * xiStride, b3 + c3);
+                    slot.Put(vc + 8 * xiStride, c0 - b0);
+                    slot.Put(vc + 9 * xiStride, c1 - b1);
+                    slot.Put(vc + 10 * xiStride, c2 - b2);
+                    slot.Put(vc + 11 * xiStride, c3 - b3);
+                    slot.Put(vc + 12 * xiStride, b0 - d0);
+                    slot.Put(vc + 13 * xiStride, b1 - d1);
+                    slot.Put(vc + 14 * xiStride, b2 - d2);
+                    slot.Put(vc + 15 * xiStride, b3 - d3);
+                }
+            }
+        }
+    }
+
+    // Where a vector of `count` tiles (of `width` lanes) at compact position `pos` goes in a V_ξ of packed 16-column
+    // panels, as offsets from input channel c's row (add c·16): its lanes up to the panel's end at pos's place in panel
+    // pos/16, the rest at the start of the next panel's row. Whatever lands past `count` belongs to later tiles, whose
+    // rows are transformed after this one and overwrite it, or to columns past the block's tiles, computed and never
+    // read. A vector that stays in its panel row is stored whole. One that runs into the next panel is stored as its
+    // lanes up to the panel's end, masked (the lanes past it would fall on row c + 1, which holds earlier tiles), and
+    // its other lanes moved down to the next panel's row start and stored whole.
+    private readonly struct Slot
+    {
+        private readonly long first, second;
+        private readonly Vector512<float> low;
+        private readonly Vector512<int> shift;
+        private readonly bool whole, split;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Slot(int pos, int count, int width, int cin)
+        {
+            int lane = pos & (Gemm.NR - 1), room = Gemm.NR - lane;
+            first = (long)(pos / Gemm.NR) * cin * Gemm.NR + lane;
+            second = first - lane + (long)cin * Gemm.NR;
+            whole = width <= room;
+            split = count > room;
+            var index = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            low = Vector512.LessThan(index, Vector512.Create(room)).AsSingle();
+            // Lane k of the moved vector is lane k + room (Vector256: the low 3 bits of the index, lanes past 7 unused).
+            shift = index + Vector512.Create(room);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Put(float* v, Vector256<float> value)
+        {
+            if (whole)
+            {
+                Vector256.Store(value, v + first);
+                return;
+            }
+
+            Avx512F.VL.MaskStore(v + first, low.GetLower(), value);
+            if (split) Vector256.Store(Avx2.PermuteVar8x32(value, shift.GetLower()), v + second);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Put(float* v, Vector512<float> value)
+        {
+            if (whole)
+            {
+                Vector512.Store(value, v + first);
+                return;
+            }
+
+            Avx512F.MaskStore(v + first, low, value);
+            if (split) Vector512.Store(Avx512F.PermuteVar16x32(value, shift), v + second);
+        }
+    }
+
     // M_ξ[o, tile] = Σ_c U_ξ[o, c]·V_ξ[c, tile] for the block: 16 products of [Cout × Cin]·[Cin × BlockTiles], U as Gemm's
     // packed A panels and V as its B panels, so each is Gemm.PanelProduct (BlockTiles is a multiple of NR: no partial B
     // panel, no edge buffer).
@@ -1198,6 +1448,13 @@ public static unsafe partial class ConvWinograd
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransformOutput(float* m, float* bias, float* y, in Plan p, int block, bool relu, int oLo, int oHi)
     {
+        if (!p.Half)
+        {
+            int first = block * p.BlockRows;
+            TransformOutput(m, p.BlockTiles, bias, y, p, first, Math.Min(p.TileRows, first + p.BlockRows), 0, p.TileCols, relu, oLo, oHi);
+            return;
+        }
+
         long xiStride = (long)p.CoutPad * p.BlockTiles;
         int outW = p.OutW, plane = p.OutH * outW;
         float* edge = stackalloc float[16];
@@ -1206,36 +1463,49 @@ public static unsafe partial class ConvWinograd
             var b = Vector256.Create(bias == null ? 0f : bias[o]);
             float* mo = m + (long)o * p.BlockTiles;
             float* yo = y + (long)o * plane;
-            if (p.Half)
-            {
-                // Lanes 0–3 are tile row i (output rows 2i, 2i + 1), lanes 4–7 tile row i + 1 (rows 2i + 2, 2i + 3).
-                int columns = Math.Min(8, outW);
-                for (int i = 0; i < p.BlockRows; i += 2)
-                {
-                    int row = 2 * (block * p.BlockRows + i);
-                    if (row >= p.OutH) break;
-                    Tile(mo + i * p.TileCols, xiStride, b, relu, out var y00, out var y01, out var y10, out var y11);
-                    float* top = yo + (long)row * outW;
-                    InterleaveRows(y00, y01, top, row + 2 < p.OutH ? top + 2 * outW : null, columns, edge);
-                    if (row + 1 < p.OutH) InterleaveRows(y10, y11, top + outW, row + 3 < p.OutH ? top + 3 * outW : null, columns, edge);
-                }
-
-                continue;
-            }
-
-            if (Gemm.Wide && p.TileCols % 16 == 0)
-            {
-                TransformOutputWide(mo, xiStride, bias == null ? 0f : bias[o], yo, p, block, relu);
-                continue;
-            }
-
-            for (int i = 0; i < p.BlockRows; i++)
+            // Lanes 0–3 are tile row i (output rows 2i, 2i + 1), lanes 4–7 tile row i + 1 (rows 2i + 2, 2i + 3).
+            int columns = Math.Min(8, outW);
+            for (int i = 0; i < p.BlockRows; i += 2)
             {
                 int row = 2 * (block * p.BlockRows + i);
                 if (row >= p.OutH) break;
+                Tile(mo + i * p.TileCols, xiStride, b, relu, out var y00, out var y01, out var y10, out var y11);
+                float* top = yo + (long)row * outW;
+                InterleaveRows(y00, y01, top, row + 2 < p.OutH ? top + 2 * outW : null, columns, edge);
+                if (row + 1 < p.OutH) InterleaveRows(y10, y11, top + outW, row + 3 < p.OutH ? top + 3 * outW : null, columns, edge);
+            }
+        }
+    }
+
+    // Tile rows [iLo, iHi) of an image (output rows 2·iLo …) for output channels [oLo, oHi), 8 tiles at a time (16 with
+    // AVX-512 where rows are whole 16-tile vectors): M_ξ[o] is the row of `ldm` tiles at m + (ξ·CoutPad + o)·ldm, and
+    // tile row i's tiles start at its column q0 + (i − iLo)·tileStride (a block's TileCols, or a compact block's Tc: a
+    // vector then reads the next row's first tiles too, whose lanes are not written).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TransformOutput(float* m, int ldm, float* bias, float* y, in Plan p, int iLo, int iHi, int q0, int tileStride, bool relu, int oLo, int oHi)
+    {
+        long xiStride = (long)p.CoutPad * ldm;
+        int outW = p.OutW, plane = p.OutH * outW;
+        bool wide = Gemm.Wide && p.TileCols % 16 == 0;
+        float* edge = stackalloc float[16];
+        for (int o = oLo; o < oHi; o++)
+        {
+            float* mo = m + (long)o * ldm + q0;
+            float* yo = y + (long)o * plane;
+            if (wide)
+            {
+                TransformOutputWide(mo, xiStride, bias == null ? 0f : bias[o], yo, p, iLo, iHi, tileStride, relu);
+                continue;
+            }
+
+            var b = Vector256.Create(bias == null ? 0f : bias[o]);
+            for (int i = iLo; i < iHi; i++)
+            {
+                int row = 2 * i;
+                float* mi = mo + (i - iLo) * tileStride;
                 for (int t0 = 0; t0 < p.TileCols && 2 * t0 < outW; t0 += 8)
                 {
-                    Tile(mo + i * p.TileCols + t0, xiStride, b, relu, out var y00, out var y01, out var y10, out var y11);
+                    Tile(mi + t0, xiStride, b, relu, out var y00, out var y01, out var y10, out var y11);
                     int columns = Math.Min(16, outW - 2 * t0);
                     Interleave(y00, y01, yo + (long)row * outW + 2 * t0, columns, edge);
                     if (row + 1 < p.OutH) Interleave(y10, y11, yo + (long)(row + 1) * outW + 2 * t0, columns, edge);
@@ -1244,22 +1514,21 @@ public static unsafe partial class ConvWinograd
         }
     }
 
-    // One output channel's rows of the block on 512-bit vectors, 16 tiles (32 output columns) at a time, for rows of a
+    // One output channel's tile rows [iLo, iHi) on 512-bit vectors, 16 tiles (32 output columns) at a time, for rows of a
     // multiple of 16 tiles: Tile's arithmetic lane for lane (the same bits), the row's last columns stored masked.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TransformOutputWide(float* mo, long xiStride, float bias, float* yo, in Plan p, int block, bool relu)
+    private static void TransformOutputWide(float* mo, long xiStride, float bias, float* yo, in Plan p, int iLo, int iHi, int tileStride, bool relu)
     {
         int outW = p.OutW;
         var b = Vector512.Create(bias);
         var first = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
         var second = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-        for (int i = 0; i < p.BlockRows; i++)
+        for (int i = iLo; i < iHi; i++)
         {
-            int row = 2 * (block * p.BlockRows + i);
-            if (row >= p.OutH) break;
+            int row = 2 * i;
             for (int t0 = 0; t0 < p.TileCols && 2 * t0 < outW; t0 += 16)
             {
-                float* s = mo + i * p.TileCols + t0;
+                float* s = mo + (i - iLo) * tileStride + t0;
                 ReduceWide(s, xiStride, 0, out var t00, out var t01);
                 ReduceWide(s, xiStride, 4, out var t10, out var t11);
                 ReduceWide(s, xiStride, 8, out var t20, out var t21);
@@ -1320,6 +1589,13 @@ public static unsafe partial class ConvWinograd
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransformOutputPooled(float* m, float* bias, float* y, in Plan p, int block, bool relu)
     {
+        if (!p.Half)
+        {
+            int first = block * p.BlockRows;
+            TransformOutputPooled(m, p.BlockTiles, bias, y, p, first, Math.Min(p.TileRows, first + p.BlockRows), 0, p.TileCols, relu);
+            return;
+        }
+
         long xiStride = (long)p.CoutPad * p.BlockTiles;
         int pooledH = p.OutH / 2, pooledW = p.OutW / 2, plane = pooledH * pooledW;
         for (int o = 0; o < p.Cout; o++)
@@ -1327,44 +1603,53 @@ public static unsafe partial class ConvWinograd
             var b = Vector256.Create(bias == null ? 0f : bias[o]);
             float* mo = m + (long)o * p.BlockTiles;
             float* yo = y + (long)o * plane;
-            if (p.Half)
-            {
-                // Lanes 0–3: pooling row `row` (tile row i), lanes 4–7: the next one.
-                int count = Math.Min(4, pooledW);
-                for (int i = 0; i < p.BlockRows; i += 2)
-                {
-                    int row = block * p.BlockRows + i;
-                    if (row >= pooledH) break;
-                    Tile(mo + i * p.TileCols, xiStride, b, relu, out var y00, out var y01, out var y10, out var y11);
-                    var max = Take(Take(Take(y00, y01), y10), y11);
-                    float* target = yo + (long)row * pooledW;
-                    PartialVector.Store(target, max, count);
-                    if (row + 1 < pooledH) PartialVector.Store(target + pooledW, Vector256.Create(max.GetUpper(), max.GetUpper()), count);
-                }
-
-                continue;
-            }
-
-            for (int i = 0; i < p.BlockRows; i++)
+            // Lanes 0–3: pooling row `row` (tile row i), lanes 4–7: the next one.
+            int count = Math.Min(4, pooledW);
+            for (int i = 0; i < p.BlockRows; i += 2)
             {
                 int row = block * p.BlockRows + i;
                 if (row >= pooledH) break;
+                Tile(mo + i * p.TileCols, xiStride, b, relu, out var y00, out var y01, out var y10, out var y11);
+                var max = Take(Take(Take(y00, y01), y10), y11);
+                float* target = yo + (long)row * pooledW;
+                PartialVector.Store(target, max, count);
+                if (row + 1 < pooledH) PartialVector.Store(target + pooledW, Vector256.Create(max.GetUpper(), max.GetUpper()), count);
+            }
+        }
+    }
+
+    // The pooled output of tile rows [iLo, iHi), M laid out as in the unpooled TransformOutput's row range.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TransformOutputPooled(float* m, int ldm, float* bias, float* y, in Plan p, int iLo, int iHi, int q0, int tileStride, bool relu)
+    {
+        long xiStride = (long)p.CoutPad * ldm;
+        int pooledH = p.OutH / 2, pooledW = p.OutW / 2, plane = pooledH * pooledW;
+        iHi = Math.Min(iHi, pooledH);
+        for (int o = 0; o < p.Cout; o++)
+        {
+            var b = Vector256.Create(bias == null ? 0f : bias[o]);
+            float* mo = m + (long)o * ldm + q0;
+            float* yo = y + (long)o * plane;
+            for (int i = iLo; i < iHi; i++)
+            {
+                float* mi = mo + (i - iLo) * tileStride;
                 for (int t0 = 0; t0 < pooledW; t0 += 8)
                 {
-                    Tile(mo + i * p.TileCols + t0, xiStride, b, relu, out var y00, out var y01, out var y10, out var y11);
+                    Tile(mi + t0, xiStride, b, relu, out var y00, out var y01, out var y10, out var y11);
                     var max = Take(Take(Take(y00, y01), y10), y11);
                     int count = Math.Min(8, pooledW - t0);
-                    float* target = yo + (long)row * pooledW + t0;
+                    float* target = yo + (long)i * pooledW + t0;
                     if (count == 8) Vector256.Store(max, target);
                     else PartialVector.Store(target, max, count);
                 }
             }
         }
-
-        // The later value where it is greater or NaN, else the running maximum: Pooling's rule.
-        static Vector256<float> Take(Vector256<float> max, Vector256<float> v) =>
-            Vector256.ConditionalSelect(Vector256.GreaterThan(v, max) | ~Vector256.Equals(v, v), v, max);
     }
+
+    // The later value where it is greater or NaN, else the running maximum: Pooling's rule.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Take(Vector256<float> max, Vector256<float> v) =>
+        Vector256.ConditionalSelect(Vector256.GreaterThan(v, max) | ~Vector256.Equals(v, v), v, max);
 
     // One 2×2 output block for 8 tiles: Y = Aᵀ·M·A + bias, ReLU'd when asked. M_ξ of the tiles at s + ξ·xiStride.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
