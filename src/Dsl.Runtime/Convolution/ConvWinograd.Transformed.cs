@@ -119,7 +119,7 @@ public static unsafe partial class ConvWinograd
         }
     }
 
-    /// <summary>Forward from the transformed weights with (sample, block of tile rows) items split across <paramref name="pool"/>.</summary>
+    /// <summary>Forward from the transformed weights with its work items (blocks of tile rows, or tile rows) split across <paramref name="pool"/>.</summary>
     /// <param name="x">Input.</param><param name="transformed">The weights after <see cref="TransformWeights(ReadOnlySpan{float}, Span{float}, in ConvGeometry)"/>.</param>
     /// <param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
     /// <param name="n">Batch size.</param><param name="g">Convolution geometry; <see cref="Suits"/> must hold.</param>

@@ -156,7 +156,8 @@ public static unsafe partial class ConvWinograd
             {
                 // The number of rows, at most MaxCompactTiles tiles, whose tiles cost the least each (the most rows
                 // among equals): a block's cost is its 16-column panels, which the products take two at a time, a last
-                // odd one alone at about 3/4 of the speed. 9 rows of 7 tiles are 63 tiles in 4 panels, 12 of 10 120 in 8.
+                // odd one alone at about 3/4 of the speed. Rows of 7 tiles: 18 rows, 126 tiles in 8 panels (9 rows, 63 in 4,
+                // cost the same; the most rows are taken); rows of 10: 12 rows, 120 tiles in 8.
                 CompactRows = 1;
                 for (int k = 2; k * Tc <= MaxCompactTiles; k++)
                 {
@@ -363,7 +364,7 @@ public static unsafe partial class ConvWinograd
     private static bool Parallel(WorkerPool? pool, int n, in ConvGeometry g) =>
         pool is { Threads: > 1 } && (long)n * g.OutChannels * g.OutH * g.OutW * g.InChannels * 9 >= (n > 1 ? ParallelThreshold : ConvGemm.SingleSampleThreshold);
 
-    /// <summary>Forward with (sample, block of tile rows) items split across <paramref name="pool"/>.</summary>
+    /// <summary>Forward with its work items (blocks of tile rows of each sample, or the batch's tile rows) split across <paramref name="pool"/>.</summary>
     /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
     /// <param name="n">Batch size.</param><param name="g">Convolution geometry.</param>
     /// <param name="scratch">Per-thread regions of equal length (at least <see cref="ParallelScratchLength"/> each), one per pool thread.</param>
@@ -372,8 +373,8 @@ public static unsafe partial class ConvWinograd
         Forward(x, w, bias, y, n, g, scratch, pool, relu: false);
 
     /// <summary>
-    /// Forward with (sample, block of tile rows) items split across <paramref name="pool"/>, ReLU applied as it
-    /// writes when <paramref name="relu"/>. Blocks, not samples, are the unit, so one image keeps both cores busy;
+    /// Forward with its work items split across <paramref name="pool"/>, ReLU applied as it writes when
+    /// <paramref name="relu"/>. Blocks of tile rows (or tile rows), not samples, are the unit, so one image keeps both cores busy;
     /// each output element is computed the same way as on one thread.
     /// </summary>
     /// <param name="x">Input.</param><param name="w">Weight.</param><param name="bias">Bias, or empty.</param><param name="y">Output; overwritten.</param>
@@ -802,8 +803,9 @@ public static unsafe partial class ConvWinograd
         Run(job->X, job->U, job->Bias, job->Y, job->Plan, job->Scratch + part * job->ScratchStride + job->Plan.ULength, lo, hi, job->Relu, job->MaxPool, job->Residual, job->Activation, job->YStride);
     }
 
-    // Runs a forward job across the pool: its items (sample, block) split between the threads, or, when there is only
-    // one (a batch of one image whose output is a single block: 7×7, 8×8), that item split by output channels, whole
+    // Runs a forward job across the pool: its items ((sample, block) pairs, or a compact plan's tile rows) split between
+    // the threads, or, when there is only one block (a batch of one image whose output is a single block: 7×7, 8×8; not
+    // a compact plan, whose single item would be a single tile row), that item split by output channels, whole
     // panels of U per thread, each thread copying and transforming the input itself: the input transform is a small
     // part of the work next to the products, and every channel is computed as on one thread (the same bits).
     private static void RunJob(WorkerPool pool, Job* job)
@@ -839,7 +841,8 @@ public static unsafe partial class ConvWinograd
         }
     }
 
-    // Items [lo, hi): item i is block i % Blocks of sample i / Blocks. work = this thread's copy, V and M.
+    // Items [lo, hi): item i is block i % Blocks of sample i / Blocks (a compact plan's are tile rows: RunCompact).
+    // work = this thread's copy, V and M.
     // With a residual or an activation (never with maxPool), each block's rows of every channel get it once transformed.
     // Sample s of y (and of the residual) starts at s·yStride (0: the output length).
     private static void Run(float* x, float* u, float* bias, float* y, in Plan p, float* work, int lo, int hi, bool relu, bool maxPool = false,
@@ -1154,7 +1157,7 @@ public static unsafe partial class ConvWinograd
         }
     }
 
-    // TransformInput on 512-bit vectors, 16 tiles at a time, for rows of a multiple of 16 tiles (a 28- or 32-wide output):
+    // TransformInput on 512-bit vectors, 16 tiles at a time, where TileCols is a multiple of 16 (a 28- or 32-wide output):
     // half the instructions of the 8-tile vectors, lane for lane the same arithmetic, so the same bits. A vector of 16
     // tiles is exactly one micro-kernel panel row of V.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -1514,8 +1517,9 @@ public static unsafe partial class ConvWinograd
         }
     }
 
-    // One output channel's tile rows [iLo, iHi) on 512-bit vectors, 16 tiles (32 output columns) at a time, for rows of a
-    // multiple of 16 tiles: Tile's arithmetic lane for lane (the same bits), the row's last columns stored masked.
+    // One output channel's tile rows [iLo, iHi) on 512-bit vectors, 16 tiles (32 output columns) at a time, where TileCols
+    // is a multiple of 16 (a compact plan's rows of 9–15 or 25–31 tiles then read the next row's first tiles too, whose
+    // columns are not written): Tile's arithmetic lane for lane (the same bits), the row's last columns stored masked.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransformOutputWide(float* mo, long xiStride, float bias, float* yo, in Plan p, int iLo, int iHi, int tileStride, bool relu)
     {
