@@ -251,12 +251,12 @@ public sealed class ConvWinogradTests
     // exist rounded up to whole panels per block, not per image row, and each sample must still come out with the
     // bits it has alone, with every epilogue, on one thread and on two. 28×28 (14 of 16 tiles a row used) keeps its blocks.
     [Theory]
-    [InlineData(32, 64, 14, 14, 1, 8, 400, 512)] // FmnistBn's second conv, 8 × 49 tiles: 3 blocks of 18 rows (126 tiles in 128 columns), 2 rows (14 in 16)
-    [InlineData(16, 16, 20, 20, 1, 3, 320, 480)] // 3 × 100 tiles, 16-tile vectors: 2 blocks of 12 rows (120 in 128), 6 rows (60 in 64)
+    [InlineData(32, 64, 14, 14, 1, 8, 400, 512)] // FmnistBn's second conv, 8 × 49 tiles: 6 blocks of 9 rows (63 tiles in 64 columns), 2 rows (14 in 16)
+    [InlineData(16, 16, 20, 20, 1, 3, 320, 480)] // 3 × 100 tiles, 16-tile vectors: 10 blocks of 3 rows (30 in 32)
     [InlineData(16, 24, 12, 12, 1, 5, 192, 320)] // 5 × 36 tiles: 16 rows (96, 6 panels), 14 rows (84 in 96)
     [InlineData(16, 16, 9, 13, 0, 3, 80, 96)]    // 7×11 output, 3 × 24 tiles (the last row and column half outside): one block of 12 rows (72 in 80)
     [InlineData(16, 16, 28, 28, 1, 3, 672, 672)] // ResNet's first stage, 3 × 196 tiles: blocks of two rows of 16 per image
-    [InlineData(16, 16, 40, 40, 1, 2, 848, 960)] // rows of 20 tiles, a vector of 16 then one of 8: 2 × 400 tiles, 6 blocks of 6 rows (120 in 128), 4 rows (80)
+    [InlineData(16, 16, 40, 40, 1, 2, 864, 960)] // rows of 20 tiles, a vector of 16 then one of 8: 2 × 400 tiles, 13 blocks of 3 rows (60 in 64), 1 row (20 in 32)
     [InlineData(16, 16, 6, 130, 1, 2, 480, 576)] // rows of 65 tiles (5 vectors), one row a block: 6 × 65 tiles in 80 columns each
     public void Tiles_across_row_ends_and_samples_compute_no_padding_tiles_and_the_bits_each_sample_has_alone(
         int inC, int outC, int inH, int inW, int pad, int n, long computed, long perImage)

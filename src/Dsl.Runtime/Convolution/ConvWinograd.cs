@@ -154,14 +154,14 @@ public static unsafe partial class ConvWinograd
             Compact = !Half && 8L * tileRows * Tc < 7L * Blocks * BlockTiles && Gemm.Wide && Avx512F.VL.IsSupported;
             if (Compact)
             {
-                // The number of rows, at most MaxCompactTiles tiles, whose tiles cost the least each (the most rows
-                // among equals): a block's cost is its 16-column panels, which the products take two at a time, a last
-                // odd one alone at about 3/4 of the speed. Rows of 7 tiles: 18 rows, 126 tiles in 8 panels (9 rows, 63 in 4,
-                // cost the same; the most rows are taken); rows of 10: 12 rows, 120 tiles in 8.
+                // The number of rows, at most MaxCompactTiles tiles, whose tiles cost the least each (the fewest rows
+                // among equals, the least of L2): a block's cost is its 16-column panels, which the products take two at
+                // a time, a last odd one alone at about 3/4 of the speed. Rows of 7 tiles: 9 rows, 63 tiles in 4 panels
+                // (18 rows, 126 in 8, cost the same and measured 1–3% slower); rows of 10: 3 rows, 30 tiles in 2.
                 CompactRows = 1;
                 for (int k = 2; k * Tc <= MaxCompactTiles; k++)
                 {
-                    if ((long)k * Tc * Cost(CompactRows * Tc) >= (long)CompactRows * Tc * Cost(k * Tc)) CompactRows = k;
+                    if ((long)k * Tc * Cost(CompactRows * Tc) > (long)CompactRows * Tc * Cost(k * Tc)) CompactRows = k;
                 }
 
                 CompactTiles = Panels(CompactRows * Tc) * 16;
