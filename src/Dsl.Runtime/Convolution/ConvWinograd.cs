@@ -21,10 +21,9 @@ namespace Dsl.Runtime.Kernels;
 /// tiles' patches with contiguous loads; tiles are processed a few tile rows at a time so that V and M
 /// stay in L2. Where a tile row is not a whole number of vectors and that wastes more than 1/8 of the products
 /// (a 14×14 output has 7 tiles a row), the forward pass and the input gradient number the tiles across row ends
-/// and samples, so the products
-/// compute whole 16-column panels of tiles that exist (a batch of eight 14×14 images: 400 columns for 392 tiles,
-/// not 512); the weight gradient keeps blocks per image. The transforms only add, subtract and halve, so results differ from the direct sum by
-/// rounding alone (about 1e-6 relative, well inside PyTorch parity; tested against <see cref="ImplicitGemm"/>).
+/// and samples, so the products compute whole 16-column panels of tiles that exist (a batch of eight 14×14
+/// images: 400 columns for 392 tiles, not 512); the weight gradient keeps blocks per image. The transforms only
+/// add, subtract and halve, so results differ from the direct sum by rounding alone (about 1e-6 relative, well inside PyTorch parity; tested against <see cref="ImplicitGemm"/>).
 /// Every output element is computed the same way whichever thread or batch it is in.
 /// <c>Forward</c> transforms the weights on every call; where they stay constant between calls (inference, the folded
 /// weights), <see cref="TransformWeights(ReadOnlySpan{float}, Span{float}, in ConvGeometry)"/> does it once and
@@ -114,9 +113,8 @@ public static unsafe partial class ConvWinograd
 
         // Forward and input gradient where a tile row is not a whole number of vectors and the rounding wastes more than
         // 1/8 of the products (14×14: rows of 7 tiles), with AVX-512's masked stores: the tiles are numbered across row
-        // ends and across samples, and a block is
-        // CompactRows consecutive tile rows of the batch (TileRows per sample), its CompactRows·Tc tiles back to
-        // back in V's panels and M's rows. Nothing is computed for the tiles a row rounded up to 8 or 16 would add,
+        // ends and across samples, and a block is CompactRows consecutive tile rows of the batch (TileRows per sample),
+        // its CompactRows·Tc tiles back to back in V's panels and M's rows. Nothing is computed for the tiles a row rounded up to 8 or 16 would add,
         // nor for a block's last rows past an image's end (a 14×14 image was 64 tiles for 49).
         public readonly bool Compact;
         public readonly int Tc;           // tiles per tile row, (OutW + 1) / 2
