@@ -387,6 +387,7 @@ public sealed class ConvWinogradTests
     [InlineData(64, 60, 8, 16, 2)]   // whole rows of 8 tiles, one block of 4 tile rows
     [InlineData(384, 20, 8, 8, 2)]   // 4 panels, the last one 2 channels and 4 of padding
     [InlineData(384, 20, 8, 8, 3)]
+    [InlineData(384, 64, 2, 14, 2)]  // one tile row of 7 (a compact plan, tiles across row ends, on one thread): its one block, split
     public void One_image_of_one_block_splits_by_output_channels_with_the_same_bits(int inC, int outC, int inH, int inW, int threads)
     {
         var g = new ConvGeometry(inC, outC, inH, inW, 3, 3, 1, 1, 1, 1, 1, 1, 1);

@@ -802,13 +802,14 @@ public static unsafe partial class ConvWinograd
     }
 
     // Runs a forward job across the pool: its items ((sample, block) pairs, or a compact plan's tile rows) split between
-    // the threads, or, when there is only one block (a batch of one image whose output is a single block: 7×7, 8×8; not
-    // a compact plan, whose single item would be a single tile row), that item split by output channels, whole
+    // the threads, or, when there is only one (a batch of one image whose output is a single block: 7×7, 8×8; or a
+    // compact plan's single tile row, an output at most 2 high, then computed as its one per-image block), that item
+    // split by output channels, whole
     // panels of U per thread, each thread copying and transforming the input itself: the input transform is a small
     // part of the work next to the products, and every channel is computed as on one thread (the same bits).
     private static void RunJob(WorkerPool pool, Job* job)
     {
-        if (job->Items == 1 && !job->MaxPool && !job->Plan.Compact && job->Plan.CoutPad / Gemm.MR >= pool.Threads) pool.RunChunks(&ChannelPart, job, pool.Threads);
+        if (job->Items == 1 && !job->MaxPool && job->Plan.CoutPad / Gemm.MR >= pool.Threads) pool.RunChunks(&ChannelPart, job, pool.Threads);
         else pool.RunChunks(&Part, job, pool.Threads);
     }
 
