@@ -886,16 +886,19 @@ public static unsafe partial class ConvWinograd
         int lo, int hi, bool relu, bool maxPool, float* residual, FusedActivation activation)
     {
         int rows = ProductRows(p, 0, p.CoutPad);
+        int copied = -1; // the tile row whose input rows the bordered copy already holds up to (of the sample of tile row `copied`)
         for (int r0 = lo; r0 < hi; r0 += p.CompactRows)
         {
             int r1 = Math.Min(hi, r0 + p.CompactRows);
             for (int r = r0; r < r1;)
             {
                 int sample = r / p.TileRows, i0 = r % p.TileRows, i1 = Math.Min(p.TileRows, i0 + r1 - r);
-                // Input rows 2·i0 … 2·i1 + 1 of the bordered image serve tile rows i0 … i1 − 1.
-                Border(x + sample * inLength, copy, p, 2 * i0, 2 * i1 + 2);
+                // Input rows 2·i0 … 2·i1 + 1 of the bordered image serve tile rows i0 … i1 − 1; where the previous
+                // block ended on this sample's tile row i0, its last two rows (2·i0, 2·i0 + 1) are already there.
+                Border(x + sample * inLength, copy, p, r == copied ? 2 * i0 + 2 : 2 * i0, 2 * i1 + 2);
                 TransformInputCompact(copy, v, p, i0, i1, (r - r0) * p.Tc);
                 r += i1 - i0;
+                copied = i1 < p.TileRows ? r : -1;
             }
 
             int columns = p.CompactColumns(r1 - r0);
