@@ -381,4 +381,63 @@ public sealed class GemmMicroKernelTests
             }
         }
     }
+
+    // Seven or eight rows (a small inference batch) run in one pass over B (KernelTallWide, three panels at a time,
+    // then the last one or two, then a partial panel by tiles): each element gets the bits of the 6×16 kernel run
+    // on each 6-row panel whole and copied out, and nothing outside the m × nc block of C is written. Needs AVX-512.
+    [Theory]
+    [InlineData(1)]
+    [InlineData(9)]
+    [InlineData(262)]
+    public unsafe void SevenAndEightRowsGiveTheWholeKernelsBits(int kc)
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
+        foreach (int m in new[] { 7, 8 })
+        {
+            foreach (int nc in new[] { 16, 32, 48, 64, 80, 96, 100, 131 })
+            {
+                int panels = (nc + Gemm.NR - 1) / Gemm.NR, ldc = nc + 5;
+                var b = TestUtil.Random(kc * panels * Gemm.NR, 2);
+                var a = TestUtil.Random(kc * 2 * Gemm.MR, 10 + m);
+                for (int p = 0; p < kc; p++)
+                {
+                    for (int i = m - Gemm.MR; i < Gemm.MR; i++) a[kc * Gemm.MR + p * Gemm.MR + i] = 0f; // as PackA leaves the second panel
+                }
+
+                var c0 = TestUtil.Random((m + 1) * ldc, 3);
+                c0[3] = float.NaN;
+                c0[ldc + 1] = -0f;
+                foreach (bool accumulate in new[] { false, true })
+                {
+                    var expected = (float[])c0.Clone();
+                    var actual = (float[])c0.Clone();
+                    var block = new float[Gemm.MR * Gemm.NR];
+                    var edge = new float[Gemm.MR * Gemm.NR];
+                    fixed (float* pa = a, pb = b, pe = expected, pc = actual, pt = block, pedge = edge)
+                    {
+                        for (int ir = 0; ir < m; ir += Gemm.MR)
+                        {
+                            for (int j = 0; j < panels; j++)
+                            {
+                                Gemm.KernelNarrow(kc, pa + (long)ir * kc, pb + (long)j * kc * Gemm.NR, pt, Gemm.NR, accumulate: false);
+                                for (int i = ir; i < Math.Min(m, ir + Gemm.MR); i++)
+                                {
+                                    for (int col = 0; col < Math.Min(Gemm.NR, nc - j * Gemm.NR); col++)
+                                    {
+                                        int at = i * ldc + j * Gemm.NR + col;
+                                        float t = pt[(i - ir) * Gemm.NR + col];
+                                        pe[at] = accumulate ? pe[at] + t : t;
+                                    }
+                                }
+                            }
+                        }
+
+                        Gemm.PanelProduct(kc, pa, m, pb, nc, pc, ldc, accumulate, pedge);
+                    }
+
+                    Assert.True(expected.AsSpan().SequenceEqual(actual), $"kc {kc}, {m} rows, {nc} columns, accumulate {accumulate}");
+                }
+            }
+        }
+    }
 }

@@ -262,7 +262,7 @@ public class LinearTests
         foreach (int threads in new[] { 2, 3 })
         {
             var pool = WorkerPool.Shared(threads);
-            foreach (int n in new[] { 1, 15, Linear.PackedBatchLimit, 17, 33, 130 })
+            foreach (int n in new[] { 1, 6, Linear.PackedBatchLimit, 8, 15, 16, 17, 33, 130 })
             {
                 var x = TestUtil.Random(n * inF, n);
                 var y = new float[n * outF];
@@ -273,6 +273,35 @@ public class LinearTests
                 Linear.ForwardPacked(x, w, packed, b, y2, n, inF, outF, new float[threads * Gemm.ScratchLength], pool, relu: true);
                 AssertForwardMatchesReference(x, w, b, y, n, inF, outF);
                 for (int i = 0; i < y.Length; i++) Assert.Equal(Math.Max(y[i], 0f), y2[i]);
+            }
+        }
+    }
+
+    // From the packed limit up, a sample's inference output has the same bits whatever batch it is in and however
+    // many threads split it: 7 and 8 samples (one pass of the tall kernel), 9 and 12 (6-row tiles and edge rows),
+    // 16 and 40 (split across threads in pairs of rows or whole tiles).
+    [Theory]
+    [InlineData(784, 512)]
+    [InlineData(300, 211)]
+    public void PackedForwardGivesASampleTheSameBitsInAnyBatchFromTheLimit(int inF, int outF)
+    {
+        var w = TestUtil.Random(outF * inF, 2);
+        var b = TestUtil.Random(outF, 3);
+        var packed = new float[Linear.PackedWeightLength(inF, outF)];
+        Linear.PackWeight(w, packed, inF, outF);
+        const int most = 40;
+        var x = TestUtil.Random(most * inF, 4);
+        var reference = new float[most * outF];
+        Linear.ForwardPacked(x, w, packed, b, reference, most, inF, outF, new float[Gemm.ScratchLength], pool: null);
+        AssertForwardMatchesReference(x, w, b, reference, most, inF, outF);
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var pool = threads == 1 ? null : WorkerPool.Shared(threads);
+            foreach (int n in new[] { Linear.PackedBatchLimit, 8, 9, 12, 16, most })
+            {
+                var y = new float[n * outF];
+                Linear.ForwardPacked(x.AsSpan(0, n * inF), w, packed, b, y, n, inF, outF, new float[threads * Gemm.ScratchLength], pool);
+                Assert.True(reference.AsSpan(0, n * outF).SequenceEqual(y), $"{n} samples, {threads} threads");
             }
         }
     }

@@ -174,7 +174,15 @@ public static class Gemm
     internal static unsafe void PanelProduct(int kc, float* a, int m, float* b, int nc, float* c, int ldc, bool accumulate, float* edge)
     {
         int jr = 0;
-        if (Wide)
+        if (Wide && m is 7 or 8)
+        {
+            // Seven or eight rows (a small batch): all of them against three whole B panels at a time, then against
+            // the last one or two.
+            if (m == 8) TallRows<Eight>(kc, a, b, nc / NR, c, ldc, accumulate);
+            else TallRows<Seven>(kc, a, b, nc / NR, c, ldc, accumulate);
+            jr = nc / NR * NR;
+        }
+        else if (Wide)
         {
             // Whole 6-row panels against pairs of whole B panels, then against a last whole one; the rows past the
             // last whole A panel against all the whole B panels, four at a time (EdgeRowsWide); then whatever
@@ -750,7 +758,7 @@ public static class Gemm
         if (r > 4) StoreRowWide<TPanels>(c + 4 * ldc, accumulate, c40, c41, c42, c43);
     }
 
-    // One row of an edge block into C: 1, 2 or 4 vectors of 16, added to what is there when accumulating.
+    // One row of an edge block into C: 1 to 4 vectors of 16, added to what is there when accumulating.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void StoreRowWide<TPanels>(float* c, bool accumulate, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3)
         where TPanels : struct, ICount
@@ -760,20 +768,14 @@ public static class Gemm
         {
             v0 += Vector512.Load(c);
             if (q > 1) v1 += Vector512.Load(c + NR);
-            if (q > 2)
-            {
-                v2 += Vector512.Load(c + 2 * NR);
-                v3 += Vector512.Load(c + 3 * NR);
-            }
+            if (q > 2) v2 += Vector512.Load(c + 2 * NR);
+            if (q > 3) v3 += Vector512.Load(c + 3 * NR);
         }
 
         Vector512.Store(v0, c);
         if (q > 1) Vector512.Store(v1, c + NR);
-        if (q > 2)
-        {
-            Vector512.Store(v2, c + 2 * NR);
-            Vector512.Store(v3, c + 3 * NR);
-        }
+        if (q > 2) Vector512.Store(v2, c + 2 * NR);
+        if (q > 3) Vector512.Store(v3, c + 3 * NR);
     }
 
     /// <summary>The edge rows (1 to 5) of an A panel against <paramref name="panels"/> whole B panels, 4, 2 and 1 at a time (<see cref="KernelEdgeRowsWide{TRows, TPanels}"/>).</summary>
@@ -785,6 +787,16 @@ public static class Gemm
         for (; j + 4 <= panels; j += 4) EdgeRows<Four>(kc, a, rows, b + j * panel, c + j * NR, ldc, accumulate);
         for (; j + 2 <= panels; j += 2) EdgeRows<Two>(kc, a, rows, b + j * panel, c + j * NR, ldc, accumulate);
         for (; j < panels; j++) EdgeRows<One>(kc, a, rows, b + j * panel, c + j * NR, ldc, accumulate);
+    }
+
+    private static unsafe void TallRows<TRows>(int kc, float* a, float* b, int panels, float* c, int ldc, bool accumulate)
+        where TRows : struct, ICount
+    {
+        long panel = (long)kc * NR;
+        int j = 0;
+        for (; j + 3 <= panels; j += 3) KernelTallWide<TRows, Three>(kc, a, b + j * panel, c + j * NR, ldc, accumulate);
+        if (panels - j == 2) KernelTallWide<TRows, Two>(kc, a, b + j * panel, c + j * NR, ldc, accumulate);
+        else if (panels - j == 1) KernelTallWide<TRows, One>(kc, a, b + j * panel, c + j * NR, ldc, accumulate);
     }
 
     private static unsafe void EdgeRows<TPanels>(int kc, float* a, int rows, float* b, float* c, int ldc, bool accumulate)
@@ -800,6 +812,87 @@ public static class Gemm
         }
     }
 
+    /// <summary>
+    /// Seven or eight rows of A (<typeparamref name="TRows"/>; two 6-row panels: all of the first, the first rows of
+    /// the second) against <typeparamref name="TPanels"/> consecutive whole B panels (1 to 3):
+    /// C[rows × 16·panels] (+)= A · B, in up to 24 512-bit registers. With 6-row panels alone, 8 rows cost a whole
+    /// pass over B for 6 rows and another for 2; here B is read once for all of them, each vector loaded serves 7 or
+    /// 8 multiply-adds, and 3 panels keep 21–24 chains in flight. Each element of C is the same chain of fused
+    /// multiply-adds down K as in <see cref="KernelWide"/>, then the same add to C: the same bits.
+    /// </summary>
+    /// <param name="kc">Depth.</param><param name="a">First A panel (kc × 6, p-major); the second follows it, kc × 6 floats on.</param>
+    /// <param name="b">First B panel (kc × 16, p-major); the next ones follow it, kc × 16 floats apart.</param>
+    /// <param name="c">C's first element.</param><param name="ldc">Row stride of C.</param><param name="accumulate">Add to C instead of overwriting it.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void KernelTallWide<TRows, TPanels>(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+        where TRows : struct, ICount
+        where TPanels : struct, ICount
+    {
+        int r = TRows.Value, q = TPanels.Value;
+        Debug.Assert(r is 7 or 8, "seven or eight rows");
+        long panel = (long)kc * NR;
+        float* b1 = b + panel, b2 = b + 2 * panel, a6 = a + (long)kc * MR;
+        Vector512<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
+        Vector512<float> c40 = default, c41 = default, c42 = default, c50 = default, c51 = default, c52 = default;
+        Vector512<float> c60 = default, c61 = default, c62 = default, c70 = default, c71 = default, c72 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var v0 = Vector512.Load(b);
+            var v1 = q > 1 ? Vector512.Load(b1) : default;
+            var v2 = q > 2 ? Vector512.Load(b2) : default;
+            var x = Vector512.Create(a[0]);
+            c00 = Avx512F.FusedMultiplyAdd(x, v0, c00);
+            if (q > 1) c01 = Avx512F.FusedMultiplyAdd(x, v1, c01);
+            if (q > 2) c02 = Avx512F.FusedMultiplyAdd(x, v2, c02);
+            x = Vector512.Create(a[1]);
+            c10 = Avx512F.FusedMultiplyAdd(x, v0, c10);
+            if (q > 1) c11 = Avx512F.FusedMultiplyAdd(x, v1, c11);
+            if (q > 2) c12 = Avx512F.FusedMultiplyAdd(x, v2, c12);
+            x = Vector512.Create(a[2]);
+            c20 = Avx512F.FusedMultiplyAdd(x, v0, c20);
+            if (q > 1) c21 = Avx512F.FusedMultiplyAdd(x, v1, c21);
+            if (q > 2) c22 = Avx512F.FusedMultiplyAdd(x, v2, c22);
+            x = Vector512.Create(a[3]);
+            c30 = Avx512F.FusedMultiplyAdd(x, v0, c30);
+            if (q > 1) c31 = Avx512F.FusedMultiplyAdd(x, v1, c31);
+            if (q > 2) c32 = Avx512F.FusedMultiplyAdd(x, v2, c32);
+            x = Vector512.Create(a[4]);
+            c40 = Avx512F.FusedMultiplyAdd(x, v0, c40);
+            if (q > 1) c41 = Avx512F.FusedMultiplyAdd(x, v1, c41);
+            if (q > 2) c42 = Avx512F.FusedMultiplyAdd(x, v2, c42);
+            x = Vector512.Create(a[5]);
+            c50 = Avx512F.FusedMultiplyAdd(x, v0, c50);
+            if (q > 1) c51 = Avx512F.FusedMultiplyAdd(x, v1, c51);
+            if (q > 2) c52 = Avx512F.FusedMultiplyAdd(x, v2, c52);
+            x = Vector512.Create(a6[0]);
+            c60 = Avx512F.FusedMultiplyAdd(x, v0, c60);
+            if (q > 1) c61 = Avx512F.FusedMultiplyAdd(x, v1, c61);
+            if (q > 2) c62 = Avx512F.FusedMultiplyAdd(x, v2, c62);
+            if (r > 7)
+            {
+                x = Vector512.Create(a6[1]);
+                c70 = Avx512F.FusedMultiplyAdd(x, v0, c70);
+                if (q > 1) c71 = Avx512F.FusedMultiplyAdd(x, v1, c71);
+                if (q > 2) c72 = Avx512F.FusedMultiplyAdd(x, v2, c72);
+            }
+            a += MR;
+            a6 += MR;
+            b += NR;
+            b1 += NR;
+            b2 += NR;
+        }
+
+        StoreRowWide<TPanels>(c, accumulate, c00, c01, c02, default);
+        StoreRowWide<TPanels>(c + ldc, accumulate, c10, c11, c12, default);
+        StoreRowWide<TPanels>(c + 2 * ldc, accumulate, c20, c21, c22, default);
+        StoreRowWide<TPanels>(c + 3 * ldc, accumulate, c30, c31, c32, default);
+        StoreRowWide<TPanels>(c + 4 * ldc, accumulate, c40, c41, c42, default);
+        StoreRowWide<TPanels>(c + 5 * ldc, accumulate, c50, c51, c52, default);
+        StoreRowWide<TPanels>(c + 6 * ldc, accumulate, c60, c61, c62, default);
+        if (r > 7) StoreRowWide<TPanels>(c + 7 * ldc, accumulate, c70, c71, c72, default);
+    }
+
     /// <summary>A count known to the JIT: each kernel instantiated over these compiles without the branches it does not take.</summary>
     internal interface ICount
     {
@@ -812,6 +905,8 @@ public static class Gemm
     private readonly struct Three : ICount { public static int Value => 3; }
     private readonly struct Four : ICount { public static int Value => 4; }
     private readonly struct Five : ICount { public static int Value => 5; }
+    private readonly struct Seven : ICount { public static int Value => 7; }
+    private readonly struct Eight : ICount { public static int Value => 8; }
 
     /// <summary><see cref="KernelOffsets"/> in six 512-bit registers; the same bits as <see cref="KernelOffsetsNarrow"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

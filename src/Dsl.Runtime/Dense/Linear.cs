@@ -71,9 +71,25 @@ public static unsafe class Linear
     public static void PackWeight(ReadOnlySpan<float> w, Span<float> packed, int inFeatures, int outFeatures) =>
         Gemm.PackB(w, 1, inFeatures, inFeatures, outFeatures, packed);
 
-    /// <summary>Batches of at least this many samples take the packed weight in <see cref="ForwardPacked(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, Span{float}, WorkerPool?, bool)"/>; smaller ones the dot products.</summary>
-    /// <remarks>784 → 512 and 512 → 512 on the reference machine: at 8 samples the dot products are 6–13% faster, from 16 the packed GEMM is 2–33% faster.</remarks>
-    public const int PackedBatchLimit = 16;
+    /// <summary>
+    /// The smallest batch that may take the packed weight in <see cref="ForwardPacked(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, Span{float}, WorkerPool?, bool)"/>
+    /// (a model packs its weights when its largest batch reaches it): 7 samples where AVX-512 is present
+    /// (<see cref="PackedBatch"/>), 16 without; smaller batches take the dot products.
+    /// </summary>
+    /// <remarks>
+    /// With AVX-512, 7 or 8 samples run in one pass over the packed weight (<c>Gemm.KernelTallWide</c>). One thread on
+    /// the reference machine, µs per call, dot products against packed: 784 → 512 at 8 samples 43.1 / 34.8, 9: 64.6 /
+    /// 41.1, 12: 84.3 / 51.6, 15: 113.6 / 70.4; 512 → 512 at 8: 26.9 / 23.8; 3136 → 128 at 8: 52.2 / 42.9. Below 7
+    /// the packed weight wins on some layers (784 → 512 at 4 samples: 38.8 / 23.4) and loses on others (3136 → 128 at
+    /// 1 and 2 samples: 20.7 / 25.1 and 25.7 / 27.3; on two threads 11.4 / 18.4 and 13.8 / 23.2), so those stay on the
+    /// dot products. Without AVX-512 (not measured since the narrow kernels were tuned) the limit stays 16.
+    /// </remarks>
+    public const int PackedBatchLimit = 7;
+
+    /// <summary>Whether an inference forward of <paramref name="n"/> samples takes the packed weight (given more than 32 outputs, or no AVX-512).</summary>
+    /// <param name="n">Batch size.</param>
+    /// <returns>True from <see cref="PackedBatchLimit"/> samples with AVX-512, from 16 without.</returns>
+    internal static bool PackedBatch(int n) => n >= (Gemm.Wide ? PackedBatchLimit : 16);
 
     /// <summary>
     /// <see cref="ForwardPacked(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, Span{float}, WorkerPool?, bool)"/>
@@ -112,7 +128,7 @@ public static unsafe class Linear
 
     /// <summary>
     /// Inference forward with the weight also packed beforehand (<see cref="PackWeight"/>): from
-    /// <see cref="PackedBatchLimit"/> samples the GEMM reads the packed weight and packs only x; below it, and
+    /// <see cref="PackedBatchLimit"/> samples (<see cref="PackedBatch"/>) the GEMM reads the packed weight and packs only x; below it, and
     /// for a layer of at most 32 outputs where AVX-512 is present (the last layer of a classifier), the dot
     /// products read <paramref name="w"/> in place. The packed GEMM splits the samples across <paramref name="pool"/>,
     /// the dot products the output features (a layer of at most 16 outputs: samples); ReLU applied when
@@ -126,7 +142,7 @@ public static unsafe class Linear
     public static void ForwardPacked(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> packed, ReadOnlySpan<float> bias, Span<float> y, int n, int inFeatures, int outFeatures,
         Span<float> scratch, WorkerPool? pool, bool relu = false)
     {
-        if (n < PackedBatchLimit || outFeatures <= LinearSmall.NarrowOutputs)
+        if (!PackedBatch(n) || outFeatures <= LinearSmall.NarrowOutputs)
         {
             Forward(x, w, bias, y, n, inFeatures, outFeatures, scratch, pool, relu);
             return;
@@ -164,6 +180,7 @@ public static unsafe class Linear
         Gemm.MultiplyPacked(r1 - r0, outF, 0, outF, job->In, job->A + (long)r0 * job->In, job->In, 1, job->W, job->C + (long)r0 * outF, outF, accumulate: true, job->Scratch + (long)thread * job->ScratchStride);
         if (job->Relu) Activations.ReluForward(rows, rows);
     }
+
 
     /// <summary>Gradient with respect to the input: <c>dx = dy·W</c>.</summary>
     /// <param name="dy">Output gradient <c>[n, outFeatures]</c>.</param>
