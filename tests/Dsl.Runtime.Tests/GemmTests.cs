@@ -440,4 +440,56 @@ public sealed class GemmMicroKernelTests
             }
         }
     }
+
+    // The offsets edge-row kernel (a convolution's output channels past the last whole 6-row panel, against one or
+    // two 16-column tiles read in place through row offsets) gives each element the bits TileOffsets gives it, with
+    // and without accumulating, a bias and the ReLU (NaN and negative values in C), and writes nothing outside its
+    // rows and tiles. Needs AVX-512 (it is only called with it).
+    [Theory]
+    [InlineData(1)]
+    [InlineData(9)]
+    [InlineData(144)]
+    public unsafe void EdgeRowsOffsetsGiveTileOffsetsBits(int kc)
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
+        int width = 80, ldc = 2 * Gemm.NR + 3;
+        var b = TestUtil.Random(kc + 3 * width, 2);
+        var offsets = new int[kc];
+        var rng = new Random(5);
+        for (int p = 0; p < kc; p++) offsets[p] = rng.Next(0, 3 * width - 2 * Gemm.NR);
+        var bias = TestUtil.Random(Gemm.MR, 6);
+        for (int rows = 1; rows < Gemm.MR; rows++)
+        {
+            var a = TestUtil.Random(kc * Gemm.MR, 10 + rows);
+            for (int p = 0; p < kc; p++)
+            {
+                for (int i = rows; i < Gemm.MR; i++) a[p * Gemm.MR + i] = 0f; // as PackA leaves a short panel
+            }
+
+            var c0 = TestUtil.Random(Gemm.MR * ldc, 3);
+            c0[3] = float.NaN;
+            c0[ldc + 1] = -0f;
+            foreach (int tiles in new[] { 1, 2 })
+            {
+                foreach (var (accumulate, withBias, relu) in new[] { (false, false, false), (true, false, false), (false, true, false), (false, true, true), (true, false, true), (false, false, true) })
+                {
+                    var expected = (float[])c0.Clone();
+                    var actual = (float[])c0.Clone();
+                    var edge = new float[Gemm.MR * Gemm.NR];
+                    fixed (float* pa = a, pb = b, po = bias, pe = expected, pc = actual, pedge = edge)
+                    fixed (int* poff = offsets)
+                    {
+                        for (int j = 0; j < tiles; j++)
+                        {
+                            Gemm.TileOffsets(kc, pa, pb + j * Gemm.NR, poff, pe + j * Gemm.NR, ldc, rows, Gemm.NR, accumulate, pedge, withBias ? po : null, relu);
+                        }
+
+                        Gemm.EdgeRowsOffsetsWide(kc, pa, rows, pb, poff, pc, ldc, tiles, accumulate, withBias ? po : null, relu);
+                    }
+
+                    Assert.True(expected.AsSpan().SequenceEqual(actual), $"kc {kc}, {rows} rows, {tiles} tiles, accumulate {accumulate}, bias {withBias}, relu {relu}");
+                }
+            }
+        }
+    }
 }

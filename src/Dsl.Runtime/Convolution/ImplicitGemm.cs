@@ -270,7 +270,8 @@ internal static unsafe class ImplicitGemm
     }
 
     // The tiles of rows [0, mr) × columns [0, nr) (nr up to 32) at one place on the grid: whole 6×32 blocks on the
-    // pair kernel, the rest 16 columns at a time; every element the same chain as on the single tiles.
+    // pair kernel, the rows past the last whole panel (16 output channels: 6 + 6 + 4) on the edge-row kernel for their
+    // whole tiles (with AVX-512), the rest 16 columns at a time; every element the same chain as on the single tiles.
     private static void GridTiles(int kc, float* aPanel, float* b, int* offsets, float* c, int ldc, int mr, int nr, bool accumulate, float* edge,
         float* rowBias = null, bool relu = false)
     {
@@ -280,7 +281,15 @@ internal static unsafe class ImplicitGemm
             return;
         }
 
-        for (int j = 0; j < nr; j += Gemm.NR) Gemm.TileOffsets(kc, aPanel, b + j, offsets, c + j, ldc, mr, Math.Min(Gemm.NR, nr - j), accumulate, edge, rowBias, relu);
+        int whole = 0;
+        if (mr < Gemm.MR && Gemm.Wide && nr >= Gemm.NR)
+        {
+            whole = nr / Gemm.NR;
+            Gemm.EdgeRowsOffsetsWide(kc, aPanel, mr, b, offsets, c, ldc, whole, accumulate, rowBias, relu);
+            whole *= Gemm.NR;
+        }
+
+        for (int j = whole; j < nr; j += Gemm.NR) Gemm.TileOffsets(kc, aPanel, b + j, offsets, c + j, ldc, mr, Math.Min(Gemm.NR, nr - j), accumulate, edge, rowBias, relu);
     }
 
     // to[i] = from[i] + bias, or ReLU of it.

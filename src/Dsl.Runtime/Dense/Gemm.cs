@@ -939,6 +939,122 @@ public static class Gemm
     }
 
     /// <summary>
+    /// The rows of an offsets block past the last whole 6-row panel (<paramref name="rows"/>: 1 to 5) against one or
+    /// two 16-column tiles (<paramref name="tiles"/>): C[rows × 16·tiles] (+)= A panel's first rows · B, row p of B the
+    /// floats at <c>b + offsets[p]</c>, in rows × tiles 512-bit registers. <see cref="TileOffsets"/> computes all six
+    /// rows into its edge buffer (the missing ones are zeros), one tile at a time, and copies the valid ones out;
+    /// here only the rows that exist are computed, the pair of tiles shares each broadcast, and the rows are stored
+    /// as vectors. Each element is the same chain down K from zero, then the same add to C (or bias), then the same
+    /// ReLU as in TileOffsets: the same bits.
+    /// </summary>
+    /// <param name="kc">Depth.</param><param name="a">A panel (kc × 6, p-major; only the first rows read).</param><param name="rows">Rows, 1 to 5.</param>
+    /// <param name="b">B's origin.</param><param name="offsets">Row p of B at b + offsets[p].</param>
+    /// <param name="c">C's first element.</param><param name="ldc">Row stride of C.</param><param name="tiles">16-column tiles, 1 or 2.</param>
+    /// <param name="accumulate">Add to C instead of overwriting it.</param>
+    /// <param name="rowBias">Row i gets rowBias[i] added (not with accumulate), or null.</param><param name="relu">ReLU the stored values.</param>
+    internal static unsafe void EdgeRowsOffsetsWide(int kc, float* a, int rows, float* b, int* offsets, float* c, int ldc, int tiles, bool accumulate, float* rowBias, bool relu)
+    {
+        Debug.Assert(Wide && rows is > 0 and < MR && tiles is 1 or 2, "1 to 5 rows, 1 or 2 tiles, 512-bit registers");
+        if (tiles == 2) EdgeRowsOffsets<Two>(kc, a, rows, b, offsets, c, ldc, accumulate, rowBias, relu);
+        else EdgeRowsOffsets<One>(kc, a, rows, b, offsets, c, ldc, accumulate, rowBias, relu);
+    }
+
+    private static unsafe void EdgeRowsOffsets<TTiles>(int kc, float* a, int rows, float* b, int* offsets, float* c, int ldc, bool accumulate, float* rowBias, bool relu)
+        where TTiles : struct, ICount
+    {
+        switch (rows)
+        {
+            case 1: KernelEdgeRowsOffsetsWide<One, TTiles>(kc, a, b, offsets, c, ldc, accumulate, rowBias, relu); break;
+            case 2: KernelEdgeRowsOffsetsWide<Two, TTiles>(kc, a, b, offsets, c, ldc, accumulate, rowBias, relu); break;
+            case 3: KernelEdgeRowsOffsetsWide<Three, TTiles>(kc, a, b, offsets, c, ldc, accumulate, rowBias, relu); break;
+            case 4: KernelEdgeRowsOffsetsWide<Four, TTiles>(kc, a, b, offsets, c, ldc, accumulate, rowBias, relu); break;
+            default: KernelEdgeRowsOffsetsWide<Five, TTiles>(kc, a, b, offsets, c, ldc, accumulate, rowBias, relu); break;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void KernelEdgeRowsOffsetsWide<TRows, TTiles>(int kc, float* a, float* b, int* offsets, float* c, int ldc, bool accumulate, float* rowBias, bool relu)
+        where TRows : struct, ICount
+        where TTiles : struct, ICount
+    {
+        int r = TRows.Value, q = TTiles.Value;
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            float* row = b + offsets[p];
+            var v0 = Vector512.Load(row);
+            var v1 = q > 1 ? Vector512.Load(row + NR) : default;
+            var x = Vector512.Create(a[0]);
+            c00 = Avx512F.FusedMultiplyAdd(x, v0, c00);
+            if (q > 1) c01 = Avx512F.FusedMultiplyAdd(x, v1, c01);
+            if (r > 1)
+            {
+                x = Vector512.Create(a[1]);
+                c10 = Avx512F.FusedMultiplyAdd(x, v0, c10);
+                if (q > 1) c11 = Avx512F.FusedMultiplyAdd(x, v1, c11);
+            }
+
+            if (r > 2)
+            {
+                x = Vector512.Create(a[2]);
+                c20 = Avx512F.FusedMultiplyAdd(x, v0, c20);
+                if (q > 1) c21 = Avx512F.FusedMultiplyAdd(x, v1, c21);
+            }
+
+            if (r > 3)
+            {
+                x = Vector512.Create(a[3]);
+                c30 = Avx512F.FusedMultiplyAdd(x, v0, c30);
+                if (q > 1) c31 = Avx512F.FusedMultiplyAdd(x, v1, c31);
+            }
+
+            if (r > 4)
+            {
+                x = Vector512.Create(a[4]);
+                c40 = Avx512F.FusedMultiplyAdd(x, v0, c40);
+                if (q > 1) c41 = Avx512F.FusedMultiplyAdd(x, v1, c41);
+            }
+
+            a += MR;
+        }
+
+        StoreEdgeOffsetsRow<TTiles>(c, accumulate, rowBias, relu, c00, c01);
+        if (r > 1) StoreEdgeOffsetsRow<TTiles>(c + ldc, accumulate, rowBias == null ? null : rowBias + 1, relu, c10, c11);
+        if (r > 2) StoreEdgeOffsetsRow<TTiles>(c + 2 * ldc, accumulate, rowBias == null ? null : rowBias + 2, relu, c20, c21);
+        if (r > 3) StoreEdgeOffsetsRow<TTiles>(c + 3 * ldc, accumulate, rowBias == null ? null : rowBias + 3, relu, c30, c31);
+        if (r > 4) StoreEdgeOffsetsRow<TTiles>(c + 4 * ldc, accumulate, rowBias == null ? null : rowBias + 4, relu, c40, c41);
+    }
+
+    // One row of an offsets edge block: TileOffsets' c + e (accumulating), e + bias, or e, then its ReLU.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreEdgeOffsetsRow<TTiles>(float* c, bool accumulate, float* bias, bool relu, Vector512<float> v0, Vector512<float> v1)
+        where TTiles : struct, ICount
+    {
+        int q = TTiles.Value;
+        if (accumulate)
+        {
+            v0 = Vector512.Load(c) + v0;
+            if (q > 1) v1 = Vector512.Load(c + NR) + v1;
+        }
+        else if (bias != null)
+        {
+            var start = Vector512.Create(*bias);
+            v0 += start;
+            if (q > 1) v1 += start;
+        }
+
+        if (relu)
+        {
+            v0 = Relu(v0);
+            if (q > 1) v1 = Relu(v1);
+        }
+
+        Vector512.Store(v0, c);
+        if (q > 1) Vector512.Store(v1, c + NR);
+    }
+
+    /// <summary>
     /// Two <see cref="KernelOffsets"/> blocks side by side: C[6×32] (+)= A panel (kc × 6) · B, row p of B the 32
     /// floats at <c>b + offsets[p]</c> (two adjacent 16-column tiles of a convolution's grid read one shifted row).
     /// Twelve 512-bit accumulators, each broadcast of A feeding two multiply-adds: the six chains of the single
