@@ -1037,6 +1037,12 @@ public static unsafe partial class ConvWinograd
     // row r of channel c is at copy + (c·Rows + r)·2·RowLength (even columns), then the odd ones.
     private static void Border(float* x, float* copy, in Plan p, int rowLo, int rowHi)
     {
+        if (Avx512F.VL.IsSupported)
+        {
+            BorderWide(x, copy, p, rowLo, rowHi);
+            return;
+        }
+
         int len = p.RowLength, inW = p.InW;
         for (int c = 0; c < p.Cin; c++)
         {
@@ -1052,6 +1058,60 @@ public static unsafe partial class ConvWinograd
                 }
 
                 Split(plane + (long)source * inW, inW, p.PadW, even, odd, len);
+            }
+        }
+    }
+
+    // Border with AVX-512: Split's masked loads, their masks computed once for every row (they depend only on the
+    // column), the rows split inline. The same values.
+    private static void BorderWide(float* x, float* copy, in Plan p, int rowLo, int rowHi)
+    {
+        int len = p.RowLength, inW = p.InW, pad = p.PadW;
+        int full = len / 8, rest = len - 8 * full, steps = full + (rest > 0 ? 1 : 0);
+        // Lanes of the 16 columns from 16s − pad inside the row: masks[2s] for the first 8, masks[2s + 1] the next 8.
+        var masks = stackalloc Vector256<float>[2 * steps];
+        var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        var limit = Vector256.Create(inW);
+        for (int step = 0; step < steps; step++)
+        {
+            var column = lane + Vector256.Create(16 * step - pad);
+            masks[2 * step] = (Vector256.GreaterThanOrEqual(column, Vector256<int>.Zero) & Vector256.LessThan(column, limit)).AsSingle();
+            column += Vector256.Create(8);
+            masks[2 * step + 1] = (Vector256.GreaterThanOrEqual(column, Vector256<int>.Zero) & Vector256.LessThan(column, limit)).AsSingle();
+        }
+
+        for (int c = 0; c < p.Cin; c++)
+        {
+            float* plane = x + (long)c * p.InH * inW;
+            for (int r = rowLo; r < rowHi; r++)
+            {
+                float* even = copy + ((long)c * p.Rows + r) * 2 * len, odd = even + len;
+                int source = r - p.PadH;
+                if ((uint)source >= (uint)p.InH)
+                {
+                    new Span<float>(even, 2 * len).Clear();
+                    continue;
+                }
+
+                // Column 16s − pad of the row at start + 16s (lanes before the row's start are masked off: not read).
+                float* start = plane + (long)source * inW - pad;
+                for (int step = 0; step < full; step++)
+                {
+                    var a = Avx512F.VL.MaskLoad(start + 16 * step, masks[2 * step], Vector256<float>.Zero);
+                    var b = Avx512F.VL.MaskLoad(start + 16 * step + 8, masks[2 * step + 1], Vector256<float>.Zero);
+                    Deinterleave(a, b, out var e, out var o);
+                    Vector256.Store(e, even + 8 * step);
+                    Vector256.Store(o, odd + 8 * step);
+                }
+
+                if (rest > 0)
+                {
+                    var a = Avx512F.VL.MaskLoad(start + 16 * full, masks[2 * full], Vector256<float>.Zero);
+                    var b = Avx512F.VL.MaskLoad(start + 16 * full + 8, masks[2 * full + 1], Vector256<float>.Zero);
+                    Deinterleave(a, b, out var e, out var o);
+                    PartialVector.Store(even + 8 * full, e, rest);
+                    PartialVector.Store(odd + 8 * full, o, rest);
+                }
             }
         }
     }
