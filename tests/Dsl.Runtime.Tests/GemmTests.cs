@@ -382,9 +382,10 @@ public sealed class GemmMicroKernelTests
         }
     }
 
-    // Seven or eight rows (a small inference batch) run in one pass over B (KernelTallWide, three panels at a time,
-    // then the last one or two, then a partial panel by tiles): each element gets the bits of the 6×16 kernel run
-    // on each 6-row panel whole and copied out, and nothing outside the m × nc block of C is written. Needs AVX-512.
+    // Seven or eight rows (a small inference batch), and the last 7 or 8 rows of a taller block with 1 or 2 rows past
+    // its last whole panel (32 samples: 24 + 8), run in one pass over B (KernelTallWide, three panels at a time, then
+    // the last one or two, then a partial panel by tiles): each element gets the bits of the 6×16 kernel run on each
+    // 6-row panel whole and copied out, and nothing outside the m × nc block of C is written. Needs AVX-512.
     [Theory]
     [InlineData(1)]
     [InlineData(9)]
@@ -392,16 +393,16 @@ public sealed class GemmMicroKernelTests
     public unsafe void SevenAndEightRowsGiveTheWholeKernelsBits(int kc)
     {
         if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
-        foreach (int m in new[] { 7, 8 })
+        foreach (int m in new[] { 7, 8, 13, 14, 20, 32 })
         {
             foreach (int nc in new[] { 16, 32, 48, 64, 80, 96, 100, 131 })
             {
-                int panels = (nc + Gemm.NR - 1) / Gemm.NR, ldc = nc + 5;
+                int panels = (nc + Gemm.NR - 1) / Gemm.NR, ldc = nc + 5, aPanels = (m + Gemm.MR - 1) / Gemm.MR;
                 var b = TestUtil.Random(kc * panels * Gemm.NR, 2);
-                var a = TestUtil.Random(kc * 2 * Gemm.MR, 10 + m);
+                var a = TestUtil.Random(kc * aPanels * Gemm.MR, 10 + m);
                 for (int p = 0; p < kc; p++)
                 {
-                    for (int i = m - Gemm.MR; i < Gemm.MR; i++) a[kc * Gemm.MR + p * Gemm.MR + i] = 0f; // as PackA leaves the second panel
+                    for (int i = m; i < aPanels * Gemm.MR; i++) a[(i / Gemm.MR) * kc * Gemm.MR + p * Gemm.MR + i % Gemm.MR] = 0f; // as PackA leaves the last panel
                 }
 
                 var c0 = TestUtil.Random((m + 1) * ldc, 3);

@@ -185,9 +185,11 @@ public static class Gemm
         else if (Wide)
         {
             // Whole 6-row panels against pairs of whole B panels, then against a last whole one; the rows past the
-            // last whole A panel against all the whole B panels, four at a time (EdgeRowsWide); then whatever
-            // is left (a partial B panel) by tiles.
-            int mFull = m / MR * MR, rows = m - mFull, whole = nc / NR;
+            // last whole A panel against all the whole B panels, four at a time (EdgeRowsWide), or, where they are
+            // 1 or 2 (32 or 128 samples: 6·q + 2), with the panel before them as 7 or 8 rows (KernelTallWide: 2 rows
+            // alone load 4 B vectors for 8 multiply-adds); then whatever is left (a partial B panel) by tiles.
+            int tall = m > MR && m % MR is 1 or 2 ? MR + m % MR : 0;
+            int mFull = tall > 0 ? m - tall : m / MR * MR, rows = m - mFull, whole = nc / NR;
             for (; jr + 2 * NR <= nc; jr += 2 * NR)
             {
                 float* bPanel = b + (long)jr * kc;
@@ -204,7 +206,9 @@ public static class Gemm
                 jr += NR;
             }
 
-            if (rows > 0 && whole > 0) EdgeRowsWide(kc, a + (long)mFull * kc, rows, b, whole, c + (long)mFull * ldc, ldc, accumulate);
+            if (tall == 8) TallRows<Eight>(kc, a + (long)mFull * kc, b, whole, c + (long)mFull * ldc, ldc, accumulate);
+            else if (tall == 7) TallRows<Seven>(kc, a + (long)mFull * kc, b, whole, c + (long)mFull * ldc, ldc, accumulate);
+            else if (rows > 0 && whole > 0) EdgeRowsWide(kc, a + (long)mFull * kc, rows, b, whole, c + (long)mFull * ldc, ldc, accumulate);
         }
 
         for (; jr < nc; jr += NR)
