@@ -344,15 +344,8 @@ public sealed class GemmMicroKernelTests
             var b = TestUtil.Random(kc * panels * Gemm.NR, 2);
             for (int rows = 1; rows < Gemm.MR; rows++)
             {
-                var a = TestUtil.Random(kc * Gemm.MR, 10 + rows);
-                for (int p = 0; p < kc; p++)
-                {
-                    for (int i = rows; i < Gemm.MR; i++) a[p * Gemm.MR + i] = 0f; // as PackA leaves a short panel
-                }
-
-                var c0 = TestUtil.Random(Gemm.MR * ldc, 3);
-                c0[3] = float.NaN;
-                c0[ldc + 1] = -0f;
+                var a = PackedRows(kc, rows, 10 + rows);
+                var c0 = StartingC(Gemm.MR * ldc, ldc);
                 foreach (bool accumulate in new[] { false, true })
                 {
                     var expected = (float[])c0.Clone();
@@ -399,15 +392,8 @@ public sealed class GemmMicroKernelTests
             {
                 int panels = (nc + Gemm.NR - 1) / Gemm.NR, ldc = nc + 5, aPanels = (m + Gemm.MR - 1) / Gemm.MR;
                 var b = TestUtil.Random(kc * panels * Gemm.NR, 2);
-                var a = TestUtil.Random(kc * aPanels * Gemm.MR, 10 + m);
-                for (int p = 0; p < kc; p++)
-                {
-                    for (int i = m; i < aPanels * Gemm.MR; i++) a[(i / Gemm.MR) * kc * Gemm.MR + p * Gemm.MR + i % Gemm.MR] = 0f; // as PackA leaves the last panel
-                }
-
-                var c0 = TestUtil.Random((m + 1) * ldc, 3);
-                c0[3] = float.NaN;
-                c0[ldc + 1] = -0f;
+                var a = PackedRows(kc, m, 10 + m);
+                var c0 = StartingC((m + 1) * ldc, ldc);
                 foreach (bool accumulate in new[] { false, true })
                 {
                     var expected = (float[])c0.Clone();
@@ -461,15 +447,8 @@ public sealed class GemmMicroKernelTests
         var bias = TestUtil.Random(Gemm.MR, 6);
         for (int rows = 1; rows < Gemm.MR; rows++)
         {
-            var a = TestUtil.Random(kc * Gemm.MR, 10 + rows);
-            for (int p = 0; p < kc; p++)
-            {
-                for (int i = rows; i < Gemm.MR; i++) a[p * Gemm.MR + i] = 0f; // as PackA leaves a short panel
-            }
-
-            var c0 = TestUtil.Random(Gemm.MR * ldc, 3);
-            c0[3] = float.NaN;
-            c0[ldc + 1] = -0f;
+            var a = PackedRows(kc, rows, 10 + rows);
+            var c0 = StartingC(Gemm.MR * ldc, ldc);
             foreach (int tiles in new[] { 1, 2 })
             {
                 foreach (var (accumulate, withBias, relu) in new[] { (false, false, false), (true, false, false), (false, true, false), (false, true, true), (true, false, true), (false, false, true) })
@@ -492,5 +471,28 @@ public sealed class GemmMicroKernelTests
                 }
             }
         }
+    }
+
+    // An A operand of `rows` rows packed in 6-row panels kc deep (panel i at i·kc·6, p-major), the rows past `rows`
+    // zero, as PackA leaves the last panel.
+    private static float[] PackedRows(int kc, int rows, int seed)
+    {
+        int panels = (rows + Gemm.MR - 1) / Gemm.MR;
+        var a = TestUtil.Random(kc * panels * Gemm.MR, seed);
+        for (int p = 0; p < kc; p++)
+        {
+            for (int i = rows; i < panels * Gemm.MR; i++) a[(i / Gemm.MR) * kc * Gemm.MR + p * Gemm.MR + i % Gemm.MR] = 0f;
+        }
+
+        return a;
+    }
+
+    // C before a product: random, with a NaN and a −0 among the elements a kernel adds to.
+    private static float[] StartingC(int length, int ldc)
+    {
+        var c = TestUtil.Random(length, 3);
+        c[3] = float.NaN;
+        c[ldc + 1] = -0f;
+        return c;
     }
 }
