@@ -1038,24 +1038,10 @@ public static unsafe partial class ConvWinograd
     private static void Border(float* x, float* copy, in Plan p, int rowLo, int rowHi)
     {
         int len = p.RowLength, inW = p.InW, pad = p.PadW;
-        // With AVX-512 and rows of at least 8 even columns, Split's masked loads with their masks computed once for
-        // every row (they depend only on the column): masks[2s] for the 8 columns from 16s − pad, masks[2s + 1] for
-        // the next 8. (A 7×7 image's rows of 5 measured 1.5% slower this way: they stay on Split.)
-        bool wide = Avx512F.VL.IsSupported && len >= 8;
-        int steps = (len + 7) / 8;
-        var masks = stackalloc Vector256<float>[wide ? 2 * steps : 0];
-        if (wide)
-        {
-            var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
-            var limit = Vector256.Create(inW);
-            for (int step = 0; step < steps; step++)
-            {
-                var column = lane + Vector256.Create(16 * step - pad);
-                masks[2 * step] = (Vector256.GreaterThanOrEqual(column, Vector256<int>.Zero) & Vector256.LessThan(column, limit)).AsSingle();
-                column += Vector256.Create(8);
-                masks[2 * step + 1] = (Vector256.GreaterThanOrEqual(column, Vector256<int>.Zero) & Vector256.LessThan(column, limit)).AsSingle();
-            }
-        }
+        // With AVX-512, Split's masks are computed once for every row of the call (they depend only on the column).
+        bool wide = Avx512F.VL.IsSupported;
+        var masks = stackalloc Vector256<float>[wide ? SplitMaskCount(len) : 0];
+        if (wide) SplitMasks(inW, pad, len, masks);
 
         for (int c = 0; c < p.Cin; c++)
         {
@@ -1086,8 +1072,26 @@ public static unsafe partial class ConvWinograd
         }
     }
 
-    // Split with AVX-512 and the masks given: column 16s − pad of the row at start + 16s (lanes outside the row masked
-    // off: not read, loaded as zero). The same values.
+    // Masks of Split's loads for rows `width` wide, split from column −pad into `len` even and `len` odd values:
+    // masks[2s] for the 8 columns from 16s − pad, masks[2s + 1] for the next 8, set on the lanes inside the row.
+    private static int SplitMaskCount(int len) => 2 * ((len + 7) / 8);
+
+    private static void SplitMasks(int width, int pad, int len, Vector256<float>* masks)
+    {
+        var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        var limit = Vector256.Create(width);
+        for (int step = 0; step < (len + 7) / 8; step++)
+        {
+            var column = lane + Vector256.Create(16 * step - pad);
+            masks[2 * step] = (Vector256.GreaterThanOrEqual(column, Vector256<int>.Zero) & Vector256.LessThan(column, limit)).AsSingle();
+            column += Vector256.Create(8);
+            masks[2 * step + 1] = (Vector256.GreaterThanOrEqual(column, Vector256<int>.Zero) & Vector256.LessThan(column, limit)).AsSingle();
+        }
+    }
+
+    // Split with AVX-512 and its masks (SplitMasks): 16 columns from 16s − pad at a time, at start + 16s, the lanes
+    // outside the row masked off (not read, loaded as zero: the border), split into 8 even and 8 odd; the last even
+    // and odd values stored masked.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void SplitMasked(float* start, Vector256<float>* masks, float* even, float* odd, int len)
     {
@@ -1117,32 +1121,9 @@ public static unsafe partial class ConvWinograd
     {
         if (Avx512F.VL.IsSupported)
         {
-            // 16 columns from 2t − pad at a time, the lanes outside the row masked off (not read, loaded as zero:
-            // the border), split into 8 even and 8 odd; the last even and odd values stored masked.
-            var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
-            var limit = Vector256.Create(width);
-            for (int v = 0; v < len; v += 8)
-            {
-                int first = 2 * v - pad;
-                var column = lane + Vector256.Create(first);
-                var mask0 = (Vector256.GreaterThanOrEqual(column, Vector256<int>.Zero) & Vector256.LessThan(column, limit)).AsSingle();
-                column += Vector256.Create(8);
-                var mask1 = (Vector256.GreaterThanOrEqual(column, Vector256<int>.Zero) & Vector256.LessThan(column, limit)).AsSingle();
-                var a = Avx512F.VL.MaskLoad(row + first, mask0, Vector256<float>.Zero);
-                var b = Avx512F.VL.MaskLoad(row + first + 8, mask1, Vector256<float>.Zero);
-                Deinterleave(a, b, out var e, out var o);
-                if (v + 8 <= len)
-                {
-                    Vector256.Store(e, even + v);
-                    Vector256.Store(o, odd + v);
-                }
-                else
-                {
-                    PartialVector.Store(even + v, e, len - v);
-                    PartialVector.Store(odd + v, o, len - v);
-                }
-            }
-
+            var masks = stackalloc Vector256<float>[SplitMaskCount(len)];
+            SplitMasks(width, pad, len, masks);
+            SplitMasked(row - pad, masks, even, odd, len);
             return;
         }
 

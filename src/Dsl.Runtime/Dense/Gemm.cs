@@ -174,20 +174,13 @@ public static class Gemm
     internal static unsafe void PanelProduct(int kc, float* a, int m, float* b, int nc, float* c, int ldc, bool accumulate, float* edge)
     {
         int jr = 0;
-        if (Wide && m is 7 or 8)
-        {
-            // Seven or eight rows (a small batch): all of them against three whole B panels at a time, then against
-            // the last one or two.
-            if (m == 8) TallRows<Eight>(kc, a, b, nc / NR, c, ldc, accumulate);
-            else TallRows<Seven>(kc, a, b, nc / NR, c, ldc, accumulate);
-            jr = nc / NR * NR;
-        }
-        else if (Wide)
+        if (Wide)
         {
             // Whole 6-row panels against pairs of whole B panels, then against a last whole one; the rows past the
             // last whole A panel against all the whole B panels, four at a time (EdgeRowsWide), or, where they are
-            // 1 or 2 (32 or 128 samples: 6·q + 2), with the panel before them as 7 or 8 rows (KernelTallWide: 2 rows
-            // alone load 4 B vectors for 8 multiply-adds); then whatever is left (a partial B panel) by tiles.
+            // 1 or 2 (7, 8, 14 or 32 rows: a small batch, 32 samples, 32 output channels), with the panel before them
+            // as 7 or 8 rows, three B panels at a time (KernelTallWide: 2 rows alone load 4 B vectors for 8
+            // multiply-adds); then whatever is left (a partial B panel) by tiles.
             int tall = m > MR && m % MR is 1 or 2 ? MR + m % MR : 0;
             int mFull = tall > 0 ? m - tall : m / MR * MR, rows = m - mFull, whole = nc / NR;
             for (; jr + 2 * NR <= nc; jr += 2 * NR)

@@ -181,7 +181,6 @@ public static unsafe class Linear
         if (job->Relu) Activations.ReluForward(rows, rows);
     }
 
-
     /// <summary>Gradient with respect to the input: <c>dx = dy·W</c>.</summary>
     /// <param name="dy">Output gradient <c>[n, outFeatures]</c>.</param>
     /// <param name="w">Weight <c>[outFeatures, inFeatures]</c>.</param>

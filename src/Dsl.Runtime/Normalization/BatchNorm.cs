@@ -232,7 +232,6 @@ public static class BatchNorm
         else BackwardChannels(dy, x, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, n, channels, spatial, lo, hi);
     }
 
-    // The per-plane backward for channels [lo, hi).
     // The first 64 cache lines (up to a 32×32 plane) of a plane at start, asked for ahead of a pass over it: a
     // channel's planes lie a whole sample apart, each too short a stream for the hardware's prefetch once the batch
     // is out of cache (ResNet-20's batch-128 step: the backward's sums 3.8–4.3% → 3.3–3.6% of the time; the forward's
@@ -247,6 +246,7 @@ public static class BatchNorm
         }
     }
 
+    // The per-plane backward for channels [lo, hi).
     private static void BackwardChannels(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma,
         ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta,
         int n, int channels, int spatial, int lo, int hi)
